@@ -1,0 +1,70 @@
+/** Shapes the server returns to the UI. Never carries a BMC password or its ciphertext. */
+import type { MachineState, OperatorAction } from "./lifecycle";
+import type { PowerState, Role } from "./schemas";
+
+export interface MachineRow {
+  id: number;
+  name: string;
+  state: MachineState;
+  powerState: PowerState;
+  maintenance: boolean;
+  rackId: number | null;
+  rackName: string | null;
+  uPosition: number | null;
+  uHeight: number;
+  bootMac: string | null;
+  ip: string | null;
+  osProfileName: string | null;
+  lastError: string | null;
+  bmcReachable: boolean | null;
+}
+
+export interface MachineDetail extends MachineRow {
+  maintenanceReason: string | null;
+  osProfileId: number | null;
+  inventory: Record<string, unknown> | null;
+  createdAt: number;
+  updatedAt: number;
+  nics: { id: number; mac: string; ip: string | null; isBoot: boolean }[];
+  bmc: {
+    driver: string;
+    address: string;
+    port: number;
+    username: string;
+    hasPassword: boolean;
+    reachable: boolean | null;
+    lastSeen: number | null;
+  } | null;
+  allowedActions: OperatorAction[];
+}
+
+export interface RackSummary {
+  id: number;
+  name: string;
+  site: string | null;
+  row: string | null;
+  heightU: number;
+  machineCount: number;
+  usedU: number;
+}
+
+export interface RackElevation extends RackSummary {
+  machines: Pick<
+    MachineRow,
+    "id" | "name" | "state" | "powerState" | "maintenance" | "uPosition" | "uHeight" | "bootMac" | "ip" | "lastError"
+  >[];
+}
+
+export interface SessionUser {
+  id: number;
+  name: string;
+  role: Role;
+}
+
+export interface BulkResult {
+  id: number;
+  name: string;
+  ok: boolean;
+  error?: string;
+  state?: MachineState;
+}

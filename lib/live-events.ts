@@ -1,0 +1,38 @@
+/** Events pushed to browsers over socket.io. A closed union: the UI switches on `type`. */
+import type { MachineState } from "./lifecycle";
+import type { PowerState } from "./schemas";
+
+export type LiveEvent =
+  | {
+      type: "machine.changed";
+      machineId: number;
+      name: string;
+      state: MachineState;
+      powerState: PowerState;
+      maintenance: boolean;
+      rackId: number | null;
+    }
+  | { type: "machine.deleted"; machineId: number; rackId: number | null }
+  | { type: "machines.bulk"; count: number }
+  | { type: "rack.changed"; rackId: number }
+  | { type: "rack.deleted"; rackId: number }
+  | { type: "event.created"; event: EventDto };
+
+export interface EventDto {
+  id: number;
+  ts: number;
+  actor: string;
+  machineId: number | null;
+  machineName?: string | null;
+  kind: string;
+  message: string;
+  payload: Record<string, unknown> | null;
+}
+
+/** socket.io room names (DESIGN §9). */
+export const rooms = {
+  fleet: "fleet",
+  machine: (id: number) => `machine:${id}`,
+  job: (id: number) => `job:${id}`,
+  console: (id: number) => `console:${id}`,
+};

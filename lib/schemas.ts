@@ -1,0 +1,185 @@
+/** zod schemas for every input that crosses a boundary (tRPC, CSV, forms). Isomorphic. */
+import { z } from "zod";
+import { LIFECYCLE_ACTIONS, MACHINE_STATES, OPERATOR_ACTIONS } from "./lifecycle";
+import { isHostname, isIPv4, normalizeMac } from "./net";
+
+export const POWER_STATES = ["on", "off", "unknown"] as const;
+export type PowerState = (typeof POWER_STATES)[number];
+export const ROLES = ["admin", "operator", "viewer"] as const;
+export type Role = (typeof ROLES)[number];
+export const BMC_DRIVERS = ["ipmitool", "fake"] as const;
+
+/** A MAC in any usual spelling, output in canonical `aa:bb:cc:dd:ee:ff` form. Multicast/zero MACs are refused. */
+export const macSchema = z.string().transform((value, ctx) => {
+  const mac = normalizeMac(value);
+  if (!mac) {
+    ctx.addIssue({ code: "custom", message: `"${value}" is not a MAC address (e.g. 52:54:00:12:34:56)` });
+    return z.NEVER;
+  }
+  if (mac === "00:00:00:00:00:00" || parseInt(mac.slice(0, 2), 16) & 1) {
+    ctx.addIssue({ code: "custom", message: `${mac} is a multicast or zero MAC, not a NIC's address` });
+    return z.NEVER;
+  }
+  return mac;
+});
+
+export const ipv4Schema = z
+  .string()
+  .trim()
+  .refine(isIPv4, { error: (iss) => `"${String(iss.input)}" is not an IPv4 address (e.g. 10.0.0.21)` });
+
+/** Machine names are RFC 1123 host names, stored lower-case. */
+export const hostnameSchema = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine(isHostname, {
+    error: (iss) => `"${String(iss.input)}" is not a valid host name (letters, digits and hyphens; dot-separated labels of at most 63)`,
+  });
+
+/** Names that may later become path components: conservative. */
+export const rackNameSchema = z
+  .string()
+  .trim()
+  .min(1, "Name is required")
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "Use letters, digits, '.', '_' and '-' (start with a letter or digit)");
+
+const optionalText = (max: number) =>
+  z
+    .string()
+    .trim()
+    .max(max)
+    .transform((s) => (s === "" ? null : s))
+    .nullish();
+
+export const rackCreateSchema = z.object({
+  name: rackNameSchema,
+  site: optionalText(64),
+  row: optionalText(32),
+  heightU: z.number().int().min(1, "At least 1U").max(60, "At most 60U").default(42),
+});
+export const rackUpdateSchema = rackCreateSchema.partial().extend({ id: z.number().int().positive() });
+
+export const bmcInputSchema = z.object({
+  driver: z.enum(BMC_DRIVERS).default("ipmitool"),
+  address: z.string().trim().min(1, "BMC address is required").max(253).refine((v) => isIPv4(v) || isHostname(v), {
+    message: "BMC address must be an IPv4 address or a host name",
+  }),
+  port: z.number().int().min(1).max(65535).default(623),
+  username: z.string().trim().min(1, "BMC user is required").max(64),
+  password: z.string().min(1, "BMC password is required").max(128),
+});
+
+export const machineEnrollSchema = z.object({
+  name: hostnameSchema,
+  rackId: z.number().int().positive().nullish(),
+  uPosition: z.number().int().min(1, "U position starts at 1").nullish(),
+  uHeight: z.number().int().min(1).max(20).default(1),
+  bootMac: macSchema,
+  ip: ipv4Schema.nullish().or(z.literal("").transform(() => null)),
+  bmc: bmcInputSchema.nullish(),
+  osProfileId: z.number().int().positive().nullish(),
+});
+export type MachineEnrollInput = z.input<typeof machineEnrollSchema>;
+export type MachineEnroll = z.output<typeof machineEnrollSchema>;
+
+export const machineUpdateSchema = z.object({
+  id: z.number().int().positive(),
+  name: hostnameSchema.optional(),
+  rackId: z.number().int().positive().nullable().optional(),
+  uPosition: z.number().int().min(1).nullable().optional(),
+  uHeight: z.number().int().min(1).max(20).optional(),
+  bootMac: macSchema.optional(),
+  ip: ipv4Schema.nullable().optional(),
+  /** Omit to keep the BMC; a password left empty keeps the stored one. */
+  bmc: bmcInputSchema.extend({ password: z.string().max(128).optional() }).nullable().optional(),
+  osProfileId: z.number().int().positive().nullable().optional(),
+});
+
+export const SORT_FIELDS = ["name", "state", "power", "rack", "ip", "mac", "created"] as const;
+export type SortField = (typeof SORT_FIELDS)[number];
+
+/** Filter for the machine table and for bulk actions over "all matching". */
+export const machineFilterSchema = z.object({
+  states: z.array(z.enum(MACHINE_STATES)).max(MACHINE_STATES.length).optional(),
+  rackId: z.number().int().positive().nullish(),
+  power: z.enum(POWER_STATES).optional(),
+  maintenance: z.boolean().optional(),
+  q: z.string().trim().max(100).optional(),
+});
+export type MachineFilter = z.infer<typeof machineFilterSchema>;
+
+export const machineListSchema = machineFilterSchema.extend({
+  sort: z.enum(SORT_FIELDS).default("name"),
+  dir: z.enum(["asc", "desc"]).default("asc"),
+  page: z.number().int().min(1).default(1),
+  pageSize: z.number().int().min(1).max(10_000).default(50),
+});
+export type MachineListInput = z.input<typeof machineListSchema>;
+
+/** A selection is explicit ids (this page) or a filter (all N matching). */
+export const selectionSchema = z.union([
+  z.object({ ids: z.array(z.number().int().positive()).min(1).max(10_000) }),
+  z.object({ filter: machineFilterSchema }),
+]);
+
+export const lifecycleActionSchema = z.object({
+  id: z.number().int().positive(),
+  action: z.enum(OPERATOR_ACTIONS),
+  reason: z.string().trim().max(500).optional(),
+});
+export const bulkActionSchema = z.object({
+  selection: selectionSchema,
+  action: z.enum(OPERATOR_ACTIONS),
+});
+export const anyLifecycleAction = z.enum(LIFECYCLE_ACTIONS);
+
+export const maintenanceSchema = z.object({
+  id: z.number().int().positive(),
+  on: z.boolean(),
+  reason: z.string().trim().max(500).optional(),
+});
+
+export const pageSchema = z.object({
+  /** Return events with id < before (newest first), for paging backwards. */
+  before: z.number().int().positive().optional(),
+  limit: z.number().int().min(1).max(500).default(50),
+});
+
+export const usernameSchema = z
+  .string()
+  .trim()
+  .min(1, "User name is required")
+  .max(64)
+  .regex(/^[a-z][a-z0-9._-]*$/, "Lower-case letters, digits, '.', '_' and '-', starting with a letter");
+export const passwordSchema = z.string().min(10, "At least 10 characters").max(256);
+export const loginSchema = z.object({ name: z.string().trim().min(1).max(64), password: z.string().min(1).max(256) });
+export const userCreateSchema = z.object({ name: usernameSchema, role: z.enum(ROLES), password: passwordSchema });
+export const userUpdateSchema = z.object({
+  id: z.number().int().positive(),
+  role: z.enum(ROLES).optional(),
+  password: passwordSchema.optional(),
+  disabled: z.boolean().optional(),
+});
+
+/** CSV import: header names accepted (case-insensitive) and the fields they map to. */
+export const CSV_COLUMNS = [
+  "name",
+  "rack",
+  "u_position",
+  "u_height",
+  "mac",
+  "ip",
+  "bmc_address",
+  "bmc_port",
+  "bmc_user",
+  "bmc_password",
+  "bmc_driver",
+] as const;
+export const csvImportSchema = z.object({ csv: z.string().max(5_000_000, "CSV larger than 5 MB"), dryRun: z.boolean().default(false) });
+
+/** Turn zod issues into "field: message" for user-facing errors. */
+export function formatIssues(error: z.ZodError): { field: string; message: string }[] {
+  return error.issues.map((i) => ({ field: i.path.join(".") || "(input)", message: i.message }));
+}

@@ -1,0 +1,17 @@
+import { loginSchema } from "../../../lib/schemas";
+import { clearedSessionCookie, login, logout, sessionCookie } from "../../auth/sessions";
+import { publicProcedure, router } from "../trpc";
+
+export const authRouter = router({
+  me: publicProcedure.query(({ ctx }) => ctx.user),
+  login: publicProcedure.input(loginSchema).mutation(async ({ ctx, input }) => {
+    const s = await login(ctx.domain.db, input.name, input.password, ctx.config.sessionTtlMs);
+    ctx.setCookie(sessionCookie(s.token, s.expiresAt, ctx.config.secureCookies));
+    return s.user;
+  }),
+  logout: publicProcedure.mutation(({ ctx }) => {
+    logout(ctx.domain.db, ctx.sessionToken);
+    ctx.setCookie(clearedSessionCookie(ctx.config.secureCookies));
+    return { ok: true };
+  }),
+});

@@ -1,0 +1,44 @@
+import { z } from "zod";
+import {
+  bulkActionSchema,
+  csvImportSchema,
+  lifecycleActionSchema,
+  machineEnrollSchema,
+  machineFilterSchema,
+  machineListSchema,
+  machineUpdateSchema,
+  maintenanceSchema,
+} from "../../../lib/schemas";
+import { bulkAction, resolveSelection } from "../../machines/actions";
+import { importCsv } from "../../machines/csv";
+import { deleteMachine, enrollMachine, setMaintenance, updateMachine } from "../../machines/enroll";
+import { transition } from "../../machines/lifecycle";
+import { fleetSummary, getMachine, listMachines } from "../../machines/queries";
+import { operatorProcedure, router, viewerProcedure } from "../trpc";
+
+const id = z.object({ id: z.number().int().positive() });
+
+export const machinesRouter = router({
+  list: viewerProcedure.input(machineListSchema).query(({ ctx, input }) => listMachines(ctx.domain.db, input)),
+  /** How many machines a filter matches (for "select all N matching"). */
+  count: viewerProcedure
+    .input(machineFilterSchema)
+    .query(({ ctx, input }) => ({ total: resolveSelection(ctx.domain, { filter: input }).length })),
+  summary: viewerProcedure.query(({ ctx }) => fleetSummary(ctx.domain.db)),
+  get: viewerProcedure.input(id).query(({ ctx, input }) => getMachine(ctx.domain.db, input.id)),
+  enroll: operatorProcedure.input(machineEnrollSchema).mutation(({ ctx, input }) => enrollMachine(ctx.domain, input, ctx.actor)),
+  importCsv: operatorProcedure
+    .input(csvImportSchema)
+    .mutation(({ ctx, input }) => importCsv(ctx.domain, input.csv, ctx.actor, input.dryRun)),
+  update: operatorProcedure.input(machineUpdateSchema).mutation(({ ctx, input }) => updateMachine(ctx.domain, input, ctx.actor)),
+  delete: operatorProcedure.input(id).mutation(({ ctx, input }) => deleteMachine(ctx.domain, input.id, ctx.actor)),
+  action: operatorProcedure
+    .input(lifecycleActionSchema)
+    .mutation(({ ctx, input }) => transition(ctx.domain, input.id, input.action, { actor: ctx.actor, reason: input.reason })),
+  bulkAction: operatorProcedure
+    .input(bulkActionSchema)
+    .mutation(({ ctx, input }) => bulkAction(ctx.domain, input.selection, input.action, ctx.actor)),
+  setMaintenance: operatorProcedure
+    .input(maintenanceSchema)
+    .mutation(({ ctx, input }) => setMaintenance(ctx.domain, input.id, input.on, input.reason, ctx.actor)),
+});

@@ -1,0 +1,97 @@
+import { initTRPC, TRPCError } from "@trpc/server";
+import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
+import { ZodError } from "zod";
+import type { SessionUser } from "../../lib/dto";
+import { AppError, type ErrorCode, type ErrorDetail } from "../../lib/errors";
+import { formatIssues, type Role } from "../../lib/schemas";
+import type { Config } from "../config";
+import type { Domain } from "../context";
+
+export interface TrpcContext {
+  domain: Domain;
+  config: Config;
+  user: SessionUser | null;
+  /** The session cookie value of this request, if any. */
+  sessionToken?: string;
+  /** Adds a Set-Cookie header to the response (login/logout). */
+  setCookie: (cookie: string) => void;
+}
+
+const STATUS: Record<ErrorCode, TRPC_ERROR_CODE_KEY> = {
+  VALIDATION: "BAD_REQUEST",
+  CSV_INVALID: "BAD_REQUEST",
+  U_OUT_OF_RANGE: "BAD_REQUEST",
+  NOT_FOUND: "NOT_FOUND",
+  MACHINE_NOT_FOUND: "NOT_FOUND",
+  RACK_NOT_FOUND: "NOT_FOUND",
+  USER_NOT_FOUND: "NOT_FOUND",
+  CONFLICT: "CONFLICT",
+  RACK_NOT_EMPTY: "CONFLICT",
+  U_OVERLAP: "CONFLICT",
+  INVALID_TRANSITION: "CONFLICT",
+  MACHINE_IN_MAINTENANCE: "CONFLICT",
+  MACHINE_BUSY: "CONFLICT",
+  UNAUTHENTICATED: "UNAUTHORIZED",
+  FORBIDDEN: "FORBIDDEN",
+};
+
+/** The one place domain errors become tRPC errors. */
+export function toTrpcError(err: unknown): unknown {
+  if (err instanceof AppError) return new TRPCError({ code: STATUS[err.code], message: err.message, cause: err });
+  return err;
+}
+
+const t = initTRPC.context<TrpcContext>().create({
+  errorFormatter({ shape, error }) {
+    const cause = error.cause;
+    let appCode: ErrorCode | null = null;
+    let details: ErrorDetail[] = [];
+    let message = shape.message;
+    if (cause instanceof AppError) {
+      appCode = cause.code;
+      details = cause.details;
+    } else if (cause instanceof ZodError) {
+      appCode = "VALIDATION";
+      details = formatIssues(cause);
+      message = details.map((d) => `${d.field}: ${d.message}`).join("; ");
+    } else if (error.code === "INTERNAL_SERVER_ERROR") {
+      // Never leak internals (SQL, paths) to the browser.
+      message = "Internal error; see the server log";
+    }
+    const { stack: _stack, ...data } = shape.data;
+    return { ...shape, message, data: { ...data, appCode, details } };
+  },
+});
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+
+const mapErrors = t.middleware(async ({ next }) => {
+  const res = await next();
+  if (!res.ok) throw toTrpcError(res.error.cause instanceof AppError ? res.error.cause : res.error);
+  return res;
+});
+
+// Domain functions throw AppError; tRPC wraps thrown errors, so unwrap and map in one middleware.
+export const publicProcedure = t.procedure.use(mapErrors);
+
+const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+
+/** A procedure that needs a signed-in user with at least `role`. Viewers read; operators act; admins manage users. */
+export function procedureFor(role: Role) {
+  return publicProcedure.use(({ ctx, next }) => {
+    if (!ctx.user) throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in first" });
+    if (RANK[ctx.user.role] < RANK[role]) {
+      throw new TRPCError({ code: "FORBIDDEN", message: `This needs the ${role} role; you are ${ctx.user.role}` });
+    }
+    return next({ ctx: { ...ctx, user: ctx.user, actor: `user:${ctx.user.name}` } });
+  });
+}
+
+export const viewerProcedure = procedureFor("viewer");
+export const operatorProcedure = procedureFor("operator");
+export const adminProcedure = procedureFor("admin");
+
+export function hasRole(user: SessionUser | null, role: Role): boolean {
+  return !!user && RANK[user.role] >= RANK[role];
+}

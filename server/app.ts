@@ -1,0 +1,155 @@
+import http from "node:http";
+import path from "node:path";
+import { sql } from "drizzle-orm";
+import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import { appRouter } from "./api/root";
+import type { TrpcContext } from "./api/trpc";
+import { SecretBox } from "./auth/secrets";
+import { parseCookies, SESSION_COOKIE, sessionUser } from "./auth/sessions";
+import { ensureAdmin } from "./auth/users";
+import type { Config } from "./config";
+import type { Domain } from "./context";
+import { openDatabase } from "./db/client";
+import { EventBus } from "./events/bus";
+import { attachGateway } from "./events/gateway";
+import { isCrossSiteWrite, isPublicPath } from "./http/guards";
+import { createMetrics, routeFamily } from "./http/metrics";
+import type { Logger } from "./log";
+import { seedDemoLab } from "./demo/seed";
+
+export interface App {
+  server: http.Server;
+  domain: Domain;
+  url: string;
+  close(): Promise<void>;
+}
+
+type NextHandler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
+
+/**
+ * Build and start the whole process: database (migrated), secrets, admin account, tRPC, socket.io, metrics,
+ * and the Next.js UI when `config.ui` is set. Resolves when the port is listening.
+ */
+export async function startApp(config: Config, log: Logger): Promise<App> {
+  const db = openDatabase(path.join(config.dataDir, "rackhand.db"));
+  const secrets = SecretBox.open(config.dataDir, config.secretKey);
+  const bus = new EventBus();
+  const domain: Domain = { db, bus, secrets, log };
+  await ensureAdmin(db, log, config.adminPassword);
+  if (config.demo) await seedDemoLab(domain);
+
+  const metrics = createMetrics(db);
+  bus.subscribe((e) => metrics.liveEvents.inc({ type: e.type }));
+
+  const trpc = createHTTPHandler({
+    router: appRouter,
+    basePath: "/api/trpc/",
+    createContext: ({ req, res }): TrpcContext => {
+      const token = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+      return {
+        domain,
+        config,
+        user: sessionUser(db, token),
+        sessionToken: token,
+        setCookie: (c) => res.appendHeader("Set-Cookie", c),
+      };
+    },
+    onError: ({ error, path: p }) => {
+      if (error.code === "INTERNAL_SERVER_ERROR") log.error("tRPC internal error", { path: p, error: String(error.cause ?? error) });
+    },
+  });
+
+  let nextHandler: NextHandler | undefined;
+  let nextUpgrade: ((req: http.IncomingMessage, socket: any, head: Buffer) => void) | undefined;
+  let closeNext: (() => Promise<void>) | undefined;
+  if (config.ui) {
+    const { default: next } = await import("next");
+    const nextApp = next({ dev: config.dev, dir: process.cwd(), hostname: config.host, port: config.port });
+    await nextApp.prepare();
+    nextHandler = nextApp.getRequestHandler();
+    nextUpgrade = nextApp.getUpgradeHandler();
+    closeNext = () => nextApp.close();
+  }
+
+  const server = http.createServer((req, res) => {
+    const started = process.hrtime.bigint();
+    res.on("finish", () => {
+      const s = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.httpDuration.observe({ route: routeFamily(req.url ?? "/"), method: req.method ?? "GET", status: String(res.statusCode) }, s);
+    });
+    void handle(req, res).catch((err) => {
+      log.error("request failed", { url: req.url, error: String(err) });
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+      res.end("Internal error");
+    });
+  });
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const p = url.pathname;
+    if (p === "/healthz") {
+      db.get(sql`select 1`);
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(JSON.stringify({ status: "ok", uptimeS: Math.round(process.uptime()) }));
+      return;
+    }
+    if (p === "/metrics") {
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(await metrics.registry.metrics());
+      return;
+    }
+    if (p.startsWith("/api/trpc/")) {
+      if (isCrossSiteWrite(req)) {
+        res.writeHead(403, { "content-type": "text/plain" });
+        res.end("Cross-site request refused");
+        return;
+      }
+      return trpc(req, res);
+    }
+    if (p.startsWith("/socket.io/")) return; // handled by socket.io's own listener
+    if (!nextHandler) {
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("Not found (UI disabled)");
+      return;
+    }
+    // Pages need a session; send signed-out browsers to the login page (and the signed-in away from it).
+    if (!isPublicPath(p) && !p.startsWith("/api/")) {
+      const user = sessionUser(db, parseCookies(req.headers.cookie)[SESSION_COOKIE]);
+      if (!user) {
+        res.writeHead(302, { location: `/login?next=${encodeURIComponent(p + url.search)}` });
+        res.end();
+        return;
+      }
+    }
+    return nextHandler(req, res);
+  }
+
+  const gateway = attachGateway({ httpServer: server, db, bus, log: log.child("socket"), onClientCount: (n) => metrics.socketClients.set(n) });
+  if (nextUpgrade) {
+    const upgrade = nextUpgrade;
+    server.on("upgrade", (req, socket, head) => {
+      if (!req.url?.startsWith("/socket.io/")) upgrade(req, socket, head);
+    });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === "object" && addr ? addr.port : config.port;
+  const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
+  log.info(`listening on ${url}`, { dataDir: config.dataDir, ui: config.ui });
+
+  return {
+    server,
+    domain,
+    url,
+    async close() {
+      await gateway.close();
+      await new Promise<void>((r) => server.close(() => r()));
+      await closeNext?.();
+      db.$client.close();
+    },
+  };
+}

@@ -1,0 +1,93 @@
+import { asc, eq, sql } from "drizzle-orm";
+import { AppError } from "../../lib/errors";
+import type { Role } from "../../lib/schemas";
+import type { Actor, Domain } from "../context";
+import type { Db } from "../db/client";
+import { sessions, users } from "../db/schema";
+import { recordEvent } from "../events/audit";
+import type { Logger } from "../log";
+import { generatePassword, hashPassword } from "./password";
+
+export function listUsers(db: Db) {
+  return db
+    .select({ id: users.id, name: users.name, role: users.role, disabled: users.disabled, createdAt: users.createdAt, lastLoginAt: users.lastLoginAt })
+    .from(users)
+    .orderBy(asc(users.name))
+    .all()
+    .map((u) => ({ ...u, createdAt: u.createdAt.getTime(), lastLoginAt: u.lastLoginAt?.getTime() ?? null }));
+}
+
+/** @throws AppError CONFLICT */
+export async function createUser(d: Domain, input: { name: string; role: Role; password: string }, actor: Actor): Promise<{ id: number }> {
+  const passwordHash = await hashPassword(input.password);
+  return d.db.transaction((tx) => {
+    if (tx.select({ id: users.id }).from(users).where(eq(users.name, input.name)).get()) {
+      throw new AppError("CONFLICT", `User ${input.name} already exists`, [{ field: "name", message: "Name taken" }]);
+    }
+    const u = tx.insert(users).values({ name: input.name, role: input.role, passwordHash, createdAt: new Date() }).returning().get();
+    recordEvent(tx, { actor, kind: "user.created", message: `Created user ${u.name} (${u.role})` });
+    return { id: u.id };
+  });
+}
+
+/**
+ * Change role, password or disabled flag. Refuses to leave the system without an enabled admin.
+ * Disabling an account or changing its password ends its sessions.
+ * @throws AppError USER_NOT_FOUND, CONFLICT
+ */
+export async function updateUser(
+  d: Domain,
+  input: { id: number; role?: Role; password?: string; disabled?: boolean },
+  actor: Actor,
+): Promise<void> {
+  const passwordHash = input.password ? await hashPassword(input.password) : undefined;
+  d.db.transaction((tx) => {
+    const u = tx.select().from(users).where(eq(users.id, input.id)).get();
+    if (!u) throw new AppError("USER_NOT_FOUND", `User ${input.id} does not exist`);
+    tx.update(users)
+      .set({
+        ...(input.role && { role: input.role }),
+        ...(passwordHash && { passwordHash }),
+        ...(input.disabled !== undefined && { disabled: input.disabled }),
+      })
+      .where(eq(users.id, u.id))
+      .run();
+    const admins = tx
+      .select({ n: sql<number>`count(*)` })
+      .from(users)
+      .where(sql`${users.role} = 'admin' AND ${users.disabled} = 0`)
+      .get()!.n;
+    if (admins === 0) throw new AppError("CONFLICT", "At least one enabled admin must remain");
+    if (passwordHash || input.disabled) tx.delete(sessions).where(eq(sessions.userId, u.id)).run();
+    const what = [input.role && `role ${input.role}`, passwordHash && "password", input.disabled !== undefined && (input.disabled ? "disabled" : "enabled")]
+      .filter(Boolean)
+      .join(", ");
+    recordEvent(tx, { actor, kind: "user.updated", message: `Updated user ${u.name}: ${what || "no change"}` });
+  });
+}
+
+/**
+ * First start: create `admin` when there are no users. The password is RACKHAND_ADMIN_PASSWORD, or generated and
+ * printed once (to stdout, never to the log file or the database).
+ */
+export async function ensureAdmin(db: Db, log: Logger, password: string | undefined, print: (s: string) => void = console.log): Promise<void> {
+  const n = db.select({ n: sql<number>`count(*)` }).from(users).get()!.n;
+  if (n > 0) return;
+  const pw = password ?? generatePassword();
+  db.insert(users).values({ name: "admin", role: "admin", passwordHash: await hashPassword(pw), createdAt: new Date() }).run();
+  if (password) {
+    log.info("created user admin with the password from RACKHAND_ADMIN_PASSWORD");
+  } else {
+    print(
+      [
+        "",
+        "  ┌──────────────────────────────────────────────────────────────┐",
+        "  │ First start: created user 'admin'. Password (shown once):    │",
+        `  │   ${pw.padEnd(59)}│`,
+        "  │ Change it under Users, or set RACKHAND_ADMIN_PASSWORD.       │",
+        "  └──────────────────────────────────────────────────────────────┘",
+        "",
+      ].join("\n"),
+    );
+  }
+}

@@ -1,0 +1,58 @@
+import path from "node:path";
+import { z } from "zod";
+
+/**
+ * Process configuration, read once from the environment by the entry point and injected everywhere else.
+ * Domain modules never read process.env themselves.
+ */
+const envSchema = z.object({
+  RACKHAND_DATA_DIR: z.string().default("./data"),
+  RACKHAND_HOST: z.string().default("0.0.0.0"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  RACKHAND_ADMIN_PASSWORD: z.string().min(10, "RACKHAND_ADMIN_PASSWORD must have at least 10 characters").optional(),
+  RACKHAND_SECRET_KEY: z.string().optional(),
+  RACKHAND_SESSION_TTL_HOURS: z.coerce.number().positive().default(168),
+  RACKHAND_SECURE_COOKIES: z.enum(["true", "false"]).default("false"),
+  RACKHAND_DEMO: z.enum(["true", "false"]).default("false"),
+  RACKHAND_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  NODE_ENV: z.string().default("production"),
+});
+
+export interface Config {
+  dataDir: string;
+  host: string;
+  port: number;
+  adminPassword?: string;
+  secretKey?: string;
+  sessionTtlMs: number;
+  secureCookies: boolean;
+  /** Seed a demo lab (racks and machines on the fake driver) into an empty database. */
+  demo: boolean;
+  logLevel: "debug" | "info" | "warn" | "error";
+  dev: boolean;
+  /** Serve the Next.js UI (off in HTTP-level tests, which need no build). */
+  ui: boolean;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  return {
+    dataDir: path.resolve(e.RACKHAND_DATA_DIR),
+    host: e.RACKHAND_HOST,
+    port: e.PORT,
+    adminPassword: e.RACKHAND_ADMIN_PASSWORD,
+    secretKey: e.RACKHAND_SECRET_KEY,
+    sessionTtlMs: e.RACKHAND_SESSION_TTL_HOURS * 3600_000,
+    secureCookies: e.RACKHAND_SECURE_COOKIES === "true",
+    demo: e.RACKHAND_DEMO === "true",
+    logLevel: e.RACKHAND_LOG_LEVEL,
+    dev: e.NODE_ENV === "development",
+    ui: true,
+    ...overrides,
+  };
+}

@@ -1,0 +1,15 @@
+import type { SecretBox } from "./auth/secrets";
+import type { Db } from "./db/client";
+import type { EventBus } from "./events/bus";
+import type { Logger } from "./log";
+
+/** What domain functions need, injected by the entry point (or a test). No module-level singletons. */
+export interface Domain {
+  db: Db;
+  bus: EventBus;
+  secrets: SecretBox;
+  log: Logger;
+}
+
+/** Who did it, as written into events: "user:<name>", "system" or "agent". */
+export type Actor = string;

@@ -1,0 +1,43 @@
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
+import { migrate } from "drizzle-orm/better-sqlite3/migrator";
+import * as schema from "./schema";
+
+export type Db = BetterSQLite3Database<typeof schema> & { $client: Database.Database };
+
+/** Where drizzle-kit writes migrations. Works from source (tsx, vitest) and from the bundle in dist/. */
+export function migrationsFolder(): string {
+  const candidates = [
+    path.resolve(process.cwd(), "drizzle"),
+    path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../drizzle"),
+    path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../drizzle"),
+  ];
+  const found = candidates.find((p) => fs.existsSync(path.join(p, "meta", "_journal.json")));
+  if (!found) throw new Error(`drizzle migrations not found (looked in ${candidates.join(", ")})`);
+  return found;
+}
+
+/**
+ * Open (creating if needed) the SQLite database at `file`, set WAL mode and apply pending migrations.
+ * WAL lets readers proceed while a writer commits; busy_timeout waits out short write locks instead of failing.
+ */
+export function openDatabase(file: string): Db {
+  if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true });
+  const sqlite = new Database(file);
+  sqlite.pragma("journal_mode = WAL");
+  sqlite.pragma("synchronous = NORMAL");
+  sqlite.pragma("busy_timeout = 5000");
+  sqlite.pragma("foreign_keys = ON");
+  // IPv4 dotted quad -> 32-bit number, for sorting addresses numerically in SQL.
+  sqlite.function("ip_num", { deterministic: true }, (ip: unknown) => {
+    if (typeof ip !== "string") return null;
+    const p = ip.split(".");
+    return p.length === 4 ? ((+p[0]! * 256 + +p[1]!) * 256 + +p[2]!) * 256 + +p[3]! : null;
+  });
+  const db = drizzle(sqlite, { schema }) as Db;
+  migrate(db, { migrationsFolder: migrationsFolder() });
+  return db;
+}

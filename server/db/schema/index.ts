@@ -1,0 +1,6 @@
+export * from "./auth";
+export * from "./events";
+export * from "./jobs";
+export * from "./machines";
+export * from "./os-profiles";
+export * from "./racks";

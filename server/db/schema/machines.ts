@@ -1,0 +1,70 @@
+import { sql } from "drizzle-orm";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import type { MachineState } from "../../../lib/lifecycle";
+import type { PowerState } from "../../../lib/schemas";
+import { osProfiles } from "./os-profiles";
+import { racks } from "./racks";
+
+export const machines = sqliteTable(
+  "machines",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    name: text("name").notNull().unique(),
+    rackId: integer("rack_id").references(() => racks.id, { onDelete: "restrict" }),
+    /** Lowest U the machine occupies (1 = bottom of the rack). */
+    uPosition: integer("u_position"),
+    uHeight: integer("u_height").notNull().default(1),
+    state: text("state").$type<MachineState>().notNull().default("enrolled"),
+    powerState: text("power_state").$type<PowerState>().notNull().default("unknown"),
+    maintenance: integer("maintenance", { mode: "boolean" }).notNull().default(false),
+    maintenanceReason: text("maintenance_reason"),
+    lastError: text("last_error"),
+    osProfileId: integer("os_profile_id").references(() => osProfiles.id, { onDelete: "set null" }),
+    /** Hardware inventory reported by the agent (CPU, memory, disks, NICs). */
+    inventory: text("inventory", { mode: "json" }).$type<Record<string, unknown>>(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [
+    index("machines_state_name").on(t.state, t.name),
+    index("machines_rack_u").on(t.rackId, t.uPosition),
+    index("machines_power").on(t.powerState),
+  ],
+);
+export type Machine = typeof machines.$inferSelect;
+
+export const nics = sqliteTable(
+  "nics",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    machineId: integer("machine_id")
+      .notNull()
+      .references(() => machines.id, { onDelete: "cascade" }),
+    /** Canonical lower-case colon form, see lib/net.ts normalizeMac. */
+    mac: text("mac").notNull().unique(),
+    ip: text("ip").unique(),
+    isBoot: integer("is_boot", { mode: "boolean" }).notNull().default(false),
+  },
+  (t) => [
+    index("nics_machine").on(t.machineId),
+    // At most one boot NIC per machine.
+    uniqueIndex("nics_one_boot").on(t.machineId).where(sql`${t.isBoot} = 1`),
+  ],
+);
+export type Nic = typeof nics.$inferSelect;
+
+export const bmcs = sqliteTable("bmcs", {
+  machineId: integer("machine_id")
+    .primaryKey()
+    .references(() => machines.id, { onDelete: "cascade" }),
+  driver: text("driver").notNull().default("ipmitool"),
+  address: text("address").notNull(),
+  port: integer("port").notNull().default(623),
+  username: text("username").notNull(),
+  /** AES-256-GCM, see server/auth/secrets.ts. Never leaves the server. */
+  passwordEncrypted: text("password_encrypted").notNull(),
+  lastSeen: integer("last_seen", { mode: "timestamp_ms" }),
+  reachable: integer("reachable", { mode: "boolean" }),
+  consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+});
+export type Bmc = typeof bmcs.$inferSelect;

@@ -1,0 +1,56 @@
+import { sql } from "drizzle-orm";
+import type { LifecycleAction } from "../../lib/lifecycle";
+import type { Domain } from "../context";
+import { racks } from "../db/schema";
+import { enrollMachine } from "../machines/enroll";
+import { transition } from "../machines/lifecycle";
+import { createRack } from "../racks/racks";
+
+// Paths through the lifecycle that leave a demo machine in a realistic state.
+const PATHS: LifecycleAction[][] = [
+  [],
+  ["manage"],
+  ["manage", "provide"],
+  ["manage", "provide", "deploy", "succeed"],
+  ["manage", "provide", "deploy", "succeed"],
+  ["manage", "provide", "deploy", "succeed"],
+  ["manage", "inspect"],
+  ["manage", "provide", "deploy"],
+  ["manage", "provide", "deploy", "fail"],
+  ["manage", "provide"],
+];
+
+/**
+ * A small demo lab for a first start: three racks of machines on the `fake` BMC driver in assorted states.
+ * Runs only on an empty database (no racks), so it never touches real data.
+ */
+export async function seedDemoLab(d: Domain): Promise<void> {
+  const n = d.db.select({ n: sql<number>`count(*)` }).from(racks).get()!.n;
+  if (n > 0) return;
+  const actor = "system:demo";
+  let k = 0;
+  for (const [ri, name] of ["dc1-r01", "dc1-r02", "dc1-r03"].entries()) {
+    const { id: rackId } = createRack(d, { name, site: "dc1", row: "A", heightU: 42 }, actor);
+    for (let slot = 0; slot < 12; slot++) {
+      k++;
+      const uHeight = slot % 4 === 3 ? 2 : 1;
+      const { id } = enrollMachine(
+        d,
+        {
+          name: `node-${String(ri + 1).padStart(2, "0")}-${String(slot + 1).padStart(2, "0")}`,
+          rackId,
+          uPosition: 2 + slot * 3,
+          uHeight,
+          bootMac: `52:54:00:de:${(ri + 1).toString(16).padStart(2, "0")}:${(slot + 1).toString(16).padStart(2, "0")}`,
+          ip: `10.42.${ri + 1}.${10 + slot}`,
+          bmc: { driver: "fake", address: `10.43.${ri + 1}.${10 + slot}`, port: 623, username: "admin", password: `demo-${k}` },
+        },
+        actor,
+      );
+      for (const action of PATHS[k % PATHS.length]!) {
+        transition(d, id, action, { actor, reason: action === "fail" ? "image checksum mismatch (demo)" : undefined });
+      }
+    }
+  }
+  d.log.info("seeded the demo lab: 3 racks, 36 machines on the fake driver");
+}

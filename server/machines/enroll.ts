@@ -1,0 +1,285 @@
+import { and, eq, ne } from "drizzle-orm";
+import { AppError, type ErrorDetail } from "../../lib/errors";
+import { DELETABLE_STATES, STATE_LABELS } from "../../lib/lifecycle";
+import type { LiveEvent } from "../../lib/live-events";
+import type { MachineEnroll } from "../../lib/schemas";
+import type { z } from "zod";
+import type { machineUpdateSchema } from "../../lib/schemas";
+import type { Actor, Domain } from "../context";
+import type { Db } from "../db/client";
+import { bmcs, machines, nics, osProfiles } from "../db/schema";
+import { recordEvent } from "../events/audit";
+import { checkPlacement } from "./placement";
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+/** Name, MAC and IP must each belong to one machine only. Field details let forms point at the input. */
+function checkUnique(tx: Tx, v: { name?: string; mac?: string; ip?: string | null }, excludeMachineId?: number): void {
+  const errors: ErrorDetail[] = [];
+  const notSelf = (col: typeof machines.id | typeof nics.machineId) =>
+    excludeMachineId ? ne(col, excludeMachineId) : undefined;
+  if (v.name) {
+    const hit = tx.select({ id: machines.id }).from(machines).where(and(eq(machines.name, v.name), notSelf(machines.id))).get();
+    if (hit) errors.push({ field: "name", message: `A machine named ${v.name} already exists` });
+  }
+  if (v.mac) {
+    const hit = tx
+      .select({ name: machines.name })
+      .from(nics)
+      .innerJoin(machines, eq(machines.id, nics.machineId))
+      .where(and(eq(nics.mac, v.mac), notSelf(nics.machineId)))
+      .get();
+    if (hit) errors.push({ field: "bootMac", message: `MAC ${v.mac} belongs to ${hit.name}` });
+  }
+  if (v.ip) {
+    const hit = tx
+      .select({ name: machines.name })
+      .from(nics)
+      .innerJoin(machines, eq(machines.id, nics.machineId))
+      .where(and(eq(nics.ip, v.ip), notSelf(nics.machineId)))
+      .get();
+    if (hit) errors.push({ field: "ip", message: `IP ${v.ip} belongs to ${hit.name}` });
+  }
+  if (errors.length) throw new AppError("CONFLICT", errors.map((e) => e.message).join("; "), errors);
+}
+
+function checkProfile(tx: Tx, id: number | null | undefined): void {
+  if (id == null) return;
+  if (!tx.select({ id: osProfiles.id }).from(osProfiles).where(eq(osProfiles.id, id)).get()) {
+    throw new AppError("NOT_FOUND", `OS profile ${id} does not exist`, [{ field: "osProfileId", message: "No such profile" }]);
+  }
+}
+
+/** Insert one machine inside an open transaction; returns the id and the events to publish after commit. */
+function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor): { id: number; live: LiveEvent[] } {
+  checkUnique(tx, { name: input.name, mac: input.bootMac, ip: input.ip });
+  checkPlacement(tx, input);
+  checkProfile(tx, input.osProfileId);
+  const now = new Date();
+  const m = tx
+    .insert(machines)
+    .values({
+      name: input.name,
+      rackId: input.rackId ?? null,
+      uPosition: input.uPosition ?? null,
+      uHeight: input.uHeight,
+      osProfileId: input.osProfileId ?? null,
+      createdAt: now,
+      updatedAt: now,
+    })
+    .returning()
+    .get();
+  tx.insert(nics).values({ machineId: m.id, mac: input.bootMac, ip: input.ip ?? null, isBoot: true }).run();
+  if (input.bmc) {
+    tx.insert(bmcs)
+      .values({
+        machineId: m.id,
+        driver: input.bmc.driver,
+        address: input.bmc.address,
+        port: input.bmc.port,
+        username: input.bmc.username,
+        passwordEncrypted: d.secrets.encrypt(input.bmc.password),
+      })
+      .run();
+  }
+  const ev = recordEvent(tx, {
+    actor,
+    machineId: m.id,
+    kind: "machine.enrolled",
+    message: `Enrolled ${m.name} (${input.bootMac})`,
+    payload: { rackId: m.rackId, uPosition: m.uPosition, mac: input.bootMac, ip: input.ip ?? null },
+  });
+  const live: LiveEvent[] = [
+    { type: "machine.changed", machineId: m.id, name: m.name, state: m.state, powerState: m.powerState, maintenance: false, rackId: m.rackId },
+    { type: "event.created", event: { ...ev, machineName: m.name } },
+  ];
+  if (m.rackId) live.push({ type: "rack.changed", rackId: m.rackId });
+  return { id: m.id, live };
+}
+
+/**
+ * Enroll one machine: its boot NIC, optional IP and optional BMC (password encrypted at rest).
+ * @throws AppError CONFLICT, RACK_NOT_FOUND, U_OUT_OF_RANGE, U_OVERLAP, VALIDATION
+ */
+export function enrollMachine(d: Domain, input: MachineEnroll, actor: Actor): { id: number } {
+  const { id, live } = d.db.transaction((tx) => insertMachine(d, tx, input, actor));
+  for (const e of live) d.bus.publish(e);
+  return { id };
+}
+
+/**
+ * Enroll many machines all-or-nothing. Every row is checked (against the database and the rows before it);
+ * when any row fails, nothing is written and the error lists each failing row and field.
+ * `rowNumbers[i]` is how row i is named in errors (e.g. its CSV line).
+ */
+export function enrollMany(
+  d: Domain,
+  inputs: MachineEnroll[],
+  actor: Actor,
+  opts: { rowNumbers?: number[]; dryRun?: boolean } = {},
+): { ids: number[] } {
+  const errors: ErrorDetail[] = [];
+  const live: LiveEvent[] = [];
+  const rollback = new Error("rollback");
+  let ids: number[] = [];
+  try {
+    d.db.transaction((tx) => {
+      inputs.forEach((input, i) => {
+        try {
+          const r = insertMachine(d, tx, input, actor);
+          ids.push(r.id);
+          live.push(...r.live);
+        } catch (err) {
+          if (!(err instanceof AppError)) throw err;
+          const row = opts.rowNumbers?.[i] ?? i + 1;
+          const details = err.details.length ? err.details : [{ message: err.message }];
+          for (const det of details) errors.push({ row, field: det.field, message: det.message });
+        }
+      });
+      if (errors.length || opts.dryRun) throw rollback;
+    });
+  } catch (err) {
+    if (err !== rollback) throw err;
+    if (errors.length) {
+      throw new AppError("CSV_INVALID", `${errors.length} error(s); nothing was imported. ${describe(errors[0]!)}`, errors);
+    }
+    ids = [];
+  }
+  if (!opts.dryRun) {
+    for (const e of live) if (e.type !== "machine.changed" && e.type !== "event.created") d.bus.publish(e);
+    // One fleet-wide notice instead of thousands of per-machine messages.
+    d.bus.publish({ type: "machines.bulk", count: ids.length });
+  }
+  return { ids };
+}
+
+export function describe(e: ErrorDetail): string {
+  return `Row ${e.row}${e.field ? `, field ${e.field}` : ""}: ${e.message}`;
+}
+
+export type MachineUpdate = z.output<typeof machineUpdateSchema>;
+
+/** Change a machine's inventory fields. @throws AppError MACHINE_NOT_FOUND, CONFLICT, U_* , MACHINE_BUSY */
+export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): void {
+  const live: LiveEvent[] = [];
+  d.db.transaction((tx) => {
+    const m = tx.select().from(machines).where(eq(machines.id, input.id)).get();
+    if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${input.id} does not exist`);
+    const boot = tx.select().from(nics).where(and(eq(nics.machineId, m.id), eq(nics.isBoot, true))).get();
+    checkUnique(tx, { name: input.name, mac: input.bootMac, ip: input.ip }, m.id);
+    const placement = {
+      rackId: input.rackId !== undefined ? input.rackId : m.rackId,
+      uPosition: input.uPosition !== undefined ? input.uPosition : m.uPosition,
+      uHeight: input.uHeight ?? m.uHeight,
+    };
+    checkPlacement(tx, placement, m.id);
+    checkProfile(tx, input.osProfileId);
+    const changed: string[] = [];
+    const set: Partial<typeof machines.$inferInsert> = { updatedAt: new Date() };
+    if (input.name !== undefined && input.name !== m.name) (set.name = input.name), changed.push("name");
+    if (placement.rackId !== m.rackId || placement.uPosition !== m.uPosition || placement.uHeight !== m.uHeight) {
+      Object.assign(set, placement);
+      changed.push("placement");
+    }
+    if (input.osProfileId !== undefined && input.osProfileId !== m.osProfileId) (set.osProfileId = input.osProfileId), changed.push("osProfile");
+    tx.update(machines).set(set).where(eq(machines.id, m.id)).run();
+    if ((input.bootMac !== undefined && input.bootMac !== boot?.mac) || (input.ip !== undefined && input.ip !== boot?.ip)) {
+      if (m.state === "deploying" || m.state === "inspecting" || m.state === "cleaning") {
+        throw new AppError("MACHINE_BUSY", `${m.name} is ${m.state}: its boot NIC cannot change now`);
+      }
+      if (boot) {
+        tx.update(nics)
+          .set({ mac: input.bootMac ?? boot.mac, ip: input.ip !== undefined ? input.ip : boot.ip })
+          .where(eq(nics.id, boot.id))
+          .run();
+      } else if (input.bootMac) {
+        tx.insert(nics).values({ machineId: m.id, mac: input.bootMac, ip: input.ip ?? null, isBoot: true }).run();
+      }
+      changed.push("nic");
+    }
+    if (input.bmc === null) {
+      tx.delete(bmcs).where(eq(bmcs.machineId, m.id)).run();
+      changed.push("bmc");
+    } else if (input.bmc) {
+      const existing = tx.select().from(bmcs).where(eq(bmcs.machineId, m.id)).get();
+      const password = input.bmc.password ? d.secrets.encrypt(input.bmc.password) : existing?.passwordEncrypted;
+      if (!password) throw new AppError("VALIDATION", "A new BMC needs a password", [{ field: "bmc.password", message: "Required" }]);
+      const values = {
+        driver: input.bmc.driver,
+        address: input.bmc.address,
+        port: input.bmc.port,
+        username: input.bmc.username,
+        passwordEncrypted: password,
+      };
+      if (existing) tx.update(bmcs).set({ ...values, reachable: null, consecutiveFailures: 0 }).where(eq(bmcs.machineId, m.id)).run();
+      else tx.insert(bmcs).values({ machineId: m.id, ...values }).run();
+      changed.push("bmc");
+    }
+    const after = tx.select().from(machines).where(eq(machines.id, m.id)).get()!;
+    const ev = recordEvent(tx, {
+      actor,
+      machineId: m.id,
+      kind: "machine.updated",
+      message: changed.length ? `Updated ${changed.join(", ")}` : "Saved without changes",
+      payload: { changed },
+    });
+    live.push(
+      { type: "machine.changed", machineId: m.id, name: after.name, state: after.state, powerState: after.powerState, maintenance: after.maintenance, rackId: after.rackId },
+      { type: "event.created", event: { ...ev, machineName: after.name } },
+    );
+    for (const r of new Set([m.rackId, after.rackId])) if (r) live.push({ type: "rack.changed", rackId: r });
+  });
+  for (const e of live) d.bus.publish(e);
+}
+
+/** Delete a machine that runs nothing and hosts nothing. @throws AppError MACHINE_NOT_FOUND, MACHINE_BUSY */
+export function deleteMachine(d: Domain, id: number, actor: Actor): void {
+  const live: LiveEvent[] = [];
+  d.db.transaction((tx) => {
+    const m = tx.select().from(machines).where(eq(machines.id, id)).get();
+    if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${id} does not exist`);
+    if (!DELETABLE_STATES.includes(m.state)) {
+      throw new AppError(
+        "MACHINE_BUSY",
+        `${m.name} is ${STATE_LABELS[m.state]}: release it (or abort its work) before deleting it`,
+      );
+    }
+    tx.delete(machines).where(eq(machines.id, id)).run();
+    const ev = recordEvent(tx, {
+      actor,
+      machineId: null,
+      kind: "machine.deleted",
+      message: `Deleted ${m.name}`,
+      payload: { machineId: id, name: m.name },
+    });
+    live.push({ type: "machine.deleted", machineId: id, rackId: m.rackId }, { type: "event.created", event: ev });
+    if (m.rackId) live.push({ type: "rack.changed", rackId: m.rackId });
+  });
+  for (const e of live) d.bus.publish(e);
+}
+
+/** Set or clear the maintenance flag, which blocks every automatic action on the machine. */
+export function setMaintenance(d: Domain, id: number, on: boolean, reason: string | undefined, actor: Actor): void {
+  const live: LiveEvent[] = [];
+  d.db.transaction((tx) => {
+    const m = tx.select().from(machines).where(eq(machines.id, id)).get();
+    if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${id} does not exist`);
+    const after = tx
+      .update(machines)
+      .set({ maintenance: on, maintenanceReason: on ? (reason ?? null) : null, updatedAt: new Date() })
+      .where(eq(machines.id, id))
+      .returning()
+      .get();
+    const ev = recordEvent(tx, {
+      actor,
+      machineId: id,
+      kind: on ? "maintenance.on" : "maintenance.off",
+      message: on ? `Maintenance on${reason ? `: ${reason}` : ""}` : "Maintenance off",
+    });
+    live.push(
+      { type: "machine.changed", machineId: id, name: after.name, state: after.state, powerState: after.powerState, maintenance: on, rackId: after.rackId },
+      { type: "event.created", event: { ...ev, machineName: after.name } },
+    );
+  });
+  for (const e of live) d.bus.publish(e);
+}

@@ -1,0 +1,57 @@
+import { and, eq, ne, sql } from "drizzle-orm";
+import { AppError } from "../../lib/errors";
+import type { Db } from "../db/client";
+import { machines, racks } from "../db/schema";
+
+type Tx = Pick<Db, "select">;
+
+export interface Placement {
+  rackId?: number | null;
+  uPosition?: number | null;
+  uHeight: number;
+}
+
+/**
+ * Check that a machine fits where it is placed: the rack exists, the U range lies inside the rack's height,
+ * and no other machine occupies any U of it. A machine may be unracked (no rack, no U).
+ * @throws AppError RACK_NOT_FOUND, VALIDATION, U_OUT_OF_RANGE, U_OVERLAP (with field details)
+ */
+export function checkPlacement(tx: Tx, p: Placement, excludeMachineId?: number): void {
+  if (p.rackId == null) {
+    if (p.uPosition != null) {
+      throw new AppError("VALIDATION", "A U position needs a rack", [{ field: "uPosition", message: "Choose a rack first" }]);
+    }
+    return;
+  }
+  const rack = tx.select().from(racks).where(eq(racks.id, p.rackId)).get();
+  if (!rack) throw new AppError("RACK_NOT_FOUND", `Rack ${p.rackId} does not exist`, [{ field: "rackId", message: "No such rack" }]);
+  if (p.uPosition == null) {
+    throw new AppError("VALIDATION", "A racked machine needs a U position", [{ field: "uPosition", message: "Required" }]);
+  }
+  const top = p.uPosition + p.uHeight - 1;
+  if (top > rack.heightU) {
+    throw new AppError(
+      "U_OUT_OF_RANGE",
+      `U${p.uPosition}${p.uHeight > 1 ? `-U${top}` : ""} does not fit in rack ${rack.name} (${rack.heightU}U)`,
+      [{ field: "uPosition", message: `Must be between 1 and ${rack.heightU - p.uHeight + 1}` }],
+    );
+  }
+  const clash = tx
+    .select({ name: machines.name, u: machines.uPosition, h: machines.uHeight })
+    .from(machines)
+    .where(
+      and(
+        eq(machines.rackId, p.rackId),
+        excludeMachineId ? ne(machines.id, excludeMachineId) : undefined,
+        // Ranges [u, u+h-1] and [pos, top] intersect.
+        sql`${machines.uPosition} <= ${top} AND ${machines.uPosition} + ${machines.uHeight} - 1 >= ${p.uPosition}`,
+      ),
+    )
+    .get();
+  if (clash) {
+    const range = clash.h > 1 ? `U${clash.u}-U${clash.u! + clash.h - 1}` : `U${clash.u}`;
+    throw new AppError("U_OVERLAP", `${range} of rack ${rack.name} is taken by ${clash.name}`, [
+      { field: "uPosition", message: `Overlaps ${clash.name} (${range})` },
+    ]);
+  }
+}

@@ -1,0 +1,171 @@
+import { and, asc, desc, eq, inArray, or, sql, type SQL } from "drizzle-orm";
+import { AppError } from "../../lib/errors";
+import type { MachineDetail, MachineRow } from "../../lib/dto";
+import { allowedActions } from "../../lib/lifecycle";
+import { normalizeMac } from "../../lib/net";
+import type { MachineFilter, SortField } from "../../lib/schemas";
+import type { Db } from "../db/client";
+import { bmcs, machines, nics, osProfiles, racks } from "../db/schema";
+
+const bootNic = sql`${nics.machineId} = ${machines.id} AND ${nics.isBoot} = 1`;
+
+/** Escape LIKE wildcards so a search for "10_0" means the literal text. */
+function likeText(q: string): string {
+  return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** SQL conditions for a machine filter; shared by the table and by bulk actions over "all matching". */
+export function filterConditions(f: MachineFilter): SQL | undefined {
+  const conds: (SQL | undefined)[] = [];
+  if (f.states?.length) conds.push(inArray(machines.state, f.states));
+  if (f.rackId) conds.push(eq(machines.rackId, f.rackId));
+  if (f.power) conds.push(eq(machines.powerState, f.power));
+  if (f.maintenance !== undefined) conds.push(eq(machines.maintenance, f.maintenance));
+  if (f.q) {
+    const mac = normalizeMac(f.q);
+    const pat = likeText(f.q.toLowerCase());
+    conds.push(
+      or(
+        sql`${machines.name} LIKE ${pat} ESCAPE '\\'`,
+        sql`${nics.ip} LIKE ${pat} ESCAPE '\\'`,
+        mac ? eq(nics.mac, mac) : sql`${nics.mac} LIKE ${pat} ESCAPE '\\'`,
+      ),
+    );
+  }
+  const present = conds.filter((c): c is SQL => c !== undefined);
+  return present.length ? and(...present) : undefined;
+}
+
+const SORT_COLUMNS: Record<SortField, SQL[]> = {
+  name: [sql`${machines.name}`],
+  state: [sql`${machines.state}`, sql`${machines.name}`],
+  power: [sql`${machines.powerState}`, sql`${machines.name}`],
+  rack: [sql`${racks.name}`, sql`${machines.uPosition}`],
+  // Numeric order of dotted quads ("10.0.0.9" before "10.0.0.10"); ip_num is registered in db/client.ts.
+  ip: [sql`ip_num(${nics.ip})`],
+  mac: [sql`${nics.mac}`],
+  created: [sql`${machines.id}`],
+};
+
+const rowColumns = {
+  id: machines.id,
+  name: machines.name,
+  state: machines.state,
+  powerState: machines.powerState,
+  maintenance: machines.maintenance,
+  rackId: machines.rackId,
+  rackName: racks.name,
+  uPosition: machines.uPosition,
+  uHeight: machines.uHeight,
+  bootMac: nics.mac,
+  ip: nics.ip,
+  osProfileName: osProfiles.name,
+  lastError: machines.lastError,
+  bmcReachable: bmcs.reachable,
+};
+
+export interface ListResult {
+  rows: MachineRow[];
+  total: number;
+  page: number;
+  pageSize: number;
+}
+
+/** One page of the machine table, filtered and sorted in SQL. */
+export function listMachines(
+  db: Db,
+  opts: MachineFilter & { sort: SortField; dir: "asc" | "desc"; page: number; pageSize: number },
+): ListResult {
+  const where = filterConditions(opts);
+  const order = SORT_COLUMNS[opts.sort].map((c) => (opts.dir === "desc" ? desc(c) : asc(c)));
+  const rows = db
+    .select(rowColumns)
+    .from(machines)
+    .leftJoin(nics, bootNic)
+    .leftJoin(racks, eq(racks.id, machines.rackId))
+    .leftJoin(osProfiles, eq(osProfiles.id, machines.osProfileId))
+    .leftJoin(bmcs, eq(bmcs.machineId, machines.id))
+    .where(where)
+    .orderBy(...order, asc(machines.id))
+    .limit(opts.pageSize)
+    .offset((opts.page - 1) * opts.pageSize)
+    .all();
+  // The count needs the NIC join only when the text search looks at MACs and IPs.
+  const countQuery = db.select({ n: sql<number>`count(*)` }).from(machines);
+  const total = (opts.q ? countQuery.leftJoin(nics, bootNic) : countQuery).where(where).get()!.n;
+  return { rows, total, page: opts.page, pageSize: opts.pageSize };
+}
+
+/** Ids of every machine matching a filter (for bulk actions over "all N matching"). */
+export function matchingIds(db: Db, filter: MachineFilter): number[] {
+  return db
+    .select({ id: machines.id })
+    .from(machines)
+    .leftJoin(nics, bootNic)
+    .where(filterConditions(filter))
+    .orderBy(asc(machines.name))
+    .all()
+    .map((r) => r.id);
+}
+
+/** Counts per state and power for the overview. */
+export function fleetSummary(db: Db) {
+  const byState = db.select({ state: machines.state, n: sql<number>`count(*)` }).from(machines).groupBy(machines.state).all();
+  const byPower = db
+    .select({ power: machines.powerState, n: sql<number>`count(*)` })
+    .from(machines)
+    .groupBy(machines.powerState)
+    .all();
+  const maintenance = db.select({ n: sql<number>`count(*)` }).from(machines).where(eq(machines.maintenance, true)).get()!.n;
+  const total = byState.reduce((s, r) => s + r.n, 0);
+  return { total, byState, byPower, maintenance };
+}
+
+/** Everything the machine page shows. @throws AppError MACHINE_NOT_FOUND */
+export function getMachine(db: Db, id: number): MachineDetail {
+  const row = db
+    .select({
+      ...rowColumns,
+      maintenanceReason: machines.maintenanceReason,
+      osProfileId: machines.osProfileId,
+      inventory: machines.inventory,
+      createdAt: machines.createdAt,
+      updatedAt: machines.updatedAt,
+    })
+    .from(machines)
+    .leftJoin(nics, bootNic)
+    .leftJoin(racks, eq(racks.id, machines.rackId))
+    .leftJoin(osProfiles, eq(osProfiles.id, machines.osProfileId))
+    .leftJoin(bmcs, eq(bmcs.machineId, machines.id))
+    .where(eq(machines.id, id))
+    .get();
+  if (!row) throw new AppError("MACHINE_NOT_FOUND", `Machine ${id} does not exist`);
+  const nicRows = db
+    .select({ id: nics.id, mac: nics.mac, ip: nics.ip, isBoot: nics.isBoot })
+    .from(nics)
+    .where(eq(nics.machineId, id))
+    .all();
+  // Select BMC columns explicitly: the encrypted password never leaves this function.
+  const bmc = db
+    .select({
+      driver: bmcs.driver,
+      address: bmcs.address,
+      port: bmcs.port,
+      username: bmcs.username,
+      reachable: bmcs.reachable,
+      lastSeen: bmcs.lastSeen,
+    })
+    .from(bmcs)
+    .where(eq(bmcs.machineId, id))
+    .get();
+  return {
+    ...row,
+    inventory: row.inventory ?? null,
+    createdAt: row.createdAt.getTime(),
+    updatedAt: row.updatedAt.getTime(),
+    nics: nicRows,
+    bmc: bmc ? { ...bmc, hasPassword: true, lastSeen: bmc.lastSeen?.getTime() ?? null } : null,
+    allowedActions: allowedActions(row.state),
+  };
+}
+
