@@ -53,13 +53,13 @@ const optionalText = (max: number) =>
     .transform((s) => (s === "" ? null : s))
     .nullish();
 
-export const rackCreateSchema = z.object({
-  name: rackNameSchema,
-  site: optionalText(64),
-  row: optionalText(32),
-  heightU: z.number().int().min(1, "At least 1U").max(60, "At most 60U").default(42),
-});
-export const rackUpdateSchema = rackCreateSchema.partial().extend({ id: z.number().int().positive() });
+const rackHeightSchema = z.number().int().min(1, "At least 1U").max(60, "At most 60U");
+const rackFields = { name: rackNameSchema, site: optionalText(64), row: optionalText(32), heightU: rackHeightSchema };
+
+export const rackCreateSchema = z.object({ ...rackFields, heightU: rackHeightSchema.default(42) });
+// Built from the fields without the default: `.partial()` keeps a default, so an update that omits heightU
+// would otherwise resize the rack to 42U.
+export const rackUpdateSchema = z.object(rackFields).partial().extend({ id: z.number().int().positive() });
 
 export const bmcInputSchema = z.object({
   driver: z.enum(BMC_DRIVERS).default("ipmitool"),
@@ -144,6 +144,8 @@ export const maintenanceSchema = z.object({
 export const pageSchema = z.object({
   /** Return events with id < before (newest first), for paging backwards. */
   before: z.number().int().positive().optional(),
+  /** Same as `before`; the name tRPC's infinite queries use. */
+  cursor: z.number().int().positive().nullish(),
   limit: z.number().int().min(1).max(500).default(50),
 });
 

@@ -7,5 +7,7 @@ export const eventsRouter = router({
   /** Fleet-wide, or one machine's with machineId; newest first, paged with `before`. */
   list: viewerProcedure
     .input(pageSchema.extend({ machineId: z.number().int().positive().optional() }))
-    .query(({ ctx, input }) => listEvents(ctx.domain.db, input)),
+    .query(({ ctx, input }) =>
+      listEvents(ctx.domain.db, { machineId: input.machineId, before: input.before ?? input.cursor ?? undefined, limit: input.limit }),
+    ),
 });

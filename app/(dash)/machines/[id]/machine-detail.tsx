@@ -1,0 +1,190 @@
+"use client";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import Link from "next/link";
+import { useRouter } from "next/navigation";
+import { useState, type ReactNode } from "react";
+import { dateTime, relativeTime } from "@/lib/format";
+import { ACTION_LABELS, DESTRUCTIVE_ACTIONS, type OperatorAction } from "@/lib/lifecycle";
+import { EventList } from "@/components/event-list";
+import { useMachineRoom } from "@/components/live";
+import { MachineForm } from "@/components/machine-form";
+import { NEEDS_OPERATOR, useSession } from "@/components/session";
+import { errorInfo, useTRPC } from "@/components/trpc";
+import { Dialog, ErrorBanner, PageHeader, PowerDot, StateBadge } from "@/components/ui";
+
+function Row({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    <div className="grid grid-cols-3 gap-2 py-1.5 text-sm">
+      <dt className="text-slate-500">{label}</dt>
+      <dd className="col-span-2 min-w-0 break-words">{children}</dd>
+    </div>
+  );
+}
+
+export function MachineDetailView({ id }: { id: number }) {
+  const trpc = useTRPC();
+  const qc = useQueryClient();
+  const router = useRouter();
+  const { can } = useSession();
+  useMachineRoom(id);
+  const { data: m, error, isLoading } = useQuery(trpc.machines.get.queryOptions({ id }));
+  const [confirm, setConfirm] = useState<OperatorAction | null>(null);
+  const [editing, setEditing] = useState(false);
+  const invalidate = () => void qc.invalidateQueries({ queryKey: trpc.machines.pathKey() });
+  const action = useMutation(trpc.machines.action.mutationOptions({ onSuccess: () => (setConfirm(null), invalidate()) }));
+  const maint = useMutation(trpc.machines.setMaintenance.mutationOptions({ onSuccess: invalidate }));
+  const del = useMutation(trpc.machines.delete.mutationOptions({ onSuccess: () => router.push("/machines") }));
+  const operator = can("operator");
+
+  if (isLoading) return <p className="text-slate-500">Loading…</p>;
+  if (error || !m) return <ErrorBanner message={error ? errorInfo(error).message : "Not found"} />;
+
+  const run = (a: OperatorAction) => (DESTRUCTIVE_ACTIONS.includes(a) ? setConfirm(a) : action.mutate({ id, action: a }));
+  const mutationError = action.error ?? maint.error ?? del.error;
+
+  return (
+    <div>
+      <div className="mb-1 text-sm">
+        <Link href="/machines" className="text-blue-700 hover:underline">
+          ← Machines
+        </Link>
+      </div>
+      <PageHeader
+        title={m.name}
+        subtitle={
+          <span className="flex items-center gap-2" data-testid="machine-state">
+            <StateBadge state={m.state} />
+            <PowerDot power={m.powerState} withLabel />
+            {m.maintenance && (
+              <span className="rounded bg-amber-100 px-1.5 py-0.5 text-xs font-semibold text-amber-800">
+                Maintenance{m.maintenanceReason ? `: ${m.maintenanceReason}` : ""}
+              </span>
+            )}
+          </span>
+        }
+        actions={
+          <>
+            {m.allowedActions.map((a) => (
+              <button
+                key={a}
+                className={`btn ${DESTRUCTIVE_ACTIONS.includes(a) ? "" : "btn-primary"}`}
+                disabled={!operator || action.isPending}
+                title={operator ? undefined : NEEDS_OPERATOR}
+                onClick={() => run(a)}
+              >
+                {ACTION_LABELS[a]}
+              </button>
+            ))}
+            <button
+              className="btn"
+              disabled={!operator || maint.isPending}
+              title={operator ? undefined : NEEDS_OPERATOR}
+              onClick={() => {
+                const reason = m.maintenance ? undefined : (window.prompt("Reason for maintenance (optional)") ?? undefined);
+                maint.mutate({ id, on: !m.maintenance, reason });
+              }}
+            >
+              {m.maintenance ? "End maintenance" : "Maintenance"}
+            </button>
+            <button className="btn" disabled={!operator} title={operator ? undefined : NEEDS_OPERATOR} onClick={() => setEditing(true)}>
+              Edit
+            </button>
+          </>
+        }
+      />
+      <ErrorBanner message={mutationError ? errorInfo(mutationError).message : null} />
+      {m.lastError && (
+        <div className="mb-4 rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
+          <b>Last error:</b> {m.lastError}
+        </div>
+      )}
+      <div className="grid gap-4 lg:grid-cols-3">
+        <section className="card p-4" aria-label="Details">
+          <h2 className="mb-2 font-semibold">Details</h2>
+          <dl className="divide-y divide-slate-100">
+            <Row label="Rack / U">{m.rackName ? `${m.rackName} / U${m.uPosition}${m.uHeight > 1 ? `–U${m.uPosition! + m.uHeight - 1}` : ""}` : "unracked"}</Row>
+            <Row label="Height">{m.uHeight}U</Row>
+            <Row label="OS profile">{m.osProfileName ?? "—"}</Row>
+            <Row label="Enrolled">{dateTime(m.createdAt)}</Row>
+            <Row label="Updated">{relativeTime(m.updatedAt)}</Row>
+          </dl>
+        </section>
+        <section className="card p-4" aria-label="Network">
+          <h2 className="mb-2 font-semibold">Network</h2>
+          <dl className="divide-y divide-slate-100">
+            {m.nics.map((n) => (
+              <Row key={n.id} label={n.isBoot ? "Boot NIC" : "NIC"}>
+                <span className="font-mono text-xs">{n.mac}</span>
+                {n.ip && <span className="ml-2 font-mono text-xs text-slate-600">{n.ip}</span>}
+              </Row>
+            ))}
+          </dl>
+        </section>
+        <section className="card p-4" aria-label="BMC">
+          <h2 className="mb-2 font-semibold">BMC</h2>
+          {m.bmc ? (
+            <dl className="divide-y divide-slate-100">
+              <Row label="Address">
+                <span className="font-mono text-xs">
+                  {m.bmc.address}:{m.bmc.port}
+                </span>
+              </Row>
+              <Row label="Driver">{m.bmc.driver}</Row>
+              <Row label="User">{m.bmc.username}</Row>
+              <Row label="Password">{m.bmc.hasPassword ? "stored (encrypted)" : "—"}</Row>
+              <Row label="Reachable">
+                {m.bmc.reachable == null ? "not checked yet" : m.bmc.reachable ? "yes" : <span className="text-red-700">no</span>}
+                {m.bmc.lastSeen && <span className="ml-2 text-xs text-slate-500">last seen {relativeTime(m.bmc.lastSeen)}</span>}
+              </Row>
+            </dl>
+          ) : (
+            <p className="text-sm text-slate-500">No BMC configured.</p>
+          )}
+        </section>
+      </div>
+      {m.inventory && (
+        <section className="card mt-4 p-4" aria-label="Inventory">
+          <h2 className="mb-2 font-semibold">Inventory</h2>
+          <pre className="max-h-64 overflow-auto text-xs">{JSON.stringify(m.inventory, null, 2)}</pre>
+        </section>
+      )}
+      <section className="card mt-4 p-4" aria-label="Machine events">
+        <h2 className="mb-2 font-semibold">Events</h2>
+        <EventList machineId={id} />
+      </section>
+      {operator && (
+        <div className="mt-4 text-right">
+          <button
+            className="text-sm text-red-700 hover:underline"
+            onClick={() => {
+              if (window.confirm(`Delete ${m.name}? Its history stays in the fleet events.`)) del.mutate({ id });
+            }}
+          >
+            Delete machine
+          </button>
+        </div>
+      )}
+      <Dialog open={!!confirm} onClose={() => setConfirm(null)} title={confirm ? `${ACTION_LABELS[confirm]} ${m.name}?` : ""}>
+        {confirm && (
+          <div className="space-y-3">
+            <p className="text-sm">
+              This is <b>{ACTION_LABELS[confirm].toLowerCase()}</b> on {m.name}, currently {m.state}. It may erase or interrupt work on the machine.
+            </p>
+            <ErrorBanner message={action.error ? errorInfo(action.error).message : null} />
+            <div className="flex justify-end gap-2">
+              <button className="btn" onClick={() => setConfirm(null)}>
+                Cancel
+              </button>
+              <button className="btn btn-danger" disabled={action.isPending} onClick={() => action.mutate({ id, action: confirm })}>
+                {ACTION_LABELS[confirm]}
+              </button>
+            </div>
+          </div>
+        )}
+      </Dialog>
+      <Dialog open={editing} onClose={() => setEditing(false)} title={`Edit ${m.name}`} wide>
+        {editing && <MachineForm machine={m} onSaved={() => setEditing(false)} />}
+      </Dialog>
+    </div>
+  );
+}

@@ -1,0 +1,108 @@
+"use client";
+import { useMutation } from "@tanstack/react-query";
+import { useState } from "react";
+import type { BulkResult } from "@/lib/dto";
+import { ACTION_LABELS, DESTRUCTIVE_ACTIONS, OPERATOR_ACTIONS, type OperatorAction } from "@/lib/lifecycle";
+import type { MachineFilter } from "@/lib/schemas";
+import { plural } from "@/lib/format";
+import { NEEDS_OPERATOR, useSession } from "./session";
+import { errorInfo, useTRPC } from "./trpc";
+import { Dialog, ErrorBanner } from "./ui";
+
+export type Selection = { ids: number[] } | { filter: MachineFilter };
+
+/** Lifecycle actions over the selection, with a typed-count confirmation for destructive ones and a per-machine report. */
+export function BulkActions({ selection, count, onDone }: { selection: Selection; count: number; onDone: () => void }) {
+  const trpc = useTRPC();
+  const { can } = useSession();
+  const [action, setAction] = useState<OperatorAction | null>(null);
+  const [typed, setTyped] = useState("");
+  const [results, setResults] = useState<BulkResult[] | null>(null);
+  const run = useMutation(
+    trpc.machines.bulkAction.mutationOptions({
+      onSuccess: (r) => {
+        setAction(null);
+        setResults(r);
+        onDone();
+      },
+    }),
+  );
+  const destructive = action ? DESTRUCTIVE_ACTIONS.includes(action) : false;
+  const failed = results?.filter((r) => !r.ok) ?? [];
+
+  return (
+    <>
+      <div className="flex flex-wrap items-center gap-1.5" role="group" aria-label="Bulk actions">
+        {OPERATOR_ACTIONS.map((a) => (
+          <button
+            key={a}
+            className="btn btn-sm"
+            disabled={!can("operator") || count === 0}
+            title={!can("operator") ? NEEDS_OPERATOR : undefined}
+            onClick={() => {
+              setTyped("");
+              setAction(a);
+            }}
+          >
+            {ACTION_LABELS[a]}
+          </button>
+        ))}
+      </div>
+      <Dialog open={!!action} onClose={() => setAction(null)} title={action ? `${ACTION_LABELS[action]} ${plural(count, "machine")}?` : ""}>
+        {action && (
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              run.mutate({ selection, action });
+            }}
+            className="space-y-3"
+          >
+            <p className="text-sm text-slate-700">
+              Machines whose state does not allow <b>{ACTION_LABELS[action]}</b> are skipped and reported; the others proceed.
+            </p>
+            {destructive && (
+              <label className="block text-sm">
+                Type <b>{count}</b> to confirm:
+                <input className="input mt-1" inputMode="numeric" aria-label="Type the number of machines" value={typed} onChange={(e) => setTyped(e.target.value)} autoFocus />
+              </label>
+            )}
+            <ErrorBanner message={run.error ? errorInfo(run.error).message : null} />
+            <div className="flex justify-end gap-2">
+              <button type="button" className="btn" onClick={() => setAction(null)}>
+                Cancel
+              </button>
+              <button
+                type="submit"
+                className={`btn ${destructive ? "btn-danger" : "btn-primary"}`}
+                disabled={run.isPending || (destructive && typed.trim() !== String(count))}
+              >
+                {ACTION_LABELS[action]} {plural(count, "machine")}
+              </button>
+            </div>
+          </form>
+        )}
+      </Dialog>
+      <Dialog open={!!results} onClose={() => setResults(null)} title="Bulk action results" wide>
+        {results && (
+          <div>
+            <p className="mb-2 text-sm" data-testid="bulk-summary">
+              {results.length - failed.length} succeeded, {failed.length} refused.
+            </p>
+            <div className="max-h-96 overflow-auto rounded border border-slate-200">
+              <table className="w-full text-sm">
+                <tbody className="divide-y divide-slate-100">
+                  {results.map((r) => (
+                    <tr key={r.id}>
+                      <td className="px-2 py-1 font-medium">{r.name}</td>
+                      <td className={`px-2 py-1 ${r.ok ? "text-emerald-700" : "text-red-700"}`}>{r.ok ? `→ ${r.state}` : r.error}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          </div>
+        )}
+      </Dialog>
+    </>
+  );
+}

@@ -1,0 +1,84 @@
+"use client";
+import { useQueryClient } from "@tanstack/react-query";
+import { createContext, useContext, useEffect, useRef, useState, type ReactNode } from "react";
+import { io, type Socket } from "socket.io-client";
+import type { LiveEvent } from "@/lib/live-events";
+import { useTRPC } from "./trpc";
+
+interface LiveState {
+  connected: boolean;
+  socket: Socket | null;
+}
+const LiveContext = createContext<LiveState>({ connected: false, socket: null });
+
+/**
+ * One socket.io connection per tab. Live events invalidate the queries they affect, batched per animation
+ * frame so a bulk action touching thousands of machines costs one refetch, not thousands.
+ */
+export function LiveProvider({ children }: { children: ReactNode }) {
+  const queryClient = useQueryClient();
+  const trpc = useTRPC();
+  const [state, setState] = useState<LiveState>({ connected: false, socket: null });
+  const pending = useRef(new Set<string>());
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+
+  useEffect(() => {
+    const socket = io({ path: "/socket.io", transports: ["websocket", "polling"] });
+    const keys = {
+      machines: trpc.machines.pathKey(),
+      racks: trpc.racks.pathKey(),
+      events: trpc.events.pathKey(),
+    };
+    const flush = () => {
+      timer.current = null;
+      for (const k of pending.current) void queryClient.invalidateQueries({ queryKey: keys[k as keyof typeof keys] });
+      pending.current.clear();
+    };
+    const mark = (...names: (keyof typeof keys)[]) => {
+      for (const n of names) pending.current.add(n);
+      timer.current ??= setTimeout(flush, 100);
+    };
+    socket.on("connect", () => setState({ connected: true, socket }));
+    socket.on("disconnect", () => setState({ connected: false, socket }));
+    socket.on("connect_error", () => setState({ connected: false, socket }));
+    socket.on("live", (e: LiveEvent) => {
+      switch (e.type) {
+        case "machine.changed":
+        case "machine.deleted":
+        case "machines.bulk":
+          mark("machines", "racks");
+          break;
+        case "rack.changed":
+        case "rack.deleted":
+          mark("racks", "machines");
+          break;
+        case "event.created":
+          mark("events");
+          break;
+      }
+    });
+    setState({ connected: socket.connected, socket });
+    return () => {
+      if (timer.current) clearTimeout(timer.current);
+      socket.close();
+    };
+  }, [queryClient, trpc]);
+
+  return <LiveContext.Provider value={state}>{children}</LiveContext.Provider>;
+}
+
+export function useLive(): LiveState {
+  return useContext(LiveContext);
+}
+
+/** Join `machine:<id>` while a machine page is open (the room carries per-machine streams). */
+export function useMachineRoom(machineId: number) {
+  const { socket, connected } = useLive();
+  useEffect(() => {
+    if (!socket || !connected) return;
+    socket.emit("subscribe", { machineId });
+    return () => {
+      socket.emit("unsubscribe", { machineId });
+    };
+  }, [socket, connected, machineId]);
+}

@@ -1,0 +1,109 @@
+"use client";
+import { useEffect, useRef, type ReactNode } from "react";
+import { STATE_LABELS, type MachineState } from "@/lib/lifecycle";
+import type { PowerState } from "@/lib/schemas";
+import { POWER_COLORS, STATE_COLORS } from "./state-style";
+
+export function StateBadge({ state }: { state: MachineState }) {
+  return (
+    <span
+      className={`inline-flex items-center whitespace-nowrap rounded px-1.5 py-0.5 text-xs font-medium ring-1 ring-inset ${STATE_COLORS[state].badge}`}
+      data-state={state}
+    >
+      {STATE_LABELS[state]}
+    </span>
+  );
+}
+
+export function PowerDot({ power, withLabel = false }: { power: PowerState; withLabel?: boolean }) {
+  return (
+    <span className="inline-flex items-center gap-1.5" title={`Power ${power}`}>
+      <span className={`inline-block h-2 w-2 rounded-full ${POWER_COLORS[power]}`} aria-hidden />
+      {withLabel ? <span className="text-xs text-slate-700">{power}</span> : <span className="sr-only">power {power}</span>}
+    </span>
+  );
+}
+
+export function Field({
+  label,
+  error,
+  children,
+  hint,
+}: {
+  label: string;
+  error?: string;
+  children: ReactNode;
+  hint?: string;
+}) {
+  return (
+    <label className="block">
+      <span className="label">{label}</span>
+      {children}
+      {error ? <span className="field-error" role="alert">{error}</span> : hint ? <span className="mt-1 block text-xs text-slate-500">{hint}</span> : null}
+    </label>
+  );
+}
+
+export function ErrorBanner({ message }: { message?: string | null }) {
+  if (!message) return null;
+  return (
+    <div role="alert" className="rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
+      {message}
+    </div>
+  );
+}
+
+/** A modal dialog on the native <dialog> element (focus trapping and Esc for free). */
+export function Dialog({
+  open,
+  onClose,
+  title,
+  children,
+  wide = false,
+}: {
+  open: boolean;
+  onClose: () => void;
+  title: string;
+  children: ReactNode;
+  wide?: boolean;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (open && !d.open) d.showModal();
+    if (!open && d.open) d.close();
+  }, [open]);
+  return (
+    <dialog
+      ref={ref}
+      onClose={onClose}
+      aria-label={title}
+      className={`m-auto rounded-lg p-0 shadow-xl backdrop:bg-slate-900/40 ${wide ? "w-[min(960px,95vw)]" : "w-[min(480px,95vw)]"}`}
+    >
+      {open && (
+        <div className="p-5">
+          <div className="mb-4 flex items-center justify-between">
+            <h2 className="text-base font-semibold">{title}</h2>
+            <button type="button" className="text-slate-500 hover:text-slate-800" onClick={onClose} aria-label="Close">
+              ✕
+            </button>
+          </div>
+          {children}
+        </div>
+      )}
+    </dialog>
+  );
+}
+
+export function PageHeader({ title, subtitle, actions }: { title: string; subtitle?: ReactNode; actions?: ReactNode }) {
+  return (
+    <div className="mb-4 flex flex-wrap items-end justify-between gap-3">
+      <div>
+        <h1 className="text-xl font-semibold tracking-tight">{title}</h1>
+        {subtitle && <p className="mt-0.5 text-sm text-slate-600">{subtitle}</p>}
+      </div>
+      {actions && <div className="flex flex-wrap items-center gap-2">{actions}</div>}
+    </div>
+  );
+}
