@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install the Debian/Ubuntu packages Rackhand needs, only those missing.
+#   runtime: build tools for the native SQLite addon (better-sqlite3 compiles from source here)
+#   test:    runtime + Debian's Chromium for the browser tests
+# Needs root (or sudo) when something is missing; prints what and why otherwise.
+set -euo pipefail
+profile="${1:-runtime}"
+
+pkgs=(python3 make g++ ca-certificates)
+if [ "$profile" = "test" ]; then
+  pkgs+=(chromium fonts-dejavu-core)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+  echo "rackhand: missing system packages: ${missing[*]} (and no apt-get here: install them by hand)" >&2
+  exit 1
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "rackhand: missing system packages: ${missing[*]}; run this script as root to install them" >&2
+    exit 1
+  fi
+fi
+echo "rackhand: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Another apt may hold the dpkg lock for a moment (unattended upgrades, a parallel job): retry.
+for attempt in 1 2 3 4 5; do
+  if $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+    exit 0
+  fi
+  echo "rackhand: apt-get failed (attempt $attempt); retrying in 5 s" >&2
+  sleep 5
+done
+echo "rackhand: could not install ${missing[*]}" >&2
+exit 1

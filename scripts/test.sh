@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: type check, unit/router/integration tests (vitest), one production build,
+# browser tests (Playwright + Debian Chromium). Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export NEXT_TELEMETRY_DISABLED=1
+RACKHAND_FORCE_BUILD=0 bash scripts/setup.sh test || exit 1
+rm -rf test-results && mkdir -p test-results
+
+status=0
+echo "== type check"
+npx tsc --noEmit || status=1
+
+echo "== unit, router and integration tests (vitest)"
+npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || status=1
+
+echo "== production build (once)"
+RACKHAND_FORCE_BUILD=1 npm run --silent build || { echo "build failed"; status=1; }
+
+echo "== browser tests (playwright, chromium)"
+if [ -f .next/BUILD_ID ]; then npx playwright test || status=1; fi
+
+node scripts/summarize-tests.mjs test-results/vitest.json test-results/e2e-report.json || status=1
+exit $status
