@@ -4,6 +4,7 @@ import path from "node:path";
 
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
+const TAG_BYTES = 16;
 
 /**
  * Encrypts secrets at rest (BMC passwords) with AES-256-GCM. The key comes from RACKHAND_SECRET_KEY
@@ -48,7 +49,8 @@ export class SecretBox {
   decrypt(sealed: string): string {
     const [v, iv, tag, ct] = sealed.split(":");
     if (v !== "v1" || !iv || !tag || ct === undefined) throw new Error("unrecognised secret format");
-    const decipher = crypto.createDecipheriv("aes-256-gcm", this.key, Buffer.from(iv, "base64"));
+    // authTagLength pins the full 16-byte tag: otherwise Node accepts a truncated (4..15-byte) tag.
+    const decipher = crypto.createDecipheriv("aes-256-gcm", this.key, Buffer.from(iv, "base64"), { authTagLength: TAG_BYTES });
     decipher.setAuthTag(Buffer.from(tag, "base64"));
     return Buffer.concat([decipher.update(Buffer.from(ct, "base64")), decipher.final()]).toString("utf8");
   }

@@ -18,14 +18,15 @@ import type { SessionUser } from "../../lib/dto";
  * A real, migrated SQLite database in a fresh temporary directory, with the domain wired as in production.
  * No mocks of our own modules: tests call the router through createCaller.
  */
-export function createHarness() {
+export function createHarness(opts: { config?: Partial<Config> } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-test-"));
   const db = openDatabase(path.join(dataDir, "rackhand.db"));
   const bus = new EventBus();
   const published: LiveEvent[] = [];
   bus.subscribe((e) => published.push(e));
   const domain: Domain = { db, bus, secrets: SecretBox.open(dataDir), log: silentLogger };
-  const config: Config = loadConfig({ RACKHAND_DATA_DIR: dataDir }, { ui: false });
+  // NODE_ENV is spelled out because Next's types make it a required key of NodeJS.ProcessEnv.
+  const config: Config = loadConfig({ RACKHAND_DATA_DIR: dataDir, NODE_ENV: "test" }, { ui: false, ...opts.config });
   let nextUserId = 1000;
   const cookies: string[] = [];
 

@@ -1,0 +1,399 @@
+import { count, eq, lt } from "drizzle-orm";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import type { SessionUser } from "../../../lib/dto";
+import type { Role } from "../../../lib/schemas";
+import { verifyPassword } from "../../auth/password";
+import { SESSION_COOKIE, sessionUser } from "../../auth/sessions";
+import { ensureAdmin } from "../../auth/users";
+import { bmcs, events, machines, nics, racks, sessions, users } from "../../db/schema";
+import type { Logger } from "../../log";
+import { expectTrpcError, machineInput, procedureAt, procedures } from "../../testing/fixtures";
+import { createHarness, type Harness } from "../../testing/harness";
+
+const PUBLIC_MUTATIONS = ["auth.login", "auth.logout"];
+const MUTATIONS = procedures()
+  .filter((p) => p.type === "mutation" && !PUBLIC_MUTATIONS.includes(p.path))
+  .map((p) => p.path);
+const QUERIES = procedures()
+  .filter((p) => p.type === "query")
+  .map((p) => p.path);
+/** The least role each procedure needs: user management is admin-only, the rest is operator (mutations) or viewer. */
+const minRole = (path: string): Role => (path.startsWith("users.") ? "admin" : MUTATIONS.includes(path) ? "operator" : "viewer");
+
+function tokenFrom(cookie: string): string {
+  const m = new RegExp(`^${SESSION_COOKIE}=([^;]*)`).exec(cookie);
+  if (!m) throw new Error(`not a session cookie: ${cookie}`);
+  return m[1]!;
+}
+
+describe("roles on every procedure", () => {
+  let h: Harness;
+  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, userId: 0 };
+  /** A valid input for every mutation, so a refusal can only come from the role check. */
+  const mutationInputs: Record<string, () => unknown> = {
+    "racks.create": () => ({ name: "auth-new-rack" }),
+    "racks.update": () => ({ id: fx.rackA, site: "moved" }),
+    "racks.delete": () => ({ id: fx.rackDel }),
+    "machines.enroll": () => machineInput(900),
+    "machines.importCsv": () => ({ csv: "name,mac\nauth-csv,52:54:00:0a:0a:0a" }),
+    "machines.update": () => ({ id: fx.m1, ip: "10.1.2.3" }),
+    "machines.delete": () => ({ id: fx.mDel }),
+    "machines.action": () => ({ id: fx.m2, action: "manage" }),
+    "machines.bulkAction": () => ({ selection: { ids: [fx.m3] }, action: "manage" }),
+    "machines.setMaintenance": () => ({ id: fx.m1, on: true, reason: "x" }),
+    "users.create": () => ({ name: "newbie", role: "viewer", password: "long-enough-pw" }),
+    "users.update": () => ({ id: fx.userId, role: "operator" }),
+  };
+  const queryInputs: Record<string, () => unknown> = {
+    "auth.me": () => undefined,
+    "racks.list": () => undefined,
+    "racks.elevations": () => undefined,
+    "machines.list": () => ({}),
+    "machines.count": () => ({}),
+    "machines.summary": () => undefined,
+    "machines.get": () => ({ id: fx.m1 }),
+    "events.list": () => ({}),
+    "users.list": () => undefined,
+  };
+  const snapshot = () =>
+    Object.fromEntries(
+      Object.entries({ machines, racks, users, events, nics, bmcs, sessions }).map(([k, t]) => [
+        k,
+        h.db.select({ n: count() }).from(t).get()!.n,
+      ]),
+    );
+
+  beforeAll(async () => {
+    h = createHarness();
+    fx.rackA = (await h.operator.racks.create({ name: "auth-a" })).id;
+    fx.rackDel = (await h.operator.racks.create({ name: "auth-del" })).id;
+    fx.m1 = (await h.operator.machines.enroll(machineInput(1))).id;
+    fx.m2 = (await h.operator.machines.enroll(machineInput(2))).id;
+    fx.m3 = (await h.operator.machines.enroll(machineInput(3))).id;
+    fx.mDel = (await h.operator.machines.enroll(machineInput(4))).id;
+    // As in production (ensureAdmin), the database holds an enabled admin.
+    await h.addUser("root", "admin", "root-password-1");
+    fx.userId = (await h.addUser("carol", "viewer", "carol-password-1")).id;
+  });
+  afterAll(() => h.close());
+
+  it("has a sample input for every mutation and query (add one when adding a procedure)", () => {
+    expect(MUTATIONS.length).toBeGreaterThanOrEqual(12);
+    expect(Object.keys(mutationInputs).sort()).toEqual([...MUTATIONS].sort());
+    expect(Object.keys(queryInputs).sort()).toEqual([...QUERIES].sort());
+  });
+
+  describe("mutations", () => {
+    let before: Record<string, number>;
+    beforeAll(() => {
+      before = snapshot();
+    });
+
+    it.each(MUTATIONS)("%s: anonymous gets UNAUTHORIZED", async (path) => {
+      await expectTrpcError(procedureAt(h.anonymous, path)(mutationInputs[path]!()), "UNAUTHORIZED");
+    });
+
+    it.each(MUTATIONS)("%s: viewer gets FORBIDDEN", async (path) => {
+      const { error } = await expectTrpcError(procedureAt(h.viewer, path)(mutationInputs[path]!()), "FORBIDDEN");
+      expect(error.message).toContain(minRole(path));
+    });
+
+    it.each(MUTATIONS.filter((p) => minRole(p) === "admin"))("%s: operator gets FORBIDDEN", async (path) => {
+      await expectTrpcError(procedureAt(h.operator, path)(mutationInputs[path]!()), "FORBIDDEN");
+    });
+
+    it("refused calls changed nothing", () => {
+      expect(snapshot()).toEqual(before);
+    });
+
+    // Control: the same inputs succeed for the role they need, so the refusals above came from the role check.
+    it.each(MUTATIONS)("%s: succeeds for its role", async (path) => {
+      const caller = minRole(path) === "admin" ? h.admin : h.operator;
+      await procedureAt(caller, path)(mutationInputs[path]!());
+    });
+  });
+
+  describe("queries", () => {
+    it.each(QUERIES.filter((p) => p !== "auth.me"))("%s: anonymous gets UNAUTHORIZED", async (path) => {
+      await expectTrpcError(procedureAt(h.anonymous, path)(queryInputs[path]!()), "UNAUTHORIZED");
+    });
+
+    it.each(QUERIES.filter((p) => minRole(p) === "viewer"))("%s: a viewer may call it", async (path) => {
+      await expect(procedureAt(h.viewer, path)(queryInputs[path]!())).resolves.toBeDefined();
+    });
+
+    it.each(QUERIES.filter((p) => minRole(p) === "admin"))("%s: viewer and operator get FORBIDDEN, admin may", async (path) => {
+      await expectTrpcError(procedureAt(h.viewer, path)(queryInputs[path]!()), "FORBIDDEN");
+      await expectTrpcError(procedureAt(h.operator, path)(queryInputs[path]!()), "FORBIDDEN");
+      await expect(procedureAt(h.admin, path)(queryInputs[path]!())).resolves.toBeDefined();
+    });
+
+    it("auth.me is public: null when signed out, the user when signed in", async () => {
+      expect(await h.anonymous.auth.me()).toBeNull();
+      expect(await h.viewer.auth.me()).toMatchObject({ role: "viewer" });
+    });
+  });
+});
+
+describe("login, sessions and users", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = createHarness();
+    await h.addUser("root", "admin", "root-password-1");
+    await h.addUser("alice", "operator", "alice-password-1");
+    await h.addUser("bob", "viewer", "bob-password-12");
+  });
+  afterAll(() => {
+    vi.useRealTimers();
+    h.close();
+  });
+
+  async function login(name: string, password: string): Promise<{ token: string; cookie: string; user: SessionUser }> {
+    const before = h.cookies.length;
+    const user = await h.anonymous.auth.login({ name, password });
+    expect(h.cookies.length).toBe(before + 1);
+    const cookie = h.cookies.at(-1)!;
+    return { token: tokenFrom(cookie), cookie, user };
+  }
+  const sessionsOf = (userId: number) => h.db.select({ n: count() }).from(sessions).where(eq(sessions.userId, userId)).get()!.n;
+
+  it("login sets an HttpOnly, SameSite=Lax session cookie and opens a session", async () => {
+    const { token, cookie, user } = await login("alice", "alice-password-1");
+    expect(user).toMatchObject({ name: "alice", role: "operator" });
+    const attrs = cookie.split(";").map((s) => s.trim());
+    expect(attrs).toContain("HttpOnly");
+    expect(attrs).toContain("SameSite=Lax");
+    expect(attrs).toContain("Path=/");
+    expect(attrs).not.toContain("Secure");
+    expect(token.length).toBeGreaterThanOrEqual(32);
+    expect(sessionUser(h.db, token)).toEqual(user);
+    // Stored hashed: the cookie value is not in the database.
+    expect(JSON.stringify(h.db.select().from(sessions).all())).not.toContain(token);
+    // A caller built from that session acts as alice.
+    expect(await h.caller(sessionUser(h.db, token), token).auth.me()).toEqual(user);
+    expect(h.db.select().from(users).where(eq(users.name, "alice")).get()!.lastLoginAt).not.toBeNull();
+  });
+
+  it("accepts the user name in any case", async () => {
+    expect((await login("ALICE", "alice-password-1")).user.name).toBe("alice");
+  });
+
+  it("marks the cookie Secure when configured", async () => {
+    const secure = createHarness({ config: { secureCookies: true } });
+    try {
+      await secure.addUser("sec", "viewer", "sec-password-1");
+      await secure.anonymous.auth.login({ name: "sec", password: "sec-password-1" });
+      expect(secure.cookies.at(-1)!.split(";").map((s) => s.trim())).toContain("Secure");
+    } finally {
+      secure.close();
+    }
+  });
+
+  it("gives the same UNAUTHORIZED message for a wrong password, an unknown user and a disabled account", async () => {
+    const cookies = h.cookies.length;
+    const wrong = await expectTrpcError(h.anonymous.auth.login({ name: "alice", password: "not-her-password" }), "UNAUTHORIZED");
+    const unknown = await expectTrpcError(h.anonymous.auth.login({ name: "mallory", password: "whatever-pass" }), "UNAUTHORIZED");
+    const dis = await h.addUser("dora", "viewer", "dora-password-1");
+    await h.admin.users.update({ id: dis.id, disabled: true });
+    const disabled = await expectTrpcError(h.anonymous.auth.login({ name: "dora", password: "dora-password-1" }), "UNAUTHORIZED");
+    expect(wrong.shape.message).toBe(unknown.shape.message);
+    expect(disabled.shape.message).toBe(unknown.shape.message);
+    expect(wrong.shape.message).not.toMatch(/mallory|alice|exist/i);
+    expect(h.cookies.length).toBe(cookies);
+  });
+
+  it("logout ends the session and clears the cookie", async () => {
+    const { token, user } = await login("bob", "bob-password-12");
+    await h.caller(user, token).auth.logout();
+    expect(sessionUser(h.db, token)).toBeNull();
+    expect(h.cookies.at(-1)).toMatch(new RegExp(`^${SESSION_COOKIE}=;.*Max-Age=0`));
+  });
+
+  it("ignores unknown and absurd tokens", () => {
+    expect(sessionUser(h.db, undefined)).toBeNull();
+    expect(sessionUser(h.db, "nope")).toBeNull();
+    expect(sessionUser(h.db, "x".repeat(10_000))).toBeNull();
+  });
+
+  describe("expiry", () => {
+    afterEach(() => vi.useRealTimers());
+
+    it("a session is valid until its TTL, then not; expired rows are swept at the next login", async () => {
+      const ttl = h.config.sessionTtlMs;
+      const { token, user } = await login("bob", "bob-password-12");
+      vi.useFakeTimers({ toFake: ["Date"] });
+      vi.setSystemTime(Date.now() + ttl - 60_000);
+      expect(sessionUser(h.db, token)).toEqual(user);
+      vi.setSystemTime(Date.now() + 120_000);
+      expect(sessionUser(h.db, token)).toBeNull();
+      await expectTrpcError(h.caller(sessionUser(h.db, token), token).machines.summary(), "UNAUTHORIZED");
+      const expired = () => h.db.select({ n: count() }).from(sessions).where(lt(sessions.expiresAt, new Date())).get()!.n;
+      expect(expired()).toBeGreaterThanOrEqual(1);
+      const fresh = await login("alice", "alice-password-1");
+      expect(expired()).toBe(0);
+      expect(sessionUser(h.db, fresh.token)).toMatchObject({ name: "alice" });
+      expect(sessionUser(h.db, token)).toBeNull();
+    });
+  });
+
+  it("disabling a user ends their sessions; enabling lets them sign in again", async () => {
+    const eve = await h.addUser("eve", "operator", "eve-password-1");
+    const a = await login("eve", "eve-password-1");
+    const b = await login("eve", "eve-password-1");
+    expect(sessionsOf(eve.id)).toBe(2);
+    await h.admin.users.update({ id: eve.id, disabled: true });
+    expect(sessionsOf(eve.id)).toBe(0);
+    expect(sessionUser(h.db, a.token)).toBeNull();
+    expect(sessionUser(h.db, b.token)).toBeNull();
+    await expectTrpcError(h.anonymous.auth.login({ name: "eve", password: "eve-password-1" }), "UNAUTHORIZED");
+    await h.admin.users.update({ id: eve.id, disabled: false });
+    expect((await login("eve", "eve-password-1")).user.name).toBe("eve");
+  });
+
+  it("a disabled user's surviving session row is not honoured", async () => {
+    const fay = await h.addUser("fay", "viewer", "fay-password-1");
+    const { token } = await login("fay", "fay-password-1");
+    // Even if a session row were left behind, the disabled flag wins.
+    h.db.update(users).set({ disabled: true }).where(eq(users.id, fay.id)).run();
+    expect(sessionUser(h.db, token)).toBeNull();
+  });
+
+  it("changing a password ends sessions; the new password works and the old does not", async () => {
+    const gil = await h.addUser("gil", "viewer", "gil-password-1");
+    const { token } = await login("gil", "gil-password-1");
+    await h.admin.users.update({ id: gil.id, password: "gil-password-2" });
+    expect(sessionUser(h.db, token)).toBeNull();
+    await expectTrpcError(h.anonymous.auth.login({ name: "gil", password: "gil-password-1" }), "UNAUTHORIZED");
+    await login("gil", "gil-password-2");
+  });
+
+  it("a role change applies to the open session at once", async () => {
+    const hal = await h.addUser("hal", "viewer", "hal-password-1");
+    const { token } = await login("hal", "hal-password-1");
+    await expectTrpcError(h.caller(sessionUser(h.db, token), token).racks.create({ name: "hal-rack" }), "FORBIDDEN");
+    await h.admin.users.update({ id: hal.id, role: "operator" });
+    await h.caller(sessionUser(h.db, token), token).racks.create({ name: "hal-rack" });
+  });
+
+  describe("users.*", () => {
+    it("admin lists users without password hashes", async () => {
+      const list = await h.admin.users.list();
+      expect(list.map((u) => u.name)).toContain("alice");
+      expect(list.find((u) => u.name === "alice")).toMatchObject({ role: "operator", disabled: false });
+      expect(JSON.stringify(list)).not.toMatch(/scrypt|passwordHash/);
+    });
+
+    it("admin creates users (hashed password), refuses duplicates and weak input", async () => {
+      const { id } = await h.admin.users.create({ name: "ivan", role: "viewer", password: "ivan-password-1" });
+      const row = h.db.select().from(users).where(eq(users.id, id)).get()!;
+      expect(row.passwordHash).not.toContain("ivan-password-1");
+      expect(await verifyPassword("ivan-password-1", row.passwordHash)).toBe(true);
+      await expectTrpcError(h.admin.users.create({ name: "ivan", role: "viewer", password: "ivan-password-1" }), "CONFLICT");
+      await expectTrpcError(h.admin.users.create({ name: "Ivan2", role: "viewer", password: "ivan-password-1" }), "BAD_REQUEST");
+      await expectTrpcError(h.admin.users.create({ name: "ivan3", role: "viewer", password: "short" }), "BAD_REQUEST");
+      await expectTrpcError(h.admin.users.update({ id: 99999, role: "viewer" }), "NOT_FOUND", "USER_NOT_FOUND");
+    });
+  });
+});
+
+describe("the last admin", () => {
+  let h: Harness;
+  beforeEach(() => {
+    h = createHarness();
+  });
+  afterEach(() => h.close());
+
+  const userRow = (id: number) => h.db.select().from(users).where(eq(users.id, id)).get()!;
+
+  it("cannot be demoted or disabled", async () => {
+    const root = await h.addUser("root", "admin", "root-password-1");
+    await h.addUser("olga", "operator", "olga-password-1");
+    const demote = await expectTrpcError(h.admin.users.update({ id: root.id, role: "operator" }), "CONFLICT", "CONFLICT");
+    expect(demote.shape.message).toMatch(/admin/);
+    await expectTrpcError(h.admin.users.update({ id: root.id, disabled: true }), "CONFLICT");
+    expect(userRow(root.id)).toMatchObject({ role: "admin", disabled: false });
+  });
+
+  it("can be demoted once another enabled admin exists, which then is the last", async () => {
+    const root = await h.addUser("root", "admin", "root-password-1");
+    const ada = await h.addUser("ada", "admin", "ada-password-12");
+    await h.admin.users.update({ id: root.id, role: "viewer" });
+    expect(userRow(root.id).role).toBe("viewer");
+    await expectTrpcError(h.admin.users.update({ id: ada.id, disabled: true }), "CONFLICT");
+    expect(userRow(ada.id).disabled).toBe(false);
+  });
+
+  it("a disabled admin does not count", async () => {
+    const root = await h.addUser("root", "admin", "root-password-1");
+    const ada = await h.addUser("ada", "admin", "ada-password-12");
+    await h.admin.users.update({ id: ada.id, disabled: true });
+    await expectTrpcError(h.admin.users.update({ id: root.id, role: "operator" }), "CONFLICT");
+    expect(userRow(root.id).role).toBe("admin");
+  });
+});
+
+describe("ensureAdmin", () => {
+  let h: Harness;
+  let printed: string[];
+  let logged: string[];
+  const log: Logger = {
+    debug: (m, f) => logged.push(m + JSON.stringify(f ?? {})),
+    info: (m, f) => logged.push(m + JSON.stringify(f ?? {})),
+    warn: (m, f) => logged.push(m + JSON.stringify(f ?? {})),
+    error: (m, f) => logged.push(m + JSON.stringify(f ?? {})),
+    child: () => log,
+  };
+  const print = (s: string) => printed.push(s);
+  beforeEach(() => {
+    h = createHarness();
+    printed = [];
+    logged = [];
+  });
+  afterEach(() => h.close());
+
+  it("uses RACKHAND_ADMIN_PASSWORD when set, printing nothing", async () => {
+    await ensureAdmin(h.db, log, "env-admin-password", print);
+    expect(printed).toEqual([]);
+    expect(logged.join("\n")).not.toContain("env-admin-password");
+    const u = await h.anonymous.auth.login({ name: "admin", password: "env-admin-password" });
+    expect(u).toMatchObject({ name: "admin", role: "admin" });
+  });
+
+  it("generates a password, prints it once (not to the log), and never again", async () => {
+    await ensureAdmin(h.db, log, undefined, print);
+    expect(printed).toHaveLength(1);
+    const pw = /│\s+(\S{20})\s*│/.exec(printed[0]!)?.[1];
+    expect(pw).toBeDefined();
+    expect(logged.join("\n")).not.toContain(pw!);
+    expect(JSON.stringify(h.db.select().from(users).all())).not.toContain(pw!);
+    expect(await h.anonymous.auth.login({ name: "admin", password: pw! })).toMatchObject({ role: "admin" });
+
+    // A restart: nothing printed, nothing changed, even if an env password appears now.
+    await ensureAdmin(h.db, log, undefined, print);
+    await ensureAdmin(h.db, log, "later-env-password", print);
+    expect(printed).toHaveLength(1);
+    expect(h.db.select({ n: count() }).from(users).get()!.n).toBe(1);
+    await expectTrpcError(h.anonymous.auth.login({ name: "admin", password: "later-env-password" }), "UNAUTHORIZED");
+    await h.anonymous.auth.login({ name: "admin", password: pw! });
+  });
+
+  it("generates a different password each first start", async () => {
+    await ensureAdmin(h.db, log, undefined, print);
+    const other = createHarness();
+    try {
+      await ensureAdmin(other.db, log, undefined, print);
+    } finally {
+      other.close();
+    }
+    const [a, b] = printed.map((p) => /│\s+(\S{20})\s*│/.exec(p)?.[1]);
+    expect(a).toBeDefined();
+    expect(a).not.toBe(b);
+  });
+
+  it("does nothing when users exist", async () => {
+    await h.addUser("someone", "viewer", "someone-password");
+    await ensureAdmin(h.db, log, undefined, print);
+    expect(printed).toEqual([]);
+    expect(h.db.select().from(users).where(eq(users.name, "admin")).get()).toBeUndefined();
+  });
+});

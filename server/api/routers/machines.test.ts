@@ -1,0 +1,487 @@
+import { count, eq, inArray } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MACHINE_STATES, STATE_LABELS, type MachineState } from "../../../lib/lifecycle";
+import { SORT_FIELDS } from "../../../lib/schemas";
+import { events, machines, nics } from "../../db/schema";
+import { transition } from "../../machines/lifecycle";
+import { expectTrpcError, machineInput } from "../../testing/fixtures";
+import { createHarness, type Harness } from "../../testing/harness";
+
+let h: Harness;
+let n = 100;
+const next = () => ++n;
+
+async function enroll(overrides: Parameters<typeof machineInput>[1] = {}) {
+  const k = next();
+  const input = machineInput(k, overrides);
+  const { id } = await h.operator.machines.enroll(input);
+  return { id, input };
+}
+
+/** Drive a machine into `state` along a legal path (the lifecycle test covers every edge). */
+const PATH: Record<MachineState, string[]> = {
+  enrolled: [],
+  manageable: ["manage"],
+  inspecting: ["manage", "inspect"],
+  inspect_failed: ["manage", "inspect", "fail"],
+  available: ["manage", "provide"],
+  deploying: ["manage", "provide", "deploy"],
+  deploy_failed: ["manage", "provide", "deploy", "fail"],
+  deployed: ["manage", "provide", "deploy", "succeed"],
+  cleaning: ["manage", "provide", "deploy", "succeed", "release"],
+  clean_failed: ["manage", "provide", "deploy", "succeed", "release", "fail"],
+};
+function drive(id: number, state: MachineState) {
+  for (const a of PATH[state]) transition(h.domain, id, a as never, { actor: "user:test" });
+}
+
+beforeAll(() => {
+  h = createHarness();
+});
+afterAll(() => h.close());
+
+describe("machines.enroll", () => {
+  it.each([
+    ["AA-BB-CC-DD-EE-01", "aa:bb:cc:dd:ee:01"],
+    ["aabb.ccdd.ee02", "aa:bb:cc:dd:ee:02"],
+    ["AA:BB:CC:DD:EE:03", "aa:bb:cc:dd:ee:03"],
+    ["aabbccddee04", "aa:bb:cc:dd:ee:04"],
+    ["  52:54:00:AB:CD:EF  ", "52:54:00:ab:cd:ef"],
+  ])("stores MAC %s as %s", async (spelling, canonical) => {
+    const { id } = await enroll({ bootMac: spelling });
+    const m = await h.viewer.machines.get({ id });
+    expect(m.bootMac).toBe(canonical);
+    expect(h.db.select().from(nics).where(eq(nics.machineId, id)).get()!.mac).toBe(canonical);
+  });
+
+  it("stores the name lower-case and records an enrolment event", async () => {
+    const { id } = await enroll({ name: "Web-01.Example.COM" });
+    const m = await h.viewer.machines.get({ id });
+    expect(m.name).toBe("web-01.example.com");
+    expect(m.state).toBe("enrolled");
+    const ev = h.db.select().from(events).where(eq(events.machineId, id)).all();
+    expect(ev.map((e) => e.kind)).toEqual(["machine.enrolled"]);
+    expect(ev[0]!.actor).toBe("user:operator");
+  });
+
+  it.each([
+    ["bootMac", { bootMac: "not-a-mac" }, /not a MAC/],
+    ["bootMac", { bootMac: "01:00:5e:00:00:01" }, /multicast/],
+    ["bootMac", { bootMac: "00:00:00:00:00:00" }, /zero/],
+    ["bootMac", { bootMac: "aa:bb:cc:dd:ee" }, /not a MAC/],
+    ["ip", { ip: "10.0.0.256" }, /not an IPv4/],
+    ["ip", { ip: "10.0.0.01" }, /not an IPv4/],
+    ["ip", { ip: "fe80::1" }, /not an IPv4/],
+    ["name", { name: "-bad-" }, /not a valid host name/],
+    ["name", { name: "under_score" }, /not a valid host name/],
+    ["name", { name: "a".repeat(64) }, /not a valid host name/],
+    ["uPosition", { uPosition: 0 }, /U position starts at 1/],
+  ] as const)("rejects a bad %s (%j) with BAD_REQUEST naming the field", async (field, bad, text) => {
+    const before = h.db.select({ n: count() }).from(machines).get()!.n;
+    const { shape } = await expectTrpcError(h.operator.machines.enroll(machineInput(next(), bad)), "BAD_REQUEST", "VALIDATION");
+    expect(shape.message).toMatch(new RegExp(`^${field}: `));
+    expect(shape.message).toMatch(text);
+    expect(shape.data.details).toContainEqual(expect.objectContaining({ field }));
+    expect(h.db.select({ n: count() }).from(machines).get()!.n).toBe(before);
+  });
+
+  it("rejects a bad BMC address naming bmc.address", async () => {
+    const { shape } = await expectTrpcError(
+      h.operator.machines.enroll(machineInput(next(), { bmc: { address: "bad host!", username: "root", password: "pw" } })),
+      "BAD_REQUEST",
+    );
+    expect(shape.message).toMatch(/^bmc\.address: /);
+  });
+
+  describe("placement", () => {
+    let rackId: number;
+    beforeAll(async () => {
+      rackId = (await h.operator.racks.create({ name: "place-r1", heightU: 12 })).id;
+      await enroll({ name: "tall-10", rackId, uPosition: 10, uHeight: 2 }); // U10-U11
+    });
+
+    it("accepts a machine inside the rack, up to the top U", async () => {
+      const { id } = await enroll({ rackId, uPosition: 12 });
+      expect((await h.viewer.machines.get({ id })).uPosition).toBe(12);
+      const { id: low } = await enroll({ rackId, uPosition: 1, uHeight: 4 });
+      expect((await h.viewer.machines.get({ id: low })).rackName).toBe("place-r1");
+    });
+
+    it.each([
+      ["above the rack", 13, 1],
+      ["crossing the top", 12, 2],
+      ["far above", 100, 1],
+    ])("refuses a position %s (U%i, %iU) with U_OUT_OF_RANGE", async (_what, uPosition, uHeight) => {
+      const { shape } = await expectTrpcError(
+        h.operator.machines.enroll(machineInput(next(), { rackId, uPosition, uHeight })),
+        "BAD_REQUEST",
+        "U_OUT_OF_RANGE",
+      );
+      expect(shape.data.details).toContainEqual(expect.objectContaining({ field: "uPosition" }));
+    });
+
+    it.each([
+      ["the bottom U of a 2U machine", 10, 1],
+      ["the top U of a 2U machine", 11, 1],
+      ["from below, a 2U reaching into it", 9, 2],
+      ["a 3U covering it entirely", 9, 3],
+    ])("refuses overlapping %s with U_OVERLAP", async (_what, uPosition, uHeight) => {
+      const { error } = await expectTrpcError(
+        h.operator.machines.enroll(machineInput(next(), { rackId, uPosition, uHeight })),
+        "CONFLICT",
+        "U_OVERLAP",
+      );
+      expect(error.message).toContain("tall-10");
+    });
+
+    it("accepts machines right next to a multi-U machine", async () => {
+      await enroll({ rackId, uPosition: 8, uHeight: 2 }); // U8-U9
+    });
+
+    it("refuses an unknown rack, a rack without U and a U without rack", async () => {
+      await expectTrpcError(h.operator.machines.enroll(machineInput(next(), { rackId: 9999, uPosition: 1 })), "NOT_FOUND", "RACK_NOT_FOUND");
+      const { shape } = await expectTrpcError(h.operator.machines.enroll(machineInput(next(), { rackId })), "BAD_REQUEST", "VALIDATION");
+      expect(shape.data.details).toContainEqual(expect.objectContaining({ field: "uPosition" }));
+      await expectTrpcError(h.operator.machines.enroll(machineInput(next(), { uPosition: 3 })), "BAD_REQUEST", "VALIDATION");
+    });
+  });
+
+  describe("uniqueness", () => {
+    let existing: Awaited<ReturnType<typeof enroll>>;
+    beforeAll(async () => {
+      existing = await enroll({ name: "unique-1", bootMac: "52:54:00:aa:00:01", ip: "192.168.50.1" });
+    });
+
+    it.each([
+      ["name", { name: "UNIQUE-1" }],
+      ["bootMac", { bootMac: "52-54-00-AA-00-01" }],
+      ["bootMac", { bootMac: "5254.00aa.0001" }],
+      ["ip", { ip: "192.168.50.1" }],
+    ] as const)("refuses a duplicate %s (%j) with CONFLICT", async (field, dup) => {
+      const before = h.db.select({ n: count() }).from(machines).get()!.n;
+      const { shape } = await expectTrpcError(h.operator.machines.enroll(machineInput(next(), dup)), "CONFLICT", "CONFLICT");
+      expect(shape.data.details).toContainEqual(expect.objectContaining({ field }));
+      expect(shape.message).toContain("unique-1");
+      expect(h.db.select({ n: count() }).from(machines).get()!.n).toBe(before);
+    });
+
+    it("names every clashing field at once", async () => {
+      const { shape } = await expectTrpcError(
+        h.operator.machines.enroll({ name: "unique-1", bootMac: existing.input.bootMac, ip: existing.input.ip }),
+        "CONFLICT",
+      );
+      expect(shape.data.details.map((d) => d.field).sort()).toEqual(["bootMac", "ip", "name"]);
+    });
+  });
+});
+
+describe("machines.list, count and summary", () => {
+  let rackA: number;
+  let rackB: number;
+  // A separate naming space so list assertions only see these machines (via q="fleet-").
+  const fleet: { id: number; name: string; ip: string; mac: string; state: MachineState; rackId: number | null }[] = [];
+
+  beforeAll(async () => {
+    rackA = (await h.operator.racks.create({ name: "list-a", heightU: 42 })).id;
+    rackB = (await h.operator.racks.create({ name: "list-b", heightU: 42 })).id;
+    const specs: { ip: string; mac: string; state: MachineState; rack: number | null; u?: number }[] = [
+      { ip: "10.9.0.10", mac: "52:54:00:f0:00:05", state: "deployed", rack: rackA, u: 5 },
+      { ip: "10.9.0.9", mac: "52:54:00:f0:00:01", state: "available", rack: rackB, u: 1 },
+      { ip: "10.9.0.100", mac: "52:54:00:f0:00:03", state: "deploy_failed", rack: rackA, u: 1 },
+      { ip: "10.9.0.2", mac: "52:54:00:f0:00:04", state: "enrolled", rack: null },
+      { ip: "10.9.1.1", mac: "52:54:00:f0:00:02", state: "available", rack: rackA, u: 3 },
+      { ip: "9.255.255.255", mac: "52:54:00:f0:00:06", state: "manageable", rack: rackB, u: 2 },
+    ];
+    // Names deliberately not in IP or MAC order.
+    const names = ["fleet-c", "fleet-f", "fleet-a", "fleet-e", "fleet-b", "fleet-d"];
+    for (const [i, s] of specs.entries()) {
+      const { id } = await h.operator.machines.enroll({
+        name: names[i]!,
+        bootMac: s.mac,
+        ip: s.ip,
+        rackId: s.rack,
+        uPosition: s.u ?? null,
+      });
+      drive(id, s.state);
+      fleet.push({ id, name: names[i]!, ip: s.ip, mac: s.mac, state: s.state, rackId: s.rack });
+    }
+    await h.operator.machines.setMaintenance({ id: fleet[0]!.id, on: true, reason: "fan" });
+    // No power sync exists yet to set power states, so set two directly for the power filter and sort.
+    h.db.update(machines).set({ powerState: "on" }).where(inArray(machines.id, [fleet[1]!.id, fleet[4]!.id])).run();
+    h.db.update(machines).set({ powerState: "off" }).where(eq(machines.id, fleet[3]!.id)).run();
+  });
+
+  const list = (input: Parameters<Harness["viewer"]["machines"]["list"]>[0] = {}) =>
+    h.viewer.machines.list({ q: "fleet-", pageSize: 100, ...input });
+  const names = (rows: { name: string }[]) => rows.map((r) => r.name);
+
+  it("filters by one or several states", async () => {
+    expect(names((await list({ states: ["available"] })).rows)).toEqual(["fleet-b", "fleet-f"]);
+    const r = await list({ states: ["deployed", "deploy_failed", "enrolled"] });
+    expect(names(r.rows)).toEqual(["fleet-a", "fleet-c", "fleet-e"]);
+    expect(r.total).toBe(3);
+  });
+
+  it("filters by rack, maintenance and power", async () => {
+    const a = await list({ rackId: rackA });
+    expect(names(a.rows)).toEqual(["fleet-a", "fleet-b", "fleet-c"]);
+    expect(a.rows.every((r) => r.rackName === "list-a")).toBe(true);
+    expect(names((await list({ rackId: rackB, states: ["manageable"] })).rows)).toEqual(["fleet-d"]);
+    expect(names((await list({ maintenance: true })).rows)).toEqual(["fleet-c"]);
+    expect(names((await list({ power: "on" })).rows)).toEqual(["fleet-b", "fleet-f"]);
+    expect(names((await list({ power: "off" })).rows)).toEqual(["fleet-e"]);
+    expect((await list({ power: "unknown" })).total).toBe(3);
+  });
+
+  it("searches by name, by MAC in any spelling and by IP", async () => {
+    const q = (text: string) => h.viewer.machines.list({ q: text, pageSize: 100 }).then((r) => names(r.rows));
+    expect(await q("FLEET-D")).toEqual(["fleet-d"]);
+    for (const spelling of ["52:54:00:f0:00:03", "52-54-00-F0-00-03", "5254.00f0.0003", "525400F00003"]) {
+      expect(await q(spelling)).toEqual(["fleet-a"]);
+    }
+    expect(await q("f0:00:0")).toEqual(["fleet-a", "fleet-b", "fleet-c", "fleet-d", "fleet-e", "fleet-f"]);
+    expect(await q("10.9.0.9")).toEqual(["fleet-f"]);
+    expect(await q("10.9.1.")).toEqual(["fleet-b"]);
+    // LIKE wildcards are literal text.
+    expect(await q("fleet_")).toEqual([]);
+    expect(await q("%")).toEqual([]);
+  });
+
+  it.each(SORT_FIELDS)("sorts by %s, both directions", async (sort) => {
+    const asc = (await list({ sort, dir: "asc" })).rows;
+    const desc = (await list({ sort, dir: "desc" })).rows;
+    expect(asc).toHaveLength(6);
+    const byName = new Map(fleet.map((f) => [f.name, f]));
+    const key = (r: (typeof asc)[number]): (string | number)[] => {
+      const f = byName.get(r.name)!;
+      switch (sort) {
+        case "name":
+          return [r.name];
+        case "state":
+          return [r.state, r.name];
+        case "power":
+          return [r.powerState, r.name];
+        case "rack":
+          return [r.rackName ?? "", r.uPosition ?? 0];
+        case "ip":
+          return [r.ip!.split(".").reduce((acc, o) => acc * 256 + Number(o), 0)];
+        case "mac":
+          return [r.bootMac!];
+        case "created":
+          return [f.id];
+      }
+    };
+    const cmp = (a: (string | number)[], b: (string | number)[]) => {
+      for (let i = 0; i < a.length; i++) if (a[i]! !== b[i]!) return a[i]! < b[i]! ? -1 : 1;
+      return 0;
+    };
+    const expected = [...asc].sort((a, b) => cmp(key(a), key(b)));
+    expect(names(asc)).toEqual(names(expected));
+    // The primary key really is descending in desc order.
+    const primary = (r: (typeof asc)[number]) => key(r)[0]!;
+    expect(desc.map(primary)).toEqual([...asc.map(primary)].reverse());
+  });
+
+  it("sorts IPs numerically, not as text", async () => {
+    const asc = (await list({ sort: "ip" })).rows.map((r) => r.ip);
+    expect(asc).toEqual(["9.255.255.255", "10.9.0.2", "10.9.0.9", "10.9.0.10", "10.9.0.100", "10.9.1.1"]);
+    const desc = (await list({ sort: "ip", dir: "desc" })).rows.map((r) => r.ip);
+    expect(desc).toEqual([...asc].reverse());
+  });
+
+  it("sorts MACs and creation order", async () => {
+    expect((await list({ sort: "mac" })).rows.map((r) => r.bootMac)).toEqual([...fleet.map((f) => f.mac)].sort());
+    expect(names((await list({ sort: "created" })).rows)).toEqual(fleet.map((f) => f.name));
+  });
+
+  it("pages with a total that ignores the page", async () => {
+    const p1 = await list({ pageSize: 4, page: 1 });
+    const p2 = await list({ pageSize: 4, page: 2 });
+    const p3 = await list({ pageSize: 4, page: 3 });
+    expect(p1.total).toBe(6);
+    expect(p2.total).toBe(6);
+    expect(names(p1.rows)).toEqual(["fleet-a", "fleet-b", "fleet-c", "fleet-d"]);
+    expect(names(p2.rows)).toEqual(["fleet-e", "fleet-f"]);
+    expect(p3.rows).toEqual([]);
+    expect(p2).toMatchObject({ page: 2, pageSize: 4 });
+    const filtered = await list({ states: ["available"], pageSize: 1, page: 2 });
+    expect(filtered.total).toBe(2);
+    expect(names(filtered.rows)).toEqual(["fleet-f"]);
+  });
+
+  it("counts a filter's matches", async () => {
+    expect(await h.viewer.machines.count({ q: "fleet-" })).toEqual({ total: 6 });
+    expect(await h.viewer.machines.count({ q: "fleet-", states: ["available", "deployed"] })).toEqual({ total: 3 });
+    expect(await h.viewer.machines.count({ q: "fleet-", rackId: rackB })).toEqual({ total: 2 });
+    expect(await h.viewer.machines.count({ q: "no-such-machine" })).toEqual({ total: 0 });
+  });
+
+  it("summarises the fleet by state, power and maintenance", async () => {
+    const s = await h.viewer.machines.summary();
+    const total = h.db.select({ n: count() }).from(machines).get()!.n;
+    expect(s.total).toBe(total);
+    const byState = Object.fromEntries(s.byState.map((r) => [r.state, r.n]));
+    for (const state of MACHINE_STATES) {
+      const n = h.db.select({ n: count() }).from(machines).where(eq(machines.state, state)).get()!.n;
+      expect(byState[state] ?? 0).toBe(n);
+    }
+    expect(byState.deploy_failed).toBeGreaterThanOrEqual(1);
+    expect(s.maintenance).toBe(1);
+  });
+});
+
+describe("machines.get", () => {
+  it("returns detail with allowed actions and NOT_FOUND for unknown ids", async () => {
+    const { id } = await enroll({ bmc: { address: "10.200.0.1", username: "root", password: "pw-get" } });
+    const m = await h.viewer.machines.get({ id });
+    expect(m.allowedActions).toEqual(["manage"]);
+    expect(m.bmc).toMatchObject({ address: "10.200.0.1", username: "root", port: 623, driver: "ipmitool", hasPassword: true });
+    expect(m.nics).toHaveLength(1);
+    await expectTrpcError(h.viewer.machines.get({ id: 987654 }), "NOT_FOUND", "MACHINE_NOT_FOUND");
+  });
+});
+
+describe("machines.delete", () => {
+  it("deletes an enrolled machine, its NIC with it (the MAC is free again)", async () => {
+    const rackId = (await h.operator.racks.create({ name: "del-r", heightU: 10 })).id;
+    const { id, input } = await enroll({ rackId, uPosition: 4 });
+    const published = h.published.length;
+    await h.operator.machines.delete({ id });
+    await expectTrpcError(h.viewer.machines.get({ id }), "NOT_FOUND");
+    expect(h.db.select().from(nics).where(eq(nics.mac, input.bootMac)).all()).toEqual([]);
+    expect(h.published.slice(published)).toContainEqual({ type: "machine.deleted", machineId: id, rackId });
+    expect(h.published.slice(published)).toContainEqual({ type: "rack.changed", rackId });
+    const ev = h.db.select().from(events).where(eq(events.kind, "machine.deleted")).all().at(-1)!;
+    expect(ev.payload).toMatchObject({ machineId: id });
+    // Same MAC, IP and U slot can be enrolled again.
+    await h.operator.machines.enroll({ ...input, name: "reborn" });
+  });
+
+  it.each(["deployed", "deploying", "inspecting", "cleaning"] as const)("refuses to delete a %s machine", async (state) => {
+    const { id } = await enroll();
+    drive(id, state);
+    const { shape } = await expectTrpcError(h.operator.machines.delete({ id }), "CONFLICT", "MACHINE_BUSY");
+    expect(shape.message).toContain(STATE_LABELS[state]);
+    expect((await h.viewer.machines.get({ id })).state).toBe(state);
+  });
+
+  it.each(["enrolled", "manageable", "available", "deploy_failed"] as const)("deletes a %s machine", async (state) => {
+    const { id } = await enroll();
+    drive(id, state);
+    await h.operator.machines.delete({ id });
+    expect(h.db.select().from(machines).where(eq(machines.id, id)).get()).toBeUndefined();
+  });
+
+  it("gives NOT_FOUND for an unknown machine", async () => {
+    await expectTrpcError(h.operator.machines.delete({ id: 424242 }), "NOT_FOUND", "MACHINE_NOT_FOUND");
+  });
+});
+
+describe("machines.action", () => {
+  it("applies an operator action and returns the move", async () => {
+    const { id } = await enroll();
+    expect(await h.operator.machines.action({ id, action: "manage" })).toEqual({ machineId: id, from: "enrolled", to: "manageable" });
+    expect(await h.operator.machines.action({ id, action: "provide" })).toMatchObject({ to: "available" });
+    const ev = h.db.select().from(events).where(eq(events.machineId, id)).all().at(-1)!;
+    expect(ev).toMatchObject({ kind: "state.changed", actor: "user:operator" });
+  });
+
+  it("maps an illegal move to CONFLICT / INVALID_TRANSITION", async () => {
+    const { id } = await enroll();
+    const { shape } = await expectTrpcError(h.operator.machines.action({ id, action: "deploy" }), "CONFLICT", "INVALID_TRANSITION");
+    expect(shape.message).toMatch(/deploy/);
+    expect((await h.viewer.machines.get({ id })).state).toBe("enrolled");
+  });
+
+  it("does not accept system actions (succeed, fail) from the API", async () => {
+    const { id } = await enroll();
+    drive(id, "deploying");
+    for (const action of ["succeed", "fail"]) {
+      await expectTrpcError(h.operator.machines.action({ id, action: action as never }), "BAD_REQUEST", "VALIDATION");
+    }
+    expect((await h.viewer.machines.get({ id })).state).toBe("deploying");
+  });
+
+  it("records the reason of an abort as last_error", async () => {
+    const { id } = await enroll();
+    drive(id, "deploying");
+    await h.operator.machines.action({ id, action: "abort", reason: "wrong image" });
+    expect(await h.viewer.machines.get({ id })).toMatchObject({ state: "deploy_failed", lastError: "wrong image" });
+  });
+});
+
+describe("machines.bulkAction", () => {
+  it("with ids: applies per machine, a refused machine does not block the others", async () => {
+    const a = await enroll();
+    const b = await enroll();
+    const c = await enroll();
+    drive(b.id, "manageable");
+    const res = await h.operator.machines.bulkAction({ selection: { ids: [a.id, b.id, c.id, a.id] }, action: "manage" });
+    expect(res).toHaveLength(3);
+    const byId = new Map(res.map((r) => [r.id, r]));
+    expect(byId.get(a.id)).toMatchObject({ ok: true, state: "manageable", name: a.input.name });
+    expect(byId.get(c.id)).toMatchObject({ ok: true, state: "manageable" });
+    expect(byId.get(b.id)).toMatchObject({ ok: false, name: b.input.name });
+    expect(byId.get(b.id)!.error).toMatch(/not allowed/);
+    for (const m of [a, b, c]) expect((await h.viewer.machines.get({ id: m.id })).state).toBe("manageable");
+  });
+
+  it("with ids: reports unknown machines without failing the batch", async () => {
+    const a = await enroll();
+    const res = await h.operator.machines.bulkAction({ selection: { ids: [a.id, 777777] }, action: "manage" });
+    expect(res.find((r) => r.id === a.id)).toMatchObject({ ok: true });
+    expect(res.find((r) => r.id === 777777)).toMatchObject({ ok: false });
+  });
+
+  it("with a filter: acts on every matching machine and only those", async () => {
+    const rackId = (await h.operator.racks.create({ name: "bulk-r", heightU: 10 })).id;
+    const ms: Awaited<ReturnType<typeof enroll>>[] = [];
+    for (let u = 1; u <= 4; u++) ms.push(await enroll({ rackId, uPosition: u }));
+    drive(ms[0]!.id, "available");
+    drive(ms[1]!.id, "available");
+    drive(ms[2]!.id, "deployed");
+    const outside = await enroll();
+    drive(outside.id, "available");
+
+    const res = await h.operator.machines.bulkAction({ selection: { filter: { rackId, states: ["available", "deployed"] } }, action: "deploy" });
+    expect(res.map((r) => r.id).sort()).toEqual([ms[0]!.id, ms[1]!.id, ms[2]!.id].sort());
+    expect(res.filter((r) => r.ok).map((r) => r.id).sort()).toEqual([ms[0]!.id, ms[1]!.id].sort());
+    expect(res.find((r) => r.id === ms[2]!.id)).toMatchObject({ ok: false });
+    expect((await h.viewer.machines.get({ id: ms[0]!.id })).state).toBe("deploying");
+    expect((await h.viewer.machines.get({ id: ms[3]!.id })).state).toBe("enrolled");
+    expect((await h.viewer.machines.get({ id: outside.id })).state).toBe("available");
+  });
+
+  it("with a filter that matches nothing: returns no results", async () => {
+    expect(await h.operator.machines.bulkAction({ selection: { filter: { q: "matches-nothing-at-all" } }, action: "manage" })).toEqual([]);
+  });
+});
+
+describe("machines.setMaintenance", () => {
+  it("sets and clears the flag with its reason, recording events", async () => {
+    const { id } = await enroll();
+    await h.operator.machines.setMaintenance({ id, on: true, reason: "PSU replacement" });
+    expect(await h.viewer.machines.get({ id })).toMatchObject({ maintenance: true, maintenanceReason: "PSU replacement" });
+    expect(h.published.at(-2)).toMatchObject({ type: "machine.changed", machineId: id, maintenance: true });
+    await h.operator.machines.setMaintenance({ id, on: false });
+    expect(await h.viewer.machines.get({ id })).toMatchObject({ maintenance: false, maintenanceReason: null });
+    const kinds = h.db.select().from(events).where(eq(events.machineId, id)).all().map((e) => e.kind);
+    expect(kinds).toEqual(["machine.enrolled", "maintenance.on", "maintenance.off"]);
+    await expectTrpcError(h.operator.machines.setMaintenance({ id: 565656, on: true }), "NOT_FOUND");
+  });
+});
+
+describe("machines.update", () => {
+  it("moves a machine and refuses a move onto another", async () => {
+    const rackId = (await h.operator.racks.create({ name: "upd-r", heightU: 10 })).id;
+    const a = await enroll({ rackId, uPosition: 1, uHeight: 2 });
+    const b = await enroll({ rackId, uPosition: 5 });
+    // Moving within its own slots is not an overlap with itself.
+    await h.operator.machines.update({ id: a.id, uPosition: 2 });
+    expect((await h.viewer.machines.get({ id: a.id })).uPosition).toBe(2);
+    await expectTrpcError(h.operator.machines.update({ id: a.id, uPosition: 4 }), "CONFLICT", "U_OVERLAP");
+    await expectTrpcError(h.operator.machines.update({ id: b.id, bootMac: a.input.bootMac }), "CONFLICT", "CONFLICT");
+    await h.operator.machines.update({ id: b.id, bootMac: "AA-BB-CC-00-99-01", ip: null });
+    expect(await h.viewer.machines.get({ id: b.id })).toMatchObject({ bootMac: "aa:bb:cc:00:99:01", ip: null });
+  });
+});
