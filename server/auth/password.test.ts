@@ -9,6 +9,12 @@ describe("scrypt password hashing", () => {
     expect(await verifyPassword("", stored)).toBe(false);
   });
 
+  it("treats a corrupted stored hash as a failed check, not a crash", async () => {
+    expect(await verifyPassword("x", "scrypt$abc$8$1$c2FsdA==$aGFzaA==")).toBe(false);
+    expect(await verifyPassword("x", "scrypt$16384$8$1$c2FsdA==$")).toBe(false);
+    expect(await verifyPassword("x", "md5$whatever")).toBe(false);
+  });
+
   it("stores algorithm and parameters with a random salt, never the password", async () => {
     const a = await hashPassword("same password");
     const b = await hashPassword("same password");

@@ -24,13 +24,19 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const [alg, n, r, p, salt, hash] = stored.split("$");
   if (alg !== "scrypt" || !n || !r || !p || !salt || !hash) return false;
   const expected = Buffer.from(hash, "base64");
-  const actual = await scrypt(password, Buffer.from(salt, "base64"), expected.length, {
-    N: Number(n),
-    r: Number(r),
-    p: Number(p),
-    maxmem: MAXMEM,
-  });
-  return crypto.timingSafeEqual(actual, expected);
+  if (expected.length === 0) return false;
+  try {
+    const actual = await scrypt(password, Buffer.from(salt, "base64"), expected.length, {
+      N: Number(n),
+      r: Number(r),
+      p: Number(p),
+      maxmem: MAXMEM,
+    });
+    return crypto.timingSafeEqual(actual, expected);
+  } catch {
+    // A corrupted hash (bad parameters) is a failed sign-in, not a crash.
+    return false;
+  }
 }
 
 /** A password an operator can type: 20 chars from an unambiguous alphabet (~115 bits). */

@@ -125,6 +125,12 @@ describe("CSV import", () => {
     expect(error.message).toContain("nothing was imported");
   });
 
+  it("reports an unknown rack once, not again as a placement error", async () => {
+    await rack();
+    const { details } = importFails(csv(row(1), row(2, { rack: "no-such-rack", u_position: "5" })));
+    expect(details).toEqual([expect.objectContaining({ row: 2, field: "rack" })]);
+  });
+
   it("names a name duplicated within the file (the later row)", async () => {
     await rack();
     const { details } = importFails(csv(row(1), row(2), row(3, { name: `csv-${seq}-1` })));

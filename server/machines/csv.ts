@@ -79,9 +79,11 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
   parsed.data.forEach((raw, i) => {
     const row = i + 1;
     let rackId: number | undefined;
+    let rackUnknown = false;
     if (raw.rack) {
       rackId = rackIds.get(raw.rack);
-      if (!rackId) errors.push({ row, field: "rack", message: `No rack named "${raw.rack}"` });
+      rackUnknown = !rackId;
+      if (rackUnknown) errors.push({ row, field: "rack", message: `No rack named "${raw.rack}"` });
     }
     const hasBmc = Boolean(raw.bmc_address || raw.bmc_user || raw.bmc_password);
     const candidate = {
@@ -110,6 +112,8 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
       }
       return;
     }
+    // Placement cannot be checked against a rack that does not exist; the rack error already names the row.
+    if (rackUnknown) return;
     inputs.push(r.data);
     rowNumbers.push(row);
     preview.push({

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, inArray, or, sql, type SQL } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import type { MachineDetail, MachineRow } from "../../lib/dto";
-import { allowedActions } from "../../lib/lifecycle";
+import { allowedActions, MACHINE_STATES } from "../../lib/lifecycle";
 import { normalizeMac } from "../../lib/net";
 import type { MachineFilter, SortField } from "../../lib/schemas";
 import type { Db } from "../db/client";
@@ -23,12 +23,15 @@ export function filterConditions(f: MachineFilter): SQL | undefined {
   if (f.maintenance !== undefined) conds.push(eq(machines.maintenance, f.maintenance));
   if (f.q) {
     const mac = normalizeMac(f.q);
+    // A partial MAC typed with dashes or in Cisco dots still finds the colon form we store.
+    const partialMac = /^[0-9a-f]{2}([-:][0-9a-f]{1,2})+[-:]?$/i.test(f.q) ? f.q.toLowerCase().replaceAll("-", ":") : null;
     const pat = likeText(f.q.toLowerCase());
+    const macPat = partialMac ? likeText(partialMac) : pat;
     conds.push(
       or(
         sql`${machines.name} LIKE ${pat} ESCAPE '\\'`,
         sql`${nics.ip} LIKE ${pat} ESCAPE '\\'`,
-        mac ? eq(nics.mac, mac) : sql`${nics.mac} LIKE ${pat} ESCAPE '\\'`,
+        mac ? eq(nics.mac, mac) : sql`${nics.mac} LIKE ${macPat} ESCAPE '\\'`,
       ),
     );
   }
@@ -36,9 +39,14 @@ export function filterConditions(f: MachineFilter): SQL | undefined {
   return present.length ? and(...present) : undefined;
 }
 
+const stateOrder = sql.raw(
+  `CASE machines.state ${MACHINE_STATES.map((s, i) => `WHEN '${s}' THEN ${i}`).join(" ")} ELSE ${MACHINE_STATES.length} END`,
+);
+
 const SORT_COLUMNS: Record<SortField, SQL[]> = {
   name: [sql`${machines.name}`],
-  state: [sql`${machines.state}`, sql`${machines.name}`],
+  // Lifecycle order (enrolled … clean_failed), not alphabetical.
+  state: [stateOrder, sql`${machines.name}`],
   power: [sql`${machines.powerState}`, sql`${machines.name}`],
   rack: [sql`${racks.name}`, sql`${machines.uPosition}`],
   // Numeric order of dotted quads ("10.0.0.9" before "10.0.0.10"); ip_num is registered in db/client.ts.

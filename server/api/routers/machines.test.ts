@@ -240,6 +240,9 @@ describe("machines.list, count and summary", () => {
       expect(await q(spelling)).toEqual(["fleet-a"]);
     }
     expect(await q("f0:00:0")).toEqual(["fleet-a", "fleet-b", "fleet-c", "fleet-d", "fleet-e", "fleet-f"]);
+    // Partial MACs typed with dashes find the stored colon form.
+    expect(await q("F0-00-0")).toEqual(["fleet-a", "fleet-b", "fleet-c", "fleet-d", "fleet-e", "fleet-f"]);
+    expect(await q("00-f0-00-03")).toEqual(["fleet-a"]);
     expect(await q("10.9.0.9")).toEqual(["fleet-f"]);
     expect(await q("10.9.1.")).toEqual(["fleet-b"]);
     // LIKE wildcards are literal text.
@@ -258,7 +261,8 @@ describe("machines.list, count and summary", () => {
         case "name":
           return [r.name];
         case "state":
-          return [r.state, r.name];
+          // Lifecycle order, as the table lists states.
+          return [MACHINE_STATES.indexOf(r.state), r.name];
         case "power":
           return [r.powerState, r.name];
         case "rack":
