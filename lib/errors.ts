@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   "UNAUTHENTICATED",
   "FORBIDDEN",
   "CSV_INVALID",
+  "RATE_LIMITED",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -5,6 +5,7 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { appRouter } from "./api/root";
 import type { TrpcContext } from "./api/trpc";
 import { SecretBox } from "./auth/secrets";
+import { LoginThrottle } from "./auth/throttle";
 import { parseCookies, SESSION_COOKIE, sessionUser } from "./auth/sessions";
 import { ensureAdmin } from "./auth/users";
 import type { Config } from "./config";
@@ -41,6 +42,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const metrics = createMetrics(db);
   bus.subscribe((e) => metrics.liveEvents.inc({ type: e.type }));
 
+  const loginThrottle = new LoginThrottle();
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: "/api/trpc/",
@@ -51,6 +53,8 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
         config,
         user: sessionUser(db, token),
         sessionToken: token,
+        clientIp: req.socket.remoteAddress ?? "unknown",
+        loginThrottle,
         setCookie: (c) => res.appendHeader("Set-Cookie", c),
       };
     },

@@ -4,6 +4,7 @@ import { ZodError } from "zod";
 import type { SessionUser } from "../../lib/dto";
 import { AppError, type ErrorCode, type ErrorDetail } from "../../lib/errors";
 import { formatIssues, type Role } from "../../lib/schemas";
+import type { LoginThrottle } from "../auth/throttle";
 import type { Config } from "../config";
 import type { Domain } from "../context";
 
@@ -13,6 +14,9 @@ export interface TrpcContext {
   user: SessionUser | null;
   /** The session cookie value of this request, if any. */
   sessionToken?: string;
+  /** The client's address, for throttling sign-in attempts. */
+  clientIp: string;
+  loginThrottle: LoginThrottle;
   /** Adds a Set-Cookie header to the response (login/logout). */
   setCookie: (cookie: string) => void;
 }
@@ -33,6 +37,7 @@ const STATUS: Record<ErrorCode, TRPC_ERROR_CODE_KEY> = {
   MACHINE_BUSY: "CONFLICT",
   UNAUTHENTICATED: "UNAUTHORIZED",
   FORBIDDEN: "FORBIDDEN",
+  RATE_LIMITED: "TOO_MANY_REQUESTS",
 };
 
 /** The one place domain errors become tRPC errors. */

@@ -4,6 +4,7 @@ import path from "node:path";
 import { createCaller } from "../api/root";
 import type { TrpcContext } from "../api/trpc";
 import { SecretBox } from "../auth/secrets";
+import { LoginThrottle } from "../auth/throttle";
 import { createUser } from "../auth/users";
 import { loadConfig, type Config } from "../config";
 import type { Domain } from "../context";
@@ -30,8 +31,9 @@ export function createHarness(opts: { config?: Partial<Config> } = {}) {
   let nextUserId = 1000;
   const cookies: string[] = [];
 
-  function caller(user: SessionUser | null, sessionToken?: string) {
-    const ctx: TrpcContext = { domain, config, user, sessionToken, setCookie: (c) => cookies.push(c) };
+  const loginThrottle = new LoginThrottle();
+  function caller(user: SessionUser | null, sessionToken?: string, clientIp = "127.0.0.1") {
+    const ctx: TrpcContext = { domain, config, user, sessionToken, clientIp, loginThrottle, setCookie: (c) => cookies.push(c) };
     return createCaller(ctx);
   }
   const as = (role: Role, name = role) => caller({ id: nextUserId++, name, role });
