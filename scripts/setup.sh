@@ -23,7 +23,9 @@ fi
 
 # Rebuild when the build is missing or any source is newer than it.
 stamp=.next/BUILD_ID
-if [ "${RACKHAND_FORCE_BUILD:-}" = "1" ] || [ ! -f "$stamp" ] || [ ! -f dist/server.mjs ] ||
+if [ "${RACKHAND_SKIP_BUILD:-}" = "1" ]; then
+  :
+elif [ "${RACKHAND_FORCE_BUILD:-}" = "1" ] || [ ! -f "$stamp" ] || [ ! -f dist/server.mjs ] ||
   [ -n "$(find app components lib server public drizzle package.json next.config.ts -newer "$stamp" -type f -print -quit 2>/dev/null)" ]; then
   echo "rackhand: building"
   npm run --silent build

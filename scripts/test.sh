@@ -4,7 +4,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NEXT_TELEMETRY_DISABLED=1
-RACKHAND_FORCE_BUILD=0 bash scripts/setup.sh test || exit 1
+# The build happens once, below, after the fast tests.
+RACKHAND_SKIP_BUILD=1 bash scripts/setup.sh test || exit 1
 rm -rf test-results && mkdir -p test-results
 
 status=0
