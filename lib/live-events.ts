@@ -1,5 +1,6 @@
 /** Events pushed to browsers over socket.io. A closed union: the UI switches on `type`. */
 import type { MachineState } from "./lifecycle";
+import type { JobState, LogLineDto } from "./jobs";
 import type { PowerState } from "./schemas";
 
 export type LiveEvent =
@@ -16,7 +17,9 @@ export type LiveEvent =
   | { type: "machines.bulk"; count: number }
   | { type: "rack.changed"; rackId: number }
   | { type: "rack.deleted"; rackId: number }
-  | { type: "event.created"; event: EventDto };
+  | { type: "event.created"; event: EventDto }
+  | { type: "job.changed"; jobId: number; machineId: number; batchId: number | null; state: JobState }
+  | { type: "log.lines"; jobId: number; machineId: number; lines: LogLineDto[] };
 
 export interface EventDto {
   id: number;

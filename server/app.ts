@@ -17,10 +17,15 @@ import { isCrossSiteWrite, isPublicPath } from "./http/guards";
 import { createMetrics, routeFamily } from "./http/metrics";
 import type { Logger } from "./log";
 import { seedDemoLab } from "./demo/seed";
+import { createAgentApi } from "./agent-api/routes";
+import { Orchestrator, type OrchestratorOptions } from "./orchestrator/engine";
+import { createMachinePorts } from "./orchestrator/machine-ports";
+import type { MachinePorts } from "./orchestrator/ports";
 
 export interface App {
   server: http.Server;
   domain: Domain;
+  orchestrator: Orchestrator;
   url: string;
   close(): Promise<void>;
 }
@@ -31,13 +36,22 @@ type NextHandler = (req: http.IncomingMessage, res: http.ServerResponse) => Prom
  * Build and start the whole process: database (migrated), secrets, admin account, tRPC, socket.io, metrics,
  * and the Next.js UI when `config.ui` is set. Resolves when the port is listening.
  */
-export async function startApp(config: Config, log: Logger): Promise<App> {
+export interface AppOverrides {
+  /** Replace the orchestrator's out-of-band/netboot ports (tests). */
+  ports?: MachinePorts;
+  orchestrator?: OrchestratorOptions;
+}
+
+export async function startApp(config: Config, log: Logger, overrides: AppOverrides = {}): Promise<App> {
   const db = openDatabase(path.join(config.dataDir, "rackhand.db"));
   const secrets = SecretBox.open(config.dataDir, config.secretKey);
   const bus = new EventBus();
   const domain: Domain = { db, bus, secrets, log };
   await ensureAdmin(db, log, config.adminPassword);
   if (config.demo) await seedDemoLab(domain);
+
+  const orchestrator = new Orchestrator(domain, overrides.ports ?? createMachinePorts(domain), overrides.orchestrator);
+  const agentApi = createAgentApi(domain, orchestrator);
 
   const metrics = createMetrics(db);
   bus.subscribe((e) => metrics.liveEvents.inc({ type: e.type }));
@@ -110,6 +124,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       }
       return trpc(req, res);
     }
+    if (await agentApi(req, res, p)) return;
     if (p.startsWith("/socket.io/")) return; // handled by socket.io's own listener
     if (!nextHandler) {
       res.writeHead(404, { "content-type": "text/plain" });
@@ -136,6 +151,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     });
   }
 
+  orchestrator.start();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
@@ -148,8 +164,10 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   return {
     server,
     domain,
+    orchestrator,
     url,
     async close() {
+      await orchestrator.stop();
       await gateway.close();
       await new Promise<void>((r) => server.close(() => r()));
       await closeNext?.();

@@ -59,6 +59,13 @@ export function attachGateway(opts: {
       case "event.created":
         io.to(rooms.fleet).emit("live", e);
         break;
+      case "job.changed":
+        io.to(rooms.fleet).to(rooms.machine(e.machineId)).to(rooms.job(e.jobId)).emit("live", e);
+        break;
+      case "log.lines":
+        // Log lines only go to those watching the machine or the job, never to the whole fleet.
+        io.to(rooms.machine(e.machineId)).to(rooms.job(e.jobId)).emit("live", e);
+        break;
       default:
         io.to(rooms.fleet).emit("live", e);
     }

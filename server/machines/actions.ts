@@ -1,11 +1,11 @@
-import { inArray } from "drizzle-orm";
+import { eq, inArray } from "drizzle-orm";
 import type { BulkResult } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { OperatorAction } from "../../lib/lifecycle";
 import type { MachineFilter } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import { machines } from "../db/schema";
-import { transition } from "./lifecycle";
+import { performAction } from "../orchestrator/actions";
 import { matchingIds } from "./queries";
 
 export type Selection = { ids: number[] } | { filter: MachineFilter };
@@ -27,8 +27,9 @@ export function bulkAction(d: Domain, sel: Selection, action: OperatorAction, ac
   return ids.map((id) => {
     const name = names.get(id) ?? `#${id}`;
     try {
-      const r = transition(d, id, action, { actor });
-      return { id, name, ok: true, state: r.to };
+      performAction(d, id, action, actor);
+      const state = d.db.select({ state: machines.state }).from(machines).where(eq(machines.id, id)).get()?.state;
+      return { id, name, ok: true, state };
     } catch (err) {
       if (err instanceof AppError) return { id, name, ok: false, error: err.message };
       throw err;

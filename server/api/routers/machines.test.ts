@@ -2,7 +2,7 @@ import { count, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MACHINE_STATES, STATE_LABELS, type MachineState } from "../../../lib/lifecycle";
 import { SORT_FIELDS } from "../../../lib/schemas";
-import { events, machines, nics } from "../../db/schema";
+import { events, jobs, machines, nics, osProfiles } from "../../db/schema";
 import { transition } from "../../machines/lifecycle";
 import { expectTrpcError, machineInput } from "../../testing/fixtures";
 import { createHarness, type Harness } from "../../testing/harness";
@@ -446,12 +446,21 @@ describe("machines.bulkAction", () => {
     drive(ms[2]!.id, "deployed");
     const outside = await enroll();
     drive(outside.id, "available");
+    // Deploying needs an OS profile: the image the job writes.
+    const profile = h.db
+      .insert(osProfiles)
+      .values({ name: `img-${rackId}`, kind: "image", imageUrl: "http://127.0.0.1/img.raw.gz", createdAt: new Date(), updatedAt: new Date() })
+      .returning()
+      .get();
+    for (const m of [ms[0]!, ms[1]!, ms[2]!, outside]) await h.operator.machines.update({ id: m.id, osProfileId: profile.id });
 
     const res = await h.operator.machines.bulkAction({ selection: { filter: { rackId, states: ["available", "deployed"] } }, action: "deploy" });
     expect(res.map((r) => r.id).sort()).toEqual([ms[0]!.id, ms[1]!.id, ms[2]!.id].sort());
     expect(res.filter((r) => r.ok).map((r) => r.id).sort()).toEqual([ms[0]!.id, ms[1]!.id].sort());
     expect(res.find((r) => r.id === ms[2]!.id)).toMatchObject({ ok: false });
     expect((await h.viewer.machines.get({ id: ms[0]!.id })).state).toBe("deploying");
+    // Each deploying machine got a job of its own.
+    expect(h.db.select().from(jobs).where(inArray(jobs.machineId, [ms[0]!.id, ms[1]!.id])).all().map((j) => j.kind)).toEqual(["deploy_image", "deploy_image"]);
     expect((await h.viewer.machines.get({ id: ms[3]!.id })).state).toBe("enrolled");
     expect((await h.viewer.machines.get({ id: outside.id })).state).toBe("available");
   });

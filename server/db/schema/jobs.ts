@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { machines } from "./machines";
 
@@ -27,11 +28,20 @@ export const jobs = sqliteTable(
     attempt: integer("attempt").notNull().default(0),
     params: text("params", { mode: "json" }).$type<Record<string, unknown>>(),
     error: text("error"),
+    /** When the machine's agent last looked up this job (satisfies wait_agent steps). */
+    agentSeenAt: integer("agent_seen_at", { mode: "timestamp_ms" }),
+    createdBy: text("created_by"),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     startedAt: integer("started_at", { mode: "timestamp_ms" }),
     finishedAt: integer("finished_at", { mode: "timestamp_ms" }),
   },
-  (t) => [index("jobs_machine").on(t.machineId, t.id), index("jobs_batch").on(t.batchId), index("jobs_state").on(t.state)],
+  (t) => [
+    index("jobs_machine").on(t.machineId, t.id),
+    index("jobs_batch").on(t.batchId),
+    index("jobs_state").on(t.state),
+    // One active job per machine, enforced by the database as well as by the code.
+    uniqueIndex("jobs_one_active").on(t.machineId).where(sql`${t.state} IN ('queued', 'running')`),
+  ],
 );
 
 export const steps = sqliteTable(
@@ -50,13 +60,18 @@ export const steps = sqliteTable(
     attempt: integer("attempt").notNull().default(0),
     maxAttempts: integer("max_attempts").notNull().default(3),
     timeoutS: integer("timeout_s").notNull().default(600),
+    /** Retry policy for transient errors: exponential backoff from base to max, with jitter. */
+    backoffBaseMs: integer("backoff_base_ms").notNull().default(2000),
+    backoffMaxMs: integer("backoff_max_ms").notNull().default(60000),
+    /** A pending step waiting out its backoff runs no earlier than this. */
+    nextAttemptAt: integer("next_attempt_at", { mode: "timestamp_ms" }),
     leaseExpiresAt: integer("lease_expires_at", { mode: "timestamp_ms" }),
     result: text("result", { mode: "json" }).$type<Record<string, unknown>>(),
     error: text("error"),
     startedAt: integer("started_at", { mode: "timestamp_ms" }),
     finishedAt: integer("finished_at", { mode: "timestamp_ms" }),
   },
-  (t) => [index("steps_job").on(t.jobId, t.group)],
+  (t) => [index("steps_job").on(t.jobId, t.group), index("steps_state").on(t.state)],
 );
 
 export const logLines = sqliteTable(

@@ -1,0 +1,54 @@
+/** The agent ⇄ server protocol (DESIGN §7), shared by server/agent-api and agent/. Isomorphic. */
+import { z } from "zod";
+
+export const AGENT_API_PREFIX = "/api/agent/v1";
+
+export const lookupRequest = z.object({
+  macs: z.array(z.string().max(32)).min(1, "at least one MAC").max(64),
+  inventory: z.record(z.string(), z.unknown()).optional(),
+});
+export type LookupRequest = z.infer<typeof lookupRequest>;
+export interface LookupResponse {
+  machineId: number;
+  machineName: string;
+  jobId: number;
+  /** Bearer token for every later call of this job; shown once, stored hashed. */
+  token: string;
+}
+
+export const heartbeatRequest = z.object({
+  /** Long-poll: wait up to this many seconds for work. */
+  waitS: z.number().min(0).max(30).default(20),
+});
+export interface AgentStep {
+  id: number;
+  name: string;
+  attempt: number;
+  timeoutS: number;
+  params: Record<string, unknown>;
+}
+export interface HeartbeatResponse {
+  /** true when the job is over (finished or cancelled): stop working on it. */
+  done: boolean;
+  jobState: string;
+  steps: AgentStep[];
+}
+
+export const logLine = z.object({
+  seq: z.number().int().min(0),
+  ts: z.number().int().min(0),
+  stream: z.enum(["stdout", "stderr", "agent"]).default("stdout"),
+  text: z.string().max(8192),
+});
+export const logsRequest = z.object({ lines: z.array(logLine).min(1).max(2000) });
+export type AgentLogLine = z.infer<typeof logLine>;
+
+export const resultRequest = z.union([
+  z.object({ attempt: z.number().int().min(1), ok: z.literal(true), result: z.record(z.string(), z.unknown()).optional() }),
+  z.object({
+    attempt: z.number().int().min(1),
+    ok: z.literal(false),
+    error: z.object({ transient: z.boolean(), message: z.string().min(1).max(4000) }),
+  }),
+]);
+export type ResultRequest = z.infer<typeof resultRequest>;

@@ -1,0 +1,154 @@
+import type http from "node:http";
+import { and, eq, inArray } from "drizzle-orm";
+import type { ZodType } from "zod";
+import {
+  AGENT_API_PREFIX,
+  heartbeatRequest,
+  logsRequest,
+  lookupRequest,
+  resultRequest,
+  type HeartbeatResponse,
+  type LookupResponse,
+} from "../../lib/agent-protocol";
+import { normalizeMac } from "../../lib/net";
+import type { Domain } from "../context";
+import { jobs, logLines, machines, nics, steps } from "../db/schema";
+import { HttpError, readJson, sendJson } from "../http/json";
+import type { Orchestrator } from "../orchestrator/engine";
+import { issueToken, jobForToken } from "./tokens";
+
+const SMALL_BODY = 256 * 1024;
+const LOG_BODY = 4 * 1024 * 1024;
+
+function parse<T>(schema: ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body);
+  if (!r.success) throw new HttpError(400, r.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; "));
+  return r.data;
+}
+
+function bearer(req: http.IncomingMessage): string | undefined {
+  const h = req.headers.authorization;
+  return h?.startsWith("Bearer ") ? h.slice(7).trim() : undefined;
+}
+
+/**
+ * The agent's HTTP API (plain JSON, token-authenticated): lookup, heartbeat (long-poll), log ingest, step results.
+ * Returns false when the path is not the agent API's.
+ */
+export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
+  function authed(req: http.IncomingMessage) {
+    const job = jobForToken(d.db, bearer(req));
+    if (!job) throw new HttpError(401, "missing, unknown or revoked agent token");
+    return job;
+  }
+  function stepOfJob(stepId: number, jobId: number) {
+    const s = d.db.select().from(steps).where(eq(steps.id, stepId)).get();
+    // Another job's token is no credential for this step: the same answer as a wrong token.
+    if (!s || s.jobId !== jobId) throw new HttpError(401, `this token does not belong to step ${stepId}'s job`);
+    return s;
+  }
+
+  async function lookup(req: http.IncomingMessage): Promise<LookupResponse> {
+    const body = parse(lookupRequest, await readJson(req, SMALL_BODY));
+    const macs = body.macs.map(normalizeMac).filter((m): m is string => m !== null);
+    if (!macs.length) throw new HttpError(400, "macs: no valid MAC address");
+    const found = d.db
+      .select({ machineId: machines.id, name: machines.name })
+      .from(nics)
+      .innerJoin(machines, eq(machines.id, nics.machineId))
+      .where(inArray(nics.mac, macs))
+      .get();
+    if (!found) throw new HttpError(404, "no machine with these MACs is enrolled");
+    const result = d.db.transaction((tx) => {
+      const job = tx
+        .select({ id: jobs.id })
+        .from(jobs)
+        .where(and(eq(jobs.machineId, found.machineId), eq(jobs.state, "running")))
+        .get();
+      if (!job) return null;
+      tx.update(jobs).set({ agentSeenAt: new Date() }).where(eq(jobs.id, job.id)).run();
+      if (body.inventory) tx.update(machines).set({ inventory: body.inventory }).where(eq(machines.id, found.machineId)).run();
+      return { jobId: job.id, token: issueToken(tx, job.id, found.machineId) };
+    });
+    if (!result) throw new HttpError(404, `no work for ${found.name}: it has no running job`);
+    orchestrator.nudge();
+    return { machineId: found.machineId, machineName: found.name, ...result };
+  }
+
+  async function heartbeat(req: http.IncomingMessage): Promise<HeartbeatResponse> {
+    const job = authed(req);
+    const { waitS } = parse(heartbeatRequest, await readJson(req, SMALL_BODY));
+    const state = () => d.db.select({ s: jobs.state }).from(jobs).where(eq(jobs.id, job.jobId)).get()!.s;
+    let claimed = orchestrator.claimAgentSteps(job.jobId);
+    if (!claimed.length && state() === "running" && waitS > 0) {
+      await orchestrator.waitForWork(job.jobId, waitS * 1000);
+      // The agent retries with backoff; it must not read "no work" into a shutdown.
+      if (orchestrator.stopped) throw new HttpError(503, "server shutting down");
+      claimed = orchestrator.claimAgentSteps(job.jobId);
+    }
+    const jobState = state();
+    return {
+      done: jobState !== "running",
+      jobState,
+      steps: claimed.map((s) => ({ id: s.id, name: s.name, attempt: s.attempt, timeoutS: s.timeoutS, params: s.params ?? {} })),
+    };
+  }
+
+  async function logs(req: http.IncomingMessage, stepId: number): Promise<{ accepted: number }> {
+    const job = authed(req);
+    stepOfJob(stepId, job.jobId);
+    const { lines } = parse(logsRequest, await readJson(req, LOG_BODY));
+    // One transaction per batch; a line already stored (same job and seq) is a resend and is skipped.
+    const inserted = d.db.transaction((tx) =>
+      tx
+        .insert(logLines)
+        .values(lines.map((l) => ({ jobId: job.jobId, stepId, seq: l.seq, ts: new Date(l.ts), stream: l.stream, text: l.text })))
+        .onConflictDoNothing({ target: [logLines.jobId, logLines.seq] })
+        .returning({ seq: logLines.seq, ts: logLines.ts, stream: logLines.stream, text: logLines.text, stepId: logLines.stepId })
+        .all(),
+    );
+    orchestrator.publishLogs(
+      job.jobId,
+      job.machineId,
+      inserted.map((l) => ({ ...l, ts: l.ts.getTime() })),
+    );
+    return { accepted: inserted.length };
+  }
+
+  async function result(req: http.IncomingMessage, stepId: number): Promise<{ ok: true }> {
+    const job = authed(req);
+    const step = stepOfJob(stepId, job.jobId);
+    const body = parse(resultRequest, await readJson(req, SMALL_BODY));
+    const outcome = body.ok ? { ok: true as const, result: body.result } : { ok: false as const, ...body.error };
+    if (body.ok && step.name === "inventory" && body.result) {
+      d.db.update(machines).set({ inventory: body.result }).where(eq(machines.id, job.machineId)).run();
+    }
+    if (!orchestrator.complete(stepId, body.attempt, outcome)) {
+      throw new HttpError(409, `step ${stepId} attempt ${body.attempt} is not the running attempt (timed out or already reported)`);
+    }
+    return { ok: true };
+  }
+
+  return async function handle(req: http.IncomingMessage, res: http.ServerResponse, pathname: string): Promise<boolean> {
+    if (!pathname.startsWith(AGENT_API_PREFIX + "/")) return false;
+    const path = pathname.slice(AGENT_API_PREFIX.length);
+    try {
+      if (req.method !== "POST") throw new HttpError(405, "use POST");
+      let m: RegExpMatchArray | null;
+      if (path === "/lookup") sendJson(res, 200, await lookup(req));
+      else if (path === "/heartbeat") sendJson(res, 200, await heartbeat(req));
+      else if ((m = path.match(/^\/steps\/(\d{1,12})\/logs$/))) sendJson(res, 200, await logs(req, Number(m[1])));
+      else if ((m = path.match(/^\/steps\/(\d{1,12})\/result$/))) sendJson(res, 200, await result(req, Number(m[1])));
+      else throw new HttpError(404, `no agent API at ${path}`);
+    } catch (err) {
+      if (err instanceof HttpError) sendJson(res, err.status, { error: err.message });
+      else {
+        d.log.error("agent API error", { path, error: String(err) });
+        sendJson(res, 500, { error: "internal error" });
+      }
+      // Drain whatever the client still sends so the connection stays usable.
+      req.resume();
+    }
+    return true;
+  };
+}

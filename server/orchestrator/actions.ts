@@ -1,0 +1,81 @@
+import { and, desc, eq, inArray } from "drizzle-orm";
+import { AppError } from "../../lib/errors";
+import type { JobKind } from "../../lib/jobs";
+import { nextState, STATE_LABELS, type MachineState, type OperatorAction } from "../../lib/lifecycle";
+import type { Actor, Domain } from "../context";
+import { jobs, machines } from "../db/schema";
+import { transition, type TransitionResult } from "../machines/lifecycle";
+import { activeJobId, cancelJob, deployParams, startJob } from "./jobs";
+
+export interface ActionResult extends TransitionResult {
+  /** The job the action started or cancelled. */
+  jobId?: number;
+}
+
+/** The machine's state, checked against the table before any other work. @throws AppError INVALID_TRANSITION */
+function assertAllowed(d: Domain, machineId: number, action: OperatorAction): MachineState {
+  const m = d.db.select({ name: machines.name, state: machines.state }).from(machines).where(eq(machines.id, machineId)).get();
+  if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
+  if (!nextState(m.state, action)) {
+    throw new AppError("INVALID_TRANSITION", `${m.name}: "${action}" is not allowed in state ${STATE_LABELS[m.state]}`);
+  }
+  return m.state;
+}
+
+/** Start a job for an action and report the move it made. */
+function withJob(d: Domain, machineId: number, action: OperatorAction, start: () => { jobId: number }): ActionResult {
+  const from = assertAllowed(d, machineId, action);
+  const { jobId } = start();
+  const to = d.db.select({ state: machines.state }).from(machines).where(eq(machines.id, machineId)).get()!.state;
+  return { machineId, from, to, jobId };
+}
+
+/**
+ * What an operator's lifecycle action does: actions that need work on the machine start a job (which moves the
+ * state with it); abort cancels the running job; the rest are plain transitions.
+ * @throws AppError INVALID_TRANSITION, MACHINE_BUSY, VALIDATION (no OS profile), MACHINE_NOT_FOUND
+ */
+export function performAction(d: Domain, machineId: number, action: OperatorAction, actor: Actor, reason?: string): ActionResult {
+  switch (action) {
+    case "inspect":
+      return withJob(d, machineId, action, () => startJob(d, { machineId, kind: "inspect" }, actor));
+    case "release":
+      return withJob(d, machineId, action, () => startJob(d, { machineId, kind: "clean", params: { wipeMode: "signatures" } }, actor));
+    case "deploy":
+      return withJob(d, machineId, action, () => {
+        const p = deployParams(d.db, machineId);
+        return startJob(d, { machineId, kind: p.kind, params: p.params }, actor);
+      });
+    case "reinstall":
+      return withJob(d, machineId, action, () => {
+        const p = deployParams(d.db, machineId);
+        const kind: JobKind = p.kind === "deploy_image" ? "reinstall" : p.kind;
+        return startJob(d, { machineId, kind, params: p.params, action: "reinstall" }, actor);
+      });
+    case "retry": {
+      const last = d.db
+        .select({ kind: jobs.kind, params: jobs.params })
+        .from(jobs)
+        .where(and(eq(jobs.machineId, machineId), inArray(jobs.state, ["failed", "cancelled"])))
+        .orderBy(desc(jobs.id))
+        .get();
+      // A failure recorded without a job (e.g. from before jobs existed): the transition alone.
+      if (!last) return transition(d, machineId, "retry", { actor, reason });
+      return withJob(d, machineId, action, () =>
+        startJob(d, { machineId, kind: last.kind as JobKind, params: last.params ?? {}, action: "retry" }, actor),
+      );
+    }
+    case "abort": {
+      const jobId = activeJobId(d.db, machineId);
+      if (jobId === null) return transition(d, machineId, "abort", { actor, reason });
+      return withJob(d, machineId, action, () => (cancelJob(d, jobId, actor, reason ?? "aborted by operator"), { jobId }));
+    }
+    case "manage":
+    case "provide":
+      return transition(d, machineId, action, { actor, reason });
+    default: {
+      const never: never = action;
+      throw new AppError("VALIDATION", `unknown action ${String(never)}`);
+    }
+  }
+}

@@ -1,0 +1,116 @@
+import { and, eq } from "drizzle-orm";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { jobs, steps } from "../db/schema";
+import { transition } from "../machines/lifecycle";
+import { createHarness, type Harness } from "../testing/harness";
+import { Orchestrator } from "./engine";
+import { startJob } from "./jobs";
+import type { MachinePorts } from "./ports";
+
+let h: Harness;
+let clock: number;
+let machineId: number;
+const ok: MachinePorts = {
+  setBootTarget: async () => {},
+  setBootDevice: async () => {},
+  powerOn: async () => {},
+  powerCycle: async () => {},
+  powerOff: async () => {},
+};
+const settle = () => new Promise((r) => setTimeout(r, 10));
+const stepNamed = (jobId: number, name: string) => h.db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, name))).get()!;
+
+beforeEach(async () => {
+  h = createHarness();
+  clock = 1_000_000;
+  const m = await h.operator.machines.enroll({ name: "eng-1", bootMac: "52:54:00:88:00:01" });
+  machineId = m.id;
+  transition(h.domain, machineId, "manage", { actor: "test" });
+});
+afterEach(() => h.close());
+
+function engine(ports: MachinePorts = ok) {
+  // A huge tick interval: the test drives time and ticks itself.
+  return new Orchestrator(h.domain, ports, { tickMs: 3_600_000, now: () => clock, random: () => 0 });
+}
+
+describe("Orchestrator with a controlled clock", () => {
+  it("times out an agent step whose lease expires, retries it, then fails the job after the last attempt", async () => {
+    const o = engine();
+    o.start();
+    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await settle();
+    // Server groups run; then the agent is "seen" and the inventory step is handed out.
+    h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
+    o.tick();
+    await settle();
+    o.tick();
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const claimed = o.claimAgentSteps(jobId);
+      expect(claimed).toEqual([expect.objectContaining({ name: "inventory", attempt })]);
+      clock += 301_000; // past the 300 s timeout
+      o.tick();
+      if (attempt < 3) {
+        expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "pending", error: "inventory timed out after 300 s" });
+        clock += 60_000; // past the backoff
+        o.tick();
+      }
+    }
+    await settle();
+    expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "failed", error: "inventory timed out after 300 s (after 3 attempts)" });
+    expect(h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()).toMatchObject({ state: "failed" });
+    await o.stop();
+  });
+
+  it("resumes after a crash: a server step that was running is run again by the next process, nothing is lost", async () => {
+    let release: () => void = () => {};
+    const calls: string[] = [];
+    const hanging: MachinePorts = {
+      ...ok,
+      setBootTarget: async (_m, t) => void calls.push(`target:${t}`),
+      powerCycle: () => {
+        calls.push("cycle");
+        return new Promise<void>((r) => (release = r));
+      },
+    };
+    const first = engine(hanging);
+    first.start();
+    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await settle();
+    expect(stepNamed(jobId, "power_cycle")).toMatchObject({ state: "running", attempt: 1 });
+    // The process "dies" here: its in-flight power cycle never reports.
+    void first.stop();
+    const second = engine(ok);
+    second.start();
+    await settle();
+    expect(stepNamed(jobId, "power_cycle")).toMatchObject({ state: "succeeded", attempt: 1 });
+    expect(stepNamed(jobId, "wait_agent").state).toBe("running");
+    // The first process's late answer changes nothing.
+    release();
+    await settle();
+    expect(first.complete(stepNamed(jobId, "power_cycle").id, 1, { ok: false, transient: false, message: "late" })).toBe(false);
+    expect(stepNamed(jobId, "power_cycle").state).toBe("succeeded");
+    expect(calls).toEqual(["target:agent", "cycle"]);
+    await second.stop();
+  });
+
+  it("keeps an agent step's lease across a restart, so the agent's report still counts", async () => {
+    const o = engine();
+    o.start();
+    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await settle();
+    h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
+    o.tick();
+    await settle();
+    o.tick();
+    const [s] = o.claimAgentSteps(jobId);
+    await o.stop();
+    const again = engine();
+    again.start();
+    expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "running", attempt: 1 });
+    expect(again.complete(s!.id, 1, { ok: true })).toBe(true);
+    await settle();
+    expect(stepNamed(jobId, "inventory").state).toBe("succeeded");
+    await again.stop();
+  });
+});

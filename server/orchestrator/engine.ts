@@ -1,0 +1,291 @@
+import { and, asc, eq, inArray, isNotNull, lte, sql } from "drizzle-orm";
+import type { LogLineDto } from "../../lib/jobs";
+import type { LiveEvent } from "../../lib/live-events";
+import type { Domain } from "../context";
+import { agentTokens, jobs, steps } from "../db/schema";
+import { recordEvent } from "../events/audit";
+import { applyTransition } from "../machines/lifecycle";
+import { classify, type MachinePorts } from "./ports";
+import { decide, type StepOutcome } from "./retry";
+
+type StepRow = typeof steps.$inferSelect;
+type Tx = Parameters<Parameters<Domain["db"]["transaction"]>[0]>[0];
+
+export interface OrchestratorOptions {
+  /** How often leases, retries and passive waits are checked (ms). */
+  tickMs?: number;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** Steps that wait for something outside (the agent booting, the installer finishing) rather than run code. */
+const PASSIVE = new Set(["wait_agent", "wait_install"]);
+
+/**
+ * Runs jobs: advances each running job group by group, runs server steps, hands agent steps to agents, applies
+ * timeouts (leases) and the retry policy, and finishes jobs with the machine's lifecycle transition.
+ * All state is in SQLite, so a restart resumes where the last commit left off.
+ */
+export class Orchestrator {
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private pendingTick = false;
+  private readonly dirty = new Set<number>();
+  private readonly waiters = new Map<number, Set<() => void>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly now: () => number;
+  private unsubscribe: (() => void) | null = null;
+  private stopping = false;
+
+  constructor(
+    private readonly d: Domain,
+    private readonly ports: MachinePorts,
+    private readonly opts: OrchestratorOptions = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  get stopped(): boolean {
+    return this.stopping;
+  }
+
+  /** Resume after a (crash-)restart, then run. */
+  start(): void {
+    this.recover();
+    this.unsubscribe = this.d.bus.subscribe((e) => {
+      if (e.type !== "job.changed") return;
+      if (e.state === "running") this.markDirty(e.jobId);
+      else this.wake(e.jobId); // finished or cancelled: release the agent's long-poll
+    });
+    this.timer = setInterval(() => this.tick(), this.opts.tickMs ?? 1000);
+    this.timer.unref();
+    this.tick();
+  }
+
+  /** Stop ticking and wait for server steps in flight (their outcomes are still recorded). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.unsubscribe?.();
+    for (const set of this.waiters.values()) for (const wake of set) wake();
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /**
+   * Server steps that were running when the process died ran in that process: run them again (server steps are
+   * idempotent: set a boot device, power on). Agent steps keep their leases: the agent may still report.
+   */
+  private recover(): void {
+    const db = this.d.db;
+    db.update(steps)
+      .set({ state: "pending", leaseExpiresAt: null, attempt: sql`max(${steps.attempt} - 1, 0)` })
+      .where(and(eq(steps.state, "running"), eq(steps.runner, "server")))
+      .run();
+    for (const j of db.select({ id: jobs.id }).from(jobs).where(eq(jobs.state, "running")).all()) this.dirty.add(j.id);
+  }
+
+  markDirty(jobId: number): void {
+    this.dirty.add(jobId);
+    this.nudge();
+  }
+
+  /** Run a tick soon, coalescing bursts of changes into one. */
+  nudge(): void {
+    if (this.pendingTick || this.stopping) return;
+    this.pendingTick = true;
+    setImmediate(() => {
+      this.pendingTick = false;
+      this.tick();
+    });
+  }
+
+  /** One pass: expired leases, satisfied waits, due retries, then advance every job that changed. */
+  tick(): void {
+    if (this.stopping) return;
+    const now = this.now();
+    const db = this.d.db;
+    for (const s of db.select().from(steps).where(and(eq(steps.state, "running"), lte(steps.leaseExpiresAt, new Date(now)))).all()) {
+      this.complete(s.id, s.attempt, { ok: false, transient: true, message: `${s.name} timed out after ${s.timeoutS} s` });
+    }
+    const waits = db
+      .select({ id: steps.id, attempt: steps.attempt, startedAt: steps.startedAt, seen: jobs.agentSeenAt })
+      .from(steps)
+      .innerJoin(jobs, eq(jobs.id, steps.jobId))
+      .where(and(eq(steps.state, "running"), eq(steps.name, "wait_agent"), isNotNull(jobs.agentSeenAt)))
+      .all();
+    for (const w of waits) this.complete(w.id, w.attempt, { ok: true, result: { agentSeenAt: w.seen!.getTime() } });
+    const due = db
+      .selectDistinct({ jobId: steps.jobId })
+      .from(steps)
+      .where(and(eq(steps.state, "pending"), lte(steps.nextAttemptAt, new Date(now))))
+      .all();
+    for (const r of due) this.dirty.add(r.jobId);
+    const jobIds = [...this.dirty];
+    this.dirty.clear();
+    for (const id of jobIds) this.advance(id);
+  }
+
+  /** Move one job forward: finish it, or start what its current group allows. */
+  private advance(jobId: number): void {
+    const now = this.now();
+    const live: LiveEvent[] = [];
+    const toRun: StepRow[] = [];
+    let readied = false;
+    this.d.db.transaction((tx) => {
+      const job = tx.select().from(jobs).where(eq(jobs.id, jobId)).get();
+      if (!job || job.state !== "running") return;
+      const all = tx.select().from(steps).where(eq(steps.jobId, jobId)).orderBy(asc(steps.group), asc(steps.id)).all();
+      const open = all.filter((s) => s.state !== "succeeded");
+      if (open.length === 0) return void live.push(...this.finish(tx, job, null));
+      const group = open[0]!.group;
+      const current = all.filter((s) => s.group === group);
+      const failed = current.find((s) => s.state === "failed");
+      if (failed) return void live.push(...this.finish(tx, job, `${failed.name}: ${failed.error ?? "failed"}`));
+      for (const s of current) {
+        if (s.state !== "pending" || (s.nextAttemptAt && s.nextAttemptAt.getTime() > now)) continue;
+        if (s.runner === "agent") {
+          tx.update(steps).set({ state: "ready" }).where(eq(steps.id, s.id)).run();
+          readied = true;
+        } else {
+          const claimed = tx
+            .update(steps)
+            .set({ state: "running", attempt: s.attempt + 1, startedAt: new Date(now), leaseExpiresAt: new Date(now + s.timeoutS * 1000), nextAttemptAt: null })
+            .where(eq(steps.id, s.id))
+            .returning()
+            .get();
+          toRun.push(claimed);
+        }
+      }
+    });
+    for (const e of live) this.d.bus.publish(e);
+    if (readied) this.wake(jobId);
+    for (const s of toRun) if (!PASSIVE.has(s.name)) this.runServerStep(s);
+  }
+
+  /** Close a job (error null = success) with its machine's transition; revoke its agent token. */
+  private finish(tx: Tx, job: typeof jobs.$inferSelect, error: string | null): LiveEvent[] {
+    const state = error ? "failed" : "succeeded";
+    const now = new Date(this.now());
+    tx.update(jobs).set({ state, error, finishedAt: now }).where(eq(jobs.id, job.id)).run();
+    tx.update(steps).set({ state: "cancelled", finishedAt: now }).where(and(eq(steps.jobId, job.id), inArray(steps.state, ["pending", "ready"]))).run();
+    tx.update(agentTokens).set({ revokedAt: now }).where(eq(agentTokens.jobId, job.id)).run();
+    const live: LiveEvent[] = [];
+    try {
+      live.push(...applyTransition(tx, job.machineId, error ? "fail" : "succeed", { actor: "system", reason: error ?? undefined }).live);
+    } catch (err) {
+      // The machine moved on meanwhile (e.g. an operator aborted it): the job still ends.
+      this.d.log.warn("job finished but the machine's state could not follow", { jobId: job.id, error: String(err) });
+    }
+    const ev = recordEvent(tx, {
+      actor: "system",
+      machineId: job.machineId,
+      kind: `job.${state}`,
+      message: error ? `Job ${job.id} (${job.kind}) failed: ${error}` : `Job ${job.id} (${job.kind}) succeeded`,
+      payload: { jobId: job.id },
+    });
+    live.push({ type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: job.batchId, state }, { type: "event.created", event: ev });
+    return live;
+  }
+
+  private runServerStep(s: StepRow): void {
+    const p = this.execute(s).then(
+      (result) => this.complete(s.id, s.attempt, { ok: true, result: result ?? undefined }),
+      (err) => this.complete(s.id, s.attempt, { ok: false, ...classify(err) }),
+    );
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  private async execute(s: StepRow): Promise<Record<string, unknown> | void> {
+    const jobRow = this.d.db.select({ machineId: jobs.machineId }).from(jobs).where(eq(jobs.id, s.jobId)).get()!;
+    const m = jobRow.machineId;
+    const p = s.params ?? {};
+    switch (s.name) {
+      case "set_boot_target":
+        return this.ports.setBootTarget(m, p.target as "agent" | "installer" | "disk");
+      case "set_boot_device":
+        return this.ports.setBootDevice(m, p.device as "pxe" | "disk", Boolean(p.persistent));
+      case "power_on":
+        return this.ports.powerOn(m);
+      case "power_cycle":
+        return this.ports.powerCycle(m);
+      case "power_off":
+        return this.ports.powerOff(m);
+      default:
+        throw new Error(`no server handler for step ${s.name}`);
+    }
+  }
+
+  /**
+   * Record a step's outcome. `attempt` guards against stale reports (a timed-out attempt reporting late):
+   * only the attempt that holds the lease counts. Returns whether the outcome was taken.
+   */
+  complete(stepId: number, attempt: number, outcome: StepOutcome): boolean {
+    // After stop() the database may be closing: the outcome is lost, and the lease (or restart recovery) redoes the step.
+    if (this.stopping) return false;
+    const now = this.now();
+    const taken = this.d.db.transaction((tx) => {
+      const s = tx.select().from(steps).where(eq(steps.id, stepId)).get();
+      if (!s || s.state !== "running" || s.attempt !== attempt) return null;
+      const next = decide(outcome, s, now, this.opts.random);
+      tx.update(steps)
+        .set({
+          state: next.state,
+          leaseExpiresAt: null,
+          nextAttemptAt: next.state === "pending" ? new Date(next.nextAttemptAt) : null,
+          finishedAt: next.state === "pending" ? null : new Date(now),
+          error: next.state === "failed" ? next.error : outcome.ok ? null : outcome.message,
+          result: outcome.ok ? (outcome.result ?? null) : s.result,
+        })
+        .where(eq(steps.id, stepId))
+        .run();
+      return s.jobId;
+    });
+    if (taken === null) return false;
+    this.markDirty(taken);
+    return true;
+  }
+
+  /** Agent side: claim the job's ready steps (leased until their timeout). */
+  claimAgentSteps(jobId: number): StepRow[] {
+    if (this.stopping) return [];
+    const now = this.now();
+    return this.d.db.transaction((tx) => {
+      const ready = tx.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.state, "ready"))).all();
+      return ready.map((s) =>
+        tx
+          .update(steps)
+          .set({ state: "running", attempt: s.attempt + 1, startedAt: new Date(now), leaseExpiresAt: new Date(now + s.timeoutS * 1000) })
+          .where(eq(steps.id, s.id))
+          .returning()
+          .get(),
+      );
+    });
+  }
+
+  /** Long-poll helper: resolves when the job gets ready steps or `timeoutMs` passes. */
+  waitForWork(jobId: number, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const set = this.waiters.get(jobId) ?? new Set();
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0) this.waiters.delete(jobId);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      set.add(done);
+      this.waiters.set(jobId, set);
+    });
+  }
+
+  /** Wake long-polls of a job (new ready steps, or the job ended). */
+  wake(jobId: number): void {
+    for (const w of [...(this.waiters.get(jobId) ?? [])]) w();
+  }
+
+  /** Publish ingested log lines to the job's and machine's rooms. */
+  publishLogs(jobId: number, machineId: number, lines: LogLineDto[]): void {
+    if (lines.length) this.d.bus.publish({ type: "log.lines", jobId, machineId, lines });
+  }
+}

@@ -1,0 +1,76 @@
+import type { JobKind, StepName } from "../../lib/jobs";
+
+/** One step of a job kind: what runs it, how long it may take, and how often a transient failure is retried. */
+export interface StepSpec {
+  name: StepName;
+  runner: "server" | "agent";
+  timeoutS: number;
+  maxAttempts: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  params?: Record<string, unknown>;
+}
+
+const server = (name: StepName, timeoutS: number, maxAttempts: number, params?: Record<string, unknown>): StepSpec => ({
+  name,
+  runner: "server",
+  timeoutS,
+  maxAttempts,
+  params,
+});
+const agent = (name: StepName, timeoutS: number, maxAttempts: number, params?: Record<string, unknown>): StepSpec => ({
+  name,
+  runner: "agent",
+  timeoutS,
+  maxAttempts,
+  params,
+});
+
+// Booting the agent: the boot entry and the boot device are independent (parallel); then power; then the agent.
+const bootAgent: StepSpec[][] = [
+  [server("set_boot_target", 30, 3, { target: "agent" }), server("set_boot_device", 60, 5, { device: "pxe", persistent: false })],
+  [server("power_cycle", 120, 3)],
+  [server("wait_agent", 900, 1)],
+];
+// Leaving the agent: boot from disk next time, then restart into the installed system.
+const bootDisk = (then: StepSpec): StepSpec[][] => [
+  [server("set_boot_target", 30, 3, { target: "disk" }), server("set_boot_device", 60, 5, { device: "disk", persistent: true })],
+  [then],
+];
+
+/**
+ * Job kinds are data: ordered groups of steps (steps in a group run in parallel). The orchestrator has one code
+ * path for all of them. `params` of a step may name job params with `$name` (resolved when the job starts).
+ */
+export const JOB_KIND_SPECS: Record<JobKind, StepSpec[][]> = {
+  inspect: [...bootAgent, [agent("inventory", 300, 3)], ...bootDisk(server("power_off", 120, 3))],
+  clean: [...bootAgent, [agent("wipe", 1800, 2, { mode: "$wipeMode" })], ...bootDisk(server("power_off", 120, 3))],
+  deploy_image: [
+    ...bootAgent,
+    [agent("inventory", 300, 3)],
+    [agent("wipe", 1800, 2, { mode: "$wipeMode" })],
+    [agent("write_image", 3600, 3, { url: "$imageUrl", sha256: "$imageSha256", format: "$imageFormat", target: "$targetDisk" })],
+    [agent("configure_network", 300, 3, { osFamily: "$osFamily" })],
+    ...bootDisk(server("power_cycle", 120, 3)),
+  ],
+  deploy_installer: [
+    [server("set_boot_target", 30, 3, { target: "installer" }), server("set_boot_device", 60, 5, { device: "pxe", persistent: false })],
+    [server("power_cycle", 120, 3)],
+    [server("wait_install", 7200, 1)],
+    ...bootDisk(server("power_cycle", 120, 3)),
+  ],
+  reinstall: [],
+};
+// Reinstall = clean, then deploy from the image, in one job (the agent stays up between the two).
+JOB_KIND_SPECS.reinstall = [
+  ...bootAgent,
+  [agent("wipe", 1800, 2, { mode: "$wipeMode" })],
+  ...JOB_KIND_SPECS.deploy_image.slice(bootAgent.length + 2),
+];
+
+/** Replace "$name" values with job params; unknown names become null. */
+export function resolveParams(params: Record<string, unknown> | undefined, job: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(params ?? {})) out[k] = typeof v === "string" && v.startsWith("$") ? (job[v.slice(1)] ?? null) : v;
+  return out;
+}

@@ -1,0 +1,237 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AppError } from "../../lib/errors";
+import { startApp, type App } from "../app";
+import { loadConfig } from "../config";
+import { jobs, logLines, machines, osProfiles, steps } from "../db/schema";
+import { silentLogger } from "../log";
+import { enrollMachine } from "../machines/enroll";
+import { transition } from "../machines/lifecycle";
+import { performAction } from "./actions";
+import type { MachinePorts } from "./ports";
+
+/** Ports that record every call; failures can be queued per method. */
+function recordingPorts() {
+  const calls: string[] = [];
+  const failures = new Map<string, unknown[]>();
+  const port =
+    (name: string) =>
+    async (...args: unknown[]) => {
+      calls.push(`${name}(${args.join(",")})`);
+      const queued = failures.get(name);
+      if (queued?.length) throw queued.shift();
+    };
+  const ports: MachinePorts = {
+    setBootTarget: port("setBootTarget"),
+    setBootDevice: port("setBootDevice"),
+    powerOn: port("powerOn"),
+    powerCycle: port("powerCycle"),
+    powerOff: port("powerOff"),
+  };
+  return { ports, calls, failNext: (name: string, err: unknown) => failures.set(name, [...(failures.get(name) ?? []), err]) };
+}
+
+let app: App;
+let dir: string;
+const rec = recordingPorts();
+let seq = 0;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-orch-"));
+  const config = loadConfig({ RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "admin-password-1", NODE_ENV: "test" }, { ui: false });
+  // random 0: backoff is exactly half its ceiling (1 s for a first retry), so tests wait a known time.
+  app = await startApp(config, silentLogger, { ports: rec.ports, orchestrator: { tickMs: 50, random: () => 0 } });
+});
+afterAll(async () => {
+  await app.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function agent(p: string, body: unknown, token?: string, raw?: { body: string; type?: string }) {
+  const res = await fetch(`${app.url}/api/agent/v1${p}`, {
+    method: "POST",
+    headers: { "content-type": raw?.type ?? "application/json", ...(token && { authorization: `Bearer ${token}` }) },
+    body: raw ? raw.body : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+/** An available machine with an image profile; returns its id and boot MAC. */
+function availableMachine() {
+  const n = ++seq;
+  const mac = `52:54:00:77:00:${n.toString(16).padStart(2, "0")}`;
+  const d = app.domain;
+  const profile = d.db
+    .insert(osProfiles)
+    .values({ name: `img-${n}`, kind: "image", osFamily: "debian", imageUrl: "http://127.0.0.1/x.raw.gz", imageSha256: "ab".repeat(32), createdAt: new Date(), updatedAt: new Date() })
+    .returning()
+    .get();
+  const { id } = enrollMachine(d, { name: `orch-${n}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
+  transition(d, id, "manage", { actor: "test" });
+  transition(d, id, "provide", { actor: "test" });
+  return { id, mac };
+}
+
+/** Long-poll the heartbeat until the job hands out a step. */
+async function nextStep(token: string): Promise<{ id: number; name: string; attempt: number }> {
+  return until("an agent step", async () => (await agent("/heartbeat", { waitS: 2 }, token)).body.steps[0]);
+}
+
+const machineState = (id: number) => app.domain.db.select().from(machines).where(eq(machines.id, id)).get()!;
+const jobOf = (id: number) => app.domain.db.select().from(jobs).where(eq(jobs.id, id)).get()!;
+
+describe("an inspection through the agent protocol", () => {
+  it("runs server steps, hands the agent its step, ingests logs idempotently and finishes the lifecycle", async () => {
+    const { id, mac } = availableMachine();
+    rec.calls.length = 0;
+    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    expect(machineState(id).state).toBe("inspecting");
+    await until("power cycle", () => rec.calls.includes(`powerCycle(${id})`));
+    // Group 0 ran both of its steps (in parallel) before group 1's power cycle.
+    expect(rec.calls.slice(0, 3).sort()).toEqual([`powerCycle(${id})`, `setBootDevice(${id},pxe,false)`, `setBootTarget(${id},agent)`].sort());
+    expect(rec.calls[2]).toBe(`powerCycle(${id})`);
+
+    const look = await agent("/lookup", { macs: ["00:00:00:00:00:01", mac.toUpperCase().replaceAll(":", "-")], inventory: { cpus: 4 } });
+    expect(look.status).toBe(200);
+    expect(look.body).toMatchObject({ machineId: id, jobId });
+    const token = look.body.token as string;
+
+    const hb = await agent("/heartbeat", { waitS: 5 }, token);
+    expect(hb.status).toBe(200);
+    expect(hb.body.steps).toEqual([expect.objectContaining({ name: "inventory", attempt: 1 })]);
+    const stepId = hb.body.steps[0].id as number;
+
+    const lines = (from: number, to: number) => ({ lines: Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i, ts: Date.now(), text: `line ${from + i}` })) });
+    expect((await agent(`/steps/${stepId}/logs`, lines(0, 2), token)).body).toEqual({ accepted: 3 });
+    // A resend after a lost answer: only the new line is taken.
+    expect((await agent(`/steps/${stepId}/logs`, lines(1, 3), token)).body).toEqual({ accepted: 1 });
+    const stored = app.domain.db.select().from(logLines).where(eq(logLines.jobId, jobId)).all();
+    expect(stored.map((l) => l.seq)).toEqual([0, 1, 2, 3]);
+
+    const done = await agent(`/steps/${stepId}/result`, { attempt: 1, ok: true, result: { cpus: 8, memoryMiB: 2048 } }, token);
+    expect(done.status).toBe(200);
+    await until("job succeeded", () => jobOf(jobId).state === "succeeded");
+    expect(machineState(id)).toMatchObject({ state: "available", inventory: { cpus: 8, memoryMiB: 2048 } });
+    expect(rec.calls).toEqual(expect.arrayContaining([`setBootTarget(${id},disk)`, `setBootDevice(${id},disk,true)`, `powerOff(${id})`]));
+    // The job is over: its token no longer works.
+    expect((await agent("/heartbeat", { waitS: 0 }, token)).status).toBe(401);
+  });
+});
+
+describe("agent API safety", () => {
+  it("refuses calls without a token, with a wrong one, or with another job's token", async () => {
+    const a = availableMachine();
+    const b = availableMachine();
+    performAction(app.domain, a.id, "inspect", "user:test");
+    performAction(app.domain, b.id, "inspect", "user:test");
+    const ta = (await agent("/lookup", { macs: [a.mac] })).body.token;
+    const tb = (await agent("/lookup", { macs: [b.mac] })).body.token;
+    expect((await agent("/heartbeat", { waitS: 0 })).status).toBe(401);
+    expect((await agent("/heartbeat", { waitS: 0 }, "not-a-token")).status).toBe(401);
+    const stepA = await nextStep(ta);
+    expect((await agent(`/steps/${stepA.id}/result`, { attempt: 1, ok: true }, tb)).status).toBe(401);
+    expect((await agent(`/steps/${stepA.id}/logs`, { lines: [{ seq: 0, ts: 1, text: "x" }] }, tb)).status).toBe(401);
+  });
+
+  it("answers malformed bodies with a 4xx and a clear message, writing nothing", async () => {
+    expect(await agent("/lookup", null, undefined, { body: "{not json" })).toMatchObject({ status: 400, body: { error: "body is not valid JSON" } });
+    expect((await agent("/lookup", null, undefined, { body: "{}", type: "text/plain" })).status).toBe(415);
+    expect(await agent("/lookup", { macs: [] })).toMatchObject({ status: 400, body: { error: expect.stringMatching(/^macs: /) } });
+    expect((await agent("/lookup", { macs: ["52:54:00:ff:ff:ff"] })).status).toBe(404);
+    const big = JSON.stringify({ macs: ["a"], inventory: { x: "y".repeat(300_000) } });
+    expect((await agent("/lookup", null, undefined, { body: big })).status).toBe(413);
+    const { id, mac } = availableMachine();
+    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const token = (await agent("/lookup", { macs: [mac] })).body.token;
+    const step = await nextStep(token);
+    const bad = await agent(`/steps/${step.id}/logs`, { lines: [{ seq: 0, ts: 1, text: "ok" }, { seq: -1, ts: 1, text: "bad" }] }, token);
+    expect(bad).toMatchObject({ status: 400, body: { error: expect.stringMatching(/lines\.1\.seq/) } });
+    expect(app.domain.db.select().from(logLines).where(eq(logLines.jobId, jobId)).all()).toEqual([]);
+    expect((await agent("/nope", {})).status).toBe(404);
+  });
+});
+
+describe("retries, failures and cancellation", () => {
+  it("retries a transient agent failure and succeeds on the next attempt; a stale report is refused", async () => {
+    const { id, mac } = availableMachine();
+    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const token = (await agent("/lookup", { macs: [mac] })).body.token;
+    const first = await nextStep(token);
+    expect((await agent(`/steps/${first.id}/result`, { attempt: 1, ok: false, error: { transient: true, message: "disk busy" } }, token)).status).toBe(200);
+    expect(app.domain.db.select().from(steps).where(eq(steps.id, first.id)).get()).toMatchObject({ state: "pending", error: "disk busy" });
+    const again = await agent("/heartbeat", { waitS: 5 }, token);
+    expect(again.body.steps).toEqual([expect.objectContaining({ id: first.id, attempt: 2 })]);
+    expect((await agent(`/steps/${first.id}/result`, { attempt: 1, ok: true }, token)).status).toBe(409);
+    expect((await agent(`/steps/${first.id}/result`, { attempt: 2, ok: true }, token)).status).toBe(200);
+    await until("job succeeded", () => jobOf(jobId).state === "succeeded");
+  });
+
+  it("retries a transient server-step failure (BMC unreachable) by itself", async () => {
+    const { id } = availableMachine();
+    rec.failNext("setBootDevice", new AppError("BMC_UNREACHABLE" as never, "BMC 10.0.0.1 does not answer"));
+    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    await until("second attempt", () =>
+      app.domain.db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, "set_boot_device"))).get()?.state === "succeeded",
+    );
+    expect(app.domain.db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, "set_boot_device"))).get()!.attempt).toBe(2);
+    performAction(app.domain, id, "abort", "user:test");
+  });
+
+  it("fails the job and the machine on a permanent failure, with the message", async () => {
+    const { id, mac } = availableMachine();
+    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const token = (await agent("/lookup", { macs: [mac] })).body.token;
+    const step = await nextStep(token);
+    await agent(`/steps/${step.id}/result`, { attempt: 1, ok: false, error: { transient: false, message: "no disks found" } }, token);
+    await until("job failed", () => jobOf(jobId).state === "failed");
+    expect(jobOf(jobId).error).toBe("inventory: no disks found");
+    expect(machineState(id)).toMatchObject({ state: "inspect_failed", lastError: "inventory: no disks found" });
+    // Retry starts a new job of the same kind.
+    const retry = performAction(app.domain, id, "retry", "user:test");
+    expect(retry).toMatchObject({ from: "inspect_failed", to: "inspecting" });
+    expect(jobOf(retry.jobId!).kind).toBe("inspect");
+    performAction(app.domain, id, "abort", "user:test");
+  });
+
+  it("cancels a job: the agent's long-poll ends at once and the machine is aborted, nothing powered off", async () => {
+    const { id, mac } = availableMachine();
+    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const token = (await agent("/lookup", { macs: [mac] })).body.token;
+    const s = await nextStep(token);
+    expect(s).toBeTruthy();
+    rec.calls.length = 0;
+    const started = Date.now();
+    const poll = agent("/heartbeat", { waitS: 20 }, token);
+    await new Promise((r) => setTimeout(r, 100));
+    performAction(app.domain, id, "abort", "user:test");
+    const r = await poll;
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(r.body).toMatchObject({ done: true, jobState: "cancelled", steps: [] });
+    expect(jobOf(jobId).state).toBe("cancelled");
+    expect(machineState(id).state).toBe("inspect_failed");
+    expect(rec.calls.filter((c) => c.startsWith("power"))).toEqual([]);
+  });
+
+  it("allows one active job per machine", async () => {
+    const { id } = availableMachine();
+    performAction(app.domain, id, "inspect", "user:test");
+    expect(() => performAction(app.domain, id, "abort", "user:test")).not.toThrow();
+    const jobId = performAction(app.domain, id, "retry", "user:test").jobId!;
+    expect(() => performAction(app.domain, id, "inspect", "user:test")).toThrow(/not allowed|already runs/);
+    performAction(app.domain, id, "abort", "user:test");
+    expect(jobOf(jobId).state).toBe("cancelled");
+  });
+});
