@@ -17,6 +17,8 @@ import { isCrossSiteWrite, isPublicPath } from "./http/guards";
 import { createMetrics, routeFamily } from "./http/metrics";
 import type { Logger } from "./log";
 import { seedDemoLab } from "./demo/seed";
+import { PowerSync } from "./oob/power-sync";
+import { createOobRuntime, defaultOobConfig } from "./oob/registry";
 
 export interface App {
   server: http.Server;
@@ -35,7 +37,8 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const db = openDatabase(path.join(config.dataDir, "rackhand.db"));
   const secrets = SecretBox.open(config.dataDir, config.secretKey);
   const bus = new EventBus();
-  const domain: Domain = { db, bus, secrets, log };
+  const oob = createOobRuntime(defaultOobConfig(config.dataDir, config.oob));
+  const domain: Domain = { db, bus, secrets, log, oob };
   await ensureAdmin(db, log, config.adminPassword);
   if (config.demo) await seedDemoLab(domain);
 
@@ -140,6 +143,9 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
   });
+  const powerSync = new PowerSync(domain);
+  if (config.powerSync) powerSync.start();
+
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
@@ -150,6 +156,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     domain,
     url,
     async close() {
+      await powerSync.stop();
       await gateway.close();
       await new Promise<void>((r) => server.close(() => r()));
       await closeNext?.();
