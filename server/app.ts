@@ -17,12 +17,15 @@ import { isCrossSiteWrite, isPublicPath } from "./http/guards";
 import { createMetrics, routeFamily } from "./http/metrics";
 import type { Logger } from "./log";
 import { seedDemoLab } from "./demo/seed";
+import { ConsoleManager } from "./oob/console/manager";
 import { PowerSync } from "./oob/power-sync";
+import { serveTranscript, TRANSCRIPT_PATH } from "./http/transcript";
 import { createOobRuntime, defaultOobConfig } from "./oob/registry";
 
 export interface App {
   server: http.Server;
   domain: Domain;
+  consoles: ConsoleManager;
   url: string;
   close(): Promise<void>;
 }
@@ -105,6 +108,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       res.end(await metrics.registry.metrics());
       return;
     }
+    if (TRANSCRIPT_PATH.test(p) && req.method === "GET") return serveTranscript(req, res, url, db, oob.config.consoleDir);
     if (p.startsWith("/api/trpc/")) {
       if (isCrossSiteWrite(req)) {
         res.writeHead(403, { "content-type": "text/plain" });
@@ -131,7 +135,15 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     return nextHandler(req, res);
   }
 
-  const gateway = attachGateway({ httpServer: server, db, bus, log: log.child("socket"), onClientCount: (n) => metrics.socketClients.set(n) });
+  const consoles = new ConsoleManager(domain);
+  const gateway = attachGateway({
+    httpServer: server,
+    db,
+    bus,
+    log: log.child("socket"),
+    onClientCount: (n) => metrics.socketClients.set(n),
+    consoles,
+  });
   if (nextUpgrade) {
     const upgrade = nextUpgrade;
     server.on("upgrade", (req, socket, head) => {
@@ -154,10 +166,12 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   return {
     server,
     domain,
+    consoles,
     url,
     async close() {
       await powerSync.stop();
       await gateway.close();
+      await consoles.closeAll();
       await new Promise<void>((r) => server.close(() => r()));
       await closeNext?.();
       db.$client.close();
