@@ -1,10 +1,11 @@
 /**
  * Machine-list benchmark: the production server (`node dist/server.mjs`) as a child process with 10,000 machines,
- * measured over HTTP and in headless Chromium. Prints a table and overwrites docs/BENCHMARKS.md.
+ * measured over HTTP and in headless Chromium. Prints a table and writes its section of docs/BENCHMARKS.md.
  *
  *   npm run bench:list             (exit 1 when a figure could not be measured)
  *   npm run bench:list -- --strict (also exit 2 when a target is missed)
  */
+import { writeSection } from "./lib/sections";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -224,7 +225,7 @@ async function main(): Promise<number> {
     othersPercent: others,
   });
   fs.mkdirSync(path.dirname(REPORT), { recursive: true });
-  fs.writeFileSync(REPORT, report);
+  writeSection(REPORT, "list", report);
   log(`wrote ${path.relative(ROOT, REPORT)} (${Math.round(durationS)} s)`);
   const verdicts = run.figures.map(verdict);
   if (verdicts.includes("FAIL")) return 1;

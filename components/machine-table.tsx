@@ -2,6 +2,7 @@
 import Link from "next/link";
 import type { MachineRow } from "@/lib/dto";
 import type { SortField } from "@/lib/schemas";
+import { relativeTime } from "@/lib/format";
 import { PowerDot, StateBadge } from "./ui";
 import type { MachineQuery } from "./use-machine-query";
 
@@ -85,7 +86,11 @@ export function MachineTable({
               </td>
               <td className="px-3 py-1.5">
                 <PowerDot power={m.powerState} withLabel />
-                {m.bmcReachable === false && <span className="ml-1 text-xs text-red-700">BMC unreachable</span>}
+                {m.bmcReachable === false && (
+                  <span className="ml-1 text-xs text-red-700" title={`last seen ${relativeTime(m.bmcLastSeen)}`} data-testid="bmc-unreachable">
+                    BMC unreachable · last seen {relativeTime(m.bmcLastSeen)}
+                  </span>
+                )}
               </td>
               <td className="whitespace-nowrap px-3 py-1.5 text-slate-700">
                 {m.rackName ? `${m.rackName} / U${m.uPosition}` : <span className="text-slate-400">unracked</span>}

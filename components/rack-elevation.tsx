@@ -1,4 +1,5 @@
 "use client";
+import { relativeTime } from "@/lib/format";
 import Link from "next/link";
 import type { RackElevation as Rack } from "@/lib/dto";
 import { STATE_LABELS } from "@/lib/lifecycle";
@@ -47,6 +48,7 @@ export function RackElevation({ rack }: { rack: Rack }) {
               m.bootMac ?? "",
               m.maintenance ? "maintenance" : "",
               m.lastError ? `error: ${m.lastError}` : "",
+              m.bmcReachable === false ? `BMC unreachable, last seen ${relativeTime(m.bmcLastSeen)}` : "",
             ]
               .filter(Boolean)
               .join(" · ");
@@ -63,6 +65,11 @@ export function RackElevation({ rack }: { rack: Rack }) {
               >
                 <span className={`h-1.5 w-1.5 shrink-0 rounded-full ring-1 ring-slate-900/30 ${POWER_COLORS[m.powerState]}`} />
                 <span className="truncate">{m.name}</span>
+                {m.bmcReachable === false && (
+                  <span className="ml-auto text-[9px] font-bold uppercase text-red-800" data-testid="bmc-unreachable">
+                    BMC?
+                  </span>
+                )}
                 {m.maintenance && <span className="ml-auto text-[9px] uppercase">maint</span>}
               </Link>
             );

@@ -48,6 +48,8 @@ test.describe.serial("rack and machines", () => {
     await page.getByLabel("Rack").selectOption({ label: "e2e-r01 (24U, 0 machines)" });
     await page.getByLabel("U position").fill("24");
     await page.getByLabel("Height (U)").fill("2");
+    // The fake driver: "Manage" verifies the BMC, and this story has no simulator (e2e/oob.spec.ts has one).
+    await page.getByLabel("Driver").selectOption("fake");
     await page.getByLabel("BMC address").fill("127.0.0.1");
     await page.getByLabel("BMC user").fill("admin");
     await page.getByLabel("BMC password").fill("bmc-secret-web01");

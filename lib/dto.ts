@@ -17,6 +17,7 @@ export interface MachineRow {
   osProfileName: string | null;
   lastError: string | null;
   bmcReachable: boolean | null;
+  bmcLastSeen: number | null;
 }
 
 export interface MachineDetail extends MachineRow {
@@ -34,6 +35,9 @@ export interface MachineDetail extends MachineRow {
     hasPassword: boolean;
     reachable: boolean | null;
     lastSeen: number | null;
+    privilege: string;
+    cipherSuite: number;
+    lastError: string | null;
   } | null;
   allowedActions: OperatorAction[];
 }
@@ -51,7 +55,7 @@ export interface RackSummary {
 export interface RackElevation extends RackSummary {
   machines: Pick<
     MachineRow,
-    "id" | "name" | "state" | "powerState" | "maintenance" | "uPosition" | "uHeight" | "bootMac" | "ip" | "lastError"
+    "id" | "name" | "state" | "powerState" | "maintenance" | "uPosition" | "uHeight" | "bootMac" | "ip" | "lastError" | "bmcReachable" | "bmcLastSeen"
   >[];
 }
 
@@ -67,4 +71,21 @@ export interface BulkResult {
   ok: boolean;
   error?: string;
   state?: MachineState;
+}
+
+/** One machine's outcome of a power action (bulk actions never fail all-or-nothing). */
+export interface PowerResult {
+  id: number;
+  name: string;
+  ok: boolean;
+  powerState?: PowerState;
+  error?: string;
+  code?: string;
+}
+
+export interface BmcCheckResult {
+  reachable: boolean;
+  info?: string;
+  error?: string;
+  code?: string;
 }

@@ -16,6 +16,13 @@ export const ERROR_CODES = [
   "FORBIDDEN",
   "CSV_INVALID",
   "RATE_LIMITED",
+  "BMC_NOT_CONFIGURED",
+  "BMC_UNREACHABLE",
+  "BMC_AUTH_FAILED",
+  "BMC_UNSUPPORTED",
+  "BMC_ERROR",
+  "POWER_STATE_UNKNOWN",
+  "CONSOLE_NOT_HELD",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

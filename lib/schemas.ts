@@ -8,6 +8,8 @@ export type PowerState = (typeof POWER_STATES)[number];
 export const ROLES = ["admin", "operator", "viewer"] as const;
 export type Role = (typeof ROLES)[number];
 export const BMC_DRIVERS = ["ipmitool", "fake"] as const;
+export const BMC_PRIVILEGES = ["USER", "OPERATOR", "ADMINISTRATOR"] as const;
+export type BmcPrivilege = (typeof BMC_PRIVILEGES)[number];
 
 /** A MAC in any usual spelling, output in canonical `aa:bb:cc:dd:ee:ff` form. Multicast/zero MACs are refused. */
 export const macSchema = z.string().transform((value, ctx) => {
@@ -69,6 +71,9 @@ export const bmcInputSchema = z.object({
   port: z.number().int().min(1).max(65535).default(623),
   username: z.string().trim().min(1, "BMC user is required").max(64),
   password: z.string().min(1, "BMC password is required").max(128),
+  privilege: z.enum(BMC_PRIVILEGES).default("ADMINISTRATOR"),
+  /** RMCP+ cipher suite; 3 (HMAC-SHA1, AES-128) by default: without it ipmitool probes and ipmi_sim stalls ~10 s. */
+  cipherSuite: z.number().int().min(0).max(17).default(3),
 });
 
 export const machineEnrollSchema = z.object({
@@ -185,3 +190,37 @@ export const csvImportSchema = z.object({ csv: z.string().max(5_000_000, "CSV la
 export function formatIssues(error: z.ZodError): { field: string; message: string }[] {
   return error.issues.map((i) => ({ field: i.path.join(".") || "(input)", message: i.message }));
 }
+
+/** Power sync settings (stored in the `settings` table under "oob.powerSync"). */
+export const powerSyncSettingsSchema = z.object({
+  /** Seconds between sweeps. */
+  intervalS: z.number().int().min(5).max(86_400).default(60),
+  /** ± seconds added at random to each interval so many Rackhands do not hit BMCs in step. */
+  jitterS: z.number().min(0).max(3600).default(5),
+  /** BMCs asked at the same time. */
+  concurrency: z.number().int().min(1).max(256).default(16),
+  /** Failed sweeps in a row before a BMC is marked unreachable. */
+  failureThreshold: z.number().int().min(1).max(100).default(3),
+});
+export type PowerSyncSettings = z.infer<typeof powerSyncSettingsSchema>;
+
+export const POWER_ACTIONS = ["on", "off", "cycle", "reset", "soft"] as const;
+export type PowerActionName = (typeof POWER_ACTIONS)[number];
+/** Actions that interrupt a running OS: the UI asks for confirmation. */
+export const DISRUPTIVE_POWER_ACTIONS: readonly PowerActionName[] = ["off", "cycle", "reset", "soft"];
+export const POWER_ACTION_LABELS: Record<PowerActionName, string> = {
+  on: "Power on",
+  off: "Power off",
+  cycle: "Power cycle",
+  reset: "Reset",
+  soft: "Soft off",
+};
+export const powerActionSchema = z.object({
+  selection: selectionSchema,
+  action: z.enum(POWER_ACTIONS),
+});
+export const bootDeviceSchema = z.object({
+  id: z.number().int().positive(),
+  device: z.enum(["pxe", "disk"]),
+  persistent: z.boolean().default(false),
+});

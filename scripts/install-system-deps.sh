@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages Rackhand needs, only those missing.
-#   runtime: build tools for the native SQLite addon (better-sqlite3 compiles from source here)
-#   test:    runtime + Debian's Chromium for the browser tests
+#   runtime: build tools for the native SQLite addon (better-sqlite3 compiles from source here), ipmitool (BMCs)
+#   test:    runtime + Debian's Chromium for the browser tests, OpenIPMI's ipmi_sim (simulated BMCs)
 # Needs root (or sudo) when something is missing; prints what and why otherwise.
 set -euo pipefail
 profile="${1:-runtime}"
 
-pkgs=(python3 make g++ ca-certificates)
+pkgs=(python3 make g++ ca-certificates ipmitool)
 if [ "$profile" = "test" ]; then
-  pkgs+=(chromium fonts-dejavu-core)
+  pkgs+=(chromium fonts-dejavu-core openipmi)
 fi
 
 missing=()

@@ -21,32 +21,39 @@ import { createAgentApi } from "./agent-api/routes";
 import { Orchestrator, type OrchestratorOptions } from "./orchestrator/engine";
 import { createMachinePorts } from "./orchestrator/machine-ports";
 import type { MachinePorts } from "./orchestrator/ports";
+import { ConsoleManager } from "./oob/console/manager";
+import { PowerSync } from "./oob/power-sync";
+import { serveTranscript, TRANSCRIPT_PATH } from "./http/transcript";
+import { createOobRuntime, defaultOobConfig } from "./oob/registry";
 
 export interface App {
   server: http.Server;
   domain: Domain;
   orchestrator: Orchestrator;
+  consoles: ConsoleManager;
   url: string;
   close(): Promise<void>;
 }
 
 type NextHandler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
 
-/**
- * Build and start the whole process: database (migrated), secrets, admin account, tRPC, socket.io, metrics,
- * and the Next.js UI when `config.ui` is set. Resolves when the port is listening.
- */
 export interface AppOverrides {
   /** Replace the orchestrator's out-of-band/netboot ports (tests). */
   ports?: MachinePorts;
   orchestrator?: OrchestratorOptions;
 }
 
+/**
+ * Build and start the whole process: database (migrated), secrets, admin account, tRPC, socket.io, metrics,
+ * background services (orchestrator, power sync), and the Next.js UI when `config.ui` is set.
+ * Resolves when the port is listening.
+ */
 export async function startApp(config: Config, log: Logger, overrides: AppOverrides = {}): Promise<App> {
   const db = openDatabase(path.join(config.dataDir, "rackhand.db"));
   const secrets = SecretBox.open(config.dataDir, config.secretKey);
   const bus = new EventBus();
-  const domain: Domain = { db, bus, secrets, log };
+  const oob = createOobRuntime(defaultOobConfig(config.dataDir, config.oob));
+  const domain: Domain = { db, bus, secrets, log, oob };
   await ensureAdmin(db, log, config.adminPassword);
   if (config.demo) await seedDemoLab(domain);
 
@@ -116,6 +123,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       res.end(await metrics.registry.metrics());
       return;
     }
+    if (TRANSCRIPT_PATH.test(p) && req.method === "GET") return serveTranscript(req, res, url, db, oob.config.consoleDir);
     if (p.startsWith("/api/trpc/")) {
       if (isCrossSiteWrite(req)) {
         res.writeHead(403, { "content-type": "text/plain" });
@@ -143,7 +151,15 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     return nextHandler(req, res);
   }
 
-  const gateway = attachGateway({ httpServer: server, db, bus, log: log.child("socket"), onClientCount: (n) => metrics.socketClients.set(n) });
+  const consoles = new ConsoleManager(domain);
+  const gateway = attachGateway({
+    httpServer: server,
+    db,
+    bus,
+    log: log.child("socket"),
+    onClientCount: (n) => metrics.socketClients.set(n),
+    consoles,
+  });
   if (nextUpgrade) {
     const upgrade = nextUpgrade;
     server.on("upgrade", (req, socket, head) => {
@@ -156,6 +172,9 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
   });
+  const powerSync = new PowerSync(domain);
+  if (config.powerSync) powerSync.start();
+
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
@@ -165,10 +184,13 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     server,
     domain,
     orchestrator,
+    consoles,
     url,
     async close() {
       await orchestrator.stop();
+      await powerSync.stop();
       await gateway.close();
+      await consoles.closeAll();
       await new Promise<void>((r) => server.close(() => r()));
       await closeNext?.();
       db.$client.close();

@@ -1,5 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
+import type { OobConfig } from "./oob/types";
 
 /**
  * Process configuration, read once from the environment by the entry point and injected everywhere else.
@@ -16,6 +17,12 @@ const envSchema = z.object({
   RACKHAND_DEMO: z.enum(["true", "false"]).default("false"),
   RACKHAND_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   NODE_ENV: z.string().default("production"),
+  RACKHAND_IPMITOOL: z.string().default("ipmitool"),
+  RACKHAND_IPMI_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  RACKHAND_IPMI_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
+  RACKHAND_BMC_SPACING_MS: z.coerce.number().int().min(0).default(100),
+  RACKHAND_POWER_SYNC: z.enum(["true", "false"]).default("true"),
+  RACKHAND_CONSOLE_GRACE_S: z.coerce.number().min(0).default(30),
 });
 
 export interface Config {
@@ -32,6 +39,10 @@ export interface Config {
   dev: boolean;
   /** Serve the Next.js UI (off in HTTP-level tests, which need no build). */
   ui: boolean;
+  /** Run the power sync loop (interval etc. are settings in the database). */
+  powerSync: boolean;
+  /** Out-of-band knobs (see server/oob/types.ts OobConfig); unset keys take defaults. */
+  oob: Partial<OobConfig>;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
@@ -53,6 +64,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel: e.RACKHAND_LOG_LEVEL,
     dev: e.NODE_ENV === "development",
     ui: true,
+    powerSync: e.RACKHAND_POWER_SYNC === "true",
+    oob: {
+      ipmitoolPath: e.RACKHAND_IPMITOOL,
+      callTimeoutMs: e.RACKHAND_IPMI_TIMEOUT_MS,
+      attempts: e.RACKHAND_IPMI_ATTEMPTS,
+      spacingMs: e.RACKHAND_BMC_SPACING_MS,
+      consoleGraceMs: e.RACKHAND_CONSOLE_GRACE_S * 1000,
+    },
     ...overrides,
   };
 }

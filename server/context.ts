@@ -2,6 +2,7 @@ import type { SecretBox } from "./auth/secrets";
 import type { Db } from "./db/client";
 import type { EventBus } from "./events/bus";
 import type { Logger } from "./log";
+import type { OobRuntime } from "./oob/registry";
 
 /** What domain functions need, injected by the entry point (or a test). No module-level singletons. */
 export interface Domain {
@@ -9,6 +10,8 @@ export interface Domain {
   bus: EventBus;
   secrets: SecretBox;
   log: Logger;
+  /** Out-of-band drivers, the per-BMC scheduler and their config. */
+  oob: OobRuntime;
 }
 
 /** Who did it, as written into events: "user:<name>", "system" or "agent". */

@@ -11,6 +11,8 @@ import { createHarness, type Harness } from "../testing/harness";
 const PASSWORD = "Zq9-BMC-p4ss-UNIQUE-7731";
 const PASSWORD_2 = "Wx4-CHANGED-bmc-SECRET-0042";
 const CSV_PASSWORD = "Cv3-from-CSV-bmc-SECRET-5151";
+/** Short enough for IPMI (20 bytes), so ipmitool really runs with it. */
+const IPMI_PASSWORD = "Ip3-short-SECRET-99";
 
 let h: Harness;
 const ids: number[] = [];
@@ -22,7 +24,7 @@ const outputs: unknown[] = [];
 function needles(): string[] {
   const sealed = h.db.select({ p: bmcs.passwordEncrypted }).from(bmcs).all().map((r) => r.p);
   expect(sealed.length).toBeGreaterThanOrEqual(ids.length);
-  return [PASSWORD, PASSWORD_2, CSV_PASSWORD, ...sealed, ...sealed.map((s) => s.split(":")[3]!), ...sealed.map((s) => s.split(":")[2]!)];
+  return [PASSWORD, PASSWORD_2, CSV_PASSWORD, IPMI_PASSWORD, ...sealed, ...sealed.map((s) => s.split(":")[3]!), ...sealed.map((s) => s.split(":")[2]!)];
 }
 
 function expectClean(label: string, value: unknown) {
@@ -31,11 +33,13 @@ function expectClean(label: string, value: unknown) {
 }
 
 beforeAll(async () => {
-  h = createHarness();
+  h = createHarness({ oob: { callTimeoutMs: 500, attempts: 1 } });
   rackId = (await h.operator.racks.create({ name: "secret-rack", heightU: 42 })).id;
   for (let i = 1; i <= 3; i++) {
+    // The third is on the fake driver so "manage" (which verifies the BMC) succeeds.
+    const driver = i === 3 ? ("fake" as const) : ("ipmitool" as const);
     const r = await h.operator.machines.enroll(
-      machineInput(i, { rackId, uPosition: i, bmc: { address: `10.66.0.${i}`, username: "ADMIN", password: PASSWORD } }),
+      machineInput(i, { rackId, uPosition: i, bmc: { driver, address: `10.66.0.${i}`, username: "ADMIN", password: PASSWORD } }),
     );
     outputs.push(r);
     ids.push(r.id);
@@ -50,6 +54,24 @@ beforeAll(async () => {
   // Keep the stored password when the form leaves it empty.
   outputs.push(await h.operator.machines.update({ id: ids[1]!, bmc: { address: "10.66.0.102", username: "root" } }));
   outputs.push(await h.operator.machines.action({ id: ids[2]!, action: "manage" }));
+  // Out-of-band calls: fake driver (succeeds), ipmitool refused by validation (24-byte password), and ipmitool
+  // really run against a closed port with a valid password (fails after running).
+  outputs.push(await h.operator.oob.power({ selection: { ids: [ids[2]!] }, action: "off" }));
+  outputs.push(await h.operator.oob.bootDevice({ id: ids[2]!, device: "pxe" }));
+  outputs.push(await h.operator.oob.checkBmc({ id: ids[2]! }));
+  outputs.push(await h.operator.oob.checkBmc({ id: ids[1]! }));
+  outputs.push(await h.operator.oob.power({ selection: { ids: [ids[0]!, ids[1]!] }, action: "cycle" }));
+  const ipmi = await h.operator.machines.enroll(
+    machineInput(40, { bmc: { address: "127.0.0.1", port: 9, username: "ADMIN", password: IPMI_PASSWORD } }),
+  );
+  outputs.push(ipmi);
+  outputs.push(await h.operator.oob.checkBmc({ id: ipmi.id }));
+  outputs.push(await h.operator.oob.power({ selection: { ids: [ipmi.id] }, action: "on" }));
+  try {
+    await h.operator.machines.action({ id: ipmi.id, action: "manage" });
+  } catch (err) {
+    outputs.push({ message: (err as Error).message, cause: String((err as Error).cause) });
+  }
   outputs.push(await h.operator.machines.setMaintenance({ id: ids[2]!, on: true, reason: "check" }));
   const csv = `name,mac,bmc_address,bmc_user,bmc_password\ncsv-secret,52:54:00:5e:c0:01,10.66.1.1,root,${CSV_PASSWORD}`;
   outputs.push(await h.operator.machines.importCsv({ csv, dryRun: true }));
@@ -66,7 +88,7 @@ afterAll(() => h.close());
 describe("BMC passwords", () => {
   it("are stored encrypted, and decrypt to what was entered", () => {
     const rows = h.db.select().from(bmcs).all();
-    expect(rows).toHaveLength(4);
+    expect(rows).toHaveLength(5);
     const byId = new Map(rows.map((r) => [r.machineId, r]));
     expect(h.domain.secrets.decrypt(byId.get(ids[0]!)!.passwordEncrypted)).toBe(PASSWORD_2);
     expect(h.domain.secrets.decrypt(byId.get(ids[1]!)!.passwordEncrypted)).toBe(PASSWORD);
@@ -91,6 +113,7 @@ describe("BMC passwords", () => {
       "machines.get": ids.map((id) => ({ id })),
       "events.list": [{}, { limit: 500 }, ...ids.map((machineId) => ({ machineId, limit: 500 }))],
       "users.list": [undefined],
+      "oob.syncSettings": [undefined],
     };
     const queries = procedures().filter((p) => p.type === "query").map((p) => p.path);
     // A new query must be added here, so it is checked too.

@@ -38,6 +38,14 @@ const STATUS: Record<ErrorCode, TRPC_ERROR_CODE_KEY> = {
   UNAUTHENTICATED: "UNAUTHORIZED",
   FORBIDDEN: "FORBIDDEN",
   RATE_LIMITED: "TOO_MANY_REQUESTS",
+  BMC_NOT_CONFIGURED: "PRECONDITION_FAILED",
+  // The BMC is a dependency: unreachable is a gateway-ish failure, not the caller's fault.
+  BMC_UNREACHABLE: "BAD_GATEWAY",
+  BMC_AUTH_FAILED: "PRECONDITION_FAILED",
+  BMC_UNSUPPORTED: "NOT_IMPLEMENTED",
+  BMC_ERROR: "BAD_GATEWAY",
+  POWER_STATE_UNKNOWN: "CONFLICT",
+  CONSOLE_NOT_HELD: "CONFLICT",
 };
 
 /** The one place domain errors become tRPC errors. */

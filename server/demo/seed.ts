@@ -43,7 +43,7 @@ export async function seedDemoLab(d: Domain): Promise<void> {
           uHeight,
           bootMac: `52:54:00:de:${(ri + 1).toString(16).padStart(2, "0")}:${(slot + 1).toString(16).padStart(2, "0")}`,
           ip: `10.42.${ri + 1}.${10 + slot}`,
-          bmc: { driver: "fake", address: `10.43.${ri + 1}.${10 + slot}`, port: 623, username: "admin", password: `demo-${k}` },
+          bmc: { driver: "fake", address: `10.43.${ri + 1}.${slot === 5 ? 254 : 10 + slot}`, port: 623, username: "admin", password: `demo-${k}`, privilege: "ADMINISTRATOR", cipherSuite: 3 },
         },
         actor,
       );

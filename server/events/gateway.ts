@@ -1,14 +1,18 @@
 import type http from "node:http";
-import { Server } from "socket.io";
+import { Server, type Socket } from "socket.io";
 import { z } from "zod";
 import type { SessionUser } from "../../lib/dto";
 import { rooms, type LiveEvent } from "../../lib/live-events";
 import { parseCookies, SESSION_COOKIE, sessionUser } from "../auth/sessions";
+import { AppError } from "../../lib/errors";
 import type { Db } from "../db/client";
 import type { Logger } from "../log";
+import type { ConsoleManager } from "../oob/console/manager";
 import type { EventBus } from "./bus";
 
 const subscribeSchema = z.object({ machineId: z.number().int().positive() });
+const consoleInputSchema = z.object({ machineId: z.number().int().positive(), data: z.string().min(1).max(4096) });
+type Ack = (r: { ok: boolean; error?: string; [k: string]: unknown }) => void;
 
 /**
  * The only module that talks socket.io. Sessions are checked at the handshake (cookie), every client joins
@@ -20,6 +24,8 @@ export function attachGateway(opts: {
   bus: EventBus;
   log: Logger;
   onClientCount?: (n: number) => void;
+  /** Serial consoles (server/oob/console): rooms `console:<id>`; viewers watch, operators type. */
+  consoles?: ConsoleManager;
 }): { io: Server; close: () => Promise<void> } {
   const io = new Server(opts.httpServer, { path: "/socket.io", serveClient: false });
 
@@ -46,6 +52,7 @@ export function attachGateway(opts: {
       const p = subscribeSchema.safeParse(raw);
       if (p.success) void socket.leave(rooms.machine(p.data.machineId));
     });
+    if (opts.consoles) attachConsoleHandlers(socket, user, opts.consoles, opts.log);
     socket.on("disconnect", () => opts.onClientCount?.(io.engine.clientsCount));
     opts.log.debug("socket connected", { user: user.name });
   });
@@ -71,11 +78,78 @@ export function attachGateway(opts: {
     }
   });
 
+  const unsubscribeConsoles = opts.consoles?.subscribe((m) => {
+    if (m.type === "data") io.to(rooms.console(m.machineId)).emit("console:data", { machineId: m.machineId, data: m.data });
+    else io.to(rooms.console(m.status.machineId)).emit("console:status", m.status);
+  });
+
   return {
     io,
     close: async () => {
       unsubscribe();
+      unsubscribeConsoles?.();
       await io.close();
     },
   };
+}
+
+const CAN_TYPE: SessionUser["role"][] = ["operator", "admin"];
+
+/** Console messages of one socket: join/leave (any role), take/release/input (operators and admins only). */
+function attachConsoleHandlers(socket: Socket, user: SessionUser, consoles: ConsoleManager, log: Logger) {
+  const joined = new Set<number>();
+  const reply = (ack: Ack | undefined, fn: () => unknown) => {
+    try {
+      const r = fn();
+      ack?.({ ok: true, ...(r && typeof r === "object" ? r : {}) });
+    } catch (err) {
+      if (!(err instanceof AppError)) log.error("console handler failed", { error: String(err) });
+      ack?.({ ok: false, error: err instanceof AppError ? err.message : "Internal error" });
+    }
+  };
+  socket.on("console:join", async (raw: unknown, ack?: Ack) => {
+    const p = subscribeSchema.safeParse(raw);
+    if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
+    const id = p.data.machineId;
+    try {
+      await socket.join(rooms.console(id));
+      joined.add(id);
+      const { status, recent } = await consoles.join(id, socket.id, user.name);
+      ack?.({ ok: true, status, recent, canType: CAN_TYPE.includes(user.role) });
+    } catch (err) {
+      joined.delete(id);
+      void socket.leave(rooms.console(id));
+      ack?.({ ok: false, error: err instanceof AppError ? err.message : "Internal error" });
+    }
+  });
+  socket.on("console:leave", (raw: unknown, ack?: Ack) => {
+    const p = subscribeSchema.safeParse(raw);
+    if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
+    joined.delete(p.data.machineId);
+    void socket.leave(rooms.console(p.data.machineId));
+    reply(ack, () => consoles.leave(p.data.machineId, socket.id));
+  });
+  const operatorOnly = (ack: Ack | undefined): boolean => {
+    if (CAN_TYPE.includes(user.role)) return true;
+    ack?.({ ok: false, error: `Typing into a console needs the operator role; you are ${user.role}` });
+    return false;
+  };
+  socket.on("console:take", (raw: unknown, ack?: Ack) => {
+    const p = subscribeSchema.safeParse(raw);
+    if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
+    if (operatorOnly(ack)) reply(ack, () => consoles.take(p.data.machineId, socket.id, user.name));
+  });
+  socket.on("console:release", (raw: unknown, ack?: Ack) => {
+    const p = subscribeSchema.safeParse(raw);
+    if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
+    reply(ack, () => consoles.release(p.data.machineId, socket.id));
+  });
+  socket.on("console:input", (raw: unknown, ack?: Ack) => {
+    const p = consoleInputSchema.safeParse(raw);
+    if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number, data: string }" });
+    if (operatorOnly(ack)) reply(ack, () => consoles.input(p.data.machineId, socket.id, p.data.data));
+  });
+  socket.on("disconnect", () => {
+    for (const id of joined) consoles.leave(id, socket.id);
+  });
 }

@@ -1,11 +1,11 @@
-import { eq, inArray } from "drizzle-orm";
+import { inArray } from "drizzle-orm";
 import type { BulkResult } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { OperatorAction } from "../../lib/lifecycle";
 import type { MachineFilter } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import { machines } from "../db/schema";
-import { performAction } from "../orchestrator/actions";
+import { operatorAction } from "./operate";
 import { matchingIds } from "./queries";
 
 export type Selection = { ids: number[] } | { filter: MachineFilter };
@@ -17,22 +17,30 @@ export function resolveSelection(d: Domain, sel: Selection): number[] {
 
 /**
  * Apply an operator action to many machines, each in its own transaction: one machine's refusal never
- * blocks the others, and every machine gets its own outcome.
+ * blocks the others, and every machine gets its own outcome. Up to `concurrency` machines at once (BMC
+ * verification for `manage` talks to BMCs).
  */
-export function bulkAction(d: Domain, sel: Selection, action: OperatorAction, actor: Actor): BulkResult[] {
+export async function bulkAction(d: Domain, sel: Selection, action: OperatorAction, actor: Actor, concurrency = 16): Promise<BulkResult[]> {
   const ids = resolveSelection(d, sel);
   const names = new Map(
     d.db.select({ id: machines.id, name: machines.name }).from(machines).where(inArray(machines.id, ids)).all().map((m) => [m.id, m.name]),
   );
-  return ids.map((id) => {
-    const name = names.get(id) ?? `#${id}`;
-    try {
-      performAction(d, id, action, actor);
-      const state = d.db.select({ state: machines.state }).from(machines).where(eq(machines.id, id)).get()?.state;
-      return { id, name, ok: true, state };
-    } catch (err) {
-      if (err instanceof AppError) return { id, name, ok: false, error: err.message };
-      throw err;
+  const results: BulkResult[] = new Array(ids.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < ids.length) {
+      const i = next++;
+      const id = ids[i]!;
+      const name = names.get(id) ?? `#${id}`;
+      try {
+        const r = await operatorAction(d, id, action, { actor });
+        results[i] = { id, name, ok: true, state: r.to };
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        results[i] = { id, name, ok: false, error: err.message };
+      }
     }
-  });
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, ids.length) }, worker));
+  return results;
 }

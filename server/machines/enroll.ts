@@ -79,6 +79,8 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor): {
         port: input.bmc.port,
         username: input.bmc.username,
         passwordEncrypted: d.secrets.encrypt(input.bmc.password),
+        privilege: input.bmc.privilege,
+        cipherSuite: input.bmc.cipherSuite,
       })
       .run();
   }
@@ -210,8 +212,10 @@ export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): vo
         port: input.bmc.port,
         username: input.bmc.username,
         passwordEncrypted: password,
+        privilege: input.bmc.privilege,
+        cipherSuite: input.bmc.cipherSuite,
       };
-      if (existing) tx.update(bmcs).set({ ...values, reachable: null, consecutiveFailures: 0 }).where(eq(bmcs.machineId, m.id)).run();
+      if (existing) tx.update(bmcs).set({ ...values, reachable: null, consecutiveFailures: 0, lastError: null }).where(eq(bmcs.machineId, m.id)).run();
       else tx.insert(bmcs).values({ machineId: m.id, ...values }).run();
       changed.push("bmc");
     }

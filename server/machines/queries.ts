@@ -70,6 +70,7 @@ const rowColumns = {
   osProfileName: osProfiles.name,
   lastError: machines.lastError,
   bmcReachable: bmcs.reachable,
+  bmcLastSeen: sql<number | null>`${bmcs.lastSeen}`,
 };
 
 export interface ListResult {
@@ -186,6 +187,9 @@ export function getMachine(db: Db, id: number): MachineDetail {
       username: bmcs.username,
       reachable: bmcs.reachable,
       lastSeen: bmcs.lastSeen,
+      privilege: bmcs.privilege,
+      cipherSuite: bmcs.cipherSuite,
+      lastError: bmcs.lastError,
     })
     .from(bmcs)
     .where(eq(bmcs.machineId, id))

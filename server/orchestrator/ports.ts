@@ -16,7 +16,7 @@ export interface MachinePorts {
 }
 
 // Domain errors that may pass by themselves: a BMC that does not answer now may answer in a minute.
-const TRANSIENT_CODES: readonly string[] = ["BMC_UNREACHABLE", "BMC_BUSY", "MACHINE_BUSY"];
+const TRANSIENT_CODES: readonly string[] = ["BMC_UNREACHABLE", "BMC_ERROR", "POWER_STATE_UNKNOWN", "MACHINE_BUSY"];
 
 /** Whether a failure may be retried: StepError says so itself; AppErrors by code; anything else is permanent. */
 export function classify(err: unknown): { transient: boolean; message: string } {

@@ -5,7 +5,7 @@ import type { z } from "zod";
 import type { rackCreateSchema, rackUpdateSchema } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { machines, nics, racks } from "../db/schema";
+import { bmcs, machines, nics, racks } from "../db/schema";
 import { recordEvent } from "../events/audit";
 
 type RackCreate = z.output<typeof rackCreateSchema>;
@@ -116,9 +116,12 @@ export function rackElevations(db: Db, rackIds?: number[]): RackElevation[] {
       bootMac: nics.mac,
       ip: nics.ip,
       lastError: machines.lastError,
+      bmcReachable: bmcs.reachable,
+      bmcLastSeen: sql<number | null>`${bmcs.lastSeen}`,
     })
     .from(machines)
     .leftJoin(nics, sql`${nics.machineId} = ${machines.id} AND ${nics.isBoot} = 1`)
+    .leftJoin(bmcs, eq(bmcs.machineId, machines.id))
     .where(sql`${machines.rackId} IS NOT NULL`)
     .all();
   const byRack = new Map<number, RackElevation["machines"]>();

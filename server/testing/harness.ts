@@ -13,21 +13,25 @@ import { EventBus } from "../events/bus";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Role } from "../../lib/schemas";
 import { silentLogger } from "../log";
+import type { CallObserver } from "../oob/exec";
+import { createOobRuntime, defaultOobConfig } from "../oob/registry";
+import type { OobConfig } from "../oob/types";
 import type { SessionUser } from "../../lib/dto";
 
 /**
  * A real, migrated SQLite database in a fresh temporary directory, with the domain wired as in production.
  * No mocks of our own modules: tests call the router through createCaller.
  */
-export function createHarness(opts: { config?: Partial<Config> } = {}) {
+export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<OobConfig>; observe?: CallObserver } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-test-"));
   const db = openDatabase(path.join(dataDir, "rackhand.db"));
   const bus = new EventBus();
   const published: LiveEvent[] = [];
   bus.subscribe((e) => published.push(e));
-  const domain: Domain = { db, bus, secrets: SecretBox.open(dataDir), log: silentLogger };
   // NODE_ENV is spelled out because Next's types make it a required key of NodeJS.ProcessEnv.
-  const config: Config = loadConfig({ RACKHAND_DATA_DIR: dataDir, NODE_ENV: "test" }, { ui: false, ...opts.config });
+  const config: Config = loadConfig({ RACKHAND_DATA_DIR: dataDir, NODE_ENV: "test" }, { ui: false, powerSync: false, ...opts.config });
+  const oob = createOobRuntime(defaultOobConfig(dataDir, { ...config.oob, ...opts.oob }), { observe: opts.observe });
+  const domain: Domain = { db, bus, secrets: SecretBox.open(dataDir), log: silentLogger, oob };
   let nextUserId = 1000;
   const cookies: string[] = [];
 

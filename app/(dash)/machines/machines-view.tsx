@@ -4,6 +4,7 @@ import Link from "next/link";
 import { useEffect, useMemo, useState } from "react";
 import { plural } from "@/lib/format";
 import { BulkActions, type Selection } from "@/components/bulk-actions";
+import { BulkPower } from "@/components/bulk-power";
 import { CsvImport } from "@/components/csv-import";
 import { MachineFilters } from "@/components/machine-filters";
 import { MachineTable } from "@/components/machine-table";
@@ -104,6 +105,7 @@ export function MachinesView() {
           )}
         </div>
         <BulkActions selection={selection} count={selectedCount} onDone={clear} />
+        <BulkPower selection={selection} count={selectedCount} />
       </div>
       <div className={isFetching ? "opacity-80 transition-opacity" : undefined}>
         <MachineTable

@@ -18,7 +18,9 @@ const QUERIES = procedures()
   .filter((p) => p.type === "query")
   .map((p) => p.path);
 /** The least role each procedure needs: user management is admin-only, the rest is operator (mutations) or viewer. */
-const minRole = (path: string): Role => (path.startsWith("users.") ? "admin" : MUTATIONS.includes(path) ? "operator" : "viewer");
+const ADMIN_ONLY = ["oob.updateSyncSettings"];
+const minRole = (path: string): Role =>
+  path.startsWith("users.") || ADMIN_ONLY.includes(path) ? "admin" : MUTATIONS.includes(path) ? "operator" : "viewer";
 
 function tokenFrom(cookie: string): string {
   const m = new RegExp(`^${SESSION_COOKIE}=([^;]*)`).exec(cookie);
@@ -28,7 +30,7 @@ function tokenFrom(cookie: string): string {
 
 describe("roles on every procedure", () => {
   let h: Harness;
-  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, userId: 0 };
+  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0 };
   /** A valid input for every mutation, so a refusal can only come from the role check. */
   const mutationInputs: Record<string, () => unknown> = {
     "racks.create": () => ({ name: "auth-new-rack" }),
@@ -41,6 +43,10 @@ describe("roles on every procedure", () => {
     "machines.action": () => ({ id: fx.m2, action: "manage" }),
     "machines.bulkAction": () => ({ selection: { ids: [fx.m3] }, action: "manage" }),
     "machines.setMaintenance": () => ({ id: fx.m1, on: true, reason: "x" }),
+    "oob.power": () => ({ selection: { ids: [fx.mBmc] }, action: "on" }),
+    "oob.bootDevice": () => ({ id: fx.mBmc, device: "pxe" }),
+    "oob.checkBmc": () => ({ id: fx.mBmc }),
+    "oob.updateSyncSettings": () => ({ intervalS: 30 }),
     "users.create": () => ({ name: "newbie", role: "viewer", password: "long-enough-pw" }),
     "users.update": () => ({ id: fx.userId, role: "operator" }),
   };
@@ -54,6 +60,7 @@ describe("roles on every procedure", () => {
     "machines.get": () => ({ id: fx.m1 }),
     "events.list": () => ({}),
     "users.list": () => undefined,
+    "oob.syncSettings": () => undefined,
   };
   const snapshot = () =>
     Object.fromEntries(
@@ -71,6 +78,8 @@ describe("roles on every procedure", () => {
     fx.m2 = (await h.operator.machines.enroll(machineInput(2))).id;
     fx.m3 = (await h.operator.machines.enroll(machineInput(3))).id;
     fx.mDel = (await h.operator.machines.enroll(machineInput(4))).id;
+    const bmc = { driver: "fake" as const, address: "10.9.9.9", username: "u", password: "p" };
+    fx.mBmc = (await h.operator.machines.enroll(machineInput(5, { bmc }))).id;
     // As in production (ensureAdmin), the database holds an enabled admin.
     await h.addUser("root", "admin", "root-password-1");
     fx.userId = (await h.addUser("carol", "viewer", "carol-password-1")).id;

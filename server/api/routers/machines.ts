@@ -12,7 +12,7 @@ import {
 import { bulkAction, resolveSelection } from "../../machines/actions";
 import { importCsv } from "../../machines/csv";
 import { deleteMachine, enrollMachine, setMaintenance, updateMachine } from "../../machines/enroll";
-import { performAction } from "../../orchestrator/actions";
+import { operatorAction } from "../../machines/operate";
 import { fleetSummary, getMachine, listMachines } from "../../machines/queries";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
 
@@ -34,7 +34,7 @@ export const machinesRouter = router({
   delete: operatorProcedure.input(id).mutation(({ ctx, input }) => deleteMachine(ctx.domain, input.id, ctx.actor)),
   action: operatorProcedure
     .input(lifecycleActionSchema)
-    .mutation(({ ctx, input }) => performAction(ctx.domain, input.id, input.action, ctx.actor, input.reason)),
+    .mutation(({ ctx, input }) => operatorAction(ctx.domain, input.id, input.action, { actor: ctx.actor, reason: input.reason })),
   bulkAction: operatorProcedure
     .input(bulkActionSchema)
     .mutation(({ ctx, input }) => bulkAction(ctx.domain, input.selection, input.action, ctx.actor)),

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { MachineState } from "../../../lib/lifecycle";
-import type { PowerState } from "../../../lib/schemas";
+import type { BmcPrivilege, PowerState } from "../../../lib/schemas";
 import { osProfiles } from "./os-profiles";
 import { racks } from "./racks";
 
@@ -66,5 +66,11 @@ export const bmcs = sqliteTable("bmcs", {
   lastSeen: integer("last_seen", { mode: "timestamp_ms" }),
   reachable: integer("reachable", { mode: "boolean" }),
   consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+  /** IPMI privilege level asked for (`ipmitool -L`). */
+  privilege: text("privilege").$type<BmcPrivilege>().notNull().default("ADMINISTRATOR"),
+  /** RMCP+ cipher suite (`ipmitool -C`); 3 = HMAC-SHA1/AES-128, the one ipmi_sim and most BMCs speak. */
+  cipherSuite: integer("cipher_suite").notNull().default(3),
+  /** The last failure talking to this BMC (classified, never containing the password). */
+  lastError: text("last_error"),
 });
 export type Bmc = typeof bmcs.$inferSelect;

@@ -8,6 +8,8 @@ import { ACTION_LABELS, DESTRUCTIVE_ACTIONS, type OperatorAction } from "@/lib/l
 import { EventList } from "@/components/event-list";
 import { useMachineRoom } from "@/components/live";
 import { MachineForm } from "@/components/machine-form";
+import { PowerControls } from "@/components/power-controls";
+import { SerialConsole } from "@/components/serial-console";
 import { NEEDS_OPERATOR, useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
 import { Dialog, ErrorBanner, PageHeader, PowerDot, StateBadge } from "@/components/ui";
@@ -30,6 +32,7 @@ export function MachineDetailView({ id }: { id: number }) {
   const { data: m, error, isLoading } = useQuery(trpc.machines.get.queryOptions({ id }));
   const [confirm, setConfirm] = useState<OperatorAction | null>(null);
   const [editing, setEditing] = useState(false);
+  const [tab, setTab] = useState<"overview" | "console">("overview");
   const invalidate = () => void qc.invalidateQueries({ queryKey: trpc.machines.pathKey() });
   const action = useMutation(trpc.machines.action.mutationOptions({ onSuccess: () => (setConfirm(null), invalidate()) }));
   const maint = useMutation(trpc.machines.setMaintenance.mutationOptions({ onSuccess: invalidate }));
@@ -98,6 +101,30 @@ export function MachineDetailView({ id }: { id: number }) {
           <b>Last error:</b> {m.lastError}
         </div>
       )}
+      <div className="mb-3 flex gap-1 border-b border-slate-200" role="tablist" aria-label="Machine views">
+        {(["overview", "console"] as const).map((t) => (
+          <button
+            key={t}
+            role="tab"
+            aria-selected={tab === t}
+            className={`-mb-px border-b-2 px-3 py-1.5 text-sm ${tab === t ? "border-blue-600 font-semibold text-blue-700" : "border-transparent text-slate-600"}`}
+            onClick={() => setTab(t)}
+          >
+            {t === "overview" ? "Overview" : "Console"}
+          </button>
+        ))}
+      </div>
+      {tab === "console" && (
+        <section className="card p-4" aria-label="Console">
+          {m.bmc ? <SerialConsole machineId={id} /> : <p className="text-sm text-slate-500">No BMC configured: no serial console.</p>}
+        </section>
+      )}
+      {tab === "overview" && (
+      <>
+      <section className="card mb-4 p-4" aria-label="Power">
+        <h2 className="mb-2 font-semibold">Power and boot</h2>
+        <PowerControls machine={m} />
+      </section>
       <div className="grid gap-4 lg:grid-cols-3">
         <section className="card p-4" aria-label="Details">
           <h2 className="mb-2 font-semibold">Details</h2>
@@ -132,10 +159,20 @@ export function MachineDetailView({ id }: { id: number }) {
               <Row label="Driver">{m.bmc.driver}</Row>
               <Row label="User">{m.bmc.username}</Row>
               <Row label="Password">{m.bmc.hasPassword ? "stored (encrypted)" : "—"}</Row>
-              <Row label="Reachable">
-                {m.bmc.reachable == null ? "not checked yet" : m.bmc.reachable ? "yes" : <span className="text-red-700">no</span>}
-                {m.bmc.lastSeen && <span className="ml-2 text-xs text-slate-500">last seen {relativeTime(m.bmc.lastSeen)}</span>}
+              <Row label="Privilege / cipher">
+                {m.bmc.privilege} / suite {m.bmc.cipherSuite}
               </Row>
+              <Row label="Reachable">
+                <span data-testid="bmc-reachable">
+                  {m.bmc.reachable == null ? "not checked yet" : m.bmc.reachable ? "yes" : <span className="text-red-700">no (BMC unreachable)</span>}
+                </span>
+                <span className="ml-2 text-xs text-slate-500">last seen {relativeTime(m.bmc.lastSeen)}</span>
+              </Row>
+              {m.bmc.lastError && (
+                <Row label="Last BMC error">
+                  <span className="text-xs text-red-700">{m.bmc.lastError}</span>
+                </Row>
+              )}
             </dl>
           ) : (
             <p className="text-sm text-slate-500">No BMC configured.</p>
@@ -152,6 +189,8 @@ export function MachineDetailView({ id }: { id: number }) {
         <h2 className="mb-2 font-semibold">Events</h2>
         <EventList machineId={id} />
       </section>
+      </>
+      )}
       {operator && (
         <div className="mt-4 text-right">
           <button

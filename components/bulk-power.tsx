@@ -1,0 +1,86 @@
+"use client";
+import { useMutation } from "@tanstack/react-query";
+import { useState } from "react";
+import type { PowerResult } from "@/lib/dto";
+import { plural } from "@/lib/format";
+import { DISRUPTIVE_POWER_ACTIONS, POWER_ACTION_LABELS, POWER_ACTIONS, type PowerActionName } from "@/lib/schemas";
+import type { Selection } from "./bulk-actions";
+import { NEEDS_OPERATOR, useSession } from "./session";
+import { errorInfo, useTRPC } from "./trpc";
+import { Dialog, ErrorBanner } from "./ui";
+
+/** Power actions over the table selection: confirmation for off/cycle/reset/soft, then one outcome per machine. */
+export function BulkPower({ selection, count }: { selection: Selection; count: number }) {
+  const trpc = useTRPC();
+  const { can } = useSession();
+  const [action, setAction] = useState<PowerActionName | null>(null);
+  const [results, setResults] = useState<PowerResult[] | null>(null);
+  const run = useMutation(
+    trpc.oob.power.mutationOptions({
+      onSuccess: (r) => {
+        setAction(null);
+        setResults(r);
+      },
+    }),
+  );
+  const start = (a: PowerActionName) => (DISRUPTIVE_POWER_ACTIONS.includes(a) ? setAction(a) : run.mutate({ selection, action: a }, { onSuccess: setResults }));
+  const failed = results?.filter((r) => !r.ok) ?? [];
+  return (
+    <>
+      <div className="flex flex-wrap items-center gap-1.5" role="group" aria-label="Bulk power">
+        {POWER_ACTIONS.map((a) => (
+          <button
+            key={a}
+            className="btn btn-sm"
+            disabled={!can("operator") || count === 0 || run.isPending}
+            title={!can("operator") ? NEEDS_OPERATOR : undefined}
+            onClick={() => start(a)}
+          >
+            {POWER_ACTION_LABELS[a]}
+          </button>
+        ))}
+        {run.isPending && <span className="text-xs text-slate-500">talking to BMCs…</span>}
+      </div>
+      <Dialog open={!!action} onClose={() => setAction(null)} title={action ? `${POWER_ACTION_LABELS[action]} ${plural(count, "machine")}?` : ""}>
+        {action && (
+          <div className="space-y-3">
+            <p className="text-sm">
+              <b>{POWER_ACTION_LABELS[action]}</b> interrupts whatever runs on {plural(count, "machine")}. Machines whose BMC cannot be reached, or whose
+              power state is unknown, are skipped and reported.
+            </p>
+            <ErrorBanner message={run.error ? errorInfo(run.error).message : null} />
+            <div className="flex justify-end gap-2">
+              <button className="btn" onClick={() => setAction(null)}>
+                Cancel
+              </button>
+              <button className="btn btn-danger" disabled={run.isPending} onClick={() => run.mutate({ selection, action })}>
+                {POWER_ACTION_LABELS[action]} {plural(count, "machine")}
+              </button>
+            </div>
+          </div>
+        )}
+      </Dialog>
+      <Dialog open={!!results} onClose={() => setResults(null)} title="Power action results" wide>
+        {results && (
+          <div>
+            <p className="mb-2 text-sm" data-testid="power-summary">
+              {results.length - failed.length} succeeded, {failed.length} failed.
+            </p>
+            <div className="max-h-96 overflow-auto rounded border border-slate-200">
+              <table className="w-full text-sm">
+                <tbody className="divide-y divide-slate-100">
+                  {results.map((r) => (
+                    <tr key={r.id}>
+                      <td className="px-2 py-1 font-medium">{r.name}</td>
+                      <td className={`px-2 py-1 ${r.ok ? "text-emerald-700" : "text-red-700"}`}>{r.ok ? `power ${r.powerState}` : r.error}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          </div>
+        )}
+      </Dialog>
+    </>
+  );
+}

@@ -1,0 +1,87 @@
+import { expect, test } from "@playwright/test";
+import { IpmiSim, SIM_USER } from "../server/oob/testing/ipmi-sim";
+import { ADMIN, signIn, snap, trpcMutation } from "./fixtures";
+
+// A real BMC simulator (ipmi_sim with a fake serial console on TCP) behind one machine, started for this file.
+let sim: IpmiSim;
+let machineId: number;
+
+test.beforeAll(async () => {
+  sim = await new IpmiSim("e2e", { console: true, power: "off" }).start();
+});
+test.afterAll(async () => {
+  await sim?.stop();
+});
+
+test.describe.serial("out-of-band control against ipmi_sim", () => {
+  test("enroll on the simulator, verify the BMC, power on from the machine page", async ({ page }) => {
+    await signIn(page, ADMIN);
+    const res = await trpcMutation(page, "machines.enroll", {
+      name: "bmc-01",
+      bootMac: "52:54:00:e2:e0:01",
+      bmc: { address: "127.0.0.1", port: sim.port, username: SIM_USER, password: sim.password },
+    });
+    expect(res.status()).toBe(200);
+    machineId = (await res.json()).result.data.id;
+    await page.goto(`/machines/${machineId}`);
+    await page.getByRole("button", { name: "Check BMC" }).click();
+    await expect(page.getByTestId("bmc-check")).toContainText("BMC answers: IPMI 2.0");
+    await page.getByRole("button", { name: "Manage", exact: true }).click();
+    await expect(page.getByTestId("machine-state")).toContainText("Manageable");
+    await expect(page.getByTestId("machine-state").getByTitle("Power off")).toBeVisible();
+
+    await page.getByRole("button", { name: "Power on" }).click();
+    await expect(page.getByTestId("machine-state").getByTitle("Power on")).toBeVisible();
+    await expect(page.getByTestId("power-outcome")).toHaveText("Power is on");
+    expect(sim.power()).toBe("on");
+    await expect(page.getByTestId("event-list")).toContainText("Power off → on");
+    await snap(page, "machine-power");
+
+    // Power off asks for confirmation first.
+    await page.getByRole("button", { name: "Power off" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Power off" }).click();
+    await expect(page.getByTestId("power-outcome")).toHaveText("Power is off");
+    expect(sim.power()).toBe("off");
+  });
+
+  test("bulk power from the table selection, with per-machine outcomes", async ({ page }) => {
+    await signIn(page, ADMIN);
+    await page.goto("/machines?q=bmc-01");
+    await page.getByLabel("Select bmc-01").check();
+    await page.getByRole("group", { name: "Bulk power" }).getByRole("button", { name: "Power on" }).click();
+    await expect(page.getByTestId("power-summary")).toHaveText("1 succeeded, 0 failed.");
+    await expect(page.getByRole("dialog")).toContainText("power on");
+    expect(sim.power()).toBe("on");
+  });
+
+  test("Console tab: the serial console prints, a typed key reaches it, a second page sees the same bytes", async ({ page, browser }) => {
+    await signIn(page, ADMIN);
+    await page.goto(`/machines/${machineId}`);
+    await page.getByRole("tab", { name: "Console" }).click();
+    const term = page.getByTestId("serial-console");
+    await expect(term).toContainText("console-line");
+    await expect(page.getByTestId("console-state")).toContainText("open");
+
+    const ctx = await browser.newContext();
+    const watcher = await ctx.newPage();
+    await signIn(watcher, ADMIN);
+    await watcher.goto(`/machines/${machineId}`);
+    await watcher.getByRole("tab", { name: "Console" }).click();
+    await expect(watcher.getByTestId("console-state")).toContainText("2 watching");
+
+    await page.getByRole("button", { name: "Take keyboard" }).click();
+    await expect(watcher.getByTestId("console-holder")).toHaveText("Keyboard: admin");
+    await term.click();
+    await page.keyboard.type("hello-e2e");
+    await page.keyboard.press("Enter");
+    await expect(term).toContainText("ECHO:hello-e2e");
+    await expect(watcher.getByTestId("serial-console")).toContainText("ECHO:hello-e2e");
+    await snap(page, "machine-console");
+    await page.getByRole("button", { name: "Release keyboard" }).click();
+    await expect(watcher.getByTestId("console-holder")).toHaveText("Keyboard: free");
+
+    const transcript = await page.request.get(`/api/consoles/${machineId}/transcript`);
+    expect(await transcript.text()).toContain("ECHO:hello-e2e");
+    await ctx.close();
+  });
+});

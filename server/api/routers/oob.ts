@@ -1,0 +1,26 @@
+import { z } from "zod";
+import { bootDeviceSchema, powerActionSchema, powerSyncSettingsSchema } from "../../../lib/schemas";
+import { checkBmc, powerSelection, setBootDevice } from "../../oob/power";
+import { getPowerSyncSettings, setPowerSyncSettings } from "../../oob/settings";
+import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
+
+const id = z.object({ id: z.number().int().positive() });
+
+/** Out-of-band control: power, boot device, BMC checks, power sync settings. */
+export const oobRouter = router({
+  /** Per-machine results; one machine's failure never fails the others. */
+  power: operatorProcedure
+    .input(powerActionSchema)
+    .mutation(({ ctx, input }) => powerSelection(ctx.domain, input.selection, input.action, ctx.actor)),
+  bootDevice: operatorProcedure
+    .input(bootDeviceSchema)
+    .mutation(async ({ ctx, input }) => {
+      await setBootDevice(ctx.domain, input.id, input.device, input.persistent, ctx.actor);
+      return { ok: true as const };
+    }),
+  checkBmc: operatorProcedure.input(id).mutation(({ ctx, input }) => checkBmc(ctx.domain, input.id, ctx.actor)),
+  syncSettings: viewerProcedure.query(({ ctx }) => getPowerSyncSettings(ctx.domain.db)),
+  updateSyncSettings: adminProcedure
+    .input(powerSyncSettingsSchema.partial())
+    .mutation(({ ctx, input }) => setPowerSyncSettings(ctx.domain, input, ctx.actor)),
+});

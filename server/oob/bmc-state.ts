@@ -1,0 +1,115 @@
+/**
+ * What Rackhand knows about a BMC and the power of its machine: the only writers of `machines.power_state` and
+ * of the reachability columns of `bmcs`. Each write and its event row happen in one transaction.
+ */
+import { eq } from "drizzle-orm";
+import { AppError } from "../../lib/errors";
+import type { LiveEvent } from "../../lib/live-events";
+import type { PowerState } from "../../lib/schemas";
+import type { Actor, Domain } from "../context";
+import { bmcs, machines } from "../db/schema";
+import { recordEvent } from "../events/audit";
+import { getPowerSyncSettings } from "./settings";
+import type { BmcTarget, OobDriver } from "./types";
+
+export interface BmcHandle {
+  target: BmcTarget;
+  driver: OobDriver;
+  machineName: string;
+}
+
+/**
+ * The machine's BMC with its password decrypted, and the driver for it.
+ * @throws AppError MACHINE_NOT_FOUND, BMC_NOT_CONFIGURED, BMC_UNSUPPORTED (unknown driver)
+ */
+export function loadBmc(d: Domain, machineId: number): BmcHandle {
+  const row = d.db
+    .select({ name: machines.name, bmc: bmcs })
+    .from(machines)
+    .leftJoin(bmcs, eq(bmcs.machineId, machines.id))
+    .where(eq(machines.id, machineId))
+    .get();
+  if (!row) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
+  if (!row.bmc) throw new AppError("BMC_NOT_CONFIGURED", `${row.name} has no BMC configured`);
+  const b = row.bmc;
+  return {
+    machineName: row.name,
+    driver: d.oob.driver(b.driver),
+    target: {
+      machineId,
+      address: b.address,
+      port: b.port,
+      username: b.username,
+      password: d.secrets.decrypt(b.passwordEncrypted),
+      privilege: b.privilege,
+      cipherSuite: b.cipherSuite,
+    },
+  };
+}
+
+function changedEvent(m: typeof machines.$inferSelect): LiveEvent {
+  return { type: "machine.changed", machineId: m.id, name: m.name, state: m.state, powerState: m.powerState, maintenance: m.maintenance, rackId: m.rackId };
+}
+
+/**
+ * Record the machine's power state. A change writes `power_state` and a `power.changed` event together and is
+ * published; the same state again writes nothing. `how` says where the news came from (shown in the event).
+ */
+export function setPowerState(d: Domain, machineId: number, power: PowerState, actor: Actor, how: string): boolean {
+  const live: LiveEvent[] = [];
+  const changed = d.db.transaction((tx) => {
+    const m = tx.select().from(machines).where(eq(machines.id, machineId)).get();
+    if (!m || m.powerState === power) return false;
+    const updated = tx.update(machines).set({ powerState: power, updatedAt: new Date() }).where(eq(machines.id, machineId)).returning().get();
+    const ev = recordEvent(tx, {
+      actor,
+      machineId,
+      kind: "power.changed",
+      message: `Power ${m.powerState} → ${power} (${how})`,
+      payload: { from: m.powerState, to: power, how },
+    });
+    live.push(changedEvent(updated), { type: "event.created", event: { ...ev, machineName: m.name } });
+    return true;
+  });
+  for (const e of live) d.bus.publish(e);
+  return changed;
+}
+
+/**
+ * Record the outcome of talking to a BMC. Success: reachable, last seen now, failures reset (an unreachable BMC
+ * recovers by itself). Failure: one more consecutive failure; at `failureThreshold` the BMC is marked
+ * unreachable with an event. Flips are published so tables and elevations update.
+ */
+export function recordBmcOutcome(d: Domain, machineId: number, outcome: { ok: true } | { ok: false; error: string }, actor: Actor): void {
+  const { failureThreshold } = getPowerSyncSettings(d.db);
+  const live: LiveEvent[] = [];
+  d.db.transaction((tx) => {
+    const b = tx.select().from(bmcs).where(eq(bmcs.machineId, machineId)).get();
+    if (!b) return;
+    const failures = outcome.ok ? 0 : b.consecutiveFailures + 1;
+    const reachable = outcome.ok ? true : failures >= failureThreshold ? false : b.reachable;
+    tx.update(bmcs)
+      .set({
+        consecutiveFailures: failures,
+        reachable,
+        lastSeen: outcome.ok ? new Date() : b.lastSeen,
+        lastError: outcome.ok ? null : outcome.error,
+      })
+      .where(eq(bmcs.machineId, machineId))
+      .run();
+    if (reachable === b.reachable) return;
+    const m = tx.select().from(machines).where(eq(machines.id, machineId)).get()!;
+    if (reachable === false || b.reachable === false) {
+      const ev = recordEvent(tx, {
+        actor,
+        machineId,
+        kind: reachable ? "bmc.reachable" : "bmc.unreachable",
+        message: reachable ? "BMC answers again" : `BMC unreachable after ${failures} failed attempts: ${outcome.ok ? "" : outcome.error}`,
+        payload: { failures },
+      });
+      live.push({ type: "event.created", event: { ...ev, machineName: m.name } });
+    }
+    live.unshift(changedEvent(m));
+  });
+  for (const e of live) d.bus.publish(e);
+}

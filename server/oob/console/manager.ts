@@ -1,0 +1,179 @@
+/**
+ * Serial consoles shared by every viewer: one driver console stream (e.g. one `ipmitool sol activate`) per
+ * machine while anyone watches, plus a grace period after the last viewer leaves. Output goes to every viewer
+ * (through listeners: the socket gateway) and to the transcript. One viewer holds the keyboard at a time.
+ */
+import { AppError } from "../../../lib/errors";
+import type { Domain } from "../../context";
+import { recordEvent } from "../../events/audit";
+import { loadBmc } from "../bmc-state";
+import type { ConsoleStream } from "../types";
+import { Transcript } from "./transcript";
+
+export interface ConsoleStatus {
+  machineId: number;
+  state: "opening" | "open" | "closed" | "error";
+  /** User name of the viewer holding the keyboard. */
+  holder: string | null;
+  viewers: number;
+  error?: string;
+}
+
+export type ConsoleMessage = { type: "data"; machineId: number; data: Buffer } | { type: "status"; status: ConsoleStatus };
+
+interface Session {
+  machineId: number;
+  stream?: ConsoleStream;
+  opening?: Promise<void>;
+  viewers: Map<string, string>;
+  holder: { viewerId: string; name: string } | null;
+  state: ConsoleStatus["state"];
+  error?: string;
+  grace?: NodeJS.Timeout;
+  /** Recent output, so a viewer who joins late sees the screen so far. */
+  recent: Buffer[];
+  recentBytes: number;
+  transcript: Transcript;
+}
+
+const RECENT_MAX = 64 * 1024;
+
+export class ConsoleManager {
+  private readonly sessions = new Map<number, Session>();
+  private readonly listeners = new Set<(m: ConsoleMessage) => void>();
+
+  constructor(private readonly d: Domain) {}
+
+  subscribe(l: (m: ConsoleMessage) => void): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  private emit(m: ConsoleMessage) {
+    for (const l of this.listeners) l(m);
+  }
+
+  status(machineId: number): ConsoleStatus {
+    const s = this.sessions.get(machineId);
+    if (!s) return { machineId, state: "closed", holder: null, viewers: 0 };
+    return { machineId, state: s.state, holder: s.holder?.name ?? null, viewers: s.viewers.size, ...(s.error ? { error: s.error } : {}) };
+  }
+
+  private publishStatus(machineId: number) {
+    this.emit({ type: "status", status: this.status(machineId) });
+  }
+
+  /**
+   * Add a viewer; opens the console if it is not open. Resolves with the status and recent output.
+   * @throws AppError MACHINE_NOT_FOUND, BMC_NOT_CONFIGURED
+   */
+  async join(machineId: number, viewerId: string, name: string): Promise<{ status: ConsoleStatus; recent: Buffer }> {
+    loadBmc(this.d, machineId); // fail fast for unknown machines / no BMC
+    let s = this.sessions.get(machineId);
+    if (!s) {
+      const cfg = this.d.oob.config;
+      s = { machineId, viewers: new Map(), holder: null, state: "closed", recent: [], recentBytes: 0, transcript: new Transcript(cfg.consoleDir, machineId, cfg.transcriptMaxBytes, cfg.transcriptKeep) };
+      this.sessions.set(machineId, s);
+    }
+    clearTimeout(s.grace);
+    s.viewers.set(viewerId, name);
+    if (!s.stream && !s.opening) s.opening = this.open(s);
+    this.publishStatus(machineId);
+    await s.opening;
+    return { status: this.status(machineId), recent: Buffer.concat(s.recent) };
+  }
+
+  private async open(s: Session): Promise<void> {
+    s.state = "opening";
+    s.error = undefined;
+    try {
+      const { driver, target } = loadBmc(this.d, s.machineId);
+      driver.console.validate(target);
+      const stream = await driver.console.open(target);
+      s.stream = stream;
+      s.state = "open";
+      s.transcript.append(`\r\n--- console opened ${new Date().toISOString()} ---\r\n`);
+      stream.onData((chunk) => {
+        s.transcript.append(chunk);
+        s.recent.push(chunk);
+        s.recentBytes += chunk.length;
+        while (s.recentBytes > RECENT_MAX && s.recent.length > 1) s.recentBytes -= s.recent.shift()!.length;
+        this.emit({ type: "data", machineId: s.machineId, data: chunk });
+      });
+      stream.onClose((reason) => {
+        if (s.stream !== stream) return;
+        s.stream = undefined;
+        s.state = "closed";
+        s.transcript.append(`\r\n--- console closed ${new Date().toISOString()}: ${reason} ---\r\n`);
+        this.publishStatus(s.machineId);
+      });
+    } catch (err) {
+      s.state = "error";
+      s.error = err instanceof Error ? err.message : String(err);
+      this.d.log.warn("console open failed", { machineId: s.machineId, error: s.error });
+    } finally {
+      s.opening = undefined;
+      this.publishStatus(s.machineId);
+    }
+  }
+
+  /** Remove a viewer; the last one out starts the grace period, after which the console closes. */
+  leave(machineId: number, viewerId: string): void {
+    const s = this.sessions.get(machineId);
+    if (!s || !s.viewers.delete(viewerId)) return;
+    if (s.holder?.viewerId === viewerId) s.holder = null;
+    if (s.viewers.size === 0) {
+      s.grace = setTimeout(() => void this.close(machineId), this.d.oob.config.consoleGraceMs);
+      s.grace.unref();
+    }
+    this.publishStatus(machineId);
+  }
+
+  /** Take the keyboard (from whoever held it). */
+  take(machineId: number, viewerId: string, name: string): void {
+    const s = this.sessions.get(machineId);
+    if (!s || !s.viewers.has(viewerId)) throw new AppError("CONSOLE_NOT_HELD", "Open the console before taking the keyboard");
+    s.holder = { viewerId, name };
+    const ev = recordEvent(this.d.db, { actor: `user:${name}`, machineId, kind: "console.keyboard", message: `${name} took the console keyboard` });
+    this.d.bus.publish({ type: "event.created", event: ev });
+    this.publishStatus(machineId);
+  }
+
+  release(machineId: number, viewerId: string): void {
+    const s = this.sessions.get(machineId);
+    if (s?.holder?.viewerId !== viewerId) return;
+    s.holder = null;
+    this.publishStatus(machineId);
+  }
+
+  /** Keystrokes from the viewer holding the keyboard. @throws AppError CONSOLE_NOT_HELD */
+  input(machineId: number, viewerId: string, data: string): void {
+    const s = this.sessions.get(machineId);
+    if (!s?.stream || s.holder?.viewerId !== viewerId) throw new AppError("CONSOLE_NOT_HELD", "Take the keyboard first");
+    s.stream.write(data);
+  }
+
+  async close(machineId: number): Promise<void> {
+    const s = this.sessions.get(machineId);
+    if (!s || s.viewers.size > 0) return;
+    this.sessions.delete(machineId);
+    clearTimeout(s.grace);
+    await s.opening;
+    const stream = s.stream;
+    s.stream = undefined;
+    if (stream) {
+      s.transcript.append(`\r\n--- console closed ${new Date().toISOString()}: no viewers ---\r\n`);
+      await stream.close();
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    for (const s of this.sessions.values()) s.viewers.clear();
+    await Promise.all([...this.sessions.keys()].map((id) => this.close(id)));
+  }
+
+  /** Is a console child running for this machine? (tests, metrics) */
+  isOpen(machineId: number): boolean {
+    return !!this.sessions.get(machineId)?.stream;
+  }
+}

@@ -1,0 +1,85 @@
+/** Power sync against real ipmi_sim BMCs: drift recorded, unreachable after N failures, recovery, maintenance skipped. */
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bmcs, events } from "../db/schema";
+import { machineInput } from "../testing/fixtures";
+import { createHarness, type Harness } from "../testing/harness";
+import { sweepPower } from "./power-sync";
+import { IpmiSim, SIM_USER } from "./testing/ipmi-sim";
+
+let h: Harness;
+let a: IpmiSim;
+let b: IpmiSim;
+let idA: number;
+let idB: number;
+
+beforeAll(async () => {
+  [a, b] = await Promise.all([new IpmiSim("sync-a").start(), new IpmiSim("sync-b").start()]);
+  h = createHarness({ oob: { callTimeoutMs: 1000, attempts: 1, spacingMs: 0 } });
+  await h.admin.oob.updateSyncSettings({ failureThreshold: 2, concurrency: 4 });
+  const bmc = (s: IpmiSim) => ({ address: "127.0.0.1", port: s.port, username: SIM_USER, password: s.password });
+  idA = (await h.operator.machines.enroll(machineInput(1, { bmc: bmc(a) }))).id;
+  idB = (await h.operator.machines.enroll(machineInput(2, { bmc: bmc(b) }))).id;
+  await h.operator.machines.enroll(machineInput(3)); // no BMC: never swept
+});
+afterAll(async () => {
+  h?.close();
+  await Promise.all([a?.stop(), b?.stop()]);
+});
+
+const eventsOf = (id: number, kind: string) =>
+  h.db.select().from(events).where(and(eq(events.machineId, id), eq(events.kind, kind))).all();
+
+describe("power sync", () => {
+  it("reads every BMC and records a power change made behind Rackhand's back", async () => {
+    const first = await sweepPower(h.domain);
+    expect(first).toMatchObject({ machines: 2, ok: 2, failed: 0 });
+    expect((await h.viewer.machines.get({ id: idA })).powerState).toBe("off");
+    // Someone powers the machine on with ipmitool directly.
+    expect(a.ipmitool(["chassis", "power", "on"]).status).toBe(0);
+    const second = await sweepPower(h.domain);
+    expect(second).toMatchObject({ ok: 2, changed: 1 });
+    expect((await h.viewer.machines.get({ id: idA })).powerState).toBe("on");
+    const drift = eventsOf(idA, "power.changed").at(-1)!;
+    expect(drift.actor).toBe("system:power-sync");
+    expect(drift.message).toBe("Power off → on (changed outside Rackhand, seen by power sync)");
+    expect(h.published).toContainEqual(expect.objectContaining({ type: "machine.changed", machineId: idA, powerState: "on" }));
+    // Nothing changed: no new event.
+    const n = eventsOf(idA, "power.changed").length;
+    await sweepPower(h.domain);
+    expect(eventsOf(idA, "power.changed").length).toBe(n);
+  });
+
+  it("a killed BMC turns unreachable after the threshold, visible in the table; it recovers when it answers again", async () => {
+    const seenBefore = (await h.viewer.machines.get({ id: idB })).bmc!.lastSeen!;
+    await b.kill();
+    await sweepPower(h.domain);
+    let row = (await h.viewer.machines.list({ q: "node-002" })).rows[0]!;
+    expect(row.bmcReachable).toBe(true); // one failure is not enough (threshold 2)
+    await sweepPower(h.domain);
+    row = (await h.viewer.machines.list({ q: "node-002" })).rows[0]!;
+    expect(row.bmcReachable).toBe(false);
+    expect(row.bmcLastSeen).toBe(seenBefore);
+    const detail = await h.viewer.machines.get({ id: idB });
+    expect(detail.bmc).toMatchObject({ reachable: false, lastError: expect.stringMatching(/did not answer|unreachable/) });
+    expect(eventsOf(idB, "bmc.unreachable")).toHaveLength(1);
+    // The other BMC is unaffected.
+    expect((await h.viewer.machines.get({ id: idA })).bmc!.reachable).toBe(true);
+
+    await b.start();
+    await sweepPower(h.domain);
+    const back = await h.viewer.machines.get({ id: idB });
+    expect(back.bmc).toMatchObject({ reachable: true, lastError: null });
+    expect(back.bmc!.lastSeen!).toBeGreaterThan(seenBefore);
+    expect(eventsOf(idB, "bmc.reachable")).toHaveLength(1);
+    expect(h.db.select().from(bmcs).where(eq(bmcs.machineId, idB)).get()!.consecutiveFailures).toBe(0);
+  });
+
+  it("skips machines in maintenance", async () => {
+    await h.operator.machines.setMaintenance({ id: idA, on: true, reason: "bench" });
+    a.ipmitool(["chassis", "power", "off"]);
+    const s = await sweepPower(h.domain);
+    expect(s.machines).toBe(1);
+    expect((await h.viewer.machines.get({ id: idA })).powerState).toBe("on");
+  });
+});

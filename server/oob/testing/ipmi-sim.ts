@@ -1,0 +1,176 @@
+/**
+ * Test fixture: real OpenIPMI `ipmi_sim` BMCs on 127.0.0.1 (lanplus, cipher suite 3), each with a file-backed
+ * chassis (chassis-control.sh) and optionally a fake serial console on TCP for SOL (fake-console.py).
+ * Only PIDs started here are ever killed; every simulator has its own temp directory, removed on stop.
+ * Missing tools fail loudly: these tests must never skip.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import dgram from "node:dgram";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const SIM_USER = "admin";
+
+/** Throw (never skip) when a tool the suite needs is missing. */
+export function requireTool(name: string): void {
+  const r = spawnSync("sh", ["-c", 'command -v "$1"', "sh", name], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${name} is not installed: run scripts/install-system-deps.sh test (packages ipmitool, openipmi)`);
+}
+
+export async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export async function freeTcpPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+function lanConf(name: string, port: number, password: string, chassisDir: string, consolePort?: number): string {
+  return [
+    `name "${name}"`,
+    "set_working_mc 0x20",
+    "  startlan 1",
+    `    addr 127.0.0.1 ${port}`,
+    "    priv_limit admin",
+    ...["callback", "user", "operator", "admin"].map((r) => `    allowed_auths_${r} none md2 md5 straight`),
+    `    guid ${Buffer.from(name.padEnd(16, "0").slice(0, 16)).toString("hex")}`,
+    "  endlan",
+    `  user 2 true "${SIM_USER}" "${password}" admin 10 none md2 md5 straight`,
+    `  chassis_control "${path.join(HERE, "chassis-control.sh")} ${chassisDir}"`,
+    consolePort ? `  sol "tcp:127.0.0.1:${consolePort}" 115200 history=4000` : "",
+    "",
+  ].join("\n");
+}
+
+// 0x9f device support includes the chassis device bit: without it power commands are refused.
+const BMC_EMU = "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n";
+
+export interface SimOptions {
+  password?: string;
+  /** Start a fake serial console and wire it to SOL. */
+  console?: boolean;
+  /** Initial chassis power. */
+  power?: "on" | "off";
+}
+
+export class IpmiSim {
+  readonly dir: string;
+  readonly chassisDir: string;
+  readonly password: string;
+  port = 0;
+  consolePort = 0;
+  private sim: ChildProcess | undefined;
+  private fakeConsole: ChildProcess | undefined;
+
+  constructor(readonly name: string, private readonly opts: SimOptions = {}) {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `rackhand-sim-${name}-`));
+    this.chassisDir = path.join(this.dir, "chassis");
+    this.password = opts.password ?? `pw-${name}-${Math.random().toString(36).slice(2, 10)}`;
+    fs.mkdirSync(this.chassisDir);
+    fs.writeFileSync(path.join(this.chassisDir, "power"), opts.power === "on" ? "1\n" : "0\n");
+  }
+
+  get pid(): number | undefined {
+    return this.sim?.pid;
+  }
+
+  /** Start (or restart on the same ports) and wait until it answers `mc info`. */
+  async start(): Promise<this> {
+    requireTool("ipmi_sim");
+    requireTool("ipmitool");
+    if (!this.port) this.port = await freeUdpPort();
+    if (this.opts.console && !this.consolePort) this.consolePort = await freeTcpPort();
+    if (this.opts.console && !this.fakeConsole) {
+      requireTool("python3");
+      this.fakeConsole = spawn("python3", [path.join(HERE, "fake-console.py"), String(this.consolePort)], { stdio: ["ignore", "pipe", "inherit"] });
+      await new Promise<void>((resolve, reject) => {
+        this.fakeConsole!.stdout!.once("data", () => resolve());
+        this.fakeConsole!.once("exit", (c) => reject(new Error(`fake console exited (${c})`)));
+      });
+    }
+    // A fresh state dir per start: ipmi_sim persists users/LAN settings there and they would override lan.conf.
+    const state = path.join(this.dir, "state");
+    fs.rmSync(state, { recursive: true, force: true });
+    fs.mkdirSync(state);
+    fs.writeFileSync(path.join(this.dir, "lan.conf"), lanConf(this.name, this.port, this.password, this.chassisDir, this.consolePort || undefined));
+    fs.writeFileSync(path.join(this.dir, "bmc.emu"), BMC_EMU);
+    const log = fs.openSync(path.join(this.dir, "sim.log"), "a");
+    this.sim = spawn("ipmi_sim", ["-n", "-c", path.join(this.dir, "lan.conf"), "-f", path.join(this.dir, "bmc.emu"), "-s", state], {
+      stdio: ["ignore", log, log],
+    });
+    fs.closeSync(log);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (this.sim.exitCode !== null) throw new Error(`ipmi_sim ${this.name} exited: ${fs.readFileSync(path.join(this.dir, "sim.log"), "utf8").slice(-500)}`);
+      if (this.ipmitool(["mc", "info"]).status === 0) return this;
+      if (Date.now() > deadline) throw new Error(`ipmi_sim ${this.name} did not answer on UDP ${this.port}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Run ipmitool directly against this simulator (behind Rackhand's back). Password via -E, as Rackhand does. */
+  ipmitool(args: string[]) {
+    return spawnSync("ipmitool", ["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", String(this.port), "-U", SIM_USER, "-E", "-N", "1", "-R", "1", ...args], {
+      env: { ...process.env, IPMI_PASSWORD: this.password },
+      encoding: "utf8",
+      timeout: 10_000,
+    });
+  }
+
+  /** The chassis power as the simulator holds it. */
+  power(): "on" | "off" {
+    return fs.readFileSync(path.join(this.chassisDir, "power"), "utf8").trim() === "1" ? "on" : "off";
+  }
+
+  boot(): string {
+    return fs.existsSync(path.join(this.chassisDir, "boot")) ? fs.readFileSync(path.join(this.chassisDir, "boot"), "utf8").trim() : "default";
+  }
+
+  /** Kill the simulator process (the BMC vanishes); the fake console keeps running. */
+  async kill(): Promise<void> {
+    const p = this.sim;
+    if (!p || p.exitCode !== null || p.signalCode) return;
+    const exited = new Promise<void>((r) => p.once("exit", () => r()));
+    p.kill("SIGKILL");
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    const c = this.fakeConsole;
+    if (c && c.exitCode === null && !c.signalCode) {
+      const exited = new Promise<void>((r) => c.once("exit", () => r()));
+      c.kill("SIGKILL");
+      await exited;
+    }
+    this.fakeConsole = undefined;
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function startSims(n: number, prefix: string, opts: SimOptions = {}): Promise<IpmiSim[]> {
+  return Promise.all(Array.from({ length: n }, (_, i) => new IpmiSim(`${prefix}${i}`, opts).start()));
+}
+
+/** Is a PID still alive? (0 signal; ESRCH means gone.) */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
