@@ -16,7 +16,9 @@ export type LiveEvent =
   | { type: "machines.bulk"; count: number }
   | { type: "rack.changed"; rackId: number }
   | { type: "rack.deleted"; rackId: number }
-  | { type: "event.created"; event: EventDto };
+  | { type: "event.created"; event: EventDto }
+  | { type: "os-profile.changed"; profileId: number }
+  | { type: "netboot.changed" };
 
 export interface EventDto {
   id: number;
