@@ -17,6 +17,8 @@ import { isCrossSiteWrite, isPublicPath } from "./http/guards";
 import { createMetrics, routeFamily } from "./http/metrics";
 import type { Logger } from "./log";
 import { seedDemoLab } from "./demo/seed";
+import { serveBoot } from "./http/boot";
+import { NetbootService } from "./pxe/service";
 
 export interface App {
   server: http.Server;
@@ -39,6 +41,10 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   await ensureAdmin(db, log, config.adminPassword);
   if (config.demo) await seedDemoLab(domain);
 
+  // Netboot follows the bus; its mode (off by default) comes from the settings table.
+  const netboot = new NetbootService(domain, { dataDir: config.dataDir, dnsmasqCommand: config.dnsmasqCommand });
+  await netboot.start();
+
   const metrics = createMetrics(db);
   bus.subscribe((e) => metrics.liveEvents.inc({ type: e.type }));
 
@@ -55,6 +61,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
         sessionToken: token,
         clientIp: req.socket.remoteAddress ?? "unknown",
         loginThrottle,
+        netboot,
         setCookie: (c) => res.appendHeader("Set-Cookie", c),
       };
     },
@@ -111,6 +118,8 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       return trpc(req, res);
     }
     if (p.startsWith("/socket.io/")) return; // handled by socket.io's own listener
+    // Machines fetch boot files without a session; install files carry their own token (server/pxe/install-token.ts).
+    if (p.startsWith("/boot/")) return serveBoot(req, res, p, { domain, tokens: netboot.tokens, roots: [netboot.httpRoot, netboot.tftpRoot] });
     if (!nextHandler) {
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("Not found (UI disabled)");
@@ -150,6 +159,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     domain,
     url,
     async close() {
+      await netboot.stop();
       await gateway.close();
       await new Promise<void>((r) => server.close(() => r()));
       await closeNext?.();

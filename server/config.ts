@@ -16,6 +16,8 @@ const envSchema = z.object({
   RACKHAND_DEMO: z.enum(["true", "false"]).default("false"),
   RACKHAND_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   NODE_ENV: z.string().default("production"),
+  /** How managed-mode netboot starts dnsmasq: a program and its leading arguments, split on spaces (no shell). */
+  RACKHAND_DNSMASQ_COMMAND: z.string().trim().min(1).default("dnsmasq"),
 });
 
 export interface Config {
@@ -32,6 +34,8 @@ export interface Config {
   dev: boolean;
   /** Serve the Next.js UI (off in HTTP-level tests, which need no build). */
   ui: boolean;
+  /** Program + leading arguments used to run dnsmasq in managed netboot mode. */
+  dnsmasqCommand: string[];
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
@@ -53,6 +57,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel: e.RACKHAND_LOG_LEVEL,
     dev: e.NODE_ENV === "development",
     ui: true,
+    dnsmasqCommand: e.RACKHAND_DNSMASQ_COMMAND.split(/\s+/),
     ...overrides,
   };
 }

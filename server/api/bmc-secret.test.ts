@@ -91,6 +91,9 @@ describe("BMC passwords", () => {
       "machines.get": ids.map((id) => ({ id })),
       "events.list": [{}, { limit: 500 }, ...ids.map((machineId) => ({ machineId, limit: 500 }))],
       "users.list": [undefined],
+      "osProfiles.list": [undefined],
+      "netboot.settings": [undefined],
+      "netboot.status": [undefined],
     };
     const queries = procedures().filter((p) => p.type === "query").map((p) => p.path);
     // A new query must be added here, so it is checked too.

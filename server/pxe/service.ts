@@ -109,6 +109,10 @@ export class NetbootService {
     };
   }
 
+  get tftpRoot(): string {
+    return path.join(this.root, TFTP_DIR);
+  }
+
   get confFile(): string {
     return path.join(this.root, CONF_FILE);
   }
