@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages Rackhand needs, only those missing.
 #   runtime: build tools for the native SQLite addon (better-sqlite3 compiles from source here)
-#   test:    runtime + Debian's Chromium for the browser tests
+#   runtime: + dnsmasq (DHCP/TFTP server run by netboot's managed mode)
+#   test:    runtime + Debian's Chromium for the browser tests, busybox-static (udhcpc/tftp clients) and
+#            iproute2 (network namespaces) for the netboot integration test
 # Needs root (or sudo) when something is missing; prints what and why otherwise.
 set -euo pipefail
 profile="${1:-runtime}"
 
-pkgs=(python3 make g++ ca-certificates)
+pkgs=(python3 make g++ ca-certificates dnsmasq)
 if [ "$profile" = "test" ]; then
-  pkgs+=(chromium fonts-dejavu-core)
+  pkgs+=(chromium fonts-dejavu-core busybox-static iproute2)
 fi
 
 missing=()
