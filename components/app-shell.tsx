@@ -12,6 +12,8 @@ const NAV = [
   { href: "/racks", label: "Racks" },
   { href: "/machines", label: "Machines" },
   { href: "/events", label: "Events" },
+  { href: "/os-profiles", label: "OS profiles" },
+  { href: "/settings", label: "Settings", admin: true },
   { href: "/users", label: "Users", admin: true },
 ];
 

@@ -7,7 +7,7 @@ import { errorInfo, useTRPC } from "./trpc";
 import { ErrorBanner, Field } from "./ui";
 
 type Values = Record<
-  "name" | "rackId" | "uPosition" | "uHeight" | "bootMac" | "ip" | "bmcDriver" | "bmcAddress" | "bmcPort" | "bmcUser" | "bmcPassword",
+  "name" | "osProfileId" | "rackId" | "uPosition" | "uHeight" | "bootMac" | "ip" | "bmcDriver" | "bmcAddress" | "bmcPort" | "bmcUser" | "bmcPassword",
   string
 >;
 
@@ -23,6 +23,7 @@ function validate(v: Values, editing: boolean) {
     uHeight: num(v.uHeight) ?? 1,
     bootMac: v.bootMac,
     ip: v.ip.trim() || null,
+    osProfileId: num(v.osProfileId),
     bmc: hasBmc
       ? {
           driver: v.bmcDriver,
@@ -54,6 +55,7 @@ const SERVER_FIELD: Record<string, keyof Values> = {
   ip: "ip",
   uPosition: "uPosition",
   rackId: "rackId",
+  osProfileId: "osProfileId",
   "bmc.password": "bmcPassword",
 };
 
@@ -61,8 +63,10 @@ export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onS
   const trpc = useTRPC();
   const qc = useQueryClient();
   const { data: racks } = useQuery(trpc.racks.list.queryOptions());
+  const { data: profiles } = useQuery(trpc.osProfiles.list.queryOptions());
   const [v, setV] = useState<Values>({
     name: machine?.name ?? "",
+    osProfileId: machine?.osProfileId ? String(machine.osProfileId) : "",
     rackId: machine?.rackId ? String(machine.rackId) : "",
     uPosition: machine?.uPosition ? String(machine.uPosition) : "",
     uHeight: String(machine?.uHeight ?? 1),
@@ -112,6 +116,7 @@ export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onS
         uHeight: data.uHeight,
         bootMac: data.bootMac,
         ip: data.ip ?? null,
+        osProfileId: data.osProfileId ?? null,
         bmc: data.bmc ? { ...data.bmc, password: v.bmcPassword || undefined } : null,
       });
     } else enroll.mutate(data);
@@ -129,6 +134,16 @@ export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onS
         </Field>
         <Field label="IP address" error={err("ip")} hint="Optional IPv4">
           <input className="input font-mono" autoComplete="off" {...bind("ip")} />
+        </Field>
+        <Field label="OS profile" error={err("osProfileId")} hint="What the machine is deployed with">
+          <select className="input" {...bind("osProfileId")}>
+            <option value="">None</option>
+            {profiles?.map((p) => (
+              <option key={p.id} value={p.id}>
+                {p.name} ({p.kind})
+              </option>
+            ))}
+          </select>
         </Field>
       </fieldset>
       <fieldset className="grid grid-cols-1 gap-3 md:grid-cols-3">

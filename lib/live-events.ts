@@ -19,7 +19,9 @@ export type LiveEvent =
   | { type: "rack.deleted"; rackId: number }
   | { type: "event.created"; event: EventDto }
   | { type: "job.changed"; jobId: number; machineId: number; batchId: number | null; state: JobState }
-  | { type: "log.lines"; jobId: number; machineId: number; lines: LogLineDto[] };
+  | { type: "log.lines"; jobId: number; machineId: number; lines: LogLineDto[] }
+  | { type: "os-profile.changed"; profileId: number }
+  | { type: "netboot.changed" };
 
 export interface EventDto {
   id: number;

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages Rackhand needs, only those missing.
-#   runtime: build tools for the native SQLite addon (better-sqlite3 compiles from source here), ipmitool (BMCs)
-#   test:    runtime + Debian's Chromium for the browser tests, OpenIPMI's ipmi_sim (simulated BMCs)
+#   runtime: build tools for the native SQLite addon (better-sqlite3 compiles from source here), ipmitool (BMCs),
+#            dnsmasq (DHCP/TFTP server run by netboot's managed mode)
+#   test:    runtime + Debian's Chromium for the browser tests, OpenIPMI's ipmi_sim (simulated BMCs),
+#            busybox-static (udhcpc/tftp clients) and iproute2 (network namespaces) for the netboot integration test
 # Needs root (or sudo) when something is missing; prints what and why otherwise.
 set -euo pipefail
 profile="${1:-runtime}"
 
-pkgs=(python3 make g++ ca-certificates ipmitool)
+pkgs=(python3 make g++ ca-certificates ipmitool dnsmasq)
 if [ "$profile" = "test" ]; then
-  pkgs+=(chromium fonts-dejavu-core openipmi)
+  pkgs+=(chromium fonts-dejavu-core openipmi busybox-static iproute2)
 fi
 
 missing=()

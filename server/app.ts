@@ -25,6 +25,8 @@ import { ConsoleManager } from "./oob/console/manager";
 import { PowerSync } from "./oob/power-sync";
 import { serveTranscript, TRANSCRIPT_PATH } from "./http/transcript";
 import { createOobRuntime, defaultOobConfig } from "./oob/registry";
+import { serveBoot } from "./http/boot";
+import { NetbootService } from "./pxe/service";
 
 export interface App {
   server: http.Server;
@@ -57,7 +59,10 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   await ensureAdmin(db, log, config.adminPassword);
   if (config.demo) await seedDemoLab(domain);
 
-  const orchestrator = new Orchestrator(domain, overrides.ports ?? createMachinePorts(domain), overrides.orchestrator);
+  // Netboot follows the bus; its mode (off by default) comes from the settings table.
+  const netboot = new NetbootService(domain, { dataDir: config.dataDir, dnsmasqCommand: config.dnsmasqCommand });
+  await netboot.start();
+  const orchestrator = new Orchestrator(domain, overrides.ports ?? createMachinePorts(domain, netboot), overrides.orchestrator);
   const agentApi = createAgentApi(domain, orchestrator);
 
   const metrics = createMetrics(db);
@@ -76,6 +81,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
         sessionToken: token,
         clientIp: req.socket.remoteAddress ?? "unknown",
         loginThrottle,
+        netboot,
         setCookie: (c) => res.appendHeader("Set-Cookie", c),
       };
     },
@@ -134,6 +140,13 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     }
     if (await agentApi(req, res, p)) return;
     if (p.startsWith("/socket.io/")) return; // handled by socket.io's own listener
+    // Machines fetch boot files without a session; install files carry their own token (server/pxe/install-token.ts).
+    if (p.startsWith("/boot/")) return serveBoot(req, res, p, {
+        domain,
+        tokens: netboot.tokens,
+        roots: [netboot.httpRoot, netboot.tftpRoot],
+        installDone: (id) => orchestrator.installDone(id),
+      });
     if (!nextHandler) {
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("Not found (UI disabled)");
@@ -189,6 +202,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     async close() {
       await orchestrator.stop();
       await powerSync.stop();
+      await netboot.stop();
       await gateway.close();
       await consoles.closeAll();
       await new Promise<void>((r) => server.close(() => r()));

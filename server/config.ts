@@ -23,6 +23,8 @@ const envSchema = z.object({
   RACKHAND_BMC_SPACING_MS: z.coerce.number().int().min(0).default(100),
   RACKHAND_POWER_SYNC: z.enum(["true", "false"]).default("true"),
   RACKHAND_CONSOLE_GRACE_S: z.coerce.number().min(0).default(30),
+  /** How managed-mode netboot starts dnsmasq: a program and its leading arguments, split on spaces (no shell). */
+  RACKHAND_DNSMASQ_COMMAND: z.string().trim().min(1).default("dnsmasq"),
 });
 
 export interface Config {
@@ -43,6 +45,8 @@ export interface Config {
   powerSync: boolean;
   /** Out-of-band knobs (see server/oob/types.ts OobConfig); unset keys take defaults. */
   oob: Partial<OobConfig>;
+  /** Program + leading arguments used to run dnsmasq in managed netboot mode. */
+  dnsmasqCommand: string[];
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
@@ -72,6 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       spacingMs: e.RACKHAND_BMC_SPACING_MS,
       consoleGraceMs: e.RACKHAND_CONSOLE_GRACE_S * 1000,
     },
+    dnsmasqCommand: e.RACKHAND_DNSMASQ_COMMAND.split(/\s+/),
     ...overrides,
   };
 }

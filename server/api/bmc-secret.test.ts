@@ -114,6 +114,9 @@ describe("BMC passwords", () => {
       "events.list": [{}, { limit: 500 }, ...ids.map((machineId) => ({ machineId, limit: 500 }))],
       "users.list": [undefined],
       "oob.syncSettings": [undefined],
+      "osProfiles.list": [undefined],
+      "netboot.settings": [undefined],
+      "netboot.status": [undefined],
     };
     const queries = procedures().filter((p) => p.type === "query").map((p) => p.path);
     // A new query must be added here, so it is checked too.

@@ -2,6 +2,7 @@ import { authRouter } from "./routers/auth";
 import { eventsRouter } from "./routers/events";
 import { machinesRouter } from "./routers/machines";
 import { oobRouter } from "./routers/oob";
+import { netbootRouter, osProfilesRouter } from "./routers/netboot";
 import { racksRouter } from "./routers/racks";
 import { usersRouter } from "./routers/users";
 import { createCallerFactory, router } from "./trpc";
@@ -13,6 +14,8 @@ export const appRouter = router({
   events: eventsRouter,
   users: usersRouter,
   oob: oobRouter,
+  osProfiles: osProfilesRouter,
+  netboot: netbootRouter,
 });
 export type AppRouter = typeof appRouter;
 export const createCaller = createCallerFactory(appRouter);

@@ -7,6 +7,7 @@ import { formatIssues, type Role } from "../../lib/schemas";
 import type { LoginThrottle } from "../auth/throttle";
 import type { Config } from "../config";
 import type { Domain } from "../context";
+import type { NetbootStatus } from "../pxe/service";
 
 export interface TrpcContext {
   domain: Domain;
@@ -17,6 +18,8 @@ export interface TrpcContext {
   /** The client's address, for throttling sign-in attempts. */
   clientIp: string;
   loginThrottle: LoginThrottle;
+  /** The running netboot service (absent in router tests that do not start one). */
+  netboot?: { status(): NetbootStatus };
   /** Adds a Set-Cookie header to the response (login/logout). */
   setCookie: (cookie: string) => void;
 }

@@ -38,6 +38,11 @@ export class SecretBox {
     return SecretBox.fromKey(parseKey(fs.readFileSync(file, "utf8").trim(), file));
   }
 
+  /** A 32-byte key for another purpose (e.g. netboot install tokens), derived so the master key never leaves. */
+  deriveKey(label: string): Buffer {
+    return crypto.createHmac("sha256", this.key).update(`rackhand derive: ${label}`).digest();
+  }
+
   encrypt(plain: string): string {
     const iv = crypto.randomBytes(IV_BYTES);
     const cipher = crypto.createCipheriv("aes-256-gcm", this.key, iv);

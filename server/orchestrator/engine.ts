@@ -114,6 +114,13 @@ export class Orchestrator {
       .where(and(eq(steps.state, "running"), eq(steps.name, "wait_agent"), isNotNull(jobs.agentSeenAt)))
       .all();
     for (const w of waits) this.complete(w.id, w.attempt, { ok: true, result: { agentSeenAt: w.seen!.getTime() } });
+    const installs = db
+      .select({ id: steps.id, attempt: steps.attempt, at: sql<number>`json_extract(${jobs.params}, '$.installDoneAt')` })
+      .from(steps)
+      .innerJoin(jobs, eq(jobs.id, steps.jobId))
+      .where(and(eq(steps.state, "running"), eq(steps.name, "wait_install"), sql`json_extract(${jobs.params}, '$.installDoneAt') IS NOT NULL`))
+      .all();
+    for (const w of installs) this.complete(w.id, w.attempt, { ok: true, result: { installDoneAt: w.at } });
     const due = db
       .selectDistinct({ jobId: steps.jobId })
       .from(steps)
@@ -243,6 +250,27 @@ export class Orchestrator {
     });
     if (taken === null) return false;
     this.markDirty(taken);
+    return true;
+  }
+
+  /**
+   * The installer of a machine reported completion. Recorded on the running job (the report may come before its
+   * wait_install step runs, e.g. right after a restart); the next tick completes the wait.
+   * Returns false when the machine has no running job.
+   */
+  installDone(machineId: number): boolean {
+    const job = this.d.db
+      .select({ id: jobs.id, params: jobs.params })
+      .from(jobs)
+      .where(and(eq(jobs.machineId, machineId), eq(jobs.state, "running")))
+      .get();
+    if (!job) return false;
+    this.d.db
+      .update(jobs)
+      .set({ params: { ...(job.params ?? {}), installDoneAt: this.now() } })
+      .where(eq(jobs.id, job.id))
+      .run();
+    this.nudge();
     return true;
   }
 

@@ -1,17 +1,25 @@
 import type { Domain } from "../context";
 import { powerAction, setBootDevice } from "../oob/power";
+import type { NetbootService } from "../pxe/service";
 import type { MachinePorts } from "./ports";
 import { StepError } from "./retry";
 
 const ACTOR = "system:orchestrator";
 
 /**
- * The production ports: out-of-band control through the machine's BMC driver (server/oob), and the boot tree.
- * Until the netboot module is wired in, setting the boot target fails permanently with a message that says so.
+ * The production ports: out-of-band control through the machine's BMC driver (server/oob), and the machine's
+ * boot entries in the netboot tree (server/pxe), which follow the job's set_boot_target steps.
  */
-export function createMachinePorts(d: Domain): MachinePorts {
+export function createMachinePorts(d: Domain, netboot: NetbootService): MachinePorts {
   return {
-    setBootTarget: () => Promise.reject(new StepError("the netboot tree is not available in this build", false)),
+    setBootTarget: async (id) => {
+      try {
+        await netboot.applyMachine(id);
+      } catch (err) {
+        // A tree that cannot be written now (disk full, a dnsmasq restart) may be writable in a moment.
+        throw new StepError((err as Error).message, true);
+      }
+    },
     setBootDevice: (id, device, persistent) => setBootDevice(d, id, device, persistent, ACTOR),
     powerOn: async (id) => void (await powerAction(d, id, "on", ACTOR)),
     powerCycle: async (id) => void (await powerAction(d, id, "cycle", ACTOR)),

@@ -18,7 +18,7 @@ const QUERIES = procedures()
   .filter((p) => p.type === "query")
   .map((p) => p.path);
 /** The least role each procedure needs: user management is admin-only, the rest is operator (mutations) or viewer. */
-const ADMIN_ONLY = ["oob.updateSyncSettings"];
+const ADMIN_ONLY = ["oob.updateSyncSettings", "netboot.settings", "netboot.saveSettings"];
 const minRole = (path: string): Role =>
   path.startsWith("users.") || ADMIN_ONLY.includes(path) ? "admin" : MUTATIONS.includes(path) ? "operator" : "viewer";
 
@@ -30,7 +30,8 @@ function tokenFrom(cookie: string): string {
 
 describe("roles on every procedure", () => {
   let h: Harness;
-  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0 };
+  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0, profA: 0, profDel: 0 };
+  const imageProfile = (name: string) => ({ name, kind: "image" as const, imageUrl: "http://images.example/a.raw.gz", imageSha256: "a".repeat(64), imageFormat: "raw.gz" as const });
   /** A valid input for every mutation, so a refusal can only come from the role check. */
   const mutationInputs: Record<string, () => unknown> = {
     "racks.create": () => ({ name: "auth-new-rack" }),
@@ -49,6 +50,10 @@ describe("roles on every procedure", () => {
     "oob.updateSyncSettings": () => ({ intervalS: 30 }),
     "users.create": () => ({ name: "newbie", role: "viewer", password: "long-enough-pw" }),
     "users.update": () => ({ id: fx.userId, role: "operator" }),
+    "osProfiles.create": () => imageProfile("auth-new-profile"),
+    "osProfiles.update": () => ({ id: fx.profA, ...imageProfile("auth-prof-a2") }),
+    "osProfiles.delete": () => ({ id: fx.profDel }),
+    "netboot.saveSettings": () => ({ mode: "off" }),
   };
   const queryInputs: Record<string, () => unknown> = {
     "auth.me": () => undefined,
@@ -61,6 +66,9 @@ describe("roles on every procedure", () => {
     "events.list": () => ({}),
     "users.list": () => undefined,
     "oob.syncSettings": () => undefined,
+    "osProfiles.list": () => undefined,
+    "netboot.settings": () => undefined,
+    "netboot.status": () => undefined,
   };
   const snapshot = () =>
     Object.fromEntries(
@@ -74,6 +82,8 @@ describe("roles on every procedure", () => {
     h = createHarness();
     fx.rackA = (await h.operator.racks.create({ name: "auth-a" })).id;
     fx.rackDel = (await h.operator.racks.create({ name: "auth-del" })).id;
+    fx.profA = (await h.operator.osProfiles.create(imageProfile("auth-prof-a"))).id;
+    fx.profDel = (await h.operator.osProfiles.create(imageProfile("auth-prof-del"))).id;
     fx.m1 = (await h.operator.machines.enroll(machineInput(1))).id;
     fx.m2 = (await h.operator.machines.enroll(machineInput(2))).id;
     fx.m3 = (await h.operator.machines.enroll(machineInput(3))).id;

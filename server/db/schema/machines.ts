@@ -44,6 +44,11 @@ export const nics = sqliteTable(
     mac: text("mac").notNull().unique(),
     ip: text("ip").unique(),
     isBoot: integer("is_boot", { mode: "boolean" }).notNull().default(false),
+    /** Interface name in the installed OS (e.g. eno1); static NIC config is rendered only when set with an IP. */
+    ifname: text("ifname"),
+    prefix: integer("prefix"),
+    gateway: text("gateway"),
+    mtu: integer("mtu"),
   },
   (t) => [
     index("nics_machine").on(t.machineId),
@@ -52,6 +57,32 @@ export const nics = sqliteTable(
   ],
 );
 export type Nic = typeof nics.$inferSelect;
+
+/**
+ * Logical interfaces built on NICs in the installed OS: bonds (members are interface names of this machine's
+ * NICs) and VLANs (on a parent interface). Rendered into the static NIC configuration of each OS family.
+ */
+export const nicLinks = sqliteTable(
+  "nic_links",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    machineId: integer("machine_id")
+      .notNull()
+      .references(() => machines.id, { onDelete: "cascade" }),
+    ifname: text("ifname").notNull(),
+    kind: text("kind").$type<"bond" | "vlan">().notNull(),
+    members: text("members", { mode: "json" }).$type<string[]>(),
+    bondMode: text("bond_mode"),
+    parent: text("parent"),
+    vlanId: integer("vlan_id"),
+    ip: text("ip"),
+    prefix: integer("prefix"),
+    gateway: text("gateway"),
+    mtu: integer("mtu"),
+  },
+  (t) => [uniqueIndex("nic_links_machine_ifname").on(t.machineId, t.ifname)],
+);
+export type NicLink = typeof nicLinks.$inferSelect;
 
 export const bmcs = sqliteTable("bmcs", {
   machineId: integer("machine_id")

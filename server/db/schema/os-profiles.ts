@@ -12,7 +12,10 @@ export const osProfiles = sqliteTable("os_profiles", {
   imageUrl: text("image_url"),
   imageSha256: text("image_sha256"),
   imageFormat: text("image_format"),
+  /** Install template (preseed | autoinstall | kickstart) for installer profiles. */
   template: text("template"),
+  /** Installer options (mirror, locale, user, keys, packages, disk, NIC config format): lib/netboot.ts profileOptionsSchema. */
+  options: text("options", { mode: "json" }).$type<Record<string, unknown>>(),
   createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
   updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
 });

@@ -1,0 +1,172 @@
+/**
+ * Netboot values that end up in files, config lines, paths or kernel command lines (DESIGN §6).
+ * Every such value crosses one of these schemas before anything is written: a newline in a kernel argument
+ * would add a pxelinux/GRUB/iPXE directive, a quote would end a GRUB string, `../` would leave the tree.
+ * Isomorphic (used by the settings and profile forms too).
+ */
+import { z } from "zod";
+import { isHostname, isIPv4 } from "./net";
+
+export const NETBOOT_MODES = ["managed", "external", "off"] as const;
+export type NetbootMode = (typeof NETBOOT_MODES)[number];
+export const PROFILE_KINDS = ["image", "installer"] as const;
+export const OS_FAMILIES = ["debian", "ubuntu", "rhel"] as const;
+export type OsFamily = (typeof OS_FAMILIES)[number];
+/** Install templates an installer profile can use (rendered per machine, served over /boot/m/...). */
+export const INSTALL_TEMPLATES = ["preseed", "autoinstall", "kickstart"] as const;
+export type InstallTemplate = (typeof INSTALL_TEMPLATES)[number];
+/** Static NIC configuration formats, one per distribution family. */
+export const NET_CONFIG_FORMATS = ["ifupdown", "netplan", "nm-keyfile", "ifcfg"] as const;
+export type NetConfigFormat = (typeof NET_CONFIG_FORMATS)[number];
+export const IMAGE_FORMATS = ["raw", "raw.gz", "raw.zst", "qcow2"] as const;
+export const NIC_KINDS = ["ethernet", "bond", "vlan"] as const;
+export const BOND_MODES = ["active-backup", "802.3ad", "balance-rr", "balance-xor", "balance-alb", "balance-tlb"] as const;
+
+/** Linux interface names: 1-15 chars, no '/', whitespace or quotes; not "." or "..". */
+export const ifnameSchema = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/, "Interface names are 1-15 letters, digits, '.', '_' or '-'")
+  .refine((s) => s !== "." && s !== "..", "Not an interface name");
+
+export const ipv4 = z.string().trim().refine(isIPv4, { error: (i) => `"${String(i.input)}" is not an IPv4 address` });
+export const prefixSchema = z.number().int().min(1).max(32);
+export const mtuSchema = z.number().int().min(576).max(9216);
+export const domainSchema = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine(isHostname, { error: (i) => `"${String(i.input)}" is not a DNS domain` });
+
+/**
+ * One kernel command-line argument list. Only characters that mean nothing to pxelinux, GRUB
+ * (no `$;"'\` or braces) and iPXE (no `${`) and never a newline, NUL or quote.
+ */
+export const kernelArgsSchema = z
+  .string()
+  .max(1024)
+  .regex(/^[A-Za-z0-9 ._,:=/+@%-]*$/, "Kernel arguments may contain letters, digits, spaces and . _ , : = / + @ % - only")
+  .transform((s) => s.trim().replace(/ +/g, " "));
+
+/** A path below Rackhand's HTTP root (`<dataDir>/http`), served as /boot/<path>: no '..', no absolute path. */
+export const bootPathSchema = z
+  .string()
+  .trim()
+  .max(255)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]*(\/[A-Za-z0-9][A-Za-z0-9._+-]*)*$/, "A relative path like debian/12/linux (letters, digits, . _ + - and /)")
+  .refine((s) => !s.split("/").some((seg) => seg === ".." || seg === "."), "'..' is not allowed in a path");
+
+/** An http(s) URL that is safe inside a config line or a kernel argument (no spaces, quotes, newlines). */
+export const safeUrlSchema = z
+  .string()
+  .trim()
+  .max(1024)
+  .regex(/^https?:\/\/[A-Za-z0-9._~:/?#[\]@!&()*+,;=%-]+$/, "An http:// or https:// URL without spaces or quotes")
+  .refine((s) => !/['"$`\\{}]/.test(s), "Quotes, $, backquotes, backslashes and braces are not allowed in a URL");
+
+export const sha256Schema = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^[0-9a-f]{64}$/, "64 hexadecimal characters");
+
+/** Text that becomes one value in a line-based file (preseed, keyfile): printable, single line. */
+export const lineValueSchema = (max = 200) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[^\u0000-\u001f\u007f]*$/, "One line of printable characters");
+
+const optional = <T extends z.ZodTypeAny>(s: T) =>
+  z.preprocess((v) => (v === "" ? null : v), s.nullable().optional()) as unknown as z.ZodOptional<z.ZodNullable<T>>;
+
+/** Provisioning network, stored in `settings` under "netboot" and edited by admins. */
+export const netbootSettingsSchema = z
+  .object({
+    mode: z.enum(NETBOOT_MODES).default("off"),
+    interface: ifnameSchema.default("eth1"),
+    serverAddress: ipv4.default("10.77.0.1"),
+    rangeStart: ipv4.default("10.77.0.100"),
+    rangeEnd: ipv4.default("10.77.0.200"),
+    netmask: ipv4.default("255.255.255.0"),
+    gateway: optional(ipv4),
+    dnsServers: z.array(ipv4).max(4).default([]),
+    domain: optional(domainSchema),
+    leaseTimeS: z.number().int().min(120).max(7 * 86400).default(3600),
+    /** Base URL machines use to reach Rackhand over HTTP (kernels, installer files, agent API). */
+    httpBaseUrl: safeUrlSchema.default("http://10.77.0.1:3000"),
+    /** Answer IPv6 router solicitations on the interface (iPXE waits ~13 s for SLAAC otherwise). */
+    ipv6RouterAdvertisements: z.boolean().default(false),
+    /** DNS port for dnsmasq; 0 = no DNS (the default). */
+    dnsPort: z.number().int().min(0).max(65535).default(0),
+  })
+  .superRefine((s, ctx) => {
+    const n = (ip: string) => ip.split(".").reduce((a, p) => a * 256 + Number(p), 0);
+    if (n(s.rangeStart) > n(s.rangeEnd)) ctx.addIssue({ code: "custom", path: ["rangeEnd"], message: "Range end is before range start" });
+    const mask = n(s.netmask);
+    if (!/^1*0*$/.test(mask.toString(2).padStart(32, "0"))) ctx.addIssue({ code: "custom", path: ["netmask"], message: "Not a contiguous netmask" });
+    for (const f of ["rangeStart", "rangeEnd", "gateway"] as const) {
+      const v = s[f];
+      if (v && (n(v) & mask) >>> 0 !== (n(s.serverAddress) & mask) >>> 0) {
+        ctx.addIssue({ code: "custom", path: [f], message: `${v} is not in the server's subnet` });
+      }
+    }
+  });
+export type NetbootSettings = z.output<typeof netbootSettingsSchema>;
+export type NetbootSettingsInput = z.input<typeof netbootSettingsSchema>;
+
+/** Installer options of an OS profile, stored as JSON in os_profiles.options. */
+export const profileOptionsSchema = z.object({
+  mirror: optional(safeUrlSchema),
+  locale: z.string().regex(/^[A-Za-z_]+(\.[A-Za-z0-9-]+)?$/, "e.g. en_US.UTF-8").default("en_US.UTF-8"),
+  timezone: z.string().regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, "e.g. Etc/UTC").default("Etc/UTC"),
+  username: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "A Unix user name").default("rackhand"),
+  /** crypt(3) hash, e.g. from `mkpasswd -m sha-512`. */
+  passwordHash: optional(z.string().regex(/^\$[0-9a-z]+\$[A-Za-z0-9./$=,]+$/, "A crypt(3) hash such as $6$salt$hash")),
+  sshKeys: z.array(z.string().regex(/^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\u0000-\u001f'"\\]{0,100})?$/, "An OpenSSH public key line")).max(20).default([]),
+  packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/, "A package name")).max(100).default([]),
+  /** Install target disk, e.g. /dev/sda; empty = the installer's first disk. */
+  disk: optional(z.string().regex(/^\/dev\/[a-z0-9/_-]+$/, "A device path like /dev/sda")),
+  netConfig: optional(z.enum(NET_CONFIG_FORMATS)),
+});
+export type ProfileOptions = z.output<typeof profileOptionsSchema>;
+
+const profileFields = {
+  name: z.string().trim().min(1, "Name is required").max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, "Letters, digits, space, . _ -"),
+  kind: z.enum(PROFILE_KINDS),
+  osFamily: optional(z.enum(OS_FAMILIES)),
+  kernel: optional(bootPathSchema),
+  initrd: optional(bootPathSchema),
+  kernelArgs: optional(kernelArgsSchema),
+  imageUrl: optional(safeUrlSchema),
+  imageSha256: optional(sha256Schema),
+  imageFormat: optional(z.enum(IMAGE_FORMATS)),
+  template: optional(z.enum(INSTALL_TEMPLATES)),
+  options: profileOptionsSchema.default(profileOptionsSchema.parse({})),
+};
+
+function checkProfile(p: { kind: string; kernel?: string | null; initrd?: string | null; imageUrl?: string | null; imageSha256?: string | null; template?: string | null; osFamily?: string | null }, ctx: z.RefinementCtx) {
+  if (p.kind === "image") {
+    if (!p.imageUrl) ctx.addIssue({ code: "custom", path: ["imageUrl"], message: "An image profile needs an image URL" });
+    if (!p.imageSha256) ctx.addIssue({ code: "custom", path: ["imageSha256"], message: "An image profile needs the image's sha256" });
+  } else {
+    if (!p.kernel) ctx.addIssue({ code: "custom", path: ["kernel"], message: "An installer profile needs a kernel" });
+    if (!p.initrd) ctx.addIssue({ code: "custom", path: ["initrd"], message: "An installer profile needs an initrd" });
+    if (!p.template) ctx.addIssue({ code: "custom", path: ["template"], message: "An installer profile needs a template" });
+    const fam = { preseed: ["debian", "ubuntu"], autoinstall: ["ubuntu"], kickstart: ["rhel"] } as Record<string, string[]>;
+    if (p.template && p.osFamily && !fam[p.template]!.includes(p.osFamily)) {
+      ctx.addIssue({ code: "custom", path: ["template"], message: `${p.template} does not apply to ${p.osFamily}` });
+    }
+  }
+}
+
+export const osProfileCreateSchema = z.object(profileFields).superRefine(checkProfile);
+export const osProfileUpdateSchema = z
+  .object(profileFields)
+  .extend({ id: z.number().int().positive() })
+  .superRefine(checkProfile);
+export type OsProfileInput = z.output<typeof osProfileCreateSchema>;
+export type OsProfileFormInput = z.input<typeof osProfileCreateSchema>;
+
+/** Machine states in which the machine boots Rackhand's RAM disk (or its installer); all others boot local disk. */
+export const NETBOOT_STATES = ["deploying", "inspecting", "cleaning"] as const;

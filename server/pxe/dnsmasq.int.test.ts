@@ -1,0 +1,169 @@
+/**
+ * Rackhand's managed dnsmasq against real DHCP/TFTP clients (DESIGN §6, issue 4 item 7): two network
+ * namespaces joined by a veth pair, dnsmasq in the server namespace on the generated configuration,
+ * busybox udhcpc/tftp in the client namespace. Needs root, iproute2, dnsmasq and busybox-static: missing
+ * tools fail the test (scripts/install-system-deps.sh test installs them). Everything it creates is named
+ * rhnb<pid>* and removed in afterAll, even when a test fails.
+ */
+import { execFile, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deleteMachine, enrollMachine } from "../machines/enroll";
+import { transition } from "../machines/lifecycle";
+import { createHarness, type Harness } from "../testing/harness";
+import { NetbootService } from "./service";
+import { saveNetbootSettings } from "./settings";
+
+const run = promisify(execFile);
+const P = `rhnb${process.pid}`;
+const NS_SRV = `${P}s`;
+const NS_CLI = `${P}c`;
+const V_SRV = `${P}a`;
+const V_CLI = `${P}b`;
+const NET = "10.213.77";
+const MAC_A = "52:54:00:7b:00:01";
+const MAC_B = "52:54:00:7b:00:02";
+const MAC_UNKNOWN = "52:54:00:7b:00:99";
+
+function ip(...args: string[]) {
+  const r = spawnSync("ip", args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`ip ${args.join(" ")}: ${r.error ?? r.stderr}`);
+}
+
+describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () => {
+  let h: Harness;
+  let nb: NetbootService;
+  const lines: string[] = [];
+  let script: string;
+
+  beforeAll(async () => {
+    for (const [tool, args] of [["ip", ["-V"]], ["dnsmasq", ["--version"]], ["busybox", ["udhcpc", "--help"]]] as const) {
+      const r = spawnSync(tool, args as unknown as string[]);
+      if (r.error) throw new Error(`${tool} is required for this test (bash scripts/install-system-deps.sh test): ${r.error.message}`);
+    }
+    ip("netns", "add", NS_SRV);
+    ip("netns", "add", NS_CLI);
+    ip("link", "add", V_SRV, "netns", NS_SRV, "type", "veth", "peer", "name", V_CLI, "netns", NS_CLI);
+    ip("-n", NS_SRV, "addr", "add", `${NET}.1/24`, "dev", V_SRV);
+    // A fixed client address (outside the range) for TFTP; udhcpc uses raw sockets and needs none.
+    ip("-n", NS_CLI, "addr", "add", `${NET}.9/24`, "dev", V_CLI);
+    for (const [ns, dev] of [[NS_SRV, V_SRV], [NS_CLI, V_CLI]]) {
+      ip("-n", ns!, "link", "set", "lo", "up");
+      ip("-n", ns!, "link", "set", dev!, "up");
+    }
+    h = createHarness();
+    script = path.join(h.dataDir, "udhcpc.script");
+    fs.writeFileSync(
+      script,
+      `#!/bin/sh\ncase "$1" in\n  bound|renew) echo "LEASE ip=$ip hostname=$hostname siaddr=$siaddr boot_file=$boot_file bootfile=$bootfile" ;;\nesac\n`,
+      { mode: 0o755 },
+    );
+    saveNetbootSettings(h.domain, { mode: "managed", interface: V_SRV, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
+    const a = enrollMachine(h.domain, { name: "node-a", bootMac: MAC_A, ip: `${NET}.51`, uHeight: 1 }, "test");
+    for (const act of ["manage", "provide", "deploy"] as const) transition(h.domain, a.id, act, { actor: "test" });
+    nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5, dnsmasqCommand: ["ip", "netns", "exec", NS_SRV, "dnsmasq"], onDnsmasqLine: (l) => lines.push(l) });
+    await nb.start();
+    expect(nb.status().lastError).toBeNull();
+    await waitFor(() => lines.some((l) => l.includes("TFTP root is")), "dnsmasq start");
+  });
+
+  afterAll(async () => {
+    try {
+      await nb?.stop();
+    } finally {
+      spawnSync("ip", ["netns", "del", NS_SRV]);
+      spawnSync("ip", ["netns", "del", NS_CLI]);
+      h?.close();
+    }
+  });
+
+  async function dhcp(mac: string, extra: string[] = []): Promise<string> {
+    ip("-n", NS_CLI, "link", "set", V_CLI, "address", mac);
+    // -R releases the lease on exit, so a later run of the same MAC starts afresh.
+    const { stdout } = await run("ip", ["netns", "exec", NS_CLI, "busybox", "udhcpc", "-i", V_CLI, "-s", script, "-q", "-n", "-R", "-t", "5", "-T", "1", "-O", "hostname", "-O", "bootfile", ...extra], { timeout: 15_000 });
+    return stdout.split("\n").find((l) => l.startsWith("LEASE")) ?? `no lease: ${stdout}`;
+  }
+
+  async function tftp(file: string): Promise<string | null> {
+    const local = path.join(h.dataDir, `tftp-${Math.random().toString(36).slice(2)}`);
+    try {
+      await run("ip", ["netns", "exec", NS_CLI, "busybox", "tftp", "-g", "-r", file, "-l", local, `${NET}.1`], { timeout: 10_000 });
+      return fs.readFileSync(local, "utf8");
+    } catch {
+      return null; // busybox tftp exits 1 for a missing file
+    } finally {
+      fs.rmSync(local, { force: true });
+    }
+  }
+
+  it("gives an enrolled MAC its reserved address and boot file; its boot entry follows the machine's state", async () => {
+    // The client configures no address, so it keeps no state between runs; the server answers from its reservation.
+    const lease = await dhcp(MAC_A);
+    expect(lease).toContain(`ip=${NET}.51 hostname=node-a siaddr=${NET}.1`);
+    expect(lease).toMatch(/boot_?file=lpxelinux\.0/);
+    const deploying = await tftp("pxelinux.cfg/01-52-54-00-7b-00-01");
+    expect(deploying).toContain(`KERNEL http://${NET}.1:3000/boot/ramdisk/vmlinuz`);
+    transition(h.domain, 1, "succeed", { actor: "system" });
+    await nb.whenIdle();
+    const deployed = await tftp("pxelinux.cfg/01-52-54-00-7b-00-01");
+    expect(deployed).toContain("LOCALBOOT 0");
+    expect(deployed).toContain("node-a: deployed");
+  });
+
+  it("serves a machine enrolled while dnsmasq runs without restarting it, and forgets it when deleted", async () => {
+    const pid = nb.status().backend?.pid;
+    expect(pid).toBeGreaterThan(0);
+    const b = enrollMachine(h.domain, { name: "node-b", bootMac: MAC_B, ip: `${NET}.52`, uHeight: 1 }, "test");
+    await nb.whenIdle();
+    await waitFor(() => lines.some((l) => l.includes("52-54-00-7b-00-02")), "inotify read of the new host file");
+    expect(await dhcp(MAC_B)).toContain(`ip=${NET}.52 hostname=node-b`);
+    expect(nb.status().backend?.pid).toBe(pid);
+    expect(await tftp("ipxe/52-54-00-7b-00-02.ipxe")).toContain("node-b: enrolled, booting from local disk");
+
+    const reads = () => lines.filter((l) => /read .*hosts\.d/.test(l)).length;
+    const before = reads();
+    deleteMachine(h.domain, b.id, "test");
+    await nb.whenIdle();
+    // dnsmasq only adds hosts on inotify; the SIGHUP Rackhand sends after a deletion makes it re-read the directory.
+    await waitFor(() => reads() > before, "SIGHUP re-read of hosts.d");
+    const after = await dhcp(MAC_B);
+    expect(after).toMatch(new RegExp(`ip=${NET.replaceAll(".", "\\.")}\\.1[0-4][0-9] `));
+    expect(after).not.toContain("node-b");
+    expect(await tftp("pxelinux.cfg/01-52-54-00-7b-00-02")).toBeNull();
+    expect(nb.status().backend?.pid).toBe(pid);
+  });
+
+  it("answers an iPXE-tagged request (option 175) with the iPXE script, which chains the per-MAC script", async () => {
+    const lease = await dhcp(MAC_A, ["-x", "0xaf:130101"]);
+    expect(lease).toMatch(/boot_?file=boot\.ipxe/);
+    expect(await tftp("boot.ipxe")).toContain("chain ipxe/${net0/mac:hexhyp}.ipxe || chain ipxe/default.ipxe");
+    expect(await tftp("ipxe/52-54-00-7b-00-01.ipxe")).toMatch(/^#!ipxe\n/);
+  });
+
+  it("gives an unknown MAC a dynamic address and no other machine's boot entry", async () => {
+    const lease = await dhcp(MAC_UNKNOWN);
+    expect(lease).toMatch(new RegExp(`ip=${NET.replaceAll(".", "\\.")}\\.1[0-4][0-9] hostname= `));
+    expect(await tftp("pxelinux.cfg/01-52-54-00-7b-00-99")).toBeNull();
+    expect(await tftp("ipxe/52-54-00-7b-00-99.ipxe")).toBeNull();
+    expect(await tftp("pxelinux.cfg/default")).toContain("unknown MAC, booting from local disk");
+  });
+
+  it("restarts dnsmasq when it dies", async () => {
+    const pid = nb.status().backend!.pid!;
+    process.kill(pid, "SIGKILL");
+    await waitFor(() => !!nb.status().backend?.pid && nb.status().backend?.pid !== pid, "restart");
+    expect(nb.status().backend?.restarts).toBe(1);
+    await waitFor(() => lines.filter((l) => l.includes("TFTP root is")).length >= 2, "second start");
+    expect(await dhcp(MAC_A)).toContain(`ip=${NET}.51`);
+  });
+});
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

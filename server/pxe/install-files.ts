@@ -1,0 +1,95 @@
+/**
+ * Per-machine install files served under /boot/m/<machineId>/<token>/<name>: only to the machine being
+ * installed (state deploying, installer profile) and only with the token of its current install session
+ * (install-token.ts). Everything else is "not found", so the URL space reveals nothing.
+ */
+import { and, eq } from "drizzle-orm";
+import { profileOptionsSchema, NET_CONFIG_FORMATS, type NetConfigFormat } from "../../lib/netboot";
+import type { Actor, Domain } from "../context";
+import { machines, nicLinks, nics, osProfiles } from "../db/schema";
+import { transition } from "../machines/lifecycle";
+import type { InstallTokens } from "./install-token";
+import { loadBootRows } from "./load";
+import { getNetbootSettings } from "./settings";
+import { renderAutoinstallMetaData, renderAutoinstallUserData, renderKickstart, renderPreseed, type InstallContext } from "./templates/install";
+import { NET_RENDERERS, type NetInterface, type NetModel } from "./templates/net-config";
+
+export interface InstallFile {
+  contentType: string;
+  body: string;
+}
+
+/** The machine's install context when (id, token) names its current install; null otherwise. */
+export function installContext(d: Domain, tokens: InstallTokens, machineId: number, token: string): InstallContext | null {
+  const [row] = loadBootRows(d.db, [machineId]);
+  if (!row || row.state !== "deploying" || row.sessionId == null || row.profile?.kind !== "installer") return null;
+  if (!tokens.verify(machineId, row.sessionId, token)) return null;
+  const profile = d.db.select().from(osProfiles).where(eq(osProfiles.id, row.profile.id)).get();
+  const options = profileOptionsSchema.safeParse(profile?.options ?? {});
+  if (!options.success) return null;
+  const settings = getNetbootSettings(d.db);
+  const base = settings.httpBaseUrl.replace(/\/+$/, "");
+  const filesUrl = `${base}/boot/m/${machineId}/${token}`;
+  return {
+    machineId,
+    sessionId: row.sessionId,
+    hostname: row.name,
+    domain: settings.domain ?? "localdomain",
+    options: options.data,
+    net: loadNetModel(d, machineId, settings.dnsServers, settings.domain),
+    filesUrl,
+    doneUrl: `${filesUrl}/done`,
+  };
+}
+
+/** NICs with an interface name (plus bonds and VLANs) become the installed OS's network configuration. */
+export function loadNetModel(d: Domain, machineId: number, dns: string[], domain: string | null | undefined): NetModel {
+  const links = d.db.select().from(nicLinks).where(eq(nicLinks.machineId, machineId)).all();
+  const masters = new Map<string, string>();
+  for (const l of links) if (l.kind === "bond") for (const m of l.members ?? []) masters.set(m, l.ifname);
+  const interfaces: NetInterface[] = d.db
+    .select()
+    .from(nics)
+    .where(eq(nics.machineId, machineId))
+    .orderBy(nics.id)
+    .all()
+    .filter((n) => n.ifname)
+    .map((n) => ({ name: n.ifname!, kind: "ethernet", mac: n.mac, address: masters.has(n.ifname!) ? null : n.ip, prefix: n.prefix ?? 24, gateway: n.gateway, mtu: n.mtu, master: masters.get(n.ifname!) ?? null }));
+  for (const l of links) {
+    interfaces.push({ name: l.ifname, kind: l.kind, address: l.ip, prefix: l.prefix ?? 24, gateway: l.gateway, mtu: l.mtu, members: l.members ?? [], bondMode: l.bondMode, parent: l.parent, vlanId: l.vlanId });
+  }
+  return { interfaces, dns, search: domain ? [domain] : [] };
+}
+
+/** Render one install file by its name; null when the profile does not use it. */
+export function renderInstallFile(c: InstallContext, template: string | null, name: string): InstallFile | null {
+  const text = (body: string) => ({ contentType: "text/plain; charset=utf-8", body });
+  if (name === "preseed.cfg" && template === "preseed") return text(renderPreseed(c));
+  if (name === "user-data" && template === "autoinstall") return { contentType: "text/cloud-config; charset=utf-8", body: renderAutoinstallUserData(c) };
+  if (name === "meta-data" && template === "autoinstall") return { contentType: "text/yaml; charset=utf-8", body: renderAutoinstallMetaData(c) };
+  if (name === "vendor-data" && template === "autoinstall") return { contentType: "text/yaml; charset=utf-8", body: "{}\n" };
+  if (name === "ks.cfg" && template === "kickstart") return text(renderKickstart(c));
+  const m = /^net\/([a-z-]+)\/([A-Za-z0-9_.-]+)$/.exec(name);
+  if (m && (NET_CONFIG_FORMATS as readonly string[]).includes(m[1]!)) {
+    const f = NET_RENDERERS[m[1] as NetConfigFormat](c.net).find((x) => x.path === m[2]);
+    if (f) return { contentType: m[1] === "netplan" ? "text/yaml; charset=utf-8" : "text/plain; charset=utf-8", body: f.content };
+  }
+  return null;
+}
+
+/** The install's late command reports success: deploying → deployed. */
+/** Without a job waiting (e.g. a deploy started before jobs existed), the report moves the lifecycle itself. */
+export function reportInstallDone(d: Domain, c: InstallContext, actor: Actor = "agent"): void {
+  transition(d, c.machineId, "succeed", { actor, automatic: true, reason: "installer reported completion" });
+}
+
+/** Profile template of a machine (for renderInstallFile). */
+export function profileTemplate(d: Domain, machineId: number): string | null {
+  const r = d.db
+    .select({ template: osProfiles.template })
+    .from(machines)
+    .innerJoin(osProfiles, and(eq(osProfiles.id, machines.osProfileId)))
+    .where(eq(machines.id, machineId))
+    .get();
+  return r?.template ?? null;
+}

@@ -1,0 +1,89 @@
+/** Reads what the boot tree depends on from the database: machines, their NICs, profiles, install sessions. */
+import { and, eq, inArray, sql } from "drizzle-orm";
+import { INSTALL_TEMPLATES, NETBOOT_STATES, profileOptionsSchema, type InstallTemplate } from "../../lib/netboot";
+import type { Db } from "../db/client";
+import { events, jobs, machines, nics, osProfiles, steps } from "../db/schema";
+import type { MachineBootRow, ProfileBoot } from "./tree";
+
+/** All machines (ids omitted) or the given ones; deleted ids are simply absent from the result. */
+export function loadBootRows(db: Db, ids?: number[]): MachineBootRow[] {
+  const ms = db
+    .select({ id: machines.id, name: machines.name, state: machines.state, profileId: machines.osProfileId })
+    .from(machines)
+    .where(ids ? inArray(machines.id, ids) : undefined)
+    .all();
+  if (!ms.length) return [];
+  const nicRows = db
+    .select({ machineId: nics.machineId, mac: nics.mac, ip: nics.ip, isBoot: nics.isBoot })
+    .from(nics)
+    .where(ids ? inArray(nics.machineId, ids) : undefined)
+    .orderBy(nics.machineId, sql`${nics.isBoot} desc`, nics.id)
+    .all();
+  const byMachine = new Map<number, MachineBootRow["nics"]>();
+  for (const n of nicRows) {
+    let l = byMachine.get(n.machineId);
+    if (!l) byMachine.set(n.machineId, (l = []));
+    l.push({ mac: n.mac, ip: n.ip, isBoot: n.isBoot });
+  }
+  const profiles = new Map<number, ProfileBoot>();
+  for (const p of db.select().from(osProfiles).all()) profiles.set(p.id, toProfileBoot(p));
+  // Only machines that netboot need their install session (the event that moved them into the current state).
+  const busy = ms.filter((m) => m.state === "deploying").map((m) => m.id);
+  const sessions = new Map<number, number>();
+  if (busy.length) {
+    for (let i = 0; i < busy.length; i += 500) {
+      const rows = db
+        .select({ machineId: events.machineId, id: sql<number>`max(${events.id})` })
+        .from(events)
+        .where(and(inArray(events.machineId, busy.slice(i, i + 500)), eq(events.kind, "state.changed")))
+        .groupBy(events.machineId)
+        .all();
+      for (const r of rows) if (r.machineId != null) sessions.set(r.machineId, r.id);
+    }
+  }
+  // A running job's latest boot-target request (set_boot_target steps that started) overrides the state's default.
+  const netbooting = ms.filter((m) => (NETBOOT_STATES as readonly string[]).includes(m.state)).map((m) => m.id);
+  const jobTargets = new Map<number, "agent" | "installer" | "disk">();
+  for (let i = 0; i < netbooting.length; i += 500) {
+    const rows = db
+      .select({ machineId: jobs.machineId, stepId: steps.id, params: steps.params })
+      .from(steps)
+      .innerJoin(jobs, eq(jobs.id, steps.jobId))
+      .where(
+        and(
+          inArray(jobs.machineId, netbooting.slice(i, i + 500)),
+          eq(jobs.state, "running"),
+          eq(steps.name, "set_boot_target"),
+          inArray(steps.state, ["running", "succeeded"]),
+        ),
+      )
+      .orderBy(steps.id)
+      .all();
+    for (const r of rows) {
+      const t = r.params?.target;
+      if (t === "agent" || t === "installer" || t === "disk") jobTargets.set(r.machineId, t);
+    }
+  }
+  return ms.map((m) => ({
+    id: m.id,
+    name: m.name,
+    state: m.state,
+    nics: byMachine.get(m.id) ?? [],
+    profile: m.profileId != null ? (profiles.get(m.profileId) ?? null) : null,
+    sessionId: sessions.get(m.id) ?? null,
+    jobBootTarget: jobTargets.get(m.id) ?? null,
+  }));
+}
+
+export function toProfileBoot(p: typeof osProfiles.$inferSelect): ProfileBoot {
+  const opts = profileOptionsSchema.safeParse(p.options ?? {});
+  return {
+    id: p.id,
+    kind: p.kind,
+    kernel: p.kernel,
+    initrd: p.initrd,
+    kernelArgs: p.kernelArgs,
+    template: (INSTALL_TEMPLATES as readonly string[]).includes(p.template ?? "") ? (p.template as InstallTemplate) : null,
+    mirror: opts.success ? (opts.data.mirror ?? null) : null,
+  };
+}

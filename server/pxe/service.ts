@@ -1,0 +1,212 @@
+/**
+ * The netboot module's running part: reconciles the boot tree from the database at start-up and after every
+ * relevant bus event (debounced; incremental per machine; whole tree for settings/profile/bulk changes),
+ * and drives the DHCP backend for the configured mode. Reconciles run one at a time.
+ */
+import path from "node:path";
+import type { LiveEvent } from "../../lib/live-events";
+import type { NetbootMode, NetbootSettings } from "../../lib/netboot";
+import type { Domain } from "../context";
+import { ExternalBackend, type DhcpBackend, type DhcpBackendStatus } from "./backend";
+import { DnsmasqSupervisor } from "./dnsmasq";
+import { InstallTokens } from "./install-token";
+import { loadBootRows } from "./load";
+import { TreeWriter, type TreeChanges } from "./reconciler";
+import { getNetbootSettings } from "./settings";
+import { CONF_FILE, desiredTree, HOSTS_DIR, machineTree, TFTP_DIR, type Tree, type TreeContext } from "./tree";
+
+export interface NetbootOptions {
+  /** The tree goes to <dataDir>/netboot; HTTP boot files live in <dataDir>/http. */
+  dataDir: string;
+  /** Coalesce bus events for this long before reconciling (ms). */
+  debounceMs?: number;
+  /** How dnsmasq is started in managed mode (argument array), default ["dnsmasq"]. */
+  dnsmasqCommand?: string[];
+  /** Log line hook of the managed dnsmasq (tests). */
+  onDnsmasqLine?: (line: string) => void;
+}
+
+export interface NetbootStatus {
+  mode: NetbootMode;
+  backend: DhcpBackendStatus | null;
+  lastError: string | null;
+  lastReconcile: { at: number; ms: number; written: number; removed: number; full: boolean } | null;
+  treeDir: string;
+}
+
+/** Above this many dirty machines a full reconcile is cheaper than many partial ones. */
+const FULL_THRESHOLD = 2000;
+
+export class NetbootService {
+  readonly root: string;
+  readonly httpRoot: string;
+  readonly tokens: InstallTokens;
+  private readonly writer: TreeWriter;
+  private owners = new Map<number, string[]>();
+  private settings!: NetbootSettings;
+  private backend: DhcpBackend | null = null;
+  /** The mode whose backend runs; null until one was switched to successfully. */
+  private appliedMode: NetbootMode | null = null;
+  private dirty = new Set<number>();
+  private fullPending = true;
+  private timer: NodeJS.Timeout | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private unsubscribe: (() => void) | null = null;
+  private lastError: string | null = null;
+  private lastReconcile: NetbootStatus["lastReconcile"] = null;
+
+  constructor(
+    private readonly d: Domain,
+    private readonly o: NetbootOptions,
+  ) {
+    this.root = path.resolve(o.dataDir, "netboot");
+    this.httpRoot = path.resolve(o.dataDir, "http");
+    this.writer = new TreeWriter(this.root);
+    this.tokens = new InstallTokens(d.secrets.deriveKey("netboot install tokens"));
+  }
+
+  /** Reconcile everything once, start the backend for the mode, then follow the bus. */
+  async start(): Promise<void> {
+    this.unsubscribe = this.d.bus.subscribe((e) => this.onEvent(e));
+    this.fullPending = true;
+    await this.flush();
+  }
+
+  private onEvent(e: LiveEvent): void {
+    if (e.type === "machine.changed" || e.type === "machine.deleted") this.dirty.add(e.machineId);
+    else if (e.type === "machines.bulk" || e.type === "os-profile.changed" || e.type === "netboot.changed") this.fullPending = true;
+    else return;
+    if (!this.timer) this.timer = setTimeout(() => ((this.timer = null), void this.flush()), this.o.debounceMs ?? 50);
+  }
+
+  /** Reconcile what is pending now (serialised behind any running reconcile). Never throws: errors are logged and kept in status(). */
+  flush(): Promise<void> {
+    this.chain = this.chain.then(() => this.reconcile());
+    return this.chain;
+  }
+
+  /**
+   * Bring one machine's boot entries up to date now (the orchestrator's set_boot_target step).
+   * @throws Error with the reconcile's error when the tree could not be written
+   */
+  async applyMachine(machineId: number): Promise<void> {
+    this.dirty.add(machineId);
+    await this.flush();
+    if (this.lastError) throw new Error(`boot tree not written: ${this.lastError}`);
+  }
+
+  /** Resolves when no event is waiting for its debounce and no reconcile runs. */
+  async whenIdle(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer), (this.timer = null), await this.flush();
+    await this.chain;
+  }
+
+  status(): NetbootStatus {
+    return { mode: this.settings?.mode ?? "off", backend: this.backend?.status() ?? null, lastError: this.lastError, lastReconcile: this.lastReconcile, treeDir: this.root };
+  }
+
+  context(settings: NetbootSettings): TreeContext {
+    return {
+      settings,
+      paths: {
+        hostsDir: path.join(this.root, HOSTS_DIR),
+        tftpRoot: path.join(this.root, TFTP_DIR),
+        leaseFile: path.join(this.root, "dnsmasq.leases"),
+        pidFile: path.join(this.root, "dnsmasq.pid"),
+      },
+      runAs: process.getuid?.() === 0 ? "root" : null,
+      installToken: (id, session) => this.tokens.token(id, session),
+    };
+  }
+
+  get tftpRoot(): string {
+    return path.join(this.root, TFTP_DIR);
+  }
+
+  get confFile(): string {
+    return path.join(this.root, CONF_FILE);
+  }
+
+  private async reconcile(): Promise<void> {
+    const t0 = performance.now();
+    const full = this.fullPending || this.dirty.size > FULL_THRESHOLD;
+    const ids = [...this.dirty];
+    this.fullPending = false;
+    this.dirty.clear();
+    let changes: TreeChanges | null = null;
+    try {
+      const settings = getNetbootSettings(this.d.db);
+      const modeChanged = settings.mode !== this.appliedMode;
+      this.settings = settings;
+      if (settings.mode !== "off") {
+        const ctx = this.context(settings);
+        changes = full ? this.reconcileAll(ctx) : this.reconcileSome(ids, ctx);
+      }
+      if (modeChanged) await this.switchBackend(settings.mode);
+      else if (changes && this.backend) await this.backend.apply(changes);
+      this.lastError = null;
+      const ms = performance.now() - t0;
+      this.lastReconcile = { at: Date.now(), ms, written: changes?.written.length ?? 0, removed: changes?.removed.length ?? 0, full };
+      if (changes && (changes.written.length || changes.removed.length)) {
+        this.d.log.debug("boot tree reconciled", { full, written: changes.written.length, removed: changes.removed.length, ms: Math.round(ms) });
+      }
+    } catch (err) {
+      // The tree on disk is the previous one; retry the same scope with the next event.
+      if (full) this.fullPending = true;
+      else for (const id of ids) this.dirty.add(id);
+      this.lastError = err instanceof Error ? err.message : String(err);
+      this.d.log.error("boot tree reconcile failed; previous tree kept", { error: this.lastError });
+    }
+  }
+
+  /** Whole tree from all rows. @throws AppError VALIDATION before anything is written */
+  reconcileAll(ctx: TreeContext): TreeChanges {
+    const { tree, owners } = desiredTree(loadBootRows(this.d.db), ctx);
+    const changes = this.writer.applyFull(tree);
+    this.owners = owners;
+    return changes;
+  }
+
+  /** Only the given machines' files (a deleted machine has none left). @throws AppError VALIDATION */
+  reconcileSome(ids: number[], ctx: TreeContext): TreeChanges {
+    const rows = loadBootRows(this.d.db, ids);
+    const desired: Tree = new Map();
+    const newOwners = new Map<number, string[]>();
+    for (const m of rows) {
+      const mt = machineTree(m, ctx);
+      newOwners.set(m.id, [...mt.keys()]);
+      for (const [k, v] of mt) desired.set(k, v);
+    }
+    const previous = ids.flatMap((id) => this.owners.get(id) ?? []);
+    const changes = this.writer.applyPartial(desired, previous);
+    for (const id of ids) {
+      const o = newOwners.get(id);
+      if (o) this.owners.set(id, o);
+      else this.owners.delete(id);
+    }
+    return changes;
+  }
+
+  private async switchBackend(mode: NetbootMode): Promise<void> {
+    await this.backend?.stop();
+    this.backend = null;
+    this.appliedMode = null;
+    if (mode === "managed") {
+      const b = new DnsmasqSupervisor({ confFile: this.confFile, log: this.d.log.child("dnsmasq"), command: this.o.dnsmasqCommand, onLine: this.o.onDnsmasqLine });
+      this.backend = b;
+      await b.start();
+    } else if (mode === "external") {
+      this.backend = new ExternalBackend(this.d.log.child("netboot"));
+    }
+    this.appliedMode = mode;
+    this.d.log.info(`netboot mode ${mode}`, { tree: this.root });
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    if (this.timer) clearTimeout(this.timer), (this.timer = null);
+    await this.chain;
+    await this.backend?.stop();
+    this.backend = null;
+  }
+}

@@ -1,0 +1,78 @@
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { profileOptionsSchema } from "../../../lib/netboot";
+import { expectGolden } from "../../testing/golden";
+import { renderAutoinstallMetaData, renderAutoinstallUserData, renderKickstart, renderPreseed, type InstallContext } from "./install";
+import { NET_RENDERERS, type NetModel } from "./net-config";
+
+const GOLDEN = path.join(import.meta.dirname, "..", "golden", "templates");
+
+/** Two NICs bonded (LACP), a VLAN on the bond, and a separate static management NIC. */
+const bonded: NetModel = {
+  interfaces: [
+    { name: "eno1", kind: "ethernet", mac: "52:54:00:aa:00:01", address: "10.77.0.51", prefix: 24, gateway: "10.77.0.254", mtu: 1500 },
+    { name: "eno2", kind: "ethernet", mac: "52:54:00:aa:00:02", master: "bond0" },
+    { name: "eno3", kind: "ethernet", mac: "52:54:00:aa:00:03", master: "bond0" },
+    { name: "bond0", kind: "bond", members: ["eno2", "eno3"], bondMode: "802.3ad", mtu: 9000 },
+    { name: "bond0.120", kind: "vlan", parent: "bond0", vlanId: 120, address: "192.168.120.51", prefix: 24 },
+  ],
+  dns: ["10.77.0.53", "10.77.0.54"],
+  search: ["lab.example"],
+};
+const dhcpOnly: NetModel = { interfaces: [{ name: "eno1", kind: "ethernet", mac: "52:54:00:aa:00:01" }], dns: [], search: [] };
+
+const ctx = (net: NetModel, opts: object = {}): InstallContext => ({
+  machineId: 7,
+  sessionId: 41,
+  hostname: "node-007",
+  domain: "lab.example",
+  options: profileOptionsSchema.parse({
+    mirror: "http://deb.debian.org/debian",
+    username: "ops",
+    passwordHash: "$6$rounds=4096$salt$hash",
+    sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOps ops@example"],
+    packages: ["curl", "lldpd"],
+    disk: "/dev/sda",
+    ...opts,
+  }),
+  net,
+  filesUrl: "http://10.77.0.1:3000/boot/m/7/TOKEN",
+  doneUrl: "http://10.77.0.1:3000/boot/m/7/TOKEN/done",
+});
+
+describe("install templates (golden files)", () => {
+  it("renders the Debian/Ubuntu preseed: static network, unmounting active partitions, completion report", () => {
+    const p = renderPreseed(ctx(bonded));
+    expectGolden(GOLDEN, "preseed.cfg", p);
+    expect(p).toContain("d-i partman/unmount_active boolean true");
+    expect(p).toMatch(/d-i partman\/early_command string swapoff -a; .*umount -l/);
+    expect(p).toContain("--post-data='' 'http://10.77.0.1:3000/boot/m/7/TOKEN/done'");
+    expectGolden(GOLDEN, "preseed-dhcp.cfg", renderPreseed(ctx(dhcpOnly, { mirror: null, sshKeys: [], passwordHash: null })));
+  });
+
+  it("renders Ubuntu autoinstall user-data and meta-data", () => {
+    expectGolden(GOLDEN, "user-data", renderAutoinstallUserData(ctx(bonded)));
+    expectGolden(GOLDEN, "user-data-dhcp", renderAutoinstallUserData(ctx(dhcpOnly)));
+    expectGolden(GOLDEN, "meta-data", renderAutoinstallMetaData(ctx(bonded)));
+  });
+
+  it("renders the RHEL-family kickstart", () => {
+    expectGolden(GOLDEN, "ks.cfg", renderKickstart(ctx(bonded, { mirror: "http://mirror.example/rocky/9/BaseOS/x86_64/os" })));
+  });
+
+  it.each(Object.keys(NET_RENDERERS) as (keyof typeof NET_RENDERERS)[])("renders %s NIC configuration with a bond and a VLAN", (format) => {
+    for (const f of NET_RENDERERS[format](bonded)) expectGolden(GOLDEN, `${format}/${f.path}`, f.content);
+    for (const f of NET_RENDERERS[format](dhcpOnly)) expectGolden(GOLDEN, `${format}-dhcp/${f.path}`, f.content);
+  });
+
+  it("escapes per format: a quote stays inside its YAML or shell string, a newline is refused in line formats", () => {
+    // The profile schema refuses quotes in keys; the renderers must still be safe on their own.
+    expect(profileOptionsSchema.safeParse({ sshKeys: ["ssh-ed25519 AAAA x'y"] }).success).toBe(false);
+    const base = ctx(dhcpOnly);
+    const evil = { ...base, options: { ...base.options, sshKeys: ["ssh-ed25519 AAAA x'y"] } };
+    expect(renderAutoinstallUserData(evil)).toContain(`authorized-keys: ["ssh-ed25519 AAAA x'y"]`);
+    expect(renderPreseed(evil)).toContain(`echo 'ssh-ed25519 AAAA x'\\''y' >>`);
+    expect(() => renderPreseed({ ...ctx(dhcpOnly), hostname: "a\nd-i preseed/late_command string reboot" })).toThrow(/control character/);
+    expect(() => NET_RENDERERS.ifupdown({ ...bonded, dns: ["1.1.1.1\nup rm -rf /"] })).toThrow(/control character/);
+  });
+});

@@ -1,0 +1,164 @@
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { AppError } from "../../lib/errors";
+import { netbootSettingsSchema } from "../../lib/netboot";
+import { expectGolden } from "../testing/golden";
+import { baseTree, bootTarget, desiredTree, machineTree, type MachineBootRow, type TreeContext } from "./tree";
+
+const GOLDEN = path.join(import.meta.dirname, "golden");
+const settings = netbootSettingsSchema.parse({
+  mode: "managed",
+  interface: "rhnb0",
+  serverAddress: "10.77.0.1",
+  rangeStart: "10.77.0.100",
+  rangeEnd: "10.77.0.200",
+  gateway: "10.77.0.254",
+  dnsServers: ["10.77.0.53", "10.77.0.54"],
+  domain: "lab.example",
+  httpBaseUrl: "http://10.77.0.1:3000",
+  ipv6RouterAdvertisements: true,
+});
+const ctx: TreeContext = {
+  settings,
+  paths: { hostsDir: "/srv/rh/netboot/hosts.d", tftpRoot: "/srv/rh/netboot/tftp", leaseFile: "/srv/rh/netboot/dnsmasq.leases", pidFile: "/srv/rh/netboot/dnsmasq.pid" },
+  runAs: "root",
+  installToken: (id, session) => `tok-${id}-${session}`,
+};
+const preseedProfile = { id: 3, kind: "installer" as const, kernel: "debian/12/linux", initrd: "debian/12/initrd.gz", kernelArgs: "console=ttyS0,115200 quiet", template: "preseed" as const, mirror: null };
+const row = (over: Partial<MachineBootRow> = {}): MachineBootRow => ({
+  id: 7,
+  name: "node-007",
+  state: "deployed",
+  nics: [
+    { mac: "52:54:00:aa:bb:07", ip: "10.77.0.57", isBoot: true },
+    { mac: "52:54:00:aa:bc:07", ip: null, isBoot: false },
+  ],
+  profile: null,
+  sessionId: null,
+  ...over,
+});
+
+describe("boot tree renderers (golden files)", () => {
+  it("renders dnsmasq.conf, and dnsmasq --test accepts it", () => {
+    const conf = baseTree(ctx).get("dnsmasq.conf")!;
+    expectGolden(GOLDEN, "dnsmasq.conf", conf);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rh-conf-"));
+    fs.writeFileSync(path.join(dir, "dnsmasq.conf"), conf);
+    const r = spawnSync("dnsmasq", ["--test", "-C", path.join(dir, "dnsmasq.conf")], { encoding: "utf8" });
+    fs.rmSync(dir, { recursive: true });
+    expect(r.error, "dnsmasq must be installed (scripts/install-system-deps.sh test)").toBeUndefined();
+    expect(r.stderr + r.stdout).toContain("syntax check OK");
+    expect(r.status).toBe(0);
+  });
+
+  it("boots local disk outside deploying/inspecting/cleaning, the agent RAM disk inside", () => {
+    for (const [state, file] of [["deployed", "local"], ["deploying", "agent"], ["inspecting", "inspect"]] as const) {
+      const t = machineTree(row({ state }), ctx);
+      expectGolden(GOLDEN, `${file}.pxelinux`, t.get("tftp/pxelinux.cfg/01-52-54-00-aa-bb-07")!);
+      expectGolden(GOLDEN, `${file}.grub`, t.get("tftp/grub/grub.cfg-01-52-54-00-aa-bb-07")!);
+      expectGolden(GOLDEN, `${file}.ipxe`, t.get("tftp/ipxe/52-54-00-aa-bb-07.ipxe")!);
+    }
+    expect([...machineTree(row(), ctx).keys()].sort()).toEqual([
+      "hosts.d/52-54-00-aa-bb-07",
+      "hosts.d/52-54-00-aa-bc-07",
+      "tftp/grub/grub.cfg-01-52-54-00-aa-bb-07",
+      "tftp/grub/grub.cfg-01-52-54-00-aa-bc-07",
+      "tftp/ipxe/52-54-00-aa-bb-07.ipxe",
+      "tftp/ipxe/52-54-00-aa-bc-07.ipxe",
+      "tftp/pxelinux.cfg/01-52-54-00-aa-bb-07",
+      "tftp/pxelinux.cfg/01-52-54-00-aa-bc-07",
+    ]);
+    const t = machineTree(row(), ctx);
+    expect(t.get("hosts.d/52-54-00-aa-bb-07")).toBe("52:54:00:aa:bb:07,10.77.0.57,node-007\n");
+    expect(t.get("hosts.d/52-54-00-aa-bc-07")).toBe("52:54:00:aa:bc:07\n");
+  });
+
+  it("boots an installer profile's kernel with the per-machine install file URLs", () => {
+    for (const template of ["preseed", "autoinstall", "kickstart"] as const) {
+      const t = machineTree(row({ state: "deploying", sessionId: 41, profile: { ...preseedProfile, template } }), ctx);
+      expectGolden(GOLDEN, `installer-${template}.ipxe`, t.get("tftp/ipxe/52-54-00-aa-bb-07.ipxe")!);
+      expectGolden(GOLDEN, `installer-${template}.grub`, t.get("tftp/grub/grub.cfg-01-52-54-00-aa-bb-07")!);
+    }
+    expectGolden(GOLDEN, "installer-preseed.pxelinux", machineTree(row({ state: "deploying", sessionId: 41, profile: preseedProfile }), ctx).get("tftp/pxelinux.cfg/01-52-54-00-aa-bb-07")!);
+  });
+
+  it("gives unknown MACs the local-boot defaults and iPXE a per-MAC chain", () => {
+    const t = baseTree(ctx);
+    expectGolden(GOLDEN, "boot.ipxe", t.get("tftp/boot.ipxe")!);
+    expect(t.get("tftp/ipxe/default.ipxe")).toContain("exit");
+    expect(t.get("tftp/pxelinux.cfg/default")).toContain("LOCALBOOT 0");
+    expect(t.get("tftp/grub/grub.cfg")).toContain("exit");
+  });
+});
+
+describe("netboot safety: every value is validated before anything is written", () => {
+  const refused = (r: MachineBootRow) => {
+    try {
+      desiredTree([row({ id: 1, name: "ok-1", nics: [{ mac: "52:54:00:00:00:01", ip: null, isBoot: true }] }), r], ctx);
+    } catch (err) {
+      expect(err).toBeInstanceOf(AppError);
+      expect((err as AppError).code).toBe("VALIDATION");
+      return (err as AppError).message;
+    }
+    throw new Error("not refused");
+  };
+
+  it.each([
+    ["traversal", "../../etc/passwd"],
+    ["slash", "a/b"],
+    ["NUL", "node\u0000x"],
+    ["newline", "node\nLABEL evil"],
+    ["double quote", 'node"x'],
+    ["single quote", "node'x"],
+    ["space", "node x"],
+  ])("refuses a host name with %s", (_what, name) => {
+    expect(refused(row({ name }))).toMatch(/name/);
+  });
+
+  it.each([
+    ["newline adding a pxelinux/iPXE directive", "quiet\nkernel http://evil/vmlinuz"],
+    ["carriage return", "quiet\rboot"],
+    ["GRUB command separator", "quiet; reboot"],
+    ["iPXE variable", "x=${net0/ip}"],
+    ["quote", 'console="ttyS0"'],
+    ["NUL", "quiet\u0000"],
+  ])("refuses kernel arguments with %s", (_what, kernelArgs) => {
+    expect(refused(row({ state: "deploying", sessionId: 1, profile: { ...preseedProfile, kernelArgs } }))).toMatch(/kernel arguments/);
+  });
+
+  it.each(["../../../etc/shadow", "/etc/passwd", "debian/../../x", "a\nb", "a b", "a\u0000b"])("refuses kernel path %j", (kernel) => {
+    expect(refused(row({ state: "deploying", sessionId: 1, profile: { ...preseedProfile, kernel } }))).toMatch(/kernel/);
+  });
+
+  it.each(["52:54:00:AA:BB:07", "../52:54:00:aa:bb:07", "52:54:00:aa:bb:07\n", "01:00:5e:00:00:01"])("refuses MAC %j", (mac) => {
+    expect(refused(row({ nics: [{ mac, ip: null, isBoot: true }] }))).toMatch(/MAC/);
+  });
+
+  it("refuses an IP that is not a dotted quad", () => {
+    expect(refused(row({ nics: [{ mac: "52:54:00:aa:bb:07", ip: "10.0.0.1\ndhcp-boot=evil", isBoot: true }] }))).toMatch(/IP/);
+  });
+
+  it("refuses settings that would inject dnsmasq lines or paths", () => {
+    for (const bad of [
+      { interface: "eth0\ndhcp-script=/tmp/x" },
+      { interface: "../eth0" },
+      { serverAddress: "10.0.0.1\nconf-file=/etc/x" },
+      { domain: "lab\nenable-tftp" },
+      { httpBaseUrl: "http://10.0.0.1/ x" },
+      { httpBaseUrl: "http://10.0.0.1/\"" },
+      { dnsServers: ["8.8.8.8,evil"] },
+      { rangeStart: "10.0.1.10", rangeEnd: "10.0.1.20" },
+    ]) {
+      expect(netbootSettingsSchema.safeParse({ ...settings, ...bad }).success, JSON.stringify(bad)).toBe(false);
+    }
+  });
+
+  it("keeps the generated installer arguments within the validated character set", () => {
+    const t = bootTarget(row({ state: "deploying", sessionId: 9, profile: preseedProfile }), ctx);
+    expect(t.kind).toBe("netboot");
+    if (t.kind === "netboot") for (const a of t.args) expect(a).toMatch(/^[A-Za-z0-9._,:=/+@%;-]+$/);
+  });
+});

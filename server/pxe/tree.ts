@@ -1,0 +1,158 @@
+/**
+ * The boot tree as a pure function of database rows (DESIGN §6). Every value that becomes a path, a config
+ * line or a kernel argument is validated here, before anything is written: a bad row makes the whole
+ * computation throw AppError VALIDATION, so the reconciler keeps the previous tree.
+ */
+import { z } from "zod";
+import { AppError } from "../../lib/errors";
+import type { MachineState } from "../../lib/lifecycle";
+import { isHostname } from "../../lib/net";
+import {
+  bootPathSchema,
+  ipv4,
+  kernelArgsSchema,
+  NETBOOT_STATES,
+  safeUrlSchema,
+  type InstallTemplate,
+  type NetbootSettings,
+} from "../../lib/netboot";
+import { macSchema } from "../../lib/schemas";
+import {
+  macHyphen,
+  renderDnsmasqConf,
+  renderGrub,
+  renderHostLine,
+  renderIpxe,
+  renderIpxeRoot,
+  renderPxelinux,
+  type BootTarget,
+  type DnsmasqPaths,
+} from "./render-boot";
+
+export interface ProfileBoot {
+  id: number;
+  kind: "image" | "installer";
+  kernel: string | null;
+  initrd: string | null;
+  kernelArgs: string | null;
+  template: InstallTemplate | null;
+  mirror: string | null;
+}
+
+export interface MachineBootRow {
+  id: number;
+  name: string;
+  state: MachineState;
+  nics: { mac: string; ip: string | null; isBoot: boolean }[];
+  profile: ProfileBoot | null;
+  /** Id of the event that moved the machine into its current state: one install session, see install-token.ts. */
+  sessionId: number | null;
+  /**
+   * Where the machine's running job last pointed its boot entry (its set_boot_target step): a job that is
+   * finishing asks for the local disk before the machine's state leaves deploying/inspecting/cleaning.
+   */
+  jobBootTarget?: "agent" | "installer" | "disk" | null;
+}
+
+export interface TreeContext {
+  settings: NetbootSettings;
+  paths: DnsmasqPaths;
+  /** User dnsmasq runs as (null: leave it to dnsmasq). */
+  runAs: string | null;
+  /** Token for /boot/m/<id>/<token>/... while the machine installs. */
+  installToken(machineId: number, sessionId: number): string;
+}
+
+/** Relative paths of the tree (below <dataDir>/netboot) → file contents. */
+export type Tree = Map<string, string>;
+
+export const HOSTS_DIR = "hosts.d";
+export const TFTP_DIR = "tftp";
+export const CONF_FILE = "dnsmasq.conf";
+
+const hostnameSchema = z.string().refine(isHostname, { error: (i) => `unsafe host name ${JSON.stringify(i.input)}` });
+
+function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    throw new AppError("VALIDATION", `Netboot refused ${what}: ${r.error.issues[0]?.message ?? "invalid"}`, [{ field: what, message: r.error.issues[0]?.message ?? "invalid" }]);
+  }
+  return r.data;
+}
+
+/** The files every tree has, whatever the machines: dnsmasq.conf and the unknown-MAC defaults (local boot). */
+export function baseTree(ctx: TreeContext): Tree {
+  const t: Tree = new Map();
+  t.set(CONF_FILE, renderDnsmasqConf(ctx.settings, ctx.paths, ctx.runAs));
+  const local: BootTarget = { kind: "local", reason: "unknown MAC, booting from local disk" };
+  t.set(`${TFTP_DIR}/boot.ipxe`, renderIpxeRoot());
+  t.set(`${TFTP_DIR}/ipxe/default.ipxe`, renderIpxe("unknown", local));
+  t.set(`${TFTP_DIR}/pxelinux.cfg/default`, renderPxelinux("unknown", local));
+  t.set(`${TFTP_DIR}/grub/grub.cfg`, renderGrub("unknown", local));
+  return t;
+}
+
+/** What this machine should boot now. @throws AppError VALIDATION */
+export function bootTarget(m: MachineBootRow, ctx: TreeContext): BootTarget {
+  if (!(NETBOOT_STATES as readonly string[]).includes(m.state)) return { kind: "local", reason: `${m.state}, booting from local disk` };
+  if (m.jobBootTarget === "disk") return { kind: "local", reason: `${m.state}, job finishing: booting from local disk` };
+  const base = check(safeUrlSchema, ctx.settings.httpBaseUrl, "httpBaseUrl").replace(/\/+$/, "");
+  const p = m.profile;
+  if (m.state === "deploying" && p?.kind === "installer" && p.kernel && p.initrd && p.template && m.sessionId != null) {
+    const kernel = check(bootPathSchema, p.kernel, `profile ${p.id} kernel`);
+    const initrd = check(bootPathSchema, p.initrd, `profile ${p.id} initrd`);
+    const extra = check(kernelArgsSchema, p.kernelArgs ?? "", `profile ${p.id} kernel arguments`);
+    const files = `${base}/boot/m/${m.id}/${ctx.installToken(m.id, m.sessionId)}`;
+    const args = [...(extra ? extra.split(" ") : []), ...installerArgs(p.template, files, m.name, ctx.settings.domain ?? null)];
+    return { kind: "netboot", label: "installer", kernel: `${base}/boot/${kernel}`, initrd: `${base}/boot/${initrd}`, args };
+  }
+  // The agent RAM disk (built by a later issue) lives under <dataDir>/http/ramdisk/.
+  return {
+    kind: "netboot",
+    label: "agent",
+    kernel: `${base}/boot/ramdisk/vmlinuz`,
+    initrd: `${base}/boot/ramdisk/initrd.img`,
+    args: ["console=tty0", "console=ttyS0,115200", `rackhand.api=${base}`, `rackhand.machine=${m.id}`, `rackhand.mode=${m.state}`],
+  };
+}
+
+function installerArgs(template: InstallTemplate, files: string, hostname: string, domain: string | null): string[] {
+  switch (template) {
+    case "preseed":
+      return ["auto=true", "priority=critical", `url=${files}/preseed.cfg`, `hostname=${hostname}`, `domain=${domain ?? "localdomain"}`, "interface=auto"];
+    case "autoinstall":
+      return ["autoinstall", "ip=dhcp", `ds=nocloud-net;s=${files}/`];
+    case "kickstart":
+      return [`inst.ks=${files}/ks.cfg`, "ip=dhcp"];
+  }
+}
+
+/** The files one machine owns: a hosts.d file per NIC and boot entries for each NIC's MAC. @throws AppError VALIDATION */
+export function machineTree(m: MachineBootRow, ctx: TreeContext): Tree {
+  const t: Tree = new Map();
+  const name = check(hostnameSchema, m.name, `machine ${m.id} name`);
+  const target = bootTarget(m, ctx);
+  for (const nic of m.nics) {
+    const mac = check(macSchema, nic.mac, `machine ${name} MAC`);
+    if (mac !== nic.mac) throw new AppError("VALIDATION", `Netboot refused machine ${name} MAC ${JSON.stringify(nic.mac)}: not canonical`);
+    const ip = nic.ip == null ? null : check(ipv4, nic.ip, `machine ${name} IP`);
+    const hy = macHyphen(mac);
+    t.set(`${HOSTS_DIR}/${hy}`, renderHostLine(mac, ip, nic.isBoot ? name : null));
+    t.set(`${TFTP_DIR}/pxelinux.cfg/01-${hy}`, renderPxelinux(name, target));
+    t.set(`${TFTP_DIR}/grub/grub.cfg-01-${hy}`, renderGrub(name, target));
+    t.set(`${TFTP_DIR}/ipxe/${hy}.ipxe`, renderIpxe(name, target));
+  }
+  return t;
+}
+
+/** The whole desired tree. @throws AppError VALIDATION naming the first bad value */
+export function desiredTree(machines: MachineBootRow[], ctx: TreeContext): { tree: Tree; owners: Map<number, string[]> } {
+  const tree = baseTree(ctx);
+  const owners = new Map<number, string[]>();
+  for (const m of machines) {
+    const mt = machineTree(m, ctx);
+    owners.set(m.id, [...mt.keys()]);
+    for (const [k, v] of mt) tree.set(k, v);
+  }
+  return { tree, owners };
+}
