@@ -1,0 +1,63 @@
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { cpioChunks } from "./cpio";
+import { builtinModules, loadOrder, moduleDepends } from "./modules";
+
+describe("cpio newc writer", () => {
+  it("writes an archive busybox cpio lists and extracts with modes, dirs and symlinks intact", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rh-cpio-"));
+    try {
+      const archive = Buffer.concat([
+        ...cpioChunks([
+          { name: "bin", kind: "dir", mode: 0o755 },
+          { name: "bin/hello", kind: "file", mode: 0o755, data: Buffer.from("#!/bin/sh\necho hi\n") },
+          { name: "bin/hi", kind: "symlink", mode: 0o777, data: Buffer.from("hello") },
+          { name: "etc", kind: "dir", mode: 0o755 },
+          { name: "etc/odd", kind: "file", mode: 0o600, data: Buffer.from("abc") },
+        ]),
+      ]);
+      expect(archive.length % 4).toBe(0);
+      fs.writeFileSync(path.join(dir, "a.cpio"), archive);
+      const out = path.join(dir, "out");
+      fs.mkdirSync(out);
+      const r = spawnSync("busybox", ["cpio", "-i", "-d", "-F", path.join(dir, "a.cpio")], { cwd: out, encoding: "utf8" });
+      expect(r.error, "busybox (Debian busybox-static) is needed for this test").toBeUndefined();
+      expect(r.status, r.stderr).toBe(0);
+      expect(fs.readFileSync(path.join(out, "bin/hello"), "utf8")).toBe("#!/bin/sh\necho hi\n");
+      expect(fs.statSync(path.join(out, "bin/hello")).mode & 0o777).toBe(0o755);
+      expect(fs.readlinkSync(path.join(out, "bin/hi"))).toBe("hello");
+      expect(fs.readFileSync(path.join(out, "etc/odd"), "utf8")).toBe("abc");
+      expect(fs.statSync(path.join(out, "etc/odd")).mode & 0o777).toBe(0o600);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses names that would escape the archive root", () => {
+    expect(() => [...cpioChunks([{ name: "../etc/passwd", kind: "file", mode: 0o644 }])]).toThrow(/bad cpio entry name/);
+    expect(() => [...cpioChunks([{ name: "/init", kind: "file", mode: 0o755 }])]).toThrow(/bad cpio entry name/);
+  });
+});
+
+describe("kernel module order", () => {
+  const ko = (depends: string) => Buffer.from(`\x7fELF...\0license=GPL\0depends=${depends}\0vermagic=6.1\0`, "latin1");
+  it("reads depends= from .modinfo", () => {
+    expect(moduleDepends(ko("virtio,virtio_ring"))).toEqual(["virtio", "virtio_ring"]);
+    expect(moduleDepends(ko(""))).toEqual([]);
+  });
+  it("orders dependencies first, once each, skipping built-ins", () => {
+    const files: Record<string, Buffer> = {
+      "/m/virtio_net.ko": ko("net_failover,virtio"),
+      "/m/net_failover.ko": ko("failover"),
+      "/m/failover.ko": ko(""),
+      "/m/virtio_blk.ko": ko("virtio"),
+    };
+    const index = new Map(Object.keys(files).map((f) => [path.basename(f, ".ko"), f]));
+    const order = loadOrder(["virtio_net", "virtio_blk"], index, builtinModules("kernel/drivers/virtio/virtio.ko\n"), (p) => files[p]!);
+    expect(order).toEqual(["failover", "net_failover", "virtio_net", "virtio_blk"]);
+    expect(() => loadOrder(["nope"], index, new Set(), (p) => files[p]!)).toThrow(/nope/);
+  });
+});

@@ -1,0 +1,54 @@
+#!/bin/busybox sh
+# /init of the Rackhand RAM disk (busybox sh, PID 1).
+# Kernel command line: rackhand.api=<url> (required), rackhand.shell=1 (a shell instead of the agent).
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+
+/bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm /proc /sys /run /var
+mount -t devpts devpts /dev/pts
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t tmpfs -o mode=0755,nosuid,nodev run /run
+ln -sfn /run /var/run
+ln -sfn /proc/self/fd /dev/fd
+
+say() { echo "rackhand-init: $*"; }
+rescue() {
+  say "$*"
+  say "dropping to a shell on the console (the agent is not running)"
+  while :; do setsid cttyhack sh; done
+}
+
+API=
+SHELL_ONLY=
+for word in $(cat /proc/cmdline); do
+  case $word in
+    rackhand.api=*) API=${word#*=} ;;
+    rackhand.shell=1) SHELL_ONLY=1 ;;
+  esac
+done
+
+# Drivers the kernel does not have built in (list and order written by the builder).
+KVER=$(uname -r)
+while read -r module; do
+  [ -n "$module" ] && insmod "/lib/modules/$KVER/$module" 2>&1 | grep -v 'File exists'
+done </etc/modules.load
+
+ip link set lo up
+# Wait up to 10 s for NICs to appear, then try DHCP on each until one gets a lease.
+i=0
+while [ -z "$(ls /sys/class/net | grep -v '^lo$')" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+LEASED=
+for ifname in $(ls /sys/class/net | grep -v '^lo$'); do
+  ip link set "$ifname" up
+  if udhcpc -i "$ifname" -s /etc/udhcpc.script -q -n -t 5 -T 2 -O hostname; then LEASED=$ifname; break; fi
+done
+[ -n "$SHELL_ONLY" ] && rescue "rackhand.shell=1 on the kernel command line"
+[ -n "$LEASED" ] || rescue "no DHCP lease on any interface ($(ls /sys/class/net | tr '\n' ' '))"
+[ -n "$API" ] || rescue "no rackhand.api=<url> on the kernel command line"
+say "lease $(cat /run/lease.ip 2>/dev/null) on $LEASED, API $API"
+
+node /usr/lib/rackhand/agent.mjs --api "$API"
+rc=$?
+sync
+rescue "the agent exited with status $rc"

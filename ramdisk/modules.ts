@@ -1,0 +1,56 @@
+import fs from "node:fs";
+import path from "node:path";
+
+/** The `depends=` list from a kernel module's .modinfo section (read from the raw file: no objcopy needed). */
+export function moduleDepends(ko: Buffer): string[] {
+  const text = ko.toString("latin1");
+  const m = /\0depends=([A-Za-z0-9_,-]*)\0/.exec(text);
+  return m && m[1] ? m[1].split(",").filter(Boolean).map((d) => d.replaceAll("-", "_")) : [];
+}
+
+/** Index of `<name>` → path of `<name>.ko` under a kernel's lib/modules/<version>/kernel (names use "_"). */
+export function indexModules(kernelDir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith(".ko")) out.set(e.name.slice(0, -3).replaceAll("-", "_"), p);
+    }
+  };
+  walk(kernelDir);
+  return out;
+}
+
+/**
+ * The modules to load, dependencies first, for the wanted ones. Built-in modules (listed in modules.builtin) are
+ * skipped. @throws Error naming a module that is neither a file nor built in
+ */
+export function loadOrder(wanted: string[], index: Map<string, string>, builtin: Set<string>, read: (p: string) => Buffer = fs.readFileSync): string[] {
+  const order: string[] = [];
+  const seen = new Set<string>();
+  const visit = (name: string, from: string) => {
+    const n = name.replaceAll("-", "_");
+    if (seen.has(n)) return;
+    seen.add(n);
+    const file = index.get(n);
+    if (!file) {
+      if (builtin.has(n)) return;
+      throw new Error(`kernel module ${n} (needed by ${from}) is neither a module file nor built in`);
+    }
+    for (const d of moduleDepends(read(file))) visit(d, n);
+    order.push(n);
+  };
+  for (const w of wanted) visit(w, "the RAM disk");
+  return order;
+}
+
+/** Names of built-in modules from a kernel's modules.builtin ("kernel/drivers/.../x.ko" per line). */
+export function builtinModules(text: string): Set<string> {
+  return new Set(
+    text
+      .split("\n")
+      .map((l) => path.basename(l.trim()).replace(/\.ko$/, "").replaceAll("-", "_"))
+      .filter(Boolean),
+  );
+}
