@@ -14,7 +14,11 @@ import { currentKernelPackage, extractDeb, run, sharedLibraries, which } from ".
 import { builtinModules, indexModules, loadOrder } from "./modules";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
-const MODULES = ["virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "e1000", "e1000e", "igb", "ixgbe", "ahci", "nvme", "sd_mod", "md_mod", "raid0", "raid1", "raid10"];
+// NICs and disks of common servers and of QEMU, md RAID, and the file systems configure_network mounts.
+const MODULES = [
+  ...["virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "e1000", "e1000e", "igb", "ixgbe", "ahci", "nvme", "sd_mod"],
+  ...["md_mod", "raid0", "raid1", "raid10", "ext4", "vfat", "nls_cp437", "nls_iso8859_1"],
+];
 const TOOLS = ["wipefs", "lsblk", "sfdisk", "blkdiscard", "blkid", "xz", "zstd", "mdadm"];
 
 const { values: opt } = parseArgs({
