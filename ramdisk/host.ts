@@ -60,8 +60,13 @@ export function extractDeb(pkg: string, cacheDir: string): string {
 
 /** The versioned kernel package linux-image-amd64 points to (e.g. linux-image-6.1.0-56-amd64). */
 export function currentKernelPackage(): string {
-  const out = run("apt-cache", ["depends", "linux-image-amd64"]);
-  const m = /Depends:\s+(linux-image-\d\S*)/.exec(out);
+  const find = () => /Depends:\s+(linux-image-\d\S*)/.exec(spawnSync("apt-cache", ["depends", "linux-image-amd64"], { encoding: "utf8" }).stdout ?? "");
+  let m = find();
+  if (!m && process.getuid?.() === 0) {
+    // A machine whose package lists were never fetched (or were cleaned) knows no kernel package yet.
+    run("apt-get", ["update", "-qq"]);
+    m = find();
+  }
   if (!m) throw new Error("apt-cache depends linux-image-amd64 names no kernel package (run apt-get update first)");
   return m[1]!;
 }

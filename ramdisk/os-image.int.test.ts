@@ -1,0 +1,55 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { currentKernelPackage, extractDeb } from "./host";
+import { buildOsImage } from "./os-image";
+
+// The Debian kernel is downloaded once per machine (apt-get download) and kept between runs.
+const cache = path.join(os.tmpdir(), "rackhand-kernel-cache");
+const out = fs.mkdtempSync(path.join(os.tmpdir(), "rh-osimg-"));
+afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+
+function kernel(): string {
+  const dir = extractDeb(currentKernelPackage(), cache);
+  const v = fs.readdirSync(path.join(dir, "boot")).find((f) => f.startsWith("vmlinuz-"));
+  if (!v) throw new Error("no vmlinuz in the kernel package");
+  return path.join(dir, "boot", v);
+}
+
+/** Boot a disk image in QEMU (TCG) and resolve with the serial output once `marker` appears. */
+function bootUntil(image: string, marker: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const qemu = spawn(
+      "qemu-system-x86_64",
+      ["-machine", "q35", "-m", "256", "-nographic", "-no-reboot", "-nic", "none", "-drive", `file=${image},format=raw,if=virtio`, "-boot", "c"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let text = "";
+    const timer = setTimeout(() => {
+      qemu.kill("SIGKILL");
+      reject(new Error(`no ${marker} within ${timeoutMs} ms; console:\n${text.slice(-2000)}`));
+    }, timeoutMs);
+    qemu.stdout.on("data", (b) => {
+      text += b;
+      if (text.includes(marker)) {
+        clearTimeout(timer);
+        qemu.kill("SIGKILL");
+        resolve(text);
+      }
+    });
+    qemu.on("error", (e) => (clearTimeout(timer), reject(new Error(`qemu-system-x86_64 (Debian qemu-system-x86) is needed: ${e.message}`))));
+  });
+}
+
+describe("the stand-in OS disk image", () => {
+  it("is BIOS-bootable: QEMU boots it from disk and its kernel prints the marker", async () => {
+    const img = buildOsImage({ kernel: kernel(), outDir: out, marker: "RACKHAND-OS-UP", sizeMiB: 24 });
+    expect(img.size).toBe(24 * 1024 * 1024);
+    expect(img.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(fs.statSync(img.gz).size).toBeLessThan(img.size);
+    const console = await bootUntil(img.raw, "RACKHAND-OS-UP", 60_000);
+    expect(console).toMatch(/RACKHAND-OS-UP uptime=\d+\.\d+/);
+  }, 240_000);
+});
