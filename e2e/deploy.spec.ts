@@ -157,16 +157,29 @@ test("deploy from the machine page: steps progress, logs stream live to two page
   await expect(page.getByRole("button", { name: "Follow", pressed: true })).toBeVisible();
   await expect.poll(() => atBottom(page)).toBe(true);
 
+  // The watcher loses its connection while lines keep coming; on reconnect it backfills after its last seq.
+  await ctx.setOffline(true);
+  await expect(watcher.getByText("offline — will resume when reconnected")).toBeVisible();
+  await post(request, token, write.id, ["while offline 1", "while offline 2"]);
+  await ctx.setOffline(false);
+  await expect(watcher.getByText("offline — will resume when reconnected")).toHaveCount(0);
+  await post(request, token, write.id, ["after reconnect"]);
+  await expect(logOf(watcher)).toContainText("while offline 2");
+  await expect(logOf(watcher)).toContainText("after reconnect");
+  await expect(watcher.getByTestId("log-count")).toHaveText("132 lines");
+  await expect(logOf(watcher).locator("[data-seq]")).toHaveCount(132);
+
   // Download: every line, in order, with stream and time.
   const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download .log" }).click()]);
   expect(download.suggestedFilename()).toBe(`deploy-01-job-${jobId}.log`);
   const text = fs.readFileSync((await download.path())!, "utf8");
   const lines = text.trimEnd().split("\n");
-  expect(lines).toHaveLength(129);
+  expect(lines).toHaveLength(132);
   expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z \[stdout\] inventory: 2 CPUs, 4096 MiB$/);
   expect(lines[2]).toContain("[agent] agent started");
   expect(lines[123]).toContain("[stderr] write_image: sha256 mismatch");
   expect(lines[128]).toContain("verify 5/5");
+  expect(lines[131]).toContain("after reconnect");
 
   // Finish the agent's steps; the server boots the machine from disk and the job succeeds on both pages.
   await agent(request, `/steps/${write.id}/result`, { attempt: write.attempt, ok: true }, token);
