@@ -2,6 +2,7 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { createContext, useContext, useEffect, useRef, useState, type ReactNode } from "react";
 import { io, type Socket } from "socket.io-client";
+import type { LogLineDto } from "@/lib/jobs";
 import type { LiveEvent } from "@/lib/live-events";
 import { useTRPC } from "./trpc";
 
@@ -28,6 +29,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       machines: trpc.machines.pathKey(),
       racks: trpc.racks.pathKey(),
       events: trpc.events.pathKey(),
+      jobs: trpc.jobs.forMachine.pathKey(),
     };
     const flush = () => {
       timer.current = null;
@@ -55,6 +57,10 @@ export function LiveProvider({ children }: { children: ReactNode }) {
         case "event.created":
           mark("events");
           break;
+        case "job.changed":
+        case "step.changed":
+          mark("jobs");
+          break;
       }
     });
     setState({ connected: socket.connected, socket });
@@ -81,4 +87,36 @@ export function useMachineRoom(machineId: number) {
       socket.emit("unsubscribe", { machineId });
     };
   }, [socket, connected, machineId]);
+}
+
+/**
+ * Follow one job's log lines while `jobId` is set. On every (re)connect: listen, join `job:<id>`, and once the
+ * server acknowledges the join call `onJoined` — the caller then backfills from the last seq it holds, so no line
+ * falls between the backfill and the live stream (DESIGN §9; duplicates are the caller's to drop, by seq).
+ */
+export function useJobLog(
+  jobId: number | null,
+  handlers: { onLines: (lines: LogLineDto[]) => void; onJoined: () => void },
+): { connected: boolean } {
+  const { socket, connected } = useLive();
+  const h = useRef(handlers);
+  h.current = handlers;
+  useEffect(() => {
+    if (!socket || !connected || jobId == null) return;
+    let active = true;
+    const onLive = (e: LiveEvent) => {
+      if (active && e.type === "log.lines" && e.jobId === jobId) h.current.onLines(e.lines);
+    };
+    socket.on("live", onLive);
+    socket.emit("subscribe", { jobId }, (r: { ok: boolean }) => {
+      if (active && r.ok) h.current.onJoined();
+    });
+    return () => {
+      active = false;
+      socket.off("live", onLive);
+      // After a disconnect the server already forgot the room; a buffered emit would only arrive late.
+      if (socket.connected) socket.emit("unsubscribe", { jobId });
+    };
+  }, [socket, connected, jobId]);
+  return { connected };
 }

@@ -1,6 +1,6 @@
 /** Events pushed to browsers over socket.io. A closed union: the UI switches on `type`. */
 import type { MachineState } from "./lifecycle";
-import type { JobState, LogLineDto } from "./jobs";
+import type { JobState, LogLineDto, StepState } from "./jobs";
 import type { PowerState } from "./schemas";
 
 export type LiveEvent =
@@ -20,6 +20,8 @@ export type LiveEvent =
   | { type: "event.created"; event: EventDto }
   | { type: "job.changed"; jobId: number; machineId: number; batchId: number | null; state: JobState }
   | { type: "log.lines"; jobId: number; machineId: number; lines: LogLineDto[] }
+  /** A step started, finished, failed or was scheduled for a retry (the job timeline follows it). */
+  | { type: "step.changed"; jobId: number; machineId: number; stepId: number; state: StepState }
   | { type: "os-profile.changed"; profileId: number }
   | { type: "netboot.changed" };
 

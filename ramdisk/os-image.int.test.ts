@@ -18,7 +18,7 @@ function kernel(): string {
   return path.join(dir, "boot", v);
 }
 
-/** Boot a disk image in QEMU (TCG) and resolve with the serial output once `marker` appears. */
+/** Boot a disk image in QEMU (TCG) and resolve with the serial output once the line with `marker` is complete. */
 function bootUntil(image: string, marker: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const qemu = spawn(
@@ -33,7 +33,7 @@ function bootUntil(image: string, marker: string, timeoutMs: number): Promise<st
     }, timeoutMs);
     qemu.stdout.on("data", (b) => {
       text += b;
-      if (text.includes(marker)) {
+      if (new RegExp(`${marker}[^\n]*\n`).test(text)) {
         clearTimeout(timer);
         qemu.kill("SIGKILL");
         resolve(text);

@@ -117,6 +117,8 @@ describe("BMC passwords", () => {
       "osProfiles.list": [undefined],
       "netboot.settings": [undefined],
       "netboot.status": [undefined],
+      "jobs.forMachine": ids.map((machineId) => ({ machineId })),
+      "jobs.logs": [{ jobId: 1 }],
     };
     const queries = procedures().filter((p) => p.type === "query").map((p) => p.path);
     // A new query must be added here, so it is checked too.

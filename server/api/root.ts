@@ -1,5 +1,6 @@
 import { authRouter } from "./routers/auth";
 import { eventsRouter } from "./routers/events";
+import { jobsRouter } from "./routers/jobs";
 import { machinesRouter } from "./routers/machines";
 import { oobRouter } from "./routers/oob";
 import { netbootRouter, osProfilesRouter } from "./routers/netboot";
@@ -16,6 +17,7 @@ export const appRouter = router({
   oob: oobRouter,
   osProfiles: osProfilesRouter,
   netboot: netbootRouter,
+  jobs: jobsRouter,
 });
 export type AppRouter = typeof appRouter;
 export const createCaller = createCallerFactory(appRouter);

@@ -11,6 +11,9 @@ import type { ConsoleManager } from "../oob/console/manager";
 import type { EventBus } from "./bus";
 
 const subscribeSchema = z.object({ machineId: z.number().int().positive() });
+/** `subscribe`/`unsubscribe` name a machine (its events and logs) or one job (its log lines and step changes). */
+const roomSchema = z.union([subscribeSchema, z.object({ jobId: z.number().int().positive() })]);
+const roomOf = (r: z.infer<typeof roomSchema>) => ("machineId" in r ? rooms.machine(r.machineId) : rooms.job(r.jobId));
 const consoleInputSchema = z.object({ machineId: z.number().int().positive(), data: z.string().min(1).max(4096) });
 type Ack = (r: { ok: boolean; error?: string; [k: string]: unknown }) => void;
 
@@ -41,16 +44,17 @@ export function attachGateway(opts: {
     const user = socket.data.user as SessionUser;
     void socket.join(rooms.fleet);
     opts.onClientCount?.(io.engine.clientsCount);
-    socket.on("subscribe", (raw: unknown, ack?: (r: { ok: boolean; error?: string }) => void) => {
-      const p = subscribeSchema.safeParse(raw);
-      if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
-      // Every role may watch a machine; room membership is read-only.
-      void socket.join(rooms.machine(p.data.machineId));
+    socket.on("subscribe", async (raw: unknown, ack?: (r: { ok: boolean; error?: string }) => void) => {
+      const p = roomSchema.safeParse(raw);
+      if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number } or { jobId: number }" });
+      // Every role (viewer and up; the handshake checked the session) may watch; room membership is read-only.
+      // The ack comes after the join, so a client that backfills on ack cannot miss a line in between.
+      await socket.join(roomOf(p.data));
       ack?.({ ok: true });
     });
     socket.on("unsubscribe", (raw: unknown) => {
-      const p = subscribeSchema.safeParse(raw);
-      if (p.success) void socket.leave(rooms.machine(p.data.machineId));
+      const p = roomSchema.safeParse(raw);
+      if (p.success) void socket.leave(roomOf(p.data));
     });
     if (opts.consoles) attachConsoleHandlers(socket, user, opts.consoles, opts.log);
     socket.on("disconnect", () => opts.onClientCount?.(io.engine.clientsCount));
@@ -70,7 +74,8 @@ export function attachGateway(opts: {
         io.to(rooms.fleet).to(rooms.machine(e.machineId)).to(rooms.job(e.jobId)).emit("live", e);
         break;
       case "log.lines":
-        // Log lines only go to those watching the machine or the job, never to the whole fleet.
+      case "step.changed":
+        // Log lines and step changes only go to those watching the machine or the job, never to the whole fleet.
         io.to(rooms.machine(e.machineId)).to(rooms.job(e.jobId)).emit("live", e);
         break;
       default:

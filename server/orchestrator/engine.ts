@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, isNotNull, lte, sql } from "drizzle-orm";
-import type { LogLineDto } from "../../lib/jobs";
+import type { LogLineDto, StepState } from "../../lib/jobs";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Domain } from "../context";
 import { agentTokens, jobs, steps } from "../db/schema";
@@ -153,6 +153,7 @@ export class Orchestrator {
         if (s.runner === "agent") {
           tx.update(steps).set({ state: "ready" }).where(eq(steps.id, s.id)).run();
           readied = true;
+          live.push(stepChanged(job.machineId, s, "ready"));
         } else {
           const claimed = tx
             .update(steps)
@@ -161,6 +162,7 @@ export class Orchestrator {
             .returning()
             .get();
           toRun.push(claimed);
+          live.push(stepChanged(job.machineId, claimed, "running"));
         }
       }
     });
@@ -231,10 +233,13 @@ export class Orchestrator {
     // After stop() the database may be closing: the outcome is lost, and the lease (or restart recovery) redoes the step.
     if (this.stopping) return false;
     const now = this.now();
+    let changed = null as LiveEvent | null;
     const taken = this.d.db.transaction((tx) => {
       const s = tx.select().from(steps).where(eq(steps.id, stepId)).get();
       if (!s || s.state !== "running" || s.attempt !== attempt) return null;
       const next = decide(outcome, s, now, this.opts.random);
+      const job = tx.select({ machineId: jobs.machineId }).from(jobs).where(eq(jobs.id, s.jobId)).get();
+      if (job) changed = stepChanged(job.machineId, s, next.state);
       tx.update(steps)
         .set({
           state: next.state,
@@ -249,6 +254,7 @@ export class Orchestrator {
       return s.jobId;
     });
     if (taken === null) return false;
+    if (changed) this.d.bus.publish(changed);
     this.markDirty(taken);
     return true;
   }
@@ -278,9 +284,10 @@ export class Orchestrator {
   claimAgentSteps(jobId: number): StepRow[] {
     if (this.stopping) return [];
     const now = this.now();
-    return this.d.db.transaction((tx) => {
+    const { claimed, machineId } = this.d.db.transaction((tx) => {
       const ready = tx.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.state, "ready"))).all();
-      return ready.map((s) =>
+      const job = ready.length ? tx.select({ machineId: jobs.machineId }).from(jobs).where(eq(jobs.id, jobId)).get() : undefined;
+      const rows = ready.map((s) =>
         tx
           .update(steps)
           .set({ state: "running", attempt: s.attempt + 1, startedAt: new Date(now), leaseExpiresAt: new Date(now + s.timeoutS * 1000) })
@@ -288,7 +295,10 @@ export class Orchestrator {
           .returning()
           .get(),
       );
+      return { claimed: rows, machineId: job?.machineId };
     });
+    if (machineId !== undefined) for (const s of claimed) this.d.bus.publish(stepChanged(machineId, s, "running"));
+    return claimed;
   }
 
   /** Long-poll helper: resolves when the job gets ready steps or `timeoutMs` passes. */
@@ -316,4 +326,9 @@ export class Orchestrator {
   publishLogs(jobId: number, machineId: number, lines: LogLineDto[]): void {
     if (lines.length) this.d.bus.publish({ type: "log.lines", jobId, machineId, lines });
   }
+}
+
+/** The timeline's live event for a step that moved (published after the commit). */
+function stepChanged(machineId: number, s: StepRow, state: StepRow["state"]): LiveEvent {
+  return { type: "step.changed", jobId: s.jobId, machineId, stepId: s.id, state: state as StepState };
 }

@@ -7,6 +7,8 @@ import { SESSION_COOKIE, sessionUser } from "../../auth/sessions";
 import { ensureAdmin } from "../../auth/users";
 import { bmcs, events, machines, nics, racks, sessions, users } from "../../db/schema";
 import type { Logger } from "../../log";
+import { transition } from "../../machines/lifecycle";
+import { startJob } from "../../orchestrator/jobs";
 import { expectTrpcError, machineInput, procedureAt, procedures } from "../../testing/fixtures";
 import { createHarness, type Harness } from "../../testing/harness";
 
@@ -30,7 +32,7 @@ function tokenFrom(cookie: string): string {
 
 describe("roles on every procedure", () => {
   let h: Harness;
-  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0, profA: 0, profDel: 0 };
+  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0, profA: 0, profDel: 0, job: 0, mJob: 0 };
   const imageProfile = (name: string) => ({ name, kind: "image" as const, imageUrl: "http://images.example/a.raw.gz", imageSha256: "a".repeat(64), imageFormat: "raw.gz" as const });
   /** A valid input for every mutation, so a refusal can only come from the role check. */
   const mutationInputs: Record<string, () => unknown> = {
@@ -54,6 +56,7 @@ describe("roles on every procedure", () => {
     "osProfiles.update": () => ({ id: fx.profA, ...imageProfile("auth-prof-a2") }),
     "osProfiles.delete": () => ({ id: fx.profDel }),
     "netboot.saveSettings": () => ({ mode: "off" }),
+    "jobs.cancel": () => ({ jobId: fx.job }),
   };
   const queryInputs: Record<string, () => unknown> = {
     "auth.me": () => undefined,
@@ -69,6 +72,8 @@ describe("roles on every procedure", () => {
     "osProfiles.list": () => undefined,
     "netboot.settings": () => undefined,
     "netboot.status": () => undefined,
+    "jobs.forMachine": () => ({ machineId: fx.mJob }),
+    "jobs.logs": () => ({ jobId: fx.job }),
   };
   const snapshot = () =>
     Object.fromEntries(
@@ -90,6 +95,10 @@ describe("roles on every procedure", () => {
     fx.mDel = (await h.operator.machines.enroll(machineInput(4))).id;
     const bmc = { driver: "fake" as const, address: "10.9.9.9", username: "u", password: "p" };
     fx.mBmc = (await h.operator.machines.enroll(machineInput(5, { bmc }))).id;
+    // A running job (no orchestrator in router tests, so it stays running until cancelled).
+    fx.mJob = (await h.operator.machines.enroll(machineInput(6))).id;
+    transition(h.domain, fx.mJob, "manage", { actor: "test" });
+    fx.job = startJob(h.domain, { machineId: fx.mJob, kind: "inspect" }, "test").jobId;
     // As in production (ensureAdmin), the database holds an enabled admin.
     await h.addUser("root", "admin", "root-password-1");
     fx.userId = (await h.addUser("carol", "viewer", "carol-password-1")).id;

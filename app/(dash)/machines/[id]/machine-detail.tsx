@@ -6,6 +6,7 @@ import { useState, type ReactNode } from "react";
 import { dateTime, relativeTime } from "@/lib/format";
 import { ACTION_LABELS, DESTRUCTIVE_ACTIONS, type OperatorAction } from "@/lib/lifecycle";
 import { EventList } from "@/components/event-list";
+import { JobsSection } from "@/components/job-timeline";
 import { useMachineRoom } from "@/components/live";
 import { MachineForm } from "@/components/machine-form";
 import { PowerControls } from "@/components/power-controls";
@@ -125,6 +126,7 @@ export function MachineDetailView({ id }: { id: number }) {
         <h2 className="mb-2 font-semibold">Power and boot</h2>
         <PowerControls machine={m} />
       </section>
+      <JobsSection machineId={id} machineName={m.name} />
       <div className="grid gap-4 lg:grid-cols-3">
         <section className="card p-4" aria-label="Details">
           <h2 className="mb-2 font-semibold">Details</h2>

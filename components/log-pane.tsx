@@ -1,0 +1,243 @@
+"use client";
+import { memo, useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
+import type { JobDto, LogLineDto } from "@/lib/jobs";
+import { EMPTY_LOG, formatLogLine, mergeLines, type LogBuffer } from "@/lib/log-buffer";
+import { plural } from "@/lib/format";
+import { useJobLog } from "./live";
+import { errorInfo, useTRPCClient } from "./trpc";
+
+/** Lines kept in the browser; older ones leave the view (not the database: the download has them all). */
+export const LOG_VIEW_CAP = 20_000;
+/** Backfill page size (the server's maximum). */
+const PAGE = 5000;
+
+const STREAM_STYLE: Record<string, string> = {
+  stdout: "text-slate-400",
+  stderr: "text-red-400",
+  agent: "text-sky-400",
+};
+
+function Highlighted({ text, query }: { text: string; query: string }) {
+  if (!query) return <>{text}</>;
+  const parts: React.ReactNode[] = [];
+  const lower = text.toLowerCase();
+  let i = 0;
+  for (let at = lower.indexOf(query); at >= 0; at = lower.indexOf(query, i)) {
+    parts.push(text.slice(i, at), <mark key={at} className="rounded-sm bg-yellow-300 text-slate-900">{text.slice(at, at + query.length)}</mark>);
+    i = at + query.length;
+  }
+  parts.push(text.slice(i));
+  return <>{parts}</>;
+}
+
+/** A block of lines, re-rendered only when its lines or the search change (a full block never changes again). */
+const LogBlock = memo(
+  function LogBlock({ lines, query }: { lines: LogLineDto[]; query: string; first: number; last: number }) {
+    return (
+      <>
+        {lines.map((l) => (
+          <div key={l.seq} className="flex gap-2 whitespace-pre-wrap break-all px-2 hover:bg-slate-800" data-seq={l.seq}>
+            <span className="shrink-0 select-none text-slate-500">{new Date(l.ts).toISOString().slice(11, 19)}</span>
+            <span className={`w-12 shrink-0 select-none ${STREAM_STYLE[l.stream] ?? "text-slate-400"}`}>{l.stream}</span>
+            <span className={l.stream === "stderr" ? "text-red-200" : "text-slate-100"}>
+              <Highlighted text={l.text} query={query} />
+            </span>
+          </div>
+        ))}
+      </>
+    );
+  },
+  (a, b) => a.first === b.first && a.last === b.last && a.query === b.query,
+);
+const BLOCK = 500;
+
+/**
+ * A job's install log: backfilled from the database, then live over socket.io; after a reconnect it backfills
+ * from the last seq it holds. Follow/pause, search (highlight or only matching lines), download as .log.
+ */
+export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state" | "kind">; machineName: string }) {
+  const client = useTRPCClient();
+  const [buf, setBuf] = useState<LogBuffer>(EMPTY_LOG);
+  const bufRef = useRef(buf);
+  bufRef.current = buf;
+  const queue = useRef<LogLineDto[][]>([]);
+  const frame = useRef<number | null>(null);
+  const [follow, setFollow] = useState(true);
+  const [pausedAt, setPausedAt] = useState(0);
+  const [search, setSearch] = useState("");
+  const [onlyMatches, setOnlyMatches] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [downloading, setDownloading] = useState(false);
+  const scroller = useRef<HTMLDivElement>(null);
+  const jobId = job.id;
+
+  // A different job starts from an empty view.
+  useEffect(() => {
+    setBuf(EMPTY_LOG);
+    bufRef.current = EMPTY_LOG;
+    queue.current = [];
+    setError(null);
+  }, [jobId]);
+
+  /** Merge incoming lines once per animation frame: a burst of events costs one render. */
+  const push = useCallback((lines: LogLineDto[]) => {
+    if (!lines.length) return;
+    queue.current.push(lines);
+    frame.current ??= requestAnimationFrame(() => {
+      frame.current = null;
+      const batches = queue.current;
+      queue.current = [];
+      setBuf((b) => batches.reduce((acc, l) => mergeLines(acc, l, LOG_VIEW_CAP), b));
+    });
+  }, []);
+  useEffect(() => () => void (frame.current != null && cancelAnimationFrame(frame.current)), []);
+
+  /** Where a (re)subscription resumes: the highest seq rendered or waiting to be. */
+  const resumeSeq = () => Math.max(bufRef.current.lastSeq, ...queue.current.flat().map((l) => l.seq));
+  const cursor = useRef(-1);
+  const { connected } = useJobLog(jobId, {
+    onLines: push,
+    onJoined: () => {
+      let after = cursor.current;
+      const token = jobId;
+      void (async () => {
+        try {
+          for (;;) {
+            const page = await client.jobs.logs.query({ jobId: token, afterSeq: after, limit: PAGE });
+            push(page);
+            if (page.length < PAGE) break;
+            after = page[page.length - 1]!.seq;
+          }
+          setError(null);
+        } catch (err) {
+          setError(`Could not load the log: ${errorInfo(err).message}`);
+        }
+      })();
+    },
+  });
+  // Captured while disconnected (before the next subscribe), so lines that arrive live after the join cannot
+  // move the backfill cursor past lines that were missed.
+  useEffect(() => {
+    if (!connected) cursor.current = resumeSeq();
+  });
+  useEffect(() => {
+    cursor.current = -1;
+  }, [jobId]);
+
+  const total = buf.lines.length + buf.dropped;
+  const query = search.trim().toLowerCase();
+  const shown = query && onlyMatches ? buf.lines.filter((l) => l.text.toLowerCase().includes(query)) : buf.lines;
+  const matches = query ? (onlyMatches ? shown.length : buf.lines.filter((l) => l.text.toLowerCase().includes(query)).length) : 0;
+
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (follow && el) el.scrollTop = el.scrollHeight;
+  }, [follow, shown]);
+
+  const toggleFollow = () => {
+    if (follow) setPausedAt(total);
+    setFollow(!follow);
+  };
+
+  async function download() {
+    setDownloading(true);
+    try {
+      const out: string[] = [];
+      for (let after = -1; ; ) {
+        const page = await client.jobs.logs.query({ jobId, afterSeq: after, limit: PAGE });
+        for (const l of page) out.push(formatLogLine(l));
+        if (page.length < PAGE) break;
+        after = page[page.length - 1]!.seq;
+      }
+      const url = URL.createObjectURL(new Blob([out.join("\n") + (out.length ? "\n" : "")], { type: "text/plain" }));
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = `${machineName}-job-${jobId}.log`;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      setError(`Download failed: ${errorInfo(err).message}`);
+    } finally {
+      setDownloading(false);
+    }
+  }
+
+  const blocks: LogLineDto[][] = [];
+  for (let i = 0; i < shown.length; i += BLOCK) blocks.push(shown.slice(i, i + BLOCK));
+
+  return (
+    <section aria-label="Install log" className="flex min-w-0 flex-col gap-2">
+      <div className="flex flex-wrap items-center gap-2 text-sm">
+        <h3 className="font-semibold">
+          Log of job #{jobId} <span className="font-normal text-slate-500">({job.kind})</span>
+        </h3>
+        <span className="text-xs text-slate-500" data-testid="log-count">
+          {plural(total, "line")}
+        </span>
+        {!connected && <span className="text-xs text-amber-700">offline — will resume when reconnected</span>}
+        <div className="ml-auto flex flex-wrap items-center gap-2">
+          <input
+            type="search"
+            className="input h-8 w-48 text-sm"
+            placeholder="Search the log"
+            aria-label="Search the log"
+            value={search}
+            onChange={(e) => setSearch(e.target.value)}
+          />
+          <label className="flex items-center gap-1 text-xs text-slate-600">
+            <input type="checkbox" checked={onlyMatches} onChange={(e) => setOnlyMatches(e.target.checked)} />
+            Only matching lines
+          </label>
+          {query && (
+            <span className="text-xs text-slate-600" data-testid="log-matches">
+              {plural(matches, "match", "matches")}
+            </span>
+          )}
+          <button
+            type="button"
+            className={`btn h-8 ${follow ? "btn-primary" : ""}`}
+            aria-pressed={follow}
+            title={follow ? "Scrolls to new lines; click to pause" : "Paused; click to follow new lines"}
+            onClick={toggleFollow}
+          >
+            <span aria-hidden>{follow ? "▶ " : "❚❚ "}</span>Follow
+          </button>
+          <button type="button" className="btn h-8" disabled={downloading} onClick={() => void download()}>
+            {downloading ? "Preparing…" : "Download .log"}
+          </button>
+        </div>
+      </div>
+      {error && (
+        <p role="alert" className="text-sm text-red-700">
+          {error}
+        </p>
+      )}
+      {buf.dropped > 0 && (
+        <p className="text-xs text-slate-500" data-testid="log-dropped">
+          {plural(buf.dropped, "older line")} not shown (the view keeps the last {LOG_VIEW_CAP.toLocaleString("en-US")}); the download has them all.
+        </p>
+      )}
+      <div
+        ref={scroller}
+        role="log"
+        aria-label={`Log lines of job ${jobId}`}
+        aria-live="off"
+        className="h-80 overflow-auto rounded-md bg-slate-950 py-1 font-mono text-xs leading-5"
+        onWheel={(e) => e.deltaY < 0 && follow && toggleFollow()}
+      >
+        {shown.length === 0 ? (
+          <p className="px-2 text-slate-500">{query && onlyMatches ? "No matching lines." : job.state === "running" || job.state === "queued" ? "Waiting for log lines…" : "No log lines."}</p>
+        ) : (
+          blocks.map((b) => <LogBlock key={b[0]!.seq} lines={b} query={query} first={b[0]!.seq} last={b[b.length - 1]!.seq} />)
+        )}
+      </div>
+      {!follow && total > pausedAt && (
+        <button type="button" className="self-start text-xs text-blue-700 hover:underline" onClick={toggleFollow}>
+          {plural(total - pausedAt, "new line")} below — follow
+        </button>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,107 @@
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jobs, logLines, machines, steps } from "../../db/schema";
+import { transition } from "../../machines/lifecycle";
+import { startJob } from "../../orchestrator/jobs";
+import { expectTrpcError, machineInput } from "../../testing/fixtures";
+import { createHarness, type Harness } from "../../testing/harness";
+
+let h: Harness;
+
+/** A manageable machine with a running inspect job (no orchestrator runs here: the job stays where it is). */
+async function machineWithJob(n: number): Promise<{ machineId: number; jobId: number }> {
+  const { id } = await h.operator.machines.enroll(machineInput(n));
+  transition(h.domain, id, "manage", { actor: "test" });
+  const { jobId } = startJob(h.domain, { machineId: id, kind: "inspect" }, "user:test");
+  return { machineId: id, jobId };
+}
+
+function insertLines(jobId: number, from: number, to: number, stream = "stdout") {
+  const stepId = h.db.select({ id: steps.id }).from(steps).where(eq(steps.jobId, jobId)).get()!.id;
+  const rows = Array.from({ length: to - from + 1 }, (_, i) => ({ jobId, stepId, seq: from + i, ts: new Date(1_700_000_000_000 + from + i), stream, text: `line ${from + i}` }));
+  // In chunks: SQLite limits the variables of one statement.
+  h.db.transaction((tx) => {
+    for (let i = 0; i < rows.length; i += 1000) tx.insert(logLines).values(rows.slice(i, i + 1000)).run();
+  });
+}
+
+beforeAll(() => {
+  h = createHarness();
+});
+afterAll(() => h.close());
+
+describe("jobs.forMachine", () => {
+  it("lists a machine's jobs newest first with their steps in group order", async () => {
+    const { machineId, jobId } = await machineWithJob(1);
+    h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, jobId)).run();
+    h.db.update(machines).set({ state: "manageable" }).where(eq(machines.id, machineId)).run();
+    const second = startJob(h.domain, { machineId, kind: "inspect" }, "user:test").jobId;
+    const list = await h.viewer.jobs.forMachine({ machineId });
+    expect(list.map((j) => j.id)).toEqual([second, jobId]);
+    expect(list[0]).toMatchObject({ kind: "inspect", state: "running", createdBy: "user:test", machineId });
+    const groups = list[0]!.steps.map((s) => s.group);
+    expect(groups).toEqual([...groups].sort((a, b) => a - b));
+    expect(list[0]!.steps.map((s) => s.name).slice(0, 3).sort()).toEqual(["power_cycle", "set_boot_device", "set_boot_target"]);
+    expect(list[0]!.steps[0]).toMatchObject({ state: "pending", attempt: 0, maxAttempts: expect.any(Number), runner: "server" });
+    expect(await h.viewer.jobs.forMachine({ machineId, limit: 1 })).toHaveLength(1);
+    expect(await h.viewer.jobs.forMachine({ machineId: 99_999 })).toEqual([]);
+  });
+});
+
+describe("jobs.logs", () => {
+  it("pages through a job's lines with afterSeq, in seq order, with stream and step", async () => {
+    const { jobId } = await machineWithJob(2);
+    insertLines(jobId, 0, 11_999);
+    insertLines(jobId, 12_000, 12_000, "stderr");
+    const first = await h.viewer.jobs.logs({ jobId });
+    expect(first).toHaveLength(1000);
+    expect(first[0]).toMatchObject({ seq: 0, stream: "stdout", text: "line 0", ts: 1_700_000_000_000, stepId: expect.any(Number) });
+    const seen: number[] = [];
+    let after = -1;
+    for (;;) {
+      const page = await h.viewer.jobs.logs({ jobId, afterSeq: after, limit: 5000 });
+      seen.push(...page.map((l) => l.seq));
+      if (page.length < 5000) break;
+      after = page.at(-1)!.seq;
+    }
+    expect(seen).toHaveLength(12_001);
+    expect(seen.every((s, i) => s === i)).toBe(true);
+    expect((await h.viewer.jobs.logs({ jobId, afterSeq: 11_999 }))[0]).toMatchObject({ seq: 12_000, stream: "stderr" });
+    expect(await h.viewer.jobs.logs({ jobId, afterSeq: 12_000 })).toEqual([]);
+  });
+
+  it("refuses pages over 5,000 lines and negative cursors below -1", async () => {
+    const { jobId } = await machineWithJob(3);
+    await expectTrpcError(h.viewer.jobs.logs({ jobId, limit: 5001 }), "BAD_REQUEST", "VALIDATION");
+    await expectTrpcError(h.viewer.jobs.logs({ jobId, afterSeq: -2 }), "BAD_REQUEST", "VALIDATION");
+  });
+});
+
+describe("jobs.cancel", () => {
+  it("cancels the running job and its open steps; the machine goes to inspect_failed; the timeline shows it", async () => {
+    const { machineId, jobId } = await machineWithJob(4);
+    h.published.length = 0;
+    expect(await h.operator.jobs.cancel({ jobId })).toEqual({ ok: true });
+    const [job] = await h.viewer.jobs.forMachine({ machineId });
+    expect(job).toMatchObject({ id: jobId, state: "cancelled", error: "cancelled by operator" });
+    expect(job!.steps.every((s) => s.state === "cancelled")).toBe(true);
+    expect(h.db.select().from(machines).where(eq(machines.id, machineId)).get()!.state).toBe("inspect_failed");
+    expect(h.published).toContainEqual(expect.objectContaining({ type: "job.changed", jobId, machineId, state: "cancelled" }));
+  });
+
+  it("refuses a finished job (CONFLICT) and an unknown one (NOT_FOUND)", async () => {
+    const { jobId } = await machineWithJob(5);
+    await h.operator.jobs.cancel({ jobId });
+    await expectTrpcError(h.operator.jobs.cancel({ jobId }), "CONFLICT");
+    await expectTrpcError(h.operator.jobs.cancel({ jobId: 99_999 }), "NOT_FOUND");
+  });
+
+  it("is for operators: a viewer is refused and the job keeps running", async () => {
+    const { jobId } = await machineWithJob(6);
+    await expectTrpcError(h.viewer.jobs.cancel({ jobId }), "FORBIDDEN");
+    await expectTrpcError(h.anonymous.jobs.cancel({ jobId }), "UNAUTHORIZED");
+    await expectTrpcError(h.anonymous.jobs.logs({ jobId }), "UNAUTHORIZED");
+    await expectTrpcError(h.anonymous.jobs.forMachine({ machineId: 1 }), "UNAUTHORIZED");
+    expect(h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.state).toBe("running");
+  });
+});
