@@ -1,5 +1,6 @@
 /** Events pushed to browsers over socket.io. A closed union: the UI switches on `type`. */
 import type { MachineState } from "./lifecycle";
+import type { BatchState } from "./batches";
 import type { JobState, LogLineDto } from "./jobs";
 import type { PowerState } from "./schemas";
 
@@ -21,7 +22,11 @@ export type LiveEvent =
   | { type: "job.changed"; jobId: number; machineId: number; batchId: number | null; state: JobState }
   | { type: "log.lines"; jobId: number; machineId: number; lines: LogLineDto[] }
   | { type: "os-profile.changed"; profileId: number }
-  | { type: "netboot.changed" };
+  | { type: "netboot.changed" }
+  /** A batch was created, resumed, paused, aborted or finished (progress comes with its jobs' job.changed). */
+  | { type: "batch.changed"; batchId: number; state: BatchState }
+  /** A batch passed its failure threshold: the UI shows the alert banner. */
+  | { type: "batch.alert"; batchId: number; state: BatchState; message: string };
 
 export interface EventDto {
   id: number;

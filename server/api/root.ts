@@ -1,4 +1,5 @@
 import { authRouter } from "./routers/auth";
+import { batchesRouter } from "./routers/batches";
 import { eventsRouter } from "./routers/events";
 import { machinesRouter } from "./routers/machines";
 import { oobRouter } from "./routers/oob";
@@ -16,6 +17,7 @@ export const appRouter = router({
   oob: oobRouter,
   osProfiles: osProfilesRouter,
   netboot: netbootRouter,
+  batches: batchesRouter,
 });
 export type AppRouter = typeof appRouter;
 export const createCaller = createCallerFactory(appRouter);
