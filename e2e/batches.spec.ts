@@ -7,6 +7,21 @@ async function call(page: Page, path: string, input: unknown) {
   return (await res.json()).result.data;
 }
 
+// The specs share one server: what this file creates is removed again, so the others see the fleet they expect.
+const created: { machines: number[]; profiles: number[] } = { machines: [], profiles: [] };
+test.afterEach(async ({ page }) => {
+  for (const id of created.machines.splice(0)) {
+    const m = await (await page.request.get(`/api/trpc/machines.get?input=${encodeURIComponent(JSON.stringify({ id }))}`)).json();
+    // A deployed machine is released and the clean job aborted (→ clean_failed), which may be deleted.
+    if (m.result.data.state === "deployed") {
+      await call(page, "machines.action", { id, action: "release" });
+      await call(page, "machines.action", { id, action: "abort" });
+    }
+    await call(page, "machines.delete", { id });
+  }
+  for (const id of created.profiles.splice(0)) await call(page, "osProfiles.delete", { id });
+});
+
 /** Machines on the fake BMC driver (or without a BMC), brought to `to` through the lifecycle. */
 async function machines(page: Page, prefix: string, n: number, opts: { macByte: number; bmc: boolean; profileId?: number; to: "manageable" | "available" }) {
   const out: { id: number; name: string; mac: string }[] = [];
@@ -15,6 +30,7 @@ async function machines(page: Page, prefix: string, n: number, opts: { macByte: 
     const mac = `52:54:00:ba:${opts.macByte.toString(16).padStart(2, "0")}:${i.toString(16).padStart(2, "0")}`;
     const bmc = opts.bmc ? { driver: "fake", address: `10.77.0.${10 + i}`, username: "admin", password: "fake-pass" } : undefined;
     const { id } = await call(page, "machines.enroll", { name, bootMac: mac, osProfileId: opts.profileId, ...(bmc && { bmc }) });
+    created.machines.push(id);
     await call(page, "machines.action", { id, action: "manage" });
     if (opts.to === "available") await call(page, "machines.action", { id, action: "provide" });
     out.push({ id, name, mac });
@@ -43,6 +59,7 @@ test("bulk deploy of a selection starts a batch whose page shows per-machine pro
     imageSha256: "b".repeat(64),
     imageFormat: "raw.gz",
   });
+  created.profiles.push(profile.id);
   const ms = await machines(page, "e2e-dep", 3, { macByte: 1, bmc: true, profileId: profile.id, to: "available" });
 
   await page.goto("/machines?q=e2e-dep-");

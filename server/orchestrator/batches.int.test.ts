@@ -122,11 +122,11 @@ async function runAgent(a: App, mac: string): Promise<void> {
 }
 
 /** Manageable machines (inspect is allowed from there). */
-function manageable(a: App, n: number) {
+function manageable(a: App, n: number, prefix = "batch") {
   return Array.from({ length: n }, () => {
     const k = ++seq;
     const mac = `52:54:00:88:${(k >> 8).toString(16).padStart(2, "0")}:${(k & 255).toString(16).padStart(2, "0")}`;
-    const { id } = enrollMachine(a.domain, { name: `batch-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1 }, "test");
+    const { id } = enrollMachine(a.domain, { name: `${prefix}-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1 }, "test");
     transition(a.domain, id, "manage", { actor: "test" });
     return { id, mac };
   });
@@ -156,6 +156,21 @@ describe("batch creation", () => {
     expect(r.queued).toBe(2);
     expect(r.skipped).toEqual([expect.objectContaining({ machineId: enrolled, error: expect.stringMatching(/not allowed in state Enrolled/) })]);
     expect(getBatch(app.domain.db, r.batchId).skippedMachines).toHaveLength(1);
+    abortBatch(app.domain, r.batchId, true, "user:t");
+  });
+
+  it("takes all machines matching a filter, and checks the typed count against what the filter matches", () => {
+    const ms = manageable(app, 3, "flt");
+    const selection = { filter: { q: "flt-" } };
+    expect(() => createBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 2 }, "user:t")).toThrow(
+      /Type the number of machines \(3\)/,
+    );
+    expect(() => createBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 3 }, "user:t")).toThrow(
+      /No machine in the selection can take "Clean \(release\)": flt-\d+ "release" is not allowed in state Manageable/,
+    );
+    const r = createBatch(app.domain, { selection, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
+    expect(r).toMatchObject({ queued: 3, skipped: [] });
+    expect(getBatch(app.domain.db, r.batchId).machines.map((m) => m.machineId).sort()).toEqual(ms.map((m) => m.id).sort());
     abortBatch(app.domain, r.batchId, true, "user:t");
   });
 });

@@ -18,7 +18,7 @@ import {
 } from "../../lib/batches";
 import { AppError } from "../../lib/errors";
 import { ACTIVE_JOB_STATES, type JobKind, type JobState } from "../../lib/jobs";
-import { nextState, STATE_LABELS } from "../../lib/lifecycle";
+import { nextState, STATE_LABELS, type MachineState } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { z } from "zod";
 import type { Actor, Domain } from "../context";
@@ -37,11 +37,11 @@ interface Planned {
 }
 
 /** The job one machine would get, or why it cannot get one. */
-function plan(db: Db, kind: BatchKind, m: { id: number; name: string; state: string; maintenance: boolean }, busy: Set<number>): Planned | string {
+function plan(db: Db, kind: BatchKind, m: { id: number; name: string; state: MachineState; maintenance: boolean }, busy: Set<number>): Planned | string {
   if (busy.has(m.id)) return "already runs a job";
   if (m.maintenance) return "in maintenance";
   const action = BATCH_ACTION[kind];
-  if (!nextState(m.state as never, action)) return `"${action}" is not allowed in state ${STATE_LABELS[m.state as keyof typeof STATE_LABELS] ?? m.state}`;
+  if (!nextState(m.state, action)) return `"${action}" is not allowed in state ${STATE_LABELS[m.state]}`;
   try {
     if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
     if (kind === "clean") return { machineId: m.id, kind: "clean", params: { wipeMode: "signatures" } };
