@@ -3,6 +3,7 @@ import { useMutation } from "@tanstack/react-query";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import type { ReactNode } from "react";
+import { AlertBanner } from "./alert-banner";
 import { useLive } from "./live";
 import { useSession } from "./session";
 import { useTRPC } from "./trpc";
@@ -11,6 +12,7 @@ const NAV = [
   { href: "/", label: "Overview" },
   { href: "/racks", label: "Racks" },
   { href: "/machines", label: "Machines" },
+  { href: "/batches", label: "Batches" },
   { href: "/events", label: "Events" },
   { href: "/os-profiles", label: "OS profiles" },
   { href: "/settings", label: "Settings", admin: true },
@@ -61,7 +63,10 @@ export function AppShell({ children }: { children: ReactNode }) {
           </button>
         </div>
       </nav>
-      <main className="min-w-0 flex-1 p-6">{children}</main>
+      <main className="min-w-0 flex-1 p-6">
+        <AlertBanner />
+        {children}
+      </main>
     </div>
   );
 }

@@ -1,17 +1,25 @@
 "use client";
 import { useMutation } from "@tanstack/react-query";
 import { useState } from "react";
+import type { BatchKind } from "@/lib/batches";
 import type { BulkResult } from "@/lib/dto";
 import { ACTION_LABELS, DESTRUCTIVE_ACTIONS, OPERATOR_ACTIONS, type OperatorAction } from "@/lib/lifecycle";
 import type { MachineFilter } from "@/lib/schemas";
 import { plural } from "@/lib/format";
+import { BatchStartForm } from "./batch-start";
 import { NEEDS_OPERATOR, useSession } from "./session";
 import { errorInfo, useTRPC } from "./trpc";
 import { Dialog, ErrorBanner } from "./ui";
 
 export type Selection = { ids: number[] } | { filter: MachineFilter };
 
-/** Lifecycle actions over the selection, with a typed-count confirmation for destructive ones and a per-machine report. */
+/** Actions that run a job on each machine: they start a batch (concurrency limit, failure threshold, batch page). */
+const BATCH_OF: Partial<Record<OperatorAction, BatchKind>> = { deploy: "deploy", reinstall: "reinstall", release: "clean", inspect: "inspect" };
+
+/**
+ * Lifecycle actions over the selection. Deploy, reinstall, release and inspect start a batch (BatchStartForm); the
+ * others apply at once, with a typed-count confirmation for destructive ones and a per-machine report.
+ */
 export function BulkActions({ selection, count, onDone }: { selection: Selection; count: number; onDone: () => void }) {
   const trpc = useTRPC();
   const { can } = useSession();
@@ -28,6 +36,7 @@ export function BulkActions({ selection, count, onDone }: { selection: Selection
     }),
   );
   const destructive = action ? DESTRUCTIVE_ACTIONS.includes(action) : false;
+  const batchKind = action ? BATCH_OF[action] : undefined;
   const failed = results?.filter((r) => !r.ok) ?? [];
 
   return (
@@ -49,7 +58,8 @@ export function BulkActions({ selection, count, onDone }: { selection: Selection
         ))}
       </div>
       <Dialog open={!!action} onClose={() => setAction(null)} title={action ? `${ACTION_LABELS[action]} ${plural(count, "machine")}?` : ""}>
-        {action && (
+        {action && batchKind && <BatchStartForm kind={batchKind} selection={selection} count={count} onCancel={() => setAction(null)} />}
+        {action && !batchKind && (
           <form
             onSubmit={(e) => {
               e.preventDefault();

@@ -9,12 +9,16 @@ import { NEEDS_OPERATOR, useSession } from "./session";
 import { errorInfo, useTRPC } from "./trpc";
 import { Dialog, ErrorBanner } from "./ui";
 
-/** Power actions over the table selection: confirmation for off/cycle/reset/soft, then one outcome per machine. */
+/**
+ * Power actions over the table selection: off/cycle/reset/soft ask the operator to type the number of machines, then
+ * one outcome per machine. Power stays immediate (not a batch): it takes seconds and is bounded per BMC already.
+ */
 export function BulkPower({ selection, count }: { selection: Selection; count: number }) {
   const trpc = useTRPC();
   const { can } = useSession();
   const [action, setAction] = useState<PowerActionName | null>(null);
   const [results, setResults] = useState<PowerResult[] | null>(null);
+  const [typed, setTyped] = useState("");
   const run = useMutation(
     trpc.oob.power.mutationOptions({
       onSuccess: (r) => {
@@ -23,7 +27,7 @@ export function BulkPower({ selection, count }: { selection: Selection; count: n
       },
     }),
   );
-  const start = (a: PowerActionName) => (DISRUPTIVE_POWER_ACTIONS.includes(a) ? setAction(a) : run.mutate({ selection, action: a }, { onSuccess: setResults }));
+  const start = (a: PowerActionName) => (DISRUPTIVE_POWER_ACTIONS.includes(a) ? (setTyped(""), setAction(a)) : run.mutate({ selection, action: a }, { onSuccess: setResults }));
   const failed = results?.filter((r) => !r.ok) ?? [];
   return (
     <>
@@ -48,12 +52,16 @@ export function BulkPower({ selection, count }: { selection: Selection; count: n
               <b>{POWER_ACTION_LABELS[action]}</b> interrupts whatever runs on {plural(count, "machine")}. Machines whose BMC cannot be reached, or whose
               power state is unknown, are skipped and reported.
             </p>
+            <label className="block text-sm">
+              Type <b>{count}</b> to confirm:
+              <input className="input mt-1" inputMode="numeric" aria-label="Type the number of machines" value={typed} onChange={(e) => setTyped(e.target.value)} autoFocus />
+            </label>
             <ErrorBanner message={run.error ? errorInfo(run.error).message : null} />
             <div className="flex justify-end gap-2">
               <button className="btn" onClick={() => setAction(null)}>
                 Cancel
               </button>
-              <button className="btn btn-danger" disabled={run.isPending} onClick={() => run.mutate({ selection, action })}>
+              <button className="btn btn-danger" disabled={run.isPending || typed.trim() !== String(count)} onClick={() => run.mutate({ selection, action })}>
                 {POWER_ACTION_LABELS[action]} {plural(count, "machine")}
               </button>
             </div>

@@ -1,5 +1,6 @@
 /** Events pushed to browsers over socket.io. A closed union: the UI switches on `type`. */
 import type { MachineState } from "./lifecycle";
+import type { BatchState } from "./batches";
 import type { JobState, LogLineDto, StepState } from "./jobs";
 import type { PowerState } from "./schemas";
 
@@ -23,7 +24,11 @@ export type LiveEvent =
   /** A step started, finished, failed or was scheduled for a retry (the job timeline follows it). */
   | { type: "step.changed"; jobId: number; machineId: number; stepId: number; state: StepState }
   | { type: "os-profile.changed"; profileId: number }
-  | { type: "netboot.changed" };
+  | { type: "netboot.changed" }
+  /** A batch was created, resumed, paused, aborted or finished (progress comes with its jobs' job.changed). */
+  | { type: "batch.changed"; batchId: number; state: BatchState }
+  /** A batch passed its failure threshold: the UI shows the alert banner. */
+  | { type: "batch.alert"; batchId: number; state: BatchState; message: string };
 
 export interface EventDto {
   id: number;

@@ -18,6 +18,7 @@ import { createMetrics, routeFamily } from "./http/metrics";
 import type { Logger } from "./log";
 import { seedDemoLab } from "./demo/seed";
 import { createAgentApi } from "./agent-api/routes";
+import { BatchRunner, type BatchRunnerOptions } from "./orchestrator/batch-runner";
 import { Orchestrator, type OrchestratorOptions } from "./orchestrator/engine";
 import { createMachinePorts } from "./orchestrator/machine-ports";
 import type { MachinePorts } from "./orchestrator/ports";
@@ -32,6 +33,7 @@ export interface App {
   server: http.Server;
   domain: Domain;
   orchestrator: Orchestrator;
+  batches: BatchRunner;
   consoles: ConsoleManager;
   url: string;
   close(): Promise<void>;
@@ -43,6 +45,8 @@ export interface AppOverrides {
   /** Replace the orchestrator's out-of-band/netboot ports (tests). */
   ports?: MachinePorts;
   orchestrator?: OrchestratorOptions;
+  /** Webhook timeouts and retries of batch alerts (tests). */
+  batches?: Pick<BatchRunnerOptions, "webhook">;
 }
 
 /**
@@ -185,21 +189,26 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
   });
-  const powerSync = new PowerSync(domain);
-  if (config.powerSync) powerSync.start();
-
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
+  // Batches start queued jobs through the orchestrator (bus job.changed), so they start after it.
+  const batchRunner = new BatchRunner(domain, { baseUrl: url, ...overrides.batches });
+  batchRunner.start();
+  const powerSync = new PowerSync(domain);
+  if (config.powerSync) powerSync.start();
+
   log.info(`listening on ${url}`, { dataDir: config.dataDir, ui: config.ui });
 
   return {
     server,
     domain,
     orchestrator,
+    batches: batchRunner,
     consoles,
     url,
     async close() {
+      await batchRunner.stop();
       await orchestrator.stop();
       await powerSync.stop();
       await netboot.stop();

@@ -103,6 +103,9 @@ describe("BMC passwords", () => {
   });
 
   it("never appear in any query an admin can call", async () => {
+    const plain = await h.operator.machines.enroll(machineInput(41));
+    await h.operator.machines.action({ id: plain.id, action: "manage" });
+    const { batchId } = await h.operator.batches.create({ selection: { ids: [plain.id] }, kind: "inspect" });
     const inputs: Record<string, unknown[]> = {
       "auth.me": [undefined],
       "racks.list": [undefined],
@@ -119,6 +122,10 @@ describe("BMC passwords", () => {
       "netboot.status": [undefined],
       "jobs.forMachine": ids.map((machineId) => ({ machineId })),
       "jobs.logs": [{ jobId: 1 }],
+      "batches.list": [{}],
+      "batches.get": [{ id: batchId }],
+      "batches.alerts": [undefined],
+      "batches.settings": [undefined],
     };
     const queries = procedures().filter((p) => p.type === "query").map((p) => p.path);
     // A new query must be added here, so it is checked too.

@@ -1,4 +1,5 @@
 import { authRouter } from "./routers/auth";
+import { batchesRouter } from "./routers/batches";
 import { eventsRouter } from "./routers/events";
 import { jobsRouter } from "./routers/jobs";
 import { machinesRouter } from "./routers/machines";
@@ -18,6 +19,7 @@ export const appRouter = router({
   osProfiles: osProfilesRouter,
   netboot: netbootRouter,
   jobs: jobsRouter,
+  batches: batchesRouter,
 });
 export type AppRouter = typeof appRouter;
 export const createCaller = createCallerFactory(appRouter);

@@ -18,6 +18,14 @@ const ok: MachinePorts = {
   powerOff: async () => {},
 };
 const settle = () => new Promise((r) => setTimeout(r, 10));
+/** Wait for what the engine does in the background (no fixed sleeps: the machine may be busy). */
+async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 const stepNamed = (jobId: number, name: string) => h.db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, name))).get()!;
 
 beforeEach(async () => {
@@ -39,12 +47,11 @@ describe("Orchestrator with a controlled clock", () => {
     const o = engine();
     o.start();
     const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
-    await settle();
-    // Server groups run; then the agent is "seen" and the inventory step is handed out.
+    await until("wait_agent running", () => stepNamed(jobId, "wait_agent").state === "running");
+    // Server groups ran; now the agent is "seen" and the inventory step is handed out.
     h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
     o.tick();
-    await settle();
-    o.tick();
+    await until("inventory ready", () => (o.tick(), stepNamed(jobId, "inventory").state === "ready"));
     for (let attempt = 1; attempt <= 3; attempt++) {
       const claimed = o.claimAgentSteps(jobId);
       expect(claimed).toEqual([expect.objectContaining({ name: "inventory", attempt })]);
@@ -56,7 +63,7 @@ describe("Orchestrator with a controlled clock", () => {
         o.tick();
       }
     }
-    await settle();
+    await until("job failed", () => h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.state === "failed");
     expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "failed", error: "inventory timed out after 300 s (after 3 attempts)" });
     expect(h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()).toMatchObject({ state: "failed" });
     await o.stop();
@@ -76,13 +83,13 @@ describe("Orchestrator with a controlled clock", () => {
     const first = engine(hanging);
     first.start();
     const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
-    await settle();
+    await until("power cycle running", () => stepNamed(jobId, "power_cycle").state === "running");
     expect(stepNamed(jobId, "power_cycle")).toMatchObject({ state: "running", attempt: 1 });
     // The process "dies" here: its in-flight power cycle never reports.
     void first.stop();
     const second = engine(ok);
     second.start();
-    await settle();
+    await until("wait_agent running", () => stepNamed(jobId, "wait_agent").state === "running");
     expect(stepNamed(jobId, "power_cycle")).toMatchObject({ state: "succeeded", attempt: 1 });
     expect(stepNamed(jobId, "wait_agent").state).toBe("running");
     // The first process's late answer changes nothing.
@@ -98,18 +105,15 @@ describe("Orchestrator with a controlled clock", () => {
     const o = engine();
     o.start();
     const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
-    await settle();
+    await until("wait_agent running", () => stepNamed(jobId, "wait_agent").state === "running");
     h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
-    o.tick();
-    await settle();
-    o.tick();
+    await until("inventory ready", () => (o.tick(), stepNamed(jobId, "inventory").state === "ready"));
     const [s] = o.claimAgentSteps(jobId);
     await o.stop();
     const again = engine();
     again.start();
     expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "running", attempt: 1 });
     expect(again.complete(s!.id, 1, { ok: true })).toBe(true);
-    await settle();
     expect(stepNamed(jobId, "inventory").state).toBe("succeeded");
     await again.stop();
   });

@@ -79,7 +79,8 @@ export function startJob(d: Domain, input: StartJobInput, actor: Actor): { jobId
   return { jobId };
 }
 
-function insertSteps(tx: Tx, jobId: number, kind: JobKind, params: Record<string, unknown>): void {
+/** Insert a job's steps from its kind's spec (inside the caller's transaction; batches queue many jobs in one). */
+export function insertSteps(tx: Tx, jobId: number, kind: JobKind, params: Record<string, unknown>): void {
   const groups = JOB_KIND_SPECS[kind];
   const rows = groups.flatMap((group, g) =>
     group.map((s) => ({

@@ -2,6 +2,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState, type FormEvent } from "react";
 import { NETBOOT_MODES, netbootSettingsSchema } from "@/lib/netboot";
+import { BatchAlertSettings } from "@/components/batch-alert-settings";
 import { useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
 import { ErrorBanner, Field, PageHeader } from "@/components/ui";
@@ -69,6 +70,7 @@ export default function SettingsPage() {
         {status?.lastError && <ErrorBanner message={status.lastError} />}
         {status && <div className="text-slate-500">Boot tree: <span className="font-mono">{status.treeDir}</span></div>}
       </div>
+      <BatchAlertSettings />
     </div>
   );
 }

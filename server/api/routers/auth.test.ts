@@ -5,7 +5,7 @@ import type { Role } from "../../../lib/schemas";
 import { verifyPassword } from "../../auth/password";
 import { SESSION_COOKIE, sessionUser } from "../../auth/sessions";
 import { ensureAdmin } from "../../auth/users";
-import { bmcs, events, machines, nics, racks, sessions, users } from "../../db/schema";
+import { batches, bmcs, events, machines, nics, racks, sessions, users } from "../../db/schema";
 import type { Logger } from "../../log";
 import { transition } from "../../machines/lifecycle";
 import { startJob } from "../../orchestrator/jobs";
@@ -20,7 +20,7 @@ const QUERIES = procedures()
   .filter((p) => p.type === "query")
   .map((p) => p.path);
 /** The least role each procedure needs: user management is admin-only, the rest is operator (mutations) or viewer. */
-const ADMIN_ONLY = ["oob.updateSyncSettings", "netboot.settings", "netboot.saveSettings"];
+const ADMIN_ONLY = ["oob.updateSyncSettings", "netboot.settings", "netboot.saveSettings", "batches.settings", "batches.saveSettings"];
 const minRole = (path: string): Role =>
   path.startsWith("users.") || ADMIN_ONLY.includes(path) ? "admin" : MUTATIONS.includes(path) ? "operator" : "viewer";
 
@@ -32,7 +32,7 @@ function tokenFrom(cookie: string): string {
 
 describe("roles on every procedure", () => {
   let h: Harness;
-  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0, profA: 0, profDel: 0, job: 0, mJob: 0 };
+  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0, profA: 0, profDel: 0, job: 0, mJob: 0, mBatch: 0, bPaused: 0, bRunning: 0 };
   const imageProfile = (name: string) => ({ name, kind: "image" as const, imageUrl: "http://images.example/a.raw.gz", imageSha256: "a".repeat(64), imageFormat: "raw.gz" as const });
   /** A valid input for every mutation, so a refusal can only come from the role check. */
   const mutationInputs: Record<string, () => unknown> = {
@@ -57,6 +57,10 @@ describe("roles on every procedure", () => {
     "osProfiles.delete": () => ({ id: fx.profDel }),
     "netboot.saveSettings": () => ({ mode: "off" }),
     "jobs.cancel": () => ({ jobId: fx.job }),
+    "batches.create": () => ({ selection: { ids: [fx.mBatch] }, kind: "inspect" }),
+    "batches.resume": () => ({ id: fx.bPaused }),
+    "batches.abort": () => ({ id: fx.bRunning }),
+    "batches.saveSettings": () => ({ webhookUrl: "http://127.0.0.1:9/hook" }),
   };
   const queryInputs: Record<string, () => unknown> = {
     "auth.me": () => undefined,
@@ -74,6 +78,10 @@ describe("roles on every procedure", () => {
     "netboot.status": () => undefined,
     "jobs.forMachine": () => ({ machineId: fx.mJob }),
     "jobs.logs": () => ({ jobId: fx.job }),
+    "batches.list": () => ({}),
+    "batches.get": () => ({ id: fx.bPaused }),
+    "batches.alerts": () => undefined,
+    "batches.settings": () => undefined,
   };
   const snapshot = () =>
     Object.fromEntries(
@@ -102,6 +110,16 @@ describe("roles on every procedure", () => {
     // As in production (ensureAdmin), the database holds an enabled admin.
     await h.addUser("root", "admin", "root-password-1");
     fx.userId = (await h.addUser("carol", "viewer", "carol-password-1")).id;
+    // Batches: machines that may be inspected; one paused batch (resume) and one running batch (abort).
+    const manageable = async (n: number) => {
+      const { id } = await h.operator.machines.enroll(machineInput(n));
+      await h.operator.machines.action({ id, action: "manage" });
+      return id;
+    };
+    fx.mBatch = await manageable(16);
+    fx.bPaused = (await h.operator.batches.create({ selection: { ids: [await manageable(17)] }, kind: "inspect" })).batchId;
+    h.db.update(batches).set({ state: "paused" }).where(eq(batches.id, fx.bPaused)).run();
+    fx.bRunning = (await h.operator.batches.create({ selection: { ids: [await manageable(18)] }, kind: "inspect" })).batchId;
   });
   afterAll(() => h.close());
 

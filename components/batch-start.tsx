@@ -1,0 +1,66 @@
+"use client";
+import { useMutation } from "@tanstack/react-query";
+import { useRouter } from "next/navigation";
+import { useState } from "react";
+import { BATCH_KIND_LABELS, DESTRUCTIVE_BATCH_KINDS, type BatchKind } from "@/lib/batches";
+import { plural } from "@/lib/format";
+import type { Selection } from "./bulk-actions";
+import { errorInfo, useTRPC } from "./trpc";
+import { Field, ErrorBanner } from "./ui";
+
+/**
+ * The form that starts a batch over the table selection: concurrency, failure threshold, and for destructive
+ * kinds the number of machines typed by the operator (checked again by the server against the selection).
+ */
+export function BatchStartForm({ kind, selection, count, onCancel }: { kind: BatchKind; selection: Selection; count: number; onCancel: () => void }) {
+  const trpc = useTRPC();
+  const router = useRouter();
+  const [concurrency, setConcurrency] = useState("10");
+  const [threshold, setThreshold] = useState("20");
+  const [typed, setTyped] = useState("");
+  const create = useMutation(trpc.batches.create.mutationOptions({ onSuccess: (r) => router.push(`/batches/${r.batchId}`) }));
+  const destructive = DESTRUCTIVE_BATCH_KINDS.includes(kind);
+  const c = Number(concurrency);
+  const t = Number(threshold);
+  const valid = Number.isInteger(c) && c >= 1 && c <= 500 && Number.isInteger(t) && t >= 0 && t <= 100;
+  const confirmed = !destructive || typed.trim() === String(count);
+  const error = create.error ? errorInfo(create.error) : null;
+  return (
+    <form
+      className="space-y-3"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (valid && confirmed) create.mutate({ selection, kind, concurrency: c, failureThresholdPct: t, ...(destructive && { confirmCount: Number(typed.trim()) }) });
+      }}
+    >
+      <p className="text-sm text-slate-700">
+        Starts a batch: one job per machine, at most <b>{Number.isInteger(c) ? c : "N"}</b> at a time. When more than the threshold of finished jobs
+        fail (judged after 3 have finished), the batch pauses and alerts. Machines whose state does not allow it are skipped and listed.
+        {destructive && <b className="text-red-800"> This erases the disks of the machines.</b>}
+      </p>
+      <div className="grid grid-cols-2 gap-3">
+        <Field label="Concurrency" hint="1–500 machines at a time">
+          <input className="input" type="number" min={1} max={500} value={concurrency} onChange={(e) => setConcurrency(e.target.value)} />
+        </Field>
+        <Field label="Pause above (% failed)" hint="0 = at the first failure; 100 = never">
+          <input className="input" type="number" min={0} max={100} value={threshold} onChange={(e) => setThreshold(e.target.value)} />
+        </Field>
+      </div>
+      {destructive && (
+        <label className="block text-sm">
+          Type <b>{count}</b> to confirm:
+          <input className="input mt-1" inputMode="numeric" aria-label="Type the number of machines" value={typed} onChange={(e) => setTyped(e.target.value)} autoFocus />
+        </label>
+      )}
+      <ErrorBanner message={error?.message ?? null} />
+      <div className="flex justify-end gap-2">
+        <button type="button" className="btn" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className={`btn ${destructive ? "btn-danger" : "btn-primary"}`} disabled={create.isPending || !valid || !confirmed}>
+          {BATCH_KIND_LABELS[kind]} {plural(count, "machine")}
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,140 @@
+/** Batch vocabulary, input schemas and DTOs shared by server and UI (isomorphic). */
+import { z } from "zod";
+import type { JobState } from "./jobs";
+import type { MachineState } from "./lifecycle";
+import { selectionSchema } from "./schemas";
+
+/**
+ * What a batch does to each machine. Each kind is one orchestrator job per machine. Bulk power stays the immediate,
+ * concurrency-bounded per-machine API (oob.power): it takes seconds, has no job, and reports every machine at once.
+ */
+export const BATCH_KINDS = ["deploy", "reinstall", "clean", "inspect"] as const;
+export type BatchKind = (typeof BATCH_KINDS)[number];
+
+export const BATCH_KIND_LABELS: Record<BatchKind, string> = {
+  deploy: "Deploy",
+  reinstall: "Reinstall",
+  clean: "Clean (release)",
+  inspect: "Inspect",
+};
+
+/** Kinds that overwrite disks: the operator types the number of machines to confirm. */
+export const DESTRUCTIVE_BATCH_KINDS: readonly BatchKind[] = ["deploy", "reinstall", "clean"];
+
+/**
+ * running: starts queued jobs up to the concurrency limit; paused: starts nothing new (running jobs finish),
+ * after the failure threshold was passed; finished: nothing left to run; aborted: queued jobs were cancelled.
+ */
+export const BATCH_STATES = ["running", "paused", "finished", "aborted"] as const;
+export type BatchState = (typeof BATCH_STATES)[number];
+
+/**
+ * Failed jobs needed before the threshold is judged: at least this many finished jobs (or the whole batch when it
+ * is smaller), so one early failure in a large batch does not stop it. A threshold of 0 pauses at the first failure.
+ */
+export const MIN_FAILURE_SAMPLE = 3;
+
+export const batchCreateSchema = z.object({
+  selection: selectionSchema,
+  kind: z.enum(BATCH_KINDS),
+  concurrency: z.number().int().min(1).max(500).default(10),
+  failureThresholdPct: z.number().int().min(0).max(100).default(20),
+  /** The number of machines the operator typed to confirm a destructive kind (checked against the selection). */
+  confirmCount: z.number().int().min(0).optional(),
+});
+export type BatchCreateInput = z.input<typeof batchCreateSchema>;
+
+export const batchIdSchema = z.object({ id: z.number().int().positive() });
+export const batchAbortSchema = batchIdSchema.extend({
+  /** Also cancel running jobs (their machines go to *_failed; nothing is powered off). Default: let them finish. */
+  cancelRunning: z.boolean().default(false),
+});
+export const batchListSchema = z.object({
+  state: z.enum(BATCH_STATES).optional(),
+  limit: z.number().int().min(1).max(200).default(50),
+});
+
+export const batchSettingsSchema = z.object({
+  /** Where alerts are POSTed (JSON); null = no webhook. */
+  webhookUrl: z
+    .url({ protocol: /^https?$/, message: "Enter an http:// or https:// URL" })
+    .max(500)
+    .nullable()
+    .default(null),
+  /** The dashboard's address as operators reach it, for links in webhook payloads; null = the server's own address. */
+  publicUrl: z
+    .url({ protocol: /^https?$/, message: "Enter an http:// or https:// URL" })
+    .max(500)
+    .nullable()
+    .default(null),
+});
+export type BatchSettings = z.infer<typeof batchSettingsSchema>;
+
+export interface BatchCounts {
+  total: number;
+  queued: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+}
+
+/** The last alert a batch raised and what became of its webhook. */
+export interface BatchAlert {
+  at: number;
+  message: string;
+  webhook: { state: "none" | "sending" | "sent" | "failed"; attempts: number; error: string | null };
+}
+
+export interface BatchDto {
+  id: number;
+  kind: BatchKind;
+  state: BatchState;
+  concurrency: number;
+  failureThresholdPct: number;
+  createdBy: string | null;
+  createdAt: number;
+  finishedAt: number | null;
+  counts: BatchCounts;
+  /** Machines refused when the batch was created (never queued). */
+  skipped: number;
+  alert: BatchAlert | null;
+}
+
+export interface BatchMachineDto {
+  machineId: number;
+  machineName: string;
+  machineState: MachineState;
+  jobId: number;
+  jobState: JobState;
+  /** The step in progress (or waiting for a retry) while the job runs. */
+  currentStep: { name: string; attempt: number; maxAttempts: number; state: string } | null;
+  error: string | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+export interface BatchSkipped {
+  machineId: number;
+  name: string;
+  error: string;
+}
+
+export interface BatchDetailDto extends BatchDto {
+  machines: BatchMachineDto[];
+  skippedMachines: BatchSkipped[];
+}
+
+export interface BatchCreated {
+  batchId: number;
+  queued: number;
+  skipped: BatchSkipped[];
+}
+
+/** Whether the failure ratio passes the threshold (see MIN_FAILURE_SAMPLE). Counts are those since the last resume. */
+export function passesThreshold(failed: number, finished: number, total: number, thresholdPct: number): boolean {
+  if (failed === 0) return false;
+  if (thresholdPct === 0) return true;
+  if (finished < Math.min(MIN_FAILURE_SAMPLE, total)) return false;
+  return failed * 100 > thresholdPct * finished;
+}

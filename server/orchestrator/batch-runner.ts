@@ -1,0 +1,243 @@
+import { and, eq, inArray, isNull, or } from "drizzle-orm";
+import { BATCH_KIND_LABELS, passesThreshold, type BatchKind, type BatchState } from "../../lib/batches";
+import { AppError } from "../../lib/errors";
+import type { LiveEvent } from "../../lib/live-events";
+import type { Domain } from "../context";
+import { batches, jobs, steps } from "../db/schema";
+import { recordEvent } from "../events/audit";
+import { applyTransition } from "../machines/lifecycle";
+import { getBatchSettings } from "./batch-settings";
+import { BATCH_ACTION, countBatch, paramsOf, queuedJobs, updateParams, type Tx } from "./batch-store";
+import { DEFAULT_WEBHOOK, postWebhook, type WebhookOptions } from "./batch-webhook";
+
+export interface BatchRunnerOptions {
+  /** The server's own address, for links in webhook payloads when no public URL is configured. */
+  baseUrl: string;
+  webhook?: Partial<WebhookOptions>;
+}
+
+interface Alert {
+  batchId: number;
+  url: string;
+  body: Record<string, unknown>;
+}
+
+/**
+ * Runs batches: starts their queued jobs up to the concurrency limit, judges the failure threshold as jobs finish,
+ * pauses and alerts when it is passed, and closes batches with nothing left to run. It reacts to the bus
+ * (job.changed of a batch's job, batch.changed from create/resume/abort); all state is in SQLite, so after a restart
+ * start() picks up every open batch where it was.
+ */
+export class BatchRunner {
+  private readonly dirty = new Set<number>();
+  private pendingPump = false;
+  private stopping = false;
+  private unsubscribe: (() => void) | null = null;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly webhook: WebhookOptions;
+
+  constructor(
+    private readonly d: Domain,
+    private readonly opts: BatchRunnerOptions,
+  ) {
+    this.webhook = { ...DEFAULT_WEBHOOK, ...opts.webhook };
+  }
+
+  start(): void {
+    this.unsubscribe = this.d.bus.subscribe((e) => {
+      if (e.type === "job.changed" && e.batchId !== null) this.mark(e.batchId);
+      else if (e.type === "batch.changed") this.mark(e.batchId);
+    });
+    const open = this.d.db
+      .select({ id: batches.id, params: batches.params })
+      .from(batches)
+      .where(or(inArray(batches.state, ["running", "paused"]), and(eq(batches.state, "aborted"), isNull(batches.finishedAt))))
+      .all();
+    for (const b of open) {
+      this.dirty.add(b.id);
+      // An alert whose webhook was in flight when the process stopped is sent again.
+      if (paramsOf(b).alert?.webhook.state === "sending") this.resendAlert(b.id);
+    }
+    this.nudge();
+  }
+
+  /** Stop reacting; wait for webhook deliveries in flight (their retries end early). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.unsubscribe?.();
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private mark(batchId: number): void {
+    this.dirty.add(batchId);
+    this.nudge();
+  }
+
+  private nudge(): void {
+    if (this.pendingPump || this.stopping) return;
+    this.pendingPump = true;
+    setImmediate(() => {
+      this.pendingPump = false;
+      this.pump();
+    });
+  }
+
+  /** Advance every batch that changed. Public so tests (and a restart) can force a pass. */
+  pump(): void {
+    if (this.stopping) return;
+    const ids = [...this.dirty];
+    this.dirty.clear();
+    for (const id of ids) this.advance(id);
+  }
+
+  /** One batch, one transaction: threshold, then start jobs into free slots, then close it when nothing is left. */
+  private advance(batchId: number): void {
+    const live: LiveEvent[] = [];
+    let alert: Alert | null = null;
+    this.d.db.transaction((tx) => {
+      const b = tx.select().from(batches).where(eq(batches.id, batchId)).get();
+      if (!b || b.finishedAt) return;
+      let state = b.state as BatchState;
+      let c = countBatch(tx, batchId);
+      if (state === "running") {
+        const p = paramsOf(b);
+        const failed = c.failed - p.baseline.failed;
+        const finished = c.succeeded + c.failed - p.baseline.finished;
+        const remaining = c.total - c.cancelled - p.baseline.finished;
+        if (!p.alerted && passesThreshold(failed, finished, remaining, b.failureThreshold)) {
+          if (c.queued > 0) state = "paused";
+          alert = this.raise(tx, b, state, { failed, finished }, c, live);
+        }
+      }
+      if (state === "running") {
+        let slots = b.concurrency - c.running;
+        for (const job of slots > 0 ? queuedJobs(tx, batchId, slots) : []) {
+          if (!this.startQueued(tx, b, job, live)) {
+            // Refused: that job failed. Judge the threshold again before starting more.
+            this.dirty.add(batchId);
+            break;
+          }
+          slots--;
+        }
+        c = countBatch(tx, batchId);
+      }
+      if (c.queued === 0 && c.running === 0 && (state === "running" || state === "aborted")) {
+        const done: BatchState = state === "aborted" ? "aborted" : "finished";
+        tx.update(batches).set({ state: done, finishedAt: new Date() }).where(eq(batches.id, batchId)).run();
+        if (done === "finished") {
+          const ev = recordEvent(tx, {
+            actor: "system",
+            kind: "batch.finished",
+            message: `Batch ${batchId} (${BATCH_KIND_LABELS[b.kind as BatchKind]}) finished: ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled`,
+            payload: { batchId, ...c },
+          });
+          live.push({ type: "event.created", event: ev });
+        }
+        live.push({ type: "batch.changed", batchId, state: done });
+      }
+    });
+    for (const e of live) this.d.bus.publish(e);
+    if (this.dirty.size) this.nudge();
+    if (alert) this.send(alert);
+  }
+
+  /**
+   * Move a queued job to running together with its machine's transition (automatic: refused in maintenance).
+   * A refused transition fails the job with the reason. Returns whether the job started.
+   */
+  private startQueued(tx: Tx, b: { id: number; kind: string }, job: { id: number; machineId: number; createdBy: string | null }, live: LiveEvent[]): boolean {
+    const now = new Date();
+    try {
+      const moved = tx.transaction((sp) => {
+        const r = applyTransition(sp, job.machineId, BATCH_ACTION[b.kind as BatchKind], { actor: job.createdBy ?? "system", automatic: true });
+        sp.update(jobs).set({ state: "running", startedAt: now }).where(eq(jobs.id, job.id)).run();
+        return r.live;
+      });
+      live.push(...moved, { type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: b.id, state: "running" });
+      return true;
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      const error = `not started: ${err.message}`;
+      tx.update(jobs).set({ state: "failed", error, finishedAt: now }).where(eq(jobs.id, job.id)).run();
+      tx.update(steps).set({ state: "cancelled", finishedAt: now }).where(eq(steps.jobId, job.id)).run();
+      const ev = recordEvent(tx, { actor: "system", machineId: job.machineId, kind: "job.failed", message: `Job ${job.id} ${error}`, payload: { jobId: job.id } });
+      live.push({ type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: b.id, state: "failed" }, { type: "event.created", event: ev });
+      return false;
+    }
+  }
+
+  /** Record the alert (event + batch params), pause when `state` says so, and prepare the webhook call. */
+  private raise(
+    tx: Tx,
+    b: typeof batches.$inferSelect,
+    state: BatchState,
+    window: { failed: number; finished: number },
+    counts: ReturnType<typeof countBatch>,
+    live: LiveEvent[],
+  ): Alert | null {
+    const label = BATCH_KIND_LABELS[b.kind as BatchKind];
+    const message =
+      `Batch ${b.id} (${label}): ${window.failed} of ${window.finished} finished jobs failed, above the ${b.failureThreshold}% threshold` +
+      (state === "paused" ? `; paused with ${counts.queued} queued` : "");
+    const settings = getBatchSettings(tx);
+    const hook = settings.webhookUrl;
+    if (state === "paused") tx.update(batches).set({ state: "paused" }).where(eq(batches.id, b.id)).run();
+    updateParams(tx, b.id, (p) => ({
+      ...p,
+      alerted: true,
+      alert: { at: Date.now(), message, webhook: { state: hook ? "sending" : "none", attempts: 0, error: null } },
+    }));
+    const ev = recordEvent(tx, {
+      actor: "system",
+      kind: state === "paused" ? "batch.paused" : "batch.alert",
+      message,
+      payload: { batchId: b.id, kind: b.kind, thresholdPct: b.failureThreshold, ...counts },
+    });
+    this.d.log.warn("batch failure threshold passed", { batchId: b.id, state, failed: window.failed, finished: window.finished });
+    live.push({ type: "event.created", event: ev }, { type: "batch.alert", batchId: b.id, state, message }, { type: "batch.changed", batchId: b.id, state });
+    if (!hook) return null;
+    return { batchId: b.id, url: hook, body: this.payload(b.id, b.kind, state, message, counts, b.failureThreshold, settings.publicUrl) };
+  }
+
+  private payload(id: number, kind: string, state: BatchState, message: string, counts: object, thresholdPct: number, publicUrl: string | null) {
+    const base = (publicUrl ?? this.opts.baseUrl).replace(/\/+$/, "");
+    return { event: state === "paused" ? "batch.paused" : "batch.alert", batch: { id, kind, state, thresholdPct, counts }, message, url: `${base}/batches/${id}` };
+  }
+
+  private resendAlert(batchId: number): void {
+    const b = this.d.db.select().from(batches).where(eq(batches.id, batchId)).get();
+    const alert = b && paramsOf(b).alert;
+    if (!b || !alert) return;
+    const counts = countBatch(this.d.db, batchId);
+    const { webhookUrl, publicUrl } = getBatchSettings(this.d.db);
+    if (!webhookUrl) return;
+    this.send({ batchId, url: webhookUrl, body: this.payload(batchId, b.kind, b.state as BatchState, alert.message, counts, b.failureThreshold, publicUrl) });
+  }
+
+  /** Deliver in the background; the outcome is written on the batch (visible in the UI) and logged. Never blocks. */
+  private send(alert: Alert): void {
+    const p = postWebhook(alert.url, alert.body, this.webhook, () => this.stopping).then((out) => {
+      if (this.stopping && !out.ok) return; // left as "sending": the next start sends it again
+      const ev = this.d.db.transaction((tx) => {
+        updateParams(tx, alert.batchId, (p) =>
+          p.alert ? { ...p, alert: { ...p.alert, webhook: { state: out.ok ? "sent" : "failed", attempts: out.attempts, error: out.error } } } : p,
+        );
+        if (out.ok) return null;
+        return recordEvent(tx, {
+          actor: "system",
+          kind: "batch.webhook_failed",
+          message: `Batch ${alert.batchId}: alert webhook failed after ${out.attempts} attempts: ${out.error}`,
+          payload: { batchId: alert.batchId, attempts: out.attempts, error: out.error },
+        });
+      });
+      if (ev) {
+        this.d.log.warn("batch alert webhook failed", { batchId: alert.batchId, attempts: out.attempts, error: out.error });
+        this.d.bus.publish({ type: "event.created", event: ev });
+      }
+      const state = this.d.db.select({ s: batches.state }).from(batches).where(eq(batches.id, alert.batchId)).get()?.s as BatchState | undefined;
+      if (state) this.d.bus.publish({ type: "batch.changed", batchId: alert.batchId, state });
+    });
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+}

@@ -1,0 +1,327 @@
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LiveEvent } from "../../lib/live-events";
+import { startApp, type App } from "../app";
+import { loadConfig } from "../config";
+import { batches, events, jobs, machines } from "../db/schema";
+import { silentLogger } from "../log";
+import { enrollMachine, setMaintenance } from "../machines/enroll";
+import { transition } from "../machines/lifecycle";
+import { setBatchSettings } from "./batch-settings";
+import { abortBatch, createBatch, getBatch, resumeBatch } from "./batches";
+import type { MachinePorts } from "./ports";
+
+/** Ports that record calls; machines in `failing` fail set_boot_device permanently (a plain Error is permanent). */
+function recordingPorts() {
+  const calls: string[] = [];
+  const failing = new Set<number>();
+  const port =
+    (name: string) =>
+    async (id: number, ...args: unknown[]) => {
+      calls.push(`${name}(${[id, ...args].join(",")})`);
+      if (name === "setBootDevice" && failing.has(id)) throw new Error(`BMC of machine ${id} refuses (test)`);
+    };
+  const ports: MachinePorts = {
+    setBootTarget: port("setBootTarget"),
+    setBootDevice: port("setBootDevice"),
+    powerOn: port("powerOn"),
+    powerCycle: port("powerCycle"),
+    powerOff: port("powerOff"),
+  };
+  return { ports, calls, failing };
+}
+
+/** A test HTTP server that records webhook POSTs and answers with `status`. */
+function hookServer() {
+  const received: { body: any }[] = [];
+  let status = 200;
+  const server = http.createServer((req, res) => {
+    let raw = "";
+    req.on("data", (c) => (raw += c));
+    req.on("end", () => {
+      received.push({ body: JSON.parse(raw) });
+      res.writeHead(status).end();
+    });
+  });
+  return {
+    received,
+    setStatus: (s: number) => (status = s),
+    url: () => `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`,
+    listen: () => new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r())),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+const rec = recordingPorts();
+const hook = hookServer();
+const dirs: string[] = [];
+let app: App;
+let seq = 0;
+const published: LiveEvent[] = [];
+
+async function boot(dir: string): Promise<App> {
+  const config = loadConfig({ RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "admin-password-1", NODE_ENV: "test" }, { ui: false, powerSync: false });
+  const a = await startApp(config, silentLogger, {
+    ports: rec.ports,
+    orchestrator: { tickMs: 50, random: () => 0 },
+    batches: { webhook: { timeoutMs: 1000, attempts: 2, backoffMs: 10 } },
+  });
+  a.domain.bus.subscribe((e) => published.push(e));
+  return a;
+}
+const tempDir = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-batch-"));
+  dirs.push(d);
+  return d;
+};
+
+beforeAll(async () => {
+  await hook.listen();
+  app = await boot(tempDir());
+});
+afterAll(async () => {
+  await app.close();
+  await hook.close();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function agent(a: App, p: string, body: unknown, token?: string) {
+  const res = await fetch(`${a.url}/api/agent/v1${p}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+/** Be the machine's agent: look up its job, report every step it is given as done, until the job ends. */
+async function runAgent(a: App, mac: string): Promise<void> {
+  const token = (await until("lookup", async () => {
+    const r = await agent(a, "/lookup", { macs: [mac] });
+    return r.status === 200 && r.body.token;
+  })) as string;
+  for (;;) {
+    const hb = await agent(a, "/heartbeat", { waitS: 2 }, token);
+    if (hb.status === 401 || hb.body.done) return;
+    for (const s of hb.body.steps) await agent(a, `/steps/${s.id}/result`, { attempt: s.attempt, ok: true, result: {} }, token);
+  }
+}
+
+/** Manageable machines (inspect is allowed from there). */
+function manageable(a: App, n: number, prefix = "batch") {
+  return Array.from({ length: n }, () => {
+    const k = ++seq;
+    const mac = `52:54:00:88:${(k >> 8).toString(16).padStart(2, "0")}:${(k & 255).toString(16).padStart(2, "0")}`;
+    const { id } = enrollMachine(a.domain, { name: `${prefix}-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1 }, "test");
+    transition(a.domain, id, "manage", { actor: "test" });
+    return { id, mac };
+  });
+}
+
+const batchRow = (a: App, id: number) => a.domain.db.select().from(batches).where(eq(batches.id, id)).get()!;
+const jobStates = (a: App, batchId: number) =>
+  a.domain.db
+    .select({ machineId: jobs.machineId, state: jobs.state })
+    .from(jobs)
+    .where(eq(jobs.batchId, batchId))
+    .all();
+const running = (a: App, batchId: number) => jobStates(a, batchId).filter((j) => j.state === "running").map((j) => j.machineId);
+const macOf = (ms: { id: number; mac: string }[], id: number) => ms.find((m) => m.id === id)!.mac;
+
+describe("batch creation", () => {
+  it("asks for the typed count on destructive kinds and skips machines that cannot take the action", () => {
+    const ms = manageable(app, 2);
+    const { id: enrolled } = enrollMachine(app.domain, { name: `batch-enrolled-${++seq}`, bootMac: "52:54:00:88:ff:01", uHeight: 1 }, "test");
+    expect(() => createBatch(app.domain, { selection: { ids: [ms[0]!.id] }, kind: "clean", concurrency: 1, failureThresholdPct: 20 }, "user:t")).toThrow(
+      /Type the number of machines \(1\)/,
+    );
+    expect(() => createBatch(app.domain, { selection: { ids: [enrolled] }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t")).toThrow(
+      /No machine in the selection can take "Inspect"/,
+    );
+    const r = createBatch(app.domain, { selection: { ids: [...ms.map((m) => m.id), enrolled] }, kind: "inspect", concurrency: 5, failureThresholdPct: 100 }, "user:t");
+    expect(r.queued).toBe(2);
+    expect(r.skipped).toEqual([expect.objectContaining({ machineId: enrolled, error: expect.stringMatching(/not allowed in state Enrolled/) })]);
+    expect(getBatch(app.domain.db, r.batchId).skippedMachines).toHaveLength(1);
+    abortBatch(app.domain, r.batchId, true, "user:t");
+  });
+
+  it("takes all machines matching a filter, and checks the typed count against what the filter matches", () => {
+    const ms = manageable(app, 3, "flt");
+    const selection = { filter: { q: "flt-" } };
+    expect(() => createBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 2 }, "user:t")).toThrow(
+      /Type the number of machines \(3\)/,
+    );
+    expect(() => createBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 3 }, "user:t")).toThrow(
+      /No machine in the selection can take "Clean \(release\)": flt-\d+ "release" is not allowed in state Manageable/,
+    );
+    const r = createBatch(app.domain, { selection, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
+    expect(r).toMatchObject({ queued: 3, skipped: [] });
+    expect(getBatch(app.domain.db, r.batchId).machines.map((m) => m.machineId).sort()).toEqual(ms.map((m) => m.id).sort());
+    abortBatch(app.domain, r.batchId, true, "user:t");
+  });
+});
+
+describe("a batch under its concurrency limit", () => {
+  it("never runs more than N jobs at once, and finishes when every machine is done", async () => {
+    const ms = manageable(app, 6);
+    const { batchId } = createBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
+    let max = 0;
+    const off = app.domain.bus.subscribe((e) => {
+      if (e.type === "job.changed" && e.batchId === batchId) max = Math.max(max, running(app, batchId).length);
+    });
+    const done = new Set<number>();
+    while (done.size < ms.length) {
+      const now = await until("running jobs", () => {
+        const r = running(app, batchId).filter((id) => !done.has(id));
+        return r.length > 0 && r;
+      });
+      expect(running(app, batchId).length).toBeLessThanOrEqual(2);
+      await Promise.all(now.map((id) => runAgent(app, macOf(ms, id)).then(() => done.add(id))));
+    }
+    await until("batch finished", () => batchRow(app, batchId).state === "finished");
+    off();
+    expect(max).toBe(2);
+    expect(jobStates(app, batchId).every((j) => j.state === "succeeded")).toBe(true);
+    expect(batchRow(app, batchId).finishedAt).not.toBeNull();
+    const detail = getBatch(app.domain.db, batchId);
+    expect(detail.counts).toMatchObject({ total: 6, succeeded: 6, failed: 0 });
+    expect(detail.machines.map((m) => m.machineState)).toEqual(Array(6).fill("available"));
+  });
+});
+
+describe("the failure threshold", () => {
+  it("pauses the batch and alerts (event, live event, webhook); resume continues to the end", async () => {
+    setBatchSettings(app.domain, { webhookUrl: hook.url(), publicUrl: "https://rackhand.example/" }, "user:admin");
+    hook.received.length = 0;
+    const ms = manageable(app, 6);
+    for (const m of ms.slice(0, 3)) rec.failing.add(m.id);
+    const { batchId } = createBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
+    await until("paused", () => batchRow(app, batchId).state === "paused");
+    // Three failures of three finished (the minimum sample): 100% > 20%. The fourth job was running and goes on.
+    const states = jobStates(app, batchId);
+    expect(states.filter((j) => j.state === "failed").map((j) => j.machineId)).toEqual(ms.slice(0, 3).map((m) => m.id));
+    expect(states.filter((j) => j.state === "running").map((j) => j.machineId)).toEqual([ms[3]!.id]);
+    expect(states.filter((j) => j.state === "queued")).toHaveLength(2);
+    const alertEvent = app.domain.db.select().from(events).where(and(eq(events.kind, "batch.paused"))).all().find((e) => e.payload?.batchId === batchId);
+    expect(alertEvent?.message).toMatch(/3 of 3 finished jobs failed, above the 20% threshold; paused with 2 queued/);
+    expect(published).toContainEqual(expect.objectContaining({ type: "batch.alert", batchId, state: "paused" }));
+    await until("webhook POST", () => hook.received.length === 1);
+    expect(hook.received[0]!.body).toMatchObject({
+      event: "batch.paused",
+      batch: { id: batchId, kind: "inspect", state: "paused", thresholdPct: 20, counts: { total: 6, failed: 3, running: 1, queued: 2 } },
+      url: `https://rackhand.example/batches/${batchId}`,
+    });
+    await until("webhook recorded", () => getBatch(app.domain.db, batchId).alert?.webhook.state === "sent");
+
+    // Paused: the running job finishes, nothing new starts.
+    await runAgent(app, ms[3]!.mac);
+    await until("job 4 done", () => jobStates(app, batchId).find((j) => j.machineId === ms[3]!.id)?.state === "succeeded");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(jobStates(app, batchId).filter((j) => j.state === "queued")).toHaveLength(2);
+    expect(running(app, batchId)).toEqual([]);
+
+    resumeBatch(app.domain, batchId, "user:t");
+    for (const m of ms.slice(4)) {
+      await until(`${m.id} running`, () => running(app, batchId).includes(m.id));
+      await runAgent(app, m.mac);
+    }
+    await until("finished", () => batchRow(app, batchId).state === "finished");
+    expect(getBatch(app.domain.db, batchId).counts).toMatchObject({ succeeded: 3, failed: 3, queued: 0 });
+    expect(hook.received).toHaveLength(1);
+    for (const m of ms) rec.failing.delete(m.id);
+  });
+
+  it("records a webhook that keeps failing, without holding up the batch", async () => {
+    hook.setStatus(500);
+    hook.received.length = 0;
+    const ms = manageable(app, 4);
+    for (const m of ms) rec.failing.add(m.id);
+    const { batchId } = createBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 0 }, "user:t");
+    await until("paused", () => batchRow(app, batchId).state === "paused");
+    // Threshold 0: the first failure pauses.
+    expect(getBatch(app.domain.db, batchId).counts).toMatchObject({ failed: 1, queued: 3 });
+    await until("webhook failed", () => getBatch(app.domain.db, batchId).alert?.webhook.state === "failed");
+    expect(getBatch(app.domain.db, batchId).alert?.webhook).toEqual({ state: "failed", attempts: 2, error: "HTTP 500" });
+    expect(hook.received).toHaveLength(2);
+    expect(app.domain.db.select().from(events).where(eq(events.kind, "batch.webhook_failed")).all().at(-1)?.message).toMatch(/after 2 attempts: HTTP 500/);
+    abortBatch(app.domain, batchId, false, "user:t");
+    hook.setStatus(200);
+    setBatchSettings(app.domain, { webhookUrl: null }, "user:admin");
+    for (const m of ms) rec.failing.delete(m.id);
+  });
+});
+
+describe("abort", () => {
+  it("cancels queued jobs and lets the running one finish; or cancels running jobs too, powering nothing off", async () => {
+    const ms = manageable(app, 4);
+    const { batchId } = createBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
+    await until("first running", () => running(app, batchId).length === 1);
+    abortBatch(app.domain, batchId, false, "user:t");
+    expect(batchRow(app, batchId)).toMatchObject({ state: "aborted", finishedAt: null });
+    expect(jobStates(app, batchId).map((j) => j.state)).toEqual(["running", "cancelled", "cancelled", "cancelled"]);
+    // Queued jobs never moved their machines.
+    expect(app.domain.db.select().from(machines).where(eq(machines.id, ms[1]!.id)).get()!.state).toBe("manageable");
+    await runAgent(app, ms[0]!.mac);
+    await until("closed", () => batchRow(app, batchId).finishedAt !== null);
+    expect(jobStates(app, batchId).map((j) => j.state)).toEqual(["succeeded", "cancelled", "cancelled", "cancelled"]);
+
+    const more = manageable(app, 3);
+    const b2 = createBatch(app.domain, { selection: { ids: more.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 100 }, "user:t").batchId;
+    await until("two running", () => running(app, b2).length === 2);
+    await until("power cycled", () => more.slice(0, 2).every((m) => rec.calls.includes(`powerCycle(${m.id})`)));
+    rec.calls.length = 0;
+    abortBatch(app.domain, b2, true, "user:t");
+    await until("closed", () => batchRow(app, b2).finishedAt !== null);
+    expect(jobStates(app, b2).map((j) => j.state)).toEqual(["cancelled", "cancelled", "cancelled"]);
+    expect(app.domain.db.select().from(machines).where(eq(machines.id, more[0]!.id)).get()!.state).toBe("inspect_failed");
+    expect(rec.calls.filter((c) => c.startsWith("power"))).toEqual([]);
+    expect(() => resumeBatch(app.domain, b2, "user:t")).toThrow(/aborted, not paused/);
+  });
+
+  it("fails a queued job whose machine can no longer move when its turn comes, with the reason", async () => {
+    const ms = manageable(app, 2);
+    const { batchId } = createBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
+    await until("first running", () => running(app, batchId).length === 1);
+    setMaintenance(app.domain, ms[1]!.id, true, "rack work", "user:t");
+    await runAgent(app, ms[0]!.mac);
+    await until("finished", () => batchRow(app, batchId).state === "finished");
+    const second = getBatch(app.domain.db, batchId).machines.find((m) => m.machineId === ms[1]!.id)!;
+    expect(second).toMatchObject({ jobState: "failed", machineState: "manageable", error: expect.stringMatching(/^not started: .*in maintenance/) });
+  });
+});
+
+describe("restart", () => {
+  it("resumes an open batch from the database after the server stops", async () => {
+    const dir = tempDir();
+    let a = await boot(dir);
+    const ms = manageable(a, 3);
+    const { batchId } = createBatch(a.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
+    await until("first running", () => running(a, batchId).length === 1);
+    await a.close();
+    a = await boot(dir);
+    try {
+      for (const m of ms) {
+        await until(`${m.id} running`, () => running(a, batchId).includes(m.id));
+        await runAgent(a, m.mac);
+      }
+      await until("finished", () => batchRow(a, batchId).state === "finished");
+      expect(jobStates(a, batchId).map((j) => j.state)).toEqual(["succeeded", "succeeded", "succeeded"]);
+    } finally {
+      await a.close();
+    }
+  });
+});

@@ -1,0 +1,283 @@
+/**
+ * Batches: bulk work as one row plus one queued job per machine. These functions record what the operator asked
+ * for and return; the BatchRunner (batch-runner.ts) starts queued jobs under the concurrency limit, judges the
+ * failure threshold and raises alerts.
+ */
+import { and, asc, desc, eq, inArray } from "drizzle-orm";
+import {
+  BATCH_KIND_LABELS,
+  DESTRUCTIVE_BATCH_KINDS,
+  type BatchCreated,
+  type BatchDetailDto,
+  type BatchDto,
+  type BatchKind,
+  type BatchMachineDto,
+  type BatchSkipped,
+  type BatchState,
+  type batchCreateSchema,
+} from "../../lib/batches";
+import { AppError } from "../../lib/errors";
+import { ACTIVE_JOB_STATES, type JobKind, type JobState } from "../../lib/jobs";
+import { nextState, STATE_LABELS, type MachineState } from "../../lib/lifecycle";
+import type { LiveEvent } from "../../lib/live-events";
+import type { z } from "zod";
+import type { Actor, Domain } from "../context";
+import type { Db } from "../db/client";
+import { batches, jobs, machines, steps } from "../db/schema";
+import { recordEvent } from "../events/audit";
+import { resolveSelection } from "../machines/actions";
+import { BATCH_ACTION, countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
+import { cancelJob, deployParams, insertSteps } from "./jobs";
+
+type CreateInput = z.output<typeof batchCreateSchema>;
+interface Planned {
+  machineId: number;
+  kind: JobKind;
+  params: Record<string, unknown>;
+}
+
+/** The job one machine would get, or why it cannot get one. */
+function plan(db: Db, kind: BatchKind, m: { id: number; name: string; state: MachineState; maintenance: boolean }, busy: Set<number>): Planned | string {
+  if (busy.has(m.id)) return "already runs a job";
+  if (m.maintenance) return "in maintenance";
+  const action = BATCH_ACTION[kind];
+  if (!nextState(m.state, action)) return `"${action}" is not allowed in state ${STATE_LABELS[m.state]}`;
+  try {
+    if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
+    if (kind === "clean") return { machineId: m.id, kind: "clean", params: { wipeMode: "signatures" } };
+    const p = deployParams(db, m.id);
+    // As a single reinstall: an image profile cleans and deploys in one job; an installer reinstalls by installing.
+    const jobKind: JobKind = kind === "reinstall" && p.kind === "deploy_image" ? "reinstall" : p.kind;
+    return { machineId: m.id, kind: jobKind, params: p.params };
+  } catch (err) {
+    if (err instanceof AppError) return err.message;
+    throw err;
+  }
+}
+
+/**
+ * Create a batch over a selection: every machine that can take the action gets a queued job; the others are
+ * skipped with the reason (kept on the batch). Destructive kinds need `confirmCount` equal to the selection size.
+ * @throws AppError VALIDATION (empty selection, wrong confirmation, no machine can take the action), CONFLICT
+ */
+export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchCreated {
+  const ids = resolveSelection(d, input.selection);
+  if (!ids.length) throw new AppError("VALIDATION", "The selection is empty");
+  if (DESTRUCTIVE_BATCH_KINDS.includes(input.kind) && input.confirmCount !== ids.length) {
+    throw new AppError("VALIDATION", `Type the number of machines (${ids.length}) to confirm`, [
+      { field: "confirmCount", message: `The selection has ${ids.length} machines` },
+    ]);
+  }
+  const rows = d.db
+    .select({ id: machines.id, name: machines.name, state: machines.state, maintenance: machines.maintenance })
+    .from(machines)
+    .where(inArray(machines.id, ids))
+    .all();
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const busy = new Set(
+    d.db
+      .select({ m: jobs.machineId })
+      .from(jobs)
+      .where(and(inArray(jobs.machineId, ids), inArray(jobs.state, [...ACTIVE_JOB_STATES])))
+      .all()
+      .map((r) => r.m),
+  );
+  const planned: Planned[] = [];
+  const skipped: BatchSkipped[] = [];
+  for (const id of ids) {
+    const m = byId.get(id);
+    const p = m ? plan(d.db, input.kind, m, busy) : "does not exist";
+    if (typeof p === "string") skipped.push({ machineId: id, name: m?.name ?? `#${id}`, error: p });
+    else planned.push(p);
+  }
+  const label = BATCH_KIND_LABELS[input.kind];
+  if (!planned.length) {
+    throw new AppError("VALIDATION", `No machine in the selection can take "${label}": ${skipped[0]!.name} ${skipped[0]!.error}`);
+  }
+  const live: LiveEvent[] = [];
+  const batchId = d.db.transaction((tx) => {
+    const now = new Date();
+    const b = tx
+      .insert(batches)
+      .values({
+        kind: input.kind,
+        concurrency: input.concurrency,
+        failureThreshold: input.failureThresholdPct,
+        state: "running",
+        params: { ...emptyParams(), skipped } as unknown as Record<string, unknown>,
+        createdBy: actor,
+        createdAt: now,
+      })
+      .returning({ id: batches.id })
+      .get();
+    for (const p of planned) {
+      // The partial unique index (one queued/running job per machine) refuses a machine that got a job meanwhile.
+      const job = tx
+        .insert(jobs)
+        .values({ machineId: p.machineId, batchId: b.id, kind: p.kind, state: "queued", params: p.params, createdBy: actor, createdAt: now })
+        .returning({ id: jobs.id })
+        .get();
+      insertSteps(tx, job.id, p.kind, p.params);
+    }
+    const ev = recordEvent(tx, {
+      actor,
+      kind: "batch.created",
+      message: `Batch ${b.id}: ${label} of ${planned.length} machines (concurrency ${input.concurrency}, pause above ${input.failureThresholdPct}% failed)${skipped.length ? `; ${skipped.length} skipped` : ""}`,
+      payload: { batchId: b.id, kind: input.kind, queued: planned.length, skipped: skipped.length },
+    });
+    live.push({ type: "batch.changed", batchId: b.id, state: "running" }, { type: "event.created", event: ev });
+    return b.id;
+  });
+  for (const e of live) d.bus.publish(e);
+  return { batchId, queued: planned.length, skipped };
+}
+
+type BatchRow = typeof batches.$inferSelect;
+
+function toDto(b: BatchRow, counts: BatchDto["counts"]): BatchDto {
+  const p = paramsOf(b);
+  return {
+    id: b.id,
+    kind: b.kind as BatchKind,
+    state: b.state as BatchState,
+    concurrency: b.concurrency,
+    failureThresholdPct: b.failureThreshold,
+    createdBy: b.createdBy,
+    createdAt: b.createdAt.getTime(),
+    finishedAt: b.finishedAt?.getTime() ?? null,
+    counts,
+    skipped: p.skipped.length,
+    alert: p.alert,
+  };
+}
+
+/** Batches, newest first, with their job counts. */
+export function listBatches(db: Db, opts: { state?: BatchState; limit: number }): BatchDto[] {
+  const rows = db
+    .select()
+    .from(batches)
+    .where(opts.state ? eq(batches.state, opts.state) : undefined)
+    .orderBy(desc(batches.id))
+    .limit(opts.limit)
+    .all();
+  const counts = countJobs(db, rows.map((r) => r.id));
+  return rows.map((r) => toDto(r, counts.get(r.id)!));
+}
+
+/** One batch with a row per machine (job state, current step, error). @throws AppError NOT_FOUND */
+export function getBatch(db: Db, id: number): BatchDetailDto {
+  const b = db.select().from(batches).where(eq(batches.id, id)).get();
+  if (!b) throw new AppError("NOT_FOUND", `Batch ${id} does not exist`);
+  const rows = db
+    .select({ job: jobs, name: machines.name, mstate: machines.state })
+    .from(jobs)
+    .innerJoin(machines, eq(machines.id, jobs.machineId))
+    .where(eq(jobs.batchId, id))
+    .orderBy(asc(machines.name))
+    .all();
+  const runningIds = rows.filter((r) => r.job.state === "running").map((r) => r.job.id);
+  const current = new Map<number, BatchMachineDto["currentStep"]>();
+  if (runningIds.length) {
+    const open = db
+      .select({ jobId: steps.jobId, group: steps.group, name: steps.name, attempt: steps.attempt, maxAttempts: steps.maxAttempts, state: steps.state })
+      .from(steps)
+      .where(and(inArray(steps.jobId, runningIds), inArray(steps.state, ["pending", "ready", "running"])))
+      .orderBy(asc(steps.group), asc(steps.id))
+      .all();
+    const byJob = new Map<number, typeof open>();
+    for (const s of open) byJob.set(s.jobId, [...(byJob.get(s.jobId) ?? []), s]);
+    // The earliest open group is where the job is; a running step of it wins over its waiting siblings.
+    for (const [jobId, list] of byJob) {
+      const group = list.filter((s) => s.group === list[0]!.group);
+      const s = group.find((x) => x.state === "running") ?? group[0]!;
+      current.set(jobId, { name: s.name, attempt: s.attempt, maxAttempts: s.maxAttempts, state: s.state });
+    }
+  }
+  const machinesDto: BatchMachineDto[] = rows.map((r) => ({
+    machineId: r.job.machineId,
+    machineName: r.name,
+    machineState: r.mstate,
+    jobId: r.job.id,
+    jobState: r.job.state as JobState,
+    currentStep: current.get(r.job.id) ?? null,
+    error: r.job.error,
+    startedAt: r.job.startedAt?.getTime() ?? null,
+    finishedAt: r.job.finishedAt?.getTime() ?? null,
+  }));
+  return { ...toDto(b, countBatch(db, id)), machines: machinesDto, skippedMachines: paramsOf(b).skipped };
+}
+
+/** Paused batches (the alert banner). */
+export function pausedBatches(db: Db): BatchDto[] {
+  return listBatches(db, { state: "paused", limit: 20 });
+}
+
+function loadBatch(db: Pick<Db, "select">, id: number): BatchRow {
+  const b = db.select().from(batches).where(eq(batches.id, id)).get();
+  if (!b) throw new AppError("NOT_FOUND", `Batch ${id} does not exist`);
+  return b;
+}
+
+/**
+ * Resume a paused batch: queued jobs start again, and the threshold judges only jobs finishing from now on.
+ * @throws AppError NOT_FOUND, CONFLICT (not paused)
+ */
+export function resumeBatch(d: Domain, id: number, actor: Actor): BatchDto {
+  const ev = d.db.transaction((tx) => {
+    const b = loadBatch(tx, id);
+    if (b.state !== "paused") throw new AppError("CONFLICT", `Batch ${id} is ${b.state}, not paused`);
+    const c = countBatch(tx, id);
+    tx.update(batches).set({ state: "running" }).where(eq(batches.id, id)).run();
+    updateParams(tx, id, (p) => ({ ...p, alerted: false, baseline: { finished: c.succeeded + c.failed, failed: c.failed } }));
+    return recordEvent(tx, { actor, kind: "batch.resumed", message: `Batch ${id} resumed (${c.queued} queued)`, payload: { batchId: id } });
+  });
+  d.bus.publish({ type: "batch.changed", batchId: id, state: "running" });
+  d.bus.publish({ type: "event.created", event: ev });
+  return toDto(loadBatch(d.db, id), countBatch(d.db, id));
+}
+
+/**
+ * Abort a running or paused batch: its queued jobs are cancelled (their machines never moved). Running jobs finish
+ * unless `cancelRunning`, which cancels them like an operator's abort (machine → *_failed; nothing is powered off).
+ * @throws AppError NOT_FOUND, CONFLICT (already finished or aborted)
+ */
+export function abortBatch(d: Domain, id: number, cancelRunning: boolean, actor: Actor): BatchDto {
+  const reason = `batch ${id} aborted`;
+  const { ev, running } = d.db.transaction((tx) => {
+    const b = loadBatch(tx, id);
+    if (b.state !== "running" && b.state !== "paused") throw new AppError("CONFLICT", `Batch ${id} is already ${b.state}`);
+    const now = new Date();
+    const queued = tx
+      .update(jobs)
+      .set({ state: "cancelled", error: reason, finishedAt: now })
+      .where(and(eq(jobs.batchId, id), eq(jobs.state, "queued")))
+      .returning({ id: jobs.id })
+      .all()
+      .map((j) => j.id);
+    for (let i = 0; i < queued.length; i += 500) {
+      tx.update(steps).set({ state: "cancelled", finishedAt: now }).where(inArray(steps.jobId, queued.slice(i, i + 500))).run();
+    }
+    tx.update(batches).set({ state: "aborted" }).where(eq(batches.id, id)).run();
+    const running = tx.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.batchId, id), eq(jobs.state, "running"))).all();
+    const ev = recordEvent(tx, {
+      actor,
+      kind: "batch.aborted",
+      message: `Batch ${id} aborted: ${queued.length} queued jobs cancelled; ${running.length} running jobs ${cancelRunning ? "cancelled" : "left to finish"}`,
+      payload: { batchId: id, cancelled: queued.length, running: running.length, cancelRunning },
+    });
+    return { ev, running: running.map((r) => r.id) };
+  });
+  d.bus.publish({ type: "event.created", event: ev });
+  if (cancelRunning) {
+    for (const jobId of running) {
+      try {
+        cancelJob(d, jobId, actor, reason);
+      } catch (err) {
+        // The job finished between the two transactions: nothing left to cancel.
+        if (!(err instanceof AppError)) throw err;
+      }
+    }
+  }
+  d.bus.publish({ type: "batch.changed", batchId: id, state: "aborted" });
+  return toDto(loadBatch(d.db, id), countBatch(d.db, id));
+}
