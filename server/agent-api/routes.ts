@@ -1,5 +1,5 @@
 import type http from "node:http";
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, max } from "drizzle-orm";
 import type { ZodType } from "zod";
 import {
   AGENT_API_PREFIX,
@@ -68,7 +68,9 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
       if (!job) return null;
       tx.update(jobs).set({ agentSeenAt: new Date() }).where(eq(jobs.id, job.id)).run();
       if (body.inventory) tx.update(machines).set({ inventory: body.inventory }).where(eq(machines.id, found.machineId)).run();
-      return { jobId: job.id, token: issueToken(tx, job.id, found.machineId) };
+      // Seqs are job-wide: an agent that restarted mid-job must not reuse (and so lose) sequence numbers.
+      const last = tx.select({ seq: max(logLines.seq) }).from(logLines).where(eq(logLines.jobId, job.id)).get();
+      return { jobId: job.id, token: issueToken(tx, job.id, found.machineId), nextSeq: (last?.seq ?? -1) + 1 };
     });
     if (!result) throw new HttpError(404, `no work for ${found.name}: it has no running job`);
     orchestrator.nudge();
