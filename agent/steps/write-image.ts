@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
-import { Transform } from "node:stream";
+import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 import { permanent, StepFailure, transient } from "../errors";
@@ -41,6 +41,27 @@ async function readBackSha256(target: string, length: number, block: boolean, si
 }
 
 /** A progress line at most every `everyMs`; the percentage is of the (compressed) download when its length is known. */
+/**
+ * Writes a stream at increasing offsets of an fd the caller owns (fs.WriteStream may close the fd when the
+ * pipeline fails, and the caller must fsync and close it exactly once).
+ */
+function fdWriter(fd: number): Writable {
+  let pos = 0;
+  return new Writable({
+    highWaterMark: MiB,
+    write(chunk: Buffer, _enc, cb) {
+      const next = (off: number): void =>
+        fs.write(fd, chunk, off, chunk.length - off, pos, (err, n) => {
+          if (err) return cb(err);
+          pos += n;
+          if (off + n < chunk.length) return next(off + n); // a short write: the rest follows
+          cb();
+        });
+      next(0);
+    },
+  });
+}
+
 function progressLogger(log: LogFn, everyMs: number, downloaded: () => number, total: number | null) {
   const started = Date.now();
   let last = started;
@@ -95,7 +116,7 @@ export const writeImage: StepHandler = async ({ params, log, signal, config }) =
   let outcome: PromiseSettledResult<unknown>[];
   try {
     outcome = await Promise.allSettled([
-      pipeline(dec.output, tap, fs.createWriteStream(target, { fd, autoClose: false, highWaterMark: MiB }), { signal }),
+      pipeline(dec.output, tap, fdWriter(fd), { signal }),
       dec.done,
     ]);
     fs.fsyncSync(fd);
