@@ -73,6 +73,15 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
       return { jobId: job.id, token: issueToken(tx, job.id, found.machineId), nextSeq: (last?.seq ?? -1) + 1 };
     });
     if (!result) throw new HttpError(404, `no work for ${found.name}: it has no running job`);
+    // A lookup for a job whose agent steps are running means the agent restarted (one agent per machine):
+    // those attempts died with it. End them as transient failures so the retry policy runs them again now,
+    // rather than when their leases expire.
+    const orphaned = d.db
+      .select({ id: steps.id, attempt: steps.attempt })
+      .from(steps)
+      .where(and(eq(steps.jobId, result.jobId), eq(steps.runner, "agent"), eq(steps.state, "running")))
+      .all();
+    for (const s of orphaned) orchestrator.complete(s.id, s.attempt, { ok: false, transient: true, message: "the agent restarted while the step ran" });
     orchestrator.nudge();
     return { machineId: found.machineId, machineName: found.name, ...result };
   }

@@ -143,6 +143,33 @@ describe("the agent deploys an image onto a file-backed disk", () => {
   });
 });
 
+describe("an agent that restarts mid-step", () => {
+  it("gets the step again at once and continues the job's log seqs", async () => {
+    const m = machineWithImage("disk.raw.gz", "raw.gz");
+    images.throttle(64 << 10, 25);
+    try {
+      const { jobId, agent } = deploy(m);
+      await until("write_image running", () => stepsOf(jobId).find((s) => s.name === "write_image")?.state === "running" && linesOf(jobId).length > 3, 20_000);
+      agent.child.kill("SIGKILL");
+      await agent.exited;
+      const before = linesOf(jobId).length;
+      images.throttle(0, 0);
+      const second = spawnAgent(bundle, app.url, m.mac, m.disk);
+      agents.push(second);
+      await until("the job to finish", finished(jobId), 20_000);
+      expect(jobOf(jobId).state, second.output()).toBe("succeeded");
+      expect(stepsOf(jobId).find((s) => s.name === "write_image")).toMatchObject({ state: "succeeded", attempt: 2 });
+      const lines = linesOf(jobId);
+      expect(lines.length).toBeGreaterThan(before);
+      expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i));
+      expect(second.output()).toMatch(new RegExp(`log seq from ${before}\\b`));
+      expect(sha256OfPrefix(m.disk, image.sizeBytes)).toBe(image.sha256);
+    } finally {
+      images.throttle(0, 0);
+    }
+  });
+});
+
 describe("agent calls need their own job's token", () => {
   it("gets 401 without a token, with another job's token and after the job ended; lookup resumes the seq", async () => {
     const a = machineWithImage("disk.raw.gz", "raw.gz");
