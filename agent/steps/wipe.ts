@@ -57,6 +57,14 @@ function zeroAll(target: string, size: number, signal: AbortSignal, log: LogFn):
   log(`zeroed all ${size} bytes of ${target}`);
 }
 
+/** Partition device paths below a whole disk, from lsblk. */
+async function partitionsOf(target: string, signal: AbortSignal): Promise<string[]> {
+  const r = await runOk("lsblk", ["--json", "--paths", "-o", "NAME,TYPE", target], { signal });
+  type Node = { name: string; type?: string; children?: Node[] };
+  const walk = (n: Node): string[] => [...(n.type === "part" ? [n.name] : []), ...(n.children ?? []).flatMap(walk)];
+  return ((JSON.parse(r.stdout) as { blockdevices?: Node[] }).blockdevices ?? []).flatMap(walk);
+}
+
 /**
  * Wipe the target disk. signatures: `wipefs --all --force` (file systems, RAID, partition tables) plus zeroing
  * the first and last MiB; discard: `blkdiscard`, or zeroing everything when the device (or file) cannot discard.
@@ -69,6 +77,9 @@ export const wipe: StepHandler = async ({ params, log, signal, config }) => {
   const { size, block } = targetSize(target);
   log(`wiping ${target} (${size} bytes, ${block ? "block device" : "file"}), mode ${mode}`);
   if (mode === "signatures") {
+    // Partitions first: their file systems and md superblocks survive the loss of the partition table and
+    // would come back (auto-assembled arrays, stale UUIDs) once a new table puts a partition at the same offset.
+    if (block) for (const part of await partitionsOf(target, signal)) await runOk("wipefs", ["--all", "--force", part], { log, signal });
     await runOk("wipefs", ["--all", "--force", target], { log, signal });
     zeroEnds(target, size, signal, log);
     return { target, mode, sizeBytes: size };
