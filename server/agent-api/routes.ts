@@ -86,15 +86,21 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
     return { machineId: found.machineId, machineName: found.name, ...result };
   }
 
-  async function heartbeat(req: http.IncomingMessage): Promise<HeartbeatResponse> {
+  async function heartbeat(req: http.IncomingMessage, res: http.ServerResponse): Promise<HeartbeatResponse> {
     const job = authed(req);
     const { waitS } = parse(heartbeatRequest, await readJson(req, SMALL_BODY));
     const state = () => d.db.select({ s: jobs.state }).from(jobs).where(eq(jobs.id, job.jobId)).get()!.s;
     let claimed = orchestrator.claimAgentSteps(job.jobId);
     if (!claimed.length && state() === "running" && waitS > 0) {
+      let gone = false;
+      res.once("close", () => (gone = true));
       await orchestrator.waitForWork(job.jobId, waitS * 1000);
       // The agent retries with backoff; it must not read "no work" into a shutdown.
       if (orchestrator.stopped) throw new HttpError(503, "server shutting down");
+      // While this poll waited, its agent may have died (the connection closed) or been replaced (a new lookup
+      // rotated the token): claiming now would lease steps to nobody until their timeout.
+      if (gone) return { done: false, jobState: state(), steps: [] };
+      authed(req);
       claimed = orchestrator.claimAgentSteps(job.jobId);
     }
     const jobState = state();
@@ -147,7 +153,7 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
       if (req.method !== "POST") throw new HttpError(405, "use POST");
       let m: RegExpMatchArray | null;
       if (path === "/lookup") sendJson(res, 200, await lookup(req));
-      else if (path === "/heartbeat") sendJson(res, 200, await heartbeat(req));
+      else if (path === "/heartbeat") sendJson(res, 200, await heartbeat(req, res));
       else if ((m = path.match(/^\/steps\/(\d{1,12})\/logs$/))) sendJson(res, 200, await logs(req, Number(m[1])));
       else if ((m = path.match(/^\/steps\/(\d{1,12})\/result$/))) sendJson(res, 200, await result(req, Number(m[1])));
       else throw new HttpError(404, `no agent API at ${path}`);

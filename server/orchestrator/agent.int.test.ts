@@ -76,9 +76,9 @@ function machineWithImage(file: string, format: string, sha256 = image.sha256) {
   return { id, mac, disk: makeDisk(dir, `disk-${i}.img`, 16) };
 }
 
-function deploy(m: { id: number; mac: string; disk: string }) {
+function deploy(m: { id: number; mac: string; disk: string }, extra: string[] = []) {
   const jobId = performAction(app.domain, m.id, "deploy", "user:test").jobId!;
-  const agent = spawnAgent(bundle, app.url, m.mac, m.disk);
+  const agent = spawnAgent(bundle, app.url, m.mac, m.disk, extra);
   agents.push(agent);
   return { jobId, agent };
 }
@@ -148,15 +148,17 @@ describe("an agent that restarts mid-step", () => {
     const m = machineWithImage("disk.raw.gz", "raw.gz");
     images.throttle(64 << 10, 25);
     try {
-      const { jobId, agent } = deploy(m);
-      await until("write_image running", () => stepsOf(jobId).find((s) => s.name === "write_image")?.state === "running" && linesOf(jobId).length > 3, 20_000);
+      // A long heartbeat: the dead agent's long-poll is surely still open on the server when the step is retried.
+      const { jobId, agent } = deploy(m, ["--wait-s", "20", "--progress-ms", "50"]);
+      // Mid-write, with the heartbeat that followed the claim surely sent: progress lines have arrived.
+      await until("write_image progress", () => linesOf(jobId).some((l) => l.text.startsWith("written ")), 10_000);
       agent.child.kill("SIGKILL");
       await agent.exited;
       const before = linesOf(jobId).length;
       images.throttle(0, 0);
       const second = spawnAgent(bundle, app.url, m.mac, m.disk);
       agents.push(second);
-      await until("the job to finish", finished(jobId), 20_000);
+      await until("the job to finish", finished(jobId), 12_000);
       expect(jobOf(jobId).state, second.output()).toBe("succeeded");
       expect(stepsOf(jobId).find((s) => s.name === "write_image")).toMatchObject({ state: "succeeded", attempt: 2 });
       const lines = linesOf(jobId);
