@@ -14,6 +14,8 @@ export interface LookupResponse {
   jobId: number;
   /** Bearer token for every later call of this job; shown once, stored hashed. */
   token: string;
+  /** The job's next log sequence number (highest stored + 1): a restarted agent continues from it. */
+  nextSeq: number;
 }
 
 export const heartbeatRequest = z.object({

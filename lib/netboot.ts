@@ -18,7 +18,7 @@ export type InstallTemplate = (typeof INSTALL_TEMPLATES)[number];
 /** Static NIC configuration formats, one per distribution family. */
 export const NET_CONFIG_FORMATS = ["ifupdown", "netplan", "nm-keyfile", "ifcfg"] as const;
 export type NetConfigFormat = (typeof NET_CONFIG_FORMATS)[number];
-export const IMAGE_FORMATS = ["raw", "raw.gz", "raw.zst", "qcow2"] as const;
+export const IMAGE_FORMATS = ["raw", "raw.gz", "raw.xz", "raw.zst", "qcow2"] as const;
 export const NIC_KINDS = ["ethernet", "bond", "vlan"] as const;
 export const BOND_MODES = ["active-backup", "802.3ad", "balance-rr", "balance-xor", "balance-alb", "balance-tlb"] as const;
 

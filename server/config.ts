@@ -22,6 +22,8 @@ const envSchema = z.object({
   RACKHAND_IPMI_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   RACKHAND_BMC_SPACING_MS: z.coerce.number().int().min(0).default(100),
   RACKHAND_POWER_SYNC: z.enum(["true", "false"]).default("true"),
+  /** false: serve the API, agent API and sockets without the Next.js UI (process-level tests need no UI build). */
+  RACKHAND_UI: z.enum(["true", "false"]).default("true"),
   RACKHAND_CONSOLE_GRACE_S: z.coerce.number().min(0).default(30),
   /** How managed-mode netboot starts dnsmasq: a program and its leading arguments, split on spaces (no shell). */
   RACKHAND_DNSMASQ_COMMAND: z.string().trim().min(1).default("dnsmasq"),
@@ -67,7 +69,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     demo: e.RACKHAND_DEMO === "true",
     logLevel: e.RACKHAND_LOG_LEVEL,
     dev: e.NODE_ENV === "development",
-    ui: true,
+    ui: e.RACKHAND_UI === "true",
     powerSync: e.RACKHAND_POWER_SYNC === "true",
     oob: {
       ipmitoolPath: e.RACKHAND_IPMITOOL,

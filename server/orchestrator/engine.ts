@@ -169,6 +169,9 @@ export class Orchestrator {
     for (const e of live) this.d.bus.publish(e);
     if (readied) this.wake(jobId);
     for (const s of toRun) if (!PASSIVE.has(s.name)) this.runServerStep(s);
+    // What a passive step waits for may already have happened (the agent looked up during the power cycle):
+    // check on the next turn rather than at the next timer tick.
+    if (toRun.some((s) => PASSIVE.has(s.name))) this.nudge();
   }
 
   /** Close a job (error null = success) with its machine's transition; revoke its agent token. */

@@ -44,13 +44,13 @@ const bootDisk = (then: StepSpec): StepSpec[][] => [
  */
 export const JOB_KIND_SPECS: Record<JobKind, StepSpec[][]> = {
   inspect: [...bootAgent, [agent("inventory", 300, 3)], ...bootDisk(server("power_off", 120, 3))],
-  clean: [...bootAgent, [agent("wipe", 1800, 2, { mode: "$wipeMode" })], ...bootDisk(server("power_off", 120, 3))],
+  clean: [...bootAgent, [agent("wipe", 1800, 2, { mode: "$wipeMode", target: "$targetDisk" })], ...bootDisk(server("power_off", 120, 3))],
   deploy_image: [
     ...bootAgent,
     [agent("inventory", 300, 3)],
-    [agent("wipe", 1800, 2, { mode: "$wipeMode" })],
+    [agent("wipe", 1800, 2, { mode: "$wipeMode", target: "$targetDisk" })],
     [agent("write_image", 3600, 3, { url: "$imageUrl", sha256: "$imageSha256", format: "$imageFormat", target: "$targetDisk" })],
-    [agent("configure_network", 300, 3, { osFamily: "$osFamily" })],
+    [agent("configure_network", 300, 3, { osFamily: "$osFamily", rootPartition: "$rootPartition", files: "$networkFiles" })],
     ...bootDisk(server("power_cycle", 120, 3)),
   ],
   deploy_installer: [
@@ -64,7 +64,7 @@ export const JOB_KIND_SPECS: Record<JobKind, StepSpec[][]> = {
 // Reinstall = clean, then deploy from the image, in one job (the agent stays up between the two).
 JOB_KIND_SPECS.reinstall = [
   ...bootAgent,
-  [agent("wipe", 1800, 2, { mode: "$wipeMode" })],
+  [agent("wipe", 1800, 2, { mode: "$wipeMode", target: "$targetDisk" })],
   ...JOB_KIND_SPECS.deploy_image.slice(bootAgent.length + 2),
 ];
 

@@ -1,0 +1,235 @@
+/**
+ * npm run bench:deploy — bulk reinstall of 1,000 machines with 1,000 simulated agents speaking the real agent
+ * HTTP protocol (in a child process), each agent step taking a fixed simulated time, under a concurrency limit:
+ * makespan against the ideal, step-dispatch latency, server CPU and memory. Then log ingest (lines/s accepted and
+ * persisted) and the latency from an agent's POST to the line arriving in 50 socket.io subscribers.
+ * Batches are not in this branch: the concurrency limit is applied here, jobs start through performAction.
+ */
+import { fork } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { asc, eq, inArray, sql } from "drizzle-orm";
+import { startApp } from "../server/app";
+import { loadConfig } from "../server/config";
+import { jobs, logLines, osProfiles, steps } from "../server/db/schema";
+import { silentLogger } from "../server/log";
+import { enrollMachine } from "../server/machines/enroll";
+import { transition } from "../server/machines/lifecycle";
+import { performAction } from "../server/orchestrator/actions";
+import type { MachinePorts } from "../server/orchestrator/ports";
+import { TrpcClient } from "./lib/http-trpc";
+import { writeSection } from "./lib/sections";
+import { percentile } from "./lib/stats";
+
+const N = Number(process.env.BENCH_MACHINES ?? 1000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 100);
+const STEP_MS = Number(process.env.BENCH_STEP_MS ?? 1000);
+const SERVER_MS = Number(process.env.BENCH_SERVER_STEP_MS ?? 50);
+const LINES_PER_STEP = 5;
+const INGEST = { agents: 20, batches: 25, batchLines: 1000 };
+const FANOUT = { subscribers: 50, samples: 200 };
+const PASSWORD = "bench-admin-password";
+
+const hex2 = (n: number) => (n & 0xff).toString(16).padStart(2, "0");
+const macOf = (n: number) => `52:54:01:${hex2(n >> 16)}:${hex2(n >> 8)}:${hex2(n)}`;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-bench-deploy-"));
+  const child = fork("bench/lib/sim-agents.ts", [], { execArgv: ["--import", "tsx"], stdio: "inherit" });
+  const fromChild = <T>(type: string) =>
+    new Promise<T>((resolve, reject) => {
+      const on = (m: { type: string; message?: string }) => {
+        if (m.type === "error") reject(new Error(`simulated agents: ${m.message}`));
+        else if (m.type === type) resolve(m as T);
+        else return;
+        child.off("message", on);
+      };
+      child.on("message", on);
+    });
+
+  const macs = new Map<number, string>();
+  const simulated = new Set<number>();
+  const bootTarget = new Map<number, string>();
+  // Out-of-band and netboot take a fixed time; a power cycle into the agent boots that machine's simulated agent.
+  const ports: MachinePorts = {
+    setBootTarget: async (id, t) => void (await sleep(SERVER_MS), bootTarget.set(id, t)),
+    setBootDevice: () => sleep(SERVER_MS),
+    powerOn: () => sleep(SERVER_MS),
+    powerOff: () => sleep(SERVER_MS),
+    powerCycle: async (id) => {
+      await sleep(SERVER_MS);
+      if (bootTarget.get(id) === "agent" && simulated.has(id)) child.send({ type: "boot", mac: macs.get(id) });
+    },
+  };
+  const config = loadConfig({ RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: PASSWORD, RACKHAND_POWER_SYNC: "false", NODE_ENV: "production" }, { ui: false });
+  const app = await startApp(config, silentLogger, { ports });
+  const d = app.domain;
+  try {
+    child.send({ type: "config", api: app.url, stepMs: STEP_MS, linesPerStep: LINES_PER_STEP });
+    await fromChild("ready");
+
+    // Seed: N deployed machines with an image profile (+ the ingest machines, managed, without simulated agents).
+    const profile = d.db
+      .insert(osProfiles)
+      .values({ name: "bench-img", kind: "image", osFamily: "debian", imageUrl: "http://127.0.0.1:1/bench.raw.gz", imageSha256: "ab".repeat(32), imageFormat: "raw.gz", createdAt: new Date(), updatedAt: new Date() })
+      .returning()
+      .get();
+    const ids: number[] = [];
+    for (let i = 1; i <= N + INGEST.agents; i++) {
+      const { id } = enrollMachine(d, { name: `bd-${i}`, bootMac: macOf(i), uHeight: 1, osProfileId: profile.id }, "bench");
+      macs.set(id, macOf(i));
+      transition(d, id, "manage", { actor: "bench" });
+      if (i > N) continue;
+      for (const a of ["provide", "deploy", "succeed"] as const) transition(d, id, a, { actor: "bench" });
+      simulated.add(id);
+      ids.push(id);
+    }
+    const ingestIds = [...macs.keys()].filter((id) => !simulated.has(id));
+
+    // Phase 1: bulk reinstall under the concurrency limit.
+    const jobIds = new Set<number>();
+    const queue = [...ids];
+    let active = 0;
+    let finished = 0;
+    let failed = 0;
+    let allDone: () => void = () => undefined;
+    const done = new Promise<void>((r) => (allDone = r));
+    const startNext = () => {
+      while (active < CONCURRENCY && queue.length) {
+        active++;
+        jobIds.add(performAction(d, queue.shift()!, "reinstall", "user:bench").jobId!);
+      }
+    };
+    const unsubscribe = d.bus.subscribe((e) => {
+      if (e.type !== "job.changed" || !jobIds.has(e.jobId) || e.state === "running" || e.state === "queued") return;
+      active--;
+      finished++;
+      if (e.state !== "succeeded") failed++;
+      if (finished === N) allDone();
+      else setImmediate(startNext);
+    });
+    let peakRss = 0;
+    const mem = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 200);
+    const rss0 = process.memoryUsage().rss;
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    startNext();
+    await done;
+    const makespan = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    clearInterval(mem);
+    unsubscribe();
+    const jobIdeal = 4 * SERVER_MS + 3 * STEP_MS; // [target+device], [power cycle], wait_agent, 3 agent steps, [target+device], [power cycle]
+    const ideal = Math.ceil(N / CONCURRENCY) * jobIdeal;
+
+    // Dispatch latency: a group's first start after the previous group's last finish, per job (server clock).
+    const rows = d.db.select().from(steps).where(inArray(steps.jobId, [...jobIds])).orderBy(asc(steps.jobId), asc(steps.group)).all();
+    const byJob = new Map<number, typeof rows>();
+    for (const r of rows) byJob.set(r.jobId, [...(byJob.get(r.jobId) ?? []), r]);
+    const dispatch: number[] = [];
+    const agentDispatch: number[] = [];
+    for (const list of byJob.values()) {
+      const groups = [...new Set(list.map((s) => s.group))].sort((a, b) => a - b);
+      for (let g = 1; g < groups.length; g++) {
+        const prev = list.filter((s) => s.group === groups[g - 1]);
+        const cur = list.filter((s) => s.group === groups[g]);
+        const end = Math.max(...prev.map((s) => s.finishedAt?.getTime() ?? NaN));
+        const start = Math.min(...cur.map((s) => s.startedAt?.getTime() ?? NaN));
+        if (!Number.isFinite(end) || !Number.isFinite(start)) continue;
+        dispatch.push(start - end);
+        if (cur.every((s) => s.runner === "agent")) agentDispatch.push(start - end);
+      }
+    }
+    const jobLatency = d.db
+      .select({ ms: sql<number>`${jobs.finishedAt} - ${jobs.startedAt}` })
+      .from(jobs)
+      .where(inArray(jobs.id, [...jobIds]))
+      .all()
+      .map((r) => r.ms);
+
+    // Phase 2: log ingest. Inspect jobs on machines without simulated agents; this process plays their agents.
+    const tokens: { token: string; stepId: number; machineId: number }[] = [];
+    for (const id of ingestIds) {
+      performAction(d, id, "inspect", "user:bench");
+      const api = (p: string, body: unknown, token?: string) =>
+        fetch(`${app.url}/api/agent/v1${p}`, { method: "POST", headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) }, body: JSON.stringify(body) }).then(
+          async (r) => ({ status: r.status, body: (await r.json()) as any }),
+        );
+      let look = await api("/lookup", { macs: [macs.get(id)] });
+      while (look.status === 404) (await sleep(20), (look = await api("/lookup", { macs: [macs.get(id)] })));
+      let stepId: number | undefined;
+      while (stepId === undefined) stepId = (await api("/heartbeat", { waitS: 2 }, look.body.token)).body.steps[0]?.id;
+      tokens.push({ token: look.body.token, stepId, machineId: id });
+    }
+    const ingestCpu0 = process.cpuUsage();
+    child.send({ type: "ingest", tokens, ...INGEST });
+    const ing = await fromChild<{ lines: number; ms: number }>("ingest");
+    const ingestCpu = process.cpuUsage(ingestCpu0);
+    const ingestJobs = d.db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.machineId, ingestIds)).all().map((j) => j.id);
+    const persisted = d.db.select({ n: sql<number>`count(*)` }).from(logLines).where(inArray(logLines.jobId, ingestJobs)).get()!.n;
+
+    // Phase 3: fan-out latency to 50 socket.io subscribers of one machine.
+    const trpc = new TrpcClient(app.url);
+    await trpc.login("admin", PASSWORD);
+    const probe = tokens[0]!;
+    child.send({ type: "fanout", cookie: `rh_session=${trpc.sessionToken}`, machineId: probe.machineId, token: probe.token, stepId: probe.stepId, ...FANOUT, seqFrom: INGEST.batches * INGEST.batchLines });
+    const fan = await fromChild<{ latencies: number[]; expected: number }>("fanout");
+    trpc.close();
+
+    const host = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average ${os.loadavg()[0]!.toFixed(1)} at the end`;
+    const lines = [
+      "## Deploy: bulk reinstall with simulated agents, log ingest, live fan-out",
+      "",
+      `\`npm run bench:deploy\` (bench/deploy.ts; agents in bench/lib/sim-agents.ts, a separate process). Host: ${host}; ${new Date().toISOString().slice(0, 10)}.`,
+      `Server in-process (no UI, default tick 1 s), SQLite in a temp dir. **No batch API in this branch**: the bench keeps ${CONCURRENCY} reinstall jobs`,
+      "running and starts the next one through `performAction` when one finishes (what a batch's concurrency limit will do).",
+      `Each simulated agent boots on the power cycle into the agent, looks up, long-polls, and per step sends ${LINES_PER_STEP} log lines, waits ${STEP_MS} ms, reports.`,
+      `Server steps (boot target, boot device, power) take ${SERVER_MS} ms each.`,
+      "",
+      "| measure | result | target |",
+      "|---|---|---|",
+      `| machines / concurrency | ${N} / ${CONCURRENCY} (${failed} failed) | |`,
+      `| makespan | ${(makespan / 1000).toFixed(2)} s | |`,
+      `| ideal (⌈N/C⌉ × (4 × ${SERVER_MS} ms + 3 × ${STEP_MS} ms)) | ${(ideal / 1000).toFixed(2)} s | |`,
+      `| over ideal | ${((makespan / ideal - 1) * 100).toFixed(1)} % | ≤ 5 % |`,
+      `| job duration p50 / p95 (ideal ${jobIdeal} ms) | ${percentile(jobLatency, 50)} / ${percentile(jobLatency, 95)} ms | |`,
+      `| step dispatch, all groups: p50 / p95 / p99 (n=${dispatch.length}) | ${percentile(dispatch, 50)} / ${percentile(dispatch, 95)} / ${percentile(dispatch, 99)} ms | p95 ≤ 20 ms |`,
+      `| step dispatch, agent steps (ready → claimed by the long-poll): p50 / p95 | ${percentile(agentDispatch, 50)} / ${percentile(agentDispatch, 95)} ms | |`,
+      `| server CPU during the reinstall | ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms = ${(((cpu.user + cpu.system) / 1000 / makespan) * 100).toFixed(0)} % of one core | |`,
+      `| server RSS before / peak | ${(rss0 / 2 ** 20).toFixed(0)} / ${(peakRss / 2 ** 20).toFixed(0)} MiB | |`,
+      `| log ingest: ${INGEST.agents} agents × ${INGEST.batches} batches × ${INGEST.batchLines} lines | ${Math.round(ing.lines / (ing.ms / 1000)).toLocaleString("en")} lines/s accepted (${ing.lines.toLocaleString("en")} in ${(ing.ms / 1000).toFixed(2)} s; ${persisted.toLocaleString("en")} persisted; server CPU ${((ingestCpu.user + ingestCpu.system) / 1000).toFixed(0)} ms) | ≥ 100,000/s |`,
+      `| agent POST → line at ${FANOUT.subscribers} socket.io subscribers: p50 / p99 / max (${fan.latencies.length} of ${fan.expected} deliveries) | ${fmt(percentile(fan.latencies, 50))} / ${fmt(percentile(fan.latencies, 99))} / ${fmt(Math.max(...fan.latencies))} | p99 ≤ 250 ms |`,
+      "",
+      "Dispatch latency is measured on the server's clock: from the last step of a group finishing (its result committed) to the",
+      "first step of the next group starting (a server step leased, or an agent step claimed by the agent's heartbeat).",
+      "The ideal counts only the simulated work: every agent step also costs the protocol's round trips (heartbeat, logs, result),",
+      "and each job a lookup, so a job can never reach it. Server and simulated agents share the host's cores (the agents run in",
+      "their own process so the server's CPU is measured alone); figures move with other load on the host.",
+      "",
+      "Where the server's time goes (a CPU profile of a 300-machine run): apart from idle, mostly drizzle building SQL text",
+      "for every query (`entity.js is`, `buildQueryFromSourceParams`, `buildSelection`) in the orchestrator's tick, which runs",
+      "four scans plus one transaction per changed job on every nudge, i.e. for every step result. Prepared statements for",
+      "the tick's scans (or coalescing nudges over a few ms) are the next step for the dispatch and makespan targets. Log",
+      "ingest uses one prepared row insert per line in one transaction per batch; drizzle's multi-row INSERT … RETURNING",
+      "was 7× slower per batch (19 ms vs 2.7 ms for 1,000 lines) and capped ingest near 50,000 lines/s.",
+    ];
+    const md = lines.join("\n");
+    console.log(md);
+    writeSection(path.join(process.cwd(), "docs/BENCHMARKS.md"), "deploy", md);
+  } finally {
+    child.kill();
+    await app.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,132 @@
+/**
+ * Child process of bench/deploy.ts: simulated agents that speak the real agent HTTP protocol (lookup,
+ * heartbeat long-poll, logs, results), each step taking a fixed time; plus the log-ingest load and the
+ * socket.io fan-out latency probe. Runs apart from the server so the server's CPU is measured alone.
+ */
+import { io, type Socket } from "socket.io-client";
+import { AGENT_API_PREFIX } from "../../lib/agent-protocol";
+
+type FromParent =
+  | { type: "config"; api: string; stepMs: number; linesPerStep: number }
+  | { type: "boot"; mac: string }
+  | { type: "ingest"; tokens: { token: string; stepId: number }[]; batches: number; batchLines: number }
+  | { type: "fanout"; cookie: string; machineId: number; token: string; stepId: number; subscribers: number; samples: number; seqFrom: number };
+
+let cfg = { api: "", stepMs: 1000, linesPerStep: 5 };
+const send = (m: unknown) => process.send!(m);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function post(path: string, body: unknown, token?: string): Promise<{ status: number; body: any }> {
+  for (let tries = 0; ; tries++) {
+    try {
+      const res = await fetch(`${cfg.api}${AGENT_API_PREFIX}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
+        body: JSON.stringify(body),
+      });
+      const json = (await res.json()) as unknown;
+      if (res.status >= 500 && tries < 20) {
+        await sleep(50 * 2 ** Math.min(tries, 5));
+        continue;
+      }
+      return { status: res.status, body: json };
+    } catch (err) {
+      if (tries >= 20) throw err;
+      await sleep(50 * 2 ** Math.min(tries, 5));
+    }
+  }
+}
+
+const running = new Set<string>();
+
+/** One simulated agent: booted by the power cycle, it runs its job to the end. */
+async function simAgent(mac: string): Promise<void> {
+  let look = await post("/lookup", { macs: [mac] });
+  for (let i = 0; look.status === 404 && i < 200; i++) {
+    await sleep(25);
+    look = await post("/lookup", { macs: [mac] });
+  }
+  if (look.status !== 200) throw new Error(`lookup ${mac}: ${look.status} ${JSON.stringify(look.body)}`);
+  const { token } = look.body as { token: string };
+  let seq = look.body.nextSeq as number;
+  for (;;) {
+    const hb = await post("/heartbeat", { waitS: 20 }, token);
+    if (hb.status === 401 || hb.body.done) return;
+    await Promise.all(
+      (hb.body.steps as { id: number; attempt: number; name: string }[]).map(async (s) => {
+        const lines = Array.from({ length: cfg.linesPerStep }, (_, i) => ({ seq: seq++, ts: Date.now(), stream: "agent", text: `${s.name}: simulated line ${i}` }));
+        await post(`/steps/${s.id}/logs`, { lines }, token);
+        await sleep(cfg.stepMs);
+        await post(`/steps/${s.id}/result`, { attempt: s.attempt, ok: true, result: { simulated: true } }, token);
+      }),
+    );
+  }
+}
+
+/** Log ingest: `tokens.length` agents each POST `batches` batches of `batchLines` lines, all at once. */
+async function ingest(m: Extract<FromParent, { type: "ingest" }>) {
+  const t0 = performance.now();
+  await Promise.all(
+    m.tokens.map(async ({ token, stepId }, a) => {
+      for (let b = 0; b < m.batches; b++) {
+        const lines = Array.from({ length: m.batchLines }, (_, i) => ({ seq: b * m.batchLines + i, ts: Date.now(), stream: "stdout", text: `agent ${a} batch ${b} line ${i}: lorem ipsum dolor sit amet` }));
+        const r = await post(`/steps/${stepId}/logs`, { lines }, token);
+        if (r.status !== 200 || r.body.accepted !== m.batchLines) throw new Error(`ingest: ${r.status} ${JSON.stringify(r.body)}`);
+      }
+    }),
+  );
+  return { lines: m.tokens.length * m.batches * m.batchLines, ms: performance.now() - t0 };
+}
+
+/** p99 from an agent's POST to the line arriving at each of `subscribers` socket.io clients. */
+async function fanout(m: Extract<FromParent, { type: "fanout" }>) {
+  const sockets: Socket[] = [];
+  const sentAt = new Map<number, number>();
+  const latencies: number[] = [];
+  let expected = 0;
+  let resolveAll: () => void = () => undefined;
+  const allIn = new Promise<void>((r) => (resolveAll = r));
+  for (let i = 0; i < m.subscribers; i++) {
+    const s = io(cfg.api, { transports: ["websocket"], extraHeaders: { cookie: m.cookie }, forceNew: true });
+    s.on("live", (e: { type: string; lines?: { seq: number }[] }) => {
+      if (e.type !== "log.lines") return;
+      const now = performance.now();
+      for (const l of e.lines ?? []) {
+        const t = sentAt.get(l.seq);
+        if (t !== undefined) latencies.push(now - t);
+      }
+      if (latencies.length >= expected && expected > 0) resolveAll();
+    });
+    await new Promise<void>((resolve, reject) => {
+      s.once("connect_error", reject);
+      s.once("connect", () => s.emit("subscribe", { machineId: m.machineId }, () => resolve()));
+    });
+    sockets.push(s);
+  }
+  expected = m.samples * m.subscribers;
+  for (let i = 0; i < m.samples; i++) {
+    const seq = m.seqFrom + i;
+    sentAt.set(seq, performance.now());
+    await post(`/steps/${m.stepId}/logs`, { lines: [{ seq, ts: Date.now(), stream: "stdout", text: `probe ${i}` }] }, m.token);
+    await sleep(20);
+  }
+  await Promise.race([allIn, sleep(10_000)]);
+  for (const s of sockets) s.close();
+  return { latencies, expected };
+}
+
+process.on("message", (m: FromParent) => {
+  const fail = (err: unknown) => send({ type: "error", message: err instanceof Error ? err.stack : String(err) });
+  if (m.type === "config") {
+    cfg = { api: m.api, stepMs: m.stepMs, linesPerStep: m.linesPerStep };
+    send({ type: "ready" });
+  } else if (m.type === "boot") {
+    if (running.has(m.mac)) return;
+    running.add(m.mac);
+    simAgent(m.mac).then(() => running.delete(m.mac), fail);
+  } else if (m.type === "ingest") {
+    ingest(m).then((r) => send({ type: "ingest", ...r }), fail);
+  } else if (m.type === "fanout") {
+    fanout(m).then((r) => send({ type: "fanout", ...r }), fail);
+  }
+});

@@ -1,0 +1,213 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { asc, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { ApiClient, ApiError, heartbeatResponse, lookupResponse } from "../../agent/client";
+import { startApp, type App } from "../app";
+import { loadConfig } from "../config";
+import { jobs, logLines, machines, osProfiles, steps } from "../db/schema";
+import { silentLogger } from "../log";
+import { enrollMachine } from "../machines/enroll";
+import { transition } from "../machines/lifecycle";
+import { performAction } from "./actions";
+import type { MachinePorts } from "./ports";
+import {
+  buildAgentBundle,
+  makeDisk,
+  makeImage,
+  serveImages,
+  sha256OfPrefix,
+  spawnAgent,
+  until,
+  type AgentProcess,
+  type ImageServer,
+  type TestImage,
+} from "./testing/agent-harness";
+
+// The agent as a real process (the bundle that ships), over real HTTP, against the app in-process with
+// recording out-of-band ports; images from a tiny HTTP server; disks are sparse files.
+const noopPorts: MachinePorts = {
+  setBootTarget: async () => undefined,
+  setBootDevice: async () => undefined,
+  powerOn: async () => undefined,
+  powerCycle: async () => undefined,
+  powerOff: async () => undefined,
+};
+
+let app: App;
+let dir: string;
+let bundle: string;
+let image: TestImage;
+let images: ImageServer;
+const agents: AgentProcess[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-agent-"));
+  bundle = await buildAgentBundle(dir);
+  image = makeImage(dir, 4);
+  images = await serveImages(image.files);
+  const config = loadConfig({ RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "admin-password-1", NODE_ENV: "test" }, { ui: false });
+  // random 0: a transient failure is retried after exactly half the first backoff (1 s).
+  app = await startApp(config, silentLogger, { ports: noopPorts, orchestrator: { tickMs: 50, random: () => 0 } });
+});
+afterAll(async () => {
+  for (const a of agents) a.child.kill("SIGKILL");
+  await app?.close();
+  await images?.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** An available machine whose OS profile is the test image in `format`, with `sha256` as its checksum. */
+function machineWithImage(file: string, format: string, sha256 = image.sha256) {
+  const i = ++n;
+  const mac = `52:54:00:aa:00:${i.toString(16).padStart(2, "0")}`;
+  const d = app.domain;
+  const profile = d.db
+    .insert(osProfiles)
+    .values({ name: `agent-img-${i}`, kind: "image", osFamily: "debian", imageUrl: `${images.url}/${file}`, imageSha256: sha256, imageFormat: format, createdAt: new Date(), updatedAt: new Date() })
+    .returning()
+    .get();
+  const { id } = enrollMachine(d, { name: `agent-${i}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
+  transition(d, id, "manage", { actor: "test" });
+  transition(d, id, "provide", { actor: "test" });
+  return { id, mac, disk: makeDisk(dir, `disk-${i}.img`, 16) };
+}
+
+function deploy(m: { id: number; mac: string; disk: string }, extra: string[] = []) {
+  const jobId = performAction(app.domain, m.id, "deploy", "user:test").jobId!;
+  const agent = spawnAgent(bundle, app.url, m.mac, m.disk, extra);
+  agents.push(agent);
+  return { jobId, agent };
+}
+
+const jobOf = (id: number) => app.domain.db.select().from(jobs).where(eq(jobs.id, id)).get()!;
+const stepsOf = (jobId: number) => app.domain.db.select().from(steps).where(eq(steps.jobId, jobId)).orderBy(asc(steps.group), asc(steps.id)).all();
+const linesOf = (jobId: number) => app.domain.db.select().from(logLines).where(eq(logLines.jobId, jobId)).orderBy(asc(logLines.seq)).all();
+const finished = (jobId: number) => () => ["succeeded", "failed", "cancelled"].includes(jobOf(jobId).state);
+
+describe("the agent deploys an image onto a file-backed disk", () => {
+  for (const [file, format] of [["disk.raw.gz", "raw.gz"], ["disk.raw.xz", "raw.xz"]] as const) {
+    it(`writes ${format}: verified bytes, every step succeeded, contiguous log seqs`, async () => {
+      const m = machineWithImage(file, format);
+      const { jobId, agent } = deploy(m);
+      await until("the job to finish", finished(jobId), 20_000);
+      expect(await agent.exited, agent.output()).toBe(0);
+      expect(jobOf(jobId), agent.output()).toMatchObject({ state: "succeeded", error: null });
+      expect(app.domain.db.select().from(machines).where(eq(machines.id, m.id)).get()!.state).toBe("deployed");
+      // Every step ran once and succeeded, server and agent ones alike.
+      const all = stepsOf(jobId);
+      expect(all.map((s) => [s.name, s.state, s.attempt])).toEqual(all.map((s) => [s.name, "succeeded", 1]));
+      expect(all.filter((s) => s.runner === "agent").map((s) => s.name)).toEqual(["inventory", "wipe", "write_image", "configure_network"]);
+      // The bytes on the disk are the image; the file was not truncated; wipe zeroed its last MiB.
+      expect(sha256OfPrefix(m.disk, image.sizeBytes)).toBe(image.sha256);
+      expect(fs.statSync(m.disk).size).toBe(16 << 20);
+      const write = all.find((s) => s.name === "write_image")!;
+      expect(write.result).toMatchObject({ sha256: image.sha256, bytes: image.sizeBytes, format, verified: true });
+      expect(all.find((s) => s.name === "configure_network")!.result).toMatchObject({ skipped: expect.any(String) });
+      expect(all.find((s) => s.name === "inventory")!.result).toMatchObject({ cpus: expect.any(Number), disks: expect.any(Array) });
+      const lines = linesOf(jobId);
+      expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i));
+      expect(lines.some((l) => l.stepId === write.id && /^verified: \d+ bytes, sha256 [0-9a-f]{64} \(as expected\)/.test(l.text))).toBe(true);
+      expect(new Set(lines.map((l) => l.stepId))).toEqual(new Set(all.filter((s) => s.runner === "agent").map((s) => s.id)));
+    });
+  }
+
+  it("retries a transient failure (the image server answers 503 once) and succeeds", async () => {
+    const m = machineWithImage("disk.raw.gz", "raw.gz");
+    images.failNext("disk.raw.gz", 503);
+    const { jobId, agent } = deploy(m);
+    await until("the job to finish", finished(jobId), 20_000);
+    expect(jobOf(jobId).state, agent.output()).toBe("succeeded");
+    const write = stepsOf(jobId).find((s) => s.name === "write_image")!;
+    expect(write).toMatchObject({ state: "succeeded", attempt: 2, error: null });
+    expect(linesOf(jobId).some((l) => l.stepId === write.id && /failed \(transient\): GET .*HTTP 503/.test(l.text))).toBe(true);
+    expect(sha256OfPrefix(m.disk, image.sizeBytes)).toBe(image.sha256);
+  });
+
+  it("fails the job on a permanent failure (wrong sha256), with the message, without retrying", async () => {
+    const wrong = "0".repeat(64);
+    const m = machineWithImage("disk.raw.gz", "raw.gz", wrong);
+    const { jobId, agent } = deploy(m);
+    await until("the job to finish", finished(jobId), 20_000);
+    expect(await agent.exited).toBe(0);
+    const job = jobOf(jobId);
+    expect(job.state).toBe("failed");
+    expect(job.error).toBe(`write_image: sha256 mismatch: the image is ${image.sha256}, expected ${wrong}`);
+    expect(app.domain.db.select().from(machines).where(eq(machines.id, m.id)).get()).toMatchObject({ state: "deploy_failed", lastError: job.error });
+    expect(stepsOf(jobId).find((s) => s.name === "write_image")).toMatchObject({ state: "failed", attempt: 1 });
+    const lines = linesOf(jobId);
+    expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i));
+  });
+});
+
+describe("an agent that restarts mid-step", () => {
+  it("gets the step again at once and continues the job's log seqs", async () => {
+    const m = machineWithImage("disk.raw.gz", "raw.gz");
+    images.throttle(64 << 10, 25);
+    try {
+      // A long heartbeat: the dead agent's long-poll is surely still open on the server when the step is retried.
+      const { jobId, agent } = deploy(m, ["--wait-s", "20", "--progress-ms", "50"]);
+      // Mid-write, with the heartbeat that followed the claim surely sent: progress lines have arrived.
+      await until("write_image progress", () => linesOf(jobId).some((l) => l.text.startsWith("written ")), 10_000);
+      agent.child.kill("SIGKILL");
+      await agent.exited;
+      const before = linesOf(jobId).length;
+      images.throttle(0, 0);
+      const second = spawnAgent(bundle, app.url, m.mac, m.disk);
+      agents.push(second);
+      await until("the job to finish", finished(jobId), 12_000);
+      expect(jobOf(jobId).state, second.output()).toBe("succeeded");
+      expect(stepsOf(jobId).find((s) => s.name === "write_image")).toMatchObject({ state: "succeeded", attempt: 2 });
+      const lines = linesOf(jobId);
+      expect(lines.length).toBeGreaterThan(before);
+      expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i));
+      expect(second.output()).toMatch(new RegExp(`log seq from ${before}\\b`));
+      expect(sha256OfPrefix(m.disk, image.sizeBytes)).toBe(image.sha256);
+    } finally {
+      images.throttle(0, 0);
+    }
+  });
+});
+
+describe("agent calls need their own job's token", () => {
+  it("gets 401 without a token, with another job's token and after the job ended; lookup resumes the seq", async () => {
+    const a = machineWithImage("disk.raw.gz", "raw.gz");
+    const b = machineWithImage("disk.raw.gz", "raw.gz");
+    performAction(app.domain, a.id, "deploy", "user:test");
+    performAction(app.domain, b.id, "deploy", "user:test");
+    const client = new ApiClient(app.url, 300, () => undefined);
+    const status = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof ApiError ? e.status : -1));
+
+    expect(await status(client.post("/heartbeat", { waitS: 0 }, heartbeatResponse, 5000))).toBe(401);
+    const la = await until("lookup a", () => client.post("/lookup", { macs: [a.mac] }, lookupResponse, 5000).catch(() => null));
+    const lb = await until("lookup b", () => client.post("/lookup", { macs: [b.mac] }, lookupResponse, 5000).catch(() => null));
+    expect(la.nextSeq).toBe(0);
+    client.token = la.token;
+    const stepA = await until("a's first step", async () => (await client.post("/heartbeat", { waitS: 2 }, heartbeatResponse, 5000)).steps[0]);
+    const accepted = z.object({ accepted: z.number() });
+    const lines = [0, 1, 2].map((seq) => ({ seq, ts: Date.now(), stream: "agent", text: `line ${seq}` }));
+    expect(await client.post(`/steps/${stepA.id}/logs`, { lines }, accepted, 5000)).toEqual({ accepted: 3 });
+
+    client.token = lb.token;
+    expect(await status(client.post(`/steps/${stepA.id}/logs`, { lines }, accepted, 5000))).toBe(401);
+    expect(await status(client.post(`/steps/${stepA.id}/result`, { attempt: 1, ok: true }, accepted, 5000))).toBe(401);
+    client.token = "forged-token";
+    expect(await status(client.post("/heartbeat", { waitS: 0 }, heartbeatResponse, 5000))).toBe(401);
+
+    // A restarted agent looks up again: a new token (the old one stops working) and the seq to continue from.
+    client.token = null;
+    const again = await client.post("/lookup", { macs: [a.mac] }, lookupResponse, 5000);
+    expect(again).toMatchObject({ jobId: la.jobId, nextSeq: 3 });
+    client.token = la.token;
+    expect(await status(client.post("/heartbeat", { waitS: 0 }, heartbeatResponse, 5000))).toBe(401);
+
+    // Cancelled: the heartbeat says so (the agent stops); a finished job's token is revoked (see the deploy tests).
+    performAction(app.domain, a.id, "abort", "user:test");
+    performAction(app.domain, b.id, "abort", "user:test");
+    client.token = again.token;
+    expect(await client.post("/heartbeat", { waitS: 0 }, heartbeatResponse, 5000)).toMatchObject({ done: true, jobState: "cancelled", steps: [] });
+  });
+});
