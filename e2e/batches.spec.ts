@@ -12,9 +12,13 @@ const created: { machines: number[]; profiles: number[] } = { machines: [], prof
 test.afterEach(async ({ page }) => {
   for (const id of created.machines.splice(0)) {
     const m = await (await page.request.get(`/api/trpc/machines.get?input=${encodeURIComponent(JSON.stringify({ id }))}`)).json();
-    // A deployed machine is released and the clean job aborted (→ clean_failed), which may be deleted.
-    if (m.result.data.state === "deployed") {
+    // A deployed machine is released and the clean job aborted (→ clean_failed); one still working (a failed test
+    // leaves machines deploying) is aborted first (→ *_failed). Both may then be deleted.
+    const state = m.result.data.state as string;
+    if (state === "deployed") {
       await call(page, "machines.action", { id, action: "release" });
+      await call(page, "machines.action", { id, action: "abort" });
+    } else if (["deploying", "inspecting", "cleaning"].includes(state)) {
       await call(page, "machines.action", { id, action: "abort" });
     }
     await call(page, "machines.delete", { id });
@@ -41,7 +45,11 @@ async function machines(page: Page, prefix: string, n: number, opts: { macByte: 
 /** Be a machine's agent over the real protocol: report each step it is handed as done until the job ends. */
 async function runAgent(request: APIRequestContext, token: string) {
   for (;;) {
-    const hb = await (await request.post("/api/agent/v1/heartbeat", { data: { waitS: 2 }, headers: { authorization: `Bearer ${token}` } })).json();
+    const res = await request.post("/api/agent/v1/heartbeat", { data: { waitS: 2 }, headers: { authorization: `Bearer ${token}` } });
+    // A finished job's token is revoked: 401 ends the agent's work as "done" does (a busy server may answer either).
+    if (res.status() === 401) return;
+    expect(res.status(), await res.text()).toBe(200);
+    const hb = await res.json();
     if (hb.done) return;
     for (const s of hb.steps) {
       const r = await request.post(`/api/agent/v1/steps/${s.id}/result`, { data: { attempt: s.attempt, ok: true, result: {} }, headers: { authorization: `Bearer ${token}` } });
