@@ -36,12 +36,15 @@ export class Orchestrator {
   private unsubscribe: (() => void) | null = null;
   private stopping = false;
 
+  private readonly queries: ReturnType<typeof prepareQueries>;
+
   constructor(
     private readonly d: Domain,
     private readonly ports: MachinePorts,
     private readonly opts: OrchestratorOptions = {},
   ) {
     this.now = opts.now ?? Date.now;
+    this.queries = prepareQueries(d.db);
   }
 
   get stopped(): boolean {
@@ -103,30 +106,13 @@ export class Orchestrator {
   tick(): void {
     if (this.stopping) return;
     const now = this.now();
-    const db = this.d.db;
-    for (const s of db.select().from(steps).where(and(eq(steps.state, "running"), lte(steps.leaseExpiresAt, new Date(now)))).all()) {
+    const q = this.queries;
+    for (const s of q.expired.all({ now })) {
       this.complete(s.id, s.attempt, { ok: false, transient: true, message: `${s.name} timed out after ${s.timeoutS} s` });
     }
-    const waits = db
-      .select({ id: steps.id, attempt: steps.attempt, startedAt: steps.startedAt, seen: jobs.agentSeenAt })
-      .from(steps)
-      .innerJoin(jobs, eq(jobs.id, steps.jobId))
-      .where(and(eq(steps.state, "running"), eq(steps.name, "wait_agent"), isNotNull(jobs.agentSeenAt)))
-      .all();
-    for (const w of waits) this.complete(w.id, w.attempt, { ok: true, result: { agentSeenAt: w.seen!.getTime() } });
-    const installs = db
-      .select({ id: steps.id, attempt: steps.attempt, at: sql<number>`json_extract(${jobs.params}, '$.installDoneAt')` })
-      .from(steps)
-      .innerJoin(jobs, eq(jobs.id, steps.jobId))
-      .where(and(eq(steps.state, "running"), eq(steps.name, "wait_install"), sql`json_extract(${jobs.params}, '$.installDoneAt') IS NOT NULL`))
-      .all();
-    for (const w of installs) this.complete(w.id, w.attempt, { ok: true, result: { installDoneAt: w.at } });
-    const due = db
-      .selectDistinct({ jobId: steps.jobId })
-      .from(steps)
-      .where(and(eq(steps.state, "pending"), lte(steps.nextAttemptAt, new Date(now))))
-      .all();
-    for (const r of due) this.dirty.add(r.jobId);
+    for (const w of q.agentWaits.all()) this.complete(w.id, w.attempt, { ok: true, result: { agentSeenAt: w.seen!.getTime() } });
+    for (const w of q.installWaits.all()) this.complete(w.id, w.attempt, { ok: true, result: { installDoneAt: w.at } });
+    for (const r of q.dueRetries.all({ now })) this.dirty.add(r.jobId);
     const jobIds = [...this.dirty];
     this.dirty.clear();
     for (const id of jobIds) this.advance(id);
@@ -139,9 +125,10 @@ export class Orchestrator {
     const toRun: StepRow[] = [];
     let readied = false;
     this.d.db.transaction((tx) => {
-      const job = tx.select().from(jobs).where(eq(jobs.id, jobId)).get();
+      // Prepared on the same connection, so they read inside this transaction.
+      const job = this.queries.job.get({ id: jobId });
       if (!job || job.state !== "running") return;
-      const all = tx.select().from(steps).where(eq(steps.jobId, jobId)).orderBy(asc(steps.group), asc(steps.id)).all();
+      const all = this.queries.stepsOfJob.all({ id: jobId });
       const open = all.filter((s) => s.state !== "succeeded");
       if (open.length === 0) return void live.push(...this.finish(tx, job, null));
       const group = open[0]!.group;
@@ -334,4 +321,39 @@ export class Orchestrator {
 /** The timeline's live event for a step that moved (published after the commit). */
 function stepChanged(machineId: number, s: StepRow, state: StepRow["state"]): LiveEvent {
   return { type: "step.changed", jobId: s.jobId, machineId, stepId: s.id, state: state as StepState };
+}
+
+/**
+ * The engine's hot queries, prepared once: the tick runs after every step result, and building the SQL text of
+ * each query every time was most of its cost. Times are epoch milliseconds, as stored.
+ */
+function prepareQueries(db: Domain["db"]) {
+  const now = sql.placeholder("now");
+  const id = sql.placeholder("id");
+  return {
+    expired: db
+      .select()
+      .from(steps)
+      .where(and(eq(steps.state, "running"), lte(steps.leaseExpiresAt, now)))
+      .prepare(),
+    agentWaits: db
+      .select({ id: steps.id, attempt: steps.attempt, seen: jobs.agentSeenAt })
+      .from(steps)
+      .innerJoin(jobs, eq(jobs.id, steps.jobId))
+      .where(and(eq(steps.state, "running"), eq(steps.name, "wait_agent"), isNotNull(jobs.agentSeenAt)))
+      .prepare(),
+    installWaits: db
+      .select({ id: steps.id, attempt: steps.attempt, at: sql<number>`json_extract(${jobs.params}, '$.installDoneAt')` })
+      .from(steps)
+      .innerJoin(jobs, eq(jobs.id, steps.jobId))
+      .where(and(eq(steps.state, "running"), eq(steps.name, "wait_install"), sql`json_extract(${jobs.params}, '$.installDoneAt') IS NOT NULL`))
+      .prepare(),
+    dueRetries: db
+      .selectDistinct({ jobId: steps.jobId })
+      .from(steps)
+      .where(and(eq(steps.state, "pending"), lte(steps.nextAttemptAt, now)))
+      .prepare(),
+    job: db.select().from(jobs).where(eq(jobs.id, id)).prepare(),
+    stepsOfJob: db.select().from(steps).where(eq(steps.jobId, id)).orderBy(asc(steps.group), asc(steps.id)).prepare(),
+  };
 }
