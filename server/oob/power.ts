@@ -2,13 +2,12 @@
  * Power, boot device and BMC checks for machines: the domain functions behind the tRPC procedures and the
  * lifecycle's BMC verification. They never throw for one machine of many: bulk callers get per-machine results.
  */
-import { inArray } from "drizzle-orm";
 import type { BmcCheckResult, PowerResult } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { Actor, Domain } from "../context";
-import { machines } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { resolveSelection, type Selection } from "../machines/actions";
+import { forEachMachine } from "../machines/per-machine";
 import { loadBmc, recordBmcOutcome, setPowerState, type BmcHandle } from "./bmc-state";
 import { BmcError } from "./errors";
 import type { BootDevice, ChassisPower, PowerAction } from "./types";
@@ -85,25 +84,7 @@ export async function powerAction(d: Domain, machineId: number, action: PowerAct
 
 /** A power action on many machines with bounded concurrency; every machine gets its own outcome. */
 export async function powerActionMany(d: Domain, ids: number[], action: PowerAction, actor: Actor, concurrency = 16): Promise<PowerResult[]> {
-  const names = new Map(
-    d.db.select({ id: machines.id, name: machines.name }).from(machines).where(inArray(machines.id, ids)).all().map((m) => [m.id, m.name]),
-  );
-  const results: PowerResult[] = new Array(ids.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < ids.length) {
-      const i = next++;
-      const id = ids[i]!;
-      const name = names.get(id) ?? `#${id}`;
-      try {
-        results[i] = { id, name, ok: true, powerState: await powerAction(d, id, action, actor) };
-      } catch (err) {
-        if (!(err instanceof AppError)) throw err;
-        results[i] = { id, name, ok: false, error: err.message, code: err.code };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, ids.length) }, worker));
+  const results: PowerResult[] = await forEachMachine(d, ids, concurrency, async (id) => ({ powerState: await powerAction(d, id, action, actor) }));
   d.log.info("power action", { action, actor, machines: ids.length, failed: results.filter((r) => !r.ok).length });
   return results;
 }

@@ -1,0 +1,39 @@
+import { inArray } from "drizzle-orm";
+import { AppError } from "../../lib/errors";
+import type { Domain } from "../context";
+import { machines } from "../db/schema";
+
+export type PerMachineResult<T> = ({ id: number; name: string; ok: true } & T) | { id: number; name: string; ok: false; error: string; code: AppError["code"] };
+
+/**
+ * Run `fn` for every machine, at most `concurrency` at a time, and give each machine its own outcome: an AppError
+ * becomes that machine's failure and never stops the others (any other error is a bug and propagates).
+ * Results are in the order of `ids`.
+ */
+export async function forEachMachine<T extends object>(
+  d: Domain,
+  ids: number[],
+  concurrency: number,
+  fn: (id: number) => Promise<T>,
+): Promise<PerMachineResult<T>[]> {
+  const names = new Map(
+    d.db.select({ id: machines.id, name: machines.name }).from(machines).where(inArray(machines.id, ids)).all().map((m) => [m.id, m.name]),
+  );
+  const results: PerMachineResult<T>[] = new Array(ids.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < ids.length) {
+      const i = next++;
+      const id = ids[i]!;
+      const name = names.get(id) ?? `#${id}`;
+      try {
+        results[i] = { id, name, ok: true, ...(await fn(id)) };
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        results[i] = { id, name, ok: false, error: err.message, code: err.code };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, ids.length) }, worker));
+  return results;
+}
