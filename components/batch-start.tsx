@@ -1,4 +1,5 @@
 "use client";
+import { TypedCount } from "./bulk-results";
 import { useMutation } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
@@ -47,10 +48,7 @@ export function BatchStartForm({ kind, selection, count, onCancel }: { kind: Bat
         </Field>
       </div>
       {destructive && (
-        <label className="block text-sm">
-          Type <b>{count}</b> to confirm:
-          <input className="input mt-1" inputMode="numeric" aria-label="Type the number of machines" value={typed} onChange={(e) => setTyped(e.target.value)} autoFocus />
-        </label>
+        <TypedCount count={count} value={typed} onChange={setTyped} />
       )}
       <ErrorBanner message={error?.message ?? null} />
       <div className="flex justify-end gap-2">

@@ -1,4 +1,5 @@
 "use client";
+import { BulkResultsDialog, TypedCount, typedCountMatches } from "./bulk-results";
 import { useMutation } from "@tanstack/react-query";
 import { useState } from "react";
 import type { BatchKind } from "@/lib/batches";
@@ -71,10 +72,7 @@ export function BulkActions({ selection, count, onDone }: { selection: Selection
               Machines whose state does not allow <b>{ACTION_LABELS[action]}</b> are skipped and reported; the others proceed.
             </p>
             {destructive && (
-              <label className="block text-sm">
-                Type <b>{count}</b> to confirm:
-                <input className="input mt-1" inputMode="numeric" aria-label="Type the number of machines" value={typed} onChange={(e) => setTyped(e.target.value)} autoFocus />
-              </label>
+              <TypedCount count={count} value={typed} onChange={setTyped} />
             )}
             <ErrorBanner message={run.error ? errorInfo(run.error).message : null} />
             <div className="flex justify-end gap-2">
@@ -84,7 +82,7 @@ export function BulkActions({ selection, count, onDone }: { selection: Selection
               <button
                 type="submit"
                 className={`btn ${destructive ? "btn-danger" : "btn-primary"}`}
-                disabled={run.isPending || (destructive && typed.trim() !== String(count))}
+                disabled={run.isPending || (destructive && !typedCountMatches(typed, count))}
               >
                 {ACTION_LABELS[action]} {plural(count, "machine")}
               </button>
@@ -92,27 +90,13 @@ export function BulkActions({ selection, count, onDone }: { selection: Selection
           </form>
         )}
       </Dialog>
-      <Dialog open={!!results} onClose={() => setResults(null)} title="Bulk action results" wide>
-        {results && (
-          <div>
-            <p className="mb-2 text-sm" data-testid="bulk-summary">
-              {results.length - failed.length} succeeded, {failed.length} refused.
-            </p>
-            <div className="max-h-96 overflow-auto rounded border border-slate-200">
-              <table className="w-full text-sm">
-                <tbody className="divide-y divide-slate-100">
-                  {results.map((r) => (
-                    <tr key={r.id}>
-                      <td className="px-2 py-1 font-medium">{r.name}</td>
-                      <td className={`px-2 py-1 ${r.ok ? "text-emerald-700" : "text-red-700"}`}>{r.ok ? `→ ${r.state}` : r.error}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          </div>
-        )}
-      </Dialog>
+      <BulkResultsDialog
+        rows={results?.map((r) => ({ id: r.id, name: r.name, ok: r.ok, text: r.ok ? `→ ${r.state}` : (r.error ?? "refused") })) ?? null}
+        title="Bulk action results"
+        summary={`${(results?.length ?? 0) - failed.length} succeeded, ${failed.length} refused.`}
+        summaryTestId="bulk-summary"
+        onClose={() => setResults(null)}
+      />
     </>
   );
 }

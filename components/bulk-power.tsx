@@ -1,4 +1,5 @@
 "use client";
+import { BulkResultsDialog, TypedCount, typedCountMatches } from "./bulk-results";
 import { useMutation } from "@tanstack/react-query";
 import { useState } from "react";
 import type { PowerResult } from "@/lib/dto";
@@ -52,43 +53,26 @@ export function BulkPower({ selection, count }: { selection: Selection; count: n
               <b>{POWER_ACTION_LABELS[action]}</b> interrupts whatever runs on {plural(count, "machine")}. Machines whose BMC cannot be reached, or whose
               power state is unknown, are skipped and reported.
             </p>
-            <label className="block text-sm">
-              Type <b>{count}</b> to confirm:
-              <input className="input mt-1" inputMode="numeric" aria-label="Type the number of machines" value={typed} onChange={(e) => setTyped(e.target.value)} autoFocus />
-            </label>
+            <TypedCount count={count} value={typed} onChange={setTyped} />
             <ErrorBanner message={run.error ? errorInfo(run.error).message : null} />
             <div className="flex justify-end gap-2">
               <button className="btn" onClick={() => setAction(null)}>
                 Cancel
               </button>
-              <button className="btn btn-danger" disabled={run.isPending || typed.trim() !== String(count)} onClick={() => run.mutate({ selection, action })}>
+              <button className="btn btn-danger" disabled={run.isPending || !typedCountMatches(typed, count)} onClick={() => run.mutate({ selection, action })}>
                 {POWER_ACTION_LABELS[action]} {plural(count, "machine")}
               </button>
             </div>
           </div>
         )}
       </Dialog>
-      <Dialog open={!!results} onClose={() => setResults(null)} title="Power action results" wide>
-        {results && (
-          <div>
-            <p className="mb-2 text-sm" data-testid="power-summary">
-              {results.length - failed.length} succeeded, {failed.length} failed.
-            </p>
-            <div className="max-h-96 overflow-auto rounded border border-slate-200">
-              <table className="w-full text-sm">
-                <tbody className="divide-y divide-slate-100">
-                  {results.map((r) => (
-                    <tr key={r.id}>
-                      <td className="px-2 py-1 font-medium">{r.name}</td>
-                      <td className={`px-2 py-1 ${r.ok ? "text-emerald-700" : "text-red-700"}`}>{r.ok ? `power ${r.powerState}` : r.error}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          </div>
-        )}
-      </Dialog>
+      <BulkResultsDialog
+        rows={results?.map((r) => ({ id: r.id, name: r.name, ok: r.ok, text: r.ok ? `power ${r.powerState}` : (r.error ?? "failed") })) ?? null}
+        title="Power action results"
+        summary={`${(results?.length ?? 0) - failed.length} succeeded, ${failed.length} failed.`}
+        summaryTestId="power-summary"
+        onClose={() => setResults(null)}
+      />
     </>
   );
 }

@@ -19,6 +19,7 @@ import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { performAction } from "../orchestrator/actions";
 import type { MachinePorts } from "../orchestrator/ports";
+import { until } from "../testing/until";
 
 const noop = async () => {};
 const ports: MachinePorts = { setBootTarget: noop, setBootDevice: noop, powerOn: noop, powerCycle: noop, powerOff: noop };
@@ -57,15 +58,6 @@ async function connect(): Promise<Socket & { events: LiveEvent[] }> {
   return Object.assign(s, { events });
 }
 
-async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function agent(p: string, body: unknown, token?: string) {
   const res = await fetch(`${app.url}/api/agent/v1${p}`, {

@@ -14,6 +14,7 @@ import { transition } from "../machines/lifecycle";
 import { setBatchSettings } from "./batch-settings";
 import { abortBatch, createBatch, getBatch, resumeBatch } from "./batches";
 import type { MachinePorts } from "./ports";
+import { until } from "../testing/until";
 
 /** Ports that record calls; machines in `failing` fail set_boot_device permanently (a plain Error is permanent). */
 function recordingPorts() {
@@ -89,15 +90,6 @@ afterAll(async () => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function agent(a: App, p: string, body: unknown, token?: string) {
   const res = await fetch(`${a.url}/api/agent/v1${p}`, {

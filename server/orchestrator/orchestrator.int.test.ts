@@ -12,6 +12,7 @@ import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { performAction } from "./actions";
 import type { MachinePorts } from "./ports";
+import { until } from "../testing/until";
 
 /** Ports that record every call; failures can be queued per method. */
 function recordingPorts() {
@@ -50,15 +51,6 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function agent(p: string, body: unknown, token?: string, raw?: { body: string; type?: string }) {
   const res = await fetch(`${app.url}/api/agent/v1${p}`, {

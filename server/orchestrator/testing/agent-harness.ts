@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import zlib from "node:zlib";
 import { build } from "esbuild";
+import { until as waitUntil } from "../../testing/until";
 
 /** Bundle agent/main.ts into `dir`/agent.mjs exactly as scripts/build-agent.mjs does. */
 export async function buildAgentBundle(dir: string): Promise<string> {
@@ -135,12 +136,7 @@ export function spawnAgent(bundle: string, api: string, mac: string, disk: strin
   return { child, exited, output: () => out };
 }
 
-export async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** server/testing/until.ts with a longer default: agent runs include process starts and image writes. */
+export function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
+  return waitUntil(what, f, timeoutMs);
 }
