@@ -128,6 +128,11 @@ export const profileOptionsSchema = z.object({
   /** Install target disk, e.g. /dev/sda; empty = the installer's first disk. */
   disk: optional(z.string().regex(/^\/dev\/[a-z0-9/_-]+$/, "A device path like /dev/sda")),
   netConfig: optional(z.enum(NET_CONFIG_FORMATS)),
+  /**
+   * Image deploys: the written image's root file system on the target (e.g. /dev/sda2), where configure_network
+   * writes the rendered network configuration. Empty: the image configures its network itself (DHCP).
+   */
+  rootPartition: optional(z.string().regex(/^\/dev\/[a-z0-9/_-]+$/, "A device path like /dev/sda2")),
 });
 export type ProfileOptions = z.output<typeof profileOptionsSchema>;
 

@@ -1,3 +1,4 @@
+import { networkParams } from "./network-files";
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import { ACTIVE_JOB_STATES, type JobDto, type JobKind, type LogLineDto, type StepDto } from "../../lib/jobs";
@@ -124,6 +125,7 @@ export function deployParams(db: Db, machineId: number): { kind: JobKind; params
       osFamily: p.osFamily,
       wipeMode: "signatures",
       targetDisk: null,
+      ...networkParams(db, machineId, p),
     },
   };
 }

@@ -3,6 +3,7 @@
  * installed (state deploying, installer profile) and only with the token of its current install session
  * (install-token.ts). Everything else is "not found", so the URL space reveals nothing.
  */
+import type { Db } from "../db/client";
 import { and, eq } from "drizzle-orm";
 import { profileOptionsSchema, NET_CONFIG_FORMATS, type NetConfigFormat } from "../../lib/netboot";
 import type { Actor, Domain } from "../context";
@@ -36,18 +37,18 @@ export function installContext(d: Domain, tokens: InstallTokens, machineId: numb
     hostname: row.name,
     domain: settings.domain ?? "localdomain",
     options: options.data,
-    net: loadNetModel(d, machineId, settings.dnsServers, settings.domain),
+    net: loadNetModel(d.db, machineId, settings.dnsServers, settings.domain),
     filesUrl,
     doneUrl: `${filesUrl}/done`,
   };
 }
 
 /** NICs with an interface name (plus bonds and VLANs) become the installed OS's network configuration. */
-export function loadNetModel(d: Domain, machineId: number, dns: string[], domain: string | null | undefined): NetModel {
-  const links = d.db.select().from(nicLinks).where(eq(nicLinks.machineId, machineId)).all();
+export function loadNetModel(db: Db, machineId: number, dns: string[], domain: string | null | undefined): NetModel {
+  const links = db.select().from(nicLinks).where(eq(nicLinks.machineId, machineId)).all();
   const masters = new Map<string, string>();
   for (const l of links) if (l.kind === "bond") for (const m of l.members ?? []) masters.set(m, l.ifname);
-  const interfaces: NetInterface[] = d.db
+  const interfaces: NetInterface[] = db
     .select()
     .from(nics)
     .where(eq(nics.machineId, machineId))

@@ -6,8 +6,8 @@ import { useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
 import { Dialog, ErrorBanner, Field, PageHeader } from "@/components/ui";
 
-type Form = Record<"name" | "kind" | "osFamily" | "kernel" | "initrd" | "kernelArgs" | "imageUrl" | "imageSha256" | "imageFormat" | "template" | "mirror" | "username" | "sshKeys" | "packages" | "disk" | "netConfig", string>;
-const EMPTY: Form = { name: "", kind: "installer", osFamily: "debian", kernel: "", initrd: "", kernelArgs: "", imageUrl: "", imageSha256: "", imageFormat: "", template: "preseed", mirror: "", username: "rackhand", sshKeys: "", packages: "", disk: "", netConfig: "" };
+type Form = Record<"name" | "kind" | "osFamily" | "kernel" | "initrd" | "kernelArgs" | "imageUrl" | "imageSha256" | "imageFormat" | "template" | "mirror" | "username" | "sshKeys" | "packages" | "disk" | "netConfig" | "rootPartition", string>;
+const EMPTY: Form = { name: "", kind: "installer", osFamily: "debian", kernel: "", initrd: "", kernelArgs: "", imageUrl: "", imageSha256: "", imageFormat: "", template: "preseed", mirror: "", username: "rackhand", sshKeys: "", packages: "", disk: "", netConfig: "", rootPartition: "" };
 const lines = (s: string) => s.split("\n").map((l) => l.trim()).filter(Boolean);
 
 function toInput(f: Form) {
@@ -22,7 +22,7 @@ function toInput(f: Form) {
     imageSha256: f.imageSha256 || null,
     imageFormat: f.imageFormat || null,
     template: f.template || null,
-    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null },
+    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null, rootPartition: f.rootPartition || null },
   };
 }
 
@@ -51,7 +51,7 @@ export default function OsProfilesPage() {
     const p = id === "new" ? null : profiles?.find((x) => x.id === id);
     setForm(
       p
-        ? { name: p.name, kind: p.kind, osFamily: p.osFamily ?? "", kernel: p.kernel ?? "", initrd: p.initrd ?? "", kernelArgs: p.kernelArgs ?? "", imageUrl: p.imageUrl ?? "", imageSha256: p.imageSha256 ?? "", imageFormat: p.imageFormat ?? "", template: p.template ?? "", mirror: p.options.mirror ?? "", username: p.options.username ?? "", sshKeys: (p.options.sshKeys ?? []).join("\n"), packages: (p.options.packages ?? []).join(" "), disk: p.options.disk ?? "", netConfig: p.options.netConfig ?? "" }
+        ? { name: p.name, kind: p.kind, osFamily: p.osFamily ?? "", kernel: p.kernel ?? "", initrd: p.initrd ?? "", kernelArgs: p.kernelArgs ?? "", imageUrl: p.imageUrl ?? "", imageSha256: p.imageSha256 ?? "", imageFormat: p.imageFormat ?? "", template: p.template ?? "", mirror: p.options.mirror ?? "", username: p.options.username ?? "", sshKeys: (p.options.sshKeys ?? []).join("\n"), packages: (p.options.packages ?? []).join(" "), disk: p.options.disk ?? "", netConfig: p.options.netConfig ?? "", rootPartition: p.options.rootPartition ?? "" }
         : EMPTY,
     );
     setSubmitted(false);
@@ -122,6 +122,7 @@ export default function OsProfilesPage() {
           <Field label="Install disk" error={err("disk")} hint="e.g. /dev/sda; empty = first disk"><input className="input font-mono" {...bind("disk")} /></Field>
           <Field label="Packages" error={err("packages")}><input className="input font-mono" {...bind("packages")} /></Field>
           <Field label="NIC config format"><select className="input" {...bind("netConfig")}><option value="">—</option>{NET_CONFIG_FORMATS.map((k) => <option key={k}>{k}</option>)}</select></Field>
+          <Field label="Image root partition" error={err("rootPartition")} hint="Image deploys: where the network config is written, e.g. /dev/sda2"><input className="input font-mono" {...bind("rootPartition")} /></Field>
           <div className="md:col-span-3"><Field label="SSH keys" error={err("sshKeys")} hint="One OpenSSH public key per line"><textarea className="input font-mono" rows={2} {...bind("sshKeys")} /></Field></div>
           <div className="md:col-span-3 flex items-center gap-3">
             <button type="submit" className="btn btn-primary" disabled={m.isPending}>Save profile</button>
