@@ -116,6 +116,9 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
       // While this poll waited, its agent may have died (the connection closed) or been replaced (a new lookup
       // rotated the token): claiming now would lease steps to nobody until their timeout.
       if (gone) return { done: false, jobState: state(), steps: [] };
+      // The job ended while this (authenticated) poll waited — cancelled, failed or done: say so; its token is
+      // revoked now, and the next call would only get a 401.
+      if (state() !== "running") return { done: true, jobState: state(), steps: [] };
       authed(req);
       claimed = orchestrator.claimAgentSteps(job.jobId);
     }

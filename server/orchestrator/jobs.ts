@@ -6,7 +6,7 @@ import type { LifecycleAction } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { jobs, logLines, machines, osProfiles, steps } from "../db/schema";
+import { agentTokens, jobs, logLines, machines, osProfiles, steps } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { applyTransition } from "../machines/lifecycle";
 import { JOB_KIND_SPECS, resolveParams } from "./kinds";
@@ -148,6 +148,8 @@ export function cancelJob(d: Domain, jobId: number, actor: Actor, reason = "canc
       .set({ state: "cancelled", finishedAt: now, leaseExpiresAt: null })
       .where(and(eq(steps.jobId, jobId), inArray(steps.state, ["pending", "ready", "running"])))
       .run();
+    // The agent's token ends with its job: later calls get 401 (a long-poll already waiting answers "done").
+    tx.update(agentTokens).set({ revokedAt: now }).where(eq(agentTokens.jobId, jobId)).run();
     if (job.state === "running") live.push(...applyTransition(tx, job.machineId, "abort", { actor, reason }).live);
     const ev = recordEvent(tx, { actor, machineId: job.machineId, kind: "job.cancelled", message: `Job ${jobId} cancelled: ${reason}`, payload: { jobId } });
     live.push({ type: "job.changed", jobId, machineId: job.machineId, batchId: job.batchId, state: "cancelled" }, { type: "event.created", event: ev });

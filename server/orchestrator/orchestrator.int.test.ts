@@ -212,6 +212,8 @@ describe("retries, failures and cancellation", () => {
     const r = await poll;
     expect(Date.now() - started).toBeLessThan(5000);
     expect(r.body).toMatchObject({ done: true, jobState: "cancelled", steps: [] });
+    // The job's token died with it.
+    expect((await agent("/heartbeat", { waitS: 0 }, token)).status).toBe(401);
     expect(jobOf(jobId).state).toBe("cancelled");
     expect(machineState(id).state).toBe("inspect_failed");
     expect(rec.calls.filter((c) => c.startsWith("power"))).toEqual([]);
