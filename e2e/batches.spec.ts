@@ -162,3 +162,50 @@ test("a batch whose failures pass the threshold pauses and shows the banner with
   await expect(page.getByTestId("batch-state").first()).toHaveText("aborted");
   await expect(page.getByTestId("job-state").filter({ hasText: "cancelled" })).toHaveCount(1);
 });
+
+test("bulk reinstall of deployed machines from the table runs as a batch with per-machine progress", async ({ page, request }) => {
+  await signIn(page, ADMIN);
+  const profile = await call(page, "osProfiles.create", {
+    name: "e2e-reinstall-image",
+    kind: "image",
+    imageUrl: "http://images.example/debian.raw.gz",
+    imageSha256: "c".repeat(64),
+    imageFormat: "raw.gz",
+  });
+  created.profiles.push(profile.id);
+  const ms = await machines(page, "e2e-rei", 2, { macByte: 4, bmc: true, profileId: profile.id, to: "available" });
+  // Deploy both first (through a batch and their agents), so there is something to reinstall.
+  await call(page, "batches.create", { selection: { ids: ms.map((m) => m.id) }, kind: "deploy", concurrency: 2, confirmCount: 2 });
+  const bootAgents = async () => {
+    for (const m of ms) {
+      let token = "";
+      await expect
+        .poll(async () => {
+          const r = await request.post("/api/agent/v1/lookup", { data: { macs: [m.mac] } });
+          if (r.status() === 200) token = (await r.json()).token;
+          return r.status();
+        })
+        .toBe(200);
+      await runAgent(request, token);
+    }
+  };
+  await bootAgents();
+  await page.goto("/machines?q=e2e-rei-");
+  await expect(page.getByTestId("machine-row").filter({ hasText: "Deployed" })).toHaveCount(2);
+
+  for (const m of ms) await page.getByLabel(`Select ${m.name}`).check();
+  await page.getByRole("group", { name: "Bulk actions" }).getByRole("button", { name: "Reinstall" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Type the number of machines").fill("2");
+  await dialog.getByRole("button", { name: "Reinstall 2 machines" }).click();
+  await expect(page).toHaveURL(/\/batches\/\d+$/);
+  const rows = page.getByTestId("batch-machine");
+  await expect(rows).toHaveCount(2);
+  await expect(page.getByTestId("job-state").filter({ hasText: "running" })).toHaveCount(2);
+  await snap(page, "batch-reinstall");
+  // Each machine's agent boots again (wipe, write the image, configure the network) and reports.
+  await bootAgents();
+  await expect(page.getByTestId("job-state").filter({ hasText: "succeeded" })).toHaveCount(2);
+  for (const m of ms) await expect(rows.filter({ hasText: m.name })).toContainText("Deployed");
+  await expect(page.getByTestId("batch-state").first()).toHaveText("finished");
+});
