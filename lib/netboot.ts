@@ -4,6 +4,7 @@
  * would add a pxelinux/GRUB/iPXE directive, a quote would end a GRUB string, `../` would leave the tree.
  * Isomorphic (used by the settings and profile forms too).
  */
+import { BUSY_STATES } from "./lifecycle";
 import { z } from "zod";
 import { isHostname, isIPv4 } from "./net";
 
@@ -173,5 +174,5 @@ export const osProfileUpdateSchema = z
 export type OsProfileInput = z.output<typeof osProfileCreateSchema>;
 export type OsProfileFormInput = z.input<typeof osProfileCreateSchema>;
 
-/** Machine states in which the machine boots Rackhand's RAM disk (or its installer); all others boot local disk. */
-export const NETBOOT_STATES = ["deploying", "inspecting", "cleaning"] as const;
+/** Machine states in which the machine boots Rackhand's RAM disk (or its installer): the lifecycle's busy states. */
+export const NETBOOT_STATES = BUSY_STATES;

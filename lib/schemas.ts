@@ -1,6 +1,6 @@
 /** zod schemas for every input that crosses a boundary (tRPC, CSV, forms). Isomorphic. */
 import { z } from "zod";
-import { LIFECYCLE_ACTIONS, MACHINE_STATES, OPERATOR_ACTIONS } from "./lifecycle";
+import { MACHINE_STATES, OPERATOR_ACTIONS } from "./lifecycle";
 import { isHostname, isIPv4, normalizeMac } from "./net";
 
 export const POWER_STATES = ["on", "off", "unknown"] as const;
@@ -138,7 +138,6 @@ export const bulkActionSchema = z.object({
   selection: selectionSchema,
   action: z.enum(OPERATOR_ACTIONS),
 });
-export const anyLifecycleAction = z.enum(LIFECYCLE_ACTIONS);
 
 export const maintenanceSchema = z.object({
   id: z.number().int().positive(),

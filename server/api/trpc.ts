@@ -107,7 +107,3 @@ export function procedureFor(role: Role) {
 export const viewerProcedure = procedureFor("viewer");
 export const operatorProcedure = procedureFor("operator");
 export const adminProcedure = procedureFor("admin");
-
-export function hasRole(user: SessionUser | null, role: Role): boolean {
-  return !!user && RANK[user.role] >= RANK[role];
-}

@@ -1,6 +1,6 @@
 import { and, eq, ne } from "drizzle-orm";
 import { AppError, type ErrorDetail } from "../../lib/errors";
-import { DELETABLE_STATES, STATE_LABELS } from "../../lib/lifecycle";
+import { BUSY_STATES, DELETABLE_STATES, STATE_LABELS } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { MachineEnroll } from "../../lib/schemas";
 import type { z } from "zod";
@@ -121,7 +121,7 @@ export function enrollMany(
   opts: { rowNumbers?: number[]; dryRun?: boolean } = {},
 ): { ids: number[] } {
   const errors: ErrorDetail[] = [];
-  const live: LiveEvent[] = [];
+  const racksTouched = new Set<number>();
   const rollback = new Error("rollback");
   let ids: number[] = [];
   try {
@@ -130,7 +130,7 @@ export function enrollMany(
         try {
           const r = insertMachine(d, tx, input, actor);
           ids.push(r.id);
-          live.push(...r.live);
+          for (const e of r.live) if (e.type === "rack.changed") racksTouched.add(e.rackId);
         } catch (err) {
           if (!(err instanceof AppError)) throw err;
           const row = opts.rowNumbers?.[i] ?? i + 1;
@@ -148,8 +148,8 @@ export function enrollMany(
     ids = [];
   }
   if (!opts.dryRun) {
-    for (const e of live) if (e.type !== "machine.changed" && e.type !== "event.created") d.bus.publish(e);
-    // One fleet-wide notice instead of thousands of per-machine messages.
+    // One notice per rack and one fleet-wide notice instead of thousands of per-machine messages.
+    for (const rackId of racksTouched) d.bus.publish({ type: "rack.changed", rackId });
     d.bus.publish({ type: "machines.bulk", count: ids.length });
   }
   return { ids };
@@ -186,7 +186,7 @@ export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): vo
     if (input.osProfileId !== undefined && input.osProfileId !== m.osProfileId) (set.osProfileId = input.osProfileId), changed.push("osProfile");
     tx.update(machines).set(set).where(eq(machines.id, m.id)).run();
     if ((input.bootMac !== undefined && input.bootMac !== boot?.mac) || (input.ip !== undefined && input.ip !== boot?.ip)) {
-      if (m.state === "deploying" || m.state === "inspecting" || m.state === "cleaning") {
+      if (BUSY_STATES.includes(m.state)) {
         throw new AppError("MACHINE_BUSY", `${m.name} is ${m.state}: its boot NIC cannot change now`);
       }
       if (boot) {
