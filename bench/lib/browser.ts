@@ -3,19 +3,9 @@
  * origin) until the first [data-testid="machine-row"] is in the DOM and visible, recorded inside the page.
  */
 import { chromium, type BrowserContext, type Page } from "@playwright/test";
+import { CHROMIUM_ARGS, CHROMIUM_PATH as CHROMIUM } from "../../e2e/chromium";
 import { BenchError } from "./http-trpc";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const ROW_SELECTOR = '[data-testid="machine-row"]';
 const LOAD_TIMEOUT_MS = 30_000;
 const LOGIN_TIMEOUT_MS = 10_000;
