@@ -2,6 +2,9 @@
  * Small helpers shared by domain and router tests: inputs that differ per machine, and one way to look at
  * the errors a procedure or domain function throws (including the shape the browser would receive).
  */
+import type { LifecycleAction, MachineState } from "../../lib/lifecycle";
+import type { Domain } from "../context";
+import { transition } from "../machines/lifecycle";
 import { TRPCError, type TRPC_ERROR_CODE_KEY } from "@trpc/server";
 import { getErrorShape } from "@trpc/server/unstable-core-do-not-import";
 import { expect } from "vitest";
@@ -95,4 +98,23 @@ export function procedures(): { path: string; type: "query" | "mutation" | "subs
   return Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { type: "query" | "mutation" | "subscription" } }>).map(
     ([path, p]) => ({ path, type: p._def.type }),
   );
+}
+
+/** Paths through the lifecycle table to each state (the lifecycle test covers every edge). */
+const PATH: Record<MachineState, LifecycleAction[]> = {
+  enrolled: [],
+  manageable: ["manage"],
+  inspecting: ["manage", "inspect"],
+  inspect_failed: ["manage", "inspect", "fail"],
+  available: ["manage", "provide"],
+  deploying: ["manage", "provide", "deploy"],
+  deploy_failed: ["manage", "provide", "deploy", "fail"],
+  deployed: ["manage", "provide", "deploy", "succeed"],
+  cleaning: ["manage", "provide", "deploy", "succeed", "release"],
+  clean_failed: ["manage", "provide", "deploy", "succeed", "release", "fail"],
+};
+
+/** Drive a machine into `state` along a legal path, with plain transitions (no jobs). */
+export function driveTo(d: Domain, id: number, state: MachineState): void {
+  for (const a of PATH[state]) transition(d, id, a, { actor: "user:test" });
 }
