@@ -7,7 +7,21 @@ import { errorInfo, useTRPC } from "./trpc";
 import { ErrorBanner, Field } from "./ui";
 
 type Values = Record<
-  "name" | "osProfileId" | "rackId" | "uPosition" | "uHeight" | "bootMac" | "ip" | "bmcDriver" | "bmcAddress" | "bmcPort" | "bmcUser" | "bmcPassword",
+  | "name"
+  | "osProfileId"
+  | "rackId"
+  | "uPosition"
+  | "uHeight"
+  | "bootMac"
+  | "ip"
+  | "ifname"
+  | "prefix"
+  | "gateway"
+  | "bmcDriver"
+  | "bmcAddress"
+  | "bmcPort"
+  | "bmcUser"
+  | "bmcPassword",
   string
 >;
 
@@ -24,6 +38,7 @@ function validate(v: Values, editing: boolean) {
     bootMac: v.bootMac,
     ip: v.ip.trim() || null,
     osProfileId: num(v.osProfileId),
+    network: { ifname: v.ifname.trim() || null, prefix: num(v.prefix), gateway: v.gateway.trim() || null },
     bmc: hasBmc
       ? {
           driver: v.bmcDriver,
@@ -41,7 +56,15 @@ function validate(v: Values, editing: boolean) {
     for (const i of r.error.issues) {
       const key = i.path.join(".");
       const field =
-        { "bmc.address": "bmcAddress", "bmc.username": "bmcUser", "bmc.password": "bmcPassword", "bmc.port": "bmcPort" }[key] ?? key;
+        {
+          "bmc.address": "bmcAddress",
+          "bmc.username": "bmcUser",
+          "bmc.password": "bmcPassword",
+          "bmc.port": "bmcPort",
+          "network.ifname": "ifname",
+          "network.prefix": "prefix",
+          "network.gateway": "gateway",
+        }[key] ?? key;
       errors[field] ??= i.message;
     }
   }
@@ -57,6 +80,9 @@ const SERVER_FIELD: Record<string, keyof Values> = {
   rackId: "rackId",
   osProfileId: "osProfileId",
   "bmc.password": "bmcPassword",
+  "network.ifname": "ifname",
+  "network.prefix": "prefix",
+  "network.gateway": "gateway",
 };
 
 export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onSaved: (id: number) => void }) {
@@ -64,6 +90,7 @@ export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onS
   const qc = useQueryClient();
   const { data: racks } = useQuery(trpc.racks.list.queryOptions());
   const { data: profiles } = useQuery(trpc.osProfiles.list.queryOptions());
+  const bootNic = machine?.nics.find((n) => n.isBoot);
   const [v, setV] = useState<Values>({
     name: machine?.name ?? "",
     osProfileId: machine?.osProfileId ? String(machine.osProfileId) : "",
@@ -72,6 +99,9 @@ export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onS
     uHeight: String(machine?.uHeight ?? 1),
     bootMac: machine?.bootMac ?? "",
     ip: machine?.ip ?? "",
+    ifname: bootNic?.ifname ?? "",
+    prefix: bootNic?.prefix != null ? String(bootNic.prefix) : "",
+    gateway: bootNic?.gateway ?? "",
     bmcDriver: machine?.bmc?.driver ?? "ipmitool",
     bmcAddress: machine?.bmc?.address ?? "",
     bmcPort: String(machine?.bmc?.port ?? 623),
@@ -117,6 +147,7 @@ export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onS
         bootMac: data.bootMac,
         ip: data.ip ?? null,
         osProfileId: data.osProfileId ?? null,
+        network: data.network ?? null,
         bmc: data.bmc ? { ...data.bmc, password: v.bmcPassword || undefined } : null,
       });
     } else enroll.mutate(data);
@@ -144,6 +175,18 @@ export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onS
               </option>
             ))}
           </select>
+        </Field>
+      </fieldset>
+      <fieldset className="grid grid-cols-1 gap-3 md:grid-cols-3">
+        <legend className="mb-2 text-sm font-semibold text-slate-800">Installed system&apos;s network (image deploys)</legend>
+        <Field label="Interface name" error={err("ifname")} hint="e.g. eno1; empty: the image keeps DHCP">
+          <input className="input font-mono" autoComplete="off" {...bind("ifname")} />
+        </Field>
+        <Field label="Prefix length" error={err("prefix")} hint="With the IP address above, default 24">
+          <input className="input" type="number" min={1} max={32} {...bind("prefix")} />
+        </Field>
+        <Field label="Gateway" error={err("gateway")} hint="Optional IPv4">
+          <input className="input font-mono" autoComplete="off" {...bind("gateway")} />
         </Field>
       </fieldset>
       <fieldset className="grid grid-cols-1 gap-3 md:grid-cols-3">

@@ -26,7 +26,7 @@ export interface MachineDetail extends MachineRow {
   inventory: Record<string, unknown> | null;
   createdAt: number;
   updatedAt: number;
-  nics: { id: number; mac: string; ip: string | null; isBoot: boolean }[];
+  nics: { id: number; mac: string; ip: string | null; isBoot: boolean; ifname: string | null; prefix: number | null; gateway: string | null }[];
   bmc: {
     driver: string;
     address: string;

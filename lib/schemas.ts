@@ -1,6 +1,7 @@
 /** zod schemas for every input that crosses a boundary (tRPC, CSV, forms). Isomorphic. */
 import { z } from "zod";
 import { MACHINE_STATES, OPERATOR_ACTIONS } from "./lifecycle";
+import { ifnameSchema, ipv4, prefixSchema } from "./netboot";
 import { isHostname, isIPv4, normalizeMac } from "./net";
 
 export const POWER_STATES = ["on", "off", "unknown"] as const;
@@ -76,6 +77,16 @@ export const bmcInputSchema = z.object({
   cipherSuite: z.number().int().min(0).max(17).default(3),
 });
 
+/**
+ * Static network configuration of the boot NIC in the installed system (image deploys render it for the OS family
+ * and configure_network writes it). Without an interface name the image keeps its own configuration (DHCP).
+ */
+export const bootNicNetworkSchema = z.object({
+  ifname: ifnameSchema.nullish().or(z.literal("").transform(() => null)),
+  prefix: prefixSchema.nullish(),
+  gateway: ipv4.nullish().or(z.literal("").transform(() => null)),
+});
+
 export const machineEnrollSchema = z.object({
   name: hostnameSchema,
   rackId: z.number().int().positive().nullish(),
@@ -85,6 +96,7 @@ export const machineEnrollSchema = z.object({
   ip: ipv4Schema.nullish().or(z.literal("").transform(() => null)),
   bmc: bmcInputSchema.nullish(),
   osProfileId: z.number().int().positive().nullish(),
+  network: bootNicNetworkSchema.nullish(),
 });
 export type MachineEnrollInput = z.input<typeof machineEnrollSchema>;
 export type MachineEnroll = z.output<typeof machineEnrollSchema>;
@@ -100,6 +112,8 @@ export const machineUpdateSchema = z.object({
   /** Omit to keep the BMC; a password left empty keeps the stored one. */
   bmc: bmcInputSchema.extend({ password: z.string().max(128).optional() }).nullable().optional(),
   osProfileId: z.number().int().positive().nullable().optional(),
+  /** Omit to keep; null clears the boot NIC's static configuration. */
+  network: bootNicNetworkSchema.nullable().optional(),
 });
 
 export const SORT_FIELDS = ["name", "state", "power", "rack", "ip", "mac", "created"] as const;

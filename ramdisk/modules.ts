@@ -54,3 +54,33 @@ export function builtinModules(text: string): Set<string> {
       .filter(Boolean),
   );
 }
+
+export interface KernelModuleSet {
+  /** Kernel version, from the package's boot/vmlinuz-<version>. */
+  version: string;
+  /** The bzImage. */
+  vmlinuz: string;
+  /** Module files in load order, as paths relative to lib/modules/<version>, and their absolute paths. */
+  modules: { rel: string; file: string }[];
+}
+
+/**
+ * The kernel of an extracted linux-image package and the module files to load for `wanted` (dependencies first,
+ * built-ins skipped). Wanted names this kernel does not have at all are left out (e.g. a driver of another
+ * architecture); a missing dependency of a present module throws.
+ */
+export function kernelModules(kernelDir: string, wanted: string[]): KernelModuleSet {
+  const vmlinuz = fs.readdirSync(path.join(kernelDir, "boot")).find((f) => f.startsWith("vmlinuz-"));
+  if (!vmlinuz) throw new Error(`no boot/vmlinuz-* in ${kernelDir}`);
+  const version = vmlinuz.slice("vmlinuz-".length);
+  const modRoot = path.join(kernelDir, "lib/modules", version);
+  const index = indexModules(path.join(modRoot, "kernel"));
+  const builtinFile = path.join(modRoot, "modules.builtin");
+  const builtin = builtinModules(fs.existsSync(builtinFile) ? fs.readFileSync(builtinFile, "utf8") : "");
+  const order = loadOrder(wanted.filter((m) => index.has(m) || builtin.has(m)), index, builtin);
+  return {
+    version,
+    vmlinuz: path.join(kernelDir, "boot", vmlinuz),
+    modules: order.map((m) => ({ rel: path.relative(modRoot, index.get(m)!), file: index.get(m)! })),
+  };
+}

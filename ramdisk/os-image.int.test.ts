@@ -11,12 +11,6 @@ const cache = path.join(os.tmpdir(), "rackhand-kernel-cache");
 const out = fs.mkdtempSync(path.join(os.tmpdir(), "rh-osimg-"));
 afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
 
-function kernel(): string {
-  const dir = extractDeb(currentKernelPackage(), cache);
-  const v = fs.readdirSync(path.join(dir, "boot")).find((f) => f.startsWith("vmlinuz-"));
-  if (!v) throw new Error("no vmlinuz in the kernel package");
-  return path.join(dir, "boot", v);
-}
 
 /** Boot a disk image in QEMU (TCG) and resolve with the serial output once the line with `marker` is complete. */
 function bootUntil(image: string, marker: string, timeoutMs: number): Promise<string> {
@@ -44,12 +38,14 @@ function bootUntil(image: string, marker: string, timeoutMs: number): Promise<st
 }
 
 describe("the stand-in OS disk image", () => {
-  it("is BIOS-bootable: QEMU boots it from disk and its kernel prints the marker", async () => {
-    const img = buildOsImage({ kernel: kernel(), outDir: out, marker: "RACKHAND-OS-UP", sizeMiB: 24 });
-    expect(img.size).toBe(24 * 1024 * 1024);
+  it("is BIOS-bootable: QEMU boots it from disk, its initramfs mounts the ext4 root and prints the marker", async () => {
+    const img = buildOsImage({ kernelDir: extractDeb(currentKernelPackage(), cache), outDir: out, marker: "RACKHAND-OS-UP", sizeMiB: 40 });
+    expect(img.size).toBe(40 * 1024 * 1024);
+    expect(img.rootPartition).toBe(2);
     expect(img.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(fs.statSync(img.gz).size).toBeLessThan(img.size);
     const console = await bootUntil(img.raw, "RACKHAND-OS-UP", 60_000);
-    expect(console).toMatch(/RACKHAND-OS-UP uptime=\d+\.\d+/);
+    // host= comes from the root file system's /etc/hostname: the root partition was found and mounted.
+    expect(console).toMatch(/RACKHAND-OS-UP uptime=\d+\.\d+ host=rackhand-os net=none/);
   }, 240_000);
 });

@@ -1,8 +1,11 @@
 /**
- * A tiny BIOS-bootable disk image standing in for an installed operating system (tests, the lab, demos):
- * an MBR with syslinux, one FAT partition holding a kernel and an initramfs whose /init prints a marker on the
- * serial console. Built without mounting anything (mkfs.vfat -C, mtools, syslinux --install on files, sfdisk on
- * the image file), so it works in containers without loop devices.
+ * A small BIOS-bootable disk image standing in for an installed operating system (tests, the lab, demos):
+ *   partition 1  FAT16 "boot": syslinux, the kernel and an initramfs (busybox + the modules to reach the root)
+ *   partition 2  ext4 "RHROOT": the system's root file system, where configure_network writes the network files
+ * At boot the initramfs mounts the root, prints `<marker> uptime=… net=<files>` on the serial console followed by
+ * each network file's lines ("os-net: …"), then powers off or keeps a shell on the console.
+ * Built without mounting anything (mkfs.vfat -C, mtools, syslinux --install on files, mkfs.ext4 -d, sfdisk on the
+ * image file), so it works in containers without loop devices.
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -10,15 +13,20 @@ import path from "node:path";
 import zlib from "node:zlib";
 import { cpioChunks, type CpioEntry } from "./cpio";
 import { run, which } from "./host";
+import { kernelModules } from "./modules";
 
 export interface OsImageOptions {
-  /** The kernel to boot (bzImage). */
-  kernel: string;
+  /** An extracted linux-image package (boot/vmlinuz-*, lib/modules/*): the kernel and its modules. */
+  kernelDir: string;
   outDir: string;
   /** Printed on the serial console when the "installed" system is up. */
   marker: string;
-  /** Whole disk size in MiB (default 32). */
+  /** Whole disk size in MiB (default 48, at least 40). */
   sizeMiB?: number;
+  /** After the marker: power off (tests) or keep a shell on the console (the lab). Default poweroff. */
+  after?: "poweroff" | "shell";
+  /** File name in outDir (default os.img; the gzip is <name>.gz). */
+  name?: string;
 }
 
 export interface OsImage {
@@ -29,65 +37,119 @@ export interface OsImage {
   size: number;
   /** sha256 of the raw image (what the agent verifies after decompressing). */
   sha256: string;
+  /** The root file system's partition number (configure_network's rootPartition is <disk><n>, e.g. /dev/vda2). */
+  rootPartition: number;
 }
 
+const SECTOR = 512;
 const PART_START = 2048; // sectors: 1 MiB alignment
+const BOOT_MIB = 20;
+const ROOT_LABEL = "RHROOT";
+// Enough to read the root file system of a QEMU virtio disk (and SATA) with the Debian kernel.
+const OS_MODULES = ["virtio_pci", "virtio_blk", "ahci", "sd_mod", "ext4", "crc32c_generic"];
+// Where the OS families keep their network configuration (what configure_network writes).
+const NET_PATHS = ["etc/network/interfaces", "etc/network/interfaces.d", "etc/netplan", "etc/NetworkManager/system-connections", "etc/sysconfig/network-scripts"];
 
-function osInit(marker: string): string {
+function osInit(marker: string, after: "poweroff" | "shell"): string {
   return [
     "#!/bin/busybox sh",
+    "export PATH=/bin",
     "/bin/busybox mount -t devtmpfs dev /dev 2>/dev/null",
-    "/bin/busybox mount -t proc proc /proc",
-    `echo "${marker} uptime=$(/bin/busybox cut -d' ' -f1 /proc/uptime)"`,
-    "/bin/busybox poweroff -f",
+    "mount -t proc proc /proc",
+    "mount -t sysfs sys /sys",
+    "while read -r m; do [ -n \"$m\" ] && insmod \"/lib/modules/$m\" 2>/dev/null; done </etc/modules.load",
+    "mkdir -p /root",
+    "i=0; until dev=$(findfs LABEL=" + ROOT_LABEL + " 2>/dev/null) || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done",
+    "net=none",
+    "if [ -n \"$dev\" ] && mount -t ext4 -o ro \"$dev\" /root; then",
+    `  net=$(cd /root && for p in ${NET_PATHS.join(" ")}; do [ -e "$p" ] && find "$p" -type f; done | tr '\\n' ',' | sed 's/,$//')`,
+    "  [ -n \"$net\" ] || net=none",
+    "else",
+    "  echo \"os: root file system LABEL=" + ROOT_LABEL + " not found or not mountable\"",
+    "fi",
+    `echo "${marker} uptime=$(cut -d' ' -f1 /proc/uptime) host=$(cat /root/etc/hostname 2>/dev/null) net=$net"`,
+    "[ \"$net\" = none ] || for f in $(echo \"$net\" | tr ',' ' '); do sed \"s|^|os-net: /$f: |\" \"/root/$f\"; done",
+    after === "poweroff" ? "poweroff -f" : "while :; do setsid cttyhack sh; done",
     "",
   ].join("\n");
 }
 
-/** @throws Error naming a missing tool (dosfstools, mtools, syslinux, fdisk) or a failed step */
+/** @throws Error naming a missing tool (dosfstools, mtools, syslinux, fdisk, e2fsprogs) or a failed step */
 export function buildOsImage(o: OsImageOptions): OsImage {
   if (!/^[A-Za-z0-9_.=-]+$/.test(o.marker)) throw new Error("marker: letters, digits and _ . = - only");
-  const sizeMiB = o.sizeMiB ?? 32;
+  const sizeMiB = o.sizeMiB ?? 48;
+  if (sizeMiB < 40) throw new Error("sizeMiB: at least 40");
   const work = fs.mkdtempSync(path.join(o.outDir, ".os-image-"));
   try {
+    const kset = kernelModules(o.kernelDir, OS_MODULES);
     const busybox = which("busybox") ?? "/bin/busybox";
     const entries: CpioEntry[] = [
       { name: "bin", kind: "dir", mode: 0o755 },
       { name: "bin/busybox", kind: "file", mode: 0o755, data: fs.readFileSync(busybox) },
+      ...run(busybox, ["--list"])
+        .split("\n")
+        .filter((a) => a && a !== "busybox")
+        .map((a): CpioEntry => ({ name: `bin/${a}`, kind: "symlink", mode: 0o777, data: Buffer.from("busybox") })),
       { name: "dev", kind: "dir", mode: 0o755 },
-      { name: "init", kind: "file", mode: 0o755, data: Buffer.from(osInit(o.marker)) },
+      { name: "etc", kind: "dir", mode: 0o755 },
+      { name: "etc/modules.load", kind: "file", mode: 0o644, data: Buffer.from(kset.modules.map((m) => path.basename(m.file)).join("\n") + "\n") },
+      { name: "init", kind: "file", mode: 0o755, data: Buffer.from(osInit(o.marker, o.after ?? "poweroff")) },
+      { name: "lib", kind: "dir", mode: 0o755 },
+      { name: "lib/modules", kind: "dir", mode: 0o755 },
+      ...kset.modules.map((m): CpioEntry => ({ name: `lib/modules/${path.basename(m.file)}`, kind: "file", mode: 0o644, data: fs.readFileSync(m.file) })),
       { name: "proc", kind: "dir", mode: 0o755 },
+      { name: "sys", kind: "dir", mode: 0o755 },
     ];
+    entries.sort((a, b) => a.name.localeCompare(b.name));
     const initrd = path.join(work, "initrd.gz");
     fs.writeFileSync(initrd, zlib.gzipSync(Buffer.concat([...cpioChunks(entries)]), { level: 9 }));
     const cfg = path.join(work, "syslinux.cfg");
     fs.writeFileSync(cfg, "DEFAULT os\nPROMPT 0\nTIMEOUT 0\nLABEL os\n  KERNEL /vmlinuz\n  INITRD /initrd.gz\n  APPEND console=ttyS0 quiet panic=-1\n");
 
-    const partSectors = sizeMiB * 2048 - PART_START;
-    const part = path.join(work, "part.img");
-    run("mkfs.vfat", ["-C", "-F", "16", "-n", "RACKHAND", part, String(partSectors / 2)]);
-    run("mcopy", ["-i", part, o.kernel, "::/vmlinuz"]);
-    run("mcopy", ["-i", part, initrd, cfg, "::/"]);
-    run("syslinux", ["--install", part]);
+    // Partition 1: FAT boot partition with syslinux.
+    const bootSectors = BOOT_MIB * 2048;
+    const boot = path.join(work, "boot.img");
+    run("mkfs.vfat", ["-C", "-F", "16", "-n", "RHBOOT", boot, String(bootSectors / 2)]);
+    run("mcopy", ["-i", boot, kset.vmlinuz, "::/vmlinuz"]);
+    run("mcopy", ["-i", boot, initrd, cfg, "::/"]);
+    run("syslinux", ["--install", boot]);
 
-    const raw = path.join(o.outDir, "os.img");
-    fs.rmSync(raw, { force: true });
-    fs.writeFileSync(raw, "");
-    fs.truncateSync(raw, sizeMiB * 1024 * 1024);
-    run("sfdisk", ["-q", raw], { input: Buffer.from(`label: dos\nstart=${PART_START}, size=${partSectors}, type=6, bootable\n`) });
-    const fd = fs.openSync(raw, "r+");
+    // Partition 2: the root file system, populated from a directory (mkfs.ext4 -d: no mount needed).
+    const rootSectors = sizeMiB * 2048 - PART_START - bootSectors - 2048; // 1 MiB left free at the end (wipe's tail)
+    const tree = path.join(work, "root");
+    for (const d of ["etc/network", "etc/netplan", "etc/NetworkManager/system-connections", "etc/sysconfig/network-scripts", "var", "tmp"]) {
+      fs.mkdirSync(path.join(tree, d), { recursive: true });
+    }
+    fs.writeFileSync(path.join(tree, "etc/hostname"), "rackhand-os\n");
+    fs.writeFileSync(path.join(tree, "etc/os-release"), 'NAME="Rackhand stand-in OS"\nID=rackhand-os\n');
+    const root = path.join(work, "root.img");
+    run(which("mkfs.ext4") ?? "mkfs.ext4", ["-q", "-F", "-L", ROOT_LABEL, "-E", "root_owner=0:0", "-d", tree, root, `${rootSectors / 2}k`]);
+
+    const name = o.name ?? "os.img";
+    const raw = path.join(o.outDir, name);
+    const tmpRaw = path.join(work, name);
+    fs.writeFileSync(tmpRaw, "");
+    fs.truncateSync(tmpRaw, sizeMiB * 1024 * 1024);
+    const rootStart = PART_START + bootSectors;
+    run("sfdisk", ["-q", tmpRaw], {
+      input: Buffer.from(`label: dos\nstart=${PART_START}, size=${bootSectors}, type=6, bootable\nstart=${rootStart}, size=${rootSectors}, type=83\n`),
+    });
+    const fd = fs.openSync(tmpRaw, "r+");
     try {
       // syslinux's MBR boot code: the first 440 bytes, before the partition table.
       const mbr = fs.readFileSync("/usr/lib/syslinux/mbr/mbr.bin");
       fs.writeSync(fd, mbr, 0, Math.min(440, mbr.length), 0);
-      fs.writeSync(fd, fs.readFileSync(part), 0, undefined, PART_START * 512);
+      fs.writeSync(fd, fs.readFileSync(boot), 0, undefined, PART_START * SECTOR);
+      fs.writeSync(fd, fs.readFileSync(root), 0, undefined, rootStart * SECTOR);
     } finally {
       fs.closeSync(fd);
     }
-    const data = fs.readFileSync(raw);
-    const gz = `${raw}.gz`;
-    fs.writeFileSync(gz, zlib.gzipSync(data, { level: 6 }));
-    return { raw, gz, size: data.length, sha256: crypto.createHash("sha256").update(data).digest("hex") };
+    const data = fs.readFileSync(tmpRaw);
+    const gzTmp = `${tmpRaw}.gz`;
+    fs.writeFileSync(gzTmp, zlib.gzipSync(data, { level: 6 }));
+    fs.renameSync(tmpRaw, raw);
+    fs.renameSync(gzTmp, `${raw}.gz`);
+    return { raw, gz: `${raw}.gz`, size: data.length, sha256: crypto.createHash("sha256").update(data).digest("hex"), rootPartition: 2 };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

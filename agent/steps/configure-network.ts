@@ -16,7 +16,7 @@ const fileSpec = z.object({
   content: z.string().max(1 << 20),
   mode: z.number().int().min(0).max(0o7777).default(0o644),
 });
-const configureNetworkParams = z.object({
+export const configureNetworkParams = z.object({
   osFamily: z.string().nullish(),
   /** The installed system's root file system: a block device (mounted here) or an already mounted directory. */
   rootPartition: z.string().startsWith("/").nullish(),

@@ -134,8 +134,24 @@ export const writeImage: StepHandler = async ({ params, log, signal, config }) =
   const readBack = await readBackSha256(target, bytes, block, signal);
   if (readBack !== sha256) throw permanent(`read-back of ${target} differs from what was written (${readBack} != ${sha256})`);
   log(`verified: ${bytes} bytes, sha256 ${sha256}${p.sha256 ? " (as expected)" : ""}, read back identical`);
+  if (block) await rereadPartitions(target, log, signal);
   return { target, format, bytes, sha256, verified: true };
 };
+
+/**
+ * The image carries its own partition table: ask the kernel to re-read it so the partitions (e.g. /dev/vda1,
+ * where configure_network writes) exist before the next step. udev is absent in the RAM disk; devtmpfs adds the
+ * nodes. Failing to re-read is logged, not fatal: the image is written and verified, and a later step names
+ * the missing partition if it needs it.
+ */
+async function rereadPartitions(target: string, log: LogFn, signal: AbortSignal): Promise<void> {
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const r = await run("blockdev", ["--rereadpt", target], { signal }).catch((e: Error) => ({ code: -1, stderr: e.message }));
+    if (r.code === 0) return log(`partition table of ${target} re-read`);
+    if (attempt === 5) return log(`could not re-read the partition table of ${target}: ${r.stderr.trim()}`, "stderr");
+    await new Promise((ok) => setTimeout(ok, 200 * attempt)); // EBUSY right after the write: the device settles
+  }
+}
 
 function imageError(err: unknown, networkError: Error | null, signal: AbortSignal): StepFailure {
   if (networkError) return transient(`download broke off: ${networkError.message}`);

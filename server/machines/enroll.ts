@@ -69,7 +69,7 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor): {
     })
     .returning()
     .get();
-  tx.insert(nics).values({ machineId: m.id, mac: input.bootMac, ip: input.ip ?? null, isBoot: true }).run();
+  tx.insert(nics).values({ machineId: m.id, mac: input.bootMac, ip: input.ip ?? null, isBoot: true, ...nicNetwork(input.network) }).run();
   if (input.bmc) {
     tx.insert(bmcs)
       .values({
@@ -161,6 +161,11 @@ export function describe(e: ErrorDetail): string {
 
 export type MachineUpdate = z.output<typeof machineUpdateSchema>;
 
+/** The boot NIC's static network columns from the form's `network` (null/omitted: none). */
+function nicNetwork(n: MachineEnroll["network"]): { ifname: string | null; prefix: number | null; gateway: string | null } {
+  return { ifname: n?.ifname ?? null, prefix: n?.prefix ?? null, gateway: n?.gateway ?? null };
+}
+
 /** Change a machine's inventory fields. @throws AppError MACHINE_NOT_FOUND, CONFLICT, U_* , MACHINE_BUSY */
 export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): void {
   const live: LiveEvent[] = [];
@@ -195,9 +200,18 @@ export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): vo
           .where(eq(nics.id, boot.id))
           .run();
       } else if (input.bootMac) {
-        tx.insert(nics).values({ machineId: m.id, mac: input.bootMac, ip: input.ip ?? null, isBoot: true }).run();
+        tx.insert(nics).values({ machineId: m.id, mac: input.bootMac, ip: input.ip ?? null, isBoot: true, ...nicNetwork(input.network) }).run();
       }
       changed.push("nic");
+    }
+    if (input.network !== undefined) {
+      const now = tx.select().from(nics).where(and(eq(nics.machineId, m.id), eq(nics.isBoot, true))).get();
+      const next = nicNetwork(input.network);
+      if (now && (now.ifname !== next.ifname || now.prefix !== next.prefix || now.gateway !== next.gateway)) {
+        if (BUSY_STATES.includes(m.state)) throw new AppError("MACHINE_BUSY", `${m.name} is ${m.state}: its network configuration cannot change now`);
+        tx.update(nics).set(next).where(eq(nics.id, now.id)).run();
+        changed.push("network");
+      }
     }
     if (input.bmc === null) {
       tx.delete(bmcs).where(eq(bmcs.machineId, m.id)).run();

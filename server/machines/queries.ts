@@ -174,7 +174,7 @@ export function getMachine(db: Db, id: number): MachineDetail {
     .get();
   if (!row) throw new AppError("MACHINE_NOT_FOUND", `Machine ${id} does not exist`);
   const nicRows = db
-    .select({ id: nics.id, mac: nics.mac, ip: nics.ip, isBoot: nics.isBoot })
+    .select({ id: nics.id, mac: nics.mac, ip: nics.ip, isBoot: nics.isBoot, ifname: nics.ifname, prefix: nics.prefix, gateway: nics.gateway })
     .from(nics)
     .where(eq(nics.machineId, id))
     .all();

@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "../../lib/errors";
 import { nics, osProfiles } from "../db/schema";
 import { createHarness, type Harness } from "../testing/harness";
+import { configureNetworkParams } from "../../agent/steps/configure-network";
+import { resolveParams, JOB_KIND_SPECS } from "./kinds";
 import { deployParams } from "./jobs";
 
 let h: Harness;
@@ -34,21 +36,25 @@ describe("deploy params carry the installed system's network configuration", () 
     expect(kind).toBe("deploy_image");
     expect(params.rootPartition).toBe("/dev/sda2");
     const files = params.networkFiles as { path: string; content: string; mode: number }[];
-    expect(files.map((f) => [f.path, f.mode])).toEqual([["etc/network/interfaces", 0o644]]);
+    expect(files.map((f) => [f.path, f.mode])).toEqual([["/etc/network/interfaces", 0o644]]);
     expect(files[0]!.content).toMatch(/iface eno1 inet static/);
     expect(files[0]!.content).toContain(`10.20.0.${10 + n}`);
     expect(files[0]!.content).toContain("10.20.0.1");
+    // The contract with the agent: the step's resolved params are what configure_network accepts.
+    const spec = JOB_KIND_SPECS.deploy_image.flat().find((s) => s.name === "configure_network")!;
+    const parsed = configureNetworkParams.safeParse(resolveParams(spec.params, { ...params, osFamily: "debian" }));
+    expect(parsed.success, JSON.stringify(parsed.error?.issues)).toBe(true);
   });
 
   it("picks netplan for Ubuntu and NetworkManager keyfiles (0600) for RHEL; the profile may override", async () => {
     const ubuntu = deployParams(h.db, await machineWith({ osFamily: "ubuntu", options: { rootPartition: "/dev/vda1" } }, "ens3")).params;
-    expect((ubuntu.networkFiles as { path: string }[]).map((f) => f.path)).toEqual(["etc/netplan/50-rackhand.yaml"]);
+    expect((ubuntu.networkFiles as { path: string }[]).map((f) => f.path)).toEqual(["/etc/netplan/50-rackhand.yaml"]);
     const rhel = deployParams(h.db, await machineWith({ osFamily: "rhel", options: { rootPartition: "/dev/vda3" } }, "eth0")).params;
     expect((rhel.networkFiles as { path: string; mode: number }[]).map((f) => [f.path, f.mode])).toEqual([
-      ["etc/NetworkManager/system-connections/eth0.nmconnection", 0o600],
+      ["/etc/NetworkManager/system-connections/eth0.nmconnection", 0o600],
     ]);
     const ifcfg = deployParams(h.db, await machineWith({ osFamily: "rhel", options: { rootPartition: "/dev/vda3", netConfig: "ifcfg" } }, "eth0")).params;
-    expect((ifcfg.networkFiles as { path: string }[]).map((f) => f.path)).toEqual(["etc/sysconfig/network-scripts/ifcfg-eth0"]);
+    expect((ifcfg.networkFiles as { path: string }[]).map((f) => f.path)).toEqual(["/etc/sysconfig/network-scripts/ifcfg-eth0"]);
   });
 
   it("writes nothing when no NIC has an interface name (the image keeps DHCP)", async () => {

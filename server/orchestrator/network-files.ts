@@ -39,6 +39,6 @@ export function networkParams(db: Db, machineId: number, profile: OsProfile): Ne
     );
   }
   const place = PLACES[format];
-  const networkFiles = NET_RENDERERS[format](net).map((f) => ({ path: `${place.dir}/${f.path}`, content: f.content, mode: place.mode }));
+  const networkFiles = NET_RENDERERS[format](net).map((f) => ({ path: `/${place.dir}/${f.path}`, content: f.content, mode: place.mode }));
   return { rootPartition: opts.rootPartition, networkFiles };
 }

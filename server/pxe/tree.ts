@@ -106,7 +106,7 @@ export function bootTarget(m: MachineBootRow, ctx: TreeContext): BootTarget {
     const args = [...(extra ? extra.split(" ") : []), ...installerArgs(p.template, files, m.name, ctx.settings.domain ?? null)];
     return { kind: "netboot", label: "installer", kernel: `${base}/boot/${kernel}`, initrd: `${base}/boot/${initrd}`, args };
   }
-  // The agent RAM disk (built by a later issue) lives under <dataDir>/http/ramdisk/.
+  // The agent RAM disk (npm run ramdisk) lives under <dataDir>/http/ramdisk/.
   return {
     kind: "netboot",
     label: "agent",

@@ -323,4 +323,17 @@ describe("machines.update", () => {
     await h.operator.machines.update({ id: b.id, bootMac: "AA-BB-CC-00-99-01", ip: null });
     expect(await h.viewer.machines.get({ id: b.id })).toMatchObject({ bootMac: "aa:bb:cc:00:99:01", ip: null });
   });
+
+  it("keeps the boot NIC's static network configuration; refuses a bad one naming the field; not while busy", async () => {
+    const { id } = await enroll({ ip: "10.210.0.5", network: { ifname: "eno1", prefix: 24, gateway: "10.210.0.1" } });
+    expect((await h.viewer.machines.get({ id })).nics[0]).toMatchObject({ ifname: "eno1", prefix: 24, gateway: "10.210.0.1" });
+    await h.operator.machines.update({ id, network: { ifname: "ens3", prefix: 16, gateway: null } });
+    expect((await h.viewer.machines.get({ id })).nics[0]).toMatchObject({ ifname: "ens3", prefix: 16, gateway: null });
+    const bad = await expectTrpcError(h.operator.machines.update({ id, network: { ifname: "bad name" } }), "BAD_REQUEST");
+    expect(bad.error.message).toContain("Interface names");
+    await expectTrpcError(h.operator.machines.update({ id, network: { prefix: 33 } }), "BAD_REQUEST");
+    drive(id, "deploying");
+    await expectTrpcError(h.operator.machines.update({ id, network: null }), "CONFLICT", "MACHINE_BUSY");
+    expect((await h.viewer.machines.get({ id })).nics[0]!.ifname).toBe("ens3");
+  });
 });

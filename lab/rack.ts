@@ -1,0 +1,348 @@
+/**
+ * A virtual rack: QEMU VMs standing in for servers, each behind its own OpenIPMI `ipmi_sim` BMC on 127.0.0.1,
+ * on a provisioning network of their own. Used by `npm run lab`, the full-deploy VM test and `npm run bench:vm`.
+ *
+ *   host netns:  bridge <p>br (no IPv6) ── tap <p>t<i> ── VM i (virtio NIC, virtio disk, serial → TCP + log file)
+ *                        │   address <net>.2/24: the VMs reach Rackhand's HTTP server here
+ *                        └── veth <p>vh ═══ <p>v in netns <p>ns: <net>.1/24 + fd<xx>::1/64 — Rackhand's managed
+ *                                                 dnsmasq runs there (`ip netns exec <p>ns dnsmasq`)
+ *   BMC i:       ipmi_sim lanplus on 127.0.0.1:<bmcPort>; chassis power/boot device start and stop VM i
+ *                (lab/vm-chassis.sh, -boot n for pxe, -boot c otherwise); SOL reads the VM's serial port.
+ *
+ * Everything it creates is recorded in <dir>/rack.json; `down` removes exactly that (its own PIDs, netns, links).
+ * Needs root (network namespaces, taps) and the tools of scripts/install-system-deps.sh test.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CHASSIS = path.join(HERE, "vm-chassis.sh");
+export const BMC_USER = "admin";
+const TOOLS: [string, string][] = [
+  ["ip", "iproute2"],
+  ["ipmi_sim", "openipmi"],
+  ["ipmitool", "ipmitool"],
+  ["qemu-system-x86_64", "qemu-system-x86"],
+  ["dnsmasq", "dnsmasq"],
+];
+
+export interface RackOptions {
+  /** State directory: rack.json, per-node disks, consoles, BMC state, logs. */
+  dir: string;
+  /** Name prefix of network namespace and links, 2–6 lowercase letters/digits (interface names stay ≤ 15). */
+  prefix: string;
+  /** First three octets of the provisioning /24, e.g. "10.77.0". */
+  net: string;
+  nodes: number;
+  /** VM memory (the RAM disk needs ≥ 288 MiB). */
+  memMiB?: number;
+  diskMiB?: number;
+  /** First BMC UDP port (node i uses base+i) and first serial TCP port (base+100+i); 0 = any free ports. */
+  portBase?: number;
+  /** Node names: <namePrefix><i>. */
+  namePrefix?: string;
+}
+
+export interface VirtualNode {
+  index: number;
+  name: string;
+  mac: string;
+  /** The address Rackhand reserves for it on the provisioning network. */
+  ip: string;
+  bmc: { address: string; port: number; username: string; password: string };
+  /** TCP port of the VM's serial console (telnet protocol), which the BMC's SOL reads. */
+  serialPort: number;
+  dir: string;
+  disk: string;
+  /** Everything the VM printed on its serial console, across power cycles. */
+  consoleLog: string;
+  bmcPid: number;
+}
+
+export interface RackState {
+  createdAt: string;
+  prefix: string;
+  net: string;
+  netns: string;
+  bridge: string;
+  /** Host-side links created (deleted on down). */
+  links: string[];
+  /** Interface name of dnsmasq's side, inside the netns. */
+  dhcpInterface: string;
+  /** dnsmasq's address in the netns. */
+  dhcpAddress: string;
+  /** Host address on the bridge: Rackhand's HTTP server as the VMs see it. */
+  hostAddress: string;
+  nodes: VirtualNode[];
+}
+
+/** Throw (never skip) when the host cannot run the lab. */
+export function requireLabTools(): void {
+  if (process.getuid?.() !== 0) throw new Error("the virtual lab needs root (network namespaces, tap devices)");
+  for (const [tool, pkg] of TOOLS) {
+    if (spawnSync("sh", ["-c", 'command -v "$1"', "sh", tool]).status !== 0) {
+      throw new Error(`${tool} is not installed (Debian package ${pkg}): run scripts/install-system-deps.sh test`);
+    }
+  }
+}
+
+function ip(args: string[], okIfFails = false): string {
+  const r = spawnSync("ip", args, { encoding: "utf8" });
+  if (r.status !== 0 && !okIfFails) throw new Error(`ip ${args.join(" ")}: ${(r.stderr || r.error?.message || "").trim()}`);
+  return r.stdout ?? "";
+}
+
+function sysctl(key: string, value: string): void {
+  // Writes the /proc/sys file directly (no procps needed); IPv6 may be absent: ignored then.
+  try {
+    fs.writeFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, value);
+  } catch {
+    /* no such sysctl on this host */
+  }
+}
+
+async function freePort(kind: "tcp" | "udp"): Promise<number> {
+  if (kind === "tcp") {
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+    const port = (srv.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => srv.close(() => r()));
+    return port;
+  }
+  const dgram = await import("node:dgram");
+  const s = dgram.createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export function macOf(net: string, i: number): string {
+  const third = Number(net.split(".")[2] ?? 0);
+  return `52:54:00:${(Number(net.split(".")[1]) & 0xff).toString(16).padStart(2, "0")}:${third.toString(16).padStart(2, "0")}:${i.toString(16).padStart(2, "0")}`;
+}
+
+function lanConf(n: VirtualNode): string {
+  return [
+    `name "${n.name}"`,
+    "set_working_mc 0x20",
+    "  startlan 1",
+    `    addr 127.0.0.1 ${n.bmc.port}`,
+    "    priv_limit admin",
+    ...["callback", "user", "operator", "admin"].map((r) => `    allowed_auths_${r} none md2 md5 straight`),
+    `    guid ${crypto.createHash("md5").update(n.mac).digest("hex")}`,
+    "  endlan",
+    `  user 2 true "${n.bmc.username}" "${n.bmc.password}" admin 10 none md2 md5 straight`,
+    `  chassis_control "${CHASSIS} ${n.dir}"`,
+    `  sol "telnet:127.0.0.1:${n.serialPort}" 115200 history=65000`,
+    "",
+  ].join("\n");
+}
+// 0x9f device support includes the chassis device: without it ipmi_sim refuses power commands.
+const BMC_EMU = "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n";
+
+function qemuArgs(n: VirtualNode, tap: string, memMiB: number): string[] {
+  return [
+    ...["-name", n.name, "-machine", "pc,accel=tcg", "-m", String(memMiB), "-display", "none", "-monitor", "none"],
+    ...["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${n.mac}`],
+    ...["-drive", `file=${n.disk},if=virtio,format=raw,discard=unmap`],
+    // The serial port: a telnet server the BMC's SOL connects to, and a log file of everything printed.
+    ...["-chardev", `socket,id=ser0,host=127.0.0.1,port=${n.serialPort},server=on,wait=off,telnet=on,logfile=${n.consoleLog},logappend=on`],
+    ...["-serial", "chardev:ser0"],
+  ];
+}
+
+function ipmitool(n: VirtualNode, args: string[]) {
+  return spawnSync("ipmitool", ["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", String(n.bmc.port), "-U", n.bmc.username, "-E", "-N", "1", "-R", "1", ...args], {
+    env: { ...process.env, IPMI_PASSWORD: n.bmc.password },
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+}
+
+async function startBmc(n: VirtualNode): Promise<number> {
+  const state = path.join(n.dir, "bmc-state");
+  fs.rmSync(state, { recursive: true, force: true });
+  fs.mkdirSync(state);
+  fs.writeFileSync(path.join(n.dir, "lan.conf"), lanConf(n), { mode: 0o600 });
+  fs.writeFileSync(path.join(n.dir, "bmc.emu"), BMC_EMU);
+  const log = fs.openSync(path.join(n.dir, "bmc.log"), "a");
+  // Detached: the BMCs outlive the process that brought the rack up (npm run lab); `down` stops them by PID.
+  const sim = spawn("ipmi_sim", ["-n", "-c", path.join(n.dir, "lan.conf"), "-f", path.join(n.dir, "bmc.emu"), "-s", state], {
+    stdio: ["ignore", log, log],
+    detached: true,
+  });
+  fs.closeSync(log);
+  sim.unref();
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (sim.exitCode !== null) throw new Error(`ipmi_sim of ${n.name} exited: ${fs.readFileSync(path.join(n.dir, "bmc.log"), "utf8").slice(-400)}`);
+    if (ipmitool(n, ["mc", "info"]).status === 0) return sim.pid!;
+    if (Date.now() > deadline) throw new Error(`ipmi_sim of ${n.name} did not answer on UDP ${n.bmc.port}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+export function readRack(dir: string): RackState | null {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, "rack.json"), "utf8")) as RackState;
+  } catch {
+    return null;
+  }
+}
+
+function writeRack(dir: string, st: RackState): void {
+  const tmp = path.join(dir, ".rack.json.tmp");
+  fs.writeFileSync(tmp, JSON.stringify(st, null, 2) + "\n");
+  fs.renameSync(tmp, path.join(dir, "rack.json"));
+}
+
+/** Bring the rack up (after tearing down what a previous `up` in the same dir left). VMs start powered off. */
+export async function rackUp(o: RackOptions): Promise<RackState> {
+  if (!/^[a-z][a-z0-9]{1,5}$/.test(o.prefix)) throw new Error("prefix: 2–6 lowercase letters/digits, starting with a letter");
+  if (!/^(10|172|192)\.\d{1,3}\.\d{1,3}$/.test(o.net)) throw new Error("net: three octets of a private /24, e.g. 10.77.0");
+  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 20) throw new Error("nodes: 1–20");
+  requireLabTools();
+  fs.mkdirSync(o.dir, { recursive: true });
+  await rackDown(o.dir);
+  const netns = `${o.prefix}ns`;
+  const bridge = `${o.prefix}br`;
+  const veth = `${o.prefix}vh`;
+  const peer = `${o.prefix}v`;
+  // Refuse to shadow a network the host already routes (another lab, a real LAN).
+  const route = ip(["-4", "route", "show", "to", "match", `${o.net}.1`]).trim();
+  if (route && !route.startsWith("default")) throw new Error(`${o.net}.0/24 is already routed on this host (${route.split("\n")[0]}): pick another --net`);
+  if (ip(["netns", "list"]).split("\n").some((l) => l.split(" ")[0] === netns)) throw new Error(`network namespace ${netns} already exists and is not ours: pick another prefix`);
+
+  const st: RackState = {
+    createdAt: new Date().toISOString(),
+    prefix: o.prefix,
+    net: o.net,
+    netns,
+    bridge,
+    links: [],
+    dhcpInterface: peer,
+    dhcpAddress: `${o.net}.1`,
+    hostAddress: `${o.net}.2`,
+    nodes: [],
+  };
+  const save = () => writeRack(o.dir, st);
+  save();
+  try {
+    ip(["link", "add", bridge, "type", "bridge", "forward_delay", "0", "stp_state", "0"]);
+    st.links.push(bridge);
+    save();
+    sysctl(`net.ipv6.conf.${bridge}.disable_ipv6`, "1");
+    ip(["addr", "add", `${st.hostAddress}/24`, "dev", bridge]);
+    ip(["link", "set", bridge, "up"]);
+    ip(["netns", "add", netns]);
+    ip(["-n", netns, "link", "set", "lo", "up"]);
+    ip(["link", "add", veth, "type", "veth", "peer", "name", peer, "netns", netns]);
+    st.links.push(veth);
+    save();
+    sysctl(`net.ipv6.conf.${veth}.disable_ipv6`, "1");
+    ip(["link", "set", veth, "master", bridge, "up"]);
+    ip(["-n", netns, "addr", "add", `${st.dhcpAddress}/24`, "dev", peer]);
+    // An IPv6 address so dnsmasq can answer iPXE's router solicitations (iPXE waits ~13 s for SLAAC otherwise).
+    const v6 = `fd${Number(o.net.split(".")[1]).toString(16).padStart(2, "0")}:${Number(o.net.split(".")[2]).toString(16)}::1/64`;
+    ip(["-n", netns, "addr", "add", v6, "dev", peer, "nodad"]);
+    ip(["-n", netns, "link", "set", peer, "up"]);
+
+    for (let i = 1; i <= o.nodes; i++) {
+      const name = `${o.namePrefix ?? "vm"}${i}`;
+      const dir = path.join(o.dir, name);
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir, { recursive: true });
+      const tap = `${o.prefix}t${i}`;
+      ip(["tuntap", "add", "dev", tap, "mode", "tap"]);
+      st.links.push(tap);
+      save();
+      sysctl(`net.ipv6.conf.${tap}.disable_ipv6`, "1");
+      ip(["link", "set", tap, "master", bridge, "up"]);
+      const node: VirtualNode = {
+        index: i,
+        name,
+        mac: macOf(o.net, i),
+        ip: `${o.net}.${10 + i}`,
+        bmc: {
+          address: "127.0.0.1",
+          port: o.portBase ? o.portBase + i : await freePort("udp"),
+          username: BMC_USER,
+          password: crypto.randomBytes(9).toString("base64url"),
+        },
+        serialPort: o.portBase ? o.portBase + 100 + i : await freePort("tcp"),
+        dir,
+        disk: path.join(dir, "disk.img"),
+        consoleLog: path.join(dir, "console.log"),
+        bmcPid: 0,
+      };
+      fs.writeFileSync(node.disk, "");
+      fs.truncateSync(node.disk, (o.diskMiB ?? 128) << 20);
+      fs.writeFileSync(node.consoleLog, "");
+      fs.writeFileSync(path.join(dir, "boot"), "default\n");
+      fs.writeFileSync(path.join(dir, "qemu.args"), qemuArgs(node, tap, o.memMiB ?? 512).join("\n") + "\n");
+      st.nodes.push(node);
+      save();
+      node.bmcPid = await startBmc(node);
+      save();
+    }
+    return st;
+  } catch (err) {
+    await rackDown(o.dir);
+    throw err;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function stopPid(pid: number): Promise<void> {
+  if (!pid || !alive(pid)) return;
+  process.kill(pid, "SIGTERM");
+  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) process.kill(pid, "SIGKILL");
+}
+
+/** The PID in a QEMU pidfile, if that process is a QEMU we started (the pidfile may be stale). */
+function qemuPid(dir: string): number {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dir, "qemu.pid"), "utf8").trim());
+    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return cmd.includes("qemu-system") && cmd.includes(dir) ? pid : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Remove what `rackUp` in `dir` created: its VMs, its BMCs, its links and netns. Idempotent. */
+export async function rackDown(dir: string): Promise<void> {
+  const st = readRack(dir);
+  if (!st) return;
+  for (const n of st.nodes) {
+    await stopPid(n.bmcPid);
+    await stopPid(qemuPid(n.dir));
+  }
+  for (const l of [...st.links].reverse()) ip(["link", "del", l], true);
+  if (ip(["netns", "list"]).split("\n").some((l) => l.split(" ")[0] === st.netns)) ip(["netns", "del", st.netns], true);
+  fs.rmSync(path.join(dir, "rack.json"), { force: true });
+}
+
+/** Run ipmitool against a node's BMC (behind Rackhand's back; the password via the environment, as Rackhand does). */
+export function nodeIpmitool(n: VirtualNode, args: string[]) {
+  return ipmitool(n, args);
+}
+
+/** Is node i's VM running right now? */
+export function vmRunning(n: VirtualNode): boolean {
+  return qemuPid(n.dir) > 0;
+}

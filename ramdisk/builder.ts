@@ -1,0 +1,151 @@
+/**
+ * The agent RAM disk builder: a Debian kernel and an initramfs of busybox, Node.js, the disk tools the agent's
+ * steps use, the kernel modules for virtio, md RAID and the file systems configure_network mounts, and the bundled
+ * agent. Writes {vmlinuz, initrd.img, manifest.json} into `outDir` (each renamed into place). Used by
+ * `npm run ramdisk` (ramdisk/build.ts), the virtual lab and the VM tests.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { cpioChunks, type CpioEntry } from "./cpio";
+import { currentKernelPackage, extractDeb, run, sharedLibraries, which } from "./host";
+import { kernelModules } from "./modules";
+
+const HERE = path.dirname(new URL(import.meta.url).pathname);
+// NICs and disks of common servers and of QEMU, md RAID, and the file systems configure_network mounts.
+const MODULES = [
+  ...["virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "e1000", "e1000e", "igb", "ixgbe", "ahci", "nvme", "sd_mod"],
+  ...["md_mod", "raid0", "raid1", "raid10", "ext4", "crc32c_generic", "vfat", "nls_cp437", "nls_iso8859_1"],
+];
+const TOOLS = ["wipefs", "lsblk", "sfdisk", "blkdiscard", "blkid", "xz", "zstd", "mdadm"];
+
+export interface RamdiskOptions {
+  outDir: string;
+  /** Downloaded kernel package and the stripped node binary are kept here between builds. */
+  cacheDir: string;
+  compress?: "zstd" | "gzip" | "xz";
+  /** An extracted linux-image .deb; default: this Debian release's kernel package, downloaded into the cache. */
+  kernelDir?: string;
+  /** The bundled agent (dist/agent.mjs). */
+  agent: string;
+  log?: (line: string) => void;
+}
+
+export interface RamdiskManifest {
+  builtAt: string;
+  kernel: string;
+  compression: string;
+  cpioBytes: number;
+  node: string;
+  modules: string[];
+  files: { name: string; size: number; sha256: string }[];
+}
+
+class Tree {
+  readonly entries = new Map<string, CpioEntry>();
+  dir(p: string) {
+    const parts = p.split("/").filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const d = parts.slice(0, i).join("/");
+      if (!this.entries.has(d)) this.entries.set(d, { name: d, kind: "dir", mode: d === "tmp" ? 0o1777 : 0o755 });
+    }
+  }
+  file(p: string, data: Buffer, mode = 0o644) {
+    const name = p.replace(/^\/+/, "");
+    this.dir(path.posix.dirname(name));
+    this.entries.set(name, { name, kind: "file", mode, data });
+  }
+  symlink(p: string, target: string) {
+    const name = p.replace(/^\/+/, "");
+    this.dir(path.posix.dirname(name));
+    this.entries.set(name, { name, kind: "symlink", mode: 0o777, data: Buffer.from(target) });
+  }
+  /** An ELF program and every shared library it needs, at the same paths as on this host. */
+  elf(hostPath: string, at: string) {
+    this.file(at, fs.readFileSync(hostPath), 0o755);
+    for (const lib of sharedLibraries(hostPath)) if (!this.entries.has(lib.slice(1))) this.file(lib, fs.readFileSync(fs.realpathSync(lib)), 0o755);
+  }
+}
+
+/** The extracted kernel package: `kernelDir` when given, else this release's linux-image, downloaded into the cache. */
+export function kernelDir(o: { kernelDir?: string; cacheDir: string }, log: (s: string) => void = () => undefined): string {
+  if (o.kernelDir) return path.resolve(o.kernelDir);
+  const pkg = currentKernelPackage();
+  log(`kernel package ${pkg}`);
+  return extractDeb(pkg, o.cacheDir);
+}
+
+function toolPath(name: string, cacheDir: string): string {
+  const found = which(name);
+  if (found) return found;
+  if (name === "mdadm") return path.join(extractDeb("mdadm", cacheDir), "sbin/mdadm"); // its package pulls in udev: take the binary only
+  throw new Error(`${name} is not installed (scripts/install-system-deps.sh ramdisk installs it)`);
+}
+
+/** @throws Error naming what is missing (agent bundle, a tool, the kernel package) or the step that failed */
+export function buildRamdisk(o: RamdiskOptions): RamdiskManifest {
+  const log = o.log ?? (() => undefined);
+  const compress = o.compress ?? "zstd";
+  const { outDir, cacheDir } = o;
+  const agent = path.resolve(o.agent);
+  if (!fs.existsSync(agent)) throw new Error(`agent bundle ${agent} is missing: run npm run build:agent first`);
+  const kset = kernelModules(kernelDir(o, log), MODULES);
+  const kver = kset.version;
+  const t = new Tree();
+  for (const d of ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys", "run", "tmp", "root", "mnt"]) t.dir(d);
+  const busybox = which("busybox") ?? "/bin/busybox";
+  t.file("bin/busybox", fs.readFileSync(busybox), 0o755);
+  for (const applet of run(busybox, ["--list"]).split("\n").filter((a) => a && a !== "busybox")) {
+    if (!t.entries.has(`bin/${applet}`)) t.symlink(`bin/${applet}`, "busybox");
+  }
+  const strippedNode = path.join(cacheDir, "node.stripped");
+  fs.mkdirSync(cacheDir, { recursive: true });
+  run("strip", ["-o", strippedNode, process.execPath]);
+  t.elf(strippedNode, "usr/bin/node");
+  for (const tool of TOOLS) t.elf(toolPath(tool, cacheDir), `usr/sbin/${tool}`);
+
+  for (const m of kset.modules) t.file(`lib/modules/${kver}/${m.rel}`, fs.readFileSync(m.file));
+  const rels = kset.modules.map((m) => m.rel);
+  t.file("etc/modules.load", Buffer.from(rels.join("\n") + "\n"));
+
+  t.file("init", fs.readFileSync(path.join(HERE, "init.sh")), 0o755);
+  t.file("etc/udhcpc.script", fs.readFileSync(path.join(HERE, "udhcpc.script")), 0o755);
+  t.file("etc/passwd", Buffer.from("root:x:0:0:root:/root:/bin/sh\n"));
+  t.file("etc/group", Buffer.from("root:x:0:\n"));
+  t.file("etc/nsswitch.conf", Buffer.from("hosts: files dns\n"));
+  t.file("usr/lib/rackhand/agent.mjs", fs.readFileSync(agent));
+
+  // cpio → compressed initrd, written next to the old one and renamed into place (the tree may be serving it).
+  fs.mkdirSync(outDir, { recursive: true });
+  const cpioFile = path.join(outDir, `.initrd-${process.pid}.cpio`);
+  const fd = fs.openSync(cpioFile, "w");
+  let raw = 0;
+  for (const chunk of cpioChunks([...t.entries.values()].sort((a, b) => a.name.localeCompare(b.name)))) {
+    fs.writeSync(fd, chunk);
+    raw += chunk.length;
+  }
+  fs.closeSync(fd);
+  const packed = `${cpioFile}.${compress}`;
+  const t0 = Date.now();
+  if (compress === "zstd") run("zstd", ["-q", "-19", "-T0", "-f", cpioFile, "-o", packed]);
+  else if (compress === "xz") run("xz", ["-T1", "-6", "--check=crc32", "-k", "-f", cpioFile]); // the kernel's xz needs crc32
+  else if (compress === "gzip") run("gzip", ["-9", "-n", "-k", "-f", cpioFile]);
+  else throw new Error(`--compress: zstd, xz or gzip, not ${compress}`);
+  const producedBy = { zstd: packed, xz: `${cpioFile}.xz`, gzip: `${cpioFile}.gz` }[compress];
+  fs.rmSync(cpioFile);
+  const vmTmp = path.join(outDir, `.vmlinuz-${process.pid}`);
+  fs.copyFileSync(kset.vmlinuz, vmTmp);
+  fs.renameSync(producedBy, path.join(outDir, "initrd.img"));
+  fs.renameSync(vmTmp, path.join(outDir, "vmlinuz"));
+
+  const files = ["vmlinuz", "initrd.img"].map((name) => {
+    const data = fs.readFileSync(path.join(outDir, name));
+    return { name, size: data.length, sha256: crypto.createHash("sha256").update(data).digest("hex") };
+  });
+  const manifest: RamdiskManifest = { builtAt: new Date().toISOString(), kernel: kver, compression: compress, cpioBytes: raw, node: process.version, modules: kset.modules.map((m) => path.basename(m.rel, ".ko")), files };
+  fs.writeFileSync(path.join(outDir, ".manifest.tmp"), JSON.stringify(manifest, null, 2) + "\n");
+  fs.renameSync(path.join(outDir, ".manifest.tmp"), path.join(outDir, "manifest.json"));
+  log(`kernel ${kver}, ${t.entries.size} entries, cpio ${(raw / 1e6).toFixed(1)} MB → ${compress} ${(files[1]!.size / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  log(`wrote ${outDir}/{vmlinuz,initrd.img,manifest.json}`);
+  return manifest;
+}
