@@ -10,6 +10,7 @@ interface ConsoleStatus {
   holder: string | null;
   viewers: number;
   error?: string;
+  retryInS?: number;
 }
 type Ack = { ok: boolean; error?: string; status?: ConsoleStatus; recent?: ArrayBuffer; canType?: boolean };
 
@@ -72,6 +73,7 @@ export function SerialConsole({ machineId }: { machineId: number }) {
         <span data-testid="console-state">
           Console: <b>{status?.state ?? (connected ? "connecting" : "offline")}</b>
           {status ? ` · ${status.viewers} watching` : ""}
+          {status?.retryInS !== undefined ? ` · reconnecting in ${status.retryInS} s` : ""}
         </span>
         <span data-testid="console-holder" className="text-slate-600">
           {status?.holder ? `Keyboard: ${status.holder}` : "Keyboard: free"}
@@ -93,7 +95,7 @@ export function SerialConsole({ machineId }: { machineId: number }) {
           Download transcript
         </a>
       </div>
-      {(error || status?.error) && (
+      {(error || (status?.error && status.state !== "open")) && (
         <p role="alert" className="text-sm text-red-700">
           {error ?? status?.error}
         </p>

@@ -1,38 +1,33 @@
-// Add up vitest's and Playwright's JSON reports into one closing line: "N passed, N failed".
+// Add up the runners' JSON reports into one closing line: "N passed, N failed".
+//   node scripts/summarize-tests.mjs <report.json>...   (vitest and Playwright reports, told apart by shape)
 // A report that is missing counts as a failure: a runner that did not run is not a pass.
 import fs from "node:fs";
 
-const [vitestFile, e2eFile] = process.argv.slice(2);
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-const read = (f) => {
+for (const file of process.argv.slice(2)) {
+  let r = null;
   try {
-    return JSON.parse(fs.readFileSync(f, "utf8"));
+    r = JSON.parse(fs.readFileSync(file, "utf8"));
   } catch {
-    return null;
+    /* missing or unreadable */
   }
-};
-const v = read(vitestFile);
-if (v) {
-  passed += v.numPassedTests;
-  failed += v.numFailedTests + (v.numFailedTestSuites ?? 0);
-  skipped += v.numPendingTests + v.numTodoTests;
-  console.log(`vitest: ${v.numPassedTests} passed, ${v.numFailedTests} failed, ${v.numFailedTestSuites ?? 0} failed files`);
-} else {
-  failed += 1;
-  console.log(`vitest: no report at ${vitestFile}`);
-}
-const e = read(e2eFile);
-if (e) {
-  const s = e.stats;
-  passed += s.expected;
-  failed += s.unexpected + s.flaky;
-  skipped += s.skipped;
-  console.log(`playwright: ${s.expected} passed, ${s.unexpected} failed, ${s.flaky} flaky, ${s.skipped} skipped`);
-} else {
-  failed += 1;
-  console.log(`playwright: no report at ${e2eFile}`);
+  if (r && typeof r.numPassedTests === "number") {
+    passed += r.numPassedTests;
+    failed += r.numFailedTests + (r.numFailedTestSuites ?? 0);
+    skipped += r.numPendingTests + r.numTodoTests;
+    console.log(`vitest (${file}): ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numFailedTestSuites ?? 0} failed files`);
+  } else if (r && r.stats) {
+    const s = r.stats;
+    passed += s.expected;
+    failed += s.unexpected + s.flaky;
+    skipped += s.skipped;
+    console.log(`playwright (${file}): ${s.expected} passed, ${s.unexpected} failed, ${s.flaky} flaky, ${s.skipped} skipped`);
+  } else {
+    failed += 1;
+    console.log(`no test report at ${file}`);
+  }
 }
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 ? 1 : 0);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: type check, unit/router/integration tests (vitest), one production build,
-# browser tests (Playwright + Debian Chromium). Ends with one line "N passed, N failed".
+# The whole test suite: type check, unit/router/integration tests (vitest), one production build, the full
+# deploy on a QEMU VM (vitest, lab/*.vm.test.ts), browser tests (Playwright + Debian Chromium, including one on
+# the virtual lab). Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NEXT_TELEMETRY_DISABLED=1
@@ -18,8 +19,11 @@ npx vitest run --reporter=default --reporter=json --outputFile.json=test-results
 echo "== production build (once)"
 RACKHAND_FORCE_BUILD=1 npm run --silent build || { echo "build failed"; status=1; }
 
-echo "== browser tests (playwright, chromium)"
+echo "== full deploy on a QEMU virtual machine (vitest, lab/*.vm.test.ts)"
+npx vitest run --config vitest.vm.config.ts --reporter=default --reporter=json --outputFile.json=test-results/vitest-vm.json || status=1
+
+echo "== browser tests (playwright, chromium; the lab project brings up a VM)"
 if [ -f .next/BUILD_ID ]; then npx playwright test || status=1; fi
 
-node scripts/summarize-tests.mjs test-results/vitest.json test-results/e2e-report.json || status=1
+node scripts/summarize-tests.mjs test-results/vitest.json test-results/vitest-vm.json test-results/e2e-report.json || status=1
 exit $status

@@ -3,7 +3,7 @@
  * payload is already active (a stale session, another tool), it is deactivated and activation retried once.
  */
 import { spawn } from "node:child_process";
-import { BmcError } from "./errors";
+import { BmcError, meaningfulLines } from "./errors";
 import { baseArgs, bmcKey, childEnv, runIpmitool, type CallObserver } from "./exec";
 import type { BmcScheduler } from "./scheduler";
 import type { BmcTarget, ConsoleStream, OobConfig } from "./types";
@@ -71,7 +71,8 @@ function activate(deps: Deps, t: BmcTarget): Promise<ConsoleStream> {
       deps.observe?.({ key: bmcKey(t), pid: child.pid, args, startedAt, endedAt: Date.now(), ok: operational });
       if (!operational) {
         if (ALREADY_ACTIVE.test(early)) return reject(new BmcError("other", "SOL payload already active"));
-        const tail = early.split(/\r?\n/).filter((l) => /error|unable|failed|invalid|unauthorized/i.test(l)).slice(-1)[0] ?? `exit code ${code}`;
+        // -v output carries probe noise (e.g. "Invalid command" for Get VSO Capabilities): name the real reason.
+        const tail = meaningfulLines(early).filter((l) => /error|unable|failed|invalid|unauthorized|timeout/i.test(l)).slice(-1)[0] ?? meaningfulLines(early).slice(-1)[0] ?? `exit code ${code}`;
         const kind = /HMAC is invalid|unauthorized name/i.test(early) ? "auth" : code === null || /Unable to establish/i.test(early) ? "transient" : "other";
         return reject(new BmcError(kind, `SOL on BMC ${bmcKey(t)} failed: ${tail.trim()}`));
       }

@@ -2,17 +2,22 @@
  * Serial consoles shared by every viewer: one driver console stream (e.g. one `ipmitool sol activate`) per
  * machine while anyone watches, plus a grace period after the last viewer leaves. Output goes to every viewer
  * (through listeners: the socket gateway) and to the transcript. One viewer holds the keyboard at a time.
+ * While anyone watches, a console that fails to open or drops (the BMC busy with a power cycle, a BMC reset, the
+ * network) is reopened with backoff (1 s doubling to 15 s); wrong credentials are not retried.
  */
 import { AppError } from "../../../lib/errors";
 import type { Domain } from "../../context";
 import { recordEvent } from "../../events/audit";
 import { loadBmc } from "../bmc-state";
+import { BmcError } from "../errors";
 import type { ConsoleStream } from "../types";
 import { Transcript } from "./transcript";
 
 export interface ConsoleStatus {
   machineId: number;
   state: "opening" | "open" | "closed" | "error";
+  /** Seconds until the next attempt to reopen a failed or dropped console (while anyone watches). */
+  retryInS?: number;
   /** User name of the viewer holding the keyboard. */
   holder: string | null;
   viewers: number;
@@ -30,6 +35,10 @@ interface Session {
   state: ConsoleStatus["state"];
   error?: string;
   grace?: NodeJS.Timeout;
+  retry?: NodeJS.Timeout;
+  retryInS?: number;
+  /** Failed opens in a row (the backoff exponent). */
+  failures: number;
   /** Recent output, so a viewer who joins late sees the screen so far. */
   recent: Buffer[];
   recentBytes: number;
@@ -37,6 +46,8 @@ interface Session {
 }
 
 const RECENT_MAX = 64 * 1024;
+const RETRY_BASE_MS = 1000;
+const RETRY_MAX_MS = 15_000;
 
 export class ConsoleManager {
   private readonly sessions = new Map<number, Session>();
@@ -56,7 +67,14 @@ export class ConsoleManager {
   status(machineId: number): ConsoleStatus {
     const s = this.sessions.get(machineId);
     if (!s) return { machineId, state: "closed", holder: null, viewers: 0 };
-    return { machineId, state: s.state, holder: s.holder?.name ?? null, viewers: s.viewers.size, ...(s.error ? { error: s.error } : {}) };
+    return {
+      machineId,
+      state: s.state,
+      holder: s.holder?.name ?? null,
+      viewers: s.viewers.size,
+      ...(s.error ? { error: s.error } : {}),
+      ...(s.retry && s.retryInS !== undefined ? { retryInS: s.retryInS } : {}),
+    };
   }
 
   private publishStatus(machineId: number) {
@@ -72,7 +90,7 @@ export class ConsoleManager {
     let s = this.sessions.get(machineId);
     if (!s) {
       const cfg = this.d.oob.config;
-      s = { machineId, viewers: new Map(), holder: null, state: "closed", recent: [], recentBytes: 0, transcript: new Transcript(cfg.consoleDir, machineId, cfg.transcriptMaxBytes, cfg.transcriptKeep) };
+      s = { machineId, viewers: new Map(), holder: null, state: "closed", failures: 0, recent: [], recentBytes: 0, transcript: new Transcript(cfg.consoleDir, machineId, cfg.transcriptMaxBytes, cfg.transcriptKeep) };
       this.sessions.set(machineId, s);
     }
     clearTimeout(s.grace);
@@ -92,6 +110,7 @@ export class ConsoleManager {
       const stream = await driver.console.open(target);
       s.stream = stream;
       s.state = "open";
+      s.failures = 0;
       s.transcript.append(`\r\n--- console opened ${new Date().toISOString()} ---\r\n`);
       stream.onData((chunk) => {
         s.transcript.append(chunk);
@@ -105,16 +124,34 @@ export class ConsoleManager {
         s.stream = undefined;
         s.state = "closed";
         s.transcript.append(`\r\n--- console closed ${new Date().toISOString()}: ${reason} ---\r\n`);
+        this.scheduleReopen(s);
         this.publishStatus(s.machineId);
       });
     } catch (err) {
       s.state = "error";
       s.error = err instanceof Error ? err.message : String(err);
       this.d.log.warn("console open failed", { machineId: s.machineId, error: s.error });
+      // Wrong credentials or a BMC without SOL will not fix themselves; anything else may (a busy BMC).
+      const retryable = err instanceof BmcError ? err.kind !== "auth" && err.kind !== "unsupported" : !(err instanceof AppError);
+      if (retryable) this.scheduleReopen(s);
     } finally {
       s.opening = undefined;
       this.publishStatus(s.machineId);
     }
+  }
+
+  /** Reopen later while anyone still watches this session (backoff doubles per failure, capped). */
+  private scheduleReopen(s: Session): void {
+    if (s.viewers.size === 0 || s.retry || this.sessions.get(s.machineId) !== s) return;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** s.failures);
+    s.failures++;
+    s.retryInS = Math.round(delay / 1000);
+    s.retry = setTimeout(() => {
+      s.retry = undefined;
+      s.retryInS = undefined;
+      if (s.viewers.size > 0 && !s.stream && !s.opening && this.sessions.get(s.machineId) === s) s.opening = this.open(s);
+    }, delay);
+    s.retry.unref();
   }
 
   /** Remove a viewer; the last one out starts the grace period, after which the console closes. */
@@ -158,6 +195,8 @@ export class ConsoleManager {
     if (!s || s.viewers.size > 0) return;
     this.sessions.delete(machineId);
     clearTimeout(s.grace);
+    clearTimeout(s.retry);
+    s.retry = undefined;
     await s.opening;
     const stream = s.stream;
     s.stream = undefined;

@@ -9,14 +9,12 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import zlib from "node:zlib";
-import { build } from "esbuild";
+import { buildAgent } from "../../../scripts/build-agent.mjs";
 import { until as waitUntil } from "../../testing/until";
 
-/** Bundle agent/main.ts into `dir`/agent.mjs exactly as scripts/build-agent.mjs does. */
+/** Bundle agent/main.ts into `dir`/agent.mjs with scripts/build-agent.mjs (byte-identical to dist/agent.mjs). */
 export async function buildAgentBundle(dir: string): Promise<string> {
-  const outfile = path.join(dir, "agent.mjs");
-  await build({ entryPoints: ["agent/main.ts"], outfile, bundle: true, platform: "node", target: "node20", format: "esm", logLevel: "error" });
-  return outfile;
+  return buildAgent(path.join(dir, "agent.mjs"));
 }
 
 export interface TestImage {
