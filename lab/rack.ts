@@ -28,6 +28,7 @@ const TOOLS: [string, string][] = [
   ["ipmitool", "ipmitool"],
   ["qemu-system-x86_64", "qemu-system-x86"],
   ["dnsmasq", "dnsmasq"],
+  ["mkfs.ext4", "e2fsprogs"],
 ];
 
 export interface RackOptions {
@@ -83,6 +84,7 @@ export interface RackState {
 /** Throw (never skip) when the host cannot run the lab. */
 export function requireLabTools(): void {
   if (process.getuid?.() !== 0) throw new Error("the virtual lab needs root (network namespaces, tap devices)");
+  if (!fs.existsSync("/dev/net/tun")) throw new Error("/dev/net/tun is missing: the VMs' tap devices need the tun driver (a container needs --device /dev/net/tun)");
   for (const [tool, pkg] of TOOLS) {
     if (spawnSync("sh", ["-c", 'command -v "$1"', "sh", tool]).status !== 0) {
       throw new Error(`${tool} is not installed (Debian package ${pkg}): run scripts/install-system-deps.sh test`);
