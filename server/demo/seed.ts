@@ -6,7 +6,8 @@ import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { createRack } from "../racks/racks";
 
-// Paths through the lifecycle that leave a demo machine in a realistic state.
+// Paths through the lifecycle that leave a demo machine in a realistic state. None ends in a busy state
+// (deploying, inspecting, cleaning): without a job behind it such a machine would never progress.
 const PATHS: LifecycleAction[][] = [
   [],
   ["manage"],
@@ -14,8 +15,8 @@ const PATHS: LifecycleAction[][] = [
   ["manage", "provide", "deploy", "succeed"],
   ["manage", "provide", "deploy", "succeed"],
   ["manage", "provide", "deploy", "succeed"],
-  ["manage", "inspect"],
-  ["manage", "provide", "deploy"],
+  ["manage", "inspect", "fail"],
+  ["manage", "inspect", "succeed"],
   ["manage", "provide", "deploy", "fail"],
   ["manage", "provide"],
 ];
@@ -48,7 +49,7 @@ export async function seedDemoLab(d: Domain): Promise<void> {
         actor,
       );
       for (const action of PATHS[k % PATHS.length]!) {
-        transition(d, id, action, { actor, reason: action === "fail" ? "image checksum mismatch (demo)" : undefined });
+        transition(d, id, action, { actor, reason: action === "fail" ? (PATHS[k % PATHS.length]!.includes("deploy") ? "image checksum mismatch (demo)" : "BMC timed out during inventory (demo)") : undefined });
       }
     }
   }
