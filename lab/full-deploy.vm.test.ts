@@ -137,4 +137,22 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     console.log(`full deploy phases (ms since the deploy click):\n${Object.entries(phases).map(([k, v]) => `  ${String(v).padStart(7)}  ${k}`).join("\n")}`);
     consoleWatch.stop();
   }, 480_000);
+
+  it("releases the deployed machine: the clean job boots the agent again, wipes the disk and powers the VM off", async () => {
+    const node = rack.nodes[0]!;
+    const before = fs.readFileSync(node.disk).subarray(0, 1 << 20);
+    expect(before.some((b) => b !== 0)).toBe(true); // the deployed image's MBR and boot partition
+    const { jobId } = (await client.machines.action.mutate({ id: machineId, action: "release" })) as { jobId?: number };
+    expect(jobId).toBeGreaterThan(0);
+    const job = () => app.domain.db.select().from(jobs).where(eq(jobs.id, jobId!)).get()!;
+    await until("the clean job to finish", () => (["succeeded", "failed", "cancelled"].includes(job().state) ? job() : null), 300_000);
+    const all = app.domain.db.select().from(steps).where(eq(steps.jobId, jobId!)).orderBy(asc(steps.group), asc(steps.id)).all();
+    expect(job().state, all.map((s) => `${s.name} ${s.state} ${s.error ?? ""}`).join("\n")).toBe("succeeded");
+    expect(app.domain.db.select().from(machines).where(eq(machines.id, machineId)).get()!.state).toBe("available");
+    // The wipe reached the VM's real disk (the host file behind it): the first and the last MiB are zero.
+    const disk = fs.readFileSync(node.disk);
+    expect(disk.subarray(0, 1 << 20).every((b) => b === 0)).toBe(true);
+    expect(disk.subarray(disk.length - (1 << 20)).every((b) => b === 0)).toBe(true);
+    await until("the VM to be powered off", () => !vmRunning(node), 30_000);
+  }, 360_000);
 });
