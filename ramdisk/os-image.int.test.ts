@@ -6,8 +6,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { currentKernelPackage, extractDeb } from "./host";
 import { buildOsImage } from "./os-image";
 
-// The Debian kernel is downloaded once per machine (apt-get download) and kept between runs.
-const cache = path.join(os.tmpdir(), "rackhand-kernel-cache");
+// The Debian kernel is downloaded once per machine (apt-get download) and kept between runs, in the cache the
+// lab and the VM tests share.
+const cache = path.join(os.tmpdir(), "rackhand-lab-cache");
 const out = fs.mkdtempSync(path.join(os.tmpdir(), "rh-osimg-"));
 afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
 
