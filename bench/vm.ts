@@ -20,7 +20,7 @@ import { eq } from "drizzle-orm";
 import { prepareArtifacts, type LabArtifacts } from "../lab/artifacts";
 import { signIn, type RackhandClient } from "../lab/client";
 import { ConsoleWatch } from "../lab/console-watch";
-import { deployConsolePatterns, deployTimeline, type DeployTimeline } from "../lab/phases";
+import { deployConsolePatterns, deployTimeline, firstDhcpAck } from "../lab/phases";
 import { provisionRack, type ProvisionedNode } from "../lab/provision";
 import { nodeIpmitool, rackDown, rackUp, requireLabTools, vmRunning, type RackState } from "../lab/rack";
 import { startApp, type App } from "../server/app";
@@ -117,12 +117,6 @@ async function openRackhand(dir: string, rack: RackState, agent: string, cleanup
     throw err;
   }
 }
-
-const dhcpAck = (serverLog: readonly string[]) => (mac: string, since: number) =>
-  serverLog
-    .filter((l) => l.includes("DHCPACK") && l.includes(mac))
-    .map((l) => Date.parse(l.slice(0, 24)))
-    .find((t) => t >= since) ?? null;
 
 /**
  * The rack's VMs are all off (the stand-in OS powers itself off after its marker; after a failed run the BMC powers
@@ -227,7 +221,7 @@ async function floors(rack: RackState, agent: string, cleanup: Cleanup): Promise
         marker: MARKER,
         imageBytes: s.artifacts.image.size,
         scratchDisk: path.join(STATE, "floor-disk.img"),
-        dhcpAckSince: dhcpAck(s.serverLog),
+        dhcpAckSince: (mac, since) => firstDhcpAck(s.serverLog, mac, since),
         track: (vm: DirectVm) => cleanup.add(() => vm.stop()),
       });
       console.log(`floors ${i + 1}: ${JSON.stringify(f)}`);

@@ -53,16 +53,23 @@ export interface TimelineInput {
 
 const epoch = (d: Date | null | undefined) => (d ? d.getTime() : null);
 
+/** Epoch ms of the first DHCPACK to `mac` at or after `since` in Rackhand's log (dnsmasq's lines), or null. */
+export function firstDhcpAck(serverLog: readonly string[], mac: string, since: number): number | null {
+  for (const l of serverLog) {
+    if (!l.includes("DHCPACK") || !l.includes(mac)) continue;
+    const t = Date.parse(l.slice(0, 24)); // server/log.ts: each line starts with its ISO timestamp
+    if (t >= since) return t;
+  }
+  return null;
+}
+
 /** Read the timeline of a finished (or running) deploy job. */
 export function deployTimeline(o: TimelineInput): DeployTimeline {
   const all = o.db.select().from(steps).where(eq(steps.jobId, o.jobId)).orderBy(asc(steps.group), asc(steps.id)).all();
   const byName = (n: string) => all.filter((s) => s.name === n);
   const cycles = byName("power_cycle");
   // The first DHCPACK to this MAC after the click: iPXE's (the ROM's DHCP), before the RAM disk's own.
-  const ack = o.serverLog
-    .filter((l) => l.includes("DHCPACK") && l.includes(o.mac))
-    .map((l) => Date.parse(l.slice(0, 24)))
-    .find((t) => t >= o.clickAt);
+  const ack = firstDhcpAck(o.serverLog, o.mac, o.clickAt);
   const job = o.db.select().from(jobs).where(eq(jobs.id, o.jobId)).get();
   const writeStep = byName("write_image")[0];
   let writeMBps: number | null = null;
@@ -75,7 +82,7 @@ export function deployTimeline(o: TimelineInput): DeployTimeline {
     clickAt: o.clickAt,
     ends: {
       powerOn: epoch(cycles[0]?.finishedAt),
-      dhcp: ack ?? null,
+      dhcp: ack,
       ramdisk: o.consoleSeen.ramdiskInit ?? null,
       lookup: epoch(byName("wait_agent")[0]?.finishedAt),
       written: epoch(writeStep?.finishedAt),
