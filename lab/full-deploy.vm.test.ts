@@ -21,6 +21,7 @@ import { until } from "../server/testing/until";
 import { prepareArtifacts, type LabArtifacts } from "./artifacts";
 import { signIn, type RackhandClient } from "./client";
 import { ConsoleWatch } from "./console-watch";
+import { deployConsolePatterns, deployTimeline, formatTimeline } from "./phases";
 import { provisionRack } from "./provision";
 import { rackDown, rackUp, requireLabTools, vmRunning, type RackState } from "./rack";
 
@@ -75,17 +76,11 @@ afterAll(async () => {
   else console.log(`kept ${work}`);
 }, 60_000);
 
-const ms = (a?: number | Date | null, b?: number | Date | null) => (a != null && b != null ? Number(b) - Number(a) : NaN);
-
 describe("a QEMU VM behind an ipmi_sim BMC", () => {
   it("deploys end to end: PXE → RAM disk agent → image + network → boot from disk → the OS's marker", async () => {
     const node = rack.nodes[0]!;
     expect(vmRunning(node)).toBe(false);
-    const consoleWatch = new ConsoleWatch(node.consoleLog, {
-      ramdiskInit: /rackhand-init: lease/,
-      osUp: new RegExp(`${MARKER} uptime=\\S+ host=rackhand-os net=\\S+\\n`),
-      osNet: /os-net: \/etc\/network\/interfaces: .*\n/,
-    });
+    const consoleWatch = new ConsoleWatch(node.consoleLog, deployConsolePatterns(MARKER));
     const t0 = Date.now();
     const { jobId } = (await client.machines.action.mutate({ id: machineId, action: "deploy" })) as { jobId?: number };
     expect(jobId).toBeGreaterThan(0);
@@ -97,7 +92,7 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     expect(job().state, `${job().error}\n${summary}\n--- console:\n${consoleWatch.text().slice(-3000)}`).toBe("succeeded");
 
     // The installed system came up from its disk and found the network file configure_network wrote.
-    const osUp = await consoleWatch.waitFor("osUp", 120_000);
+    await consoleWatch.waitFor("osUp", 120_000);
     await consoleWatch.waitFor("osNet", 5_000);
     const consoleText = consoleWatch.text();
     expect(consoleText).toContain(`os-net: /etc/network/interfaces: iface`);
@@ -122,19 +117,8 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     expect(serverLog.some((l) => l.includes("DHCPACK") && l.includes(node.mac))).toBe(true);
 
     // Phases, timed from the deploy click (written to the test output; the benchmark reports them against targets).
-    const cycles = byName("power_cycle");
-    const finished = (n: string) => byName(n)[0]?.finishedAt;
-    const dhcp = serverLog.find((l) => l.includes("DHCPACK") && l.includes(node.mac));
-    const phases = {
-      "power-on (boot device pxe + power cycle done)": ms(t0, cycles[0]?.finishedAt),
-      "first DHCP lease (iPXE)": dhcp ? ms(t0, new Date(dhcp.slice(0, 24))) : NaN,
-      "RAM disk up (lease in the RAM disk)": ms(t0, consoleWatch.seen.ramdiskInit),
-      "agent lookup (wait_agent done)": ms(t0, finished("wait_agent")),
-      "image written (write_image done)": ms(t0, finished("write_image")),
-      "reboot (boot device disk + power cycle done)": ms(t0, cycles.at(-1)?.finishedAt),
-      "OS up (marker on the console)": ms(t0, osUp),
-    };
-    console.log(`full deploy phases (ms since the deploy click):\n${Object.entries(phases).map(([k, v]) => `  ${String(v).padStart(7)}  ${k}`).join("\n")}`);
+    const timeline = deployTimeline({ db: app.domain.db, jobId: jobId!, mac: node.mac, clickAt: t0, serverLog, consoleSeen: consoleWatch.seen });
+    console.log(`full deploy phases (ms since the deploy click):\n${formatTimeline(timeline)}`);
     consoleWatch.stop();
   }, 480_000);
 
