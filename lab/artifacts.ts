@@ -35,11 +35,18 @@ function place(src: string, dest: string): void {
   fs.renameSync(tmp, dest);
 }
 
-/** Remove older cached builds of one kind (each RAM disk is ~40 MB), keeping `keep`. */
+const PRUNE_AFTER_MS = 2 * 24 * 3600_000;
+
+/**
+ * Remove cached builds of one kind (each RAM disk is ~40 MB) not used for two days. By age, not "all but mine":
+ * another checkout sharing the cache (a second worktree, a test running beside the lab) may be using its own.
+ */
 function prune(cacheDir: string, prefix: string, keep: string): void {
+  const now = new Date();
+  fs.utimesSync(keep, now, now); // mark the one in use
   for (const e of fs.readdirSync(cacheDir)) {
     const p = path.join(cacheDir, e);
-    if (e.startsWith(prefix) && p !== keep) fs.rmSync(p, { recursive: true, force: true });
+    if (e.startsWith(prefix) && p !== keep && now.getTime() - fs.statSync(p).mtimeMs > PRUNE_AFTER_MS) fs.rmSync(p, { recursive: true, force: true });
   }
 }
 
@@ -78,8 +85,8 @@ export function prepareArtifacts(o: ArtifactOptions): LabArtifacts {
     const t0 = Date.now();
     buildRamdisk({ outDir: rdCache, cacheDir: o.cacheDir, kernelDir: kdir, compress, agent: o.agent, log });
     buildS = (Date.now() - t0) / 1000;
-    prune(o.cacheDir, "ramdisk-", rdCache);
   }
+  prune(o.cacheDir, "ramdisk-", rdCache);
   const rdDest = path.join(o.dataDir, "http/ramdisk");
   for (const f of ["vmlinuz", "initrd.img", "manifest.json"]) place(path.join(rdCache, f), path.join(rdDest, f));
 
@@ -94,8 +101,8 @@ export function prepareArtifacts(o: ArtifactOptions): LabArtifacts {
     const built = buildOsImage({ kernelDir: kdir, outDir: imgCache, marker, after });
     fs.writeFileSync(metaFile, JSON.stringify(built));
     log(`stand-in OS image ${built.size} bytes, sha256 ${built.sha256}`);
-    prune(o.cacheDir, "os-image-", imgCache);
   }
+  prune(o.cacheDir, "os-image-", imgCache);
   const img = JSON.parse(fs.readFileSync(metaFile, "utf8")) as OsImage;
   const gzDest = path.join(o.dataDir, "http/images/rackhand-os.img.gz");
   place(img.gz, gzDest);
