@@ -75,6 +75,7 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
       .where(inArray(nics.mac, macs))
       .get();
     if (!found) throw new HttpError(404, "no machine with these MACs is enrolled");
+    const seenAt = Date.now();
     const result = d.db.transaction((tx) => {
       const job = tx
         .select({ id: jobs.id })
@@ -82,7 +83,7 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
         .where(and(eq(jobs.machineId, found.machineId), eq(jobs.state, "running")))
         .get();
       if (!job) return null;
-      tx.update(jobs).set({ agentSeenAt: new Date() }).where(eq(jobs.id, job.id)).run();
+      tx.update(jobs).set({ agentSeenAt: new Date(seenAt) }).where(eq(jobs.id, job.id)).run();
       if (body.inventory) tx.update(machines).set({ inventory: body.inventory }).where(eq(machines.id, found.machineId)).run();
       // Seqs are job-wide: an agent that restarted mid-job must not reuse (and so lose) sequence numbers.
       const last = tx.select({ seq: max(logLines.seq) }).from(logLines).where(eq(logLines.jobId, job.id)).get();
@@ -98,7 +99,8 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
       .where(and(eq(steps.jobId, result.jobId), eq(steps.runner, "agent"), eq(steps.state, "running")))
       .all();
     for (const s of orphaned) orchestrator.complete(s.id, s.attempt, { ok: false, transient: true, message: "the agent restarted while the step ran" });
-    orchestrator.nudge();
+    // The agent is up: its job's wait_agent step is over now, not at the next tick.
+    orchestrator.agentSeen(result.jobId, seenAt);
     return { machineId: found.machineId, machineName: found.name, ...result };
   }
 
