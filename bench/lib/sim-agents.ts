@@ -9,6 +9,7 @@ import { AGENT_API_PREFIX } from "../../lib/agent-protocol";
 type FromParent =
   | { type: "config"; api: string; stepMs: number; linesPerStep: number }
   | { type: "boot"; mac: string }
+  | { type: "cpu" }
   | { type: "ingest"; tokens: { token: string; stepId: number }[]; batches: number; batchLines: number }
   | { type: "fanout"; cookie: string; machineId: number; token: string; stepId: number; subscribers: number; samples: number; seqFrom: number };
 
@@ -39,7 +40,11 @@ async function post(path: string, body: unknown, token?: string): Promise<{ stat
 
 const running = new Set<string>();
 
-/** One simulated agent: booted by the power cycle, it runs its job to the end. */
+/**
+ * One simulated agent: booted by the power cycle, it runs its job to the end. Like the real agent's loop
+ * (agent/runner.ts runJob), the heartbeat long-poll stays open while steps run, so the server hands out the next
+ * step on that poll as soon as a result completes a group.
+ */
 async function simAgent(mac: string): Promise<void> {
   let look = await post("/lookup", { macs: [mac] });
   for (let i = 0; look.status === 404 && i < 200; i++) {
@@ -49,18 +54,29 @@ async function simAgent(mac: string): Promise<void> {
   if (look.status !== 200) throw new Error(`lookup ${mac}: ${look.status} ${JSON.stringify(look.body)}`);
   const { token } = look.body as { token: string };
   let seq = look.body.nextSeq as number;
+  const running = new Map<number, Promise<void>>();
+  const errors: unknown[] = [];
+  const runStep = async (s: { id: number; attempt: number; name: string }) => {
+    const lines = Array.from({ length: cfg.linesPerStep }, (_, i) => ({ seq: seq++, ts: Date.now(), stream: "agent", text: `${s.name}: simulated line ${i}` }));
+    await post(`/steps/${s.id}/logs`, { lines }, token);
+    await sleep(cfg.stepMs);
+    await post(`/steps/${s.id}/result`, { attempt: s.attempt, ok: true, result: { simulated: true } }, token);
+  };
   for (;;) {
     const hb = await post("/heartbeat", { waitS: 20 }, token);
-    if (hb.status === 401 || hb.body.done) return;
-    await Promise.all(
-      (hb.body.steps as { id: number; attempt: number; name: string }[]).map(async (s) => {
-        const lines = Array.from({ length: cfg.linesPerStep }, (_, i) => ({ seq: seq++, ts: Date.now(), stream: "agent", text: `${s.name}: simulated line ${i}` }));
-        await post(`/steps/${s.id}/logs`, { lines }, token);
-        await sleep(cfg.stepMs);
-        await post(`/steps/${s.id}/result`, { attempt: s.attempt, ok: true, result: { simulated: true } }, token);
-      }),
-    );
+    if (hb.status === 401 || hb.body.done) break;
+    for (const s of hb.body.steps as { id: number; attempt: number; name: string }[]) {
+      if (running.has(s.id)) continue;
+      running.set(
+        s.id,
+        runStep(s)
+          .catch((err: unknown) => void errors.push(err))
+          .finally(() => running.delete(s.id)),
+      );
+    }
   }
+  await Promise.all(running.values());
+  if (errors.length) throw errors[0];
 }
 
 /** Log ingest: `tokens.length` agents each POST `batches` batches of `batchLines` lines, all at once. */
@@ -120,6 +136,10 @@ process.on("message", (m: FromParent) => {
   if (m.type === "config") {
     cfg = { api: m.api, stepMs: m.stepMs, linesPerStep: m.linesPerStep };
     send({ type: "ready" });
+  } else if (m.type === "cpu") {
+    // The agents' own CPU time (they share the host's cores with the server).
+    const u = process.cpuUsage();
+    send({ type: "cpu", ms: (u.user + u.system) / 1000 });
   } else if (m.type === "boot") {
     if (running.has(m.mac)) return;
     running.add(m.mac);
