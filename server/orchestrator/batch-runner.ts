@@ -153,9 +153,10 @@ export class BatchRunner {
     const now = new Date();
     try {
       const moved = tx.transaction((sp) => {
-        const r = applyTransition(sp, job.machineId, BATCH_ACTION[b.kind as BatchKind], { actor: job.createdBy ?? "system", automatic: true });
+        const action = BATCH_ACTION[b.kind as BatchKind];
+        const r = action ? applyTransition(sp, job.machineId, action, { actor: job.createdBy ?? "system", automatic: true }).live : [];
         sp.update(jobs).set({ state: "running", startedAt: now }).where(eq(jobs.id, job.id)).run();
-        return r.live;
+        return r;
       });
       live.push(...moved, { type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: b.id, state: "running" });
       return true;

@@ -6,7 +6,8 @@
 import { and, asc, desc, eq, inArray } from "drizzle-orm";
 import {
   BATCH_KIND_LABELS,
-  DESTRUCTIVE_BATCH_KINDS,
+  CONFIRM_BATCH_KINDS,
+  POWER_BATCH_KINDS,
   type BatchCreated,
   type BatchDetailDto,
   type BatchDto,
@@ -23,7 +24,7 @@ import type { LiveEvent } from "../../lib/live-events";
 import type { z } from "zod";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { batches, jobs, machines, steps } from "../db/schema";
+import { batches, bmcs, jobs, machines, steps } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { resolveSelection } from "../machines/actions";
 import { BATCH_ACTION, countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
@@ -36,11 +37,15 @@ interface Planned {
   params: Record<string, unknown>;
 }
 
+type Candidate = { id: number; name: string; state: MachineState; maintenance: boolean; hasBmc: boolean };
+
 /** The job one machine would get, or why it cannot get one. */
-function plan(db: Db, kind: BatchKind, m: { id: number; name: string; state: MachineState; maintenance: boolean }, busy: Set<number>): Planned | string {
+function plan(db: Db, kind: BatchKind, m: Candidate, busy: Set<number>): Planned | string {
   if (busy.has(m.id)) return "already runs a job";
+  // Power works in any state and in maintenance, as the immediate power API does; it needs a BMC.
+  if (POWER_BATCH_KINDS.includes(kind)) return m.hasBmc ? { machineId: m.id, kind: kind as JobKind, params: {} } : "has no BMC";
   if (m.maintenance) return "in maintenance";
-  const action = BATCH_ACTION[kind];
+  const action = BATCH_ACTION[kind]!;
   if (!nextState(m.state, action)) return `"${action}" is not allowed in state ${STATE_LABELS[m.state]}`;
   try {
     if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
@@ -57,22 +62,25 @@ function plan(db: Db, kind: BatchKind, m: { id: number; name: string; state: Mac
 
 /**
  * Create a batch over a selection: every machine that can take the action gets a queued job; the others are
- * skipped with the reason (kept on the batch). Destructive kinds need `confirmCount` equal to the selection size.
+ * skipped with the reason (kept on the batch). Destructive and power-cutting kinds (CONFIRM_BATCH_KINDS) need
+ * `confirmCount` equal to the selection size.
  * @throws AppError VALIDATION (empty selection, wrong confirmation, no machine can take the action), CONFLICT
  */
 export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchCreated {
   const ids = resolveSelection(d, input.selection);
   if (!ids.length) throw new AppError("VALIDATION", "The selection is empty");
-  if (DESTRUCTIVE_BATCH_KINDS.includes(input.kind) && input.confirmCount !== ids.length) {
+  if (CONFIRM_BATCH_KINDS.includes(input.kind) && input.confirmCount !== ids.length) {
     throw new AppError("VALIDATION", `Type the number of machines (${ids.length}) to confirm`, [
       { field: "confirmCount", message: `The selection has ${ids.length} machines` },
     ]);
   }
   const rows = d.db
-    .select({ id: machines.id, name: machines.name, state: machines.state, maintenance: machines.maintenance })
+    .select({ id: machines.id, name: machines.name, state: machines.state, maintenance: machines.maintenance, bmcId: bmcs.machineId })
     .from(machines)
+    .leftJoin(bmcs, eq(bmcs.machineId, machines.id))
     .where(inArray(machines.id, ids))
-    .all();
+    .all()
+    .map(({ bmcId, ...m }) => ({ ...m, hasBmc: bmcId !== null }));
   const byId = new Map(rows.map((r) => [r.id, r]));
   const busy = new Set(
     d.db
@@ -169,7 +177,7 @@ export function getBatch(db: Db, id: number): BatchDetailDto {
   const b = db.select().from(batches).where(eq(batches.id, id)).get();
   if (!b) throw new AppError("NOT_FOUND", `Batch ${id} does not exist`);
   const rows = db
-    .select({ job: jobs, name: machines.name, mstate: machines.state })
+    .select({ job: jobs, name: machines.name, mstate: machines.state, power: machines.powerState })
     .from(jobs)
     .innerJoin(machines, eq(machines.id, jobs.machineId))
     .where(eq(jobs.batchId, id))
@@ -197,6 +205,7 @@ export function getBatch(db: Db, id: number): BatchDetailDto {
     machineId: r.job.machineId,
     machineName: r.name,
     machineState: r.mstate,
+    powerState: r.power,
     jobId: r.job.id,
     jobState: r.job.state as JobState,
     currentStep: current.get(r.job.id) ?? null,

@@ -1,5 +1,5 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { LogLineDto, StepState } from "../../lib/jobs";
+import { movesLifecycle, type JobKind, type LogLineDto, type StepState } from "../../lib/jobs";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Domain } from "../context";
 import { agentTokens, jobs, steps } from "../db/schema";
@@ -195,7 +195,10 @@ export class Orchestrator {
     tx.update(agentTokens).set({ revokedAt: now }).where(eq(agentTokens.jobId, job.id)).run();
     const live: LiveEvent[] = [];
     try {
-      live.push(...applyTransition(tx, job.machineId, error ? "fail" : "succeed", { actor: "system", reason: error ?? undefined }).live);
+      // A power job leaves the lifecycle alone; its outcome is the job's (and the power state it recorded).
+      if (movesLifecycle(job.kind as JobKind)) {
+        live.push(...applyTransition(tx, job.machineId, error ? "fail" : "succeed", { actor: "system", reason: error ?? undefined }).live);
+      }
     } catch (err) {
       // The machine moved on meanwhile (e.g. an operator aborted it): the job still ends.
       this.d.log.warn("job finished but the machine's state could not follow", { jobId: job.id, error: String(err) });

@@ -1,7 +1,7 @@
 import { networkParams } from "./network-files";
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
-import { ACTIVE_JOB_STATES, type JobDto, type JobKind, type LogLineDto, type StepDto } from "../../lib/jobs";
+import { ACTIVE_JOB_STATES, movesLifecycle, type JobDto, type JobKind, type LogLineDto, type StepDto } from "../../lib/jobs";
 import type { LifecycleAction } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Actor, Domain } from "../context";
@@ -13,13 +13,16 @@ import { JOB_KIND_SPECS, resolveParams } from "./kinds";
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
-/** The lifecycle action that starts a job of each kind. */
-const START_ACTION: Record<JobKind, LifecycleAction> = {
+/** The lifecycle action that starts a job of each kind (power jobs move no lifecycle state). */
+const START_ACTION: Record<JobKind, LifecycleAction | null> = {
   inspect: "inspect",
   clean: "release",
   deploy_image: "deploy",
   deploy_installer: "deploy",
   reinstall: "reinstall",
+  power_on: null,
+  power_off: null,
+  power_cycle: null,
 };
 
 export interface StartJobInput {
@@ -47,7 +50,8 @@ export function startJob(d: Domain, input: StartJobInput, actor: Actor): { jobId
       .get();
     if (active) throw new AppError("MACHINE_BUSY", `Machine ${input.machineId} already runs job ${active.id}`);
     const now = new Date();
-    if (!input.queued) live.push(...applyTransition(tx, input.machineId, input.action ?? START_ACTION[input.kind], { actor }).live);
+    const action = input.action ?? START_ACTION[input.kind];
+    if (!input.queued && action) live.push(...applyTransition(tx, input.machineId, action, { actor }).live);
     const job = tx
       .insert(jobs)
       .values({
@@ -132,7 +136,8 @@ export function deployParams(db: Db, machineId: number): { kind: JobKind; params
 
 /**
  * Cancel a machine's active job. Steps that have not finished are cancelled; nothing is powered off by surprise
- * (a running agent is told to stop at its next heartbeat). The machine goes to *_failed via "abort".
+ * (a running agent is told to stop at its next heartbeat). The machine goes to *_failed via "abort" (not for a power
+ * job, which never moved it).
  */
 export function cancelJob(d: Domain, jobId: number, actor: Actor, reason = "cancelled by operator"): void {
   const live: LiveEvent[] = [];
@@ -150,7 +155,7 @@ export function cancelJob(d: Domain, jobId: number, actor: Actor, reason = "canc
       .run();
     // The agent's token ends with its job: later calls get 401 (a long-poll already waiting answers "done").
     tx.update(agentTokens).set({ revokedAt: now }).where(eq(agentTokens.jobId, jobId)).run();
-    if (job.state === "running") live.push(...applyTransition(tx, job.machineId, "abort", { actor, reason }).live);
+    if (job.state === "running" && movesLifecycle(job.kind as JobKind)) live.push(...applyTransition(tx, job.machineId, "abort", { actor, reason }).live);
     const ev = recordEvent(tx, { actor, machineId: job.machineId, kind: "job.cancelled", message: `Job ${jobId} cancelled: ${reason}`, payload: { jobId } });
     live.push({ type: "job.changed", jobId, machineId: job.machineId, batchId: job.batchId, state: "cancelled" }, { type: "event.created", event: ev });
   });
