@@ -28,7 +28,10 @@ import { batches, bmcs, jobs, machines, steps } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { resolveSelection } from "../machines/actions";
 import { BATCH_ACTION, countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
-import { cancelJob, deployParams, insertSteps } from "./jobs";
+import { cancelJob, deployParams, stepRows } from "./jobs";
+
+/** Rows per multi-row INSERT (15 columns a step row: well under SQLite's 32,766 bound parameters). */
+const INSERT_CHUNK = 500;
 
 type CreateInput = z.output<typeof batchCreateSchema>;
 interface Planned {
@@ -118,14 +121,19 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
       })
       .returning({ id: batches.id })
       .get();
-    for (const p of planned) {
+    // Rows go in by the hundred: one statement per job and per job's steps cost ~0.3 ms each (bench:deploy).
+    for (let i = 0; i < planned.length; i += INSERT_CHUNK) {
+      const chunk = planned.slice(i, i + INSERT_CHUNK);
       // The partial unique index (one queued/running job per machine) refuses a machine that got a job meanwhile.
-      const job = tx
+      const ids = tx
         .insert(jobs)
-        .values({ machineId: p.machineId, batchId: b.id, kind: p.kind, state: "queued", params: p.params, createdBy: actor, createdAt: now })
-        .returning({ id: jobs.id })
-        .get();
-      insertSteps(tx, job.id, p.kind, p.params);
+        .values(chunk.map((p) => ({ machineId: p.machineId, batchId: b.id, kind: p.kind, state: "queued", params: p.params, createdBy: actor, createdAt: now })))
+        .returning({ id: jobs.id, machineId: jobs.machineId })
+        .all();
+      // A machine is in a batch once, so its id finds its job whatever order RETURNING uses.
+      const jobOf = new Map(ids.map((j) => [j.machineId, j.id]));
+      const rows = chunk.flatMap((p) => stepRows(jobOf.get(p.machineId)!, p.kind, p.params));
+      for (let k = 0; k < rows.length; k += INSERT_CHUNK) tx.insert(steps).values(rows.slice(k, k + INSERT_CHUNK)).run();
     }
     const ev = recordEvent(tx, {
       actor,

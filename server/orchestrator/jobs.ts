@@ -84,10 +84,16 @@ export function startJob(d: Domain, input: StartJobInput, actor: Actor): { jobId
   return { jobId };
 }
 
-/** Insert a job's steps from its kind's spec (inside the caller's transaction; batches queue many jobs in one). */
+/** Insert a job's steps from its kind's spec (inside the caller's transaction). */
 export function insertSteps(tx: Tx, jobId: number, kind: JobKind, params: Record<string, unknown>): void {
+  const rows = stepRows(jobId, kind, params);
+  if (rows.length) tx.insert(steps).values(rows).run();
+}
+
+/** The step rows of a job from its kind's spec (batches insert the rows of many jobs together). */
+export function stepRows(jobId: number, kind: JobKind, params: Record<string, unknown>): (typeof steps.$inferInsert)[] {
   const groups = JOB_KIND_SPECS[kind];
-  const rows = groups.flatMap((group, g) =>
+  return groups.flatMap((group, g) =>
     group.map((s) => ({
       jobId,
       group: g,
@@ -101,7 +107,6 @@ export function insertSteps(tx: Tx, jobId: number, kind: JobKind, params: Record
       ...(s.backoffMaxMs !== undefined && { backoffMaxMs: s.backoffMaxMs }),
     })),
   );
-  if (rows.length) tx.insert(steps).values(rows).run();
 }
 
 /**
