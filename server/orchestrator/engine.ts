@@ -163,17 +163,17 @@ export class Orchestrator {
           if (s.runner === "agent") {
             q.readyStep.run({ id: s.id });
             readied = true;
-            live.push(stepChanged(job.machineId, s, "ready"));
+            live.push(stepChanged(job, s, "ready"));
             continue;
           }
           const claimed = q.claimStep.get({ id: s.id, attempt: s.attempt + 1, at: now, lease: now + s.timeoutS * 1000 })!;
           const result = PASSIVE.has(s.name) ? waitSatisfied(job, s.name) : null;
           if (result) {
             q.succeedStep.run({ id: s.id, at: now, result: jsonText(result) });
-            live.push(stepChanged(job.machineId, claimed, "succeeded"));
+            live.push(stepChanged(job, claimed, "succeeded"));
             satisfied.add(s.id);
           } else {
-            live.push(stepChanged(job.machineId, claimed, "running"));
+            live.push(stepChanged(job, claimed, "running"));
             if (!PASSIVE.has(s.name)) toRun.push({ step: claimed, machineId: job.machineId });
           }
         }
@@ -257,7 +257,7 @@ export class Orchestrator {
       if (!s || s.state !== "running" || s.attempt !== attempt) return null;
       const next = decide(outcome, s, now, this.opts.random);
       const job = q.job.get({ id: s.jobId });
-      if (job) changed = stepChanged(job.machineId, s, next.state);
+      if (job) changed = stepChanged(job, s, next.state);
       if (next.state === "pending") retryAt = next.nextAttemptAt;
       q.finishStep.run({
         id: stepId,
@@ -323,13 +323,13 @@ export class Orchestrator {
     if (this.stopping) return [];
     const now = this.now();
     const q = this.queries;
-    const { claimed, machineId } = this.d.db.transaction(() => {
+    const { claimed, job } = this.d.db.transaction(() => {
       const ready = q.readySteps.all({ id: jobId });
       const job = ready.length ? q.job.get({ id: jobId }) : undefined;
       const rows = ready.map((s) => q.claimStep.get({ id: s.id, attempt: s.attempt + 1, at: now, lease: now + s.timeoutS * 1000 })!);
-      return { claimed: rows, machineId: job?.machineId };
+      return { claimed: rows, job };
     });
-    if (machineId !== undefined) for (const s of claimed) this.d.bus.publish(stepChanged(machineId, s, "running"));
+    if (job) for (const s of claimed) this.d.bus.publish(stepChanged(job, s, "running"));
     return claimed;
   }
 
@@ -360,9 +360,9 @@ export class Orchestrator {
   }
 }
 
-/** The timeline's live event for a step that moved (published after the commit). */
-function stepChanged(machineId: number, s: StepRow, state: StepRow["state"]): LiveEvent {
-  return { type: "step.changed", jobId: s.jobId, machineId, stepId: s.id, state: state as StepState };
+/** The timeline's (and batch page's) live event for a step that moved (published after the commit). */
+function stepChanged(job: { machineId: number; batchId: number | null }, s: StepRow, state: StepRow["state"]): LiveEvent {
+  return { type: "step.changed", jobId: s.jobId, machineId: job.machineId, batchId: job.batchId, stepId: s.id, state: state as StepState };
 }
 
 /** What a passive step's wait produced, when its event already happened (null: keep waiting). */
