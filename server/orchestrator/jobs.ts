@@ -90,8 +90,11 @@ export function insertSteps(tx: Tx, jobId: number, kind: JobKind, params: Record
   if (rows.length) tx.insert(steps).values(rows).run();
 }
 
-/** The step rows of a job from its kind's spec (batches insert the rows of many jobs together). */
-export function stepRows(jobId: number, kind: JobKind, params: Record<string, unknown>): (typeof steps.$inferInsert)[] {
+/** Backoff of a step whose spec names none (as the steps table's column defaults). */
+const DEFAULT_BACKOFF = { baseMs: 2000, maxMs: 60_000 };
+
+/** The step rows of a job from its kind's spec (every column given: batches insert them with one prepared statement). */
+export function stepRows(jobId: number, kind: JobKind, params: Record<string, unknown>) {
   const groups = JOB_KIND_SPECS[kind];
   return groups.flatMap((group, g) =>
     group.map((s) => ({
@@ -103,8 +106,8 @@ export function stepRows(jobId: number, kind: JobKind, params: Record<string, un
       state: "pending",
       maxAttempts: s.maxAttempts,
       timeoutS: s.timeoutS,
-      ...(s.backoffBaseMs !== undefined && { backoffBaseMs: s.backoffBaseMs }),
-      ...(s.backoffMaxMs !== undefined && { backoffMaxMs: s.backoffMaxMs }),
+      backoffBaseMs: s.backoffBaseMs ?? DEFAULT_BACKOFF.baseMs,
+      backoffMaxMs: s.backoffMaxMs ?? DEFAULT_BACKOFF.maxMs,
     })),
   );
 }
