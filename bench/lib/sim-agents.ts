@@ -3,6 +3,7 @@
  * heartbeat long-poll, logs, results), each step taking a fixed time; plus the log-ingest load and the
  * socket.io fan-out latency probe. Runs apart from the server so the server's CPU is measured alone.
  */
+import http from "node:http";
 import { io, type Socket } from "socket.io-client";
 import { AGENT_API_PREFIX } from "../../lib/agent-protocol";
 
@@ -17,20 +18,47 @@ let cfg = { api: "", stepMs: 1000, linesPerStep: 5 };
 const send = (m: unknown) => process.send!(m);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+// node:http with keep-alive rather than fetch: the simulated agents share the host's cores with the server, and
+// fetch (undici's WHATWG layer) cost about twice the CPU per request here, which showed up as agent-side latency.
+const keepAlive = new http.Agent({ keepAlive: true });
+
+function request(path: string, body: unknown, token?: string): Promise<{ status: number; body: any }> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${cfg.api}${AGENT_API_PREFIX}${path}`,
+      {
+        method: "POST",
+        agent: keepAlive,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload), ...(token && { authorization: `Bearer ${token}` }) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) });
+          } catch (err) {
+            reject(err);
+          }
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
 async function post(path: string, body: unknown, token?: string): Promise<{ status: number; body: any }> {
   for (let tries = 0; ; tries++) {
     try {
-      const res = await fetch(`${cfg.api}${AGENT_API_PREFIX}${path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
-        body: JSON.stringify(body),
-      });
-      const json = (await res.json()) as unknown;
+      const res = await request(path, body, token);
       if (res.status >= 500 && tries < 20) {
         await sleep(50 * 2 ** Math.min(tries, 5));
         continue;
       }
-      return { status: res.status, body: json };
+      return res;
     } catch (err) {
       if (tries >= 20) throw err;
       await sleep(50 * 2 ** Math.min(tries, 5));
