@@ -98,9 +98,9 @@ export class Orchestrator {
   }
 
   /**
-   * Advance the changed jobs soon: every change in one turn of the event loop (a burst of step results) costs one
-   * pass. Only jobs marked dirty are read; the scans for expired leases, due retries and passive waits are the
-   * timer's (tick), since every event that ends a wait or a backoff marks its job itself.
+   * Advance the changed jobs soon: every change in one turn of the event loop costs one pass per job. Only jobs
+   * marked dirty are read; the scans for expired leases, due retries and passive waits are the timer's (tick),
+   * since every event that ends a wait or a backoff marks its job itself (a step result advances its job at once).
    */
   nudge(): void {
     if (this.pendingTick || this.stopping) return;
@@ -272,7 +272,10 @@ export class Orchestrator {
     if (taken === null) return false;
     if (changed) this.d.bus.publish(changed);
     if (retryAt !== null) this.wakeForRetry(taken, retryAt - now);
-    this.markDirty(taken);
+    // The job whose step ended moves on now, not on the next turn: the result's response waits ~0.3 ms longer, and
+    // the next group starts without queueing behind whatever I/O the event loop has (bench:deploy's dispatch).
+    this.dirty.delete(taken);
+    this.advance(taken);
     return true;
   }
 
