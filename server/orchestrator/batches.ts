@@ -24,11 +24,13 @@ import type { LiveEvent } from "../../lib/live-events";
 import type { z } from "zod";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { batches, bmcs, jobs, machines, steps } from "../db/schema";
+import { batches, bmcs, jobs, machines, osProfiles, steps, type OsProfile } from "../db/schema";
+import { getNetbootSettings } from "../pxe/settings";
+import type { NetbootSettings } from "../../lib/netboot";
 import { recordEvent } from "../events/audit";
 import { resolveSelection } from "../machines/actions";
 import { BATCH_ACTION, countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
-import { cancelJob, deployParams, stepRows } from "./jobs";
+import { cancelJob, deployParamsFor, stepRows } from "./jobs";
 
 type CreateInput = z.output<typeof batchCreateSchema>;
 interface Planned {
@@ -37,10 +39,15 @@ interface Planned {
   params: Record<string, unknown>;
 }
 
-type Candidate = { id: number; name: string; state: MachineState; maintenance: boolean; hasBmc: boolean };
+type Candidate = { id: number; name: string; state: MachineState; maintenance: boolean; hasBmc: boolean; osProfileId: number | null };
+/** What planning every machine of a batch reads once: OS profiles by id, the netboot settings. */
+interface PlanContext {
+  profiles: Map<number, OsProfile>;
+  settings: NetbootSettings;
+}
 
 /** The job one machine would get, or why it cannot get one. */
-function plan(db: Db, kind: BatchKind, m: Candidate, busy: Set<number>): Planned | string {
+function plan(db: Db, kind: BatchKind, m: Candidate, busy: Set<number>, ctx: PlanContext): Planned | string {
   if (busy.has(m.id)) return "already runs a job";
   // Power works in any state and in maintenance, as the immediate power API does; it needs a BMC.
   if (POWER_BATCH_KINDS.includes(kind)) return m.hasBmc ? { machineId: m.id, kind: kind as JobKind, params: {} } : "has no BMC";
@@ -50,7 +57,7 @@ function plan(db: Db, kind: BatchKind, m: Candidate, busy: Set<number>): Planned
   try {
     if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
     if (kind === "clean") return { machineId: m.id, kind: "clean", params: { wipeMode: "signatures" } };
-    const p = deployParams(db, m.id);
+    const p = deployParamsFor(db, m.id, m.osProfileId === null ? null : (ctx.profiles.get(m.osProfileId) ?? null), ctx.settings);
     // As a single reinstall: an image profile cleans and deploys in one job; an installer reinstalls by installing.
     const jobKind: JobKind = kind === "reinstall" && p.kind === "deploy_image" ? "reinstall" : p.kind;
     return { machineId: m.id, kind: jobKind, params: p.params };
@@ -75,7 +82,14 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
     ]);
   }
   const rows = d.db
-    .select({ id: machines.id, name: machines.name, state: machines.state, maintenance: machines.maintenance, bmcId: bmcs.machineId })
+    .select({
+      id: machines.id,
+      name: machines.name,
+      state: machines.state,
+      maintenance: machines.maintenance,
+      osProfileId: machines.osProfileId,
+      bmcId: bmcs.machineId,
+    })
     .from(machines)
     .leftJoin(bmcs, eq(bmcs.machineId, machines.id))
     .where(inArray(machines.id, ids))
@@ -90,11 +104,15 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
       .all()
       .map((r) => r.m),
   );
+  const ctx: PlanContext = {
+    profiles: new Map(d.db.select().from(osProfiles).all().map((p) => [p.id, p])),
+    settings: getNetbootSettings(d.db),
+  };
   const planned: Planned[] = [];
   const skipped: BatchSkipped[] = [];
   for (const id of ids) {
     const m = byId.get(id);
-    const p = m ? plan(d.db, input.kind, m, busy) : "does not exist";
+    const p = m ? plan(d.db, input.kind, m, busy, ctx) : "does not exist";
     if (typeof p === "string") skipped.push({ machineId: id, name: m?.name ?? `#${id}`, error: p });
     else planned.push(p);
   }

@@ -6,7 +6,8 @@ import type { LifecycleAction } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { agentTokens, jobs, logLines, machines, osProfiles, steps } from "../db/schema";
+import { agentTokens, jobs, logLines, machines, osProfiles, steps, type OsProfile } from "../db/schema";
+import type { NetbootSettings } from "../../lib/netboot";
 import { recordEvent } from "../events/audit";
 import { applyTransition } from "../machines/lifecycle";
 import { JOB_KIND_SPECS, resolveParams } from "./kinds";
@@ -123,7 +124,19 @@ export function deployParams(db: Db, machineId: number): { kind: JobKind; params
     .where(eq(machines.id, machineId))
     .get();
   if (!row) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
-  const p = row.p;
+  return deployParamsFor(db, machineId, row.p);
+}
+
+/**
+ * deployParams with the machine's profile (and the netboot settings) already read: a batch reads them once for all
+ * its machines. @throws AppError VALIDATION
+ */
+export function deployParamsFor(
+  db: Db,
+  machineId: number,
+  p: OsProfile | null,
+  settings?: NetbootSettings,
+): { kind: JobKind; params: Record<string, unknown> } {
   if (!p) throw new AppError("VALIDATION", "Choose an OS profile for the machine before deploying it");
   if (p.kind === "installer") return { kind: "deploy_installer", params: { osProfileId: p.id, osFamily: p.osFamily } };
   if (!p.imageUrl) throw new AppError("VALIDATION", `OS profile ${p.name} has no image URL`);
@@ -137,7 +150,7 @@ export function deployParams(db: Db, machineId: number): { kind: JobKind; params
       osFamily: p.osFamily,
       wipeMode: "signatures",
       targetDisk: null,
-      ...networkParams(db, machineId, p),
+      ...networkParams(db, machineId, p, settings),
     },
   };
 }
