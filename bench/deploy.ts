@@ -187,6 +187,7 @@ async function main() {
     const host = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average ${load0.toFixed(1)} before the reinstall, ${os.loadavg()[0]!.toFixed(1)} at the end`;
     // The histogram holds the timer's whole interval; the delay is what exceeds the resolution.
     const lag = (ns: number) => `${Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS).toFixed(1)}`;
+    const over = (makespan / ideal - 1) * 100;
     const lines = [
       "## Deploy: bulk reinstall with simulated agents, log ingest, live fan-out",
       "",
@@ -203,7 +204,7 @@ async function main() {
       `| makespan (from the batch's creation to its end) | ${(makespan / 1000).toFixed(2)} s | |`,
       `| of which creating the batch (plan 1,000 reinstalls, insert jobs and steps) | ${createMs.toFixed(0)} ms | |`,
       `| ideal (⌈N/C⌉ × (4 × ${SERVER_MS} ms + 3 × ${STEP_MS} ms)) | ${(ideal / 1000).toFixed(2)} s | |`,
-      `| over ideal | ${((makespan / ideal - 1) * 100).toFixed(1)} % | ≤ 5 % |`,
+      `| over ideal | ${over.toFixed(1)} % | ≤ 5 % |`,
       `| job duration p50 / p95 (ideal ${jobIdeal} ms) | ${percentile(jobLatency, 50)} / ${percentile(jobLatency, 95)} ms | |`,
       `| step dispatch, all groups: p50 / p95 / p99 (n=${dispatch.length}) | ${percentile(dispatch, 50)} / ${percentile(dispatch, 95)} / ${percentile(dispatch, 99)} ms | p95 ≤ 20 ms |`,
       `| step dispatch, agent steps (ready → claimed by the long-poll): p50 / p95 | ${percentile(agentDispatch, 50)} / ${percentile(agentDispatch, 95)} ms | |`,
@@ -221,12 +222,41 @@ async function main() {
       "and each job a lookup, so a job can never reach it. Server and simulated agents share the host's cores (the agents run in",
       "their own process so the server's CPU is measured alone); figures move with other load on the host.",
       "",
-      "Where the server's time goes: a CPU profile of a 300-machine run showed mostly drizzle building SQL text for every query",
-      "(`entity.js is`, `buildQueryFromSourceParams`, `buildSelection`) in the orchestrator's tick, which runs four scans plus",
-      "one transaction per changed job on every step result. The tick's scans and the job/steps reads are now prepared once",
-      "(engine.ts `prepareQueries`: dispatch p95 went from 51 to 23 ms, makespan from +17 % to +10 % on the same host);",
-      "the writes inside advance/complete/claim are the next candidates, then coalescing nudges over a few ms. Log",
-      "ingest uses one prepared row insert per line in one transaction per batch; drizzle's multi-row INSERT … RETURNING",
+      "Where the server's time went, and what changed (CPU profiles of the reinstall phase: `BENCH_CPU_PROFILE=file npm run bench:deploy`):",
+      "- drizzle building SQL text for every query was most of the server's CPU. The engine's reads and step writes",
+      "  (`engine-queries.ts`), the agent API's token, step, job-state and lookup reads, and the batch's job and step inserts",
+      "  are prepared once. Creating a 1,000-machine batch went from ~650 ms to ~200 ms (profiles and netboot settings",
+      "  read once, not per machine).",
+      "- Every step result used to run the full tick (four scans of `steps`) before advancing its job. Now a result, a",
+      "  start or a lookup advances only its job, in one pass per turn of the event loop; the scans (expired leases, due",
+      "  retries, waits recorded in between) stay on the 1 s timer, a retry schedules its own wake-up, and the agent's",
+      "  lookup ends `wait_agent` directly (a lookup that came first lets `wait_agent` succeed as it starts, and the next",
+      "  group starts in the same transaction) instead of waiting for the next tick.",
+      "- The batch runner makes no extra pass for the job starts it makes itself, and counts the batch once per pass.",
+      "- Advancing a job synchronously inside each step result was tried and reverted: dispatch p95 fell to 10 ms but the",
+      "  makespan grew by 1-2 % (timers and responses queued behind it).",
+      "- The bench itself: the simulated agents keep a heartbeat long-poll open while steps run, as the real agent does",
+      "  (before, they polled only after a step, which put an agent round trip into every dispatch), and use node:http",
+      "  keep-alive instead of fetch (their CPU fell from ~7 s to ~2 s for the run, on the cores the server also uses).",
+      "",
+      "Before these changes, on this host (2026-11-26, load average 1-2 from other work): makespan +13.6 % over ideal,",
+      "dispatch p95 48 ms, server CPU 44 % of a core; the previous run recorded here (another day) had +9.6 % and 23 ms.",
+      over <= 5
+        ? "The makespan target is met on this run; with other load on the 2 cores it moves by ±2 %."
+        : [
+            `**The makespan target (≤ 5 %) is missed on this run (${over.toFixed(1)} %).** What remains is spread thin: the ideal counts only the`,
+            "simulated work, while each job also pays ~100 ms of protocol and timer overhead (two HTTP round trips per agent step,",
+            "a lookup, 50 ms simulated server steps firing a few ms late, one event-loop turn per group: ~3 % of a 3.2 s job),",
+            "creating the batch and starting the first 100 jobs (~0.3 s), the first wave's 100 agents booting and looking up at",
+            "the same instant, and the spread of the last wave (the slowest of 100 concurrency slots sets the end). The server",
+            "side of dispatch is at ~1-2 ms p50; the rest is the host (2 cores shared by the server, 100 simulated agents and",
+            "other work; see the event-loop delay row). Runs on this host vary by ±2 %.",
+          ].join("\n"),
+      percentile(dispatch, 95) <= 20
+        ? "The dispatch target (p95 ≤ 20 ms) is met on this run."
+        : `**The dispatch target (p95 ≤ 20 ms) is missed on this run (${percentile(dispatch, 95)} ms)**: see the row by group; the first agent step after the lookup includes the agent's own round trip (lookup answer → first heartbeat), the others are the host's scheduling delay.`,
+      "",
+      "Log ingest uses one prepared row insert per line in one transaction per batch; drizzle's multi-row INSERT … RETURNING",
       "was 7× slower per batch (19 ms vs 2.7 ms for 1,000 lines) and capped ingest near 50,000 lines/s.",
     ];
     const md = lines.join("\n");
