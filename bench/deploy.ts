@@ -3,13 +3,15 @@
  * HTTP protocol (in a child process), each agent step taking a fixed simulated time, under a concurrency limit:
  * makespan against the ideal, step-dispatch latency, server CPU and memory. Then log ingest (lines/s accepted and
  * persisted) and the latency from an agent's POST to the line arriving in 50 socket.io subscribers.
- * Batches are not in this branch: the concurrency limit is applied here, jobs start through performAction.
+ * The reinstall is one batch (createBatch), so the batch runner's refill of its concurrency window is measured too.
  */
 import { fork } from "node:child_process";
 import fs from "node:fs";
+import inspector from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
-import { asc, eq, inArray, sql } from "drizzle-orm";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { and, asc, eq, inArray, ne, sql } from "drizzle-orm";
 import { startApp } from "../server/app";
 import { loadConfig } from "../server/config";
 import { jobs, logLines, osProfiles, steps } from "../server/db/schema";
@@ -17,6 +19,7 @@ import { silentLogger } from "../server/log";
 import { enrollMachine } from "../server/machines/enroll";
 import { transition } from "../server/machines/lifecycle";
 import { performAction } from "../server/orchestrator/actions";
+import { createBatch } from "../server/orchestrator/batches";
 import type { MachinePorts } from "../server/orchestrator/ports";
 import { TrpcClient } from "./lib/http-trpc";
 import { writeSection } from "./lib/sections";
@@ -30,6 +33,7 @@ const LINES_PER_STEP = 5;
 const INGEST = { agents: 20, batches: 25, batchLines: 1000 };
 const FANOUT = { subscribers: 50, samples: 200 };
 const PASSWORD = "bench-admin-password";
+const LOOP_RESOLUTION_MS = 5;
 
 const hex2 = (n: number) => (n & 0xff).toString(16).padStart(2, "0");
 const macOf = (n: number) => `52:54:01:${hex2(n >> 16)}:${hex2(n >> 8)}:${hex2(n)}`;
@@ -89,39 +93,37 @@ async function main() {
     }
     const ingestIds = [...macs.keys()].filter((id) => !simulated.has(id));
 
-    // Phase 1: bulk reinstall under the concurrency limit.
-    const jobIds = new Set<number>();
-    const queue = [...ids];
-    let active = 0;
-    let finished = 0;
-    let failed = 0;
+    // Phase 1: bulk reinstall of all N as one batch (the batch runner keeps CONCURRENCY jobs running).
     let allDone: () => void = () => undefined;
     const done = new Promise<void>((r) => (allDone = r));
-    const startNext = () => {
-      while (active < CONCURRENCY && queue.length) {
-        active++;
-        jobIds.add(performAction(d, queue.shift()!, "reinstall", "user:bench").jobId!);
-      }
-    };
+    let batchId = -1;
     const unsubscribe = d.bus.subscribe((e) => {
-      if (e.type !== "job.changed" || !jobIds.has(e.jobId) || e.state === "running" || e.state === "queued") return;
-      active--;
-      finished++;
-      if (e.state !== "succeeded") failed++;
-      if (finished === N) allDone();
-      else setImmediate(startNext);
+      if (e.type === "batch.changed" && e.batchId === batchId && e.state === "finished") allDone();
     });
+    const agentCpu = async () => (child.send({ type: "cpu" }), (await fromChild<{ ms: number }>("cpu")).ms);
+    const agentCpu0 = await agentCpu();
+    const load0 = os.loadavg()[0]!;
+    // How late the server's event loop ran: dispatch waits for it, whatever the engine does.
+    const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    loopDelay.enable();
+    const profiler = process.env.BENCH_CPU_PROFILE ? await startProfile() : null;
     let peakRss = 0;
     const mem = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 200);
     const rss0 = process.memoryUsage().rss;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    startNext();
+    batchId = createBatch(d, { selection: { ids }, kind: "reinstall", concurrency: CONCURRENCY, failureThresholdPct: 100, confirmCount: ids.length }, "user:bench").batchId;
+    const createMs = performance.now() - t0;
     await done;
     const makespan = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    loopDelay.disable();
+    if (profiler) await profiler.stop(process.env.BENCH_CPU_PROFILE!);
+    const agentCpuMs = (await agentCpu()) - agentCpu0;
     clearInterval(mem);
     unsubscribe();
+    const jobIds = new Set(d.db.select({ id: jobs.id }).from(jobs).where(eq(jobs.batchId, batchId)).all().map((j) => j.id));
+    const failed = d.db.select({ n: sql<number>`count(*)` }).from(jobs).where(and(eq(jobs.batchId, batchId), ne(jobs.state, "succeeded"))).get()!.n;
     const jobIdeal = 4 * SERVER_MS + 3 * STEP_MS; // [target+device], [power cycle], wait_agent, 3 agent steps, [target+device], [power cycle]
     const ideal = Math.ceil(N / CONCURRENCY) * jobIdeal;
 
@@ -131,6 +133,7 @@ async function main() {
     for (const r of rows) byJob.set(r.jobId, [...(byJob.get(r.jobId) ?? []), r]);
     const dispatch: number[] = [];
     const agentDispatch: number[] = [];
+    const byGroup = new Map<string, number[]>();
     for (const list of byJob.values()) {
       const groups = [...new Set(list.map((s) => s.group))].sort((a, b) => a - b);
       for (let g = 1; g < groups.length; g++) {
@@ -141,6 +144,8 @@ async function main() {
         if (!Number.isFinite(end) || !Number.isFinite(start)) continue;
         dispatch.push(start - end);
         if (cur.every((s) => s.runner === "agent")) agentDispatch.push(start - end);
+        const name = `${cur[0]!.name}${g > 3 && cur[0]!.runner === "server" ? " (to disk)" : ""}`;
+        byGroup.set(name, [...(byGroup.get(name) ?? []), start - end]);
       }
     }
     const jobLatency = d.db
@@ -179,26 +184,34 @@ async function main() {
     const fan = await fromChild<{ latencies: number[]; expected: number }>("fanout");
     trpc.close();
 
-    const host = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average ${os.loadavg()[0]!.toFixed(1)} at the end`;
+    const host = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average ${load0.toFixed(1)} before the reinstall, ${os.loadavg()[0]!.toFixed(1)} at the end`;
+    // The histogram holds the timer's whole interval; the delay is what exceeds the resolution.
+    const lag = (ns: number) => `${Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS).toFixed(1)}`;
+    const over = (makespan / ideal - 1) * 100;
     const lines = [
       "## Deploy: bulk reinstall with simulated agents, log ingest, live fan-out",
       "",
       `\`npm run bench:deploy\` (bench/deploy.ts; agents in bench/lib/sim-agents.ts, a separate process). Host: ${host}; ${new Date().toISOString().slice(0, 10)}.`,
-      `Server in-process (no UI, default tick 1 s), SQLite in a temp dir. **No batch API in this branch**: the bench keeps ${CONCURRENCY} reinstall jobs`,
-      "running and starts the next one through `performAction` when one finishes (what a batch's concurrency limit will do).",
-      `Each simulated agent boots on the power cycle into the agent, looks up, long-polls, and per step sends ${LINES_PER_STEP} log lines, waits ${STEP_MS} ms, reports.`,
+      `Server in-process (no UI, default tick 1 s), SQLite in a temp dir. The reinstall is one batch (\`createBatch\`, concurrency ${CONCURRENCY},`,
+      "threshold 100 %): the batch runner starts the next queued job when one finishes.",
+      `Each simulated agent boots on the power cycle into the agent, looks up, and like the real agent (agent/runner.ts) keeps a heartbeat`,
+      `long-poll open while its steps run; per step it sends ${LINES_PER_STEP} log lines, waits ${STEP_MS} ms, reports.`,
       `Server steps (boot target, boot device, power) take ${SERVER_MS} ms each.`,
       "",
       "| measure | result | target |",
       "|---|---|---|",
       `| machines / concurrency | ${N} / ${CONCURRENCY} (${failed} failed) | |`,
-      `| makespan | ${(makespan / 1000).toFixed(2)} s | |`,
+      `| makespan (from the batch's creation to its end) | ${(makespan / 1000).toFixed(2)} s | |`,
+      `| of which creating the batch (plan 1,000 reinstalls, insert jobs and steps) | ${createMs.toFixed(0)} ms | |`,
       `| ideal (⌈N/C⌉ × (4 × ${SERVER_MS} ms + 3 × ${STEP_MS} ms)) | ${(ideal / 1000).toFixed(2)} s | |`,
-      `| over ideal | ${((makespan / ideal - 1) * 100).toFixed(1)} % | ≤ 5 % |`,
+      `| over ideal | ${over.toFixed(1)} % | ≤ 5 % |`,
       `| job duration p50 / p95 (ideal ${jobIdeal} ms) | ${percentile(jobLatency, 50)} / ${percentile(jobLatency, 95)} ms | |`,
       `| step dispatch, all groups: p50 / p95 / p99 (n=${dispatch.length}) | ${percentile(dispatch, 50)} / ${percentile(dispatch, 95)} / ${percentile(dispatch, 99)} ms | p95 ≤ 20 ms |`,
       `| step dispatch, agent steps (ready → claimed by the long-poll): p50 / p95 | ${percentile(agentDispatch, 50)} / ${percentile(agentDispatch, 95)} ms | |`,
+      `| step dispatch p95 by the group that starts | ${[...byGroup].map(([n, v]) => `${n} ${percentile(v, 95)}`).join(", ")} ms | |`,
       `| server CPU during the reinstall | ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms = ${(((cpu.user + cpu.system) / 1000 / makespan) * 100).toFixed(0)} % of one core | |`,
+      `| simulated agents' CPU (other process, same cores) | ${agentCpuMs.toFixed(0)} ms = ${((agentCpuMs / makespan) * 100).toFixed(0)} % of one core | |`,
+      `| server event-loop delay p50 / p99 / max | ${lag(loopDelay.percentile(50))} / ${lag(loopDelay.percentile(99))} / ${lag(loopDelay.max)} ms | |`,
       `| server RSS before / peak | ${(rss0 / 2 ** 20).toFixed(0)} / ${(peakRss / 2 ** 20).toFixed(0)} MiB | |`,
       `| log ingest: ${INGEST.agents} agents × ${INGEST.batches} batches × ${INGEST.batchLines} lines | ${Math.round(ing.lines / (ing.ms / 1000)).toLocaleString("en")} lines/s accepted (${ing.lines.toLocaleString("en")} in ${(ing.ms / 1000).toFixed(2)} s; ${persisted.toLocaleString("en")} persisted; server CPU ${((ingestCpu.user + ingestCpu.system) / 1000).toFixed(0)} ms) | ≥ 100,000/s |`,
       `| agent POST → line at ${FANOUT.subscribers} socket.io subscribers: p50 / p99 / max (${fan.latencies.length} of ${fan.expected} deliveries) | ${fmt(percentile(fan.latencies, 50))} / ${fmt(percentile(fan.latencies, 99))} / ${fmt(Math.max(...fan.latencies))} | p99 ≤ 250 ms |`,
@@ -209,12 +222,41 @@ async function main() {
       "and each job a lookup, so a job can never reach it. Server and simulated agents share the host's cores (the agents run in",
       "their own process so the server's CPU is measured alone); figures move with other load on the host.",
       "",
-      "Where the server's time goes: a CPU profile of a 300-machine run showed mostly drizzle building SQL text for every query",
-      "(`entity.js is`, `buildQueryFromSourceParams`, `buildSelection`) in the orchestrator's tick, which runs four scans plus",
-      "one transaction per changed job on every step result. The tick's scans and the job/steps reads are now prepared once",
-      "(engine.ts `prepareQueries`: dispatch p95 went from 51 to 23 ms, makespan from +17 % to +10 % on the same host);",
-      "the writes inside advance/complete/claim are the next candidates, then coalescing nudges over a few ms. Log",
-      "ingest uses one prepared row insert per line in one transaction per batch; drizzle's multi-row INSERT … RETURNING",
+      "Where the server's time went, and what changed (CPU profiles of the reinstall phase: `BENCH_CPU_PROFILE=file npm run bench:deploy`):",
+      "- drizzle building SQL text for every query was most of the server's CPU. The engine's reads and step writes",
+      "  (`engine-queries.ts`), the agent API's token, step, job-state and lookup reads, and the batch's job and step inserts",
+      "  are prepared once. Creating a 1,000-machine batch went from ~650 ms to ~200 ms (profiles and netboot settings",
+      "  read once, not per machine).",
+      "- Every step result used to run the full tick (four scans of `steps`) before advancing its job. Now a result, a",
+      "  start or a lookup advances only its job, in one pass per turn of the event loop; the scans (expired leases, due",
+      "  retries, waits recorded in between) stay on the 1 s timer, a retry schedules its own wake-up, and the agent's",
+      "  lookup ends `wait_agent` directly (a lookup that came first lets `wait_agent` succeed as it starts, and the next",
+      "  group starts in the same transaction) instead of waiting for the next tick.",
+      "- The batch runner makes no extra pass for the job starts it makes itself, and counts the batch once per pass.",
+      "- Advancing a job synchronously inside each step result was tried and reverted: dispatch p95 fell to 10 ms but the",
+      "  makespan grew by 1-2 % (timers and responses queued behind it).",
+      "- The bench itself: the simulated agents keep a heartbeat long-poll open while steps run, as the real agent does",
+      "  (before, they polled only after a step, which put an agent round trip into every dispatch), and use node:http",
+      "  keep-alive instead of fetch (their CPU fell from ~7 s to ~2 s for the run, on the cores the server also uses).",
+      "",
+      "Before these changes, on this host (2026-11-26, load average 1-2 from other work): makespan +13.6 % over ideal,",
+      "dispatch p95 48 ms, server CPU 44 % of a core; the previous run recorded here (another day) had +9.6 % and 23 ms.",
+      over <= 5
+        ? "The makespan target is met on this run, narrowly: with other load on the 2 cores it moves by ±2 % (the same code on the same host and day, at load average 1.3, gave +5.6 %)."
+        : [
+            `**The makespan target (≤ 5 %) is missed on this run (${over.toFixed(1)} %).** What remains is spread thin: the ideal counts only the`,
+            "simulated work, while each job also pays ~100 ms of protocol and timer overhead (two HTTP round trips per agent step,",
+            "a lookup, 50 ms simulated server steps firing a few ms late, one event-loop turn per group: ~3 % of a 3.2 s job),",
+            "creating the batch and starting the first 100 jobs (~0.3 s), the first wave's 100 agents booting and looking up at",
+            "the same instant, and the spread of the last wave (the slowest of 100 concurrency slots sets the end). The server",
+            "side of dispatch is at ~1-2 ms p50; the rest is the host (2 cores shared by the server, 100 simulated agents and",
+            "other work; see the event-loop delay row). Runs on this host vary by ±2 %.",
+          ].join("\n"),
+      percentile(dispatch, 95) <= 20
+        ? "The dispatch target (p95 ≤ 20 ms) is met on this run."
+        : `**The dispatch target (p95 ≤ 20 ms) is missed on this run (${percentile(dispatch, 95)} ms)**: see the row by group; the first agent step after the lookup includes the agent's own round trip (lookup answer → first heartbeat), the others are the host's scheduling delay.`,
+      "",
+      "Log ingest uses one prepared row insert per line in one transaction per batch; drizzle's multi-row INSERT … RETURNING",
       "was 7× slower per batch (19 ms vs 2.7 ms for 1,000 lines) and capped ingest near 50,000 lines/s.",
     ];
     const md = lines.join("\n");
@@ -225,6 +267,23 @@ async function main() {
     await app.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A CPU profile of this process (BENCH_CPU_PROFILE=file.cpuprofile: the reinstall phase only; open in Chrome DevTools). */
+async function startProfile() {
+  const session = new inspector.Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return {
+    stop: async (file: string) => {
+      const { profile } = await session.post("Profiler.stop");
+      const tmp = `${file}.tmp-${process.pid}`;
+      fs.writeFileSync(tmp, JSON.stringify(profile));
+      fs.renameSync(tmp, file);
+      session.disconnect();
+    },
+  };
 }
 
 main().then(

@@ -5,19 +5,31 @@ import { useState } from "react";
 import type { PowerResult } from "@/lib/dto";
 import { plural } from "@/lib/format";
 import { DISRUPTIVE_POWER_ACTIONS, POWER_ACTION_LABELS, POWER_ACTIONS, type PowerActionName } from "@/lib/schemas";
+import { BATCH_KIND_LABELS, type BatchKind } from "@/lib/batches";
+import { BatchStartForm } from "./batch-start";
 import type { Selection } from "./bulk-actions";
 import { NEEDS_OPERATOR, useSession } from "./session";
 import { errorInfo, useTRPC } from "./trpc";
 import { Dialog, ErrorBanner } from "./ui";
 
+/** Power actions that also exist as batch kinds. */
+const BATCH_OF: Partial<Record<PowerActionName, BatchKind>> = { on: "power_on", off: "power_off", cycle: "power_cycle" };
 /**
- * Power actions over the table selection: off/cycle/reset/soft ask the operator to type the number of machines, then
- * one outcome per machine. Power stays immediate (not a batch): it takes seconds and is bounded per BMC already.
+ * Up to this many explicitly selected machines, power is immediate: one request, every outcome in a dialog within
+ * seconds (oob.power runs 16 machines at a time). Larger selections and "all matching the filter" run on, off and
+ * cycle as a batch: a concurrency limit, a failure threshold that pauses and alerts, progress on the batch page.
+ */
+export const IMMEDIATE_POWER_MAX = 16;
+
+/**
+ * Power actions over the table selection: off/cycle/reset/soft ask the operator to type the number of machines.
+ * Small selections get one outcome per machine at once; large ones start a power batch (see IMMEDIATE_POWER_MAX).
  */
 export function BulkPower({ selection, count }: { selection: Selection; count: number }) {
   const trpc = useTRPC();
   const { can } = useSession();
   const [action, setAction] = useState<PowerActionName | null>(null);
+  const [batchKind, setBatchKind] = useState<BatchKind | null>(null);
   const [results, setResults] = useState<PowerResult[] | null>(null);
   const [typed, setTyped] = useState("");
   const run = useMutation(
@@ -28,7 +40,13 @@ export function BulkPower({ selection, count }: { selection: Selection; count: n
       },
     }),
   );
-  const start = (a: PowerActionName) => (DISRUPTIVE_POWER_ACTIONS.includes(a) ? (setTyped(""), setAction(a)) : run.mutate({ selection, action: a }, { onSuccess: setResults }));
+  const asBatch = "filter" in selection || count > IMMEDIATE_POWER_MAX;
+  const start = (a: PowerActionName) => {
+    const kind = BATCH_OF[a];
+    if (asBatch && kind) setBatchKind(kind);
+    else if (DISRUPTIVE_POWER_ACTIONS.includes(a)) (setTyped(""), setAction(a));
+    else run.mutate({ selection, action: a }, { onSuccess: setResults });
+  };
   const failed = results?.filter((r) => !r.ok) ?? [];
   return (
     <>
@@ -65,6 +83,9 @@ export function BulkPower({ selection, count }: { selection: Selection; count: n
             </div>
           </div>
         )}
+      </Dialog>
+      <Dialog open={!!batchKind} onClose={() => setBatchKind(null)} title={batchKind ? `${BATCH_KIND_LABELS[batchKind]} ${plural(count, "machine")} as a batch?` : ""}>
+        {batchKind && <BatchStartForm kind={batchKind} selection={selection} count={count} onCancel={() => setBatchKind(null)} />}
       </Dialog>
       <BulkResultsDialog
         rows={results?.map((r) => ({ id: r.id, name: r.name, ok: r.ok, text: r.ok ? `power ${r.powerState}` : (r.error ?? "failed") })) ?? null}

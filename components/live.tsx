@@ -90,6 +90,42 @@ export function useMachineRoom(machineId: number) {
 }
 
 /**
+ * Follow one batch while its page is open: join `batch:<id>` on every (re)connect and call `onChange` (coalesced
+ * over `coalesceMs`) when a step of one of its jobs moves, and once after each join (what changed while away).
+ * Job and batch state changes come through the fleet room (useBatchInvalidation).
+ */
+export function useBatchRoom(batchId: number, onChange: () => void, coalesceMs = 250): { connected: boolean } {
+  const { socket, connected } = useLive();
+  const cb = useRef(onChange);
+  cb.current = onChange;
+  useEffect(() => {
+    if (!socket || !connected) return;
+    let active = true;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const soon = () => {
+      timer ??= setTimeout(() => {
+        timer = null;
+        if (active) cb.current();
+      }, coalesceMs);
+    };
+    const onLive = (e: LiveEvent) => {
+      if (e.type === "step.changed" && e.batchId === batchId) soon();
+    };
+    socket.on("live", onLive);
+    socket.emit("subscribe", { batchId }, (r: { ok: boolean }) => {
+      if (active && r.ok) soon();
+    });
+    return () => {
+      active = false;
+      if (timer) clearTimeout(timer);
+      socket.off("live", onLive);
+      if (socket.connected) socket.emit("unsubscribe", { batchId });
+    };
+  }, [socket, connected, batchId, coalesceMs]);
+  return { connected };
+}
+
+/**
  * Follow one job's log lines while `jobId` is set. On every (re)connect: listen, join `job:<id>`, and once the
  * server acknowledges the join call `onJoined` — the caller then backfills from the last seq it holds, so no line
  * falls between the backfill and the live stream (DESIGN §9; duplicates are the caller's to drop, by seq).

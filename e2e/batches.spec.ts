@@ -209,3 +209,28 @@ test("bulk reinstall of deployed machines from the table runs as a batch with pe
   for (const m of ms) await expect(rows.filter({ hasText: m.name })).toContainText("Deployed");
   await expect(page.getByTestId("batch-state").first()).toHaveText("finished");
 });
+
+test("bulk power cycle of more machines than the immediate path takes runs as a batch; lifecycle states stay", async ({ page }) => {
+  await signIn(page, ADMIN);
+  // 17 machines: one more than IMMEDIATE_POWER_MAX (components/bulk-power.tsx). The fake BMC driver answers at once.
+  const ms = await machines(page, "e2e-pwr", 17, { macByte: 5, bmc: true, to: "available" });
+  await page.goto("/machines?q=e2e-pwr-");
+  await expect(page.getByTestId("machine-row")).toHaveCount(17);
+  await page.getByLabel("Select this page").check();
+  await page.getByRole("group", { name: "Bulk power" }).getByRole("button", { name: "Power cycle" }).click();
+  const dialog = page.getByRole("dialog");
+  await expect(dialog).toContainText("Power cycle 17 machines as a batch?");
+  await dialog.getByLabel("Concurrency").fill("5");
+  const submit = dialog.getByRole("button", { name: "Power cycle 17 machines" });
+  await expect(submit).toBeDisabled();
+  await dialog.getByLabel("Type the number of machines").fill("17");
+  await submit.click();
+  await expect(page).toHaveURL(/\/batches\/\d+$/);
+  await expect(page.getByRole("heading", { name: /Batch \d+: Power cycle/ })).toBeVisible();
+  await expect(page.getByTestId("batch-state").first()).toHaveText("finished");
+  await expect(page.getByTestId("job-state").filter({ hasText: "succeeded" })).toHaveCount(17);
+  await expect(page.getByTestId("power-state").filter({ hasText: "on" })).toHaveCount(17);
+  // Power moved no machine through the lifecycle.
+  await expect(page.getByTestId("batch-machine").filter({ hasText: "Available" })).toHaveCount(ms.length);
+  await snap(page, "batch-power");
+});

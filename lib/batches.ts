@@ -2,13 +2,14 @@
 import { z } from "zod";
 import type { JobState } from "./jobs";
 import type { MachineState } from "./lifecycle";
-import { selectionSchema } from "./schemas";
+import { selectionSchema, type PowerState } from "./schemas";
 
 /**
- * What a batch does to each machine. Each kind is one orchestrator job per machine. Bulk power stays the immediate,
- * concurrency-bounded per-machine API (oob.power): it takes seconds, has no job, and reports every machine at once.
+ * What a batch does to each machine. Each kind is one orchestrator job per machine. The power kinds switch power
+ * through the BMC (a power_* job: retried, timed out, recorded) without moving the machine's lifecycle state; the
+ * immediate oob.power API remains for one machine and small selections.
  */
-export const BATCH_KINDS = ["deploy", "reinstall", "clean", "inspect"] as const;
+export const BATCH_KINDS = ["deploy", "reinstall", "clean", "inspect", "power_on", "power_off", "power_cycle"] as const;
 export type BatchKind = (typeof BATCH_KINDS)[number];
 
 export const BATCH_KIND_LABELS: Record<BatchKind, string> = {
@@ -16,10 +17,17 @@ export const BATCH_KIND_LABELS: Record<BatchKind, string> = {
   reinstall: "Reinstall",
   clean: "Clean (release)",
   inspect: "Inspect",
+  power_on: "Power on",
+  power_off: "Power off",
+  power_cycle: "Power cycle",
 };
 
-/** Kinds that overwrite disks: the operator types the number of machines to confirm. */
+/** Kinds that overwrite disks. */
 export const DESTRUCTIVE_BATCH_KINDS: readonly BatchKind[] = ["deploy", "reinstall", "clean"];
+/** Kinds that only switch power (no lifecycle move); each machine needs a BMC. */
+export const POWER_BATCH_KINDS: readonly BatchKind[] = ["power_on", "power_off", "power_cycle"];
+/** Kinds the operator confirms by typing the number of machines: those that erase disks or cut power. */
+export const CONFIRM_BATCH_KINDS: readonly BatchKind[] = [...DESTRUCTIVE_BATCH_KINDS, "power_off", "power_cycle"];
 
 /**
  * running: starts queued jobs up to the concurrency limit; paused: starts nothing new (running jobs finish),
@@ -39,7 +47,7 @@ export const batchCreateSchema = z.object({
   kind: z.enum(BATCH_KINDS),
   concurrency: z.number().int().min(1).max(500).default(10),
   failureThresholdPct: z.number().int().min(0).max(100).default(20),
-  /** The number of machines the operator typed to confirm a destructive kind (checked against the selection). */
+  /** The number of machines the operator typed to confirm a CONFIRM_BATCH_KINDS kind (checked against the selection). */
   confirmCount: z.number().int().min(0).optional(),
 });
 export type BatchCreateInput = z.input<typeof batchCreateSchema>;
@@ -105,6 +113,7 @@ export interface BatchMachineDto {
   machineId: number;
   machineName: string;
   machineState: MachineState;
+  powerState: PowerState;
   jobId: number;
   jobState: JobState;
   /** The step in progress (or waiting for a retry) while the job runs. */

@@ -1,7 +1,18 @@
 /** Job and step vocabulary shared by server and UI (isomorphic). */
 
-export const JOB_KINDS = ["inspect", "deploy_image", "deploy_installer", "clean", "reinstall"] as const;
+export const JOB_KINDS = ["inspect", "deploy_image", "deploy_installer", "clean", "reinstall", "power_on", "power_off", "power_cycle"] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
+
+/**
+ * Jobs that only switch power through the BMC (bulk power as a batch). They hold the machine like any job (one
+ * active job per machine), but its lifecycle state does not move: no transition when they start, end or are cancelled.
+ */
+export const POWER_JOB_KINDS = ["power_on", "power_off", "power_cycle"] as const satisfies readonly JobKind[];
+
+/** Whether a job of this kind moves the machine through the lifecycle (deploy, inspect, ...), unlike power jobs. */
+export function movesLifecycle(kind: JobKind): boolean {
+  return !(POWER_JOB_KINDS as readonly JobKind[]).includes(kind);
+}
 
 /** queued: waits for a batch slot; running: steps in progress; the rest are final. */
 export const JOB_STATES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;

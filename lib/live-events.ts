@@ -21,8 +21,11 @@ export type LiveEvent =
   | { type: "event.created"; event: EventDto }
   | { type: "job.changed"; jobId: number; machineId: number; batchId: number | null; state: JobState }
   | { type: "log.lines"; jobId: number; machineId: number; lines: LogLineDto[] }
-  /** A step started, finished, failed or was scheduled for a retry (the job timeline follows it). */
-  | { type: "step.changed"; jobId: number; machineId: number; stepId: number; state: StepState }
+  /**
+   * A step started, finished, failed or was scheduled for a retry (the job timeline and the batch page follow it).
+   * Sent to the machine's, the job's and (when the job is in one) the batch's room, never to the fleet.
+   */
+  | { type: "step.changed"; jobId: number; machineId: number; batchId: number | null; stepId: number; state: StepState }
   | { type: "os-profile.changed"; profileId: number }
   | { type: "netboot.changed" }
   /** A batch was created, resumed, paused, aborted or finished (progress comes with its jobs' job.changed). */
@@ -46,5 +49,6 @@ export const rooms = {
   fleet: "fleet",
   machine: (id: number) => `machine:${id}`,
   job: (id: number) => `job:${id}`,
+  batch: (id: number) => `batch:${id}`,
   console: (id: number) => `console:${id}`,
 };

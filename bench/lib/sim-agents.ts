@@ -3,12 +3,14 @@
  * heartbeat long-poll, logs, results), each step taking a fixed time; plus the log-ingest load and the
  * socket.io fan-out latency probe. Runs apart from the server so the server's CPU is measured alone.
  */
+import http from "node:http";
 import { io, type Socket } from "socket.io-client";
 import { AGENT_API_PREFIX } from "../../lib/agent-protocol";
 
 type FromParent =
   | { type: "config"; api: string; stepMs: number; linesPerStep: number }
   | { type: "boot"; mac: string }
+  | { type: "cpu" }
   | { type: "ingest"; tokens: { token: string; stepId: number }[]; batches: number; batchLines: number }
   | { type: "fanout"; cookie: string; machineId: number; token: string; stepId: number; subscribers: number; samples: number; seqFrom: number };
 
@@ -16,20 +18,47 @@ let cfg = { api: "", stepMs: 1000, linesPerStep: 5 };
 const send = (m: unknown) => process.send!(m);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+// node:http with keep-alive rather than fetch: the simulated agents share the host's cores with the server, and
+// fetch (undici's WHATWG layer) cost about twice the CPU per request here, which showed up as agent-side latency.
+const keepAlive = new http.Agent({ keepAlive: true });
+
+function request(path: string, body: unknown, token?: string): Promise<{ status: number; body: any }> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${cfg.api}${AGENT_API_PREFIX}${path}`,
+      {
+        method: "POST",
+        agent: keepAlive,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload), ...(token && { authorization: `Bearer ${token}` }) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) });
+          } catch (err) {
+            reject(err);
+          }
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
 async function post(path: string, body: unknown, token?: string): Promise<{ status: number; body: any }> {
   for (let tries = 0; ; tries++) {
     try {
-      const res = await fetch(`${cfg.api}${AGENT_API_PREFIX}${path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
-        body: JSON.stringify(body),
-      });
-      const json = (await res.json()) as unknown;
+      const res = await request(path, body, token);
       if (res.status >= 500 && tries < 20) {
         await sleep(50 * 2 ** Math.min(tries, 5));
         continue;
       }
-      return { status: res.status, body: json };
+      return res;
     } catch (err) {
       if (tries >= 20) throw err;
       await sleep(50 * 2 ** Math.min(tries, 5));
@@ -39,7 +68,11 @@ async function post(path: string, body: unknown, token?: string): Promise<{ stat
 
 const running = new Set<string>();
 
-/** One simulated agent: booted by the power cycle, it runs its job to the end. */
+/**
+ * One simulated agent: booted by the power cycle, it runs its job to the end. Like the real agent's loop
+ * (agent/runner.ts runJob), the heartbeat long-poll stays open while steps run, so the server hands out the next
+ * step on that poll as soon as a result completes a group.
+ */
 async function simAgent(mac: string): Promise<void> {
   let look = await post("/lookup", { macs: [mac] });
   for (let i = 0; look.status === 404 && i < 200; i++) {
@@ -49,18 +82,29 @@ async function simAgent(mac: string): Promise<void> {
   if (look.status !== 200) throw new Error(`lookup ${mac}: ${look.status} ${JSON.stringify(look.body)}`);
   const { token } = look.body as { token: string };
   let seq = look.body.nextSeq as number;
+  const running = new Map<number, Promise<void>>();
+  const errors: unknown[] = [];
+  const runStep = async (s: { id: number; attempt: number; name: string }) => {
+    const lines = Array.from({ length: cfg.linesPerStep }, (_, i) => ({ seq: seq++, ts: Date.now(), stream: "agent", text: `${s.name}: simulated line ${i}` }));
+    await post(`/steps/${s.id}/logs`, { lines }, token);
+    await sleep(cfg.stepMs);
+    await post(`/steps/${s.id}/result`, { attempt: s.attempt, ok: true, result: { simulated: true } }, token);
+  };
   for (;;) {
     const hb = await post("/heartbeat", { waitS: 20 }, token);
-    if (hb.status === 401 || hb.body.done) return;
-    await Promise.all(
-      (hb.body.steps as { id: number; attempt: number; name: string }[]).map(async (s) => {
-        const lines = Array.from({ length: cfg.linesPerStep }, (_, i) => ({ seq: seq++, ts: Date.now(), stream: "agent", text: `${s.name}: simulated line ${i}` }));
-        await post(`/steps/${s.id}/logs`, { lines }, token);
-        await sleep(cfg.stepMs);
-        await post(`/steps/${s.id}/result`, { attempt: s.attempt, ok: true, result: { simulated: true } }, token);
-      }),
-    );
+    if (hb.status === 401 || hb.body.done) break;
+    for (const s of hb.body.steps as { id: number; attempt: number; name: string }[]) {
+      if (running.has(s.id)) continue;
+      running.set(
+        s.id,
+        runStep(s)
+          .catch((err: unknown) => void errors.push(err))
+          .finally(() => running.delete(s.id)),
+      );
+    }
   }
+  await Promise.all(running.values());
+  if (errors.length) throw errors[0];
 }
 
 /** Log ingest: `tokens.length` agents each POST `batches` batches of `batchLines` lines, all at once. */
@@ -120,6 +164,10 @@ process.on("message", (m: FromParent) => {
   if (m.type === "config") {
     cfg = { api: m.api, stepMs: m.stepMs, linesPerStep: m.linesPerStep };
     send({ type: "ready" });
+  } else if (m.type === "cpu") {
+    // The agents' own CPU time (they share the host's cores with the server).
+    const u = process.cpuUsage();
+    send({ type: "cpu", ms: (u.user + u.system) / 1000 });
   } else if (m.type === "boot") {
     if (running.has(m.mac)) return;
     running.add(m.mac);

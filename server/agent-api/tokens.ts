@@ -1,5 +1,5 @@
 import crypto from "node:crypto";
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { agentTokens, jobs } from "../db/schema";
 
@@ -18,14 +18,16 @@ export function issueToken(tx: Pick<Db, "insert" | "update" | "select">, jobId: 
   return token;
 }
 
-/** The job a bearer token belongs to, or null (unknown, revoked). */
-export function jobForToken(db: Db, token: string | undefined): { jobId: number; machineId: number; state: string } | null {
-  if (!token || token.length > 100) return null;
-  const row = db
+/**
+ * The job a bearer token belongs to, or null (unknown, revoked). Every agent call asks, so the query is prepared
+ * once per database.
+ */
+export function tokenLookup(db: Db): (token: string | undefined) => { jobId: number; machineId: number; state: string } | null {
+  const q = db
     .select({ jobId: jobs.id, machineId: jobs.machineId, state: jobs.state })
     .from(agentTokens)
     .innerJoin(jobs, eq(jobs.id, agentTokens.jobId))
-    .where(and(eq(agentTokens.tokenHash, sha256(token)), isNull(agentTokens.revokedAt)))
-    .get();
-  return row ?? null;
+    .where(and(eq(agentTokens.tokenHash, sql.placeholder("hash")), isNull(agentTokens.revokedAt)))
+    .prepare();
+  return (token) => (!token || token.length > 100 ? null : (q.get({ hash: sha256(token) }) ?? null));
 }

@@ -11,9 +11,13 @@ import type { ConsoleManager } from "../oob/console/manager";
 import type { EventBus } from "./bus";
 
 const subscribeSchema = z.object({ machineId: z.number().int().positive() });
-/** `subscribe`/`unsubscribe` name a machine (its events and logs) or one job (its log lines and step changes). */
-const roomSchema = z.union([subscribeSchema, z.object({ jobId: z.number().int().positive() })]);
-const roomOf = (r: z.infer<typeof roomSchema>) => ("machineId" in r ? rooms.machine(r.machineId) : rooms.job(r.jobId));
+/**
+ * `subscribe`/`unsubscribe` name a machine (its events and logs), one job (its log lines and step changes) or one
+ * batch (the step changes of its jobs: the batch page's per-machine progress).
+ */
+const roomSchema = z.union([subscribeSchema, z.object({ jobId: z.number().int().positive() }), z.object({ batchId: z.number().int().positive() })]);
+const roomOf = (r: z.infer<typeof roomSchema>) =>
+  "machineId" in r ? rooms.machine(r.machineId) : "jobId" in r ? rooms.job(r.jobId) : rooms.batch(r.batchId);
 const consoleInputSchema = z.object({ machineId: z.number().int().positive(), data: z.string().min(1).max(4096) });
 type Ack = (r: { ok: boolean; error?: string; [k: string]: unknown }) => void;
 
@@ -46,7 +50,7 @@ export function attachGateway(opts: {
     opts.onClientCount?.(io.engine.clientsCount);
     socket.on("subscribe", async (raw: unknown, ack?: (r: { ok: boolean; error?: string }) => void) => {
       const p = roomSchema.safeParse(raw);
-      if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number } or { jobId: number }" });
+      if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }, { jobId: number } or { batchId: number }" });
       // Every role (viewer and up; the handshake checked the session) may watch; room membership is read-only.
       // The ack comes after the join, so a client that backfills on ack cannot miss a line in between.
       await socket.join(roomOf(p.data));
@@ -74,10 +78,14 @@ export function attachGateway(opts: {
         io.to(rooms.fleet).to(rooms.machine(e.machineId)).to(rooms.job(e.jobId)).emit("live", e);
         break;
       case "log.lines":
-      case "step.changed":
-        // Log lines and step changes only go to those watching the machine or the job, never to the whole fleet.
+        // Log lines and step changes only go to those watching the machine, the job (or its batch), never to the fleet.
         io.to(rooms.machine(e.machineId)).to(rooms.job(e.jobId)).emit("live", e);
         break;
+      case "step.changed": {
+        const to = io.to(rooms.machine(e.machineId)).to(rooms.job(e.jobId));
+        (e.batchId === null ? to : to.to(rooms.batch(e.batchId))).emit("live", e);
+        break;
+      }
       default:
         io.to(rooms.fleet).emit("live", e);
     }

@@ -18,6 +18,7 @@ import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { performAction } from "../orchestrator/actions";
+import { abortBatch, createBatch } from "../orchestrator/batches";
 import type { MachinePorts } from "../orchestrator/ports";
 import { until } from "../testing/until";
 
@@ -132,5 +133,36 @@ describe("job rooms", () => {
 
     // Lines of a job never reach sockets that did not ask for it.
     expect(logLinesOf(bystander.events, jobId)).toEqual([]);
+  });
+});
+
+describe("batch rooms", () => {
+  it("carry the step changes of the batch's jobs (the batch page's progress), and nothing reaches the fleet", async () => {
+    const d = app.domain;
+    const macs = ["52:54:00:88:01:01", "52:54:00:88:01:02"];
+    const ids = macs.map((mac, i) => {
+      const { id } = enrollMachine(d, { name: `broom-${i}`, bootMac: mac, uHeight: 1 }, "test");
+      transition(d, id, "manage", { actor: "test" });
+      return id;
+    });
+    const { batchId } = createBatch(d, { selection: { ids }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:test");
+    const page = await connect();
+    const otherBatch = await connect();
+    const bystander = await connect();
+    expect(await page.emitWithAck("subscribe", { batchId })).toEqual({ ok: true });
+    expect(await otherBatch.emitWithAck("subscribe", { batchId: batchId + 1000 })).toEqual({ ok: true });
+    // The agent of the first machine shows up: wait_agent ends and inventory is handed out, all live on the batch page.
+    const { token, jobId } = await until("lookup", async () => {
+      const r = await agent("/lookup", { macs: [macs[0]] });
+      return r.token ? r : null;
+    });
+    const step = await until("an agent step", async () => (await agent("/heartbeat", { waitS: 2 }, token)).steps[0]);
+    await until("inventory running on the batch page", () =>
+      page.events.some((e) => e.type === "step.changed" && e.stepId === step.id && e.state === "running" && e.batchId === batchId && e.jobId === jobId),
+    );
+    expect(page.events.some((e) => e.type === "step.changed" && e.state === "succeeded" && e.jobId === jobId)).toBe(true);
+    expect(otherBatch.events.some((e) => e.type === "step.changed")).toBe(false);
+    expect(bystander.events.some((e) => e.type === "step.changed")).toBe(false);
+    abortBatch(d, batchId, true, "user:test");
   });
 });

@@ -1,6 +1,6 @@
-import { and, desc, eq, inArray } from "drizzle-orm";
+import { and, desc, eq, inArray, notInArray } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
-import type { JobKind } from "../../lib/jobs";
+import { POWER_JOB_KINDS, type JobKind } from "../../lib/jobs";
 import { nextState, STATE_LABELS, type MachineState, type OperatorAction } from "../../lib/lifecycle";
 import type { Actor, Domain } from "../context";
 import { jobs, machines } from "../db/schema";
@@ -56,7 +56,8 @@ export function performAction(d: Domain, machineId: number, action: OperatorActi
       const last = d.db
         .select({ kind: jobs.kind, params: jobs.params })
         .from(jobs)
-        .where(and(eq(jobs.machineId, machineId), inArray(jobs.state, ["failed", "cancelled"])))
+        // The work that failed, not a power job that ran since.
+        .where(and(eq(jobs.machineId, machineId), inArray(jobs.state, ["failed", "cancelled"]), notInArray(jobs.kind, [...POWER_JOB_KINDS])))
         .orderBy(desc(jobs.id))
         .get();
       // A failure recorded without a job (e.g. from before jobs existed): the transition alone.

@@ -45,7 +45,9 @@ export class BatchRunner {
 
   start(): void {
     this.unsubscribe = this.d.bus.subscribe((e) => {
-      if (e.type === "job.changed" && e.batchId !== null) this.mark(e.batchId);
+      // A batch's job that ended frees a slot and counts for the threshold. One that started was started here
+      // (nothing to judge), so it does not cost the batch another pass.
+      if (e.type === "job.changed" && e.batchId !== null && e.state !== "running" && e.state !== "queued") this.mark(e.batchId);
       else if (e.type === "batch.changed") this.mark(e.batchId);
     });
     const open = this.d.db
@@ -110,16 +112,18 @@ export class BatchRunner {
         }
       }
       if (state === "running") {
-        let slots = b.concurrency - c.running;
+        const slots = b.concurrency - c.running;
         for (const job of slots > 0 ? queuedJobs(tx, batchId, slots) : []) {
+          // The counts follow what this pass did (no second count of the batch's jobs).
+          c = { ...c, queued: c.queued - 1 };
           if (!this.startQueued(tx, b, job, live)) {
             // Refused: that job failed. Judge the threshold again before starting more.
+            c = { ...c, failed: c.failed + 1 };
             this.dirty.add(batchId);
             break;
           }
-          slots--;
+          c = { ...c, running: c.running + 1 };
         }
-        c = countBatch(tx, batchId);
       }
       if (c.queued === 0 && c.running === 0 && (state === "running" || state === "aborted")) {
         const done: BatchState = state === "aborted" ? "aborted" : "finished";
@@ -149,9 +153,10 @@ export class BatchRunner {
     const now = new Date();
     try {
       const moved = tx.transaction((sp) => {
-        const r = applyTransition(sp, job.machineId, BATCH_ACTION[b.kind as BatchKind], { actor: job.createdBy ?? "system", automatic: true });
+        const action = BATCH_ACTION[b.kind as BatchKind];
+        const r = action ? applyTransition(sp, job.machineId, action, { actor: job.createdBy ?? "system", automatic: true }).live : [];
         sp.update(jobs).set({ state: "running", startedAt: now }).where(eq(jobs.id, job.id)).run();
-        return r.live;
+        return r;
       });
       live.push(...moved, { type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: b.id, state: "running" });
       return true;

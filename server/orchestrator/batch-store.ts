@@ -26,12 +26,18 @@ export function paramsOf(row: { params: unknown }): BatchParams {
   return { ...emptyParams(), ...((row.params ?? {}) as Partial<BatchParams>) };
 }
 
-/** The operator action each job of a batch starts with (its lifecycle transition, taken when the job starts). */
-export const BATCH_ACTION: Record<BatchKind, OperatorAction> = {
+/**
+ * The operator action each job of a batch starts with (its lifecycle transition, taken when the job starts);
+ * null for power batches, whose jobs move no lifecycle state.
+ */
+export const BATCH_ACTION: Record<BatchKind, OperatorAction | null> = {
   deploy: "deploy",
   reinstall: "reinstall",
   clean: "release",
   inspect: "inspect",
+  power_on: null,
+  power_off: null,
+  power_cycle: null,
 };
 
 export const zeroCounts = (): BatchCounts => ({ total: 0, queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });

@@ -20,11 +20,13 @@ import { until } from "../testing/until";
 function recordingPorts() {
   const calls: string[] = [];
   const failing = new Set<number>();
+  const powerFailing = new Set<number>();
   const port =
     (name: string) =>
     async (id: number, ...args: unknown[]) => {
       calls.push(`${name}(${[id, ...args].join(",")})`);
       if (name === "setBootDevice" && failing.has(id)) throw new Error(`BMC of machine ${id} refuses (test)`);
+      if (name.startsWith("power") && powerFailing.has(id)) throw new Error(`BMC of machine ${id} refuses power (test)`);
     };
   const ports: MachinePorts = {
     setBootTarget: port("setBootTarget"),
@@ -33,7 +35,7 @@ function recordingPorts() {
     powerCycle: port("powerCycle"),
     powerOff: port("powerOff"),
   };
-  return { ports, calls, failing };
+  return { ports, calls, failing, powerFailing };
 }
 
 /** A test HTTP server that records webhook POSTs and answers with `status`. */
@@ -315,5 +317,65 @@ describe("restart", () => {
     } finally {
       await a.close();
     }
+  });
+});
+
+describe("power batches", () => {
+  /** Machines with a BMC (the fake driver; the recording ports stand in for it), in the given lifecycle state. */
+  function withBmc(n: number, state: "manageable" | "available") {
+    return Array.from({ length: n }, () => {
+      const k = ++seq;
+      const mac = `52:54:00:89:${(k >> 8).toString(16).padStart(2, "0")}:${(k & 255).toString(16).padStart(2, "0")}`;
+      const bmc = { address: `10.250.${k >> 8}.${k & 255}`, port: 623, username: "root", password: "pw", driver: "fake" as const, privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
+      const { id } = enrollMachine(app.domain, { name: `pwr-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1, bmc }, "test");
+      transition(app.domain, id, "manage", { actor: "test" });
+      if (state === "available") transition(app.domain, id, "provide", { actor: "test" });
+      return id;
+    });
+  }
+  const machineStates = (ids: number[]) => ids.map((id) => app.domain.db.select({ s: machines.state }).from(machines).where(eq(machines.id, id)).get()!.s);
+
+  it("cycles power under the concurrency limit, skips machines without a BMC, and leaves the lifecycle alone", async () => {
+    const ids = withBmc(4, "available");
+    const [noBmc] = manageable(app, 1, "nobmc");
+    const selection = { ids: [...ids, noBmc!.id] };
+    expect(() => createBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20 }, "user:t")).toThrow(/Type the number of machines \(5\)/);
+    rec.calls.length = 0;
+    let max = 0;
+    let batchId = -1;
+    const off = app.domain.bus.subscribe((e) => {
+      if (e.type === "job.changed" && e.batchId === batchId) max = Math.max(max, running(app, batchId).length);
+    });
+    const created = createBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 5 }, "user:t");
+    batchId = created.batchId;
+    expect(created).toMatchObject({ queued: 4, skipped: [{ machineId: noBmc!.id, error: "has no BMC" }] });
+    await until("batch finished", () => batchRow(app, batchId).state === "finished");
+    off();
+    expect(max).toBeLessThanOrEqual(2);
+    expect(rec.calls.filter((c) => c.startsWith("powerCycle")).sort()).toEqual(ids.map((id) => `powerCycle(${id})`).sort());
+    expect(rec.calls.some((c) => !c.startsWith("powerCycle"))).toBe(false);
+    const detail = getBatch(app.domain.db, batchId);
+    expect(detail.counts).toMatchObject({ total: 4, succeeded: 4, failed: 0 });
+    expect(detail.machines.every((m) => m.machineState === "available" && m.jobState === "succeeded")).toBe(true);
+    expect(machineStates(ids)).toEqual(Array(4).fill("available"));
+  });
+
+  it("pauses and alerts when power fails on too many machines; each machine keeps its error, none changes state", async () => {
+    const ids = withBmc(5, "manageable");
+    for (const id of ids.slice(0, 3)) rec.powerFailing.add(id);
+    const { batchId } = createBatch(app.domain, { selection: { ids }, kind: "power_off", concurrency: 1, failureThresholdPct: 50, confirmCount: 5 }, "user:t");
+    await until("paused", () => batchRow(app, batchId).state === "paused");
+    const detail = getBatch(app.domain.db, batchId);
+    expect(detail.counts).toMatchObject({ failed: 3, queued: 2 });
+    expect(detail.alert?.message).toMatch(/3 of 3 finished jobs failed, above the 50% threshold; paused with 2 queued/);
+    expect(detail.machines.filter((m) => m.jobState === "failed").map((m) => m.error)).toEqual(
+      ids.slice(0, 3).map((id) => `power_off: BMC of machine ${id} refuses power (test)`),
+    );
+    expect(published).toContainEqual(expect.objectContaining({ type: "batch.alert", batchId, state: "paused" }));
+    expect(machineStates(ids)).toEqual(Array(5).fill("manageable"));
+    for (const id of ids) rec.powerFailing.delete(id);
+    resumeBatch(app.domain, batchId, "user:t");
+    await until("finished", () => batchRow(app, batchId).state === "finished");
+    expect(getBatch(app.domain.db, batchId).counts).toMatchObject({ succeeded: 2, failed: 3 });
   });
 });

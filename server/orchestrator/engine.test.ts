@@ -6,6 +6,7 @@ import { createHarness, type Harness } from "../testing/harness";
 import { Orchestrator } from "./engine";
 import { startJob } from "./jobs";
 import type { MachinePorts } from "./ports";
+import { StepError } from "./retry";
 
 let h: Harness;
 let clock: number;
@@ -116,5 +117,69 @@ describe("Orchestrator with a controlled clock", () => {
     expect(again.complete(s!.id, 1, { ok: true })).toBe(true);
     expect(stepNamed(jobId, "inventory").state).toBe("succeeded");
     await again.stop();
+  });
+});
+
+describe("Orchestrator driven by events alone (no tick)", () => {
+  const jobState = (jobId: number) => h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.state;
+
+  it("ends wait_agent when the agent is seen, and hands out the next step at once", async () => {
+    const o = engine();
+    o.start();
+    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await until("wait_agent running", () => stepNamed(jobId, "wait_agent").state === "running");
+    h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
+    o.agentSeen(jobId, clock);
+    expect(stepNamed(jobId, "wait_agent")).toMatchObject({ state: "succeeded", result: { agentSeenAt: clock } });
+    await until("inventory ready", () => stepNamed(jobId, "inventory").state === "ready");
+    await o.stop();
+  });
+
+  it("lets a wait_agent whose agent looked up early succeed as it starts, in the same pass", async () => {
+    let release: () => void = () => {};
+    const o = engine({ ...ok, powerCycle: () => new Promise<void>((r) => (release = r)) });
+    o.start();
+    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await until("power cycle running", () => stepNamed(jobId, "power_cycle").state === "running");
+    // The agent booted and looked up before the power cycle's confirmation came back.
+    h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
+    o.agentSeen(jobId, clock);
+    expect(stepNamed(jobId, "wait_agent").state).toBe("pending");
+    release();
+    await until("inventory ready", () => stepNamed(jobId, "inventory").state === "ready");
+    const wait = stepNamed(jobId, "wait_agent");
+    expect(wait).toMatchObject({ state: "succeeded", attempt: 1 });
+    expect(wait.startedAt!.getTime()).toBe(wait.finishedAt!.getTime());
+    await o.stop();
+  });
+
+  it("ends a running wait_install when the installer reports", async () => {
+    transition(h.domain, machineId, "provide", { actor: "test" });
+    const o = engine();
+    o.start();
+    const { jobId } = startJob(h.domain, { machineId, kind: "deploy_installer" }, "test");
+    await until("wait_install running", () => stepNamed(jobId, "wait_install").state === "running");
+    expect(o.installDone(machineId)).toBe(true);
+    expect(stepNamed(jobId, "wait_install").state).toBe("succeeded");
+    await until("job succeeded", () => jobState(jobId) === "succeeded");
+    await o.stop();
+  });
+
+  it("starts a retry when its backoff is over, without waiting for a tick", async () => {
+    let cycles = 0;
+    const o = engine({
+      ...ok,
+      powerCycle: async () => {
+        if (++cycles === 1) throw new StepError("BMC busy", true);
+      },
+    });
+    o.start();
+    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await until("power cycle waits for its retry", () => stepNamed(jobId, "power_cycle").state === "pending" && cycles === 1);
+    // The backoff (random 0: half of the 2 s base) passes on the controlled clock too, before the wake-up fires.
+    clock += 1000;
+    await until("power cycle retried", () => stepNamed(jobId, "power_cycle").state === "succeeded", 5000);
+    expect(stepNamed(jobId, "power_cycle")).toMatchObject({ attempt: 2, error: null });
+    await o.stop();
   });
 });

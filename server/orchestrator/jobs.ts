@@ -1,25 +1,29 @@
 import { networkParams } from "./network-files";
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
-import { ACTIVE_JOB_STATES, type JobDto, type JobKind, type LogLineDto, type StepDto } from "../../lib/jobs";
+import { ACTIVE_JOB_STATES, movesLifecycle, type JobDto, type JobKind, type LogLineDto, type StepDto } from "../../lib/jobs";
 import type { LifecycleAction } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { agentTokens, jobs, logLines, machines, osProfiles, steps } from "../db/schema";
+import { agentTokens, jobs, logLines, machines, osProfiles, steps, type OsProfile } from "../db/schema";
+import type { NetbootSettings } from "../../lib/netboot";
 import { recordEvent } from "../events/audit";
 import { applyTransition } from "../machines/lifecycle";
 import { JOB_KIND_SPECS, resolveParams } from "./kinds";
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
-/** The lifecycle action that starts a job of each kind. */
-const START_ACTION: Record<JobKind, LifecycleAction> = {
+/** The lifecycle action that starts a job of each kind (power jobs move no lifecycle state). */
+const START_ACTION: Record<JobKind, LifecycleAction | null> = {
   inspect: "inspect",
   clean: "release",
   deploy_image: "deploy",
   deploy_installer: "deploy",
   reinstall: "reinstall",
+  power_on: null,
+  power_off: null,
+  power_cycle: null,
 };
 
 export interface StartJobInput {
@@ -47,7 +51,8 @@ export function startJob(d: Domain, input: StartJobInput, actor: Actor): { jobId
       .get();
     if (active) throw new AppError("MACHINE_BUSY", `Machine ${input.machineId} already runs job ${active.id}`);
     const now = new Date();
-    if (!input.queued) live.push(...applyTransition(tx, input.machineId, input.action ?? START_ACTION[input.kind], { actor }).live);
+    const action = input.action ?? START_ACTION[input.kind];
+    if (!input.queued && action) live.push(...applyTransition(tx, input.machineId, action, { actor }).live);
     const job = tx
       .insert(jobs)
       .values({
@@ -80,10 +85,19 @@ export function startJob(d: Domain, input: StartJobInput, actor: Actor): { jobId
   return { jobId };
 }
 
-/** Insert a job's steps from its kind's spec (inside the caller's transaction; batches queue many jobs in one). */
+/** Insert a job's steps from its kind's spec (inside the caller's transaction). */
 export function insertSteps(tx: Tx, jobId: number, kind: JobKind, params: Record<string, unknown>): void {
+  const rows = stepRows(jobId, kind, params);
+  if (rows.length) tx.insert(steps).values(rows).run();
+}
+
+/** Backoff of a step whose spec names none (as the steps table's column defaults). */
+const DEFAULT_BACKOFF = { baseMs: 2000, maxMs: 60_000 };
+
+/** The step rows of a job from its kind's spec (every column given: batches insert them with one prepared statement). */
+export function stepRows(jobId: number, kind: JobKind, params: Record<string, unknown>) {
   const groups = JOB_KIND_SPECS[kind];
-  const rows = groups.flatMap((group, g) =>
+  return groups.flatMap((group, g) =>
     group.map((s) => ({
       jobId,
       group: g,
@@ -93,11 +107,10 @@ export function insertSteps(tx: Tx, jobId: number, kind: JobKind, params: Record
       state: "pending",
       maxAttempts: s.maxAttempts,
       timeoutS: s.timeoutS,
-      ...(s.backoffBaseMs !== undefined && { backoffBaseMs: s.backoffBaseMs }),
-      ...(s.backoffMaxMs !== undefined && { backoffMaxMs: s.backoffMaxMs }),
+      backoffBaseMs: s.backoffBaseMs ?? DEFAULT_BACKOFF.baseMs,
+      backoffMaxMs: s.backoffMaxMs ?? DEFAULT_BACKOFF.maxMs,
     })),
   );
-  if (rows.length) tx.insert(steps).values(rows).run();
 }
 
 /**
@@ -111,7 +124,19 @@ export function deployParams(db: Db, machineId: number): { kind: JobKind; params
     .where(eq(machines.id, machineId))
     .get();
   if (!row) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
-  const p = row.p;
+  return deployParamsFor(db, machineId, row.p);
+}
+
+/**
+ * deployParams with the machine's profile (and the netboot settings) already read: a batch reads them once for all
+ * its machines. @throws AppError VALIDATION
+ */
+export function deployParamsFor(
+  db: Db,
+  machineId: number,
+  p: OsProfile | null,
+  settings?: NetbootSettings,
+): { kind: JobKind; params: Record<string, unknown> } {
   if (!p) throw new AppError("VALIDATION", "Choose an OS profile for the machine before deploying it");
   if (p.kind === "installer") return { kind: "deploy_installer", params: { osProfileId: p.id, osFamily: p.osFamily } };
   if (!p.imageUrl) throw new AppError("VALIDATION", `OS profile ${p.name} has no image URL`);
@@ -125,14 +150,15 @@ export function deployParams(db: Db, machineId: number): { kind: JobKind; params
       osFamily: p.osFamily,
       wipeMode: "signatures",
       targetDisk: null,
-      ...networkParams(db, machineId, p),
+      ...networkParams(db, machineId, p, settings),
     },
   };
 }
 
 /**
  * Cancel a machine's active job. Steps that have not finished are cancelled; nothing is powered off by surprise
- * (a running agent is told to stop at its next heartbeat). The machine goes to *_failed via "abort".
+ * (a running agent is told to stop at its next heartbeat). The machine goes to *_failed via "abort" (not for a power
+ * job, which never moved it).
  */
 export function cancelJob(d: Domain, jobId: number, actor: Actor, reason = "cancelled by operator"): void {
   const live: LiveEvent[] = [];
@@ -150,7 +176,7 @@ export function cancelJob(d: Domain, jobId: number, actor: Actor, reason = "canc
       .run();
     // The agent's token ends with its job: later calls get 401 (a long-poll already waiting answers "done").
     tx.update(agentTokens).set({ revokedAt: now }).where(eq(agentTokens.jobId, jobId)).run();
-    if (job.state === "running") live.push(...applyTransition(tx, job.machineId, "abort", { actor, reason }).live);
+    if (job.state === "running" && movesLifecycle(job.kind as JobKind)) live.push(...applyTransition(tx, job.machineId, "abort", { actor, reason }).live);
     const ev = recordEvent(tx, { actor, machineId: job.machineId, kind: "job.cancelled", message: `Job ${jobId} cancelled: ${reason}`, payload: { jobId } });
     live.push({ type: "job.changed", jobId, machineId: job.machineId, batchId: job.batchId, state: "cancelled" }, { type: "event.created", event: ev });
   });

@@ -60,6 +60,10 @@ export const JOB_KIND_SPECS: Record<JobKind, StepSpec[][]> = {
     ...bootDisk(server("power_cycle", 120, 3)),
   ],
   reinstall: [],
+  // Bulk power as a batch: one confirmed power action (server/oob powerAction polls until the BMC reports it).
+  power_on: [[server("power_on", 120, 3)]],
+  power_off: [[server("power_off", 120, 3)]],
+  power_cycle: [[server("power_cycle", 120, 3)]],
 };
 // Reinstall = clean, then deploy from the image, in one job (the agent stays up between the two).
 JOB_KIND_SPECS.reinstall = [

@@ -26,10 +26,9 @@ export interface NetworkParams {
  * No named NICs: nothing to write (the image keeps DHCP).
  * @throws AppError VALIDATION when there is configuration to write but the profile names no root partition
  */
-export function networkParams(db: Db, machineId: number, profile: OsProfile): NetworkParams {
+export function networkParams(db: Db, machineId: number, profile: OsProfile, settings = getNetbootSettings(db)): NetworkParams {
   const opts = profileOptionsSchema.parse(profile.options ?? {});
   const format = opts.netConfig ?? (profile.osFamily ? FAMILY_DEFAULT[profile.osFamily] : undefined);
-  const settings = getNetbootSettings(db);
   const net = loadNetModel(db, machineId, settings.dnsServers, settings.domain);
   if (!format || net.interfaces.length === 0) return { rootPartition: opts.rootPartition ?? null, networkFiles: [] };
   if (!opts.rootPartition) {

@@ -1,12 +1,13 @@
 "use client";
-import { useQuery } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
 import { BATCH_KIND_LABELS, type BatchMachineDto } from "@/lib/batches";
 import type { JobState } from "@/lib/jobs";
 import { dateTime, plural, relativeTime } from "@/lib/format";
 import { BatchControls, BatchProgress, BatchStateBadge } from "@/components/batch-controls";
+import { useBatchRoom } from "@/components/live";
 import { errorInfo, useTRPC } from "@/components/trpc";
-import { ErrorBanner, PageHeader, StateBadge } from "@/components/ui";
+import { ErrorBanner, PageHeader, PowerDot, StateBadge } from "@/components/ui";
 
 const JOB_STYLE: Record<JobState, string> = {
   queued: "text-slate-500",
@@ -23,14 +24,22 @@ function stepText(m: BatchMachineDto): string {
   return `${s.name.replaceAll("_", " ")}${attempt}`;
 }
 
+/** While the live connection is down, an open batch is re-read this often (ms); connected, it is never polled. */
+const OFFLINE_REFRESH_MS = 10_000;
+
 /**
- * One batch: state, counts, controls, and a row per machine. Job state changes arrive live (batch and job events
- * in the fleet room); step progress inside a job has no fleet event, so an open batch is also re-read every 2 s.
+ * One batch: state, counts, controls, and a row per machine, kept current by live events: job and batch changes
+ * (fleet room, useBatchInvalidation) and the step changes of its jobs (its `batch:<id>` room).
  */
 export function BatchDetailView({ id }: { id: number }) {
   const trpc = useTRPC();
+  const qc = useQueryClient();
+  const { connected } = useBatchRoom(id, () => void qc.invalidateQueries({ queryKey: trpc.batches.get.queryKey({ id }) }));
   const { data: b, error } = useQuery(
-    trpc.batches.get.queryOptions({ id }, { refetchInterval: (q) => (q.state.data && !q.state.data.finishedAt ? 2000 : false) }),
+    trpc.batches.get.queryOptions(
+      { id },
+      { refetchInterval: (q) => (!connected && q.state.data && !q.state.data.finishedAt ? OFFLINE_REFRESH_MS : false) },
+    ),
   );
   if (!b) return <ErrorBanner message={error ? errorInfo(error).message : null} />;
   return (
@@ -73,6 +82,7 @@ export function BatchDetailView({ id }: { id: number }) {
             <tr>
               <th className="px-3 py-2">Machine</th>
               <th className="px-3 py-2">Machine state</th>
+              <th className="px-3 py-2">Power</th>
               <th className="px-3 py-2">Job</th>
               <th className="px-3 py-2">Current step</th>
               <th className="px-3 py-2">Error</th>
@@ -88,6 +98,9 @@ export function BatchDetailView({ id }: { id: number }) {
                 </td>
                 <td className="px-3 py-1.5">
                   <StateBadge state={m.machineState} />
+                </td>
+                <td className="px-3 py-1.5 text-slate-700" data-testid="power-state">
+                  <PowerDot power={m.powerState} withLabel />
                 </td>
                 <td className={`px-3 py-1.5 font-medium ${JOB_STYLE[m.jobState]}`} data-testid="job-state">
                   {m.jobState}
