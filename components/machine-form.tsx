@@ -182,7 +182,7 @@ export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onS
         <Field label="Interface name" error={err("ifname")} hint="e.g. eno1; empty: the image keeps DHCP">
           <input className="input font-mono" autoComplete="off" {...bind("ifname")} />
         </Field>
-        <Field label="Prefix length" error={err("prefix")} hint="With the IP address above, default 24">
+        <Field label="Prefix length" error={err("prefix")} hint="Netmask bits, default 24">
           <input className="input" type="number" min={1} max={32} {...bind("prefix")} />
         </Field>
         <Field label="Gateway" error={err("gateway")} hint="Optional IPv4">

@@ -4,13 +4,14 @@ import { LAB_ADMIN } from "./lab-config";
 
 /**
  * With the virtual lab up (`lab/cli.ts up`, started by playwright.config.ts for this project): a real QEMU VM
- * behind an ipmi_sim BMC, Rackhand's managed dnsmasq in the lab's namespace. A deploy clicked on the machine page
- * powers the VM on through ipmitool; the Console tab shows the VM's serial console over SOL (the RAM disk's init,
- * later the installed OS's marker); the log pane shows the agent's lines; the machine ends Deployed.
+ * behind an ipmi_sim BMC, Rackhand's managed dnsmasq in the lab's namespace. An operator watches the VM's serial
+ * console (SOL) on one page and clicks Deploy there; a second page shows the machine's install log. The console
+ * shows the RAM disk booting and then the installed OS's marker; the log pane fills with the agent's lines; the
+ * machine ends Deployed.
  */
 test.describe.configure({ timeout: 300_000 });
 
-test("deploy a VM of the virtual lab from the UI: serial console over SOL, live agent log, deployed", async ({ page }) => {
+test("deploy a VM of the virtual lab from the UI: serial console over SOL, live agent log, deployed", async ({ page, browser }) => {
   await signIn(page, LAB_ADMIN);
   // The lab enrols its VMs right after Rackhand answers: wait for vm1 to be there and available.
   await expect
@@ -24,27 +25,36 @@ test("deploy a VM of the virtual lab from the UI: serial console over SOL, live 
     .toBe(1);
   await page.getByRole("link", { name: "vm1", exact: true }).click();
   await expect(page.getByTestId("machine-state")).toContainText("Available", { timeout: 30_000 });
+  const machineUrl = page.url();
+
+  // Page 1: the serial console, opened while the VM is still off.
+  await page.getByRole("tab", { name: "Console" }).click();
+  await expect(page.getByTestId("console-state")).toContainText("open", { timeout: 30_000 });
+  // Page 2: the same machine's overview with the install log pane.
+  const logPage = await (await browser.newContext()).newPage();
+  await signIn(logPage, LAB_ADMIN);
+  await logPage.goto(machineUrl);
 
   await page.getByRole("button", { name: "Deploy", exact: true }).click();
   const dialog = page.getByRole("dialog");
   if (await dialog.isVisible().catch(() => false)) await dialog.getByRole("button", { name: /Deploy|Confirm/ }).click();
-  await expect(page.getByTestId("machine-state")).toContainText("Deploying", { timeout: 30_000 });
+  await expect(logPage.getByTestId("machine-state")).toContainText("Deploying", { timeout: 30_000 });
 
-  // The log pane (Overview tab) fills with the agent's lines as it works.
-  const log = page.getByRole("log");
+  // The VM was powered on through the BMC and PXE-booted the RAM disk: its init speaks on the serial console.
+  const term = page.getByTestId("serial-console");
+  await expect(term).toContainText("rackhand-init: lease", { timeout: 120_000 });
+
+  // The log pane fills live with the agent's lines as it works.
+  const log = logPage.getByRole("log");
   await expect(log).toContainText("inventory", { timeout: 120_000 });
   await expect(log).toContainText(/verified: \d+ bytes, sha256 [0-9a-f]{64}/, { timeout: 120_000 });
-  await snap(page, "lab-deploy-log");
+  await snap(logPage, "lab-deploy-log");
 
-  // The Console tab: the VM's serial console through the BMC's SOL. The installed OS prints its marker after
-  // Rackhand switches the boot device to disk and power-cycles the VM.
-  await page.getByRole("tab", { name: "Console" }).click();
-  const term = page.getByTestId("serial-console");
+  // Boot device disk + power cycle: the installed OS prints its marker and the network file Rackhand wrote.
   await expect(term).toContainText("RACKHAND-OS-UP", { timeout: 120_000 });
   await expect(term).toContainText("os-net: /etc/network/interfaces");
   await snap(page, "lab-console");
 
-  await page.getByRole("tab", { name: "Overview" }).click();
-  await expect(page.getByTestId("machine-state")).toContainText("Deployed", { timeout: 60_000 });
-  await snap(page, "lab-deployed");
+  await expect(logPage.getByTestId("machine-state")).toContainText("Deployed", { timeout: 60_000 });
+  await snap(logPage, "lab-deployed");
 });

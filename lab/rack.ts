@@ -21,6 +21,7 @@ import { fileURLToPath } from "node:url";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CHASSIS = path.join(HERE, "vm-chassis.sh");
+const RELAY = path.join(HERE, "serial-relay.mjs");
 export const BMC_USER = "admin";
 const TOOLS: [string, string][] = [
   ["ip", "iproute2"],
@@ -55,13 +56,16 @@ export interface VirtualNode {
   /** The address Rackhand reserves for it on the provisioning network. */
   ip: string;
   bmc: { address: string; port: number; username: string; password: string };
-  /** TCP port of the VM's serial console (telnet protocol), which the BMC's SOL reads. */
+  /** TCP port of the VM's serial line where the BMC's SOL connects (lab/serial-relay.mjs). */
   serialPort: number;
+  /** TCP port of the same line where the VM's serial port connects (a client, reconnecting after power cycles). */
+  vmSerialPort: number;
   dir: string;
   disk: string;
   /** Everything the VM printed on its serial console, across power cycles. */
   consoleLog: string;
   bmcPid: number;
+  relayPid: number;
 }
 
 export interface RackState {
@@ -140,7 +144,7 @@ function lanConf(n: VirtualNode): string {
     "  endlan",
     `  user 2 true "${n.bmc.username}" "${n.bmc.password}" admin 10 none md2 md5 straight`,
     `  chassis_control "${CHASSIS} ${n.dir}"`,
-    `  sol "telnet:127.0.0.1:${n.serialPort}" 115200 history=65000`,
+    `  sol "tcp:127.0.0.1:${n.serialPort}" 115200 history=65000`,
     "",
   ].join("\n");
 }
@@ -152,8 +156,9 @@ function qemuArgs(n: VirtualNode, tap: string, memMiB: number): string[] {
     ...["-name", n.name, "-machine", "pc,accel=tcg", "-m", String(memMiB), "-display", "none", "-monitor", "none"],
     ...["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${n.mac}`],
     ...["-drive", `file=${n.disk},if=virtio,format=raw,discard=unmap`],
-    // The serial port: a telnet server the BMC's SOL connects to, and a log file of everything printed.
-    ...["-chardev", `socket,id=ser0,host=127.0.0.1,port=${n.serialPort},server=on,wait=off,telnet=on,logfile=${n.consoleLog},logappend=on`],
+    // The serial port: a client of the node's serial relay (the BMC's SOL is on its other side), and a log file
+    // of everything printed. reconnect: the relay may restart; QEMU keeps trying.
+    ...["-chardev", `socket,id=ser0,host=127.0.0.1,port=${n.vmSerialPort},server=off,reconnect=1,logfile=${n.consoleLog},logappend=on`],
     ...["-serial", "chardev:ser0"],
   ];
 }
@@ -164,6 +169,20 @@ function ipmitool(n: VirtualNode, args: string[]) {
     encoding: "utf8",
     timeout: 10_000,
   });
+}
+
+/** The serial line's relay, detached like the BMC; resolves once both of its ports listen. */
+async function startRelay(n: VirtualNode): Promise<number> {
+  const log = fs.openSync(path.join(n.dir, "relay.log"), "a");
+  const relay = spawn(process.execPath, [RELAY, String(n.serialPort), String(n.vmSerialPort)], { stdio: ["ignore", "pipe", log], detached: true });
+  fs.closeSync(log);
+  await new Promise<void>((resolve, reject) => {
+    relay.stdout!.once("data", () => resolve());
+    relay.once("exit", (c) => reject(new Error(`serial relay of ${n.name} exited (${c}): ${fs.readFileSync(path.join(n.dir, "relay.log"), "utf8").slice(-300)}`)));
+  });
+  relay.stdout!.destroy();
+  relay.unref();
+  return relay.pid!;
 }
 
 async function startBmc(n: VirtualNode): Promise<number> {
@@ -277,10 +296,12 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
           password: crypto.randomBytes(9).toString("base64url"),
         },
         serialPort: o.portBase ? o.portBase + 100 + i : await freePort("tcp"),
+        vmSerialPort: o.portBase ? o.portBase + 200 + i : await freePort("tcp"),
         dir,
         disk: path.join(dir, "disk.img"),
         consoleLog: path.join(dir, "console.log"),
         bmcPid: 0,
+        relayPid: 0,
       };
       fs.writeFileSync(node.disk, "");
       fs.truncateSync(node.disk, (o.diskMiB ?? 128) << 20);
@@ -288,6 +309,8 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
       fs.writeFileSync(path.join(dir, "boot"), "default\n");
       fs.writeFileSync(path.join(dir, "qemu.args"), qemuArgs(node, tap, o.memMiB ?? 512).join("\n") + "\n");
       st.nodes.push(node);
+      save();
+      node.relayPid = await startRelay(node); // before the BMC: its SOL connects to the relay at start-up
       save();
       node.bmcPid = await startBmc(node);
       save();
@@ -333,6 +356,7 @@ export async function rackDown(dir: string): Promise<void> {
   for (const n of st.nodes) {
     await stopPid(n.bmcPid);
     await stopPid(qemuPid(n.dir));
+    await stopPid(n.relayPid ?? 0);
   }
   for (const l of [...st.links].reverse()) ip(["link", "del", l], true);
   if (ip(["netns", "list"]).split("\n").some((l) => l.split(" ")[0] === st.netns)) ip(["netns", "del", st.netns], true);

@@ -150,6 +150,23 @@ describe("serial console over socket.io", () => {
     expect((await fetch(`${app.url}/api/consoles/999999/transcript`, { headers: { cookie: cookies.viewer! } })).status).toBe(404);
   }, 30_000);
 
+  it("opens on a console that prints nothing (a machine that is off), and passes typed keys", async () => {
+    const quiet = await new IpmiSim("solq", { console: "quiet", power: "off" }).start();
+    try {
+      const id = (await trpc("machines.enroll", { name: "sol-quiet", bootMac: "52:54:00:50:01:12", bmc: { address: "127.0.0.1", port: quiet.port, username: SIM_USER, password: quiet.password } })).id;
+      const c = await client(cookies.admin!);
+      const ack = await c.s.emitWithAck("console:join", { machineId: id });
+      // ipmitool's "[SOL Session operational]" must not wait in its stdout buffer for console output.
+      expect(ack).toMatchObject({ ok: true, status: { state: "open" } });
+      expect(await c.s.emitWithAck("console:take", { machineId: id })).toEqual({ ok: true });
+      expect(await c.s.emitWithAck("console:input", { machineId: id, data: "ping-quiet\r" })).toEqual({ ok: true });
+      await until("the echo", () => c.text().includes("ECHO:ping-quiet"));
+      await c.s.emitWithAck("console:leave", { machineId: id });
+    } finally {
+      await quiet.stop();
+    }
+  });
+
   it("a machine without a BMC has no console", async () => {
     const bare = (await trpc("machines.enroll", { name: "no-sol", bootMac: "52:54:00:50:01:02" })).id;
     const c = await client(cookies.admin!);

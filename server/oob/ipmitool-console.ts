@@ -3,6 +3,7 @@
  * payload is already active (a stale session, another tool), it is deactivated and activation retried once.
  */
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import { BmcError, meaningfulLines } from "./errors";
 import { baseArgs, bmcKey, childEnv, runIpmitool, type CallObserver } from "./exec";
 import type { BmcScheduler } from "./scheduler";
@@ -13,19 +14,29 @@ const ALREADY_ACTIVE = /SOL payload already active/i;
 
 type Deps = { config: OobConfig; scheduler: BmcScheduler; observe?: CallObserver };
 
+const STDBUF = ["/usr/bin/stdbuf", "/bin/stdbuf"].find((p) => fs.existsSync(p));
+
 /** Start one `sol activate` child and wait until the BMC says the session is up (or the child gives up). */
 function activate(deps: Deps, t: BmcTarget): Promise<ConsoleStream> {
   const args = [...baseArgs(t), "sol", "activate"];
   return new Promise((resolve, reject) => {
-    const child = spawn(deps.config.ipmitoolPath, args, { env: childEnv(t), stdio: ["pipe", "pipe", "pipe"] });
+    // ipmitool's stdout is a pipe, so stdio buffers "[SOL Session operational …]" until the console prints
+    // something: a quiet console (a machine that is off) would look like a hung activation. stdbuf -o0 (coreutils)
+    // makes it unbuffered; it execs ipmitool, so the process is ipmitool with the same arguments.
+    const child = STDBUF
+      ? spawn(STDBUF, ["-o0", deps.config.ipmitoolPath, ...args], { env: childEnv(t), stdio: ["pipe", "pipe", "pipe"] })
+      : spawn(deps.config.ipmitoolPath, args, { env: childEnv(t), stdio: ["pipe", "pipe", "pipe"] });
     const startedAt = Date.now();
     let operational = false;
     let early = "";
     const dataListeners: ((b: Buffer) => void)[] = [];
     const closeListeners: ((r: string) => void)[] = [];
     let closed = false;
+    let timedOut = false;
     const timer = setTimeout(() => {
-      if (!operational) child.kill("SIGKILL");
+      if (operational) return;
+      timedOut = true;
+      child.kill("SIGKILL");
     }, deps.config.callTimeoutMs);
 
     const stream: ConsoleStream = {
@@ -73,6 +84,7 @@ function activate(deps: Deps, t: BmcTarget): Promise<ConsoleStream> {
         if (ALREADY_ACTIVE.test(early)) return reject(new BmcError("other", "SOL payload already active"));
         // -v output carries probe noise (e.g. "Invalid command" for Get VSO Capabilities): name the real reason.
         const tail = meaningfulLines(early).filter((l) => /error|unable|failed|invalid|unauthorized|timeout/i.test(l)).slice(-1)[0] ?? meaningfulLines(early).slice(-1)[0] ?? `exit code ${code}`;
+        if (timedOut) return reject(new BmcError("transient", `SOL on BMC ${bmcKey(t)}: no session after ${deps.config.callTimeoutMs / 1000} s`));
         const kind = /HMAC is invalid|unauthorized name/i.test(early) ? "auth" : code === null || /Unable to establish/i.test(early) ? "transient" : "other";
         return reject(new BmcError(kind, `SOL on BMC ${bmcKey(t)} failed: ${tail.trim()}`));
       }

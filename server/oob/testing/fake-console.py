@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Fake serial console for ipmi_sim SOL (no VM): listens on 127.0.0.1:PORT, prints 'console-line N' every
-0.5 s per connection and answers every received line with 'ECHO:<line>'. Usage: fake-console.py PORT"""
+0.5 s per connection (not with --quiet: a machine that prints nothing, e.g. one that is off) and answers every
+received line with 'ECHO:<line>'. Usage: fake-console.py PORT [--quiet]"""
 import socket, sys, threading
 
 port = int(sys.argv[1])
+quiet = "--quiet" in sys.argv[2:]
 
 def serve(conn):
     stop = threading.Event()
@@ -16,7 +18,8 @@ def serve(conn):
                 break
             i += 1
             stop.wait(0.5)
-    threading.Thread(target=ticker, daemon=True).start()
+    if not quiet:
+        threading.Thread(target=ticker, daemon=True).start()
     buf = b""
     try:
         while True:

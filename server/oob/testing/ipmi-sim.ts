@@ -59,8 +59,8 @@ const BMC_EMU = "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x12
 
 export interface SimOptions {
   password?: string;
-  /** Start a fake serial console and wire it to SOL. */
-  console?: boolean;
+  /** Start a fake serial console and wire it to SOL ("quiet": one that prints nothing until spoken to). */
+  console?: boolean | "quiet";
   /** Initial chassis power. */
   power?: "on" | "off";
 }
@@ -94,7 +94,8 @@ export class IpmiSim {
     if (this.opts.console && !this.consolePort) this.consolePort = await freeTcpPort();
     if (this.opts.console && !this.fakeConsole) {
       requireTool("python3");
-      this.fakeConsole = spawn("python3", [path.join(HERE, "fake-console.py"), String(this.consolePort)], { stdio: ["ignore", "pipe", "inherit"] });
+      const quiet = this.opts.console === "quiet" ? ["--quiet"] : [];
+      this.fakeConsole = spawn("python3", [path.join(HERE, "fake-console.py"), String(this.consolePort), ...quiet], { stdio: ["ignore", "pipe", "inherit"] });
       await new Promise<void>((resolve, reject) => {
         this.fakeConsole!.stdout!.once("data", () => resolve());
         this.fakeConsole!.once("exit", (c) => reject(new Error(`fake console exited (${c})`)));
