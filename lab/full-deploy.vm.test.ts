@@ -46,7 +46,7 @@ beforeAll(async () => {
   const agent = await buildAgentBundle(work);
   artifacts = prepareArtifacts({ dataDir, cacheDir, agent, marker: MARKER, after: "poweroff", log: (l) => console.log(`[artifacts] ${l}`) });
   const tag = crypto.randomBytes(2);
-  rack = await rackUp({ dir: path.join(work, "rack"), prefix: `rv${tag.toString("hex").slice(0, 3)}`, net: `10.${200 + (tag[0]! % 50)}.${tag[1]}`, nodes: 1, memMiB: 512, diskMiB: 128 });
+  rack = await rackUp({ dir: path.join(work, "rack"), prefix: `rv${tag.toString("hex").slice(0, 3)}`, net: `10.${200 + (tag[0]! % 50)}.${tag[1]}`, nodes: 1, memMiB: 512, diskMiB: 128, disks: 2 });
   const config = loadConfig(
     {
       RACKHAND_DATA_DIR: dataDir,
@@ -105,7 +105,7 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     expect(all.filter((s) => s.runner === "agent").map((s) => s.name)).toEqual(["inventory", "wipe", "write_image", "configure_network"]);
     const byName = (n: string) => all.filter((s) => s.name === n);
     expect(byName("write_image")[0]!.result).toMatchObject({ sha256: artifacts.image.sha256, bytes: artifacts.image.size, verified: true, target: "/dev/vda" });
-    expect(byName("inventory")[0]!.result).toMatchObject({ disks: [expect.objectContaining({ name: "vda" })] });
+    expect(byName("inventory")[0]!.result).toMatchObject({ disks: [expect.objectContaining({ name: "vda" }), expect.objectContaining({ name: "vdb" })] });
     expect(byName("configure_network")[0]!.result).toMatchObject({ written: expect.arrayContaining(["/etc/network/interfaces"]) });
     // Log lines: contiguous sequence numbers, each attributed to an agent step.
     const lines = app.domain.db.select().from(logLines).where(eq(logLines.jobId, jobId!)).orderBy(asc(logLines.seq)).all();
@@ -139,4 +139,37 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     expect(disk.subarray(disk.length - (1 << 20)).every((b) => b === 0)).toBe(true);
     await until("the VM to be powered off", () => !vmRunning(node), 30_000);
   }, 360_000);
+
+  it("deploys onto software RAID 1 (mdadm over both disks): both members carry the image, the OS boots from one", async () => {
+    const node = rack.nodes[0]!;
+    const raidProfile = await client.osProfiles.create.mutate({
+      name: "Stand-in OS on RAID 1",
+      kind: "image",
+      osFamily: "debian",
+      imageUrl: `http://${rack.hostAddress}:${new URL(app.url).port}/boot/${artifacts.image.url}`,
+      imageSha256: artifacts.image.sha256,
+      imageFormat: "raw.gz",
+      // The root file system's partition is /dev/md127p2 on the array: named by its label instead.
+      options: { netConfig: "ifupdown", rootPartition: "LABEL=RHROOT", raid: { level: 1, devices: ["/dev/vda", "/dev/vdb"], name: "root" } },
+    });
+    await client.machines.update.mutate({ id: machineId, osProfileId: raidProfile.id });
+    const consoleWatch = new ConsoleWatch(node.consoleLog, { osUp: new RegExp(`${MARKER} uptime=\\S+ host=rackhand-os net=\\S+\\n`), osNet: /os-net: \/etc\/network\/interfaces: .*address/ });
+    const { jobId } = (await client.machines.action.mutate({ id: machineId, action: "deploy" })) as { jobId?: number };
+    const job = () => app.domain.db.select().from(jobs).where(eq(jobs.id, jobId!)).get()!;
+    await until("the RAID deploy to finish", () => (["succeeded", "failed", "cancelled"].includes(job().state) ? job() : null), 360_000);
+    const all = app.domain.db.select().from(steps).where(eq(steps.jobId, jobId!)).orderBy(asc(steps.group), asc(steps.id)).all();
+    expect(job().state, `${job().error}\n${all.map((s) => `${s.name} ${s.state} ${s.error ?? ""}`).join("\n")}\n--- console:\n${consoleWatch.text().slice(-3000)}`).toBe("succeeded");
+    expect(all.find((s) => s.name === "raid")!.result).toMatchObject({ device: "/dev/md/root", level: 1, devices: ["/dev/vda", "/dev/vdb"] });
+    expect(all.find((s) => s.name === "write_image")!.result).toMatchObject({ target: "/dev/md/root", sha256: artifacts.image.sha256, verified: true });
+    expect(all.find((s) => s.name === "configure_network")!.result).toMatchObject({ written: ["/etc/network/interfaces"] });
+    // RAID 1 with metadata at the end: both host files start with the same bytes, the image's MBR and boot partition.
+    const [a, b] = node.disks.map((d) => fs.readFileSync(d));
+    const head = (buf: Buffer) => crypto.createHash("sha256").update(buf.subarray(0, artifacts.image.size)).digest("hex");
+    expect(head(a!)).toBe(head(b!));
+    expect(a!.subarray(510, 512)).toEqual(Buffer.from([0x55, 0xaa]));
+    // Booted from its disk (a member), the OS finds the network file configure_network wrote through the array.
+    await consoleWatch.waitFor("osUp", 120_000);
+    await consoleWatch.waitFor("osNet", 5_000);
+    consoleWatch.stop();
+  }, 480_000);
 });

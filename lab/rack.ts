@@ -43,6 +43,8 @@ export interface RackOptions {
   /** VM memory (the RAM disk needs ≥ 288 MiB). */
   memMiB?: number;
   diskMiB?: number;
+  /** Virtual disks per VM (vda, vdb, …; default 1): two or more for software RAID deploys. */
+  disks?: number;
   /** First BMC UDP port (node i uses base+i) and first serial TCP port (base+100+i); 0 = any free ports. */
   portBase?: number;
   /** Node names: <namePrefix><i>. */
@@ -61,7 +63,9 @@ export interface VirtualNode {
   /** TCP port of the same line where the VM's serial port connects (a client, reconnecting after power cycles). */
   vmSerialPort: number;
   dir: string;
+  /** The first disk (vda) and all of them (vda, vdb, …), as raw files on the host. */
   disk: string;
+  disks: string[];
   /** Everything the VM printed on its serial console, across power cycles. */
   consoleLog: string;
   bmcPid: number;
@@ -155,7 +159,7 @@ function qemuArgs(n: VirtualNode, tap: string, memMiB: number): string[] {
   return [
     ...["-name", n.name, "-machine", "pc,accel=tcg", "-m", String(memMiB), "-display", "none", "-monitor", "none"],
     ...["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${n.mac}`],
-    ...["-drive", `file=${n.disk},if=virtio,format=raw,discard=unmap`],
+    ...n.disks.flatMap((d) => ["-drive", `file=${d},if=virtio,format=raw,discard=unmap`]),
     // The serial port: a client of the node's serial relay (the BMC's SOL is on its other side), and a log file
     // of everything printed. reconnect: the relay may restart; QEMU keeps trying.
     ...["-chardev", `socket,id=ser0,host=127.0.0.1,port=${n.vmSerialPort},server=off,reconnect=1,logfile=${n.consoleLog},logappend=on`],
@@ -299,12 +303,15 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
         vmSerialPort: o.portBase ? o.portBase + 200 + i : await freePort("tcp"),
         dir,
         disk: path.join(dir, "disk.img"),
+        disks: Array.from({ length: Math.max(1, o.disks ?? 1) }, (_, k) => path.join(dir, k === 0 ? "disk.img" : `disk${k + 1}.img`)),
         consoleLog: path.join(dir, "console.log"),
         bmcPid: 0,
         relayPid: 0,
       };
-      fs.writeFileSync(node.disk, "");
-      fs.truncateSync(node.disk, (o.diskMiB ?? 128) << 20);
+      for (const d of node.disks) {
+        fs.writeFileSync(d, "");
+        fs.truncateSync(d, (o.diskMiB ?? 128) << 20);
+      }
       fs.writeFileSync(node.consoleLog, "");
       fs.writeFileSync(path.join(dir, "boot"), "default\n");
       fs.writeFileSync(path.join(dir, "qemu.args"), qemuArgs(node, tap, o.memMiB ?? 512).join("\n") + "\n");

@@ -116,6 +116,20 @@ export const netbootSettingsSchema = z
 export type NetbootSettings = z.output<typeof netbootSettingsSchema>;
 export type NetbootSettingsInput = z.input<typeof netbootSettingsSchema>;
 
+/** A software RAID array for image deploys (what the agent's raid step creates with mdadm). */
+export const raidSpecSchema = z
+  .object({
+    level: z.union([z.literal(0), z.literal(1), z.literal(10)]),
+    devices: z
+      .array(z.string().regex(/^\/dev\/[a-z0-9/_-]+$/, "A device path like /dev/sdb"))
+      .min(2, "At least two disks")
+      .max(16)
+      .refine((d) => new Set(d).size === d.length, "Each disk once"),
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "Letters, digits, _ and - (1-32)").default("root"),
+    metadata: z.enum(["1.0", "1.2"]).default("1.0"),
+  });
+export type RaidSpec = z.output<typeof raidSpecSchema>;
+
 /** Installer options of an OS profile, stored as JSON in os_profiles.options. */
 export const profileOptionsSchema = z.object({
   mirror: optional(safeUrlSchema),
@@ -133,7 +147,16 @@ export const profileOptionsSchema = z.object({
    * Image deploys: the written image's root file system on the target (e.g. /dev/sda2), where configure_network
    * writes the rendered network configuration. Empty: the image configures its network itself (DHCP).
    */
-  rootPartition: optional(z.string().regex(/^\/dev\/[a-z0-9/_-]+$/, "A device path like /dev/sda2")),
+  rootPartition: optional(
+    z
+      .string()
+      .regex(/^(\/dev\/[a-z0-9/_-]+|LABEL=[A-Za-z0-9_.-]{1,64}|UUID=[0-9A-Fa-f-]{4,36})$/, "A device path like /dev/sda2, or LABEL=… / UUID=… of the file system"),
+  ),
+  /**
+   * Image deploys onto software RAID: the agent creates the array from these disks and writes the image onto it.
+   * Metadata 1.0 (at the end of each member) keeps a RAID 1 member bootable by BIOS as if it were a plain disk.
+   */
+  raid: optional(raidSpecSchema),
 });
 export type ProfileOptions = z.output<typeof profileOptionsSchema>;
 

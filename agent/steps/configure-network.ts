@@ -18,8 +18,11 @@ const fileSpec = z.object({
 });
 export const configureNetworkParams = z.object({
   osFamily: z.string().nullish(),
-  /** The installed system's root file system: a block device (mounted here) or an already mounted directory. */
-  rootPartition: z.string().startsWith("/").nullish(),
+  /**
+   * The installed system's root file system: a block device (mounted here), LABEL=… or UUID=… of its file system
+   * (found with blkid: the partition's name depends on the disk, e.g. /dev/md127p2 on RAID), or a mounted directory.
+   */
+  rootPartition: z.string().regex(/^(\/\S+|LABEL=[A-Za-z0-9_.-]{1,64}|UUID=[0-9A-Fa-f-]{4,36})$/, "a path, LABEL=… or UUID=…").nullish(),
   files: z.array(fileSpec).max(64).nullish(),
 });
 
@@ -42,7 +45,18 @@ export function writeAtomic(root: string, rel: string, content: string, mode: nu
   return dest;
 }
 
-async function withRoot<T>(ctx: StepContext, rootPartition: string, fn: (root: string) => T): Promise<T> {
+/** LABEL=x / UUID=x → the block device carrying that file system (blkid); a path stays as it is. */
+async function resolveRoot(ctx: StepContext, spec: string): Promise<string> {
+  if (spec.startsWith("/")) return spec;
+  const r = await run("blkid", ["-l", "-o", "device", "-t", spec], { signal: ctx.signal });
+  const dev = r.stdout.trim().split("\n")[0];
+  if (r.code !== 0 || !dev) throw permanent(`configure_network: no file system with ${spec} (blkid found none)`);
+  ctx.log(`root file system ${spec} is ${dev}`);
+  return dev;
+}
+
+async function withRoot<T>(ctx: StepContext, spec: string, fn: (root: string) => T): Promise<T> {
+  const rootPartition = await resolveRoot(ctx, spec);
   let st: fs.Stats;
   try {
     st = fs.statSync(rootPartition);

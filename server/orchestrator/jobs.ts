@@ -7,7 +7,7 @@ import type { LiveEvent } from "../../lib/live-events";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
 import { agentTokens, jobs, logLines, machines, osProfiles, steps, type OsProfile } from "../db/schema";
-import type { NetbootSettings } from "../../lib/netboot";
+import { profileOptionsSchema, type NetbootSettings, type RaidSpec } from "../../lib/netboot";
 import { recordEvent } from "../events/audit";
 import { applyTransition } from "../machines/lifecycle";
 import { JOB_KIND_SPECS, resolveParams } from "./kinds";
@@ -96,7 +96,8 @@ const DEFAULT_BACKOFF = { baseMs: 2000, maxMs: 60_000 };
 
 /** The step rows of a job from its kind's spec (every column given: batches insert them with one prepared statement). */
 export function stepRows(jobId: number, kind: JobKind, params: Record<string, unknown>) {
-  const groups = JOB_KIND_SPECS[kind];
+  // Steps whose `when` param is unset are left out; a group left empty goes with them (groups are renumbered).
+  const groups = JOB_KIND_SPECS[kind].map((group) => group.filter((s) => !s.when || params[s.when] != null)).filter((group) => group.length > 0);
   return groups.flatMap((group, g) =>
     group.map((s) => ({
       jobId,
@@ -150,9 +151,16 @@ export function deployParamsFor(
       osFamily: p.osFamily,
       wipeMode: "signatures",
       targetDisk: null,
+      ...raidParams(p),
       ...networkParams(db, machineId, p, settings),
     },
   };
+}
+
+/** With RAID in the profile: the array to create, and the image goes onto it instead of the first disk. */
+function raidParams(p: OsProfile): { raid: RaidSpec | null; imageTarget: string | null } {
+  const raid = profileOptionsSchema.parse(p.options ?? {}).raid ?? null;
+  return { raid, imageTarget: raid ? `/dev/md/${raid.name}` : null };
 }
 
 /**

@@ -9,6 +9,8 @@ export interface StepSpec {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   params?: Record<string, unknown>;
+  /** Only in jobs whose param of this name is set (e.g. the raid step when the profile asks for RAID). */
+  when?: string;
 }
 
 const server = (name: StepName, timeoutS: number, maxAttempts: number, params?: Record<string, unknown>): StepSpec => ({
@@ -49,7 +51,8 @@ export const JOB_KIND_SPECS: Record<JobKind, StepSpec[][]> = {
     ...bootAgent,
     [agent("inventory", 300, 3)],
     [agent("wipe", 1800, 2, { mode: "$wipeMode", target: "$targetDisk" })],
-    [agent("write_image", 3600, 3, { url: "$imageUrl", sha256: "$imageSha256", format: "$imageFormat", target: "$targetDisk" })],
+    [{ ...agent("raid", 600, 2, { spec: "$raid" }), when: "raid" }],
+    [agent("write_image", 3600, 3, { url: "$imageUrl", sha256: "$imageSha256", format: "$imageFormat", target: "$imageTarget" })],
     [agent("configure_network", 300, 3, { osFamily: "$osFamily", rootPartition: "$rootPartition", files: "$networkFiles" })],
     ...bootDisk(server("power_cycle", 120, 3)),
   ],

@@ -4,8 +4,10 @@ import { AppError } from "../../lib/errors";
 import { nics, osProfiles } from "../db/schema";
 import { createHarness, type Harness } from "../testing/harness";
 import { configureNetworkParams } from "../../agent/steps/configure-network";
+import { raidSpec } from "../../agent/steps/raid";
+import { profileOptionsSchema } from "../../lib/netboot";
 import { resolveParams, JOB_KIND_SPECS } from "./kinds";
-import { deployParams } from "./jobs";
+import { deployParams, stepRows } from "./jobs";
 
 let h: Harness;
 let n = 0;
@@ -66,5 +68,40 @@ describe("deploy params carry the installed system's network configuration", () 
     const id = await machineWith({ osFamily: "debian" }, "eno1");
     expect(() => deployParams(h.db, id)).toThrowError(AppError);
     expect(() => deployParams(h.db, id)).toThrow(/names no root partition/);
+  });
+});
+
+describe("deploys onto software RAID", () => {
+  it("a RAID profile adds the raid step before write_image, which then targets the array; the agent accepts the spec", async () => {
+    const raid = { level: 1, devices: ["/dev/vda", "/dev/vdb"], name: "root" };
+    const id = await machineWith({ osFamily: "debian", options: { rootPartition: "LABEL=RHROOT", raid } }, "eth0");
+    const { kind, params } = deployParams(h.db, id);
+    expect(params).toMatchObject({ raid: { ...raid, metadata: "1.0" }, imageTarget: "/dev/md/root", rootPartition: "LABEL=RHROOT" });
+    const rows = stepRows(1, kind, params);
+    const agentSteps = rows.filter((r) => r.runner === "agent");
+    expect(agentSteps.map((r) => r.name)).toEqual(["inventory", "wipe", "raid", "write_image", "configure_network"]);
+    // Groups stay consecutive and the array is created before the image is written onto it.
+    expect(rows.map((r) => r.group)).toEqual([...rows.map((r) => r.group)].sort((a, b) => a - b));
+    const raidRow = rows.find((r) => r.name === "raid")!;
+    const write = rows.find((r) => r.name === "write_image")!;
+    expect(raidRow.group).toBeLessThan(write.group);
+    expect(write.params).toMatchObject({ target: "/dev/md/root" });
+    expect(raidSpec.safeParse((raidRow.params as { spec: unknown }).spec).success).toBe(true);
+    const net = rows.find((r) => r.name === "configure_network")!;
+    expect(configureNetworkParams.safeParse(net.params).success).toBe(true);
+  });
+
+  it("without RAID there is no raid step, the groups are renumbered, and write_image goes to the first disk", async () => {
+    const { kind, params } = deployParams(h.db, await machineWith({ osFamily: "debian" }, null));
+    const rows = stepRows(1, kind, params);
+    expect(rows.some((r) => r.name === "raid")).toBe(false);
+    expect(new Set(rows.map((r) => r.group))).toEqual(new Set(Array.from({ length: Math.max(...rows.map((r) => r.group)) + 1 }, (_, g) => g)));
+    expect(rows.find((r) => r.name === "write_image")!.params).toMatchObject({ target: null });
+  });
+
+  it("refuses a RAID spec with one disk or a bad device, naming the field", () => {
+    expect(profileOptionsSchema.safeParse({ raid: { level: 1, devices: ["/dev/vda"] } }).error?.issues[0]?.path).toEqual(["raid", "devices"]);
+    expect(profileOptionsSchema.safeParse({ raid: { level: 5, devices: ["/dev/vda", "/dev/vdb"] } }).success).toBe(false);
+    expect(profileOptionsSchema.safeParse({ raid: { level: 1, devices: ["/dev/vda", "vdb; rm -rf /"] } }).success).toBe(false);
   });
 });

@@ -6,8 +6,8 @@ import { useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
 import { Dialog, ErrorBanner, Field, PageHeader } from "@/components/ui";
 
-type Form = Record<"name" | "kind" | "osFamily" | "kernel" | "initrd" | "kernelArgs" | "imageUrl" | "imageSha256" | "imageFormat" | "template" | "mirror" | "username" | "sshKeys" | "packages" | "disk" | "netConfig" | "rootPartition", string>;
-const EMPTY: Form = { name: "", kind: "installer", osFamily: "debian", kernel: "", initrd: "", kernelArgs: "", imageUrl: "", imageSha256: "", imageFormat: "", template: "preseed", mirror: "", username: "rackhand", sshKeys: "", packages: "", disk: "", netConfig: "", rootPartition: "" };
+type Form = Record<"name" | "kind" | "osFamily" | "kernel" | "initrd" | "kernelArgs" | "imageUrl" | "imageSha256" | "imageFormat" | "template" | "mirror" | "username" | "sshKeys" | "packages" | "disk" | "netConfig" | "rootPartition" | "raidLevel" | "raidDevices" | "raidName", string>;
+const EMPTY: Form = { name: "", kind: "installer", osFamily: "debian", kernel: "", initrd: "", kernelArgs: "", imageUrl: "", imageSha256: "", imageFormat: "", template: "preseed", mirror: "", username: "rackhand", sshKeys: "", packages: "", disk: "", netConfig: "", rootPartition: "", raidLevel: "", raidDevices: "", raidName: "root" };
 const lines = (s: string) => s.split("\n").map((l) => l.trim()).filter(Boolean);
 
 function toInput(f: Form) {
@@ -22,7 +22,7 @@ function toInput(f: Form) {
     imageSha256: f.imageSha256 || null,
     imageFormat: f.imageFormat || null,
     template: f.template || null,
-    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null, rootPartition: f.rootPartition || null },
+    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null, rootPartition: f.rootPartition || null, raid: f.raidLevel ? { level: Number(f.raidLevel), devices: f.raidDevices.split(/[\s,]+/).filter(Boolean), name: f.raidName || "root" } : null },
   };
 }
 
@@ -42,8 +42,14 @@ export default function OsProfilesPage() {
 
   const parsed = osProfileCreateSchema.safeParse(toInput(form));
   const errors: Record<string, string> = {};
-  if (!parsed.success) for (const i of parsed.error.issues) errors[i.path.at(-1) === undefined ? "name" : String(i.path.at(-1))] ??= i.message;
-  for (const d of m.error ? errorInfo(m.error).details : []) if (d.field) errors[String(d.field).split(".").at(-1)!] ??= d.message;
+  // RAID fields sit under options.raid.*: "raid" + the field (raidDevices), so raid.name does not collide with name.
+  const key = (path: PropertyKey[]) => {
+    const i = path.indexOf("raid");
+    if (i >= 0) return `raid${String(path[i + 1] ?? "devices").replace(/^./, (c) => c.toUpperCase())}`;
+    return path.at(-1) === undefined ? "name" : String(path.at(-1));
+  };
+  if (!parsed.success) for (const i of parsed.error.issues) errors[key(i.path)] ??= i.message;
+  for (const d of m.error ? errorInfo(m.error).details : []) if (d.field) errors[key(String(d.field).split("."))] ??= d.message;
   const err = (f: string) => (submitted ? errors[f] : undefined);
   const bind = (f: keyof Form) => ({ value: form[f], onChange: (e: { target: { value: string } }) => setForm({ ...form, [f]: e.target.value }) });
 
@@ -51,7 +57,7 @@ export default function OsProfilesPage() {
     const p = id === "new" ? null : profiles?.find((x) => x.id === id);
     setForm(
       p
-        ? { name: p.name, kind: p.kind, osFamily: p.osFamily ?? "", kernel: p.kernel ?? "", initrd: p.initrd ?? "", kernelArgs: p.kernelArgs ?? "", imageUrl: p.imageUrl ?? "", imageSha256: p.imageSha256 ?? "", imageFormat: p.imageFormat ?? "", template: p.template ?? "", mirror: p.options.mirror ?? "", username: p.options.username ?? "", sshKeys: (p.options.sshKeys ?? []).join("\n"), packages: (p.options.packages ?? []).join(" "), disk: p.options.disk ?? "", netConfig: p.options.netConfig ?? "", rootPartition: p.options.rootPartition ?? "" }
+        ? { name: p.name, kind: p.kind, osFamily: p.osFamily ?? "", kernel: p.kernel ?? "", initrd: p.initrd ?? "", kernelArgs: p.kernelArgs ?? "", imageUrl: p.imageUrl ?? "", imageSha256: p.imageSha256 ?? "", imageFormat: p.imageFormat ?? "", template: p.template ?? "", mirror: p.options.mirror ?? "", username: p.options.username ?? "", sshKeys: (p.options.sshKeys ?? []).join("\n"), packages: (p.options.packages ?? []).join(" "), disk: p.options.disk ?? "", netConfig: p.options.netConfig ?? "", rootPartition: p.options.rootPartition ?? "", raidLevel: p.options.raid ? String(p.options.raid.level) : "", raidDevices: (p.options.raid?.devices ?? []).join(" "), raidName: p.options.raid?.name ?? "root" }
         : EMPTY,
     );
     setSubmitted(false);
@@ -122,7 +128,10 @@ export default function OsProfilesPage() {
           <Field label="Install disk" error={err("disk")} hint="e.g. /dev/sda; empty = first disk"><input className="input font-mono" {...bind("disk")} /></Field>
           <Field label="Packages" error={err("packages")}><input className="input font-mono" {...bind("packages")} /></Field>
           <Field label="NIC config format"><select className="input" {...bind("netConfig")}><option value="">—</option>{NET_CONFIG_FORMATS.map((k) => <option key={k}>{k}</option>)}</select></Field>
-          <Field label="Image root partition" error={err("rootPartition")} hint="Image deploys: where the network config is written, e.g. /dev/sda2"><input className="input font-mono" {...bind("rootPartition")} /></Field>
+          <Field label="Image root partition" error={err("rootPartition")} hint="Image deploys: where the network config is written, e.g. /dev/sda2 or LABEL=root"><input className="input font-mono" {...bind("rootPartition")} /></Field>
+          <Field label="Software RAID" error={err("raidLevel")} hint="Image deploys: write the image onto an md array"><select className="input" {...bind("raidLevel")}><option value="">None</option><option value="1">RAID 1</option><option value="10">RAID 10</option><option value="0">RAID 0</option></select></Field>
+          <Field label="RAID disks" error={err("raidDevices")} hint="e.g. /dev/sda /dev/sdb"><input className="input font-mono" {...bind("raidDevices")} /></Field>
+          <Field label="RAID array name" error={err("raidName")} hint="/dev/md/<name>"><input className="input font-mono" {...bind("raidName")} /></Field>
           <div className="md:col-span-3"><Field label="SSH keys" error={err("sshKeys")} hint="One OpenSSH public key per line"><textarea className="input font-mono" rows={2} {...bind("sshKeys")} /></Field></div>
           <div className="md:col-span-3 flex items-center gap-3">
             <button type="submit" className="btn btn-primary" disabled={m.isPending}>Save profile</button>
