@@ -103,6 +103,7 @@ async function main() {
     const agentCpu = async () => (child.send({ type: "cpu" }), (await fromChild<{ ms: number }>("cpu")).ms);
     const agentCpu0 = await agentCpu();
     const load0 = os.loadavg()[0]!;
+    const io0 = ioPressure();
     // How late the server's event loop ran: dispatch waits for it, whatever the engine does.
     const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     loopDelay.enable();
@@ -184,7 +185,7 @@ async function main() {
     const fan = await fromChild<{ latencies: number[]; expected: number }>("fanout");
     trpc.close();
 
-    const host = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average ${load0.toFixed(1)} before the reinstall, ${os.loadavg()[0]!.toFixed(1)} at the end`;
+    const host = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average ${load0.toFixed(1)} before the reinstall, ${os.loadavg()[0]!.toFixed(1)} at the end; disk pressure (PSI io "some", 10 s average) ${io0} before, ${ioPressure()} at the end`;
     // The histogram holds the timer's whole interval; the delay is what exceeds the resolution.
     const lag = (ns: number) => `${Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS).toFixed(1)}`;
     const over = (makespan / ideal - 1) * 100;
@@ -233,6 +234,9 @@ async function main() {
       "  lookup ends `wait_agent` directly (a lookup that came first lets `wait_agent` succeed as it starts, and the next",
       "  group starts in the same transaction) instead of waiting for the next tick.",
       "- The batch runner makes no extra pass for the job starts it makes itself, and counts the batch once per pass.",
+      "- WAL checkpoints run in a worker thread with its own connection (`server/db/checkpointer.ts`): SQLite's automatic",
+      "  checkpoint fsyncs inside whichever commit crosses its threshold, on the event loop; under disk pressure that stalled",
+      "  the server for 240-260 ms in runs of this bench (event-loop delay max), now ~70 ms.",
       "- Advancing a job synchronously inside each step result was tried and reverted: dispatch p95 fell to 10 ms but the",
       "  makespan grew by 1-2 % (timers and responses queued behind it).",
       "- The bench itself: the simulated agents keep a heartbeat long-poll open while steps run, as the real agent does",
@@ -293,3 +297,13 @@ main().then(
     process.exit(1);
   },
 );
+
+/** The host's disk pressure (Linux PSI, /proc/pressure/io "some avg10"), or "n/a". */
+function ioPressure(): string {
+  try {
+    const m = /some avg10=([\d.]+)/.exec(fs.readFileSync("/proc/pressure/io", "utf8"));
+    return m ? `${m[1]} %` : "n/a";
+  } catch {
+    return "n/a";
+  }
+}

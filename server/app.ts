@@ -10,6 +10,7 @@ import { parseCookies, SESSION_COOKIE, sessionUser } from "./auth/sessions";
 import { ensureAdmin } from "./auth/users";
 import type { Config } from "./config";
 import type { Domain } from "./context";
+import { startCheckpointer } from "./db/checkpointer";
 import { openDatabase } from "./db/client";
 import { EventBus } from "./events/bus";
 import { attachGateway } from "./events/gateway";
@@ -55,7 +56,9 @@ export interface AppOverrides {
  * Resolves when the port is listening.
  */
 export async function startApp(config: Config, log: Logger, overrides: AppOverrides = {}): Promise<App> {
-  const db = openDatabase(path.join(config.dataDir, "rackhand.db"));
+  const dbFile = path.join(config.dataDir, "rackhand.db");
+  const db = openDatabase(dbFile);
+  const checkpointer = startCheckpointer(db.$client, dbFile, log.child("db"));
   const secrets = SecretBox.open(config.dataDir, config.secretKey);
   const bus = new EventBus();
   const oob = createOobRuntime(defaultOobConfig(config.dataDir, config.oob));
@@ -216,6 +219,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       await consoles.closeAll();
       await new Promise<void>((r) => server.close(() => r()));
       await closeNext?.();
+      await checkpointer.stop();
       db.$client.close();
     },
   };
