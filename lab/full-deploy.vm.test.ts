@@ -140,7 +140,7 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     await until("the VM to be powered off", () => !vmRunning(node), 30_000);
   }, 360_000);
 
-  it("deploys onto software RAID 1 (mdadm over both disks): both members carry the image, the OS boots from one", async () => {
+  it("deploys onto software RAID 1 (mdadm over both disks) with a post-install script: both members carry the image, the OS boots from one", async () => {
     const node = rack.nodes[0]!;
     const raidProfile = await client.osProfiles.create.mutate({
       name: "Stand-in OS on RAID 1",
@@ -150,7 +150,13 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
       imageSha256: artifacts.image.sha256,
       imageFormat: "raw.gz",
       // The root file system's partition is /dev/md127p2 on the array: named by its label instead.
-      options: { netConfig: "ifupdown", rootPartition: "LABEL=RHROOT", raid: { level: 1, devices: ["/dev/vda", "/dev/vdb"], name: "root" } },
+      options: {
+        netConfig: "ifupdown",
+        rootPartition: "LABEL=RHROOT",
+        raid: { level: 1, devices: ["/dev/vda", "/dev/vdb"], name: "root" },
+        // Runs in the RAM disk after the image: sees the array the deploy built.
+        postInstallScript: { script: 'echo "post-install: $(cat /proc/mdstat | grep -o "md[0-9]* : active raid1")"\n', timeoutS: 60 },
+      },
     });
     await client.machines.update.mutate({ id: machineId, osProfileId: raidProfile.id });
     const consoleWatch = new ConsoleWatch(node.consoleLog, { osUp: new RegExp(`${MARKER} uptime=\\S+ host=rackhand-os net=\\S+\\n`), osNet: /os-net: \/etc\/network\/interfaces: .*address/ });
@@ -162,6 +168,9 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     expect(all.find((s) => s.name === "raid")!.result).toMatchObject({ device: "/dev/md/root", level: 1, devices: ["/dev/vda", "/dev/vdb"] });
     expect(all.find((s) => s.name === "write_image")!.result).toMatchObject({ target: "/dev/md/root", sha256: artifacts.image.sha256, verified: true });
     expect(all.find((s) => s.name === "configure_network")!.result).toMatchObject({ written: ["/etc/network/interfaces"] });
+    expect(all.find((s) => s.name === "run_script")!.result).toMatchObject({ exitCode: 0 });
+    const lines = app.domain.db.select().from(logLines).where(eq(logLines.jobId, jobId!)).all();
+    expect(lines.some((l) => /^post-install: md\d+ : active raid1$/.test(l.text))).toBe(true);
     // RAID 1 with metadata at the end: both host files start with the same bytes, the image's MBR and boot partition.
     const [a, b] = node.disks.map((d) => fs.readFileSync(d));
     const head = (buf: Buffer) => crypto.createHash("sha256").update(buf.subarray(0, artifacts.image.size)).digest("hex");

@@ -157,6 +157,17 @@ export const profileOptionsSchema = z.object({
    * Metadata 1.0 (at the end of each member) keeps a RAID 1 member bootable by BIOS as if it were a plain disk.
    */
   raid: optional(raidSpecSchema),
+  /**
+   * Image deploys: a script the agent runs in its RAM disk after the image is written and configured (firmware,
+   * BIOS settings, a last tweak). Visible to everyone who can read profiles: no secrets in it.
+   */
+  postInstallScript: optional(
+    z.object({
+      script: z.string().min(1, "Empty script").max(64 * 1024, "At most 64 KiB"),
+      interpreter: z.string().regex(/^\/[A-Za-z0-9/_.-]+$/, "An absolute path like /bin/sh").default("/bin/sh"),
+      timeoutS: z.number().int().min(1).max(3000).default(600),
+    }),
+  ),
 });
 export type ProfileOptions = z.output<typeof profileOptionsSchema>;
 

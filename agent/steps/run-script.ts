@@ -7,7 +7,7 @@ import { run } from "../exec";
 import type { StepHandler } from "./context";
 import { parseParams } from "./params";
 
-const runScriptParams = z.object({
+export const runScriptParams = z.object({
   script: z.string().min(1).max(1 << 20),
   interpreter: z.string().startsWith("/", "must be an absolute path").default("/bin/sh"),
   args: z.array(z.string().max(4096)).max(64).default([]),

@@ -152,6 +152,7 @@ export function deployParamsFor(
       wipeMode: "signatures",
       targetDisk: null,
       ...raidParams(p),
+      ...scriptParams(p),
       ...networkParams(db, machineId, p, settings),
     },
   };
@@ -161,6 +162,12 @@ export function deployParamsFor(
 function raidParams(p: OsProfile): { raid: RaidSpec | null; imageTarget: string | null } {
   const raid = profileOptionsSchema.parse(p.options ?? {}).raid ?? null;
   return { raid, imageTarget: raid ? `/dev/md/${raid.name}` : null };
+}
+
+/** With a post-install script in the profile: what the run_script step runs. */
+function scriptParams(p: OsProfile): { scriptText: string | null; scriptInterpreter: string | null; scriptTimeoutS: number | null } {
+  const s = profileOptionsSchema.parse(p.options ?? {}).postInstallScript ?? null;
+  return { scriptText: s?.script ?? null, scriptInterpreter: s?.interpreter ?? null, scriptTimeoutS: s?.timeoutS ?? null };
 }
 
 /**

@@ -54,6 +54,8 @@ export const JOB_KIND_SPECS: Record<JobKind, StepSpec[][]> = {
     [{ ...agent("raid", 600, 2, { spec: "$raid" }), when: "raid" }],
     [agent("write_image", 3600, 3, { url: "$imageUrl", sha256: "$imageSha256", format: "$imageFormat", target: "$imageTarget" })],
     [agent("configure_network", 300, 3, { osFamily: "$osFamily", rootPartition: "$rootPartition", files: "$networkFiles" })],
+    // Once only: a script may not be safe to run twice. The step's timeout is above the script's own (≤ 3000 s).
+    [{ ...agent("run_script", 3600, 1, { script: "$scriptText", interpreter: "$scriptInterpreter", timeoutS: "$scriptTimeoutS" }), when: "scriptText" }],
     ...bootDisk(server("power_cycle", 120, 3)),
   ],
   deploy_installer: [

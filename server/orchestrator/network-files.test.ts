@@ -5,6 +5,7 @@ import { nics, osProfiles } from "../db/schema";
 import { createHarness, type Harness } from "../testing/harness";
 import { configureNetworkParams } from "../../agent/steps/configure-network";
 import { raidSpec } from "../../agent/steps/raid";
+import { runScriptParams } from "../../agent/steps/run-script";
 import { profileOptionsSchema } from "../../lib/netboot";
 import { resolveParams, JOB_KIND_SPECS } from "./kinds";
 import { deployParams, stepRows } from "./jobs";
@@ -103,5 +104,20 @@ describe("deploys onto software RAID", () => {
     expect(profileOptionsSchema.safeParse({ raid: { level: 1, devices: ["/dev/vda"] } }).error?.issues[0]?.path).toEqual(["raid", "devices"]);
     expect(profileOptionsSchema.safeParse({ raid: { level: 5, devices: ["/dev/vda", "/dev/vdb"] } }).success).toBe(false);
     expect(profileOptionsSchema.safeParse({ raid: { level: 1, devices: ["/dev/vda", "vdb; rm -rf /"] } }).success).toBe(false);
+  });
+});
+
+describe("post-install scripts", () => {
+  it("a profile's script becomes a run_script step after configure_network, run once, in the agent's terms", async () => {
+    const postInstallScript = { script: "echo done\n", timeoutS: 120 };
+    const { kind, params } = deployParams(h.db, await machineWith({ osFamily: "debian", options: { postInstallScript } }, null));
+    const rows = stepRows(1, kind, params);
+    const names = rows.filter((r) => r.runner === "agent").map((r) => r.name);
+    expect(names).toEqual(["inventory", "wipe", "write_image", "configure_network", "run_script"]);
+    const step = rows.find((r) => r.name === "run_script")!;
+    expect(step).toMatchObject({ maxAttempts: 1, params: { script: "echo done\n", interpreter: "/bin/sh", timeoutS: 120 } });
+    expect(runScriptParams.safeParse(step.params).success).toBe(true);
+    expect(profileOptionsSchema.safeParse({ postInstallScript: { script: "x", interpreter: "sh -c" } }).success).toBe(false);
+    expect(profileOptionsSchema.safeParse({ postInstallScript: { script: "x", timeoutS: 4000 } }).success).toBe(false);
   });
 });

@@ -6,8 +6,8 @@ import { useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
 import { Dialog, ErrorBanner, Field, PageHeader } from "@/components/ui";
 
-type Form = Record<"name" | "kind" | "osFamily" | "kernel" | "initrd" | "kernelArgs" | "imageUrl" | "imageSha256" | "imageFormat" | "template" | "mirror" | "username" | "sshKeys" | "packages" | "disk" | "netConfig" | "rootPartition" | "raidLevel" | "raidDevices" | "raidName", string>;
-const EMPTY: Form = { name: "", kind: "installer", osFamily: "debian", kernel: "", initrd: "", kernelArgs: "", imageUrl: "", imageSha256: "", imageFormat: "", template: "preseed", mirror: "", username: "rackhand", sshKeys: "", packages: "", disk: "", netConfig: "", rootPartition: "", raidLevel: "", raidDevices: "", raidName: "root" };
+type Form = Record<"name" | "kind" | "osFamily" | "kernel" | "initrd" | "kernelArgs" | "imageUrl" | "imageSha256" | "imageFormat" | "template" | "mirror" | "username" | "sshKeys" | "packages" | "disk" | "netConfig" | "rootPartition" | "raidLevel" | "raidDevices" | "raidName" | "script", string>;
+const EMPTY: Form = { name: "", kind: "installer", osFamily: "debian", kernel: "", initrd: "", kernelArgs: "", imageUrl: "", imageSha256: "", imageFormat: "", template: "preseed", mirror: "", username: "rackhand", sshKeys: "", packages: "", disk: "", netConfig: "", rootPartition: "", raidLevel: "", raidDevices: "", raidName: "root", script: "" };
 const lines = (s: string) => s.split("\n").map((l) => l.trim()).filter(Boolean);
 
 function toInput(f: Form) {
@@ -22,7 +22,7 @@ function toInput(f: Form) {
     imageSha256: f.imageSha256 || null,
     imageFormat: f.imageFormat || null,
     template: f.template || null,
-    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null, rootPartition: f.rootPartition || null, raid: f.raidLevel ? { level: Number(f.raidLevel), devices: f.raidDevices.split(/[\s,]+/).filter(Boolean), name: f.raidName || "root" } : null },
+    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null, rootPartition: f.rootPartition || null, raid: f.raidLevel ? { level: Number(f.raidLevel), devices: f.raidDevices.split(/[\s,]+/).filter(Boolean), name: f.raidName || "root" } : null, postInstallScript: f.script.trim() ? { script: f.script } : null },
   };
 }
 
@@ -57,7 +57,7 @@ export default function OsProfilesPage() {
     const p = id === "new" ? null : profiles?.find((x) => x.id === id);
     setForm(
       p
-        ? { name: p.name, kind: p.kind, osFamily: p.osFamily ?? "", kernel: p.kernel ?? "", initrd: p.initrd ?? "", kernelArgs: p.kernelArgs ?? "", imageUrl: p.imageUrl ?? "", imageSha256: p.imageSha256 ?? "", imageFormat: p.imageFormat ?? "", template: p.template ?? "", mirror: p.options.mirror ?? "", username: p.options.username ?? "", sshKeys: (p.options.sshKeys ?? []).join("\n"), packages: (p.options.packages ?? []).join(" "), disk: p.options.disk ?? "", netConfig: p.options.netConfig ?? "", rootPartition: p.options.rootPartition ?? "", raidLevel: p.options.raid ? String(p.options.raid.level) : "", raidDevices: (p.options.raid?.devices ?? []).join(" "), raidName: p.options.raid?.name ?? "root" }
+        ? { name: p.name, kind: p.kind, osFamily: p.osFamily ?? "", kernel: p.kernel ?? "", initrd: p.initrd ?? "", kernelArgs: p.kernelArgs ?? "", imageUrl: p.imageUrl ?? "", imageSha256: p.imageSha256 ?? "", imageFormat: p.imageFormat ?? "", template: p.template ?? "", mirror: p.options.mirror ?? "", username: p.options.username ?? "", sshKeys: (p.options.sshKeys ?? []).join("\n"), packages: (p.options.packages ?? []).join(" "), disk: p.options.disk ?? "", netConfig: p.options.netConfig ?? "", rootPartition: p.options.rootPartition ?? "", raidLevel: p.options.raid ? String(p.options.raid.level) : "", raidDevices: (p.options.raid?.devices ?? []).join(" "), raidName: p.options.raid?.name ?? "root", script: p.options.postInstallScript?.script ?? "" }
         : EMPTY,
     );
     setSubmitted(false);
@@ -132,6 +132,7 @@ export default function OsProfilesPage() {
           <Field label="Software RAID" error={err("raidLevel")} hint="Image deploys: write the image onto an md array"><select className="input" {...bind("raidLevel")}><option value="">None</option><option value="1">RAID 1</option><option value="10">RAID 10</option><option value="0">RAID 0</option></select></Field>
           <Field label="RAID disks" error={err("raidDevices")} hint="e.g. /dev/sda /dev/sdb"><input className="input font-mono" {...bind("raidDevices")} /></Field>
           <Field label="RAID array name" error={err("raidName")} hint="/dev/md/<name>"><input className="input font-mono" {...bind("raidName")} /></Field>
+          <div className="md:col-span-3"><Field label="Post-install script" error={err("script")} hint="Image deploys: run by /bin/sh in the agent's RAM disk after the image is written (600 s limit). Readable by every user: no secrets"><textarea className="input font-mono" rows={3} {...bind("script")} /></Field></div>
           <div className="md:col-span-3"><Field label="SSH keys" error={err("sshKeys")} hint="One OpenSSH public key per line"><textarea className="input font-mono" rows={2} {...bind("sshKeys")} /></Field></div>
           <div className="md:col-span-3 flex items-center gap-3">
             <button type="submit" className="btn btn-primary" disabled={m.isPending}>Save profile</button>
