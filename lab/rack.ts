@@ -6,8 +6,9 @@
  *                        │   address <net>.2/24: the VMs reach Rackhand's HTTP server here
  *                        └── veth <p>vh ═══ <p>v in netns <p>ns: <net>.1/24 + fd<xx>::1/64 — Rackhand's managed
  *                                                 dnsmasq runs there (`ip netns exec <p>ns dnsmasq`)
- *   BMC i:       ipmi_sim lanplus on 127.0.0.1:<bmcPort>; chassis power/boot device start and stop VM i
- *                (lab/vm-chassis.sh, -boot n for pxe, -boot c otherwise); SOL reads the VM's serial port.
+ *   BMC i:       ipmi_sim lanplus on 127.0.0.1:<bmcPort> (the test fixture's lan.conf and chassis-control.sh,
+ *                server/oob/testing): with qemu.args in its directory, power/boot device start and stop VM i
+ *                (-boot n for pxe, -boot c otherwise); SOL reads the VM's serial line (lab/serial-relay.mjs).
  *
  * Everything it creates is recorded in <dir>/rack.json; `down` removes exactly that (its own PIDs, netns, links).
  * Needs root (network namespaces, taps) and the tools of scripts/install-system-deps.sh test.
@@ -15,14 +16,12 @@
 import { spawn, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { alive, BMC_EMU, freeTcpPort, freeUdpPort, simIpmitool, simLanConf, SIM_USER } from "../server/oob/testing/ipmi-sim";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CHASSIS = path.join(HERE, "vm-chassis.sh");
 const RELAY = path.join(HERE, "serial-relay.mjs");
-export const BMC_USER = "admin";
 const TOOLS: [string, string][] = [
   ["ip", "iproute2"],
   ["ipmi_sim", "openipmi"],
@@ -115,45 +114,10 @@ function sysctl(key: string, value: string): void {
   }
 }
 
-async function freePort(kind: "tcp" | "udp"): Promise<number> {
-  if (kind === "tcp") {
-    const srv = net.createServer();
-    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-    const port = (srv.address() as net.AddressInfo).port;
-    await new Promise<void>((r) => srv.close(() => r()));
-    return port;
-  }
-  const dgram = await import("node:dgram");
-  const s = dgram.createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-export function macOf(net: string, i: number): string {
+function macOf(net: string, i: number): string {
   const third = Number(net.split(".")[2] ?? 0);
   return `52:54:00:${(Number(net.split(".")[1]) & 0xff).toString(16).padStart(2, "0")}:${third.toString(16).padStart(2, "0")}:${i.toString(16).padStart(2, "0")}`;
 }
-
-function lanConf(n: VirtualNode): string {
-  return [
-    `name "${n.name}"`,
-    "set_working_mc 0x20",
-    "  startlan 1",
-    `    addr 127.0.0.1 ${n.bmc.port}`,
-    "    priv_limit admin",
-    ...["callback", "user", "operator", "admin"].map((r) => `    allowed_auths_${r} none md2 md5 straight`),
-    `    guid ${crypto.createHash("md5").update(n.mac).digest("hex")}`,
-    "  endlan",
-    `  user 2 true "${n.bmc.username}" "${n.bmc.password}" admin 10 none md2 md5 straight`,
-    `  chassis_control "${CHASSIS} ${n.dir}"`,
-    `  sol "tcp:127.0.0.1:${n.serialPort}" 115200 history=65000`,
-    "",
-  ].join("\n");
-}
-// 0x9f device support includes the chassis device: without it ipmi_sim refuses power commands.
-const BMC_EMU = "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n";
 
 function qemuArgs(n: VirtualNode, tap: string, memMiB: number): string[] {
   return [
@@ -165,14 +129,6 @@ function qemuArgs(n: VirtualNode, tap: string, memMiB: number): string[] {
     ...["-chardev", `socket,id=ser0,host=127.0.0.1,port=${n.vmSerialPort},server=off,reconnect=1,logfile=${n.consoleLog},logappend=on`],
     ...["-serial", "chardev:ser0"],
   ];
-}
-
-function ipmitool(n: VirtualNode, args: string[]) {
-  return spawnSync("ipmitool", ["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", String(n.bmc.port), "-U", n.bmc.username, "-E", "-N", "1", "-R", "1", ...args], {
-    env: { ...process.env, IPMI_PASSWORD: n.bmc.password },
-    encoding: "utf8",
-    timeout: 10_000,
-  });
 }
 
 /** The serial line's relay, detached like the BMC; resolves once both of its ports listen. */
@@ -193,7 +149,8 @@ async function startBmc(n: VirtualNode): Promise<number> {
   const state = path.join(n.dir, "bmc-state");
   fs.rmSync(state, { recursive: true, force: true });
   fs.mkdirSync(state);
-  fs.writeFileSync(path.join(n.dir, "lan.conf"), lanConf(n), { mode: 0o600 });
+  const lan = simLanConf({ name: n.name, port: n.bmc.port, user: n.bmc.username, password: n.bmc.password, chassisDir: n.dir, solPort: n.serialPort, solHistory: 65000 });
+  fs.writeFileSync(path.join(n.dir, "lan.conf"), lan, { mode: 0o600 });
   fs.writeFileSync(path.join(n.dir, "bmc.emu"), BMC_EMU);
   const log = fs.openSync(path.join(n.dir, "bmc.log"), "a");
   // Detached: the BMCs outlive the process that brought the rack up (npm run lab); `down` stops them by PID.
@@ -206,7 +163,7 @@ async function startBmc(n: VirtualNode): Promise<number> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (sim.exitCode !== null) throw new Error(`ipmi_sim of ${n.name} exited: ${fs.readFileSync(path.join(n.dir, "bmc.log"), "utf8").slice(-400)}`);
-    if (ipmitool(n, ["mc", "info"]).status === 0) return sim.pid!;
+    if (nodeIpmitool(n, ["mc", "info"]).status === 0) return sim.pid!;
     if (Date.now() > deadline) throw new Error(`ipmi_sim of ${n.name} did not answer on UDP ${n.bmc.port}`);
     await new Promise((r) => setTimeout(r, 150));
   }
@@ -295,12 +252,12 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
         ip: `${o.net}.${10 + i}`,
         bmc: {
           address: "127.0.0.1",
-          port: o.portBase ? o.portBase + i : await freePort("udp"),
-          username: BMC_USER,
+          port: o.portBase ? o.portBase + i : await freeUdpPort(),
+          username: SIM_USER,
           password: crypto.randomBytes(9).toString("base64url"),
         },
-        serialPort: o.portBase ? o.portBase + 100 + i : await freePort("tcp"),
-        vmSerialPort: o.portBase ? o.portBase + 200 + i : await freePort("tcp"),
+        serialPort: o.portBase ? o.portBase + 100 + i : await freeTcpPort(),
+        vmSerialPort: o.portBase ? o.portBase + 200 + i : await freeTcpPort(),
         dir,
         disk: path.join(dir, "disk.img"),
         disks: Array.from({ length: Math.max(1, o.disks ?? 1) }, (_, k) => path.join(dir, k === 0 ? "disk.img" : `disk${k + 1}.img`)),
@@ -326,15 +283,6 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
   } catch (err) {
     await rackDown(o.dir);
     throw err;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -372,7 +320,7 @@ export async function rackDown(dir: string): Promise<void> {
 
 /** Run ipmitool against a node's BMC (behind Rackhand's back; the password via the environment, as Rackhand does). */
 export function nodeIpmitool(n: VirtualNode, args: string[]) {
-  return ipmitool(n, args);
+  return simIpmitool(n.bmc.port, n.bmc.password, args, n.bmc.username);
 }
 
 /** Is node i's VM running right now? */

@@ -5,6 +5,7 @@
  * Missing tools fail loudly: these tests must never skip.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import crypto from "node:crypto";
 import dgram from "node:dgram";
 import fs from "node:fs";
 import net from "node:net";
@@ -37,25 +38,41 @@ export async function freeTcpPort(): Promise<number> {
   return port;
 }
 
-function lanConf(name: string, port: number, password: string, chassisDir: string, consolePort?: number): string {
+/** The chassis_control program every simulator here uses (a VM when its state dir has qemu.args). */
+const CHASSIS_CONTROL = path.join(HERE, "chassis-control.sh");
+
+/**
+ * An ipmi_sim lan.conf: one lanplus channel on 127.0.0.1:`port`, one admin user, the chassis controlled by
+ * chassis-control.sh on `chassisDir`, and SOL to a TCP serial line when `solPort` is given.
+ */
+export function simLanConf(o: { name: string; port: number; user?: string; password: string; chassisDir: string; solPort?: number; solHistory?: number }): string {
   return [
-    `name "${name}"`,
+    `name "${o.name}"`,
     "set_working_mc 0x20",
     "  startlan 1",
-    `    addr 127.0.0.1 ${port}`,
+    `    addr 127.0.0.1 ${o.port}`,
     "    priv_limit admin",
     ...["callback", "user", "operator", "admin"].map((r) => `    allowed_auths_${r} none md2 md5 straight`),
-    `    guid ${Buffer.from(name.padEnd(16, "0").slice(0, 16)).toString("hex")}`,
+    `    guid ${crypto.createHash("md5").update(o.name).digest("hex")}`,
     "  endlan",
-    `  user 2 true "${SIM_USER}" "${password}" admin 10 none md2 md5 straight`,
-    `  chassis_control "${path.join(HERE, "chassis-control.sh")} ${chassisDir}"`,
-    consolePort ? `  sol "tcp:127.0.0.1:${consolePort}" 115200 history=4000` : "",
+    `  user 2 true "${o.user ?? SIM_USER}" "${o.password}" admin 10 none md2 md5 straight`,
+    `  chassis_control "${CHASSIS_CONTROL} ${o.chassisDir}"`,
+    o.solPort ? `  sol "tcp:127.0.0.1:${o.solPort}" 115200 history=${o.solHistory ?? 4000}` : "",
     "",
   ].join("\n");
 }
 
 // 0x9f device support includes the chassis device bit: without it power commands are refused.
-const BMC_EMU = "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n";
+export const BMC_EMU = "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n";
+
+/** Run ipmitool against a simulator on 127.0.0.1 (behind Rackhand's back). Password via -E, as Rackhand does. */
+export function simIpmitool(port: number, password: string, args: string[], user = SIM_USER) {
+  return spawnSync("ipmitool", ["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", String(port), "-U", user, "-E", "-N", "1", "-R", "1", ...args], {
+    env: { ...process.env, IPMI_PASSWORD: password },
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+}
 
 export interface SimOptions {
   password?: string;
@@ -105,7 +122,7 @@ export class IpmiSim {
     const state = path.join(this.dir, "state");
     fs.rmSync(state, { recursive: true, force: true });
     fs.mkdirSync(state);
-    fs.writeFileSync(path.join(this.dir, "lan.conf"), lanConf(this.name, this.port, this.password, this.chassisDir, this.consolePort || undefined));
+    fs.writeFileSync(path.join(this.dir, "lan.conf"), simLanConf({ name: this.name, port: this.port, password: this.password, chassisDir: this.chassisDir, solPort: this.consolePort || undefined }));
     fs.writeFileSync(path.join(this.dir, "bmc.emu"), BMC_EMU);
     const log = fs.openSync(path.join(this.dir, "sim.log"), "a");
     this.sim = spawn("ipmi_sim", ["-n", "-c", path.join(this.dir, "lan.conf"), "-f", path.join(this.dir, "bmc.emu"), "-s", state], {
@@ -123,11 +140,7 @@ export class IpmiSim {
 
   /** Run ipmitool directly against this simulator (behind Rackhand's back). Password via -E, as Rackhand does. */
   ipmitool(args: string[]) {
-    return spawnSync("ipmitool", ["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", String(this.port), "-U", SIM_USER, "-E", "-N", "1", "-R", "1", ...args], {
-      env: { ...process.env, IPMI_PASSWORD: this.password },
-      encoding: "utf8",
-      timeout: 10_000,
-    });
+    return simIpmitool(this.port, this.password, args);
   }
 
   /** The chassis power as the simulator holds it. */
