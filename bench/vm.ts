@@ -17,16 +17,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { eq } from "drizzle-orm";
-import { prepareArtifacts, type LabArtifacts } from "../lab/artifacts";
-import { signIn, type RackhandClient } from "../lab/client";
+import type { LabArtifacts } from "../lab/artifacts";
 import { ConsoleWatch } from "../lab/console-watch";
 import { deployConsolePatterns, deployTimeline, firstDhcpAck } from "../lab/phases";
-import { provisionRack, type ProvisionedNode } from "../lab/provision";
+import type { ProvisionedNode } from "../lab/provision";
+import { startLabRackhand, stepSummary, waitForJob, type LabRackhand } from "../lab/rackhand";
 import { nodeIpmitool, rackDown, rackUp, requireLabTools, vmRunning, type RackState } from "../lab/rack";
-import { startApp, type App } from "../server/app";
-import { loadConfig } from "../server/config";
-import { jobs, machines, steps } from "../server/db/schema";
-import { createLogger } from "../server/log";
+import { machines } from "../server/db/schema";
 import { buildAgentBundle } from "../server/orchestrator/testing/agent-harness";
 import { until } from "../server/testing/until";
 import { machineInfo, probeIdle } from "./lib/report";
@@ -73,49 +70,25 @@ class Cleanup {
   }
 }
 
-interface Session {
-  app: App;
-  client: RackhandClient;
-  serverLog: string[];
-  artifacts: LabArtifacts;
-  machines: ProvisionedNode[];
-  close: () => Promise<void>;
-}
+type Session = LabRackhand;
 
-/** A fresh Rackhand in this process, its managed dnsmasq in the rack's netns, the rack enrolled and provided. */
+/** A fresh Rackhand in this process (lab/rackhand.ts), closed by the cleanup too should the bench be interrupted. */
 async function openRackhand(dir: string, rack: RackState, agent: string, cleanup: Cleanup): Promise<Session> {
-  const dataDir = path.join(dir, "data");
-  fs.mkdirSync(dataDir, { recursive: true });
-  const artifacts = prepareArtifacts({ dataDir, cacheDir, agent, marker: MARKER, after: "poweroff", log: (l) => console.log(`[artifacts] ${l}`) });
-  const serverLog: string[] = [];
-  const logFile = path.join(dir, "rackhand.log");
-  const env = { RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "0.0.0.0", RACKHAND_ADMIN_PASSWORD: PASSWORD, NODE_ENV: "production" as const };
-  const config = loadConfig({ ...env, RACKHAND_DNSMASQ_COMMAND: `ip netns exec ${rack.netns} dnsmasq` }, { ui: false });
-  const log = createLogger("info", "rackhand", (line) => {
-    serverLog.push(line);
-    fs.appendFileSync(logFile, line + "\n");
-  });
-  const app = await startApp(config, log);
+  const s = await startLabRackhand({ dir, rack, agent, cacheDir, marker: MARKER, adminPassword: PASSWORD, nodeEnv: "production" });
   let untrack: () => void;
   try {
-    untrack = cleanup.add(() => app.close()); // stops dnsmasq before the netns goes
+    untrack = cleanup.add(() => s.close()); // stops dnsmasq before the netns goes
   } catch (err) {
-    await app.close();
+    await s.close();
     throw err;
   }
-  const close = async () => {
-    untrack();
-    await app.close();
+  return {
+    ...s,
+    close: async () => {
+      untrack();
+      await s.close();
+    },
   };
-  try {
-    const client = await signIn(app.url, "admin", PASSWORD);
-    const p = await provisionRack(client, rack, { port: Number(new URL(app.url).port), image: artifacts.image, provide: true });
-    await until("Rackhand's dnsmasq to serve", () => serverLog.some((l) => l.includes("TFTP root")), 30_000);
-    return { app, client, serverLog, artifacts, machines: p.machines, close };
-  } catch (err) {
-    await close();
-    throw err;
-  }
 }
 
 /**
@@ -150,14 +123,8 @@ async function deployRun(s: Session, targets: ProvisionedNode[]): Promise<Omit<R
     );
     const db = s.app.domain.db;
     for (const { p, jobId } of started) {
-      const job = await until(`${p.node.name}'s deploy job to finish`, () => {
-        const j = db.select().from(jobs).where(eq(jobs.id, jobId)).get();
-        return j && ["succeeded", "failed", "cancelled"].includes(j.state) ? j : null;
-      }, 480_000);
-      if (job.state !== "succeeded") {
-        const st = db.select().from(steps).where(eq(steps.jobId, jobId)).all();
-        throw new Error(`${p.node.name}: deploy job ${job.state}: ${job.error}\n${st.map((x) => `${x.name} ${x.state}${x.error ? ` (${x.error})` : ""}`).join("\n")}`);
-      }
+      const { job, steps: st } = await waitForJob(s.app, jobId, 480_000);
+      if (job.state !== "succeeded") throw new Error(`${p.node.name}: deploy job ${job.state}: ${job.error}\n${stepSummary(st)}`);
       const state = db.select({ state: machines.state }).from(machines).where(eq(machines.id, p.machineId)).get()?.state;
       if (state !== "deployed") throw new Error(`${p.node.name} is ${state} after its deploy job succeeded`);
     }

@@ -12,65 +12,42 @@ import os from "node:os";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApp, type App } from "../server/app";
-import { loadConfig } from "../server/config";
-import { jobs, logLines, machines, steps } from "../server/db/schema";
-import { createLogger } from "../server/log";
+import type { App } from "../server/app";
+import { logLines, machines } from "../server/db/schema";
 import { buildAgentBundle } from "../server/orchestrator/testing/agent-harness";
 import { until } from "../server/testing/until";
-import { prepareArtifacts, type LabArtifacts } from "./artifacts";
-import { signIn, type RackhandClient } from "./client";
+import type { LabArtifacts } from "./artifacts";
+import type { RackhandClient } from "./client";
 import { ConsoleWatch } from "./console-watch";
 import { deployConsolePatterns, deployTimeline, formatTimeline } from "./phases";
-import { provisionRack } from "./provision";
+import { startLabRackhand, stepSummary, waitForJob, type LabRackhand } from "./rackhand";
 import { rackDown, rackUp, requireLabTools, vmRunning, type RackState } from "./rack";
 
-const PASSWORD = "vm-test-admin-password";
 const MARKER = "RACKHAND-OS-UP";
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-vm-"));
-const dataDir = path.join(work, "data");
 // The kernel package and built RAM disks are kept between runs (content-addressed).
 const cacheDir = path.join(os.tmpdir(), "rackhand-lab-cache");
-const logFile = path.join(work, "rackhand.log");
-const serverLog: string[] = [];
 
 let rack: RackState;
+let rh: LabRackhand;
 let app: App;
 let client: RackhandClient;
 let artifacts: LabArtifacts;
+let serverLog: string[];
 let machineId: number;
 
 beforeAll(async () => {
   requireLabTools();
-  fs.mkdirSync(dataDir, { recursive: true });
   const agent = await buildAgentBundle(work);
-  artifacts = prepareArtifacts({ dataDir, cacheDir, agent, marker: MARKER, after: "poweroff", log: (l) => console.log(`[artifacts] ${l}`) });
   const tag = crypto.randomBytes(2);
   rack = await rackUp({ dir: path.join(work, "rack"), prefix: `rv${tag.toString("hex").slice(0, 3)}`, net: `10.${200 + (tag[0]! % 50)}.${tag[1]}`, nodes: 1, memMiB: 512, diskMiB: 128, disks: 2 });
-  const config = loadConfig(
-    {
-      RACKHAND_DATA_DIR: dataDir,
-      PORT: "0",
-      RACKHAND_HOST: "0.0.0.0",
-      RACKHAND_ADMIN_PASSWORD: PASSWORD,
-      RACKHAND_DNSMASQ_COMMAND: `ip netns exec ${rack.netns} dnsmasq`,
-      NODE_ENV: "test",
-    },
-    { ui: false },
-  );
-  const log = createLogger("info", "rackhand", (line) => {
-    serverLog.push(line);
-    fs.appendFileSync(logFile, line + "\n");
-  });
-  app = await startApp(config, log);
-  client = await signIn(app.url, "admin", PASSWORD);
-  const port = Number(new URL(app.url).port);
-  const p = await provisionRack(client, rack, { port, image: artifacts.image, provide: true });
-  machineId = p.machines[0]!.machineId;
+  rh = await startLabRackhand({ dir: work, rack, agent, cacheDir, marker: MARKER, adminPassword: "vm-test-admin-password" });
+  ({ app, client, artifacts, serverLog } = rh);
+  machineId = rh.machines[0]!.machineId;
 }, 600_000);
 
 afterAll(async () => {
-  await app?.close(); // stops dnsmasq (a child of Rackhand) before its namespace goes
+  await rh?.close(); // stops dnsmasq (a child of Rackhand) before its namespace goes
   await rackDown(path.join(work, "rack"));
   if (process.env.RACKHAND_KEEP_VM_TEST !== "1") fs.rmSync(work, { recursive: true, force: true });
   else console.log(`kept ${work}`);
@@ -85,11 +62,9 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     const { jobId } = (await client.machines.action.mutate({ id: machineId, action: "deploy" })) as { jobId?: number };
     expect(jobId).toBeGreaterThan(0);
 
-    const job = () => app.domain.db.select().from(jobs).where(eq(jobs.id, jobId!)).get()!;
-    await until("the deploy job to finish", () => (["succeeded", "failed", "cancelled"].includes(job().state) ? job() : null), 360_000);
-    const all = app.domain.db.select().from(steps).where(eq(steps.jobId, jobId!)).orderBy(asc(steps.group), asc(steps.id)).all();
-    const summary = all.map((s) => `${s.name} ${s.state} attempt ${s.attempt}${s.error ? ` (${s.error})` : ""}`).join("\n");
-    expect(job().state, `${job().error}\n${summary}\n--- console:\n${consoleWatch.text().slice(-3000)}`).toBe("succeeded");
+    const { job, steps: all } = await waitForJob(app, jobId!, 360_000);
+    const summary = stepSummary(all);
+    expect(job.state, `${job.error}\n${summary}\n--- console:\n${consoleWatch.text().slice(-3000)}`).toBe("succeeded");
 
     // The installed system came up from its disk and found the network file configure_network wrote.
     await consoleWatch.waitFor("osUp", 120_000);
@@ -128,10 +103,8 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     expect(before.some((b) => b !== 0)).toBe(true); // the deployed image's MBR and boot partition
     const { jobId } = (await client.machines.action.mutate({ id: machineId, action: "release" })) as { jobId?: number };
     expect(jobId).toBeGreaterThan(0);
-    const job = () => app.domain.db.select().from(jobs).where(eq(jobs.id, jobId!)).get()!;
-    await until("the clean job to finish", () => (["succeeded", "failed", "cancelled"].includes(job().state) ? job() : null), 300_000);
-    const all = app.domain.db.select().from(steps).where(eq(steps.jobId, jobId!)).orderBy(asc(steps.group), asc(steps.id)).all();
-    expect(job().state, all.map((s) => `${s.name} ${s.state} ${s.error ?? ""}`).join("\n")).toBe("succeeded");
+    const { job, steps: all } = await waitForJob(app, jobId!, 300_000);
+    expect(job.state, stepSummary(all)).toBe("succeeded");
     expect(app.domain.db.select().from(machines).where(eq(machines.id, machineId)).get()!.state).toBe("available");
     // The wipe reached the VM's real disk (the host file behind it): the first and the last MiB are zero.
     const disk = fs.readFileSync(node.disk);
@@ -159,12 +132,10 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
       },
     });
     await client.machines.update.mutate({ id: machineId, osProfileId: raidProfile.id });
-    const consoleWatch = new ConsoleWatch(node.consoleLog, { osUp: new RegExp(`${MARKER} uptime=\\S+ host=rackhand-os net=\\S+\\n`), osNet: /os-net: \/etc\/network\/interfaces: .*address/ });
+    const consoleWatch = new ConsoleWatch(node.consoleLog, { ...deployConsolePatterns(MARKER), osNet: /os-net: \/etc\/network\/interfaces: .*address/ });
     const { jobId } = (await client.machines.action.mutate({ id: machineId, action: "deploy" })) as { jobId?: number };
-    const job = () => app.domain.db.select().from(jobs).where(eq(jobs.id, jobId!)).get()!;
-    await until("the RAID deploy to finish", () => (["succeeded", "failed", "cancelled"].includes(job().state) ? job() : null), 360_000);
-    const all = app.domain.db.select().from(steps).where(eq(steps.jobId, jobId!)).orderBy(asc(steps.group), asc(steps.id)).all();
-    expect(job().state, `${job().error}\n${all.map((s) => `${s.name} ${s.state} ${s.error ?? ""}`).join("\n")}\n--- console:\n${consoleWatch.text().slice(-3000)}`).toBe("succeeded");
+    const { job, steps: all } = await waitForJob(app, jobId!, 360_000);
+    expect(job.state, `${job.error}\n${stepSummary(all)}\n--- console:\n${consoleWatch.text().slice(-3000)}`).toBe("succeeded");
     expect(all.find((s) => s.name === "raid")!.result).toMatchObject({ device: "/dev/md/root", level: 1, devices: ["/dev/vda", "/dev/vdb"] });
     expect(all.find((s) => s.name === "write_image")!.result).toMatchObject({ target: "/dev/md/root", sha256: artifacts.image.sha256, verified: true });
     expect(all.find((s) => s.name === "configure_network")!.result).toMatchObject({ written: ["/etc/network/interfaces"] });
