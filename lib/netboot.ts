@@ -121,7 +121,8 @@ export const raidSpecSchema = z
   .object({
     level: z.union([z.literal(0), z.literal(1), z.literal(10)]),
     devices: z
-      .array(z.string().regex(/^\/dev\/[a-z0-9/_-]+$/, "A device path like /dev/sdb"))
+      // As the agent's raid step accepts them: /dev/disk/by-id/… names have capitals, dots and colons.
+      .array(z.string().regex(/^\/dev\/[A-Za-z0-9/_.:-]+$/, "A device path like /dev/sdb").refine((d) => !d.includes(".."), "Must not contain .."))
       .min(2, "At least two disks")
       .max(16)
       .refine((d) => new Set(d).size === d.length, "Each disk once"),
