@@ -10,6 +10,8 @@ interface LiveState {
   connected: boolean;
   socket: Socket | null;
 }
+/** How long a join waits for the server's acknowledgement before it is sent again. */
+const JOIN_ACK_TIMEOUT_MS = 5000;
 const LiveContext = createContext<LiveState>({ connected: false, socket: null });
 
 /**
@@ -84,7 +86,8 @@ export function useMachineRoom(machineId: number) {
     if (!socket || !connected) return;
     socket.emit("subscribe", { machineId });
     return () => {
-      socket.emit("unsubscribe", { machineId });
+      // After a disconnect the server already forgot the room; a buffered emit would only arrive late.
+      if (socket.connected) socket.emit("unsubscribe", { machineId });
     };
   }, [socket, connected, machineId]);
 }
@@ -144,9 +147,15 @@ export function useJobLog(
       if (active && e.type === "log.lines" && e.jobId === jobId) h.current.onLines(e.lines);
     };
     socket.on("live", onLive);
-    socket.emit("subscribe", { jobId }, (r: { ok: boolean }) => {
-      if (active && r.ok) h.current.onJoined();
-    });
+    // An acknowledgement lost with a dropped connection would leave the view without its backfill: ask again.
+    const join = () =>
+      socket.timeout(JOIN_ACK_TIMEOUT_MS).emit("subscribe", { jobId }, (err: Error | null, r?: { ok: boolean }) => {
+        if (!active) return;
+        if (err) {
+          if (socket.connected) join();
+        } else if (r?.ok) h.current.onJoined();
+      });
+    join();
     return () => {
       active = false;
       socket.off("live", onLive);

@@ -2,6 +2,7 @@
 import { memo, useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
 import type { JobDto, LogLineDto } from "@/lib/jobs";
 import { EMPTY_LOG, formatLogLine, mergeLines, type LogBuffer } from "@/lib/log-buffer";
+import { LogCatchUp } from "@/lib/log-catchup";
 import { plural } from "@/lib/format";
 import { useJobLog } from "./live";
 import { errorInfo, useTRPCClient } from "./trpc";
@@ -30,7 +31,11 @@ function Highlighted({ text, query }: { text: string; query: string }) {
   return <>{parts}</>;
 }
 
-/** A block of lines, re-rendered only when its lines or the search change (a full block never changes again). */
+/**
+ * A block of lines, re-rendered only when its lines or the search change. Lines only ever join the view (in seq
+ * order, each seq once) or leave it at the front, so a block with the same first seq, last seq and count holds the
+ * same lines. The count matters: a backfilled line can land between lines already shown (a live line came first).
+ */
 const LogBlock = memo(
   function LogBlock({ lines, query }: { lines: LogLineDto[]; query: string; first: number; last: number }) {
     return (
@@ -47,7 +52,7 @@ const LogBlock = memo(
       </>
     );
   },
-  (a, b) => a.first === b.first && a.last === b.last && a.query === b.query,
+  (a, b) => a.first === b.first && a.last === b.last && a.lines.length === b.lines.length && a.query === b.query,
 );
 const BLOCK = 500;
 
@@ -92,28 +97,35 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
   }, []);
   useEffect(() => () => void (frame.current != null && cancelAnimationFrame(frame.current)), []);
 
-  /** Where a (re)subscription resumes: the highest seq rendered or waiting to be. */
+  /** The highest seq rendered or waiting to be: where a (re)subscription resumes. */
   const resumeSeq = () => Math.max(bufRef.current.lastSeq, ...queue.current.flat().map((l) => l.seq));
+  /** Backfills and gap repairs of this job's log (lib/log-catchup.ts), retried until they succeed. */
+  const catchUp = useRef<LogCatchUp | null>(null);
+  useEffect(() => {
+    const c = new LogCatchUp({
+      fetchPage: async (afterSeq) => {
+        try {
+          return await client.jobs.logs.query({ jobId, afterSeq, limit: PAGE });
+        } catch (err) {
+          throw new Error(errorInfo(err).message);
+        }
+      },
+      pageSize: PAGE,
+      onLines: push,
+      onError: setError,
+    });
+    catchUp.current = c;
+    return () => c.stop();
+  }, [client, jobId, push]);
+
   const cursor = useRef(-1);
   const { connected } = useJobLog(jobId, {
-    onLines: push,
-    onJoined: () => {
-      let after = cursor.current;
-      const token = jobId;
-      void (async () => {
-        try {
-          for (;;) {
-            const page = await client.jobs.logs.query({ jobId: token, afterSeq: after, limit: PAGE });
-            push(page);
-            if (page.length < PAGE) break;
-            after = page[page.length - 1]!.seq;
-          }
-          setError(null);
-        } catch (err) {
-          setError(`Could not load the log: ${errorInfo(err).message}`);
-        }
-      })();
+    onLines: (lines) => {
+      const held = resumeSeq();
+      push(lines);
+      catchUp.current?.live(lines, held);
     },
+    onJoined: () => catchUp.current?.request(cursor.current),
   });
   // Captured while disconnected (before the next subscribe), so lines that arrive live after the join cannot
   // move the backfill cursor past lines that were missed.

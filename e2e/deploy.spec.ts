@@ -158,12 +158,21 @@ test("deploy from the machine page: steps progress, logs stream live to two page
   await expect.poll(() => atBottom(page)).toBe(true);
 
   // The watcher loses its connection while lines keep coming; on reconnect it backfills after its last seq.
+  // Its first backfill read fails: the pane says so and retries until it holds every line. A live line arrives
+  // before the retry, so the backfilled lines land between lines already shown.
+  const logsRead = /\/api\/trpc\/[^?]*jobs\.logs/;
+  let reads = 0;
+  await watcher.route(logsRead, (route) => (reads++ === 0 ? route.abort("failed") : route.continue()));
   await ctx.setOffline(true);
   await expect(watcher.getByText("offline — will resume when reconnected")).toBeVisible();
   await post(request, token, write.id, ["while offline 1", "while offline 2"]);
   await ctx.setOffline(false);
   await expect(watcher.getByText("offline — will resume when reconnected")).toHaveCount(0);
+  await expect(watcher.getByText(/Could not load the log: .* retrying in 1 s/)).toBeVisible();
   await post(request, token, write.id, ["after reconnect"]);
+  await expect(watcher.getByText(/Could not load the log/)).toHaveCount(0);
+  expect(reads).toBeGreaterThanOrEqual(2);
+  await watcher.unroute(logsRead);
   await expect(logOf(watcher)).toContainText("while offline 2");
   await expect(logOf(watcher)).toContainText("after reconnect");
   await expect(watcher.getByTestId("log-count")).toHaveText("132 lines");
