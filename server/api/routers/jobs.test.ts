@@ -105,3 +105,22 @@ describe("jobs.cancel", () => {
     expect(h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.state).toBe("running");
   });
 });
+
+describe("power and boot device by hand on a machine that runs a job", () => {
+  it("leaves that machine alone with MACHINE_BUSY and powers the others", async () => {
+    const bmc = { driver: "fake" as const, address: "10.9.8.7", username: "u", password: "p" };
+    const { id: busy } = await h.operator.machines.enroll(machineInput(40, { bmc }));
+    const { id: idle } = await h.operator.machines.enroll(machineInput(41, { bmc: { ...bmc, address: "10.9.8.8" } }));
+    const { jobId } = startJob(h.domain, { machineId: busy, kind: "power_cycle" }, "user:test");
+    const results = await h.operator.oob.power({ selection: { ids: [busy, idle] }, action: "on" });
+    expect(results[0]).toMatchObject({ id: busy, ok: false, code: "MACHINE_BUSY" });
+    expect(results[0]!.error).toBe(`power cycle job #${jobId} is running; cancel it before changing the power by hand`);
+    expect(results[1]).toMatchObject({ id: idle, ok: true, powerState: "on" });
+    const refused = await expectTrpcError(h.operator.oob.bootDevice({ id: busy, device: "disk" }), "CONFLICT", "MACHINE_BUSY");
+    expect(refused.error.message).toBe(`power cycle job #${jobId} is running; cancel it before changing the boot device by hand`);
+    await h.operator.oob.bootDevice({ id: idle, device: "disk" });
+    // Once the job ended, the machine is the operator's again.
+    h.db.update(jobs).set({ state: "succeeded", finishedAt: new Date() }).where(eq(jobs.id, jobId)).run();
+    expect((await h.operator.oob.power({ selection: { ids: [busy] }, action: "on" }))[0]).toMatchObject({ ok: true, powerState: "on" });
+  });
+});

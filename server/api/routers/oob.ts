@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { bootDeviceSchema, powerActionSchema, powerSyncSettingsSchema } from "../../../lib/schemas";
-import { checkBmc, powerSelection, setBootDevice } from "../../oob/power";
+import { checkBmc, powerSelection, setBootDeviceByHand } from "../../oob/power";
 import { getPowerSyncSettings, setPowerSyncSettings } from "../../oob/settings";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
 
@@ -15,7 +15,7 @@ export const oobRouter = router({
   bootDevice: operatorProcedure
     .input(bootDeviceSchema)
     .mutation(async ({ ctx, input }) => {
-      await setBootDevice(ctx.domain, input.id, input.device, input.persistent, ctx.actor);
+      await setBootDeviceByHand(ctx.domain, input.id, input.device, input.persistent, ctx.actor);
       return { ok: true as const };
     }),
   checkBmc: operatorProcedure.input(id).mutation(({ ctx, input }) => checkBmc(ctx.domain, input.id, ctx.actor)),
