@@ -30,6 +30,8 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 100);
 const STEP_MS = Number(process.env.BENCH_STEP_MS ?? 1000);
 const SERVER_MS = Number(process.env.BENCH_SERVER_STEP_MS ?? 50);
 const LINES_PER_STEP = 5;
+/** Reinstall rounds over the same machines (each a new batch); the makespan is reported per round and as the median. */
+const ROUNDS = Number(process.env.BENCH_DEPLOY_ROUNDS ?? 3);
 const INGEST = { agents: 20, batches: 25, batchLines: 1000 };
 const FANOUT = { subscribers: 50, samples: 200 };
 const PASSWORD = "bench-admin-password";
@@ -93,9 +95,8 @@ async function main() {
     }
     const ingestIds = [...macs.keys()].filter((id) => !simulated.has(id));
 
-    // Phase 1: bulk reinstall of all N as one batch (the batch runner keeps CONCURRENCY jobs running).
+    // Phase 1: bulk reinstall of all N as one batch (the batch runner keeps CONCURRENCY jobs running), ROUNDS times.
     let allDone: () => void = () => undefined;
-    const done = new Promise<void>((r) => (allDone = r));
     let batchId = -1;
     const unsubscribe = d.bus.subscribe((e) => {
       if (e.type === "batch.changed" && e.batchId === batchId && e.state === "finished") allDone();
@@ -112,21 +113,30 @@ async function main() {
     const mem = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 200);
     const rss0 = process.memoryUsage().rss;
     const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    batchId = createBatch(d, { selection: { ids }, kind: "reinstall", concurrency: CONCURRENCY, failureThresholdPct: 100, confirmCount: ids.length }, "user:bench").batchId;
-    const createMs = performance.now() - t0;
-    await done;
-    const makespan = performance.now() - t0;
+    const rounds: { makespan: number; createMs: number; batchId: number; load: number }[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const done = new Promise<void>((res) => (allDone = res));
+      const load = os.loadavg()[0]!;
+      const t0 = performance.now();
+      batchId = createBatch(d, { selection: { ids }, kind: "reinstall", concurrency: CONCURRENCY, failureThresholdPct: 100, confirmCount: ids.length }, "user:bench").batchId;
+      const createMs = performance.now() - t0;
+      await done;
+      rounds.push({ makespan: performance.now() - t0, createMs, batchId, load });
+    }
+    const busyMs = rounds.reduce((a, r) => a + r.makespan, 0);
     const cpu = process.cpuUsage(cpu0);
     loopDelay.disable();
     if (profiler) await profiler.stop(process.env.BENCH_CPU_PROFILE!);
     const agentCpuMs = (await agentCpu()) - agentCpu0;
     clearInterval(mem);
     unsubscribe();
-    const jobIds = new Set(d.db.select({ id: jobs.id }).from(jobs).where(eq(jobs.batchId, batchId)).all().map((j) => j.id));
-    const failed = d.db.select({ n: sql<number>`count(*)` }).from(jobs).where(and(eq(jobs.batchId, batchId), ne(jobs.state, "succeeded"))).get()!.n;
+    const batchIds = rounds.map((r) => r.batchId);
+    const jobIds = new Set(d.db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.batchId, batchIds)).all().map((j) => j.id));
+    const failed = d.db.select({ n: sql<number>`count(*)` }).from(jobs).where(and(inArray(jobs.batchId, batchIds), ne(jobs.state, "succeeded"))).get()!.n;
     const jobIdeal = 4 * SERVER_MS + 3 * STEP_MS; // [target+device], [power cycle], wait_agent, 3 agent steps, [target+device], [power cycle]
     const ideal = Math.ceil(N / CONCURRENCY) * jobIdeal;
+    const overOf = (ms: number) => (ms / ideal - 1) * 100;
+    const makespan = percentile(rounds.map((r) => r.makespan), 50);
 
     // Dispatch latency: a group's first start after the previous group's last finish, per job (server clock).
     const rows = d.db.select().from(steps).where(inArray(steps.jobId, [...jobIds])).orderBy(asc(steps.jobId), asc(steps.group)).all();
@@ -188,7 +198,8 @@ async function main() {
     const host = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average ${load0.toFixed(1)} before the reinstall, ${os.loadavg()[0]!.toFixed(1)} at the end; disk pressure (PSI io "some", 10 s average) ${io0} before, ${ioPressure()} at the end`;
     // The histogram holds the timer's whole interval; the delay is what exceeds the resolution.
     const lag = (ns: number) => `${Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS).toFixed(1)}`;
-    const over = (makespan / ideal - 1) * 100;
+    const over = overOf(makespan);
+    const overs = rounds.map((r) => overOf(r.makespan));
     const lines = [
       "## Deploy: bulk reinstall with simulated agents, log ingest, live fan-out",
       "",
@@ -196,22 +207,22 @@ async function main() {
       `Server in-process (no UI, default tick 1 s), SQLite in a temp dir. The reinstall is one batch (\`createBatch\`, concurrency ${CONCURRENCY},`,
       "threshold 100 %): the batch runner starts the next queued job when one finishes.",
       `Each simulated agent boots on the power cycle into the agent, looks up, and like the real agent (agent/runner.ts) keeps a heartbeat`,
-      `long-poll open while its steps run; per step it sends ${LINES_PER_STEP} log lines, waits ${STEP_MS} ms, reports.`,
+      `long-poll open while its steps run; per step it sends ${LINES_PER_STEP} log lines while it works ${STEP_MS} ms (as the real agent ships lines during a step), then reports.`,
       `Server steps (boot target, boot device, power) take ${SERVER_MS} ms each.`,
       "",
       "| measure | result | target |",
       "|---|---|---|",
-      `| machines / concurrency | ${N} / ${CONCURRENCY} (${failed} failed) | |`,
-      `| makespan (from the batch's creation to its end) | ${(makespan / 1000).toFixed(2)} s | |`,
-      `| of which creating the batch (plan 1,000 reinstalls, insert jobs and steps) | ${createMs.toFixed(0)} ms | |`,
+      `| machines / concurrency / rounds | ${N} / ${CONCURRENCY} / ${ROUNDS} (${failed} of ${jobIds.size} jobs failed) | |`,
+      `| makespan per round (from the batch's creation to its end) | ${rounds.map((r) => `${(r.makespan / 1000).toFixed(2)} s`).join(", ")} (load average at the start ${rounds.map((r) => r.load.toFixed(1)).join(", ")}) | |`,
+      `| of which creating the batch (plan ${N.toLocaleString("en")} reinstalls, insert jobs and steps) | ${rounds.map((r) => `${r.createMs.toFixed(0)} ms`).join(", ")} | |`,
       `| ideal (⌈N/C⌉ × (4 × ${SERVER_MS} ms + 3 × ${STEP_MS} ms)) | ${(ideal / 1000).toFixed(2)} s | |`,
-      `| over ideal | ${over.toFixed(1)} % | ≤ 5 % |`,
+      `| over ideal: median (per round) | **${over.toFixed(1)} %** (${overs.map((o) => `${o.toFixed(1)} %`).join(", ")}) | ≤ 5 % |`,
       `| job duration p50 / p95 (ideal ${jobIdeal} ms) | ${percentile(jobLatency, 50)} / ${percentile(jobLatency, 95)} ms | |`,
       `| step dispatch, all groups: p50 / p95 / p99 (n=${dispatch.length}) | ${percentile(dispatch, 50)} / ${percentile(dispatch, 95)} / ${percentile(dispatch, 99)} ms | p95 ≤ 20 ms |`,
       `| step dispatch, agent steps (ready → claimed by the long-poll): p50 / p95 | ${percentile(agentDispatch, 50)} / ${percentile(agentDispatch, 95)} ms | |`,
       `| step dispatch p95 by the group that starts | ${[...byGroup].map(([n, v]) => `${n} ${percentile(v, 95)}`).join(", ")} ms | |`,
-      `| server CPU during the reinstall | ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms = ${(((cpu.user + cpu.system) / 1000 / makespan) * 100).toFixed(0)} % of one core | |`,
-      `| simulated agents' CPU (other process, same cores) | ${agentCpuMs.toFixed(0)} ms = ${((agentCpuMs / makespan) * 100).toFixed(0)} % of one core | |`,
+      `| server CPU during the reinstalls | ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms = ${(((cpu.user + cpu.system) / 1000 / busyMs) * 100).toFixed(0)} % of one core | |`,
+      `| simulated agents' CPU (other process, same cores) | ${agentCpuMs.toFixed(0)} ms = ${((agentCpuMs / busyMs) * 100).toFixed(0)} % of one core | |`,
       `| server event-loop delay p50 / p99 / max | ${lag(loopDelay.percentile(50))} / ${lag(loopDelay.percentile(99))} / ${lag(loopDelay.max)} ms | |`,
       `| server RSS before / peak | ${(rss0 / 2 ** 20).toFixed(0)} / ${(peakRss / 2 ** 20).toFixed(0)} MiB | |`,
       `| log ingest: ${INGEST.agents} agents × ${INGEST.batches} batches × ${INGEST.batchLines} lines | ${Math.round(ing.lines / (ing.ms / 1000)).toLocaleString("en")} lines/s accepted (${ing.lines.toLocaleString("en")} in ${(ing.ms / 1000).toFixed(2)} s; ${persisted.toLocaleString("en")} persisted; server CPU ${((ingestCpu.user + ingestCpu.system) / 1000).toFixed(0)} ms) | ≥ 100,000/s |`,
@@ -221,7 +232,8 @@ async function main() {
       "first step of the next group starting (a server step leased, or an agent step claimed by the agent's heartbeat).",
       "The ideal counts only the simulated work: every agent step also costs the protocol's round trips (heartbeat, logs, result),",
       "and each job a lookup, so a job can never reach it. Server and simulated agents share the host's cores (the agents run in",
-      "their own process so the server's CPU is measured alone); figures move with other load on the host.",
+      "their own process so the server's CPU is measured alone); figures move with other load on the host. Creating a batch is",
+      "one synchronous transaction (the row above), so from the second round on the event loop's max delay includes it.",
       "",
       "Where the server's time went, and what changed (CPU profiles of the reinstall phase: `BENCH_CPU_PROFILE=file npm run bench:deploy`):",
       "- drizzle building SQL text for every query was most of the server's CPU. The engine's reads and step writes",
@@ -245,17 +257,17 @@ async function main() {
       "",
       "Before these changes, on this host (2026-11-26, load average 1-2 from other work): makespan +13.6 % over ideal,",
       "dispatch p95 48 ms, server CPU 44 % of a core; the previous run recorded here (another day) had +9.6 % and 23 ms.",
-      over <= 5
-        ? "The makespan target is met on this run, narrowly: with other load on the 2 cores it moves by ±2 % (the same code on the same host and day, at load average 1.3, gave +5.6 %)."
-        : [
-            `**The makespan target (≤ 5 %) is missed on this run (${over.toFixed(1)} %).** What remains is spread thin: the ideal counts only the`,
-            "simulated work, while each job also pays ~100 ms of protocol and timer overhead (two HTTP round trips per agent step,",
-            "a lookup, 50 ms simulated server steps firing a few ms late, one event-loop turn per group: ~3 % of a 3.2 s job),",
-            "creating the batch and starting the first 100 jobs (~0.3 s), the first wave's 100 agents booting and looking up at",
-            "the same instant, and the spread of the last wave (the slowest of 100 concurrency slots sets the end). The server",
-            "side of dispatch is at ~1-2 ms p50; the rest is the host (2 cores shared by the server, 100 simulated agents and",
-            "other work; see the event-loop delay row). Runs on this host vary by ±2 %.",
-          ].join("\n"),
+      [
+        over <= 5
+          ? `The makespan target (≤ 5 %) is met by the median of ${ROUNDS} rounds (${over.toFixed(1)} %)${overs.some((o) => o > 5) ? `, not by every round (worst ${Math.max(...overs).toFixed(1)} %)` : ""}.`
+          : `**The makespan target (≤ 5 %) is missed by the median of ${ROUNDS} rounds (${over.toFixed(1)} %).**`,
+        "What separates a job from the ideal is spread thin: the ideal counts only the simulated work, while each job also pays",
+        "protocol and timer overhead (a lookup, the result's round trip per agent step, 50 ms simulated server steps firing a few",
+        "ms late, one event-loop turn per group: job duration p50 above vs the ideal), creating the batch and starting the first",
+        `${CONCURRENCY} jobs, the first wave's ${CONCURRENCY} agents looking up at the same instant, and the spread of the last wave (the`,
+        `slowest of ${CONCURRENCY} concurrency slots sets the end). Server and ${CONCURRENCY} simulated agents share 2 cores with whatever`,
+        "else runs on the host; runs on this host vary by about ±2 %.",
+      ].join("\n"),
       percentile(dispatch, 95) <= 20
         ? "The dispatch target (p95 ≤ 20 ms) is met on this run."
         : `**The dispatch target (p95 ≤ 20 ms) is missed on this run (${percentile(dispatch, 95)} ms)**: see the row by group; the first agent step after the lookup includes the agent's own round trip (lookup answer → first heartbeat), the others are the host's scheduling delay.`,

@@ -86,8 +86,9 @@ async function simAgent(mac: string): Promise<void> {
   const errors: unknown[] = [];
   const runStep = async (s: { id: number; attempt: number; name: string }) => {
     const lines = Array.from({ length: cfg.linesPerStep }, (_, i) => ({ seq: seq++, ts: Date.now(), stream: "agent", text: `${s.name}: simulated line ${i}` }));
-    await post(`/steps/${s.id}/logs`, { lines }, token);
-    await sleep(cfg.stepMs);
+    // The real agent ships lines while the step works (agent/log-shipper.ts, every 200 ms) and only flushes what is
+    // left before the result: the lines' POST overlaps the work.
+    await Promise.all([post(`/steps/${s.id}/logs`, { lines }, token), sleep(cfg.stepMs)]);
     await post(`/steps/${s.id}/result`, { attempt: s.attempt, ok: true, result: { simulated: true } }, token);
   };
   for (;;) {
