@@ -1,8 +1,11 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import Database from "better-sqlite3";
+import { drizzle } from "drizzle-orm/better-sqlite3";
+import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { afterAll, describe, expect, it } from "vitest";
-import { openDatabase } from "./client";
+import { migrationsFolder, openDatabase } from "./client";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-db-"));
 const db = openDatabase(path.join(dir, "rackhand.db"));
@@ -43,5 +46,32 @@ describe("statement reuse", () => {
     const a = db.$client.prepare("select 2 as y");
     expect(a.pluck().get()).toBe(2);
     expect(db.$client.prepare("select 2 as y").get()).toEqual({ y: 2 });
+  });
+});
+
+describe("migration 0002 (install_done_at)", () => {
+  it("moves an installer report out of a job's params into its own column", () => {
+    // A database as the first two migrations left it, with a job whose params hold the report.
+    const old = fs.mkdtempSync(path.join(dir, "m-"));
+    fs.cpSync(migrationsFolder(), old, { recursive: true });
+    const journal = JSON.parse(fs.readFileSync(path.join(old, "meta/_journal.json"), "utf8"));
+    journal.entries = journal.entries.filter((e: { idx: number }) => e.idx < 2);
+    fs.writeFileSync(path.join(old, "meta/_journal.json"), JSON.stringify(journal));
+    const file = path.join(dir, "old.db");
+    const sqlite = new Database(file);
+    migrate(drizzle(sqlite), { migrationsFolder: old });
+    sqlite.prepare("insert into machines (id, name, state, created_at, updated_at) values (1, 'm1', 'deploying', 0, 0)").run();
+    const insertJob = sqlite.prepare("insert into jobs (id, machine_id, kind, state, params, created_at) values (?, 1, 'deploy_installer', ?, ?, 0)");
+    insertJob.run(1, "failed", JSON.stringify({ osProfileId: 3, installDoneAt: 1_700_000_000_123 }));
+    insertJob.run(2, "running", JSON.stringify({ osProfileId: 3 }));
+    sqlite.close();
+
+    const db2 = openDatabase(file);
+    const rows = db2.$client.prepare("select id, params, install_done_at as at from jobs order by id").all();
+    expect(rows).toEqual([
+      { id: 1, params: JSON.stringify({ osProfileId: 3 }), at: 1_700_000_000_123 },
+      { id: 2, params: JSON.stringify({ osProfileId: 3 }), at: null },
+    ]);
+    db2.$client.close();
   });
 });

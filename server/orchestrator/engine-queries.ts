@@ -32,10 +32,10 @@ export function prepareQueries(db: Domain["db"]) {
       .where(and(eq(steps.state, "running"), eq(steps.name, "wait_agent"), isNotNull(jobs.agentSeenAt)))
       .prepare(),
     installWaits: db
-      .select({ id: steps.id, attempt: steps.attempt, at: sql<number>`json_extract(${jobs.params}, '$.installDoneAt')` })
+      .select({ id: steps.id, attempt: steps.attempt, at: jobs.installDoneAt })
       .from(steps)
       .innerJoin(jobs, eq(jobs.id, steps.jobId))
-      .where(and(eq(steps.state, "running"), eq(steps.name, "wait_install"), sql`json_extract(${jobs.params}, '$.installDoneAt') IS NOT NULL`))
+      .where(and(eq(steps.state, "running"), eq(steps.name, "wait_install"), isNotNull(jobs.installDoneAt)))
       .prepare(),
     dueRetries: db
       .selectDistinct({ jobId: steps.jobId })

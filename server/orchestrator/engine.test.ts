@@ -4,6 +4,7 @@ import { jobs, steps } from "../db/schema";
 import { transition } from "../machines/lifecycle";
 import { createHarness, type Harness } from "../testing/harness";
 import { Orchestrator } from "./engine";
+import { performAction } from "./actions";
 import { startJob } from "./jobs";
 import type { MachinePorts } from "./ports";
 import { StepError } from "./retry";
@@ -162,6 +163,27 @@ describe("Orchestrator driven by events alone (no tick)", () => {
     expect(o.installDone(machineId)).toBe(true);
     expect(stepNamed(jobId, "wait_install").state).toBe("succeeded");
     await until("job succeeded", () => jobState(jobId) === "succeeded");
+    await o.stop();
+  });
+
+  it("does not carry an installer's report into a retried job: the retry waits for its own installer", async () => {
+    transition(h.domain, machineId, "provide", { actor: "test" });
+    let cycles = 0;
+    // The first power cycle boots the installer; the one that boots the disk fails for good.
+    const o = engine({ ...ok, powerCycle: async () => void (++cycles === 2 && (await Promise.reject(new StepError("BMC gone", false)))) });
+    o.start();
+    const { jobId } = startJob(h.domain, { machineId, kind: "deploy_installer" }, "test");
+    await until("wait_install running", () => stepNamed(jobId, "wait_install").state === "running");
+    expect(o.installDone(machineId)).toBe(true);
+    await until("job failed", () => jobState(jobId) === "failed");
+    const { jobId: retry } = performAction(h.domain, machineId, "retry", "user:test") as { jobId: number };
+    expect(retry).not.toBe(jobId);
+    await until("the retry's wait_install started", () => stepNamed(retry, "wait_install").state !== "pending");
+    o.tick();
+    await settle();
+    expect(stepNamed(retry, "wait_install").state).toBe("running");
+    expect(o.installDone(machineId)).toBe(true);
+    await until("retry succeeded", () => jobState(retry) === "succeeded");
     await o.stop();
   });
 

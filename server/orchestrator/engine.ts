@@ -124,7 +124,7 @@ export class Orchestrator {
     // Waits are normally completed by the event itself (agentSeen, installDone) or when they start; this catches
     // an event recorded in a window between the two (and what a restart left behind).
     for (const w of q.agentWaits.all()) this.complete(w.id, w.attempt, { ok: true, result: { agentSeenAt: w.seen!.getTime() } });
-    for (const w of q.installWaits.all()) this.complete(w.id, w.attempt, { ok: true, result: { installDoneAt: w.at } });
+    for (const w of q.installWaits.all()) this.complete(w.id, w.attempt, { ok: true, result: { installDoneAt: w.at!.getTime() } });
     for (const r of q.dueRetries.all({ now })) this.dirty.add(r.jobId);
     this.drain();
   }
@@ -298,23 +298,20 @@ export class Orchestrator {
   }
 
   /**
-   * The installer of a machine reported completion. Recorded on the running job (the report may come before its
-   * wait_install step runs, e.g. right after a restart); a running wait completes now, a later one as it starts.
+   * The installer of a machine reported completion. Recorded on the running job (jobs.install_done_at: the report
+   * may come before its wait_install step runs, e.g. right after a restart; never in the job's params, which a retry
+   * copies); a running wait completes now, a later one as it starts.
    * Returns false when the machine has no running job.
    */
   installDone(machineId: number): boolean {
     const job = this.d.db
-      .select({ id: jobs.id, params: jobs.params })
+      .select({ id: jobs.id })
       .from(jobs)
       .where(and(eq(jobs.machineId, machineId), eq(jobs.state, "running")))
       .get();
     if (!job) return false;
     const at = this.now();
-    this.d.db
-      .update(jobs)
-      .set({ params: { ...(job.params ?? {}), installDoneAt: at } })
-      .where(eq(jobs.id, job.id))
-      .run();
+    this.d.db.update(jobs).set({ installDoneAt: new Date(at) }).where(eq(jobs.id, job.id)).run();
     const w = this.queries.runningWait.get({ id: job.id, name: "wait_install" });
     if (w) this.complete(w.id, w.attempt, { ok: true, result: { installDoneAt: at } });
     return true;
@@ -370,7 +367,6 @@ function stepChanged(job: { machineId: number; batchId: number | null }, s: Step
 /** What a passive step's wait produced, when its event already happened (null: keep waiting). */
 function waitSatisfied(job: typeof jobs.$inferSelect, name: string): Record<string, unknown> | null {
   if (name === "wait_agent" && job.agentSeenAt) return { agentSeenAt: job.agentSeenAt.getTime() };
-  const installDoneAt = (job.params as { installDoneAt?: unknown } | null)?.installDoneAt;
-  if (name === "wait_install" && typeof installDoneAt === "number") return { installDoneAt };
+  if (name === "wait_install" && job.installDoneAt) return { installDoneAt: job.installDoneAt.getTime() };
   return null;
 }

@@ -30,6 +30,8 @@ export const jobs = sqliteTable(
     error: text("error"),
     /** When the machine's agent last looked up this job (satisfies wait_agent steps). */
     agentSeenAt: integer("agent_seen_at", { mode: "timestamp_ms" }),
+    /** When the machine's installer reported completion during this job (satisfies wait_install steps). */
+    installDoneAt: integer("install_done_at", { mode: "timestamp_ms" }),
     createdBy: text("created_by"),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     startedAt: integer("started_at", { mode: "timestamp_ms" }),
