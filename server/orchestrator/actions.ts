@@ -31,6 +31,18 @@ function withJob(d: Domain, machineId: number, action: OperatorAction, start: ()
 }
 
 /**
+ * What a retry runs: the failed job's kind with its params, except that deploys are planned again from the machine's
+ * current OS profile and network (the operator has often just fixed what failed: an image checksum, a URL, an
+ * address); a reinstall stays a reinstall unless the profile became an installer one, as the reinstall action does.
+ */
+function retryPlan(d: Domain, machineId: number, last: { kind: string; params: Record<string, unknown> | null }): { kind: JobKind; params: Record<string, unknown> } {
+  const kind = last.kind as JobKind;
+  if (kind !== "deploy_image" && kind !== "deploy_installer" && kind !== "reinstall") return { kind, params: last.params ?? {} };
+  const p = deployParams(d.db, machineId);
+  return { kind: kind === "reinstall" && p.kind === "deploy_image" ? "reinstall" : p.kind, params: p.params };
+}
+
+/**
  * What an operator's lifecycle action does: actions that need work on the machine start a job (which moves the
  * state with it); abort cancels the running job; the rest are plain transitions.
  * @throws AppError INVALID_TRANSITION, MACHINE_BUSY, VALIDATION (no OS profile), MACHINE_NOT_FOUND
@@ -62,9 +74,7 @@ export function performAction(d: Domain, machineId: number, action: OperatorActi
         .get();
       // A failure recorded without a job (e.g. from before jobs existed): the transition alone.
       if (!last) return transition(d, machineId, "retry", { actor, reason });
-      return withJob(d, machineId, action, () =>
-        startJob(d, { machineId, kind: last.kind as JobKind, params: last.params ?? {}, action: "retry" }, actor),
-      );
+      return withJob(d, machineId, action, () => startJob(d, { machineId, ...retryPlan(d, machineId, last), action: "retry" }, actor));
     }
     case "abort": {
       const jobId = activeJobId(d.db, machineId);

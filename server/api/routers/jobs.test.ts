@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jobs, logLines, machines, steps } from "../../db/schema";
+import { jobs, logLines, machines, osProfiles, steps } from "../../db/schema";
 import { transition } from "../../machines/lifecycle";
 import { startJob } from "../../orchestrator/jobs";
 import { expectTrpcError, machineInput } from "../../testing/fixtures";
@@ -122,5 +122,38 @@ describe("power and boot device by hand on a machine that runs a job", () => {
     // Once the job ended, the machine is the operator's again.
     h.db.update(jobs).set({ state: "succeeded", finishedAt: new Date() }).where(eq(jobs.id, jobId)).run();
     expect((await h.operator.oob.power({ selection: { ids: [busy] }, action: "on" }))[0]).toMatchObject({ ok: true, powerState: "on" });
+  });
+});
+
+describe("retry of a failed deploy", () => {
+  it("plans the deploy again from the current OS profile (the operator fixed the checksum); other kinds keep their params", async () => {
+    const profile = h.db
+      .insert(osProfiles)
+      .values({ name: "retry-img", kind: "image", osFamily: "debian", imageUrl: "http://10.0.0.1/a.raw.gz", imageSha256: "aa".repeat(32), imageFormat: "raw.gz", createdAt: new Date(), updatedAt: new Date() })
+      .returning()
+      .get();
+    const { id } = await h.operator.machines.enroll(machineInput(50, { osProfileId: profile.id }));
+    for (const a of ["manage", "provide"] as const) transition(h.domain, id, a, { actor: "test" });
+    const first = await h.operator.machines.action({ id, action: "deploy" });
+    const failed = h.db.select().from(jobs).where(eq(jobs.id, first.jobId!)).get()!;
+    expect(failed.params).toMatchObject({ imageSha256: "aa".repeat(32) });
+    h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, failed.id)).run();
+    transition(h.domain, id, "fail", { actor: "system", reason: "write_image: sha256 mismatch" });
+    h.db.update(osProfiles).set({ imageSha256: "bb".repeat(32), imageUrl: "http://10.0.0.1/b.raw.gz" }).where(eq(osProfiles.id, profile.id)).run();
+
+    const retry = await h.operator.machines.action({ id, action: "retry" });
+    expect(retry).toMatchObject({ from: "deploy_failed", to: "deploying" });
+    const again = h.db.select().from(jobs).where(eq(jobs.id, retry.jobId!)).get()!;
+    expect(again.kind).toBe("deploy_image");
+    expect(again.params).toMatchObject({ imageSha256: "bb".repeat(32), imageUrl: "http://10.0.0.1/b.raw.gz" });
+
+    // A failed release (clean) is retried with the wipe it was started with.
+    h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, again.id)).run();
+    h.db.update(machines).set({ state: "deployed" }).where(eq(machines.id, id)).run();
+    const clean = startJob(h.domain, { machineId: id, kind: "clean", params: { wipeMode: "discard" } }, "user:test");
+    h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, clean.jobId)).run();
+    h.db.update(machines).set({ state: "clean_failed" }).where(eq(machines.id, id)).run();
+    const cleanRetry = await h.operator.machines.action({ id, action: "retry" });
+    expect(h.db.select().from(jobs).where(eq(jobs.id, cleanRetry.jobId!)).get()).toMatchObject({ kind: "clean", params: { wipeMode: "discard" } });
   });
 });
