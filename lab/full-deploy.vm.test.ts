@@ -70,6 +70,8 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     await consoleWatch.waitFor("osUp", 120_000);
     await consoleWatch.waitFor("osNet", 5_000);
     const consoleText = consoleWatch.text();
+    // The RAM disk loaded the driver of the VM's IDE controller by its PCI modalias (not on its always-load list).
+    expect(consoleText).toMatch(/rackhand-init: drivers: .*\bata_piix\b.*\bvirtio_net\b/);
     expect(consoleText).toContain(`os-net: /etc/network/interfaces: iface`);
     expect(consoleText).toMatch(new RegExp(`address ${node.ip.replaceAll(".", "\\.")}`));
 

@@ -9,13 +9,26 @@ import fs from "node:fs";
 import path from "node:path";
 import { cpioChunks, type CpioEntry } from "./cpio";
 import { currentKernelPackage, extractDeb, run, sharedLibraries, which } from "./host";
-import { kernelModules } from "./modules";
+import { kernelModules, modprobeIndex } from "./modules";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
-// NICs and disks of common servers and of QEMU, md RAID, and the file systems configure_network mounts.
-const MODULES = [
-  ...["virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "e1000", "e1000e", "igb", "ixgbe", "ahci", "nvme", "sd_mod"],
+/** Loaded at every boot, in order: virtual machines' devices, md RAID and the file systems configure_network mounts. */
+const ALWAYS_MODULES = [
+  ...["virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod"],
   ...["md_mod", "raid0", "raid1", "raid10", "ext4", "crc32c_generic", "vfat", "nls_cp437", "nls_iso8859_1"],
+];
+/**
+ * Drivers of common servers' NICs and storage controllers, loaded only for the hardware present (/init runs
+ * modprobe with the PCI devices' modaliases; `modprobeIndex` writes modules.dep and modules.alias). Drivers that
+ * need firmware files (bnx2x, some tg3 and qede chips) also need the matching firmware package in the RAM disk,
+ * which Debian ships in non-free-firmware and this builder does not add.
+ */
+const HARDWARE_MODULES = [
+  // Intel, Broadcom, Mellanox/NVIDIA, Emulex, QLogic, Realtek, Cisco, Solarflare, VMware NICs.
+  ...["e1000", "e1000e", "igb", "igc", "ixgbe", "ixgbevf", "i40e", "iavf", "ice", "tg3", "bnx2", "bnx2x", "bnxt_en"],
+  ...["mlx4_en", "mlx5_core", "be2net", "qede", "r8169", "enic", "sfc", "vmxnet3"],
+  // SATA/AHCI, NVMe, LSI/Broadcom MegaRAID and SAS HBAs, HPE Smart Array, Adaptec, Intel SCU, VMware PVSCSI.
+  ...["ahci", "ata_piix", "nvme", "megaraid_sas", "mpt3sas", "hpsa", "smartpqi", "aacraid", "isci", "vmw_pvscsi"],
 ];
 const TOOLS = ["wipefs", "lsblk", "sfdisk", "blkdiscard", "blkid", "xz", "zstd", "mdadm"];
 
@@ -89,7 +102,9 @@ export function buildRamdisk(o: RamdiskOptions): RamdiskManifest {
   const { outDir, cacheDir } = o;
   const agent = path.resolve(o.agent);
   if (!fs.existsSync(agent)) throw new Error(`agent bundle ${agent} is missing: run npm run build:agent first`);
-  const kset = kernelModules(kernelDir(o, log), MODULES);
+  const kdir = kernelDir(o, log);
+  const always = kernelModules(kdir, ALWAYS_MODULES);
+  const kset = kernelModules(kdir, [...ALWAYS_MODULES, ...HARDWARE_MODULES]);
   const kver = kset.version;
   const t = new Tree();
   for (const d of ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys", "run", "tmp", "root", "mnt"]) t.dir(d);
@@ -105,8 +120,10 @@ export function buildRamdisk(o: RamdiskOptions): RamdiskManifest {
   for (const tool of TOOLS) t.elf(toolPath(tool, cacheDir), `usr/sbin/${tool}`);
 
   for (const m of kset.modules) t.file(`lib/modules/${kver}/${m.rel}`, fs.readFileSync(m.file));
-  const rels = kset.modules.map((m) => m.rel);
-  t.file("etc/modules.load", Buffer.from(rels.join("\n") + "\n"));
+  t.file("etc/modules.load", Buffer.from(always.modules.map((m) => m.rel).join("\n") + "\n"));
+  const index = modprobeIndex(kset.modules);
+  t.file(`lib/modules/${kver}/modules.dep`, Buffer.from(index.dep));
+  t.file(`lib/modules/${kver}/modules.alias`, Buffer.from(index.alias));
 
   t.file("init", fs.readFileSync(path.join(HERE, "init.sh")), 0o755);
   t.file("etc/udhcpc.script", fs.readFileSync(path.join(HERE, "udhcpc.script")), 0o755);

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { cpioChunks } from "./cpio";
-import { builtinModules, loadOrder, moduleDepends } from "./modules";
+import { builtinModules, loadOrder, moduleAliases, moduleDepends, modprobeIndex } from "./modules";
 
 describe("cpio newc writer", () => {
   it("writes an archive busybox cpio lists and extracts with modes, dirs and symlinks intact", () => {
@@ -59,5 +59,30 @@ describe("kernel module order", () => {
     const order = loadOrder(["virtio_net", "virtio_blk"], index, builtinModules("kernel/drivers/virtio/virtio.ko\n"), (p) => files[p]!);
     expect(order).toEqual(["failover", "net_failover", "virtio_net", "virtio_blk"]);
     expect(() => loadOrder(["nope"], index, new Set(), (p) => files[p]!)).toThrow(/nope/);
+  });
+
+  it("indexes modules for busybox modprobe: every dependency (the first to load last) and the hardware aliases", () => {
+    const ko = (depends: string, ...aliases: string[]) =>
+      Buffer.from(`\x7fELF...\0license=GPL\0${aliases.map((a) => `alias=${a}\0`).join("")}depends=${depends}\0vermagic=6.1\0`, "latin1");
+    const files: Record<string, Buffer> = {
+      "/k/drivers/net/ethernet/mellanox/mlx5/core/mlx5_core.ko": ko("mlxfw,tls", "pci:v000015B3d00001017sv*sd*bc*sc*i*", "pci:v000015B3d00001019sv*sd*bc*sc*i*"),
+      "/k/drivers/net/ethernet/mellanox/mlxfw/mlxfw.ko": ko("pci_hyperv_intf"),
+      "/k/drivers/pci/controller/pci-hyperv-intf.ko": ko(""),
+      "/k/net/tls/tls.ko": ko(""),
+      "/k/drivers/scsi/sd_mod.ko": ko("crc_t10dif"),
+    };
+    expect(moduleAliases(files["/k/net/tls/tls.ko"]!)).toEqual([]);
+    const mods = ["pci-hyperv-intf", "mlxfw", "tls", "mlx5_core", "sd_mod"].map((n) => {
+      const file = Object.keys(files).find((f) => path.basename(f, ".ko") === n)!;
+      return { rel: file.replace("/k/", "kernel/"), file };
+    });
+    const { dep, alias } = modprobeIndex(mods, (p) => files[p]!);
+    expect(dep.split("\n")).toContain(
+      "kernel/drivers/net/ethernet/mellanox/mlx5/core/mlx5_core.ko: kernel/net/tls/tls.ko kernel/drivers/net/ethernet/mellanox/mlxfw/mlxfw.ko kernel/drivers/pci/controller/pci-hyperv-intf.ko",
+    );
+    expect(dep.split("\n")).toContain("kernel/drivers/pci/controller/pci-hyperv-intf.ko:");
+    // A dependency built into the kernel (crc_t10dif here) is not a file to load.
+    expect(dep.split("\n")).toContain("kernel/drivers/scsi/sd_mod.ko:");
+    expect(alias).toBe("alias pci:v000015B3d00001017sv*sd*bc*sc*i* mlx5_core\nalias pci:v000015B3d00001019sv*sd*bc*sc*i* mlx5_core\n");
   });
 });

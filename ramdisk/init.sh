@@ -33,6 +33,12 @@ KVER=$(uname -r)
 while read -r module; do
   [ -n "$module" ] && insmod "/lib/modules/$KVER/$module" 2>&1 | grep -v 'File exists'
 done </etc/modules.load
+# Drivers of the NICs and storage controllers present, by their modaliases (modules.alias, written by the builder).
+# Twice: a driver loaded in the first pass can bring up a bus whose devices need drivers of their own.
+for pass in 1 2; do
+  modprobe -qa $(cat /sys/bus/pci/devices/*/modalias /sys/bus/virtio/devices/*/modalias 2>/dev/null) 2>/dev/null
+done
+say "drivers: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 
 ip link set lo up
 # Wait up to 10 s for NICs to appear, then try DHCP on each until one gets a lease.

@@ -8,6 +8,47 @@ export function moduleDepends(ko: Buffer): string[] {
   return m && m[1] ? m[1].split(",").filter(Boolean).map((d) => d.replaceAll("-", "_")) : [];
 }
 
+/** The `alias=` patterns of a kernel module's .modinfo: the hardware it drives (`pci:v00008086d000010FBsv*…`, `virtio:d00000001v*`). */
+export function moduleAliases(ko: Buffer): string[] {
+  const out: string[] = [];
+  for (const m of ko.toString("latin1").matchAll(/\0alias=([\x21-\x7e]+)(?=\0)/g)) out.push(m[1]!);
+  return out;
+}
+
+/**
+ * busybox modprobe's index of a RAM disk's modules (paths relative to lib/modules/<version>, given in load order):
+ * `modules.dep` lists each module with all its dependencies, the one to load first last (as depmod writes it), and
+ * `modules.alias` maps hardware patterns to module names — so modprobe with the modaliases of /sys/bus/pci/devices
+ * loads the drivers of the hardware present and nothing else.
+ */
+export function modprobeIndex(modules: { rel: string; file: string }[], read: (p: string) => Buffer = fs.readFileSync): { dep: string; alias: string } {
+  const nameOf = (rel: string) => path.basename(rel, ".ko").replaceAll("-", "_");
+  const rels = new Map(modules.map((m) => [nameOf(m.rel), m.rel]));
+  const info = new Map(
+    modules.map((m) => {
+      const ko = read(m.file);
+      return [nameOf(m.rel), { depends: moduleDepends(ko), aliases: moduleAliases(ko) }];
+    }),
+  );
+  const closure = (name: string): string[] => {
+    const order: string[] = [];
+    const seen = new Set<string>([name]);
+    const visit = (n: string) => {
+      for (const d of info.get(n)?.depends ?? []) {
+        if (seen.has(d) || !rels.has(d)) continue; // built in, or not in this RAM disk (loadOrder checked)
+        seen.add(d);
+        visit(d);
+        order.push(d);
+      }
+    };
+    visit(name);
+    return order; // load order: dependencies first
+  };
+  const dep = modules.map((m) => `${m.rel}:${closure(nameOf(m.rel)).reverse().map((d) => ` ${rels.get(d)}`).join("")}`);
+  const alias = [...info].flatMap(([name, i]) => i.aliases.map((a) => `alias ${a} ${name}`));
+  return { dep: dep.join("\n") + "\n", alias: alias.join("\n") + (alias.length ? "\n" : "") };
+}
+
 /** Index of `<name>` → path of `<name>.ko` under a kernel's lib/modules/<version>/kernel (names use "_"). */
 export function indexModules(kernelDir: string): Map<string, string> {
   const out = new Map<string, string>();
