@@ -2,7 +2,7 @@
  * npm run ramdisk — build the agent RAM disk (ramdisk/builder.ts) into <dataDir>/http/ramdisk/{vmlinuz,
  * initrd.img, manifest.json}, served at /boot/ramdisk/... and booted by the netboot tree's agent entries.
  * Options: --out DIR, --cache DIR, --compress zstd|gzip|xz, --kernel-dir DIR (an extracted linux-image .deb),
- * --agent FILE.
+ * --agent FILE, --firmware-dir DIR (where the firmware the drivers declare is found; default /lib/firmware).
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -15,6 +15,7 @@ const { values: opt } = parseArgs({
     compress: { type: "string", default: "zstd" },
     "kernel-dir": { type: "string" },
     agent: { type: "string", default: "dist/agent.mjs" },
+    "firmware-dir": { type: "string" },
   },
 });
 const dataDir = path.resolve(process.env.RACKHAND_DATA_DIR ?? "data");
@@ -27,6 +28,7 @@ try {
     compress: opt.compress as "zstd" | "gzip" | "xz",
     kernelDir: opt["kernel-dir"],
     agent: opt.agent!,
+    firmwareDir: opt["firmware-dir"],
     log: (s) => console.log(`[ramdisk] ${s}`),
   });
 } catch (err) {

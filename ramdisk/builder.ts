@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { cpioChunks, type CpioEntry } from "./cpio";
 import { currentKernelPackage, extractDeb, run, sharedLibraries, which } from "./host";
-import { kernelModules, modprobeIndex } from "./modules";
+import { firmwareFiles, kernelModules, modprobeIndex } from "./modules";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 /** Loaded at every boot, in order: virtual machines' devices, md RAID and the file systems configure_network mounts. */
@@ -20,8 +20,8 @@ const ALWAYS_MODULES = [
 /**
  * Drivers of common servers' NICs and storage controllers, loaded only for the hardware present (/init runs
  * modprobe with the PCI devices' modaliases; `modprobeIndex` writes modules.dep and modules.alias). Drivers that
- * need firmware files (bnx2x, some tg3 and qede chips) also need the matching firmware package in the RAM disk,
- * which Debian ships in non-free-firmware and this builder does not add.
+ * need firmware files (bnx2x, some tg3 and qede chips) get the ones they declare from `firmwareDir` when it has
+ * them (Debian ships them in non-free-firmware: install e.g. firmware-bnx2x on the build host).
  */
 const HARDWARE_MODULES = [
   // Intel, Broadcom, Mellanox/NVIDIA, Emulex, QLogic, Realtek, Cisco, Solarflare, VMware NICs.
@@ -41,6 +41,8 @@ export interface RamdiskOptions {
   kernelDir?: string;
   /** The bundled agent (dist/agent.mjs). */
   agent: string;
+  /** Where the firmware the drivers declare is taken from; default /lib/firmware (the manifest lists what was missing). */
+  firmwareDir?: string;
   log?: (line: string) => void;
 }
 
@@ -51,6 +53,8 @@ export interface RamdiskManifest {
   cpioBytes: number;
   node: string;
   modules: string[];
+  /** Firmware files included (under /lib/firmware), and those the drivers declare that the build host lacked. */
+  firmware: { included: string[]; missing: string[] };
   files: { name: string; size: number; sha256: string }[];
 }
 
@@ -121,6 +125,9 @@ export function buildRamdisk(o: RamdiskOptions): RamdiskManifest {
 
   for (const m of kset.modules) t.file(`lib/modules/${kver}/${m.rel}`, fs.readFileSync(m.file));
   t.file("etc/modules.load", Buffer.from(always.modules.map((m) => m.rel).join("\n") + "\n"));
+  const fw = firmwareFiles(kset.modules, o.firmwareDir ?? "/lib/firmware");
+  for (const f of fw.found) t.file(`lib/firmware/${f.rel}`, fs.readFileSync(f.file));
+  log(`firmware: ${fw.found.length} of ${fw.found.length + fw.missing.length} files the drivers declare (from ${o.firmwareDir ?? "/lib/firmware"})`);
   const index = modprobeIndex(kset.modules);
   t.file(`lib/modules/${kver}/modules.dep`, Buffer.from(index.dep));
   t.file(`lib/modules/${kver}/modules.alias`, Buffer.from(index.alias));
@@ -159,7 +166,7 @@ export function buildRamdisk(o: RamdiskOptions): RamdiskManifest {
     const data = fs.readFileSync(path.join(outDir, name));
     return { name, size: data.length, sha256: crypto.createHash("sha256").update(data).digest("hex") };
   });
-  const manifest: RamdiskManifest = { builtAt: new Date().toISOString(), kernel: kver, compression: compress, cpioBytes: raw, node: process.version, modules: kset.modules.map((m) => path.basename(m.rel, ".ko")), files };
+  const manifest: RamdiskManifest = { builtAt: new Date().toISOString(), kernel: kver, compression: compress, cpioBytes: raw, node: process.version, modules: kset.modules.map((m) => path.basename(m.rel, ".ko")), firmware: { included: fw.found.map((f) => f.rel), missing: fw.missing }, files };
   fs.writeFileSync(path.join(outDir, ".manifest.tmp"), JSON.stringify(manifest, null, 2) + "\n");
   fs.renameSync(path.join(outDir, ".manifest.tmp"), path.join(outDir, "manifest.json"));
   log(`kernel ${kver}, ${t.entries.size} entries, cpio ${(raw / 1e6).toFixed(1)} MB → ${compress} ${(files[1]!.size / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { cpioChunks } from "./cpio";
-import { builtinModules, loadOrder, moduleAliases, moduleDepends, modprobeIndex } from "./modules";
+import { builtinModules, firmwareFiles, loadOrder, moduleAliases, moduleDepends, moduleFirmware, modprobeIndex } from "./modules";
 
 describe("cpio newc writer", () => {
   it("writes an archive busybox cpio lists and extracts with modes, dirs and symlinks intact", () => {
@@ -84,5 +84,23 @@ describe("kernel module order", () => {
     // A dependency built into the kernel (crc_t10dif here) is not a file to load.
     expect(dep.split("\n")).toContain("kernel/drivers/scsi/sd_mod.ko:");
     expect(alias).toBe("alias pci:v000015B3d00001017sv*sd*bc*sc*i* mlx5_core\nalias pci:v000015B3d00001019sv*sd*bc*sc*i* mlx5_core\n");
+  });
+
+  it("takes the firmware files the drivers declare from a firmware directory, and names the missing ones", () => {
+    const ko = (...fw: string[]) => Buffer.from(`\x7fELF\0license=GPL\0${fw.map((f) => `firmware=${f}\0`).join("")}depends=\0`, "latin1");
+    expect(moduleFirmware(ko("tigon/tg3.bin", "tigon/tg3_tso.bin"))).toEqual(["tigon/tg3.bin", "tigon/tg3_tso.bin"]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-fw-"));
+    try {
+      fs.mkdirSync(path.join(dir, "bnx2x"));
+      fs.writeFileSync(path.join(dir, "bnx2x/bnx2x-e2-7.13.15.0.fw"), "fw");
+      fs.symlinkSync("bnx2x-e2-7.13.15.0.fw", path.join(dir, "bnx2x/current.fw"));
+      const files: Record<string, Buffer> = { "/a.ko": ko("bnx2x/bnx2x-e2-7.13.15.0.fw", "bnx2x/current.fw"), "/b.ko": ko("tigon/tg3.bin", "bnx2x/bnx2x-e2-7.13.15.0.fw", "../../etc/shadow") };
+      const r = firmwareFiles([{ file: "/a.ko" }, { file: "/b.ko" }], dir, (p) => files[p]!);
+      expect(r.found.map((f) => f.rel)).toEqual(["bnx2x/bnx2x-e2-7.13.15.0.fw", "bnx2x/current.fw"]);
+      expect(r.found[1]!.file).toBe(fs.realpathSync(path.join(dir, "bnx2x/bnx2x-e2-7.13.15.0.fw")));
+      expect(r.missing).toEqual(["tigon/tg3.bin"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -15,6 +15,31 @@ export function moduleAliases(ko: Buffer): string[] {
   return out;
 }
 
+/** The `firmware=` files a kernel module may request (paths under /lib/firmware). */
+export function moduleFirmware(ko: Buffer): string[] {
+  const out: string[] = [];
+  for (const m of ko.toString("latin1").matchAll(/\0firmware=([\x21-\x7e]+)(?=\0)/g)) out.push(m[1]!);
+  return out;
+}
+
+/**
+ * The firmware files the modules declare that exist under `firmwareDir` (a host's /lib/firmware, or an extracted
+ * firmware package), as paths relative to it; symlinks are resolved to the file they name. Declared files that are
+ * missing are returned apart, so the builder can say which drivers will lack firmware.
+ */
+export function firmwareFiles(modules: { file: string }[], firmwareDir: string, read: (p: string) => Buffer = fs.readFileSync): { found: { rel: string; file: string }[]; missing: string[] } {
+  const found: { rel: string; file: string }[] = [];
+  const missing: string[] = [];
+  const wanted = new Set(modules.flatMap((m) => moduleFirmware(read(m.file))));
+  for (const rel of [...wanted].sort()) {
+    const file = path.join(firmwareDir, rel);
+    if (rel.split("/").includes("..")) continue;
+    if (fs.existsSync(file) && fs.statSync(file).isFile()) found.push({ rel, file: fs.realpathSync(file) });
+    else missing.push(rel);
+  }
+  return { found, missing };
+}
+
 /**
  * busybox modprobe's index of a RAM disk's modules (paths relative to lib/modules/<version>, given in load order):
  * `modules.dep` lists each module with all its dependencies, the one to load first last (as depmod writes it), and
