@@ -8,12 +8,14 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildRamdisk, kernelDir } from "../ramdisk/builder";
+import { buildDebianRootfs, hostSuite } from "../ramdisk/debian-rootfs";
 import { buildOsImage, type OsImage } from "../ramdisk/os-image";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 // The RAM disk's inputs besides the agent bundle: a change to any of them invalidates the cached build.
 const RAMDISK_SOURCES = ["ramdisk/builder.ts", "ramdisk/init.sh", "ramdisk/udhcpc.script", "ramdisk/modules.ts", "ramdisk/cpio.ts"];
 const OS_IMAGE_SOURCES = ["ramdisk/os-image.ts", "ramdisk/modules.ts", "ramdisk/cpio.ts"];
+const DEBIAN_SOURCES = ["ramdisk/debian-rootfs.ts", "ramdisk/stage2.sh"];
 
 function digest(files: string[], extra: string): string {
   const h = crypto.createHash("sha256").update(extra);
@@ -67,6 +69,8 @@ export interface ArtifactOptions {
   /** What the stand-in OS prints when it is up, and what it does next. */
   marker?: string;
   after?: "poweroff" | "shell";
+  /** Also build (or reuse) the Debian agent environment's rootfs.tar.zst (needs debootstrap and the Debian mirror). */
+  debian?: boolean;
   log?: (line: string) => void;
 }
 
@@ -89,6 +93,14 @@ export function prepareArtifacts(o: ArtifactOptions): LabArtifacts {
   prune(o.cacheDir, "ramdisk-", rdCache);
   const rdDest = path.join(o.dataDir, "http/ramdisk");
   for (const f of ["vmlinuz", "initrd.img", "manifest.json"]) place(path.join(rdCache, f), path.join(rdDest, f));
+
+  if (o.debian) {
+    const key = digest([...DEBIAN_SOURCES, o.agent], `${process.version} ${hostSuite()}`);
+    const cache = path.join(o.cacheDir, `rootfs-${key}`);
+    if (!fs.existsSync(path.join(cache, "rootfs.json"))) buildDebianRootfs({ outDir: cache, cacheDir: o.cacheDir, agent: o.agent, log });
+    prune(o.cacheDir, "rootfs-", cache);
+    for (const f of ["rootfs.tar.zst", "rootfs.json"]) place(path.join(cache, f), path.join(rdDest, f));
+  }
 
   const marker = o.marker ?? "RACKHAND-OS-UP";
   const after = o.after ?? "poweroff";

@@ -40,8 +40,8 @@ beforeAll(async () => {
   requireLabTools();
   const agent = await buildAgentBundle(work);
   const tag = crypto.randomBytes(2);
-  rack = await rackUp({ dir: path.join(work, "rack"), prefix: `rv${tag.toString("hex").slice(0, 3)}`, net: `10.${200 + (tag[0]! % 50)}.${tag[1]}`, nodes: 1, memMiB: 512, diskMiB: 128, disks: 2 });
-  rh = await startLabRackhand({ dir: work, rack, agent, cacheDir, marker: MARKER, adminPassword: "vm-test-admin-password" });
+  rack = await rackUp({ dir: path.join(work, "rack"), prefix: `rv${tag.toString("hex").slice(0, 3)}`, net: `10.${200 + (tag[0]! % 50)}.${tag[1]}`, nodes: 1, memMiB: 1024, diskMiB: 128, disks: 2 });
+  rh = await startLabRackhand({ dir: work, rack, agent, cacheDir, marker: MARKER, adminPassword: "vm-test-admin-password", debian: true });
   ({ app, client, artifacts, serverLog } = rh);
   machineId = rh.machines[0]!.machineId;
 }, 600_000);
@@ -115,8 +115,10 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     await until("the VM to be powered off", () => !vmRunning(node), 30_000);
   }, 360_000);
 
-  it("deploys onto software RAID 1 (mdadm over both disks) with a post-install script: both members carry the image, the OS boots from one", async () => {
+  it("deploys onto software RAID 1 (mdadm over both disks) with a post-install script, from the Debian agent environment: both members carry the image, the OS boots from one", async () => {
     const node = rack.nodes[0]!;
+    // The agent runs in the debootstrap root file system the RAM disk fetches and switches to.
+    await client.netboot.saveSettings.mutate({ ...(await client.netboot.settings.query()), agentEnvironment: "debian" });
     const raidProfile = await client.osProfiles.create.mutate({
       name: "Stand-in OS on RAID 1",
       kind: "image",
@@ -130,7 +132,10 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
         rootPartition: "LABEL=RHROOT",
         raid: { level: 1, devices: ["/dev/vda", "/dev/vdb"], name: "root" },
         // Runs in the RAM disk after the image: sees the array the deploy built.
-        postInstallScript: { script: 'echo "post-install: $(cat /proc/mdstat | grep -o "md[0-9]* : active raid1")"\n', timeoutS: 60 },
+        postInstallScript: {
+          script: 'echo "post-install: $(cat /proc/mdstat | grep -o "md[0-9]* : active raid1")"\necho "post-install: in Debian $(cat /etc/debian_version)"\n',
+          timeoutS: 60,
+        },
       },
     });
     await client.machines.update.mutate({ id: machineId, osProfileId: raidProfile.id });
@@ -144,6 +149,8 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
     expect(all.find((s) => s.name === "run_script")!.result).toMatchObject({ exitCode: 0 });
     const lines = app.domain.db.select().from(logLines).where(eq(logLines.jobId, jobId!)).all();
     expect(lines.some((l) => /^post-install: md\d+ : active raid1$/.test(l.text))).toBe(true);
+    expect(lines.some((l) => /^post-install: in Debian \d+\.\d+$/.test(l.text))).toBe(true);
+    expect(consoleWatch.text()).toMatch(/rackhand-init: Debian \d+\.\d+ root file system up/);
     // RAID 1 with metadata at the end: both host files start with the same bytes, the image's MBR and boot partition.
     const [a, b] = node.disks.map((d) => fs.readFileSync(d));
     const head = (buf: Buffer) => crypto.createHash("sha256").update(buf.subarray(0, artifacts.image.size)).digest("hex");

@@ -82,6 +82,11 @@ const optional = <T extends z.ZodTypeAny>(s: T) =>
   z.preprocess((v) => (v === "" ? null : v), s.nullable().optional()) as unknown as z.ZodOptional<z.ZodNullable<T>>;
 
 /** Provisioning network, stored in `settings` under "netboot" and edited by admins. */
+export const AGENT_ENVIRONMENTS = ["busybox", "debian"] as const;
+export const AGENT_ENVIRONMENT_LABELS: Record<(typeof AGENT_ENVIRONMENTS)[number], string> = {
+  busybox: "Busybox RAM disk (fastest to boot)",
+  debian: "Debian root file system (debootstrap; vendor tools, apt)",
+};
 export const netbootSettingsSchema = z
   .object({
     mode: z.enum(NETBOOT_MODES).default("off"),
@@ -100,6 +105,11 @@ export const netbootSettingsSchema = z
     ipv6RouterAdvertisements: z.boolean().default(false),
     /** DNS port for dnsmasq; 0 = no DNS (the default). */
     dnsPort: z.number().int().min(0).max(65535).default(0),
+    /**
+     * Where the agent runs: the busybox RAM disk itself, or the Debian root file system it fetches and switches to
+     * (rootfs.tar.zst, `npm run ramdisk -- --debian`; a distribution userland for vendor tools, ~70 MB more to load).
+     */
+    agentEnvironment: z.enum(AGENT_ENVIRONMENTS).default("busybox"),
   })
   .superRefine((s, ctx) => {
     const n = (ip: string) => ip.split(".").reduce((a, p) => a * 256 + Number(p), 0);

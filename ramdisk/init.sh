@@ -1,6 +1,7 @@
 #!/bin/busybox sh
 # /init of the Rackhand RAM disk (busybox sh, PID 1).
-# Kernel command line: rackhand.api=<url> (required), rackhand.shell=1 (a shell instead of the agent).
+# Kernel command line: rackhand.api=<url> (required), rackhand.shell=1 (a shell instead of the agent),
+# rackhand.rootfs=<url of rootfs.tar.zst> (the Debian variant: run the agent in that root file system instead).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
@@ -21,10 +22,12 @@ rescue() {
 
 API=
 SHELL_ONLY=
+ROOTFS=
 for word in $(cat /proc/cmdline); do
   case $word in
     rackhand.api=*) API=${word#*=} ;;
     rackhand.shell=1) SHELL_ONLY=1 ;;
+    rackhand.rootfs=*) ROOTFS=${word#*=} ;;
   esac
 done
 
@@ -53,6 +56,21 @@ done
 [ -n "$LEASED" ] || rescue "no DHCP lease on any interface ($(ls /sys/class/net | tr '\n' ' '))"
 [ -n "$API" ] || rescue "no rackhand.api=<url> on the kernel command line"
 say "lease $(cat /run/lease.ip 2>/dev/null) on $LEASED, API $API"
+
+if [ -n "$ROOTFS" ]; then
+  # The Debian variant: stream the root file system into a tmpfs, hand it what stage 1 set up, and switch to it.
+  say "fetching the root file system $ROOTFS"
+  mkdir -p /newroot
+  mount -t tmpfs -o mode=0755,size=90% rootfs /newroot || rescue "cannot mount a tmpfs for the root file system"
+  set -o pipefail
+  wget -q -O - "$ROOTFS" | zstd -dcq | tar -x -C /newroot || rescue "could not fetch or unpack $ROOTFS"
+  set +o pipefail
+  [ -x /newroot/usr/lib/rackhand/stage2 ] || rescue "$ROOTFS has no /usr/lib/rackhand/stage2"
+  cp /etc/resolv.conf /newroot/etc/resolv.conf 2>/dev/null
+  for d in dev proc sys run; do mkdir -p "/newroot/$d" && mount --move "/$d" "/newroot/$d"; done
+  say "switching to the root file system ($(du -sm /newroot | cut -f1) MB)"
+  exec switch_root /newroot /usr/lib/rackhand/stage2
+fi
 
 node /usr/lib/rackhand/agent.mjs --api "$API"
 rc=$?

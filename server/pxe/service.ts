@@ -1,3 +1,4 @@
+import fs from "node:fs";
 /**
  * The netboot module's running part: reconciles the boot tree from the database at start-up and after every
  * relevant bus event (debounced; incremental per machine; whole tree for settings/profile/bulk changes),
@@ -32,6 +33,8 @@ export interface NetbootStatus {
   lastError: string | null;
   lastReconcile: { at: number; ms: number; written: number; removed: number; full: boolean } | null;
   treeDir: string;
+  /** Which agent boot files are built under <dataDir>/http/ramdisk (npm run ramdisk [-- --debian]). */
+  agentFiles: { ramdisk: boolean; debianRootfs: boolean };
 }
 
 /** Above this many dirty machines a full reconcile is cheaper than many partial ones. */
@@ -102,7 +105,15 @@ export class NetbootService {
   }
 
   status(): NetbootStatus {
-    return { mode: this.settings?.mode ?? "off", backend: this.backend?.status() ?? null, lastError: this.lastError, lastReconcile: this.lastReconcile, treeDir: this.root };
+    const built = (f: string) => fs.existsSync(path.join(this.httpRoot, "ramdisk", f));
+    return {
+      mode: this.settings?.mode ?? "off",
+      backend: this.backend?.status() ?? null,
+      lastError: this.lastError,
+      lastReconcile: this.lastReconcile,
+      treeDir: this.root,
+      agentFiles: { ramdisk: built("vmlinuz") && built("initrd.img"), debianRootfs: built("rootfs.tar.zst") },
+    };
   }
 
   context(settings: NetbootSettings): TreeContext {

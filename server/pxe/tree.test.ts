@@ -76,6 +76,15 @@ describe("boot tree renderers (golden files)", () => {
     expect(t.get("hosts.d/52-54-00-aa-bc-07")).toBe("52:54:00:aa:bc:07\n");
   });
 
+  it("points the agent RAM disk at the Debian root file system when that is the agent environment", () => {
+    const debian: TreeContext = { ...ctx, settings: { ...settings, agentEnvironment: "debian" } };
+    const t = bootTarget(row({ state: "deploying" }), debian);
+    expect(t.kind === "netboot" && t.args).toContain("rackhand.rootfs=http://10.77.0.1:3000/boot/ramdisk/rootfs.tar.zst");
+    expect(machineTree(row({ state: "deploying" }), debian).get("tftp/ipxe/52-54-00-aa-bb-07.ipxe")).toContain(" rackhand.rootfs=http://10.77.0.1:3000/boot/ramdisk/rootfs.tar.zst");
+    const busybox = bootTarget(row({ state: "deploying" }), ctx);
+    expect(busybox.kind === "netboot" && busybox.args.some((a) => a.startsWith("rackhand.rootfs="))).toBe(false);
+  });
+
   it("boots an installer profile's kernel with the per-machine install file URLs", () => {
     for (const template of ["preseed", "autoinstall", "kickstart"] as const) {
       const t = machineTree(row({ state: "deploying", sessionId: 41, profile: { ...preseedProfile, template } }), ctx);

@@ -112,7 +112,11 @@ export function bootTarget(m: MachineBootRow, ctx: TreeContext): BootTarget {
     label: "agent",
     kernel: `${base}/boot/ramdisk/vmlinuz`,
     initrd: `${base}/boot/ramdisk/initrd.img`,
-    args: ["console=tty0", "console=ttyS0,115200", `rackhand.api=${base}`, `rackhand.machine=${m.id}`, `rackhand.mode=${m.state}`],
+    args: [
+      ...["console=tty0", "console=ttyS0,115200", `rackhand.api=${base}`, `rackhand.machine=${m.id}`, `rackhand.mode=${m.state}`],
+      // The Debian variant: the RAM disk's /init fetches this root file system and runs the agent in it.
+      ...(ctx.settings.agentEnvironment === "debian" ? [`rackhand.rootfs=${base}/boot/ramdisk/rootfs.tar.zst`] : []),
+    ],
   };
 }
 

@@ -1,13 +1,13 @@
 "use client";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState, type FormEvent } from "react";
-import { NETBOOT_MODES, netbootSettingsSchema } from "@/lib/netboot";
+import { AGENT_ENVIRONMENT_LABELS, AGENT_ENVIRONMENTS, NETBOOT_MODES, netbootSettingsSchema } from "@/lib/netboot";
 import { BatchAlertSettings } from "@/components/batch-alert-settings";
 import { useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
 import { ErrorBanner, Field, PageHeader } from "@/components/ui";
 
-type Form = Record<"mode" | "interface" | "serverAddress" | "rangeStart" | "rangeEnd" | "netmask" | "gateway" | "dnsServers" | "domain" | "httpBaseUrl" | "leaseTimeS", string> & { ipv6RouterAdvertisements: boolean };
+type Form = Record<"mode" | "interface" | "serverAddress" | "rangeStart" | "rangeEnd" | "netmask" | "gateway" | "dnsServers" | "domain" | "httpBaseUrl" | "leaseTimeS" | "agentEnvironment", string> & { ipv6RouterAdvertisements: boolean };
 
 function toInput(f: Form) {
   return { ...f, dnsServers: f.dnsServers.split(/[\s,]+/).filter(Boolean), gateway: f.gateway || null, domain: f.domain || null, leaseTimeS: Number(f.leaseTimeS) };
@@ -54,6 +54,15 @@ export default function SettingsPage() {
         <Field label="Domain" error={errors.domain}><input className="input font-mono" {...bind("domain")} /></Field>
         <Field label="HTTP base URL" error={errors.httpBaseUrl} hint="How machines reach Rackhand"><input className="input font-mono" {...bind("httpBaseUrl")} /></Field>
         <Field label="Lease time (s)" error={errors.leaseTimeS}><input className="input" type="number" {...bind("leaseTimeS")} /></Field>
+        <Field
+          label="Agent environment"
+          error={form.agentEnvironment === "debian" && status && !status.agentFiles.debianRootfs ? "Not built yet: run npm run ramdisk -- --debian" : undefined}
+          hint="Where the agent runs during inspect, deploy and clean"
+        >
+          <select className="input" {...bind("agentEnvironment")}>
+            {AGENT_ENVIRONMENTS.map((e) => <option key={e} value={e}>{AGENT_ENVIRONMENT_LABELS[e]}</option>)}
+          </select>
+        </Field>
         <label className="flex items-center gap-2 text-sm">
           <input type="checkbox" checked={form.ipv6RouterAdvertisements} onChange={(e) => setForm({ ...form, ipv6RouterAdvertisements: e.target.checked })} />
           IPv6 router advertisements (faster iPXE)
@@ -69,6 +78,12 @@ export default function SettingsPage() {
         {status?.lastReconcile && <div>Last reconcile: {status.lastReconcile.written} written, {status.lastReconcile.removed} removed in {status.lastReconcile.ms.toFixed(1)} ms</div>}
         {status?.lastError && <ErrorBanner message={status.lastError} />}
         {status && <div className="text-slate-500">Boot tree: <span className="font-mono">{status.treeDir}</span></div>}
+        {status && (
+          <div className="text-slate-500" data-testid="agent-files">
+            Agent RAM disk: {status.agentFiles.ramdisk ? "built" : "not built (npm run ramdisk)"} · Debian root file system:{" "}
+            {status.agentFiles.debianRootfs ? "built" : "not built (npm run ramdisk -- --debian)"}
+          </div>
+        )}
       </div>
       <BatchAlertSettings />
     </div>
