@@ -10,7 +10,7 @@ interface LiveState {
   connected: boolean;
   socket: Socket | null;
 }
-/** How long a join waits for the server's acknowledgement before it is sent again. */
+/** How long a join waits for the server's acknowledgement before it is sent again (the first answer counts). */
 const JOIN_ACK_TIMEOUT_MS = 5000;
 const LiveContext = createContext<LiveState>({ connected: false, socket: null });
 
@@ -147,17 +147,23 @@ export function useJobLog(
       if (active && e.type === "log.lines" && e.jobId === jobId) h.current.onLines(e.lines);
     };
     socket.on("live", onLive);
-    // An acknowledgement lost with a dropped connection would leave the view without its backfill: ask again.
-    const join = () =>
-      socket.timeout(JOIN_ACK_TIMEOUT_MS).emit("subscribe", { jobId }, (err: Error | null, r?: { ok: boolean }) => {
-        if (!active) return;
-        if (err) {
-          if (socket.connected) join();
-        } else if (r?.ok) h.current.onJoined();
+    // Join, and ask again while no acknowledgement came (one lost would leave the view without its backfill); the
+    // first one that arrives counts, however late: acknowledgements are never given up on.
+    let joined = false;
+    let retry: ReturnType<typeof setTimeout> | null = null;
+    const join = () => {
+      socket.emit("subscribe", { jobId }, (r?: { ok: boolean }) => {
+        if (!active || joined || !r?.ok) return;
+        joined = true;
+        if (retry) clearTimeout(retry);
+        h.current.onJoined();
       });
+      retry = setTimeout(() => active && !joined && socket.connected && join(), JOIN_ACK_TIMEOUT_MS);
+    };
     join();
     return () => {
       active = false;
+      if (retry) clearTimeout(retry);
       socket.off("live", onLive);
       // After a disconnect the server already forgot the room; a buffered emit would only arrive late.
       if (socket.connected) socket.emit("unsubscribe", { jobId });

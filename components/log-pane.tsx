@@ -66,12 +66,16 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
   const bufRef = useRef(buf);
   bufRef.current = buf;
   const queue = useRef<LogLineDto[][]>([]);
-  const frame = useRef<number | null>(null);
+  /** The highest seq pushed for this job (queued or merged). */
+  const pushedMax = useRef(-1);
+  const frame = useRef<{ raf: number; timer: ReturnType<typeof setTimeout> } | null>(null);
   const [follow, setFollow] = useState(true);
   const [pausedAt, setPausedAt] = useState(0);
   const [search, setSearch] = useState("");
   const [onlyMatches, setOnlyMatches] = useState(false);
+  /** Loading the log (shown while a catch-up retries); downloads report apart, so neither clears the other. */
   const [error, setError] = useState<string | null>(null);
+  const [downloadError, setDownloadError] = useState<string | null>(null);
   const [downloading, setDownloading] = useState(false);
   const scroller = useRef<HTMLDivElement>(null);
   const jobId = job.id;
@@ -81,24 +85,34 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
     setBuf(EMPTY_LOG);
     bufRef.current = EMPTY_LOG;
     queue.current = [];
+    pushedMax.current = -1;
     setError(null);
   }, [jobId]);
 
-  /** Merge incoming lines once per animation frame: a burst of events costs one render. */
-  const push = useCallback((lines: LogLineDto[]) => {
-    if (!lines.length) return;
-    queue.current.push(lines);
-    frame.current ??= requestAnimationFrame(() => {
-      frame.current = null;
-      const batches = queue.current;
-      queue.current = [];
-      setBuf((b) => batches.reduce((acc, l) => mergeLines(acc, l, LOG_VIEW_CAP), b));
-    });
+  /**
+   * Merge incoming lines once per animation frame: a burst of events costs one render. A timer backs the frame up,
+   * since a hidden tab gets no frames and its queue would grow for as long as it stays hidden.
+   */
+  const flush = useCallback(() => {
+    if (frame.current) cancelAnimationFrame(frame.current.raf), clearTimeout(frame.current.timer);
+    frame.current = null;
+    const batches = queue.current;
+    queue.current = [];
+    setBuf((b) => batches.reduce((acc, l) => mergeLines(acc, l, LOG_VIEW_CAP), b));
   }, []);
-  useEffect(() => () => void (frame.current != null && cancelAnimationFrame(frame.current)), []);
+  const push = useCallback(
+    (lines: LogLineDto[]) => {
+      if (!lines.length) return;
+      queue.current.push(lines);
+      for (const l of lines) if (l.seq > pushedMax.current) pushedMax.current = l.seq;
+      frame.current ??= { raf: requestAnimationFrame(flush), timer: setTimeout(flush, 250) };
+    },
+    [flush],
+  );
+  useEffect(() => () => void (frame.current && (cancelAnimationFrame(frame.current.raf), clearTimeout(frame.current.timer))), []);
 
   /** The highest seq rendered or waiting to be: where a (re)subscription resumes. */
-  const resumeSeq = () => Math.max(bufRef.current.lastSeq, ...queue.current.flat().map((l) => l.seq));
+  const resumeSeq = () => Math.max(bufRef.current.lastSeq, pushedMax.current);
   /** Backfills and gap repairs of this job's log (lib/log-catchup.ts), retried until they succeed. */
   const catchUp = useRef<LogCatchUp | null>(null);
   useEffect(() => {
@@ -107,12 +121,18 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
         try {
           return await client.jobs.logs.query({ jobId, afterSeq, limit: PAGE });
         } catch (err) {
-          throw new Error(errorInfo(err).message);
+          const info = errorInfo(err);
+          throw Object.assign(new Error(info.message), { status: info.status });
         }
       },
       pageSize: PAGE,
       onLines: push,
       onError: setError,
+      // 4xx but a timeout or throttling: the request itself is refused (no such job, signed out, not allowed).
+      permanent: (err) => {
+        const status = (err as { status?: number }).status;
+        return status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
+      },
     });
     catchUp.current = c;
     return () => c.stop();
@@ -153,6 +173,7 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
 
   async function download() {
     setDownloading(true);
+    setDownloadError(null);
     try {
       const out: string[] = [];
       for (let after = -1; ; ) {
@@ -170,7 +191,7 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
     } catch (err) {
-      setError(`Download failed: ${errorInfo(err).message}`);
+      setDownloadError(`Download failed: ${errorInfo(err).message}`);
     } finally {
       setDownloading(false);
     }
@@ -221,10 +242,13 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
           </button>
         </div>
       </div>
-      {error && (
-        <p role="alert" className="text-sm text-red-700">
-          {error}
-        </p>
+      {[error, downloadError].map(
+        (e) =>
+          e && (
+            <p key={e} role="alert" className="text-sm text-red-700">
+              {e}
+            </p>
+          ),
       )}
       {buf.dropped > 0 && (
         <p className="text-xs text-slate-500" data-testid="log-dropped">

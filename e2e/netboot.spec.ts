@@ -28,6 +28,12 @@ test("an admin creates an OS profile, is refused an injected kernel argument, an
   await net.getByRole("button", { name: "Save settings" }).click();
   await expect(net.getByRole("status")).toHaveText("Saved");
   await expect(page.getByTestId("netboot-status")).toContainText("Mode: external");
+  // The Debian agent environment needs its root file system built; the page says so before anything boots it.
+  await expect(page.getByTestId("agent-files")).toContainText("Debian root file system: not built (npm run ramdisk -- --debian)");
+  await net.getByLabel("Agent environment").selectOption("debian");
+  await expect(net.getByText("Not built yet: run npm run ramdisk -- --debian")).toBeVisible();
+  await net.getByLabel("Agent environment").selectOption("busybox");
+  await expect(net.getByText("Not built yet")).toHaveCount(0);
   await snap(page, "settings");
 
   await page.goto("/machines/new");

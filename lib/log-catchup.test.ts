@@ -83,6 +83,17 @@ describe("LogCatchUp", () => {
     expect(h.got).toEqual([8, 9]);
   });
 
+  it("repairs a gap seen while a catch-up runs, right after it", async () => {
+    const h = harness(10, 100);
+    h.c.request(-1);
+    await h.settle();
+    h.reads.length = 0;
+    h.c.request(8); // running now
+    h.c.live([line(9)], 6);
+    await h.settle();
+    expect(h.reads).toEqual([8, 6]);
+  });
+
   it("does not treat live lines before the first catch-up as a gap (that catch-up covers them)", async () => {
     const h = harness(10, 100);
     h.c.live([line(9)], -1);
@@ -97,6 +108,22 @@ describe("LogCatchUp", () => {
     h.c.request(2);
     await h.settle();
     expect(h.reads).toEqual([4, 2]);
+  });
+
+  it("says an error another try will not mend once, without retrying", async () => {
+    const h = harness(4, 10, ["NOT_FOUND"]);
+    const c = new LogCatchUp({
+      fetchPage: async () => Promise.reject(Object.assign(new Error("Job 9 does not exist"), { status: 404 })),
+      pageSize: 10,
+      onLines: () => undefined,
+      onError: (m) => h.errors.push(m),
+      permanent: (err) => (err as { status?: number }).status === 404,
+      sleep: async (ms) => void h.sleeps.push(ms),
+    });
+    c.request(-1);
+    await h.settle();
+    expect(h.errors).toEqual(["Could not load the log: Job 9 does not exist"]);
+    expect(h.sleeps).toEqual([]);
   });
 
   it("stops reading and calling back once stopped", async () => {

@@ -2,7 +2,7 @@
  * Keeps a job's log view complete next to the live stream (isomorphic; the log pane drives it, DESIGN §9).
  *
  * A catch-up reads pages of lines after a seq until a short page. A failed read is retried with backoff until it
- * succeeds or the catch-up is stopped, and the error is shown meanwhile. A request made while a catch-up runs is
+ * succeeds or the catch-up is stopped, and the error is shown meanwhile (one that cannot mend is shown, not retried). A request made while a catch-up runs is
  * served right after it, from the lowest seq asked for. Live lines that skip seqs (a gap: the agent numbers a
  * job's lines without holes) ask for a catch-up from the last seq held, so the view repairs itself whatever lost
  * the lines in between — a failed backfill, a join acknowledgement lost with a dropped connection.
@@ -16,6 +16,8 @@ export interface LogCatchUpOptions {
   onLines: (lines: LogLineDto[]) => void;
   /** A message while reads fail, null once a catch-up completed. */
   onError: (message: string | null) => void;
+  /** Errors that another try will not mend (the job is gone, the session ended): said once, not retried. */
+  permanent?: (err: unknown) => boolean;
   firstRetryMs?: number;
   maxRetryMs?: number;
   sleep?: (ms: number) => Promise<void>;
@@ -39,7 +41,7 @@ export class LogCatchUp {
 
   /** Live lines arrived; `heldSeq` is the highest seq the view held (or had queued) before them. */
   live(lines: readonly LogLineDto[], heldSeq: number): void {
-    if (!this.synced || this.running || lines.length === 0) return;
+    if (!this.synced || lines.length === 0) return;
     if (lines[0]!.seq > heldSeq + 1) this.request(heldSeq);
   }
 
@@ -70,8 +72,13 @@ export class LogCatchUp {
           if (this.pending === null) this.o.onError(null);
         } catch (err) {
           if (this.stopped) return;
-          this.pending = this.pending === null ? after : Math.min(this.pending, after);
           const reason = err instanceof Error ? err.message : String(err);
+          if (this.o.permanent?.(err)) {
+            this.pending = null;
+            this.o.onError(`Could not load the log: ${reason}`);
+            return;
+          }
+          this.pending = this.pending === null ? after : Math.min(this.pending, after);
           this.o.onError(`Could not load the log: ${reason} — retrying in ${Math.round(delay / 1000)} s`);
           await sleep(delay);
           delay = Math.min(delay * 2, this.o.maxRetryMs ?? 15_000);

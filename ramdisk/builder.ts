@@ -54,7 +54,7 @@ export interface RamdiskManifest {
   node: string;
   modules: string[];
   /** Firmware files included (under /lib/firmware), and those the drivers declare that the build host lacked. */
-  firmware: { included: string[]; missing: string[] };
+  firmware: { included: string[]; missing: string[]; refused: string[] };
   files: { name: string; size: number; sha256: string }[];
 }
 
@@ -166,7 +166,7 @@ export function buildRamdisk(o: RamdiskOptions): RamdiskManifest {
     const data = fs.readFileSync(path.join(outDir, name));
     return { name, size: data.length, sha256: crypto.createHash("sha256").update(data).digest("hex") };
   });
-  const manifest: RamdiskManifest = { builtAt: new Date().toISOString(), kernel: kver, compression: compress, cpioBytes: raw, node: process.version, modules: kset.modules.map((m) => path.basename(m.rel, ".ko")), firmware: { included: fw.found.map((f) => f.rel), missing: fw.missing }, files };
+  const manifest: RamdiskManifest = { builtAt: new Date().toISOString(), kernel: kver, compression: compress, cpioBytes: raw, node: process.version, modules: kset.modules.map((m) => path.basename(m.rel, ".ko")), firmware: { included: fw.found.map((f) => f.rel), missing: fw.missing, refused: fw.refused }, files };
   fs.writeFileSync(path.join(outDir, ".manifest.tmp"), JSON.stringify(manifest, null, 2) + "\n");
   fs.renameSync(path.join(outDir, ".manifest.tmp"), path.join(outDir, "manifest.json"));
   log(`kernel ${kver}, ${t.entries.size} entries, cpio ${(raw / 1e6).toFixed(1)} MB → ${compress} ${(files[1]!.size / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -94,11 +94,17 @@ describe("kernel module order", () => {
       fs.mkdirSync(path.join(dir, "bnx2x"));
       fs.writeFileSync(path.join(dir, "bnx2x/bnx2x-e2-7.13.15.0.fw"), "fw");
       fs.symlinkSync("bnx2x-e2-7.13.15.0.fw", path.join(dir, "bnx2x/current.fw"));
-      const files: Record<string, Buffer> = { "/a.ko": ko("bnx2x/bnx2x-e2-7.13.15.0.fw", "bnx2x/current.fw"), "/b.ko": ko("tigon/tg3.bin", "bnx2x/bnx2x-e2-7.13.15.0.fw", "../../etc/shadow") };
+      fs.mkdirSync(path.join(dir, "intel/ice/ddp"), { recursive: true });
+      fs.writeFileSync(path.join(dir, "intel/ice/ddp/ice.pkg.zst"), "zstd bytes");
+      const files: Record<string, Buffer> = {
+        "/a.ko": ko("bnx2x/bnx2x-e2-7.13.15.0.fw", "bnx2x/current.fw", "intel/ice/ddp/ice.pkg"),
+        "/b.ko": ko("tigon/tg3.bin", "bnx2x/bnx2x-e2-7.13.15.0.fw", "../../etc/shadow", "/etc/passwd"),
+      };
       const r = firmwareFiles([{ file: "/a.ko" }, { file: "/b.ko" }], dir, (p) => files[p]!);
-      expect(r.found.map((f) => f.rel)).toEqual(["bnx2x/bnx2x-e2-7.13.15.0.fw", "bnx2x/current.fw"]);
+      expect(r.found.map((f) => f.rel)).toEqual(["bnx2x/bnx2x-e2-7.13.15.0.fw", "bnx2x/current.fw", "intel/ice/ddp/ice.pkg.zst"]);
       expect(r.found[1]!.file).toBe(fs.realpathSync(path.join(dir, "bnx2x/bnx2x-e2-7.13.15.0.fw")));
       expect(r.missing).toEqual(["tigon/tg3.bin"]);
+      expect(r.refused).toEqual(["../../etc/shadow", "/etc/passwd"]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -24,20 +24,33 @@ export function moduleFirmware(ko: Buffer): string[] {
 
 /**
  * The firmware files the modules declare that exist under `firmwareDir` (a host's /lib/firmware, or an extracted
- * firmware package), as paths relative to it; symlinks are resolved to the file they name. Declared files that are
- * missing are returned apart, so the builder can say which drivers will lack firmware.
+ * firmware package), as paths relative to it — as they are, or compressed (.zst, .xz: the kernel's loader tries those
+ * names too, as distributions that compress their firmware ship them). A symlink is copied as the file it names,
+ * wherever that is. Declared files that are missing are listed apart, and names that would leave the directory
+ * (absolute, or with "..") are refused.
  */
-export function firmwareFiles(modules: { file: string }[], firmwareDir: string, read: (p: string) => Buffer = fs.readFileSync): { found: { rel: string; file: string }[]; missing: string[] } {
+export function firmwareFiles(
+  modules: { file: string }[],
+  firmwareDir: string,
+  read: (p: string) => Buffer = fs.readFileSync,
+): { found: { rel: string; file: string }[]; missing: string[]; refused: string[] } {
   const found: { rel: string; file: string }[] = [];
   const missing: string[] = [];
+  const refused: string[] = [];
   const wanted = new Set(modules.flatMap((m) => moduleFirmware(read(m.file))));
-  for (const rel of [...wanted].sort()) {
-    const file = path.join(firmwareDir, rel);
-    if (rel.split("/").includes("..")) continue;
-    if (fs.existsSync(file) && fs.statSync(file).isFile()) found.push({ rel, file: fs.realpathSync(file) });
-    else missing.push(rel);
+  for (const name of [...wanted].sort()) {
+    if (name.startsWith("/") || name.split("/").includes("..")) {
+      refused.push(name);
+      continue;
+    }
+    const rel = [name, `${name}.zst`, `${name}.xz`].find((r) => {
+      const f = path.join(firmwareDir, r);
+      return fs.existsSync(f) && fs.statSync(f).isFile();
+    });
+    if (rel) found.push({ rel, file: fs.realpathSync(path.join(firmwareDir, rel)) });
+    else missing.push(name);
   }
-  return { found, missing };
+  return { found, missing, refused };
 }
 
 /**

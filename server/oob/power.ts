@@ -2,7 +2,7 @@
  * Power, boot device and BMC checks for machines: the domain functions behind the tRPC procedures and the
  * lifecycle's BMC verification. They never throw for one machine of many: bulk callers get per-machine results.
  */
-import { and, inArray } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import type { BmcCheckResult, PowerResult } from "../../lib/dto";
 import { ACTIVE_JOB_STATES } from "../../lib/jobs";
 import { AppError } from "../../lib/errors";
@@ -85,29 +85,28 @@ export async function powerAction(d: Domain, machineId: number, action: PowerAct
   return want;
 }
 
-/** The active job of each of these machines that has one (its job drives its power and boot device). */
-function activeJobs(d: Domain, ids: number[]): Map<number, { id: number; kind: string }> {
-  const rows = d.db
-    .select({ machineId: jobs.machineId, id: jobs.id, kind: jobs.kind })
+/** The machine's active (queued or running) job, if any: its job drives its power and boot device. */
+function activeJob(d: Domain, machineId: number): { id: number; kind: string; state: string } | undefined {
+  return d.db
+    .select({ id: jobs.id, kind: jobs.kind, state: jobs.state })
     .from(jobs)
-    .where(and(inArray(jobs.machineId, ids), inArray(jobs.state, [...ACTIVE_JOB_STATES])))
-    .all();
-  return new Map(rows.map((j) => [j.machineId, j]));
+    .where(and(eq(jobs.machineId, machineId), inArray(jobs.state, [...ACTIVE_JOB_STATES])))
+    .get();
 }
 
-function busyError(job: { id: number; kind: string }, what: string): AppError {
-  return new AppError("MACHINE_BUSY", `${job.kind.replace(/_/g, " ")} job #${job.id} is running; cancel it before changing the ${what} by hand`);
+function busyError(job: { id: number; kind: string; state: string }, what: string): AppError {
+  return new AppError("MACHINE_BUSY", `${job.kind.replace(/_/g, " ")} job #${job.id} is ${job.state}; cancel it before changing the ${what} by hand`);
 }
 
 /**
  * An operator's power action on many machines with bounded concurrency; every machine gets its own outcome. A
- * machine that runs a job is left alone (MACHINE_BUSY): its job drives its power, and a hand-made power change would
- * break the step in flight — cancel the job first (jobs call powerAction directly).
+ * machine with a queued or running job is left alone (MACHINE_BUSY): its job drives its power, and a hand-made power
+ * change would break the step in flight — cancel the job first (jobs call powerAction directly). Checked for each
+ * machine as its turn comes, since a slow selection can take minutes.
  */
 export async function powerActionMany(d: Domain, ids: number[], action: PowerAction, actor: Actor, concurrency = 16): Promise<PowerResult[]> {
-  const busy = activeJobs(d, ids);
   const results: PowerResult[] = await forEachMachine(d, ids, concurrency, async (id) => {
-    const job = busy.get(id);
+    const job = activeJob(d, id);
     if (job) throw busyError(job, "power");
     return { powerState: await powerAction(d, id, action, actor) };
   });
@@ -117,7 +116,7 @@ export async function powerActionMany(d: Domain, ids: number[], action: PowerAct
 
 /** The operator's "Set boot device": refused while the machine runs a job. @throws AppError MACHINE_BUSY, BMC_* */
 export async function setBootDeviceByHand(d: Domain, machineId: number, device: BootDevice, persistent: boolean, actor: Actor): Promise<void> {
-  const job = activeJobs(d, [machineId]).get(machineId);
+  const job = activeJob(d, machineId);
   if (job) throw busyError(job, "boot device");
   await setBootDevice(d, machineId, device, persistent, actor);
 }
