@@ -25,6 +25,7 @@ export interface DebianRootfsOptions {
   agent: string;
   /** Default: this host's Debian release. */
   suite?: string;
+  /** Default: the mirror this host's apt uses for the suite, else deb.debian.org. */
   mirror?: string;
   log?: (line: string) => void;
 }
@@ -46,12 +47,50 @@ export function hostSuite(osRelease = fs.readFileSync("/etc/os-release", "utf8")
   return m[1]!;
 }
 
+/**
+ * The mirror this host's apt uses for `suite` (deb822 .sources or one-line .list entries), so the build works
+ * wherever apt works, e.g. behind a local mirror; null when none names the suite.
+ */
+export function hostMirror(suite: string, files = aptSourceFiles()): string | null {
+  for (const f of files) {
+    const text = fs.readFileSync(f, "utf8");
+    if (f.endsWith(".sources")) {
+      for (const stanza of text.split(/\n\s*\n/)) {
+        const field = (k: string) => new RegExp(`^${k}:\\s*(.+)$`, "mi").exec(stanza)?.[1]?.trim().split(/\s+/) ?? [];
+        if (/^\s*Enabled:\s*no/im.test(stanza) || !field("Types").includes("deb")) continue;
+        if (field("Suites").includes(suite) && field("URIs")[0]) return field("URIs")[0]!;
+      }
+    } else {
+      for (const line of text.split("\n")) {
+        const m = /^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)/.exec(line);
+        if (m && m[2] === suite) return m[1]!;
+      }
+    }
+  }
+  return null;
+}
+
+function aptSourceFiles(): string[] {
+  const dir = "/etc/apt/sources.list.d";
+  const listed = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".sources") || f.endsWith(".list")).map((f) => path.join(dir, f)) : [];
+  return [...(fs.existsSync("/etc/apt/sources.list") ? ["/etc/apt/sources.list"] : []), ...listed.sort()];
+}
+
+/** The HTTP proxy apt is configured with (Acquire::http::Proxy), handed to debootstrap, which does not read apt.conf. */
+function aptProxy(): string | null {
+  try {
+    return /^Acquire::http::Proxy "([^"]+)";$/m.exec(run("apt-config", ["dump"]))?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** @throws Error naming what is missing (debootstrap, the agent bundle) or the step that failed */
 export function buildDebianRootfs(o: DebianRootfsOptions): DebianRootfsManifest {
   const log = o.log ?? (() => undefined);
   const suite = o.suite ?? hostSuite();
   if (!/^[a-z]+$/.test(suite)) throw new Error(`--suite: a Debian codename like bookworm, not ${suite}`);
-  const mirror = o.mirror ?? "http://deb.debian.org/debian";
+  const mirror = o.mirror ?? hostMirror(suite) ?? "http://deb.debian.org/debian";
   if (!/^https?:\/\/[A-Za-z0-9.:/_-]+$/.test(mirror)) throw new Error(`--mirror: an http(s) URL, not ${mirror}`);
   const agent = path.resolve(o.agent);
   if (!fs.existsSync(agent)) throw new Error(`agent bundle ${agent} is missing: run npm run build:agent first`);
@@ -65,7 +104,8 @@ export function buildDebianRootfs(o: DebianRootfsOptions): DebianRootfsManifest 
     const tmp = `${base}.tmp-${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });
     log(`debootstrap ${suite} from ${mirror} (minbase + ${DEBIAN_PACKAGES.join(" ")})`);
-    run(debootstrap, ["--variant=minbase", `--include=${DEBIAN_PACKAGES.join(",")}`, suite, tmp, mirror]);
+    const proxy = aptProxy();
+    run(debootstrap, ["--variant=minbase", `--include=${DEBIAN_PACKAGES.join(",")}`, suite, tmp, mirror], { env: { ...process.env, ...(proxy && { http_proxy: proxy }) } });
     fs.renameSync(tmp, base);
   }
 

@@ -3,8 +3,8 @@ import fs from "node:fs";
 import path from "node:path";
 
 /** Run a program (argument array, no shell); return stdout. @throws Error with stderr when it fails */
-export function run(cmd: string, args: string[], opts: { cwd?: string; input?: Buffer } = {}): string {
-  const r = spawnSync(cmd, args, { cwd: opts.cwd, input: opts.input, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+export function run(cmd: string, args: string[], opts: { cwd?: string; input?: Buffer; env?: NodeJS.ProcessEnv } = {}): string {
+  const r = spawnSync(cmd, args, { cwd: opts.cwd, input: opts.input, env: opts.env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   if (r.error) throw new Error(`${cmd}: ${(r.error as NodeJS.ErrnoException).code === "ENOENT" ? "not installed" : r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr.trim().slice(0, 500)}`);
   return r.stdout;
