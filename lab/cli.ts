@@ -3,7 +3,7 @@
  * in a namespace, and Rackhand (the production build) started with its managed dnsmasq there, the VMs enrolled and
  * ready to deploy from the browser. Runs in the foreground; Ctrl-C stops Rackhand (the rack stays until `down`).
  *
- *   npm run lab [-- up] [--nodes 3] [--port 3000] [--net 10.77.0] [--data data/lab] [--down-on-exit]
+ *   npm run lab [-- up] [--nodes 3] [--port 3000] [--net 10.77.0] [--data data/lab] [--debian] [--down-on-exit]
  *   npm run lab -- down [--data data/lab]
  *   npm run lab -- status [--data data/lab]
  *
@@ -31,6 +31,8 @@ const { values: opt, positionals } = parseArgs({
     cache: { type: "string" },
     "bmc-port-base": { type: "string", default: "9600" },
     "down-on-exit": { type: "boolean", default: false },
+    /** The agent runs in the Debian root file system (debootstrap; the VMs get 1 GiB). */
+    debian: { type: "boolean", default: false },
   },
 });
 const command = positionals[0] ?? "up";
@@ -79,10 +81,11 @@ async function up(): Promise<void> {
     cacheDir: path.resolve(opt.cache ?? path.join(dataDir, "cache")),
     agent: path.resolve("dist/agent.mjs"),
     after: "shell",
+    debian: opt.debian,
     log: (l) => say(l),
   });
   say(`bringing up ${nodes} VM(s) on ${opt.net}.0/24 (prefix ${opt.prefix})`);
-  const rack = await rackUp({ dir: rackDir, prefix: opt.prefix!, net: opt.net!, nodes, portBase: Number(opt["bmc-port-base"]), memMiB: 512, diskMiB: 128 });
+  const rack = await rackUp({ dir: rackDir, prefix: opt.prefix!, net: opt.net!, nodes, portBase: Number(opt["bmc-port-base"]), memMiB: opt.debian ? 1024 : 512, diskMiB: 128 });
 
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, ["dist/server.mjs"], {
@@ -112,7 +115,7 @@ async function up(): Promise<void> {
   try {
     await waitHealthy(url, child, 60_000);
     const client = await signIn(url, "admin", password);
-    const p = await provisionRack(client, rack, { port, image: artifacts.image, provide: true, log: (l) => say(l) });
+    const p = await provisionRack(client, rack, { port, image: artifacts.image, provide: true, agentEnvironment: opt.debian ? "debian" : "busybox", log: (l) => say(l) });
     say("");
     say(`Rackhand: http://localhost:${port}  (user admin, password ${password})`);
     say(`rack "virtual-rack" with ${p.machines.length} VM(s), each available to deploy; console logs in ${rackDir}/<vm>/console.log`);

@@ -15,6 +15,8 @@ export interface ProvisionOptions {
   image: { url: string; sha256: string; rootPartition: number };
   /** Leave the machines enrolled (the lab shows the full lifecycle) or provide them for deploys (tests). */
   provide?: boolean;
+  /** Where the agent runs (netboot setting; "debian" needs the artifacts' rootfs.tar.zst). */
+  agentEnvironment?: "busybox" | "debian";
   log?: (line: string) => void;
 }
 
@@ -39,6 +41,7 @@ export async function provisionRack(c: RackhandClient, rack: RackState, o: Provi
     httpBaseUrl,
     ipv6RouterAdvertisements: true,
     dnsPort: 0,
+    agentEnvironment: o.agentEnvironment ?? "busybox",
   });
   log(`netboot: managed dnsmasq on ${rack.dhcpInterface} (${rack.dhcpAddress}), boot files from ${httpBaseUrl}`);
 
