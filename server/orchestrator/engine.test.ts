@@ -1,6 +1,6 @@
 import { and, eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { jobs, steps } from "../db/schema";
+import { jobs, machines, osProfiles, steps } from "../db/schema";
 import { transition } from "../machines/lifecycle";
 import { createHarness, type Harness } from "../testing/harness";
 import { Orchestrator } from "./engine";
@@ -167,15 +167,23 @@ describe("Orchestrator driven by events alone (no tick)", () => {
   });
 
   it("does not carry an installer's report into a retried job: the retry waits for its own installer", async () => {
+    // The retry plans the deploy again from the machine's profile: an installer one.
+    const profile = h.db
+      .insert(osProfiles)
+      .values({ name: "netinst", kind: "installer", osFamily: "debian", kernel: "debian/linux", initrd: "debian/initrd.gz", template: "preseed", createdAt: new Date(), updatedAt: new Date() })
+      .returning()
+      .get();
+    h.db.update(machines).set({ osProfileId: profile.id }).where(eq(machines.id, machineId)).run();
     transition(h.domain, machineId, "provide", { actor: "test" });
     let cycles = 0;
     // The first power cycle boots the installer; the one that boots the disk fails for good.
     const o = engine({ ...ok, powerCycle: async () => void (++cycles === 2 && (await Promise.reject(new StepError("BMC gone", false)))) });
     o.start();
-    const { jobId } = startJob(h.domain, { machineId, kind: "deploy_installer" }, "test");
+    const { jobId } = performAction(h.domain, machineId, "deploy", "user:test") as { jobId: number };
     await until("wait_install running", () => stepNamed(jobId, "wait_install").state === "running");
     expect(o.installDone(machineId)).toBe(true);
     await until("job failed", () => jobState(jobId) === "failed");
+    expect(h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.kind).toBe("deploy_installer");
     const { jobId: retry } = performAction(h.domain, machineId, "retry", "user:test") as { jobId: number };
     expect(retry).not.toBe(jobId);
     await until("the retry's wait_install started", () => stepNamed(retry, "wait_install").state !== "pending");
