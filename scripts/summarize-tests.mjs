@@ -14,10 +14,13 @@ for (const file of process.argv.slice(2)) {
     /* missing or unreadable */
   }
   if (r && typeof r.numPassedTests === "number") {
+    // A file that failed without a failing test (it did not load, a hook threw) counts once; numFailedTestSuites
+    // would also count the describe blocks around a failing test.
+    const brokenFiles = (r.testResults ?? []).filter((f) => f.status === "failed" && !(f.assertionResults ?? []).some((a) => a.status === "failed")).length;
     passed += r.numPassedTests;
-    failed += r.numFailedTests + (r.numFailedTestSuites ?? 0);
+    failed += r.numFailedTests + brokenFiles;
     skipped += r.numPendingTests + r.numTodoTests;
-    console.log(`vitest (${file}): ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numFailedTestSuites ?? 0} failed files`);
+    console.log(`vitest (${file}): ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${brokenFiles} files failed outside a test`);
   } else if (r && r.stats) {
     const s = r.stats;
     passed += s.expected;
