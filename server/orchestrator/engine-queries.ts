@@ -1,4 +1,4 @@
-import { and, asc, eq, isNotNull, lte, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, isNotNull, lte, or, sql, type SQL } from "drizzle-orm";
 import type { Domain } from "../context";
 import { jobs, steps } from "../db/schema";
 
@@ -25,17 +25,17 @@ export function prepareQueries(db: Domain["db"]) {
       .from(steps)
       .where(and(eq(steps.state, "running"), lte(steps.leaseExpiresAt, now)))
       .prepare(),
-    agentWaits: db
-      .select({ id: steps.id, attempt: steps.attempt, seen: jobs.agentSeenAt })
+    /** Running passive steps whose event (a column of their job, see engine.ts WAIT_EVENTS) already happened. */
+    satisfiedWaits: db
+      .select({ id: steps.id, attempt: steps.attempt, name: steps.name, agentSeenAt: jobs.agentSeenAt, installDoneAt: jobs.installDoneAt })
       .from(steps)
       .innerJoin(jobs, eq(jobs.id, steps.jobId))
-      .where(and(eq(steps.state, "running"), eq(steps.name, "wait_agent"), isNotNull(jobs.agentSeenAt)))
-      .prepare(),
-    installWaits: db
-      .select({ id: steps.id, attempt: steps.attempt, at: jobs.installDoneAt })
-      .from(steps)
-      .innerJoin(jobs, eq(jobs.id, steps.jobId))
-      .where(and(eq(steps.state, "running"), eq(steps.name, "wait_install"), isNotNull(jobs.installDoneAt)))
+      .where(
+        and(
+          eq(steps.state, "running"),
+          or(and(eq(steps.name, "wait_agent"), isNotNull(jobs.agentSeenAt)), and(eq(steps.name, "wait_install"), isNotNull(jobs.installDoneAt))),
+        ),
+      )
       .prepare(),
     dueRetries: db
       .selectDistinct({ jobId: steps.jobId })

@@ -19,8 +19,14 @@ export interface OrchestratorOptions {
   random?: () => number;
 }
 
-/** Steps that wait for something outside (the agent booting, the installer finishing) rather than run code. */
-const PASSIVE = new Set(["wait_agent", "wait_install"]);
+/**
+ * Passive steps wait for something outside (the agent booting, the installer finishing) and run nothing: each ends when its event, recorded in a column of its job, has happened — the agent's
+ * lookup (`jobs.agent_seen_at`) or the installer's report (`jobs.install_done_at`).
+ */
+const WAIT_EVENTS = { wait_agent: "agentSeenAt", wait_install: "installDoneAt" } as const;
+type PassiveStep = keyof typeof WAIT_EVENTS;
+type WaitEvent = (typeof WAIT_EVENTS)[PassiveStep];
+const PASSIVE = new Set<string>(Object.keys(WAIT_EVENTS));
 
 /**
  * Runs jobs: advances each running job group by group, runs server steps, hands agent steps to agents, applies
@@ -123,8 +129,7 @@ export class Orchestrator {
     }
     // Waits are normally completed by the event itself (agentSeen, installDone) or when they start; this catches
     // an event recorded in a window between the two (and what a restart left behind).
-    for (const w of q.agentWaits.all()) this.complete(w.id, w.attempt, { ok: true, result: { agentSeenAt: w.seen!.getTime() } });
-    for (const w of q.installWaits.all()) this.complete(w.id, w.attempt, { ok: true, result: { installDoneAt: w.at!.getTime() } });
+    for (const w of q.satisfiedWaits.all()) this.complete(w.id, w.attempt, { ok: true, result: waitSatisfied(w, w.name)! });
     for (const r of q.dueRetries.all({ now })) this.dirty.add(r.jobId);
     this.drain();
   }
@@ -365,8 +370,8 @@ function stepChanged(job: { machineId: number; batchId: number | null }, s: Step
 }
 
 /** What a passive step's wait produced, when its event already happened (null: keep waiting). */
-function waitSatisfied(job: typeof jobs.$inferSelect, name: string): Record<string, unknown> | null {
-  if (name === "wait_agent" && job.agentSeenAt) return { agentSeenAt: job.agentSeenAt.getTime() };
-  if (name === "wait_install" && job.installDoneAt) return { installDoneAt: job.installDoneAt.getTime() };
-  return null;
+function waitSatisfied(job: Pick<typeof jobs.$inferSelect, WaitEvent>, name: string): Record<string, unknown> | null {
+  const event = WAIT_EVENTS[name as PassiveStep];
+  const at = event ? job[event] : null;
+  return at ? { [event]: at.getTime() } : null;
 }
