@@ -20,8 +20,9 @@ export interface OrchestratorOptions {
 }
 
 /**
- * Passive steps wait for something outside (the agent booting, the installer finishing) and run nothing: each ends when its event, recorded in a column of its job, has happened — the agent's
- * lookup (`jobs.agent_seen_at`) or the installer's report (`jobs.install_done_at`).
+ * Passive steps wait for something outside (the agent booting, the installer finishing) and run nothing: each ends
+ * when its event, recorded in a column of its job, has happened — the agent's lookup (`jobs.agent_seen_at`) or the
+ * installer's report (`jobs.install_done_at`).
  */
 const WAIT_EVENTS = { wait_agent: "agentSeenAt", wait_install: "installDoneAt" } as const;
 type PassiveStep = keyof typeof WAIT_EVENTS;
