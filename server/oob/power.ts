@@ -2,15 +2,13 @@
  * Power, boot device and BMC checks for machines: the domain functions behind the tRPC procedures and the
  * lifecycle's BMC verification. They never throw for one machine of many: bulk callers get per-machine results.
  */
-import { and, eq, inArray } from "drizzle-orm";
 import type { BmcCheckResult, PowerResult } from "../../lib/dto";
-import { ACTIVE_JOB_STATES } from "../../lib/jobs";
 import { AppError } from "../../lib/errors";
 import type { Actor, Domain } from "../context";
-import { jobs } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { resolveSelection, type Selection } from "../machines/actions";
 import { forEachMachine } from "../machines/per-machine";
+import { activeJob } from "../orchestrator/jobs";
 import { loadBmc, recordBmcOutcome, setPowerState, type BmcHandle } from "./bmc-state";
 import { BmcError } from "./errors";
 import type { BootDevice, ChassisPower, PowerAction } from "./types";
@@ -85,15 +83,6 @@ export async function powerAction(d: Domain, machineId: number, action: PowerAct
   return want;
 }
 
-/** The machine's active (queued or running) job, if any: its job drives its power and boot device. */
-function activeJob(d: Domain, machineId: number): { id: number; kind: string; state: string } | undefined {
-  return d.db
-    .select({ id: jobs.id, kind: jobs.kind, state: jobs.state })
-    .from(jobs)
-    .where(and(eq(jobs.machineId, machineId), inArray(jobs.state, [...ACTIVE_JOB_STATES])))
-    .get();
-}
-
 function busyError(job: { id: number; kind: string; state: string }, what: string): AppError {
   return new AppError("MACHINE_BUSY", `${job.kind.replace(/_/g, " ")} job #${job.id} is ${job.state}; cancel it before changing the ${what} by hand`);
 }
@@ -106,7 +95,7 @@ function busyError(job: { id: number; kind: string; state: string }, what: strin
  */
 export async function powerActionMany(d: Domain, ids: number[], action: PowerAction, actor: Actor, concurrency = 16): Promise<PowerResult[]> {
   const results: PowerResult[] = await forEachMachine(d, ids, concurrency, async (id) => {
-    const job = activeJob(d, id);
+    const job = activeJob(d.db, id);
     if (job) throw busyError(job, "power");
     return { powerState: await powerAction(d, id, action, actor) };
   });
@@ -116,7 +105,7 @@ export async function powerActionMany(d: Domain, ids: number[], action: PowerAct
 
 /** The operator's "Set boot device": refused while the machine runs a job. @throws AppError MACHINE_BUSY, BMC_* */
 export async function setBootDeviceByHand(d: Domain, machineId: number, device: BootDevice, persistent: boolean, actor: Actor): Promise<void> {
-  const job = activeJob(d, machineId);
+  const job = activeJob(d.db, machineId);
   if (job) throw busyError(job, "boot device");
   await setBootDevice(d, machineId, device, persistent, actor);
 }

@@ -5,7 +5,7 @@ import { nextState, STATE_LABELS, type MachineState, type OperatorAction } from 
 import type { Actor, Domain } from "../context";
 import { jobs, machines } from "../db/schema";
 import { transition, type TransitionResult } from "../machines/lifecycle";
-import { activeJobId, cancelJob, deployParams, startJob } from "./jobs";
+import { activeJob, cancelJob, deployParams, startJob } from "./jobs";
 
 export interface ActionResult extends TransitionResult {
   /** The job the action started or cancelled. */
@@ -77,7 +77,7 @@ export function performAction(d: Domain, machineId: number, action: OperatorActi
       return withJob(d, machineId, action, () => startJob(d, { machineId, ...retryPlan(d, machineId, last), action: "retry" }, actor));
     }
     case "abort": {
-      const jobId = activeJobId(d.db, machineId);
+      const jobId = activeJob(d.db, machineId)?.id ?? null;
       if (jobId === null) return transition(d, machineId, "abort", { actor, reason });
       return withJob(d, machineId, action, () => (cancelJob(d, jobId, actor, reason ?? "aborted by operator"), { jobId }));
     }

@@ -198,14 +198,14 @@ export function cancelJob(d: Domain, jobId: number, actor: Actor, reason = "canc
   for (const e of live) d.bus.publish(e);
 }
 
-/** The active job of a machine, if any. */
-export function activeJobId(db: Db, machineId: number): number | null {
+/** The active (queued or running) job of a machine, if any: one per machine. */
+export function activeJob(db: Db, machineId: number): { id: number; kind: string; state: string } | null {
   return (
     db
-      .select({ id: jobs.id })
+      .select({ id: jobs.id, kind: jobs.kind, state: jobs.state })
       .from(jobs)
       .where(and(eq(jobs.machineId, machineId), inArray(jobs.state, [...ACTIVE_JOB_STATES])))
-      .get()?.id ?? null
+      .get() ?? null
   );
 }
 
