@@ -5,7 +5,7 @@ import { nextState, STATE_LABELS, type MachineState, type OperatorAction } from 
 import type { Actor, Domain } from "../context";
 import { jobs, machines } from "../db/schema";
 import { transition, type TransitionResult } from "../machines/lifecycle";
-import { activeJob, cancelJob, deployParams, startJob } from "./jobs";
+import { activeJob, cancelJob, deployParams, reinstallKind, startJob } from "./jobs";
 
 export interface ActionResult extends TransitionResult {
   /** The job the action started or cancelled. */
@@ -33,13 +33,13 @@ function withJob(d: Domain, machineId: number, action: OperatorAction, start: ()
 /**
  * What a retry runs: the failed job's kind with its params, except that deploys are planned again from the machine's
  * current OS profile and network (the operator has often just fixed what failed: an image checksum, a URL, an
- * address); a reinstall stays a reinstall unless the profile became an installer one, as the reinstall action does.
+ * address); a reinstall stays one (`reinstallKind`), as the reinstall action plans it.
  */
 function retryPlan(d: Domain, machineId: number, last: { kind: string; params: Record<string, unknown> | null }): { kind: JobKind; params: Record<string, unknown> } {
   const kind = last.kind as JobKind;
   if (kind !== "deploy_image" && kind !== "deploy_installer" && kind !== "reinstall") return { kind, params: last.params ?? {} };
   const p = deployParams(d.db, machineId);
-  return { kind: kind === "reinstall" && p.kind === "deploy_image" ? "reinstall" : p.kind, params: p.params };
+  return { kind: kind === "reinstall" ? reinstallKind(p.kind) : p.kind, params: p.params };
 }
 
 /**
@@ -61,8 +61,7 @@ export function performAction(d: Domain, machineId: number, action: OperatorActi
     case "reinstall":
       return withJob(d, machineId, action, () => {
         const p = deployParams(d.db, machineId);
-        const kind: JobKind = p.kind === "deploy_image" ? "reinstall" : p.kind;
-        return startJob(d, { machineId, kind, params: p.params, action: "reinstall" }, actor);
+        return startJob(d, { machineId, kind: reinstallKind(p.kind), params: p.params, action: "reinstall" }, actor);
       });
     case "retry": {
       const last = d.db

@@ -30,7 +30,7 @@ import type { NetbootSettings } from "../../lib/netboot";
 import { recordEvent } from "../events/audit";
 import { resolveSelection } from "../machines/actions";
 import { BATCH_ACTION, countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
-import { cancelJob, deployParamsFor, stepRows } from "./jobs";
+import { cancelJob, deployParamsFor, reinstallKind, stepRows } from "./jobs";
 
 type CreateInput = z.output<typeof batchCreateSchema>;
 interface Planned {
@@ -58,9 +58,7 @@ function plan(db: Db, kind: BatchKind, m: Candidate, busy: Set<number>, ctx: Pla
     if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
     if (kind === "clean") return { machineId: m.id, kind: "clean", params: { wipeMode: "signatures" } };
     const p = deployParamsFor(db, m.id, m.osProfileId === null ? null : (ctx.profiles.get(m.osProfileId) ?? null), ctx.settings);
-    // As a single reinstall: an image profile cleans and deploys in one job; an installer reinstalls by installing.
-    const jobKind: JobKind = kind === "reinstall" && p.kind === "deploy_image" ? "reinstall" : p.kind;
-    return { machineId: m.id, kind: jobKind, params: p.params };
+    return { machineId: m.id, kind: kind === "reinstall" ? reinstallKind(p.kind) : p.kind, params: p.params };
   } catch (err) {
     if (err instanceof AppError) return err.message;
     throw err;

@@ -128,6 +128,11 @@ export function deployParams(db: Db, machineId: number): { kind: JobKind; params
   return deployParamsFor(db, machineId, row.p);
 }
 
+/** The job a reinstall runs: an image profile cleans and deploys in one job; an installer reinstalls by installing. */
+export function reinstallKind(deployKind: JobKind): JobKind {
+  return deployKind === "deploy_image" ? "reinstall" : deployKind;
+}
+
 /**
  * deployParams with the machine's profile (and the netboot settings) already read: a batch reads them once for all
  * its machines. @throws AppError VALIDATION
