@@ -23,14 +23,7 @@ import { createBatch } from "../server/orchestrator/batches";
 import type { MachinePorts } from "../server/orchestrator/ports";
 import { TrpcClient } from "./lib/http-trpc";
 import { writeSection } from "./lib/sections";
-import { percentile } from "./lib/stats";
-
-/** The median (the mean of the two middle values for an even count). */
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
+import { median, percentile } from "./lib/stats";
 
 const N = Number(process.env.BENCH_MACHINES ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 100);

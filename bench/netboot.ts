@@ -20,10 +20,10 @@ import { enrollMachine, enrollMany } from "../server/machines/enroll";
 import { transition } from "../server/machines/lifecycle";
 import { NetbootService } from "../server/pxe/service";
 import { getNetbootSettings, saveNetbootSettings } from "../server/pxe/settings";
+import { median } from "./lib/stats";
 
 const N = Number(process.env.BENCH_MACHINES ?? 10_000);
 const hex = (n: number) => (n & 0xff).toString(16).padStart(2, "0");
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function domainIn(dir: string): Domain {
   return {

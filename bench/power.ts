@@ -12,6 +12,7 @@ import type { IpmitoolCall } from "../server/oob/exec";
 import { sweepPower } from "../server/oob/power-sync";
 import { startSims, SIM_USER, type IpmiSim } from "../server/oob/testing/ipmi-sim";
 import { createHarness } from "../server/testing/harness";
+import { median } from "./lib/stats";
 
 const hex2 = (n: number) => (n & 0xff).toString(16).padStart(2, "0");
 /** A unique machine per n (the test fixtures import vitest, so not reused here). */
@@ -19,7 +20,6 @@ const machineInput = <T extends object>(n: number, extra?: T) => ({ name: `bench
 
 const CONCURRENCY = 16;
 const SPACING_MS = 100;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
 
 async function main() {

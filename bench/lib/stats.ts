@@ -16,6 +16,14 @@ export function percentile(samples: number[], p: number): number {
   return sorted[rank - 1]!;
 }
 
+/** The median (the mean of the two middle values for an even count), for a few repeated runs. */
+export function median(samples: number[]): number {
+  if (samples.length === 0) throw new Error("median of no samples");
+  const s = [...samples].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 export function summarize(samples: number[]): Summary {
   return { n: samples.length, p50: percentile(samples, 50), p95: percentile(samples, 95), max: Math.max(...samples) };
 }

@@ -2,6 +2,7 @@
 import { DEPLOY_PHASES, phaseDurations, sinceClick, type DeployTimeline, type PhaseKey } from "../../lab/phases";
 import type { IdleProbe, MachineInfo } from "./report";
 import type { FloorRun } from "./vm-floors";
+import { median } from "./stats";
 
 export interface RunResult {
   timelines: DeployTimeline[];
@@ -53,8 +54,7 @@ interface Stat {
 function stat(xs: number[]): Stat | null {
   const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
   if (v.length === 0) return null;
-  const mid = v.length >> 1;
-  return { med: v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2, min: v[0]!, max: v.at(-1)!, n: v.length };
+  return { med: median(v), min: v[0]!, max: v.at(-1)!, n: v.length };
 }
 
 const s1 = (ms: number) => (ms / 1000).toFixed(1);
