@@ -8,7 +8,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { cpioChunks, type CpioEntry } from "./cpio";
-import { currentKernelPackage, extractDeb, run, sharedLibraries, which } from "./host";
+import { currentKernelPackage, extractDeb, run, sharedLibraries, strippedNode, which } from "./host";
 import { firmwareFiles, kernelModules, modprobeIndex } from "./modules";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -117,18 +117,18 @@ export function buildRamdisk(o: RamdiskOptions): RamdiskManifest {
   for (const applet of run(busybox, ["--list"]).split("\n").filter((a) => a && a !== "busybox")) {
     if (!t.entries.has(`bin/${applet}`)) t.symlink(`bin/${applet}`, "busybox");
   }
-  const strippedNode = path.join(cacheDir, "node.stripped");
-  fs.mkdirSync(cacheDir, { recursive: true });
-  run("strip", ["-o", strippedNode, process.execPath]);
-  t.elf(strippedNode, "usr/bin/node");
+  t.elf(strippedNode(cacheDir), "usr/bin/node");
   for (const tool of TOOLS) t.elf(toolPath(tool, cacheDir), `usr/sbin/${tool}`);
 
-  for (const m of kset.modules) t.file(`lib/modules/${kver}/${m.rel}`, fs.readFileSync(m.file));
+  // Each module file is read once: copied, and read for its firmware and for the modprobe index.
+  const ko = new Map(kset.modules.map((m) => [m.file, fs.readFileSync(m.file)]));
+  const readKo = (file: string) => ko.get(file) ?? fs.readFileSync(file);
+  for (const m of kset.modules) t.file(`lib/modules/${kver}/${m.rel}`, ko.get(m.file)!);
   t.file("etc/modules.load", Buffer.from(always.modules.map((m) => m.rel).join("\n") + "\n"));
-  const fw = firmwareFiles(kset.modules, o.firmwareDir ?? "/lib/firmware");
+  const fw = firmwareFiles(kset.modules, o.firmwareDir ?? "/lib/firmware", readKo);
   for (const f of fw.found) t.file(`lib/firmware/${f.rel}`, fs.readFileSync(f.file));
   log(`firmware: ${fw.found.length} of ${fw.found.length + fw.missing.length} files the drivers declare (from ${o.firmwareDir ?? "/lib/firmware"})`);
-  const index = modprobeIndex(kset.modules);
+  const index = modprobeIndex(kset.modules, readKo);
   t.file(`lib/modules/${kver}/modules.dep`, Buffer.from(index.dep));
   t.file(`lib/modules/${kver}/modules.alias`, Buffer.from(index.alias));
 

@@ -9,7 +9,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { run, sharedLibraries, which } from "./host";
+import { run, sharedLibraries, strippedNode, which } from "./host";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 /** On top of minbase: what the agent's steps call, and what an operator expects in a rescue shell. */
@@ -116,8 +116,7 @@ export function buildDebianRootfs(o: DebianRootfsOptions): DebianRootfsManifest 
     run("cp", ["-a", base, stage]);
     for (const p of TRIM) fs.rmSync(path.join(stage, p), { recursive: true, force: true });
     // Node.js (this host's, stripped) and any library it needs that the base system lacks.
-    const node = path.join(o.cacheDir, "node.stripped");
-    run("strip", ["-o", node, process.execPath]);
+    const node = strippedNode(o.cacheDir);
     copyInto(stage, node, "usr/local/bin/node", 0o755);
     for (const lib of sharedLibraries(node)) if (!fs.existsSync(path.join(stage, lib))) copyInto(stage, fs.realpathSync(lib), lib.slice(1), 0o755);
     copyInto(stage, agent, "usr/lib/rackhand/agent.mjs", 0o644);

@@ -70,3 +70,17 @@ export function currentKernelPackage(): string {
   if (!m) throw new Error("apt-cache depends linux-image-amd64 names no kernel package (run apt-get update first)");
   return m[1]!;
 }
+
+/**
+ * This host's Node.js binary without symbols (both agent environments carry it), kept in `cacheDir` and made again
+ * only when the node binary is newer than the copy.
+ */
+export function strippedNode(cacheDir: string): string {
+  const out = path.join(cacheDir, "node.stripped");
+  if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(process.execPath).mtimeMs) return out;
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const tmp = `${out}.tmp-${process.pid}`;
+  run("strip", ["-o", tmp, process.execPath]);
+  fs.renameSync(tmp, out);
+  return out;
+}

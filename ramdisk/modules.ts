@@ -1,26 +1,23 @@
 import fs from "node:fs";
 import path from "node:path";
 
-/** The `depends=` list from a kernel module's .modinfo section (read from the raw file: no objcopy needed). */
-export function moduleDepends(ko: Buffer): string[] {
-  const text = ko.toString("latin1");
-  const m = /\0depends=([A-Za-z0-9_,-]*)\0/.exec(text);
-  return m && m[1] ? m[1].split(",").filter(Boolean).map((d) => d.replaceAll("-", "_")) : [];
-}
-
-/** The `alias=` patterns of a kernel module's .modinfo: the hardware it drives (`pci:v00008086d000010FBsv*…`, `virtio:d00000001v*`). */
-export function moduleAliases(ko: Buffer): string[] {
+/** Every value of one key in a kernel module's .modinfo section, read from the raw file (no modinfo/objcopy needed). */
+function modinfo(ko: Buffer, key: "depends" | "alias" | "firmware"): string[] {
   const out: string[] = [];
-  for (const m of ko.toString("latin1").matchAll(/\0alias=([\x21-\x7e]+)(?=\0)/g)) out.push(m[1]!);
+  for (const m of ko.toString("latin1").matchAll(new RegExp(`\\0${key}=([\\x21-\\x7e]*)(?=\\0)`, "g"))) out.push(m[1]!);
   return out;
 }
+
+/** The `depends=` list of a kernel module (names with "_"). */
+export function moduleDepends(ko: Buffer): string[] {
+  return (modinfo(ko, "depends")[0] ?? "").split(",").filter(Boolean).map((d) => d.replaceAll("-", "_"));
+}
+
+/** The `alias=` patterns of a kernel module: the hardware it drives (`pci:v00008086d000010FBsv*…`, `virtio:d00000001v*`). */
+export const moduleAliases = (ko: Buffer): string[] => modinfo(ko, "alias");
 
 /** The `firmware=` files a kernel module may request (paths under /lib/firmware). */
-export function moduleFirmware(ko: Buffer): string[] {
-  const out: string[] = [];
-  for (const m of ko.toString("latin1").matchAll(/\0firmware=([\x21-\x7e]+)(?=\0)/g)) out.push(m[1]!);
-  return out;
-}
+export const moduleFirmware = (ko: Buffer): string[] => modinfo(ko, "firmware");
 
 /**
  * The firmware files the modules declare that exist under `firmwareDir` (a host's /lib/firmware, or an extracted
