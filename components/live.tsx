@@ -79,16 +79,42 @@ export function useLive(): LiveState {
   return useContext(LiveContext);
 }
 
+type Room = { machineId: number } | { jobId: number } | { batchId: number };
+
+/**
+ * Join a room on the connected socket and call `onJoined` once the server acknowledges the join (it acknowledges
+ * after joining, so a backfill started then misses nothing). The join is sent again while no acknowledgement came
+ * (one lost with a dropping connection would leave the caller without its backfill); the first that arrives counts,
+ * however late. Returns the leave: no more callbacks, and `unsubscribe` when still connected (after a disconnect
+ * the server already forgot the room, and a buffered emit would only arrive late).
+ */
+function joinRoom(socket: Socket, room: Room, onJoined: () => void = () => undefined): () => void {
+  let active = true;
+  let joined = false;
+  let retry: ReturnType<typeof setTimeout> | null = null;
+  const join = () => {
+    socket.emit("subscribe", room, (r?: { ok: boolean }) => {
+      if (!active || joined || !r?.ok) return;
+      joined = true;
+      if (retry) clearTimeout(retry);
+      onJoined();
+    });
+    retry = setTimeout(() => active && !joined && socket.connected && join(), JOIN_ACK_TIMEOUT_MS);
+  };
+  join();
+  return () => {
+    active = false;
+    if (retry) clearTimeout(retry);
+    if (socket.connected) socket.emit("unsubscribe", room);
+  };
+}
+
 /** Join `machine:<id>` while a machine page is open (the room carries per-machine streams). */
 export function useMachineRoom(machineId: number) {
   const { socket, connected } = useLive();
   useEffect(() => {
     if (!socket || !connected) return;
-    socket.emit("subscribe", { machineId });
-    return () => {
-      // After a disconnect the server already forgot the room; a buffered emit would only arrive late.
-      if (socket.connected) socket.emit("unsubscribe", { machineId });
-    };
+    return joinRoom(socket, { machineId });
   }, [socket, connected, machineId]);
 }
 
@@ -115,14 +141,12 @@ export function useBatchRoom(batchId: number, onChange: () => void, coalesceMs =
       if (e.type === "step.changed" && e.batchId === batchId) soon();
     };
     socket.on("live", onLive);
-    socket.emit("subscribe", { batchId }, (r: { ok: boolean }) => {
-      if (active && r.ok) soon();
-    });
+    const leave = joinRoom(socket, { batchId }, soon);
     return () => {
       active = false;
       if (timer) clearTimeout(timer);
       socket.off("live", onLive);
-      if (socket.connected) socket.emit("unsubscribe", { batchId });
+      leave();
     };
   }, [socket, connected, batchId, coalesceMs]);
   return { connected };
@@ -147,26 +171,11 @@ export function useJobLog(
       if (active && e.type === "log.lines" && e.jobId === jobId) h.current.onLines(e.lines);
     };
     socket.on("live", onLive);
-    // Join, and ask again while no acknowledgement came (one lost would leave the view without its backfill); the
-    // first one that arrives counts, however late: acknowledgements are never given up on.
-    let joined = false;
-    let retry: ReturnType<typeof setTimeout> | null = null;
-    const join = () => {
-      socket.emit("subscribe", { jobId }, (r?: { ok: boolean }) => {
-        if (!active || joined || !r?.ok) return;
-        joined = true;
-        if (retry) clearTimeout(retry);
-        h.current.onJoined();
-      });
-      retry = setTimeout(() => active && !joined && socket.connected && join(), JOIN_ACK_TIMEOUT_MS);
-    };
-    join();
+    const leave = joinRoom(socket, { jobId }, () => h.current.onJoined());
     return () => {
       active = false;
-      if (retry) clearTimeout(retry);
       socket.off("live", onLive);
-      // After a disconnect the server already forgot the room; a buffered emit would only arrive late.
-      if (socket.connected) socket.emit("unsubscribe", { jobId });
+      leave();
     };
   }, [socket, connected, jobId]);
   return { connected };
