@@ -26,6 +26,13 @@ test.afterEach(async ({ page }) => {
   for (const id of created.profiles.splice(0)) await call(page, "osProfiles.delete", { id });
 });
 
+/** An image OS profile (removed after the test); `shaChar` makes its checksum differ from the other tests'. */
+async function imageProfile(page: Page, name: string, shaChar: string): Promise<{ id: number }> {
+  const profile = await call(page, "osProfiles.create", { name, kind: "image", imageUrl: "http://images.example/debian.raw.gz", imageSha256: shaChar.repeat(64), imageFormat: "raw.gz" });
+  created.profiles.push(profile.id);
+  return profile;
+}
+
 /** Machines on the fake BMC driver (or without a BMC), brought to `to` through the lifecycle. */
 async function machines(page: Page, prefix: string, n: number, opts: { macByte: number; bmc: boolean; profileId?: number; to: "manageable" | "available" }) {
   const out: { id: number; name: string; mac: string }[] = [];
@@ -60,14 +67,7 @@ async function runAgent(request: APIRequestContext, token: string) {
 
 test("bulk deploy of a selection starts a batch whose page shows per-machine progress live", async ({ page, browser, request }) => {
   await signIn(page, ADMIN);
-  const profile = await call(page, "osProfiles.create", {
-    name: "e2e-batch-image",
-    kind: "image",
-    imageUrl: "http://images.example/debian.raw.gz",
-    imageSha256: "b".repeat(64),
-    imageFormat: "raw.gz",
-  });
-  created.profiles.push(profile.id);
+  const profile = await imageProfile(page, "e2e-batch-image", "b");
   const ms = await machines(page, "e2e-dep", 3, { macByte: 1, bmc: true, profileId: profile.id, to: "available" });
 
   await page.goto("/machines?q=e2e-dep-");
@@ -165,14 +165,7 @@ test("a batch whose failures pass the threshold pauses and shows the banner with
 
 test("bulk reinstall of deployed machines from the table runs as a batch with per-machine progress", async ({ page, request }) => {
   await signIn(page, ADMIN);
-  const profile = await call(page, "osProfiles.create", {
-    name: "e2e-reinstall-image",
-    kind: "image",
-    imageUrl: "http://images.example/debian.raw.gz",
-    imageSha256: "c".repeat(64),
-    imageFormat: "raw.gz",
-  });
-  created.profiles.push(profile.id);
+  const profile = await imageProfile(page, "e2e-reinstall-image", "c");
   const ms = await machines(page, "e2e-rei", 2, { macByte: 4, bmc: true, profileId: profile.id, to: "available" });
   // Deploy both first (through a batch and their agents), so there is something to reinstall.
   await call(page, "batches.create", { selection: { ids: ms.map((m) => m.id) }, kind: "deploy", concurrency: 2, confirmCount: 2 });
