@@ -176,12 +176,16 @@ export const usernameSchema = z
 export const passwordSchema = z.string().min(10, "At least 10 characters").max(256);
 export const loginSchema = z.object({ name: z.string().trim().min(1).max(64), password: z.string().min(1).max(256) });
 export const userCreateSchema = z.object({ name: usernameSchema, role: z.enum(ROLES), password: passwordSchema });
-export const userUpdateSchema = z.object({
-  id: z.number().int().positive(),
-  role: z.enum(ROLES).optional(),
-  password: passwordSchema.optional(),
-  disabled: z.boolean().optional(),
-});
+export const userUpdateSchema = z
+  .object({
+    id: z.number().int().positive(),
+    role: z.enum(ROLES).optional(),
+    password: passwordSchema.optional(),
+    disabled: z.boolean().optional(),
+  })
+  .refine((u) => u.role !== undefined || u.password !== undefined || u.disabled !== undefined, {
+    message: "Nothing to change: give a role, a password or disabled",
+  });
 
 /** CSV import: header names accepted (case-insensitive) and the fields they map to. */
 export const CSV_COLUMNS = [
@@ -216,6 +220,16 @@ export const powerSyncSettingsSchema = z.object({
   failureThreshold: z.number().int().min(1).max(100).default(3),
 });
 export type PowerSyncSettings = z.infer<typeof powerSyncSettingsSchema>;
+/**
+ * A change to some of the settings. Built without the defaults: `.partial()` keeps a field's default, so an update
+ * sending only intervalS would otherwise reset the other fields.
+ */
+export const powerSyncSettingsPatchSchema = z.object({
+  intervalS: z.number().int().min(5).max(86_400).optional(),
+  jitterS: z.number().min(0).max(3600).optional(),
+  concurrency: z.number().int().min(1).max(256).optional(),
+  failureThreshold: z.number().int().min(1).max(100).optional(),
+});
 
 export const POWER_ACTIONS = ["on", "off", "cycle", "reset", "soft"] as const;
 export type PowerActionName = (typeof POWER_ACTIONS)[number];

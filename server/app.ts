@@ -73,6 +73,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const agentApi = createAgentApi(domain, orchestrator);
 
   const metrics = createMetrics(db);
+  const procedureNames = new Set(Object.keys(appRouter._def.procedures));
   bus.subscribe((e) => metrics.liveEvents.inc({ type: e.type }));
 
   const loginThrottle = new LoginThrottle();
@@ -113,7 +114,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     const started = process.hrtime.bigint();
     res.on("finish", () => {
       const s = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.httpDuration.observe({ route: routeFamily(req.url ?? "/"), method: req.method ?? "GET", status: String(res.statusCode) }, s);
+      metrics.httpDuration.observe({ route: routeFamily(req.url ?? "/", procedureNames), method: req.method ?? "GET", status: String(res.statusCode) }, s);
     });
     void handle(req, res).catch((err) => {
       log.error("request failed", { url: req.url, error: String(err) });

@@ -4,37 +4,49 @@ import { createHarness } from "../testing/harness";
 import { LoginThrottle } from "./throttle";
 
 describe("LoginThrottle", () => {
-  it("locks a (client, user) pair after 5 failures in the window, then lets it try again", () => {
+  it("locks a user name after 5 attempts without success, from any address, then lets it try again", () => {
     let now = 1_000_000;
-    const t = new LoginThrottle(5, 15 * 60_000, 5 * 60_000, () => now);
-    for (let i = 0; i < 4; i++) t.failed("10.0.0.1", "admin");
-    expect(() => t.check("10.0.0.1", "admin")).not.toThrow();
-    t.failed("10.0.0.1", "ADMIN");
-    expect(() => t.check("10.0.0.1", "admin")).toThrowError(AppError);
-    // Another client, or another user from the same client, is not affected.
-    expect(() => t.check("10.0.0.2", "admin")).not.toThrow();
-    expect(() => t.check("10.0.0.1", "operator")).not.toThrow();
+    const t = new LoginThrottle({ perUser: 5, perSource: 100, windowMs: 15 * 60_000, lockMs: 5 * 60_000 }, () => now);
+    for (let i = 0; i < 4; i++) t.begin("10.0.0.1", "admin");
+    t.begin("10.0.0.1", "ADMIN");
+    expect(() => t.begin("10.0.0.1", "admin")).toThrowError(AppError);
+    // Another address gets no fresh budget for that name; another name from the same address is not affected.
+    expect(() => t.begin("10.0.0.2", "admin")).toThrowError(/Too many failed sign-ins/);
+    expect(() => t.begin("10.0.0.1", "operator")).not.toThrow();
     now += 5 * 60_000 + 1;
-    expect(() => t.check("10.0.0.1", "admin")).not.toThrow();
+    expect(() => t.begin("10.0.0.1", "admin")).not.toThrow();
+  });
+
+  it("counts an attempt before its password is checked: the 6th concurrent attempt is refused", () => {
+    const t = new LoginThrottle({ perUser: 5 });
+    for (let i = 0; i < 5; i++) t.begin("ip", "u"); // five in flight, none answered yet
+    expect(() => t.begin("ip", "u")).toThrowError(AppError);
+  });
+
+  it("locks one address trying many names", () => {
+    const t = new LoginThrottle({ perUser: 5, perSource: 20 });
+    for (let i = 0; i < 20; i++) t.begin("10.9.9.9", `user${i}`);
+    expect(() => t.begin("10.9.9.9", "user99")).toThrowError(/Too many failed sign-ins/);
+    expect(() => t.begin("10.9.9.8", "user99")).not.toThrow();
   });
 
   it("forgets failures older than the window and on success", () => {
     let now = 0;
-    const t = new LoginThrottle(3, 60_000, 60_000, () => now);
-    t.failed("ip", "u");
-    t.failed("ip", "u");
+    const t = new LoginThrottle({ perUser: 3, perSource: 100, windowMs: 60_000, lockMs: 60_000 }, () => now);
+    t.begin("ip", "u");
+    t.begin("ip", "u");
     now = 61_000;
-    t.failed("ip", "u");
-    expect(() => t.check("ip", "u")).not.toThrow();
-    t.failed("ip", "u");
+    t.begin("ip", "u");
+    expect(() => t.begin("ip", "u")).not.toThrow();
     t.succeeded("ip", "u");
-    t.failed("ip", "u");
-    expect(() => t.check("ip", "u")).not.toThrow();
+    t.begin("ip", "u");
+    t.begin("ip", "u");
+    expect(() => t.begin("ip", "u")).not.toThrow();
   });
 });
 
 describe("auth.login throttling through the router", () => {
-  it("answers TOO_MANY_REQUESTS after repeated wrong passwords, even with the right one", async () => {
+  it("answers TOO_MANY_REQUESTS after repeated wrong passwords, even with the right one and from another address", async () => {
     const h = createHarness();
     try {
       await h.addUser("olga", "operator", "olga-password-1");
@@ -44,8 +56,10 @@ describe("auth.login throttling through the router", () => {
         code: "TOO_MANY_REQUESTS",
         message: expect.stringMatching(/Too many failed sign-ins/),
       });
-      // Another address still signs in.
-      await expect(h.caller(null, undefined, "192.0.2.8").auth.login({ name: "olga", password: "olga-password-1" })).resolves.toMatchObject({ name: "olga" });
+      // Another address is refused too: the lock is on the name.
+      await expect(h.caller(null, undefined, "192.0.2.8").auth.login({ name: "olga", password: "olga-password-1" })).rejects.toMatchObject({
+        code: "TOO_MANY_REQUESTS",
+      });
     } finally {
       h.close();
     }

@@ -44,14 +44,13 @@ export async function updateUser(
   d.db.transaction((tx) => {
     const u = tx.select().from(users).where(eq(users.id, input.id)).get();
     if (!u) throw new AppError("USER_NOT_FOUND", `User ${input.id} does not exist`);
-    tx.update(users)
-      .set({
-        ...(input.role && { role: input.role }),
-        ...(passwordHash && { passwordHash }),
-        ...(input.disabled !== undefined && { disabled: input.disabled }),
-      })
-      .where(eq(users.id, u.id))
-      .run();
+    const change = {
+      ...(input.role && { role: input.role }),
+      ...(passwordHash && { passwordHash }),
+      ...(input.disabled !== undefined && { disabled: input.disabled }),
+    };
+    // An update naming nothing to change is a no-op (drizzle refuses an empty SET).
+    if (Object.keys(change).length) tx.update(users).set(change).where(eq(users.id, u.id)).run();
     const admins = tx
       .select({ n: sql<number>`count(*)` })
       .from(users)

@@ -75,3 +75,28 @@ describe("migration 0002 (install_done_at)", () => {
     db2.$client.close();
   });
 });
+
+describe("file modes", () => {
+  it("creates the database 0600 (WAL and SHM too) and tightens an existing installation's 0755 dir and 0644 files", () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-mode-"));
+    try {
+      const dataDir = path.join(d, "data");
+      const file = path.join(dataDir, "rackhand.db");
+      const fresh = openDatabase(file);
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) expect((fs.statSync(f).mode & 0o777).toString(8), f).toBe("600");
+      expect((fs.statSync(dataDir).mode & 0o777).toString(8)).toBe("700");
+      fresh.$client.close();
+      // An older installation: world-readable files in a world-readable directory.
+      fs.chmodSync(dataDir, 0o755);
+      fs.chmodSync(file, 0o644);
+      fs.writeFileSync(`${file}-wal`, "");
+      fs.chmodSync(`${file}-wal`, 0o644);
+      const again = openDatabase(file);
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) expect((fs.statSync(f).mode & 0o777).toString(8), f).toBe("600");
+      expect((fs.statSync(dataDir).mode & 0o777).toString(8)).toBe("700");
+      again.$client.close();
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

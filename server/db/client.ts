@@ -25,9 +25,11 @@ export function migrationsFolder(): string {
  * WAL lets readers proceed while a writer commits; busy_timeout waits out short write locks instead of failing.
  */
 export function openDatabase(file: string): Db {
-  if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (file !== ":memory:") restrictPermissions(file, "before");
   const sqlite = new Database(file);
   sqlite.pragma("journal_mode = WAL");
+  // SQLite gives -wal and -shm the main file's mode; chmod them too for installations made before this was done.
+  if (file !== ":memory:") restrictPermissions(file, "after");
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("busy_timeout = 5000");
   sqlite.pragma("foreign_keys = ON");
@@ -41,6 +43,27 @@ export function openDatabase(file: string): Db {
   const db = drizzle(sqlite, { schema }) as Db;
   migrate(db, { migrationsFolder: migrationsFolder() });
   return db;
+}
+
+/**
+ * The database holds password hashes, session hashes and sealed BMC secrets: owner-only. The data directory is
+ * made 0700 (and an existing one tightened); the database is created 0600 (an empty file made first, since SQLite
+ * creates with 0644 under the usual umask), and an existing file, WAL or SHM with group/other bits is set to 0600.
+ */
+function restrictPermissions(file: string, when: "before" | "after"): void {
+  const dir = path.dirname(file);
+  if (when === "before") {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(dir, 0o700);
+    fs.closeSync(fs.openSync(file, "a", 0o600));
+  }
+  for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
+    try {
+      if (fs.statSync(f).mode & 0o077) fs.chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
 }
 
 /**

@@ -8,6 +8,7 @@
 import fs from "node:fs";
 import type http from "node:http";
 import path from "node:path";
+import { pipeline } from "node:stream";
 import type { Domain } from "../context";
 import { installContext, profileTemplate, renderInstallFile, reportInstallDone } from "../pxe/install-files";
 import type { InstallTokens } from "../pxe/install-token";
@@ -126,7 +127,7 @@ function serveFile(req: http.IncomingMessage, res: http.ServerResponse, file: st
   headers["content-length"] = size === 0 ? 0 : end - start + 1;
   res.writeHead(range ? 206 : 200, headers);
   if (req.method === "HEAD" || size === 0) return void res.end();
-  const stream = fs.createReadStream(file, { start, end, highWaterMark: 1 << 20 });
-  stream.on("error", () => res.destroy());
-  stream.pipe(res);
+  // pipeline, not pipe: when the client goes away mid-file (iPXE and curl abort downloads), the file stream is
+  // destroyed and its descriptor closed; with pipe() it stayed open for good.
+  pipeline(fs.createReadStream(file, { start, end, highWaterMark: 1 << 20 }), res, () => {});
 }

@@ -49,10 +49,19 @@ export function createMetrics(db: Db) {
 }
 export type Metrics = ReturnType<typeof createMetrics>;
 
-/** Route family for metric labels: bounded cardinality (no ids in labels). */
-export function routeFamily(url: string): string {
+/**
+ * Route family for metric labels: bounded cardinality (no ids, no client-chosen names in labels). A tRPC path
+ * becomes its procedure name only when `procedures` knows it (a batch call: its first procedure); any other name,
+ * which an anonymous client can make up by the million, is "trpc:unknown".
+ */
+export function routeFamily(url: string, procedures: ReadonlySet<string>): string {
   const p = url.split("?")[0]!;
-  if (p.startsWith("/api/trpc/")) return "trpc:" + p.slice("/api/trpc/".length).split(",")[0]!.slice(0, 60);
+  if (p.startsWith("/api/trpc/")) {
+    const first = p.slice("/api/trpc/".length).split(",")[0]!;
+    return procedures.has(first) ? "trpc:" + first : "trpc:unknown";
+  }
+  if (p.startsWith("/api/agent/")) return "agent";
+  if (p.startsWith("/boot/")) return "boot";
   if (p.startsWith("/_next/")) return "next-static";
   if (p.startsWith("/socket.io")) return "socket.io";
   if (p === "/healthz" || p === "/metrics") return p;

@@ -5,14 +5,9 @@ import { publicProcedure, router } from "../trpc";
 export const authRouter = router({
   me: publicProcedure.query(({ ctx }) => ctx.user),
   login: publicProcedure.input(loginSchema).mutation(async ({ ctx, input }) => {
-    ctx.loginThrottle.check(ctx.clientIp, input.name);
-    let s;
-    try {
-      s = await login(ctx.domain.db, input.name, input.password, ctx.config.sessionTtlMs);
-    } catch (err) {
-      ctx.loginThrottle.failed(ctx.clientIp, input.name);
-      throw err;
-    }
+    // Counted before the password check, so a burst of concurrent attempts cannot all get past the limit.
+    ctx.loginThrottle.begin(ctx.clientIp, input.name);
+    const s = await login(ctx.domain.db, input.name, input.password, ctx.config.sessionTtlMs);
     ctx.loginThrottle.succeeded(ctx.clientIp, input.name);
     ctx.setCookie(sessionCookie(s.token, s.expiresAt, ctx.config.secureCookies));
     return s.user;

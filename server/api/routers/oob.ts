@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { bootDeviceSchema, powerActionSchema, powerSyncSettingsSchema } from "../../../lib/schemas";
+import { bootDeviceSchema, powerActionSchema, powerSyncSettingsPatchSchema } from "../../../lib/schemas";
 import { checkBmc, powerSelection, setBootDeviceByHand } from "../../oob/power";
 import { getPowerSyncSettings, setPowerSyncSettings } from "../../oob/settings";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
@@ -21,6 +21,6 @@ export const oobRouter = router({
   checkBmc: operatorProcedure.input(id).mutation(({ ctx, input }) => checkBmc(ctx.domain, input.id, ctx.actor)),
   syncSettings: viewerProcedure.query(({ ctx }) => getPowerSyncSettings(ctx.domain.db)),
   updateSyncSettings: adminProcedure
-    .input(powerSyncSettingsSchema.partial())
+    .input(powerSyncSettingsPatchSchema)
     .mutation(({ ctx, input }) => setPowerSyncSettings(ctx.domain, input, ctx.actor)),
 });
