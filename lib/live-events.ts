@@ -31,7 +31,12 @@ export type LiveEvent =
   /** A batch was created, resumed, paused, aborted or finished (progress comes with its jobs' job.changed). */
   | { type: "batch.changed"; batchId: number; state: BatchState }
   /** A batch passed its failure threshold: the UI shows the alert banner. */
-  | { type: "batch.alert"; batchId: number; state: BatchState; message: string };
+  | { type: "batch.alert"; batchId: number; state: BatchState; message: string }
+  /**
+   * Server-internal, never sent to browsers: a user's sessions or role changed (logout, disabled, new password,
+   * new role). The socket gateway re-checks that user's open sockets and drops or downgrades them.
+   */
+  | { type: "user.access.changed"; userId: number };
 
 export interface EventDto {
   id: number;

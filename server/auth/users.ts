@@ -41,7 +41,7 @@ export async function updateUser(
   actor: Actor,
 ): Promise<void> {
   const passwordHash = input.password ? await hashPassword(input.password) : undefined;
-  d.db.transaction((tx) => {
+  const changed = d.db.transaction((tx) => {
     const u = tx.select().from(users).where(eq(users.id, input.id)).get();
     if (!u) throw new AppError("USER_NOT_FOUND", `User ${input.id} does not exist`);
     const change = {
@@ -62,7 +62,10 @@ export async function updateUser(
       .filter(Boolean)
       .join(", ");
     recordEvent(tx, { actor, kind: "user.updated", message: `Updated user ${u.name}: ${what || "no change"}` });
+    return what !== "";
   });
+  // Open sockets keep a session: the gateway drops them (sessions ended) or applies the new role.
+  if (changed) d.bus.publish({ type: "user.access.changed", userId: input.id });
 }
 
 /**

@@ -24,6 +24,9 @@ type Ack = (r: { ok: boolean; error?: string; [k: string]: unknown }) => void;
 /**
  * The only module that talks socket.io. Sessions are checked at the handshake (cookie), every client joins
  * `fleet`, and may subscribe to `machine:<id>` rooms. Bus events are fanned out to the rooms they concern.
+ * A socket does not outlive its session or keep an old role: each message it sends re-reads its session (so a
+ * changed role applies at once), and `user.access.changed` (logout, disabled, new password, new role) re-checks
+ * that user's sockets, disconnecting those whose session ended and releasing a console keyboard a lost role held.
  */
 export function attachGateway(opts: {
   httpServer: http.Server;
@@ -41,16 +44,31 @@ export function attachGateway(opts: {
     const user = sessionUser(opts.db, token);
     if (!user) return next(new Error("UNAUTHENTICATED"));
     socket.data.user = user;
+    socket.data.token = token;
     next();
   });
 
+  /** The socket's user as the database says now; null (and the socket disconnected) when its session ended. */
+  const currentUser = (socket: Socket): SessionUser | null => {
+    const user = sessionUser(opts.db, socket.data.token as string | undefined);
+    if (!user) {
+      socket.disconnect(true);
+      return null;
+    }
+    socket.data.user = user;
+    return user;
+  };
+
   io.on("connection", (socket) => {
     const user = socket.data.user as SessionUser;
+    // A session may have ended between the handshake and now.
+    if (!currentUser(socket)) return;
     void socket.join(rooms.fleet);
     opts.onClientCount?.(io.engine.clientsCount);
     socket.on("subscribe", async (raw: unknown, ack?: (r: { ok: boolean; error?: string }) => void) => {
       const p = roomSchema.safeParse(raw);
       if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }, { jobId: number } or { batchId: number }" });
+      if (!currentUser(socket)) return ack?.({ ok: false, error: "Your session has ended; sign in again" });
       // Every role (viewer and up; the handshake checked the session) may watch; room membership is read-only.
       // The ack comes after the join, so a client that backfills on ack cannot miss a line in between.
       await socket.join(roomOf(p.data));
@@ -60,13 +78,22 @@ export function attachGateway(opts: {
       const p = roomSchema.safeParse(raw);
       if (p.success) void socket.leave(roomOf(p.data));
     });
-    if (opts.consoles) attachConsoleHandlers(socket, user, opts.consoles, opts.log);
+    if (opts.consoles) attachConsoleHandlers(socket, () => currentUser(socket), opts.consoles, opts.log);
     socket.on("disconnect", () => opts.onClientCount?.(io.engine.clientsCount));
     opts.log.debug("socket connected", { user: user.name });
   });
 
   const unsubscribe = opts.bus.subscribe((e: LiveEvent) => {
     switch (e.type) {
+      case "user.access.changed":
+        // Server-internal: re-check that user's sockets (a lost session disconnects, a lost role releases).
+        for (const socket of io.of("/").sockets.values()) {
+          if ((socket.data.user as SessionUser | undefined)?.id !== e.userId) continue;
+          const before = socket.data.user as SessionUser;
+          const now = currentUser(socket);
+          if (now && CAN_TYPE.includes(before.role) && !CAN_TYPE.includes(now.role)) socket.data.releaseKeyboards?.();
+        }
+        break;
       case "machine.changed":
       case "machine.deleted":
         io.to(rooms.fleet).to(rooms.machine(e.machineId)).emit("live", e);
@@ -109,8 +136,12 @@ export function attachGateway(opts: {
 const CAN_TYPE: SessionUser["role"][] = ["operator", "admin"];
 
 /** Console messages of one socket: join/leave (any role), take/release/input (operators and admins only). */
-function attachConsoleHandlers(socket: Socket, user: SessionUser, consoles: ConsoleManager, log: Logger) {
+function attachConsoleHandlers(socket: Socket, currentUser: () => SessionUser | null, consoles: ConsoleManager, log: Logger) {
   const joined = new Set<number>();
+  socket.data.releaseKeyboards = () => {
+    for (const id of joined) consoles.release(id, socket.id);
+  };
+  const ended = (ack: Ack | undefined) => ack?.({ ok: false, error: "Your session has ended; sign in again" });
   const reply = (ack: Ack | undefined, fn: () => unknown) => {
     try {
       const r = fn();
@@ -124,6 +155,8 @@ function attachConsoleHandlers(socket: Socket, user: SessionUser, consoles: Cons
     const p = subscribeSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
     const id = p.data.machineId;
+    const user = currentUser();
+    if (!user) return ended(ack);
     try {
       await socket.join(rooms.console(id));
       joined.add(id);
@@ -142,15 +175,21 @@ function attachConsoleHandlers(socket: Socket, user: SessionUser, consoles: Cons
     void socket.leave(rooms.console(p.data.machineId));
     reply(ack, () => consoles.leave(p.data.machineId, socket.id));
   });
-  const operatorOnly = (ack: Ack | undefined): boolean => {
-    if (CAN_TYPE.includes(user.role)) return true;
+  /** The current user when their role may type (read from the session now, not from the handshake). */
+  const operatorOnly = (ack: Ack | undefined): SessionUser | null => {
+    const user = currentUser();
+    if (!user) return ended(ack), null;
+    if (CAN_TYPE.includes(user.role)) return user;
+    // Whoever lost the role also loses a keyboard they held.
+    for (const id of joined) consoles.release(id, socket.id);
     ack?.({ ok: false, error: `Typing into a console needs the operator role; you are ${user.role}` });
-    return false;
+    return null;
   };
   socket.on("console:take", (raw: unknown, ack?: Ack) => {
     const p = subscribeSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
-    if (operatorOnly(ack)) reply(ack, () => consoles.take(p.data.machineId, socket.id, user.name));
+    const user = operatorOnly(ack);
+    if (user) reply(ack, () => consoles.take(p.data.machineId, socket.id, user.name));
   });
   socket.on("console:release", (raw: unknown, ack?: Ack) => {
     const p = subscribeSchema.safeParse(raw);

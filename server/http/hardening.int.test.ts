@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp, type App } from "../app";
 import { loadConfig } from "../config";
 import { silentLogger } from "../log";
+import { IpmiSim, SIM_USER } from "../oob/testing/ipmi-sim";
 
 const ADMIN_PASSWORD = "hardening-admin-pw";
 let dataDir: string;
@@ -74,7 +75,7 @@ async function createUser(name: string, role: string, password: string): Promise
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-hardening-"));
   const config = loadConfig(
-    { NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    { NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD, RACKHAND_POWER_SYNC: "false" },
     { ui: false },
   );
   app = await startApp(config, silentLogger);
@@ -203,5 +204,90 @@ describe("small ones (defect 7)", () => {
     for (const f of ["rackhand.db", "rackhand.db-wal", "rackhand.db-shm"]) {
       expect((fs.statSync(path.join(dataDir, f)).mode & 0o777).toString(8), f).toBe("600");
     }
+  });
+});
+
+describe("sockets follow their session and role (defect 4)", () => {
+  let sim: IpmiSim;
+  let machineId: number;
+  let n = 0;
+  beforeAll(async () => {
+    sim = await new IpmiSim("hsk", { console: true, power: "on" }).start();
+    const r = await trpc("machines.enroll", {
+      name: "sock-sol-1",
+      bootMac: "52:54:00:5c:01:01",
+      bmc: { address: "127.0.0.1", port: sim.port, username: SIM_USER, password: sim.password },
+    });
+    expect(r.status, JSON.stringify(r.json)).toBe(200);
+    machineId = r.json.result.data.id;
+  }, 30_000);
+  afterAll(async () => {
+    await sim?.stop();
+  });
+
+  async function connect(cookie: string) {
+    const s = connectSocket(app.url, { path: "/socket.io", transports: ["websocket"], reconnection: false, forceNew: true, extraHeaders: { cookie } });
+    sockets.push(s);
+    await new Promise<void>((resolve, reject) => (s.on("connect", resolve), s.on("connect_error", reject)));
+    const live: unknown[] = [];
+    s.on("live", (e) => live.push(e));
+    return { s, live };
+  }
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  async function until(what: string, f: () => boolean, ms = 5000) {
+    const end = Date.now() + ms;
+    while (!f()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await wait(25);
+    }
+  }
+
+  /** A fleet event that every connected socket would get: an admin enrolls a machine; the admin's socket sees it. */
+  async function fleetEvent(watcher: { live: unknown[] }) {
+    const before = watcher.live.length;
+    const r = await trpc("machines.enroll", { name: `sock-evt-${++n}`, bootMac: `52:54:00:5c:02:${n.toString(16).padStart(2, "0")}` });
+    expect(r.status).toBe(200);
+    await until("the admin's socket got the event", () => watcher.live.length > before);
+  }
+
+  for (const how of ["logout", "disabled", "password change"] as const) {
+    it(`after ${how}, the user's open socket gets no more live events`, async () => {
+      const name = `sock-${how.replace(" ", "-")}`;
+      const id = await createUser(name, "operator", "sock-password-1");
+      const cookie = await login(name, "sock-password-1");
+      const watcher = await connect(adminCookie);
+      const victim = await connect(cookie);
+      await fleetEvent(watcher);
+      expect(victim.live.length).toBeGreaterThan(0);
+
+      if (how === "logout") expect((await trpc("auth.logout", {}, cookie)).status).toBe(200);
+      if (how === "disabled") expect((await trpc("users.update", { id, disabled: true })).status).toBe(200);
+      if (how === "password change") expect((await trpc("users.update", { id, password: "sock-password-2" })).status).toBe(200);
+      const seen = victim.live.length;
+      await fleetEvent(watcher);
+      await wait(200);
+      expect(victim.live.length).toBe(seen);
+      await until("the socket is disconnected", () => !victim.s.connected);
+    });
+  }
+
+  it("an operator downgraded to viewer on an open socket can no longer take or type on the console", async () => {
+    const id = await createUser("sock-downgrade", "operator", "sock-password-1");
+    const op = await connect(await login("sock-downgrade", "sock-password-1"));
+    const statuses: { holder: string | null }[] = [];
+    op.s.on("console:status", (st) => statuses.push(st));
+    expect(await op.s.emitWithAck("console:join", { machineId })).toMatchObject({ ok: true, canType: true });
+    expect(await op.s.emitWithAck("console:take", { machineId })).toEqual({ ok: true });
+    expect(await op.s.emitWithAck("console:input", { machineId, data: "before\r" })).toEqual({ ok: true });
+
+    expect((await trpc("users.update", { id, role: "viewer" })).status).toBe(200);
+    // The keyboard it held is released, and take/input are refused on the same socket.
+    await until("keyboard released", () => statuses.at(-1)?.holder === null);
+    expect(await op.s.emitWithAck("console:input", { machineId, data: "after\r" })).toMatchObject({ ok: false });
+    expect(await op.s.emitWithAck("console:take", { machineId })).toMatchObject({ ok: false, error: expect.stringMatching(/operator role/) });
+    expect(await op.s.emitWithAck("console:input", { machineId, data: "after\r" })).toMatchObject({ ok: false });
+    // Still a signed-in viewer: the socket stays and watches.
+    expect(op.s.connected).toBe(true);
+    await op.s.emitWithAck("console:leave", { machineId });
   });
 });

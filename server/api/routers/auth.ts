@@ -14,6 +14,8 @@ export const authRouter = router({
   }),
   logout: publicProcedure.mutation(({ ctx }) => {
     logout(ctx.domain.db, ctx.sessionToken);
+    // Sockets opened with this session are closed by the gateway.
+    if (ctx.user) ctx.domain.bus.publish({ type: "user.access.changed", userId: ctx.user.id });
     ctx.setCookie(clearedSessionCookie(ctx.config.secureCookies));
     return { ok: true };
   }),
