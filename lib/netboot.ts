@@ -65,6 +65,25 @@ export const safeUrlSchema = z
   .regex(/^https?:\/\/[A-Za-z0-9._~:/?#[\]@!&()*+,;=%-]+$/, "An http:// or https:// URL without spaces or quotes")
   .refine((s) => !/['"$`\\{}]/.test(s), "Quotes, $, backquotes, backslashes and braces are not allowed in a URL");
 
+/**
+ * Rackhand's own base URL as machines reach it: scheme, host (name, IPv4 or [IPv6]), optional port and a path of
+ * plain segments. Nothing else: it is pasted into GRUB entries (where `;` separates commands), iPXE scripts and
+ * pxelinux kernel lines (where `?`, `&`, `#` and whitespace split or cut the line).
+ */
+export const baseUrlSchema = z
+  .string()
+  .trim()
+  .max(200)
+  .regex(
+    /^https?:\/\/([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(\/[A-Za-z0-9._~-]+)*\/?$/,
+    "A plain http(s)://host[:port][/path] URL: no query, fragment, spaces, quotes or ; & ? #",
+  )
+  .refine((s) => !/\/\.\.?(\/|$)/.test(s.replace(/^https?:\/\//, "/")), "'.' and '..' are not allowed in the path")
+  .refine((s) => {
+    const port = /^https?:\/\/[^/]*:([0-9]+)/.exec(s.replace(/\[[^\]]*\]/, "h"))?.[1];
+    return port === undefined || (Number(port) >= 1 && Number(port) <= 65535);
+  }, "Port must be 1-65535");
+
 export const sha256Schema = z
   .string()
   .trim()
@@ -100,7 +119,7 @@ export const netbootSettingsSchema = z
     domain: optional(domainSchema),
     leaseTimeS: z.number().int().min(120).max(7 * 86400).default(3600),
     /** Base URL machines use to reach Rackhand over HTTP (kernels, installer files, agent API). */
-    httpBaseUrl: safeUrlSchema.default("http://10.77.0.1:3000"),
+    httpBaseUrl: baseUrlSchema.default("http://10.77.0.1:3000"),
     /** Answer IPv6 router solicitations on the interface (iPXE waits ~13 s for SLAAC otherwise). */
     ipv6RouterAdvertisements: z.boolean().default(false),
     /** DNS port for dnsmasq; 0 = no DNS (the default). */
@@ -141,6 +160,15 @@ export const raidSpecSchema = z
   });
 export type RaidSpec = z.output<typeof raidSpecSchema>;
 
+/**
+ * One OpenSSH public key line. The comment may be any printable text (non-ASCII names included) but no control
+ * character of any kind — C0, DEL, C1 (U+0080-U+009F), format characters such as U+200E or U+FEFF, or line and
+ * paragraph separators — nor a quote or backslash: cloud-init rejects the whole user-data file for one of them.
+ */
+export const sshKeySchema = z
+  .string()
+  .regex(/^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\p{C}\p{Zl}\p{Zp}'"\\]{0,100})?$/u, "An OpenSSH public key line (printable characters only)");
+
 /** Installer options of an OS profile, stored as JSON in os_profiles.options. */
 export const profileOptionsSchema = z.object({
   mirror: optional(safeUrlSchema),
@@ -149,7 +177,7 @@ export const profileOptionsSchema = z.object({
   username: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "A Unix user name").default("rackhand"),
   /** crypt(3) hash, e.g. from `mkpasswd -m sha-512`. */
   passwordHash: optional(z.string().regex(/^\$[0-9a-z]+\$[A-Za-z0-9./$=,]+$/, "A crypt(3) hash such as $6$salt$hash")),
-  sshKeys: z.array(z.string().regex(/^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\u0000-\u001f'"\\]{0,100})?$/, "An OpenSSH public key line")).max(20).default([]),
+  sshKeys: z.array(sshKeySchema).max(20).default([]),
   packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/, "A package name")).max(100).default([]),
   /** Install target disk, e.g. /dev/sda; empty = the installer's first disk. */
   disk: optional(z.string().regex(/^\/dev\/[a-z0-9/_-]+$/, "A device path like /dev/sda")),

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { MACHINE_STATES, OPERATOR_ACTIONS } from "./lifecycle";
 import { ifnameSchema, ipv4, prefixSchema } from "./netboot";
-import { isHostname, isIPv4, normalizeMac } from "./net";
+import { dnsmasqNameProblem, isHostname, isIPv4, normalizeMac } from "./net";
 
 export const POWER_STATES = ["on", "off", "unknown"] as const;
 export type PowerState = (typeof POWER_STATES)[number];
@@ -31,13 +31,20 @@ export const ipv4Schema = z
   .trim()
   .refine(isIPv4, { error: (iss) => `"${String(iss.input)}" is not an IPv4 address (e.g. 10.0.0.21)` });
 
-/** Machine names are RFC 1123 host names, stored lower-case. */
+/**
+ * Machine names are RFC 1123 host names, stored lower-case, that dnsmasq cannot read as anything else in a
+ * dhcp-host line (no "ignore", "infinite", lease times like 12h or all-digit names).
+ */
 export const hostnameSchema = z
   .string()
   .trim()
   .toLowerCase()
   .refine(isHostname, {
     error: (iss) => `"${String(iss.input)}" is not a valid host name (letters, digits and hyphens; dot-separated labels of at most 63)`,
+  })
+  .superRefine((name, ctx) => {
+    const problem = dnsmasqNameProblem(name);
+    if (problem) ctx.addIssue({ code: "custom", message: `${problem}: not usable as a machine name` });
   });
 
 /** Names that may later become path components: conservative. */

@@ -3,6 +3,8 @@
  * per-MAC boot entries for pxelinux, GRUB and iPXE. Pure functions of already-validated values
  * (see tree.ts, which validates every value through lib/netboot.ts before calling these).
  */
+import { AppError } from "../../lib/errors";
+import { dnsmasqNameProblem, isHostname, isIPv4 } from "../../lib/net";
 import type { NetbootSettings } from "../../lib/netboot";
 
 /** What a machine boots into. Kernel/initrd are absolute http URLs; args are validated tokens. */
@@ -60,8 +62,14 @@ export function renderIpxeRoot(): string {
   return `#!ipxe\n# ${GENERATED}\nchain ipxe/\${net0/mac:hexhyp}.ipxe || chain ipxe/default.ipxe\n`;
 }
 
-/** One dhcp-hostsdir file: `mac[,ip][,hostname]`. */
+/**
+ * One dhcp-hostsdir file: `mac[,ip][,hostname]`. Refuses (defence in depth, after the schemas) a host name dnsmasq
+ * would read as a keyword or lease time, and anything that could add a field or a line.
+ */
 export function renderHostLine(mac: string, ip: string | null, hostname: string | null): string {
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac) || (ip !== null && !isIPv4(ip))) throw new Error(`refusing dhcp-host line for ${JSON.stringify(mac)}`);
+  const problem = hostname === null ? null : !isHostname(hostname) ? `${JSON.stringify(hostname)} is not a host name` : dnsmasqNameProblem(hostname);
+  if (problem) throw new AppError("VALIDATION", `Netboot refused a dhcp-host name: ${problem}`);
   return [mac, ip, hostname].filter(Boolean).join(",") + "\n";
 }
 

@@ -6,13 +6,13 @@
 import { z } from "zod";
 import { AppError } from "../../lib/errors";
 import type { MachineState } from "../../lib/lifecycle";
-import { isHostname } from "../../lib/net";
+import { dnsmasqNameProblem, fqdnProblem, isHostname } from "../../lib/net";
 import {
   bootPathSchema,
   ipv4,
   kernelArgsSchema,
   NETBOOT_STATES,
-  safeUrlSchema,
+  baseUrlSchema,
   type InstallTemplate,
   type NetbootSettings,
 } from "../../lib/netboot";
@@ -70,7 +70,14 @@ export const HOSTS_DIR = "hosts.d";
 export const TFTP_DIR = "tftp";
 export const CONF_FILE = "dnsmasq.conf";
 
-const hostnameSchema = z.string().refine(isHostname, { error: (i) => `unsafe host name ${JSON.stringify(i.input)}` });
+// Defence in depth: the same rules as the machine name schema, checked again where the name reaches dnsmasq.
+const hostnameSchema = z
+  .string()
+  .refine(isHostname, { error: (i) => `unsafe host name ${JSON.stringify(i.input)}` })
+  .superRefine((n, ctx) => {
+    const problem = dnsmasqNameProblem(n);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
 
 function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
@@ -96,7 +103,7 @@ export function baseTree(ctx: TreeContext): Tree {
 export function bootTarget(m: MachineBootRow, ctx: TreeContext): BootTarget {
   if (!(NETBOOT_STATES as readonly string[]).includes(m.state)) return { kind: "local", reason: `${m.state}, booting from local disk` };
   if (m.jobBootTarget === "disk") return { kind: "local", reason: `${m.state}, job finishing: booting from local disk` };
-  const base = check(safeUrlSchema, ctx.settings.httpBaseUrl, "httpBaseUrl").replace(/\/+$/, "");
+  const base = check(baseUrlSchema, ctx.settings.httpBaseUrl, "httpBaseUrl").replace(/\/+$/, "");
   const p = m.profile;
   if (m.state === "deploying" && p?.kind === "installer" && p.kernel && p.initrd && p.template && m.sessionId != null) {
     const kernel = check(bootPathSchema, p.kernel, `profile ${p.id} kernel`);
@@ -135,6 +142,8 @@ function installerArgs(template: InstallTemplate, files: string, hostname: strin
 export function machineTree(m: MachineBootRow, ctx: TreeContext): Tree {
   const t: Tree = new Map();
   const name = check(hostnameSchema, m.name, `machine ${m.id} name`);
+  const long = fqdnProblem(name, ctx.settings.domain ?? null);
+  if (long) throw new AppError("VALIDATION", `Netboot refused machine ${m.id} name: ${long}`, [{ field: `machine ${m.id} name`, message: long }]);
   const target = bootTarget(m, ctx);
   for (const nic of m.nics) {
     const mac = check(macSchema, nic.mac, `machine ${name} MAC`);
