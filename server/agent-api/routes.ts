@@ -14,7 +14,8 @@ import {
 import type { LogLineDto } from "../../lib/jobs";
 import { normalizeMac } from "../../lib/net";
 import type { Domain } from "../context";
-import { jobs, logLines, machines, nics, steps } from "../db/schema";
+import { agentTokens, jobs, logLines, machines, nics, steps } from "../db/schema";
+import { recordEvent } from "../events/audit";
 import { HttpError, readJson, sendJson } from "../http/json";
 import type { Orchestrator } from "../orchestrator/engine";
 import { issueToken, tokenLookup } from "./tokens";
@@ -97,20 +98,34 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
       const job = runningJobOf.get({ machineId: found.machineId });
       if (!job) return null;
       tx.update(jobs).set({ agentSeenAt: new Date(seenAt) }).where(eq(jobs.id, job.id)).run();
-      if (body.inventory) tx.update(machines).set({ inventory: body.inventory }).where(eq(machines.id, found.machineId)).run();
+      // Inventory is taken from the first lookup of a job only; a second lookup (the agent restarted — or someone
+      // else who knows a MAC asked) gets a new token, revoking the old one, and is recorded as an event.
+      const again = tx.select({ jobId: agentTokens.jobId }).from(agentTokens).where(eq(agentTokens.jobId, job.id)).get() !== undefined;
+      if (body.inventory && !again) tx.update(machines).set({ inventory: body.inventory }).where(eq(machines.id, found.machineId)).run();
+      const relookup = again
+        ? recordEvent(tx, {
+            actor: "agent",
+            machineId: found.machineId,
+            kind: "agent.relookup",
+            message: `Another agent lookup for job ${job.id}: its previous agent token was replaced${body.inventory ? "; the inventory sent was ignored" : ""}`,
+            payload: { jobId: job.id, inventoryIgnored: !!body.inventory },
+          })
+        : null;
       // Seqs are job-wide: an agent that restarted mid-job must not reuse (and so lose) sequence numbers.
       const last = lastSeqOf.get({ id: job.id });
-      return { jobId: job.id, token: issueToken(tx, job.id, found.machineId), nextSeq: (last?.seq ?? -1) + 1 };
+      return { jobId: job.id, token: issueToken(tx, job.id, found.machineId), nextSeq: (last?.seq ?? -1) + 1, relookup };
     });
     if (!result) throw new HttpError(404, `no work for ${found.name}: it has no running job`);
+    const { relookup, ...answer } = result;
+    if (relookup) d.bus.publish({ type: "event.created", event: relookup });
     // A lookup for a job whose agent steps are running means the agent restarted (one agent per machine):
     // those attempts died with it. End them as transient failures so the retry policy runs them again now,
     // rather than when their leases expire.
-    const orphaned = runningAgentSteps.all({ id: result.jobId });
+    const orphaned = runningAgentSteps.all({ id: answer.jobId });
     for (const s of orphaned) orchestrator.complete(s.id, s.attempt, { ok: false, transient: true, message: "the agent restarted while the step ran" });
     // The agent is up: its job's wait_agent step is over now, not at the next tick.
-    orchestrator.agentSeen(result.jobId, seenAt);
-    return { machineId: found.machineId, machineName: found.name, ...result };
+    orchestrator.agentSeen(answer.jobId, seenAt);
+    return { machineId: found.machineId, machineName: found.name, ...answer };
   }
 
   async function heartbeat(req: http.IncomingMessage, res: http.ServerResponse): Promise<HeartbeatResponse> {

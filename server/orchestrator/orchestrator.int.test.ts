@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "../../lib/errors";
 import { startApp, type App } from "../app";
 import { loadConfig } from "../config";
-import { jobs, logLines, machines, osProfiles, steps } from "../db/schema";
+import { events, jobs, logLines, machines, osProfiles, steps } from "../db/schema";
 import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
@@ -124,6 +124,25 @@ describe("an inspection through the agent protocol", () => {
 });
 
 describe("agent API safety", () => {
+  it("takes inventory from a job's first lookup only, and records a second lookup as an event", async () => {
+    const { id, mac } = availableMachine();
+    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const first = await until("first lookup", async () => {
+      const r = await agent("/lookup", { macs: [mac], inventory: { cpus: 4 } });
+      return r.status === 200 ? r : null;
+    });
+    expect(first.body).toMatchObject({ machineId: id, jobId });
+    expect(machineState(id).inventory).toEqual({ cpus: 4 });
+    const second = await agent("/lookup", { macs: [mac], inventory: { cpus: 9999, forged: true } });
+    expect(second.status).toBe(200);
+    expect(machineState(id).inventory).toEqual({ cpus: 4 });
+    // The first token is revoked by the second lookup.
+    expect((await agent("/heartbeat", { waitS: 0 }, first.body.token)).status).toBe(401);
+    const flagged = app.domain.db.select().from(events).where(and(eq(events.machineId, id), eq(events.kind, "agent.relookup"))).all();
+    expect(flagged).toHaveLength(1);
+    expect(flagged[0]!.payload).toMatchObject({ jobId, inventoryIgnored: true });
+  });
+
   it("refuses calls without a token, with a wrong one, or with another job's token", async () => {
     const a = availableMachine();
     const b = availableMachine();
