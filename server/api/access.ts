@@ -44,6 +44,7 @@ export const ACCESS: Record<string, "public" | Role> = {
   "netboot.status": "viewer",
   "jobs.forMachine": "viewer",
   "jobs.logs": "viewer",
+  "jobs.get": "viewer",
   "jobs.cancel": "operator",
   "batches.create": "operator",
   "batches.list": "viewer",

@@ -86,6 +86,7 @@ describe("roles on every procedure", () => {
     "netboot.status": () => undefined,
     "jobs.forMachine": () => ({ machineId: fx.mJob }),
     "jobs.logs": () => ({ jobId: fx.job }),
+    "jobs.get": () => ({ jobId: fx.job }),
     "batches.list": () => ({}),
     "batches.get": () => ({ id: fx.bPaused }),
     "batches.alerts": () => undefined,
