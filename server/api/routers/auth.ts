@@ -1,10 +1,11 @@
+import { okOut, sessionUserOut } from "../outputs";
 import { loginSchema } from "../../../lib/schemas";
 import { clearedSessionCookie, login, logout, sessionCookie } from "../../auth/sessions";
 import { publicProcedure, router } from "../trpc";
 
 export const authRouter = router({
-  me: publicProcedure.query(({ ctx }) => ctx.user),
-  login: publicProcedure.input(loginSchema).mutation(async ({ ctx, input }) => {
+  me: publicProcedure.output(sessionUserOut.nullable()).query(({ ctx }) => ctx.user),
+  login: publicProcedure.input(loginSchema).output(sessionUserOut).mutation(async ({ ctx, input }) => {
     ctx.loginThrottle.check(ctx.clientIp, input.name);
     let s;
     try {
@@ -17,9 +18,9 @@ export const authRouter = router({
     ctx.setCookie(sessionCookie(s.token, s.expiresAt, ctx.config.secureCookies));
     return s.user;
   }),
-  logout: publicProcedure.mutation(({ ctx }) => {
+  logout: publicProcedure.output(okOut).mutation(({ ctx }) => {
     logout(ctx.domain.db, ctx.sessionToken);
     ctx.setCookie(clearedSessionCookie(ctx.config.secureCookies));
-    return { ok: true };
+    return { ok: true as const };
   }),
 });

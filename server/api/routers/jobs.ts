@@ -1,3 +1,4 @@
+import { jobsOut, okOut } from "../outputs";
 import { eq } from "drizzle-orm";
 import { z } from "zod";
 import type { JobKind, JobState } from "../../../lib/jobs";
@@ -23,15 +24,17 @@ export const jobsRouter = router({
   /** Newest first, each with its steps in group order. */
   forMachine: viewerProcedure
     .input(z.object({ machineId: z.number().int().positive(), limit: z.number().int().min(1).max(100).default(20) }))
+    .output(jobsOut.forMachine)
     .query(({ ctx, input }) => listMachineJobs(ctx.domain.db, input.machineId, input.limit)),
   /** Lines with seq > afterSeq in seq order (-1: from the first line); fewer than `limit` means the end for now. */
   logs: viewerProcedure
     .input(z.object({ jobId, afterSeq: z.number().int().min(-1).default(-1), limit: z.number().int().min(1).max(LOG_PAGE_MAX).default(1000) }))
+    .output(jobsOut.logs)
     .query(({ ctx, input }) => jobLogs(ctx.domain.db, input.jobId, input.afterSeq, input.limit)),
   /** One job's state (the CLI follows a job's log until it ends). */
-  get: viewerProcedure.input(z.object({ jobId })).query(({ ctx, input }) => getJob(ctx.domain.db, input.jobId)),
+  get: viewerProcedure.input(z.object({ jobId })).output(jobsOut.get).query(({ ctx, input }) => getJob(ctx.domain.db, input.jobId)),
   /** Cancel a queued or running job: its open steps are cancelled and the machine goes to *_failed (abort). */
-  cancel: operatorProcedure.input(z.object({ jobId })).mutation(({ ctx, input }) => {
+  cancel: operatorProcedure.input(z.object({ jobId })).output(okOut).mutation(({ ctx, input }) => {
     cancelJob(ctx.domain, input.jobId, ctx.actor);
     return { ok: true as const };
   }),
