@@ -2,6 +2,7 @@ import http from "node:http";
 import path from "node:path";
 import { sql } from "drizzle-orm";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import { buildOpenApi } from "./api/openapi";
 import { appRouter } from "./api/root";
 import type { TrpcContext } from "./api/trpc";
 import { SecretBox } from "./auth/secrets";
@@ -126,6 +127,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     });
   });
 
+  let openApiJson: string | undefined;
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const p = url.pathname;
@@ -138,6 +140,12 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     if (p === "/metrics") {
       res.writeHead(200, { "content-type": metrics.registry.contentType });
       res.end(await metrics.registry.metrics());
+      return;
+    }
+    if (p === "/api/openapi.json" && (req.method === "GET" || req.method === "HEAD")) {
+      openApiJson ??= JSON.stringify(buildOpenApi());
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-cache" });
+      res.end(req.method === "HEAD" ? undefined : openApiJson);
       return;
     }
     if (TRANSCRIPT_PATH.test(p) && req.method === "GET") return serveTranscript(req, res, url, db, oob.config.consoleDir);

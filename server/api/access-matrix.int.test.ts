@@ -87,6 +87,15 @@ function expected(p: Principal, proc: (typeof PROCS)[number]): number {
 }
 
 describe("HTTP access matrix (generated from appRouter)", () => {
+  it("serves the OpenAPI document without a credential at GET /api/openapi.json", async () => {
+    const res = await fetch(`${app.url}/api/openapi.json`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/application\/json/);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toHaveLength(PROCS.length);
+  });
+
   it("every procedure has an access rule, and every rule names a procedure", () => {
     expect(PROCS.length).toBeGreaterThanOrEqual(49);
     expect(PROCS.map((p) => p.path).sort()).toEqual(Object.keys(ACCESS).sort());
