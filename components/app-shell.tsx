@@ -8,7 +8,7 @@ import { useLive } from "./live";
 import { useSession } from "./session";
 import { useTRPC } from "./trpc";
 
-const NAV = [
+const NAV: { href: string; label: string; admin?: boolean; labelForOthers?: string }[] = [
   { href: "/", label: "Overview" },
   { href: "/racks", label: "Racks" },
   { href: "/machines", label: "Machines" },
@@ -16,7 +16,8 @@ const NAV = [
   { href: "/events", label: "Events" },
   { href: "/os-profiles", label: "OS profiles" },
   { href: "/settings", label: "Settings", admin: true },
-  { href: "/users", label: "Users", admin: true },
+  // Everyone manages their own API tokens on the Users page; only admins see (and manage) the users.
+  { href: "/users", label: "Users", labelForOthers: "API tokens" },
 ];
 
 export function AppShell({ children }: { children: ReactNode }) {
@@ -42,7 +43,7 @@ export function AppShell({ children }: { children: ReactNode }) {
                 aria-current={active(n.href) ? "page" : undefined}
                 className={`block rounded-md px-3 py-1.5 text-sm ${active(n.href) ? "bg-slate-700 text-white" : "hover:bg-slate-800 hover:text-white"}`}
               >
-                {n.label}
+                {n.labelForOthers && !can("admin") ? n.labelForOthers : n.label}
               </Link>
             </li>
           ))}

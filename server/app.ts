@@ -2,11 +2,13 @@ import http from "node:http";
 import path from "node:path";
 import { sql } from "drizzle-orm";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import { buildOpenApi } from "./api/openapi";
 import { appRouter } from "./api/root";
 import type { TrpcContext } from "./api/trpc";
 import { SecretBox } from "./auth/secrets";
 import { LoginThrottle } from "./auth/throttle";
 import { parseCookies, SESSION_COOKIE, sessionUser } from "./auth/sessions";
+import { bearerOf, tokenUser } from "./auth/tokens";
 import { ensureAdmin } from "./auth/users";
 import type { Config } from "./config";
 import type { Domain } from "./context";
@@ -81,11 +83,14 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     router: appRouter,
     basePath: "/api/trpc/",
     createContext: ({ req, res }): TrpcContext => {
-      const token = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+      // An Authorization header means token auth only: the cookie is then ignored (see the CSRF note in handle()).
+      const bearer = req.headers.authorization !== undefined ? tokenUser(db, bearerOf(req.headers.authorization)) : undefined;
+      const token = bearer === undefined ? parseCookies(req.headers.cookie)[SESSION_COOKIE] : undefined;
       return {
         domain,
         config,
-        user: sessionUser(db, token),
+        user: bearer === undefined ? sessionUser(db, token) : (bearer?.user ?? null),
+        ...(bearer && { token: { id: bearer.tokenId, readOnly: bearer.readOnly } }),
         sessionToken: token,
         clientIp: req.socket.remoteAddress ?? "unknown",
         loginThrottle,
@@ -123,6 +128,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     });
   });
 
+  let openApiJson: string | undefined;
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const p = url.pathname;
@@ -137,9 +143,17 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       res.end(await metrics.registry.metrics());
       return;
     }
+    if (p === "/api/openapi.json" && (req.method === "GET" || req.method === "HEAD")) {
+      openApiJson ??= JSON.stringify(buildOpenApi());
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-cache" });
+      res.end(req.method === "HEAD" ? undefined : openApiJson);
+      return;
+    }
     if (TRANSCRIPT_PATH.test(p) && req.method === "GET") return serveTranscript(req, res, url, db, oob.config.consoleDir);
     if (p.startsWith("/api/trpc/")) {
-      if (isCrossSiteWrite(req)) {
+      // Requests carrying an Authorization header are authenticated by it alone (never by the cookie), and a
+      // browser cannot attach that header cross-site, so the cookie CSRF guard does not apply to them.
+      if (req.headers.authorization === undefined && isCrossSiteWrite(req)) {
         res.writeHead(403, { "content-type": "text/plain" });
         res.end("Cross-site request refused");
         return;

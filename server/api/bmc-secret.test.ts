@@ -122,6 +122,8 @@ describe("BMC passwords", () => {
       "netboot.status": [undefined],
       "jobs.forMachine": ids.map((machineId) => ({ machineId })),
       "jobs.logs": [{ jobId: 1 }],
+      "jobs.get": [{ jobId: 1 }],
+      "tokens.list": [undefined, { all: true }],
       "batches.list": [{}],
       "batches.get": [{ id: batchId }],
       "batches.alerts": [undefined],

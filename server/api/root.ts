@@ -6,6 +6,7 @@ import { machinesRouter } from "./routers/machines";
 import { oobRouter } from "./routers/oob";
 import { netbootRouter, osProfilesRouter } from "./routers/netboot";
 import { racksRouter } from "./routers/racks";
+import { tokensRouter } from "./routers/tokens";
 import { usersRouter } from "./routers/users";
 import { createCallerFactory, router } from "./trpc";
 
@@ -20,6 +21,7 @@ export const appRouter = router({
   netboot: netbootRouter,
   jobs: jobsRouter,
   batches: batchesRouter,
+  tokens: tokensRouter,
 });
 export type AppRouter = typeof appRouter;
 export const createCaller = createCallerFactory(appRouter);

@@ -15,6 +15,8 @@ export interface TrpcContext {
   user: SessionUser | null;
   /** The session cookie value of this request, if any. */
   sessionToken?: string;
+  /** Set when the request was authenticated by an API token (server/auth/tokens.ts) rather than a session. */
+  token?: { id: number; readOnly: boolean };
   /** The client's address, for throttling sign-in attempts. */
   clientIp: string;
   loginThrottle: LoginThrottle;
@@ -95,8 +97,11 @@ const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 
 /** A procedure that needs a signed-in user with at least `role`. Viewers read; operators act; admins manage users. */
 export function procedureFor(role: Role) {
-  return publicProcedure.use(({ ctx, next }) => {
+  return publicProcedure.use(({ ctx, next, type }) => {
     if (!ctx.user) throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in first" });
+    if (ctx.token?.readOnly && type !== "query") {
+      throw new TRPCError({ code: "FORBIDDEN", message: "This API token is read-only" });
+    }
     if (RANK[ctx.user.role] < RANK[role]) {
       throw new TRPCError({ code: "FORBIDDEN", message: `This needs the ${role} role; you are ${ctx.user.role}` });
     }

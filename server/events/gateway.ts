@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { SessionUser } from "../../lib/dto";
 import { rooms, type LiveEvent } from "../../lib/live-events";
 import { parseCookies, SESSION_COOKIE, sessionUser } from "../auth/sessions";
+import { handshakeToken, tokenSocketUser } from "../auth/tokens";
 import { AppError } from "../../lib/errors";
 import type { Db } from "../db/client";
 import type { Logger } from "../log";
@@ -40,8 +41,9 @@ export function attachGateway(opts: {
   const io = new Server(opts.httpServer, { path: "/socket.io", serveClient: false });
 
   io.use((socket, next) => {
+    const bearer = handshakeToken(socket.handshake);
     const token = parseCookies(socket.handshake.headers.cookie)[SESSION_COOKIE];
-    const user = sessionUser(opts.db, token);
+    const user = bearer !== undefined ? tokenSocketUser(opts.db, bearer) : sessionUser(opts.db, token);
     if (!user) return next(new Error("UNAUTHENTICATED"));
     socket.data.user = user;
     socket.data.token = token;

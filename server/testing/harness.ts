@@ -9,6 +9,7 @@ import { createUser } from "../auth/users";
 import { loadConfig, type Config } from "../config";
 import type { Domain } from "../context";
 import { openDatabase } from "../db/client";
+import { users } from "../db/schema";
 import { EventBus } from "../events/bus";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Role } from "../../lib/schemas";
@@ -36,11 +37,12 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
   const cookies: string[] = [];
 
   const loginThrottle = new LoginThrottle();
-  function caller(user: SessionUser | null, sessionToken?: string, clientIp = "127.0.0.1") {
-    const ctx: TrpcContext = { domain, config, user, sessionToken, clientIp, loginThrottle, setCookie: (c) => cookies.push(c) };
+  function caller(user: SessionUser | null, sessionToken?: string, clientIp = "127.0.0.1", token?: TrpcContext["token"]) {
+    const ctx: TrpcContext = { domain, config, user, sessionToken, clientIp, loginThrottle, setCookie: (c) => cookies.push(c), ...(token && { token }) };
     return createCaller(ctx);
   }
   const as = (role: Role, name = role) => caller({ id: nextUserId++, name, role });
+  const operatorUser: SessionUser = { id: nextUserId++, name: "operator", role: "operator" };
 
   return {
     dataDir,
@@ -51,11 +53,18 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
     cookies,
     caller,
     admin: as("admin"),
-    operator: as("operator"),
+    operator: caller(operatorUser),
+    operatorUser,
+    /** An admin acting through a read-only API token (server/auth/tokens.ts). */
+    readOnlyAdmin: caller({ id: nextUserId++, name: "ro-admin", role: "admin" }, undefined, "127.0.0.1", { id: 1, readOnly: true }),
     viewer: as("viewer"),
     anonymous: caller(null),
     async addUser(name: string, role: Role, password: string) {
       return createUser(domain, { name, role, password }, "test");
+    },
+    /** A users row for one of the callers above (their ids are otherwise not in the database). */
+    async addUserWithId(id: number, role: Role, name = `${role}-${id}`) {
+      db.insert(users).values({ id, name, role, passwordHash: "x", createdAt: new Date() }).run();
     },
     close() {
       db.$client.close();

@@ -5,6 +5,7 @@ import { relativeTime } from "@/lib/format";
 import { ROLES, type Role } from "@/lib/schemas";
 import { useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
+import { ApiTokens } from "@/components/api-tokens";
 import { ErrorBanner, Field, PageHeader } from "@/components/ui";
 
 export default function UsersPage() {
@@ -17,7 +18,13 @@ export default function UsersPage() {
   const update = useMutation(trpc.users.update.mutationOptions({ onSuccess: invalidate }));
   const [form, setForm] = useState<{ name: string; role: Role; password: string }>({ name: "", role: "viewer", password: "" });
 
-  if (!can("admin")) return <ErrorBanner message="Only admins manage users." />;
+  if (!can("admin"))
+    return (
+      <div className="max-w-4xl">
+        <PageHeader title="API tokens" subtitle="Only admins manage users. Here you manage your own API tokens." />
+        <ApiTokens admin={false} />
+      </div>
+    );
   const details = create.error ? errorInfo(create.error).details : [];
   const fieldErr = (f: string) => details.find((d) => d.field === f)?.message;
 
@@ -88,6 +95,7 @@ export default function UsersPage() {
           <ErrorBanner message={create.error && !details.length ? errorInfo(create.error).message : null} />
         </div>
       </form>
+      <ApiTokens admin />
     </div>
   );
 }

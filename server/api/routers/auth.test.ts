@@ -21,8 +21,14 @@ const QUERIES = procedures()
   .map((p) => p.path);
 /** The least role each procedure needs: user management is admin-only, the rest is operator (mutations) or viewer. */
 const ADMIN_ONLY = ["oob.updateSyncSettings", "netboot.settings", "netboot.saveSettings", "batches.settings", "batches.saveSettings"];
+/** Mutations every signed-in user may make (on their own things): API tokens. */
+const VIEWER_MUTATIONS = ["tokens.create", "tokens.revoke"];
 const minRole = (path: string): Role =>
-  path.startsWith("users.") || ADMIN_ONLY.includes(path) ? "admin" : MUTATIONS.includes(path) ? "operator" : "viewer";
+  path.startsWith("users.") || ADMIN_ONLY.includes(path)
+    ? "admin"
+    : MUTATIONS.includes(path) && !VIEWER_MUTATIONS.includes(path)
+      ? "operator"
+      : "viewer";
 
 function tokenFrom(cookie: string): string {
   const m = new RegExp(`^${SESSION_COOKIE}=([^;]*)`).exec(cookie);
@@ -32,7 +38,7 @@ function tokenFrom(cookie: string): string {
 
 describe("roles on every procedure", () => {
   let h: Harness;
-  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0, profA: 0, profDel: 0, job: 0, mJob: 0, mBatch: 0, bPaused: 0, bRunning: 0 };
+  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0, profA: 0, profDel: 0, job: 0, mJob: 0, mBatch: 0, bPaused: 0, bRunning: 0, token: 0 };
   const imageProfile = (name: string) => ({ name, kind: "image" as const, imageUrl: "http://images.example/a.raw.gz", imageSha256: "a".repeat(64), imageFormat: "raw.gz" as const });
   /** A valid input for every mutation, so a refusal can only come from the role check. */
   const mutationInputs: Record<string, () => unknown> = {
@@ -61,6 +67,8 @@ describe("roles on every procedure", () => {
     "batches.resume": () => ({ id: fx.bPaused }),
     "batches.abort": () => ({ id: fx.bRunning }),
     "batches.saveSettings": () => ({ webhookUrl: "http://127.0.0.1:9/hook" }),
+    "tokens.create": () => ({ name: "auth-token", scope: "read", expiresInDays: 7 }),
+    "tokens.revoke": () => ({ id: fx.token }),
   };
   const queryInputs: Record<string, () => unknown> = {
     "auth.me": () => undefined,
@@ -78,10 +86,12 @@ describe("roles on every procedure", () => {
     "netboot.status": () => undefined,
     "jobs.forMachine": () => ({ machineId: fx.mJob }),
     "jobs.logs": () => ({ jobId: fx.job }),
+    "jobs.get": () => ({ jobId: fx.job }),
     "batches.list": () => ({}),
     "batches.get": () => ({ id: fx.bPaused }),
     "batches.alerts": () => undefined,
     "batches.settings": () => undefined,
+    "tokens.list": () => undefined,
   };
   const snapshot = () =>
     Object.fromEntries(
@@ -120,6 +130,9 @@ describe("roles on every procedure", () => {
     fx.bPaused = (await h.operator.batches.create({ selection: { ids: [await manageable(17)] }, kind: "inspect" })).batchId;
     h.db.update(batches).set({ state: "paused" }).where(eq(batches.id, fx.bPaused)).run();
     fx.bRunning = (await h.operator.batches.create({ selection: { ids: [await manageable(18)] }, kind: "inspect" })).batchId;
+    // The operator caller as a real user (API tokens belong to one), and a token of theirs to revoke.
+    await h.addUserWithId(h.operatorUser.id, "operator");
+    fx.token = (await h.operator.tokens.create({ name: "to-revoke", scope: "role", expiresInDays: 1 })).info.id;
   });
   afterAll(() => h.close());
 
@@ -139,7 +152,12 @@ describe("roles on every procedure", () => {
       await expectTrpcError(procedureAt(h.anonymous, path)(mutationInputs[path]!()), "UNAUTHORIZED");
     });
 
-    it.each(MUTATIONS)("%s: viewer gets FORBIDDEN", async (path) => {
+    it.each(MUTATIONS)("%s: a read-only API token gets FORBIDDEN, even an admin's", async (path) => {
+      const { error } = await expectTrpcError(procedureAt(h.readOnlyAdmin, path)(mutationInputs[path]!()), "FORBIDDEN");
+      expect(error.message).toMatch(/read-only/);
+    });
+
+    it.each(MUTATIONS.filter((p) => minRole(p) !== "viewer"))("%s: viewer gets FORBIDDEN", async (path) => {
       const { error } = await expectTrpcError(procedureAt(h.viewer, path)(mutationInputs[path]!()), "FORBIDDEN");
       expect(error.message).toContain(minRole(path));
     });
@@ -155,6 +173,7 @@ describe("roles on every procedure", () => {
     // Control: the same inputs succeed for the role they need, so the refusals above came from the role check.
     it.each(MUTATIONS)("%s: succeeds for its role", async (path) => {
       const caller = minRole(path) === "admin" ? h.admin : h.operator;
+      if (minRole(path) === "viewer") expect(MUTATIONS.filter((p) => minRole(p) === "viewer").sort()).toEqual([...VIEWER_MUTATIONS].sort());
       await procedureAt(caller, path)(mutationInputs[path]!());
     });
   });
@@ -166,6 +185,10 @@ describe("roles on every procedure", () => {
 
     it.each(QUERIES.filter((p) => minRole(p) === "viewer"))("%s: a viewer may call it", async (path) => {
       await expect(procedureAt(h.viewer, path)(queryInputs[path]!())).resolves.toBeDefined();
+    });
+
+    it.each(QUERIES.filter((p) => p !== "auth.me"))("%s: a read-only token of its role may call it", async (path) => {
+      await expect(procedureAt(h.readOnlyAdmin, path)(queryInputs[path]!())).resolves.toBeDefined();
     });
 
     it.each(QUERIES.filter((p) => minRole(p) === "admin"))("%s: viewer and operator get FORBIDDEN, admin may", async (path) => {

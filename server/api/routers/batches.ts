@@ -1,3 +1,4 @@
+import { batchesOut } from "../outputs";
 import { batchAbortSchema, batchCreateSchema, batchIdSchema, batchListSchema, batchSettingsSchema } from "../../../lib/batches";
 import { getBatchSettings, setBatchSettings } from "../../orchestrator/batch-settings";
 import { abortBatch, createBatch, getBatch, listBatches, pausedBatches, resumeBatch } from "../../orchestrator/batches";
@@ -5,13 +6,13 @@ import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../t
 
 /** Bulk deploy/reinstall/clean/inspect as batches; the BatchRunner (started by server/app.ts) does the running. */
 export const batchesRouter = router({
-  create: operatorProcedure.input(batchCreateSchema).mutation(({ ctx, input }) => createBatch(ctx.domain, input, ctx.actor)),
-  list: viewerProcedure.input(batchListSchema).query(({ ctx, input }) => listBatches(ctx.domain.db, input)),
-  get: viewerProcedure.input(batchIdSchema).query(({ ctx, input }) => getBatch(ctx.domain.db, input.id)),
+  create: operatorProcedure.input(batchCreateSchema).output(batchesOut.create).mutation(({ ctx, input }) => createBatch(ctx.domain, input, ctx.actor)),
+  list: viewerProcedure.input(batchListSchema).output(batchesOut.list).query(({ ctx, input }) => listBatches(ctx.domain.db, input)),
+  get: viewerProcedure.input(batchIdSchema).output(batchesOut.get).query(({ ctx, input }) => getBatch(ctx.domain.db, input.id)),
   /** Paused batches: the alert banner. */
-  alerts: viewerProcedure.query(({ ctx }) => pausedBatches(ctx.domain.db)),
-  resume: operatorProcedure.input(batchIdSchema).mutation(({ ctx, input }) => resumeBatch(ctx.domain, input.id, ctx.actor)),
-  abort: operatorProcedure.input(batchAbortSchema).mutation(({ ctx, input }) => abortBatch(ctx.domain, input.id, input.cancelRunning, ctx.actor)),
-  settings: adminProcedure.query(({ ctx }) => getBatchSettings(ctx.domain.db)),
-  saveSettings: adminProcedure.input(batchSettingsSchema).mutation(({ ctx, input }) => setBatchSettings(ctx.domain, input, ctx.actor)),
+  alerts: viewerProcedure.output(batchesOut.list).query(({ ctx }) => pausedBatches(ctx.domain.db)),
+  resume: operatorProcedure.input(batchIdSchema).output(batchesOut.summary).mutation(({ ctx, input }) => resumeBatch(ctx.domain, input.id, ctx.actor)),
+  abort: operatorProcedure.input(batchAbortSchema).output(batchesOut.summary).mutation(({ ctx, input }) => abortBatch(ctx.domain, input.id, input.cancelRunning, ctx.actor)),
+  settings: adminProcedure.output(batchesOut.settings).query(({ ctx }) => getBatchSettings(ctx.domain.db)),
+  saveSettings: adminProcedure.input(batchSettingsSchema).output(batchesOut.settings).mutation(({ ctx, input }) => setBatchSettings(ctx.domain, input, ctx.actor)),
 });

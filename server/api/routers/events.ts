@@ -1,3 +1,4 @@
+import { eventsOut } from "../outputs";
 import { z } from "zod";
 import { pageSchema } from "../../../lib/schemas";
 import { listEvents } from "../../events/audit";
@@ -7,6 +8,7 @@ export const eventsRouter = router({
   /** Fleet-wide, or one machine's with machineId; newest first, paged with `before`. */
   list: viewerProcedure
     .input(pageSchema.extend({ machineId: z.number().int().positive().optional() }))
+    .output(eventsOut.list)
     .query(({ ctx, input }) =>
       listEvents(ctx.domain.db, { machineId: input.machineId, before: input.before ?? input.cursor ?? undefined, limit: input.limit }),
     ),

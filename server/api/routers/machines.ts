@@ -1,3 +1,4 @@
+import { idOut, machinesOut, noneOut } from "../outputs";
 import { z } from "zod";
 import {
   bulkActionSchema,
@@ -19,26 +20,31 @@ import { operatorProcedure, router, viewerProcedure } from "../trpc";
 const id = z.object({ id: z.number().int().positive() });
 
 export const machinesRouter = router({
-  list: viewerProcedure.input(machineListSchema).query(({ ctx, input }) => listMachines(ctx.domain.db, input)),
+  list: viewerProcedure.input(machineListSchema).output(machinesOut.list).query(({ ctx, input }) => listMachines(ctx.domain.db, input)),
   /** How many machines a filter matches (for "select all N matching"). */
   count: viewerProcedure
     .input(machineFilterSchema)
+    .output(machinesOut.count)
     .query(({ ctx, input }) => ({ total: resolveSelection(ctx.domain, { filter: input }).length })),
-  summary: viewerProcedure.query(({ ctx }) => fleetSummary(ctx.domain.db)),
-  get: viewerProcedure.input(id).query(({ ctx, input }) => getMachine(ctx.domain.db, input.id)),
-  enroll: operatorProcedure.input(machineEnrollSchema).mutation(({ ctx, input }) => enrollMachine(ctx.domain, input, ctx.actor)),
+  summary: viewerProcedure.output(machinesOut.summary).query(({ ctx }) => fleetSummary(ctx.domain.db)),
+  get: viewerProcedure.input(id).output(machinesOut.get).query(({ ctx, input }) => getMachine(ctx.domain.db, input.id)),
+  enroll: operatorProcedure.input(machineEnrollSchema).output(idOut).mutation(({ ctx, input }) => enrollMachine(ctx.domain, input, ctx.actor)),
   importCsv: operatorProcedure
     .input(csvImportSchema)
+    .output(machinesOut.importCsv)
     .mutation(({ ctx, input }) => importCsv(ctx.domain, input.csv, ctx.actor, input.dryRun)),
-  update: operatorProcedure.input(machineUpdateSchema).mutation(({ ctx, input }) => updateMachine(ctx.domain, input, ctx.actor)),
-  delete: operatorProcedure.input(id).mutation(({ ctx, input }) => deleteMachine(ctx.domain, input.id, ctx.actor)),
+  update: operatorProcedure.input(machineUpdateSchema).output(noneOut).mutation(({ ctx, input }) => updateMachine(ctx.domain, input, ctx.actor)),
+  delete: operatorProcedure.input(id).output(noneOut).mutation(({ ctx, input }) => deleteMachine(ctx.domain, input.id, ctx.actor)),
   action: operatorProcedure
     .input(lifecycleActionSchema)
+    .output(machinesOut.action)
     .mutation(({ ctx, input }) => operatorAction(ctx.domain, input.id, input.action, { actor: ctx.actor, reason: input.reason })),
   bulkAction: operatorProcedure
     .input(bulkActionSchema)
+    .output(machinesOut.bulkAction)
     .mutation(({ ctx, input }) => bulkAction(ctx.domain, input.selection, input.action, ctx.actor)),
   setMaintenance: operatorProcedure
     .input(maintenanceSchema)
+    .output(noneOut)
     .mutation(({ ctx, input }) => setMaintenance(ctx.domain, input.id, input.on, input.reason, ctx.actor)),
 });

@@ -1,3 +1,4 @@
+import { idOut, netbootOut, noneOut } from "../outputs";
 import { z } from "zod";
 import { netbootSettingsSchema, osProfileCreateSchema, osProfileUpdateSchema } from "../../../lib/netboot";
 import { createProfile, deleteProfile, listProfiles, updateProfile } from "../../pxe/profiles";
@@ -7,14 +8,14 @@ import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../t
 const id = z.object({ id: z.number().int().positive() });
 
 export const osProfilesRouter = router({
-  list: viewerProcedure.query(({ ctx }) => listProfiles(ctx.domain)),
-  create: operatorProcedure.input(osProfileCreateSchema).mutation(({ ctx, input }) => createProfile(ctx.domain, input, ctx.actor)),
-  update: operatorProcedure.input(osProfileUpdateSchema).mutation(({ ctx, input: { id: profileId, ...rest } }) => updateProfile(ctx.domain, profileId, rest, ctx.actor)),
-  delete: operatorProcedure.input(id).mutation(({ ctx, input }) => deleteProfile(ctx.domain, input.id, ctx.actor)),
+  list: viewerProcedure.output(netbootOut.profiles).query(({ ctx }) => listProfiles(ctx.domain)),
+  create: operatorProcedure.input(osProfileCreateSchema).output(idOut).mutation(({ ctx, input }) => createProfile(ctx.domain, input, ctx.actor)),
+  update: operatorProcedure.input(osProfileUpdateSchema).output(noneOut).mutation(({ ctx, input: { id: profileId, ...rest } }) => updateProfile(ctx.domain, profileId, rest, ctx.actor)),
+  delete: operatorProcedure.input(id).output(noneOut).mutation(({ ctx, input }) => deleteProfile(ctx.domain, input.id, ctx.actor)),
 });
 
 export const netbootRouter = router({
-  settings: adminProcedure.query(({ ctx }) => getNetbootSettings(ctx.domain.db)),
-  saveSettings: adminProcedure.input(netbootSettingsSchema).mutation(({ ctx, input }) => saveNetbootSettings(ctx.domain, input, ctx.actor)),
-  status: viewerProcedure.query(({ ctx }) => ctx.netboot?.status() ?? null),
+  settings: adminProcedure.output(netbootOut.settings).query(({ ctx }) => getNetbootSettings(ctx.domain.db)),
+  saveSettings: adminProcedure.input(netbootSettingsSchema).output(netbootOut.settings).mutation(({ ctx, input }) => saveNetbootSettings(ctx.domain, input, ctx.actor)),
+  status: viewerProcedure.output(netbootOut.status).query(({ ctx }) => ctx.netboot?.status() ?? null),
 });

@@ -1,3 +1,4 @@
+import { idOut, noneOut, racksOut } from "../outputs";
 import { z } from "zod";
 import { rackCreateSchema, rackUpdateSchema } from "../../../lib/schemas";
 import { createRack, deleteRack, listRacks, rackElevations, updateRack } from "../../racks/racks";
@@ -6,11 +7,12 @@ import { operatorProcedure, router, viewerProcedure } from "../trpc";
 const id = z.object({ id: z.number().int().positive() });
 
 export const racksRouter = router({
-  list: viewerProcedure.query(({ ctx }) => listRacks(ctx.domain.db)),
+  list: viewerProcedure.output(racksOut.list).query(({ ctx }) => listRacks(ctx.domain.db)),
   elevations: viewerProcedure
     .input(z.object({ rackIds: z.array(z.number().int().positive()).max(500).optional() }).optional())
+    .output(racksOut.elevations)
     .query(({ ctx, input }) => rackElevations(ctx.domain.db, input?.rackIds)),
-  create: operatorProcedure.input(rackCreateSchema).mutation(({ ctx, input }) => createRack(ctx.domain, input, ctx.actor)),
-  update: operatorProcedure.input(rackUpdateSchema).mutation(({ ctx, input }) => updateRack(ctx.domain, input, ctx.actor)),
-  delete: operatorProcedure.input(id).mutation(({ ctx, input }) => deleteRack(ctx.domain, input.id, ctx.actor)),
+  create: operatorProcedure.input(rackCreateSchema).output(idOut).mutation(({ ctx, input }) => createRack(ctx.domain, input, ctx.actor)),
+  update: operatorProcedure.input(rackUpdateSchema).output(noneOut).mutation(({ ctx, input }) => updateRack(ctx.domain, input, ctx.actor)),
+  delete: operatorProcedure.input(id).output(noneOut).mutation(({ ctx, input }) => deleteRack(ctx.domain, input.id, ctx.actor)),
 });

@@ -1,9 +1,10 @@
+import { idOut, noneOut, usersOut } from "../outputs";
 import { userCreateSchema, userUpdateSchema } from "../../../lib/schemas";
 import { createUser, listUsers, updateUser } from "../../auth/users";
 import { adminProcedure, router } from "../trpc";
 
 export const usersRouter = router({
-  list: adminProcedure.query(({ ctx }) => listUsers(ctx.domain.db)),
-  create: adminProcedure.input(userCreateSchema).mutation(({ ctx, input }) => createUser(ctx.domain, input, ctx.actor)),
-  update: adminProcedure.input(userUpdateSchema).mutation(({ ctx, input }) => updateUser(ctx.domain, input, ctx.actor)),
+  list: adminProcedure.output(usersOut.list).query(({ ctx }) => listUsers(ctx.domain.db)),
+  create: adminProcedure.input(userCreateSchema).output(idOut).mutation(({ ctx, input }) => createUser(ctx.domain, input, ctx.actor)),
+  update: adminProcedure.input(userUpdateSchema).output(noneOut).mutation(({ ctx, input }) => updateUser(ctx.domain, input, ctx.actor)),
 });

@@ -34,3 +34,29 @@ export const settings = sqliteTable("settings", {
   value: text("value", { mode: "json" }).notNull(),
   updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
 });
+
+/** Scope of an API token: "read" can only run queries; "role" acts with the owner's current role. */
+export type TokenScope = "read" | "role";
+
+/** API tokens for automation (server/auth/tokens.ts): shown once, stored as sha256, revocable, expiring. */
+export const apiTokens = sqliteTable(
+  "api_tokens",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    userId: integer("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    scope: text("scope").$type<TokenScope>().notNull(),
+    /** sha256 (hex) of the whole token; the token itself is never stored. */
+    tokenHash: text("token_hash").notNull().unique(),
+    /** The first characters of the token, to recognise it in a list. */
+    prefix: text("prefix").notNull(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
+    lastUsedAt: integer("last_used_at", { mode: "timestamp_ms" }),
+    revokedAt: integer("revoked_at", { mode: "timestamp_ms" }),
+  },
+  (t) => [index("api_tokens_user").on(t.userId)],
+);
+export type ApiToken = typeof apiTokens.$inferSelect;

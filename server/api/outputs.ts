@@ -1,0 +1,250 @@
+/**
+ * Output schemas of the tRPC procedures (`.output()`): what each returns, for the OpenAPI document
+ * (server/api/openapi.ts) and as a guard that nothing unlisted (a secret, a hash) leaves the server: plain objects
+ * strip unknown keys. Every field the UI reads is named here (tsc checks the UI against these).
+ */
+import { z } from "zod";
+import { BATCH_KINDS, BATCH_STATES } from "../../lib/batches";
+import { JOB_KINDS, JOB_STATES, STEP_STATES } from "../../lib/jobs";
+import { MACHINE_STATES, OPERATOR_ACTIONS } from "../../lib/lifecycle";
+import { AGENT_ENVIRONMENTS, IMAGE_FORMATS, INSTALL_TEMPLATES, NET_CONFIG_FORMATS, NETBOOT_MODES, OS_FAMILIES, PROFILE_KINDS } from "../../lib/netboot";
+import { POWER_STATES, ROLES } from "../../lib/schemas";
+import { tokenDtoSchema } from "../auth/tokens";
+
+const n = z.number();
+const s = z.string();
+const ns = s.nullable();
+const nn = n.nullable();
+const state = z.enum(MACHINE_STATES);
+const power = z.enum(POWER_STATES);
+
+export const okOut = z.object({ ok: z.literal(true) });
+export const idOut = z.object({ id: n });
+export const noneOut = z.void();
+
+export const sessionUserOut = z.object({ id: n, name: s, role: z.enum(ROLES) });
+
+const rackSummary = z.object({ id: n, name: s, site: ns, row: ns, heightU: n, machineCount: n, usedU: n });
+const machineCore = {
+  id: n,
+  name: s,
+  state,
+  powerState: power,
+  maintenance: z.boolean(),
+  uPosition: nn,
+  uHeight: n,
+  bootMac: ns,
+  ip: ns,
+  lastError: ns,
+  bmcReachable: z.boolean().nullable(),
+  bmcLastSeen: nn,
+};
+const machineRow = z.object({ ...machineCore, rackId: nn, rackName: ns, osProfileName: ns });
+export const racksOut = {
+  list: z.array(rackSummary),
+  elevations: z.array(rackSummary.extend({ machines: z.array(z.object(machineCore)) })),
+};
+
+export const machinesOut = {
+  list: z.object({ rows: z.array(machineRow), total: n, page: n, pageSize: n }),
+  count: z.object({ total: n }),
+  summary: z.object({
+    total: n,
+    byState: z.array(z.object({ state, n })),
+    byPower: z.array(z.object({ power, n })),
+    maintenance: n,
+  }),
+  get: machineRow.extend({
+    maintenanceReason: ns,
+    osProfileId: nn,
+    inventory: z.record(s, z.unknown()).nullable(),
+    createdAt: n,
+    updatedAt: n,
+    nics: z.array(z.object({ id: n, mac: s, ip: ns, isBoot: z.boolean(), ifname: ns, prefix: nn, gateway: ns })),
+    bmc: z
+      .object({
+        driver: s,
+        address: s,
+        port: n,
+        username: s,
+        hasPassword: z.boolean(),
+        reachable: z.boolean().nullable(),
+        lastSeen: nn,
+        privilege: s,
+        cipherSuite: n,
+        lastError: ns,
+      })
+      .nullable(),
+    allowedActions: z.array(z.enum(OPERATOR_ACTIONS)),
+  }),
+  importCsv: z.object({
+    ok: z.boolean(),
+    dryRun: z.boolean(),
+    imported: n,
+    errors: z.array(z.object({ message: s, row: n.optional(), field: s.optional() })),
+    rows: z.array(z.object({ row: n, name: s, mac: s, ip: ns, rack: ns, uPosition: nn, bmcAddress: ns })),
+  }),
+  action: z.object({ machineId: n, from: state, to: state, jobId: n.optional() }),
+  bulkAction: z.array(z.object({ id: n, name: s, ok: z.boolean(), error: s.optional(), state: state.optional() })),
+};
+
+export const eventsOut = {
+  list: z.object({
+    items: z.array(
+      z.object({ id: n, ts: n, actor: s, kind: s, machineId: nn, machineName: ns.optional(), message: s, payload: z.record(s, z.unknown()).nullable() }),
+    ),
+    nextBefore: nn,
+  }),
+};
+
+export const usersOut = {
+  list: z.array(z.object({ id: n, name: s, role: z.enum(ROLES), disabled: z.boolean(), createdAt: n, lastLoginAt: nn })),
+};
+
+const powerSync = z.object({ intervalS: n, jitterS: n, concurrency: n, failureThreshold: n });
+export const oobOut = {
+  power: z.array(z.object({ id: n, name: s, ok: z.boolean(), powerState: power.optional(), error: s.optional(), code: s.optional() })),
+  checkBmc: z.object({ reachable: z.boolean(), info: s.optional(), error: s.optional(), code: s.optional() }),
+  syncSettings: powerSync,
+};
+
+const opt = <T extends z.ZodType>(t: T) => t.nullable().optional();
+const netbootSettings = z.object({
+  mode: z.enum(NETBOOT_MODES),
+  interface: s,
+  serverAddress: s,
+  rangeStart: s,
+  rangeEnd: s,
+  netmask: s,
+  gateway: opt(s),
+  domain: opt(s),
+  dnsServers: z.array(s),
+  leaseTimeS: n,
+  httpBaseUrl: s,
+  ipv6RouterAdvertisements: z.boolean(),
+  dnsPort: n,
+  agentEnvironment: z.enum(AGENT_ENVIRONMENTS),
+});
+const osProfile = z.object({
+  id: n,
+  name: s,
+  kind: z.enum(PROFILE_KINDS),
+  machineCount: n,
+  osFamily: opt(z.enum(OS_FAMILIES)),
+  kernel: opt(s),
+  initrd: opt(s),
+  kernelArgs: opt(s),
+  imageUrl: opt(s),
+  imageSha256: opt(s),
+  imageFormat: opt(z.enum(IMAGE_FORMATS)),
+  template: opt(z.enum(INSTALL_TEMPLATES)),
+  options: z.object({
+    locale: s,
+    timezone: s,
+    username: s,
+    sshKeys: z.array(s),
+    packages: z.array(s),
+    mirror: opt(s),
+    passwordHash: opt(s),
+    disk: opt(s),
+    netConfig: opt(z.enum(NET_CONFIG_FORMATS)),
+    rootPartition: opt(s),
+    raid: opt(z.object({ level: z.union([z.literal(0), z.literal(1), z.literal(10)]), devices: z.array(s), name: s, metadata: z.enum(["1.0", "1.2"]) })),
+    postInstallScript: opt(z.object({ script: s, interpreter: s, timeoutS: n })),
+  }),
+});
+export const netbootOut = {
+  profiles: z.array(osProfile),
+  settings: netbootSettings,
+  status: z
+    .object({
+      mode: z.enum(NETBOOT_MODES),
+      lastError: ns,
+      backend: z.object({ mode: z.enum(NETBOOT_MODES), running: z.boolean(), pid: nn, restarts: n, lastExit: ns }).nullable(),
+      lastReconcile: z.object({ at: n, ms: n, written: n, removed: n, full: z.boolean() }).nullable(),
+      treeDir: s,
+      agentFiles: z.object({ ramdisk: z.boolean(), debianRootfs: z.boolean() }),
+    })
+    .nullable(),
+};
+
+const job = { id: n, machineId: n, batchId: nn, kind: z.enum(JOB_KINDS), state: z.enum(JOB_STATES), error: ns };
+export const jobsOut = {
+  forMachine: z.array(
+    z.object({
+      ...job,
+      createdBy: ns,
+      createdAt: n,
+      startedAt: nn,
+      finishedAt: nn,
+      steps: z.array(
+        z.object({
+          id: n,
+          group: n,
+          name: s,
+          runner: z.enum(["server", "agent"]),
+          state: z.enum(STEP_STATES),
+          attempt: n,
+          maxAttempts: n,
+          timeoutS: n,
+          error: ns,
+          startedAt: nn,
+          finishedAt: nn,
+          nextAttemptAt: nn,
+        }),
+      ),
+    }),
+  ),
+  logs: z.array(z.object({ seq: n, ts: n, stream: s, text: s, stepId: nn })),
+  get: z.object(job),
+};
+
+const skipped = z.array(z.object({ machineId: n, name: s, error: s }));
+const batchSummary = z.object({
+  id: n,
+  kind: z.enum(BATCH_KINDS),
+  state: z.enum(BATCH_STATES),
+  concurrency: n,
+  failureThresholdPct: n,
+  createdBy: ns,
+  createdAt: n,
+  finishedAt: nn,
+  skipped: n,
+  counts: z.object({ total: n, running: n, queued: n, succeeded: n, failed: n, cancelled: n }),
+  alert: z
+    .object({
+      at: n,
+      message: s,
+      webhook: z.object({ state: z.enum(["none", "sending", "sent", "failed"]), attempts: n, error: ns }),
+    })
+    .nullable(),
+});
+const batchSettings = z.object({ webhookUrl: ns, publicUrl: ns });
+export const batchesOut = {
+  create: z.object({ batchId: n, queued: n, skipped }),
+  list: z.array(batchSummary),
+  get: batchSummary.extend({
+    skippedMachines: skipped,
+    machines: z.array(
+      z.object({
+        machineId: n,
+        machineName: s,
+        machineState: state,
+        powerState: power,
+        jobId: n,
+        jobState: z.enum(JOB_STATES),
+        startedAt: nn,
+        finishedAt: nn,
+        error: ns,
+        currentStep: z.object({ name: s, attempt: n, maxAttempts: n, state: s }).nullable(),
+      }),
+    ),
+  }),
+  summary: batchSummary,
+  settings: batchSettings,
+};
+
+export const tokensOut = {
+  list: z.array(tokenDtoSchema),
+  create: z.object({ token: s, info: tokenDtoSchema }),
+};
