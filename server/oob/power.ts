@@ -8,7 +8,7 @@ import type { Actor, Domain } from "../context";
 import { recordEvent } from "../events/audit";
 import { resolveSelection, type Selection } from "../machines/actions";
 import { forEachMachine } from "../machines/per-machine";
-import { activeJob } from "../orchestrator/jobs";
+import { withHandHold } from "../orchestrator/job-state";
 import { loadBmc, recordBmcOutcome, setPowerState, type BmcHandle } from "./bmc-state";
 import { BmcError } from "./errors";
 import type { BootDevice, ChassisPower, PowerAction } from "./types";
@@ -91,23 +91,20 @@ function busyError(job: { id: number; kind: string; state: string }, what: strin
  * An operator's power action on many machines with bounded concurrency; every machine gets its own outcome. A
  * machine with a queued or running job is left alone (MACHINE_BUSY): its job drives its power, and a hand-made power
  * change would break the step in flight — cancel the job first (jobs call powerAction directly). Checked for each
- * machine as its turn comes, since a slow selection can take minutes.
+ * machine as its turn comes, since a slow selection can take minutes, in one transaction with holding the machine
+ * (withHandHold): no job starts on it until its power action is done.
  */
 export async function powerActionMany(d: Domain, ids: number[], action: PowerAction, actor: Actor, concurrency = 16): Promise<PowerResult[]> {
-  const results: PowerResult[] = await forEachMachine(d, ids, concurrency, async (id) => {
-    const job = activeJob(d.db, id);
-    if (job) throw busyError(job, "power");
-    return { powerState: await powerAction(d, id, action, actor) };
-  });
+  const results: PowerResult[] = await forEachMachine(d, ids, concurrency, async (id) => ({
+    powerState: await withHandHold(d, id, "power", (job) => busyError(job, "power"), () => powerAction(d, id, action, actor)),
+  }));
   d.log.info("power action", { action, actor, machines: ids.length, failed: results.filter((r) => !r.ok).length });
   return results;
 }
 
 /** The operator's "Set boot device": refused while the machine runs a job. @throws AppError MACHINE_BUSY, BMC_* */
 export async function setBootDeviceByHand(d: Domain, machineId: number, device: BootDevice, persistent: boolean, actor: Actor): Promise<void> {
-  const job = activeJob(d.db, machineId);
-  if (job) throw busyError(job, "boot device");
-  await setBootDevice(d, machineId, device, persistent, actor);
+  await withHandHold(d, machineId, "boot device", (job) => busyError(job, "boot device"), () => setBootDevice(d, machineId, device, persistent, actor));
 }
 
 /** Set the next boot device (once, or persistent); recorded as an event. @throws AppError BMC_* */

@@ -5,7 +5,8 @@ import { nextState, STATE_LABELS, type MachineState, type OperatorAction } from 
 import type { Actor, Domain } from "../context";
 import { jobs, machines } from "../db/schema";
 import { transition, type TransitionResult } from "../machines/lifecycle";
-import { activeJob, cancelJob, deployParams, reinstallKind, startJob } from "./jobs";
+import { activeJob, cancelJob, startJob } from "./job-state";
+import { deployParams, reinstallKind } from "./jobs";
 
 export interface ActionResult extends TransitionResult {
   /** The job the action started or cancelled. */

@@ -5,7 +5,7 @@ import { transition } from "../machines/lifecycle";
 import { createHarness, type Harness } from "../testing/harness";
 import { Orchestrator } from "./engine";
 import { performAction } from "./actions";
-import { startJob } from "./jobs";
+import { startJob } from "./job-state";
 import type { MachinePorts } from "./ports";
 import { StepError } from "./retry";
 

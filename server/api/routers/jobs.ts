@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { cancelJob, jobLogs, listMachineJobs } from "../../orchestrator/jobs";
+import { cancelJob } from "../../orchestrator/job-state";
+import { jobLogs, listMachineJobs } from "../../orchestrator/jobs";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
 
 /** Most log lines one backfill call returns; clients page on with `afterSeq` = the last seq they got. */
