@@ -18,7 +18,7 @@ import { jobs, logLines, osProfiles, steps } from "../server/db/schema";
 import { silentLogger } from "../server/log";
 import { enrollMachine } from "../server/machines/enroll";
 import { transition } from "../server/machines/lifecycle";
-import { performAction } from "../server/orchestrator/actions";
+import { performAction } from "../server/operator/lifecycle-actions";
 import { createBatch } from "../server/orchestrator/batches";
 import type { MachinePorts } from "../server/orchestrator/ports";
 import { TrpcClient } from "./lib/http-trpc";
@@ -241,7 +241,7 @@ async function main() {
       "",
       "Where the server's time went, and what changed (CPU profiles of the reinstall phase: `BENCH_CPU_PROFILE=file npm run bench:deploy`):",
       "- drizzle building SQL text for every query was most of the server's CPU. The engine's reads and step writes",
-      "  (`engine-queries.ts`), the agent API's token, step, job-state and lookup reads, and the batch's job and step inserts",
+      "  (`orchestrator-queries.ts`), the agent API's token, step, job-state and lookup reads, and the batch's job and step inserts",
       "  are prepared once. Creating a 1,000-machine batch went from ~650 ms to ~200 ms (profiles and netboot settings",
       "  read once, not per machine).",
       "- Every step result used to run the full tick (four scans of `steps`) before advancing its job. Now a result, a",

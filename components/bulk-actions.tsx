@@ -5,14 +5,12 @@ import { useState } from "react";
 import { batchKindOf } from "@/lib/batches";
 import type { BulkResult } from "@/lib/dto";
 import { ACTION_LABELS, DESTRUCTIVE_ACTIONS, OPERATOR_ACTIONS, type OperatorAction } from "@/lib/lifecycle";
-import type { MachineFilter } from "@/lib/schemas";
+import type { Selection } from "@/lib/schemas";
 import { plural } from "@/lib/format";
 import { BatchStartForm } from "./batch-start";
 import { NEEDS_OPERATOR, useSession } from "./session";
 import { errorInfo, useTRPC } from "./trpc";
 import { Dialog, ErrorBanner } from "./ui";
-
-export type Selection = { ids: number[] } | { filter: MachineFilter };
 
 /**
  * Lifecycle actions over the selection. Deploy, reinstall, release and inspect start a batch (BatchStartForm); the

@@ -16,7 +16,7 @@ import { normalizeMac } from "../../lib/net";
 import type { Domain } from "../context";
 import { jobs, logLines, machines, nics, steps } from "../db/schema";
 import { HttpError, readJson, sendJson } from "../http/json";
-import type { Orchestrator } from "../orchestrator/engine";
+import type { Orchestrator } from "../orchestrator/orchestrator";
 import { issueToken, tokenLookup } from "./tokens";
 
 const SMALL_BODY = 256 * 1024;

@@ -2,13 +2,10 @@
  * Power, boot device and BMC checks for machines: the domain functions behind the tRPC procedures and the
  * lifecycle's BMC verification. They never throw for one machine of many: bulk callers get per-machine results.
  */
-import type { BmcCheckResult, PowerResult } from "../../lib/dto";
+import type { BmcCheckResult } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { Actor, Domain } from "../context";
 import { recordEvent } from "../events/audit";
-import { resolveSelection, type Selection } from "../machines/actions";
-import { forEachMachine } from "../machines/per-machine";
-import { withHandHold } from "../orchestrator/job-state";
 import { loadBmc, recordBmcOutcome, setPowerState, type BmcHandle } from "./bmc-state";
 import { BmcError } from "./errors";
 import type { BootDevice, ChassisPower, PowerAction } from "./types";
@@ -83,30 +80,6 @@ export async function powerAction(d: Domain, machineId: number, action: PowerAct
   return want;
 }
 
-function busyError(job: { id: number; kind: string; state: string }, what: string): AppError {
-  return new AppError("MACHINE_BUSY", `${job.kind.replace(/_/g, " ")} job #${job.id} is ${job.state}; cancel it before changing the ${what} by hand`);
-}
-
-/**
- * An operator's power action on many machines with bounded concurrency; every machine gets its own outcome. A
- * machine with a queued or running job is left alone (MACHINE_BUSY): its job drives its power, and a hand-made power
- * change would break the step in flight — cancel the job first (jobs call powerAction directly). Checked for each
- * machine as its turn comes, since a slow selection can take minutes, in one transaction with holding the machine
- * (withHandHold): no job starts on it until its power action is done.
- */
-export async function powerActionMany(d: Domain, ids: number[], action: PowerAction, actor: Actor, concurrency = 16): Promise<PowerResult[]> {
-  const results: PowerResult[] = await forEachMachine(d, ids, concurrency, async (id) => ({
-    powerState: await withHandHold(d, id, "power", (job) => busyError(job, "power"), () => powerAction(d, id, action, actor)),
-  }));
-  d.log.info("power action", { action, actor, machines: ids.length, failed: results.filter((r) => !r.ok).length });
-  return results;
-}
-
-/** The operator's "Set boot device": refused while the machine runs a job. @throws AppError MACHINE_BUSY, BMC_* */
-export async function setBootDeviceByHand(d: Domain, machineId: number, device: BootDevice, persistent: boolean, actor: Actor): Promise<void> {
-  await withHandHold(d, machineId, "boot device", (job) => busyError(job, "boot device"), () => setBootDevice(d, machineId, device, persistent, actor));
-}
-
 /** Set the next boot device (once, or persistent); recorded as an event. @throws AppError BMC_* */
 export async function setBootDevice(d: Domain, machineId: number, device: BootDevice, persistent: boolean, actor: Actor): Promise<void> {
   const h = loadBmc(d, machineId);
@@ -152,9 +125,4 @@ export async function verifyBmc(d: Domain, machineId: number, actor: Actor): Pro
   h.driver.power.validate(h.target);
   await talk(d, h, actor, () => h.driver.reachability.check(h.target));
   await readPower(d, machineId, actor, "read at BMC verification");
-}
-
-/** A power action over a table selection (explicit ids or every machine matching a filter). */
-export function powerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor): Promise<PowerResult[]> {
-  return powerActionMany(d, resolveSelection(d, sel), action, actor);
 }

@@ -29,7 +29,7 @@ import { batches, bmcs, jobs, machines, osProfiles, steps, type OsProfile } from
 import { getNetbootSettings } from "../pxe/settings";
 import type { NetbootSettings } from "../../lib/netboot";
 import { recordEvent } from "../events/audit";
-import { resolveSelection } from "../machines/actions";
+import { resolveSelection } from "../machines/selection";
 import { countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
 import { cancelJob, cancelQueuedJobs, stepRows } from "./job-state";
 import { deployParamsFor, reinstallKind } from "./jobs";

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { bootDeviceSchema, powerActionSchema, powerSyncSettingsSchema } from "../../../lib/schemas";
-import { checkBmc, powerSelection, setBootDeviceByHand } from "../../oob/power";
+import { checkBmc } from "../../oob/power";
+import { powerSelection, setBootDeviceByHand } from "../../operator/hand-power";
 import { getPowerSyncSettings, setPowerSyncSettings } from "../../oob/settings";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
 

@@ -5,7 +5,7 @@ import type { Domain } from "../context";
 import { jobs, steps } from "../db/schema";
 import { closeJob, type Tx } from "./job-state";
 import { classify, type MachinePorts } from "./ports";
-import { jsonText, prepareQueries } from "./engine-queries";
+import { jsonText, prepareQueries } from "./orchestrator-queries";
 import { decide, type StepOutcome } from "./retry";
 
 type StepRow = typeof steps.$inferSelect;
