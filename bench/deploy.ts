@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { and, asc, eq, inArray, ne, sql } from "drizzle-orm";
+import { sleep } from "../lib/retry";
 import { startApp } from "../server/app";
 import { loadConfig } from "../server/config";
 import { jobs, logLines, osProfiles, steps } from "../server/db/schema";
@@ -39,7 +40,6 @@ const LOOP_RESOLUTION_MS = 5;
 
 const hex2 = (n: number) => (n & 0xff).toString(16).padStart(2, "0");
 const macOf = (n: number) => `52:54:01:${hex2(n >> 16)}:${hex2(n >> 8)}:${hex2(n)}`;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
 
 async function main() {

@@ -10,7 +10,7 @@ import { loadBmc, recordBmcOutcome, setPowerState, type BmcHandle } from "./bmc-
 import { BmcError } from "./errors";
 import type { BootDevice, ChassisPower, PowerAction } from "./types";
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+import { backoffDelay, sleep } from "../../lib/retry";
 
 /** Run a BMC call and record reachability from its outcome. Only BMC errors count as the BMC's failures. */
 async function talk<T>(d: Domain, h: BmcHandle, actor: Actor, fn: () => Promise<T>): Promise<T> {
@@ -39,15 +39,14 @@ export async function readPower(d: Domain, machineId: number, actor: Actor, how 
  */
 async function confirmPower(d: Domain, h: BmcHandle, want: ChassisPower): Promise<void> {
   const deadline = Date.now() + d.oob.config.confirmTimeoutMs;
-  let delay = 25;
-  for (;;) {
+  for (let polls = 0; ; polls++) {
     const p = await h.driver.power.getPower(h.target);
     if (p === want) return;
+    const delay = backoffDelay(polls, { baseMs: 25, maxMs: 1000 });
     if (Date.now() + delay > deadline) {
       throw new AppError("POWER_STATE_UNKNOWN", `${h.machineName}: the BMC accepted the command but still reports power ${p}`);
     }
     await sleep(delay);
-    delay = Math.min(delay * 2, 1000);
   }
 }
 

@@ -8,7 +8,7 @@ import { Orchestrator } from "./orchestrator";
 import { performAction } from "../operator/lifecycle-actions";
 import { startJob } from "./job-state";
 import type { MachinePorts } from "./ports";
-import { StepError } from "./retry";
+import { StepFailure } from "../../lib/step-failure";
 
 let h: Harness;
 let clock: number;
@@ -198,7 +198,7 @@ describe("Orchestrator driven by events alone (no tick)", () => {
     transition(h.domain, machineId, "provide", { actor: "test" });
     let cycles = 0;
     // The first power cycle boots the installer; the one that boots the disk fails for good.
-    const o = engine({ ...ok, powerCycle: async () => void (++cycles === 2 && (await Promise.reject(new StepError("BMC gone", false)))) });
+    const o = engine({ ...ok, powerCycle: async () => void (++cycles === 2 && (await Promise.reject(new StepFailure("BMC gone", false)))) });
     o.start();
     const { jobId } = performAction(h.domain, machineId, "deploy", "user:test") as { jobId: number };
     await until("wait_install running", () => stepNamed(jobId, "wait_install").state === "running");
@@ -221,7 +221,7 @@ describe("Orchestrator driven by events alone (no tick)", () => {
     const o = engine({
       ...ok,
       powerCycle: async () => {
-        if (++cycles === 1) throw new StepError("BMC busy", true);
+        if (++cycles === 1) throw new StepFailure("BMC busy", true);
       },
     });
     o.start();
