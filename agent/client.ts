@@ -1,5 +1,6 @@
 import { z, type ZodType } from "zod";
 import { AGENT_API_PREFIX } from "../lib/agent-protocol";
+import { backoffDelay, sleep } from "../lib/retry";
 
 /** A non-2xx answer from the server. */
 export class ApiError extends Error {
@@ -34,16 +35,11 @@ export const heartbeatResponse = z.object({
 });
 export type AgentStepMsg = z.infer<typeof heartbeatResponse>["steps"][number];
 
-export const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
-  });
+export { sleep };
 
-/** Exponential backoff with jitter: base 200 ms doubling per failure, between half and all of the ceiling. */
+/** Exponential backoff with jitter (lib/retry.ts): base 200 ms doubling per failure, between half and all of the ceiling. */
 export function retryDelayMs(failures: number, maxMs: number): number {
-  const ceiling = Math.min(maxMs, 200 * 2 ** Math.min(failures, 20));
-  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+  return backoffDelay(failures, { baseMs: 200, maxMs, jitter: true });
 }
 
 /** Whether a failed call may succeed if repeated: the network, a restarting server (5xx), throttling. */

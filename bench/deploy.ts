@@ -12,13 +12,14 @@ import os from "node:os";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { and, asc, eq, inArray, ne, sql } from "drizzle-orm";
+import { sleep } from "../lib/retry";
 import { startApp } from "../server/app";
 import { loadConfig } from "../server/config";
 import { jobs, logLines, osProfiles, steps } from "../server/db/schema";
 import { silentLogger } from "../server/log";
 import { enrollMachine } from "../server/machines/enroll";
 import { transition } from "../server/machines/lifecycle";
-import { performAction } from "../server/orchestrator/actions";
+import { performAction } from "../server/operator/lifecycle-actions";
 import { createBatch } from "../server/orchestrator/batches";
 import type { MachinePorts } from "../server/orchestrator/ports";
 import { TrpcClient } from "./lib/http-trpc";
@@ -39,7 +40,6 @@ const LOOP_RESOLUTION_MS = 5;
 
 const hex2 = (n: number) => (n & 0xff).toString(16).padStart(2, "0");
 const macOf = (n: number) => `52:54:01:${hex2(n >> 16)}:${hex2(n >> 8)}:${hex2(n)}`;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
 
 async function main() {
@@ -241,7 +241,7 @@ async function main() {
       "",
       "Where the server's time went, and what changed (CPU profiles of the reinstall phase: `BENCH_CPU_PROFILE=file npm run bench:deploy`):",
       "- drizzle building SQL text for every query was most of the server's CPU. The engine's reads and step writes",
-      "  (`engine-queries.ts`), the agent API's token, step, job-state and lookup reads, and the batch's job and step inserts",
+      "  (`orchestrator-queries.ts`), the agent API's token, step, job-state and lookup reads, and the batch's job and step inserts",
       "  are prepared once. Creating a 1,000-machine batch went from ~650 ms to ~200 ms (profiles and netboot settings",
       "  read once, not per machine).",
       "- Every step result used to run the full tick (four scans of `steps`) before advancing its job. Now a result, a",

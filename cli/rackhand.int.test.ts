@@ -9,10 +9,9 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp, type App } from "../server/app";
 import { loadConfig } from "../server/config";
-import { logLines } from "../server/db/schema";
+import { jobs, logLines } from "../server/db/schema";
 import { silentLogger } from "../server/log";
 import { transition } from "../server/machines/lifecycle";
-import { startJob } from "../server/orchestrator/jobs";
 
 const BIN = path.resolve(__dirname, "../bin/rackhand.mjs");
 let dataDir: string;
@@ -124,7 +123,11 @@ describe("rackhand CLI with a token", () => {
     const machineId = list[0]!.id;
     // A queued job (no batch slot, so the orchestrator leaves it alone) whose lines the test writes like the agent API.
     transition(app.domain, machineId, "inspect", { actor: "test" });
-    const { jobId } = startJob(app.domain, { machineId, kind: "inspect", queued: true }, "test");
+    const jobId = app.domain.db
+      .insert(jobs)
+      .values({ machineId, kind: "inspect", state: "queued", params: {}, createdBy: "test", createdAt: new Date() })
+      .returning({ id: jobs.id })
+      .get().id;
     const write = (seqs: number[]) => {
       const lines = seqs.map((seq) => ({ jobId, seq, ts: new Date(1_700_000_000_000 + seq), stream: "stdout", text: `line ${seq}` }));
       app.domain.db.insert(logLines).values(lines).run();

@@ -5,7 +5,7 @@ import { useRouter } from "next/navigation";
 import { useState } from "react";
 import { BATCH_KIND_LABELS, CONFIRM_BATCH_KINDS, DESTRUCTIVE_BATCH_KINDS, POWER_BATCH_KINDS, type BatchKind } from "@/lib/batches";
 import { plural } from "@/lib/format";
-import type { Selection } from "./bulk-actions";
+import type { Selection } from "@/lib/schemas";
 import { errorInfo, useTRPC } from "./trpc";
 import { Field, ErrorBanner } from "./ui";
 

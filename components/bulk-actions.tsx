@@ -2,20 +2,15 @@
 import { BulkResultsDialog, TypedCount, typedCountMatches } from "./bulk-results";
 import { useMutation } from "@tanstack/react-query";
 import { useState } from "react";
-import type { BatchKind } from "@/lib/batches";
+import { batchKindOf } from "@/lib/batches";
 import type { BulkResult } from "@/lib/dto";
 import { ACTION_LABELS, DESTRUCTIVE_ACTIONS, OPERATOR_ACTIONS, type OperatorAction } from "@/lib/lifecycle";
-import type { MachineFilter } from "@/lib/schemas";
+import type { Selection } from "@/lib/schemas";
 import { plural } from "@/lib/format";
 import { BatchStartForm } from "./batch-start";
 import { NEEDS_OPERATOR, useSession } from "./session";
 import { errorInfo, useTRPC } from "./trpc";
 import { Dialog, ErrorBanner } from "./ui";
-
-export type Selection = { ids: number[] } | { filter: MachineFilter };
-
-/** Actions that run a job on each machine: they start a batch (concurrency limit, failure threshold, batch page). */
-const BATCH_OF: Partial<Record<OperatorAction, BatchKind>> = { deploy: "deploy", reinstall: "reinstall", release: "clean", inspect: "inspect" };
 
 /**
  * Lifecycle actions over the selection. Deploy, reinstall, release and inspect start a batch (BatchStartForm); the
@@ -37,7 +32,8 @@ export function BulkActions({ selection, count, onDone }: { selection: Selection
     }),
   );
   const destructive = action ? DESTRUCTIVE_ACTIONS.includes(action) : false;
-  const batchKind = action ? BATCH_OF[action] : undefined;
+  // Actions that run a job on each machine start a batch (concurrency limit, failure threshold, batch page).
+  const batchKind = action ? batchKindOf(action) : undefined;
   const failed = results?.filter((r) => !r.ok) ?? [];
 
   return (

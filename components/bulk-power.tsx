@@ -7,7 +7,7 @@ import { plural } from "@/lib/format";
 import { DISRUPTIVE_POWER_ACTIONS, POWER_ACTION_LABELS, POWER_ACTIONS, type PowerActionName } from "@/lib/schemas";
 import { BATCH_KIND_LABELS, type BatchKind } from "@/lib/batches";
 import { BatchStartForm } from "./batch-start";
-import type { Selection } from "./bulk-actions";
+import type { Selection } from "@/lib/schemas";
 import { NEEDS_OPERATOR, useSession } from "./session";
 import { errorInfo, useTRPC } from "./trpc";
 import { Dialog, ErrorBanner } from "./ui";

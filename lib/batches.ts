@@ -1,7 +1,7 @@
 /** Batch vocabulary, input schemas and DTOs shared by server and UI (isomorphic). */
 import { z } from "zod";
-import type { JobState } from "./jobs";
-import type { MachineState } from "./lifecycle";
+import { JOB_KIND_ACTION, type JobKind, type JobState } from "./jobs";
+import type { MachineState, OperatorAction } from "./lifecycle";
 import { selectionSchema, type PowerState } from "./schemas";
 
 /**
@@ -21,6 +21,30 @@ export const BATCH_KIND_LABELS: Record<BatchKind, string> = {
   power_off: "Power off",
   power_cycle: "Power cycle",
 };
+
+/**
+ * The job kind a batch of each kind runs (a deploy or reinstall batch plans each machine's job from its OS profile,
+ * so its jobs may be deploy_installer; they start with the same action).
+ */
+const BATCH_JOB_KIND: Record<BatchKind, JobKind> = {
+  deploy: "deploy_image",
+  reinstall: "reinstall",
+  clean: "clean",
+  inspect: "inspect",
+  power_on: "power_on",
+  power_off: "power_off",
+  power_cycle: "power_cycle",
+};
+
+/** The operator action each job of a batch starts with (from the job kind's spec); null for power batches. */
+export function batchAction(kind: BatchKind): OperatorAction | null {
+  return JOB_KIND_ACTION[BATCH_JOB_KIND[kind]];
+}
+
+/** The batch kind that runs an operator action on many machines (deploy, reinstall, release, inspect), if any. */
+export function batchKindOf(action: OperatorAction): BatchKind | undefined {
+  return BATCH_KINDS.find((k) => batchAction(k) === action);
+}
 
 /** Kinds that overwrite disks. */
 export const DESTRUCTIVE_BATCH_KINDS: readonly BatchKind[] = ["deploy", "reinstall", "clean"];

@@ -8,6 +8,7 @@
  * the lines in between — a failed backfill, a join acknowledgement lost with a dropped connection.
  */
 import type { LogLineDto } from "./jobs";
+import { backoffDelay, sleep as wait } from "./retry";
 
 export interface LogCatchUpOptions {
   /** Lines with seq > afterSeq in seq order, at most `pageSize`. */
@@ -53,8 +54,9 @@ export class LogCatchUp {
 
   private async run(): Promise<void> {
     this.running = true;
-    const sleep = this.o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-    let delay = this.o.firstRetryMs ?? 1000;
+    const sleep = this.o.sleep ?? wait;
+    const backoff = { baseMs: this.o.firstRetryMs ?? 1000, maxMs: this.o.maxRetryMs ?? 15_000 };
+    let failures = 0;
     try {
       while (this.pending !== null && !this.stopped) {
         let after = this.pending;
@@ -68,7 +70,7 @@ export class LogCatchUp {
             after = page[page.length - 1]!.seq;
           }
           this.synced = true;
-          delay = this.o.firstRetryMs ?? 1000;
+          failures = 0;
           if (this.pending === null) this.o.onError(null);
         } catch (err) {
           if (this.stopped) return;
@@ -79,9 +81,9 @@ export class LogCatchUp {
             return;
           }
           this.pending = this.pending === null ? after : Math.min(this.pending, after);
+          const delay = backoffDelay(failures++, backoff);
           this.o.onError(`Could not load the log: ${reason} — retrying in ${Math.round(delay / 1000)} s`);
           await sleep(delay);
-          delay = Math.min(delay * 2, this.o.maxRetryMs ?? 15_000);
         }
       }
     } finally {

@@ -149,6 +149,7 @@ export const selectionSchema = z.union([
   z.object({ ids: z.array(z.number().int().positive()).min(1).max(10_000) }),
   z.object({ filter: machineFilterSchema }),
 ]);
+export type Selection = z.output<typeof selectionSchema>;
 
 export const lifecycleActionSchema = z.object({
   id: z.number().int().positive(),

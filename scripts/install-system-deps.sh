@@ -6,7 +6,8 @@
 #            busybox-static (udhcpc/tftp clients) and iproute2 (network namespaces) for the netboot integration test,
 #            what `npm run ramdisk` needs (busybox-static, fdisk for sfdisk, zstd, xz-utils, binutils for strip),
 #            and QEMU with the tools that build the stand-in OS disk image (dosfstools, mtools, syslinux, e2fsprogs),
-#            debootstrap for the Debian agent environment (the VM test deploys from it)
+#            debootstrap for the Debian agent environment (the VM test deploys from it), graphviz (`dot`) for the
+#            layer picture dependency-cruiser draws (`npm run lint:graph`, docs/layers.svg)
 # Needs root (or sudo) when something is missing; prints what and why otherwise.
 set -euo pipefail
 profile="${1:-runtime}"
@@ -14,7 +15,7 @@ profile="${1:-runtime}"
 pkgs=(python3 make g++ ca-certificates ipmitool dnsmasq)
 if [ "$profile" = "test" ]; then
   pkgs+=(chromium fonts-dejavu-core openipmi busybox-static iproute2 fdisk zstd xz-utils binutils)
-  pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap)
+  pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap graphviz)
 elif [ "$profile" = "ramdisk" ]; then
   pkgs+=(busybox-static fdisk zstd xz-utils binutils debootstrap)
 fi

@@ -13,6 +13,10 @@ status=0
 echo "== type check"
 npx tsc --noEmit || status=1
 
+echo "== lint: layer rules and import cycles (dependency-cruiser, .dependency-cruiser.cjs)"
+lint=ok
+npm run --silent lint || { lint=failed; status=1; }
+
 echo "== unit, router and integration tests (vitest)"
 npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || status=1
 
@@ -25,5 +29,6 @@ npx vitest run --config vitest.vm.config.ts --reporter=default --reporter=json -
 echo "== browser tests (playwright, chromium; the lab project brings up a VM)"
 if [ -f .next/BUILD_ID ]; then npx playwright test || status=1; fi
 
+[ "$lint" = ok ] || echo "lint failed (npm run lint): the suite fails (exit status 1)"
 node scripts/summarize-tests.mjs test-results/vitest.json test-results/vitest-vm.json test-results/e2e-report.json || status=1
 exit $status

@@ -22,7 +22,7 @@ import type { Logger } from "./log";
 import { seedDemoLab } from "./demo/seed";
 import { createAgentApi } from "./agent-api/routes";
 import { BatchRunner, type BatchRunnerOptions } from "./orchestrator/batch-runner";
-import { Orchestrator, type OrchestratorOptions } from "./orchestrator/engine";
+import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestrator";
 import { createMachinePorts } from "./orchestrator/machine-ports";
 import type { MachinePorts } from "./orchestrator/ports";
 import { ConsoleManager } from "./oob/console/manager";

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
+import { sleep } from "../../lib/retry";
 import { permanent, StepFailure, transient } from "../errors";
 import { run, type LogFn } from "../exec";
 import type { StepHandler } from "./context";
@@ -149,7 +150,7 @@ async function rereadPartitions(target: string, log: LogFn, signal: AbortSignal)
     const r = await run("blockdev", ["--rereadpt", target], { signal }).catch((e: Error) => ({ code: -1, stderr: e.message }));
     if (r.code === 0) return log(`partition table of ${target} re-read`);
     if (attempt === 5) return log(`could not re-read the partition table of ${target}: ${r.stderr.trim()}`, "stderr");
-    await new Promise((ok) => setTimeout(ok, 200 * attempt)); // EBUSY right after the write: the device settles
+    await sleep(200 * attempt); // EBUSY right after the write: the device settles
   }
 }
 

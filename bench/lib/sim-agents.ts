@@ -6,6 +6,7 @@
 import http from "node:http";
 import { io, type Socket } from "socket.io-client";
 import { AGENT_API_PREFIX } from "../../lib/agent-protocol";
+import { backoffDelay, sleep } from "../../lib/retry";
 
 type FromParent =
   | { type: "config"; api: string; stepMs: number; linesPerStep: number }
@@ -16,7 +17,6 @@ type FromParent =
 
 let cfg = { api: "", stepMs: 1000, linesPerStep: 5 };
 const send = (m: unknown) => process.send!(m);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // node:http with keep-alive rather than fetch: the simulated agents share the host's cores with the server, and
 // fetch (undici's WHATWG layer) cost about twice the CPU per request here, which showed up as agent-side latency.
@@ -55,13 +55,13 @@ async function post(path: string, body: unknown, token?: string): Promise<{ stat
     try {
       const res = await request(path, body, token);
       if (res.status >= 500 && tries < 20) {
-        await sleep(50 * 2 ** Math.min(tries, 5));
+        await sleep(backoffDelay(tries, { baseMs: 50, maxMs: 50 * 2 ** 5 }));
         continue;
       }
       return res;
     } catch (err) {
       if (tries >= 20) throw err;
-      await sleep(50 * 2 ** Math.min(tries, 5));
+      await sleep(backoffDelay(tries, { baseMs: 50, maxMs: 50 * 2 ** 5 }));
     }
   }
 }

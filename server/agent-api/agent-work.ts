@@ -10,7 +10,7 @@ import { normalizeMac } from "../../lib/net";
 import type { Domain } from "../context";
 import { agentTokens, jobs, logLines, machines, nics, steps } from "../db/schema";
 import { recordEvent } from "../events/audit";
-import type { Orchestrator } from "../orchestrator/engine";
+import type { Orchestrator } from "../orchestrator/orchestrator";
 import { issueToken, tokenLookup } from "./tokens";
 
 export type AgentApiErrorKind = "invalid" | "unauthenticated" | "not_found" | "conflict" | "unavailable";

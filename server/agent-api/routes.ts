@@ -3,7 +3,7 @@ import type { ZodType } from "zod";
 import { AGENT_API_PREFIX, heartbeatRequest, logsRequest, lookupRequest, resultRequest } from "../../lib/agent-protocol";
 import type { Domain } from "../context";
 import { HttpError, readJson, sendJson } from "../http/json";
-import type { Orchestrator } from "../orchestrator/engine";
+import type { Orchestrator } from "../orchestrator/orchestrator";
 import { AgentApiError, createAgentWork, type AgentApiErrorKind } from "./agent-work";
 
 const SMALL_BODY = 256 * 1024;

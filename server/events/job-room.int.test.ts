@@ -17,7 +17,7 @@ import { osProfiles } from "../db/schema";
 import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
-import { performAction } from "../orchestrator/actions";
+import { performAction } from "../operator/lifecycle-actions";
 import { abortBatch, createBatch } from "../orchestrator/batches";
 import type { MachinePorts } from "../orchestrator/ports";
 import { until } from "../testing/until";

@@ -1,5 +1,6 @@
 /** Classifying ipmitool failures: only transient ones are retried (Ironic `_exec_ipmitool` retryable list). */
 import { AppError, type ErrorCode } from "../../lib/errors";
+import { TRANSIENT_CODES } from "../../lib/step-failure";
 
 export type FailureKind = "transient" | "auth" | "unsupported" | "other";
 
@@ -50,6 +51,7 @@ export class BmcError extends AppError {
   }
 }
 
+/** A BMC failure the OOB scheduler retries: its code is in the one transient list (lib/step-failure.ts). */
 export function isTransient(err: unknown): boolean {
-  return err instanceof BmcError && err.kind === "transient";
+  return err instanceof BmcError && TRANSIENT_CODES.has(err.code);
 }

@@ -2,18 +2,15 @@
  * Power, boot device and BMC checks for machines: the domain functions behind the tRPC procedures and the
  * lifecycle's BMC verification. They never throw for one machine of many: bulk callers get per-machine results.
  */
-import type { BmcCheckResult, PowerResult } from "../../lib/dto";
+import type { BmcCheckResult } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { Actor, Domain } from "../context";
 import { recordEvent } from "../events/audit";
-import { resolveSelection, type Selection } from "../machines/actions";
-import { forEachMachine } from "../machines/per-machine";
-import { activeJob } from "../orchestrator/jobs";
 import { loadBmc, recordBmcOutcome, setPowerState, type BmcHandle } from "./bmc-state";
 import { BmcError } from "./errors";
 import type { BootDevice, ChassisPower, PowerAction } from "./types";
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+import { backoffDelay, sleep } from "../../lib/retry";
 
 /** Run a BMC call and record reachability from its outcome. Only BMC errors count as the BMC's failures. */
 async function talk<T>(d: Domain, h: BmcHandle, actor: Actor, fn: () => Promise<T>): Promise<T> {
@@ -42,15 +39,14 @@ export async function readPower(d: Domain, machineId: number, actor: Actor, how 
  */
 async function confirmPower(d: Domain, h: BmcHandle, want: ChassisPower): Promise<void> {
   const deadline = Date.now() + d.oob.config.confirmTimeoutMs;
-  let delay = 25;
-  for (;;) {
+  for (let polls = 0; ; polls++) {
     const p = await h.driver.power.getPower(h.target);
     if (p === want) return;
+    const delay = backoffDelay(polls, { baseMs: 25, maxMs: 1000 });
     if (Date.now() + delay > deadline) {
       throw new AppError("POWER_STATE_UNKNOWN", `${h.machineName}: the BMC accepted the command but still reports power ${p}`);
     }
     await sleep(delay);
-    delay = Math.min(delay * 2, 1000);
   }
 }
 
@@ -81,33 +77,6 @@ export async function powerAction(d: Domain, machineId: number, action: PowerAct
   });
   setPowerState(d, machineId, want, actor, `power ${action} by ${actor}`);
   return want;
-}
-
-function busyError(job: { id: number; kind: string; state: string }, what: string): AppError {
-  return new AppError("MACHINE_BUSY", `${job.kind.replace(/_/g, " ")} job #${job.id} is ${job.state}; cancel it before changing the ${what} by hand`);
-}
-
-/**
- * An operator's power action on many machines with bounded concurrency; every machine gets its own outcome. A
- * machine with a queued or running job is left alone (MACHINE_BUSY): its job drives its power, and a hand-made power
- * change would break the step in flight — cancel the job first (jobs call powerAction directly). Checked for each
- * machine as its turn comes, since a slow selection can take minutes.
- */
-export async function powerActionMany(d: Domain, ids: number[], action: PowerAction, actor: Actor, concurrency = 16): Promise<PowerResult[]> {
-  const results: PowerResult[] = await forEachMachine(d, ids, concurrency, async (id) => {
-    const job = activeJob(d.db, id);
-    if (job) throw busyError(job, "power");
-    return { powerState: await powerAction(d, id, action, actor) };
-  });
-  d.log.info("power action", { action, actor, machines: ids.length, failed: results.filter((r) => !r.ok).length });
-  return results;
-}
-
-/** The operator's "Set boot device": refused while the machine runs a job. @throws AppError MACHINE_BUSY, BMC_* */
-export async function setBootDeviceByHand(d: Domain, machineId: number, device: BootDevice, persistent: boolean, actor: Actor): Promise<void> {
-  const job = activeJob(d.db, machineId);
-  if (job) throw busyError(job, "boot device");
-  await setBootDevice(d, machineId, device, persistent, actor);
 }
 
 /** Set the next boot device (once, or persistent); recorded as an event. @throws AppError BMC_* */
@@ -155,9 +124,4 @@ export async function verifyBmc(d: Domain, machineId: number, actor: Actor): Pro
   h.driver.power.validate(h.target);
   await talk(d, h, actor, () => h.driver.reachability.check(h.target));
   await readPower(d, machineId, actor, "read at BMC verification");
-}
-
-/** A power action over a table selection (explicit ids or every machine matching a filter). */
-export function powerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor): Promise<PowerResult[]> {
-  return powerActionMany(d, resolveSelection(d, sel), action, actor);
 }

@@ -1,11 +1,10 @@
 /**
  * One operation at a time per BMC (BMCs reject or mangle concurrent sessions), with a minimum gap between
- * commands to the same BMC, and the one retry loop for transient failures. Instances are owned by the
+ * commands to the same BMC, and the OOB layer's retry of transient BMC failures (docs/ARCHITECTURE.md "Retries"). Instances are owned by the
  * process's OOB runtime; nothing here is module-level state.
  */
+import { backoffDelay, sleep } from "../../lib/retry";
 import { isTransient } from "./errors";
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class BmcScheduler {
   private readonly tails = new Map<string, Promise<void>>();
@@ -52,7 +51,7 @@ export class BmcScheduler {
         return await this.exclusive(key, fn);
       } catch (err) {
         if (!isTransient(err) || attempt >= attempts) throw err;
-        await sleep(this.opts.backoffMs * 2 ** (attempt - 1));
+        await sleep(backoffDelay(attempt - 1, { baseMs: this.opts.backoffMs, maxMs: Infinity }));
       }
     }
   }

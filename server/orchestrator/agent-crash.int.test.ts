@@ -12,7 +12,7 @@ import { jobs, logLines, osProfiles, steps } from "../db/schema";
 import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
-import { performAction } from "./actions";
+import { performAction } from "../operator/lifecycle-actions";
 import { buildAgentBundle, makeDisk, makeImage, serveImages, sha256OfPrefix, spawnAgent, until, type AgentProcess, type ImageServer } from "./testing/agent-harness";
 
 // kill -9 of the server in the middle of a deploy: the server runs as a real process (tsx), the agent keeps

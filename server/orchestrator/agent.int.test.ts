@@ -11,7 +11,7 @@ import { jobs, logLines, machines, osProfiles, steps } from "../db/schema";
 import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
-import { performAction } from "./actions";
+import { performAction } from "../operator/lifecycle-actions";
 import type { MachinePorts } from "./ports";
 import {
   buildAgentBundle,

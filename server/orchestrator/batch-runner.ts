@@ -1,14 +1,13 @@
 import { and, eq, inArray, isNull, or } from "drizzle-orm";
-import { BATCH_KIND_LABELS, passesThreshold, type BatchKind, type BatchState } from "../../lib/batches";
-import { AppError } from "../../lib/errors";
+import { BATCH_KIND_LABELS, batchAction, passesThreshold, type BatchKind, type BatchState } from "../../lib/batches";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Domain } from "../context";
 import { batches, jobs, steps } from "../db/schema";
 import { recordEvent } from "../events/audit";
-import { applyTransition } from "../machines/lifecycle";
 import { getBatchSettings } from "./batch-settings";
-import { BATCH_ACTION, countBatch, paramsOf, queuedJobs, updateParams, type Tx } from "./batch-store";
+import { countBatch, paramsOf, queuedJobs, updateParams, type Tx } from "./batch-store";
 import { DEFAULT_WEBHOOK, postWebhook, type WebhookOptions } from "./batch-webhook";
+import { startQueuedJob } from "./job-state";
 
 export interface BatchRunnerOptions {
   /** The server's own address, for links in webhook payloads when no public URL is configured. */
@@ -116,7 +115,7 @@ export class BatchRunner {
         for (const job of slots > 0 ? queuedJobs(tx, batchId, slots) : []) {
           // The counts follow what this pass did (no second count of the batch's jobs).
           c = { ...c, queued: c.queued - 1 };
-          if (!this.startQueued(tx, b, job, live)) {
+          if (!startQueuedJob(this.d, tx, { ...job, batchId: b.id }, batchAction(b.kind as BatchKind), live)) {
             // Refused: that job failed. Judge the threshold again before starting more.
             c = { ...c, failed: c.failed + 1 };
             this.dirty.add(batchId);
@@ -143,32 +142,6 @@ export class BatchRunner {
     for (const e of live) this.d.bus.publish(e);
     if (this.dirty.size) this.nudge();
     if (alert) this.send(alert);
-  }
-
-  /**
-   * Move a queued job to running together with its machine's transition (automatic: refused in maintenance).
-   * A refused transition fails the job with the reason. Returns whether the job started.
-   */
-  private startQueued(tx: Tx, b: { id: number; kind: string }, job: { id: number; machineId: number; createdBy: string | null }, live: LiveEvent[]): boolean {
-    const now = new Date();
-    try {
-      const moved = tx.transaction((sp) => {
-        const action = BATCH_ACTION[b.kind as BatchKind];
-        const r = action ? applyTransition(sp, job.machineId, action, { actor: job.createdBy ?? "system", automatic: true }).live : [];
-        sp.update(jobs).set({ state: "running", startedAt: now }).where(eq(jobs.id, job.id)).run();
-        return r;
-      });
-      live.push(...moved, { type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: b.id, state: "running" });
-      return true;
-    } catch (err) {
-      if (!(err instanceof AppError)) throw err;
-      const error = `not started: ${err.message}`;
-      tx.update(jobs).set({ state: "failed", error, finishedAt: now }).where(eq(jobs.id, job.id)).run();
-      tx.update(steps).set({ state: "cancelled", finishedAt: now }).where(eq(steps.jobId, job.id)).run();
-      const ev = recordEvent(tx, { actor: "system", machineId: job.machineId, kind: "job.failed", message: `Job ${job.id} ${error}`, payload: { jobId: job.id } });
-      live.push({ type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: b.id, state: "failed" }, { type: "event.created", event: ev });
-      return false;
-    }
   }
 
   /** Record the alert (event + batch params), pause when `state` says so, and prepare the webhook call. */

@@ -1,8 +1,7 @@
-/** Batch rows: the JSON kept in batches.params, job counts, and the lifecycle action each batch kind starts with. */
+/** Batch rows: the JSON kept in batches.params and job counts. */
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { BatchAlert, BatchCounts, BatchKind, BatchSkipped } from "../../lib/batches";
+import type { BatchAlert, BatchCounts, BatchSkipped } from "../../lib/batches";
 import type { JobState } from "../../lib/jobs";
-import type { OperatorAction } from "../../lib/lifecycle";
 import type { Db } from "../db/client";
 import { batches, jobs } from "../db/schema";
 
@@ -25,20 +24,6 @@ export const emptyParams = (): BatchParams => ({ skipped: [], baseline: { finish
 export function paramsOf(row: { params: unknown }): BatchParams {
   return { ...emptyParams(), ...((row.params ?? {}) as Partial<BatchParams>) };
 }
-
-/**
- * The operator action each job of a batch starts with (its lifecycle transition, taken when the job starts);
- * null for power batches, whose jobs move no lifecycle state.
- */
-export const BATCH_ACTION: Record<BatchKind, OperatorAction | null> = {
-  deploy: "deploy",
-  reinstall: "reinstall",
-  clean: "release",
-  inspect: "inspect",
-  power_on: null,
-  power_off: null,
-  power_cycle: null,
-};
 
 export const zeroCounts = (): BatchCounts => ({ total: 0, queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
 

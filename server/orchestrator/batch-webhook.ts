@@ -1,4 +1,5 @@
 /** The optional alert webhook: a JSON POST with a timeout and a few retries. It never throws. */
+import { backoffDelay, sleep } from "../../lib/retry";
 
 export interface WebhookOptions {
   /** Per attempt (ms). */
@@ -15,8 +16,6 @@ export interface WebhookOutcome {
   attempts: number;
   error: string | null;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * POST `body` as JSON to `url`. Any 2xx is delivery; other statuses, timeouts and network errors are retried.
@@ -41,7 +40,7 @@ export async function postWebhook(url: string, body: unknown, opts: WebhookOptio
       error = e.name === "TimeoutError" ? `no answer within ${opts.timeoutMs} ms` : (e.cause?.code ?? e.message);
     }
     if (attempt === opts.attempts || shouldStop()) return { ok: false, attempts: attempt, error };
-    await sleep(opts.backoffMs * 2 ** (attempt - 1));
+    await sleep(backoffDelay(attempt - 1, { baseMs: opts.backoffMs, maxMs: Infinity }));
   }
   return { ok: false, attempts: opts.attempts, error };
 }

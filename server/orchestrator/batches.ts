@@ -6,6 +6,7 @@
 import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import {
   BATCH_KIND_LABELS,
+  batchAction,
   CONFIRM_BATCH_KINDS,
   POWER_BATCH_KINDS,
   type BatchCreated,
@@ -28,9 +29,10 @@ import { batches, bmcs, jobs, machines, osProfiles, steps, type OsProfile } from
 import { getNetbootSettings } from "../pxe/settings";
 import type { NetbootSettings } from "../../lib/netboot";
 import { recordEvent } from "../events/audit";
-import { resolveSelection } from "../machines/actions";
-import { BATCH_ACTION, countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
-import { cancelJob, deployParamsFor, reinstallKind, stepRows } from "./jobs";
+import { resolveSelection } from "../machines/selection";
+import { countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
+import { cancelJob, cancelQueuedJobs, stepRows } from "./job-state";
+import { deployParamsFor, reinstallKind } from "./jobs";
 
 type CreateInput = z.output<typeof batchCreateSchema>;
 interface Planned {
@@ -52,7 +54,7 @@ function plan(db: Db, kind: BatchKind, m: Candidate, busy: Set<number>, ctx: Pla
   // Power works in any state and in maintenance, as the immediate power API does; it needs a BMC.
   if (POWER_BATCH_KINDS.includes(kind)) return m.hasBmc ? { machineId: m.id, kind: kind as JobKind, params: {} } : "has no BMC";
   if (m.maintenance) return "in maintenance";
-  const action = BATCH_ACTION[kind]!;
+  const action = batchAction(kind)!;
   if (!nextState(m.state, action)) return `"${action}" is not allowed in state ${STATE_LABELS[m.state]}`;
   try {
     if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
@@ -290,17 +292,7 @@ export function abortBatch(d: Domain, id: number, cancelRunning: boolean, actor:
   const { ev, running } = d.db.transaction((tx) => {
     const b = loadBatch(tx, id);
     if (b.state !== "running" && b.state !== "paused") throw new AppError("CONFLICT", `Batch ${id} is already ${b.state}`);
-    const now = new Date();
-    const queued = tx
-      .update(jobs)
-      .set({ state: "cancelled", error: reason, finishedAt: now })
-      .where(and(eq(jobs.batchId, id), eq(jobs.state, "queued")))
-      .returning({ id: jobs.id })
-      .all()
-      .map((j) => j.id);
-    for (let i = 0; i < queued.length; i += 500) {
-      tx.update(steps).set({ state: "cancelled", finishedAt: now }).where(inArray(steps.jobId, queued.slice(i, i + 500))).run();
-    }
+    const queued = cancelQueuedJobs(tx, id, reason);
     tx.update(batches).set({ state: "aborted" }).where(eq(batches.id, id)).run();
     const running = tx.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.batchId, id), eq(jobs.state, "running"))).all();
     const ev = recordEvent(tx, {

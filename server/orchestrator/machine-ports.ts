@@ -2,7 +2,7 @@ import type { Domain } from "../context";
 import { powerAction, setBootDevice } from "../oob/power";
 import type { NetbootService } from "../pxe/service";
 import type { MachinePorts } from "./ports";
-import { StepError } from "./retry";
+import { StepFailure } from "../../lib/step-failure";
 
 const ACTOR = "system:orchestrator";
 
@@ -17,7 +17,7 @@ export function createMachinePorts(d: Domain, netboot: NetbootService): MachineP
         await netboot.applyMachine(id);
       } catch (err) {
         // A tree that cannot be written now (disk full, a dnsmasq restart) may be writable in a moment.
-        throw new StepError((err as Error).message, true);
+        throw new StepFailure((err as Error).message, true);
       }
     },
     setBootDevice: (id, device, persistent) => setBootDevice(d, id, device, persistent, ACTOR),

@@ -8,7 +8,8 @@ import { raidSpec } from "../../agent/steps/raid";
 import { runScriptParams } from "../../agent/steps/run-script";
 import { profileOptionsSchema } from "../../lib/netboot";
 import { resolveParams, JOB_KIND_SPECS } from "./kinds";
-import { deployParams, stepRows } from "./jobs";
+import { stepRows } from "./job-state";
+import { deployParams } from "./jobs";
 
 let h: Harness;
 let n = 0;

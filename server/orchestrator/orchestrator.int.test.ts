@@ -10,7 +10,7 @@ import { events, jobs, logLines, machines, osProfiles, steps } from "../db/schem
 import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
-import { performAction } from "./actions";
+import { performAction } from "../operator/lifecycle-actions";
 import type { MachinePorts } from "./ports";
 import { until } from "../testing/until";
 

@@ -1,22 +1,12 @@
-/** A step failure and whether retrying may help. Handlers throw this; anything else counts as permanent. */
-export class StepError extends Error {
-  constructor(
-    message: string,
-    readonly transient: boolean,
-  ) {
-    super(message);
-    this.name = "StepError";
-  }
-}
+import { backoffDelay } from "../../lib/retry";
 
 /**
- * The retry policy, in one place: exponential backoff from `baseMs` doubling per attempt up to `maxMs`,
- * with "full jitter" (uniform between half and all of it) so many machines failing together do not retry in lockstep.
- * `attempt` is the attempt that just failed (1 = first).
+ * The step layer's retry policy: exponential backoff from `baseMs` doubling per attempt up to `maxMs`, with jitter
+ * (lib/retry.ts), so many machines failing together do not retry in lockstep. `attempt` is the attempt that just
+ * failed (1 = first).
  */
 export function backoffMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+  return backoffDelay(attempt - 1, { baseMs, maxMs, jitter: true }, random);
 }
 
 export type StepOutcome = { ok: true; result?: Record<string, unknown> } | { ok: false; transient: boolean; message: string };

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import readline from "node:readline";
+import { backoffDelay } from "../../lib/retry";
 import type { Logger } from "../log";
 import type { DhcpBackend, DhcpBackendStatus } from "./backend";
 import type { TreeChanges } from "./reconciler";
@@ -27,15 +28,14 @@ export class DnsmasqSupervisor implements DhcpBackend {
   readonly mode = "managed" as const;
   private child: ChildProcess | null = null;
   private stopping = false;
-  private backoffMs: number;
+  /** Quick deaths in a row (the backoff exponent). */
+  private quickDeaths = 0;
   private restartTimer: NodeJS.Timeout | null = null;
   private restarts = 0;
   private lastExit: string | null = null;
   private startedAt = 0;
 
-  constructor(private readonly o: DnsmasqOptions) {
-    this.backoffMs = o.minBackoffMs ?? 500;
-  }
+  constructor(private readonly o: DnsmasqOptions) {}
 
   get pid(): number | null {
     return this.child?.pid ?? null;
@@ -68,14 +68,14 @@ export class DnsmasqSupervisor implements DhcpBackend {
       this.lastExit = signal ? `signal ${signal}` : `code ${code}`;
       if (this.stopping) return;
       // A child that ran for a while resets the backoff; one that dies at once backs off further.
-      if (Date.now() - this.startedAt > 30_000) this.backoffMs = this.o.minBackoffMs ?? 500;
-      log.warn(`dnsmasq exited (${this.lastExit}); restarting in ${this.backoffMs} ms`);
+      if (Date.now() - this.startedAt > 30_000) this.quickDeaths = 0;
+      const delay = backoffDelay(this.quickDeaths++, { baseMs: this.o.minBackoffMs ?? 500, maxMs: this.o.maxBackoffMs ?? 30_000 });
+      log.warn(`dnsmasq exited (${this.lastExit}); restarting in ${delay} ms`);
       this.restartTimer = setTimeout(() => {
         this.restartTimer = null;
         this.restarts++;
         if (!this.stopping) this.spawnChild();
-      }, this.backoffMs);
-      this.backoffMs = Math.min(this.backoffMs * 2, this.o.maxBackoffMs ?? 30_000);
+      }, delay);
     });
   }
 

@@ -8,7 +8,7 @@ import { ensureAdmin } from "../../auth/users";
 import { batches, bmcs, events, machines, nics, racks, sessions, users } from "../../db/schema";
 import type { Logger } from "../../log";
 import { transition } from "../../machines/lifecycle";
-import { startJob } from "../../orchestrator/jobs";
+import { startJob } from "../../orchestrator/job-state";
 import { expectTrpcError, machineInput, procedureAt, procedures } from "../../testing/fixtures";
 import { createHarness, type Harness } from "../../testing/harness";
 

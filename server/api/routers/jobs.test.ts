@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobs, logLines, machines, osProfiles, steps } from "../../db/schema";
 import { transition } from "../../machines/lifecycle";
-import { startJob } from "../../orchestrator/jobs";
+import { startJob } from "../../orchestrator/job-state";
 import { expectTrpcError, machineInput } from "../../testing/fixtures";
 import { createHarness, type Harness } from "../../testing/harness";
 

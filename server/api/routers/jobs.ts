@@ -5,7 +5,8 @@ import type { JobKind, JobState } from "../../../lib/jobs";
 import { AppError } from "../../../lib/errors";
 import type { Db } from "../../db/client";
 import { jobs } from "../../db/schema";
-import { cancelJob, jobLogs, listMachineJobs } from "../../orchestrator/jobs";
+import { cancelJob } from "../../orchestrator/job-state";
+import { jobLogs, listMachineJobs } from "../../orchestrator/jobs";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
 
 /** Most log lines one backfill call returns; clients page on with `afterSeq` = the last seq they got. */

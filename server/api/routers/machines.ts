@@ -10,11 +10,12 @@ import {
   machineUpdateSchema,
   maintenanceSchema,
 } from "../../../lib/schemas";
-import { bulkAction, resolveSelection } from "../../machines/actions";
 import { importCsv } from "../../machines/csv";
 import { deleteMachine, enrollMachine, setMaintenance, updateMachine } from "../../machines/enroll";
-import { operatorAction } from "../../machines/operate";
 import { fleetSummary, getMachine, listMachines } from "../../machines/queries";
+import { resolveSelection } from "../../machines/selection";
+import { bulkAction } from "../../operator/bulk-actions";
+import { operatorAction } from "../../operator/lifecycle-actions";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
 
 const id = z.object({ id: z.number().int().positive() });

@@ -1,7 +1,8 @@
 import { okOut, oobOut } from "../outputs";
 import { z } from "zod";
 import { bootDeviceSchema, powerActionSchema, powerSyncSettingsPatchSchema } from "../../../lib/schemas";
-import { checkBmc, powerSelection, setBootDeviceByHand } from "../../oob/power";
+import { checkBmc } from "../../oob/power";
+import { powerSelection, setBootDeviceByHand } from "../../operator/hand-power";
 import { getPowerSyncSettings, setPowerSyncSettings } from "../../oob/settings";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
 

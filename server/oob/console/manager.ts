@@ -6,6 +6,7 @@
  * network) is reopened with backoff (1 s doubling to 15 s); wrong credentials are not retried.
  */
 import { AppError } from "../../../lib/errors";
+import { backoffDelay } from "../../../lib/retry";
 import type { Domain } from "../../context";
 import { recordEvent } from "../../events/audit";
 import { loadBmc } from "../bmc-state";
@@ -143,7 +144,7 @@ export class ConsoleManager {
   /** Reopen later while anyone still watches this session (backoff doubles per failure, capped). */
   private scheduleReopen(s: Session): void {
     if (s.viewers.size === 0 || s.retry || this.sessions.get(s.machineId) !== s) return;
-    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** s.failures);
+    const delay = backoffDelay(s.failures, { baseMs: RETRY_BASE_MS, maxMs: RETRY_MAX_MS });
     s.failures++;
     s.retryInS = Math.round(delay / 1000);
     s.retry = setTimeout(() => {

@@ -1,17 +1,9 @@
 import type { BulkResult } from "../../lib/dto";
 import type { OperatorAction } from "../../lib/lifecycle";
-import type { MachineFilter } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
-import { operatorAction } from "./operate";
-import { forEachMachine } from "./per-machine";
-import { matchingIds } from "./queries";
-
-export type Selection = { ids: number[] } | { filter: MachineFilter };
-
-/** Resolve a selection (explicit ids, or every machine matching a filter) to ids. */
-export function resolveSelection(d: Domain, sel: Selection): number[] {
-  return "ids" in sel ? [...new Set(sel.ids)] : matchingIds(d.db, sel.filter);
-}
+import { forEachMachine } from "../machines/per-machine";
+import { resolveSelection, type Selection } from "../machines/selection";
+import { operatorAction } from "./lifecycle-actions";
 
 /**
  * Apply an operator action to many machines, each in its own transaction: one machine's refusal never

@@ -1,11 +1,20 @@
+/**
+ * The operator's lifecycle actions (the operator-action layer, above server/oob and server/orchestrator): outside
+ * checks first (operatorAction: `manage` from enrolled verifies the BMC; on failure the machine stays enrolled and
+ * the reason is recorded; machines without a BMC are managed without verification, their power handled by hand),
+ * then performAction: the job the action needs, or the plain transition.
+ */
 import { and, desc, eq, inArray, notInArray } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import { POWER_JOB_KINDS, type JobKind } from "../../lib/jobs";
 import { nextState, STATE_LABELS, type MachineState, type OperatorAction } from "../../lib/lifecycle";
 import type { Actor, Domain } from "../context";
-import { jobs, machines } from "../db/schema";
+import { bmcs, jobs, machines } from "../db/schema";
+import { recordEvent } from "../events/audit";
 import { transition, type TransitionResult } from "../machines/lifecycle";
-import { activeJob, cancelJob, deployParams, reinstallKind, startJob } from "./jobs";
+import { verifyBmc } from "../oob/power";
+import { activeJob, cancelJob, startJob } from "../orchestrator/job-state";
+import { deployParams, reinstallKind } from "../orchestrator/jobs";
 
 export interface ActionResult extends TransitionResult {
   /** The job the action started or cancelled. */
@@ -88,4 +97,32 @@ export function performAction(d: Domain, machineId: number, action: OperatorActi
       throw new AppError("VALIDATION", `unknown action ${String(never)}`);
     }
   }
+}
+
+/**
+ * The entry point for an operator's lifecycle action: outside checks first, then performAction (which starts the
+ * job the action needs, or makes the plain transition).
+ * @throws AppError as performAction(), plus BMC_UNREACHABLE, BMC_AUTH_FAILED, BMC_ERROR when verification fails
+ */
+export async function operatorAction(d: Domain, id: number, action: OperatorAction, opts: { actor: Actor; reason?: string }): Promise<ActionResult> {
+  if (action === "manage") {
+    const m = d.db
+      .select({ name: machines.name, state: machines.state, hasBmc: bmcs.machineId })
+      .from(machines)
+      .leftJoin(bmcs, eq(bmcs.machineId, machines.id))
+      .where(eq(machines.id, id))
+      .get();
+    if (m?.state === "enrolled" && m.hasBmc) {
+      try {
+        await verifyBmc(d, id, opts.actor);
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        const message = `${m.name} stays enrolled: BMC verification failed: ${err.message}`;
+        const ev = recordEvent(d.db, { actor: opts.actor, machineId: id, kind: "bmc.verify_failed", message, payload: { code: err.code } });
+        d.bus.publish({ type: "event.created", event: { ...ev, machineName: m.name } });
+        throw new AppError(err.code, message);
+      }
+    }
+  }
+  return performAction(d, id, action, opts.actor, opts.reason);
 }

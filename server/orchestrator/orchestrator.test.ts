@@ -3,11 +3,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { jobs, machines, osProfiles, steps } from "../db/schema";
 import { transition } from "../machines/lifecycle";
 import { createHarness, type Harness } from "../testing/harness";
-import { Orchestrator } from "./engine";
-import { performAction } from "./actions";
-import { startJob } from "./jobs";
+import { until } from "../testing/until";
+import { Orchestrator } from "./orchestrator";
+import { performAction } from "../operator/lifecycle-actions";
+import { startJob } from "./job-state";
 import type { MachinePorts } from "./ports";
-import { StepError } from "./retry";
+import { StepFailure } from "../../lib/step-failure";
 
 let h: Harness;
 let clock: number;
@@ -19,15 +20,8 @@ const ok: MachinePorts = {
   powerCycle: async () => {},
   powerOff: async () => {},
 };
-const settle = () => new Promise((r) => setTimeout(r, 10));
-/** Wait for what the engine does in the background (no fixed sleeps: the machine may be busy). */
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** One turn of the event loop: the engine's pass queued by nudge() (setImmediate) has run. */
+const nextPass = () => new Promise((r) => setImmediate(r));
 const stepNamed = (jobId: number, name: string) => h.db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, name))).get()!;
 
 beforeEach(async () => {
@@ -88,19 +82,46 @@ describe("Orchestrator with a controlled clock", () => {
     await until("power cycle running", () => stepNamed(jobId, "power_cycle").state === "running");
     expect(stepNamed(jobId, "power_cycle")).toMatchObject({ state: "running", attempt: 1 });
     // The process "dies" here: its in-flight power cycle never reports.
-    void first.stop();
+    const firstStopped = first.stop();
     const second = engine(ok);
     second.start();
     await until("wait_agent running", () => stepNamed(jobId, "wait_agent").state === "running");
     expect(stepNamed(jobId, "power_cycle")).toMatchObject({ state: "succeeded", attempt: 1 });
     expect(stepNamed(jobId, "wait_agent").state).toBe("running");
-    // The first process's late answer changes nothing.
+    // The stopped process's in-flight call ends: its outcome is dropped (the stopping guard), the step stays succeeded.
     release();
-    await settle();
+    await firstStopped;
     expect(first.complete(stepNamed(jobId, "power_cycle").id, 1, { ok: false, transient: false, message: "late" })).toBe(false);
     expect(stepNamed(jobId, "power_cycle").state).toBe("succeeded");
     expect(calls).toEqual(["target:agent", "cycle"]);
     await second.stop();
+  });
+
+  it("refuses a late report from an attempt that timed out: only the attempt holding the lease counts", async () => {
+    const o = engine();
+    o.start();
+    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await until("wait_agent running", () => stepNamed(jobId, "wait_agent").state === "running");
+    h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
+    await until("inventory ready", () => (o.tick(), stepNamed(jobId, "inventory").state === "ready"));
+    const [first] = o.claimAgentSteps(jobId);
+    expect(first).toMatchObject({ name: "inventory", attempt: 1 });
+    clock += 301_000; // attempt 1 times out
+    o.tick();
+    expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "pending", attempt: 1 });
+    clock += 60_000; // past the backoff: attempt 2 is handed out and claimed
+    await until("inventory ready again", () => (o.tick(), stepNamed(jobId, "inventory").state === "ready"));
+    expect(o.claimAgentSteps(jobId)).toEqual([expect.objectContaining({ name: "inventory", attempt: 2 })]);
+    // The engine is running (not stopping) and the step is running: only the attempt number tells the two apart.
+    expect(o.stopped).toBe(false);
+    expect(stepNamed(jobId, "inventory").state).toBe("running");
+    expect(o.complete(first!.id, 1, { ok: false, transient: false, message: "late answer of attempt 1" })).toBe(false);
+    expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "running", attempt: 2, error: "inventory timed out after 300 s" });
+    expect(h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.state).toBe("running");
+    // The attempt that holds the lease counts.
+    expect(o.complete(first!.id, 2, { ok: true })).toBe(true);
+    expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "succeeded", attempt: 2 });
+    await o.stop();
   });
 
   it("keeps an agent step's lease across a restart, so the agent's report still counts", async () => {
@@ -177,7 +198,7 @@ describe("Orchestrator driven by events alone (no tick)", () => {
     transition(h.domain, machineId, "provide", { actor: "test" });
     let cycles = 0;
     // The first power cycle boots the installer; the one that boots the disk fails for good.
-    const o = engine({ ...ok, powerCycle: async () => void (++cycles === 2 && (await Promise.reject(new StepError("BMC gone", false)))) });
+    const o = engine({ ...ok, powerCycle: async () => void (++cycles === 2 && (await Promise.reject(new StepFailure("BMC gone", false)))) });
     o.start();
     const { jobId } = performAction(h.domain, machineId, "deploy", "user:test") as { jobId: number };
     await until("wait_install running", () => stepNamed(jobId, "wait_install").state === "running");
@@ -188,7 +209,7 @@ describe("Orchestrator driven by events alone (no tick)", () => {
     expect(retry).not.toBe(jobId);
     await until("the retry's wait_install started", () => stepNamed(retry, "wait_install").state !== "pending");
     o.tick();
-    await settle();
+    await nextPass();
     expect(stepNamed(retry, "wait_install").state).toBe("running");
     expect(o.installDone(machineId)).toBe(true);
     await until("retry succeeded", () => jobState(retry) === "succeeded");
@@ -200,7 +221,7 @@ describe("Orchestrator driven by events alone (no tick)", () => {
     const o = engine({
       ...ok,
       powerCycle: async () => {
-        if (++cycles === 1) throw new StepError("BMC busy", true);
+        if (++cycles === 1) throw new StepFailure("BMC busy", true);
       },
     });
     o.start();

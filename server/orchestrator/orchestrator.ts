@@ -1,16 +1,14 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
-import { movesLifecycle, type JobKind, type LogLineDto, type StepState } from "../../lib/jobs";
+import { and, eq, sql } from "drizzle-orm";
+import type { LogLineDto, StepState } from "../../lib/jobs";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Domain } from "../context";
-import { agentTokens, jobs, steps } from "../db/schema";
-import { recordEvent } from "../events/audit";
-import { applyTransition } from "../machines/lifecycle";
+import { jobs, steps } from "../db/schema";
+import { closeJob, type Tx } from "./job-state";
 import { classify, type MachinePorts } from "./ports";
-import { jsonText, prepareQueries } from "./engine-queries";
+import { jsonText, prepareQueries } from "./orchestrator-queries";
 import { decide, type StepOutcome } from "./retry";
 
 type StepRow = typeof steps.$inferSelect;
-type Tx = Parameters<Parameters<Domain["db"]["transaction"]>[0]>[0];
 
 export interface OrchestratorOptions {
   /** How often leases, retries and passive waits are checked (ms). */
@@ -194,32 +192,9 @@ export class Orchestrator {
     for (const r of toRun) this.runServerStep(r.step, r.machineId);
   }
 
-  /** Close a job (error null = success) with its machine's transition; revoke its agent token. */
+  /** Close a job (error null = success) through the job state's owner (job-state.ts closeJob). */
   private finish(tx: Tx, job: typeof jobs.$inferSelect, error: string | null): LiveEvent[] {
-    const state = error ? "failed" : "succeeded";
-    const now = new Date(this.now());
-    tx.update(jobs).set({ state, error, finishedAt: now }).where(eq(jobs.id, job.id)).run();
-    tx.update(steps).set({ state: "cancelled", finishedAt: now }).where(and(eq(steps.jobId, job.id), inArray(steps.state, ["pending", "ready"]))).run();
-    tx.update(agentTokens).set({ revokedAt: now }).where(eq(agentTokens.jobId, job.id)).run();
-    const live: LiveEvent[] = [];
-    try {
-      // A power job leaves the lifecycle alone; its outcome is the job's (and the power state it recorded).
-      if (movesLifecycle(job.kind as JobKind)) {
-        live.push(...applyTransition(tx, job.machineId, error ? "fail" : "succeed", { actor: "system", reason: error ?? undefined }).live);
-      }
-    } catch (err) {
-      // The machine moved on meanwhile (e.g. an operator aborted it): the job still ends.
-      this.d.log.warn("job finished but the machine's state could not follow", { jobId: job.id, error: String(err) });
-    }
-    const ev = recordEvent(tx, {
-      actor: "system",
-      machineId: job.machineId,
-      kind: `job.${state}`,
-      message: error ? `Job ${job.id} (${job.kind}) failed: ${error}` : `Job ${job.id} (${job.kind}) succeeded`,
-      payload: { jobId: job.id },
-    });
-    live.push({ type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: job.batchId, state }, { type: "event.created", event: ev });
-    return live;
+    return closeJob(this.d, tx, job, { state: error ? "failed" : "succeeded", error, actor: "system", lenient: true, at: new Date(this.now()) });
   }
 
   private runServerStep(s: StepRow, machineId: number): void {

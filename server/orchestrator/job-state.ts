@@ -1,0 +1,288 @@
+/**
+ * Job state has one owner: this module. A job is started (startJob: created running; startQueuedJob: a batch's
+ * queued job given its slot), closed (closeJob: succeeded, failed or cancelled; every step it left unfinished is
+ * cancelled and its agent token revoked) or cancelled by an operator or an aborted batch (cancelJob,
+ * cancelQueuedJobs, both through the same close). Every move is checked against lib/jobs.ts JOB_TRANSITIONS, and
+ * the machine's lifecycle transition (the job kind's action from lib/jobs.ts JOB_KIND_ACTION) is taken in the same
+ * transaction. The engine (engine.ts) advances running jobs step by step and calls closeJob when one ends.
+ */
+import { and, eq, inArray } from "drizzle-orm";
+import { AppError } from "../../lib/errors";
+import {
+  ACTIVE_JOB_STATES,
+  JOB_KIND_ACTION,
+  JOB_TRANSITIONS,
+  UNFINISHED_STEP_STATES,
+  movesLifecycle,
+  type JobDto,
+  type JobKind,
+  type JobState,
+} from "../../lib/jobs";
+import type { LifecycleAction } from "../../lib/lifecycle";
+import type { LiveEvent } from "../../lib/live-events";
+import type { Actor, Domain } from "../context";
+import type { Db } from "../db/client";
+import { agentTokens, jobs, steps } from "../db/schema";
+import { recordEvent } from "../events/audit";
+import { applyTransition } from "../machines/lifecycle";
+import { JOB_KIND_SPECS, resolveParams } from "./kinds";
+
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+type Reader = Pick<Db, "select">;
+type JobRow = typeof jobs.$inferSelect;
+
+/** @throws AppError CONFLICT when the job state table has no such move */
+function assertMove(job: { id: number; state: string }, to: JobState): void {
+  if (!JOB_TRANSITIONS[job.state as JobState]?.includes(to)) throw new AppError("CONFLICT", `Job ${job.id} is already ${job.state}`);
+}
+
+/**
+ * Machines whose power or boot device an operator is changing by hand right now (per database: one per process).
+ * Claimed in the same transaction as the active-job check (claimByHand), and checked by startJob in its own: a hand
+ * power action and a job never hold the same machine at once.
+ */
+const byHand = new WeakMap<Db, Map<number, string>>();
+
+function handHeld(db: Db): Map<number, string> {
+  let m = byHand.get(db);
+  if (!m) byHand.set(db, (m = new Map()));
+  return m;
+}
+
+/** The active (queued or running) job of a machine, if any: one per machine. */
+export function activeJob(db: Reader, machineId: number): { id: number; kind: string; state: string } | null {
+  return (
+    db
+      .select({ id: jobs.id, kind: jobs.kind, state: jobs.state })
+      .from(jobs)
+      .where(and(eq(jobs.machineId, machineId), inArray(jobs.state, [...ACTIVE_JOB_STATES])))
+      .get() ?? null
+  );
+}
+
+/** @throws AppError MACHINE_BUSY when the machine runs a job or an operator is changing its power by hand */
+function assertFree(tx: Reader, db: Db, machineId: number, busy: (job: { id: number; kind: string; state: string }) => AppError): void {
+  const active = activeJob(tx, machineId);
+  if (active) throw busy(active);
+  const hand = handHeld(db).get(machineId);
+  if (hand) throw new AppError("MACHINE_BUSY", `Machine ${machineId}: an operator is changing its ${hand} by hand`);
+}
+
+/**
+ * Run a hand power (or boot device) action with the machine held: refused (MACHINE_BUSY, from `busy`) while it has
+ * an active job, checked in one transaction with taking the hold; startJob is refused while the hold lasts.
+ */
+export async function withHandHold<T>(
+  d: Domain,
+  machineId: number,
+  what: string,
+  busy: (job: { id: number; kind: string; state: string }) => AppError,
+  fn: () => Promise<T>,
+): Promise<T> {
+  d.db.transaction((tx) => {
+    assertFree(tx, d.db, machineId, busy);
+    handHeld(d.db).set(machineId, what);
+  });
+  try {
+    return await fn();
+  } finally {
+    handHeld(d.db).delete(machineId);
+  }
+}
+
+export interface StartJobInput {
+  machineId: number;
+  kind: JobKind;
+  params?: Record<string, unknown>;
+  /** The lifecycle action to start with instead of the kind's (lib/jobs.ts JOB_KIND_ACTION): "retry", "reinstall". */
+  action?: LifecycleAction;
+}
+
+/**
+ * Start a job on a machine: the busy check, the lifecycle transition, the job and all its steps in one transaction.
+ * @throws AppError MACHINE_BUSY (another active job, or power changed by hand), INVALID_TRANSITION, MACHINE_NOT_FOUND
+ */
+export function startJob(d: Domain, input: StartJobInput, actor: Actor): { jobId: number } {
+  const live: LiveEvent[] = [];
+  const jobId = d.db.transaction((tx) => {
+    assertFree(tx, d.db, input.machineId, (active) => new AppError("MACHINE_BUSY", `Machine ${input.machineId} already runs job ${active.id}`));
+    const now = new Date();
+    const action = input.action ?? JOB_KIND_ACTION[input.kind];
+    if (action) live.push(...applyTransition(tx, input.machineId, action, { actor }).live);
+    const job = tx
+      .insert(jobs)
+      .values({ machineId: input.machineId, kind: input.kind, state: "running", params: input.params ?? {}, createdBy: actor, createdAt: now, startedAt: now })
+      .returning()
+      .get();
+    insertSteps(tx, job.id, input.kind, input.params ?? {});
+    const ev = recordEvent(tx, {
+      actor,
+      machineId: input.machineId,
+      kind: "job.started",
+      message: `Job ${job.id} (${input.kind}) started`,
+      payload: { jobId: job.id, kind: input.kind },
+    });
+    live.push(
+      { type: "job.changed", jobId: job.id, machineId: input.machineId, batchId: job.batchId, state: job.state as JobDto["state"] },
+      { type: "event.created", event: ev },
+    );
+    return job.id;
+  });
+  for (const e of live) d.bus.publish(e);
+  return { jobId };
+}
+
+/**
+ * Give a batch's queued job its slot: queued → running with its machine's transition (automatic: refused in
+ * maintenance), in a savepoint of the caller's transaction. A refused transition closes the job as failed with the
+ * reason. Returns whether the job started; its live events are pushed to `live`.
+ */
+export function startQueuedJob(
+  d: Domain,
+  tx: Tx,
+  job: { id: number; machineId: number; batchId: number; createdBy: string | null },
+  action: LifecycleAction | null,
+  live: LiveEvent[],
+): boolean {
+  const now = new Date();
+  try {
+    const moved = tx.transaction((sp) => {
+      assertMove({ id: job.id, state: "queued" }, "running");
+      const r = action ? applyTransition(sp, job.machineId, action, { actor: job.createdBy ?? "system", automatic: true }).live : [];
+      sp.update(jobs).set({ state: "running", startedAt: now }).where(eq(jobs.id, job.id)).run();
+      return r;
+    });
+    live.push(...moved, { type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: job.batchId, state: "running" });
+    return true;
+  } catch (err) {
+    if (!(err instanceof AppError)) throw err;
+    const row = tx.select().from(jobs).where(eq(jobs.id, job.id)).get()!;
+    live.push(...closeJob(d, tx, row, { state: "failed", error: `not started: ${err.message}`, actor: "system" }));
+    return false;
+  }
+}
+
+/** Insert a job's steps from its kind's spec (inside the caller's transaction). */
+export function insertSteps(tx: Tx, jobId: number, kind: JobKind, params: Record<string, unknown>): void {
+  const rows = stepRows(jobId, kind, params);
+  if (rows.length) tx.insert(steps).values(rows).run();
+}
+
+/** Backoff of a step whose spec names none (as the steps table's column defaults). */
+const DEFAULT_BACKOFF = { baseMs: 2000, maxMs: 60_000 };
+
+/** The step rows of a job from its kind's spec (every column given: batches insert them with one prepared statement). */
+export function stepRows(jobId: number, kind: JobKind, params: Record<string, unknown>) {
+  // Steps whose `when` param is unset are left out; a group left empty goes with them (groups are renumbered).
+  const groups = JOB_KIND_SPECS[kind].map((group) => group.filter((s) => !s.when || params[s.when] != null)).filter((group) => group.length > 0);
+  return groups.flatMap((group, g) =>
+    group.map((s) => ({
+      jobId,
+      group: g,
+      name: s.name,
+      runner: s.runner,
+      params: resolveParams(s.params, params),
+      state: "pending",
+      maxAttempts: s.maxAttempts,
+      timeoutS: s.timeoutS,
+      backoffBaseMs: s.backoffBaseMs ?? DEFAULT_BACKOFF.baseMs,
+      backoffMaxMs: s.backoffMaxMs ?? DEFAULT_BACKOFF.maxMs,
+    })),
+  );
+}
+
+/** The rows' part of closing jobs: final state, every unfinished step cancelled (lease dropped), agent tokens revoked. */
+function writeClosed(tx: Tx, jobIds: number[], state: Exclude<JobState, "queued" | "running">, error: string | null, now: Date): void {
+  for (let i = 0; i < jobIds.length; i += 500) {
+    const ids = jobIds.slice(i, i + 500);
+    tx.update(jobs).set({ state, error, finishedAt: now }).where(inArray(jobs.id, ids)).run();
+    tx.update(steps)
+      .set({ state: "cancelled", finishedAt: now, leaseExpiresAt: null })
+      .where(and(inArray(steps.jobId, ids), inArray(steps.state, UNFINISHED_STEP_STATES)))
+      .run();
+    // The agent's token ends with its job: later calls get 401 (a long-poll already waiting answers "done").
+    tx.update(agentTokens).set({ revokedAt: now }).where(inArray(agentTokens.jobId, ids)).run();
+  }
+}
+
+const CLOSE_ACTION = { succeeded: "succeed", failed: "fail", cancelled: "abort" } as const;
+
+export interface CloseOutcome {
+  state: "succeeded" | "failed" | "cancelled";
+  /** Why it failed or was cancelled (null on success). */
+  error: string | null;
+  actor: Actor;
+  /**
+   * The job ends even when its machine cannot follow (the engine: an operator moved the machine on meanwhile);
+   * otherwise a refused transition throws and nothing is written.
+   */
+  lenient?: boolean;
+  /** When it closed (the engine's clock); now by default. */
+  at?: Date;
+}
+
+/**
+ * Close a job (inside the caller's transaction): its final state, its unfinished steps cancelled, its agent token
+ * revoked, and the machine's transition (succeed, fail, abort) when the job had moved it (running, not a power job).
+ * Returns the live events to publish after the commit. @throws AppError CONFLICT (already final), INVALID_TRANSITION
+ */
+export function closeJob(d: Domain, tx: Tx, job: JobRow, outcome: CloseOutcome): LiveEvent[] {
+  assertMove(job, outcome.state);
+  const now = outcome.at ?? new Date();
+  const live: LiveEvent[] = [];
+  if (job.state === "running" && movesLifecycle(job.kind as JobKind)) {
+    const action = CLOSE_ACTION[outcome.state];
+    const opts = { actor: outcome.actor, reason: outcome.error ?? undefined };
+    if (!outcome.lenient) live.push(...applyTransition(tx, job.machineId, action, opts).live);
+    else {
+      try {
+        live.push(...applyTransition(tx, job.machineId, action, opts).live);
+      } catch (err) {
+        // The machine moved on meanwhile (e.g. an operator aborted it): the job still ends.
+        d.log.warn("job finished but the machine's state could not follow", { jobId: job.id, error: String(err) });
+      }
+    }
+  }
+  writeClosed(tx, [job.id], outcome.state, outcome.error, now);
+  const message =
+    outcome.state === "cancelled"
+      ? `Job ${job.id} cancelled: ${outcome.error}`
+      : outcome.state === "succeeded"
+        ? `Job ${job.id} (${job.kind}) succeeded`
+        : job.state === "queued"
+          ? `Job ${job.id} ${outcome.error}`
+          : `Job ${job.id} (${job.kind}) failed: ${outcome.error}`;
+  const ev = recordEvent(tx, { actor: outcome.actor, machineId: job.machineId, kind: `job.${outcome.state}`, message, payload: { jobId: job.id } });
+  live.push({ type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: job.batchId, state: outcome.state }, { type: "event.created", event: ev });
+  return live;
+}
+
+/**
+ * Cancel a machine's active job. Steps that have not finished are cancelled; nothing is powered off by surprise
+ * (a running agent is told to stop at its next heartbeat). The machine goes to *_failed via "abort" (not for a power
+ * job, which never moved it). @throws AppError NOT_FOUND, CONFLICT (already final), INVALID_TRANSITION
+ */
+export function cancelJob(d: Domain, jobId: number, actor: Actor, reason = "cancelled by operator"): void {
+  const live = d.db.transaction((tx) => {
+    const job = tx.select().from(jobs).where(eq(jobs.id, jobId)).get();
+    if (!job) throw new AppError("NOT_FOUND", `Job ${jobId} does not exist`);
+    return closeJob(d, tx, job, { state: "cancelled", error: reason, actor });
+  });
+  for (const e of live) d.bus.publish(e);
+}
+
+/**
+ * Cancel every queued job of a batch (its machines never moved), as one bulk write without per-job events: an
+ * aborted batch records one event for all of them. Returns their ids.
+ */
+export function cancelQueuedJobs(tx: Tx, batchId: number, reason: string): number[] {
+  const ids = tx
+    .select({ id: jobs.id })
+    .from(jobs)
+    .where(and(eq(jobs.batchId, batchId), eq(jobs.state, "queued")))
+    .all()
+    .map((j) => j.id);
+  assertMove({ id: 0, state: "queued" }, "cancelled");
+  writeClosed(tx, ids, "cancelled", reason, new Date());
+  return ids;
+}
