@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deleteMachine, enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
+import { getMachine } from "../machines/queries";
 import { createHarness, type Harness } from "../testing/harness";
 import { NetbootService } from "./service";
 import { saveNetbootSettings } from "./settings";
@@ -156,11 +157,19 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
   });
 
   it("answers per client architecture: BIOS lpxelinux.0, UEFI PXE shim, UEFI HTTP Boot a URL; the loaders are Debian's files", async () => {
+    const fw = () => getMachine(h.domain.db, 1);
     expect(await dhcp(MAC_A, ["-x", "0x5d:0000"])).toMatch(/boot_?file=lpxelinux\.0/);
+    await waitFor(() => fw().bootFirmware === "bios" && fw().bootArch === 0, "BIOS learned from option 93");
     expect(await dhcp(MAC_A, ["-x", "0x5d:0007"])).toMatch(/boot_?file=shimx64\.efi/);
     expect(await dhcp(MAC_A, ["-x", "0x5d:0009"])).toMatch(/boot_?file=shimx64\.efi/);
+    await waitFor(() => fw().bootFirmware === "uefi" && fw().bootArch === 9, "UEFI learned from option 93");
+    // A request without option 93 (the RAM disk's own DHCP client) leaves what was learned alone.
+    await dhcp(MAC_A);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fw()).toMatchObject({ bootFirmware: "uefi", bootArch: 9, firmware: "auto" });
     const http = await dhcp(MAC_A, ["-x", "0x5d:0010", "-V", "HTTPClient:Arch:00016:UNDI:003000"]);
     expect(http).toContain(`bootfile=http://${NET}.1:3000/boot/snponly.efi`);
+    await waitFor(() => fw().bootArch === 16, "HTTP Boot learned");
     // Every loader arrives over TFTP byte for byte as its package ships it, with the provenance the status shows.
     const loaders = nb.status().loaders;
     expect(loaders.map((l) => l.name)).toEqual(["lpxelinux.0", "pxelinux.0", "ldlinux.c32", "undionly.kpxe", "ipxe.efi", "snponly.efi", "shimx64.efi", "grubx64.efi"]);

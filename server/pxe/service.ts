@@ -11,6 +11,7 @@ import type { Domain } from "../context";
 import { ExternalBackend, type DhcpBackend, type DhcpBackendStatus } from "./backend";
 import { DnsmasqSupervisor } from "./dnsmasq";
 import { InstallTokens } from "./install-token";
+import { DhcpFirmwareObserver, recordBootSighting } from "./dhcp-firmware";
 import { LoaderInstaller, type LoaderStatus } from "./loaders";
 import { loadBootRows } from "./load";
 import { TreeWriter, type TreeChanges } from "./reconciler";
@@ -246,7 +247,15 @@ export class NetbootService {
     this.backend = null;
     this.appliedMode = null;
     if (mode === "managed") {
-      const b = new DnsmasqSupervisor({ confFile: this.confFile, log: this.d.log.child("dnsmasq"), command: this.o.dnsmasqCommand, onLine: this.o.onDnsmasqLine });
+      const firmware = new DhcpFirmwareObserver((s) => {
+        try {
+          recordBootSighting(this.d, s);
+        } catch (err) {
+          this.d.log.warn("could not record a machine's boot firmware", { mac: s.mac, error: String(err) });
+        }
+      });
+      const onLine = (l: string) => (firmware.line(l), this.o.onDnsmasqLine?.(l));
+      const b = new DnsmasqSupervisor({ confFile: this.confFile, log: this.d.log.child("dnsmasq"), command: this.o.dnsmasqCommand, onLine });
       this.backend = b;
       await b.start();
     } else if (mode === "external") {
