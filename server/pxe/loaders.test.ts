@@ -44,6 +44,10 @@ describe("boot loaders from Debian's packages", () => {
     expect(fs.readFileSync(path.join(tftp, "grubx64.efi"), "utf8")).toBe("a newer GRUB");
     expect(after.sha256).not.toBe(st.find((s) => s.name === "grubx64.efi")!.sha256);
     expect(fs.readdirSync(tftp).filter((n) => n.startsWith("."))).toEqual([]); // no temp file left
+    // A copy changed behind Rackhand's back (same size) is put back at the next install.
+    fs.writeFileSync(path.join(tftp, "shimx64.efi"), "x".repeat("bytes of shimx64.efi".length));
+    inst.install();
+    expect(fs.readFileSync(path.join(tftp, "shimx64.efi"), "utf8")).toBe("bytes of shimx64.efi");
   });
 
   it("reports a missing loader with the package to install, removes a stale copy, and gives its clients no boot file", () => {

@@ -71,7 +71,18 @@ export interface LoaderOptions {
 
 interface Installed {
   key: string;
+  /** size/mtime/inode of the copy in the TFTP root when it was last checked: any change to it is seen. */
+  destKey: string;
   status: LoaderStatus;
+}
+
+function statKey(file: string): string {
+  try {
+    const st = fs.statSync(file);
+    return `${st.size}\0${st.mtimeMs}\0${st.ino}`;
+  } catch {
+    return "";
+  }
 }
 
 export class LoaderInstaller {
@@ -109,12 +120,12 @@ export class LoaderInstaller {
       // Never leave an older copy behind that the status would not account for.
       fs.rmSync(dest, { force: true });
       const s = missing(spec, src, `${src} not found: install the Debian package ${spec.package} (scripts/install-system-deps.sh)`);
-      this.cache.set(spec.name, { key: "", status: s });
+      this.cache.set(spec.name, { key: "", destKey: "", status: s });
       return s;
     }
     const key = `${real}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
     const prev = this.cache.get(spec.name);
-    if (prev && prev.key === key && prev.status.sha256 && sameFile(dest, prev.status.size!)) return prev.status;
+    if (prev && prev.key === key && prev.status.sha256 && prev.destKey && statKey(dest) === prev.destKey) return prev.status;
     const data = fs.readFileSync(real);
     const sha256 = crypto.createHash("sha256").update(data).digest("hex");
     let onDisk: Buffer | null = null;
@@ -135,16 +146,8 @@ export class LoaderInstaller {
     }
     const prov = (this.o.provenance ?? dpkgProvenance)(real, spec.package);
     const status: LoaderStatus = { name: spec.name, purpose: spec.purpose, package: prov.package, version: prov.version, sha256, size: data.length, source: src, error: null };
-    this.cache.set(spec.name, { key, status });
+    this.cache.set(spec.name, { key, destKey: statKey(dest), status });
     return status;
-  }
-}
-
-function sameFile(dest: string, size: number): boolean {
-  try {
-    return fs.statSync(dest).size === size;
-  } catch {
-    return false;
   }
 }
 
