@@ -15,7 +15,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kernelDir } from "../ramdisk/builder";
+import { buildRamdisk, kernelDir } from "../ramdisk/builder";
+import { buildAgentBundle } from "../server/orchestrator/testing/agent-harness";
 import { cpioChunks, type CpioEntry } from "../ramdisk/cpio";
 import { which } from "../ramdisk/host";
 import { enrollMachine } from "../server/machines/enroll";
@@ -196,5 +197,19 @@ describe("UEFI PXE with Secure Boot on Rackhand's boot tree (OVMF, TCG)", () => 
     await nb.whenIdle();
     const st = nb.status().loaders.find((l) => l.name === "shimx64.efi")!;
     expect(crypto.createHash("sha256").update(fs.readFileSync(shim)).digest("hex")).toBe(st.sha256);
+  });
+
+  it("Rackhand's RAM disk boots through the same chain and loads its (Debian-signed) drivers under lockdown", async () => {
+    const agent = await buildAgentBundle(work);
+    const rd = path.join(h.dataDir, "http", "ramdisk");
+    buildRamdisk({ outDir: rd, cacheDir, kernelDir: kernelDir({ cacheDir }), compress: "gzip", agent });
+    const vm = startVm("ramdisk");
+    vms.push(vm);
+    const t = await vm.waitFor(/rackhand-init: drivers: [^\n]*virtio_net/, 240_000);
+    const text = vm.out();
+    expect(text).toMatch(/Kernel is locked down from EFI Secure Boot/);
+    expect(text).not.toMatch(/Loading of unsigned module is rejected|module verification failed|Lockdown: .*\/dev\/mem/);
+    console.log(`UEFI Secure Boot: Rackhand's RAM disk loaded its drivers at ${(t / 1000).toFixed(1)} s`);
+    await vm.stop();
   });
 });
