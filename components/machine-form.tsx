@@ -2,13 +2,14 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import type { MachineDetail } from "@/lib/dto";
-import { BMC_DRIVERS, machineEnrollSchema } from "@/lib/schemas";
+import { BMC_DRIVERS, FIRMWARE_LABELS, FIRMWARE_SETTINGS, machineEnrollSchema } from "@/lib/schemas";
 import { errorInfo, useTRPC } from "./trpc";
 import { ErrorBanner, Field } from "./ui";
 
 type Values = Record<
   | "name"
   | "osProfileId"
+  | "firmware"
   | "rackId"
   | "uPosition"
   | "uHeight"
@@ -38,6 +39,7 @@ function validate(v: Values, editing: boolean) {
     bootMac: v.bootMac,
     ip: v.ip.trim() || null,
     osProfileId: num(v.osProfileId),
+    firmware: v.firmware,
     network: { ifname: v.ifname.trim() || null, prefix: num(v.prefix), gateway: v.gateway.trim() || null },
     bmc: hasBmc
       ? {
@@ -94,6 +96,7 @@ export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onS
   const [v, setV] = useState<Values>({
     name: machine?.name ?? "",
     osProfileId: machine?.osProfileId ? String(machine.osProfileId) : "",
+    firmware: machine?.firmware ?? "auto",
     rackId: machine?.rackId ? String(machine.rackId) : "",
     uPosition: machine?.uPosition ? String(machine.uPosition) : "",
     uHeight: String(machine?.uHeight ?? 1),
@@ -147,6 +150,7 @@ export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onS
         bootMac: data.bootMac,
         ip: data.ip ?? null,
         osProfileId: data.osProfileId ?? null,
+        firmware: data.firmware ?? "auto",
         network: data.network ?? null,
         bmc: data.bmc ? { ...data.bmc, password: v.bmcPassword || undefined } : null,
       });
@@ -172,6 +176,15 @@ export function MachineForm({ machine, onSaved }: { machine?: MachineDetail; onS
             {profiles?.map((p) => (
               <option key={p.id} value={p.id}>
                 {p.name} ({p.kind})
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field label="Boot firmware" error={err("firmware")} hint="Auto: what its last network boot request showed">
+          <select className="input" {...bind("firmware")}>
+            {FIRMWARE_SETTINGS.map((f) => (
+              <option key={f} value={f}>
+                {FIRMWARE_LABELS[f]}
               </option>
             ))}
           </select>

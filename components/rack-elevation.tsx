@@ -3,6 +3,7 @@ import { relativeTime } from "@/lib/format";
 import Link from "next/link";
 import type { RackElevation as Rack } from "@/lib/dto";
 import { STATE_LABELS } from "@/lib/lifecycle";
+import { effectiveFirmware, firmwareLabel } from "@/lib/schemas";
 import { POWER_COLORS, STATE_COLORS } from "./state-style";
 
 const SLOT_PX = 16;
@@ -44,6 +45,7 @@ export function RackElevation({ rack }: { rack: Rack }) {
               `U${m.uPosition}${m.uHeight > 1 ? `–U${m.uPosition + m.uHeight - 1}` : ""}`,
               STATE_LABELS[m.state],
               `power ${m.powerState}`,
+              `firmware ${firmwareLabel(m.firmware, m.bootFirmware)}`,
               m.ip ?? "",
               m.bootMac ?? "",
               m.maintenance ? "maintenance" : "",
@@ -65,6 +67,11 @@ export function RackElevation({ rack }: { rack: Rack }) {
               >
                 <span className={`h-1.5 w-1.5 shrink-0 rounded-full ring-1 ring-slate-900/30 ${POWER_COLORS[m.powerState]}`} />
                 <span className="truncate">{m.name}</span>
+                {effectiveFirmware(m.firmware, m.bootFirmware) && (
+                  <span className="text-[9px] font-semibold uppercase text-slate-700" data-testid="rack-firmware">
+                    {effectiveFirmware(m.firmware, m.bootFirmware) === "uefi" ? "UEFI" : "BIOS"}
+                  </span>
+                )}
                 {m.bmcReachable === false && (
                   <span className="ml-auto text-[9px] font-bold uppercase text-red-800" data-testid="bmc-unreachable">
                     BMC?

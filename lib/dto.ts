@@ -1,6 +1,6 @@
 /** Shapes the server returns to the UI. Never carries a BMC password or its ciphertext. */
 import type { MachineState, OperatorAction } from "./lifecycle";
-import type { PowerState, Role } from "./schemas";
+import type { BootFirmware, FirmwareSetting, PowerState, Role } from "./schemas";
 
 export interface MachineRow {
   id: number;
@@ -12,6 +12,9 @@ export interface MachineRow {
   rackName: string | null;
   uPosition: number | null;
   uHeight: number;
+  /** Boot firmware setting (auto | bios | uefi) and the firmware its last network boot request showed. */
+  firmware: FirmwareSetting;
+  bootFirmware: BootFirmware | null;
   bootMac: string | null;
   ip: string | null;
   osProfileName: string | null;
@@ -23,6 +26,9 @@ export interface MachineRow {
 export interface MachineDetail extends MachineRow {
   maintenanceReason: string | null;
   osProfileId: number | null;
+  /** Client architecture (DHCP option 93) of the last network boot request, and when it was seen. */
+  bootArch: number | null;
+  bootSeenAt: number | null;
   inventory: Record<string, unknown> | null;
   createdAt: number;
   updatedAt: number;
@@ -55,7 +61,7 @@ export interface RackSummary {
 export interface RackElevation extends RackSummary {
   machines: Pick<
     MachineRow,
-    "id" | "name" | "state" | "powerState" | "maintenance" | "uPosition" | "uHeight" | "bootMac" | "ip" | "lastError" | "bmcReachable" | "bmcLastSeen"
+    "id" | "name" | "state" | "powerState" | "maintenance" | "uPosition" | "uHeight" | "bootMac" | "ip" | "lastError" | "bmcReachable" | "bmcLastSeen" | "firmware" | "bootFirmware"
   >[];
 }
 

@@ -94,6 +94,26 @@ export const bootNicNetworkSchema = z.object({
   gateway: ipv4.nullish().or(z.literal("").transform(() => null)),
 });
 
+/** Per-machine boot firmware setting: auto = what its last DHCP request showed. */
+export const FIRMWARE_SETTINGS = ["auto", "bios", "uefi"] as const;
+export type FirmwareSetting = (typeof FIRMWARE_SETTINGS)[number];
+export type BootFirmware = "bios" | "uefi";
+export const FIRMWARE_LABELS: Record<FirmwareSetting, string> = { auto: "Auto (learned)", bios: "BIOS", uefi: "UEFI" };
+/** "UEFI", "BIOS (set)", "—": the firmware a machine boots with, for tables and the rack view. */
+export function firmwareLabel(setting: FirmwareSetting | null | undefined, learned: BootFirmware | null | undefined): string {
+  const f = effectiveFirmware(setting, learned);
+  if (!f) return "—";
+  return `${f === "uefi" ? "UEFI" : "BIOS"}${setting && setting !== "auto" ? " (set)" : ""}`;
+}
+/** DHCP option 93 values Rackhand answers. */
+export const ARCH_LABELS: Record<number, string> = { 0: "BIOS PXE", 7: "UEFI x86-64 PXE", 9: "UEFI x86-64 PXE", 16: "UEFI x86-64 HTTP Boot" };
+export const firmwareSettingSchema = z.enum(FIRMWARE_SETTINGS, { error: "One of auto, bios, uefi" });
+
+/** The firmware a machine boots with: its setting, else what was learned, else null (unknown). */
+export function effectiveFirmware(setting: FirmwareSetting | null | undefined, learned: BootFirmware | null | undefined): BootFirmware | null {
+  return setting && setting !== "auto" ? setting : (learned ?? null);
+}
+
 export const machineEnrollSchema = z.object({
   name: hostnameSchema,
   rackId: z.number().int().positive().nullish(),
@@ -104,6 +124,8 @@ export const machineEnrollSchema = z.object({
   bmc: bmcInputSchema.nullish(),
   osProfileId: z.number().int().positive().nullish(),
   network: bootNicNetworkSchema.nullish(),
+  /** Omitted: auto. */
+  firmware: firmwareSettingSchema.optional(),
 });
 export type MachineEnrollInput = z.input<typeof machineEnrollSchema>;
 export type MachineEnroll = z.output<typeof machineEnrollSchema>;
@@ -121,6 +143,7 @@ export const machineUpdateSchema = z.object({
   osProfileId: z.number().int().positive().nullable().optional(),
   /** Omit to keep; null clears the boot NIC's static configuration. */
   network: bootNicNetworkSchema.nullable().optional(),
+  firmware: firmwareSettingSchema.optional(),
 });
 
 export const SORT_FIELDS = ["name", "state", "power", "rack", "ip", "mac", "created"] as const;

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages Rackhand needs, only those missing.
 #   runtime: build tools for the native SQLite addon (better-sqlite3 compiles from source here), ipmitool (BMCs),
-#            dnsmasq (DHCP/TFTP server run by netboot's managed mode)
+#            dnsmasq (DHCP/TFTP server run by netboot's managed mode), the boot loaders netboot copies into its
+#            TFTP root (pxelinux, syslinux-common, ipxe, shim-signed, grub-efi-amd64-signed)
 #   test:    runtime + Debian's Chromium for the browser tests, OpenIPMI's ipmi_sim (simulated BMCs),
 #            busybox-static (udhcpc/tftp clients) and iproute2 (network namespaces) for the netboot integration test,
 #            what `npm run ramdisk` needs (busybox-static, fdisk for sfdisk, zstd, xz-utils, binutils for strip),
 #            and QEMU with the tools that build the stand-in OS disk image (dosfstools, mtools, syslinux, e2fsprogs),
 #            debootstrap for the Debian agent environment (the VM test deploys from it), graphviz (`dot`) for the
-#            layer picture dependency-cruiser draws (`npm run lint:graph`, docs/layers.svg)
+#            layer picture dependency-cruiser draws (`npm run lint:graph`, docs/layers.svg),
+#            ovmf (UEFI firmware for the UEFI VM tests) and efibootmgr (UEFI boot entries, shipped in the RAM disk)
 # Needs root (or sudo) when something is missing; prints what and why otherwise.
 set -euo pipefail
 profile="${1:-runtime}"
 
-pkgs=(python3 make g++ ca-certificates ipmitool dnsmasq)
+pkgs=(python3 make g++ ca-certificates ipmitool dnsmasq pxelinux syslinux-common ipxe shim-signed grub-efi-amd64-signed)
 if [ "$profile" = "test" ]; then
   pkgs+=(chromium fonts-dejavu-core openipmi busybox-static iproute2 fdisk zstd xz-utils binutils)
-  pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap graphviz)
+  pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap graphviz ovmf efibootmgr)
 elif [ "$profile" = "ramdisk" ]; then
   pkgs+=(busybox-static fdisk zstd xz-utils binutils debootstrap)
 fi

@@ -8,7 +8,7 @@ import { BATCH_KINDS, BATCH_STATES } from "../../lib/batches";
 import { JOB_KINDS, JOB_STATES, STEP_STATES } from "../../lib/jobs";
 import { MACHINE_STATES, OPERATOR_ACTIONS } from "../../lib/lifecycle";
 import { AGENT_ENVIRONMENTS, IMAGE_FORMATS, INSTALL_TEMPLATES, NET_CONFIG_FORMATS, NETBOOT_MODES, OS_FAMILIES, PROFILE_KINDS } from "../../lib/netboot";
-import { POWER_STATES, ROLES } from "../../lib/schemas";
+import { FIRMWARE_SETTINGS, POWER_STATES, ROLES } from "../../lib/schemas";
 import { tokenDtoSchema } from "../auth/tokens";
 
 const n = z.number();
@@ -38,6 +38,8 @@ const machineCore = {
   lastError: ns,
   bmcReachable: z.boolean().nullable(),
   bmcLastSeen: nn,
+  firmware: z.enum(FIRMWARE_SETTINGS),
+  bootFirmware: z.enum(["bios", "uefi"]).nullable(),
 };
 const machineRow = z.object({ ...machineCore, rackId: nn, rackName: ns, osProfileName: ns });
 export const racksOut = {
@@ -57,6 +59,8 @@ export const machinesOut = {
   get: machineRow.extend({
     maintenanceReason: ns,
     osProfileId: nn,
+    bootArch: nn,
+    bootSeenAt: nn,
     inventory: z.record(s, z.unknown()).nullable(),
     createdAt: n,
     updatedAt: n,
@@ -164,6 +168,9 @@ export const netbootOut = {
       lastReconcile: z.object({ at: n, ms: n, written: n, removed: n, full: z.boolean() }).nullable(),
       treeDir: s,
       agentFiles: z.object({ ramdisk: z.boolean(), debianRootfs: z.boolean() }),
+      loaders: z.array(
+        z.object({ name: s, purpose: s, package: s, version: ns, sha256: ns, size: nn, source: s, error: ns }),
+      ),
     })
     .nullable(),
 };

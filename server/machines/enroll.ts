@@ -64,6 +64,7 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor): {
       uPosition: input.uPosition ?? null,
       uHeight: input.uHeight,
       osProfileId: input.osProfileId ?? null,
+      firmware: input.firmware ?? "auto",
       createdAt: now,
       updatedAt: now,
     })
@@ -189,6 +190,7 @@ export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): vo
       changed.push("placement");
     }
     if (input.osProfileId !== undefined && input.osProfileId !== m.osProfileId) (set.osProfileId = input.osProfileId), changed.push("osProfile");
+    if (input.firmware !== undefined && input.firmware !== m.firmware) (set.firmware = input.firmware), changed.push("firmware");
     tx.update(machines).set(set).where(eq(machines.id, m.id)).run();
     if ((input.bootMac !== undefined && input.bootMac !== boot?.mac) || (input.ip !== undefined && input.ip !== boot?.ip)) {
       if (BUSY_STATES.includes(m.state)) {

@@ -10,7 +10,7 @@ import type { BmcTarget, BootDevice, ChassisPower, ConsoleStream, OobDriver } fr
 
 interface FakeChassis {
   power: ChassisPower;
-  boot: { device: BootDevice; persistent: boolean } | null;
+  boot: { device: BootDevice; persistent: boolean; efi?: boolean } | null;
 }
 
 export function createFakeDriver(): OobDriver & { chassis: (t: Pick<BmcTarget, "address" | "port">) => FakeChassis } {
@@ -48,8 +48,8 @@ export function createFakeDriver(): OobDriver & { chassis: (t: Pick<BmcTarget, "
     },
     bootDevice: {
       validate,
-      async setBootDevice(t, device, persistent) {
-        (await answer(t)).boot = { device, persistent };
+      async setBootDevice(t, device, persistent, efi = false) {
+        (await answer(t)).boot = { device, persistent, efi };
       },
     },
     reachability: {

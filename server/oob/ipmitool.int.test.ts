@@ -111,6 +111,25 @@ describe("oob procedures against ipmi_sim", () => {
     expect(sim.boot()).toBe("pxe");
   });
 
+  it("a UEFI machine's boot device carries the EFI boot type flag (options=efiboot), once or persistent", async () => {
+    await h.operator.machines.update({ id, firmware: "uefi" });
+    await h.operator.oob.bootDevice({ id, device: "pxe" });
+    expect(sim.boot()).toBe("pxe");
+    expect(calls.at(-1)!.args.join(" ")).toMatch(/chassis bootdev pxe options=efiboot$/);
+    // ipmi_sim accepts the flag but keeps only the device: boot parameter 5 reads back 0004000000 (no EFI
+    // bit, "Boot Flag Invalid"), so what reaches the BMC is checked on ipmitool's command line.
+    await h.operator.oob.bootDevice({ id, device: "disk", persistent: true });
+    expect(calls.at(-1)!.args.join(" ")).toMatch(/chassis bootdev disk options=persistent,efiboot$/);
+    expect(sim.boot()).toBe("default");
+    // Back to BIOS: no EFI flag.
+    await h.operator.machines.update({ id, firmware: "bios" });
+    await h.operator.oob.bootDevice({ id, device: "pxe" });
+    expect(calls.at(-1)!.args.join(" ")).toMatch(/chassis bootdev pxe$/);
+    expect(sim.boot()).toBe("pxe");
+    const msgs = h.db.select().from(events).where(eq(events.machineId, id)).all().map((e) => e.message);
+    expect(msgs).toContain("Boot device disk (persistent, UEFI)");
+  });
+
   it("viewers cannot act; machines without a BMC get a typed error", async () => {
     await expectTrpcError(h.viewer.oob.power({ selection: { ids: [id] }, action: "on" }), "FORBIDDEN");
     await expectTrpcError(h.viewer.oob.checkBmc({ id }), "FORBIDDEN");

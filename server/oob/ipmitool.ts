@@ -42,9 +42,11 @@ export function createIpmitoolDriver(deps: { config: OobConfig; scheduler: BmcSc
     },
     bootDevice: {
       validate: validateTarget,
-      async setBootDevice(t, device, persistent) {
-        // ipmitool's "disk" is the hard drive selector; "options=persistent" keeps it past the next boot.
-        await run(t, ["chassis", "bootdev", device, ...(persistent ? ["options=persistent"] : [])]);
+      async setBootDevice(t, device, persistent, efi = false) {
+        // ipmitool's "disk" is the hard drive selector; "options=persistent" keeps it past the next boot,
+        // "efiboot" sets the EFI boot type bit (a UEFI server would otherwise be asked for a legacy boot).
+        const options = [...(persistent ? ["persistent"] : []), ...(efi ? ["efiboot"] : [])];
+        await run(t, ["chassis", "bootdev", device, ...(options.length ? [`options=${options.join(",")}`] : [])]);
       },
     },
     reachability: {

@@ -2,7 +2,10 @@
  * Power, boot device and BMC checks for machines: the domain functions behind the tRPC procedures and the
  * lifecycle's BMC verification. They never throw for one machine of many: bulk callers get per-machine results.
  */
+import { eq } from "drizzle-orm";
 import type { BmcCheckResult } from "../../lib/dto";
+import { effectiveFirmware } from "../../lib/schemas";
+import { machines } from "../db/schema";
 import { AppError } from "../../lib/errors";
 import type { Actor, Domain } from "../context";
 import { recordEvent } from "../events/audit";
@@ -83,18 +86,21 @@ export async function powerAction(d: Domain, machineId: number, action: PowerAct
 export async function setBootDevice(d: Domain, machineId: number, device: BootDevice, persistent: boolean, actor: Actor): Promise<void> {
   const h = loadBmc(d, machineId);
   h.driver.bootDevice.validate(h.target);
-  await talk(d, h, actor, () => h.driver.bootDevice.setBootDevice(h.target, device, persistent));
-  d.bus.publish({ type: "event.created", event: recordBootEvent(d, machineId, h.machineName, device, persistent, actor) });
+  // UEFI machines (set, or learned from their DHCP requests) get the EFI boot type flag.
+  const fw = d.db.select({ setting: machines.firmware, learned: machines.bootFirmware }).from(machines).where(eq(machines.id, machineId)).get();
+  const efi = effectiveFirmware(fw?.setting, fw?.learned) === "uefi";
+  await talk(d, h, actor, () => h.driver.bootDevice.setBootDevice(h.target, device, persistent, efi));
+  d.bus.publish({ type: "event.created", event: recordBootEvent(d, machineId, h.machineName, device, persistent, actor, efi) });
 }
 
-function recordBootEvent(d: Domain, machineId: number, name: string, device: BootDevice, persistent: boolean, actor: Actor) {
+function recordBootEvent(d: Domain, machineId: number, name: string, device: BootDevice, persistent: boolean, actor: Actor, efi = false) {
   return d.db.transaction((tx) => {
     const ev = recordEvent(tx, {
       actor,
       machineId,
       kind: "bootdev.set",
-      message: `Boot device ${device === "pxe" ? "PXE" : "disk"} (${persistent ? "persistent" : "next boot only"})`,
-      payload: { device, persistent },
+      message: `Boot device ${device === "pxe" ? "PXE" : "disk"} (${persistent ? "persistent" : "next boot only"}${efi ? ", UEFI" : ""})`,
+      payload: { device, persistent, efi },
     });
     return { ...ev, machineName: name };
   });

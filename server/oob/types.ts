@@ -30,8 +30,11 @@ export interface PowerInterface {
 
 export interface BootDeviceInterface {
   validate(t: BmcTarget): void;
-  /** @throws AppError BMC_* */
-  setBootDevice(t: BmcTarget, device: BootDevice, persistent: boolean): Promise<void>;
+  /**
+   * `efi`: ask for the UEFI boot type (IPMI boot flags "EFI boot"), for machines that boot UEFI.
+   * @throws AppError BMC_*
+   */
+  setBootDevice(t: BmcTarget, device: BootDevice, persistent: boolean, efi?: boolean): Promise<void>;
 }
 
 export interface ReachabilityInterface {

@@ -6,12 +6,14 @@
  * rhnb<pid>* and removed in afterAll, even when a test fails.
  */
 import { execFile, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deleteMachine, enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
+import { getMachine } from "../machines/queries";
 import { createHarness, type Harness } from "../testing/harness";
 import { NetbootService } from "./service";
 import { saveNetbootSettings } from "./settings";
@@ -98,6 +100,18 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     }
   }
 
+  async function tftpBytes(file: string): Promise<Buffer | null> {
+    const local = path.join(h.dataDir, `tftp-${Math.random().toString(36).slice(2)}`);
+    try {
+      await run("ip", ["netns", "exec", NS_CLI, "busybox", "tftp", "-b", "1468", "-g", "-r", file, "-l", local, `${NET}.1`], { timeout: 30_000 });
+      return fs.readFileSync(local);
+    } catch {
+      return null;
+    } finally {
+      fs.rmSync(local, { force: true });
+    }
+  }
+
   it("gives an enrolled MAC its reserved address and boot file; its boot entry follows the machine's state", async () => {
     // The client configures no address, so it keeps no state between runs; the server answers from its reservation.
     const lease = await dhcp(MAC_A);
@@ -140,6 +154,39 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     expect(lease).toMatch(/boot_?file=boot\.ipxe/);
     expect(await tftp("boot.ipxe")).toContain("chain ipxe/${net0/mac:hexhyp}.ipxe || chain ipxe/default.ipxe");
     expect(await tftp("ipxe/52-54-00-7b-00-01.ipxe")).toMatch(/^#!ipxe\n/);
+  });
+
+  it("answers per client architecture: BIOS lpxelinux.0, UEFI PXE shim, UEFI HTTP Boot a URL; the loaders are Debian's files", async () => {
+    const fw = () => getMachine(h.domain.db, 1);
+    expect(await dhcp(MAC_A, ["-x", "0x5d:0000"])).toMatch(/boot_?file=lpxelinux\.0/);
+    await waitFor(() => fw().bootFirmware === "bios" && fw().bootArch === 0, "BIOS learned from option 93");
+    expect(await dhcp(MAC_A, ["-x", "0x5d:0007"])).toMatch(/boot_?file=shimx64\.efi/);
+    expect(await dhcp(MAC_A, ["-x", "0x5d:0009"])).toMatch(/boot_?file=shimx64\.efi/);
+    await waitFor(() => fw().bootFirmware === "uefi" && fw().bootArch === 9, "UEFI learned from option 93");
+    // A request without option 93 (the RAM disk's own DHCP client) leaves what was learned alone.
+    await dhcp(MAC_A);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fw()).toMatchObject({ bootFirmware: "uefi", bootArch: 9, firmware: "auto" });
+    const http = await dhcp(MAC_A, ["-x", "0x5d:0010", "-V", "HTTPClient:Arch:00016:UNDI:003000"]);
+    expect(http).toContain(`bootfile=http://${NET}.1:3000/boot/snponly.efi`);
+    await waitFor(() => fw().bootArch === 16, "HTTP Boot learned");
+    // Every loader arrives over TFTP byte for byte as its package ships it, with the provenance the status shows.
+    const loaders = nb.status().loaders;
+    expect(loaders.map((l) => l.name)).toEqual(["lpxelinux.0", "pxelinux.0", "ldlinux.c32", "undionly.kpxe", "ipxe.efi", "snponly.efi", "shimx64.efi", "grubx64.efi"]);
+    for (const l of loaders) {
+      expect(l.error, l.name).toBeNull();
+      expect(l.version, l.name).toMatch(/^\d/);
+      const got = await tftpBytes(l.name);
+      expect(got && createHash("sha256").update(got).digest("hex"), l.name).toBe(l.sha256);
+      expect(l.sha256).toBe(createHash("sha256").update(fs.readFileSync(l.source)).digest("hex"));
+    }
+    expect(loaders.find((l) => l.name === "grubx64.efi")!.package).toBe("grub-efi-amd64-signed");
+    expect(loaders.find((l) => l.name === "shimx64.efi")!.package).toBe("shim-signed");
+    // GRUB reads kernels over TFTP: <tftp-root>/boot is the HTTP tree.
+    fs.mkdirSync(path.join(h.dataDir, "http", "ramdisk"), { recursive: true });
+    fs.writeFileSync(path.join(h.dataDir, "http", "ramdisk", "probe.txt"), "over tftp\n");
+    expect(await tftp("boot/ramdisk/probe.txt")).toBe("over tftp\n");
+    expect(await tftp("grub/grub.cfg")).toContain('source "$prefix/grub.cfg-01-$m1-$m2-$m3-$m4-$m5-$m6"');
   });
 
   it("gives an unknown MAC a dynamic address and no other machine's boot entry", async () => {

@@ -6,6 +6,7 @@
 import { AppError } from "../../lib/errors";
 import { dnsmasqNameProblem, isHostname, isIPv4 } from "../../lib/net";
 import type { NetbootSettings } from "../../lib/netboot";
+import { dhcpBootLines } from "./loaders";
 
 /** What a machine boots into. Kernel/initrd are absolute http URLs; args are validated tokens. */
 export type BootTarget =
@@ -28,21 +29,48 @@ export function renderPxelinux(name: string, t: BootTarget): string {
   );
 }
 
-/** grub/grub.cfg-01-<mac>. `exit` hands back to the firmware, which boots the next device (local disk). */
+/**
+ * grub/grub.cfg-01-<mac>, read through grub/grub.cfg (renderGrubDispatch). `exit` hands back to the firmware,
+ * which boots the next device (local disk). Debian's signed network GRUB has no http module, so kernels and
+ * initrds come over TFTP from the server GRUB was loaded from ($root): <tftp-root>/boot is the HTTP tree.
+ */
 export function renderGrub(name: string, t: BootTarget): string {
   if (t.kind === "local") return `# ${GENERATED}\n# ${name}: ${t.reason}\nset timeout=0\nexit\n`;
   // Tokens are validated to contain no quotes; a ';' (cloud-init's ds=nocloud-net;s=...) must be quoted for GRUB.
   const q = (a: string) => (/[;&|<>]/.test(a) ? `'${a}'` : a);
   return (
     `# ${GENERATED}\n# ${name}: ${t.label}\nset timeout=0\nmenuentry '${t.label}' {\n` +
-    `  linux ${grubHttp(t.kernel)} ${t.args.map(q).join(" ")}\n  initrd ${grubHttp(t.initrd)}\n}\n`
+    `  linux ${grubTftp(t.kernel)} ${t.args.map(q).join(" ")}\n  initrd ${grubTftp(t.initrd)}\n}\n`
   );
 }
 
-/** GRUB names HTTP files as (http,host:port)/path. */
-function grubHttp(url: string): string {
-  const u = new URL(url);
-  return `(http,${u.host})${u.pathname}${u.search}`;
+/** http://server/…/boot/<path> → ($root)/boot/<path>: the same file over TFTP (the boot tree links tftp/boot to the HTTP tree). */
+function grubTftp(url: string): string {
+  const p = new URL(url).pathname;
+  const i = p.indexOf("/boot/");
+  return `($root)${i >= 0 ? p.slice(i) : p}`;
+}
+
+/**
+ * grub/grub.cfg: the only file Debian's signed grubnetx64 reads (its prefix is <tftp-root>/grub, never per MAC).
+ * It turns $net_default_mac (the NIC GRUB was loaded through, 52:54:00:…) into the hyphen spelling and reads
+ * that MAC's entry; a MAC without one, or a failed read, falls through to the unknown-MAC default.
+ */
+export function renderGrubDispatch(fallback: string): string {
+  return (
+    `# ${GENERATED}\nset timeout=0\n` +
+    `regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f])$' "$net_default_mac"\n` +
+    `set rh_entry=no\nif [ -n "$m6" ]; then\n  echo "Rackhand: MAC $net_default_mac"\n` +
+    `  if source "$prefix/grub.cfg-01-$m1-$m2-$m3-$m4-$m5-$m6"; then set rh_entry=yes; fi\nfi\n` +
+    `if [ "$rh_entry" != yes ]; then\n` +
+    fallback
+      .replace(/^# [^\n]*\n/, "")
+      .trimEnd()
+      .split("\n")
+      .map((l) => `  ${l}\n`)
+      .join("") +
+    `fi\n`
+  );
 }
 
 /** ipxe/<mac>.ipxe, chained from boot.ipxe; kernel and initrd come over HTTP. */
@@ -81,7 +109,8 @@ export interface DnsmasqPaths {
 }
 
 /** dnsmasq.conf for the provisioning interface. Values come from validated settings only. */
-export function renderDnsmasqConf(s: NetbootSettings, p: DnsmasqPaths, runAs: string | null): string {
+/** `loaders`: the boot loaders present in the TFTP root (null: all of them, see loaders.ts). */
+export function renderDnsmasqConf(s: NetbootSettings, p: DnsmasqPaths, runAs: string | null, loaders: ReadonlySet<string> | null = null): string {
   const lines = [
     `# ${GENERATED}`,
     `# DNS is off unless a port is configured (0 disables it).`,
@@ -105,15 +134,7 @@ export function renderDnsmasqConf(s: NetbootSettings, p: DnsmasqPaths, runAs: st
     `dhcp-hostsdir=${p.hostsDir}`,
     `enable-tftp`,
     `tftp-root=${p.tftpRoot}`,
-    `# iPXE announces itself with option 175; client architecture (option 93) picks the loader otherwise.`,
-    `dhcp-match=set:ipxe,175`,
-    `dhcp-match=set:efi64,option:client-arch,7`,
-    `dhcp-match=set:efi64,option:client-arch,9`,
-    `# iPXE "no-pxedhcp": do not wait ~3 s for ProxyDHCP offers.`,
-    `dhcp-option=tag:ipxe,encap:175,176,1b`,
-    `dhcp-boot=tag:ipxe,boot.ipxe,,${s.serverAddress}`,
-    `dhcp-boot=tag:!ipxe,tag:efi64,grubx64.efi,,${s.serverAddress}`,
-    `dhcp-boot=tag:!ipxe,tag:!efi64,lpxelinux.0,,${s.serverAddress}`,
+    ...dhcpBootLines(s.serverAddress, s.httpBaseUrl, loaders),
   ];
   if (s.ipv6RouterAdvertisements) {
     lines.push(`# iPXE waits for IPv6 SLAAC too; answering router solicitations saves ~13 s.`, `enable-ra`, `dhcp-range=::,constructor:${s.interface},ra-only`);

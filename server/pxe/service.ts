@@ -11,6 +11,8 @@ import type { Domain } from "../context";
 import { ExternalBackend, type DhcpBackend, type DhcpBackendStatus } from "./backend";
 import { DnsmasqSupervisor } from "./dnsmasq";
 import { InstallTokens } from "./install-token";
+import { DhcpFirmwareObserver, recordBootSighting } from "./dhcp-firmware";
+import { LoaderInstaller, type LoaderStatus } from "./loaders";
 import { loadBootRows } from "./load";
 import { TreeWriter, type TreeChanges } from "./reconciler";
 import { getNetbootSettings } from "./settings";
@@ -25,6 +27,8 @@ export interface NetbootOptions {
   dnsmasqCommand?: string[];
   /** Log line hook of the managed dnsmasq (tests). */
   onDnsmasqLine?: (line: string) => void;
+  /** Where boot loaders come from (tests); default: Debian's package files. */
+  loaderOptions?: import("./loaders").LoaderOptions;
 }
 
 export interface NetbootStatus {
@@ -35,6 +39,8 @@ export interface NetbootStatus {
   treeDir: string;
   /** Which agent boot files are built under <dataDir>/http/ramdisk (npm run ramdisk [-- --debian]). */
   agentFiles: { ramdisk: boolean; debianRootfs: boolean };
+  /** Boot loaders in the TFTP root, from Debian's packages (loaders.ts); a missing one carries its error. */
+  loaders: LoaderStatus[];
 }
 
 /** Above this many dirty machines a full reconcile is cheaper than many partial ones. */
@@ -45,6 +51,9 @@ export class NetbootService {
   readonly httpRoot: string;
   readonly tokens: InstallTokens;
   private readonly writer: TreeWriter;
+  readonly loaders: LoaderInstaller;
+  /** Loader names whose error was logged already (logged again only after they were fine once). */
+  private loggedMissing = new Set<string>();
   private owners = new Map<number, string[]>();
   private settings!: NetbootSettings;
   private backend: DhcpBackend | null = null;
@@ -65,6 +74,7 @@ export class NetbootService {
     this.root = path.resolve(o.dataDir, "netboot");
     this.httpRoot = path.resolve(o.dataDir, "http");
     this.writer = new TreeWriter(this.root);
+    this.loaders = new LoaderInstaller(path.join(this.root, TFTP_DIR), o.loaderOptions);
     this.tokens = new InstallTokens(d.secrets.deriveKey("netboot install tokens"));
   }
 
@@ -113,6 +123,7 @@ export class NetbootService {
       lastReconcile: this.lastReconcile,
       treeDir: this.root,
       agentFiles: { ramdisk: built("vmlinuz") && built("initrd.img"), debianRootfs: built("rootfs.tar.zst") },
+      loaders: this.loaders.status(),
     };
   }
 
@@ -172,10 +183,43 @@ export class NetbootService {
 
   /** Whole tree from all rows. @throws AppError VALIDATION before anything is written */
   reconcileAll(ctx: TreeContext): TreeChanges {
-    const { tree, owners } = desiredTree(loadBootRows(this.d.db), ctx);
+    const { tree, owners } = desiredTree(loadBootRows(this.d.db), { ...ctx, loaders: this.installLoaders() });
     const changes = this.writer.applyFull(tree);
     this.owners = owners;
     return changes;
+  }
+
+  /**
+   * Boot loaders from the packages into the TFTP root, and tftp/boot → the HTTP tree (network GRUB reads
+   * kernels over TFTP). Returns the names in place; each missing one is logged once.
+   */
+  private installLoaders(): Set<string> {
+    const link = path.join(this.root, TFTP_DIR, "boot");
+    fs.mkdirSync(this.httpRoot, { recursive: true });
+    fs.mkdirSync(path.dirname(link), { recursive: true });
+    let current: string | null = null;
+    try {
+      current = fs.readlinkSync(link);
+    } catch {
+      /* absent */
+    }
+    if (current !== this.httpRoot) {
+      const tmp = path.join(path.dirname(link), `.boot.${process.pid}.tmp`);
+      fs.rmSync(tmp, { force: true });
+      fs.symlinkSync(this.httpRoot, tmp);
+      fs.renameSync(tmp, link);
+    }
+    const ok = new Set<string>();
+    for (const l of this.loaders.install()) {
+      if (!l.error) {
+        ok.add(l.name);
+        this.loggedMissing.delete(l.name);
+      } else if (!this.loggedMissing.has(l.name)) {
+        this.loggedMissing.add(l.name);
+        this.d.log.error(`boot loader ${l.name} missing: ${l.error}`, { loader: l.name, package: l.package });
+      }
+    }
+    return ok;
   }
 
   /** Only the given machines' files (a deleted machine has none left). @throws AppError VALIDATION */
@@ -203,7 +247,15 @@ export class NetbootService {
     this.backend = null;
     this.appliedMode = null;
     if (mode === "managed") {
-      const b = new DnsmasqSupervisor({ confFile: this.confFile, log: this.d.log.child("dnsmasq"), command: this.o.dnsmasqCommand, onLine: this.o.onDnsmasqLine });
+      const firmware = new DhcpFirmwareObserver((s) => {
+        try {
+          recordBootSighting(this.d, s);
+        } catch (err) {
+          this.d.log.warn("could not record a machine's boot firmware", { mac: s.mac, error: String(err) });
+        }
+      });
+      const onLine = (l: string) => (firmware.line(l), this.o.onDnsmasqLine?.(l));
+      const b = new DnsmasqSupervisor({ confFile: this.confFile, log: this.d.log.child("dnsmasq"), command: this.o.dnsmasqCommand, onLine });
       this.backend = b;
       await b.start();
     } else if (mode === "external") {

@@ -21,6 +21,7 @@ import {
   macHyphen,
   renderDnsmasqConf,
   renderGrub,
+  renderGrubDispatch,
   renderHostLine,
   renderIpxe,
   renderIpxeRoot,
@@ -61,6 +62,8 @@ export interface TreeContext {
   runAs: string | null;
   /** Token for /boot/m/<id>/<token>/... while the machine installs. */
   installToken(machineId: number, sessionId: number): string;
+  /** Boot loaders present in the TFTP root (loaders.ts); absent: assume all. */
+  loaders?: ReadonlySet<string>;
 }
 
 /** Relative paths of the tree (below <dataDir>/netboot) → file contents. */
@@ -90,12 +93,12 @@ function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 /** The files every tree has, whatever the machines: dnsmasq.conf and the unknown-MAC defaults (local boot). */
 export function baseTree(ctx: TreeContext): Tree {
   const t: Tree = new Map();
-  t.set(CONF_FILE, renderDnsmasqConf(ctx.settings, ctx.paths, ctx.runAs));
+  t.set(CONF_FILE, renderDnsmasqConf(ctx.settings, ctx.paths, ctx.runAs, ctx.loaders ?? null));
   const local: BootTarget = { kind: "local", reason: "unknown MAC, booting from local disk" };
   t.set(`${TFTP_DIR}/boot.ipxe`, renderIpxeRoot());
   t.set(`${TFTP_DIR}/ipxe/default.ipxe`, renderIpxe("unknown", local));
   t.set(`${TFTP_DIR}/pxelinux.cfg/default`, renderPxelinux("unknown", local));
-  t.set(`${TFTP_DIR}/grub/grub.cfg`, renderGrub("unknown", local));
+  t.set(`${TFTP_DIR}/grub/grub.cfg`, renderGrubDispatch(renderGrub("unknown", local)));
   return t;
 }
 

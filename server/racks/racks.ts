@@ -118,6 +118,8 @@ export function rackElevations(db: Db, rackIds?: number[]): RackElevation[] {
       lastError: machines.lastError,
       bmcReachable: bmcs.reachable,
       bmcLastSeen: sql<number | null>`${bmcs.lastSeen}`,
+      firmware: machines.firmware,
+      bootFirmware: machines.bootFirmware,
     })
     .from(machines)
     .leftJoin(nics, sql`${nics.machineId} = ${machines.id} AND ${nics.isBoot} = 1`)

@@ -84,6 +84,27 @@ export default function SettingsPage() {
             {status.agentFiles.debianRootfs ? "built" : "not built (npm run ramdisk -- --debian)"}
           </div>
         )}
+        {status && status.mode !== "off" && (
+          <div className="mt-3" data-testid="boot-loaders">
+            <div className="font-medium">Boot loaders (copied from Debian's packages into the TFTP root)</div>
+            <table className="mt-1 w-full text-left text-xs">
+              <thead className="text-slate-500">
+                <tr><th className="pr-2">File</th><th className="pr-2">Package</th><th className="pr-2">Version</th><th className="pr-2">sha256</th><th>Used for</th></tr>
+              </thead>
+              <tbody>
+                {status.loaders.map((l) => (
+                  <tr key={l.name} data-testid={`loader-${l.name}`} className={l.error ? "text-red-700" : ""}>
+                    <td className="pr-2 font-mono">{l.name}</td>
+                    <td className="pr-2">{l.package}</td>
+                    <td className="pr-2 font-mono">{l.version ?? "—"}</td>
+                    <td className="pr-2 font-mono" title={l.sha256 ?? undefined}>{l.error ? <span role="alert">Missing: {l.error}</span> : `${l.sha256?.slice(0, 16)}…`}</td>
+                    <td>{l.purpose}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
       </div>
       <BatchAlertSettings />
     </div>

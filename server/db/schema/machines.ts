@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { MachineState } from "../../../lib/lifecycle";
-import type { BmcPrivilege, PowerState } from "../../../lib/schemas";
+import type { BmcPrivilege, BootFirmware, FirmwareSetting, PowerState } from "../../../lib/schemas";
 import { osProfiles } from "./os-profiles";
 import { racks } from "./racks";
 
@@ -22,6 +22,12 @@ export const machines = sqliteTable(
     osProfileId: integer("os_profile_id").references(() => osProfiles.id, { onDelete: "set null" }),
     /** Hardware inventory reported by the agent (CPU, memory, disks, NICs). */
     inventory: text("inventory", { mode: "json" }).$type<Record<string, unknown>>(),
+    /** Operator's choice of boot firmware: auto follows what the machine's DHCP requests show (bootFirmware). */
+    firmware: text("firmware").$type<FirmwareSetting>().notNull().default("auto"),
+    /** Firmware and client architecture (DHCP option 93) of the machine's last network boot request. */
+    bootFirmware: text("boot_firmware").$type<BootFirmware>(),
+    bootArch: integer("boot_arch"),
+    bootSeenAt: integer("boot_seen_at", { mode: "timestamp_ms" }),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
   },

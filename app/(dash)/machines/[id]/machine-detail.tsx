@@ -1,4 +1,5 @@
 "use client";
+import { ARCH_LABELS, firmwareLabel } from "@/lib/schemas";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
@@ -134,6 +135,15 @@ export function MachineDetailView({ id }: { id: number }) {
             <Row label="Rack / U">{m.rackName ? `${m.rackName} / U${m.uPosition}${m.uHeight > 1 ? `–U${m.uPosition! + m.uHeight - 1}` : ""}` : "unracked"}</Row>
             <Row label="Height">{m.uHeight}U</Row>
             <Row label="OS profile">{m.osProfileName ?? "—"}</Row>
+            <Row label="Firmware">
+              <span data-testid="machine-firmware">{firmwareLabel(m.firmware, m.bootFirmware)}</span>
+              {m.bootArch != null && (
+                <span className="text-slate-500">
+                  {" "}· last network boot: {ARCH_LABELS[m.bootArch] ?? `architecture ${m.bootArch}`}
+                  {m.bootSeenAt ? `, ${relativeTime(m.bootSeenAt)}` : ""}
+                </span>
+              )}
+            </Row>
             <Row label="Enrolled">{dateTime(m.createdAt)}</Row>
             <Row label="Updated">{relativeTime(m.updatedAt)}</Row>
           </dl>
