@@ -183,7 +183,7 @@ export const profileOptionsSchema = z.object({
 export type ProfileOptions = z.output<typeof profileOptionsSchema>;
 
 const profileFields = {
-  name: z.string().trim().min(1, "Name is required").max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, "Letters, digits, space, . _ -"),
+  name: z.string().trim().min(1, "Name is required").max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 ._()-]*$/, "Letters, digits, space, . _ - ( )"),
   kind: z.enum(PROFILE_KINDS),
   osFamily: optional(z.enum(OS_FAMILIES)),
   kernel: optional(bootPathSchema),

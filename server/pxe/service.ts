@@ -11,6 +11,7 @@ import type { Domain } from "../context";
 import { ExternalBackend, type DhcpBackend, type DhcpBackendStatus } from "./backend";
 import { DnsmasqSupervisor } from "./dnsmasq";
 import { InstallTokens } from "./install-token";
+import { INSTALLER_RELEASES, seedInstallerProfile, syncInstallerFiles, type InstallerFilesStatus, type InstallerRelease } from "./installer-files";
 import { loadBootRows } from "./load";
 import { TreeWriter, type TreeChanges } from "./reconciler";
 import { getNetbootSettings } from "./settings";
@@ -25,6 +26,8 @@ export interface NetbootOptions {
   dnsmasqCommand?: string[];
   /** Log line hook of the managed dnsmasq (tests). */
   onDnsmasqLine?: (line: string) => void;
+  /** Installer packages whose files are placed under <dataDir>/http/installers (tests point these elsewhere). */
+  installerReleases?: readonly InstallerRelease[];
 }
 
 export interface NetbootStatus {
@@ -35,6 +38,8 @@ export interface NetbootStatus {
   treeDir: string;
   /** Which agent boot files are built under <dataDir>/http/ramdisk (npm run ramdisk [-- --debian]). */
   agentFiles: { ramdisk: boolean; debianRootfs: boolean };
+  /** Installer packages placed in the HTTP tree at start-up (installer-files.ts). */
+  installerFiles: InstallerFilesStatus[];
 }
 
 /** Above this many dirty machines a full reconcile is cheaper than many partial ones. */
@@ -57,6 +62,7 @@ export class NetbootService {
   private unsubscribe: (() => void) | null = null;
   private lastError: string | null = null;
   private lastReconcile: NetbootStatus["lastReconcile"] = null;
+  private installerFiles: InstallerFilesStatus[] = [];
 
   constructor(
     private readonly d: Domain,
@@ -70,6 +76,11 @@ export class NetbootService {
 
   /** Reconcile everything once, start the backend for the mode, then follow the bus. */
   async start(): Promise<void> {
+    this.installerFiles = (this.o.installerReleases ?? INSTALLER_RELEASES).map((r) => syncInstallerFiles(this.httpRoot, r));
+    for (const s of this.installerFiles) {
+      if (s.error) this.d.log.warn("installer files not placed", { pkg: s.pkg, error: s.error });
+      seedInstallerProfile(this.d, s);
+    }
     this.unsubscribe = this.d.bus.subscribe((e) => this.onEvent(e));
     this.fullPending = true;
     await this.flush();
@@ -113,6 +124,7 @@ export class NetbootService {
       lastReconcile: this.lastReconcile,
       treeDir: this.root,
       agentFiles: { ramdisk: built("vmlinuz") && built("initrd.img"), debianRootfs: built("rootfs.tar.zst") },
+      installerFiles: this.installerFiles,
     };
   }
 

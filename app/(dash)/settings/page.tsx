@@ -84,6 +84,11 @@ export default function SettingsPage() {
             {status.agentFiles.debianRootfs ? "built" : "not built (npm run ramdisk -- --debian)"}
           </div>
         )}
+        {status?.installerFiles?.map((f) => (
+          <div key={f.id} className="text-slate-500" data-testid={`installer-files-${f.id}`}>
+            {f.profileName}: {f.placed ? <>{f.pkg} <b>{f.version}</b> in <span className="font-mono">/boot/{f.kernel.replace(/\/[^/]*$/, "/")}</span></> : <span className="text-red-700">{f.error}</span>}
+          </div>
+        ))}
       </div>
       <BatchAlertSettings />
     </div>
