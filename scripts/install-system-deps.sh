@@ -2,7 +2,8 @@
 # Install the Debian/Ubuntu packages Rackhand needs, only those missing.
 #   runtime: build tools for the native SQLite addon (better-sqlite3 compiles from source here), ipmitool (BMCs),
 #            dnsmasq (DHCP/TFTP server run by netboot's managed mode),
-#            debian-installer-12-netboot-amd64 (d-i kernel + initrd, placed in the HTTP boot tree at start-up)
+#            debian-installer-12-netboot-amd64 (d-i kernel + initrd, placed in the HTTP boot tree at start-up),
+#            apt-cacher-ng (the package proxy Rackhand runs in proxy mode "managed")
 #   test:    runtime + Debian's Chromium for the browser tests, OpenIPMI's ipmi_sim (simulated BMCs),
 #            busybox-static (udhcpc/tftp clients) and iproute2 (network namespaces) for the netboot integration test,
 #            what `npm run ramdisk` needs (busybox-static, fdisk for sfdisk, zstd, xz-utils, binutils for strip),
@@ -12,7 +13,7 @@
 set -euo pipefail
 profile="${1:-runtime}"
 
-pkgs=(python3 make g++ ca-certificates ipmitool dnsmasq debian-installer-12-netboot-amd64)
+pkgs=(python3 make g++ ca-certificates ipmitool dnsmasq debian-installer-12-netboot-amd64 apt-cacher-ng)
 if [ "$profile" = "test" ]; then
   pkgs+=(chromium fonts-dejavu-core openipmi busybox-static iproute2 fdisk zstd xz-utils binutils)
   pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap)

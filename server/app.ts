@@ -16,6 +16,8 @@ import { EventBus } from "./events/bus";
 import { attachGateway } from "./events/gateway";
 import { isCrossSiteWrite, isPublicPath } from "./http/guards";
 import { createMetrics, routeFamily } from "./http/metrics";
+import { registerProxyMetrics } from "./proxy/metrics";
+import { ProxyService } from "./proxy/service";
 import type { Logger } from "./log";
 import { seedDemoLab } from "./demo/seed";
 import { createAgentApi } from "./agent-api/routes";
@@ -69,10 +71,14 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   // Netboot follows the bus; its mode (off by default) comes from the settings table.
   const netboot = new NetbootService(domain, { dataDir: config.dataDir, dnsmasqCommand: config.dnsmasqCommand });
   await netboot.start();
+  // The package proxy (apt-cacher-ng) follows the same settings; installers and agent installs use it.
+  const packageProxy = new ProxyService(domain, { dataDir: config.dataDir });
+  await packageProxy.start();
   const orchestrator = new Orchestrator(domain, overrides.ports ?? createMachinePorts(domain, netboot), overrides.orchestrator);
   const agentApi = createAgentApi(domain, orchestrator);
 
   const metrics = createMetrics(db);
+  registerProxyMetrics(metrics.registry, () => packageProxy.status());
   bus.subscribe((e) => metrics.liveEvents.inc({ type: e.type }));
 
   const loginThrottle = new LoginThrottle();
@@ -88,7 +94,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
         sessionToken: token,
         clientIp: req.socket.remoteAddress ?? "unknown",
         loginThrottle,
-        netboot,
+        netboot: { status: () => ({ ...netboot.status(), packageProxy: packageProxy.status() }) },
         setCookie: (c) => res.appendHeader("Set-Cookie", c),
       };
     },
@@ -215,6 +221,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       await orchestrator.stop();
       await powerSync.stop();
       await netboot.stop();
+      await packageProxy.stop();
       await gateway.close();
       await consoles.closeAll();
       await new Promise<void>((r) => server.close(() => r()));

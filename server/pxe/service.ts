@@ -8,6 +8,7 @@ import path from "node:path";
 import type { LiveEvent } from "../../lib/live-events";
 import type { NetbootMode, NetbootSettings } from "../../lib/netboot";
 import type { Domain } from "../context";
+import type { ProxyStatus } from "../proxy/service";
 import { ExternalBackend, type DhcpBackend, type DhcpBackendStatus } from "./backend";
 import { DnsmasqSupervisor } from "./dnsmasq";
 import { InstallTokens } from "./install-token";
@@ -40,6 +41,8 @@ export interface NetbootStatus {
   agentFiles: { ramdisk: boolean; debianRootfs: boolean };
   /** Installer packages placed in the HTTP tree at start-up (installer-files.ts). */
   installerFiles: InstallerFilesStatus[];
+  /** The package proxy (server/proxy), added by the app. */
+  packageProxy?: ProxyStatus | null;
 }
 
 /** Above this many dirty machines a full reconcile is cheaper than many partial ones. */
