@@ -120,6 +120,8 @@ export const netbootSettingsSchema = z
     /** apt-cacher-ng 3.7 fails to bind ports from 32768 on ("Error resolving address for binding"). */
     proxyPort: z.number().int().min(1).max(32767, "apt-cacher-ng cannot listen above port 32767").default(3142),
     proxyUrl: optional(safeUrlSchema),
+    /** UDP port of the installer syslog receiver on serverAddress (d-i log_port=, anaconda inst.syslog=); 0 = none. */
+    installerLogPort: z.number().int().min(0).max(65535).default(5514),
   })
   .superRefine((s, ctx) => {
     if (s.proxyMode === "external" && !s.proxyUrl) ctx.addIssue({ code: "custom", path: ["proxyUrl"], message: "External proxy mode needs the proxy's URL" });

@@ -18,6 +18,7 @@ import { isCrossSiteWrite, isPublicPath } from "./http/guards";
 import { createMetrics, routeFamily } from "./http/metrics";
 import { registerProxyMetrics } from "./proxy/metrics";
 import { ProxyService } from "./proxy/service";
+import { InstallerLogReceiver } from "./installer-logs/receiver";
 import type { Logger } from "./log";
 import { seedDemoLab } from "./demo/seed";
 import { createAgentApi } from "./agent-api/routes";
@@ -76,6 +77,12 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   await packageProxy.start();
   const orchestrator = new Orchestrator(domain, overrides.ports ?? createMachinePorts(domain, netboot), overrides.orchestrator);
   const agentApi = createAgentApi(domain, orchestrator);
+  // Installer syslog (d-i log_host, anaconda inst.syslog) into the job log; a fatal installer error fails the job.
+  const installerLogs = new InstallerLogReceiver(domain, {
+    failStep: (id, attempt, message) => void orchestrator.complete(id, attempt, { ok: false, transient: false, message }),
+    missingFor: (ip) => (packageProxy.poll(), packageProxy.status().stats?.recentErrors ?? []).filter((e) => e.client === ip && e.code === 404).map((e) => e.path.split("/").pop() ?? e.path),
+  });
+  await installerLogs.start();
 
   const metrics = createMetrics(db);
   registerProxyMetrics(metrics.registry, () => packageProxy.status());
@@ -222,6 +229,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       await powerSync.stop();
       await netboot.stop();
       await packageProxy.stop();
+      await installerLogs.stop();
       await gateway.close();
       await consoles.closeAll();
       await new Promise<void>((r) => server.close(() => r()));

@@ -103,7 +103,7 @@ export function bootTarget(m: MachineBootRow, ctx: TreeContext): BootTarget {
     const initrd = check(bootPathSchema, p.initrd, `profile ${p.id} initrd`);
     const extra = check(kernelArgsSchema, p.kernelArgs ?? "", `profile ${p.id} kernel arguments`);
     const files = `${base}/boot/m/${m.id}/${ctx.installToken(m.id, m.sessionId)}`;
-    const args = [...(extra ? extra.split(" ") : []), ...installerArgs(p.template, files, m.name, ctx.settings.domain ?? null)];
+    const args = [...(extra ? extra.split(" ") : []), ...installerArgs(p.template, files, m.name, ctx.settings.domain ?? null), ...installerLogArgs(p.template, ctx.settings)];
     return { kind: "netboot", label: "installer", kernel: `${base}/boot/${kernel}`, initrd: `${base}/boot/${initrd}`, args };
   }
   // The agent RAM disk (npm run ramdisk) lives under <dataDir>/http/ramdisk/.
@@ -129,6 +129,14 @@ function installerArgs(template: InstallTemplate, files: string, hostname: strin
     case "kickstart":
       return [`inst.ks=${files}/ks.cfg`, "ip=dhcp"];
   }
+}
+
+/** Where the installer sends its syslog (server/installer-logs): d-i log_host/log_port, anaconda inst.syslog. */
+function installerLogArgs(template: InstallTemplate, s: NetbootSettings): string[] {
+  if (!s.installerLogPort) return [];
+  if (template === "preseed") return [`log_host=${s.serverAddress}`, `log_port=${s.installerLogPort}`];
+  if (template === "kickstart") return [`inst.syslog=${s.serverAddress}:${s.installerLogPort}`];
+  return []; // subiquity reports through its reporting: webhook instead
 }
 
 /** The files one machine owns: a hosts.d file per NIC and boot entries for each NIC's MAC. @throws AppError VALIDATION */
