@@ -166,6 +166,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
         tokens: netboot.tokens,
         roots: [netboot.httpRoot, netboot.tftpRoot],
         installDone: (id) => orchestrator.installDone(id),
+        installerEvent: (id, body) => installerLogs.webhookEvent(id, body, Date.now()),
       });
     if (!nextHandler) {
       res.writeHead(404, { "content-type": "text/plain" });

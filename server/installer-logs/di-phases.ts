@@ -48,7 +48,11 @@ export class DiProgress {
 
   /** The phase this message moves to (only forward moves count), or null. */
   see(m: SyslogMessage, at: number): DiPhase | null {
-    const p = diPhaseOf(m);
+    return this.move(diPhaseOf(m), at);
+  }
+
+  /** Move to `p` if it is ahead of the current phase; returns it then. */
+  move(p: DiPhase | null, at: number): DiPhase | null {
     if (!p) return null;
     const cur = this.phase ? DI_PHASES.indexOf(this.phase) : -1;
     if (DI_PHASES.indexOf(p) <= cur) return null;

@@ -89,4 +89,39 @@ describe("installer syslog receiver", () => {
     // Resumable: after a seq only the later lines.
     expect((await api.jobs.logs({ jobId: job.id, afterSeq: 3 }))[0]!.seq).toBe(4);
   }, 60_000);
+
+  it("takes subiquity's reporting webhook at the install-token URL: lines, phases, FAIL fails the job; bad token or body refused", async () => {
+    const user = { id: 1, name: "admin", role: "admin" as const };
+    const api = createCaller({ domain: app.domain, config: {} as never, user, clientIp: "t", loginThrottle: new LoginThrottle(), setCookie: () => {} });
+    const profile = (await api.osProfiles.list()).find((p) => p.name === "Debian 12 (installer)")!;
+    const { id } = await api.machines.enroll({ name: "dilog-2", bootMac: "52:54:00:12:33:02", ip: `${NET}.61`, osProfileId: profile.id, bmc: { driver: "fake", address: `${NET}.252`, username: "admin", password: "fake-pw" } });
+    for (const action of ["manage", "provide", "deploy"] as const) await api.machines.action({ id, action });
+    const file = path.join(dataDir, "netboot/tftp/ipxe/52-54-00-12-33-02.ipxe");
+    let entry = "";
+    for (let i = 0; i < 100 && !entry.includes("installer"); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      entry = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+    }
+    const base = /url=http:\/\/[^/]+(\/boot\/m\/\d+\/[A-Za-z0-9_-]+)\/preseed\.cfg/.exec(entry)![1]!;
+    let job = (await api.jobs.forMachine({ machineId: id }))[0]!;
+    for (let i = 0; i < 200 && !job.steps.some((s) => s.name === "wait_install" && s.state === "running"); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = (await api.jobs.forMachine({ machineId: id }))[0]!;
+    }
+    const post = (p: string, body: unknown) => fetch(`${app.url}${p}`, { method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
+    expect((await post(`${base}/events`, { name: "subiquity/Install/install/partitioning", description: "configuring storage", event_type: "start", origin: "curtin", timestamp: 1733280000.1, level: "INFO" })).status).toBe(200);
+    expect((await post(`${base}/events`, "{not json")).status).toBe(400);
+    expect((await post(`${base}/events`, { description: "no name" })).status).toBe(400);
+    expect((await post(`${base.slice(0, -2)}xx/events`, { name: "x", event_type: "start" })).status).toBe(404);
+    expect((await fetch(`${app.url}${base}/events`)).status).toBe(405);
+    expect((await post(`${base}/events`, { name: "subiquity/Install/install/curthooks", description: "grub-install failed", event_type: "finish", origin: "curtin", timestamp: 1733280100, result: "FAIL", level: "ERROR" })).status).toBe(200);
+    for (let i = 0; i < 100 && job.state === "running"; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = (await api.jobs.forMachine({ machineId: id }))[0]!;
+    }
+    expect(job.state).toBe("failed");
+    const logs = (await api.jobs.logs({ jobId: job.id, afterSeq: -1 })).map((l) => `${l.stream} ${l.text}`);
+    expect(logs.slice(0, 3)).toEqual(["installer start subiquity/Install/install/partitioning: configuring storage", "phase phase: partitioning", "installer finish subiquity/Install/install/curthooks FAIL: grub-install failed"]);
+    expect(logs[3]).toMatch(/^stderr Installer failed at partitioning: subiquity\/Install\/install\/curthooks failed: grub-install failed/);
+  }, 60_000);
 });

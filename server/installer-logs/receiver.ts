@@ -11,8 +11,9 @@ import { and, eq } from "drizzle-orm";
 import type { Domain } from "../context";
 import { steps } from "../db/schema";
 import { getNetbootSettings } from "../pxe/settings";
-import { appendJobLines, runningJobByAddress } from "../proxy/job-lines";
+import { appendJobLines, runningJobByAddress, runningJobOf } from "../proxy/job-lines";
 import { DiProgress, diFatal, type DiPhase } from "./di-phases";
+import { subiquityEventSchema, subiquityFatal, subiquityLine, subiquityPhase } from "./subiquity";
 import { formatSyslogLine, parseSyslog } from "./syslog";
 
 export interface InstallerLogOptions {
@@ -107,8 +108,34 @@ export class InstallerLogReceiver {
     }
   }
 
-  private fail(jobId: number, machineId: number, from: string, t: Tracked, fatal: string): void {
-    const missing = this.o.missingFor?.(from) ?? [];
+  /**
+   * One subiquity/curtin reporting event POSTed to the machine's install-token URL (boot.ts checked the token).
+   * @returns false when the body is not an event (400) or the machine has no running job
+   */
+  webhookEvent(machineId: number, body: unknown, at: number): boolean {
+    const ev = subiquityEventSchema.safeParse(body);
+    if (!ev.success) return false;
+    const job = runningJobOf(this.d, machineId);
+    if (!job) return false;
+    let t = this.jobs.get(machineId);
+    if (!t || t.jobId !== job.jobId) this.jobs.set(machineId, (t = { jobId: job.jobId, progress: new DiProgress(), last: [], failed: false }));
+    const text = subiquityLine(ev.data);
+    const lines = [{ ts: at, stream: "installer", text }];
+    t.last.push(text);
+    if (t.last.length > 8) t.last.shift();
+    const phase = t.progress.move(subiquityPhase(ev.data), at);
+    if (phase) lines.push({ ts: at, stream: "phase", text: `phase: ${phase}` });
+    appendJobLines(this.d, job.jobId, machineId, lines);
+    const fatal = t.failed ? null : subiquityFatal(ev.data);
+    if (fatal) {
+      t.failed = true;
+      this.fail(job.jobId, machineId, null, t, fatal);
+    }
+    return true;
+  }
+
+  private fail(jobId: number, machineId: number, from: string | null, t: Tracked, fatal: string): void {
+    const missing = from ? (this.o.missingFor?.(from) ?? []) : [];
     const reason =
       `Installer failed at ${t.progress.phase ?? "start"}: ${fatal}` +
       (missing.length ? `; missing on the mirror: ${[...new Set(missing)].join(", ")}` : "") +

@@ -58,3 +58,20 @@ describe("d-i phases", () => {
     expect(diFatal(parseSyslog("<12>Dec  4 02:40:00 main-menu[258]: WARNING **: Configuring 'partman-base' failed with error code 1"))).toBe("installer step partman-base failed");
   });
 });
+
+describe("subiquity reporting events (curtin ReportingEvent shape)", async () => {
+  const { subiquityEventSchema, subiquityFatal, subiquityLine, subiquityPhase } = await import("./subiquity");
+  const ev = (o: object) => subiquityEventSchema.parse(o);
+  it("turns events into lines, phases and the fatal FAIL", () => {
+    const start = ev({ name: "subiquity/Install/install/partitioning", description: "configuring storage", event_type: "start", origin: "curtin", timestamp: 1733280000.1, level: "INFO" });
+    expect(subiquityLine(start)).toBe("start subiquity/Install/install/partitioning: configuring storage");
+    expect(subiquityPhase(start)).toBe("partitioning");
+    const fail = ev({ name: "subiquity/Install/install/curthooks", description: "grub-install failed", event_type: "finish", origin: "curtin", timestamp: 1733280100, result: "FAIL" });
+    expect(subiquityFatal(fail)).toBe("subiquity/Install/install/curthooks failed: grub-install failed");
+    expect(subiquityFatal({ ...fail, result: "SUCCESS" })).toBeNull();
+  });
+  it("refuses non-events and flattens hostile text", () => {
+    for (const bad of [null, "x", [], { description: "no name" }, { name: 1, event_type: "start" }, { name: "x".repeat(600), event_type: "start" }]) expect(subiquityEventSchema.safeParse(bad).success).toBe(false);
+    expect(subiquityLine(ev({ name: "a\nphase: finish", event_type: "start", description: "$(reboot)\r\0é" }))).toBe("start a phase: finish: $(reboot)  é");
+  });
+});

@@ -28,6 +28,11 @@ export function runningJobByAddress(d: Domain, ip: string): JobOfAddress | null 
   return r ?? null;
 }
 
+/** The running job of a machine. */
+export function runningJobOf(d: Domain, machineId: number): { jobId: number; kind: string } | null {
+  return d.db.select({ jobId: jobs.id, kind: jobs.kind }).from(jobs).where(and(eq(jobs.machineId, machineId), eq(jobs.state, "running"))).get() ?? null;
+}
+
 /** Append lines to a job (seq after its last), attached to its running step; publishes them. [] when an agent owns the job's seqs. */
 export function appendJobLines(d: Domain, jobId: number, machineId: number, lines: { ts: number; stream: string; text: string }[]): LogLineDto[] {
   if (!lines.length) return [];

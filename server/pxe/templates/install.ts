@@ -155,6 +155,10 @@ autoinstall:
   network:
 <%~ it.netplan %>
 <% } -%>
+  reporting:
+    rackhand:
+      type: webhook
+      endpoint: <%= it.events %>
   late-commands:
     - <%= it.done %>
 `;
@@ -176,6 +180,7 @@ export function renderAutoinstallUserData(c: InstallContext): string {
     unmount: UNMOUNT,
     netplan,
     proxy: c.proxy ?? null,
+    events: `${c.filesUrl}/events`,
     done: `curl -fsS -X POST ${sh(c.doneUrl)} || true`,
   });
 }
