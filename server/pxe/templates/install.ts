@@ -70,10 +70,16 @@ d-i partman/unmount_active boolean true
 d-i partman-auto/disk string <%= it.o.disk %>
 <% } -%>
 d-i partman-auto/method string regular
+# Used disks (old LVM, md RAID, mounted file systems): answers from the d-i manual; UNPROVEN on the lab's mirror,
+# whose partman udebs are 404 (docs/ARCHITECTURE.md, "Used disks"); the agent-install profile clears disks itself.
+d-i partman-auto/purge_lvm_from_device boolean true
 d-i partman-lvm/device_remove_lvm boolean true
+d-i partman-lvm/device_remove_lvm_span boolean true
 d-i partman-md/device_remove_md boolean true
 d-i partman-lvm/confirm boolean true
 d-i partman-lvm/confirm_nooverwrite boolean true
+d-i partman-md/confirm boolean true
+d-i partman-md/confirm_nooverwrite boolean true
 d-i partman-auto/choose_recipe select atomic
 d-i partman-partitioning/confirm_write_new_label boolean true
 d-i partman/choose_partition select finish
