@@ -138,9 +138,23 @@ export const netbootSettingsSchema = z
   });
 export type NetbootSettings = z.output<typeof netbootSettingsSchema>;
 
+/**
+ * The address machines reach Rackhand itself on (package proxy, installer syslog): the host of httpBaseUrl when it
+ * is an IPv4 literal (the lab runs dnsmasq in a namespace on serverAddress, Rackhand on the host), else serverAddress.
+ */
+export function rackhandAddress(s: Pick<NetbootSettings, "httpBaseUrl" | "serverAddress">): string {
+  try {
+    const h = new URL(s.httpBaseUrl).hostname;
+    if (isIPv4(h)) return h;
+  } catch {
+    /* validated elsewhere */
+  }
+  return s.serverAddress;
+}
+
 /** The package proxy URL installers and agents use under these settings, or null (mode off). */
-export function packageProxyUrl(s: Pick<NetbootSettings, "proxyMode" | "proxyPort" | "proxyUrl" | "serverAddress">): string | null {
-  if (s.proxyMode === "managed") return `http://${s.serverAddress}:${s.proxyPort}`;
+export function packageProxyUrl(s: Pick<NetbootSettings, "proxyMode" | "proxyPort" | "proxyUrl" | "serverAddress" | "httpBaseUrl">): string | null {
+  if (s.proxyMode === "managed") return `http://${rackhandAddress(s)}:${s.proxyPort}`;
   if (s.proxyMode === "external") return s.proxyUrl ?? null;
   return null;
 }

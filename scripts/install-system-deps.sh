@@ -16,7 +16,7 @@ profile="${1:-runtime}"
 pkgs=(python3 make g++ ca-certificates ipmitool dnsmasq debian-installer-12-netboot-amd64 apt-cacher-ng)
 if [ "$profile" = "test" ]; then
   pkgs+=(chromium fonts-dejavu-core openipmi busybox-static iproute2 fdisk zstd xz-utils binutils)
-  pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap)
+  pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap debconf)
 elif [ "$profile" = "ramdisk" ]; then
   pkgs+=(busybox-static fdisk zstd xz-utils binutils debootstrap)
 fi

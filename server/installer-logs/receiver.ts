@@ -8,6 +8,7 @@
  */
 import dgram from "node:dgram";
 import { and, eq } from "drizzle-orm";
+import { rackhandAddress } from "../../lib/netboot";
 import type { Domain } from "../context";
 import { steps } from "../db/schema";
 import { getNetbootSettings } from "../pxe/settings";
@@ -57,7 +58,7 @@ export class InstallerLogReceiver {
       let want: string | null = null;
       try {
         const s = getNetbootSettings(this.d.db);
-        want = s.mode !== "off" && s.installerLogPort ? `${s.serverAddress}:${s.installerLogPort}` : null;
+        want = s.mode !== "off" && s.installerLogPort ? `${rackhandAddress(s)}:${s.installerLogPort}` : null;
       } catch (err) {
         this.error = String(err);
       }

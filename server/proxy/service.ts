@@ -1,10 +1,10 @@
 /**
  * The package proxy's running part: follows the netboot settings (proxyMode managed / external / off), runs the
- * managed apt-cacher-ng on serverAddress:proxyPort (restarted when address or port change), and puts each
+ * managed apt-cacher-ng on rackhandAddress():proxyPort (httpBaseUrl's host, else serverAddress) (restarted when address or port change), and puts each
  * upstream error a machine's download hit into that machine's running job log, naming the file.
  */
 import path from "node:path";
-import { packageProxyUrl, type NetbootSettings, type ProxyMode } from "../../lib/netboot";
+import { packageProxyUrl, rackhandAddress, type NetbootSettings, type ProxyMode } from "../../lib/netboot";
 import type { Domain } from "../context";
 import { getNetbootSettings } from "../pxe/settings";
 import { AcngSupervisor, hostAptProxy, type AcngLogEntry, type AcngStats } from "./acng";
@@ -65,14 +65,14 @@ export class ProxyService {
       }
       this.mode = s.proxyMode;
       this.url = packageProxyUrl(s);
-      const want = s.proxyMode === "managed" ? `${s.serverAddress}:${s.proxyPort}` : null;
+      const want = s.proxyMode === "managed" ? `${rackhandAddress(s)}:${s.proxyPort}` : null;
       if (want === this.applied && (!want || this.acng?.status().running)) return;
       await this.acng?.stop();
       this.acng = null;
       this.applied = null;
       this.error = null;
       if (!want) return;
-      const acng = new AcngSupervisor({ root: this.root, bindAddress: s.serverAddress, port: s.proxyPort, upstreamProxy: this.upstreamProxy, command: this.o.command, log: this.d.log.child("apt-cacher-ng"), pollMs: this.o.pollMs });
+      const acng = new AcngSupervisor({ root: this.root, bindAddress: rackhandAddress(s), port: s.proxyPort, upstreamProxy: this.upstreamProxy, command: this.o.command, log: this.d.log.child("apt-cacher-ng"), pollMs: this.o.pollMs });
       acng.onEntry((e) => this.onEntry(e));
       try {
         await acng.start();

@@ -12,6 +12,7 @@ import {
   ipv4,
   kernelArgsSchema,
   NETBOOT_STATES,
+  rackhandAddress,
   safeUrlSchema,
   type InstallTemplate,
   type NetbootSettings,
@@ -134,8 +135,9 @@ function installerArgs(template: InstallTemplate, files: string, hostname: strin
 /** Where the installer sends its syslog (server/installer-logs): d-i log_host/log_port, anaconda inst.syslog. */
 function installerLogArgs(template: InstallTemplate, s: NetbootSettings): string[] {
   if (!s.installerLogPort) return [];
-  if (template === "preseed") return [`log_host=${s.serverAddress}`, `log_port=${s.installerLogPort}`];
-  if (template === "kickstart") return [`inst.syslog=${s.serverAddress}:${s.installerLogPort}`];
+  const host = check(ipv4, rackhandAddress(s), "installer log address");
+  if (template === "preseed") return [`log_host=${host}`, `log_port=${s.installerLogPort}`];
+  if (template === "kickstart") return [`inst.syslog=${host}:${s.installerLogPort}`];
   return []; // subiquity reports through its reporting: webhook instead
 }
 

@@ -101,3 +101,15 @@ describe("package proxy in the answer files (issue 17)", () => {
     expect(renderKickstart({ ...ctx(bonded), proxy: odd })).toContain(`--proxy='${odd}'\n`);
   });
 });
+
+describe("the address machines reach Rackhand's own services on", () => {
+  it("is httpBaseUrl's IPv4 host (dnsmasq may run elsewhere), else the server address", async () => {
+    const { packageProxyUrl, rackhandAddress } = await import("../../../lib/netboot");
+    const s = { proxyMode: "managed" as const, proxyPort: 3142, proxyUrl: null, serverAddress: "10.77.0.2", httpBaseUrl: "http://10.77.0.1:3000" };
+    expect(rackhandAddress(s)).toBe("10.77.0.1");
+    expect(packageProxyUrl(s)).toBe("http://10.77.0.1:3142");
+    expect(packageProxyUrl({ ...s, httpBaseUrl: "http://rackhand.lab:3000" })).toBe("http://10.77.0.2:3142");
+    expect(packageProxyUrl({ ...s, proxyMode: "external", proxyUrl: "http://proxy.lab:3128" })).toBe("http://proxy.lab:3128");
+    expect(packageProxyUrl({ ...s, proxyMode: "off" })).toBeNull();
+  });
+});
