@@ -4,10 +4,11 @@
  * and preseed log their own lines. Fatal conditions are the ones after which d-i waits at a prompt forever
  * under priority=critical (a failed download of installer components, a failed step).
  */
+import { INSTALLER_PHASES, type InstallerPhase } from "../../lib/installer-phases";
 import type { SyslogMessage } from "./syslog";
 
-export const DI_PHASES = ["network", "preseed", "installer components", "partitioning", "base system", "packages", "boot loader", "finish"] as const;
-export type DiPhase = (typeof DI_PHASES)[number];
+export const DI_PHASES = INSTALLER_PHASES;
+export type DiPhase = InstallerPhase;
 
 /** main-menu item (udeb name) → phase. */
 const MENU_ITEMS: [RegExp, DiPhase][] = [
