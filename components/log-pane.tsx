@@ -4,6 +4,7 @@ import type { JobDto, LogLineDto } from "@/lib/jobs";
 import { EMPTY_LOG, formatLogLine, mergeLines, type LogBuffer } from "@/lib/log-buffer";
 import { LogCatchUp } from "@/lib/log-catchup";
 import { plural } from "@/lib/format";
+import { InstallerPhases } from "./installer-phases";
 import { useJobLog } from "./live";
 import { errorInfo, useTRPCClient } from "./trpc";
 
@@ -16,6 +17,8 @@ const STREAM_STYLE: Record<string, string> = {
   stdout: "text-slate-400",
   stderr: "text-red-400",
   agent: "text-sky-400",
+  installer: "text-emerald-400",
+  phase: "text-amber-300",
 };
 
 function Highlighted({ text, query }: { text: string; query: string }) {
@@ -242,6 +245,7 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
           </button>
         </div>
       </div>
+      <InstallerPhases lines={buf.lines} />
       {[error, downloadError].map(
         (e) =>
           e && (

@@ -10,6 +10,8 @@ import { isHostname, isIPv4 } from "./net";
 
 export const NETBOOT_MODES = ["managed", "external", "off"] as const;
 export type NetbootMode = (typeof NETBOOT_MODES)[number];
+export const PROXY_MODES = ["managed", "external", "off"] as const;
+export type ProxyMode = (typeof PROXY_MODES)[number];
 export const PROFILE_KINDS = ["image", "installer"] as const;
 export const OS_FAMILIES = ["debian", "ubuntu", "rhel"] as const;
 export type OsFamily = (typeof OS_FAMILIES)[number];
@@ -129,8 +131,19 @@ export const netbootSettingsSchema = z
      * (rootfs.tar.zst, `npm run ramdisk -- --debian`; a distribution userland for vendor tools, ~70 MB more to load).
      */
     agentEnvironment: z.enum(AGENT_ENVIRONMENTS).default("busybox"),
+    /**
+     * Package proxy for installers and agent installs (server/proxy): managed = Rackhand runs apt-cacher-ng on
+     * serverAddress:proxyPort; external = proxyUrl; off = installers fetch from the profile's mirror directly.
+     */
+    proxyMode: z.enum(PROXY_MODES).default("off"),
+    /** apt-cacher-ng 3.7 fails to bind ports from 32768 on ("Error resolving address for binding"). */
+    proxyPort: z.number().int().min(1).max(32767, "apt-cacher-ng cannot listen above port 32767").default(3142),
+    proxyUrl: optional(safeUrlSchema),
+    /** UDP port of the installer syslog receiver on serverAddress (d-i log_port=, anaconda inst.syslog=); 0 = none. */
+    installerLogPort: z.number().int().min(0).max(65535).default(5514),
   })
   .superRefine((s, ctx) => {
+    if (s.proxyMode === "external" && !s.proxyUrl) ctx.addIssue({ code: "custom", path: ["proxyUrl"], message: "External proxy mode needs the proxy's URL" });
     const n = (ip: string) => ip.split(".").reduce((a, p) => a * 256 + Number(p), 0);
     if (n(s.rangeStart) > n(s.rangeEnd)) ctx.addIssue({ code: "custom", path: ["rangeEnd"], message: "Range end is before range start" });
     const mask = n(s.netmask);
@@ -143,6 +156,27 @@ export const netbootSettingsSchema = z
     }
   });
 export type NetbootSettings = z.output<typeof netbootSettingsSchema>;
+
+/**
+ * The address machines reach Rackhand itself on (package proxy, installer syslog): the host of httpBaseUrl when it
+ * is an IPv4 literal (the lab runs dnsmasq in a namespace on serverAddress, Rackhand on the host), else serverAddress.
+ */
+export function rackhandAddress(s: Pick<NetbootSettings, "httpBaseUrl" | "serverAddress">): string {
+  try {
+    const h = new URL(s.httpBaseUrl).hostname;
+    if (isIPv4(h)) return h;
+  } catch {
+    /* validated elsewhere */
+  }
+  return s.serverAddress;
+}
+
+/** The package proxy URL installers and agents use under these settings, or null (mode off). */
+export function packageProxyUrl(s: Pick<NetbootSettings, "proxyMode" | "proxyPort" | "proxyUrl" | "serverAddress" | "httpBaseUrl">): string | null {
+  if (s.proxyMode === "managed") return `http://${rackhandAddress(s)}:${s.proxyPort}`;
+  if (s.proxyMode === "external") return s.proxyUrl ?? null;
+  return null;
+}
 export type NetbootSettingsInput = z.input<typeof netbootSettingsSchema>;
 
 /** A software RAID array for image deploys (what the agent's raid step creates with mdadm). */
@@ -211,7 +245,7 @@ export const profileOptionsSchema = z.object({
 export type ProfileOptions = z.output<typeof profileOptionsSchema>;
 
 const profileFields = {
-  name: z.string().trim().min(1, "Name is required").max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, "Letters, digits, space, . _ -"),
+  name: z.string().trim().min(1, "Name is required").max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 ._()-]*$/, "Letters, digits, space, . _ - ( )"),
   kind: z.enum(PROFILE_KINDS),
   osFamily: optional(z.enum(OS_FAMILIES)),
   kernel: optional(bootPathSchema),

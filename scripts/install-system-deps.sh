@@ -2,7 +2,9 @@
 # Install the Debian/Ubuntu packages Rackhand needs, only those missing.
 #   runtime: build tools for the native SQLite addon (better-sqlite3 compiles from source here), ipmitool (BMCs),
 #            dnsmasq (DHCP/TFTP server run by netboot's managed mode), the boot loaders netboot copies into its
-#            TFTP root (pxelinux, syslinux-common, ipxe, shim-signed, grub-efi-amd64-signed)
+#            TFTP root (pxelinux, syslinux-common, ipxe, shim-signed, grub-efi-amd64-signed),
+#            debian-installer-12-netboot-amd64 (d-i kernel + initrd, placed in the HTTP boot tree at start-up),
+#            apt-cacher-ng (the package proxy Rackhand runs in proxy mode "managed")
 #   test:    runtime + Debian's Chromium for the browser tests, OpenIPMI's ipmi_sim (simulated BMCs),
 #            busybox-static (udhcpc/tftp clients) and iproute2 (network namespaces) for the netboot integration test,
 #            what `npm run ramdisk` needs (busybox-static, fdisk for sfdisk, zstd, xz-utils, binutils for strip),
@@ -14,10 +16,10 @@
 set -euo pipefail
 profile="${1:-runtime}"
 
-pkgs=(python3 make g++ ca-certificates ipmitool dnsmasq pxelinux syslinux-common ipxe shim-signed grub-efi-amd64-signed)
+pkgs=(python3 make g++ ca-certificates ipmitool dnsmasq pxelinux syslinux-common ipxe shim-signed grub-efi-amd64-signed debian-installer-12-netboot-amd64 apt-cacher-ng)
 if [ "$profile" = "test" ]; then
   pkgs+=(chromium fonts-dejavu-core openipmi busybox-static iproute2 fdisk zstd xz-utils binutils)
-  pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap graphviz ovmf efibootmgr)
+  pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap graphviz ovmf efibootmgr debconf)
 elif [ "$profile" = "ramdisk" ]; then
   pkgs+=(busybox-static fdisk zstd xz-utils binutils debootstrap)
 fi

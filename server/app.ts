@@ -18,6 +18,9 @@ import { EventBus } from "./events/bus";
 import { attachGateway } from "./events/gateway";
 import { isCrossSiteWrite, isPublicPath } from "./http/guards";
 import { createMetrics, routeFamily } from "./http/metrics";
+import { registerProxyMetrics } from "./proxy/metrics";
+import { ProxyService } from "./proxy/service";
+import { InstallerLogReceiver } from "./installer-logs/receiver";
 import type { Logger } from "./log";
 import { seedDemoLab } from "./demo/seed";
 import { createAgentApi } from "./agent-api/routes";
@@ -71,11 +74,21 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   // Netboot follows the bus; its mode (off by default) comes from the settings table.
   const netboot = new NetbootService(domain, { dataDir: config.dataDir, dnsmasqCommand: config.dnsmasqCommand });
   await netboot.start();
+  // The package proxy (apt-cacher-ng) follows the same settings; installers and agent installs use it.
+  const packageProxy = new ProxyService(domain, { dataDir: config.dataDir });
+  await packageProxy.start();
   const orchestrator = new Orchestrator(domain, overrides.ports ?? createMachinePorts(domain, netboot), overrides.orchestrator);
   const agentApi = createAgentApi(domain, orchestrator);
+  // Installer syslog (d-i log_host, anaconda inst.syslog) into the job log; a fatal installer error fails the job.
+  const installerLogs = new InstallerLogReceiver(domain, {
+    failStep: (id, attempt, message) => void orchestrator.complete(id, attempt, { ok: false, transient: false, message }),
+    missingFor: (ip) => (packageProxy.poll(), packageProxy.status().stats?.recentErrors ?? []).filter((e) => e.client === ip && e.code === 404).map((e) => e.path.split("/").pop() ?? e.path),
+  });
+  await installerLogs.start();
 
   const metrics = createMetrics(db);
   const procedureNames = new Set(Object.keys(appRouter._def.procedures));
+  registerProxyMetrics(metrics.registry, () => packageProxy.status());
   bus.subscribe((e) => metrics.liveEvents.inc({ type: e.type }));
 
   const loginThrottle = new LoginThrottle();
@@ -94,7 +107,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
         sessionToken: token,
         clientIp: req.socket.remoteAddress ?? "unknown",
         loginThrottle,
-        netboot,
+        netboot: { status: () => ({ ...netboot.status(), packageProxy: packageProxy.status() }) },
         setCookie: (c) => res.appendHeader("Set-Cookie", c),
       };
     },
@@ -168,6 +181,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
         tokens: netboot.tokens,
         roots: [netboot.httpRoot, netboot.tftpRoot],
         installDone: (id) => orchestrator.installDone(id),
+        installerEvent: (id, body) => installerLogs.webhookEvent(id, body, Date.now()),
       });
     if (!nextHandler) {
       res.writeHead(404, { "content-type": "text/plain" });
@@ -230,6 +244,8 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       await orchestrator.stop();
       await powerSync.stop();
       await netboot.stop();
+      await packageProxy.stop();
+      await installerLogs.stop();
       await gateway.close();
       await consoles.closeAll();
       await new Promise<void>((r) => server.close(() => r()));

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { BATCH_KINDS, BATCH_STATES } from "../../lib/batches";
 import { JOB_KINDS, JOB_STATES, STEP_STATES } from "../../lib/jobs";
 import { MACHINE_STATES, OPERATOR_ACTIONS } from "../../lib/lifecycle";
-import { AGENT_ENVIRONMENTS, IMAGE_FORMATS, INSTALL_TEMPLATES, NET_CONFIG_FORMATS, NETBOOT_MODES, OS_FAMILIES, PROFILE_KINDS } from "../../lib/netboot";
+import { PROXY_MODES, AGENT_ENVIRONMENTS, IMAGE_FORMATS, INSTALL_TEMPLATES, NET_CONFIG_FORMATS, NETBOOT_MODES, OS_FAMILIES, PROFILE_KINDS } from "../../lib/netboot";
 import { FIRMWARE_SETTINGS, POWER_STATES, ROLES } from "../../lib/schemas";
 import { tokenDtoSchema } from "../auth/tokens";
 
@@ -128,6 +128,10 @@ const netbootSettings = z.object({
   ipv6RouterAdvertisements: z.boolean(),
   dnsPort: n,
   agentEnvironment: z.enum(AGENT_ENVIRONMENTS),
+  proxyMode: z.enum(PROXY_MODES),
+  proxyPort: n,
+  proxyUrl: opt(s),
+  installerLogPort: n,
 });
 const osProfile = z.object({
   id: n,
@@ -171,6 +175,31 @@ export const netbootOut = {
       loaders: z.array(
         z.object({ name: s, purpose: s, package: s, version: ns, sha256: ns, size: nn, source: s, error: ns }),
       ),
+      installerFiles: z.array(
+        z.object({ id: s, pkg: s, profileName: s, version: ns, placed: z.boolean(), kernel: s, initrd: s, error: ns }),
+      ),
+      packageProxy: z
+        .object({
+          mode: z.enum(PROXY_MODES),
+          url: ns,
+          running: z.boolean(),
+          pid: nn,
+          error: ns,
+          upstreamProxy: ns,
+          stats: z
+            .object({
+              bytesFromUpstream: n,
+              bytesToClients: n,
+              requests: n,
+              hitRate: nn,
+              upstreamErrors: n,
+              recentErrors: z.array(z.object({ ts: n, client: s, path: s, code: nn })),
+              cacheBytes: n,
+            })
+            .nullable(),
+        })
+        .nullable()
+        .optional(),
     })
     .nullable(),
 };

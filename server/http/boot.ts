@@ -7,6 +7,7 @@
  */
 import fs from "node:fs";
 import type http from "node:http";
+import { readJson } from "./json";
 import path from "node:path";
 import { pipeline } from "node:stream";
 import type { Domain } from "../context";
@@ -18,6 +19,8 @@ export interface BootRoutes {
   tokens: InstallTokens;
   /** The installer finished: let the machine's job go on (its wait_install step). False when no job waits. */
   installDone?: (machineId: number) => boolean;
+  /** An installer's reporting webhook event (subiquity), POSTed to .../events. False: not taken. */
+  installerEvent?: (machineId: number, body: unknown) => boolean;
   /** Static roots, searched in order. */
   roots: string[];
 }
@@ -66,6 +69,16 @@ export async function serveBoot(req: http.IncomingMessage, res: http.ServerRespo
       if (req.method !== "POST") return send(res, 405, "Use POST\n");
       if (!r.installDone?.(id)) reportInstallDone(r.domain, ctx);
       return send(res, 200, "ok\n");
+    }
+    if (name === "events") {
+      if (req.method !== "POST") return send(res, 405, "Use POST\n");
+      let body: unknown;
+      try {
+        body = await readJson(req, 64 * 1024);
+      } catch {
+        return send(res, 400, "Bad event\n");
+      }
+      return r.installerEvent?.(id, body) ? send(res, 200, "ok\n") : send(res, 400, "Event not taken\n");
     }
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "Method not allowed\n");
     const file = renderInstallFile(ctx, profileTemplate(r.domain, id), name);

@@ -5,7 +5,7 @@
  */
 import type { Db } from "../db/client";
 import { and, eq } from "drizzle-orm";
-import { profileOptionsSchema, NET_CONFIG_FORMATS, type NetConfigFormat } from "../../lib/netboot";
+import { packageProxyUrl, profileOptionsSchema, NET_CONFIG_FORMATS, type NetConfigFormat } from "../../lib/netboot";
 import type { Actor, Domain } from "../context";
 import { machines, nicLinks, nics, osProfiles } from "../db/schema";
 import { transition } from "../machines/lifecycle";
@@ -40,6 +40,7 @@ export function installContext(d: Domain, tokens: InstallTokens, machineId: numb
     net: loadNetModel(d.db, machineId, settings.dnsServers, settings.domain),
     filesUrl,
     doneUrl: `${filesUrl}/done`,
+    proxy: packageProxyUrl(settings),
   };
 }
 

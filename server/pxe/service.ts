@@ -8,11 +8,13 @@ import path from "node:path";
 import type { LiveEvent } from "../../lib/live-events";
 import type { NetbootMode, NetbootSettings } from "../../lib/netboot";
 import type { Domain } from "../context";
+import type { ProxyStatus } from "../proxy/service";
 import { ExternalBackend, type DhcpBackend, type DhcpBackendStatus } from "./backend";
 import { DnsmasqSupervisor } from "./dnsmasq";
 import { InstallTokens } from "./install-token";
 import { DhcpFirmwareObserver, recordBootSighting } from "./dhcp-firmware";
 import { LoaderInstaller, type LoaderStatus } from "./loaders";
+import { INSTALLER_RELEASES, seedInstallerProfile, syncInstallerFiles, type InstallerFilesStatus, type InstallerRelease } from "./installer-files";
 import { loadBootRows } from "./load";
 import { TreeWriter, type TreeChanges } from "./reconciler";
 import { getNetbootSettings } from "./settings";
@@ -29,6 +31,8 @@ export interface NetbootOptions {
   onDnsmasqLine?: (line: string) => void;
   /** Where boot loaders come from (tests); default: Debian's package files. */
   loaderOptions?: import("./loaders").LoaderOptions;
+  /** Installer packages whose files are placed under <dataDir>/http/installers (tests point these elsewhere). */
+  installerReleases?: readonly InstallerRelease[];
 }
 
 export interface NetbootStatus {
@@ -41,6 +45,10 @@ export interface NetbootStatus {
   agentFiles: { ramdisk: boolean; debianRootfs: boolean };
   /** Boot loaders in the TFTP root, from Debian's packages (loaders.ts); a missing one carries its error. */
   loaders: LoaderStatus[];
+  /** Installer packages placed in the HTTP tree at start-up (installer-files.ts). */
+  installerFiles: InstallerFilesStatus[];
+  /** The package proxy (server/proxy), added by the app. */
+  packageProxy?: ProxyStatus | null;
 }
 
 /** Above this many dirty machines a full reconcile is cheaper than many partial ones. */
@@ -66,6 +74,7 @@ export class NetbootService {
   private unsubscribe: (() => void) | null = null;
   private lastError: string | null = null;
   private lastReconcile: NetbootStatus["lastReconcile"] = null;
+  private installerFiles: InstallerFilesStatus[] = [];
 
   constructor(
     private readonly d: Domain,
@@ -80,6 +89,11 @@ export class NetbootService {
 
   /** Reconcile everything once, start the backend for the mode, then follow the bus. */
   async start(): Promise<void> {
+    this.installerFiles = (this.o.installerReleases ?? INSTALLER_RELEASES).map((r) => syncInstallerFiles(this.httpRoot, r));
+    for (const s of this.installerFiles) {
+      if (s.error) this.d.log.warn("installer files not placed", { pkg: s.pkg, error: s.error });
+      seedInstallerProfile(this.d, s);
+    }
     this.unsubscribe = this.d.bus.subscribe((e) => this.onEvent(e));
     this.fullPending = true;
     await this.flush();
@@ -124,6 +138,7 @@ export class NetbootService {
       treeDir: this.root,
       agentFiles: { ramdisk: built("vmlinuz") && built("initrd.img"), debianRootfs: built("rootfs.tar.zst") },
       loaders: this.loaders.status(),
+      installerFiles: this.installerFiles,
     };
   }
 

@@ -13,6 +13,7 @@ import {
   kernelArgsSchema,
   NETBOOT_STATES,
   baseUrlSchema,
+  rackhandAddress,
   type InstallTemplate,
   type NetbootSettings,
 } from "../../lib/netboot";
@@ -113,7 +114,7 @@ export function bootTarget(m: MachineBootRow, ctx: TreeContext): BootTarget {
     const initrd = check(bootPathSchema, p.initrd, `profile ${p.id} initrd`);
     const extra = check(kernelArgsSchema, p.kernelArgs ?? "", `profile ${p.id} kernel arguments`);
     const files = `${base}/boot/m/${m.id}/${ctx.installToken(m.id, m.sessionId)}`;
-    const args = [...(extra ? extra.split(" ") : []), ...installerArgs(p.template, files, m.name, ctx.settings.domain ?? null)];
+    const args = [...(extra ? extra.split(" ") : []), ...installerArgs(p.template, files, m.name, ctx.settings.domain ?? null), ...installerLogArgs(p.template, ctx.settings), ...staticNetcfgArgs(p.template, m, ctx.settings)];
     return { kind: "netboot", label: "installer", kernel: `${base}/boot/${kernel}`, initrd: `${base}/boot/${initrd}`, args };
   }
   // The agent RAM disk (npm run ramdisk) lives under <dataDir>/http/ramdisk/.
@@ -139,6 +140,33 @@ function installerArgs(template: InstallTemplate, files: string, hostname: strin
     case "kickstart":
       return [`inst.ks=${files}/ks.cfg`, "ip=dhcp"];
   }
+}
+
+/**
+ * d-i configures its network before it fetches the preseed, so a machine with a reserved address gets it as
+ * static netcfg on the command line (the provisioning subnet's netmask, gateway and first DNS server).
+ */
+function staticNetcfgArgs(template: InstallTemplate, m: MachineBootRow, s: NetbootSettings): string[] {
+  const ip = m.nics.find((n) => n.isBoot)?.ip;
+  if (template !== "preseed" || !ip) return [];
+  const a = check(ipv4, ip, `machine ${m.id} IP`);
+  return [
+    "netcfg/disable_autoconfig=true",
+    `netcfg/get_ipaddress=${a}`,
+    `netcfg/get_netmask=${check(ipv4, s.netmask, "netmask")}`,
+    ...(s.gateway ? [`netcfg/get_gateway=${check(ipv4, s.gateway, "gateway")}`] : ["netcfg/no_default_route=true"]),
+    ...(s.dnsServers[0] ? [`netcfg/get_nameservers=${check(ipv4, s.dnsServers[0], "DNS server")}`] : []),
+    "netcfg/confirm_static=true",
+  ];
+}
+
+/** Where the installer sends its syslog (server/installer-logs): d-i log_host/log_port, anaconda inst.syslog. */
+function installerLogArgs(template: InstallTemplate, s: NetbootSettings): string[] {
+  if (!s.installerLogPort) return [];
+  const host = check(ipv4, rackhandAddress(s), "installer log address");
+  if (template === "preseed") return [`log_host=${host}`, `log_port=${s.installerLogPort}`];
+  if (template === "kickstart") return [`inst.syslog=${host}:${s.installerLogPort}`];
+  return []; // subiquity reports through its reporting: webhook instead
 }
 
 /** The files one machine owns: a hosts.d file per NIC and boot entries for each NIC's MAC. @throws AppError VALIDATION */

@@ -1,16 +1,17 @@
 "use client";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState, type FormEvent } from "react";
-import { AGENT_ENVIRONMENT_LABELS, AGENT_ENVIRONMENTS, NETBOOT_MODES, netbootSettingsSchema } from "@/lib/netboot";
+import { AGENT_ENVIRONMENT_LABELS, AGENT_ENVIRONMENTS, NETBOOT_MODES, netbootSettingsSchema, PROXY_MODES } from "@/lib/netboot";
+import { PackageProxyStatus } from "@/components/package-proxy-status";
 import { BatchAlertSettings } from "@/components/batch-alert-settings";
 import { useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
 import { ErrorBanner, Field, PageHeader } from "@/components/ui";
 
-type Form = Record<"mode" | "interface" | "serverAddress" | "rangeStart" | "rangeEnd" | "netmask" | "gateway" | "dnsServers" | "domain" | "httpBaseUrl" | "leaseTimeS" | "agentEnvironment", string> & { ipv6RouterAdvertisements: boolean };
+type Form = Record<"mode" | "interface" | "serverAddress" | "rangeStart" | "rangeEnd" | "netmask" | "gateway" | "dnsServers" | "domain" | "httpBaseUrl" | "leaseTimeS" | "agentEnvironment" | "proxyMode" | "proxyPort" | "proxyUrl", string> & { ipv6RouterAdvertisements: boolean };
 
 function toInput(f: Form) {
-  return { ...f, dnsServers: f.dnsServers.split(/[\s,]+/).filter(Boolean), gateway: f.gateway || null, domain: f.domain || null, leaseTimeS: Number(f.leaseTimeS) };
+  return { ...f, dnsServers: f.dnsServers.split(/[\s,]+/).filter(Boolean), gateway: f.gateway || null, domain: f.domain || null, leaseTimeS: Number(f.leaseTimeS), proxyPort: Number(f.proxyPort), proxyUrl: f.proxyUrl || null };
 }
 
 export default function SettingsPage() {
@@ -22,7 +23,7 @@ export default function SettingsPage() {
   const [form, setForm] = useState<Form | null>(null);
   const [saved, setSaved] = useState(false);
   useEffect(() => {
-    if (settings && !form) setForm({ ...settings, gateway: settings.gateway ?? "", domain: settings.domain ?? "", dnsServers: settings.dnsServers.join(", "), leaseTimeS: String(settings.leaseTimeS) });
+    if (settings && !form) setForm({ ...settings, gateway: settings.gateway ?? "", domain: settings.domain ?? "", dnsServers: settings.dnsServers.join(", "), leaseTimeS: String(settings.leaseTimeS), proxyPort: String(settings.proxyPort), proxyUrl: settings.proxyUrl ?? "" });
   }, [settings, form]);
   const save = useMutation(trpc.netboot.saveSettings.mutationOptions({ onSuccess: () => (setSaved(true), void qc.invalidateQueries({ queryKey: trpc.netboot.pathKey() })) }));
   if (!can("admin")) return <ErrorBanner message="Only admins change settings." />;
@@ -63,6 +64,11 @@ export default function SettingsPage() {
             {AGENT_ENVIRONMENTS.map((e) => <option key={e} value={e}>{AGENT_ENVIRONMENT_LABELS[e]}</option>)}
           </select>
         </Field>
+        <Field label="Package proxy" hint="managed: Rackhand runs apt-cacher-ng on the server address · external: your proxy · off">
+          <select className="input" {...bind("proxyMode")}>{PROXY_MODES.map((m) => <option key={m}>{m}</option>)}</select>
+        </Field>
+        <Field label="Proxy port" error={errors.proxyPort}><input className="input" type="number" {...bind("proxyPort")} /></Field>
+        <Field label="External proxy URL" error={errors.proxyUrl}><input className="input font-mono" {...bind("proxyUrl")} /></Field>
         <label className="flex items-center gap-2 text-sm">
           <input type="checkbox" checked={form.ipv6RouterAdvertisements} onChange={(e) => setForm({ ...form, ipv6RouterAdvertisements: e.target.checked })} />
           IPv6 router advertisements (faster iPXE)
@@ -105,7 +111,13 @@ export default function SettingsPage() {
             </table>
           </div>
         )}
+        {status?.installerFiles?.map((f) => (
+          <div key={f.id} className="text-slate-500" data-testid={`installer-files-${f.id}`}>
+            {f.profileName}: {f.placed ? <>{f.pkg} <b>{f.version}</b> in <span className="font-mono">/boot/{f.kernel.replace(/\/[^/]*$/, "/")}</span></> : <span className="text-red-700">{f.error}</span>}
+          </div>
+        ))}
       </div>
+      <PackageProxyStatus />
       <BatchAlertSettings />
     </div>
   );

@@ -77,3 +77,40 @@ describe("install templates (golden files)", () => {
     expect(() => NET_RENDERERS.ifupdown({ ...bonded, dns: ["1.1.1.1\nup rm -rf /"] })).toThrow(/control character/);
   });
 });
+
+describe("package proxy in the answer files (issue 17)", () => {
+  const proxy = "http://10.77.0.1:3142";
+  it("preseed sets mirror/http/proxy, autoinstall proxy:, kickstart url --proxy", () => {
+    expect(renderPreseed({ ...ctx(bonded), proxy })).toContain(`d-i mirror/http/proxy string ${proxy}\n`);
+    expect(renderPreseed({ ...ctx(dhcpOnly, { mirror: null }), proxy })).toContain(`d-i mirror/http/proxy string ${proxy}\n`);
+    expect(renderPreseed(ctx(bonded))).toContain("d-i mirror/http/proxy string\n"); // no proxy: d-i must not ask
+    expect(renderAutoinstallUserData({ ...ctx(bonded), proxy })).toContain(`\n  proxy: "${proxy}"\n`);
+    expect(renderAutoinstallUserData(ctx(bonded))).not.toContain("proxy:");
+    expect(renderKickstart({ ...ctx(bonded, { mirror: "http://mirror.example/rocky/9/BaseOS/x86_64/os" }), proxy })).toContain(`url --url=http://mirror.example/rocky/9/BaseOS/x86_64/os --proxy=${proxy}\n`);
+  });
+
+  it("a hostile proxy value never reaches a file: refused by the settings schema, and by the line renderer", async () => {
+    const { netbootSettingsSchema } = await import("../../../lib/netboot");
+    for (const bad of ["http://x\nd-i preseed/late_command string reboot", "http://x\ry", "http://x\0", "http://x/\\", 'http://x/"', "http://x/'", "http://x/$(reboot)", "http://x/`reboot`", "file:///etc/passwd", "http://x/../ y", "http://é.example/", `http://x/${"a".repeat(3000)}`]) {
+      expect(netbootSettingsSchema.safeParse({ proxyMode: "external", proxyUrl: bad }).success, JSON.stringify(bad)).toBe(false);
+    }
+    expect(netbootSettingsSchema.safeParse({ proxyMode: "external" }).success).toBe(false); // external needs its URL
+    expect(() => renderPreseed({ ...ctx(bonded), proxy: "http://x\nd-i preseed/late_command string reboot" })).toThrow();
+    // ; and & are URL characters: kept, but inside their YAML string and shell word.
+    const odd = "http://10.77.0.1:3142/;reboot&x";
+    expect(renderAutoinstallUserData({ ...ctx(bonded), proxy: odd })).toContain(`  proxy: "${odd}"\n`);
+    expect(renderKickstart({ ...ctx(bonded), proxy: odd })).toContain(`--proxy='${odd}'\n`);
+  });
+});
+
+describe("the address machines reach Rackhand's own services on", () => {
+  it("is httpBaseUrl's IPv4 host (dnsmasq may run elsewhere), else the server address", async () => {
+    const { packageProxyUrl, rackhandAddress } = await import("../../../lib/netboot");
+    const s = { proxyMode: "managed" as const, proxyPort: 3142, proxyUrl: null, serverAddress: "10.77.0.2", httpBaseUrl: "http://10.77.0.1:3000" };
+    expect(rackhandAddress(s)).toBe("10.77.0.1");
+    expect(packageProxyUrl(s)).toBe("http://10.77.0.1:3142");
+    expect(packageProxyUrl({ ...s, httpBaseUrl: "http://rackhand.lab:3000" })).toBe("http://10.77.0.2:3142");
+    expect(packageProxyUrl({ ...s, proxyMode: "external", proxyUrl: "http://proxy.lab:3128" })).toBe("http://proxy.lab:3128");
+    expect(packageProxyUrl({ ...s, proxyMode: "off" })).toBeNull();
+  });
+});

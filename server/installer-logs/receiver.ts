@@ -1,0 +1,175 @@
+/**
+ * Installer logs live (issue 17 point 3): a UDP syslog receiver on the provisioning address. d-i sends there with
+ * `log_host=`/`log_port=` (tree.ts puts them on its kernel command line), anaconda with `inst.syslog=`. Each
+ * datagram is mapped to the running job of the machine with that source address and appended to the job's log
+ * (same seqs and live event as agent lines). d-i's phases become "phase:" lines and the job's progress; a fatal
+ * installer error fails the job's wait_install step at once, with the last lines (and the package proxy's
+ * upstream errors for that machine: the missing file names) as the reason.
+ */
+import dgram from "node:dgram";
+import { and, eq } from "drizzle-orm";
+import { rackhandAddress } from "../../lib/netboot";
+import type { Domain } from "../context";
+import { steps } from "../db/schema";
+import { getNetbootSettings } from "../pxe/settings";
+import { appendJobLines, runningJobByAddress, runningJobOf } from "../proxy/job-lines";
+import { DiProgress, diFatal, type DiPhase } from "./di-phases";
+import { subiquityEventSchema, subiquityFatal, subiquityLine, subiquityPhase } from "./subiquity";
+import { formatSyslogLine, parseSyslog } from "./syslog";
+
+export interface InstallerLogOptions {
+  /** Fail the job's running wait_install step (orchestrator.complete). */
+  failStep(stepId: number, attempt: number, message: string): void;
+  /** File names the package proxy could not fetch for this client address (most recent last). */
+  missingFor?(clientIp: string): string[];
+}
+
+interface Tracked {
+  jobId: number;
+  progress: DiProgress;
+  last: string[];
+  failed: boolean;
+}
+
+export class InstallerLogReceiver {
+  private sock: dgram.Socket | null = null;
+  private bound: string | null = null;
+  private readonly jobs = new Map<number, Tracked>();
+  private unsubscribe: (() => void) | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  error: string | null = null;
+  received = 0;
+
+  constructor(
+    private readonly d: Domain,
+    private readonly o: InstallerLogOptions,
+  ) {}
+
+  async start(): Promise<void> {
+    this.unsubscribe = this.d.bus.subscribe((e) => {
+      if (e.type === "netboot.changed") void this.reconcile();
+    });
+    await this.reconcile();
+  }
+
+  /** Listen on serverAddress:installerLogPort while netboot is on. Never throws (error kept). */
+  reconcile(): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      let want: string | null = null;
+      try {
+        const s = getNetbootSettings(this.d.db);
+        want = s.mode !== "off" && s.installerLogPort ? `${rackhandAddress(s)}:${s.installerLogPort}` : null;
+      } catch (err) {
+        this.error = String(err);
+      }
+      if (want === this.bound && (this.sock || !want)) return;
+      await this.close();
+      if (!want) return;
+      const [host, port] = [want.slice(0, want.lastIndexOf(":")), Number(want.slice(want.lastIndexOf(":") + 1))];
+      const sock = dgram.createSocket("udp4");
+      sock.on("message", (buf, r) => this.handle(buf, r.address, Date.now()));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          sock.once("error", reject);
+          sock.bind(port, host, () => (sock.off("error", reject), resolve()));
+        });
+        sock.on("error", (e) => (this.error = e.message));
+        this.sock = sock;
+        this.bound = want;
+        this.error = null;
+        this.d.log.info("installer log receiver listening", { udp: want });
+      } catch (err) {
+        sock.close();
+        this.error = `installer syslog receiver not listening on ${want}: ${err instanceof Error ? err.message : String(err)}`;
+        this.d.log.error("installer log receiver", { error: this.error });
+      }
+    });
+    return this.chain;
+  }
+
+  /** One datagram from `from` (exposed for tests with recorded payloads). */
+  handle(buf: Buffer | string, from: string, at: number): void {
+    this.received++;
+    const job = runningJobByAddress(this.d, from);
+    if (!job) return;
+    let t = this.jobs.get(job.machineId);
+    if (!t || t.jobId !== job.jobId) this.jobs.set(job.machineId, (t = { jobId: job.jobId, progress: new DiProgress(), last: [], failed: false }));
+    const m = parseSyslog(buf);
+    const text = formatSyslogLine(m);
+    const lines = [{ ts: at, stream: "installer", text }];
+    t.last.push(text);
+    if (t.last.length > 8) t.last.shift();
+    const phase = t.progress.see(m, at);
+    if (phase) lines.push({ ts: at, stream: "phase", text: `phase: ${phase}` });
+    appendJobLines(this.d, job.jobId, job.machineId, lines);
+    const fatal = t.failed ? null : diFatal(m);
+    if (fatal) {
+      t.failed = true;
+      this.fail(job.jobId, job.machineId, from, t, fatal);
+    }
+  }
+
+  /**
+   * One subiquity/curtin reporting event POSTed to the machine's install-token URL (boot.ts checked the token).
+   * @returns false when the body is not an event (400) or the machine has no running job
+   */
+  webhookEvent(machineId: number, body: unknown, at: number): boolean {
+    const ev = subiquityEventSchema.safeParse(body);
+    if (!ev.success) return false;
+    const job = runningJobOf(this.d, machineId);
+    if (!job) return false;
+    let t = this.jobs.get(machineId);
+    if (!t || t.jobId !== job.jobId) this.jobs.set(machineId, (t = { jobId: job.jobId, progress: new DiProgress(), last: [], failed: false }));
+    const text = subiquityLine(ev.data);
+    const lines = [{ ts: at, stream: "installer", text }];
+    t.last.push(text);
+    if (t.last.length > 8) t.last.shift();
+    const phase = t.progress.move(subiquityPhase(ev.data), at);
+    if (phase) lines.push({ ts: at, stream: "phase", text: `phase: ${phase}` });
+    appendJobLines(this.d, job.jobId, machineId, lines);
+    const fatal = t.failed ? null : subiquityFatal(ev.data);
+    if (fatal) {
+      t.failed = true;
+      this.fail(job.jobId, machineId, null, t, fatal);
+    }
+    return true;
+  }
+
+  private fail(jobId: number, machineId: number, from: string | null, t: Tracked, fatal: string): void {
+    const missing = from ? (this.o.missingFor?.(from) ?? []) : [];
+    const reason =
+      `Installer failed at ${t.progress.phase ?? "start"}: ${fatal}` +
+      (missing.length ? `; missing on the mirror: ${[...new Set(missing)].join(", ")}` : "") +
+      `. Last lines: ${t.last.join(" | ")}`;
+    appendJobLines(this.d, jobId, machineId, [{ ts: Date.now(), stream: "stderr", text: reason }]);
+    const w = this.d.db
+      .select({ id: steps.id, attempt: steps.attempt })
+      .from(steps)
+      .where(and(eq(steps.jobId, jobId), eq(steps.name, "wait_install"), eq(steps.state, "running")))
+      .get();
+    if (w) this.o.failStep(w.id, w.attempt, reason);
+  }
+
+  /** Phases the current install of a machine reached (bench, tests). */
+  progress(machineId: number): { phase: DiPhase | null; reached: { phase: DiPhase; at: number }[] } | null {
+    const t = this.jobs.get(machineId);
+    return t ? { phase: t.progress.phase, reached: [...t.progress.reached] } : null;
+  }
+
+  status(): { listening: string | null; error: string | null; received: number } {
+    return { listening: this.sock ? this.bound : null, error: this.error, received: this.received };
+  }
+
+  private async close(): Promise<void> {
+    const s = this.sock;
+    this.sock = null;
+    this.bound = null;
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    await this.chain;
+    await this.close();
+  }
+}

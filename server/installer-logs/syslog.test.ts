@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { DiProgress, diFatal, diPhaseOf } from "./di-phases";
+import { formatSyslogLine, parseSyslog } from "./syslog";
+
+// Datagrams as d-i 20230607+deb12u15 sent them (../shared/lab/installer README, remote syslog section).
+const DI = [
+  "<14>Dec  4 02:37:09 netcfg[502]: INFO: Gateway reachable on enp0s1",
+  "<13>Dec  4 02:37:56 preseed: successfully loaded preseed file from http://10.88.0.1:8000/preseed.cfg",
+  "<14>Dec  4 02:38:11 main-menu[258]: INFO: Menu item 'choose-mirror' selected",
+  "<14>Dec  4 02:38:15 main-menu[258]: INFO: Menu item 'download-installer' selected",
+  "<13>Dec  4 02:38:21 net-retriever: regular: dists/bookworm/main/debian-installer/binary-amd64/Packages.xz /tmp/net-retriever-2907-Packages",
+  "<14>Dec  4 02:38:27 anna[2905]: 2026-12-04 02:38:27 ERROR 404: Not Found.",
+  "<12>Dec  4 02:38:27 anna[2905]: WARNING **: package retrieval failed",
+];
+
+describe("syslog parser", () => {
+  it("parses d-i's RFC 3164 datagrams (no host name)", () => {
+    expect(parseSyslog(DI[0]!)).toEqual({ format: "rfc3164", facility: 1, severity: 6, timestamp: "Dec  4 02:37:09", host: null, app: "netcfg", pid: "502", msgId: null, msg: "INFO: Gateway reachable on enp0s1" });
+    expect(parseSyslog(DI[1]!)).toMatchObject({ app: "preseed", pid: null, severity: 5, msg: "successfully loaded preseed file from http://10.88.0.1:8000/preseed.cfg" });
+    expect(parseSyslog("<6>Dec  4 02:49:54 kernel: [  802.723272] EXT4-fs (vda): mounted filesystem")).toMatchObject({ facility: 0, severity: 6, app: "kernel", msg: "[  802.723272] EXT4-fs (vda): mounted filesystem" });
+    expect(formatSyslogLine(parseSyslog(DI[6]!))).toBe("anna[2905]: warning: WARNING **: package retrieval failed");
+  });
+
+  it("parses RFC 3164 with a host name (rsyslog, busybox syslogd)", () => {
+    expect(parseSyslog("<30>Dec 14 10:01:02 node-007 anaconda[1234]: Running pre-installation scripts")).toMatchObject({ host: "node-007", app: "anaconda", pid: "1234", severity: 6, facility: 3, msg: "Running pre-installation scripts" });
+  });
+
+  it("parses RFC 5424 with nil values, structured data (escaped ]) and a BOM", () => {
+    expect(parseSyslog("<165>1 2026-12-04T02:38:27.003Z node-007 anaconda 1234 ID47 - Installing bash")).toEqual({ format: "rfc5424", facility: 20, severity: 5, timestamp: "2026-12-04T02:38:27.003Z", host: "node-007", app: "anaconda", pid: "1234", msgId: "ID47", msg: "Installing bash" });
+    expect(parseSyslog('<11>1 - - - - - [x@1 a="q\\"]x" b="2"][y@2] \ufeffdisk full')).toMatchObject({ severity: 3, timestamp: null, host: null, app: null, msg: "disk full" });
+  });
+
+  it("keeps hostile payloads in one line of their field: newline, CR, NUL, quotes, $(…), over-long, non-ASCII, bad PRI", () => {
+    const m = parseSyslog("<14>Dec  4 02:37:09 netcfg[1]: a\nphase: finish\r\0b \"'$(reboot); & ../ é");
+    expect(m.msg).toBe("a phase: finish  b \"'$(reboot); & ../ é");
+    expect(m.msg).not.toMatch(/[\n\r\0]/);
+    expect(parseSyslog("<14>" + "x".repeat(100_000)).msg.length).toBeLessThanOrEqual(8192);
+    expect(parseSyslog("<999>hello")).toMatchObject({ format: "raw", msg: "<999>hello" });
+    expect(parseSyslog("no header at all\n")).toMatchObject({ format: "raw", msg: "no header at all" });
+    expect(parseSyslog(Buffer.from([0x3c, 0x31, 0x34, 0x3e, 0xff, 0xfe, 0x41])).msg).toBe("\ufffd\ufffdA");
+  });
+});
+
+describe("d-i phases", () => {
+  it("derives network → preseed → installer components from the recorded run, and the fatal download failure", () => {
+    const p = new DiProgress();
+    const seen = DI.map((l, i) => p.see(parseSyslog(l), i));
+    expect(seen).toEqual(["network", "preseed", null, "installer components", null, null, null]);
+    expect(DI.map((l) => diFatal(parseSyslog(l)))).toEqual([null, null, null, null, null, null, "installer components could not be downloaded"]);
+  });
+
+  it("maps the later main-menu items of a full run and never goes back", () => {
+    const item = (x: string) => parseSyslog(`<14>Dec  4 02:40:00 main-menu[258]: INFO: Menu item '${x}' selected`);
+    expect(["partman-base", "bootstrap-base", "pkgsel", "grub-installer", "finish-install", "clock-setup"].map((x) => diPhaseOf(item(x)))).toEqual(["partitioning", "base system", "packages", "boot loader", "finish", null]);
+    const p = new DiProgress();
+    expect(p.see(item("bootstrap-base"), 1)).toBe("base system");
+    expect(p.see(parseSyslog(DI[0]!), 2)).toBeNull(); // a late netcfg line does not move progress back
+    expect(diFatal(parseSyslog("<12>Dec  4 02:40:00 main-menu[258]: WARNING **: Configuring 'partman-base' failed with error code 1"))).toBe("installer step partman-base failed");
+  });
+});
+
+describe("subiquity reporting events (curtin ReportingEvent shape)", async () => {
+  const { subiquityEventSchema, subiquityFatal, subiquityLine, subiquityPhase } = await import("./subiquity");
+  const ev = (o: object) => subiquityEventSchema.parse(o);
+  it("turns events into lines, phases and the fatal FAIL", () => {
+    const start = ev({ name: "subiquity/Install/install/partitioning", description: "configuring storage", event_type: "start", origin: "curtin", timestamp: 1733280000.1, level: "INFO" });
+    expect(subiquityLine(start)).toBe("start subiquity/Install/install/partitioning: configuring storage");
+    expect(subiquityPhase(start)).toBe("partitioning");
+    const fail = ev({ name: "subiquity/Install/install/curthooks", description: "grub-install failed", event_type: "finish", origin: "curtin", timestamp: 1733280100, result: "FAIL" });
+    expect(subiquityFatal(fail)).toBe("subiquity/Install/install/curthooks failed: grub-install failed");
+    expect(subiquityFatal({ ...fail, result: "SUCCESS" })).toBeNull();
+  });
+  it("refuses non-events and flattens hostile text", () => {
+    for (const bad of [null, "x", [], { description: "no name" }, { name: 1, event_type: "start" }, { name: "x".repeat(600), event_type: "start" }]) expect(subiquityEventSchema.safeParse(bad).success).toBe(false);
+    expect(subiquityLine(ev({ name: "a\nphase: finish", event_type: "start", description: "$(reboot)\r\0é" }))).toBe("start a phase: finish: $(reboot)  é");
+  });
+});
