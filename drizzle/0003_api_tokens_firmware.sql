@@ -13,4 +13,8 @@ CREATE TABLE `api_tokens` (
 );
 --> statement-breakpoint
 CREATE UNIQUE INDEX `api_tokens_token_hash_unique` ON `api_tokens` (`token_hash`);--> statement-breakpoint
-CREATE INDEX `api_tokens_user` ON `api_tokens` (`user_id`);
+CREATE INDEX `api_tokens_user` ON `api_tokens` (`user_id`);--> statement-breakpoint
+ALTER TABLE `machines` ADD `firmware` text DEFAULT 'auto' NOT NULL;--> statement-breakpoint
+ALTER TABLE `machines` ADD `boot_firmware` text;--> statement-breakpoint
+ALTER TABLE `machines` ADD `boot_arch` integer;--> statement-breakpoint
+ALTER TABLE `machines` ADD `boot_seen_at` integer;
