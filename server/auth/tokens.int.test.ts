@@ -186,4 +186,14 @@ describe("API tokens on socket.io", () => {
     expect(input.ok).toBe(false);
     expect(input.error).toMatch(/operator role/);
   });
+
+  it("a socket opened with a token ends when the token is revoked", async () => {
+    const t = await newToken(operatorCookie, "role", "sock-revoke");
+    const s = await connect({ auth: { token: t.token } });
+    expect(await s.timeout(5000).emitWithAck("subscribe", { machineId: 1 })).toEqual({ ok: true });
+    expect((await call("tokens.revoke", { id: t.info.id }, { cookie: operatorCookie })).status).toBe(200);
+    // The next message re-reads the token: the server disconnects the socket instead of answering.
+    await expect(s.timeout(5000).emitWithAck("subscribe", { machineId: 1 })).rejects.toThrow(/disconnected/);
+    expect(s.connected).toBe(false);
+  });
 });

@@ -47,12 +47,17 @@ export function attachGateway(opts: {
     if (!user) return next(new Error("UNAUTHENTICATED"));
     socket.data.user = user;
     socket.data.token = token;
+    socket.data.bearer = bearer;
     next();
   });
 
-  /** The socket's user as the database says now; null (and the socket disconnected) when its session ended. */
+  /**
+   * The socket's user as the database says now (its session, or its API token: revoked, expired or a disabled
+   * owner ends it too); null (and the socket disconnected) when that ended.
+   */
   const currentUser = (socket: Socket): SessionUser | null => {
-    const user = sessionUser(opts.db, socket.data.token as string | undefined);
+    const bearer = socket.data.bearer as string | null | undefined;
+    const user = bearer !== undefined ? tokenSocketUser(opts.db, bearer) : sessionUser(opts.db, socket.data.token as string | undefined);
     if (!user) {
       socket.disconnect(true);
       return null;

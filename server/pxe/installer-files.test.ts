@@ -112,8 +112,8 @@ describe("the seeded Debian 12 (installer) profile", () => {
       await nb.whenIdle();
       const entry = (f: string) => fs.readFileSync(path.join(nb.root, "tftp", f), "utf8");
       expect(entry("pxelinux.cfg/01-52-54-00-00-00-01")).toContain("KERNEL http://10.0.0.1:3000/boot/installers/debian-12-amd64/linux");
-      expect(entry("grub/grub.cfg-01-52-54-00-00-00-01")).toContain("linux (http,10.0.0.1:3000)/boot/installers/debian-12-amd64/linux");
-      expect(entry("grub/grub.cfg-01-52-54-00-00-00-01")).toContain("initrd (http,10.0.0.1:3000)/boot/installers/debian-12-amd64/initrd.gz");
+      expect(entry("grub/grub.cfg-01-52-54-00-00-00-01")).toContain("linux ($root)/boot/installers/debian-12-amd64/linux");
+      expect(entry("grub/grub.cfg-01-52-54-00-00-00-01")).toContain("initrd ($root)/boot/installers/debian-12-amd64/initrd.gz");
       expect(entry("ipxe/52-54-00-00-00-01.ipxe")).toMatch(/kernel http:\/\/10\.0\.0\.1:3000\/boot\/installers\/debian-12-amd64\/linux .*preseed\.cfg/);
     } finally {
       await nb.stop();
