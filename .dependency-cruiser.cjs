@@ -1,8 +1,8 @@
 /**
  * Rackhand's layer rules as code (docs/ARCHITECTURE.md "Layers"), checked by `npm run lint` (scripts/test.sh).
- * The netboot folder is matched as server/(pxe|netboot), so the rules hold before and after its rename.
+ * Domain folders: server/<module>/ (netboot was server/pxe before its rename).
  */
-const DOMAIN = "^server/(machines|orchestrator|oob|pxe|netboot|racks|operator|agent-api|auth|db|demo)/";
+const DOMAIN = "^server/(machines|orchestrator|oob|netboot|proxy|installer-logs|racks|operator|agent-api|auth|db|demo)/";
 /** Tests and test helpers may reach across layers (a domain test drives the tRPC caller or the operator layer). */
 const TESTS = "(\\.test\\.tsx?$|/testing/)";
 
@@ -56,7 +56,7 @@ module.exports = {
       name: "lower-layers-not-operator",
       severity: "error",
       comment: "The operator-action layer (server/operator) sits above oob, orchestrator and machines: they never import it.",
-      from: { path: "^server/(machines|orchestrator|oob|pxe|netboot|racks)/", pathNot: TESTS },
+      from: { path: "^server/(machines|orchestrator|oob|netboot|proxy|installer-logs|racks)/", pathNot: TESTS },
       to: { path: "^server/operator/" },
     },
     {

@@ -18,8 +18,8 @@ import { EventBus } from "../server/events/bus";
 import { silentLogger } from "../server/log";
 import { enrollMachine, enrollMany } from "../server/machines/enroll";
 import { transition } from "../server/machines/lifecycle";
-import { NetbootService } from "../server/pxe/service";
-import { getNetbootSettings, saveNetbootSettings } from "../server/pxe/settings";
+import { NetbootService } from "../server/netboot/service";
+import { getNetbootSettings, saveNetbootSettings } from "../server/netboot/settings";
 import { median } from "./lib/stats";
 
 const N = Number(process.env.BENCH_MACHINES ?? 10_000);

@@ -22,8 +22,8 @@ import { which } from "../ramdisk/host";
 import { enrollMachine } from "../server/machines/enroll";
 import { transition } from "../server/machines/lifecycle";
 import { getMachine } from "../server/machines/queries";
-import { NetbootService } from "../server/pxe/service";
-import { saveNetbootSettings } from "../server/pxe/settings";
+import { NetbootService } from "../server/netboot/service";
+import { saveNetbootSettings } from "../server/netboot/settings";
 import { createHarness, type Harness } from "../server/testing/harness";
 
 const OVMF = "/usr/share/OVMF";

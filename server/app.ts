@@ -33,7 +33,7 @@ import { PowerSync } from "./oob/power-sync";
 import { serveTranscript, TRANSCRIPT_PATH } from "./http/transcript";
 import { createOobRuntime, defaultOobConfig } from "./oob/registry";
 import { serveBoot } from "./http/boot";
-import { NetbootService } from "./pxe/service";
+import { NetbootService } from "./netboot/service";
 
 export interface App {
   server: http.Server;
@@ -175,7 +175,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     }
     if (await agentApi(req, res, p)) return;
     if (p.startsWith("/socket.io/")) return; // handled by socket.io's own listener
-    // Machines fetch boot files without a session; install files carry their own token (server/pxe/install-token.ts).
+    // Machines fetch boot files without a session; install files carry their own token (server/netboot/install-token.ts).
     if (p.startsWith("/boot/")) return serveBoot(req, res, p, {
         domain,
         tokens: netboot.tokens,

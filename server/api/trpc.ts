@@ -7,7 +7,7 @@ import { formatIssues, type Role } from "../../lib/schemas";
 import type { LoginThrottle } from "../auth/throttle";
 import type { Config } from "../config";
 import type { Domain } from "../context";
-import type { NetbootStatus } from "../pxe/service";
+import type { NetbootStatus } from "../netboot/service";
 
 export interface TrpcContext {
   domain: Domain;

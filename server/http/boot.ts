@@ -11,8 +11,8 @@ import { readJson } from "./json";
 import path from "node:path";
 import { pipeline } from "node:stream";
 import type { Domain } from "../context";
-import { installContext, profileTemplate, renderInstallFile, reportInstallDone } from "../pxe/install-files";
-import type { InstallTokens } from "../pxe/install-token";
+import { installContext, profileTemplate, renderInstallFile, reportInstallDone } from "../netboot/install-files";
+import type { InstallTokens } from "../netboot/install-token";
 
 export interface BootRoutes {
   domain: Domain;

@@ -11,7 +11,7 @@ import { and, eq } from "drizzle-orm";
 import { rackhandAddress } from "../../lib/netboot";
 import type { Domain } from "../context";
 import { steps } from "../db/schema";
-import { getNetbootSettings } from "../pxe/settings";
+import { getNetbootSettings } from "../netboot/settings";
 import { appendJobLines, runningJobByAddress, runningJobOf } from "../proxy/job-lines";
 import { DiProgress, diFatal, type DiPhase } from "./di-phases";
 import { subiquityEventSchema, subiquityFatal, subiquityLine, subiquityPhase } from "./subiquity";

@@ -26,7 +26,7 @@ import type { z } from "zod";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
 import { batches, bmcs, jobs, machines, osProfiles, steps, type OsProfile } from "../db/schema";
-import { getNetbootSettings } from "../pxe/settings";
+import { getNetbootSettings } from "../netboot/settings";
 import type { NetbootSettings } from "../../lib/netboot";
 import { recordEvent } from "../events/audit";
 import { resolveSelection } from "../machines/selection";

@@ -1,6 +1,6 @@
 import type { Domain } from "../context";
 import { powerAction, setBootDevice } from "../oob/power";
-import type { NetbootService } from "../pxe/service";
+import type { NetbootService } from "../netboot/service";
 import type { MachinePorts } from "./ports";
 import { StepFailure } from "../../lib/step-failure";
 
@@ -8,7 +8,7 @@ const ACTOR = "system:orchestrator";
 
 /**
  * The production ports: out-of-band control through the machine's BMC driver (server/oob), and the machine's
- * boot entries in the netboot tree (server/pxe), which follow the job's set_boot_target steps.
+ * boot entries in the netboot tree (server/netboot), which follow the job's set_boot_target steps.
  */
 export function createMachinePorts(d: Domain, netboot: NetbootService): MachinePorts {
   return {

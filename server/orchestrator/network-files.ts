@@ -2,9 +2,9 @@ import { AppError } from "../../lib/errors";
 import { profileOptionsSchema, type NetConfigFormat } from "../../lib/netboot";
 import type { Db } from "../db/client";
 import type { OsProfile } from "../db/schema";
-import { loadNetModel } from "../pxe/install-files";
-import { getNetbootSettings } from "../pxe/settings";
-import { NET_RENDERERS } from "../pxe/templates/net-config";
+import { loadNetModel } from "../netboot/install-files";
+import { getNetbootSettings } from "../netboot/settings";
+import { NET_RENDERERS } from "../netboot/templates/net-config";
 
 /** Where each format's files live in the installed system, and their modes (NetworkManager refuses world-readable keyfiles). */
 const PLACES: Record<NetConfigFormat, { dir: string; mode: number }> = {

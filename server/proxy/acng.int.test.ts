@@ -12,7 +12,7 @@ import { enrollMachine } from "../machines/enroll";
 import { jobLogs } from "../orchestrator/jobs";
 import { machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
-import { saveNetbootSettings } from "../pxe/settings";
+import { saveNetbootSettings } from "../netboot/settings";
 import { parseAcngLogLine } from "./acng";
 import { registerProxyMetrics } from "./metrics";
 import { ProxyService } from "./service";

@@ -6,7 +6,7 @@
 import path from "node:path";
 import { packageProxyUrl, rackhandAddress, type NetbootSettings, type ProxyMode } from "../../lib/netboot";
 import type { Domain } from "../context";
-import { getNetbootSettings } from "../pxe/settings";
+import { getNetbootSettings } from "../netboot/settings";
 import { AcngSupervisor, hostAptProxy, type AcngLogEntry, type AcngStats } from "./acng";
 import { appendJobLines, runningJobByAddress } from "./job-lines";
 

@@ -1,8 +1,8 @@
 import { idOut, netbootOut, noneOut } from "../outputs";
 import { z } from "zod";
 import { netbootSettingsSchema, osProfileCreateSchema, osProfileUpdateSchema } from "../../../lib/netboot";
-import { createProfile, deleteProfile, listProfiles, updateProfile } from "../../pxe/profiles";
-import { getNetbootSettings, saveNetbootSettings } from "../../pxe/settings";
+import { createProfile, deleteProfile, listProfiles, updateProfile } from "../../netboot/profiles";
+import { getNetbootSettings, saveNetbootSettings } from "../../netboot/settings";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
 
 const id = z.object({ id: z.number().int().positive() });
