@@ -170,7 +170,8 @@ describe("UEFI PXE with Secure Boot on Rackhand's boot tree (OVMF, TCG)", () => 
     const vm = startVm("sb");
     vms.push(vm);
     const grub = await vm.waitFor(/Rackhand: MAC 52:54:00/, 120_000);
-    const marker = await vm.waitFor(new RegExp(`${MARKER} cmdline=\\[[^\\]]*\\]`), 180_000);
+    // Wait for the whole marker line (its lockdown part and the line end), not only its start.
+    const marker = await vm.waitFor(new RegExp(`${MARKER} cmdline=\\[[^\\]]*\\] lockdown=\\[.*\\]\\r?\\n`), 180_000);
     const text = vm.out();
     expect(text).toMatch(/Secure boot enabled|UEFI Secure Boot is enabled/);
     const line = new RegExp(`${MARKER} cmdline=\\[([^\\]]*)\\] lockdown=\\[(.*)\\]\\r?$`, "m").exec(text)!;
