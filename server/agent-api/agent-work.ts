@@ -10,6 +10,7 @@ import { normalizeMac } from "../../lib/net";
 import type { Domain } from "../context";
 import { agentTokens, jobs, logLines, machines, nics, steps } from "../db/schema";
 import { recordEvent } from "../events/audit";
+import { AgentNonces, agentBootSession } from "../pxe/agent-nonce";
 import type { Orchestrator } from "../orchestrator/orchestrator";
 import { issueToken, tokenLookup } from "./tokens";
 
@@ -48,6 +49,25 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
     .from(steps)
     .where(and(eq(steps.jobId, sql.placeholder("id")), eq(steps.runner, "agent"), eq(steps.state, "running")))
     .prepare();
+
+  const nonces = AgentNonces.of(d);
+  // Refused lookups are recorded as events, at most one per machine per minute: the endpoint is unauthenticated,
+  // and a flood of bad lookups must not become a flood of rows.
+  const lastRefusal = new Map<number, number>();
+  function refused(machineId: number, name: string, why: string) {
+    const now = Date.now();
+    if (now - (lastRefusal.get(machineId) ?? -Infinity) < 60_000) return;
+    lastRefusal.set(machineId, now);
+    if (lastRefusal.size > 10_000) lastRefusal.clear();
+    const event = recordEvent(d.db, {
+      actor: "agent",
+      machineId,
+      kind: "agent.lookup_refused",
+      message: `Agent lookup for ${name} refused: ${why} (further refusals within a minute are not recorded)`,
+      payload: { reason: why },
+    });
+    d.bus.publish({ type: "event.created", event });
+  }
 
   /** @throws AgentApiError unauthenticated */
   function authenticate(token: string | undefined): AgentJob {
@@ -88,6 +108,17 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
       .where(inArray(nics.mac, macs))
       .get();
     if (!found) throw new AgentApiError("not_found", "no machine with these MACs is enrolled");
+    // The per-boot nonce (server/pxe/agent-nonce.ts) is in this machine's boot entry only: a MAC alone (which
+    // every viewer sees) is no credential.
+    const session = agentBootSession(d.db, found.machineId);
+    if (!body.nonce || session === null || !nonces.verify(found.machineId, session, body.nonce)) {
+      const why = !body.nonce ? "no nonce" : session === null ? `${found.name} does not netboot the agent now` : "wrong nonce";
+      refused(found.machineId, found.name, why);
+      throw new AgentApiError(
+        "unauthenticated",
+        !body.nonce ? "lookup refused: no nonce (rackhand.nonce= from this machine's boot entry)" : "lookup refused: the nonce is not the one of this machine's current boot",
+      );
+    }
     const seenAt = Date.now();
     const result = d.db.transaction((tx) => {
       // Prepared on the same connection, so they read inside this transaction.
