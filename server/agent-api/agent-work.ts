@@ -126,7 +126,7 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
       if (!job) return null;
       tx.update(jobs).set({ agentSeenAt: new Date(seenAt) }).where(eq(jobs.id, job.id)).run();
       // Inventory is taken from the first lookup of a job only; a second lookup (the agent restarted — or someone
-      // else who knows a MAC asked) gets a new token, revoking the old one, and is recorded as an event.
+      // who read this boot's entry, and so its nonce) gets a new token, revoking the old one, and is recorded as an event.
       const again = tx.select({ jobId: agentTokens.jobId }).from(agentTokens).where(eq(agentTokens.jobId, job.id)).get() !== undefined;
       if (body.inventory && !again) tx.update(machines).set({ inventory: body.inventory }).where(eq(machines.id, found.machineId)).run();
       const relookup = again
