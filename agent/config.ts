@@ -6,6 +6,8 @@ export interface AgentConfig {
   /** Base URL of the Rackhand server, e.g. http://10.0.0.1:3000 */
   api: string;
   macs: string[];
+  /** The per-boot lookup secret from rackhand.nonce= (or --nonce); null: the lookup will be refused (401). */
+  nonce: string | null;
   /** Handle one job, then exit (tests); otherwise go back to lookup for the next job. */
   once: boolean;
   /** Default target disk when a step names none (tests point this at a file). */
@@ -20,8 +22,8 @@ export interface AgentConfig {
   progressMs: number;
 }
 
-const USAGE = `usage: agent [--api URL] [--mac MAC ...] [--once] [--target-disk PATH] [--no-reboot] [--retry-max-ms MS] [--wait-s S] [--progress-ms MS]
-  --api defaults to rackhand.api= on /proc/cmdline; MACs default to /sys/class/net (all but lo)`;
+const USAGE = `usage: agent [--api URL] [--mac MAC ...] [--nonce HEX] [--once] [--target-disk PATH] [--no-reboot] [--retry-max-ms MS] [--wait-s S] [--progress-ms MS]
+  --api and --nonce default to rackhand.api= and rackhand.nonce= on /proc/cmdline; MACs default to /sys/class/net (all but lo)`;
 
 /** The MACs of this machine's network interfaces (all but loopback). */
 export function localMacs(sysClassNet = "/sys/class/net"): string[] {
@@ -38,9 +40,10 @@ export function localMacs(sysClassNet = "/sys/class/net"): string[] {
   return out;
 }
 
-function apiFromCmdline(): string | null {
+/** The value of rackhand.<name>= on the kernel command line, or null. */
+export function fromCmdline(name: string, cmdline = "/proc/cmdline"): string | null {
   try {
-    return fs.readFileSync("/proc/cmdline", "utf8").match(/(?:^|\s)rackhand\.api=(\S+)/)?.[1] ?? null;
+    return fs.readFileSync(cmdline, "utf8").match(new RegExp(`(?:^|\\s)rackhand\\.${name}=(\\S+)`))?.[1] ?? null;
   } catch {
     return null;
   }
@@ -48,7 +51,7 @@ function apiFromCmdline(): string | null {
 
 /** Parse argv (without node and script). @throws Error with the usage on bad arguments */
 export function parseArgs(argv: string[]): AgentConfig {
-  const c: AgentConfig = { api: "", macs: [], once: false, targetDisk: null, noReboot: false, retryMaxMs: 10_000, waitS: 20, progressMs: 1000 };
+  const c: AgentConfig = { api: "", macs: [], nonce: null, once: false, targetDisk: null, noReboot: false, retryMaxMs: 10_000, waitS: 20, progressMs: 1000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -58,6 +61,7 @@ export function parseArgs(argv: string[]): AgentConfig {
     };
     if (a === "--api") c.api = value();
     else if (a === "--mac") c.macs.push(value());
+    else if (a === "--nonce") c.nonce = value();
     else if (a === "--once") c.once = true;
     else if (a === "--target-disk") c.targetDisk = value();
     else if (a === "--no-reboot") c.noReboot = true;
@@ -66,7 +70,9 @@ export function parseArgs(argv: string[]): AgentConfig {
     else if (a === "--progress-ms") c.progressMs = Number(value());
     else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
-  c.api = (c.api || apiFromCmdline() || "").replace(/\/+$/, "");
+  c.nonce ??= fromCmdline("nonce");
+  if (c.nonce !== null && !/^[0-9a-f]{64}$/.test(c.nonce)) throw new Error(`the nonce must be 64 hex digits (rackhand.nonce= or --nonce)\n${USAGE}`);
+  c.api = (c.api || fromCmdline("api") || "").replace(/\/+$/, "");
   if (!/^https?:\/\/[^\s]+$/.test(c.api)) throw new Error(`no API URL (--api or rackhand.api= on the kernel command line)\n${USAGE}`);
   if (!c.macs.length) c.macs = localMacs();
   if (!c.macs.length) throw new Error("no network interface with a MAC address found");

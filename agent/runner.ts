@@ -45,11 +45,13 @@ export class Agent {
     for (let failures = 0; ; failures++) {
       try {
         this.client.token = null;
-        const job = await this.client.post("/lookup", { macs: this.config.macs, inventory: this.inventory }, lookupResponse, 30_000);
+        const job = await this.client.post("/lookup", { macs: this.config.macs, nonce: this.config.nonce ?? undefined, inventory: this.inventory }, lookupResponse, 30_000);
         this.note(`job ${job.jobId} for ${job.machineName} (machine ${job.machineId}), log seq from ${job.nextSeq}`);
         return job;
       } catch (err) {
-        if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 404 && err.status !== 429) throw err;
+        // 401: our nonce is not (or no longer) the one of this machine's boot entry, e.g. a new job began while this
+        // boot's agent was still up. Keep asking: the job's power cycle boots us again with the current one.
+        if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 401 && err.status !== 404 && err.status !== 429) throw err;
         const wait = retryDelayMs(failures, this.config.retryMaxMs);
         if (failures % 20 === 0) this.note(`lookup: ${describe(err)}; asking again in ${wait} ms`);
         await sleep(wait);
@@ -87,7 +89,7 @@ export class Agent {
     const saved = this.client.token;
     this.client.token = null;
     try {
-      return await this.client.call("/lookup", { macs: this.config.macs, inventory: this.inventory }, lookupResponse);
+      return await this.client.call("/lookup", { macs: this.config.macs, nonce: this.config.nonce ?? undefined, inventory: this.inventory }, lookupResponse);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) return null;
       throw err;

@@ -21,6 +21,7 @@ import { enrollMachine } from "../server/machines/enroll";
 import { transition } from "../server/machines/lifecycle";
 import { performAction } from "../server/operator/lifecycle-actions";
 import { createBatch } from "../server/orchestrator/batches";
+import { currentAgentNonce } from "../server/netboot/agent-nonce";
 import type { MachinePorts } from "../server/orchestrator/ports";
 import { TrpcClient } from "./lib/http-trpc";
 import { writeSection } from "./lib/sections";
@@ -67,7 +68,8 @@ async function main() {
     powerOff: () => sleep(SERVER_MS),
     powerCycle: async (id) => {
       await sleep(SERVER_MS);
-      if (bootTarget.get(id) === "agent" && simulated.has(id)) child.send({ type: "boot", mac: macs.get(id) });
+      // The simulated agent gets the nonce of the machine's agent boot entry, as the real one reads it from /proc/cmdline.
+      if (bootTarget.get(id) === "agent" && simulated.has(id)) child.send({ type: "boot", mac: macs.get(id), nonce: currentAgentNonce(app.domain, id) });
     },
   };
   const config = loadConfig({ RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: PASSWORD, RACKHAND_POWER_SYNC: "false", NODE_ENV: "production" }, { ui: false });
@@ -178,8 +180,9 @@ async function main() {
         fetch(`${app.url}/api/agent/v1${p}`, { method: "POST", headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) }, body: JSON.stringify(body) }).then(
           async (r) => ({ status: r.status, body: (await r.json()) as any }),
         );
-      let look = await api("/lookup", { macs: [macs.get(id)] });
-      while (look.status === 404) (await sleep(20), (look = await api("/lookup", { macs: [macs.get(id)] })));
+      const nonce = currentAgentNonce(d, id);
+      let look = await api("/lookup", { macs: [macs.get(id)], nonce });
+      while (look.status === 404) (await sleep(20), (look = await api("/lookup", { macs: [macs.get(id)], nonce })));
       let stepId: number | undefined;
       while (stepId === undefined) stepId = (await api("/heartbeat", { waitS: 2 }, look.body.token)).body.steps[0]?.id;
       tokens.push({ token: look.body.token, stepId, machineId: id });

@@ -1,5 +1,5 @@
 import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
-import { ADMIN, signIn, snap, trpcMutation } from "./fixtures";
+import { ADMIN, bootEntryNonce, signIn, snap, trpcMutation, writeBootTree } from "./fixtures";
 
 async function call(page: Page, path: string, input: unknown) {
   const res = await trpcMutation(page, path, input);
@@ -10,6 +10,7 @@ async function call(page: Page, path: string, input: unknown) {
 // The specs share one server: what this file creates is removed again, so the others see the fleet they expect.
 const created: { machines: number[]; profiles: number[] } = { machines: [], profiles: [] };
 test.afterEach(async ({ page }) => {
+  await writeBootTree(page, false);
   for (const id of created.machines.splice(0)) {
     const m = await (await page.request.get(`/api/trpc/machines.get?input=${encodeURIComponent(JSON.stringify({ id }))}`)).json();
     // A deployed machine is released and the clean job aborted (→ clean_failed); one still working (a failed test
@@ -67,6 +68,8 @@ async function runAgent(request: APIRequestContext, token: string) {
 
 test("bulk deploy of a selection starts a batch whose page shows per-machine progress live", async ({ page, browser, request }) => {
   await signIn(page, ADMIN);
+  // The simulated agents read their nonce from the boot entries the server writes (netboot mode external).
+  await writeBootTree(page, true);
   const profile = await imageProfile(page, "e2e-batch-image", "b");
   const ms = await machines(page, "e2e-dep", 3, { macByte: 1, bmc: true, profileId: profile.id, to: "available" });
 
@@ -103,7 +106,10 @@ test("bulk deploy of a selection starts a batch whose page shows per-machine pro
   // The agent of one running machine boots and reports every step: its job succeeds and the third machine starts.
   const tokens: { mac: string; token: string }[] = [];
   for (const m of ms) {
-    const r = await request.post("/api/agent/v1/lookup", { data: { macs: [m.mac] } });
+    // Only a machine whose job runs has an agent boot entry (the queued one still boots its disk).
+    const nonce = bootEntryNonce(m.mac);
+    if (!nonce) continue;
+    const r = await request.post("/api/agent/v1/lookup", { data: { macs: [m.mac], nonce } });
     if (r.status() === 200) tokens.push({ mac: m.mac, token: (await r.json()).token });
   }
   expect(tokens).toHaveLength(2);
@@ -165,6 +171,8 @@ test("a batch whose failures pass the threshold pauses and shows the banner with
 
 test("bulk reinstall of deployed machines from the table runs as a batch with per-machine progress", async ({ page, request }) => {
   await signIn(page, ADMIN);
+  // The simulated agents read their nonce from the boot entries the server writes (netboot mode external).
+  await writeBootTree(page, true);
   const profile = await imageProfile(page, "e2e-reinstall-image", "c");
   const ms = await machines(page, "e2e-rei", 2, { macByte: 4, bmc: true, profileId: profile.id, to: "available" });
   // Deploy both first (through a batch and their agents), so there is something to reinstall.
@@ -174,7 +182,9 @@ test("bulk reinstall of deployed machines from the table runs as a batch with pe
       let token = "";
       await expect
         .poll(async () => {
-          const r = await request.post("/api/agent/v1/lookup", { data: { macs: [m.mac] } });
+          const nonce = bootEntryNonce(m.mac);
+          if (!nonce) return "no agent boot entry yet";
+          const r = await request.post("/api/agent/v1/lookup", { data: { macs: [m.mac], nonce } });
           if (r.status() === 200) token = (await r.json()).token;
           return r.status();
         })

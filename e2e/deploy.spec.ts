@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
-import { ADMIN, signIn, snap, trpcMutation } from "./fixtures";
+import { ADMIN, bootEntryNonce, signIn, snap, trpcMutation, writeBootTree } from "./fixtures";
 
 /**
  * A deploy started from the UI, with the agent simulated over HTTP by the test (the real protocol,
@@ -34,6 +34,7 @@ async function nextStep(request: APIRequestContext, token: string, name: string)
 // The server and its data directory are shared by every spec file: leave no machine behind (fleet.spec counts them).
 const created: { machines: number[]; profiles: number[] } = { machines: [], profiles: [] };
 test.afterEach(async ({ page }) => {
+  await writeBootTree(page, false);
   for (const id of created.machines.splice(0)) {
     // deployed → release (a clean job) → abort it → clean_failed, which may be deleted; refusals are fine.
     for (const action of ["release", "abort"]) await trpcMutation(page, "machines.action", { id, action });
@@ -74,6 +75,8 @@ test("deploy from the machine page: steps progress, logs stream live to two page
   created.machines.push(machineId);
   for (const action of ["manage", "provide"]) expect((await trpcMutation(page, "machines.action", { id: machineId, action })).status()).toBe(200);
 
+  // The simulated agent reads its nonce from the boot entry the server writes, like the real one from /proc/cmdline.
+  await writeBootTree(page, true);
   await page.goto(`/machines/${machineId}`);
   await expect(page.getByTestId("machine-state")).toContainText("Available");
   await expect(page.getByRole("region", { name: "Jobs" })).toContainText("No jobs yet");
@@ -98,8 +101,13 @@ test("deploy from the machine page: steps progress, logs stream live to two page
   await watcher.goto(`/machines/${machineId}`);
   await expect(watcher.getByRole("button", { name: "Log shown" })).toBeVisible();
 
-  // The agent boots and looks itself up by MAC.
-  const look = await agent(request, "/lookup", { macs: [MAC.toUpperCase()], inventory: { cpus: 2 } });
+  // The agent boots and looks itself up by MAC, with the nonce of its boot entry; the MAC alone gets no token.
+  const bare = await request.post(`${API}/lookup`, { data: { macs: [MAC] } });
+  expect(bare.status()).toBe(401);
+  expect(await bare.json()).toEqual({ error: expect.stringMatching(/^lookup refused: no nonce/) });
+  let nonce: string | null = null;
+  await expect.poll(() => (nonce = bootEntryNonce(MAC))).toMatch(/^[0-9a-f]{64}$/);
+  const look = await agent(request, "/lookup", { macs: [MAC.toUpperCase()], nonce, inventory: { cpus: 2 } });
   expect(look).toMatchObject({ machineId, jobId });
   const token: string = look.token;
   const inventory = await nextStep(request, token, "inventory");

@@ -21,3 +21,22 @@ export async function snap(page: Page, name: string) {
 export async function trpcMutation(page: Page, path: string, input: unknown) {
   return page.request.post(`/api/trpc/${path}`, { data: input, headers: { "content-type": "application/json" } });
 }
+
+/**
+ * Netboot mode `external`: the server writes the boot tree (test-results/e2e-data/netboot, see serve.mjs) and runs
+ * no DHCP server, so a test can read a machine's agent boot entry; `off` again afterwards (the specs share a server).
+ */
+export async function writeBootTree(page: Page, on: boolean) {
+  const res = await trpcMutation(page, "netboot.saveSettings", { mode: on ? "external" : "off" });
+  expect(res.status(), await res.text()).toBe(200);
+}
+
+/**
+ * The per-boot nonce in the machine's agent boot entry (rackhand.nonce= on its kernel command line, what the real
+ * agent sends with its lookup); null while it has no agent entry (not inspecting, deploying or cleaning).
+ */
+export function bootEntryNonce(mac: string): string | null {
+  const file = `test-results/e2e-data/netboot/tftp/pxelinux.cfg/01-${mac.toLowerCase().replaceAll(":", "-")}`;
+  if (!fs.existsSync(file)) return null;
+  return fs.readFileSync(file, "utf8").match(/ rackhand\.nonce=([0-9a-f]{64})\b/)?.[1] ?? null;
+}

@@ -3,8 +3,13 @@ import { z } from "zod";
 
 export const AGENT_API_PREFIX = "/api/agent/v1";
 
+/** The per-boot lookup secret: rackhand.nonce=<64 hex digits> on the agent's kernel command line. */
+export const AGENT_NONCE_RE = /^[0-9a-f]{64}$/;
+
 export const lookupRequest = z.object({
   macs: z.array(z.string().max(32)).min(1, "at least one MAC").max(64),
+  /** Required by the server (401 without it); optional here so its absence gets a clear 401 rather than a 400. */
+  nonce: z.string().max(64, "must be the 64 hex digits of rackhand.nonce").regex(AGENT_NONCE_RE, "must be the 64 hex digits of rackhand.nonce").optional(),
   inventory: z.record(z.string(), z.unknown()).optional(),
 });
 export type LookupRequest = z.infer<typeof lookupRequest>;

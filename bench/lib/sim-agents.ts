@@ -10,7 +10,7 @@ import { backoffDelay, sleep } from "../../lib/retry";
 
 type FromParent =
   | { type: "config"; api: string; stepMs: number; linesPerStep: number }
-  | { type: "boot"; mac: string }
+  | { type: "boot"; mac: string; nonce: string | null }
   | { type: "cpu" }
   | { type: "ingest"; tokens: { token: string; stepId: number }[]; batches: number; batchLines: number }
   | { type: "fanout"; cookie: string; machineId: number; token: string; stepId: number; subscribers: number; samples: number; seqFrom: number };
@@ -73,11 +73,12 @@ const running = new Set<string>();
  * (agent/runner.ts runJob), the heartbeat long-poll stays open while steps run, so the server hands out the next
  * step on that poll as soon as a result completes a group.
  */
-async function simAgent(mac: string): Promise<void> {
-  let look = await post("/lookup", { macs: [mac] });
+async function simAgent(mac: string, nonce: string | null): Promise<void> {
+  const ask = { macs: [mac], ...(nonce && { nonce }) };
+  let look = await post("/lookup", ask);
   for (let i = 0; look.status === 404 && i < 200; i++) {
     await sleep(25);
-    look = await post("/lookup", { macs: [mac] });
+    look = await post("/lookup", ask);
   }
   if (look.status !== 200) throw new Error(`lookup ${mac}: ${look.status} ${JSON.stringify(look.body)}`);
   const { token } = look.body as { token: string };
@@ -172,7 +173,7 @@ process.on("message", (m: FromParent) => {
   } else if (m.type === "boot") {
     if (running.has(m.mac)) return;
     running.add(m.mac);
-    simAgent(m.mac).then(() => running.delete(m.mac), fail);
+    simAgent(m.mac, m.nonce).then(() => running.delete(m.mac), fail);
   } else if (m.type === "ingest") {
     ingest(m).then((r) => send({ type: "ingest", ...r }), fail);
   } else if (m.type === "fanout") {

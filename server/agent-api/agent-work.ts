@@ -10,6 +10,7 @@ import { normalizeMac } from "../../lib/net";
 import type { Domain } from "../context";
 import { agentTokens, jobs, logLines, machines, nics, steps } from "../db/schema";
 import { recordEvent } from "../events/audit";
+import { AgentNonces, agentBootSession } from "../netboot/agent-nonce";
 import type { Orchestrator } from "../orchestrator/orchestrator";
 import { issueToken, tokenLookup } from "./tokens";
 
@@ -48,6 +49,25 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
     .from(steps)
     .where(and(eq(steps.jobId, sql.placeholder("id")), eq(steps.runner, "agent"), eq(steps.state, "running")))
     .prepare();
+
+  const nonces = AgentNonces.of(d);
+  // Refused lookups are recorded as events, at most one per machine per minute: the endpoint is unauthenticated,
+  // and a flood of bad lookups must not become a flood of rows.
+  const lastRefusal = new Map<number, number>();
+  function refused(machineId: number, name: string, why: string) {
+    const now = Date.now();
+    if (now - (lastRefusal.get(machineId) ?? -Infinity) < 60_000) return;
+    lastRefusal.set(machineId, now);
+    if (lastRefusal.size > 10_000) lastRefusal.clear();
+    const event = recordEvent(d.db, {
+      actor: "agent",
+      machineId,
+      kind: "agent.lookup_refused",
+      message: `Agent lookup for ${name} refused: ${why} (further refusals within a minute are not recorded)`,
+      payload: { reason: why },
+    });
+    d.bus.publish({ type: "event.created", event });
+  }
 
   /** @throws AgentApiError unauthenticated */
   function authenticate(token: string | undefined): AgentJob {
@@ -88,6 +108,17 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
       .where(inArray(nics.mac, macs))
       .get();
     if (!found) throw new AgentApiError("not_found", "no machine with these MACs is enrolled");
+    // The per-boot nonce (server/netboot/agent-nonce.ts) is in this machine's boot entry only: a MAC alone (which
+    // every viewer sees) is no credential.
+    const session = agentBootSession(d.db, found.machineId);
+    if (!body.nonce || session === null || !nonces.verify(found.machineId, session, body.nonce)) {
+      const why = !body.nonce ? "no nonce" : session === null ? `${found.name} does not netboot the agent now` : "wrong nonce";
+      refused(found.machineId, found.name, why);
+      throw new AgentApiError(
+        "unauthenticated",
+        !body.nonce ? "lookup refused: no nonce (rackhand.nonce= from this machine's boot entry)" : "lookup refused: the nonce is not the one of this machine's current boot",
+      );
+    }
     const seenAt = Date.now();
     const result = d.db.transaction((tx) => {
       // Prepared on the same connection, so they read inside this transaction.
@@ -95,7 +126,7 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
       if (!job) return null;
       tx.update(jobs).set({ agentSeenAt: new Date(seenAt) }).where(eq(jobs.id, job.id)).run();
       // Inventory is taken from the first lookup of a job only; a second lookup (the agent restarted — or someone
-      // else who knows a MAC asked) gets a new token, revoking the old one, and is recorded as an event.
+      // who read this boot's entry, and so its nonce) gets a new token, revoking the old one, and is recorded as an event.
       const again = tx.select({ jobId: agentTokens.jobId }).from(agentTokens).where(eq(agentTokens.jobId, job.id)).get() !== undefined;
       if (body.inventory && !again) tx.update(machines).set({ inventory: body.inventory }).where(eq(machines.id, found.machineId)).run();
       const relookup = again

@@ -20,6 +20,7 @@ const ctx = (over: Partial<TreeContext["settings"]> = {}): TreeContext => ({
   paths: { hostsDir: "/x/hosts.d", tftpRoot: "/x/tftp", leaseFile: "/x/leases", pidFile: "/x/pid" },
   runAs: "root",
   installToken: () => "tok",
+  agentNonce: () => "0".repeat(64),
 });
 const row = (over: Partial<MachineBootRow> = {}): MachineBootRow => ({
   id: 7,

@@ -27,20 +27,9 @@ export function loadBootRows(db: Db, ids?: number[]): MachineBootRow[] {
   }
   const profiles = new Map<number, ProfileBoot>();
   for (const p of db.select().from(osProfiles).all()) profiles.set(p.id, toProfileBoot(p));
-  // Only machines that netboot need their install session (the event that moved them into the current state).
-  const busy = ms.filter((m) => m.state === "deploying").map((m) => m.id);
-  const sessions = new Map<number, number>();
-  if (busy.length) {
-    for (let i = 0; i < busy.length; i += 500) {
-      const rows = db
-        .select({ machineId: events.machineId, id: sql<number>`max(${events.id})` })
-        .from(events)
-        .where(and(inArray(events.machineId, busy.slice(i, i + 500)), eq(events.kind, "state.changed")))
-        .groupBy(events.machineId)
-        .all();
-      for (const r of rows) if (r.machineId != null) sessions.set(r.machineId, r.id);
-    }
-  }
+  // Only machines that netboot need their session (the event that moved them into the current state): the install
+  // token and the agent nonce are derived from it.
+  const sessions = bootSessions(db, ms.filter((m) => (NETBOOT_STATES as readonly string[]).includes(m.state)).map((m) => m.id));
   // A running job's latest boot-target request (set_boot_target steps that started) overrides the state's default.
   const netbooting = ms.filter((m) => (NETBOOT_STATES as readonly string[]).includes(m.state)).map((m) => m.id);
   const jobTargets = new Map<number, "agent" | "installer" | "disk">();
@@ -73,6 +62,21 @@ export function loadBootRows(db: Db, ids?: number[]): MachineBootRow[] {
     sessionId: sessions.get(m.id) ?? null,
     jobBootTarget: jobTargets.get(m.id) ?? null,
   }));
+}
+
+/** machineId → id of its latest state.changed event (its current boot session), for the given machines. */
+export function bootSessions(db: Db, ids: number[]): Map<number, number> {
+  const sessions = new Map<number, number>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = db
+      .select({ machineId: events.machineId, id: sql<number>`max(${events.id})` })
+      .from(events)
+      .where(and(inArray(events.machineId, ids.slice(i, i + 500)), eq(events.kind, "state.changed")))
+      .groupBy(events.machineId)
+      .all();
+    for (const r of rows) if (r.machineId != null) sessions.set(r.machineId, r.id);
+  }
+  return sessions;
 }
 
 export function toProfileBoot(p: typeof osProfiles.$inferSelect): ProfileBoot {

@@ -11,6 +11,7 @@ import type { Domain } from "../context";
 import type { ProxyStatus } from "../proxy/service";
 import { ExternalBackend, type DhcpBackend, type DhcpBackendStatus } from "./backend";
 import { DnsmasqSupervisor } from "./dnsmasq";
+import { AgentNonces } from "./agent-nonce";
 import { InstallTokens } from "./install-token";
 import { DhcpFirmwareObserver, recordBootSighting } from "./dhcp-firmware";
 import { LoaderInstaller, type LoaderStatus } from "./loaders";
@@ -58,6 +59,7 @@ export class NetbootService {
   readonly root: string;
   readonly httpRoot: string;
   readonly tokens: InstallTokens;
+  private readonly nonces: AgentNonces;
   private readonly writer: TreeWriter;
   readonly loaders: LoaderInstaller;
   /** Loader names whose error was logged already (logged again only after they were fine once). */
@@ -85,6 +87,7 @@ export class NetbootService {
     this.writer = new TreeWriter(this.root);
     this.loaders = new LoaderInstaller(path.join(this.root, TFTP_DIR), o.loaderOptions);
     this.tokens = new InstallTokens(d.secrets.deriveKey("netboot install tokens"));
+    this.nonces = AgentNonces.of(d);
   }
 
   /** Reconcile everything once, start the backend for the mode, then follow the bus. */
@@ -153,6 +156,7 @@ export class NetbootService {
       },
       runAs: process.getuid?.() === 0 ? "root" : null,
       installToken: (id, session) => this.tokens.token(id, session),
+      agentNonce: (id, session) => this.nonces.nonce(id, session),
     };
   }
 

@@ -26,6 +26,7 @@ const ctx: TreeContext = {
   paths: { hostsDir: "/srv/rh/netboot/hosts.d", tftpRoot: "/srv/rh/netboot/tftp", leaseFile: "/srv/rh/netboot/dnsmasq.leases", pidFile: "/srv/rh/netboot/dnsmasq.pid" },
   runAs: "root",
   installToken: (id, session) => `tok-${id}-${session}`,
+  agentNonce: (id, session) => `${id}`.padStart(32, "a") + `${session}`.padStart(32, "b"),
 };
 const preseedProfile = { id: 3, kind: "installer" as const, kernel: "debian/12/linux", initrd: "debian/12/initrd.gz", kernelArgs: "console=ttyS0,115200 quiet", template: "preseed" as const, mirror: null };
 const row = (over: Partial<MachineBootRow> = {}): MachineBootRow => ({
@@ -56,7 +57,8 @@ describe("boot tree renderers (golden files)", () => {
 
   it("boots local disk outside deploying/inspecting/cleaning, the agent RAM disk inside", () => {
     for (const [state, file] of [["deployed", "local"], ["deploying", "agent"], ["inspecting", "inspect"]] as const) {
-      const t = machineTree(row({ state }), ctx);
+      // Machines that netboot have a session (the event that moved them into their state): the agent nonce's input.
+      const t = machineTree(row({ state, sessionId: state === "deployed" ? null : 41 }), ctx);
       expectGolden(GOLDEN, `${file}.pxelinux`, t.get("tftp/pxelinux.cfg/01-52-54-00-aa-bb-07")!);
       expectGolden(GOLDEN, `${file}.grub`, t.get("tftp/grub/grub.cfg-01-52-54-00-aa-bb-07")!);
       expectGolden(GOLDEN, `${file}.ipxe`, t.get("tftp/ipxe/52-54-00-aa-bb-07.ipxe")!);
@@ -74,6 +76,21 @@ describe("boot tree renderers (golden files)", () => {
     const t = machineTree(row(), ctx);
     expect(t.get("hosts.d/52-54-00-aa-bb-07")).toBe("52:54:00:aa:bb:07,10.77.0.57,node-007\n");
     expect(t.get("hosts.d/52-54-00-aa-bc-07")).toBe("52:54:00:aa:bc:07\n");
+  });
+
+  it("puts the per-boot agent nonce on the agent's kernel command line only, and refuses a malformed one", () => {
+    const nonce = ctx.agentNonce(7, 41);
+    const t = machineTree(row({ state: "inspecting", sessionId: 41 }), ctx);
+    for (const f of ["tftp/pxelinux.cfg/01-52-54-00-aa-bb-07", "tftp/grub/grub.cfg-01-52-54-00-aa-bb-07", "tftp/ipxe/52-54-00-aa-bb-07.ipxe"]) {
+      expect(t.get(f)).toContain(` rackhand.nonce=${nonce}`);
+    }
+    // Another session (a new job), another nonce; the installer's command line never carries one.
+    expect(machineTree(row({ state: "inspecting", sessionId: 42 }), ctx).get("tftp/ipxe/52-54-00-aa-bb-07.ipxe")).not.toContain(nonce);
+    const installer = machineTree(row({ state: "deploying", sessionId: 41, profile: preseedProfile }), ctx);
+    expect([...installer.values()].join("")).not.toContain("rackhand.nonce");
+    for (const bad of [`${nonce}\n`, `${"a".repeat(63)}\0`, "A".repeat(64), "x rackhand.api=http://evil", ""]) {
+      expect(() => machineTree(row({ state: "inspecting", sessionId: 41 }), { ...ctx, agentNonce: () => bad })).toThrow(/agent nonce: not 64 hex digits/);
+    }
   });
 
   it("points the agent RAM disk at the Debian root file system when that is the agent environment", () => {

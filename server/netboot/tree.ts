@@ -63,6 +63,8 @@ export interface TreeContext {
   runAs: string | null;
   /** Token for /boot/m/<id>/<token>/... while the machine installs. */
   installToken(machineId: number, sessionId: number): string;
+  /** The agent's per-boot lookup secret (agent-nonce.ts), put on the agent RAM disk's kernel command line. */
+  agentNonce(machineId: number, sessionId: number): string;
   /** Boot loaders present in the TFTP root (loaders.ts); absent: assume all. */
   loaders?: ReadonlySet<string>;
 }
@@ -82,6 +84,8 @@ const hostnameSchema = z
     const problem = dnsmasqNameProblem(n);
     if (problem) ctx.addIssue({ code: "custom", message: problem });
   });
+
+const nonceSchema = z.string().regex(/^[0-9a-f]{64}$/, "not 64 hex digits");
 
 function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
@@ -125,6 +129,8 @@ export function bootTarget(m: MachineBootRow, ctx: TreeContext): BootTarget {
     initrd: `${base}/boot/ramdisk/initrd.img`,
     args: [
       ...["console=tty0", "console=ttyS0,115200", `rackhand.api=${base}`, `rackhand.machine=${m.id}`, `rackhand.mode=${m.state}`],
+      // The secret the agent's lookup must present: only this machine's boot entry carries it.
+      ...(m.sessionId != null ? [`rackhand.nonce=${check(nonceSchema, ctx.agentNonce(m.id, m.sessionId), `machine ${m.id} agent nonce`)}`] : []),
       // The Debian variant: the RAM disk's /init fetches this root file system and runs the agent in it.
       ...(ctx.settings.agentEnvironment === "debian" ? [`rackhand.rootfs=${base}/boot/ramdisk/rootfs.tar.zst`] : []),
     ],

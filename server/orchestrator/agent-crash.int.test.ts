@@ -13,7 +13,7 @@ import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { performAction } from "../operator/lifecycle-actions";
-import { buildAgentBundle, makeDisk, makeImage, serveImages, sha256OfPrefix, spawnAgent, until, type AgentProcess, type ImageServer } from "./testing/agent-harness";
+import { agentNonceArgs, buildAgentBundle, makeDisk, makeImage, serveImages, sha256OfPrefix, spawnAgent, until, type AgentProcess, type ImageServer } from "./testing/agent-harness";
 
 // kill -9 of the server in the middle of a deploy: the server runs as a real process (tsx), the agent keeps
 // writing, buffers its log lines and retries; a new server process on the same port and data directory
@@ -90,6 +90,7 @@ describe("kill -9 of the server during a deploy", () => {
     transition(d, id, "manage", { actor: "test" });
     transition(d, id, "provide", { actor: "test" });
     const jobId = performAction(d, id, "deploy", "user:test").jobId!;
+    const nonce = agentNonceArgs(d, id);
     await seed.close();
 
     const port = await freePort();
@@ -99,7 +100,7 @@ describe("kill -9 of the server during a deploy", () => {
     const write = () => db!.select().from(steps).where(eq(steps.jobId, jobId)).all().find((s) => s.name === "write_image")!;
     const lines = () => db!.select().from(logLines).where(eq(logLines.jobId, jobId)).orderBy(asc(logLines.seq)).all();
 
-    agent = spawnAgent(bundle, `http://127.0.0.1:${port}`, mac, disk, ["--progress-ms", "20"]);
+    agent = spawnAgent(bundle, `http://127.0.0.1:${port}`, mac, disk, ["--progress-ms", "20", ...nonce]);
     // Mid-write: the step is running and some progress lines already reached the database.
     await until("progress lines of write_image", () => write().state === "running" && lines().filter((l) => l.text.startsWith("written ")).length >= 5, 20_000);
     server.kill("SIGKILL");

@@ -14,6 +14,7 @@ import { transition } from "../machines/lifecycle";
 import { performAction } from "../operator/lifecycle-actions";
 import type { MachinePorts } from "./ports";
 import {
+  agentNonceArgs,
   buildAgentBundle,
   makeDisk,
   makeImage,
@@ -78,11 +79,12 @@ function machineWithImage(file: string, format: string, sha256 = image.sha256) {
 
 function deploy(m: { id: number; mac: string; disk: string }, extra: string[] = []) {
   const jobId = performAction(app.domain, m.id, "deploy", "user:test").jobId!;
-  const agent = spawnAgent(bundle, app.url, m.mac, m.disk, extra);
+  const agent = spawnAgent(bundle, app.url, m.mac, m.disk, [...extra, ...agentNonceArgs(app.domain, m.id)]);
   agents.push(agent);
   return { jobId, agent };
 }
 
+const nonceOf = (machineId: number) => agentNonceArgs(app.domain, machineId)[1];
 const jobOf = (id: number) => app.domain.db.select().from(jobs).where(eq(jobs.id, id)).get()!;
 const stepsOf = (jobId: number) => app.domain.db.select().from(steps).where(eq(steps.jobId, jobId)).orderBy(asc(steps.group), asc(steps.id)).all();
 const linesOf = (jobId: number) => app.domain.db.select().from(logLines).where(eq(logLines.jobId, jobId)).orderBy(asc(logLines.seq)).all();
@@ -156,7 +158,7 @@ describe("an agent that restarts mid-step", () => {
       await agent.exited;
       const before = linesOf(jobId).length;
       images.throttle(0, 0);
-      const second = spawnAgent(bundle, app.url, m.mac, m.disk);
+      const second = spawnAgent(bundle, app.url, m.mac, m.disk, agentNonceArgs(app.domain, m.id));
       agents.push(second);
       await until("the job to finish", finished(jobId), 12_000);
       expect(jobOf(jobId).state, second.output()).toBe("succeeded");
@@ -182,8 +184,8 @@ describe("agent calls need their own job's token", () => {
     const status = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof ApiError ? e.status : -1));
 
     expect(await status(client.post("/heartbeat", { waitS: 0 }, heartbeatResponse, 5000))).toBe(401);
-    const la = await until("lookup a", () => client.post("/lookup", { macs: [a.mac] }, lookupResponse, 5000).catch(() => null));
-    const lb = await until("lookup b", () => client.post("/lookup", { macs: [b.mac] }, lookupResponse, 5000).catch(() => null));
+    const la = await until("lookup a", () => client.post("/lookup", { macs: [a.mac], nonce: nonceOf(a.id) }, lookupResponse, 5000).catch(() => null));
+    const lb = await until("lookup b", () => client.post("/lookup", { macs: [b.mac], nonce: nonceOf(b.id) }, lookupResponse, 5000).catch(() => null));
     expect(la.nextSeq).toBe(0);
     client.token = la.token;
     const stepA = await until("a's first step", async () => (await client.post("/heartbeat", { waitS: 2 }, heartbeatResponse, 5000)).steps[0]);
@@ -199,7 +201,7 @@ describe("agent calls need their own job's token", () => {
 
     // A restarted agent looks up again: a new token (the old one stops working) and the seq to continue from.
     client.token = null;
-    const again = await client.post("/lookup", { macs: [a.mac] }, lookupResponse, 5000);
+    const again = await client.post("/lookup", { macs: [a.mac], nonce: nonceOf(a.id) }, lookupResponse, 5000);
     expect(again).toMatchObject({ jobId: la.jobId, nextSeq: 3 });
     client.token = la.token;
     expect(await status(client.post("/heartbeat", { waitS: 0 }, heartbeatResponse, 5000))).toBe(401);

@@ -11,6 +11,7 @@ import { batches, events, jobs, machines } from "../db/schema";
 import { silentLogger } from "../log";
 import { enrollMachine, setMaintenance } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
+import { currentAgentNonceForMac } from "../netboot/agent-nonce";
 import { setBatchSettings } from "./batch-settings";
 import { abortBatch, createBatch, getBatch, resumeBatch } from "./batches";
 import type { MachinePorts } from "./ports";
@@ -105,7 +106,10 @@ async function agent(a: App, p: string, body: unknown, token?: string) {
 /** Be the machine's agent: look up its job, report every step it is given as done, until the job ends. */
 async function runAgent(a: App, mac: string): Promise<void> {
   const token = (await until("lookup", async () => {
-    const r = await agent(a, "/lookup", { macs: [mac] });
+    // The nonce of the machine's boot entry exists once its queued job started (it entered inspecting).
+    const nonce = currentAgentNonceForMac(a.domain, mac);
+    if (!nonce) return false;
+    const r = await agent(a, "/lookup", { macs: [mac], nonce });
     return r.status === 200 && r.body.token;
   })) as string;
   for (;;) {

@@ -11,6 +11,8 @@ import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { performAction } from "../operator/lifecycle-actions";
+import { currentAgentNonce } from "../netboot/agent-nonce";
+import { saveNetbootSettings } from "../netboot/settings";
 import type { MachinePorts } from "./ports";
 import { until } from "../testing/until";
 
@@ -82,6 +84,8 @@ async function nextStep(token: string): Promise<{ id: number; name: string; atte
   return until("an agent step", async () => (await agent("/heartbeat", { waitS: 2 }, token)).body.steps[0]);
 }
 
+/** The nonce in the machine's agent boot entry (rackhand.nonce=), as the agent reads it from /proc/cmdline. */
+const nonceOf = (machineId: number) => currentAgentNonce(app.domain, machineId) ?? undefined;
 const machineState = (id: number) => app.domain.db.select().from(machines).where(eq(machines.id, id)).get()!;
 const jobOf = (id: number) => app.domain.db.select().from(jobs).where(eq(jobs.id, id)).get()!;
 
@@ -96,7 +100,7 @@ describe("an inspection through the agent protocol", () => {
     expect(rec.calls.slice(0, 3).sort()).toEqual([`powerCycle(${id})`, `setBootDevice(${id},pxe,false)`, `setBootTarget(${id},agent)`].sort());
     expect(rec.calls[2]).toBe(`powerCycle(${id})`);
 
-    const look = await agent("/lookup", { macs: ["00:00:00:00:00:01", mac.toUpperCase().replaceAll(":", "-")], inventory: { cpus: 4 } });
+    const look = await agent("/lookup", { nonce: nonceOf(id), macs: ["00:00:00:00:00:01", mac.toUpperCase().replaceAll(":", "-")], inventory: { cpus: 4 } });
     expect(look.status).toBe(200);
     expect(look.body).toMatchObject({ machineId: id, jobId });
     const token = look.body.token as string;
@@ -128,12 +132,12 @@ describe("agent API safety", () => {
     const { id, mac } = availableMachine();
     const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
     const first = await until("first lookup", async () => {
-      const r = await agent("/lookup", { macs: [mac], inventory: { cpus: 4 } });
+      const r = await agent("/lookup", { nonce: nonceOf(id), macs: [mac], inventory: { cpus: 4 } });
       return r.status === 200 ? r : null;
     });
     expect(first.body).toMatchObject({ machineId: id, jobId });
     expect(machineState(id).inventory).toEqual({ cpus: 4 });
-    const second = await agent("/lookup", { macs: [mac], inventory: { cpus: 9999, forged: true } });
+    const second = await agent("/lookup", { nonce: nonceOf(id), macs: [mac], inventory: { cpus: 9999, forged: true } });
     expect(second.status).toBe(200);
     expect(machineState(id).inventory).toEqual({ cpus: 4 });
     // The first token is revoked by the second lookup.
@@ -143,13 +147,68 @@ describe("agent API safety", () => {
     expect(flagged[0]!.payload).toMatchObject({ jobId, inventoryIgnored: true });
   });
 
+  it("gives no token to a lookup without the boot entry's nonce or with a wrong one; the rendered nonce works", async () => {
+    // Mode external: Rackhand writes the boot tree and runs no DHCP server (nothing on the network is touched).
+    saveNetbootSettings(
+      app.domain,
+      { mode: "external", interface: "rhnonce0", serverAddress: "10.0.0.1", rangeStart: "10.0.200.1", rangeEnd: "10.0.200.99", netmask: "255.255.0.0", httpBaseUrl: "http://10.0.0.1:3000" },
+      "test",
+    );
+    const a = availableMachine();
+    const b = availableMachine();
+    performAction(app.domain, a.id, "inspect", "user:test");
+    performAction(app.domain, b.id, "inspect", "user:test");
+    const refusals = () => app.domain.db.select().from(events).where(and(eq(events.machineId, a.id), eq(events.kind, "agent.lookup_refused"))).all();
+    // The MAC alone (every viewer sees it) is no credential.
+    const bare = await agent("/lookup", { macs: [a.mac], inventory: { forged: true } });
+    expect(bare).toMatchObject({ status: 401, body: { error: expect.stringMatching(/^lookup refused: no nonce/) } });
+    expect(bare.body.token).toBeUndefined();
+    // Well-formed but not this machine's current one: b's nonce, and one of a's made-up sessions.
+    for (const nonce of [nonceOf(b.id)!, "0".repeat(64)]) {
+      const wrong = await agent("/lookup", { macs: [a.mac], nonce });
+      expect(wrong).toMatchObject({ status: 401, body: { error: expect.stringMatching(/not the one of this machine's current boot/) } });
+      expect(wrong.body.token).toBeUndefined();
+    }
+    // Recorded as an event (once per machine per minute: the endpoint is unauthenticated).
+    expect(refusals()).toHaveLength(1);
+    expect(refusals()[0]!.message).toMatch(/refused: no nonce/);
+    // Hostile values are refused by the schema with a clear message, before any lookup.
+    const good = nonceOf(a.id)!;
+    for (const nonce of [`${good}\n`, `${good.slice(0, 63)}\n`, `${good.slice(0, 63)}\0`, `${good}\r`, good.toUpperCase(), "g".repeat(64), good + good, "f".repeat(100_000), "$(reboot)", "", "é".repeat(64), 42, null, [good]]) {
+      const r = await agent("/lookup", { macs: [a.mac], nonce });
+      expect(r.status, JSON.stringify(nonce).slice(0, 80)).toBe(r.status === 413 ? 413 : 400);
+      if (r.status === 400) expect(r.body.error).toMatch(/^nonce: /);
+      expect(r.body.token).toBeUndefined();
+    }
+    expect(machineState(a.id).inventory).toBeNull();
+    // The nonce the agent reads from its kernel command line: the one rendered in this machine's boot entries.
+    const hy = a.mac.replaceAll(":", "-");
+    const tftp = path.join(dir, "netboot", "tftp");
+    const entries = [`pxelinux.cfg/01-${hy}`, `ipxe/${hy}.ipxe`, `grub/grub.cfg-01-${hy}`].map((f) => path.join(tftp, f));
+    const rendered = await until("a's agent boot entries with a nonce", () => {
+      const found = entries.map((f) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8").match(/ rackhand\.nonce=([0-9a-f]{64})\b/)?.[1] : undefined));
+      return found.every((n) => n && n === found[0]) && found[0];
+    });
+    expect(rendered).toBe(good);
+    const ok = await agent("/lookup", { macs: [a.mac], nonce: rendered, inventory: { cpus: 2 } });
+    expect(ok).toMatchObject({ status: 200, body: { machineId: a.id, token: expect.any(String) } });
+    expect(machineState(a.id).inventory).toEqual({ cpus: 2 });
+    // A second lookup for the same boot still works (the agent restarted) and is flagged, as before.
+    expect((await agent("/lookup", { macs: [a.mac], nonce: rendered })).status).toBe(200);
+    expect(app.domain.db.select().from(events).where(and(eq(events.machineId, a.id), eq(events.kind, "agent.relookup"))).all()).toHaveLength(1);
+    // Once the machine leaves its netboot state, that boot's nonce is worth nothing.
+    performAction(app.domain, a.id, "abort", "user:test");
+    performAction(app.domain, b.id, "abort", "user:test");
+    expect((await agent("/lookup", { macs: [a.mac], nonce: rendered })).status).toBe(401);
+  });
+
   it("refuses calls without a token, with a wrong one, or with another job's token", async () => {
     const a = availableMachine();
     const b = availableMachine();
     performAction(app.domain, a.id, "inspect", "user:test");
     performAction(app.domain, b.id, "inspect", "user:test");
-    const ta = (await agent("/lookup", { macs: [a.mac] })).body.token;
-    const tb = (await agent("/lookup", { macs: [b.mac] })).body.token;
+    const ta = (await agent("/lookup", { macs: [a.mac], nonce: nonceOf(a.id) })).body.token;
+    const tb = (await agent("/lookup", { macs: [b.mac], nonce: nonceOf(b.id) })).body.token;
     expect((await agent("/heartbeat", { waitS: 0 })).status).toBe(401);
     expect((await agent("/heartbeat", { waitS: 0 }, "not-a-token")).status).toBe(401);
     const stepA = await nextStep(ta);
@@ -166,7 +225,7 @@ describe("agent API safety", () => {
     expect((await agent("/lookup", null, undefined, { body: big })).status).toBe(413);
     const { id, mac } = availableMachine();
     const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
-    const token = (await agent("/lookup", { macs: [mac] })).body.token;
+    const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const step = await nextStep(token);
     const bad = await agent(`/steps/${step.id}/logs`, { lines: [{ seq: 0, ts: 1, text: "ok" }, { seq: -1, ts: 1, text: "bad" }] }, token);
     expect(bad).toMatchObject({ status: 400, body: { error: expect.stringMatching(/lines\.1\.seq/) } });
@@ -179,7 +238,7 @@ describe("retries, failures and cancellation", () => {
   it("retries a transient agent failure and succeeds on the next attempt; a stale report is refused", async () => {
     const { id, mac } = availableMachine();
     const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
-    const token = (await agent("/lookup", { macs: [mac] })).body.token;
+    const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const first = await nextStep(token);
     expect((await agent(`/steps/${first.id}/result`, { attempt: 1, ok: false, error: { transient: true, message: "disk busy" } }, token)).status).toBe(200);
     expect(app.domain.db.select().from(steps).where(eq(steps.id, first.id)).get()).toMatchObject({ state: "pending", error: "disk busy" });
@@ -204,7 +263,7 @@ describe("retries, failures and cancellation", () => {
   it("fails the job and the machine on a permanent failure, with the message", async () => {
     const { id, mac } = availableMachine();
     const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
-    const token = (await agent("/lookup", { macs: [mac] })).body.token;
+    const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const step = await nextStep(token);
     await agent(`/steps/${step.id}/result`, { attempt: 1, ok: false, error: { transient: false, message: "no disks found" } }, token);
     await until("job failed", () => jobOf(jobId).state === "failed");
@@ -220,7 +279,7 @@ describe("retries, failures and cancellation", () => {
   it("cancels a job: the agent's long-poll ends at once and the machine is aborted, nothing powered off", async () => {
     const { id, mac } = availableMachine();
     const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
-    const token = (await agent("/lookup", { macs: [mac] })).body.token;
+    const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const s = await nextStep(token);
     expect(s).toBeTruthy();
     rec.calls.length = 0;

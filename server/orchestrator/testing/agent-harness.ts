@@ -10,6 +10,8 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import zlib from "node:zlib";
 import { buildAgent } from "../../../scripts/build-agent.mjs";
+import type { Domain } from "../../context";
+import { currentAgentNonce } from "../../netboot/agent-nonce";
 import { until as waitUntil } from "../../testing/until";
 
 /** Bundle agent/main.ts into `dir`/agent.mjs with scripts/build-agent.mjs (byte-identical to dist/agent.mjs). */
@@ -132,6 +134,16 @@ export function spawnAgent(bundle: string, api: string, mac: string, disk: strin
   child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   return { child, exited, output: () => out };
+}
+
+/**
+ * `--nonce <hex>`: the per-boot lookup secret of the machine's current agent boot entry (what the real agent reads
+ * from rackhand.nonce= on /proc/cmdline). @throws Error when the machine does not netboot the agent now
+ */
+export function agentNonceArgs(d: Pick<Domain, "db" | "secrets">, machineId: number): string[] {
+  const nonce = currentAgentNonce(d, machineId);
+  if (!nonce) throw new Error(`machine ${machineId} has no agent boot entry (not inspecting, deploying or cleaning)`);
+  return ["--nonce", nonce];
 }
 
 /** server/testing/until.ts with a longer default: agent runs include process starts and image writes. */

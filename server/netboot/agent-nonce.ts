@@ -1,0 +1,57 @@
+/**
+ * Per-boot agent nonces: the secret an agent must present to POST /api/agent/v1/lookup. It is delivered only in
+ * that machine's agent boot entry (kernel argument rackhand.nonce=<hex>, tree.ts), so knowing a MAC is not enough
+ * to obtain a job's agent token. nonce = HMAC-SHA256(key, "agent:<machineId>:<sessionId>"), where sessionId is
+ * the id of the event that moved the machine into its current (netboot) state, as for install tokens
+ * (install-token.ts): it changes with every new inspect/deploy/clean, and nothing is stored.
+ * Like the install token, it travels over TFTP/HTTP unauthenticated: anyone who can read that machine's boot
+ * entry on the provisioning network can read it (docs/ARCHITECTURE.md, security).
+ */
+import crypto from "node:crypto";
+import type { Domain } from "../context";
+import type { Db } from "../db/client";
+import { machines, nics } from "../db/schema";
+import { eq } from "drizzle-orm";
+import { NETBOOT_STATES } from "../../lib/netboot";
+import { bootSessions } from "./load";
+
+export const AGENT_NONCE_KEY_LABEL = "agent boot nonces";
+
+export class AgentNonces {
+  constructor(private readonly key: Buffer) {}
+
+  static of(d: Pick<Domain, "secrets">): AgentNonces {
+    return new AgentNonces(d.secrets.deriveKey(AGENT_NONCE_KEY_LABEL));
+  }
+
+  /** 64 lowercase hex digits. */
+  nonce(machineId: number, sessionId: number): string {
+    return crypto.createHmac("sha256", this.key).update(`agent:${machineId}:${sessionId}`).digest("hex");
+  }
+
+  /** Timing-safe comparison with the nonce of (machineId, sessionId). */
+  verify(machineId: number, sessionId: number, nonce: string): boolean {
+    const want = Buffer.from(this.nonce(machineId, sessionId));
+    const got = Buffer.from(nonce);
+    return want.length === got.length && crypto.timingSafeEqual(want, got);
+  }
+}
+
+/** The session whose agent boot entry is current for this machine: null when it does not netboot the agent now. */
+export function agentBootSession(db: Db, machineId: number): number | null {
+  const m = db.select({ state: machines.state }).from(machines).where(eq(machines.id, machineId)).get();
+  if (!m || !(NETBOOT_STATES as readonly string[]).includes(m.state)) return null;
+  return bootSessions(db, [machineId]).get(machineId) ?? null;
+}
+
+/** The nonce in this machine's current agent boot entry (tests, bench: what the agent reads from /proc/cmdline). */
+export function currentAgentNonce(d: Pick<Domain, "db" | "secrets">, machineId: number): string | null {
+  const session = agentBootSession(d.db, machineId);
+  return session === null ? null : AgentNonces.of(d).nonce(machineId, session);
+}
+
+/** currentAgentNonce of the machine with this (canonical) MAC; null when none or it does not netboot the agent now. */
+export function currentAgentNonceForMac(d: Pick<Domain, "db" | "secrets">, mac: string): string | null {
+  const nic = d.db.select({ machineId: nics.machineId }).from(nics).where(eq(nics.mac, mac.toLowerCase())).get();
+  return nic ? currentAgentNonce(d, nic.machineId) : null;
+}
