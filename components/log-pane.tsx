@@ -97,7 +97,10 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
    * since a hidden tab gets no frames and its queue would grow for as long as it stays hidden.
    */
   const flush = useCallback(() => {
-    if (frame.current) cancelAnimationFrame(frame.current.raf), clearTimeout(frame.current.timer);
+    if (frame.current) {
+      cancelAnimationFrame(frame.current.raf);
+      clearTimeout(frame.current.timer);
+    }
     frame.current = null;
     const batches = queue.current;
     queue.current = [];
