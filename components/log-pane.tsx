@@ -85,6 +85,7 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
 
   // A different job starts from an empty view.
   useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- the view resets with the refs that mirror it, which only an effect may touch
     setBuf(EMPTY_LOG);
     bufRef.current = EMPTY_LOG;
     queue.current = [];
