@@ -178,11 +178,14 @@ async function main() {
       performAction(d, id, "inspect", "user:bench");
       const api = (p: string, body: unknown, token?: string) =>
         fetch(`${app.url}/api/agent/v1${p}`, { method: "POST", headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) }, body: JSON.stringify(body) }).then(
-          async (r) => ({ status: r.status, body: (await r.json()) as any }),
+          async (r) => ({ status: r.status, body: (await r.json()) }),
         );
       const nonce = currentAgentNonce(d, id);
       let look = await api("/lookup", { macs: [macs.get(id)], nonce });
-      while (look.status === 404) (await sleep(20), (look = await api("/lookup", { macs: [macs.get(id)], nonce })));
+      while (look.status === 404) {
+        await sleep(20);
+        look = await api("/lookup", { macs: [macs.get(id)], nonce });
+      }
       let stepId: number | undefined;
       while (stepId === undefined) stepId = (await api("/heartbeat", { waitS: 2 }, look.body.token)).body.steps[0]?.id;
       tokens.push({ token: look.body.token, stepId, machineId: id });

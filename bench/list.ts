@@ -81,7 +81,7 @@ async function seed(client: TrpcClient, run: Run): Promise<Seeded> {
 
 async function listFigures(client: TrpcClient, run: Run, pid: number): Promise<void> {
   for (const sort of ["name", "ip"] as const) {
-    const label = `machines.list, ${LIST_PAGE_SIZE} rows, states=[${LIST_FILTER_STATES}], sort ${sort}`;
+    const label = `machines.list, ${LIST_PAGE_SIZE} rows, states=[${LIST_FILTER_STATES.join(",")}], sort ${sort}`;
     log(`measuring ${label}`);
     await attempt(run, [`${label} — p50`, `${label} — p95`], async () => {
       const s = await measureListPages(client, sort);

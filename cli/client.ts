@@ -25,7 +25,7 @@ export async function call<T = unknown>(conn: Conn, proc: string, type: "query" 
         ? await fetch(input === undefined ? base : `${base}?input=${encodeURIComponent(JSON.stringify(input))}`, { headers })
         : await fetch(base, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(input ?? null) });
   } catch (err) {
-    throw new ApiError(`Cannot reach ${conn.url}: ${(err as Error).cause ?? (err as Error).message}`, 0, null);
+    throw new ApiError(`Cannot reach ${conn.url}: ${String((err as Error & { cause?: Error }).cause ?? (err as Error).message)}`, 0, null);
   }
   const body = (await res.json().catch(() => null)) as { result?: { data: T }; error?: { message: string; data?: { appCode?: string | null; details?: { field: string; message: string }[] } } } | null;
   if (!res.ok || !body?.result) {

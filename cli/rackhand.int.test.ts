@@ -33,7 +33,7 @@ function run(args: string[], opts: { token?: string; stdin?: string } = {}): Pro
 
 async function post(proc: string, input: unknown, headers: Record<string, string>) {
   const res = await fetch(`${app.url}/api/trpc/${proc}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(input) });
-  return (await res.json()) as any;
+  return (await res.json());
 }
 
 beforeAll(async () => {

@@ -28,6 +28,7 @@ export function ApiTokens({ admin }: { admin: boolean }) {
   const revoke = useMutation(trpc.tokens.revoke.mutationOptions({ onSuccess: invalidate }));
   const details = create.error ? errorInfo(create.error).details : [];
   const fieldErr = (f: string) => details.find((d) => d.field === f)?.message;
+  // eslint-disable-next-line react-hooks/purity -- expiry is judged against the wall time of this render
   const now = Date.now();
 
   function submit(e: FormEvent) {

@@ -1,6 +1,6 @@
 "use client";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import { errorInfo, useTRPC } from "./trpc";
 import { ErrorBanner, Field } from "./ui";
 
@@ -11,9 +11,8 @@ export function BatchAlertSettings() {
   const { data } = useQuery(trpc.batches.settings.queryOptions());
   const [form, setForm] = useState<{ webhookUrl: string; publicUrl: string } | null>(null);
   const [saved, setSaved] = useState(false);
-  useEffect(() => {
-    if (data && !form) setForm({ webhookUrl: data.webhookUrl ?? "", publicUrl: data.publicUrl ?? "" });
-  }, [data, form]);
+  // The form starts from the saved settings once they arrive (set while rendering, not in an effect).
+  if (data && !form) setForm({ webhookUrl: data.webhookUrl ?? "", publicUrl: data.publicUrl ?? "" });
   const save = useMutation(
     trpc.batches.saveSettings.mutationOptions({ onSuccess: () => (setSaved(true), void qc.invalidateQueries({ queryKey: trpc.batches.settings.queryKey() })) }),
   );

@@ -44,7 +44,10 @@ export function BulkPower({ selection, count }: { selection: Selection; count: n
   const start = (a: PowerActionName) => {
     const kind = BATCH_OF[a];
     if (asBatch && kind) setBatchKind(kind);
-    else if (DISRUPTIVE_POWER_ACTIONS.includes(a)) (setTyped(""), setAction(a));
+    else if (DISRUPTIVE_POWER_ACTIONS.includes(a)) {
+      setTyped("");
+      setAction(a);
+    }
     else run.mutate({ selection, action: a }, { onSuccess: setResults });
   };
   const failed = results?.filter((r) => !r.ok) ?? [];

@@ -58,9 +58,9 @@ export function CsvImport({ onDone }: { onDone: () => void }) {
           accept=".csv,text/csv"
           aria-label="CSV file"
           className="text-sm"
-          onChange={async (e) => {
+          onChange={(e) => {
             const f = e.target.files?.[0];
-            if (f) changed(await f.text());
+            if (f) void f.text().then(changed);
           }}
         />
         <button type="button" className="text-xs text-blue-700 hover:underline" onClick={() => changed(EXAMPLE)}>

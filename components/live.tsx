@@ -1,6 +1,6 @@
 "use client";
 import { useQueryClient } from "@tanstack/react-query";
-import { createContext, useContext, useEffect, useRef, useState, type ReactNode } from "react";
+import { createContext, useContext, useEffect, useLayoutEffect, useRef, useState, type ReactNode } from "react";
 import { io, type Socket } from "socket.io-client";
 import type { LogLineDto } from "@/lib/jobs";
 import type { LiveEvent } from "@/lib/live-events";
@@ -65,6 +65,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
           break;
       }
     });
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- this effect creates the socket; publishing it is the sync
     setState({ connected: socket.connected, socket });
     return () => {
       if (timer.current) clearTimeout(timer.current);
@@ -126,7 +127,9 @@ export function useMachineRoom(machineId: number) {
 export function useBatchRoom(batchId: number, onChange: () => void, coalesceMs = 250): { connected: boolean } {
   const { socket, connected } = useLive();
   const cb = useRef(onChange);
-  cb.current = onChange;
+  useLayoutEffect(() => {
+    cb.current = onChange;
+  });
   useEffect(() => {
     if (!socket || !connected) return;
     let active = true;
@@ -163,7 +166,9 @@ export function useJobLog(
 ): { connected: boolean } {
   const { socket, connected } = useLive();
   const h = useRef(handlers);
-  h.current = handlers;
+  useLayoutEffect(() => {
+    h.current = handlers;
+  });
   useEffect(() => {
     if (!socket || !connected || jobId == null) return;
     let active = true;

@@ -85,6 +85,7 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
 
   // A different job starts from an empty view.
   useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- the view resets with the refs that mirror it, which only an effect may touch
     setBuf(EMPTY_LOG);
     bufRef.current = EMPTY_LOG;
     queue.current = [];
@@ -97,7 +98,10 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
    * since a hidden tab gets no frames and its queue would grow for as long as it stays hidden.
    */
   const flush = useCallback(() => {
-    if (frame.current) cancelAnimationFrame(frame.current.raf), clearTimeout(frame.current.timer);
+    if (frame.current) {
+      cancelAnimationFrame(frame.current.raf);
+      clearTimeout(frame.current.timer);
+    }
     frame.current = null;
     const batches = queue.current;
     queue.current = [];

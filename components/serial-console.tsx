@@ -1,6 +1,6 @@
 "use client";
 import "@xterm/xterm/css/xterm.css";
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import { useLive } from "./live";
 import { useSession } from "./session";
 
@@ -27,7 +27,9 @@ export function SerialConsole({ machineId }: { machineId: number }) {
   const [canType, setCanType] = useState(false);
   const holding = !!status && status.holder === user?.name && canType;
   const holdingRef = useRef(false);
-  holdingRef.current = holding;
+  useLayoutEffect(() => {
+    holdingRef.current = holding;
+  });
 
   useEffect(() => {
     if (!socket || !connected || !box.current) return;

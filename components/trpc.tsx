@@ -15,7 +15,7 @@ function makeQueryClient() {
         staleTime: 5_000,
         refetchOnWindowFocus: false,
         // Auth and validation errors will not fix themselves by retrying.
-        retry: (n, err) => !(err instanceof TRPCClientError && [401, 403, 404, 400].includes(err.data?.httpStatus)) && n < 2,
+        retry: (n, err) => !(err instanceof TRPCClientError && [401, 403, 404, 400].includes((err.data as { httpStatus?: number } | undefined)?.httpStatus ?? 0)) && n < 2,
       },
     },
   });

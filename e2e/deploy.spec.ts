@@ -189,7 +189,7 @@ test("deploy from the machine page: steps progress, logs stream live to two page
   // Download: every line, in order, with stream and time.
   const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download .log" }).click()]);
   expect(download.suggestedFilename()).toBe(`deploy-01-job-${jobId}.log`);
-  const text = fs.readFileSync((await download.path())!, "utf8");
+  const text = fs.readFileSync((await download.path()), "utf8");
   const lines = text.trimEnd().split("\n");
   expect(lines).toHaveLength(132);
   expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z \[stdout\] inventory: 2 CPUs, 4096 MiB$/);

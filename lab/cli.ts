@@ -36,7 +36,7 @@ const { values: opt, positionals } = parseArgs({
   },
 });
 const command = positionals[0] ?? "up";
-const dataDir = path.resolve(opt.data!);
+const dataDir = path.resolve(opt.data);
 const rackDir = path.join(dataDir, "rack");
 const say = (s: string) => console.log(`[lab] ${s}`);
 
@@ -85,7 +85,7 @@ async function up(): Promise<void> {
     log: (l) => say(l),
   });
   say(`bringing up ${nodes} VM(s) on ${opt.net}.0/24 (prefix ${opt.prefix})`);
-  const rack = await rackUp({ dir: rackDir, prefix: opt.prefix!, net: opt.net!, nodes, portBase: Number(opt["bmc-port-base"]), memMiB: opt.debian ? 1024 : 512, diskMiB: 128 });
+  const rack = await rackUp({ dir: rackDir, prefix: opt.prefix, net: opt.net, nodes, portBase: Number(opt["bmc-port-base"]), memMiB: opt.debian ? 1024 : 512, diskMiB: 128 });
 
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, ["dist/server.mjs"], {

@@ -90,10 +90,14 @@ function startVm(name: string): Vm {
   const waiters: { re: RegExp; resolve: (ms: number) => void }[] = [];
   const onData = (b: Buffer) => {
     text += b.toString("latin1");
-    for (const w of [...waiters]) if (w.re.test(text)) waiters.splice(waiters.indexOf(w), 1), w.resolve(Date.now() - t0);
+    for (const w of [...waiters])
+      if (w.re.test(text)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(Date.now() - t0);
+      }
   };
-  proc.stdout!.on("data", onData);
-  proc.stderr!.on("data", onData);
+  proc.stdout.on("data", onData);
+  proc.stderr.on("data", onData);
   return {
     proc,
     out: () => text,

@@ -23,7 +23,11 @@ describe("lifecycle table", () => {
     let grew = true;
     while (grew) {
       grew = false;
-      for (const t of TRANSITIONS) if (seen.has(t.from) && !seen.has(t.to)) (seen.add(t.to), (grew = true));
+      for (const t of TRANSITIONS)
+        if (seen.has(t.from) && !seen.has(t.to)) {
+          seen.add(t.to);
+          grew = true;
+        }
     }
     expect([...seen].sort()).toEqual([...MACHINE_STATES].sort());
   });

@@ -26,13 +26,13 @@ const { values: opt } = parseArgs({
 const dataDir = path.resolve(process.env.RACKHAND_DATA_DIR ?? "data");
 
 try {
-  if (!["zstd", "gzip", "xz"].includes(opt.compress!)) throw new Error(`--compress: zstd, xz or gzip, not ${opt.compress}`);
+  if (!["zstd", "gzip", "xz"].includes(opt.compress)) throw new Error(`--compress: zstd, xz or gzip, not ${opt.compress}`);
   buildRamdisk({
     outDir: path.resolve(opt.out ?? path.join(dataDir, "http/ramdisk")),
     cacheDir: path.resolve(opt.cache ?? path.join(dataDir, "cache/ramdisk")),
     compress: opt.compress as "zstd" | "gzip" | "xz",
     kernelDir: opt["kernel-dir"],
-    agent: opt.agent!,
+    agent: opt.agent,
     firmwareDir: opt["firmware-dir"],
     log: (s) => console.log(`[ramdisk] ${s}`),
   });
@@ -40,7 +40,7 @@ try {
     buildDebianRootfs({
       outDir: path.resolve(opt.out ?? path.join(dataDir, "http/ramdisk")),
       cacheDir: path.resolve(opt.cache ?? path.join(dataDir, "cache/ramdisk")),
-      agent: opt.agent!,
+      agent: opt.agent,
       suite: opt.suite,
       mirror: opt.mirror,
       log: (s) => console.log(`[ramdisk] ${s}`),

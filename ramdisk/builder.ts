@@ -154,7 +154,7 @@ export function buildRamdisk(o: RamdiskOptions): RamdiskManifest {
   if (compress === "zstd") run("zstd", ["-q", "-19", "-T0", "-f", cpioFile, "-o", packed]);
   else if (compress === "xz") run("xz", ["-T1", "-6", "--check=crc32", "-k", "-f", cpioFile]); // the kernel's xz needs crc32
   else if (compress === "gzip") run("gzip", ["-9", "-n", "-k", "-f", cpioFile]);
-  else throw new Error(`--compress: zstd, xz or gzip, not ${compress}`);
+  else throw new Error(`--compress: zstd, xz or gzip, not ${String(compress)}`);
   const producedBy = { zstd: packed, xz: `${cpioFile}.xz`, gzip: `${cpioFile}.gz` }[compress];
   fs.rmSync(cpioFile);
   const vmTmp = path.join(outDir, `.vmlinuz-${process.pid}`);

@@ -13,7 +13,7 @@ status=0
 echo "== type check"
 npx tsc --noEmit || status=1
 
-echo "== lint: layer rules and import cycles (dependency-cruiser, .dependency-cruiser.cjs)"
+echo "== lint: layer rules and import cycles (dependency-cruiser, .dependency-cruiser.cjs), then ESLint (eslint.config.mjs, zero warnings)"
 lint=ok
 npm run --silent lint || { lint=failed; status=1; }
 

@@ -1,4 +1,5 @@
 import http from "node:http";
+import type { Duplex } from "node:stream";
 import path from "node:path";
 import { sql } from "drizzle-orm";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
@@ -69,7 +70,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const oob = createOobRuntime(defaultOobConfig(config.dataDir, config.oob));
   const domain: Domain = { db, bus, secrets, log, oob };
   await ensureAdmin(db, log, config.adminPassword);
-  if (config.demo) await seedDemoLab(domain);
+  if (config.demo) seedDemoLab(domain);
 
   // Netboot follows the bus; its mode (off by default) comes from the settings table.
   const netboot = new NetbootService(domain, { dataDir: config.dataDir, dnsmasqCommand: config.dnsmasqCommand });
@@ -117,7 +118,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   });
 
   let nextHandler: NextHandler | undefined;
-  let nextUpgrade: ((req: http.IncomingMessage, socket: any, head: Buffer) => void) | undefined;
+  let nextUpgrade: ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => Promise<void>) | undefined;
   let closeNext: (() => Promise<void>) | undefined;
   if (config.ui) {
     const { default: next } = await import("next");
@@ -212,7 +213,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   if (nextUpgrade) {
     const upgrade = nextUpgrade;
     server.on("upgrade", (req, socket, head) => {
-      if (!req.url?.startsWith("/socket.io/")) upgrade(req, socket, head);
+      if (!req.url?.startsWith("/socket.io/")) void upgrade(req, socket, head);
     });
   }
 

@@ -11,7 +11,7 @@ export interface StepContext {
   signal: AbortSignal;
   config: AgentConfig;
   /** Run after the result was reported (reboot: the server must hear the result before the machine goes). */
-  afterReport(fn: () => Promise<void>): void;
+  afterReport: (fn: () => Promise<void>) => void;
 }
 
 export type StepHandler = (ctx: StepContext) => Promise<Record<string, unknown>>;

@@ -28,7 +28,7 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-steps-"));
   fs.writeFileSync(path.join(dir, "img.raw"), raw);
   const zst = spawnSync("zstd", ["-c", "-1", path.join(dir, "img.raw")], { maxBuffer: 16 << 20 });
-  if (zst.status !== 0) throw new Error(`zstd is required: ${zst.error?.message ?? zst.stderr}`);
+  if (zst.status !== 0) throw new Error(`zstd is required: ${zst.error?.message ?? String(zst.stderr)}`);
   files.set("img.raw", raw).set("img.raw.zst", zst.stdout).set("img.raw.gz", zlib.gzipSync(raw)).set("bad.raw.gz", crypto.randomBytes(4096));
   files.set("cut.raw.gz", zlib.gzipSync(raw).subarray(0, 100_000));
   server = http.createServer((req, res) => {

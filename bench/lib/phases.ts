@@ -59,7 +59,7 @@ interface ListPage {
 export async function measureListPages(client: TrpcClient, sort: "name" | "ip"): Promise<Summary & { matching: number }> {
   const first = await client.query<ListPage>("machines.list", { states: LIST_FILTER_STATES, sort, pageSize: LIST_PAGE_SIZE });
   if (first.rows.length !== Math.min(LIST_PAGE_SIZE, first.total) || first.total === 0) {
-    throw new BenchError(`machines.list states=${LIST_FILTER_STATES} returned ${first.rows.length} rows of ${first.total}`);
+    throw new BenchError(`machines.list states=${LIST_FILTER_STATES.join(",")} returned ${first.rows.length} rows of ${first.total}`);
   }
   const pages = Math.ceil(first.total / LIST_PAGE_SIZE);
   const samples = await sampleSequential(LIST_WARMUP, LIST_SAMPLES, (i) =>

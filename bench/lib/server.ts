@@ -89,8 +89,8 @@ export async function startServer(root: string, adminPassword: string): Promise<
     lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));
     if (lines.length > LOG_LINES) lines.splice(0, lines.length - LOG_LINES);
   };
-  child.stdout!.on("data", collect);
-  child.stderr!.on("data", collect);
+  child.stdout.on("data", collect);
+  child.stderr.on("data", collect);
   // Last resort when the bench exits abruptly (watchdog, Ctrl-C): no child or temp data left behind.
   const killOnExit = () => {
     child.kill("SIGKILL");

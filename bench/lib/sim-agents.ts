@@ -39,7 +39,7 @@ function request(path: string, body: unknown, token?: string): Promise<{ status:
           try {
             resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) });
           } catch (err) {
-            reject(err);
+            reject(err instanceof Error ? err : new Error(String(err)));
           }
         });
         res.on("error", reject);

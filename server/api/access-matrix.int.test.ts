@@ -37,7 +37,7 @@ let machineId = 0;
 
 async function post(proc: string, input: unknown, headers: Record<string, string>) {
   const res = await fetch(`${app.url}/api/trpc/${proc}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(input) });
-  return { status: res.status, body: (await res.json()) as any };
+  return { status: res.status, body: (await res.json()) };
 }
 async function login(name: string, password: string) {
   const res = await fetch(`${app.url}/api/trpc/auth.login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name, password }) });

@@ -67,7 +67,7 @@ async function property(makeRequest: fc.Arbitrary<{ url: string; init: RequestIn
       const before = counts();
       const status = await send(url, init);
       if (status >= 500) {
-        bad.push(`${init.method} ${url.slice(0, 200)} ${String(init.body).slice(0, 200)} → ${status}`);
+        bad.push(`${init.method} ${url.slice(0, 200)} ${String(init.body as string | undefined).slice(0, 200)} → ${status}`);
         return false;
       }
       if (status >= 400) {

@@ -22,7 +22,7 @@ async function call(proc: string, input: unknown, headers: Record<string, string
     headers: { "content-type": "application/json", ...headers },
     ...(method === "POST" && { body: JSON.stringify(input ?? null) }),
   });
-  const body = (await res.json().catch(() => null)) as any;
+  const body = await res.json().catch(() => null);
   return { status: res.status, body, data: body?.result?.data };
 }
 

@@ -40,7 +40,7 @@ export function openDatabase(file: string): Db {
     return p.length === 4 ? ((+p[0]! * 256 + +p[1]!) * 256 + +p[2]!) * 256 + +p[3]! : null;
   });
   cacheStatements(sqlite);
-  const db = drizzle(sqlite, { schema }) as Db;
+  const db: Db = drizzle(sqlite, { schema });
   migrate(db, { migrationsFolder: migrationsFolder() });
   return db;
 }

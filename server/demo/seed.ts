@@ -25,7 +25,7 @@ const PATHS: LifecycleAction[][] = [
  * A small demo lab for a first start: three racks of machines on the `fake` BMC driver in assorted states.
  * Runs only on an empty database (no racks), so it never touches real data.
  */
-export async function seedDemoLab(d: Domain): Promise<void> {
+export function seedDemoLab(d: Domain): void {
   const n = d.db.select({ n: sql<number>`count(*)` }).from(racks).get()!.n;
   if (n > 0) return;
   const actor = "system:demo";

@@ -1,5 +1,5 @@
 import type http from "node:http";
-import { Server, type Socket } from "socket.io";
+import { Server, type DefaultEventsMap, type Socket as IoSocket } from "socket.io";
 import { z } from "zod";
 import type { SessionUser } from "../../lib/dto";
 import { rooms, type LiveEvent } from "../../lib/live-events";
@@ -21,6 +21,14 @@ const roomOf = (r: z.infer<typeof roomSchema>) =>
   "machineId" in r ? rooms.machine(r.machineId) : "jobId" in r ? rooms.job(r.jobId) : rooms.batch(r.batchId);
 const consoleInputSchema = z.object({ machineId: z.number().int().positive(), data: z.string().min(1).max(4096) });
 type Ack = (r: { ok: boolean; error?: string; [k: string]: unknown }) => void;
+/** What the handshake stores on a socket: its user (re-read on every message), session cookie or API token. */
+interface SocketData {
+  user: SessionUser;
+  token: string | undefined;
+  bearer: string | null | undefined;
+  releaseKeyboards?: () => void;
+}
+type Socket = IoSocket<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, SocketData>;
 
 /**
  * The only module that talks socket.io. Sessions are checked at the handshake (cookie), every client joins
@@ -38,7 +46,7 @@ export function attachGateway(opts: {
   /** Serial consoles (server/oob/console): rooms `console:<id>`; viewers watch, operators type. */
   consoles?: ConsoleManager;
 }): { io: Server; close: () => Promise<void> } {
-  const io = new Server(opts.httpServer, { path: "/socket.io", serveClient: false });
+  const io = new Server<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, SocketData>(opts.httpServer, { path: "/socket.io", serveClient: false });
 
   io.use((socket, next) => {
     const bearer = handshakeToken(socket.handshake);
@@ -56,8 +64,8 @@ export function attachGateway(opts: {
    * owner ends it too); null (and the socket disconnected) when that ended.
    */
   const currentUser = (socket: Socket): SessionUser | null => {
-    const bearer = socket.data.bearer as string | null | undefined;
-    const user = bearer !== undefined ? tokenSocketUser(opts.db, bearer) : sessionUser(opts.db, socket.data.token as string | undefined);
+    const bearer = socket.data.bearer;
+    const user = bearer !== undefined ? tokenSocketUser(opts.db, bearer) : sessionUser(opts.db, socket.data.token);
     if (!user) {
       socket.disconnect(true);
       return null;
@@ -67,7 +75,7 @@ export function attachGateway(opts: {
   };
 
   io.on("connection", (socket) => {
-    const user = socket.data.user as SessionUser;
+    const user = socket.data.user;
     // A session may have ended between the handshake and now.
     if (!currentUser(socket)) return;
     void socket.join(rooms.fleet);
@@ -95,8 +103,8 @@ export function attachGateway(opts: {
       case "user.access.changed":
         // Server-internal: re-check that user's sockets (a lost session disconnects, a lost role releases).
         for (const socket of io.of("/").sockets.values()) {
-          if ((socket.data.user as SessionUser | undefined)?.id !== e.userId) continue;
-          const before = socket.data.user as SessionUser;
+          if (socket.data.user?.id !== e.userId) continue;
+          const before = socket.data.user;
           const now = currentUser(socket);
           if (now && CAN_TYPE.includes(before.role) && !CAN_TYPE.includes(now.role)) socket.data.releaseKeyboards?.();
         }

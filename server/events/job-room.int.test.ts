@@ -67,7 +67,7 @@ async function agent(p: string, body: unknown, token?: string) {
     headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
     body: JSON.stringify(body),
   });
-  return (await res.json()) as any;
+  return (await res.json());
 }
 
 const lines = (from: number, to: number) => ({

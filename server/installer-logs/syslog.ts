@@ -64,7 +64,10 @@ export function parseSyslog(input: string | Buffer): SyslogMessage {
   let host: string | null = null;
   // A host name is a first word followed by a tag with ':' or '['; d-i omits it ("netcfg[502]: ...").
   const hostThenTag = /^([A-Za-z0-9._-]+) (?=[A-Za-z0-9_./-]+(\[[^\]]*\])?: )/.exec(body);
-  if (hostThenTag && !/^[A-Za-z0-9_./-]+(\[[^\]]*\])?: /.test(body)) (host = hostThenTag[1]!), (body = body.slice(hostThenTag[0].length));
+  if (hostThenTag && !/^[A-Za-z0-9_./-]+(\[[^\]]*\])?: /.test(body)) {
+    host = hostThenTag[1]!;
+    body = body.slice(hostThenTag[0].length);
+  }
   const tag = /^([A-Za-z0-9_./-]{1,48})(?:\[([^\]]{0,32})\])?: ?/.exec(body);
   return {
     format: "rfc3164",

@@ -184,13 +184,22 @@ export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): vo
     checkProfile(tx, input.osProfileId);
     const changed: string[] = [];
     const set: Partial<typeof machines.$inferInsert> = { updatedAt: new Date() };
-    if (input.name !== undefined && input.name !== m.name) (set.name = input.name), changed.push("name");
+    if (input.name !== undefined && input.name !== m.name) {
+      set.name = input.name;
+      changed.push("name");
+    }
     if (placement.rackId !== m.rackId || placement.uPosition !== m.uPosition || placement.uHeight !== m.uHeight) {
       Object.assign(set, placement);
       changed.push("placement");
     }
-    if (input.osProfileId !== undefined && input.osProfileId !== m.osProfileId) (set.osProfileId = input.osProfileId), changed.push("osProfile");
-    if (input.firmware !== undefined && input.firmware !== m.firmware) (set.firmware = input.firmware), changed.push("firmware");
+    if (input.osProfileId !== undefined && input.osProfileId !== m.osProfileId) {
+      set.osProfileId = input.osProfileId;
+      changed.push("osProfile");
+    }
+    if (input.firmware !== undefined && input.firmware !== m.firmware) {
+      set.firmware = input.firmware;
+      changed.push("firmware");
+    }
     tx.update(machines).set(set).where(eq(machines.id, m.id)).run();
     if ((input.bootMac !== undefined && input.bootMac !== boot?.mac) || (input.ip !== undefined && input.ip !== boot?.ip)) {
       if (BUSY_STATES.includes(m.state)) {

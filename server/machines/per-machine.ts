@@ -19,7 +19,7 @@ export async function forEachMachine<T extends object>(
   const names = new Map(
     d.db.select({ id: machines.id, name: machines.name }).from(machines).where(inArray(machines.id, ids)).all().map((m) => [m.id, m.name]),
   );
-  const results: PerMachineResult<T>[] = new Array(ids.length);
+  const results = new Array<PerMachineResult<T>>(ids.length);
   let next = 0;
   const worker = async () => {
     while (next < ids.length) {

@@ -28,9 +28,10 @@ export class ExternalBackend implements DhcpBackend {
   readonly mode = "external" as const;
   constructor(private readonly log: Logger) {}
   async start(): Promise<void> {}
-  async apply(changes: TreeChanges): Promise<void> {
+  apply(changes: TreeChanges): Promise<void> {
     if (changes.configChanged) this.log.warn("dnsmasq.conf changed: restart the external dnsmasq to apply it");
     else if (changes.hostsRemoved) this.log.warn("host files removed: send SIGHUP to the external dnsmasq so it forgets them");
+    return Promise.resolve();
   }
   status(): DhcpBackendStatus {
     return { mode: "external", running: false, pid: null, restarts: 0, lastExit: null };

@@ -54,7 +54,7 @@ export class DnsmasqSupervisor implements DhcpBackend {
     this.child = child;
     this.startedAt = Date.now();
     const log = this.o.log;
-    for (const stream of [child.stdout!, child.stderr!]) {
+    for (const stream of [child.stdout, child.stderr]) {
       readline.createInterface({ input: stream }).on("line", (line) => {
         log.info(line.replace(/^dnsmasq(-dhcp|-tftp)?(\[\d+\])?: /, ""));
         this.o.onLine?.(line);
@@ -95,7 +95,10 @@ export class DnsmasqSupervisor implements DhcpBackend {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.restartTimer) clearTimeout(this.restartTimer), (this.restartTimer = null);
+    if (this.restartTimer) {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = null;
+    }
     await this.stopChild();
   }
 
@@ -121,8 +124,8 @@ export async function testConfig(confFile: string, command: string[] = ["dnsmasq
   await new Promise<void>((resolve, reject) => {
     const p = spawn(cmd!, [...pre, "--test", `--conf-file=${confFile}`], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
-    p.stdout!.on("data", (b) => (out += b));
-    p.stderr!.on("data", (b) => (out += b));
+    p.stdout.on("data", (b) => (out += b));
+    p.stderr.on("data", (b) => (out += b));
     p.on("error", (err) =>
       reject(new Error(`cannot run ${cmd}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "not installed (apt-get install dnsmasq)" : String(err)}`)),
     );

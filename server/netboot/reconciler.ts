@@ -83,7 +83,10 @@ export class TreeWriter {
         assertInside(rel);
         const abs = path.join(this.root, rel);
         const dir = path.dirname(abs);
-        if (!dirs.has(dir)) fs.mkdirSync(dir, { recursive: true }), dirs.add(dir);
+        if (!dirs.has(dir)) {
+          fs.mkdirSync(dir, { recursive: true });
+          dirs.add(dir);
+        }
         const tmp = path.join(dir, `.${path.basename(abs)}.${process.pid}.tmp`);
         fs.writeFileSync(tmp, content);
         pending.push({ rel, tmp, abs, content });

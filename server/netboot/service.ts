@@ -127,7 +127,11 @@ export class NetbootService {
 
   /** Resolves when no event is waiting for its debounce and no reconcile runs. */
   async whenIdle(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer), (this.timer = null), await this.flush();
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+      await this.flush();
+    }
     await this.chain;
   }
 
@@ -286,7 +290,10 @@ export class NetbootService {
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
-    if (this.timer) clearTimeout(this.timer), (this.timer = null);
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     await this.chain;
     await this.backend?.stop();
     this.backend = null;

@@ -26,10 +26,10 @@ export function createFakeDriver(): OobDriver & { chassis: (t: Pick<BmcTarget, "
     }
     return c;
   };
-  const answer = async (t: BmcTarget) => {
-    if (t.address.endsWith(".254")) throw new BmcError("transient", `BMC ${bmcKey(t)} is unreachable (fake)`);
-    if (t.password === "wrong") throw new BmcError("auth", `BMC ${bmcKey(t)} refused the credentials (fake)`);
-    return get(t);
+  const answer = (t: BmcTarget) => {
+    if (t.address.endsWith(".254")) return Promise.reject(new BmcError("transient", `BMC ${bmcKey(t)} is unreachable (fake)`));
+    if (t.password === "wrong") return Promise.reject(new BmcError("auth", `BMC ${bmcKey(t)} refused the credentials (fake)`));
+    return Promise.resolve(get(t));
   };
   const validate = (t: BmcTarget) => {
     if (!t.address) throw new AppError("VALIDATION", "BMC address is missing");
@@ -72,9 +72,10 @@ export function createFakeDriver(): OobDriver & { chassis: (t: Pick<BmcTarget, "
           write: (d) => emit(String(d).replace(/\r/g, "\r\n")),
           onData: (l) => void data.push(l),
           onClose: (l) => void closers.push(l),
-          async close() {
+          close() {
             clearInterval(timer);
             closers.forEach((l) => l("closed"));
+            return Promise.resolve();
           },
         };
       },

@@ -41,21 +41,21 @@ function activate(deps: Deps, t: BmcTarget): Promise<ConsoleStream> {
 
     const stream: ConsoleStream = {
       write: (d) => {
-        if (!closed) child.stdin!.write(d);
+        if (!closed) child.stdin.write(d);
       },
       onData: (l) => void dataListeners.push(l),
       onClose: (l) => void closeListeners.push(l),
       close: async () => {
         if (closed) return;
         // "~." is ipmitool's escape to end SOL cleanly (it deactivates the payload); kill if it lingers.
-        child.stdin!.write("\r~.");
+        child.stdin.write("\r~.");
         const killer = setTimeout(() => child.kill("SIGKILL"), 1000);
         await new Promise<void>((r) => child.once("close", () => r()));
         clearTimeout(killer);
       },
     };
 
-    child.stdout!.on("data", (b: Buffer) => {
+    child.stdout.on("data", (b: Buffer) => {
       if (operational) {
         for (const l of dataListeners) l(b);
         return;
@@ -70,8 +70,8 @@ function activate(deps: Deps, t: BmcTarget): Promise<ConsoleStream> {
       resolve(stream);
       if (rest.length) setImmediate(() => dataListeners.forEach((l) => l(rest)));
     });
-    child.stderr!.on("data", (b: Buffer) => (early += b.toString("latin1")));
-    child.stdin!.on("error", () => undefined); // EPIPE after the child ended; reported through "close"
+    child.stderr.on("data", (b: Buffer) => (early += b.toString("latin1")));
+    child.stdin.on("error", () => undefined); // EPIPE after the child ended; reported through "close"
     child.on("error", (e) => {
       clearTimeout(timer);
       if (!operational) reject(new BmcError("other", `ipmitool failed to start: ${e.message}`));

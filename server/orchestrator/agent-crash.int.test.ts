@@ -49,8 +49,8 @@ async function startServer(port: number): Promise<ChildProcess> {
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  child.stdout!.on("data", (c: Buffer) => (serverLog += c.toString()));
-  child.stderr!.on("data", (c: Buffer) => (serverLog += c.toString()));
+  child.stdout.on("data", (c: Buffer) => (serverLog += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (serverLog += c.toString()));
   await until("the server to answer /healthz", () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false), 20_000);
   return child;
 }

@@ -2,7 +2,7 @@ import { and, eq, inArray, isNull, or } from "drizzle-orm";
 import { BATCH_KIND_LABELS, batchAction, passesThreshold, type BatchKind, type BatchState } from "../../lib/batches";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Domain } from "../context";
-import { batches, jobs, steps } from "../db/schema";
+import { batches } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { getBatchSettings } from "./batch-settings";
 import { countBatch, paramsOf, queuedJobs, updateParams, type Tx } from "./batch-store";

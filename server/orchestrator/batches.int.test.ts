@@ -100,7 +100,7 @@ async function agent(a: App, p: string, body: unknown, token?: string) {
     headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
     body: JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as any };
+  return { status: res.status, body: (await res.json()) };
 }
 
 /** Be the machine's agent: look up its job, report every step it is given as done, until the job ends. */

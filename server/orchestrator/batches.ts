@@ -130,7 +130,7 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
         concurrency: input.concurrency,
         failureThreshold: input.failureThresholdPct,
         state: "running",
-        params: { ...emptyParams(), skipped } as unknown as Record<string, unknown>,
+        params: { ...emptyParams(), skipped },
         createdBy: actor,
         createdAt: now,
       })
@@ -161,7 +161,7 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
       .prepare();
     for (const p of planned) {
       // The partial unique index (one queued/running job per machine) refuses a machine that got a job meanwhile.
-      const job = insertJob.get({ machineId: p.machineId, kind: p.kind, params: p.params })!;
+      const job = insertJob.get({ machineId: p.machineId, kind: p.kind, params: p.params });
       for (const r of stepRows(job.id, p.kind, p.params)) insertStep.run(r);
     }
     const ev = recordEvent(tx, {

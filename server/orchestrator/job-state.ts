@@ -45,7 +45,7 @@ const byHand = new WeakMap<Db, Map<number, string>>();
 
 function handHeld(db: Db): Map<number, string> {
   let m = byHand.get(db);
-  if (!m) byHand.set(db, (m = new Map()));
+  if (!m) byHand.set(db, (m = new Map<number, string>()));
   return m;
 }
 

@@ -60,7 +60,7 @@ async function agent(p: string, body: unknown, token?: string, raw?: { body: str
     headers: { "content-type": raw?.type ?? "application/json", ...(token && { authorization: `Bearer ${token}` }) },
     body: raw ? raw.body : JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as any };
+  return { status: res.status, body: (await res.json()) };
 }
 
 /** An available machine with an image profile; returns its id and boot MAC. */
@@ -251,7 +251,7 @@ describe("retries, failures and cancellation", () => {
 
   it("retries a transient server-step failure (BMC unreachable) by itself", async () => {
     const { id } = availableMachine();
-    rec.failNext("setBootDevice", new AppError("BMC_UNREACHABLE" as never, "BMC 10.0.0.1 does not answer"));
+    rec.failNext("setBootDevice", new AppError("BMC_UNREACHABLE", "BMC 10.0.0.1 does not answer"));
     const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
     await until("second attempt", () =>
       app.domain.db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, "set_boot_device"))).get()?.state === "succeeded",

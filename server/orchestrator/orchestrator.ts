@@ -172,7 +172,7 @@ export class Orchestrator {
             live.push(stepChanged(job, s, "ready"));
             continue;
           }
-          const claimed = q.claimStep.get({ id: s.id, attempt: s.attempt + 1, at: now, lease: now + s.timeoutS * 1000 })!;
+          const claimed = q.claimStep.get({ id: s.id, attempt: s.attempt + 1, at: now, lease: now + s.timeoutS * 1000 });
           const result = PASSIVE.has(s.name) ? waitSatisfied(job, s.name) : null;
           if (result) {
             q.succeedStep.run({ id: s.id, at: now, result: jsonText(result) });
@@ -306,7 +306,7 @@ export class Orchestrator {
     const { claimed, job } = this.d.db.transaction(() => {
       const ready = q.readySteps.all({ id: jobId });
       const job = ready.length ? q.job.get({ id: jobId }) : undefined;
-      const rows = ready.map((s) => q.claimStep.get({ id: s.id, attempt: s.attempt + 1, at: now, lease: now + s.timeoutS * 1000 })!);
+      const rows = ready.map((s) => q.claimStep.get({ id: s.id, attempt: s.attempt + 1, at: now, lease: now + s.timeoutS * 1000 }));
       return { claimed: rows, job };
     });
     if (job) for (const s of claimed) this.d.bus.publish(stepChanged(job, s, "running"));

@@ -56,7 +56,10 @@ export function parseAcngLogLine(line: string): AcngLogEntry | null {
   let p = m[5]!;
   let code: number | null = null;
   const err = /^(.*?) \[HTTP error, code: (\d{3})\]$/.exec(p);
-  if (err) (p = err[1]!), (code = Number(err[2]));
+  if (err) {
+    p = err[1]!;
+    code = Number(err[2]);
+  }
   else {
     const other = /^(.*?) \[(.*)\]$/.exec(p);
     if (other) p = other[1]!;
@@ -131,7 +134,10 @@ export class AcngCounters {
 
   add(e: AcngLogEntry): void {
     if (e.kind === "in" && e.code == null) this.bytesFromUpstream += e.bytes;
-    else if (e.kind === "out") (this.bytesToClients += e.bytes), this.requests++;
+    else if (e.kind === "out") {
+      this.bytesToClients += e.bytes;
+      this.requests++;
+    }
     else if (e.kind === "error") {
       this.upstreamErrors++;
       this.recentErrors.push({ ts: e.ts, client: e.client, path: e.path, code: e.code });
@@ -211,8 +217,8 @@ export class AcngSupervisor {
     this.child = child;
     let output = "";
     const keep = (b: Buffer) => void (output = (output + b.toString()).slice(-2000));
-    child.stdout!.on("data", keep);
-    child.stderr!.on("data", keep);
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
     const exited = new Promise<string>((resolve) => {
       child.once("error", (e) => resolve(e.message));
       child.once("exit", (code, sig) => resolve(`exited (${sig ?? code}) ${output.trim()}`));
@@ -272,7 +278,10 @@ export class AcngSupervisor {
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer), (this.timer = null);
+    if (this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
     const child = this.child;
     this.child = null;
     if (!child || child.exitCode != null || child.signalCode != null) return;

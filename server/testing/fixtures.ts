@@ -44,7 +44,7 @@ export function errorShape(error: TRPCError, path = "test"): ErrorShape {
     path,
     input: undefined,
     ctx: undefined,
-  }) as unknown as ErrorShape;
+  });
 }
 
 /** Await a call that must fail with a TRPCError; returns the error and its formatted shape. */

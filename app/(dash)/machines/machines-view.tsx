@@ -1,7 +1,7 @@
 "use client";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import Link from "next/link";
-import { useEffect, useMemo, useState } from "react";
+import { useMemo, useState } from "react";
 import { plural } from "@/lib/format";
 import { BulkActions } from "@/components/bulk-actions";
 import type { Selection } from "@/lib/schemas";
@@ -24,11 +24,13 @@ export function MachinesView() {
   const [importing, setImporting] = useState(false);
   const filterKey = JSON.stringify(filterOf(query));
 
-  // A new filter is a new question: drop the old selection.
-  useEffect(() => {
+  // A new filter is a new question: drop the old selection (adjusted while rendering, not in an effect).
+  const [selectionKey, setSelectionKey] = useState(filterKey);
+  if (selectionKey !== filterKey) {
+    setSelectionKey(filterKey);
     setIds(new Set());
     setAllMatching(false);
-  }, [filterKey]);
+  }
 
   const rows = data?.rows ?? [];
   const total = data?.total ?? 0;

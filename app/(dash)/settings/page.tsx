@@ -1,6 +1,6 @@
 "use client";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 import { AGENT_ENVIRONMENT_LABELS, AGENT_ENVIRONMENTS, NETBOOT_MODES, netbootSettingsSchema, PROXY_MODES } from "@/lib/netboot";
 import { PackageProxyStatus } from "@/components/package-proxy-status";
 import { BatchAlertSettings } from "@/components/batch-alert-settings";
@@ -22,9 +22,9 @@ export default function SettingsPage() {
   const { data: status } = useQuery(trpc.netboot.status.queryOptions(undefined, { refetchInterval: 5000 }));
   const [form, setForm] = useState<Form | null>(null);
   const [saved, setSaved] = useState(false);
-  useEffect(() => {
-    if (settings && !form) setForm({ ...settings, gateway: settings.gateway ?? "", domain: settings.domain ?? "", dnsServers: settings.dnsServers.join(", "), leaseTimeS: String(settings.leaseTimeS), proxyPort: String(settings.proxyPort), proxyUrl: settings.proxyUrl ?? "" });
-  }, [settings, form]);
+  // The form starts from the saved settings once they arrive (set while rendering, not in an effect).
+  if (settings && !form)
+    setForm({ ...settings, gateway: settings.gateway ?? "", domain: settings.domain ?? "", dnsServers: settings.dnsServers.join(", "), leaseTimeS: String(settings.leaseTimeS), proxyPort: String(settings.proxyPort), proxyUrl: settings.proxyUrl ?? "" });
   const save = useMutation(trpc.netboot.saveSettings.mutationOptions({ onSuccess: () => (setSaved(true), void qc.invalidateQueries({ queryKey: trpc.netboot.pathKey() })) }));
   if (!can("admin")) return <ErrorBanner message="Only admins change settings." />;
   if (!form) return <ErrorBanner message={error ? errorInfo(error).message : null} />;

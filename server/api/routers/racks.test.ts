@@ -44,7 +44,7 @@ describe("racks.create", () => {
     ["heightU", { name: "r-huge", heightU: 61 }],
     ["heightU", { name: "r-frac", heightU: 1.5 }],
   ] as const)("refuses a bad %s (%j) with BAD_REQUEST", async (field, input) => {
-    const { shape } = await expectTrpcError(h.operator.racks.create(input as never), "BAD_REQUEST", "VALIDATION");
+    const { shape } = await expectTrpcError(h.operator.racks.create(input), "BAD_REQUEST", "VALIDATION");
     expect(shape.message).toMatch(new RegExp(`^${field}: `));
   });
 });

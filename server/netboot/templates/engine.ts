@@ -7,6 +7,7 @@ import { Eta } from "eta";
 
 /** A value for a line-based format (preseed, ifupdown, keyfile): never a control character (newline adds a directive). */
 export function lineValue(v: unknown): string {
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- callers pass scalars; String() is the rendering
   const s = String(v ?? "");
   if (/[\u0000-\u001f\u007f]/.test(s)) throw new Error(`refusing a value with a control character: ${JSON.stringify(s)}`);
   return s;

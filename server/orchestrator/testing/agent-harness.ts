@@ -130,8 +130,8 @@ export function spawnAgent(bundle: string, api: string, mac: string, disk: strin
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
-  child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (out += c.toString()));
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   return { child, exited, output: () => out };
 }
