@@ -17,6 +17,7 @@ import { osProfileCreateSchema } from "../../lib/netboot";
 import type { Domain } from "../context";
 import { events, osProfiles } from "../db/schema";
 import { recordEvent } from "../events/audit";
+import { placeFileAtomically } from "./atomic-file";
 
 export interface InstallerRelease {
   /** Directory below <dataDir>/http/installers/ (also the kernel path prefix of the seeded profile). */
@@ -117,18 +118,13 @@ export function syncInstallerFiles(httpRoot: string, rel: InstallerRelease = DEB
     if (stale.length) {
       fs.rmSync(path.join(dest, VERSION_FILE), { force: true }); // half-updated trees never claim the new version
       for (const f of stale) {
-        const tmp = path.join(dest, `.${f}.${process.pid}.tmp`);
-        try {
-          fs.rmSync(tmp, { force: true });
+        placeFileAtomically(path.join(dest, f), (tmp) => {
           try {
             fs.linkSync(path.join(rel.sourceDir, f), tmp); // same file system: no 49 MB copy per data dir
           } catch {
             fs.copyFileSync(path.join(rel.sourceDir, f), tmp);
           }
-          fs.renameSync(tmp, path.join(dest, f));
-        } finally {
-          fs.rmSync(tmp, { force: true });
-        }
+        });
       }
       fs.writeFileSync(path.join(dest, VERSION_FILE), `${version}\n`);
     }

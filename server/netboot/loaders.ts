@@ -12,6 +12,7 @@ import { spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { placeFileAtomically } from "./atomic-file";
 
 export type LoaderName =
   | "lpxelinux.0"
@@ -134,16 +135,7 @@ export class LoaderInstaller {
     } catch {
       /* absent */
     }
-    if (!onDisk || !onDisk.equals(data)) {
-      const tmp = path.join(this.tftpRoot, `.${spec.name}.${process.pid}.tmp`);
-      try {
-        fs.writeFileSync(tmp, data, { mode: 0o644 });
-        fs.renameSync(tmp, dest);
-      } catch (err) {
-        fs.rmSync(tmp, { force: true });
-        throw err;
-      }
-    }
+    if (!onDisk || !onDisk.equals(data)) placeFileAtomically(dest, (tmp) => fs.writeFileSync(tmp, data, { mode: 0o644 }));
     const prov = (this.o.provenance ?? dpkgProvenance)(real, spec.package);
     const status: LoaderStatus = { name: spec.name, purpose: spec.purpose, package: prov.package, version: prov.version, sha256, size: data.length, source: src, error: null };
     this.cache.set(spec.name, { key, destKey: statKey(dest), status });
