@@ -1,7 +1,8 @@
 /** zod schemas for every input that crosses a boundary (tRPC, CSV, forms). Isomorphic. */
 import { z } from "zod";
 import { MACHINE_STATES, OPERATOR_ACTIONS } from "./lifecycle";
-import { ifnameSchema, ipv4, prefixSchema } from "./netboot";
+import { machineIfnameSchema } from "./net-model";
+import { ipv4, prefixSchema } from "./netboot";
 import { dnsmasqNameProblem, isHostname, isIPv4, normalizeMac } from "./net";
 
 export const POWER_STATES = ["on", "off", "unknown"] as const;
@@ -89,7 +90,7 @@ export const bmcInputSchema = z.object({
  * and configure_network writes it). Without an interface name the image keeps its own configuration (DHCP).
  */
 export const bootNicNetworkSchema = z.object({
-  ifname: ifnameSchema.nullish().or(z.literal("").transform(() => null)),
+  ifname: machineIfnameSchema.nullish().or(z.literal("").transform(() => null)),
   prefix: prefixSchema.nullish(),
   gateway: ipv4.nullish().or(z.literal("").transform(() => null)),
 });

@@ -3,17 +3,19 @@
  * installed (state deploying, installer profile) and only with the token of its current install session
  * (install-token.ts). Everything else is "not found", so the URL space reveals nothing.
  */
-import type { Db } from "../db/client";
 import { and, eq } from "drizzle-orm";
 import { packageProxyUrl, profileOptionsSchema, NET_CONFIG_FORMATS, type NetConfigFormat } from "../../lib/netboot";
 import type { Actor, Domain } from "../context";
-import { machines, nicLinks, nics, osProfiles } from "../db/schema";
+import { machines, osProfiles } from "../db/schema";
 import { transition } from "../machines/lifecycle";
 import type { InstallTokens } from "./install-token";
 import { loadBootRows } from "./load";
+import { loadNetModel } from "./load-net";
 import { getNetbootSettings } from "./settings";
 import { renderAutoinstallMetaData, renderAutoinstallUserData, renderKickstart, renderPreseed, type InstallContext } from "./templates/install";
-import { NET_RENDERERS, type NetInterface, type NetModel } from "./templates/net-config";
+import { NET_RENDERERS } from "./templates/net-config";
+
+export { loadNetModel };
 
 export interface InstallFile {
   contentType: string;
@@ -42,25 +44,6 @@ export function installContext(d: Domain, tokens: InstallTokens, machineId: numb
     doneUrl: `${filesUrl}/done`,
     proxy: packageProxyUrl(settings),
   };
-}
-
-/** NICs with an interface name (plus bonds and VLANs) become the installed OS's network configuration. */
-export function loadNetModel(db: Db, machineId: number, dns: string[], domain: string | null | undefined): NetModel {
-  const links = db.select().from(nicLinks).where(eq(nicLinks.machineId, machineId)).all();
-  const masters = new Map<string, string>();
-  for (const l of links) if (l.kind === "bond") for (const m of l.members ?? []) masters.set(m, l.ifname);
-  const interfaces: NetInterface[] = db
-    .select()
-    .from(nics)
-    .where(eq(nics.machineId, machineId))
-    .orderBy(nics.id)
-    .all()
-    .filter((n) => n.ifname)
-    .map((n) => ({ name: n.ifname!, kind: "ethernet", mac: n.mac, address: masters.has(n.ifname!) ? null : n.ip, prefix: n.prefix ?? 24, gateway: n.gateway, mtu: n.mtu, master: masters.get(n.ifname!) ?? null }));
-  for (const l of links) {
-    interfaces.push({ name: l.ifname, kind: l.kind, address: l.ip, prefix: l.prefix ?? 24, gateway: l.gateway, mtu: l.mtu, members: l.members ?? [], bondMode: l.bondMode, parent: l.parent, vlanId: l.vlanId });
-  }
-  return { interfaces, dns, search: domain ? [domain] : [] };
 }
 
 /** Render one install file by its name; null when the profile does not use it. */

@@ -331,6 +331,9 @@ describe("machines.update", () => {
     expect((await h.viewer.machines.get({ id })).nics[0]).toMatchObject({ ifname: "ens3", prefix: 16, gateway: null });
     const bad = await expectTrpcError(h.operator.machines.update({ id, network: { ifname: "bad name" } }), "BAD_REQUEST");
     expect(bad.error.message).toContain("Interface names");
+    // lo as the boot NIC would give the ifupdown file a second `iface lo` stanza (issue 14).
+    const lo = await expectTrpcError(h.operator.machines.update({ id, network: { ifname: "lo" } }), "BAD_REQUEST");
+    expect(lo.error.message).toContain("is reserved (lo is the loopback");
     await expectTrpcError(h.operator.machines.update({ id, network: { prefix: 33 } }), "BAD_REQUEST");
     drive(id, "deploying");
     await expectTrpcError(h.operator.machines.update({ id, network: null }), "CONFLICT", "MACHINE_BUSY");

@@ -39,6 +39,23 @@ export const machines = sqliteTable(
 );
 export type Machine = typeof machines.$inferSelect;
 
+/**
+ * Addressing of a NIC or link in the installed OS beyond `ip`/`prefix`/`gateway` (IPv4), validated on every read
+ * by lib/net-model.ts (loadNetModel). address_mode null: legacy rows, static when `ip` is set, else DHCP;
+ * with "dhcp" a NIC's `ip` is only its DHCP reservation. ipv6_mode null: none.
+ */
+function addressingColumns() {
+  return {
+    addressMode: text("address_mode"),
+    ipv6Mode: text("ipv6_mode"),
+    ip6: text("ip6"),
+    prefix6: integer("prefix6"),
+    gateway6: text("gateway6"),
+    /** DNS servers of this interface (a JSON array of IPv4/IPv6 text, parsed and validated on read); null: the netboot settings' DNS servers. */
+    dns: text("dns"),
+  };
+}
+
 export const nics = sqliteTable(
   "nics",
   {
@@ -55,6 +72,7 @@ export const nics = sqliteTable(
     prefix: integer("prefix"),
     gateway: text("gateway"),
     mtu: integer("mtu"),
+    ...addressingColumns(),
   },
   (t) => [
     index("nics_machine").on(t.machineId),
@@ -85,6 +103,11 @@ export const nicLinks = sqliteTable(
     prefix: integer("prefix"),
     gateway: text("gateway"),
     mtu: integer("mtu"),
+    ...addressingColumns(),
+    /** Bonds: MII monitoring interval in ms (null: 100), LACP rate and transmit hash policy (null: kernel default). */
+    miimon: integer("miimon"),
+    lacpRate: text("lacp_rate"),
+    xmitHashPolicy: text("xmit_hash_policy"),
   },
   (t) => [uniqueIndex("nic_links_machine_ifname").on(t.machineId, t.ifname)],
 );

@@ -36,7 +36,7 @@ describe("preseed used-disk answers", () => {
       hostname: "used-1",
       domain: "lab.example",
       options: profileOptionsSchema.parse({ mirror: "http://deb.debian.org/debian", disk: "/dev/vda" }),
-      net: { interfaces: [{ name: "ens3", kind: "ethernet", mac: "52:54:00:00:00:01", address: "10.77.0.51", prefix: 24, gateway: "10.77.0.1" }], dns: ["10.77.0.1"], search: [] },
+      net: { interfaces: [{ name: "ens3", kind: "ethernet", mac: "52:54:00:00:00:01", mode: "static", ipv4: "10.77.0.51/24", gateway4: "10.77.0.1" }], dns: ["10.77.0.1"], search: [] },
       filesUrl: "http://10.77.0.1:3000/boot/m/1/T",
       doneUrl: "http://10.77.0.1:3000/boot/m/1/T/done",
       proxy: "http://10.77.0.1:3142",

@@ -3,25 +3,26 @@ import { describe, expect, it } from "vitest";
 import { profileOptionsSchema } from "../../../lib/netboot";
 import { expectGolden } from "../../testing/golden";
 import { renderAutoinstallMetaData, renderAutoinstallUserData, renderKickstart, renderPreseed, type InstallContext } from "./install";
-import { NET_RENDERERS, type NetModel } from "./net-config";
+import type { MachineNetworkInput } from "../../../lib/net-model";
+import { NET_RENDERERS } from "./net-config";
 
 const GOLDEN = path.join(import.meta.dirname, "..", "golden", "templates");
 
 /** Two NICs bonded (LACP), a VLAN on the bond, and a separate static management NIC. */
-const bonded: NetModel = {
+const bonded: MachineNetworkInput = {
   interfaces: [
-    { name: "eno1", kind: "ethernet", mac: "52:54:00:aa:00:01", address: "10.77.0.51", prefix: 24, gateway: "10.77.0.254", mtu: 1500 },
-    { name: "eno2", kind: "ethernet", mac: "52:54:00:aa:00:02", master: "bond0" },
-    { name: "eno3", kind: "ethernet", mac: "52:54:00:aa:00:03", master: "bond0" },
+    { name: "eno1", kind: "ethernet", mac: "52:54:00:aa:00:01", mode: "static", ipv4: "10.77.0.51/24", gateway4: "10.77.0.254", mtu: 1500 },
+    { name: "eno2", kind: "ethernet", mac: "52:54:00:aa:00:02", mode: "none" },
+    { name: "eno3", kind: "ethernet", mac: "52:54:00:aa:00:03", mode: "none" },
     { name: "bond0", kind: "bond", members: ["eno2", "eno3"], bondMode: "802.3ad", mtu: 9000 },
-    { name: "bond0.120", kind: "vlan", parent: "bond0", vlanId: 120, address: "192.168.120.51", prefix: 24 },
+    { name: "bond0.120", kind: "vlan", parent: "bond0", vlanId: 120, mode: "static", ipv4: "192.168.120.51/24" },
   ],
   dns: ["10.77.0.53", "10.77.0.54"],
   search: ["lab.example"],
 };
-const dhcpOnly: NetModel = { interfaces: [{ name: "eno1", kind: "ethernet", mac: "52:54:00:aa:00:01" }], dns: [], search: [] };
+const dhcpOnly: MachineNetworkInput = { interfaces: [{ name: "eno1", kind: "ethernet", mac: "52:54:00:aa:00:01" }], dns: [], search: [] };
 
-const ctx = (net: NetModel, opts: object = {}): InstallContext => ({
+const ctx = (net: MachineNetworkInput, opts: object = {}): InstallContext => ({
   machineId: 7,
   sessionId: 41,
   hostname: "node-007",
@@ -74,7 +75,25 @@ describe("install templates (golden files)", () => {
     expect(() => renderAutoinstallUserData(evil)).toThrow(/sshKeys/);
     expect(() => renderPreseed(evil)).toThrow(/sshKeys/);
     expect(() => renderPreseed({ ...ctx(dhcpOnly), hostname: "a\nd-i preseed/late_command string reboot" })).toThrow(/not a host name/);
-    expect(() => NET_RENDERERS.ifupdown({ ...bonded, dns: ["1.1.1.1\nup rm -rf /"] })).toThrow(/control character/);
+    expect(() => NET_RENDERERS.ifupdown({ ...bonded, dns: ["1.1.1.1\nup rm -rf /"] })).toThrow(/dns.0: .* is not an IPv4 or IPv6 address/);
+  });
+});
+
+describe("every renderer validates its network with the machine network schema (issue 14)", () => {
+  const renderers: [string, (net: MachineNetworkInput) => unknown][] = [
+    ...Object.entries(NET_RENDERERS).map(([k, r]) => [k, r] as [string, (net: MachineNetworkInput) => unknown]),
+    ["preseed", (net) => renderPreseed(ctx(net))],
+    ["autoinstall", (net) => renderAutoinstallUserData(ctx(net))],
+    ["kickstart", (net) => renderKickstart(ctx(net))],
+  ];
+  const bad: [string, MachineNetworkInput, RegExp][] = [
+    ["bond mode with spaces", { ...bonded, interfaces: bonded.interfaces.map((i) => (i.kind === "bond" ? { ...i, bondMode: "802.3ad arp_interval=1" as "802.3ad" } : i)) }, /interface "bond0" field bondMode: Bond mode is one of/],
+    ["lo", { interfaces: [{ kind: "ethernet", name: "lo", mode: "static", ipv4: "127.0.0.2/8" }], dns: [], search: [] }, /interface "lo" field name: "lo" is reserved/],
+    ["newline in an address", { interfaces: [{ kind: "ethernet", name: "eno1", mode: "static", ipv4: "10.0.0.5/24\nup reboot" }], dns: [], search: [] }, /field ipv4/],
+    ["unallocated auto", { interfaces: [{ kind: "ethernet", name: "eno1", mode: "auto", subnetId: 1 }], dns: [], search: [] }, /automatic address that was not allocated yet/],
+  ];
+  it.each(renderers)("%s refuses a bad network with the interface and field named", (_, render) => {
+    for (const [what, net, expected] of bad) expect(() => render(net), what).toThrow(expected);
   });
 });
 

@@ -1,0 +1,156 @@
+/**
+ * Reads a machine's network (its named NICs, bonds and VLANs) from the database and validates it with the one
+ * machine network schema (lib/net-model.ts) before anything is rendered: a bad row (a bond mode with spaces, `lo`
+ * as an interface name, a newline in an address) is refused with the machine, the row and the field named.
+ */
+import { eq, sql } from "drizzle-orm";
+import { AppError } from "../../lib/errors";
+import { machineNetworkSchema, type MachineNetwork, type NetInterfaceInput } from "../../lib/net-model";
+import type { Db } from "../db/client";
+import { machines, nicLinks, nics } from "../db/schema";
+
+/** A JSON text column read raw, so a malformed value is a validation error here, not a crash in the driver. */
+function jsonColumn(raw: unknown): unknown {
+  if (raw == null) return null;
+  if (typeof raw !== "string") return raw;
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return raw; // not JSON: the schema refuses the raw text (it is not an array)
+  }
+}
+
+/** Legacy rows have no address_mode: static when an IPv4 address is set, else DHCP. */
+function ipv4Of(mode: string | null, ip: string | null, prefix: number | null): Pick<NetInterfaceInput, "mode" | "ipv4"> {
+  const m = mode ?? (ip ? "static" : "dhcp");
+  // With "dhcp" (or "none") a NIC's ip is its DHCP reservation on the provisioning network, not an installed address.
+  const keeps = m === "static" || m === "auto";
+  return { mode: m as NetInterfaceInput["mode"], ipv4: keeps && ip != null ? `${ip}/${prefix ?? 24}` : null };
+}
+
+function ipv6Of(mode: string | null, ip6: string | null, prefix6: number | null): Pick<NetInterfaceInput, "ipv6Mode" | "ipv6"> {
+  return { ipv6Mode: (mode ?? "none") as NetInterfaceInput["ipv6Mode"], ipv6: ip6 != null ? `${ip6}/${prefix6 ?? 64}` : null };
+}
+
+/**
+ * The machine's network for its installed OS, validated. NICs without an interface name are not configured.
+ * `dns` and `domain` are the provisioning network's (netboot settings), used where an interface names no DNS.
+ * @throws AppError VALIDATION naming the machine, the table row and the field of the first bad values
+ */
+export function loadNetModel(db: Db, machineId: number, dns: string[], domain: string | null | undefined): MachineNetwork {
+  const nicRows = db
+    .select({
+      id: nics.id,
+      ifname: nics.ifname,
+      mac: nics.mac,
+      ip: nics.ip,
+      prefix: nics.prefix,
+      gateway: nics.gateway,
+      mtu: nics.mtu,
+      addressMode: nics.addressMode,
+      ipv6Mode: nics.ipv6Mode,
+      ip6: nics.ip6,
+      prefix6: nics.prefix6,
+      gateway6: nics.gateway6,
+      dns: nics.dns,
+    })
+    .from(nics)
+    .where(eq(nics.machineId, machineId))
+    .orderBy(nics.id)
+    .all()
+    .filter((n) => n.ifname != null && n.ifname !== "");
+  const linkRows = db
+    .select({
+      id: nicLinks.id,
+      ifname: nicLinks.ifname,
+      kind: nicLinks.kind,
+      members: sql<unknown>`${nicLinks.members}`,
+      bondMode: nicLinks.bondMode,
+      miimon: nicLinks.miimon,
+      lacpRate: nicLinks.lacpRate,
+      xmitHashPolicy: nicLinks.xmitHashPolicy,
+      parent: nicLinks.parent,
+      vlanId: nicLinks.vlanId,
+      ip: nicLinks.ip,
+      prefix: nicLinks.prefix,
+      gateway: nicLinks.gateway,
+      mtu: nicLinks.mtu,
+      addressMode: nicLinks.addressMode,
+      ipv6Mode: nicLinks.ipv6Mode,
+      ip6: nicLinks.ip6,
+      prefix6: nicLinks.prefix6,
+      gateway6: nicLinks.gateway6,
+      dns: nicLinks.dns,
+    })
+    .from(nicLinks)
+    .where(eq(nicLinks.machineId, machineId))
+    .orderBy(nicLinks.id)
+    .all();
+
+  const members = new Set<string>();
+  for (const l of linkRows) {
+    const m = jsonColumn(l.members);
+    if (l.kind === "bond" && Array.isArray(m)) for (const x of m) if (typeof x === "string") members.add(x);
+  }
+  const rowNames: string[] = [];
+  const interfaces: unknown[] = [];
+  for (const n of nicRows) {
+    rowNames.push(`nics row ${n.id} (${JSON.stringify(String(n.ifname).slice(0, 40))})`);
+    // A bond member's addresses live on the bond; its ip is only the provisioning DHCP reservation.
+    const member = members.has(n.ifname!);
+    interfaces.push({
+      kind: "ethernet",
+      name: n.ifname,
+      mac: n.mac,
+      ...(member ? { mode: "none", ipv4: null, ipv6Mode: "none", ipv6: null } : { ...ipv4Of(n.addressMode, n.ip, n.prefix), ...ipv6Of(n.ipv6Mode, n.ip6, n.prefix6) }),
+      gateway4: member ? null : n.gateway,
+      gateway6: member ? null : n.gateway6,
+      dns: jsonColumn(n.dns) ?? [],
+      mtu: n.mtu,
+    });
+  }
+  for (const l of linkRows) {
+    rowNames.push(`nic_links row ${l.id} (${JSON.stringify(String(l.ifname).slice(0, 40))})`);
+    const common = {
+      name: l.ifname,
+      ...ipv4Of(l.addressMode, l.ip, l.prefix),
+      gateway4: l.gateway,
+      ...ipv6Of(l.ipv6Mode, l.ip6, l.prefix6),
+      gateway6: l.gateway6,
+      dns: jsonColumn(l.dns) ?? [],
+      mtu: l.mtu,
+    };
+    if (l.kind === "bond") {
+      interfaces.push({
+        kind: "bond",
+        ...common,
+        members: jsonColumn(l.members) ?? [],
+        bondMode: l.bondMode ?? undefined,
+        miimon: l.miimon ?? undefined,
+        lacpRate: l.lacpRate,
+        xmitHashPolicy: l.xmitHashPolicy,
+      });
+    } else {
+      // Any other kind is refused by the schema's discriminator, naming this row.
+      interfaces.push({ kind: l.kind, ...common, parent: l.parent, vlanId: l.vlanId });
+    }
+  }
+  const parsed = machineNetworkSchema.safeParse({ interfaces, dns, search: domain ? [domain] : [] });
+  if (parsed.success) return parsed.data;
+  const machine = db.select({ name: machines.name }).from(machines).where(eq(machines.id, machineId)).get();
+  const who = `machine ${machine ? JSON.stringify(machine.name) : "?"} (#${machineId})`;
+  const details = parsed.error.issues.map((iss) => {
+    const [head, idx, ...rest] = iss.path;
+    const row = head === "interfaces" && typeof idx === "number" ? rowNames[idx] : `netboot settings ${String(idx ?? head ?? "")}`.trim();
+    const field = rest.length ? rest.map(String).join(".") : head === "interfaces" ? "row" : String(head ?? "network");
+    return { field: `${row} ${field}`, message: iss.message };
+  });
+  throw new AppError(
+    "VALIDATION",
+    `Network of ${who} cannot be rendered: ${details
+      .slice(0, 5)
+      .map((d) => `${d.field}: ${d.message}`)
+      .join("; ")}${details.length > 5 ? ` (and ${details.length - 5} more)` : ""}`,
+    details,
+  );
+}
