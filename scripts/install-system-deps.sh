@@ -11,7 +11,10 @@
 #            and QEMU with the tools that build the stand-in OS disk image (dosfstools, mtools, syslinux, e2fsprogs),
 #            debootstrap for the Debian agent environment (the VM test deploys from it), graphviz (`dot`) for the
 #            layer picture dependency-cruiser draws (`npm run lint:graph`, docs/layers.svg),
-#            ovmf (UEFI firmware for the UEFI VM tests) and efibootmgr (UEFI boot entries, shipped in the RAM disk)
+#            ovmf (UEFI firmware for the UEFI VM tests) and efibootmgr (UEFI boot entries, shipped in the RAM disk),
+#            the network-file checkers: network-manager (nmcli --offline), python3-gi + gir1.2-nm-1.0 (libnm's
+#            keyfile reader), netplan.io (netplan generate) and ifupdown (ifup --no-act); on a host with systemd
+#            network-manager's daemon starts too (it leaves interfaces listed in /etc/network/interfaces alone)
 # Needs root (or sudo) when something is missing; prints what and why otherwise.
 set -euo pipefail
 profile="${1:-runtime}"
@@ -20,6 +23,7 @@ pkgs=(python3 make g++ ca-certificates ipmitool dnsmasq pxelinux syslinux-common
 if [ "$profile" = "test" ]; then
   pkgs+=(chromium fonts-dejavu-core openipmi busybox-static iproute2 fdisk zstd xz-utils binutils)
   pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap graphviz ovmf efibootmgr debconf)
+  pkgs+=(network-manager python3-gi gir1.2-nm-1.0 netplan.io ifupdown)
 elif [ "$profile" = "ramdisk" ]; then
   pkgs+=(busybox-static fdisk zstd xz-utils binutils debootstrap)
 fi

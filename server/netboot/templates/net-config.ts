@@ -90,7 +90,9 @@ export function bondOptions(it: NetIface): [string, string][] {
 }
 
 // ifupdown (Debian's ifupdown 0.8, interfaces(5)): one `inet` stanza per interface carrying the link options (mtu,
-// bond-*, vlan-raw-device; `manual` without IPv4), then an `inet6` stanza (static, auto = SLAAC, dhcp = DHCPv6).
+// bond-* for ifenslave; `manual` without IPv4), then an `inet6` stanza (static, auto = SLAAC, dhcp = DHCPv6).
+// ifupdown creates a VLAN itself only when it is named <parent>.<id>; any other name is created by pre-up
+// (without relying on the vlan package).
 const IFUPDOWN = `# <%~ it.head %>
 auto lo
 iface lo inet loopback
@@ -124,8 +126,11 @@ iface <%= v.name %> inet <%~ v.v4 === "static" ? "static" : v.v4 === "dhcp" ? "d
     bond-xmit-hash-policy <%= i.xmitHashPolicy %>
 <% } -%>
 <% } -%>
-<% if (i.kind === "vlan") { -%>
+<% if (i.kind === "vlan" && v.name === i.parent + "." + i.vlanId) { -%>
     vlan-raw-device <%= i.parent %>
+<% } else if (i.kind === "vlan") { -%>
+    pre-up [ -e /sys/class/net/<%= v.name %> ] || ip link add link <%= i.parent %> name <%= v.name %> type vlan id <%= i.vlanId %>
+    post-down ip link delete <%= v.name %>
 <% } -%>
 <% if (v.v6 !== "none") { -%>
 iface <%= v.name %> inet6 <%~ v.v6 === "static" ? "static" : v.v6 === "slaac" ? "auto" : "dhcp" %>
@@ -282,7 +287,7 @@ dns-search=<%= it.v.search.join(";") %>;
 `;
 
 // Legacy ifcfg-<name> (initscripts; read by NetworkManager's ifcfg-rh plugin on RHEL 8/9): only variables that
-// plugin reads (server/netboot/templates/ifcfg-variables.ts lists them; a test checks every rendered name).
+// plugin reads (server/testing/ifcfg-variables.ts lists them from its source; the int test checks every name).
 const IFCFG = `# <%~ it.head %>
 DEVICE=<%= it.v.name %>
 NAME=<%= it.v.name %>

@@ -2,6 +2,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { profileOptionsSchema } from "../../../lib/netboot";
 import { expectGolden } from "../../testing/golden";
+import { NET_MATRIX } from "../../testing/net-matrix";
 import { renderAutoinstallMetaData, renderAutoinstallUserData, renderKickstart, renderPreseed, type InstallContext } from "./install";
 import type { MachineNetworkInput } from "../../../lib/net-model";
 import { NET_RENDERERS } from "./net-config";
@@ -76,6 +77,33 @@ describe("install templates (golden files)", () => {
     expect(() => renderPreseed(evil)).toThrow(/sshKeys/);
     expect(() => renderPreseed({ ...ctx(dhcpOnly), hostname: "a\nd-i preseed/late_command string reboot" })).toThrow(/not a host name/);
     expect(() => NET_RENDERERS.ifupdown({ ...bonded, dns: ["1.1.1.1\nup rm -rf /"] })).toThrow(/dns.0: .* is not an IPv4 or IPv6 address/);
+  });
+});
+
+describe("network matrix (issue 14): IPv4, IPv6 static, SLAAC, DHCPv6, dual-stack, bonds, VLANs and MTU in every format", () => {
+  it.each(Object.keys(NET_MATRIX))("%s", (name) => {
+    const net = NET_MATRIX[name]!;
+    for (const [format, render] of Object.entries(NET_RENDERERS)) for (const f of render(net)) expectGolden(GOLDEN, `matrix/${name}/${format}/${f.path}`, f.content);
+    expectGolden(GOLDEN, `matrix/${name}/preseed.cfg`, renderPreseed(ctx(net)));
+    expectGolden(GOLDEN, `matrix/${name}/user-data`, renderAutoinstallUserData(ctx(net)));
+    expectGolden(GOLDEN, `matrix/${name}/ks.cfg`, renderKickstart(ctx(net)));
+  });
+
+  it("d-i gets IPv6 as address/prefix (netcfg reads the CIDR suffix) and the installed system the full ifupdown file", () => {
+    const p = renderPreseed(ctx(NET_MATRIX["ipv6-static"]!));
+    expect(p).toContain("d-i netcfg/get_ipaddress string 2001:db8:77::51/64\n");
+    expect(p).not.toContain("netcfg/get_netmask");
+    expect(p).toContain("d-i netcfg/get_gateway string 2001:db8:77::1\n");
+    expect(p).toContain("/net/ifupdown/interfaces");
+    // Dual-stack: d-i configures IPv4; the IPv6 half comes with the fetched interfaces file.
+    const d = renderPreseed(ctx(NET_MATRIX["dual-stack"]!));
+    expect(d).toContain("d-i netcfg/get_ipaddress string 10.77.0.51\n");
+    expect(d).toContain("/net/ifupdown/interfaces");
+    // A plain static IPv4 NIC: d-i's own interfaces file says the same, nothing is fetched.
+    expect(renderPreseed(ctx(NET_MATRIX.static!))).not.toContain("/net/ifupdown/interfaces");
+    expect(renderKickstart(ctx(NET_MATRIX["dual-stack"]!))).toContain("--ipv6=2001:db8:77::51/64 --ipv6gateway=fe80::1");
+    expect(renderKickstart(ctx(NET_MATRIX.slaac!))).toContain("--bootproto=dhcp --ipv6=auto");
+    expect(renderKickstart(ctx(NET_MATRIX.dhcpv6!))).toContain("--noipv4 --ipv6=dhcp");
   });
 });
 
