@@ -5,7 +5,7 @@ import type { JobDto, JobKind, LogLineDto, StepDto } from "../../lib/jobs";
 import type { Db } from "../db/client";
 import { jobs, logLines, machines, osProfiles, steps, type OsProfile } from "../db/schema";
 import { profileOptionsSchema, type NetbootSettings, type RaidSpec } from "../../lib/netboot";
-import { networkParams } from "./network-files";
+import { checkNetwork, networkParams } from "./network-files";
 
 /**
  * Job params for a deploy from the machine's OS profile. @throws AppError VALIDATION when it has none.
@@ -37,7 +37,10 @@ export function deployParamsFor(
   settings?: NetbootSettings,
 ): { kind: JobKind; params: Record<string, unknown> } {
   if (!p) throw new AppError("VALIDATION", "Choose an OS profile for the machine before deploying it");
-  if (p.kind === "installer") return { kind: "deploy_installer", params: { osProfileId: p.id, osFamily: p.osFamily } };
+  if (p.kind === "installer") {
+    checkNetwork(db, machineId, settings); // the answer files render it: refuse a bad network now, not mid-install
+    return { kind: "deploy_installer", params: { osProfileId: p.id, osFamily: p.osFamily } };
+  }
   if (!p.imageUrl) throw new AppError("VALIDATION", `OS profile ${p.name} has no image URL`);
   return {
     kind: "deploy_image",

@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "../../lib/errors";
-import { nics, osProfiles } from "../db/schema";
+import { machines, nicLinks, nics, osProfiles } from "../db/schema";
 import { createHarness, type Harness } from "../testing/harness";
 import { configureNetworkParams } from "../../agent/steps/configure-network";
 import { raidSpec } from "../../agent/steps/raid";
@@ -70,6 +70,22 @@ describe("deploy params carry the installed system's network configuration", () 
     const id = await machineWith({ osFamily: "debian" }, "eno1");
     expect(() => deployParams(h.db, id)).toThrowError(AppError);
     expect(() => deployParams(h.db, id)).toThrow(/names no root partition/);
+  });
+});
+
+describe("a bad network row refuses the deploy before it starts (issue 14)", () => {
+  it("image and installer deploys name the machine, the row and the field", async () => {
+    const image = await machineWith({ osFamily: "debian", options: { rootPartition: "/dev/sda2" } }, "eno1");
+    h.db.insert(nicLinks).values({ machineId: image, ifname: "bond0", kind: "bond", members: ["eno1"], bondMode: "active-backup miimon=1" }).run();
+    expect(() => deployParams(h.db, image)).toThrow(/nic_links row \d+ \("bond0"\) bondMode: Bond mode is one of/);
+    const inst = h.db
+      .insert(osProfiles)
+      .values({ name: "net-installer", kind: "installer", osFamily: "debian", kernel: "d-i/linux", initrd: "d-i/initrd.gz", template: "preseed", createdAt: new Date(), updatedAt: new Date() })
+      .returning()
+      .get();
+    const installer = await machineWith({ osFamily: "debian" }, "lo");
+    h.db.update(machines).set({ osProfileId: inst.id }).where(eq(machines.id, installer)).run();
+    expect(() => deployParams(h.db, installer)).toThrow(/nics row \d+ \("lo"\) name: "lo" is reserved/);
   });
 });
 

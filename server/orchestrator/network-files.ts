@@ -15,6 +15,14 @@ const PLACES: Record<NetConfigFormat, { dir: string; mode: number }> = {
 };
 const FAMILY_DEFAULT: Record<string, NetConfigFormat> = { debian: "ifupdown", ubuntu: "netplan", rhel: "nm-keyfile" };
 
+/**
+ * Validate the machine's network as the renderers will read it (loadNetModel).
+ * @throws AppError VALIDATION naming the machine, the row and the field
+ */
+export function checkNetwork(db: Db, machineId: number, settings = getNetbootSettings(db)): void {
+  loadNetModel(db, machineId, settings.dnsServers, settings.domain);
+}
+
 export interface NetworkParams {
   rootPartition: string | null;
   networkFiles: { path: string; content: string; mode: number }[];
