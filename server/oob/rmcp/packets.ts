@@ -95,7 +95,7 @@ export interface DecodedPacket {
 /** Split a datagram into its fields. `icvLen` is only needed for authenticated packets. */
 export function decodePacket(buf: Buffer, icvLen = 0): DecodedPacket {
   if (buf.length < 16) throw new RmcpError(`short packet (${buf.length} bytes)`);
-  if (buf[0] !== 0x06 || buf[3] !== 0x07) throw new RmcpError("not an RMCP/IPMI packet");
+  if (buf[0] !== 0x06 || buf[1] !== 0x00 || buf[3] !== 0x07) throw new RmcpError("not an RMCP/IPMI packet");
   const s = buf.subarray(4);
   if (s[0] !== AUTH_TYPE_RMCPPLUS) throw new RmcpError(`not an RMCP+ packet (auth type ${s[0]})`);
   const flags = s[1]!;
