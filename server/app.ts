@@ -30,6 +30,7 @@ import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestra
 import { createMachinePorts } from "./orchestrator/machine-ports";
 import type { MachinePorts } from "./orchestrator/ports";
 import { ConsoleManager } from "./oob/console/manager";
+import { registerPowerSyncMetrics } from "./oob/metrics";
 import { PowerSync } from "./oob/power-sync";
 import { serveTranscript, TRANSCRIPT_PATH } from "./http/transcript";
 import { createOobRuntime, defaultOobConfig } from "./oob/registry";
@@ -229,6 +230,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const batchRunner = new BatchRunner(domain, { baseUrl: url, ...overrides.batches });
   batchRunner.start();
   const powerSync = new PowerSync(domain);
+  registerPowerSyncMetrics(metrics.registry, powerSync, domain.oob.probeStats);
   if (config.powerSync) powerSync.start();
 
   log.info(`listening on ${url}`, { dataDir: config.dataDir, ui: config.ui });

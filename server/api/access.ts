@@ -34,6 +34,8 @@ export const ACCESS: Record<string, "public" | Role> = {
   "oob.bootDevice": "operator",
   "oob.checkBmc": "operator",
   "oob.syncSettings": "viewer",
+  "oob.syncStatus": "viewer",
+  "oob.syncNow": "operator",
   "oob.updateSyncSettings": "admin",
   "osProfiles.list": "viewer",
   "osProfiles.create": "operator",

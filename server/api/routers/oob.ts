@@ -3,6 +3,7 @@ import { z } from "zod";
 import { bootDeviceSchema, powerActionSchema, powerSyncSettingsPatchSchema } from "../../../lib/schemas";
 import { checkBmc } from "../../oob/power";
 import { powerSelection, setBootDeviceByHand } from "../../operator/hand-power";
+import { sweepPower } from "../../oob/power-sync";
 import { getPowerSyncSettings, setPowerSyncSettings } from "../../oob/settings";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
 
@@ -24,6 +25,16 @@ export const oobRouter = router({
     }),
   checkBmc: operatorProcedure.input(id).output(oobOut.checkBmc).mutation(({ ctx, input }) => checkBmc(ctx.domain, input.id, ctx.actor)),
   syncSettings: viewerProcedure.output(oobOut.syncSettings).query(({ ctx }) => getPowerSyncSettings(ctx.domain.db)),
+  /** Run a power-sync sweep now (joins a sweep that is already running) and return its figures. */
+  syncNow: operatorProcedure.output(oobOut.sweep).mutation(({ ctx }) => {
+    const sync = ctx.domain.oob.sync;
+    return sync.now ? sync.now() : sweepPower(ctx.domain);
+  }),
+  /** The last sweep of this process and how status reads reached the BMCs (native probe, fallbacks). */
+  syncStatus: viewerProcedure.output(oobOut.syncStatus).query(({ ctx }) => {
+    const { sync, probeStats, config } = ctx.domain.oob;
+    return { loop: sync.now !== undefined, last: sync.last ?? null, probe: { ...probeStats }, statusProbe: config.statusProbe };
+  }),
   updateSyncSettings: adminProcedure
     .input(powerSyncSettingsPatchSchema)
     .output(oobOut.syncSettings)
