@@ -31,6 +31,8 @@ export const ACCESS: Record<string, "public" | Role> = {
   "users.create": "admin",
   "users.update": "admin",
   "oob.power": "operator",
+  "oob.powerStart": "operator",
+  "oob.powerWait": "operator",
   "oob.bootDevice": "operator",
   "oob.checkBmc": "operator",
   "oob.syncSettings": "viewer",

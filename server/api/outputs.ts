@@ -30,6 +30,7 @@ const machineCore = {
   name: s,
   state,
   powerState: power,
+  powerPending: z.enum(["on", "off"]).nullable(),
   maintenance: z.boolean(),
   uPosition: nn,
   uHeight: n,
@@ -108,7 +109,16 @@ export const usersOut = {
 const powerSync = z.object({ intervalS: n, jitterS: n, concurrency: n, failureThreshold: n, skipStates: z.array(z.enum(MACHINE_STATES)) });
 const sweepStats = z.object({ machines: n, ok: n, failed: n, changed: n, written: n, durationMs: n, cpuMs: n, at: s });
 export const oobOut = {
-  power: z.array(z.object({ id: n, name: s, ok: z.boolean(), powerState: power.optional(), error: s.optional(), code: s.optional() })),
+  power: z.array(z.object({ id: n, name: s, ok: z.boolean(), powerState: power.optional(), pending: z.enum(["on", "off"]).optional(), error: s.optional(), code: s.optional() })),
+  powerStart: z.object({
+    /** Wait on it with oob.powerWait. */
+    operationId: s,
+    results: z.array(z.object({ id: n, name: s, ok: z.boolean(), pending: z.enum(["on", "off"]).optional(), error: s.optional(), code: s.optional() })),
+  }),
+  powerWait: z.object({
+    done: z.boolean(),
+    results: z.array(z.object({ id: n, name: s, ok: z.boolean(), powerState: power.optional(), error: s.optional(), code: s.optional() })).nullable(),
+  }),
   checkBmc: z.object({ reachable: z.boolean(), info: s.optional(), error: s.optional(), code: s.optional() }),
   syncSettings: powerSync,
   sweep: sweepStats,

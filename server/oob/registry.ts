@@ -4,7 +4,7 @@ import type { CallObserver } from "./exec";
 import { createFakeDriver } from "./fake";
 import { createIpmitoolDriver } from "./ipmitool";
 import { BmcScheduler } from "./scheduler";
-import type { OobConfig, OobDriver, ProbeStats, SweepStats } from "./types";
+import type { OobConfig, OobDriver, PowerOperation, ProbeStats, SweepStats } from "./types";
 
 export interface OobRuntime {
   config: OobConfig;
@@ -13,6 +13,8 @@ export interface OobRuntime {
   probeStats: ProbeStats;
   /** The power-sync loop of this process, once started (power-sync.ts registers itself here). */
   sync: PowerSyncControl;
+  /** Power actions accepted by oob.powerStart, confirmed in the background (operator/hand-power.ts). */
+  operations: Map<string, PowerOperation>;
 }
 
 /** Reached from the API: run a sweep now, apply new settings now, read the last sweep. */
@@ -34,6 +36,7 @@ export function createOobRuntime(config: OobConfig, opts: { observe?: CallObserv
     scheduler,
     probeStats,
     sync: {},
+    operations: new Map(),
     driver(name) {
       const d = drivers.get(name);
       if (!d) throw new AppError("BMC_UNSUPPORTED", `No out-of-band driver named "${name}"`);

@@ -3,6 +3,7 @@
  * a `validate()` that checks the stored BMC parameters without talking to the BMC. A driver is a composition of
  * capabilities; `registry.ts` maps `bmcs.driver` to one.
  */
+import type { PowerResult } from "../../lib/dto";
 import type { BmcPrivilege, PowerActionName } from "../../lib/schemas";
 
 /** Everything needed to reach one BMC. Built per call from the `bmcs` row; the password is decrypted only here. */
@@ -121,4 +122,13 @@ export interface SweepStats {
   /** CPU of this process during the sweep (user + system); children (ipmitool fallbacks) are not included. */
   cpuMs: number;
   at: string;
+}
+
+/** A power action accepted by oob.powerStart and confirmed in the background; waited on with oob.powerWait. */
+export interface PowerOperation {
+  id: string;
+  createdAt: number;
+  done: boolean;
+  results: PowerResult[] | null;
+  finished: Promise<PowerResult[]>;
 }

@@ -1,0 +1,1 @@
+ALTER TABLE `machines` ADD `power_pending` text;
