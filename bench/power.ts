@@ -178,8 +178,13 @@ async function main() {
     const st = await sweepPower(hf.domain);
     const c = cpuMs(process.cpuUsage(c0));
     if (st.machines !== 10_000 || st.failed) throw new Error(`fake sweep: ${JSON.stringify(st)}`);
-    if (r === 0) fake.first = c;
-    else (fake.cpu.push(c), fake.wall.push(st.durationMs), fake.written.push(st.written));
+    if (r === 0) {
+      fake.first = c;
+      continue;
+    }
+    fake.cpu.push(c);
+    fake.wall.push(st.durationMs);
+    fake.written.push(st.written);
   }
   // Nothing syncable: the same fleet with every state skipped, and a fleet without BMCs.
   await hf.admin.oob.updateSyncSettings({ skipStates: ["enrolled"] });

@@ -31,11 +31,11 @@ export class IpmitoolShell {
     this.restarts++;
     const c = spawn("ipmitool", [...baseArgs(this.t).filter((a) => a !== "-v"), "shell"], { env: childEnv(this.t), stdio: ["pipe", "pipe", "pipe"] });
     this.buf = "";
-    c.stdout!.on("data", (b: Buffer) => {
+    c.stdout.on("data", (b: Buffer) => {
       this.buf += b.toString("utf8");
       this.wake?.();
     });
-    c.stderr!.on("data", (b: Buffer) => {
+    c.stderr.on("data", (b: Buffer) => {
       this.buf += b.toString("utf8");
       this.wake?.();
     });
