@@ -85,7 +85,7 @@ export function MachineTable({
                 <StateBadge state={m.state} />
               </td>
               <td className="px-3 py-1.5">
-                <PowerDot power={m.powerState} withLabel />
+                <PowerDot power={m.powerState} pending={m.powerPending} withLabel />
                 {m.bmcReachable === false && (
                   <span className="ml-1 text-xs text-red-700" title={`last seen ${relativeTime(m.bmcLastSeen)}`} data-testid="bmc-unreachable">
                     BMC unreachable · last seen {relativeTime(m.bmcLastSeen)}

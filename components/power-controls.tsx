@@ -19,12 +19,25 @@ export function PowerControls({ machine: m }: { machine: MachineDetail }) {
   const [device, setDevice] = useState<"pxe" | "disk">("pxe");
   const [persistent, setPersistent] = useState(false);
   const invalidate = () => void qc.invalidateQueries({ queryKey: trpc.machines.pathKey() });
-  const power = useMutation(
-    trpc.oob.power.mutationOptions({
-      onSuccess: ([r]) => {
-        setConfirm(null);
-        setOutcome(r ? (r.ok ? `Power is ${r.powerState}` : r.error!) : null);
+  // The action is answered at once ("powering on…" shows on the badge); the outcome follows from powerWait.
+  const wait = useMutation(
+    trpc.oob.powerWait.mutationOptions({
+      onSuccess: (w, vars) => {
+        const r = w.results?.[0];
+        if (!w.done) wait.mutate(vars);
+        else setOutcome(r ? (r.ok ? `Power is ${r.powerState}` : r.error!) : null);
         invalidate();
+      },
+    }),
+  );
+  const power = useMutation(
+    trpc.oob.powerStart.mutationOptions({
+      onSuccess: ({ operationId, results: [r] }) => {
+        setConfirm(null);
+        invalidate();
+        if (r && !r.ok) return setOutcome(r.error!);
+        setOutcome(r?.pending ? `Powering ${r.pending}…` : null);
+        wait.mutate({ operationId, timeoutMs: 20_000 });
       },
     }),
   );
@@ -35,7 +48,7 @@ export function PowerControls({ machine: m }: { machine: MachineDetail }) {
   const busy = power.isPending || boot.isPending || checkBmc.isPending;
   const disabled = !operator || busy;
   const title = operator ? undefined : NEEDS_OPERATOR;
-  const error = power.error ?? boot.error ?? checkBmc.error;
+  const error = power.error ?? wait.error ?? boot.error ?? checkBmc.error;
 
   return (
     <div className="space-y-3" aria-label="Power controls">

@@ -15,11 +15,13 @@ export function StateBadge({ state }: { state: MachineState }) {
   );
 }
 
-export function PowerDot({ power, withLabel = false }: { power: PowerState; withLabel?: boolean }) {
+/** The power badge; `pending`: a power action is under way ("powering on…") until the BMC confirms it. */
+export function PowerDot({ power, withLabel = false, pending = null }: { power: PowerState; withLabel?: boolean; pending?: "on" | "off" | null }) {
+  const label = pending ? `powering ${pending}…` : power;
   return (
-    <span className="inline-flex items-center gap-1.5" title={`Power ${power}`}>
-      <span className={`inline-block h-2 w-2 rounded-full ${POWER_COLORS[power]}`} aria-hidden />
-      {withLabel ? <span className="text-xs text-slate-700">{power}</span> : <span className="sr-only">power {power}</span>}
+    <span className="inline-flex items-center gap-1.5" title={pending ? `Power ${power}, ${label}` : `Power ${power}`} data-power-pending={pending ?? undefined}>
+      <span className={`inline-block h-2 w-2 rounded-full ${POWER_COLORS[pending ?? power]} ${pending ? "animate-pulse" : ""}`} aria-hidden />
+      {withLabel ? <span className="text-xs text-slate-700">{label}</span> : <span className="sr-only">power {label}</span>}
     </span>
   );
 }

@@ -54,6 +54,24 @@ test.describe.serial("out-of-band control against ipmi_sim", () => {
     expect(sim.power()).toBe("on");
   });
 
+  test("Settings: power sync settings apply at once, Sync now shows the sweep and how the BMC was read", async ({ page }) => {
+    await signIn(page, ADMIN);
+    await page.goto("/settings");
+    const panel = page.getByTestId("power-sync");
+    await panel.getByLabel("Interval (s)").fill("30");
+    await panel.getByRole("checkbox", { name: "enrolled" }).check();
+    await panel.getByRole("button", { name: "Save power sync" }).click();
+    await expect(panel.getByRole("status")).toHaveText("Saved, applied now");
+    // The simulator's machine is manageable, so it is still synced; flip its power behind Rackhand's back.
+    expect(sim.ipmitool(["chassis", "power", "off"]).status).toBe(0);
+    await panel.getByRole("button", { name: "Sync now" }).click();
+    await expect(page.getByTestId("power-sync-last")).toContainText(/Last sweep .*: \d+ machines?, \d+ answered, [1-9]\d* changed/);
+    await expect(page.getByTestId("power-sync-last")).toContainText(/by Rackhand's RMCP\+ probe/);
+    await page.goto(`/machines/${machineId}`);
+    await expect(page.getByTestId("machine-state").getByTitle("Power off")).toBeVisible();
+    await expect(page.getByTestId("event-list")).toContainText("seen by power sync");
+  });
+
   test("Console tab: the serial console prints, a typed key reaches it, a second page sees the same bytes", async ({ page, browser }) => {
     await signIn(page, ADMIN);
     await page.goto(`/machines/${machineId}`);

@@ -7,6 +7,8 @@ export interface MachineRow {
   name: string;
   state: MachineState;
   powerState: PowerState;
+  /** A power action is under way towards this state (shown as "powering on…" until the BMC confirms). */
+  powerPending: "on" | "off" | null;
   maintenance: boolean;
   rackId: number | null;
   rackName: string | null;
@@ -61,7 +63,7 @@ export interface RackSummary {
 export interface RackElevation extends RackSummary {
   machines: Pick<
     MachineRow,
-    "id" | "name" | "state" | "powerState" | "maintenance" | "uPosition" | "uHeight" | "bootMac" | "ip" | "lastError" | "bmcReachable" | "bmcLastSeen" | "firmware" | "bootFirmware"
+    "id" | "name" | "state" | "powerState" | "powerPending" | "maintenance" | "uPosition" | "uHeight" | "bootMac" | "ip" | "lastError" | "bmcReachable" | "bmcLastSeen" | "firmware" | "bootFirmware"
   >[];
 }
 
@@ -85,6 +87,8 @@ export interface PowerResult {
   name: string;
   ok: boolean;
   powerState?: PowerState;
+  /** From oob.powerStart: accepted, and will lead to this state once confirmed. */
+  pending?: "on" | "off";
   error?: string;
   code?: string;
 }

@@ -28,6 +28,8 @@ export type LiveEvent =
   | { type: "step.changed"; jobId: number; machineId: number; batchId: number | null; stepId: number; state: StepState }
   | { type: "os-profile.changed"; profileId: number }
   | { type: "netboot.changed" }
+  /** A power-sync sweep ended (the Settings page's power sync panel follows it). */
+  | { type: "power.sweep"; machines: number; ok: number; failed: number; changed: number; durationMs: number; at: string }
   /** A batch was created, resumed, paused, aborted or finished (progress comes with its jobs' job.changed). */
   | { type: "batch.changed"; batchId: number; state: BatchState }
   /** A batch passed its failure threshold: the UI shows the alert banner. */

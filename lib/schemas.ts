@@ -250,6 +250,8 @@ export const powerSyncSettingsSchema = z.object({
   concurrency: z.number().int().min(1).max(256).default(16),
   /** Failed sweeps in a row before a BMC is marked unreachable. */
   failureThreshold: z.number().int().min(1).max(100).default(3),
+  /** Lifecycle states whose machines' power is not synced (power not managed there). */
+  skipStates: z.array(z.enum(MACHINE_STATES)).max(MACHINE_STATES.length).default([]),
 });
 export type PowerSyncSettings = z.infer<typeof powerSyncSettingsSchema>;
 /**
@@ -261,6 +263,7 @@ export const powerSyncSettingsPatchSchema = z.object({
   jitterS: z.number().min(0).max(3600).optional(),
   concurrency: z.number().int().min(1).max(256).optional(),
   failureThreshold: z.number().int().min(1).max(100).optional(),
+  skipStates: z.array(z.enum(MACHINE_STATES)).max(MACHINE_STATES.length).optional(),
 });
 
 export const POWER_ACTIONS = ["on", "off", "cycle", "reset", "soft"] as const;

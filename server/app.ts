@@ -30,7 +30,9 @@ import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestra
 import { createMachinePorts } from "./orchestrator/machine-ports";
 import type { MachinePorts } from "./orchestrator/ports";
 import { ConsoleManager } from "./oob/console/manager";
+import { registerPowerSyncMetrics } from "./oob/metrics";
 import { PowerSync } from "./oob/power-sync";
+import { clearStalePowerPending } from "./operator/hand-power";
 import { serveTranscript, TRANSCRIPT_PATH } from "./http/transcript";
 import { createOobRuntime, defaultOobConfig } from "./oob/registry";
 import { serveBoot } from "./http/boot";
@@ -228,7 +230,11 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   // Batches start queued jobs through the orchestrator (bus job.changed), so they start after it.
   const batchRunner = new BatchRunner(domain, { baseUrl: url, ...overrides.batches });
   batchRunner.start();
+  // Power actions in flight died with the previous process: their "powering on…" marks would never clear.
+  const stale = clearStalePowerPending(domain);
+  if (stale) log.warn("cleared power actions left pending by the previous process", { machines: stale });
   const powerSync = new PowerSync(domain);
+  registerPowerSyncMetrics(metrics.registry, powerSync, domain.oob.probeStats);
   if (config.powerSync) powerSync.start();
 
   log.info(`listening on ${url}`, { dataDir: config.dataDir, ui: config.ui });

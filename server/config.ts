@@ -21,6 +21,8 @@ const envSchema = z.object({
   RACKHAND_IPMI_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   RACKHAND_IPMI_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   RACKHAND_BMC_SPACING_MS: z.coerce.number().int().min(0).default(100),
+  /** How status reads reach BMCs: Rackhand's own RMCP+ probe with ipmitool as fallback, or ipmitool only. */
+  RACKHAND_BMC_STATUS_PROBE: z.enum(["native", "ipmitool"]).default("native"),
   RACKHAND_POWER_SYNC: z.enum(["true", "false"]).default("true"),
   /** false: serve the API, agent API and sockets without the Next.js UI (process-level tests need no UI build). */
   RACKHAND_UI: z.enum(["true", "false"]).default("true"),
@@ -77,6 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       attempts: e.RACKHAND_IPMI_ATTEMPTS,
       spacingMs: e.RACKHAND_BMC_SPACING_MS,
       consoleGraceMs: e.RACKHAND_CONSOLE_GRACE_S * 1000,
+      statusProbe: e.RACKHAND_BMC_STATUS_PROBE,
     },
     dnsmasqCommand: e.RACKHAND_DNSMASQ_COMMAND.split(/\s+/),
     ...overrides,

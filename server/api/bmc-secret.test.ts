@@ -117,6 +117,7 @@ describe("BMC passwords", () => {
       "events.list": [{}, { limit: 500 }, ...ids.map((machineId) => ({ machineId, limit: 500 }))],
       "users.list": [undefined],
       "oob.syncSettings": [undefined],
+      "oob.syncStatus": [undefined],
       "osProfiles.list": [undefined],
       "netboot.settings": [undefined],
       "netboot.status": [undefined],

@@ -30,6 +30,7 @@ const machineCore = {
   name: s,
   state,
   powerState: power,
+  powerPending: z.enum(["on", "off"]).nullable(),
   maintenance: z.boolean(),
   uPosition: nn,
   uHeight: n,
@@ -105,11 +106,29 @@ export const usersOut = {
   list: z.array(z.object({ id: n, name: s, role: z.enum(ROLES), disabled: z.boolean(), createdAt: n, lastLoginAt: nn })),
 };
 
-const powerSync = z.object({ intervalS: n, jitterS: n, concurrency: n, failureThreshold: n });
+const powerSync = z.object({ intervalS: n, jitterS: n, concurrency: n, failureThreshold: n, skipStates: z.array(z.enum(MACHINE_STATES)) });
+const sweepStats = z.object({ machines: n, ok: n, failed: n, changed: n, written: n, durationMs: n, cpuMs: n, at: s });
 export const oobOut = {
-  power: z.array(z.object({ id: n, name: s, ok: z.boolean(), powerState: power.optional(), error: s.optional(), code: s.optional() })),
+  power: z.array(z.object({ id: n, name: s, ok: z.boolean(), powerState: power.optional(), pending: z.enum(["on", "off"]).optional(), error: s.optional(), code: s.optional() })),
+  powerStart: z.object({
+    /** Wait on it with oob.powerWait. */
+    operationId: s,
+    results: z.array(z.object({ id: n, name: s, ok: z.boolean(), pending: z.enum(["on", "off"]).optional(), error: s.optional(), code: s.optional() })),
+  }),
+  powerWait: z.object({
+    done: z.boolean(),
+    results: z.array(z.object({ id: n, name: s, ok: z.boolean(), powerState: power.optional(), error: s.optional(), code: s.optional() })).nullable(),
+  }),
   checkBmc: z.object({ reachable: z.boolean(), info: s.optional(), error: s.optional(), code: s.optional() }),
   syncSettings: powerSync,
+  sweep: sweepStats,
+  syncStatus: z.object({
+    /** A power-sync loop runs in this process (RACKHAND_POWER_SYNC). */
+    loop: z.boolean(),
+    last: sweepStats.nullable(),
+    probe: z.object({ native: n, fallback: n, ipmitool: n, lastFallbackReason: s.optional() }),
+    statusProbe: z.enum(["native", "ipmitool"]),
+  }),
 };
 
 const opt = <T extends z.ZodType>(t: T) => t.nullable().optional();

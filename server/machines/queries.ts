@@ -60,6 +60,7 @@ const rowColumns = {
   name: machines.name,
   state: machines.state,
   powerState: machines.powerState,
+  powerPending: machines.powerPending,
   maintenance: machines.maintenance,
   rackId: machines.rackId,
   rackName: racks.name,

@@ -7,10 +7,13 @@ import { AppError } from "../../lib/errors";
 import type { LiveEvent } from "../../lib/live-events";
 import type { PowerState } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
+import type { Db } from "../db/client";
 import { bmcs, machines } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { getPowerSyncSettings } from "./settings";
 import type { BmcTarget, OobDriver } from "./types";
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 export interface BmcHandle {
   target: BmcTarget;
@@ -57,22 +60,25 @@ function changedEvent(m: typeof machines.$inferSelect): LiveEvent {
  */
 export function setPowerState(d: Domain, machineId: number, power: PowerState, actor: Actor, how: string): boolean {
   const live: LiveEvent[] = [];
-  const changed = d.db.transaction((tx) => {
-    const m = tx.select().from(machines).where(eq(machines.id, machineId)).get();
-    if (!m || m.powerState === power) return false;
-    const updated = tx.update(machines).set({ powerState: power, updatedAt: new Date() }).where(eq(machines.id, machineId)).returning().get();
-    const ev = recordEvent(tx, {
-      actor,
-      machineId,
-      kind: "power.changed",
-      message: `Power ${m.powerState} → ${power} (${how})`,
-      payload: { from: m.powerState, to: power, how },
-    });
-    live.push(changedEvent(updated), { type: "event.created", event: { ...ev, machineName: m.name } });
-    return true;
-  });
+  const changed = d.db.transaction((tx) => applyPowerState(tx, machineId, power, actor, how, live));
   for (const e of live) d.bus.publish(e);
   return changed;
+}
+
+/** `setPowerState` inside the caller's transaction; the live events to publish after commit go to `live`. */
+export function applyPowerState(tx: Tx, machineId: number, power: PowerState, actor: Actor, how: string, live: LiveEvent[]): boolean {
+  const m = tx.select().from(machines).where(eq(machines.id, machineId)).get();
+  if (!m || m.powerState === power) return false;
+  const updated = tx.update(machines).set({ powerState: power, updatedAt: new Date() }).where(eq(machines.id, machineId)).returning().get();
+  const ev = recordEvent(tx, {
+    actor,
+    machineId,
+    kind: "power.changed",
+    message: `Power ${m.powerState} → ${power} (${how})`,
+    payload: { from: m.powerState, to: power, how },
+  });
+  live.push(changedEvent(updated), { type: "event.created", event: { ...ev, machineName: m.name } });
+  return true;
 }
 
 /**
@@ -80,36 +86,42 @@ export function setPowerState(d: Domain, machineId: number, power: PowerState, a
  * recovers by itself). Failure: one more consecutive failure; at `failureThreshold` the BMC is marked
  * unreachable with an event. Flips are published so tables and elevations update.
  */
-export function recordBmcOutcome(d: Domain, machineId: number, outcome: { ok: true } | { ok: false; error: string }, actor: Actor): void {
+export function recordBmcOutcome(d: Domain, machineId: number, outcome: BmcOutcome, actor: Actor): void {
   const { failureThreshold } = getPowerSyncSettings(d.db);
   const live: LiveEvent[] = [];
-  d.db.transaction((tx) => {
-    const b = tx.select().from(bmcs).where(eq(bmcs.machineId, machineId)).get();
-    if (!b) return;
-    const failures = outcome.ok ? 0 : b.consecutiveFailures + 1;
-    const reachable = outcome.ok ? true : failures >= failureThreshold ? false : b.reachable;
-    tx.update(bmcs)
-      .set({
-        consecutiveFailures: failures,
-        reachable,
-        lastSeen: outcome.ok ? new Date() : b.lastSeen,
-        lastError: outcome.ok ? null : outcome.error,
-      })
-      .where(eq(bmcs.machineId, machineId))
-      .run();
-    if (reachable === b.reachable) return;
-    const m = tx.select().from(machines).where(eq(machines.id, machineId)).get()!;
-    if (reachable === false || b.reachable === false) {
-      const ev = recordEvent(tx, {
-        actor,
-        machineId,
-        kind: reachable ? "bmc.reachable" : "bmc.unreachable",
-        message: reachable ? "BMC answers again" : `BMC unreachable after ${failures} failed attempts: ${outcome.ok ? "" : outcome.error}`,
-        payload: { failures },
-      });
-      live.push({ type: "event.created", event: { ...ev, machineName: m.name } });
-    }
-    live.unshift(changedEvent(m));
-  });
+  d.db.transaction((tx) => applyBmcOutcome(tx, machineId, outcome, actor, failureThreshold, live));
   for (const e of live) d.bus.publish(e);
+}
+
+export type BmcOutcome = { ok: true } | { ok: false; error: string };
+
+/** `recordBmcOutcome` inside the caller's transaction; the live events to publish after commit go to `live`. */
+export function applyBmcOutcome(tx: Tx, machineId: number, outcome: BmcOutcome, actor: Actor, failureThreshold: number, live: LiveEvent[]): void {
+  const b = tx.select().from(bmcs).where(eq(bmcs.machineId, machineId)).get();
+  if (!b) return;
+  const at = live.length;
+  const failures = outcome.ok ? 0 : b.consecutiveFailures + 1;
+  const reachable = outcome.ok ? true : failures >= failureThreshold ? false : b.reachable;
+  tx.update(bmcs)
+    .set({
+      consecutiveFailures: failures,
+      reachable,
+      lastSeen: outcome.ok ? new Date() : b.lastSeen,
+      lastError: outcome.ok ? null : outcome.error,
+    })
+    .where(eq(bmcs.machineId, machineId))
+    .run();
+  if (reachable === b.reachable) return;
+  const m = tx.select().from(machines).where(eq(machines.id, machineId)).get()!;
+  if (reachable === false || b.reachable === false) {
+    const ev = recordEvent(tx, {
+      actor,
+      machineId,
+      kind: reachable ? "bmc.reachable" : "bmc.unreachable",
+      message: reachable ? "BMC answers again" : `BMC unreachable after ${failures} failed attempts: ${outcome.ok ? "" : outcome.error}`,
+      payload: { failures },
+    });
+    live.push({ type: "event.created", event: { ...ev, machineName: m.name } });
+  }
+  live.splice(at, 0, changedEvent(m));
 }

@@ -7,7 +7,8 @@ import { BmcError } from "./errors";
 import { bmcKey, runIpmitool, type CallObserver } from "./exec";
 import { openSolConsole } from "./ipmitool-console";
 import type { BmcScheduler } from "./scheduler";
-import type { BmcTarget, OobConfig, OobDriver, PowerAction } from "./types";
+import { nativeProbeSupports, probeDeviceId, probePower } from "./rmcp/probe";
+import type { BmcTarget, OobConfig, OobDriver, PowerAction, ProbeStats } from "./types";
 
 /** Parameters ipmitool itself would choke on, refused before any process is started. */
 function validateTarget(t: BmcTarget): void {
@@ -22,19 +23,45 @@ function validateTarget(t: BmcTarget): void {
 
 const POWER_COMMAND: Record<PowerAction, string> = { on: "on", off: "off", cycle: "cycle", reset: "reset", soft: "soft" };
 
-export function createIpmitoolDriver(deps: { config: OobConfig; scheduler: BmcScheduler; observe?: CallObserver }): OobDriver {
+export function createIpmitoolDriver(deps: { config: OobConfig; scheduler: BmcScheduler; observe?: CallObserver; probeStats?: ProbeStats }): OobDriver {
   const { config, scheduler, observe } = deps;
+  const stats = deps.probeStats ?? { native: 0, fallback: 0, ipmitool: 0 };
   const run = (t: BmcTarget, command: string[]) => scheduler.call(bmcKey(t), () => runIpmitool(config, t, command, observe));
+
+  /**
+   * A status read: the native RMCP+ probe first (in the BMC's turn, like any command), and on any failure of it
+   * the same read by ipmitool, which then gives the verdict (and its error classification) on its own.
+   */
+  async function read<T>(t: BmcTarget, native: () => Promise<T>, viaIpmitool: () => Promise<T>): Promise<T> {
+    if (config.statusProbe === "native" && nativeProbeSupports(t)) {
+      try {
+        const r = await scheduler.exclusive(bmcKey(t), native);
+        stats.native++;
+        return r;
+      } catch (err) {
+        stats.fallback++;
+        stats.lastFallbackReason = `${bmcKey(t)}: ${(err as Error).message}`;
+      }
+    } else stats.ipmitool++;
+    return viaIpmitool();
+  }
+  const probe = { stepTimeoutMs: config.probeStepTimeoutMs };
 
   return {
     name: "ipmitool",
     power: {
       validate: validateTarget,
-      async getPower(t) {
-        const out = await run(t, ["chassis", "power", "status"]);
-        const m = /Chassis Power is (on|off)/i.exec(out);
-        if (!m) throw new BmcError("other", `BMC ${bmcKey(t)} gave an unreadable power status: ${out.trim().slice(0, 80)}`);
-        return m[1]!.toLowerCase() as "on" | "off";
+      getPower(t) {
+        return read(
+          t,
+          () => probePower(t, probe),
+          async () => {
+            const out = await run(t, ["chassis", "power", "status"]);
+            const m = /Chassis Power is (on|off)/i.exec(out);
+            if (!m) throw new BmcError("other", `BMC ${bmcKey(t)} gave an unreadable power status: ${out.trim().slice(0, 80)}`);
+            return m[1]!.toLowerCase() as "on" | "off";
+          },
+        );
       },
       async setPower(t, action) {
         await run(t, ["chassis", "power", POWER_COMMAND[action]]);
@@ -51,11 +78,20 @@ export function createIpmitoolDriver(deps: { config: OobConfig; scheduler: BmcSc
     },
     reachability: {
       validate: validateTarget,
-      async check(t) {
-        const out = await run(t, ["mc", "info"]);
-        const fw = /Firmware Revision\s*:\s*(\S+)/.exec(out)?.[1];
-        const ver = /IPMI Version\s*:\s*(\S+)/.exec(out)?.[1];
-        return { info: `IPMI ${ver ?? "?"}, firmware ${fw ?? "?"}` };
+      check(t) {
+        return read(
+          t,
+          async () => {
+            const id = await probeDeviceId(t, probe);
+            return { info: `IPMI ${id.ipmiVersion}, firmware ${id.firmware}` };
+          },
+          async () => {
+            const out = await run(t, ["mc", "info"]);
+            const fw = /Firmware Revision\s*:\s*(\S+)/.exec(out)?.[1];
+            const ver = /IPMI Version\s*:\s*(\S+)/.exec(out)?.[1];
+            return { info: `IPMI ${ver ?? "?"}, firmware ${fw ?? "?"}` };
+          },
+        );
       },
     },
     console: {

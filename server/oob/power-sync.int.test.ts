@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bmcs, events } from "../db/schema";
 import { machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
-import { sweepPower } from "./power-sync";
+import { PowerSync, sweepPower } from "./power-sync";
 import { IpmiSim, SIM_USER } from "./testing/ipmi-sim";
 
 let h: Harness;
@@ -82,4 +82,51 @@ describe("power sync", () => {
     expect(s.machines).toBe(1);
     expect((await h.viewer.machines.get({ id: idA })).powerState).toBe("on");
   });
+
+  it("a quiet sweep writes nothing; only differences are written, in one transaction", async () => {
+    await h.operator.machines.setMaintenance({ id: idA, on: false });
+    await sweepPower(h.domain); // settles A's power after maintenance
+    const changes = () => (h.db.$client.prepare("select total_changes() as n").get() as { n: number }).n;
+    const before = changes();
+    const quiet = await sweepPower(h.domain);
+    expect(quiet).toMatchObject({ machines: 2, ok: 2, failed: 0, changed: 0, written: 0 });
+    expect(changes()).toBe(before);
+    b.ipmitool(["chassis", "power", b.power() === "on" ? "off" : "on"]);
+    const one = await sweepPower(h.domain);
+    expect(one).toMatchObject({ changed: 1, written: 1 });
+    expect(one.cpuMs).toBeGreaterThan(0);
+  });
+
+  it("skips the lifecycle states set not to sync, applies new settings at once, and runs a sweep on request", async () => {
+    await h.admin.oob.updateSyncSettings({ skipStates: ["enrolled"] });
+    expect((await h.viewer.oob.syncSettings()).skipStates).toEqual(["enrolled"]);
+    expect((await sweepPower(h.domain)).machines).toBe(0); // both test machines are still enrolled
+    await h.admin.oob.updateSyncSettings({ skipStates: [] });
+    // "Sync now" without a loop in this process runs a sweep directly; viewers cannot start one.
+    await expect(h.viewer.oob.syncNow()).rejects.toThrow();
+    const now = await h.operator.oob.syncNow();
+    expect(now).toMatchObject({ machines: 2, ok: 2 });
+    const st = await h.viewer.oob.syncStatus();
+    expect(st).toMatchObject({ loop: false, statusProbe: "native" });
+    expect(st.probe.native).toBeGreaterThan(0);
+  });
+
+  it("the loop: sync now reports through the status and a power.sweep event; new settings reschedule at once", async () => {
+    const loop = new PowerSync(h.domain);
+    loop.start();
+    try {
+      await h.admin.oob.updateSyncSettings({ intervalS: 5, jitterS: 0 });
+      const st = await h.operator.oob.syncNow();
+      expect(st.ok).toBe(2);
+      expect((await h.viewer.oob.syncStatus()).last).toMatchObject({ at: st.at, machines: 2 });
+      expect(h.published).toContainEqual(expect.objectContaining({ type: "power.sweep", machines: 2, at: st.at }));
+      // With the interval at 5 s, the next sweep comes within ~5 s, not after the old 60 s.
+      const seen = h.published.filter((e) => e.type === "power.sweep").length;
+      await new Promise((r) => setTimeout(r, 6500));
+      expect(h.published.filter((e) => e.type === "power.sweep").length).toBeGreaterThan(seen);
+    } finally {
+      await loop.stop();
+    }
+  });
 });
+

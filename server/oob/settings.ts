@@ -23,5 +23,6 @@ export function setPowerSyncSettings(d: Domain, patch: Partial<PowerSyncSettings
       .run();
     recordEvent(tx, { actor, kind: "settings.changed", message: `Power sync settings changed`, payload: { key: KEY, ...next } });
   });
+  d.oob.sync.settingsChanged?.();
   return next;
 }

@@ -3,6 +3,7 @@
  * a `validate()` that checks the stored BMC parameters without talking to the BMC. A driver is a composition of
  * capabilities; `registry.ts` maps `bmcs.driver` to one.
  */
+import type { PowerResult } from "../../lib/dto";
 import type { BmcPrivilege, PowerActionName } from "../../lib/schemas";
 
 /** Everything needed to reach one BMC. Built per call from the `bmcs` row; the password is decrypted only here. */
@@ -77,6 +78,14 @@ export interface OobConfig {
   backoffMs: number;
   /** Minimum gap between the end of one command and the start of the next to the same BMC. */
   spacingMs: number;
+  /**
+   * How status reads (power state, reachability) talk to the BMC: "native" = Rackhand's own RMCP+ probe
+   * (rmcp/probe.ts, no child process), falling back to one ipmitool call on any doubt; "ipmitool" = always
+   * ipmitool. Every action (power, boot device, console) always uses ipmitool.
+   */
+  statusProbe: "native" | "ipmitool";
+  /** Per request/response exchange of the native probe. */
+  probeStepTimeoutMs: number;
   /** How long to poll for a power change to show before giving up (POWER_STATE_UNKNOWN). */
   confirmTimeoutMs: number;
   /** Where console transcripts go: <dataDir>/consoles. */
@@ -86,4 +95,40 @@ export interface OobConfig {
   transcriptKeep: number;
   /** A console with no viewers stays open this long, so a page reload does not drop the session. */
   consoleGraceMs: number;
+}
+
+/** What the native status probe did since start, for /metrics and the bench. */
+export interface ProbeStats {
+  /** Reads answered by the native probe. */
+  native: number;
+  /** Reads the native probe could not answer, asked again with ipmitool. */
+  fallback: number;
+  /** Reads that went to ipmitool directly (probe off, or a cipher suite it does not speak). */
+  ipmitool: number;
+  lastFallbackReason?: string;
+}
+
+/** One power-sync sweep. */
+export interface SweepStats {
+  /** Machines with a BMC, not in maintenance, in a state whose power is synced. */
+  machines: number;
+  ok: number;
+  failed: number;
+  /** Power states that differed from what Rackhand had recorded. */
+  changed: number;
+  /** Rows written (power changes, reachability changes, stale last-seen times), all in one transaction. */
+  written: number;
+  durationMs: number;
+  /** CPU of this process during the sweep (user + system); children (ipmitool fallbacks) are not included. */
+  cpuMs: number;
+  at: string;
+}
+
+/** A power action accepted by oob.powerStart and confirmed in the background; waited on with oob.powerWait. */
+export interface PowerOperation {
+  id: string;
+  createdAt: number;
+  done: boolean;
+  results: PowerResult[] | null;
+  finished: Promise<PowerResult[]>;
 }

@@ -2,14 +2,18 @@
  * Power and boot device changed by an operator's hand (the operator-action layer): refused while the machine runs a
  * job, and the machine held meanwhile so that no job starts on it (orchestrator/job-state.ts withHandHold).
  */
+import crypto from "node:crypto";
+import { eq, inArray, isNotNull } from "drizzle-orm";
 import type { PowerResult } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { Actor, Domain } from "../context";
+import { machines } from "../db/schema";
 import { forEachMachine } from "../machines/per-machine";
+import { loadBmc } from "../oob/bmc-state";
 import { resolveSelection, type Selection } from "../machines/selection";
 import { powerAction, setBootDevice } from "../oob/power";
-import type { BootDevice, PowerAction } from "../oob/types";
-import { withHandHold } from "../orchestrator/job-state";
+import type { BootDevice, PowerAction, PowerOperation } from "../oob/types";
+import { releaseHandHold, takeHandHold, withHandHold } from "../orchestrator/job-state";
 
 function busyError(job: { id: number; kind: string; state: string }, what: string): AppError {
   return new AppError("MACHINE_BUSY", `${job.kind.replace(/_/g, " ")} job #${job.id} is ${job.state}; cancel it before changing the ${what} by hand`);
@@ -38,4 +42,87 @@ export async function setBootDeviceByHand(d: Domain, machineId: number, device: 
 /** A power action over a table selection (explicit ids or every machine matching a filter). */
 export function powerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor): Promise<PowerResult[]> {
   return powerActionMany(d, resolveSelection(d, sel), action, actor);
+}
+
+const OPERATION_TTL_MS = 10 * 60_000;
+
+const pendingFor = (action: PowerAction): "on" | "off" => (action === "off" || action === "soft" ? "off" : "on");
+
+function setPending(d: Domain, id: number, pending: "on" | "off" | null): void {
+  const m = d.db.update(machines).set({ powerPending: pending }).where(eq(machines.id, id)).returning().get();
+  if (m) d.bus.publish({ type: "machine.changed", machineId: m.id, name: m.name, state: m.state, powerState: m.powerState, maintenance: m.maintenance, rackId: m.rackId });
+}
+
+/**
+ * A power action that answers at once (issue 15): each machine is checked now (it exists, has a usable BMC, runs
+ * no job, nobody else is changing its power) and held; its pending state ("powering on…") is recorded; the
+ * answer goes back. The BMC command and its confirmation run in the background, bounded like powerActionMany, and
+ * clear the pending state when done. End to end it costs what the waiting call costs: spacing plus one call.
+ */
+export function startPowerAction(d: Domain, ids: number[], action: PowerAction, actor: Actor, concurrency = 16): { operationId: string; results: PowerResult[] } {
+  const names = new Map(d.db.select({ id: machines.id, name: machines.name }).from(machines).where(inArray(machines.id, ids)).all().map((m) => [m.id, m.name]));
+  const accepted: number[] = [];
+  const results: PowerResult[] = ids.map((id) => {
+    const name = names.get(id) ?? `#${id}`;
+    try {
+      const h = loadBmc(d, id);
+      h.driver.power.validate(h.target);
+      takeHandHold(d, id, "power", (job) => busyError(job, "power"));
+      accepted.push(id);
+      const pending = pendingFor(action);
+      setPending(d, id, pending);
+      return { id, name, ok: true, pending };
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      return { id, name, ok: false, error: err.message, code: err.code };
+    }
+  });
+  const operationId = crypto.randomUUID();
+  const finished = forEachMachine(d, accepted, concurrency, async (id) => {
+    try {
+      return { powerState: await powerAction(d, id, action, actor) };
+    } finally {
+      releaseHandHold(d, id);
+      setPending(d, id, null);
+    }
+  });
+  const op: PowerOperation = { id: operationId, createdAt: Date.now(), done: false, results: null, finished };
+  const ops = d.oob.operations;
+  for (const [k, o] of ops) if (o.done && Date.now() - o.createdAt > OPERATION_TTL_MS) ops.delete(k);
+  ops.set(operationId, op);
+  void finished.then(
+    (r) => {
+      // Machines refused up front keep their refusal in the final results, in the order asked.
+      const byId = new Map(r.map((x) => [x.id, x as PowerResult]));
+      op.results = results.map((x) => byId.get(x.id) ?? x);
+      op.done = true;
+      d.log.info("power action", { action, actor, machines: ids.length, failed: op.results.filter((x) => !x.ok).length, operationId });
+    },
+    (err) => {
+      op.results = results.map((x) => (x.ok ? { id: x.id, name: x.name, ok: false, error: String(err), code: "INTERNAL" } : x));
+      op.done = true;
+      d.log.error("power action failed", { error: String(err), operationId });
+    },
+  );
+  return { operationId, results };
+}
+
+/** Wait (up to `timeoutMs`) for a powerStart operation. @throws AppError NOT_FOUND for an unknown or expired id */
+export async function waitPowerOperation(d: Domain, operationId: string, timeoutMs: number): Promise<{ done: boolean; results: PowerResult[] | null }> {
+  const op = d.oob.operations.get(operationId);
+  if (!op) throw new AppError("NOT_FOUND", `No power operation ${operationId} (finished operations are kept for 10 minutes)`);
+  if (!op.done) await Promise.race([op.finished.catch(() => undefined), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  // Let the completion handler run if the race was won by `finished`.
+  await new Promise((r) => setImmediate(r));
+  return { done: op.done, results: op.results };
+}
+
+/** A process that died with power actions in flight leaves pending states nobody will clear: clear them at start. */
+export function clearStalePowerPending(d: Domain): number {
+  return d.db.update(machines).set({ powerPending: null }).where(isNotNull(machines.powerPending)).run().changes;
+}
+
+/** powerStart over a table selection (explicit ids or every machine matching a filter). */
+export function startPowerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor): { operationId: string; results: PowerResult[] } {
+  return startPowerAction(d, resolveSelection(d, sel), action, actor);
 }

@@ -79,15 +79,28 @@ export async function withHandHold<T>(
   busy: (job: { id: number; kind: string; state: string }) => AppError,
   fn: () => Promise<T>,
 ): Promise<T> {
+  takeHandHold(d, machineId, what, busy);
+  try {
+    return await fn();
+  } finally {
+    releaseHandHold(d, machineId);
+  }
+}
+
+/**
+ * The two halves of withHandHold, for a hand action that answers at once and finishes in the background
+ * (oob.powerStart): take the hold now (refused like withHandHold), release it when the action has ended.
+ * @throws AppError MACHINE_BUSY
+ */
+export function takeHandHold(d: Domain, machineId: number, what: string, busy: (job: { id: number; kind: string; state: string }) => AppError): void {
   d.db.transaction((tx) => {
     assertFree(tx, d.db, machineId, busy);
     handHeld(d.db).set(machineId, what);
   });
-  try {
-    return await fn();
-  } finally {
-    handHeld(d.db).delete(machineId);
-  }
+}
+
+export function releaseHandHold(d: Domain, machineId: number): void {
+  handHeld(d.db).delete(machineId);
 }
 
 export interface StartJobInput {

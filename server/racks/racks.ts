@@ -110,6 +110,7 @@ export function rackElevations(db: Db, rackIds?: number[]): RackElevation[] {
       name: machines.name,
       state: machines.state,
       powerState: machines.powerState,
+      powerPending: machines.powerPending,
       maintenance: machines.maintenance,
       uPosition: machines.uPosition,
       uHeight: machines.uHeight,

@@ -4,6 +4,7 @@ import { useState, type FormEvent } from "react";
 import { AGENT_ENVIRONMENT_LABELS, AGENT_ENVIRONMENTS, NETBOOT_MODES, netbootSettingsSchema, PROXY_MODES } from "@/lib/netboot";
 import { PackageProxyStatus } from "@/components/package-proxy-status";
 import { BatchAlertSettings } from "@/components/batch-alert-settings";
+import { PowerSyncSettings } from "@/components/power-sync-settings";
 import { useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
 import { ErrorBanner, Field, PageHeader } from "@/components/ui";
@@ -118,6 +119,7 @@ export default function SettingsPage() {
         ))}
       </div>
       <PackageProxyStatus />
+      <PowerSyncSettings />
       <BatchAlertSettings />
     </div>
   );

@@ -8,6 +8,7 @@ import { ensureAdmin } from "../../auth/users";
 import { batches, bmcs, events, machines, nics, racks, sessions, users } from "../../db/schema";
 import type { Logger } from "../../log";
 import { transition } from "../../machines/lifecycle";
+import { startPowerAction } from "../../operator/hand-power";
 import { startJob } from "../../orchestrator/job-state";
 import { expectTrpcError, machineInput, procedureAt, procedures } from "../../testing/fixtures";
 import { createHarness, type Harness } from "../../testing/harness";
@@ -38,6 +39,7 @@ function tokenFrom(cookie: string): string {
 
 describe("roles on every procedure", () => {
   let h: Harness;
+  let powerOp = "";
   const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0, profA: 0, profDel: 0, job: 0, mJob: 0, mBatch: 0, bPaused: 0, bRunning: 0, token: 0 };
   const imageProfile = (name: string) => ({ name, kind: "image" as const, imageUrl: "http://images.example/a.raw.gz", imageSha256: "a".repeat(64), imageFormat: "raw.gz" as const });
   /** A valid input for every mutation, so a refusal can only come from the role check. */
@@ -55,6 +57,9 @@ describe("roles on every procedure", () => {
     "oob.power": () => ({ selection: { ids: [fx.mBmc] }, action: "on" }),
     "oob.bootDevice": () => ({ id: fx.mBmc, device: "pxe" }),
     "oob.checkBmc": () => ({ id: fx.mBmc }),
+    "oob.powerStart": () => ({ selection: { ids: [fx.mBmc] }, action: "on" }),
+    "oob.powerWait": () => ({ operationId: powerOp, timeoutMs: 5000 }),
+    "oob.syncNow": () => undefined,
     "oob.updateSyncSettings": () => ({ intervalS: 30 }),
     "users.create": () => ({ name: "newbie", role: "viewer", password: "long-enough-pw" }),
     "users.update": () => ({ id: fx.userId, role: "operator" }),
@@ -81,6 +86,7 @@ describe("roles on every procedure", () => {
     "events.list": () => ({}),
     "users.list": () => undefined,
     "oob.syncSettings": () => undefined,
+    "oob.syncStatus": () => undefined,
     "osProfiles.list": () => undefined,
     "netboot.settings": () => undefined,
     "netboot.status": () => undefined,
@@ -133,6 +139,9 @@ describe("roles on every procedure", () => {
     // The operator caller as a real user (API tokens belong to one), and a token of theirs to revoke.
     await h.addUserWithId(h.operatorUser.id, "operator");
     fx.token = (await h.operator.tokens.create({ name: "to-revoke", scope: "role", expiresInDays: 1 })).info.id;
+    // A real power operation to wait on (fake driver: done within milliseconds).
+    powerOp = startPowerAction(h.domain, [fx.mBmc], "on", "user:test").operationId;
+    await h.operator.oob.powerWait({ operationId: powerOp, timeoutMs: 5000 });
   });
   afterAll(() => h.close());
 

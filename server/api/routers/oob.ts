@@ -2,7 +2,8 @@ import { okOut, oobOut } from "../outputs";
 import { z } from "zod";
 import { bootDeviceSchema, powerActionSchema, powerSyncSettingsPatchSchema } from "../../../lib/schemas";
 import { checkBmc } from "../../oob/power";
-import { powerSelection, setBootDeviceByHand } from "../../operator/hand-power";
+import { powerSelection, setBootDeviceByHand, startPowerSelection, waitPowerOperation } from "../../operator/hand-power";
+import { sweepPower } from "../../oob/power-sync";
 import { getPowerSyncSettings, setPowerSyncSettings } from "../../oob/settings";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
 
@@ -15,6 +16,19 @@ export const oobRouter = router({
     .input(powerActionSchema)
     .output(oobOut.power)
     .mutation(({ ctx, input }) => powerSelection(ctx.domain, input.selection, input.action, ctx.actor)),
+  /**
+   * The same action, answered at once: each machine is checked and marked "powering on/off…" now; the BMC command
+   * and its confirmation run in the background. Wait on the returned operation with oob.powerWait.
+   */
+  powerStart: operatorProcedure
+    .input(powerActionSchema)
+    .output(oobOut.powerStart)
+    .mutation(({ ctx, input }) => startPowerSelection(ctx.domain, input.selection, input.action, ctx.actor)),
+  /** Wait up to `timeoutMs` for a powerStart operation; `done: false` when it is still running. */
+  powerWait: operatorProcedure
+    .input(z.object({ operationId: z.string().uuid(), timeoutMs: z.number().int().min(0).max(60_000).default(20_000) }))
+    .output(oobOut.powerWait)
+    .mutation(({ ctx, input }) => waitPowerOperation(ctx.domain, input.operationId, input.timeoutMs)),
   bootDevice: operatorProcedure
     .input(bootDeviceSchema)
     .output(okOut)
@@ -24,6 +38,16 @@ export const oobRouter = router({
     }),
   checkBmc: operatorProcedure.input(id).output(oobOut.checkBmc).mutation(({ ctx, input }) => checkBmc(ctx.domain, input.id, ctx.actor)),
   syncSettings: viewerProcedure.output(oobOut.syncSettings).query(({ ctx }) => getPowerSyncSettings(ctx.domain.db)),
+  /** Run a power-sync sweep now (joins a sweep that is already running) and return its figures. */
+  syncNow: operatorProcedure.output(oobOut.sweep).mutation(({ ctx }) => {
+    const sync = ctx.domain.oob.sync;
+    return sync.now ? sync.now() : sweepPower(ctx.domain);
+  }),
+  /** The last sweep of this process and how status reads reached the BMCs (native probe, fallbacks). */
+  syncStatus: viewerProcedure.output(oobOut.syncStatus).query(({ ctx }) => {
+    const { sync, probeStats, config } = ctx.domain.oob;
+    return { loop: sync.now !== undefined, last: sync.last ?? null, probe: { ...probeStats }, statusProbe: config.statusProbe };
+  }),
   updateSyncSettings: adminProcedure
     .input(powerSyncSettingsPatchSchema)
     .output(oobOut.syncSettings)

@@ -16,6 +16,8 @@ export const machines = sqliteTable(
     uHeight: integer("u_height").notNull().default(1),
     state: text("state").$type<MachineState>().notNull().default("enrolled"),
     powerState: text("power_state").$type<PowerState>().notNull().default("unknown"),
+    /** A power action asked for and not yet confirmed by the BMC: the state it leads to ("powering on…"). */
+    powerPending: text("power_pending").$type<"on" | "off">(),
     maintenance: integer("maintenance", { mode: "boolean" }).notNull().default(false),
     maintenanceReason: text("maintenance_reason"),
     lastError: text("last_error"),

@@ -59,7 +59,7 @@ export function MachineDetailView({ id }: { id: number }) {
         subtitle={
           <span className="flex items-center gap-2" data-testid="machine-state">
             <StateBadge state={m.state} />
-            <PowerDot power={m.powerState} withLabel />
+            <PowerDot power={m.powerState} pending={m.powerPending} withLabel />
             {m.maintenance && (
               <span className="rounded bg-amber-100 px-1.5 py-0.5 text-xs font-semibold text-amber-800">
                 Maintenance{m.maintenanceReason ? `: ${m.maintenanceReason}` : ""}

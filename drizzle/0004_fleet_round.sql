@@ -1,3 +1,4 @@
+ALTER TABLE `machines` ADD `power_pending` text;--> statement-breakpoint
 ALTER TABLE `nic_links` ADD `address_mode` text;--> statement-breakpoint
 ALTER TABLE `nic_links` ADD `ipv6_mode` text;--> statement-breakpoint
 ALTER TABLE `nic_links` ADD `ip6` text;--> statement-breakpoint
