@@ -82,7 +82,7 @@ export function MachineTable({
                 <input type="checkbox" aria-label={`Select ${m.name}`} checked={isSelected(m.id)} onChange={() => toggle(m.id)} />
               </td>
               <td className="px-3 py-1.5 font-medium">
-                <Link href={`/machines/${m.id}`} className="text-blue-700 underline decoration-blue-700/30 underline-offset-2 hover:decoration-current">
+                <Link href={`/machines/${m.id}`} className="whitespace-nowrap text-blue-700 underline decoration-blue-700/30 underline-offset-2 hover:decoration-current">
                   {m.name}
                 </Link>
                 {m.maintenance && <span className="ml-1.5 rounded bg-amber-100 px-1 text-[10px] font-semibold uppercase text-amber-800">maint</span>}

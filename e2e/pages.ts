@@ -8,7 +8,8 @@ async function call(page: Page, path: string, input: unknown) {
 }
 
 /**
- * A rack, a machine in it (fake BMC, an OS profile, an IP) and a finished power batch over it, so that the
+ * A rack, a machine in it (fake BMC, an OS profile, an IP) and a power batch over it, and a machine whose Manage
+ * was refused (its BMC shown unreachable), so that the
  * detail pages have something to show; returns every dashboard page's path. `tag` keeps names apart between specs.
  */
 export async function seedPages(page: Page, tag: string, macByte: number) {
@@ -31,11 +32,24 @@ export async function seedPages(page: Page, tag: string, macByte: number) {
     osProfileId: profile.id,
     bmc: { driver: "fake", address: `10.98.${macByte}.21`, username: "admin", password: "fake-pass" },
   });
+  // A second machine whose BMC refuses its password: Manage is refused, and the table shows its BMC unreachable.
+  const failing = await call(page, "machines.enroll", {
+    name: `${tag}-node-02`,
+    bootMac: `52:54:00:a1:${macByte.toString(16).padStart(2, "0")}:02`,
+    rackId: rack.id,
+    uPosition: 5,
+    ip: `10.99.${macByte}.22`,
+    osProfileId: profile.id,
+    bmc: { driver: "fake", address: `10.98.${macByte}.22`, username: "admin", password: "wrong" },
+  });
+  const refused = await trpcMutation(page, "machines.action", { id: failing.id, action: "manage" });
+  expect(refused.status(), await refused.text()).toBe(412);
   const batch = await call(page, "batches.create", { selection: { ids: [machine.id] }, kind: "power_on", concurrency: 1 });
   return {
     rack,
     profile,
     machine: { ...machine, name: `${tag}-node-01` },
+    failing: { id: failing.id as number, name: `${tag}-node-02` },
     pages: {
       dashboard: "/",
       racks: "/racks",
@@ -63,9 +77,15 @@ export async function openPage(page: Page, path: string) {
  * Remove what seedPages made, whatever is left of it (the specs share one server, and the fleet spec expects no
  * racks). The batch stays: batches are history.
  */
-export async function unseed(page: Page, seeded: { machine: { id: number }; profile: { id: number }; rack: { id: number } } | undefined) {
+export async function unseed(page: Page, seeded: Awaited<ReturnType<typeof seedPages>> | undefined) {
   if (!seeded) return;
-  for (const [path, id] of [["machines.delete", seeded.machine.id], ["osProfiles.delete", seeded.profile.id], ["racks.delete", seeded.rack.id]] as const) {
+  const steps = [
+    ["machines.delete", seeded.machine.id],
+    ["machines.delete", seeded.failing.id],
+    ["osProfiles.delete", seeded.profile.id],
+    ["racks.delete", seeded.rack.id],
+  ] as const;
+  for (const [path, id] of steps) {
     const res = await trpcMutation(page, path, { id });
     expect([200, 404], `${path}: ${await res.text()}`).toContain(res.status());
   }

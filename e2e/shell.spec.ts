@@ -1,5 +1,5 @@
 import { expect, test, type Page } from "@playwright/test";
-import { ADMIN, signIn, snap } from "./fixtures";
+import { ADMIN, signIn, snap, trpcMutation } from "./fixtures";
 import { openPage, seedPages, unseed } from "./pages";
 
 // The layout, theme and dialog primitives of the shell (components/app-shell.tsx, theme.tsx, dialog.tsx).
@@ -104,7 +104,7 @@ test.describe.serial("shell", () => {
       await signIn(page, ADMIN);
       await openPage(page, "/machines");
       const table = page.getByRole("table", { name: "Machines" });
-      await expect(table.getByTestId("machine-row").first()).toBeVisible();
+      await expect(table.locator(`[data-machine="${seeded.failing.name}"]`)).toBeVisible();
       const fit = await table.evaluate((t) => {
         const card = t.parentElement!;
         const cells = [...t.querySelectorAll("thead th")].filter((th) => (th as HTMLElement).offsetParent !== null);
@@ -226,6 +226,9 @@ test.describe.serial("shell", () => {
     await del.getByRole("button", { name: "Delete" }).click();
     await expect(page).toHaveURL(/\/machines$/);
 
+    // The other seeded machine goes by API, so that the profile and the rack are unused.
+    const gone = await trpcMutation(page, "machines.delete", { id: seeded.failing.id });
+    expect(gone.status(), await gone.text()).toBe(200);
     await openPage(page, "/os-profiles");
     const profile = seeded.profile;
     const row = page.getByRole("row").filter({ has: page.getByRole("cell", { name: profile.name, exact: true }) });
