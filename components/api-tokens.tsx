@@ -74,7 +74,7 @@ export function ApiTokens({ admin }: { admin: boolean }) {
             {tokens?.map((t) => {
               const dead = t.revokedAt !== null || t.expiresAt <= now;
               return (
-                <tr key={t.id} className={dead ? "text-slate-400" : undefined}>
+                <tr key={t.id} className={dead ? "text-slate-500" : undefined}>
                   {admin && <td className="px-3 py-1.5">{t.userName}</td>}
                   <td className="px-3 py-1.5 font-medium">{t.name}</td>
                   <td className="px-3 py-1.5 font-mono text-xs">{t.prefix}…</td>

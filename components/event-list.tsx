@@ -20,12 +20,12 @@ export function EventList({ machineId, limit = 50 }: { machineId?: number; limit
       <ErrorBanner message={q.error ? errorInfo(q.error).message : null} />
       <ol className="divide-y divide-slate-100" aria-label="Events" data-testid="event-list">
         {items.map((e) => (
-          <li key={e.id} className="flex gap-3 py-1.5 text-sm">
+          <li key={e.id} className="flex flex-wrap gap-x-3 gap-y-0.5 py-1.5 text-sm sm:flex-nowrap">
             <time className="w-20 shrink-0 text-xs text-slate-500" dateTime={new Date(e.ts).toISOString()} title={dateTime(e.ts)}>
               {relativeTime(e.ts)}
             </time>
             <span className="w-40 shrink-0 truncate font-mono text-xs text-slate-500">{e.kind}</span>
-            <span className="min-w-0 flex-1">
+            <span className="min-w-0 flex-1 max-sm:order-last max-sm:basis-full">
               {!machineId && e.machineId && e.machineName && (
                 <Link href={`/machines/${e.machineId}`} className="mr-1.5 font-medium text-blue-700 hover:underline">
                   {e.machineName}

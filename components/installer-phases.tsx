@@ -10,7 +10,7 @@ export function InstallerPhases({ lines }: { lines: LogLineDto[] }) {
   return (
     <ol className="flex flex-wrap gap-1 text-xs" aria-label="Installer progress" data-testid="installer-phases">
       {INSTALLER_PHASES.map((p) => (
-        <li key={p} aria-current={p === last ? "step" : undefined} className={`rounded px-2 py-0.5 ${p === last ? "bg-sky-600 text-white" : reached.has(p) ? "bg-sky-100 text-sky-900" : "bg-slate-100 text-slate-400"}`}>
+        <li key={p} aria-current={p === last ? "step" : undefined} className={`rounded px-2 py-0.5 ${p === last ? "bg-sky-600 text-white" : reached.has(p) ? "bg-sky-100 text-sky-900" : "bg-slate-100 text-slate-600"}`}>
           {p}
         </li>
       ))}

@@ -50,7 +50,7 @@ function StepRow({ s, now, firstOfGroup, groupIndex }: { s: StepDto; now: number
   const retryAt = s.state === "pending" && s.nextAttemptAt != null ? s.nextAttemptAt : null;
   return (
     <tr className={`align-top ${firstOfGroup ? "border-t border-slate-100" : ""}`} data-step-state={s.state}>
-      <td className="py-1 pr-2 text-xs text-slate-400">{firstOfGroup ? groupIndex + 1 : ""}</td>
+      <td className="py-1 pr-2 text-xs text-slate-500">{firstOfGroup ? groupIndex + 1 : ""}</td>
       <th scope="row" className="py-1 pr-2 text-left font-mono text-xs font-normal">
         {s.name}
       </th>

@@ -272,7 +272,7 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
         onWheel={(e) => e.deltaY < 0 && follow && toggleFollow()}
       >
         {shown.length === 0 ? (
-          <p className="px-2 text-slate-500">{query && onlyMatches ? "No matching lines." : job.state === "running" || job.state === "queued" ? "Waiting for log lines…" : "No log lines."}</p>
+          <p className="px-2 text-slate-400">{query && onlyMatches ? "No matching lines." : job.state === "running" || job.state === "queued" ? "Waiting for log lines…" : "No log lines."}</p>
         ) : (
           blocks.map((b) => <LogBlock key={b[0]!.seq} lines={b} query={query} first={b[0]!.seq} last={b[b.length - 1]!.seq} />)
         )}

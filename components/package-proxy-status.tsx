@@ -15,9 +15,9 @@ export function PackageProxyStatus() {
     <div className="card mt-4 p-4 text-sm" data-testid="package-proxy-status">
       <div>
         Package proxy: <b>{p.mode}</b>
-        {p.url && <> · <span className="font-mono">{p.url}</span></>}
+        {p.url && <> · <span className="font-mono break-all">{p.url}</span></>}
         {p.mode === "managed" && (p.running ? ` · apt-cacher-ng pid ${p.pid}` : " · not running")}
-        {p.upstreamProxy && <> · upstream via <span className="font-mono">{p.upstreamProxy}</span></>}
+        {p.upstreamProxy && <> · upstream via <span className="font-mono break-all">{p.upstreamProxy}</span></>}
       </div>
       {p.error && <ErrorBanner message={p.error} />}
       {p.stats && (

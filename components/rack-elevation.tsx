@@ -23,7 +23,7 @@ export function RackElevation({ rack }: { rack: Rack }) {
         </span>
       </figcaption>
       <div className="flex">
-        <ol className="mr-1 select-none text-right font-mono text-[10px] leading-none text-slate-400" aria-hidden>
+        <ol className="mr-1 select-none text-right font-mono text-[10px] leading-none text-slate-500" aria-hidden>
           {slots.map((u) => (
             <li key={u} style={{ height: SLOT_PX }} className="flex items-center justify-end pr-1">
               {u}

@@ -1,5 +1,5 @@
 "use client";
-import { useEffect, useRef, type ReactNode } from "react";
+import type { ReactNode } from "react";
 import { STATE_LABELS, type MachineState } from "@/lib/lifecycle";
 import type { PowerState } from "@/lib/schemas";
 import { POWER_COLORS, STATE_COLORS } from "./state-style";
@@ -55,48 +55,8 @@ export function ErrorBanner({ message }: { message?: string | null }) {
   );
 }
 
-/** A modal dialog on the native <dialog> element (focus trapping and Esc for free). */
-export function Dialog({
-  open,
-  onClose,
-  title,
-  children,
-  wide = false,
-}: {
-  open: boolean;
-  onClose: () => void;
-  title: string;
-  children: ReactNode;
-  wide?: boolean;
-}) {
-  const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const d = ref.current;
-    if (!d) return;
-    if (open && !d.open) d.showModal();
-    if (!open && d.open) d.close();
-  }, [open]);
-  return (
-    <dialog
-      ref={ref}
-      onClose={onClose}
-      aria-label={title}
-      className={`m-auto rounded-lg p-0 shadow-xl backdrop:bg-slate-900/40 ${wide ? "w-[min(960px,95vw)]" : "w-[min(480px,95vw)]"}`}
-    >
-      {open && (
-        <div className="p-5">
-          <div className="mb-4 flex items-center justify-between">
-            <h2 className="text-base font-semibold">{title}</h2>
-            <button type="button" className="text-slate-500 hover:text-slate-800" onClick={onClose} aria-label="Close">
-              ✕
-            </button>
-          </div>
-          {children}
-        </div>
-      )}
-    </dialog>
-  );
-}
+/** The modal dialog lives in ./dialog (with ConfirmDialog and useConfirm); re-exported for existing imports. */
+export { Dialog } from "./dialog";
 
 export function PageHeader({ title, subtitle, actions }: { title: string; subtitle?: ReactNode; actions?: ReactNode }) {
   return (

@@ -30,7 +30,7 @@ export default function OverviewPage() {
           </Link>
         ))}
       </div>
-      <div className="grid gap-4 lg:grid-cols-3">
+      <div className="grid grid-cols-1 gap-4 lg:grid-cols-3">
         <section className="card p-4" aria-label="Machines by state">
           <h2 className="mb-2 font-semibold">By state</h2>
           <ul className="space-y-1">

@@ -121,11 +121,11 @@ export function MachinesView() {
           togglePage={togglePage}
         />
       </div>
-      <nav className="mt-3 flex items-center justify-between text-sm" aria-label="Pagination">
+      <nav className="mt-3 flex flex-wrap items-center justify-between gap-2 text-sm" aria-label="Pagination">
         <span className="text-slate-600">
           {first.toLocaleString("en-US")}–{last.toLocaleString("en-US")} of {total.toLocaleString("en-US")}
         </span>
-        <div className="flex items-center gap-2">
+        <div className="flex flex-wrap items-center gap-2">
           <label className="flex items-center gap-1 text-slate-600">
             Rows
             <select className="input w-20 py-1" value={query.pageSize} onChange={(e) => update({ pageSize: Number(e.target.value) })}>

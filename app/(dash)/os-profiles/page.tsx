@@ -4,6 +4,7 @@ import { useState, type FormEvent } from "react";
 import { IMAGE_FORMATS, INSTALL_TEMPLATES, NET_CONFIG_FORMATS, OS_FAMILIES, PROFILE_KINDS, osProfileCreateSchema } from "@/lib/netboot";
 import { useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
+import { useConfirm } from "@/components/dialog";
 import { Dialog, ErrorBanner, Field, PageHeader } from "@/components/ui";
 
 type Form = Record<"name" | "kind" | "osFamily" | "kernel" | "initrd" | "kernelArgs" | "imageUrl" | "imageSha256" | "imageFormat" | "template" | "mirror" | "username" | "sshKeys" | "packages" | "disk" | "netConfig" | "rootPartition" | "raidLevel" | "raidDevices" | "raidName" | "script", string>;
@@ -30,6 +31,7 @@ export default function OsProfilesPage() {
   const trpc = useTRPC();
   const qc = useQueryClient();
   const { can } = useSession();
+  const ask = useConfirm();
   const { data: profiles, error } = useQuery(trpc.osProfiles.list.queryOptions());
   const [editing, setEditing] = useState<number | "new" | null>(null);
   const [form, setForm] = useState<Form>(EMPTY);
@@ -96,7 +98,7 @@ export default function OsProfilesPage() {
                 <td className="px-3 py-1.5">{p.machineCount}</td>
                 <td className="px-3 py-1.5 text-right">
                   <button className="btn btn-sm" disabled={!can("operator")} onClick={() => open(p.id)}>Edit {p.name}</button>{" "}
-                  <button className="btn btn-sm" disabled={!can("operator")} onClick={() => confirm(`Delete ${p.name}?`) && remove.mutate({ id: p.id })}>Delete</button>
+                  <button className="btn btn-sm" disabled={!can("operator")} onClick={() => void ask({ title: `Delete ${p.name}?`, message: "This cannot be undone.", confirmLabel: "Delete", danger: true }).then((ok) => ok !== null && remove.mutate({ id: p.id }))}>Delete</button>
                 </td>
               </tr>
             ))}

@@ -6,12 +6,14 @@ import { RackElevation, StateLegend } from "@/components/rack-elevation";
 import { RackForm } from "@/components/rack-form";
 import { NEEDS_OPERATOR, useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
+import { useConfirm } from "@/components/dialog";
 import { Dialog, ErrorBanner, PageHeader } from "@/components/ui";
 
 export default function RacksPage() {
   const trpc = useTRPC();
   const qc = useQueryClient();
   const { can } = useSession();
+  const ask = useConfirm();
   const { data: racks, isLoading, error } = useQuery(trpc.racks.elevations.queryOptions());
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState<RackSummary | null>(null);
@@ -58,9 +60,11 @@ export default function RacksPage() {
                   className="text-red-700 hover:underline disabled:text-slate-400 disabled:no-underline"
                   disabled={r.machineCount > 0}
                   title={r.machineCount > 0 ? "Only empty racks can be deleted" : undefined}
-                  onClick={() => {
-                    if (window.confirm(`Delete rack ${r.name}?`)) del.mutate({ id: r.id });
-                  }}
+                  onClick={() =>
+                    void ask({ title: `Delete rack ${r.name}?`, message: "This cannot be undone.", confirmLabel: "Delete", danger: true }).then(
+                      (ok) => ok !== null && del.mutate({ id: r.id }),
+                    )
+                  }
                 >
                   Delete
                 </button>

@@ -84,7 +84,7 @@ export default function SettingsPage() {
         <div>Mode: <b>{status?.mode ?? "—"}</b>{status?.backend?.running ? ` · dnsmasq pid ${status.backend.pid}` : ""}</div>
         {status?.lastReconcile && <div>Last reconcile: {status.lastReconcile.written} written, {status.lastReconcile.removed} removed in {status.lastReconcile.ms.toFixed(1)} ms</div>}
         {status?.lastError && <ErrorBanner message={status.lastError} />}
-        {status && <div className="text-slate-500">Boot tree: <span className="font-mono">{status.treeDir}</span></div>}
+        {status && <div className="text-slate-500">Boot tree: <span className="font-mono break-all">{status.treeDir}</span></div>}
         {status && (
           <div className="text-slate-500" data-testid="agent-files">
             Agent RAM disk: {status.agentFiles.ramdisk ? "built" : "not built (npm run ramdisk)"} · Debian root file system:{" "}
@@ -94,7 +94,7 @@ export default function SettingsPage() {
         {status && status.mode !== "off" && (
           <div className="mt-3" data-testid="boot-loaders">
             <div className="font-medium">Boot loaders (copied from Debian's packages into the TFTP root)</div>
-            <table className="mt-1 w-full text-left text-xs">
+            <table className="mt-1 block w-full overflow-x-auto text-left text-xs">
               <thead className="text-slate-500">
                 <tr><th className="pr-2">File</th><th className="pr-2">Package</th><th className="pr-2">Version</th><th className="pr-2">sha256</th><th>Used for</th></tr>
               </thead>
@@ -114,7 +114,7 @@ export default function SettingsPage() {
         )}
         {status?.installerFiles?.map((f) => (
           <div key={f.id} className="text-slate-500" data-testid={`installer-files-${f.id}`}>
-            {f.profileName}: {f.placed ? <>{f.pkg} <b>{f.version}</b> in <span className="font-mono">/boot/{f.kernel.replace(/\/[^/]*$/, "/")}</span></> : <span className="text-red-700">{f.error}</span>}
+            {f.profileName}: {f.placed ? <>{f.pkg} <b>{f.version}</b> in <span className="font-mono break-all">/boot/{f.kernel.replace(/\/[^/]*$/, "/")}</span></> : <span className="text-red-700">{f.error}</span>}
           </div>
         ))}
       </div>

@@ -14,6 +14,7 @@ import { PowerControls } from "@/components/power-controls";
 import { SerialConsole } from "@/components/serial-console";
 import { NEEDS_OPERATOR, useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
+import { useConfirm } from "@/components/dialog";
 import { Dialog, ErrorBanner, PageHeader, PowerDot, StateBadge } from "@/components/ui";
 
 function Row({ label, children }: { label: string; children: ReactNode }) {
@@ -40,6 +41,7 @@ export function MachineDetailView({ id }: { id: number }) {
   const maint = useMutation(trpc.machines.setMaintenance.mutationOptions({ onSuccess: invalidate }));
   const del = useMutation(trpc.machines.delete.mutationOptions({ onSuccess: () => router.push("/machines") }));
   const operator = can("operator");
+  const ask = useConfirm();
 
   if (isLoading) return <p className="text-slate-500">Loading…</p>;
   if (error || !m) return <ErrorBanner message={error ? errorInfo(error).message : "Not found"} />;
@@ -85,8 +87,13 @@ export function MachineDetailView({ id }: { id: number }) {
               disabled={!operator || maint.isPending}
               title={operator ? undefined : NEEDS_OPERATOR}
               onClick={() => {
-                const reason = m.maintenance ? undefined : (window.prompt("Reason for maintenance (optional)") ?? undefined);
-                maint.mutate({ id, on: !m.maintenance, reason });
+                if (m.maintenance) return maint.mutate({ id, on: false });
+                void ask({
+                  title: `Put ${m.name} in maintenance?`,
+                  message: "Rackhand starts no action on a machine in maintenance until it is ended.",
+                  confirmLabel: "Maintenance",
+                  input: { label: "Reason (optional)", maxLength: 500 },
+                }).then((reason) => reason !== null && maint.mutate({ id, on: true, reason: reason || undefined }));
               }}
             >
               {m.maintenance ? "End maintenance" : "Maintenance"}
@@ -207,9 +214,11 @@ export function MachineDetailView({ id }: { id: number }) {
         <div className="mt-4 text-right">
           <button
             className="text-sm text-red-700 hover:underline"
-            onClick={() => {
-              if (window.confirm(`Delete ${m.name}? Its history stays in the fleet events.`)) del.mutate({ id });
-            }}
+            onClick={() =>
+              void ask({ title: `Delete ${m.name}?`, message: "Its history stays in the fleet events.", confirmLabel: "Delete", danger: true }).then(
+                (ok) => ok !== null && del.mutate({ id }),
+              )
+            }
           >
             Delete machine
           </button>
