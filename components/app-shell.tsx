@@ -56,7 +56,9 @@ export function AppShell({ children }: { children: ReactNode }) {
           </div>
           {user && (
             <div className="mt-2" data-testid="signed-in-user">
-              <div className="font-medium text-white">{user.name}</div>
+              <Link href="/users#password" className="font-medium text-white hover:underline" title="Change your password">
+                {user.name}
+              </Link>
               <div className="text-slate-400">{user.role}</div>
             </div>
           )}

@@ -218,6 +218,9 @@ export const userUpdateSchema = z
     message: "Nothing to change: give a role, a password or disabled",
   });
 
+/** A signed-in user's own password change (auth.changePassword). */
+export const changePasswordSchema = z.object({ currentPassword: z.string().min(1, "Give your current password").max(256), newPassword: passwordSchema });
+
 /** CSV import: header names accepted (case-insensitive) and the fields they map to. */
 export const CSV_COLUMNS = [
   "name",

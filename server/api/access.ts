@@ -10,6 +10,7 @@ export const ACCESS: Record<string, "public" | Role> = {
   "auth.me": "public",
   "auth.login": "public",
   "auth.logout": "public",
+  "auth.changePassword": "viewer",
   "racks.list": "viewer",
   "racks.elevations": "viewer",
   "racks.create": "operator",

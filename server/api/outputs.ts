@@ -101,6 +101,8 @@ export const eventsOut = {
   }),
 };
 
+export const authOut = { changePassword: z.object({ endedSessions: n }) };
+
 export const usersOut = {
   list: z.array(z.object({ id: n, name: s, role: z.enum(ROLES), disabled: z.boolean(), createdAt: n, lastLoginAt: nn })),
 };
