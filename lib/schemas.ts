@@ -198,6 +198,23 @@ export const pageSchema = z.object({
   limit: z.number().int().min(1).max(500).default(50),
 });
 
+/** Filters of the Events page (all optional, combined with AND); kept in the page's URL. */
+export const eventFilterSchema = z.object({
+  machineId: z.number().int().positive().optional(),
+  /** A machine's exact name (the Events page's machine box). */
+  machine: z.string().trim().max(253).optional(),
+  /** An exact kind ("job.failed"), or every kind under a prefix ending in "." ("job."). */
+  kind: z.string().trim().max(64).optional(),
+  /** Exactly as recorded: "user:<name>", "system" or "agent". */
+  actor: z.string().trim().max(100).optional(),
+  /** Time range in ms since the epoch, inclusive. */
+  from: z.number().int().min(0).optional(),
+  to: z.number().int().min(0).optional(),
+  /** Text search in the message (literal, case-insensitive for ASCII). */
+  q: z.string().trim().max(200).optional(),
+});
+export type EventFilter = z.infer<typeof eventFilterSchema>;
+
 export const usernameSchema = z
   .string()
   .trim()

@@ -28,6 +28,7 @@ export const ACCESS: Record<string, "public" | Role> = {
   "machines.bulkAction": "operator",
   "machines.setMaintenance": "operator",
   "events.list": "viewer",
+  "events.facets": "viewer",
   "users.list": "admin",
   "users.create": "admin",
   "users.update": "admin",

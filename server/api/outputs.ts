@@ -99,6 +99,7 @@ export const eventsOut = {
     ),
     nextBefore: nn,
   }),
+  facets: z.object({ kinds: z.array(s), actors: z.array(s) }),
 };
 
 export const authOut = { changePassword: z.object({ endedSessions: n }) };

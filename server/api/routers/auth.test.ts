@@ -80,6 +80,7 @@ describe("roles on every procedure", () => {
     "machines.summary": () => undefined,
     "machines.get": () => ({ id: fx.m1 }),
     "events.list": () => ({}),
+    "events.facets": () => undefined,
     "users.list": () => undefined,
     "oob.syncSettings": () => undefined,
     "osProfiles.list": () => undefined,
