@@ -156,6 +156,10 @@ export const machineFilterSchema = z.object({
   power: z.enum(POWER_STATES).optional(),
   maintenance: z.boolean().optional(),
   q: z.string().trim().max(100).optional(),
+  /** Inventory (reported by the agent): at least this much memory, at least this many disks, CPU model text. */
+  minMemoryGiB: z.number().min(0).max(1_048_576).optional(),
+  minDisks: z.number().int().min(0).max(1000).optional(),
+  cpuModel: z.string().trim().max(100).optional(),
 });
 export type MachineFilter = z.infer<typeof machineFilterSchema>;
 
