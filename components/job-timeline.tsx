@@ -61,14 +61,44 @@ function StepRow({ s, now, firstOfGroup, groupIndex }: { s: StepDto; now: number
       <td className="py-1 pr-2 text-xs tabular-nums text-slate-600">
         {s.attempt}/{s.maxAttempts}
       </td>
-      <td className="py-1 pr-2 text-xs tabular-nums text-slate-600">
+      <td className="py-1 pr-2 text-xs tabular-nums text-slate-600" data-testid="step-elapsed" title={`Time limit ${duration(s.timeoutS * 1000)} per attempt`}>
         {s.state === "running" || s.finishedAt != null ? span(s.startedAt, s.finishedAt, now) : "—"}
+        <span className="text-slate-400"> / {duration(s.timeoutS * 1000)}</span>
       </td>
       <td className="py-1 text-xs">
         {retryAt != null && <span className="mr-2 text-amber-700">retry at {dateTime(retryAt).slice(11, 19)}</span>}
         {s.error && <span className={s.state === "failed" ? "text-red-700" : "text-amber-700"}>{s.error}</span>}
       </td>
     </tr>
+  );
+}
+
+/** What a running wait step is waiting for, and what to check when it does not come. */
+const WAIT_HINTS: Record<string, { what: string; check: string }> = {
+  wait_agent: {
+    what: "Waiting for the agent",
+    check:
+      "No agent has contacted Rackhand for this machine; is its boot device PXE (network first), and does its DHCP reach Rackhand (netboot mode, DHCP proxy or relay, firewall)? The machine's console shows how far its boot got.",
+  },
+  wait_install: {
+    what: "Waiting for the installer to finish",
+    check: "The installer has not reported success yet; its log lines and the console show where it is.",
+  },
+};
+
+function WaitingHint({ job, now }: { job: JobDto; now: number }) {
+  const s = job.steps.find((x) => x.state === "running" && x.name in WAIT_HINTS);
+  if (!s || s.startedAt == null) return null;
+  const hint = WAIT_HINTS[s.name]!;
+  const waited = now - s.startedAt;
+  const limit = s.timeoutS * 1000;
+  return (
+    <div role="status" data-testid="waiting-hint" className="mt-2 rounded-md border border-amber-200 bg-amber-50 px-3 py-2 text-sm text-amber-950">
+      <b>
+        {hint.what}: {duration(waited)} of {duration(limit)}
+      </b>{" "}
+      (the step fails {waited >= limit ? "now" : `in ${duration(limit - waited)}`}). {hint.check}
+    </div>
   );
 }
 
@@ -118,6 +148,7 @@ function JobCard({
         </div>
       </div>
       {job.error && <p className="mt-1 text-sm text-red-700">{job.error}</p>}
+      <WaitingHint job={job} now={now} />
       {expanded && (
         <table className="mt-2 w-full text-sm" aria-label={`Steps of job ${job.id}`}>
           <thead className="sr-only">
@@ -127,7 +158,7 @@ function JobCard({
               <th>Runner</th>
               <th>State</th>
               <th>Attempt</th>
-              <th>Duration</th>
+              <th>Elapsed / time limit</th>
               <th>Notes</th>
             </tr>
           </thead>

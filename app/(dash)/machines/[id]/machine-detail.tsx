@@ -1,4 +1,5 @@
 "use client";
+import { InventoryTables } from "@/components/inventory-tables";
 import { ARCH_LABELS, firmwareLabel } from "@/lib/schemas";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
@@ -194,7 +195,7 @@ export function MachineDetailView({ id }: { id: number }) {
       {m.inventory && (
         <section className="card mt-4 p-4" aria-label="Inventory">
           <h2 className="mb-2 font-semibold">Inventory</h2>
-          <pre className="max-h-64 overflow-auto text-xs">{JSON.stringify(m.inventory, null, 2)}</pre>
+          <InventoryTables inventory={m.inventory} />
         </section>
       )}
       <section className="card mt-4 p-4" aria-label="Machine events">
