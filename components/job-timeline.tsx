@@ -137,6 +137,17 @@ function JobCard({
           {span(job.startedAt, job.finishedAt, now)}
         </span>
         <div className="ml-auto flex gap-2">
+          <a
+            className="btn btn-sm"
+            href={`/api/jobs/${job.id}/record`}
+            download
+            title="The whole record (steps, agent and installer lines, events, console transcript, on one time axis) as JSON with a plain-text rendering inside, for a support ticket"
+          >
+            Download record
+          </a>
+          <a className="btn btn-sm" href={`/api/jobs/${job.id}/record?format=txt`} download title="The same record as plain text">
+            .txt
+          </a>
           <button type="button" className="btn btn-sm" aria-pressed={selected} onClick={onSelect}>
             {selected ? "Log shown" : "Show log"}
           </button>

@@ -33,6 +33,7 @@ import { ConsoleManager } from "./oob/console/manager";
 import { PowerSync } from "./oob/power-sync";
 import { serveTranscript, TRANSCRIPT_PATH } from "./http/transcript";
 import { MACHINES_CSV_PATH, serveMachinesCsv } from "./http/machines-csv";
+import { JOB_RECORD_PATH, serveJobRecord } from "./http/job-bundle";
 import { createOobRuntime, defaultOobConfig } from "./oob/registry";
 import { serveBoot } from "./http/boot";
 import { NetbootService } from "./netboot/service";
@@ -166,6 +167,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     }
     if (TRANSCRIPT_PATH.test(p) && req.method === "GET") return serveTranscript(req, res, url, db, oob.config.consoleDir);
     if (p === MACHINES_CSV_PATH && req.method === "GET") return serveMachinesCsv(req, res, url, db);
+    if (JOB_RECORD_PATH.test(p) && req.method === "GET") return serveJobRecord(req, res, url, db, oob.config.consoleDir);
     if (p.startsWith("/api/trpc/")) {
       // Requests carrying an Authorization header are authenticated by it alone (never by the cookie), and a
       // browser cannot attach that header cross-site, so the cookie CSRF guard does not apply to them.
