@@ -67,6 +67,7 @@ export function InventoryTables({ inventory }: { inventory: Record<string, unkno
   const nics = list(inventory.nics);
   return (
     <div className="space-y-4" data-testid="inventory">
+      {inventory.simulated === true && <p className="text-sm text-violet-800">Reported by a simulated agent (demo lab), not by hardware.</p>}
       <div className="grid gap-4 md:grid-cols-2">
         <Table
           label="CPU"

@@ -189,7 +189,7 @@ function JobCard({
  * log of the selected job (by default the running or latest one). Live through job.changed / step.changed
  * (components/live.tsx invalidates jobs.forMachine) and the job's socket room.
  */
-export function JobsSection({ machineId, machineName }: { machineId: number; machineName: string }) {
+export function JobsSection({ machineId, machineName, simulated = false }: { machineId: number; machineName: string; simulated?: boolean }) {
   const trpc = useTRPC();
   const qc = useQueryClient();
   const { can } = useSession();
@@ -213,6 +213,11 @@ export function JobsSection({ machineId, machineName }: { machineId: number; mac
   return (
     <section className="card mb-4 p-4" aria-label="Jobs">
       <h2 className="mb-2 font-semibold">Jobs</h2>
+      {simulated && (
+        <p className="mb-2 text-sm text-violet-800" data-testid="simulated-jobs">
+          This machine is in the demo lab: its agent steps are run by a simulated agent; nothing is downloaded or written to a disk.
+        </p>
+      )}
       <ErrorBanner message={error ? errorInfo(error).message : null} />
       {jobs && list.length === 0 && <p className="text-sm text-slate-500">No jobs yet. Inspect, deploy or clean the machine to start one.</p>}
       {list.length > 0 && (

@@ -24,6 +24,7 @@ import { ProxyService } from "./proxy/service";
 import { InstallerLogReceiver } from "./installer-logs/receiver";
 import type { Logger } from "./log";
 import { seedDemoLab } from "./demo/seed";
+import { startDemoAgents } from "./demo/demo-agents";
 import { createAgentApi } from "./agent-api/routes";
 import { BatchRunner, type BatchRunnerOptions } from "./orchestrator/batch-runner";
 import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestrator";
@@ -234,6 +235,8 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   batchRunner.start();
   const powerSync = new PowerSync(domain);
   if (config.powerSync) powerSync.start();
+  // The demo lab's fake-driver machines get simulated agents, so its deploys finish (server/demo/demo-agents.ts).
+  const stopDemoAgents = config.demo ? startDemoAgents(domain, url) : undefined;
 
   log.info(`listening on ${url}`, { dataDir: config.dataDir, ui: config.ui });
 
@@ -245,6 +248,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     consoles,
     url,
     async close() {
+      stopDemoAgents?.();
       await batchRunner.stop();
       await orchestrator.stop();
       await powerSync.stop();

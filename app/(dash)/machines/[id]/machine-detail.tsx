@@ -66,6 +66,11 @@ export function MachineDetailView({ id }: { id: number }) {
                 Maintenance{m.maintenanceReason ? `: ${m.maintenanceReason}` : ""}
               </span>
             )}
+            {m.inventory?.simulated === true && (
+              <span className="rounded bg-violet-100 px-1.5 py-0.5 text-xs font-semibold text-violet-800" data-testid="simulated-agent" title="Demo lab: its agent is simulated (server/demo); nothing is written to any disk">
+                Simulated agent (demo)
+              </span>
+            )}
           </span>
         }
         actions={
@@ -128,7 +133,7 @@ export function MachineDetailView({ id }: { id: number }) {
         <h2 className="mb-2 font-semibold">Power and boot</h2>
         <PowerControls machine={m} />
       </section>
-      <JobsSection machineId={id} machineName={m.name} />
+      <JobsSection machineId={id} machineName={m.name} simulated={m.inventory?.simulated === true} />
       <div className="grid gap-4 lg:grid-cols-3">
         <section className="card p-4" aria-label="Details">
           <h2 className="mb-2 font-semibold">Details</h2>
