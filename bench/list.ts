@@ -11,6 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { measureFirstRows } from "./lib/browser";
+import { operatorFigures } from "./lib/operator-figures";
 import { BenchError, TrpcClient } from "./lib/http-trpc";
 import {
   ENROLL_COUNT,
@@ -148,6 +149,8 @@ async function measureAll(server: ServerProcess, run: Run): Promise<void> {
     run.figures.push(memoryFigure("Server RSS with 10,000 machines", server.pid, "right after seeding"));
     await listFigures(client, run, server.pid);
     await browserFigure(client, run, server.url);
+    // Issue 13 (operator pages): CSV export and the Events page, still at exactly FLEET_MACHINES machines.
+    await operatorFigures(client, server, FLEET_MACHINES, (names, fn) => attempt(run, names, fn), log);
     await enrollFigures(client, run, seeded);
   } finally {
     client.close();

@@ -115,7 +115,9 @@ export function AppShell({ children }: { children: ReactNode }) {
             </div>
             {user && (
               <div className="mt-2" data-testid="signed-in-user">
-                <div className="font-medium text-(--shell-strong)">{user.name}</div>
+                <Link href="/users#password" className="font-medium text-(--shell-strong) hover:underline" title="Change your password">
+                  {user.name}
+                </Link>
                 <div className="text-(--shell-muted)">{user.role}</div>
               </div>
             )}

@@ -2,15 +2,16 @@
 import { useInfiniteQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { dateTime, relativeTime } from "@/lib/format";
+import type { EventFilter } from "@/lib/schemas";
 import { errorInfo, useTRPC } from "./trpc";
 import { ErrorBanner } from "./ui";
 
-/** Events newest first, for one machine or the whole fleet, with "Load older" paging. */
-export function EventList({ machineId, limit = 50 }: { machineId?: number; limit?: number }) {
+/** Events newest first, for one machine or the whole fleet (optionally filtered), with "Load older" paging. */
+export function EventList({ machineId, limit = 50, filter }: { machineId?: number; limit?: number; filter?: EventFilter }) {
   const trpc = useTRPC();
   const q = useInfiniteQuery(
     trpc.events.list.infiniteQueryOptions(
-      { machineId, limit },
+      { ...filter, machineId, limit },
       { getNextPageParam: (last) => last.nextBefore ?? undefined },
     ),
   );
@@ -36,7 +37,7 @@ export function EventList({ machineId, limit = 50 }: { machineId?: number; limit
             <span className="shrink-0 text-xs text-slate-500">{e.actor}</span>
           </li>
         ))}
-        {!q.isLoading && items.length === 0 && <li className="py-4 text-center text-sm text-slate-500">No events yet.</li>}
+        {!q.isLoading && items.length === 0 && <li className="py-4 text-center text-sm text-slate-500">{filter && Object.values(filter).some((v) => v !== undefined) ? "No events match these filters." : "No events yet."}</li>}
       </ol>
       {q.hasNextPage && (
         <button className="btn btn-sm mt-2" disabled={q.isFetchingNextPage} onClick={() => void q.fetchNextPage()}>

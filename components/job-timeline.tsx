@@ -61,14 +61,44 @@ function StepRow({ s, now, firstOfGroup, groupIndex }: { s: StepDto; now: number
       <td className="py-1 pr-2 text-xs tabular-nums text-slate-600">
         {s.attempt}/{s.maxAttempts}
       </td>
-      <td className="py-1 pr-2 text-xs tabular-nums text-slate-600">
+      <td className="py-1 pr-2 text-xs tabular-nums text-slate-600" data-testid="step-elapsed" title={`Time limit ${duration(s.timeoutS * 1000)} per attempt`}>
         {s.state === "running" || s.finishedAt != null ? span(s.startedAt, s.finishedAt, now) : "—"}
+        <span className="text-slate-400"> / {duration(s.timeoutS * 1000)}</span>
       </td>
       <td className="py-1 text-xs">
         {retryAt != null && <span className="mr-2 text-amber-700">retry at {dateTime(retryAt).slice(11, 19)}</span>}
         {s.error && <span className={s.state === "failed" ? "text-red-700" : "text-amber-700"}>{s.error}</span>}
       </td>
     </tr>
+  );
+}
+
+/** What a running wait step is waiting for, and what to check when it does not come. */
+const WAIT_HINTS: Record<string, { what: string; check: string }> = {
+  wait_agent: {
+    what: "Waiting for the agent",
+    check:
+      "No agent has contacted Rackhand for this machine; is its boot device PXE (network first), and does its DHCP reach Rackhand (netboot mode, DHCP proxy or relay, firewall)? The machine's console shows how far its boot got.",
+  },
+  wait_install: {
+    what: "Waiting for the installer to finish",
+    check: "The installer has not reported success yet; its log lines and the console show where it is.",
+  },
+};
+
+function WaitingHint({ job, now }: { job: JobDto; now: number }) {
+  const s = job.steps.find((x) => x.state === "running" && x.name in WAIT_HINTS);
+  if (!s || s.startedAt == null) return null;
+  const hint = WAIT_HINTS[s.name]!;
+  const waited = now - s.startedAt;
+  const limit = s.timeoutS * 1000;
+  return (
+    <div role="status" data-testid="waiting-hint" className="mt-2 rounded-md border border-amber-200 bg-amber-50 px-3 py-2 text-sm text-amber-950">
+      <b>
+        {hint.what}: {duration(waited)} of {duration(limit)}
+      </b>{" "}
+      (the step fails {waited >= limit ? "now" : `in ${duration(limit - waited)}`}). {hint.check}
+    </div>
   );
 }
 
@@ -107,6 +137,17 @@ function JobCard({
           {span(job.startedAt, job.finishedAt, now)}
         </span>
         <div className="ml-auto flex gap-2">
+          <a
+            className="btn btn-sm"
+            href={`/api/jobs/${job.id}/record`}
+            download
+            title="The whole record (steps, agent and installer lines, events, console transcript, on one time axis) as JSON with a plain-text rendering inside, for a support ticket"
+          >
+            Download record
+          </a>
+          <a className="btn btn-sm" href={`/api/jobs/${job.id}/record?format=txt`} download title="The same record as plain text">
+            .txt
+          </a>
           <button type="button" className="btn btn-sm" aria-pressed={selected} onClick={onSelect}>
             {selected ? "Log shown" : "Show log"}
           </button>
@@ -118,6 +159,7 @@ function JobCard({
         </div>
       </div>
       {job.error && <p className="mt-1 text-sm text-red-700">{job.error}</p>}
+      <WaitingHint job={job} now={now} />
       {expanded && (
         <table className="mt-2 w-full text-sm" aria-label={`Steps of job ${job.id}`}>
           <thead className="sr-only">
@@ -127,7 +169,7 @@ function JobCard({
               <th>Runner</th>
               <th>State</th>
               <th>Attempt</th>
-              <th>Duration</th>
+              <th>Elapsed / time limit</th>
               <th>Notes</th>
             </tr>
           </thead>
@@ -147,7 +189,7 @@ function JobCard({
  * log of the selected job (by default the running or latest one). Live through job.changed / step.changed
  * (components/live.tsx invalidates jobs.forMachine) and the job's socket room.
  */
-export function JobsSection({ machineId, machineName }: { machineId: number; machineName: string }) {
+export function JobsSection({ machineId, machineName, simulated = false }: { machineId: number; machineName: string; simulated?: boolean }) {
   const trpc = useTRPC();
   const qc = useQueryClient();
   const { can } = useSession();
@@ -171,6 +213,11 @@ export function JobsSection({ machineId, machineName }: { machineId: number; mac
   return (
     <section className="card mb-4 p-4" aria-label="Jobs">
       <h2 className="mb-2 font-semibold">Jobs</h2>
+      {simulated && (
+        <p className="mb-2 text-sm text-violet-800" data-testid="simulated-jobs">
+          This machine is in the demo lab: its agent steps are run by a simulated agent; nothing is downloaded or written to a disk.
+        </p>
+      )}
       <ErrorBanner message={error ? errorInfo(error).message : null} />
       {jobs && list.length === 0 && <p className="text-sm text-slate-500">No jobs yet. Inspect, deploy or clean the machine to start one.</p>}
       {list.length > 0 && (

@@ -17,6 +17,19 @@ export function MachineFilters({ query, update }: { query: MachineQuery; update:
     return () => clearTimeout(t);
   }, [text, query.q, update]);
 
+  // Inventory filters: typed, so debounced like the search box.
+  const [inv, setInv] = useState({ mem: query.minMemoryGiB?.toString() ?? "", disks: query.minDisks?.toString() ?? "", cpu: query.cpuModel ?? "" });
+  useEffect(() => {
+    const want = {
+      minMemoryGiB: inv.mem.trim() === "" || !(Number(inv.mem) >= 0) ? undefined : Number(inv.mem),
+      minDisks: inv.disks.trim() === "" || !Number.isInteger(Number(inv.disks)) || Number(inv.disks) < 0 ? undefined : Number(inv.disks),
+      cpuModel: inv.cpu.trim() || undefined,
+    };
+    if (want.minMemoryGiB === query.minMemoryGiB && want.minDisks === query.minDisks && want.cpuModel === query.cpuModel) return;
+    const t = setTimeout(() => update(want), 300);
+    return () => clearTimeout(t);
+  }, [inv, query.minMemoryGiB, query.minDisks, query.cpuModel, update]);
+
   const toggleState = (s: MachineState) => {
     const cur = new Set(query.states ?? []);
     if (cur.has(s)) cur.delete(s);
@@ -61,12 +74,44 @@ export function MachineFilters({ query, update }: { query: MachineQuery; update:
             </option>
           ))}
         </select>
-        {(query.states || query.rackId || query.power || query.q) && (
+        <input
+          className="input w-28"
+          type="number"
+          min={0}
+          step="any"
+          placeholder="Min GiB"
+          aria-label="Minimum memory (GiB)"
+          title="Minimum memory in GiB (from the agent's inventory)"
+          value={inv.mem}
+          onChange={(e) => setInv({ ...inv, mem: e.target.value })}
+        />
+        <input
+          className="input w-24"
+          type="number"
+          min={0}
+          step={1}
+          placeholder="Min disks"
+          aria-label="Minimum disk count"
+          title="At least this many disks (from the agent's inventory)"
+          value={inv.disks}
+          onChange={(e) => setInv({ ...inv, disks: e.target.value })}
+        />
+        <input
+          className="input w-40"
+          type="search"
+          placeholder="CPU model…"
+          aria-label="CPU model"
+          maxLength={100}
+          value={inv.cpu}
+          onChange={(e) => setInv({ ...inv, cpu: e.target.value })}
+        />
+        {(query.states || query.rackId || query.power || query.q || query.minMemoryGiB !== undefined || query.minDisks !== undefined || query.cpuModel) && (
           <button
             className="text-sm text-blue-700 hover:underline"
             onClick={() => {
               setText("");
-              update({ states: undefined, rackId: undefined, power: undefined, q: undefined });
+              setInv({ mem: "", disks: "", cpu: "" });
+              update({ states: undefined, rackId: undefined, power: undefined, q: undefined, minMemoryGiB: undefined, minDisks: undefined, cpuModel: undefined });
             }}
           >
             Clear filters

@@ -32,6 +32,7 @@ export function useMachineQuery(): [MachineQuery, (patch: Partial<MachineQuery>)
       rackId: Number.isInteger(rack) && rack > 0 ? rack : undefined,
       power: (POWER_STATES as readonly string[]).includes(power ?? "") ? (power as PowerState) : undefined,
       q: params.get("q") || undefined,
+      ...inventoryFilterOf(params),
       sort: (SORT_FIELDS as readonly string[]).includes(sort ?? "") ? (sort as SortField) : "name",
       dir: params.get("dir") === "desc" ? "desc" : "asc",
       page: Math.max(1, Number(params.get("page")) || 1),
@@ -49,6 +50,9 @@ export function useMachineQuery(): [MachineQuery, (patch: Partial<MachineQuery>)
       if (next.rackId) sp.set("rack", String(next.rackId));
       if (next.power) sp.set("power", next.power);
       if (next.q) sp.set("q", next.q);
+      if (next.minMemoryGiB !== undefined) sp.set("mem", String(next.minMemoryGiB));
+      if (next.minDisks !== undefined) sp.set("disks", String(next.minDisks));
+      if (next.cpuModel) sp.set("cpu", next.cpuModel);
       if (next.sort !== "name") sp.set("sort", next.sort);
       if (next.dir !== "asc") sp.set("dir", next.dir);
       if (next.page > 1) sp.set("page", String(next.page));
@@ -62,5 +66,16 @@ export function useMachineQuery(): [MachineQuery, (patch: Partial<MachineQuery>)
 }
 
 export function filterOf(q: MachineQuery): MachineFilter {
-  return { states: q.states, rackId: q.rackId, power: q.power, q: q.q };
+  return { states: q.states, rackId: q.rackId, power: q.power, q: q.q, minMemoryGiB: q.minMemoryGiB, minDisks: q.minDisks, cpuModel: q.cpuModel };
+}
+
+/** The inventory filters from the URL (?mem=GiB&disks=N&cpu=text); absurd values are ignored. */
+function inventoryFilterOf(params: URLSearchParams): Pick<MachineFilter, "minMemoryGiB" | "minDisks" | "cpuModel"> {
+  const mem = Number(params.get("mem"));
+  const disks = Number(params.get("disks"));
+  return {
+    minMemoryGiB: params.get("mem") && Number.isFinite(mem) && mem >= 0 && mem <= 1_048_576 ? mem : undefined,
+    minDisks: params.get("disks") && Number.isInteger(disks) && disks >= 0 && disks <= 1000 ? disks : undefined,
+    cpuModel: params.get("cpu")?.slice(0, 100) || undefined,
+  };
 }

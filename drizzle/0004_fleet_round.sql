@@ -13,4 +13,7 @@ ALTER TABLE `nics` ADD `ipv6_mode` text;--> statement-breakpoint
 ALTER TABLE `nics` ADD `ip6` text;--> statement-breakpoint
 ALTER TABLE `nics` ADD `prefix6` integer;--> statement-breakpoint
 ALTER TABLE `nics` ADD `gateway6` text;--> statement-breakpoint
-ALTER TABLE `nics` ADD `dns` text;
+ALTER TABLE `nics` ADD `dns` text;--> statement-breakpoint
+CREATE INDEX `events_kind` ON `events` (`kind`,`id`);--> statement-breakpoint
+CREATE INDEX `events_actor` ON `events` (`actor`,`id`);--> statement-breakpoint
+CREATE INDEX `events_ts` ON `events` (`ts`);

@@ -157,6 +157,10 @@ export const machineFilterSchema = z.object({
   power: z.enum(POWER_STATES).optional(),
   maintenance: z.boolean().optional(),
   q: z.string().trim().max(100).optional(),
+  /** Inventory (reported by the agent): at least this much memory, at least this many disks, CPU model text. */
+  minMemoryGiB: z.number().min(0).max(1_048_576).optional(),
+  minDisks: z.number().int().min(0).max(1000).optional(),
+  cpuModel: z.string().trim().max(100).optional(),
 });
 export type MachineFilter = z.infer<typeof machineFilterSchema>;
 
@@ -199,6 +203,23 @@ export const pageSchema = z.object({
   limit: z.number().int().min(1).max(500).default(50),
 });
 
+/** Filters of the Events page (all optional, combined with AND); kept in the page's URL. */
+export const eventFilterSchema = z.object({
+  machineId: z.number().int().positive().optional(),
+  /** A machine's exact name (the Events page's machine box). */
+  machine: z.string().trim().max(253).optional(),
+  /** An exact kind ("job.failed"), or every kind under a prefix ending in "." ("job."). */
+  kind: z.string().trim().max(64).optional(),
+  /** Exactly as recorded: "user:<name>", "system" or "agent". */
+  actor: z.string().trim().max(100).optional(),
+  /** Time range in ms since the epoch, inclusive. */
+  from: z.number().int().min(0).optional(),
+  to: z.number().int().min(0).optional(),
+  /** Text search in the message (literal, case-insensitive for ASCII). */
+  q: z.string().trim().max(200).optional(),
+});
+export type EventFilter = z.infer<typeof eventFilterSchema>;
+
 export const usernameSchema = z
   .string()
   .trim()
@@ -218,6 +239,9 @@ export const userUpdateSchema = z
   .refine((u) => u.role !== undefined || u.password !== undefined || u.disabled !== undefined, {
     message: "Nothing to change: give a role, a password or disabled",
   });
+
+/** A signed-in user's own password change (auth.changePassword). */
+export const changePasswordSchema = z.object({ currentPassword: z.string().min(1, "Give your current password").max(256), newPassword: passwordSchema });
 
 /** CSV import: header names accepted (case-insensitive) and the fields they map to. */
 export const CSV_COLUMNS = [

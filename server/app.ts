@@ -24,6 +24,7 @@ import { ProxyService } from "./proxy/service";
 import { InstallerLogReceiver } from "./installer-logs/receiver";
 import type { Logger } from "./log";
 import { seedDemoLab } from "./demo/seed";
+import { startDemoAgents } from "./demo/demo-agents";
 import { createAgentApi } from "./agent-api/routes";
 import { BatchRunner, type BatchRunnerOptions } from "./orchestrator/batch-runner";
 import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestrator";
@@ -34,6 +35,8 @@ import { registerPowerSyncMetrics } from "./oob/metrics";
 import { PowerSync } from "./oob/power-sync";
 import { clearStalePowerPending } from "./operator/hand-power";
 import { serveTranscript, TRANSCRIPT_PATH } from "./http/transcript";
+import { MACHINES_CSV_PATH, serveMachinesCsv } from "./http/machines-csv";
+import { JOB_RECORD_PATH, serveJobRecord } from "./http/job-bundle";
 import { createOobRuntime, defaultOobConfig } from "./oob/registry";
 import { serveBoot } from "./http/boot";
 import { NetbootService } from "./netboot/service";
@@ -166,6 +169,8 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       return;
     }
     if (TRANSCRIPT_PATH.test(p) && req.method === "GET") return serveTranscript(req, res, url, db, oob.config.consoleDir);
+    if (p === MACHINES_CSV_PATH && req.method === "GET") return serveMachinesCsv(req, res, url, db);
+    if (JOB_RECORD_PATH.test(p) && req.method === "GET") return serveJobRecord(req, res, url, db, oob.config.consoleDir);
     if (p.startsWith("/api/trpc/")) {
       // Requests carrying an Authorization header are authenticated by it alone (never by the cookie), and a
       // browser cannot attach that header cross-site, so the cookie CSRF guard does not apply to them.
@@ -236,6 +241,8 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const powerSync = new PowerSync(domain);
   registerPowerSyncMetrics(metrics.registry, powerSync, domain.oob.probeStats);
   if (config.powerSync) powerSync.start();
+  // The demo lab's fake-driver machines get simulated agents, so its deploys finish (server/demo/demo-agents.ts).
+  const stopDemoAgents = config.demo ? startDemoAgents(domain, url) : undefined;
 
   log.info(`listening on ${url}`, { dataDir: config.dataDir, ui: config.ui });
 
@@ -247,6 +254,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     consoles,
     url,
     async close() {
+      stopDemoAgents?.();
       await batchRunner.stop();
       await orchestrator.stop();
       await powerSync.stop();

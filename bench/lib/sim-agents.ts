@@ -6,7 +6,8 @@
 import http from "node:http";
 import { io, type Socket } from "socket.io-client";
 import { AGENT_API_PREFIX } from "../../lib/agent-protocol";
-import { backoffDelay, sleep } from "../../lib/retry";
+import { sleep } from "../../lib/retry";
+import { retryingPost, runSimulatedAgent } from "../../server/demo/sim-agent";
 
 type FromParent =
   | { type: "config"; api: string; stepMs: number; linesPerStep: number }
@@ -50,63 +51,13 @@ function request(path: string, body: unknown, token?: string): Promise<{ status:
   });
 }
 
-async function post(path: string, body: unknown, token?: string): Promise<{ status: number; body: any }> {
-  for (let tries = 0; ; tries++) {
-    try {
-      const res = await request(path, body, token);
-      if (res.status >= 500 && tries < 20) {
-        await sleep(backoffDelay(tries, { baseMs: 50, maxMs: 50 * 2 ** 5 }));
-        continue;
-      }
-      return res;
-    } catch (err) {
-      if (tries >= 20) throw err;
-      await sleep(backoffDelay(tries, { baseMs: 50, maxMs: 50 * 2 ** 5 }));
-    }
-  }
-}
+const post = retryingPost(request);
 
 const running = new Set<string>();
 
-/**
- * One simulated agent: booted by the power cycle, it runs its job to the end. Like the real agent's loop
- * (agent/runner.ts runJob), the heartbeat long-poll stays open while steps run, so the server hands out the next
- * step on that poll as soon as a result completes a group.
- */
-async function simAgent(mac: string, nonce: string | null): Promise<void> {
-  const ask = { macs: [mac], ...(nonce && { nonce }) };
-  let look = await post("/lookup", ask);
-  for (let i = 0; look.status === 404 && i < 200; i++) {
-    await sleep(25);
-    look = await post("/lookup", ask);
-  }
-  if (look.status !== 200) throw new Error(`lookup ${mac}: ${look.status} ${JSON.stringify(look.body)}`);
-  const { token } = look.body as { token: string };
-  let seq = look.body.nextSeq as number;
-  const running = new Map<number, Promise<void>>();
-  const errors: unknown[] = [];
-  const runStep = async (s: { id: number; attempt: number; name: string }) => {
-    const lines = Array.from({ length: cfg.linesPerStep }, (_, i) => ({ seq: seq++, ts: Date.now(), stream: "agent", text: `${s.name}: simulated line ${i}` }));
-    // The real agent ships lines while the step works (agent/log-shipper.ts, every 200 ms) and only flushes what is
-    // left before the result: the lines' POST overlaps the work.
-    await Promise.all([post(`/steps/${s.id}/logs`, { lines }, token), sleep(cfg.stepMs)]);
-    await post(`/steps/${s.id}/result`, { attempt: s.attempt, ok: true, result: { simulated: true } }, token);
-  };
-  for (;;) {
-    const hb = await post("/heartbeat", { waitS: 20 }, token);
-    if (hb.status === 401 || hb.body.done) break;
-    for (const s of hb.body.steps as { id: number; attempt: number; name: string }[]) {
-      if (running.has(s.id)) continue;
-      running.set(
-        s.id,
-        runStep(s)
-          .catch((err: unknown) => void errors.push(err))
-          .finally(() => running.delete(s.id)),
-      );
-    }
-  }
-  await Promise.all(running.values());
-  if (errors.length) throw errors[0];
+/** One simulated agent (server/demo/sim-agent.ts, shared with the demo lab): booted by the power cycle, it runs its job to the end. */
+function simAgent(mac: string, nonce: string | null): Promise<void> {
+  return runSimulatedAgent(post, { macs: [mac], nonce, stepMs: cfg.stepMs, linesPerStep: cfg.linesPerStep });
 }
 
 /** Log ingest: `tokens.length` agents each POST `batches` batches of `batchLines` lines, all at once. */
@@ -117,7 +68,7 @@ async function ingest(m: Extract<FromParent, { type: "ingest" }>) {
       for (let b = 0; b < m.batches; b++) {
         const lines = Array.from({ length: m.batchLines }, (_, i) => ({ seq: b * m.batchLines + i, ts: Date.now(), stream: "stdout", text: `agent ${a} batch ${b} line ${i}: lorem ipsum dolor sit amet` }));
         const r = await post(`/steps/${stepId}/logs`, { lines }, token);
-        if (r.status !== 200 || r.body.accepted !== m.batchLines) throw new Error(`ingest: ${r.status} ${JSON.stringify(r.body)}`);
+        if (r.status !== 200 || (r.body as { accepted?: number }).accepted !== m.batchLines) throw new Error(`ingest: ${r.status} ${JSON.stringify(r.body)}`);
       }
     }),
   );

@@ -100,7 +100,10 @@ export const eventsOut = {
     ),
     nextBefore: nn,
   }),
+  facets: z.object({ kinds: z.array(s), actors: z.array(s) }),
 };
+
+export const authOut = { changePassword: z.object({ endedSessions: n }) };
 
 export const usersOut = {
   list: z.array(z.object({ id: n, name: s, role: z.enum(ROLES), disabled: z.boolean(), createdAt: n, lastLoginAt: nn })),

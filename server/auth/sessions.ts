@@ -1,5 +1,5 @@
 import crypto from "node:crypto";
-import { and, eq, gt, lt } from "drizzle-orm";
+import { and, eq, gt, lt, ne } from "drizzle-orm";
 import type { SessionUser } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { Db } from "../db/client";
@@ -49,6 +49,13 @@ export function sessionUser(db: Db, token: string | undefined): SessionUser | nu
     db.update(sessions).set({ lastSeenAt: new Date() }).where(eq(sessions.idHash, row.idHash)).run();
   }
   return { id: row.id, name: row.name, role: row.role };
+}
+
+/** End every session of a user except the one with cookie value `keep` (none kept when undefined). */
+export function endOtherSessions(db: Pick<Db, "delete">, userId: number, keep: string | undefined): void {
+  db.delete(sessions)
+    .where(keep ? and(eq(sessions.userId, userId), ne(sessions.idHash, sha256(keep))) : eq(sessions.userId, userId))
+    .run();
 }
 
 export function logout(db: Db, token: string | undefined): void {

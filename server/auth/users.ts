@@ -6,7 +6,8 @@ import type { Db } from "../db/client";
 import { sessions, users } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import type { Logger } from "../log";
-import { generatePassword, hashPassword } from "./password";
+import { generatePassword, hashPassword, verifyPassword } from "./password";
+import { endOtherSessions } from "./sessions";
 
 export function listUsers(db: Db) {
   return db
@@ -69,6 +70,42 @@ export async function updateUser(
 }
 
 /**
+ * A signed-in user changes their own password: the current one must be given. Every other session of the user
+ * ends (the one making the change, `keepSession`, stays); their sockets are dropped by the gateway.
+ * @throws AppError USER_NOT_FOUND, VALIDATION (wrong current password, same password), CONFLICT
+ */
+export async function changeOwnPassword(
+  d: Domain,
+  userId: number,
+  input: { currentPassword: string; newPassword: string },
+  keepSession: string | undefined,
+  actor: Actor,
+): Promise<{ endedSessions: number }> {
+  const u = d.db.select().from(users).where(eq(users.id, userId)).get();
+  if (!u) throw new AppError("USER_NOT_FOUND", `User ${userId} does not exist`);
+  if (!(await verifyPassword(input.currentPassword, u.passwordHash))) {
+    throw new AppError("VALIDATION", "The current password is wrong", [{ field: "currentPassword", message: "Wrong password" }]);
+  }
+  if (input.newPassword === input.currentPassword) {
+    throw new AppError("VALIDATION", "The new password is the same as the current one", [{ field: "newPassword", message: "Same as the current password" }]);
+  }
+  const passwordHash = await hashPassword(input.newPassword);
+  const ended = d.db.transaction((tx) => {
+    // Re-read inside the transaction: a concurrent change (admin reset) between the check and here wins.
+    const now = tx.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, userId)).get();
+    if (!now || now.passwordHash !== u.passwordHash) throw new AppError("CONFLICT", "The password was changed meanwhile; try again");
+    tx.update(users).set({ passwordHash }).where(eq(users.id, userId)).run();
+    const before = tx.select({ n: sql<number>`count(*)` }).from(sessions).where(eq(sessions.userId, userId)).get()!.n;
+    endOtherSessions(tx, userId, keepSession);
+    const after = tx.select({ n: sql<number>`count(*)` }).from(sessions).where(eq(sessions.userId, userId)).get()!.n;
+    recordEvent(tx, { actor, kind: "user.password_changed", message: `${u.name} changed their password; ${before - after} other session(s) ended` });
+    return before - after;
+  });
+  d.bus.publish({ type: "user.access.changed", userId });
+  return { endedSessions: ended };
+}
+
+/**
  * First start: create `admin` when there are no users. The password is RACKHAND_ADMIN_PASSWORD, or generated and
  * printed once (to stdout, never to the log file or the database).
  */
@@ -86,7 +123,7 @@ export async function ensureAdmin(db: Db, log: Logger, password: string | undefi
         "  ┌──────────────────────────────────────────────────────────────┐",
         "  │ First start: created user 'admin'. Password (shown once):    │",
         `  │   ${pw.padEnd(59)}│`,
-        "  │ Change it under Users, or set RACKHAND_ADMIN_PASSWORD.       │",
+        "  │ Change it under Users → Your password (click your name).     │",
         "  └──────────────────────────────────────────────────────────────┘",
         "",
       ].join("\n"),

@@ -5,6 +5,8 @@ import { racks } from "../db/schema";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { createRack } from "../racks/racks";
+import { osProfileCreateSchema } from "../../lib/netboot";
+import { createProfile } from "../netboot/profiles";
 
 // Paths through the lifecycle that leave a demo machine in a realistic state. None ends in a busy state
 // (deploying, inspecting, cleaning): without a job behind it such a machine would never progress.
@@ -29,6 +31,19 @@ export function seedDemoLab(d: Domain): void {
   const n = d.db.select({ n: sql<number>`count(*)` }).from(racks).get()!.n;
   if (n > 0) return;
   const actor = "system:demo";
+  // Deploys in the demo are run by simulated agents (./demo-agents.ts): the image is never downloaded.
+  const { id: osProfileId } = createProfile(
+    d,
+    osProfileCreateSchema.parse({
+      name: "Demo image (simulated)",
+      kind: "image",
+      osFamily: "debian",
+      imageUrl: "http://images.invalid/demo-debian-12.raw.gz",
+      imageSha256: "0".repeat(64),
+      imageFormat: "raw.gz",
+    }),
+    actor,
+  );
   let k = 0;
   for (const [ri, name] of ["dc1-r01", "dc1-r02", "dc1-r03"].entries()) {
     const { id: rackId } = createRack(d, { name, site: "dc1", row: "A", heightU: 42 }, actor);
@@ -44,6 +59,7 @@ export function seedDemoLab(d: Domain): void {
           uHeight,
           bootMac: `52:54:00:de:${(ri + 1).toString(16).padStart(2, "0")}:${(slot + 1).toString(16).padStart(2, "0")}`,
           ip: `10.42.${ri + 1}.${10 + slot}`,
+          osProfileId,
           bmc: { driver: "fake", address: `10.43.${ri + 1}.${slot === 5 ? 254 : 10 + slot}`, port: 623, username: "admin", password: `demo-${k}`, privilege: "ADMINISTRATOR", cipherSuite: 3 },
         },
         actor,

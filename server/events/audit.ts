@@ -1,4 +1,5 @@
-import { and, desc, eq, lt, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
+import type { EventFilter } from "../../lib/schemas";
 import type { EventDto } from "../../lib/live-events";
 import type { Db } from "../db/client";
 import { events, machines } from "../db/schema";
@@ -41,10 +42,36 @@ function toDto(row: typeof events.$inferSelect, machineName?: string | null): Ev
   };
 }
 
-/** Events newest first, optionally for one machine, paging backwards with `before`. */
-export function listEvents(db: Db, opts: { machineId?: number; before?: number; limit: number }) {
+/** Escape LIKE wildcards so a search means the literal text. */
+function likeText(q: string): string {
+  return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** SQL conditions of an Events filter; every value is a bound parameter. */
+function eventConditions(db: Db, f: EventFilter): SQL[] | null {
   const conds: SQL[] = [];
-  if (opts.machineId !== undefined) conds.push(eq(events.machineId, opts.machineId));
+  if (f.machineId !== undefined) conds.push(eq(events.machineId, f.machineId));
+  if (f.machine) {
+    const m = db.select({ id: machines.id }).from(machines).where(eq(machines.name, f.machine.toLowerCase())).get();
+    if (!m) return null;
+    conds.push(eq(events.machineId, m.id));
+  }
+  if (f.kind) {
+    // "job." means every job.* kind: a range on the (kind, id) index; "/" is the character after ".".
+    if (f.kind.endsWith(".")) conds.push(and(gte(events.kind, f.kind), lt(events.kind, `${f.kind.slice(0, -1)}/`))!);
+    else conds.push(eq(events.kind, f.kind));
+  }
+  if (f.actor) conds.push(eq(events.actor, f.actor));
+  if (f.from !== undefined) conds.push(gte(events.ts, new Date(f.from)));
+  if (f.to !== undefined) conds.push(lte(events.ts, new Date(f.to)));
+  if (f.q) conds.push(sql`${events.message} LIKE ${likeText(f.q)} ESCAPE '\\'`);
+  return conds;
+}
+
+/** Events newest first, filtered, paging backwards with `before` (keyset on id). */
+export function listEvents(db: Db, opts: EventFilter & { before?: number; limit: number }) {
+  const conds = eventConditions(db, opts);
+  if (conds === null) return { items: [], nextBefore: null };
   if (opts.before !== undefined) conds.push(lt(events.id, opts.before));
   const rows = db
     .select({ e: events, machineName: machines.name })
@@ -57,4 +84,11 @@ export function listEvents(db: Db, opts: { machineId?: number; before?: number; 
   const more = rows.length > opts.limit;
   const items = rows.slice(0, opts.limit).map((r) => toDto(r.e, r.machineName));
   return { items, nextBefore: more ? items[items.length - 1]!.id : null };
+}
+
+/** The kinds and actors that occur, for the Events page's filter choices (index skip-scans, not table scans). */
+export function eventFacets(db: Db): { kinds: string[]; actors: string[] } {
+  const kinds = db.selectDistinct({ v: events.kind }).from(events).orderBy(events.kind).limit(500).all().map((r) => r.v);
+  const actors = db.selectDistinct({ v: events.actor }).from(events).orderBy(events.actor).limit(500).all().map((r) => r.v);
+  return { kinds, actors };
 }

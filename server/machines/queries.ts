@@ -35,6 +35,10 @@ export function filterConditions(f: MachineFilter): SQL | undefined {
       ),
     );
   }
+  // Inventory filters read the agent's JSON; machines without an inventory never match them.
+  if (f.minMemoryGiB !== undefined) conds.push(sql`json_extract(${machines.inventory}, '$.memoryBytes') >= ${Math.round(f.minMemoryGiB * 2 ** 30)}`);
+  if (f.minDisks !== undefined) conds.push(sql`json_array_length(${machines.inventory}, '$.disks') >= ${f.minDisks}`);
+  if (f.cpuModel) conds.push(sql`json_extract(${machines.inventory}, '$.cpu.model') LIKE ${likeText(f.cpuModel.toLowerCase())} ESCAPE '\\'`);
   const present = conds.filter((c): c is SQL => c !== undefined);
   return present.length ? and(...present) : undefined;
 }

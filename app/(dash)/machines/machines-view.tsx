@@ -12,7 +12,22 @@ import { MachineTable } from "@/components/machine-table";
 import { NEEDS_OPERATOR, useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
 import { Dialog, ErrorBanner, PageHeader } from "@/components/ui";
-import { filterOf, PAGE_SIZES, useMachineQuery } from "@/components/use-machine-query";
+import { filterOf, PAGE_SIZES, useMachineQuery, type MachineQuery } from "@/components/use-machine-query";
+
+/** The CSV export of the table's filter and sort (server/http/machines-csv.ts reads the same keys). */
+function csvHref(q: MachineQuery): string {
+  const sp = new URLSearchParams();
+  if (q.states?.length) sp.set("state", q.states.join(","));
+  if (q.rackId) sp.set("rack", String(q.rackId));
+  if (q.power) sp.set("power", q.power);
+  if (q.q) sp.set("q", q.q);
+  if (q.minMemoryGiB !== undefined) sp.set("mem", String(q.minMemoryGiB));
+  if (q.minDisks !== undefined) sp.set("disks", String(q.minDisks));
+  if (q.cpuModel) sp.set("cpu", q.cpuModel);
+  sp.set("sort", q.sort);
+  sp.set("dir", q.dir);
+  return `/api/machines.csv?${sp.toString()}`;
+}
 
 export function MachinesView() {
   const trpc = useTRPC();
@@ -70,6 +85,9 @@ export function MachinesView() {
         subtitle={data ? `${plural(total, "machine")} match${total === 1 ? "es" : ""}` : "Loading…"}
         actions={
           <>
+            <a className="btn" href={csvHref(query)} download data-testid="export-csv" title="Download the machines of the current filter and sort as CSV">
+              Export CSV
+            </a>
             <button className="btn" disabled={!can("operator")} title={can("operator") ? undefined : NEEDS_OPERATOR} onClick={() => setImporting(true)}>
               Import CSV
             </button>

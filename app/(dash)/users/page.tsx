@@ -6,6 +6,7 @@ import { ROLES, type Role } from "@/lib/schemas";
 import { useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
 import { ApiTokens } from "@/components/api-tokens";
+import { ChangeOwnPassword, ResetPasswordButton } from "@/components/account-password";
 import { ErrorBanner, Field, PageHeader } from "@/components/ui";
 
 export default function UsersPage() {
@@ -21,7 +22,8 @@ export default function UsersPage() {
   if (!can("admin"))
     return (
       <div className="max-w-4xl">
-        <PageHeader title="API tokens" subtitle="Only admins manage users. Here you manage your own API tokens." />
+        <PageHeader title="Account and API tokens" subtitle="Only admins manage users. Here you change your password and manage your own API tokens." />
+        <ChangeOwnPassword />
         <ApiTokens admin={false} />
       </div>
     );
@@ -35,6 +37,7 @@ export default function UsersPage() {
   return (
     <div className="max-w-4xl">
       <PageHeader title="Users" subtitle="Admins manage users; operators act on machines; viewers read everything and change nothing." />
+      <ChangeOwnPassword />
       <ErrorBanner message={error ? errorInfo(error).message : update.error ? errorInfo(update.error).message : null} />
       <div className="card mb-4 overflow-hidden">
         <table className="w-full text-sm">
@@ -68,6 +71,7 @@ export default function UsersPage() {
                     {u.disabled ? "Enable" : "Disable"}
                   </button>
                   {u.disabled && <span className="ml-2 text-xs text-red-700">disabled</span>}
+                  <ResetPasswordButton user={u} />
                 </td>
               </tr>
             ))}

@@ -2,7 +2,7 @@ import { count, eq, lt } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { SessionUser } from "../../../lib/dto";
 import type { Role } from "../../../lib/schemas";
-import { verifyPassword } from "../../auth/password";
+import { hashPassword, verifyPassword } from "../../auth/password";
 import { SESSION_COOKIE, sessionUser } from "../../auth/sessions";
 import { ensureAdmin } from "../../auth/users";
 import { batches, bmcs, events, machines, nics, racks, sessions, users } from "../../db/schema";
@@ -23,7 +23,7 @@ const QUERIES = procedures()
 /** The least role each procedure needs: user management is admin-only, the rest is operator (mutations) or viewer. */
 const ADMIN_ONLY = ["oob.updateSyncSettings", "netboot.settings", "netboot.saveSettings", "batches.settings", "batches.saveSettings"];
 /** Mutations every signed-in user may make (on their own things): API tokens. */
-const VIEWER_MUTATIONS = ["tokens.create", "tokens.revoke"];
+const VIEWER_MUTATIONS = ["tokens.create", "tokens.revoke", "auth.changePassword"];
 const minRole = (path: string): Role =>
   path.startsWith("users.") || ADMIN_ONLY.includes(path)
     ? "admin"
@@ -74,6 +74,7 @@ describe("roles on every procedure", () => {
     "batches.saveSettings": () => ({ webhookUrl: "http://127.0.0.1:9/hook" }),
     "tokens.create": () => ({ name: "auth-token", scope: "read", expiresInDays: 7 }),
     "tokens.revoke": () => ({ id: fx.token }),
+    "auth.changePassword": () => ({ currentPassword: "operator-password-1", newPassword: "operator-password-2" }),
   };
   const queryInputs: Record<string, () => unknown> = {
     "auth.me": () => undefined,
@@ -84,6 +85,7 @@ describe("roles on every procedure", () => {
     "machines.summary": () => undefined,
     "machines.get": () => ({ id: fx.m1 }),
     "events.list": () => ({}),
+    "events.facets": () => undefined,
     "users.list": () => undefined,
     "oob.syncSettings": () => undefined,
     "oob.syncStatus": () => undefined,
@@ -138,6 +140,7 @@ describe("roles on every procedure", () => {
     fx.bRunning = (await h.operator.batches.create({ selection: { ids: [await manageable(18)] }, kind: "inspect" })).batchId;
     // The operator caller as a real user (API tokens belong to one), and a token of theirs to revoke.
     await h.addUserWithId(h.operatorUser.id, "operator");
+    h.db.update(users).set({ passwordHash: await hashPassword("operator-password-1") }).where(eq(users.id, h.operatorUser.id)).run();
     fx.token = (await h.operator.tokens.create({ name: "to-revoke", scope: "role", expiresInDays: 1 })).info.id;
     // A real power operation to wait on (fake driver: done within milliseconds).
     powerOp = startPowerAction(h.domain, [fx.mBmc], "on", "user:test").operationId;
@@ -343,6 +346,47 @@ describe("login, sessions and users", () => {
     expect(sessionUser(h.db, token)).toBeNull();
     await expectTrpcError(h.anonymous.auth.login({ name: "gil", password: "gil-password-1" }), "UNAUTHORIZED");
     await login("gil", "gil-password-2");
+  });
+
+  it("auth.changePassword needs the current password, keeps this session and ends the user's others", async () => {
+    const ida = await h.addUser("ida", "viewer", "ida-password-1");
+    const here = await login("ida", "ida-password-1");
+    const other1 = await login("ida", "ida-password-1");
+    const other2 = await login("ida", "ida-password-1");
+    const bystander = await login("bob", "bob-password-12");
+    const me = h.caller(sessionUser(h.db, here.token), here.token);
+    const wrong = await expectTrpcError(me.auth.changePassword({ currentPassword: "not-ida-password", newPassword: "ida-password-2" }), "BAD_REQUEST");
+    expect(wrong.error.message).toMatch(/current password is wrong/);
+    expect(sessionUser(h.db, other1.token)).not.toBeNull();
+    await expectTrpcError(me.auth.changePassword({ currentPassword: "ida-password-1", newPassword: "ida-password-1" }), "BAD_REQUEST");
+    await expectTrpcError(me.auth.changePassword({ currentPassword: "ida-password-1", newPassword: "short" }), "BAD_REQUEST");
+    const published = h.published.length;
+    expect(await me.auth.changePassword({ currentPassword: "ida-password-1", newPassword: "ida-password-2" })).toEqual({ endedSessions: 2 });
+    expect(sessionUser(h.db, here.token)).toMatchObject({ id: ida.id });
+    expect(sessionUser(h.db, other1.token)).toBeNull();
+    expect(sessionUser(h.db, other2.token)).toBeNull();
+    expect(sessionUser(h.db, bystander.token)).toMatchObject({ name: "bob" });
+    expect(h.published.slice(published)).toContainEqual({ type: "user.access.changed", userId: ida.id });
+    await expectTrpcError(h.anonymous.auth.login({ name: "ida", password: "ida-password-1" }), "UNAUTHORIZED");
+    await login("ida", "ida-password-2");
+    const ev = h.db.select().from(events).where(eq(events.kind, "user.password_changed")).all().at(-1)!;
+    expect(ev).toMatchObject({ actor: "user:ida" });
+    expect(ev.message).not.toContain("ida-password");
+  });
+
+  it("auth.changePassword refuses an API token (even a role token) and hostile input is only a wrong password", async () => {
+    const jo = await h.addUser("jo", "operator", "jo-password-12");
+    const viaToken = h.caller({ id: jo.id, name: "jo", role: "operator" }, undefined, "127.0.0.1", { id: 99, readOnly: false });
+    await expectTrpcError(viaToken.auth.changePassword({ currentPassword: "jo-password-12", newPassword: "jo-password-13" }), "FORBIDDEN");
+    const { token } = await login("jo", "jo-password-12");
+    const me = h.caller(sessionUser(h.db, token), token, "127.0.0.9");
+    for (const bad of ["x\n", "' OR 1=1 --", "$(reboot)", "a\u0000b", "ü".repeat(300)]) {
+      await expectTrpcError(me.auth.changePassword({ currentPassword: bad, newPassword: "jo-password-14" }), "BAD_REQUEST");
+    }
+    // Hostile characters are fine in a new password: it is only ever hashed.
+    const hostile = "p'\"; $(x) & ..\\\n\r\u0000ü";
+    await me.auth.changePassword({ currentPassword: "jo-password-12", newPassword: hostile });
+    expect(await verifyPassword(hostile, h.db.select().from(users).where(eq(users.id, jo.id)).get()!.passwordHash)).toBe(true);
   });
 
   it("a role change applies to the open session at once", async () => {

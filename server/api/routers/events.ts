@@ -1,15 +1,14 @@
 import { eventsOut } from "../outputs";
-import { z } from "zod";
-import { pageSchema } from "../../../lib/schemas";
-import { listEvents } from "../../events/audit";
+import { eventFilterSchema, pageSchema } from "../../../lib/schemas";
+import { eventFacets, listEvents } from "../../events/audit";
 import { router, viewerProcedure } from "../trpc";
 
 export const eventsRouter = router({
-  /** Fleet-wide, or one machine's with machineId; newest first, paged with `before`. */
+  /** Fleet-wide or filtered (machine, kind, actor, time range, text); newest first, paged with `before`. */
   list: viewerProcedure
-    .input(pageSchema.extend({ machineId: z.number().int().positive().optional() }))
+    .input(pageSchema.extend(eventFilterSchema.shape))
     .output(eventsOut.list)
-    .query(({ ctx, input }) =>
-      listEvents(ctx.domain.db, { machineId: input.machineId, before: input.before ?? input.cursor ?? undefined, limit: input.limit }),
-    ),
+    .query(({ ctx, input }) => listEvents(ctx.domain.db, { ...input, before: input.before ?? input.cursor ?? undefined })),
+  /** The kinds and actors that occur (the filter choices). */
+  facets: viewerProcedure.output(eventsOut.facets).query(({ ctx }) => eventFacets(ctx.domain.db)),
 });

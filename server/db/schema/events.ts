@@ -14,6 +14,12 @@ export const events = sqliteTable(
     message: text("message").notNull(),
     payload: text("payload", { mode: "json" }).$type<Record<string, unknown>>(),
   },
-  (t) => [index("events_machine").on(t.machineId, t.id)],
+  (t) => [
+    index("events_machine").on(t.machineId, t.id),
+    // The Events page's filters: each walks its index newest first (keyset paging on id).
+    index("events_kind").on(t.kind, t.id),
+    index("events_actor").on(t.actor, t.id),
+    index("events_ts").on(t.ts),
+  ],
 );
 export type EventRow = typeof events.$inferSelect;

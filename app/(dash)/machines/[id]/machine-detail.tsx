@@ -1,4 +1,5 @@
 "use client";
+import { InventoryTables } from "@/components/inventory-tables";
 import { ARCH_LABELS, firmwareLabel } from "@/lib/schemas";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
@@ -65,6 +66,11 @@ export function MachineDetailView({ id }: { id: number }) {
             {m.maintenance && (
               <span className="rounded bg-amber-100 px-1.5 py-0.5 text-xs font-semibold text-amber-800">
                 Maintenance{m.maintenanceReason ? `: ${m.maintenanceReason}` : ""}
+              </span>
+            )}
+            {m.inventory?.simulated === true && (
+              <span className="rounded bg-violet-100 px-1.5 py-0.5 text-xs font-semibold text-violet-800" data-testid="simulated-agent" title="Demo lab: its agent is simulated (server/demo); nothing is written to any disk">
+                Simulated agent (demo)
               </span>
             )}
           </span>
@@ -134,7 +140,7 @@ export function MachineDetailView({ id }: { id: number }) {
         <h2 className="mb-2 font-semibold">Power and boot</h2>
         <PowerControls machine={m} />
       </section>
-      <JobsSection machineId={id} machineName={m.name} />
+      <JobsSection machineId={id} machineName={m.name} simulated={m.inventory?.simulated === true} />
       <div className="grid gap-4 lg:grid-cols-3">
         <section className="card p-4" aria-label="Details">
           <h2 className="mb-2 font-semibold">Details</h2>
@@ -201,7 +207,7 @@ export function MachineDetailView({ id }: { id: number }) {
       {m.inventory && (
         <section className="card mt-4 p-4" aria-label="Inventory">
           <h2 className="mb-2 font-semibold">Inventory</h2>
-          <pre className="max-h-64 overflow-auto text-xs">{JSON.stringify(m.inventory, null, 2)}</pre>
+          <InventoryTables inventory={m.inventory} />
         </section>
       )}
       <section className="card mt-4 p-4" aria-label="Machine events">

@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { events } from "../db/schema";
+import { machineInput } from "../testing/fixtures";
+import { createHarness, type Harness } from "../testing/harness";
+import { eventFacets, listEvents } from "./audit";
+
+describe("Events filters (listEvents)", () => {
+  let h: Harness;
+  let m1 = 0;
+  let m2 = 0;
+  const T0 = Date.UTC(2026, 0, 1);
+  const HOSTILE = ["50%_done", "back\\slash", "quote ' and \" here", "$(reboot); rm -rf / & ..", "line\nbreak\r\0nul", "ünïcödé ✓", "%", "_", "SELECT * FROM events"];
+  beforeAll(async () => {
+    h = createHarness();
+    m1 = (await h.operator.machines.enroll(machineInput(1))).id;
+    m2 = (await h.operator.machines.enroll(machineInput(2))).id;
+    h.db.delete(events).run();
+    const rows = [];
+    for (let i = 0; i < 60; i++) {
+      rows.push({
+        ts: new Date(T0 + i * 60_000),
+        actor: i % 3 === 0 ? "system" : i % 3 === 1 ? "user:alice" : "agent",
+        machineId: i % 2 === 0 ? m1 : m2,
+        kind: i % 4 === 0 ? "job.failed" : i % 4 === 1 ? "job.succeeded" : i % 4 === 2 ? "machine.transition" : "jobs.other",
+        message: i < HOSTILE.length ? HOSTILE[i]! : `message number ${i}`,
+      });
+    }
+    h.db.insert(events).values(rows).run();
+  });
+  afterAll(() => h.close());
+  const all = (f: Parameters<typeof listEvents>[1]) => listEvents(h.db, { ...f, limit: 500 }).items;
+
+  it("filters by machine id and by machine name, and an unknown name matches nothing", () => {
+    expect(all({ machineId: m1, limit: 0 }).every((e) => e.machineId === m1)).toBe(true);
+    const name = all({ machineId: m2, limit: 0 })[0]!.machineName!;
+    expect(all({ machine: name.toUpperCase(), limit: 0 }).map((e) => e.id)).toEqual(all({ machineId: m2, limit: 0 }).map((e) => e.id));
+    expect(all({ machine: "no-such-machine", limit: 0 })).toEqual([]);
+  });
+
+  it("kind is exact, or a prefix when it ends in '.' (job. is not jobs.)", () => {
+    expect(all({ kind: "job.failed", limit: 0 })).toHaveLength(15);
+    const pref = all({ kind: "job.", limit: 0 });
+    expect(pref).toHaveLength(30);
+    expect(new Set(pref.map((e) => e.kind))).toEqual(new Set(["job.failed", "job.succeeded"]));
+    expect(all({ kind: "job", limit: 0 })).toEqual([]);
+  });
+
+  it("actor, time range and AND of everything", () => {
+    expect(all({ actor: "user:alice", limit: 0 })).toHaveLength(20);
+    const r = all({ from: T0 + 10 * 60_000, to: T0 + 19 * 60_000, limit: 0 });
+    expect(r).toHaveLength(10);
+    expect(r.every((e) => e.ts >= T0 + 10 * 60_000 && e.ts <= T0 + 19 * 60_000)).toBe(true);
+    const both = all({ actor: "system", kind: "job.failed", machineId: m1, from: T0, to: T0 + 59 * 60_000, limit: 0 });
+    expect(both.length).toBe(5); // i ≡ 0 mod 12
+    expect(both.every((e) => e.actor === "system" && e.kind === "job.failed" && e.machineId === m1)).toBe(true);
+  });
+
+  it("text search is literal: LIKE wildcards, backslash, quotes, shell and SQL text only match themselves", () => {
+    for (const text of HOSTILE) {
+      const hits = all({ q: text.trim(), limit: 0 });
+      expect(hits.map((e) => e.message), JSON.stringify(text)).toContain(text);
+      expect(hits.every((e) => e.message.includes(text.trim())), JSON.stringify(text)).toBe(true);
+    }
+    expect(all({ q: "%", limit: 0 }).map((e) => e.message).sort()).toEqual(["%", "50%_done"]);
+    expect(all({ q: "MESSAGE NUMBER 42", limit: 0 }).map((e) => e.message)).toEqual(["message number 42"]);
+    expect(all({ q: "x".repeat(200), limit: 0 })).toEqual([]);
+  });
+
+  it("keyset pages newest first without gaps or repeats under a filter", () => {
+    const seen: number[] = [];
+    let before: number | undefined;
+    for (;;) {
+      const p = listEvents(h.db, { kind: "job.", limit: 7, before });
+      seen.push(...p.items.map((e) => e.id));
+      if (p.nextBefore === null) break;
+      before = p.nextBefore;
+    }
+    expect(seen).toEqual(all({ kind: "job.", limit: 0 }).map((e) => e.id));
+    expect([...seen].sort((a, b) => b - a)).toEqual(seen);
+  });
+
+  it("facets list the kinds and actors that occur", () => {
+    const f = eventFacets(h.db);
+    expect(f.kinds).toEqual(["job.failed", "job.succeeded", "jobs.other", "machine.transition"]);
+    expect(f.actors).toEqual(["agent", "system", "user:alice"]);
+  });
+
+  it("the router refuses over-long filters with a clear message", async () => {
+    await expect(h.viewer.events.list({ q: "x".repeat(201) })).rejects.toThrow(/200/);
+    await expect(h.viewer.events.list({ kind: "k".repeat(65) })).rejects.toThrow(/64/);
+    expect((await h.viewer.events.list({ q: "message number 1", limit: 500 })).items.length).toBe(10); // 10…19
+  });
+});

@@ -1,0 +1,43 @@
+/**
+ * GET /api/jobs/<jobId>/record[?format=txt]: a job's whole record (server/orchestrator/job-record.ts) as one
+ * download for a support ticket: JSON with everything including a `text` rendering, or that text alone.
+ * Any signed-in user (session cookie) or API token.
+ */
+import type http from "node:http";
+import { AppError } from "../../lib/errors";
+import { parseCookies, SESSION_COOKIE, sessionUser } from "../auth/sessions";
+import { bearerOf, tokenUser } from "../auth/tokens";
+import type { Db } from "../db/client";
+import { jobRecord } from "../orchestrator/job-record";
+
+export const JOB_RECORD_PATH = /^\/api\/jobs\/(\d{1,15})\/record$/;
+
+export function serveJobRecord(req: http.IncomingMessage, res: http.ServerResponse, url: URL, db: Db, consoleDir: string): void {
+  const user = req.headers.authorization !== undefined ? (tokenUser(db, bearerOf(req.headers.authorization))?.user ?? null) : sessionUser(db, parseCookies(req.headers.cookie)[SESSION_COOKIE]);
+  if (!user) {
+    res.writeHead(401, { "content-type": "text/plain" });
+    res.end("Sign in first");
+    return;
+  }
+  const id = Number(JOB_RECORD_PATH.exec(url.pathname)![1]);
+  let record;
+  try {
+    record = jobRecord(db, id, consoleDir);
+  } catch (err) {
+    if (err instanceof AppError && err.code === "NOT_FOUND") {
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end(err.message);
+      return;
+    }
+    throw err;
+  }
+  const txt = url.searchParams.get("format") === "txt";
+  const base = `rackhand-job-${id}-${record.machine.name}`;
+  res.writeHead(200, {
+    "content-type": txt ? "text/plain; charset=utf-8" : "application/json; charset=utf-8",
+    "content-disposition": `attachment; filename="${base}.${txt ? "txt" : "json"}"`,
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+  });
+  res.end(txt ? record.text : JSON.stringify(record, null, 1));
+}
