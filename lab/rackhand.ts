@@ -19,6 +19,8 @@ import type { RackState } from "./rack";
 
 export interface LabRackhand {
   app: App;
+  /** Its data directory (netboot tree under netboot/). */
+  dataDir: string;
   client: RackhandClient;
   /** Every line Rackhand logged (dnsmasq's included), also appended to <dir>/rackhand.log. */
   serverLog: string[];
@@ -65,7 +67,7 @@ export async function startLabRackhand(o: LabRackhandOptions): Promise<LabRackha
     const client = await signIn(app.url, "admin", o.adminPassword);
     const p = await provisionRack(client, o.rack, { port: Number(new URL(app.url).port), image: artifacts.image, provide: true });
     await until("Rackhand's dnsmasq to serve", () => serverLog.some((l) => l.includes("TFTP root")), 30_000);
-    return { app, client, serverLog, artifacts, machines: p.machines, close: () => app.close() }; // close stops dnsmasq
+    return { app, dataDir, client, serverLog, artifacts, machines: p.machines, close: () => app.close() }; // close stops dnsmasq
   } catch (err) {
     await app.close();
     throw err;
