@@ -123,7 +123,7 @@ function startDirect(node: ProvisionedNode["node"]): { proc: ChildProcess; stop:
     .map((a) => a.replaceAll("@NETIDX@", "1").replaceAll("@DISKIDX@", "2"));
   const proc = spawn("qemu-system-x86_64", [...args, "-boot", "n"], { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
-  proc.stderr!.on("data", (c: Buffer) => (err += c.toString()));
+  proc.stderr.on("data", (c: Buffer) => (err += c.toString()));
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));
   return {
     proc,
