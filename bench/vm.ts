@@ -9,7 +9,7 @@
  * tRPC), blanks the VMs' disks while they are off, clicks deploy (machines.action, as the UI does) and waits for
  * the installed OS's marker; the stand-in OS powers itself off afterwards.
  * Then the rows per firmware (bench/lib/vm-firmware.ts): a second rack of a BIOS, a UEFI and a Secure Boot VM
- * (prefix rbf, 10.198.0.0/24), the same click timed to the agent's lookup, next to each chain booted directly;
+ * (prefix rbf, 10.198.0.0/24), the three clicked at once and timed to the agent's lookup, next to each chain booted directly;
  * section "vm-firmware".
  * Environment: BENCH_VM_RUNS_ONE (3), BENCH_VM_RUNS_THREE (2), BENCH_VM_FLOOR_RUNS (2), BENCH_VM_FW_RUNS (3),
  * BENCH_VM_FW_FLOOR_RUNS (2), BENCH_VM_PARTS (deploy,firmware: which parts run), BENCH_VM_KEEP=1 keeps the
