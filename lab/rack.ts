@@ -8,7 +8,10 @@
  *                                                 dnsmasq runs there (`ip netns exec <p>ns dnsmasq`)
  *   BMC i:       ipmi_sim lanplus on 127.0.0.1:<bmcPort> (the test fixture's lan.conf and chassis-control.sh,
  *                server/oob/testing): with qemu.args in its directory, power/boot device start and stop VM i
- *                (-boot n for pxe, -boot c otherwise); SOL reads the VM's serial line (lab/serial-relay.mjs).
+ *                (-boot n for pxe, -boot c otherwise; UEFI VMs: bootindex NIC 1 / disk 2 for pxe, the reverse
+ *                otherwise, as OVMF ignores -boot); SOL reads the VM's serial line (lab/serial-relay.mjs).
+ *   firmware:    bios (QEMU pc, SeaBIOS), uefi (q35 + OVMF) or secureboot (q35 + OVMF's Secure Boot code with
+ *                Microsoft's keys enrolled); each UEFI VM has its own writable copy of the variable store.
  *
  * Everything it creates is recorded in <dir>/rack.json; `down` removes exactly that (its own PIDs, netns, links).
  * Needs root (network namespaces, taps) and the tools of scripts/install-system-deps.sh test.
@@ -48,7 +51,12 @@ export interface RackOptions {
   portBase?: number;
   /** Node names: <namePrefix><i>. */
   namePrefix?: string;
+  /** The VMs' firmware (default bios): one for all, or one per node in order. */
+  firmware?: NodeFirmware | NodeFirmware[];
 }
+
+export type NodeFirmware = "bios" | "uefi" | "secureboot";
+const OVMF = "/usr/share/OVMF";
 
 export interface VirtualNode {
   index: number;
@@ -69,6 +77,7 @@ export interface VirtualNode {
   consoleLog: string;
   bmcPid: number;
   relayPid: number;
+  firmware: NodeFirmware;
 }
 
 export interface RackState {
@@ -119,11 +128,44 @@ function macOf(net: string, i: number): string {
   return `52:54:00:${(Number(net.split(".")[1]) & 0xff).toString(16).padStart(2, "0")}:${third.toString(16).padStart(2, "0")}:${i.toString(16).padStart(2, "0")}`;
 }
 
+/**
+ * The firmware part of a VM's QEMU arguments. UEFI: OVMF on q35 (the lab's measured recipe: smm=on and secure
+ * pflash for the Secure Boot code, the 4M code with the 4M vars), no iPXE option ROM on the NIC (OVMF's own PXE
+ * is what is tested), no IPv6 PXE entry. The boot order is bootindex, which chassis-control.sh fills in from the
+ * BMC's boot device (@BOOTINDEX_NET@, @BOOTINDEX_DISK@).
+ */
+function firmwareArgs(n: VirtualNode): { machine: string[]; nic: string; disk0: (file: string) => string[] } {
+  if (n.firmware === "bios") return { machine: ["-machine", "pc,accel=tcg"], nic: "", disk0: (d) => ["-drive", `file=${d},if=virtio,format=raw,discard=unmap`] };
+  const sb = n.firmware === "secureboot";
+  const vars = path.join(n.dir, "ovmf-vars.fd");
+  return {
+    machine: [
+      ...["-machine", sb ? "q35,smm=on,accel=tcg" : "q35,accel=tcg"],
+      ...(sb ? ["-global", "driver=cfi.pflash01,property=secure,value=on", "-global", "ICH9-LPC.disable_s3=1"] : []),
+      ...["-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF}/${sb ? "OVMF_CODE_4M.secboot.fd" : "OVMF_CODE_4M.fd"}`],
+      ...["-drive", `if=pflash,format=raw,unit=1,file=${vars}`],
+      ...["-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"],
+    ],
+    nic: ",romfile=,bootindex=@BOOTINDEX_NET@",
+    disk0: (d) => ["-drive", `file=${d},if=none,id=disk0,format=raw,discard=unmap`, "-device", "virtio-blk-pci,drive=disk0,bootindex=@BOOTINDEX_DISK@"],
+  };
+}
+
+/** The variable store a UEFI VM starts with: a fresh copy (Microsoft's keys enrolled for Secure Boot). */
+function initFirmware(n: VirtualNode): void {
+  if (n.firmware === "bios") return;
+  const vars = n.firmware === "secureboot" ? "OVMF_VARS_4M.ms.fd" : "OVMF_VARS_4M.fd";
+  const code = n.firmware === "secureboot" ? "OVMF_CODE_4M.secboot.fd" : "OVMF_CODE_4M.fd";
+  for (const f of [vars, code]) if (!fs.existsSync(path.join(OVMF, f))) throw new Error(`${OVMF}/${f} is missing (Debian package ovmf): run scripts/install-system-deps.sh test`);
+  fs.copyFileSync(path.join(OVMF, vars), path.join(n.dir, "ovmf-vars.fd"));
+}
+
 function qemuArgs(n: VirtualNode, tap: string, memMiB: number): string[] {
+  const fw = firmwareArgs(n);
   return [
-    ...["-name", n.name, "-machine", "pc,accel=tcg", "-m", String(memMiB), "-display", "none", "-monitor", "none"],
-    ...["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${n.mac}`],
-    ...n.disks.flatMap((d) => ["-drive", `file=${d},if=virtio,format=raw,discard=unmap`]),
+    ...["-name", n.name, ...fw.machine, "-m", String(memMiB), "-display", "none", "-monitor", "none"],
+    ...["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${n.mac}${fw.nic}`],
+    ...n.disks.flatMap((d, i) => (i === 0 ? fw.disk0(d) : ["-drive", `file=${d},if=virtio,format=raw,discard=unmap`])),
     // The serial port: a client of the node's serial relay (the BMC's SOL is on its other side), and a log file
     // of everything printed. reconnect: the relay may restart; QEMU keeps trying.
     ...["-chardev", `socket,id=ser0,host=127.0.0.1,port=${n.vmSerialPort},server=off,reconnect=1,logfile=${n.consoleLog},logappend=on`],
@@ -264,7 +306,9 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
         consoleLog: path.join(dir, "console.log"),
         bmcPid: 0,
         relayPid: 0,
+        firmware: (Array.isArray(o.firmware) ? o.firmware[i - 1] : o.firmware) ?? "bios",
       };
+      initFirmware(node);
       for (const d of node.disks) {
         fs.writeFileSync(d, "");
         fs.truncateSync(d, (o.diskMiB ?? 128) << 20);
