@@ -70,15 +70,15 @@ async function waitHealthy(url: string, child: ChildProcess, timeoutMs: number):
   }
 }
 
-/** --firmware: one of VM_FIRMWARES for every node, or mixed (one of each in turn). */
-function parseFirmware(v: string): VmFirmware | readonly VmFirmware[] {
-  if (v === "mixed") return VM_FIRMWARES;
+/** --firmware: one of VM_FIRMWARES for every node, or mixed (bios, uefi, secureboot in turn over the nodes). */
+function parseFirmware(v: string, nodes: number): VmFirmware | readonly VmFirmware[] {
+  if (v === "mixed") return Array.from({ length: nodes }, (_, i) => VM_FIRMWARES[i % VM_FIRMWARES.length]!);
   if ((VM_FIRMWARES as readonly string[]).includes(v)) return v as VmFirmware;
   throw new Error(`--firmware: one of ${VM_FIRMWARES.join(", ")} or mixed, not ${JSON.stringify(v.slice(0, 40))}`);
 }
 
 async function up(): Promise<void> {
-  const firmware = parseFirmware(opt.firmware);
+  const firmware = parseFirmware(opt.firmware, Number(opt.nodes));
   requireLabTools(typeof firmware === "string" ? [firmware] : firmware);
   const port = Number(opt.port);
   const nodes = Number(opt.nodes);

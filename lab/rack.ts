@@ -8,11 +8,10 @@
  *                                                 dnsmasq runs there (`ip netns exec <p>ns dnsmasq`)
  *   BMC i:       ipmi_sim lanplus on 127.0.0.1:<bmcPort> (the test fixture's lan.conf and chassis-control.sh,
  *                server/oob/testing): with qemu.args in its directory, power/boot device start and stop VM i
- *                (-boot n for pxe, -boot c otherwise; UEFI VMs get the NIC's or the disk's bootindex first, which
- *                OVMF follows); SOL reads the VM's serial line (lab/serial-relay.mjs).
- *   firmware:    per VM: bios (QEMU pc, SeaBIOS + QEMU's iPXE ROM), uefi (q35 + OVMF, its own PXE/HTTP stack) or
- *                secureboot (q35 + OVMF secboot code with Microsoft's keys enrolled: the `ms` vars); each UEFI VM
- *                has its own writable copy of the vars (<vm>/ovmf-vars.fd).
+ *                (-boot n for pxe, -boot c otherwise; UEFI VMs: bootindex NIC 1 / disk 2 for pxe, the reverse
+ *                otherwise, as OVMF ignores -boot); SOL reads the VM's serial line (lab/serial-relay.mjs).
+ *   firmware:    bios (QEMU pc, SeaBIOS), uefi (q35 + OVMF) or secureboot (q35 + OVMF's Secure Boot code with
+ *                Microsoft's keys enrolled); each UEFI VM has its own writable copy of the variable store.
  *
  * Everything it creates is recorded in <dir>/rack.json; `down` removes exactly that (its own PIDs, netns, links).
  * Needs root (network namespaces, taps) and the tools of scripts/install-system-deps.sh test.
@@ -35,16 +34,6 @@ const TOOLS: [string, string][] = [
   ["mkfs.ext4", "e2fsprogs"],
 ];
 
-/** A VM's firmware: SeaBIOS on `pc`, OVMF on `q35`, OVMF with Secure Boot enforced (Microsoft's keys). */
-export const VM_FIRMWARES = ["bios", "uefi", "secureboot"] as const;
-export type VmFirmware = (typeof VM_FIRMWARES)[number];
-const OVMF_DIR = "/usr/share/OVMF";
-/** OVMF code and the vars template each UEFI VM copies (the 4M pair: CODE and VARS must match). */
-export const OVMF_FILES: Record<Exclude<VmFirmware, "bios">, { code: string; vars: string }> = {
-  uefi: { code: `${OVMF_DIR}/OVMF_CODE_4M.fd`, vars: `${OVMF_DIR}/OVMF_VARS_4M.fd` },
-  secureboot: { code: `${OVMF_DIR}/OVMF_CODE_4M.secboot.fd`, vars: `${OVMF_DIR}/OVMF_VARS_4M.ms.fd` },
-};
-
 export interface RackOptions {
   /** State directory: rack.json, per-node disks, consoles, BMC state, logs. */
   dir: string;
@@ -62,8 +51,8 @@ export interface RackOptions {
   portBase?: number;
   /** Node names: <namePrefix><i>. */
   namePrefix?: string;
-  /** Firmware of the VMs: one for all, or a list that node i takes entry (i-1) mod length of (default bios). */
-  firmware?: VmFirmware | readonly VmFirmware[];
+  /** The VMs' firmware (default bios): one for all, or one per node in order. */
+  firmware?: NodeFirmware | readonly NodeFirmware[];
   /**
    * UEFI VMs (not secureboot) network-boot through UEFI HTTP Boot instead of PXE: OVMF's PXE boot entries are
    * turned off, so its HTTPv4 entry is the NIC's first.
@@ -71,11 +60,14 @@ export interface RackOptions {
   httpBoot?: boolean;
 }
 
+export const VM_FIRMWARES = ["bios", "uefi", "secureboot"] as const;
+export type NodeFirmware = (typeof VM_FIRMWARES)[number];
+export type VmFirmware = NodeFirmware;
+const OVMF = "/usr/share/OVMF";
+
 export interface VirtualNode {
   index: number;
   name: string;
-  /** Absent in a rack.json written before firmware was recorded: bios. */
-  firmware?: VmFirmware;
   mac: string;
   /** The address Rackhand reserves for it on the provisioning network. */
   ip: string;
@@ -92,6 +84,7 @@ export interface VirtualNode {
   consoleLog: string;
   bmcPid: number;
   relayPid: number;
+  firmware: NodeFirmware;
 }
 
 export interface RackState {
@@ -111,8 +104,8 @@ export interface RackState {
   nodes: VirtualNode[];
 }
 
-/** Throw (never skip) when the host cannot run the lab (UEFI VMs also need OVMF). */
-export function requireLabTools(firmwares: readonly VmFirmware[] = []): void {
+/** Throw (never skip) when the host cannot run the lab (UEFI VMs also need OVMF's files). */
+export function requireLabTools(firmwares: readonly NodeFirmware[] = []): void {
   if (process.getuid?.() !== 0) throw new Error("the virtual lab needs root (network namespaces, tap devices)");
   if (!fs.existsSync("/dev/net/tun")) throw new Error("/dev/net/tun is missing: the VMs' tap devices need the tun driver (a container needs --device /dev/net/tun)");
   for (const [tool, pkg] of TOOLS) {
@@ -122,18 +115,9 @@ export function requireLabTools(firmwares: readonly VmFirmware[] = []): void {
   }
   for (const fw of new Set(firmwares)) {
     if (fw === "bios") continue;
-    for (const f of Object.values(OVMF_FILES[fw])) {
-      if (!fs.existsSync(f)) throw new Error(`${f} is missing: ${fw} VMs need OVMF (Debian package ovmf; scripts/install-system-deps.sh test)`);
-    }
+    const files = fw === "secureboot" ? ["OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.ms.fd"] : ["OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"];
+    for (const f of files) if (!fs.existsSync(path.join(OVMF, f))) throw new Error(`${OVMF}/${f} is missing: ${fw} VMs need OVMF (Debian package ovmf; scripts/install-system-deps.sh test)`);
   }
-}
-
-/** Node i's firmware (1-based) under the rack options. */
-export function firmwareOf(o: Pick<RackOptions, "firmware">, i: number): VmFirmware {
-  const f = o.firmware ?? "bios";
-  if (typeof f === "string") return f;
-  if (!f.length) return "bios";
-  return f[(i - 1) % f.length]!;
 }
 
 function ip(args: string[], okIfFails = false): string {
@@ -157,46 +141,48 @@ function macOf(net: string, i: number): string {
 }
 
 /**
- * QEMU's arguments for node n (lines of qemu.args; chassis-control.sh adds -boot and fills @NETIDX@/@DISKIDX@ with
- * the boot order the BMC's boot device asks for: OVMF ignores -boot and follows bootindex).
+ * The firmware part of a VM's QEMU arguments. UEFI: OVMF on q35 (the lab's measured recipe: smm=on and secure
+ * pflash for the Secure Boot code, the 4M code with the 4M vars), no iPXE option ROM on the NIC (OVMF's own PXE
+ * is what is tested), no IPv6 PXE entry. The boot order is bootindex, which chassis-control.sh fills in from the
+ * BMC's boot device (@BOOTINDEX_NET@, @BOOTINDEX_DISK@).
  */
-export function qemuArgs(n: VirtualNode, tap: string, memMiB: number, httpBoot = false): string[] {
-  const fw = n.firmware ?? "bios";
-  const serial = [
+function firmwareArgs(n: VirtualNode, httpBoot: boolean): { machine: string[]; nic: string; disk0: (file: string) => string[] } {
+  if (n.firmware === "bios") return { machine: ["-machine", "pc,accel=tcg"], nic: "", disk0: (d) => ["-drive", `file=${d},if=virtio,format=raw,discard=unmap`] };
+  const sb = n.firmware === "secureboot";
+  const vars = path.join(n.dir, "ovmf-vars.fd");
+  return {
+    machine: [
+      ...["-machine", sb ? "q35,smm=on,accel=tcg" : "q35,accel=tcg"],
+      ...(sb ? ["-global", "driver=cfi.pflash01,property=secure,value=on", "-global", "ICH9-LPC.disable_s3=1"] : []),
+      ...["-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF}/${sb ? "OVMF_CODE_4M.secboot.fd" : "OVMF_CODE_4M.fd"}`],
+      ...["-drive", `if=pflash,format=raw,unit=1,file=${vars}`],
+      ...["-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"],
+      ...(httpBoot && !sb ? ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n"] : []),
+    ],
+    nic: ",romfile=,bootindex=@BOOTINDEX_NET@",
+    disk0: (d) => ["-drive", `file=${d},if=none,id=disk0,format=raw,discard=unmap`, "-device", "virtio-blk-pci,drive=disk0,bootindex=@BOOTINDEX_DISK@"],
+  };
+}
+
+/** The variable store a UEFI VM starts with: a fresh copy (Microsoft's keys enrolled for Secure Boot). */
+function initFirmware(n: VirtualNode): void {
+  if (n.firmware === "bios") return;
+  const vars = n.firmware === "secureboot" ? "OVMF_VARS_4M.ms.fd" : "OVMF_VARS_4M.fd";
+  const code = n.firmware === "secureboot" ? "OVMF_CODE_4M.secboot.fd" : "OVMF_CODE_4M.fd";
+  for (const f of [vars, code]) if (!fs.existsSync(path.join(OVMF, f))) throw new Error(`${OVMF}/${f} is missing (Debian package ovmf): run scripts/install-system-deps.sh test`);
+  fs.copyFileSync(path.join(OVMF, vars), path.join(n.dir, "ovmf-vars.fd"));
+}
+
+function qemuArgs(n: VirtualNode, tap: string, memMiB: number, httpBoot = false): string[] {
+  const fw = firmwareArgs(n, httpBoot);
+  return [
+    ...["-name", n.name, ...fw.machine, "-m", String(memMiB), "-display", "none", "-monitor", "none"],
+    ...["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${n.mac}${fw.nic}`],
+    ...n.disks.flatMap((d, i) => (i === 0 ? fw.disk0(d) : ["-drive", `file=${d},if=virtio,format=raw,discard=unmap`])),
     // The serial port: a client of the node's serial relay (the BMC's SOL is on its other side), and a log file
     // of everything printed. reconnect: the relay may restart; QEMU keeps trying.
     ...["-chardev", `socket,id=ser0,host=127.0.0.1,port=${n.vmSerialPort},server=off,reconnect=1,logfile=${n.consoleLog},logappend=on`],
     ...["-serial", "chardev:ser0"],
-  ];
-  if (fw === "bios") {
-    return [
-      ...["-name", n.name, "-machine", "pc,accel=tcg", "-m", String(memMiB), "-display", "none", "-monitor", "none"],
-      ...["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${n.mac}`],
-      ...n.disks.flatMap((d) => ["-drive", `file=${d},if=virtio,format=raw,discard=unmap`]),
-      ...serial,
-    ];
-  }
-  const { code } = OVMF_FILES[fw];
-  // Secure Boot needs SMM (the vars are writable only from SMM), and S3 off as OVMF's secboot build expects.
-  const machine =
-    fw === "secureboot"
-      ? ["-machine", "q35,smm=on,accel=tcg", "-global", "driver=cfi.pflash01,property=secure,value=on", "-global", "ICH9-LPC.disable_s3=1"]
-      : ["-machine", "q35,accel=tcg"];
-  return [
-    ...["-name", n.name, ...machine, "-m", String(memMiB), "-nodefaults", "-display", "none", "-monitor", "none"],
-    ...["-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${code}`, "-drive", `if=pflash,format=raw,unit=1,file=${path.join(n.dir, "ovmf-vars.fd")}`],
-    // romfile= : no QEMU iPXE ROM, so the firmware's own virtio-net driver and PXE/HTTP stack boot, as on a server.
-    ...["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${n.mac},romfile=,bootindex=@NETIDX@`],
-    ...n.disks.flatMap((d, k) => [
-      "-drive",
-      `file=${d},if=none,id=d${k},format=raw,discard=unmap`,
-      "-device",
-      `virtio-blk-pci,drive=d${k}${k === 0 ? ",bootindex=@DISKIDX@" : ""}`,
-    ]),
-    // No PXE over IPv6 entry (the provisioning network boots over IPv4); with httpBoot no PXE at all.
-    ...["-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"],
-    ...(httpBoot && fw === "uefi" ? ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n"] : []),
-    ...serial,
   ];
 }
 
@@ -257,7 +243,7 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
   if (!/^[a-z][a-z0-9]{1,5}$/.test(o.prefix)) throw new Error("prefix: 2–6 lowercase letters/digits, starting with a letter");
   if (!/^(10|172|192)\.\d{1,3}\.\d{1,3}$/.test(o.net)) throw new Error("net: three octets of a private /24, e.g. 10.77.0");
   if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 20) throw new Error("nodes: 1–20");
-  requireLabTools(Array.from({ length: o.nodes }, (_, k) => firmwareOf(o, k + 1)));
+  requireLabTools();
   fs.mkdirSync(o.dir, { recursive: true });
   await rackDown(o.dir);
   const netns = `${o.prefix}ns`;
@@ -314,11 +300,9 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
       save();
       sysctl(`net.ipv6.conf.${tap}.disable_ipv6`, "1");
       ip(["link", "set", tap, "master", bridge, "up"]);
-      const firmware = firmwareOf(o, i);
       const node: VirtualNode = {
         index: i,
         name,
-        firmware,
         mac: macOf(o.net, i),
         ip: `${o.net}.${10 + i}`,
         bmc: {
@@ -335,14 +319,15 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
         consoleLog: path.join(dir, "console.log"),
         bmcPid: 0,
         relayPid: 0,
+        firmware: (typeof o.firmware === "string" ? o.firmware : o.firmware?.[i - 1]) ?? "bios",
       };
+      initFirmware(node);
       for (const d of node.disks) {
         fs.writeFileSync(d, "");
         fs.truncateSync(d, (o.diskMiB ?? 128) << 20);
       }
       fs.writeFileSync(node.consoleLog, "");
       fs.writeFileSync(path.join(dir, "boot"), "default\n");
-      if (firmware !== "bios") fs.copyFileSync(OVMF_FILES[firmware].vars, path.join(dir, "ovmf-vars.fd")); // the VM's own NVRAM
       fs.writeFileSync(path.join(dir, "qemu.args"), qemuArgs(node, tap, o.memMiB ?? 512, o.httpBoot).join("\n") + "\n");
       st.nodes.push(node);
       save();

@@ -41,13 +41,15 @@ export interface LabRackhandOptions {
   nodeEnv?: "test" | "production";
   /** Also prepare the Debian agent environment (rootfs.tar.zst). */
   debian?: boolean;
+  /** The stand-in OS image's firmware (lab/artifacts.ts; default bios). */
+  imageFirmware?: "bios" | "uefi";
 }
 
 /** @throws Error when something fails to start; whatever had started is closed again */
 export async function startLabRackhand(o: LabRackhandOptions): Promise<LabRackhand> {
   const dataDir = path.join(o.dir, "data");
   fs.mkdirSync(dataDir, { recursive: true });
-  const artifacts = prepareArtifacts({ dataDir, cacheDir: o.cacheDir, agent: o.agent, marker: o.marker, after: "poweroff", debian: o.debian, log: (l) => console.log(`[artifacts] ${l}`) });
+  const artifacts = prepareArtifacts({ dataDir, cacheDir: o.cacheDir, agent: o.agent, marker: o.marker, after: "poweroff", debian: o.debian, firmware: o.imageFirmware, log: (l) => console.log(`[artifacts] ${l}`) });
   const env = {
     RACKHAND_DATA_DIR: dataDir,
     PORT: "0",

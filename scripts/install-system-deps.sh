@@ -21,7 +21,7 @@ if [ "$profile" = "test" ]; then
   pkgs+=(chromium fonts-dejavu-core openipmi busybox-static iproute2 fdisk zstd xz-utils binutils)
   pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap graphviz ovmf efibootmgr debconf)
 elif [ "$profile" = "ramdisk" ]; then
-  pkgs+=(busybox-static fdisk zstd xz-utils binutils debootstrap)
+  pkgs+=(busybox-static fdisk zstd xz-utils binutils debootstrap efibootmgr)
 fi
 
 missing=()

@@ -82,13 +82,15 @@ async function clickToLookup(s: LabRackhand, p: ProvisionedNode, firmware: VmFir
     const waitAgent = await until(
       `${p.node.name} (${firmware}): the agent's lookup`,
       () => {
+        // The lookup first: the job may end right after it (the BIOS stand-in image on a UEFI machine is refused).
+        const st = db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, "wait_agent"))).get();
+        if (st?.state === "succeeded") return st;
         const job = db.select().from(jobs).where(eq(jobs.id, jobId)).get();
         if (job && ["failed", "cancelled", "succeeded"].includes(job.state)) {
           const all = db.select().from(steps).where(eq(steps.jobId, jobId)).all();
           throw new Error(`${p.node.name} (${firmware}): deploy job ${job.state} before the lookup: ${job.error}\n${stepSummary(all)}`);
         }
-        const st = db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, "wait_agent"))).get();
-        return st?.state === "succeeded" ? st : null;
+        return null;
       },
       900_000,
     ).catch((err: Error) => {
@@ -121,7 +123,7 @@ function startDirect(node: ProvisionedNode["node"]): { proc: ChildProcess; stop:
     .readFileSync(path.join(node.dir, "qemu.args"), "utf8")
     .split("\n")
     .filter((l) => l !== "")
-    .map((a) => a.replaceAll("@NETIDX@", "1").replaceAll("@DISKIDX@", "2"));
+    .map((a) => a.replaceAll("@BOOTINDEX_NET@", "1").replaceAll("@BOOTINDEX_DISK@", "2"));
   const proc = spawn("qemu-system-x86_64", [...args, "-boot", "n"], { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   proc.stderr.on("data", (c: Buffer) => (err += c.toString()));

@@ -6,9 +6,7 @@
 # With <statedir>/qemu.args (QEMU's arguments, one per line: the virtual lab, lab/rack.ts) the chassis is a VM:
 # power on starts QEMU with -boot n when the boot device is pxe and -boot c otherwise, like a server's firmware
 # honouring the BMC's boot flag; power off stops it; reset restarts it; the power read is what the VM really is
-# (a guest that powers itself off reads as off). UEFI firmware (OVMF) ignores -boot and follows bootindex: an
-# argument holding @NETIDX@ / @DISKIDX@ gets 1 for the device to boot first (the NIC for pxe, else the disk), 2
-# for the other.
+# (a guest that powers itself off reads as off).
 statedir=$1; shift
 [ -n "$statedir" ] || { echo "no statedir"; exit 1; }
 mkdir -p "$statedir"
@@ -18,10 +16,11 @@ vm() { [ -f "$statedir/qemu.args" ]; }
 running() { [ -f "$statedir/qemu.pid" ] && kill -0 "$(cat "$statedir/qemu.pid" 2>/dev/null)" 2>/dev/null; }
 start_vm() {
   running && return 0
-  case $(cat "$statedir/boot" 2>/dev/null) in pxe) b=n; ni=1; di=2 ;; *) b=c; ni=2; di=1 ;; esac
+  case $(cat "$statedir/boot" 2>/dev/null) in pxe) b=n net=1 disk=2 ;; *) b=c net=2 disk=1 ;; esac
   set --
+  # UEFI VMs (OVMF ignores -boot): the NIC's and the disk's bootindex come from the boot device too.
   while IFS= read -r a; do
-    case $a in *@NETIDX@* | *@DISKIDX@*) a=$(printf '%s\n' "$a" | sed "s/@NETIDX@/$ni/g; s/@DISKIDX@/$di/g") ;; esac
+    case $a in *@BOOTINDEX_*) a=$(printf '%s' "$a" | sed "s/@BOOTINDEX_NET@/$net/; s/@BOOTINDEX_DISK@/$disk/") ;; esac
     set -- "$@" "$a"
   done <"$statedir/qemu.args"
   log "power on: qemu -boot $b"

@@ -1,6 +1,6 @@
 /**
  * chassis-control.sh (the lab's BMC → VM glue): the boot device picks QEMU's -boot for SeaBIOS and the
- * bootindex order that OVMF follows (@NETIDX@ / @DISKIDX@ in qemu.args). QEMU is replaced by a script that
+ * bootindex order that OVMF follows (@BOOTINDEX_NET@ / @BOOTINDEX_DISK@ in qemu.args). QEMU is replaced by a script that
  * records its arguments (this test is about the glue, not the VM).
  */
 import { spawnSync } from "node:child_process";
@@ -25,7 +25,7 @@ function control(state: string, ...args: string[]) {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe("chassis-control.sh with a VM", () => {
-  const uefiArgs = ["-machine", "q35,accel=tcg", "-device", "virtio-net-pci,netdev=n0,romfile=,bootindex=@NETIDX@", "-device", "virtio-blk-pci,drive=d0,bootindex=@DISKIDX@", "-name", "a b;$(x)"];
+  const uefiArgs = ["-machine", "q35,accel=tcg", "-device", "virtio-net-pci,netdev=n0,romfile=,bootindex=@BOOTINDEX_NET@", "-device", "virtio-blk-pci,drive=d0,bootindex=@BOOTINDEX_DISK@", "-name", "a b;$(x)"];
 
   it.each([
     ["pxe", "n", "bootindex=1", "bootindex=2"],
