@@ -282,6 +282,8 @@ async function firmwarePart(agent: string, cleanup: Cleanup): Promise<void> {
     log: (l) => console.log(l),
     track: (stop) => cleanup.add(stop),
     open: async (name) => {
+      // A fresh data directory: a kept state directory (BENCH_VM_KEEP=1) holds the last run's machines mid-deploy.
+      fs.rmSync(path.join(STATE, name), { recursive: true, force: true });
       const s = await openRackhand(path.join(STATE, name), rack, agent, cleanup);
       initrdBytes = fs.statSync(path.join(s.artifacts.ramdisk.dir, "initrd.img")).size;
       return s;
