@@ -20,9 +20,11 @@ export interface AgentConfig {
   waitS: number;
   /** At most one progress log line per this many ms during long steps. */
   progressMs: number;
+  /** Exists only when the machine booted with UEFI firmware (tests point it elsewhere). */
+  efiDir: string;
 }
 
-const USAGE = `usage: agent [--api URL] [--mac MAC ...] [--nonce HEX] [--once] [--target-disk PATH] [--no-reboot] [--retry-max-ms MS] [--wait-s S] [--progress-ms MS]
+const USAGE = `usage: agent [--api URL] [--mac MAC ...] [--nonce HEX] [--once] [--target-disk PATH] [--no-reboot] [--retry-max-ms MS] [--wait-s S] [--progress-ms MS] [--efi-dir PATH]
   --api and --nonce default to rackhand.api= and rackhand.nonce= on /proc/cmdline; MACs default to /sys/class/net (all but lo)`;
 
 /** The MACs of this machine's network interfaces (all but loopback). */
@@ -51,7 +53,7 @@ export function fromCmdline(name: string, cmdline = "/proc/cmdline"): string | n
 
 /** Parse argv (without node and script). @throws Error with the usage on bad arguments */
 export function parseArgs(argv: string[]): AgentConfig {
-  const c: AgentConfig = { api: "", macs: [], nonce: null, once: false, targetDisk: null, noReboot: false, retryMaxMs: 10_000, waitS: 20, progressMs: 1000 };
+  const c: AgentConfig = { api: "", macs: [], nonce: null, once: false, targetDisk: null, noReboot: false, retryMaxMs: 10_000, waitS: 20, progressMs: 1000, efiDir: "/sys/firmware/efi" };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -68,6 +70,7 @@ export function parseArgs(argv: string[]): AgentConfig {
     else if (a === "--retry-max-ms") c.retryMaxMs = Number(value());
     else if (a === "--wait-s") c.waitS = Number(value());
     else if (a === "--progress-ms") c.progressMs = Number(value());
+    else if (a === "--efi-dir") c.efiDir = value();
     else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
   c.nonce ??= fromCmdline("nonce");

@@ -8,7 +8,11 @@
  * run starts a fresh in-process Rackhand (new data directory; the VMs enrolled, managed and provided through
  * tRPC), blanks the VMs' disks while they are off, clicks deploy (machines.action, as the UI does) and waits for
  * the installed OS's marker; the stand-in OS powers itself off afterwards.
- * Environment: BENCH_VM_RUNS_ONE (3), BENCH_VM_RUNS_THREE (2), BENCH_VM_FLOOR_RUNS (2), BENCH_VM_KEEP=1 keeps the
+ * Then the rows per firmware (bench/lib/vm-firmware.ts): a second rack of a BIOS, a UEFI and a Secure Boot VM
+ * (prefix rbf, 10.198.0.0/24), the three clicked at once and timed to the agent's lookup, next to each chain booted directly;
+ * section "vm-firmware".
+ * Environment: BENCH_VM_RUNS_ONE (3), BENCH_VM_RUNS_THREE (2), BENCH_VM_FLOOR_RUNS (2), BENCH_VM_FW_RUNS (3),
+ * BENCH_VM_FW_FLOOR_RUNS (2), BENCH_VM_PARTS (deploy,firmware: which parts run), BENCH_VM_KEEP=1 keeps the
  * state directory. Needs root and the lab's tools (scripts/install-system-deps.sh test). Removes everything it
  * created, also on failure and on SIGINT/SIGTERM: its app (dnsmasq), QEMUs and the rack (rackDown).
  */
@@ -22,18 +26,22 @@ import { ConsoleWatch } from "../lab/console-watch";
 import { deployConsolePatterns, deployTimeline, firstDhcpAck } from "../lab/phases";
 import type { ProvisionedNode } from "../lab/provision";
 import { startLabRackhand, stepSummary, waitForJob, type LabRackhand } from "../lab/rackhand";
-import { nodeIpmitool, rackDown, rackUp, requireLabTools, vmRunning, type RackState } from "../lab/rack";
+import { nodeIpmitool, rackDown, rackUp, requireLabTools, VM_FIRMWARES, vmRunning, type RackState } from "../lab/rack";
 import { machines } from "../server/db/schema";
 import { buildAgentBundle } from "../server/orchestrator/testing/agent-harness";
 import { until } from "../server/testing/until";
 import { machineInfo, probeIdle } from "./lib/report";
 import { writeSection } from "./lib/sections";
 import { measureFloors, type DirectVm, type FloorRun } from "./lib/vm-floors";
+import { renderFirmwareSection, runFirmwareBench } from "./lib/vm-firmware";
 import { renderVmSection, type RunResult, type ScenarioResult } from "./lib/vm-report";
 
 const RUNS_ONE = Number(process.env.BENCH_VM_RUNS_ONE ?? 3);
 const RUNS_THREE = Number(process.env.BENCH_VM_RUNS_THREE ?? 2);
 const FLOOR_RUNS = Number(process.env.BENCH_VM_FLOOR_RUNS ?? 2);
+const FW_RUNS = Number(process.env.BENCH_VM_FW_RUNS ?? 3);
+const FW_FLOOR_RUNS = Number(process.env.BENCH_VM_FW_FLOOR_RUNS ?? 2);
+const PARTS = new Set((process.env.BENCH_VM_PARTS ?? "deploy,firmware").split(",").map((x) => x.trim()));
 const MARKER = "RACKHAND-OS-UP";
 const PASSWORD = "bench-vm-admin-password";
 const MEM_MIB = 512;
@@ -41,6 +49,7 @@ const DISK_MIB = 128;
 // Fixed, so that the next run's rackUp removes what a killed run left (rackDown of the same state directory).
 const STATE = path.join(os.tmpdir(), "rackhand-bench-vm");
 const RACK = { dir: path.join(STATE, "rack"), prefix: "rbv", net: "10.199.0" };
+const FW_RACK = { dir: path.join(STATE, "fw-rack"), prefix: "rbf", net: "10.198.0" };
 const cacheDir = path.join(os.tmpdir(), "rackhand-lab-cache"); // shared with the VM test: the RAM disk is built once
 
 /**
@@ -222,34 +231,81 @@ async function main(): Promise<void> {
   cleanup.add(() => rackDown(RACK.dir));
   try {
     const agent = await buildAgentBundle(STATE);
-    const rack = await rackUp({ ...RACK, nodes: 3, memMiB: MEM_MIB, diskMiB: DISK_MIB });
-    const floorRuns = await floors(rack, agent, cleanup);
-    const one = await scenario("one", RUNS_ONE, 1, rack, agent, cleanup);
-    const three = await scenario("three", RUNS_THREE, 3, rack, agent, cleanup);
-    if (cleanup.stopping) throw new Error("interrupted: nothing written");
-    await resetVms(rack);
-    const { image, ramdisk } = floorRuns.artifacts;
-    const section = renderVmSection({
-      date: new Date(),
-      command: "npm run bench:vm",
-      machine: machineInfo(),
-      qemu: spawnSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0]!.trim(),
-      kvm: fs.existsSync("/dev/kvm"),
-      idle,
-      loadEnd: os.loadavg(),
-      durationS: (Date.now() - began) / 1000,
-      vm: { memMiB: MEM_MIB, diskMiB: DISK_MIB },
-      image: { bytes: image.size, gzBytes: fs.statSync(image.gz).size },
-      initrdBytes: fs.statSync(path.join(ramdisk.dir, "initrd.img")).size,
-      floors: floorRuns.runs,
-      scenarios: [one, three],
-    });
-    console.log(`\n${section}`);
-    writeSection(path.resolve("docs/BENCHMARKS.md"), "vm", section);
-    if (one.errors.length + three.errors.length > 0) process.exitCode = 1;
+    if (PARTS.has("deploy")) await deployPart(agent, cleanup, idle, began);
+    if (PARTS.has("firmware") && !cleanup.stopping) await firmwarePart(agent, cleanup);
   } finally {
     await cleanup.run();
   }
+}
+
+async function deployPart(agent: string, cleanup: Cleanup, idle: Awaited<ReturnType<typeof probeIdle>>, began: number): Promise<void> {
+  const rack = await rackUp({ ...RACK, nodes: 3, memMiB: MEM_MIB, diskMiB: DISK_MIB });
+  const floorRuns = await floors(rack, agent, cleanup);
+  const one = await scenario("one", RUNS_ONE, 1, rack, agent, cleanup);
+  const three = await scenario("three", RUNS_THREE, 3, rack, agent, cleanup);
+  if (cleanup.stopping) throw new Error("interrupted: nothing written");
+  await resetVms(rack);
+  const { image, ramdisk } = floorRuns.artifacts;
+  const section = renderVmSection({
+    date: new Date(),
+    command: "npm run bench:vm",
+    machine: machineInfo(),
+    qemu: spawnSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0]!.trim(),
+    kvm: fs.existsSync("/dev/kvm"),
+    idle,
+    loadEnd: os.loadavg(),
+    durationS: (Date.now() - began) / 1000,
+    vm: { memMiB: MEM_MIB, diskMiB: DISK_MIB },
+    image: { bytes: image.size, gzBytes: fs.statSync(image.gz).size },
+    initrdBytes: fs.statSync(path.join(ramdisk.dir, "initrd.img")).size,
+    floors: floorRuns.runs,
+    scenarios: [one, three],
+  });
+  console.log(`\n${section}`);
+  writeSection(path.resolve("docs/BENCHMARKS.md"), "vm", section);
+  if (one.errors.length + three.errors.length > 0) process.exitCode = 1;
+}
+
+/** The rows per firmware on a rack of its own: BIOS, UEFI, Secure Boot (bench/lib/vm-firmware.ts). */
+async function firmwarePart(agent: string, cleanup: Cleanup): Promise<void> {
+  requireLabTools([...VM_FIRMWARES]);
+  const idle = await probeIdle();
+  const t0 = Date.now();
+  cleanup.add(() => rackDown(FW_RACK.dir));
+  const rack = await rackUp({ ...FW_RACK, nodes: VM_FIRMWARES.length, firmware: VM_FIRMWARES, memMiB: MEM_MIB, diskMiB: DISK_MIB });
+  let initrdBytes = 0;
+  const result = await runFirmwareBench({
+    rack,
+    runs: FW_RUNS,
+    floorRuns: FW_FLOOR_RUNS,
+    stopping: () => cleanup.stopping,
+    log: (l) => console.log(l),
+    track: (stop) => cleanup.add(stop),
+    open: async (name) => {
+      // A fresh data directory: a kept state directory (BENCH_VM_KEEP=1) holds the last run's machines mid-deploy.
+      fs.rmSync(path.join(STATE, name), { recursive: true, force: true });
+      const s = await openRackhand(path.join(STATE, name), rack, agent, cleanup);
+      initrdBytes = fs.statSync(path.join(s.artifacts.ramdisk.dir, "initrd.img")).size;
+      return s;
+    },
+  });
+  if (cleanup.stopping) throw new Error("interrupted: nothing written");
+  const dpkgVersion = (pkg: string) => spawnSync("dpkg-query", ["-W", "-f=${Version}", pkg], { encoding: "utf8" }).stdout.trim() || "unknown";
+  const section = renderFirmwareSection({
+    date: new Date(),
+    machine: machineInfo(),
+    qemu: spawnSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0]!.trim(),
+    ovmf: dpkgVersion("ovmf"),
+    idle,
+    loadEnd: os.loadavg(),
+    durationS: (Date.now() - t0) / 1000,
+    memMiB: MEM_MIB,
+    initrdBytes,
+    result,
+  });
+  console.log(`\n${section}`);
+  writeSection(path.resolve("docs/BENCHMARKS.md"), "vm-firmware", section);
+  if (result.errors.length > 0) process.exitCode = 1;
 }
 
 await main();

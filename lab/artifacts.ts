@@ -9,7 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildRamdisk, kernelDir } from "../ramdisk/builder";
 import { buildDebianRootfs, hostSuite } from "../ramdisk/debian-rootfs";
-import { buildOsImage, type OsImage } from "../ramdisk/os-image";
+import { buildOsImage, type OsImage, type OsImageFirmware } from "../ramdisk/os-image";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 // The RAM disk's inputs besides the agent bundle: a change to any of them invalidates the cached build.
@@ -69,6 +69,11 @@ export interface ArtifactOptions {
   /** What the stand-in OS prints when it is up, and what it does next. */
   marker?: string;
   after?: "poweroff" | "shell";
+  /**
+   * The stand-in OS image's firmware (default bios): "uefi" is the GPT image with shim and signed GRUB on an ESP,
+   * which also boots under Secure Boot. Linked as images/rackhand-os.img.gz (bios) or images/rackhand-os-uefi.img.gz.
+   */
+  firmware?: OsImageFirmware;
   /** Also build (or reuse) the Debian agent environment's rootfs.tar.zst (needs debootstrap and the Debian mirror). */
   debian?: boolean;
   log?: (line: string) => void;
@@ -104,22 +109,24 @@ export function prepareArtifacts(o: ArtifactOptions): LabArtifacts {
 
   const marker = o.marker ?? "RACKHAND-OS-UP";
   const after = o.after ?? "poweroff";
-  const imgKey = digest(OS_IMAGE_SOURCES, `${marker} ${after} ${path.basename(kdir)}`);
+  const firmware = o.firmware ?? "bios";
+  const imgKey = digest(OS_IMAGE_SOURCES, `${marker} ${after} ${path.basename(kdir)}${firmware === "bios" ? "" : ` ${firmware}`}`);
   const imgCache = path.join(o.cacheDir, `os-image-${imgKey}`);
   const metaFile = path.join(imgCache, "image.json");
   const imgCached = fs.existsSync(metaFile);
   if (!imgCached) {
     fs.mkdirSync(imgCache, { recursive: true });
-    const built = buildOsImage({ kernelDir: kdir, outDir: imgCache, marker, after });
+    const built = buildOsImage({ kernelDir: kdir, outDir: imgCache, marker, after, firmware });
     fs.writeFileSync(metaFile, JSON.stringify(built));
     log(`stand-in OS image ${built.size} bytes, sha256 ${built.sha256}`);
   }
   prune(o.cacheDir, "os-image-", imgCache);
   const img = JSON.parse(fs.readFileSync(metaFile, "utf8")) as OsImage;
-  const gzDest = path.join(o.dataDir, "http/images/rackhand-os.img.gz");
+  const url = firmware === "bios" ? "images/rackhand-os.img.gz" : `images/rackhand-os-${firmware}.img.gz`;
+  const gzDest = path.join(o.dataDir, "http", url);
   place(img.gz, gzDest);
   return {
     ramdisk: { dir: rdDest, cached: rdCached, buildS },
-    image: { ...img, gz: gzDest, url: "images/rackhand-os.img.gz", cached: imgCached },
+    image: { ...img, gz: gzDest, url, cached: imgCached },
   };
 }

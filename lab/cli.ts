@@ -3,10 +3,13 @@
  * in a namespace, and Rackhand (the production build) started with its managed dnsmasq there, the VMs enrolled and
  * ready to deploy from the browser. Runs in the foreground; Ctrl-C stops Rackhand (the rack stays until `down`).
  *
- *   npm run lab [-- up] [--nodes 3] [--port 3000] [--net 10.77.0] [--data data/lab] [--debian] [--down-on-exit]
+ *   npm run lab [-- up] [--nodes 3] [--firmware bios|uefi|secureboot|mixed] [--port 3000] [--net 10.77.0]
+ *               [--data data/lab] [--debian] [--down-on-exit]
  *   npm run lab -- down [--data data/lab]
  *   npm run lab -- status [--data data/lab]
  *
+ * --firmware: the VMs' firmware (default bios): SeaBIOS on QEMU pc, OVMF on q35 (uefi), OVMF with Secure Boot
+ * enforced and Microsoft's keys enrolled (secureboot); mixed gives the nodes bios, uefi, secureboot in turn.
  * The admin password is RACKHAND_ADMIN_PASSWORD when set, else generated on the first start and kept in
  * <data>/admin-password (0600). Everything it creates is listed in <data>/rack/rack.json and removed by `down`.
  */
@@ -18,12 +21,13 @@ import { parseArgs } from "node:util";
 import { prepareArtifacts } from "./artifacts";
 import { signIn } from "./client";
 import { provisionRack } from "./provision";
-import { rackDown, rackUp, readRack, requireLabTools, vmRunning } from "./rack";
+import { rackDown, rackUp, readRack, requireLabTools, VM_FIRMWARES, vmRunning, type VmFirmware } from "./rack";
 
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     nodes: { type: "string", default: "3" },
+    firmware: { type: "string", default: "bios" },
     port: { type: "string", default: "3000" },
     net: { type: "string", default: "10.77.0" },
     prefix: { type: "string", default: "rhlab" },
@@ -66,8 +70,16 @@ async function waitHealthy(url: string, child: ChildProcess, timeoutMs: number):
   }
 }
 
+/** --firmware: one of VM_FIRMWARES for every node, or mixed (bios, uefi, secureboot in turn over the nodes). */
+function parseFirmware(v: string, nodes: number): VmFirmware | readonly VmFirmware[] {
+  if (v === "mixed") return Array.from({ length: nodes }, (_, i) => VM_FIRMWARES[i % VM_FIRMWARES.length]!);
+  if ((VM_FIRMWARES as readonly string[]).includes(v)) return v as VmFirmware;
+  throw new Error(`--firmware: one of ${VM_FIRMWARES.join(", ")} or mixed, not ${JSON.stringify(v.slice(0, 40))}`);
+}
+
 async function up(): Promise<void> {
-  requireLabTools();
+  const firmware = parseFirmware(opt.firmware, Number(opt.nodes));
+  requireLabTools(typeof firmware === "string" ? [firmware] : firmware);
   const port = Number(opt.port);
   const nodes = Number(opt.nodes);
   for (const f of ["dist/server.mjs", "dist/agent.mjs", ".next/BUILD_ID"]) {
@@ -84,8 +96,8 @@ async function up(): Promise<void> {
     debian: opt.debian,
     log: (l) => say(l),
   });
-  say(`bringing up ${nodes} VM(s) on ${opt.net}.0/24 (prefix ${opt.prefix})`);
-  const rack = await rackUp({ dir: rackDir, prefix: opt.prefix, net: opt.net, nodes, portBase: Number(opt["bmc-port-base"]), memMiB: opt.debian ? 1024 : 512, diskMiB: 128 });
+  say(`bringing up ${nodes} VM(s) on ${opt.net}.0/24 (prefix ${opt.prefix}, firmware ${opt.firmware})`);
+  const rack = await rackUp({ dir: rackDir, prefix: opt.prefix, net: opt.net, nodes, firmware, portBase: Number(opt["bmc-port-base"]), memMiB: opt.debian ? 1024 : 512, diskMiB: 128 });
 
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, ["dist/server.mjs"], {
@@ -136,7 +148,7 @@ async function status(): Promise<void> {
   const st = readRack(rackDir);
   if (!st) return say(`no lab in ${rackDir}`);
   say(`lab since ${st.createdAt}: netns ${st.netns}, bridge ${st.bridge}, ${st.net}.0/24`);
-  for (const n of st.nodes) say(`${n.name}: MAC ${n.mac} IP ${n.ip} BMC 127.0.0.1:${n.bmc.port} VM ${vmRunning(n) ? "running" : "off"}`);
+  for (const n of st.nodes) say(`${n.name}: ${n.firmware ?? "bios"}, MAC ${n.mac} IP ${n.ip} BMC 127.0.0.1:${n.bmc.port} VM ${vmRunning(n) ? "running" : "off"}`);
 }
 
 async function main() {

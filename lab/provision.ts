@@ -74,18 +74,20 @@ export async function provisionRack(c: RackhandClient, rack: RackState, o: Provi
     const bmc = { driver: "ipmitool" as const, address: node.bmc.address, port: node.bmc.port, username: node.bmc.username, password: node.bmc.password };
     // The stand-in OS has no udev renaming: its NIC is eth0. configure_network writes this static configuration.
     const network = { ifname: "eth0", prefix: 24, gateway: rack.hostAddress };
+    // The operator knows the hardware: UEFI VMs (with or without Secure Boot) get boot devices with the EFI flag.
+    const firmware = (node.firmware ?? "bios") === "bios" ? ("bios" as const) : ("uefi" as const);
     const found = (await c.machines.list.query({ q: node.name, pageSize: 50 })).rows.find((r) => r.name === node.name);
     let id: number;
     if (found) {
       id = found.id;
-      await c.machines.update.mutate({ id, rackId, uPosition: node.index * 2 - 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId: profileId });
+      await c.machines.update.mutate({ id, rackId, uPosition: node.index * 2 - 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId: profileId, firmware });
     } else {
-      id = (await c.machines.enroll.mutate({ name: node.name, rackId, uPosition: node.index * 2 - 1, uHeight: 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId: profileId })).id;
+      id = (await c.machines.enroll.mutate({ name: node.name, rackId, uPosition: node.index * 2 - 1, uHeight: 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId: profileId, firmware })).id;
     }
     const state = (await c.machines.get.query({ id })).state;
     if (state === "enrolled") await c.machines.action.mutate({ id, action: "manage" });
     if (o.provide && ["enrolled", "manageable"].includes(state)) await c.machines.action.mutate({ id, action: "provide" });
-    log(`${node.name}: machine ${id}, MAC ${node.mac}, IP ${node.ip}, BMC 127.0.0.1:${node.bmc.port}`);
+    log(`${node.name}: machine ${id}, ${node.firmware ?? "bios"}, MAC ${node.mac}, IP ${node.ip}, BMC 127.0.0.1:${node.bmc.port}`);
     out.push({ node, machineId: id });
   }
   return { rackId, profileId, machines: out };

@@ -8,7 +8,10 @@
  *                                                 dnsmasq runs there (`ip netns exec <p>ns dnsmasq`)
  *   BMC i:       ipmi_sim lanplus on 127.0.0.1:<bmcPort> (the test fixture's lan.conf and chassis-control.sh,
  *                server/oob/testing): with qemu.args in its directory, power/boot device start and stop VM i
- *                (-boot n for pxe, -boot c otherwise); SOL reads the VM's serial line (lab/serial-relay.mjs).
+ *                (-boot n for pxe, -boot c otherwise; UEFI VMs: bootindex NIC 1 / disk 2 for pxe, the reverse
+ *                otherwise, as OVMF ignores -boot); SOL reads the VM's serial line (lab/serial-relay.mjs).
+ *   firmware:    bios (QEMU pc, SeaBIOS), uefi (q35 + OVMF) or secureboot (q35 + OVMF's Secure Boot code with
+ *                Microsoft's keys enrolled); each UEFI VM has its own writable copy of the variable store.
  *
  * Everything it creates is recorded in <dir>/rack.json; `down` removes exactly that (its own PIDs, netns, links).
  * Needs root (network namespaces, taps) and the tools of scripts/install-system-deps.sh test.
@@ -48,7 +51,19 @@ export interface RackOptions {
   portBase?: number;
   /** Node names: <namePrefix><i>. */
   namePrefix?: string;
+  /** The VMs' firmware (default bios): one for all, or one per node in order. */
+  firmware?: NodeFirmware | readonly NodeFirmware[];
+  /**
+   * UEFI VMs (not secureboot) network-boot through UEFI HTTP Boot instead of PXE: OVMF's PXE boot entries are
+   * turned off, so its HTTPv4 entry is the NIC's first.
+   */
+  httpBoot?: boolean;
 }
+
+export const VM_FIRMWARES = ["bios", "uefi", "secureboot"] as const;
+export type NodeFirmware = (typeof VM_FIRMWARES)[number];
+export type VmFirmware = NodeFirmware;
+const OVMF = "/usr/share/OVMF";
 
 export interface VirtualNode {
   index: number;
@@ -69,6 +84,7 @@ export interface VirtualNode {
   consoleLog: string;
   bmcPid: number;
   relayPid: number;
+  firmware: NodeFirmware;
 }
 
 export interface RackState {
@@ -88,14 +104,19 @@ export interface RackState {
   nodes: VirtualNode[];
 }
 
-/** Throw (never skip) when the host cannot run the lab. */
-export function requireLabTools(): void {
+/** Throw (never skip) when the host cannot run the lab (UEFI VMs also need OVMF's files). */
+export function requireLabTools(firmwares: readonly NodeFirmware[] = []): void {
   if (process.getuid?.() !== 0) throw new Error("the virtual lab needs root (network namespaces, tap devices)");
   if (!fs.existsSync("/dev/net/tun")) throw new Error("/dev/net/tun is missing: the VMs' tap devices need the tun driver (a container needs --device /dev/net/tun)");
   for (const [tool, pkg] of TOOLS) {
     if (spawnSync("sh", ["-c", 'command -v "$1"', "sh", tool]).status !== 0) {
       throw new Error(`${tool} is not installed (Debian package ${pkg}): run scripts/install-system-deps.sh test`);
     }
+  }
+  for (const fw of new Set(firmwares)) {
+    if (fw === "bios") continue;
+    const files = fw === "secureboot" ? ["OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.ms.fd"] : ["OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"];
+    for (const f of files) if (!fs.existsSync(path.join(OVMF, f))) throw new Error(`${OVMF}/${f} is missing: ${fw} VMs need OVMF (Debian package ovmf; scripts/install-system-deps.sh test)`);
   }
 }
 
@@ -119,11 +140,45 @@ function macOf(net: string, i: number): string {
   return `52:54:00:${(Number(net.split(".")[1]) & 0xff).toString(16).padStart(2, "0")}:${third.toString(16).padStart(2, "0")}:${i.toString(16).padStart(2, "0")}`;
 }
 
-function qemuArgs(n: VirtualNode, tap: string, memMiB: number): string[] {
+/**
+ * The firmware part of a VM's QEMU arguments. UEFI: OVMF on q35 (the lab's measured recipe: smm=on and secure
+ * pflash for the Secure Boot code, the 4M code with the 4M vars), no iPXE option ROM on the NIC (OVMF's own PXE
+ * is what is tested), no IPv6 PXE entry. The boot order is bootindex, which chassis-control.sh fills in from the
+ * BMC's boot device (@BOOTINDEX_NET@, @BOOTINDEX_DISK@).
+ */
+function firmwareArgs(n: VirtualNode, httpBoot: boolean): { machine: string[]; nic: string; disk0: (file: string) => string[] } {
+  if (n.firmware === "bios") return { machine: ["-machine", "pc,accel=tcg"], nic: "", disk0: (d) => ["-drive", `file=${d},if=virtio,format=raw,discard=unmap`] };
+  const sb = n.firmware === "secureboot";
+  const vars = path.join(n.dir, "ovmf-vars.fd");
+  return {
+    machine: [
+      ...["-machine", sb ? "q35,smm=on,accel=tcg" : "q35,accel=tcg"],
+      ...(sb ? ["-global", "driver=cfi.pflash01,property=secure,value=on", "-global", "ICH9-LPC.disable_s3=1"] : []),
+      ...["-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF}/${sb ? "OVMF_CODE_4M.secboot.fd" : "OVMF_CODE_4M.fd"}`],
+      ...["-drive", `if=pflash,format=raw,unit=1,file=${vars}`],
+      ...["-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"],
+      ...(httpBoot && !sb ? ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n"] : []),
+    ],
+    nic: ",romfile=,bootindex=@BOOTINDEX_NET@",
+    disk0: (d) => ["-drive", `file=${d},if=none,id=disk0,format=raw,discard=unmap`, "-device", "virtio-blk-pci,drive=disk0,bootindex=@BOOTINDEX_DISK@"],
+  };
+}
+
+/** The variable store a UEFI VM starts with: a fresh copy (Microsoft's keys enrolled for Secure Boot). */
+function initFirmware(n: VirtualNode): void {
+  if (n.firmware === "bios") return;
+  const vars = n.firmware === "secureboot" ? "OVMF_VARS_4M.ms.fd" : "OVMF_VARS_4M.fd";
+  const code = n.firmware === "secureboot" ? "OVMF_CODE_4M.secboot.fd" : "OVMF_CODE_4M.fd";
+  for (const f of [vars, code]) if (!fs.existsSync(path.join(OVMF, f))) throw new Error(`${OVMF}/${f} is missing (Debian package ovmf): run scripts/install-system-deps.sh test`);
+  fs.copyFileSync(path.join(OVMF, vars), path.join(n.dir, "ovmf-vars.fd"));
+}
+
+function qemuArgs(n: VirtualNode, tap: string, memMiB: number, httpBoot = false): string[] {
+  const fw = firmwareArgs(n, httpBoot);
   return [
-    ...["-name", n.name, "-machine", "pc,accel=tcg", "-m", String(memMiB), "-display", "none", "-monitor", "none"],
-    ...["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${n.mac}`],
-    ...n.disks.flatMap((d) => ["-drive", `file=${d},if=virtio,format=raw,discard=unmap`]),
+    ...["-name", n.name, ...fw.machine, "-m", String(memMiB), "-display", "none", "-monitor", "none"],
+    ...["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${n.mac}${fw.nic}`],
+    ...n.disks.flatMap((d, i) => (i === 0 ? fw.disk0(d) : ["-drive", `file=${d},if=virtio,format=raw,discard=unmap`])),
     // The serial port: a client of the node's serial relay (the BMC's SOL is on its other side), and a log file
     // of everything printed. reconnect: the relay may restart; QEMU keeps trying.
     ...["-chardev", `socket,id=ser0,host=127.0.0.1,port=${n.vmSerialPort},server=off,reconnect=1,logfile=${n.consoleLog},logappend=on`],
@@ -264,14 +319,16 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
         consoleLog: path.join(dir, "console.log"),
         bmcPid: 0,
         relayPid: 0,
+        firmware: (typeof o.firmware === "string" ? o.firmware : o.firmware?.[i - 1]) ?? "bios",
       };
+      initFirmware(node);
       for (const d of node.disks) {
         fs.writeFileSync(d, "");
         fs.truncateSync(d, (o.diskMiB ?? 128) << 20);
       }
       fs.writeFileSync(node.consoleLog, "");
       fs.writeFileSync(path.join(dir, "boot"), "default\n");
-      fs.writeFileSync(path.join(dir, "qemu.args"), qemuArgs(node, tap, o.memMiB ?? 512).join("\n") + "\n");
+      fs.writeFileSync(path.join(dir, "qemu.args"), qemuArgs(node, tap, o.memMiB ?? 512, o.httpBoot).join("\n") + "\n");
       st.nodes.push(node);
       save();
       node.relayPid = await startRelay(node); // before the BMC: its SOL connects to the relay at start-up

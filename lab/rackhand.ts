@@ -19,6 +19,8 @@ import type { RackState } from "./rack";
 
 export interface LabRackhand {
   app: App;
+  /** Its data directory (netboot tree under netboot/). */
+  dataDir: string;
   client: RackhandClient;
   /** Every line Rackhand logged (dnsmasq's included), also appended to <dir>/rackhand.log. */
   serverLog: string[];
@@ -39,13 +41,15 @@ export interface LabRackhandOptions {
   nodeEnv?: "test" | "production";
   /** Also prepare the Debian agent environment (rootfs.tar.zst). */
   debian?: boolean;
+  /** The stand-in OS image's firmware (lab/artifacts.ts; default bios). */
+  imageFirmware?: "bios" | "uefi";
 }
 
 /** @throws Error when something fails to start; whatever had started is closed again */
 export async function startLabRackhand(o: LabRackhandOptions): Promise<LabRackhand> {
   const dataDir = path.join(o.dir, "data");
   fs.mkdirSync(dataDir, { recursive: true });
-  const artifacts = prepareArtifacts({ dataDir, cacheDir: o.cacheDir, agent: o.agent, marker: o.marker, after: "poweroff", debian: o.debian, log: (l) => console.log(`[artifacts] ${l}`) });
+  const artifacts = prepareArtifacts({ dataDir, cacheDir: o.cacheDir, agent: o.agent, marker: o.marker, after: "poweroff", debian: o.debian, firmware: o.imageFirmware, log: (l) => console.log(`[artifacts] ${l}`) });
   const env = {
     RACKHAND_DATA_DIR: dataDir,
     PORT: "0",
@@ -65,7 +69,7 @@ export async function startLabRackhand(o: LabRackhandOptions): Promise<LabRackha
     const client = await signIn(app.url, "admin", o.adminPassword);
     const p = await provisionRack(client, o.rack, { port: Number(new URL(app.url).port), image: artifacts.image, provide: true });
     await until("Rackhand's dnsmasq to serve", () => serverLog.some((l) => l.includes("TFTP root")), 30_000);
-    return { app, client, serverLog, artifacts, machines: p.machines, close: () => app.close() }; // close stops dnsmasq
+    return { app, dataDir, client, serverLog, artifacts, machines: p.machines, close: () => app.close() }; // close stops dnsmasq
   } catch (err) {
     await app.close();
     throw err;

@@ -17,6 +17,8 @@ const ALWAYS_MODULES = [
   ...["virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod"],
   ...["md_mod", "raid0", "raid1", "raid10", "ext4", "crc32c_generic", "vfat", "nls_cp437", "nls_iso8859_1"],
 ];
+/** Loaded by /init only on UEFI machines: efivarfs, the EFI variables efibootmgr edits (write_image's boot entry). */
+const UEFI_MODULES = ["efivarfs"];
 /**
  * Drivers of common servers' NICs and storage controllers, loaded only for the hardware present (/init runs
  * modprobe with the PCI devices' modaliases; `modprobeIndex` writes modules.dep and modules.alias). Drivers that
@@ -30,7 +32,7 @@ const HARDWARE_MODULES = [
   // SATA/AHCI, NVMe, LSI/Broadcom MegaRAID and SAS HBAs, HPE Smart Array, Adaptec, Intel SCU, VMware PVSCSI.
   ...["ahci", "ata_piix", "nvme", "megaraid_sas", "mpt3sas", "hpsa", "smartpqi", "aacraid", "isci", "vmw_pvscsi"],
 ];
-const TOOLS = ["wipefs", "lsblk", "sfdisk", "blkdiscard", "blkid", "xz", "zstd", "mdadm"];
+const TOOLS = ["wipefs", "lsblk", "sfdisk", "blkdiscard", "blkid", "xz", "zstd", "mdadm", "efibootmgr"];
 
 export interface RamdiskOptions {
   outDir: string;
@@ -108,7 +110,7 @@ export function buildRamdisk(o: RamdiskOptions): RamdiskManifest {
   if (!fs.existsSync(agent)) throw new Error(`agent bundle ${agent} is missing: run npm run build:agent first`);
   const kdir = kernelDir(o, log);
   const always = kernelModules(kdir, ALWAYS_MODULES);
-  const kset = kernelModules(kdir, [...ALWAYS_MODULES, ...HARDWARE_MODULES]);
+  const kset = kernelModules(kdir, [...ALWAYS_MODULES, ...HARDWARE_MODULES, ...UEFI_MODULES]);
   const kver = kset.version;
   const t = new Tree();
   for (const d of ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys", "run", "tmp", "root", "mnt"]) t.dir(d);

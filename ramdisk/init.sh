@@ -41,6 +41,11 @@ done </etc/modules.load
 for pass in 1 2; do
   modprobe -qa $(cat /sys/bus/pci/devices/*/modalias /sys/bus/virtio/devices/*/modalias 2>/dev/null) 2>/dev/null
 done
+# UEFI only: the EFI variables, for the agent's efibootmgr (write_image's NVRAM boot entry); allowed under lockdown.
+if [ -d /sys/firmware/efi ]; then
+  modprobe -q efivarfs
+  mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
+fi
 say "drivers: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 
 ip link set lo up

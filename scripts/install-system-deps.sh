@@ -25,7 +25,7 @@ if [ "$profile" = "test" ]; then
   pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap graphviz ovmf efibootmgr debconf)
   pkgs+=(network-manager python3-gi gir1.2-nm-1.0 netplan.io ifupdown)
 elif [ "$profile" = "ramdisk" ]; then
-  pkgs+=(busybox-static fdisk zstd xz-utils binutils debootstrap)
+  pkgs+=(busybox-static fdisk zstd xz-utils binutils debootstrap efibootmgr)
 fi
 
 missing=()

@@ -52,7 +52,8 @@ function ctx(params: Record<string, unknown>, over: Partial<StepContext> = {}) {
     params,
     log: (t) => void lines.push(t),
     signal: new AbortController().signal,
-    config: { ...parseArgs(["--api", "http://127.0.0.1:1", "--mac", "52:54:00:00:00:01"]), targetDisk: null },
+    // A BIOS machine whatever the host is (the firmware tests point efiDir at a directory that exists).
+    config: { ...parseArgs(["--api", "http://127.0.0.1:1", "--mac", "52:54:00:00:00:01"]), targetDisk: null, efiDir: "/nonexistent/rackhand-test-bios" },
     afterReport: () => undefined,
     ...over,
   };
@@ -76,7 +77,8 @@ describe("write_image", () => {
     expect(onDisk.length).toBe(8 << 20);
     expect(onDisk.subarray(0, raw.length).equals(raw)).toBe(true);
     expect(onDisk[raw.length]).toBe(0xaa);
-    expect(lines.at(-1)).toMatch(/^verified: /);
+    expect(lines.at(-2)).toMatch(/^verified: /);
+    expect(lines.at(-1)).toMatch(/^firmware: no \/nonexistent\/rackhand-test-bios: this machine boots with legacy BIOS/);
   });
 
   it("guesses the format from the URL when none is given", async () => {
@@ -119,6 +121,103 @@ describe("wipe", () => {
 
   it("refuses a bad mode permanently", async () => {
     expect(await failure(wipe(ctx({ mode: "shred", target: disk("d3", 1) }).c))).toMatchObject({ transient: false, message: expect.stringMatching(/^wipe: bad params: mode/) });
+  });
+});
+
+/** Small real disk images: GPT + an ESP (FAT12, shim-like PE at the fallback path), and MBR with boot code. */
+function firmwareImages() {
+  const run = (cmd: string, args: string[], input?: string) => {
+    const r = spawnSync(cmd, args, { input, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`${cmd} failed or is missing (scripts/install-system-deps.sh test): ${r.error?.message ?? r.stderr}`);
+  };
+  const esp = path.join(dir, "esp.fat");
+  fs.rmSync(esp, { force: true });
+  run("mkfs.vfat", ["-C", "-F", "12", esp, "2048"]);
+  run("mmd", ["-i", esp, "::/EFI", "::/EFI/BOOT"]);
+  fs.writeFileSync(path.join(dir, "loader"), Buffer.concat([Buffer.from("MZ"), crypto.randomBytes(3000)]));
+  run("mcopy", ["-i", esp, path.join(dir, "loader"), "::/EFI/BOOT/BOOTX64.EFI"]);
+  const uefi = path.join(dir, "uefi.raw");
+  fs.writeFileSync(uefi, Buffer.alloc(4 << 20));
+  run("sfdisk", ["-q", uefi], "label: gpt\nstart=2048, size=4096, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n");
+  const u = fs.readFileSync(uefi);
+  fs.readFileSync(esp).copy(u, 2048 * 512);
+  const bios = path.join(dir, "bios.raw");
+  fs.writeFileSync(bios, Buffer.alloc(4 << 20));
+  run("sfdisk", ["-q", bios], "label: dos\nstart=2048, size=4096, type=83, bootable\n");
+  const b = fs.readFileSync(bios);
+  b.fill(0xfa, 0, 440);
+  files.set("uefi.raw.gz", zlib.gzipSync(u)).set("bios.raw.gz", zlib.gzipSync(b));
+  return { uefi: u, bios: b };
+}
+
+describe("firmware: the deploy's wipe refuses an image the machine cannot boot; write_image makes a UEFI disk boot", () => {
+  const uefiMachine = () => {
+    const efi = fs.mkdtempSync(path.join(dir, "efi-"));
+    return { efiDir: efi };
+  };
+  const biosMachine = { efiDir: "/nonexistent/rackhand-test-bios" };
+
+  it("a BIOS-only image on a UEFI machine (and a UEFI-only one on BIOS) fails before the disk is touched, saying why", async () => {
+    firmwareImages();
+    const cases = [
+      { image: "bios.raw.gz", fw: uefiMachine(), why: /cannot boot on this machine: it booted with UEFI firmware and the image has no EFI System Partition \(MBR, 1 partition, no EFI System Partition, BIOS boot code in the MBR\); nothing was written$/ },
+      { image: "uefi.raw.gz", fw: biosMachine, why: /cannot boot on this machine: it booted with legacy BIOS firmware and the image has no BIOS boot code \(GPT, 1 partition, EFI System Partition #1 \(2 MiB\), no BIOS boot code\); nothing was written$/ },
+      { image: "img.raw.gz", fw: uefiMachine(), why: /has no EFI System Partition \(no partition table \(no MBR signature/ },
+    ];
+    for (const k of cases) {
+      const target = disk(`fw-${k.image}`);
+      const { c } = ctx({ mode: "signatures", target, imageUrl: `${base}/${k.image}`, imageFormat: "raw.gz" }, { config: { ...ctx({}).c.config, ...k.fw } });
+      const err = await failure(wipe(c));
+      expect(err, k.image).toBeInstanceOf(StepFailure);
+      expect(err!.transient).toBe(false);
+      expect(err!.message).toMatch(k.why);
+      // Nothing was written: the disk still holds its 0xAA pattern everywhere.
+      expect(fs.readFileSync(target).every((x) => x === 0xaa)).toBe(true);
+    }
+  });
+
+  it("a matching image passes the check (logged) and the wipe goes on", async () => {
+    firmwareImages();
+    for (const [image, fw, line] of [
+      ["uefi.raw.gz", uefiMachine(), "image check: GPT, 1 partition, EFI System Partition #1 (2 MiB), no BIOS boot code; this machine booted with UEFI firmware: the image can boot on it"],
+      ["bios.raw.gz", biosMachine, "image check: MBR, 1 partition, no EFI System Partition, BIOS boot code in the MBR; this machine booted with BIOS firmware: the image can boot on it"],
+    ] as const) {
+      const target = disk(`ok-${image}`);
+      const { c, lines } = ctx({ mode: "signatures", target, imageUrl: `${base}/${image}`, imageFormat: "raw.gz" }, { config: { ...ctx({}).c.config, ...fw } });
+      expect(await wipe(c)).toMatchObject({ target, image: { firmware: fw === biosMachine ? "bios" : "uefi" } });
+      expect(lines).toContain(line);
+      expect(lines.some((l) => l.startsWith("zeroed the first and last MiB"))).toBe(true);
+    }
+  });
+
+  it("write_image on a UEFI machine checks the written ESP's fallback loader and logs why no NVRAM entry was made for a file", async () => {
+    const { uefi } = firmwareImages();
+    const target = disk("w-uefi");
+    const sha256 = crypto.createHash("sha256").update(uefi).digest("hex");
+    const { c, lines } = ctx({ url: `${base}/uefi.raw.gz`, sha256, target }, { config: { ...ctx({}).c.config, ...uefiMachine() } });
+    const r = await writeImage(c);
+    expect(r).toMatchObject({ verified: true, boot: { firmware: "uefi", esp: { partition: 1, fat: 12, loader: "\\EFI\\BOOT\\BOOTX64.EFI", loaderBytes: 3002 }, nvram: "skipped: target is a file" } });
+    expect(lines).toContain(`ESP check: partition 1 of ${target} (FAT12) holds \\EFI\\BOOT\\BOOTX64.EFI (3002 bytes, an EFI executable): UEFI can boot it by the fallback path`);
+    expect(lines).toContain(`efibootmgr: skipped: ${target} is a file, not a disk`);
+    // On BIOS: one line, no ESP check.
+    const b = ctx({ url: `${base}/uefi.raw.gz`, sha256, target }, { config: { ...ctx({}).c.config, ...biosMachine } });
+    expect(await writeImage(b.c)).toMatchObject({ boot: { firmware: "bios", nvram: "none: BIOS" } });
+    expect(b.lines.some((l) => /^firmware: no .*: this machine boots with legacy BIOS; no EFI System Partition check, no NVRAM boot entry$/.test(l))).toBe(true);
+  });
+
+  it("write_image on a UEFI machine fails permanently when the written image's ESP lacks the loader", async () => {
+    const { uefi } = firmwareImages();
+    const broken = Buffer.from(uefi);
+    // Rename BOOTX64.EFI in its directory entry: the ESP is still there, the loader is not.
+    const at = broken.indexOf(Buffer.from("BOOTX64 EFI"));
+    expect(at).toBeGreaterThan(0);
+    broken.write("BOOTIA32", at, "latin1");
+    files.set("broken.raw", broken);
+    const target = disk("w-broken");
+    const { c } = ctx({ url: `${base}/broken.raw`, target }, { config: { ...ctx({}).c.config, ...uefiMachine() } });
+    const err = await failure(writeImage(c));
+    expect(err?.transient).toBe(false);
+    expect(err?.message).toBe(`the EFI System Partition (#1) of ${target} has no loader at \\EFI\\BOOT\\BOOTX64.EFI: \\EFI\\BOOT\\BOOTX64.EFI not found`);
   });
 });
 

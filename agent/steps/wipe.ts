@@ -4,6 +4,7 @@ import { transient } from "../errors";
 import { run, runOk, type LogFn } from "../exec";
 import type { StepHandler } from "./context";
 import { resolveTarget, targetSize } from "./disk";
+import { checkImageForFirmware } from "./firmware-boot";
 import { parseParams } from "./params";
 
 const MiB = 1 << 20;
@@ -11,6 +12,9 @@ const wipeParams = z.object({
   mode: z.enum(["signatures", "discard"]).nullish(),
   target: z.string().startsWith("/").nullish(),
   targetDisk: z.string().startsWith("/").nullish(),
+  /** Deploys: the image about to be written, checked against this machine's firmware before anything is wiped. */
+  imageUrl: z.string().regex(/^https?:\/\/\S+$/, "must be an http(s) URL").nullish(),
+  imageFormat: z.string().nullish(),
 });
 
 /** Write zeros over [offset, offset+length) of an open target, 1 MiB at a time. */
@@ -74,6 +78,8 @@ export const wipe: StepHandler = async ({ params, log, signal, config }) => {
   const p = parseParams("wipe", wipeParams, params);
   const mode = p.mode ?? "signatures";
   const target = await resolveTarget(p.target ?? p.targetDisk, config.targetDisk, log, signal);
+  // A deploy's image that this machine's firmware cannot boot fails here, before the disk loses anything.
+  const image = p.imageUrl ? await checkImageForFirmware(p.imageUrl, p.imageFormat, config.efiDir, log, signal) : null;
   const { size, block } = targetSize(target);
   log(`wiping ${target} (${size} bytes, ${block ? "block device" : "file"}), mode ${mode}`);
   if (mode === "signatures") {
@@ -82,14 +88,14 @@ export const wipe: StepHandler = async ({ params, log, signal, config }) => {
     if (block) for (const part of await partitionsOf(target, signal)) await runOk("wipefs", ["--all", "--force", part], { log, signal });
     await runOk("wipefs", ["--all", "--force", target], { log, signal });
     zeroEnds(target, size, signal, log);
-    return { target, mode, sizeBytes: size };
+    return { target, mode, sizeBytes: size, ...(image && { image }) };
   }
   const discard = block ? await run("blkdiscard", ["--force", target], { log, signal }) : null;
   if (discard?.code === 0) {
     log(`discarded ${target}`);
-    return { target, mode, sizeBytes: size, discarded: true };
+    return { target, mode, sizeBytes: size, discarded: true, ...(image && { image }) };
   }
   log(block ? `blkdiscard failed (${discard?.stderr.trim()}); zeroing instead` : `${target} is a file: zeroing instead of discarding`);
   zeroAll(target, size, signal, log);
-  return { target, mode, sizeBytes: size, discarded: false };
+  return { target, mode, sizeBytes: size, discarded: false, ...(image && { image }) };
 };

@@ -8,6 +8,7 @@ import { permanent, StepFailure, transient } from "../errors";
 import { run, type LogFn } from "../exec";
 import type { StepHandler } from "./context";
 import { resolveTarget, targetSize } from "./disk";
+import { prepareFirmwareBoot } from "./firmware-boot";
 import { decompress, httpGet, imageFormat, redactUrl } from "./image-source";
 import { parseParams } from "./params";
 
@@ -136,7 +137,9 @@ export const writeImage: StepHandler = async ({ params, log, signal, config }) =
   if (readBack !== sha256) throw permanent(`read-back of ${target} differs from what was written (${readBack} != ${sha256})`);
   log(`verified: ${bytes} bytes, sha256 ${sha256}${p.sha256 ? " (as expected)" : ""}, read back identical`);
   if (block) await rereadPartitions(target, log, signal);
-  return { target, format, bytes, sha256, verified: true };
+  // Under UEFI: the ESP's fallback loader must be there, and an NVRAM entry points at it.
+  const boot = await prepareFirmwareBoot(target, block, config.efiDir, log, signal);
+  return { target, format, bytes, sha256, verified: true, boot };
 };
 
 /**

@@ -149,9 +149,9 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     expect(nb.status().backend?.pid).toBe(pid);
   });
 
-  it("answers an iPXE-tagged request (option 175) with the iPXE script, which chains the per-MAC script", async () => {
+  it("answers an iPXE-tagged request (option 175) with the iPXE script's URL, which chains the per-MAC script", async () => {
     const lease = await dhcp(MAC_A, ["-x", "0xaf:130101"]);
-    expect(lease).toMatch(/boot_?file=boot\.ipxe/);
+    expect(lease).toMatch(new RegExp(`boot_?file=http://${NET.replaceAll(".", "\\.")}\\.1:3000/boot/boot\\.ipxe`));
     expect(await tftp("boot.ipxe")).toContain("chain ipxe/${net0/mac:hexhyp}.ipxe || chain ipxe/default.ipxe");
     expect(await tftp("ipxe/52-54-00-7b-00-01.ipxe")).toMatch(/^#!ipxe\n/);
   });

@@ -78,4 +78,12 @@ describe("boot loaders from Debian's packages", () => {
     expect(bad.filter((l) => l.includes("tag:efihttp,") && l.startsWith("dhcp-boot"))).toEqual([]);
     expect(bad.join("\n")).toContain("HTTP base URL contains a comma");
   });
+
+  it("sends iPXE (on either firmware) boot.ipxe over HTTP, so HTTP Boot needs no TFTP; over TFTP when the URL cannot be given", () => {
+    expect(dhcpBootLines("10.0.0.1", "http://10.0.0.1:3000/", null)).toContain("dhcp-boot=tag:ipxe,http://10.0.0.1:3000/boot/boot.ipxe");
+    for (const url of ["http://10.0.0.1:3000/a,b", "http://10.0.0.1:3000/a b", "http://10.0.0.1:3000/#x"]) {
+      const ipxe = dhcpBootLines("10.0.0.1", url, null).filter((l) => l.startsWith("dhcp-boot=tag:ipxe,"));
+      expect(ipxe).toEqual(["dhcp-boot=tag:ipxe,boot.ipxe,,10.0.0.1"]);
+    }
+  });
 });

@@ -162,7 +162,8 @@ export function dpkgProvenance(file: string, expectedPackage: string): { package
 
 /**
  * dnsmasq's boot-file rules, per client architecture (DHCP option 93) and iPXE's user class:
- *   iPXE (either firmware)          → boot.ipxe over TFTP (chains the per-MAC script)
+ *   iPXE (either firmware)          → <base>/boot/boot.ipxe over HTTP (chains the per-MAC script), so a UEFI
+ *                                     HTTP Boot client never needs TFTP; over TFTP when the URL cannot be given
  *   BIOS, arch 0                    → lpxelinux.0
  *   UEFI x86-64 PXE, arch 7 and 9   → shimx64.efi, which loads grubx64.efi from the TFTP root (works with and
  *                                     without Secure Boot); GRUB reads <tftp-root>/grub/grub.cfg
@@ -174,6 +175,8 @@ export function dpkgProvenance(file: string, expectedPackage: string): { package
 export function dhcpBootLines(serverAddress: string, httpBaseUrl: string, available: ReadonlySet<string> | null): string[] {
   const has = (n: LoaderName) => available === null || available.has(n);
   const base = httpBaseUrl.replace(/\/+$/, "");
+  // dnsmasq splits dhcp-boot at commas: such a URL cannot be given as a boot file.
+  const urlOk = !/[,#\s]/.test(base);
   const out = [
     `# Client architecture (option 93): 0 BIOS, 7/9 UEFI x86-64 PXE, 16 UEFI x86-64 HTTP Boot; iPXE sends user class iPXE / option 175.`,
     `dhcp-match=set:ipxe,175`,
@@ -187,7 +190,7 @@ export function dhcpBootLines(serverAddress: string, httpBaseUrl: string, availa
     `dhcp-match=set:arch9,option:client-arch,9`,
     `# iPXE "no-pxedhcp": do not wait ~3 s for ProxyDHCP offers.`,
     `dhcp-option=tag:ipxe,encap:175,176,1b`,
-    `dhcp-boot=tag:ipxe,boot.ipxe,,${serverAddress}`,
+    urlOk ? `dhcp-boot=tag:ipxe,${base}/boot/boot.ipxe` : `dhcp-boot=tag:ipxe,boot.ipxe,,${serverAddress}`,
   ];
   const rule = (loaders: LoaderName[], what: string, line: string) => {
     const gone = loaders.filter((l) => !has(l));
@@ -195,8 +198,7 @@ export function dhcpBootLines(serverAddress: string, httpBaseUrl: string, availa
     else out.push(`# ${what}: no boot file, ${gone.join(" and ")} missing from the TFTP root (see the Settings page)`);
   };
   rule(["shimx64.efi", "grubx64.efi"], "UEFI PXE", `dhcp-boot=tag:!ipxe,tag:efi64,shimx64.efi,,${serverAddress}`);
-  if (/[,#\s]/.test(base)) {
-    // dnsmasq splits dhcp-boot at commas: such a URL cannot be given as a boot file.
+  if (!urlOk) {
     out.push(`# UEFI HTTP Boot: no boot file, the HTTP base URL contains a comma, # or space`);
   } else if (has("snponly.efi")) {
     out.push(`dhcp-option-force=tag:efihttp,60,HTTPClient`, `dhcp-boot=tag:!ipxe,tag:efihttp,${base}/boot/snponly.efi`);

@@ -128,5 +128,7 @@ describe("kill -9 of the server during a deploy", () => {
     expect(new Set(texts).size).toBe(texts.length);
     expect(all.filter((l) => l.text === "write_image: attempt 1 started")).toHaveLength(1);
     expect(agent.output()).toMatch(/fetch failed|ECONNREFUSED/);
-  });
+    // Two server starts, an agent process and the deploy's steps (the wipe's image check included): more than the
+    // default 20 s on a loaded 2-core host.
+  }, 90_000);
 });

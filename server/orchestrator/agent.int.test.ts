@@ -119,13 +119,17 @@ describe("the agent deploys an image onto a file-backed disk", () => {
 
   it("retries a transient failure (the image server answers 503 once) and succeeds", async () => {
     const m = machineWithImage("disk.raw.gz", "raw.gz");
+    // The deploy's first GET of the image is the wipe's firmware check (the image's first MiB), before the disk
+    // is touched: the 503 makes that step retry; write_image's own GET then succeeds at once.
     images.failNext("disk.raw.gz", 503);
     const { jobId, agent } = deploy(m);
     await until("the job to finish", finished(jobId), 20_000);
     expect(jobOf(jobId).state, agent.output()).toBe("succeeded");
-    const write = stepsOf(jobId).find((s) => s.name === "write_image")!;
-    expect(write).toMatchObject({ state: "succeeded", attempt: 2, error: null });
-    expect(linesOf(jobId).some((l) => l.stepId === write.id && /failed \(transient\): GET .*HTTP 503/.test(l.text))).toBe(true);
+    const wipe = stepsOf(jobId).find((s) => s.name === "wipe")!;
+    expect(wipe).toMatchObject({ state: "succeeded", attempt: 2, error: null });
+    expect(linesOf(jobId).some((l) => l.stepId === wipe.id && /failed \(transient\): GET .*HTTP 503/.test(l.text))).toBe(true);
+    expect(linesOf(jobId).some((l) => l.stepId === wipe.id && /^image check: MBR, 1 partition, no EFI System Partition, BIOS boot code in the MBR; this machine booted with BIOS firmware/.test(l.text))).toBe(true);
+    expect(stepsOf(jobId).find((s) => s.name === "write_image")).toMatchObject({ state: "succeeded", attempt: 1 });
     expect(sha256OfPrefix(m.disk, image.sizeBytes)).toBe(image.sha256);
   });
 

@@ -40,6 +40,10 @@ const bootDisk = (then: StepSpec): StepSpec[][] => [
   [then],
 ];
 
+// A deploy's wipe first checks that the image suits the machine's firmware (UEFI: an ESP; BIOS: boot code), so an
+// image the machine cannot boot fails the job before its disk is touched.
+const deployWipe = agent("wipe", 1800, 2, { mode: "$wipeMode", target: "$targetDisk", imageUrl: "$imageUrl", imageFormat: "$imageFormat" });
+
 /**
  * Job kinds are data: ordered groups of steps (steps in a group run in parallel). The orchestrator has one code
  * path for all of them. `params` of a step may name job params with `$name` (resolved when the job starts).
@@ -50,7 +54,7 @@ export const JOB_KIND_SPECS: Record<JobKind, StepSpec[][]> = {
   deploy_image: [
     ...bootAgent,
     [agent("inventory", 300, 3)],
-    [agent("wipe", 1800, 2, { mode: "$wipeMode", target: "$targetDisk" })],
+    [deployWipe],
     [{ ...agent("raid", 600, 2, { spec: "$raid" }), when: "raid" }],
     [agent("write_image", 3600, 3, { url: "$imageUrl", sha256: "$imageSha256", format: "$imageFormat", target: "$imageTarget" })],
     [agent("configure_network", 300, 3, { osFamily: "$osFamily", rootPartition: "$rootPartition", files: "$networkFiles" })],
@@ -73,7 +77,7 @@ export const JOB_KIND_SPECS: Record<JobKind, StepSpec[][]> = {
 // Reinstall = clean, then deploy from the image, in one job (the agent stays up between the two).
 JOB_KIND_SPECS.reinstall = [
   ...bootAgent,
-  [agent("wipe", 1800, 2, { mode: "$wipeMode", target: "$targetDisk" })],
+  [deployWipe],
   ...JOB_KIND_SPECS.deploy_image.slice(bootAgent.length + 2),
 ];
 

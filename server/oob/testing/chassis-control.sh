@@ -16,9 +16,13 @@ vm() { [ -f "$statedir/qemu.args" ]; }
 running() { [ -f "$statedir/qemu.pid" ] && kill -0 "$(cat "$statedir/qemu.pid" 2>/dev/null)" 2>/dev/null; }
 start_vm() {
   running && return 0
-  case $(cat "$statedir/boot" 2>/dev/null) in pxe) b=n ;; *) b=c ;; esac
+  case $(cat "$statedir/boot" 2>/dev/null) in pxe) b=n net=1 disk=2 ;; *) b=c net=2 disk=1 ;; esac
   set --
-  while IFS= read -r a; do set -- "$@" "$a"; done <"$statedir/qemu.args"
+  # UEFI VMs (OVMF ignores -boot): the NIC's and the disk's bootindex come from the boot device too.
+  while IFS= read -r a; do
+    case $a in *@BOOTINDEX_*) a=$(printf '%s' "$a" | sed "s/@BOOTINDEX_NET@/$net/; s/@BOOTINDEX_DISK@/$disk/") ;; esac
+    set -- "$@" "$a"
+  done <"$statedir/qemu.args"
   log "power on: qemu -boot $b"
   qemu-system-x86_64 "$@" -boot "$b" -daemonize -pidfile "$statedir/qemu.pid" >>"$statedir/qemu.log" 2>&1 || log "qemu failed to start"
 }

@@ -26,9 +26,18 @@ export interface TestImage {
   files: Map<string, Buffer>;
 }
 
-/** A raw disk image of random data with a zeroed stretch (so it compresses a little), plus .gz/.xz/.zst. */
+/**
+ * A raw disk image of random data with a zeroed stretch (so it compresses a little), plus .gz/.xz/.zst. Its first
+ * sector is an MBR with (random) boot code and one active partition, so the deploy's firmware check takes it for a
+ * BIOS-bootable disk, as the test hosts boot the agent without UEFI.
+ */
 export function makeImage(dir: string, sizeMiB: number): TestImage {
   const raw = crypto.randomBytes(sizeMiB << 20);
+  raw.fill(0, 440, 512);
+  raw.set([0x80, 0, 0, 0, 0x83, 0, 0, 0], 446); // active, type 0x83 (Linux)
+  raw.writeUInt32LE(2048, 446 + 8);
+  raw.writeUInt32LE((sizeMiB << 11) - 2048, 446 + 12);
+  raw.writeUInt16LE(0xaa55, 510);
   raw.fill(0, 1 << 20, (1 << 20) + (256 << 10));
   const rawPath = path.join(dir, "disk.raw");
   fs.writeFileSync(rawPath, raw);
@@ -122,11 +131,15 @@ export interface AgentProcess {
   output: () => string;
 }
 
-/** Run the bundled agent for one job (`--once`), against `api`, on a file-backed disk, never rebooting. */
+/**
+ * Run the bundled agent for one job (`--once`), against `api`, on a file-backed disk, never rebooting. It acts as a
+ * BIOS machine (an --efi-dir that does not exist) unless `extra` names another, whatever firmware the host has.
+ */
 export function spawnAgent(bundle: string, api: string, mac: string, disk: string, extra: string[] = []): AgentProcess {
+  const firmware = extra.includes("--efi-dir") ? [] : ["--efi-dir", "/nonexistent/rackhand-test-bios"];
   const child = spawn(
     process.execPath,
-    [bundle, "--api", api, "--mac", mac, "--once", "--target-disk", disk, "--no-reboot", "--retry-max-ms", "300", "--wait-s", "5", ...extra],
+    [bundle, "--api", api, "--mac", mac, "--once", "--target-disk", disk, "--no-reboot", "--retry-max-ms", "300", "--wait-s", "5", ...firmware, ...extra],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
