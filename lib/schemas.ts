@@ -174,14 +174,27 @@ export const selectionSchema = z.union([
 ]);
 export type Selection = z.output<typeof selectionSchema>;
 
+/** The plan the operator confirmed (lib/plan.ts): the server refuses to execute a different one. */
+export const planIdSchema = z.string().regex(/^[0-9a-f]{64}$/, "A plan id from machines.plan");
 export const lifecycleActionSchema = z.object({
   id: z.number().int().positive(),
   action: z.enum(OPERATOR_ACTIONS),
   reason: z.string().trim().max(500).optional(),
+  /** Deploy and reinstall: the OS profile to install (recorded on the machine); omitted: the machine's own. */
+  osProfileId: z.number().int().positive().optional(),
 });
 export const bulkActionSchema = z.object({
   selection: selectionSchema,
   action: z.enum(OPERATOR_ACTIONS),
+  /** Deploy and reinstall: the OS profile for the whole selection; omitted: each machine's own. */
+  osProfileId: z.number().int().positive().optional(),
+  planId: planIdSchema.optional(),
+});
+export const setOsProfileSchema = z.object({
+  selection: selectionSchema,
+  /** null: no profile. */
+  osProfileId: z.number().int().positive().nullable(),
+  planId: planIdSchema.optional(),
 });
 
 export const maintenanceSchema = z.object({
@@ -276,6 +289,7 @@ export const POWER_ACTION_LABELS: Record<PowerActionName, string> = {
 export const powerActionSchema = z.object({
   selection: selectionSchema,
   action: z.enum(POWER_ACTIONS),
+  planId: planIdSchema.optional(),
 });
 export const bootDeviceSchema = z.object({
   id: z.number().int().positive(),

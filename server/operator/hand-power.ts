@@ -6,10 +6,11 @@ import type { PowerResult } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { Actor, Domain } from "../context";
 import { forEachMachine } from "../machines/per-machine";
-import { resolveSelection, type Selection } from "../machines/selection";
+import type { Selection } from "../machines/selection";
 import { powerAction, setBootDevice } from "../oob/power";
 import type { BootDevice, PowerAction } from "../oob/types";
 import { withHandHold } from "../orchestrator/job-state";
+import { planToExecute } from "./plan";
 
 function busyError(job: { id: number; kind: string; state: string }, what: string): AppError {
   return new AppError("MACHINE_BUSY", `${job.kind.replace(/_/g, " ")} job #${job.id} is ${job.state}; cancel it before changing the ${what} by hand`);
@@ -35,7 +36,13 @@ export async function setBootDeviceByHand(d: Domain, machineId: number, device: 
   await withHandHold(d, machineId, "boot device", (job) => busyError(job, "boot device"), () => setBootDevice(d, machineId, device, persistent, actor));
 }
 
-/** A power action over a table selection (explicit ids or every machine matching a filter). */
-export function powerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor): Promise<PowerResult[]> {
-  return powerActionMany(d, resolveSelection(d, sel), action, actor);
+/**
+ * A power action over a table selection (explicit ids or every machine matching a filter), as planned
+ * (server/operator/plan.ts): machines without a BMC or busy with a job are skipped with the plan's reason; with
+ * `planId` the plan must be the one the operator confirmed. @throws AppError PLAN_STALE
+ */
+export async function powerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): Promise<PowerResult[]> {
+  const p = planToExecute(d, sel, { type: "power", action }, planId);
+  const results = await powerActionMany(d, p.rows.filter((r) => r.act).map((r) => r.id), action, actor);
+  return [...results, ...p.rows.filter((r) => !r.act).map((r) => ({ id: r.id, name: r.name, ok: false, skipped: true, error: r.detail }))];
 }

@@ -68,19 +68,24 @@ function plan(db: Db, kind: BatchKind, m: Candidate, busy: Set<number>, ctx: Pla
 }
 
 /**
+ * The machines of a batch as the operator layer's plan decided them (server/operator/plan.ts): who acts, with
+ * which OS profile (deploy and reinstall), and who is skipped with the reason.
+ */
+export interface DecidedBatch {
+  acting: { machineId: number; osProfileId: number | null }[];
+  skipped: BatchSkipped[];
+}
+
+/**
  * Create a batch over a selection: every machine that can take the action gets a queued job; the others are
  * skipped with the reason (kept on the batch). Destructive and power-cutting kinds (CONFIRM_BATCH_KINDS) need
- * `confirmCount` equal to the selection size.
+ * `confirmCount` equal to the number of machines that will act. With `decided` (the operator's confirmed plan) the
+ * batch takes exactly those machines and profiles; without it, it decides by itself.
  * @throws AppError VALIDATION (empty selection, wrong confirmation, no machine can take the action), CONFLICT
  */
-export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchCreated {
-  const ids = resolveSelection(d, input.selection);
-  if (!ids.length) throw new AppError("VALIDATION", "The selection is empty");
-  if (CONFIRM_BATCH_KINDS.includes(input.kind) && input.confirmCount !== ids.length) {
-    throw new AppError("VALIDATION", `Type the number of machines (${ids.length}) to confirm`, [
-      { field: "confirmCount", message: `The selection has ${ids.length} machines` },
-    ]);
-  }
+export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided?: DecidedBatch): BatchCreated {
+  const ids = decided ? decided.acting.map((a) => a.machineId) : resolveSelection(d, input.selection);
+  if (!decided && !ids.length) throw new AppError("VALIDATION", "The selection is empty");
   const rows = d.db
     .select({
       id: machines.id,
@@ -96,6 +101,15 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
     .all()
     .map(({ bmcId, ...m }) => ({ ...m, hasBmc: bmcId !== null }));
   const byId = new Map(rows.map((r) => [r.id, r]));
+  // Deploy and reinstall with the OS profile chosen for the selection: recorded on the machine with its job (a retry
+  // deploys the machine's profile again).
+  const profileChanges: { machineId: number; osProfileId: number }[] = [];
+  for (const a of decided?.acting ?? []) {
+    const m = byId.get(a.machineId);
+    if (!m || a.osProfileId === null || a.osProfileId === m.osProfileId) continue;
+    profileChanges.push({ machineId: a.machineId, osProfileId: a.osProfileId });
+    m.osProfileId = a.osProfileId;
+  }
   const busy = new Set(
     d.db
       .select({ m: jobs.machineId })
@@ -109,12 +123,18 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
     settings: getNetbootSettings(d.db),
   };
   const planned: Planned[] = [];
-  const skipped: BatchSkipped[] = [];
+  const skipped: BatchSkipped[] = [...(decided?.skipped ?? [])];
   for (const id of ids) {
     const m = byId.get(id);
     const p = m ? plan(d.db, input.kind, m, busy, ctx) : "does not exist";
     if (typeof p === "string") skipped.push({ machineId: id, name: m?.name ?? `#${id}`, error: p });
     else planned.push(p);
+  }
+  const acting = decided ? decided.acting.length : planned.length;
+  if (CONFIRM_BATCH_KINDS.includes(input.kind) && planned.length && input.confirmCount !== acting) {
+    throw new AppError("VALIDATION", `Type the number of machines that will act (${acting}) to confirm`, [
+      { field: "confirmCount", message: `${acting} of the ${ids.length + (decided?.skipped.length ?? 0)} selected machines will act` },
+    ]);
   }
   const label = BATCH_KIND_LABELS[input.kind];
   if (!planned.length) {
@@ -159,6 +179,10 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
         backoffMaxMs: ph("backoffMaxMs"),
       })
       .prepare();
+    const planIds = new Set(planned.map((p) => p.machineId));
+    for (const c of profileChanges) {
+      if (planIds.has(c.machineId)) tx.update(machines).set({ osProfileId: c.osProfileId, updatedAt: now }).where(eq(machines.id, c.machineId)).run();
+    }
     for (const p of planned) {
       // The partial unique index (one queued/running job per machine) refuses a machine that got a job meanwhile.
       const job = insertJob.get({ machineId: p.machineId, kind: p.kind, params: p.params });

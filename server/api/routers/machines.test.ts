@@ -279,11 +279,15 @@ describe("machines.bulkAction", () => {
       .returning()
       .get();
     for (const m of [ms[0]!, ms[1]!, ms[2]!, outside]) await h.operator.machines.update({ id: m.id, osProfileId: profile.id });
+    // A deploy boots the machine through its BMC: machines without one are skipped by the plan.
+    for (const m of [ms[0]!, ms[1]!]) {
+      await h.operator.machines.update({ id: m.id, bmc: { driver: "fake", address: "127.0.0.1", username: "admin", password: "secret" } });
+    }
 
     const res = await h.operator.machines.bulkAction({ selection: { filter: { rackId, states: ["available", "deployed"] } }, action: "deploy" });
     expect(res.map((r) => r.id).sort()).toEqual([ms[0]!.id, ms[1]!.id, ms[2]!.id].sort());
     expect(res.filter((r) => r.ok).map((r) => r.id).sort()).toEqual([ms[0]!.id, ms[1]!.id].sort());
-    expect(res.find((r) => r.id === ms[2]!.id)).toMatchObject({ ok: false });
+    expect(res.find((r) => r.id === ms[2]!.id)).toMatchObject({ ok: false, skipped: true, error: "Deploy is not allowed in state Deployed" });
     expect((await h.viewer.machines.get({ id: ms[0]!.id })).state).toBe("deploying");
     // Each deploying machine got a job of its own.
     expect(h.db.select().from(jobs).where(inArray(jobs.machineId, [ms[0]!.id, ms[1]!.id])).all().map((j) => j.kind)).toEqual(["deploy_image", "deploy_image"]);

@@ -14,7 +14,7 @@ export const oobRouter = router({
   power: operatorProcedure
     .input(powerActionSchema)
     .output(oobOut.power)
-    .mutation(({ ctx, input }) => powerSelection(ctx.domain, input.selection, input.action, ctx.actor)),
+    .mutation(({ ctx, input }) => powerSelection(ctx.domain, input.selection, input.action, ctx.actor, input.planId)),
   bootDevice: operatorProcedure
     .input(bootDeviceSchema)
     .output(okOut)
