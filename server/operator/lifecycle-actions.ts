@@ -27,7 +27,7 @@ function assertAllowed(d: Domain, machineId: number, action: OperatorAction): Ma
   const m = d.db.select({ name: machines.name, state: machines.state }).from(machines).where(eq(machines.id, machineId)).get();
   if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
   if (!nextState(m.state, action)) {
-    throw new AppError("INVALID_TRANSITION", `${m.name}: "${action}" is not allowed in state ${STATE_LABELS[m.state]}`);
+    throw new AppError("INVALID_TRANSITION", `${m.name}: ${ACTION_LABELS[action]} is not allowed in state ${STATE_LABELS[m.state]}`);
   }
   return m.state;
 }

@@ -265,7 +265,8 @@ export function computePlan(d: Domain, selection: Selection, op: BulkOp): FullPl
     }
     if (busyJob !== undefined) return skip(m, "busy", `busy with job #${busyJob}`, own?.name ?? null);
     if (!to) return skip(m, "state", `${ACTION_LABELS[a]} is not allowed in state ${STATE_LABELS[m.state]}`, own?.name ?? null);
-    if (JOB_ACTIONS.includes(a) && m.maintenance) return skip(m, "maintenance", "in maintenance: no jobs start on it", own?.name ?? null);
+    // Maintenance: hands off (every action but abort, which stops work already running).
+    if (m.maintenance) return skip(m, "maintenance", "in maintenance", own?.name ?? null);
     if (JOB_ACTIONS.includes(a) && !m.hasBmc) return skip(m, "no_bmc", "has no BMC to boot it from the network", own?.name ?? null);
     if (PROFILE_ACTIONS.includes(a)) {
       const p = chosen ?? own;

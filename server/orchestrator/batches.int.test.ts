@@ -162,7 +162,7 @@ describe("batch creation", () => {
     const ms = manageable(app, 3, "flt");
     const selection = { filter: { q: "flt-" } };
     expect(() => createBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 3 }, "user:t")).toThrow(
-      /No machine in the selection can take "Release": flt-\d+ "release" is not allowed in state Manageable/,
+      /No machine in the selection can take "Release": flt-\d+ Release is not allowed in state Manageable/,
     );
     const r = createBatch(app.domain, { selection, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
     expect(r).toMatchObject({ queued: 3, skipped: [] });

@@ -20,7 +20,7 @@ import {
 } from "../../lib/batches";
 import { AppError } from "../../lib/errors";
 import { ACTIVE_JOB_STATES, type JobKind, type JobState } from "../../lib/jobs";
-import { nextState, STATE_LABELS, type MachineState } from "../../lib/lifecycle";
+import { ACTION_LABELS, nextState, STATE_LABELS, type MachineState } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { z } from "zod";
 import type { Actor, Domain } from "../context";
@@ -55,7 +55,7 @@ function plan(db: Db, kind: BatchKind, m: Candidate, busy: Set<number>, ctx: Pla
   if (POWER_BATCH_KINDS.includes(kind)) return m.hasBmc ? { machineId: m.id, kind: kind as JobKind, params: {} } : "has no BMC";
   if (m.maintenance) return "in maintenance";
   const action = batchAction(kind)!;
-  if (!nextState(m.state, action)) return `"${action}" is not allowed in state ${STATE_LABELS[m.state]}`;
+  if (!nextState(m.state, action)) return `${ACTION_LABELS[action]} is not allowed in state ${STATE_LABELS[m.state]}`;
   try {
     if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
     if (kind === "clean") return { machineId: m.id, kind: "clean", params: { wipeMode: "signatures" } };

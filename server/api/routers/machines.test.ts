@@ -219,7 +219,7 @@ describe("machines.action", () => {
   it("maps an illegal move to CONFLICT / INVALID_TRANSITION", async () => {
     const { id } = await enroll();
     const { shape } = await expectTrpcError(h.operator.machines.action({ id, action: "deploy" }), "CONFLICT", "INVALID_TRANSITION");
-    expect(shape.message).toMatch(/deploy/);
+    expect(shape.message).toMatch(/Deploy is not allowed/);
     expect((await h.viewer.machines.get({ id })).state).toBe("enrolled");
   });
 
