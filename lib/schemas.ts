@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { MACHINE_STATES, OPERATOR_ACTIONS } from "./lifecycle";
 import { ifnameSchema, ipv4, prefixSchema } from "./netboot";
+import { bmcAddressProblem, ipmiPasswordProblem, ipmiUsernameProblem } from "./bmc-address";
 import { dnsmasqNameProblem, isHostname, isIPv4, normalizeMac } from "./net";
 
 export const POWER_STATES = ["on", "off", "unknown"] as const;
@@ -71,14 +72,25 @@ export const rackCreateSchema = z.object({ ...rackFields, heightU: rackHeightSch
 // would otherwise resize the rack to 42U.
 export const rackUpdateSchema = z.object(rackFields).partial().extend({ id: z.number().int().positive() });
 
+/** A superRefine that adds `problem(value)` as the issue, if any. */
+const refineWith = (problem: (v: string) => string | null) => (v: string, ctx: z.RefinementCtx) => {
+  const p = problem(v);
+  if (p) ctx.addIssue({ code: "custom", message: p });
+};
+
 export const bmcInputSchema = z.object({
   driver: z.enum(BMC_DRIVERS).default("ipmitool"),
-  address: z.string().trim().min(1, "BMC address is required").max(253).refine((v) => isIPv4(v) || isHostname(v), {
-    message: "BMC address must be an IPv4 address or a host name",
-  }),
+  address: z
+    .string()
+    .trim()
+    .min(1, "BMC address is required")
+    .superRefine((v, ctx) => {
+      const problem = bmcAddressProblem(v);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
   port: z.number().int().min(1).max(65535).default(623),
-  username: z.string().trim().min(1, "BMC user is required").max(64),
-  password: z.string().min(1, "BMC password is required").max(128),
+  username: z.string().trim().min(1, "BMC user is required").superRefine(refineWith(ipmiUsernameProblem)),
+  password: z.string().min(1, "BMC password is required").superRefine(refineWith(ipmiPasswordProblem)),
   privilege: z.enum(BMC_PRIVILEGES).default("ADMINISTRATOR"),
   /** RMCP+ cipher suite; 3 (HMAC-SHA1, AES-128) by default: without it ipmitool probes and ipmi_sim stalls ~10 s. */
   cipherSuite: z.number().int().min(0).max(17).default(3),
@@ -139,7 +151,7 @@ export const machineUpdateSchema = z.object({
   bootMac: macSchema.optional(),
   ip: ipv4Schema.nullable().optional(),
   /** Omit to keep the BMC; a password left empty keeps the stored one. */
-  bmc: bmcInputSchema.extend({ password: z.string().max(128).optional() }).nullable().optional(),
+  bmc: bmcInputSchema.extend({ password: z.string().superRefine(refineWith(ipmiPasswordProblem)).optional() }).nullable().optional(),
   osProfileId: z.number().int().positive().nullable().optional(),
   /** Omit to keep; null clears the boot NIC's static configuration. */
   network: bootNicNetworkSchema.nullable().optional(),

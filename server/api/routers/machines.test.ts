@@ -39,6 +39,20 @@ describe("machines.enroll", () => {
     expect(h.db.select().from(nics).where(eq(nics.machineId, id)).get()!.mac).toBe(canonical);
   });
 
+  it("flags a BMC address:port already used, and an IP that is another machine's BMC address (the fake driver has no address)", async () => {
+    const bmc = { driver: "ipmitool" as const, address: "10.99.0.1", port: 6230, username: "admin", password: "secret" };
+    const first = await enroll({ bmc });
+    const { shape } = await expectTrpcError(h.operator.machines.enroll(machineInput(next(), { bmc: { ...bmc, address: "10.99.0.1" } })), "CONFLICT", "CONFLICT");
+    expect(shape.data.details).toEqual([{ field: "bmc.address", message: `BMC address 10.99.0.1:6230 belongs to ${first.input.name}'s BMC` }]);
+    await enroll({ bmc: { ...bmc, port: 6231 } });
+    const ipClash = await expectTrpcError(h.operator.machines.enroll(machineInput(next(), { ip: "10.99.0.1" })), "CONFLICT");
+    expect(ipClash.shape.data.details).toEqual([{ field: "ip", message: `IP 10.99.0.1 is the BMC address of ${first.input.name}` }]);
+    await enroll({ bmc: { ...bmc, driver: "fake" } });
+    await enroll({ bmc: { ...bmc, driver: "fake" } });
+    await expectTrpcError(h.operator.machines.enroll(machineInput(next(), { bmc: { ...bmc, port: 7000, password: "p".repeat(25) } })), "BAD_REQUEST", "VALIDATION");
+    await expectTrpcError(h.operator.machines.enroll(machineInput(next(), { bmc: { ...bmc, port: 7001, address: "10.43.1.999" } })), "BAD_REQUEST", "VALIDATION");
+  });
+
   it("stores the name lower-case and records an enrolment event", async () => {
     const { id } = await enroll({ name: "Web-01.Example.COM" });
     const m = await h.viewer.machines.get({ id });
