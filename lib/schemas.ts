@@ -256,6 +256,7 @@ export const CSV_COLUMNS = [
   "bmc_user",
   "bmc_password",
   "bmc_driver",
+  "os_profile",
 ] as const;
 export const csvImportSchema = z.object({ csv: z.string().max(5_000_000, "CSV larger than 5 MB"), dryRun: z.boolean().default(false) });
 

@@ -87,7 +87,7 @@ export const machinesOut = {
     dryRun: z.boolean(),
     imported: n,
     errors: z.array(z.object({ message: s, row: n.optional(), field: s.optional() })),
-    rows: z.array(z.object({ row: n, name: s, mac: s, ip: ns, rack: ns, uPosition: nn, bmcAddress: ns })),
+    rows: z.array(z.object({ row: n, name: s, mac: s, ip: ns, rack: ns, uPosition: nn, bmcAddress: ns, osProfile: ns })),
   }),
   action: z.object({ machineId: n, from: state, to: state, jobId: n.optional() }),
   bulkAction: z.array(

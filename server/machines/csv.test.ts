@@ -1,7 +1,7 @@
 import { count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError, type ErrorDetail } from "../../lib/errors";
-import { bmcs, events, machines, nics } from "../db/schema";
+import { bmcs, events, machines, nics, osProfiles } from "../db/schema";
 import { expectTrpcError } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
 import { importCsv } from "./csv";
@@ -280,6 +280,19 @@ describe("CSV import", () => {
     const m = h.db.select().from(machines).where(eq(machines.name, `csv-${seq}-1`)).get()!;
     const b = h.db.select().from(bmcs).where(eq(bmcs.machineId, m.id)).get()!;
     expect(h.domain.secrets.decrypt(b.passwordEncrypted)).toBe(`$(x);&'"\\`);
+  });
+
+  it("takes the OS profile by name in an os_profile column, and names an unknown one", async () => {
+    await rack();
+    const prof = h.db.insert(osProfiles).values({ name: `csv-prof-${seq}`, kind: "image", imageUrl: "http://127.0.0.1/i.raw", createdAt: new Date(), updatedAt: new Date() }).returning().get();
+    const text = [`${HEADER},os_profile`, `${row(1)},csv-prof-${seq}`, `${row(2)},`, `${row(3)},no-such-profile`].join("\n");
+    const dry = importCsv(h.domain, text, "user:test", true);
+    expect(dry.errors).toEqual([{ row: 3, field: "os_profile", message: 'No OS profile named "no-such-profile"' }]);
+    expect(dry.rows.map((r) => r.osProfile)).toEqual([`csv-prof-${seq}`, null, null]);
+    importCsv(h.domain, text.split("\n").slice(0, 3).join("\n"), "user:test", false);
+    const got = (name: string) => h.db.select().from(machines).where(eq(machines.name, name)).get()!.osProfileId;
+    expect(got(`csv-${seq}-1`)).toBe(prof.id);
+    expect(got(`csv-${seq}-2`)).toBeNull();
   });
 
   it("counts data rows, not lines: the header is not row 1", async () => {

@@ -2,7 +2,7 @@ import Papa from "papaparse";
 import { AppError, type ErrorDetail } from "../../lib/errors";
 import { CSV_COLUMNS, machineEnrollSchema, type MachineEnroll } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
-import { racks } from "../db/schema";
+import { osProfiles, racks } from "../db/schema";
 import { describe, enrollMany, uniqueProblems, type UniqueKeys } from "./enroll";
 import { checkPlacement } from "./placement";
 import { bmcAddressProblem } from "../../lib/bmc-address";
@@ -19,6 +19,8 @@ export interface CsvPreviewRow {
   mac: string;
   ip: string | null;
   bmcAddress: string | null;
+  /** The OS profile's name (os_profile column). */
+  osProfile: string | null;
 }
 
 export interface CsvImportResult {
@@ -42,6 +44,7 @@ const FIELD_TO_COLUMN: Record<string, string> = {
   "bmc.username": "bmc_user",
   "bmc.password": "bmc_password",
   "bmc.driver": "bmc_driver",
+  osProfileId: "os_profile",
 };
 
 /** The values of a raw row that must be unique, normalized as enrollment stores them (null where unusable). */
@@ -91,6 +94,7 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
   if (parsed.data.length > MAX_ROWS) return fail(dryRun, [{ row: 0, message: `At most ${MAX_ROWS} rows per import` }]);
 
   const rackIds = new Map(d.db.select({ id: racks.id, name: racks.name }).from(racks).all().map((r) => [r.name, r.id]));
+  const profileIds = new Map(d.db.select({ id: osProfiles.id, name: osProfiles.name }).from(osProfiles).all().map((p) => [p.name, p.id]));
   const inputs: MachineEnroll[] = [];
   const rowNumbers: number[] = [];
   const preview: CsvPreviewRow[] = [];
@@ -109,8 +113,14 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
       rackUnknown = !rackId;
       if (rackUnknown) add("rackId", `No rack named "${raw.rack}"`);
     }
+    let osProfileId: number | undefined;
+    if (raw.os_profile) {
+      osProfileId = profileIds.get(raw.os_profile);
+      if (!osProfileId) add("osProfileId", `No OS profile named "${raw.os_profile}"`);
+    }
     const hasBmc = Boolean(raw.bmc_address || raw.bmc_user || raw.bmc_password);
     const candidate = {
+      osProfileId,
       name: raw.name ?? "",
       rackId,
       uPosition: intOrUndefined(raw.u_position),
@@ -164,6 +174,7 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
         mac: r.data.bootMac,
         ip: r.data.ip ?? null,
         bmcAddress: r.data.bmc?.address ?? null,
+        osProfile: osProfileId ? raw.os_profile! : null,
       });
       if (!rowErrors.length) {
         // Checked together below, in file order: placement against the database and the rows before it.

@@ -19,6 +19,7 @@ import {
   type batchCreateSchema,
 } from "../../lib/batches";
 import { AppError } from "../../lib/errors";
+import { plural } from "../../lib/format";
 import { ACTIVE_JOB_STATES, type JobKind, type JobState } from "../../lib/jobs";
 import { ACTION_LABELS, nextState, STATE_LABELS, type MachineState } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
@@ -191,7 +192,7 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided
     const ev = recordEvent(tx, {
       actor,
       kind: "batch.created",
-      message: `Batch ${b.id}: ${label} of ${planned.length} machines (concurrency ${input.concurrency}, pause above ${input.failureThresholdPct}% failed)${skipped.length ? `; ${skipped.length} skipped` : ""}`,
+      message: `Batch ${b.id}: ${label} of ${plural(planned.length, "machine")} (concurrency ${input.concurrency}, pause above ${input.failureThresholdPct}% failed)${skipped.length ? `; ${skipped.length} skipped` : ""}`,
       payload: { batchId: b.id, kind: input.kind, queued: planned.length, skipped: skipped.length },
     });
     live.push({ type: "batch.changed", batchId: b.id, state: "running" }, { type: "event.created", event: ev });
@@ -322,7 +323,7 @@ export function abortBatch(d: Domain, id: number, cancelRunning: boolean, actor:
     const ev = recordEvent(tx, {
       actor,
       kind: "batch.aborted",
-      message: `Batch ${id} aborted: ${queued.length} queued jobs cancelled; ${running.length} running jobs ${cancelRunning ? "cancelled" : "left to finish"}`,
+      message: `Batch ${id} aborted: ${plural(queued.length, "queued job")} cancelled; ${plural(running.length, "running job")} ${cancelRunning ? "cancelled" : "left to finish"}`,
       payload: { batchId: id, cancelled: queued.length, running: running.length, cancelRunning },
     });
     return { ev, running: running.map((r) => r.id) };
