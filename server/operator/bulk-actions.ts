@@ -13,12 +13,11 @@ import { createBatch } from "../orchestrator/batches";
 import type { batchCreateSchema } from "../../lib/batches";
 import type { z } from "zod";
 import { operatorAction } from "./lifecycle-actions";
-import { planToExecute, type FullPlan } from "./plan";
+import { inPlanOrder, planToExecute } from "./plan";
+import type { PlanRow } from "../../lib/plan";
 
-/** A plan's skipped machines as bulk results (the same reason the plan showed). */
-function skippedResults(p: FullPlan): BulkResult[] {
-  return p.rows.filter((r) => !r.act).map((r) => ({ id: r.id, name: r.name, ok: false, skipped: true, error: r.detail }));
-}
+/** A machine the plan skipped, as a bulk result (the same reason the plan showed). */
+const skippedResult = (r: PlanRow): BulkResult => ({ id: r.id, name: r.name, ok: false, skipped: true, error: r.detail });
 
 /**
  * Apply an operator action to many machines as planned (server/operator/plan.ts): the machines the plan skips are
@@ -40,10 +39,8 @@ export async function bulkAction(
   const results = await forEachMachine(d, acting, concurrency, async (id) => ({
     state: (await operatorAction(d, id, action, { actor, osProfileId: p.profileOf.get(id) ?? undefined })).to,
   }));
-  return [
-    ...results.map((r): BulkResult => (r.ok ? { id: r.id, name: r.name, ok: true, state: r.state } : { id: r.id, name: r.name, ok: false, error: r.error })),
-    ...skippedResults(p),
-  ];
+  const acted = results.map((r): BulkResult => (r.ok ? { id: r.id, name: r.name, ok: true, state: r.state } : { id: r.id, name: r.name, ok: false, error: r.error }));
+  return inPlanOrder(p, acted, skippedResult);
 }
 
 /**
@@ -94,5 +91,5 @@ export function setOsProfile(d: Domain, sel: Selection, osProfileId: number | nu
   });
   for (const [i, ev] of events.entries()) d.bus.publish({ type: "event.created", event: { ...ev, machineName: acting[i]!.name } });
   if (acting.length) d.bus.publish({ type: "machines.bulk", count: acting.length });
-  return [...acting.map((r): BulkResult => ({ id: r.id, name: r.name, ok: true, profile: name })), ...skippedResults(p)];
+  return inPlanOrder(p, acting.map((r): BulkResult => ({ id: r.id, name: r.name, ok: true, profile: name })), skippedResult);
 }

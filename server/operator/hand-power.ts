@@ -10,7 +10,7 @@ import type { Selection } from "../machines/selection";
 import { powerAction, setBootDevice } from "../oob/power";
 import type { BootDevice, PowerAction } from "../oob/types";
 import { withHandHold } from "../orchestrator/job-state";
-import { planToExecute } from "./plan";
+import { inPlanOrder, planToExecute, SKIP_CODES } from "./plan";
 
 function busyError(job: { id: number; kind: string; state: string }, what: string): AppError {
   return new AppError("MACHINE_BUSY", `${job.kind.replace(/_/g, " ")} job #${job.id} is ${job.state}; cancel it before changing the ${what} by hand`);
@@ -44,5 +44,5 @@ export async function setBootDeviceByHand(d: Domain, machineId: number, device: 
 export async function powerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): Promise<PowerResult[]> {
   const p = planToExecute(d, sel, { type: "power", action }, planId);
   const results = await powerActionMany(d, p.rows.filter((r) => r.act).map((r) => r.id), action, actor);
-  return [...results, ...p.rows.filter((r) => !r.act).map((r) => ({ id: r.id, name: r.name, ok: false, skipped: true, error: r.detail }))];
+  return inPlanOrder(p, results, (r) => ({ id: r.id, name: r.name, ok: false, skipped: true, error: r.detail, code: SKIP_CODES[r.reason!] }));
 }

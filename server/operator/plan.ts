@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { and, desc, eq, inArray, notInArray } from "drizzle-orm";
 import { BATCH_KIND_LABELS, batchAction, POWER_BATCH_KINDS, type BatchKind } from "../../lib/batches";
-import { AppError } from "../../lib/errors";
+import { AppError, type ErrorCode } from "../../lib/errors";
 import { ACTIVE_JOB_STATES, POWER_JOB_KINDS, type JobKind } from "../../lib/jobs";
 import { ACTION_LABELS, nextState, STATE_LABELS, type MachineState, type OperatorAction } from "../../lib/lifecycle";
 import { profileOptionsSchema } from "../../lib/netboot";
@@ -127,6 +127,8 @@ function jobChanges(kind: JobKind, p: OsProfile | null): string[] {
   return out;
 }
 
+const jobLabel = (j: { id: number; kind: string }) => `${j.kind.replace(/_/g, " ")} job #${j.id}`;
+
 function titleOf(op: BulkOp): string {
   switch (op.type) {
     case "action":
@@ -189,14 +191,14 @@ export function computePlan(d: Domain, selection: Selection, op: BulkOp): FullPl
       byId.set(r.id, { ...r, hasBmc: r.bmc !== null });
     }
   }
-  const active = new Map<number, number>();
+  const active = new Map<number, { id: number; kind: string; state: string }>();
   if (ids.length) {
     for (const j of db
-      .select({ m: jobs.machineId, id: jobs.id })
+      .select({ m: jobs.machineId, id: jobs.id, kind: jobs.kind, state: jobs.state })
       .from(jobs)
       .where(and(inArray(jobs.machineId, ids), inArray(jobs.state, [...ACTIVE_JOB_STATES])))
       .all()) {
-      active.set(j.m, j.id);
+      active.set(j.m, j);
     }
   }
   const action: OperatorAction | null = op.type === "action" ? op.action : op.type === "batch" ? batchAction(op.kind) : null;
@@ -252,7 +254,8 @@ export function computePlan(d: Domain, selection: Selection, op: BulkOp): FullPl
     const busyJob = active.get(m.id);
     if (powerAction) {
       if (!m.hasBmc) return skip(m, "no_bmc", "has no BMC to switch its power", own?.name ?? null);
-      if (busyJob !== undefined) return skip(m, "busy", `busy with job #${busyJob}; its job drives its power`, own?.name ?? null);
+      // The words of hand-power.ts, which refuses the same machine the same way.
+      if (busyJob) return skip(m, "busy", `${jobLabel(busyJob)} is ${busyJob.state}; cancel it before changing the power by hand`, own?.name ?? null);
       const label = POWER_ACTION_LABELS[powerAction];
       return { id: m.id, name: m.name, act: true, reason: null, detail: label, from: m.state, to: null, changes: [label], profile: own?.name ?? null };
     }
@@ -260,10 +263,10 @@ export function computePlan(d: Domain, selection: Selection, op: BulkOp): FullPl
     const to = nextState(m.state, a);
     if (a === "abort") {
       if (!to) return skip(m, "state", `${ACTION_LABELS[a]} is not allowed in state ${STATE_LABELS[m.state]}`, own?.name ?? null);
-      const changes = busyJob !== undefined ? [`Job #${busyJob} cancelled`] : [];
+      const changes = busyJob ? [`${jobLabel(busyJob)} cancelled`] : [];
       return row(m, to, changes, own);
     }
-    if (busyJob !== undefined) return skip(m, "busy", `busy with job #${busyJob}`, own?.name ?? null);
+    if (busyJob) return skip(m, "busy", `busy: ${jobLabel(busyJob)} is ${busyJob.state}`, own?.name ?? null);
     if (!to) return skip(m, "state", `${ACTION_LABELS[a]} is not allowed in state ${STATE_LABELS[m.state]}`, own?.name ?? null);
     // Maintenance: hands off (every action but abort, which stops work already running).
     if (m.maintenance) return skip(m, "maintenance", "in maintenance", own?.name ?? null);
@@ -381,6 +384,25 @@ export function planToExecute(d: Domain, selection: Selection, op: BulkOp, planI
   const p = computePlan(d, selection, op);
   if (planId !== undefined && planId !== p.planId) throw new AppError("PLAN_STALE", STALE_PLAN_MESSAGE);
   return p;
+}
+
+/** The error code an API caller sees for a skipped machine (the same code the action itself would have refused with). */
+export const SKIP_CODES: Record<SkipReason, ErrorCode> = {
+  missing: "MACHINE_NOT_FOUND",
+  state: "INVALID_TRANSITION",
+  maintenance: "MACHINE_IN_MAINTENANCE",
+  no_bmc: "BMC_NOT_CONFIGURED",
+  no_profile: "VALIDATION",
+  bad_profile: "VALIDATION",
+  busy: "MACHINE_BUSY",
+  firmware: "VALIDATION",
+  unchanged: "VALIDATION",
+};
+
+/** Results of the acting machines plus the skipped ones (with the plan's reason), in the selection's order. */
+export function inPlanOrder<T extends { id: number }>(p: FullPlan, acted: T[], skipped: (row: PlanRow) => T): T[] {
+  const byId = new Map(acted.map((r) => [r.id, r]));
+  return p.rows.map((row) => (row.act ? byId.get(row.id)! : skipped(row)));
 }
 
 /** The batch kind of a plan op, for createBatch. */
