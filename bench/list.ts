@@ -135,6 +135,7 @@ async function planFigure(client: TrpcClient, run: Run): Promise<void> {
       name: "bench-plan-image",
       kind: "image",
       imageUrl: "http://images.example/debian-12.raw.gz",
+      imageSha256: "b".repeat(64),
       imageFormat: "raw.gz",
     });
     const input = { selection: { filter: {} }, op: { type: "batch", kind: "deploy", osProfileId: profile.id } };

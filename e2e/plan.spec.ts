@@ -29,7 +29,7 @@ test.afterEach(async ({ page }) => {
 });
 
 async function profile(page: Page, name: string): Promise<number> {
-  const p = await call(page, "osProfiles.create", { name, kind: "image", imageUrl: `http://images.example/${name}.raw.gz`, imageFormat: "raw.gz" });
+  const p = await call(page, "osProfiles.create", { name, kind: "image", imageUrl: `http://images.example/${name}.raw.gz`, imageSha256: "e".repeat(64), imageFormat: "raw.gz" });
   created.profiles.push(p.id);
   return p.id;
 }
