@@ -83,6 +83,7 @@ export const bmcInputSchema = z.object({
   address: z
     .string()
     .trim()
+    .toLowerCase()
     .min(1, "BMC address is required")
     .superRefine((v, ctx) => {
       const problem = bmcAddressProblem(v);

@@ -1,4 +1,4 @@
-import { and, eq, ne, sql } from "drizzle-orm";
+import { and, eq, ne } from "drizzle-orm";
 import { AppError, type ErrorDetail } from "../../lib/errors";
 import { BUSY_STATES, DELETABLE_STATES, STATE_LABELS } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
@@ -55,24 +55,25 @@ export function uniqueProblems(tx: Pick<Db, "select">, v: UniqueKeys, excludeMac
       .select({ name: machines.name })
       .from(bmcs)
       .innerJoin(machines, eq(machines.id, bmcs.machineId))
-      .where(and(eq(sql`lower(${bmcs.address})`, v.ip.toLowerCase()), ne(bmcs.driver, "fake")))
+      .where(and(eq(bmcs.address, v.ip), ne(bmcs.driver, "fake")))
       .get();
     if (bmc) errors.push({ field: "ip", message: `IP ${v.ip} is the BMC address of ${bmc.name}` });
   }
   if (v.bmc && v.bmc.driver !== "fake") {
+    // Stored lower-case (lib/schemas.ts bmcInputSchema), looked up by the bmcs_address index.
     const address = v.bmc.address.toLowerCase();
     const hit = tx
       .select({ name: machines.name })
       .from(bmcs)
       .innerJoin(machines, eq(machines.id, bmcs.machineId))
-      .where(and(eq(sql`lower(${bmcs.address})`, address), eq(bmcs.port, v.bmc.port), ne(bmcs.driver, "fake"), notSelf(bmcs.machineId)))
+      .where(and(eq(bmcs.address, address), eq(bmcs.port, v.bmc.port), ne(bmcs.driver, "fake"), notSelf(bmcs.machineId)))
       .get();
     if (hit) errors.push({ field: "bmc.address", message: `BMC address ${v.bmc.address}:${v.bmc.port} belongs to ${hit.name}'s BMC` });
     const host = tx
       .select({ name: machines.name })
       .from(nics)
       .innerJoin(machines, eq(machines.id, nics.machineId))
-      .where(eq(sql`lower(${nics.ip})`, address))
+      .where(eq(nics.ip, address))
       .get();
     if (host) errors.push({ field: "bmc.address", message: `BMC address ${v.bmc.address} is the IP of ${host.name}` });
   }

@@ -1,0 +1,1 @@
+CREATE INDEX `bmcs_address` ON `bmcs` (`address`,`port`);
