@@ -50,9 +50,16 @@ export interface FullPlan extends Omit<BulkPlan, "rows" | "rowsTruncated"> {
 
 /** The firmware an OS profile's image or installer boots with (options.firmware), or null when it boots with either. */
 export function profileFirmware(p: OsProfile): BootFirmware | null {
-  const r = profileOptionsSchema.safeParse(p.options ?? {});
-  return r.success ? (r.data.firmware ?? null) : null;
+  // Parsed once per profile row: a plan asks for every machine (10,000 zod parses cost ~1 s).
+  let f = firmwareOf.get(p);
+  if (f === undefined) {
+    const r = profileOptionsSchema.safeParse(p.options ?? {});
+    f = r.success ? (r.data.firmware ?? null) : null;
+    firmwareOf.set(p, f);
+  }
+  return f;
 }
+const firmwareOf = new WeakMap<OsProfile, BootFirmware | null>();
 
 const FW = (f: BootFirmware) => (f === "uefi" ? "UEFI" : "BIOS");
 
@@ -336,7 +343,9 @@ function finish(op: BulkOp, rows: PlanRow[], profileOf: Map<number, number | nul
   for (const r of rows) {
     // The digest: every decision, the move and the profile used (a changed profile is a different plan).
     const pid = profileOf.get(r.id);
-    hash.update(`\n${r.id}:${r.act ? 1 : 0}:${r.reason ?? ""}:${r.from}:${r.to ?? ""}:${pid ?? ""}:${r.changes.join("|")}`);
+    // The changes follow from the operation, the move and the profile (hashed with its updated_at below); their first
+    // line carries what is machine-specific (a profile change, the job an abort cancels).
+    hash.update(`\n${r.id}:${r.act ? 1 : 0}:${r.reason ?? ""}:${r.from}:${r.to ?? ""}:${pid ?? ""}:${r.changes.length}:${r.changes[0] ?? ""}`);
     if (!r.act) {
       skipCounts.set(r.reason!, (skipCounts.get(r.reason!) ?? 0) + 1);
       continue;
