@@ -106,6 +106,62 @@ async function listFigures(client: TrpcClient, run: Run, pid: number): Promise<v
   run.figures.push(memoryFigure("Server RSS after the list load", pid, "after all list requests above"));
 }
 
+const PLAN_WARMUPS = 1;
+const PLAN_SAMPLES = 5;
+const PLAN_ROUTE = 'route="trpc:machines.plan"';
+
+/** The server's own time for machines.plan so far: the _sum of its request-duration histogram (seconds), from /metrics. */
+async function planServerSeconds(client: TrpcClient): Promise<number> {
+  const res = await client.get("/metrics");
+  if (res.status !== 200) throw new BenchError(`/metrics answered ${res.status}`);
+  let sum = 0;
+  for (const line of res.body.split("\n")) {
+    if (line.startsWith("rackhand_http_request_duration_seconds_sum{") && line.includes(PLAN_ROUTE) && line.includes('status="200"')) {
+      sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+  }
+  return sum;
+}
+
+/**
+ * The plan preview of a bulk deploy with a chosen OS profile over "all 10,000 matching" (an empty filter), as the
+ * dialog asks for it (the first 1,000 rows, totals over all). Server time per request is the growth of the plan
+ * route's histogram sum in /metrics (request start to response end inside the server), one request at a time.
+ */
+async function planFigure(client: TrpcClient, run: Run): Promise<void> {
+  const name = `machines.plan, deploy with a chosen OS profile, all ${FLEET_MACHINES.toLocaleString("en")} matching — server time, median of ${PLAN_SAMPLES}`;
+  log(`measuring ${name}`);
+  await attempt(run, [name], async () => {
+    const profile = await client.mutate<{ id: number }>("osProfiles.create", {
+      name: "bench-plan-image",
+      kind: "image",
+      imageUrl: "http://images.example/debian-12.raw.gz",
+      imageSha256: "b".repeat(64),
+      imageFormat: "raw.gz",
+    });
+    const input = { selection: { filter: {} }, op: { type: "batch", kind: "deploy", osProfileId: profile.id } };
+    const server: number[] = [];
+    const wall: number[] = [];
+    let last: { total: number; acting: number; skipped: number; rows: unknown[] } | null = null;
+    for (let i = 0; i < PLAN_WARMUPS + PLAN_SAMPLES; i++) {
+      const before = await planServerSeconds(client);
+      const t0 = performance.now();
+      last = await client.mutate<{ total: number; acting: number; skipped: number; rows: unknown[] }>("machines.plan", input);
+      const ms = performance.now() - t0;
+      const serverMs = ((await planServerSeconds(client)) - before) * 1000;
+      if (i >= PLAN_WARMUPS) {
+        server.push(serverMs);
+        wall.push(ms);
+      }
+    }
+    if (!last || last.total !== FLEET_MACHINES) throw new BenchError(`machines.plan planned ${last?.total} machines, expected ${FLEET_MACHINES}`);
+    const note =
+      `${PLAN_WARMUPS} warm-up, then ${server.map((x) => Math.round(x)).join(", ")} ms server time; client wall time median ${Math.round(percentile(wall, 50))} ms ` +
+      `(${last.acting.toLocaleString("en")} act, ${last.skipped.toLocaleString("en")} skip, ${last.rows.length} rows returned)`;
+    return [{ name, unit: "ms", value: Math.round(percentile(server, 50)), target: { op: "<=", value: 300 }, note }];
+  });
+}
+
 async function browserFigure(client: TrpcClient, run: Run, baseUrl: string): Promise<void> {
   const name = `Machines page, first rows visible (Chromium, median of ${BROWSER_LOADS})`;
   log(`measuring ${name}`);
@@ -148,6 +204,7 @@ async function measureAll(server: ServerProcess, run: Run): Promise<void> {
     const seeded = await seed(client, run);
     run.figures.push(memoryFigure("Server RSS with 10,000 machines", server.pid, "right after seeding"));
     await listFigures(client, run, server.pid);
+    await planFigure(client, run);
     await browserFigure(client, run, server.url);
     // Issue 13 (operator pages): CSV export and the Events page, still at exactly FLEET_MACHINES machines.
     await operatorFigures(client, server, FLEET_MACHINES, (names, fn) => attempt(run, names, fn), log);

@@ -7,8 +7,9 @@ import readline from "node:readline/promises";
 import { parseArgs } from "node:util";
 import { io } from "socket.io-client";
 import { ACTIVE_JOB_STATES, type JobState, type LogLineDto } from "../lib/jobs";
-import { allowedActions, MACHINE_STATES, OPERATOR_ACTIONS, type MachineState, type OperatorAction } from "../lib/lifecycle";
+import { MACHINE_STATES, OPERATOR_ACTIONS, type MachineState, type OperatorAction } from "../lib/lifecycle";
 import type { LiveEvent } from "../lib/live-events";
+import type { BulkPlan } from "../lib/plan";
 import { ApiError, call, type Conn } from "./client";
 
 export const USAGE = `rackhand <command> [options]
@@ -18,9 +19,10 @@ Commands:
   machines list [filter]              list machines
   machines enroll --csv FILE [--dry-run]
                                       enroll machines from a CSV file (all-or-nothing; see the UI's import)
-  machines act ACTION (--ids 1,2 | filter) [--yes]
+  machines act ACTION (--ids 1,2 | filter) [--profile ID] [--yes]
                                       run a lifecycle action (${OPERATOR_ACTIONS.join(", ")}) on a selection:
-                                      shows which machines would act and which skip, then asks
+                                      shows the server's plan (who acts, who skips and why, what changes),
+                                      then asks; --profile: the OS profile for deploy and reinstall
   jobs follow JOB_ID                  print a job's log live until it ends (exit 0 if it succeeded, 3 if not)
 
 Filter: --state S[,S…] (${MACHINE_STATES.join(", ")})  --rack-id N  --power on|off|unknown
@@ -69,6 +71,7 @@ export async function main(argv: string[], io_: Io = defaultIo): Promise<number>
         csv: { type: "string" },
         "dry-run": { type: "boolean", default: false },
         ids: { type: "string" },
+        profile: { type: "string" },
         state: { type: "string" },
         "rack-id": { type: "string" },
         power: { type: "string" },
@@ -188,27 +191,32 @@ interface PlanRow {
   name: string;
   state: string;
   reason?: string;
+  changes?: string[];
 }
 
-/** Show which machines would act and which skip (the lifecycle table and maintenance), confirm, then act. */
+/**
+ * Show the server's plan (machines.plan: which machines act, which skip and why, what changes), confirm, then
+ * execute exactly that plan (its plan id: the server refuses a plan that went stale meanwhile).
+ */
 async function act(conn: Conn, action: OperatorAction, o: Record<string, string | boolean | undefined>, io_: Io, json: boolean): Promise<number> {
   const ids = typeof o.ids === "string" ? o.ids.split(",").map((s) => positiveInt(s.trim(), "--ids")) : null;
   const filter = filterOf(o);
   if (!ids && Object.keys(filter).length === 0) throw new UsageError("machines act needs --ids or a filter (refusing to act on the whole fleet by accident)");
   if (ids && Object.keys(filter).length) throw new UsageError("Give --ids or a filter, not both");
-  const listed = await call<{ rows: MachineRow[] }>(conn, "machines.list", "query", { ...filter, pageSize: 10_000 });
-  const rows = ids ? listed.rows.filter((m) => ids.includes(m.id)) : listed.rows;
-  const willAct: PlanRow[] = [];
-  const skip: PlanRow[] = ids ? ids.filter((id) => !rows.some((m) => m.id === id)).map((id) => ({ id, name: "?", state: "?", reason: "no such machine" })) : [];
-  for (const m of rows) {
-    if (m.maintenance) skip.push({ id: m.id, name: m.name, state: m.state, reason: "in maintenance" });
-    else if (!allowedActions(m.state).includes(action)) skip.push({ id: m.id, name: m.name, state: m.state, reason: `${action} is not allowed from ${m.state}` });
-    else willAct.push({ id: m.id, name: m.name, state: m.state });
-  }
-  const plan = { action, act: willAct, skip };
+  const osProfileId = typeof o.profile === "string" ? positiveInt(o.profile, "--profile") : undefined;
+  if (osProfileId !== undefined && action !== "deploy" && action !== "reinstall") throw new UsageError("--profile is for deploy and reinstall");
+  const selection = ids ? { ids } : { filter };
+  const p = await call<BulkPlan>(conn, "machines.plan", "mutation", {
+    selection,
+    op: { type: "action", action, ...(osProfileId !== undefined && { osProfileId }) },
+    limit: 10_000,
+  });
+  const willAct: PlanRow[] = p.rows.filter((r) => r.act).map((r) => ({ id: r.id, name: r.name, state: r.from, changes: r.changes }));
+  const skip: PlanRow[] = p.rows.filter((r) => !r.act).map((r) => ({ id: r.id, name: r.name, state: r.from, reason: r.detail }));
+  const plan = { action, planId: p.planId, total: p.total, act: willAct, skip, transitions: p.transitions, changes: p.changes };
   if (!json) {
     io_.out(`Plan: ${action} on ${willAct.length} machine(s), ${skip.length} skipped`);
-    for (const m of willAct) io_.out(`  act   ${String(m.id).padStart(5)}  ${m.name}  (${m.state})`);
+    for (const m of willAct) io_.out(`  act   ${String(m.id).padStart(5)}  ${m.name}  (${m.state})${m.changes?.length ? `  ${m.changes.join("; ")}` : ""}`);
     for (const m of skip) io_.out(`  skip  ${String(m.id).padStart(5)}  ${m.name}  ${m.reason}`);
   }
   if (willAct.length === 0) {
@@ -225,13 +233,16 @@ async function act(conn: Conn, action: OperatorAction, o: Record<string, string 
       return 1;
     }
   }
-  const results = await call<{ id: number; name: string; ok: boolean; error?: string; state?: string }[]>(conn, "machines.bulkAction", "mutation", {
-    selection: { ids: willAct.map((m) => m.id) },
+  const results = await call<{ id: number; name: string; ok: boolean; error?: string; state?: string; skipped?: boolean }[]>(conn, "machines.bulkAction", "mutation", {
+    selection,
     action,
+    planId: p.planId,
+    ...(osProfileId !== undefined && { osProfileId }),
   });
-  if (json) io_.out(JSON.stringify({ plan, results }, null, 2));
-  else for (const r of results) io_.out(`  ${r.ok ? "ok  " : "FAIL"}  ${String(r.id).padStart(5)}  ${r.name}  ${r.ok ? `→ ${r.state}` : r.error}`);
-  return results.every((r) => r.ok) ? 0 : 1;
+  const acted = results.filter((r) => !r.skipped);
+  if (json) io_.out(JSON.stringify({ plan, results: acted }, null, 2));
+  else for (const r of acted) io_.out(`  ${r.ok ? "ok  " : "FAIL"}  ${String(r.id).padStart(5)}  ${r.name}  ${r.ok ? `→ ${r.state}` : r.error}`);
+  return acted.every((r) => r.ok) ? 0 : 1;
 }
 
 async function ttyConfirm(q: string): Promise<boolean> {

@@ -110,7 +110,7 @@ describe("rackhand CLI with a token", () => {
     // A filter selection: manage what is still enrolled (cli-b); cli-a is now manageable and not matched.
     const byFilter = JSON.parse((await run(["machines", "act", "manage", "--state", "enrolled", "--maintenance", "no", "--yes", "--json"])).stdout);
     expect(byFilter.results).toMatchObject([{ name: "cli-b", ok: true }]);
-    // A read-only token sees the plan but the action is refused.
+    // A read-only token may neither plan nor act (machines.plan is a mutation: a selection may not fit a URL).
     const ro = await run(["machines", "act", "inspect", "--ids", String(id("cli-a")), "--yes", "--json"], { token: readToken });
     expect(ro.code).toBe(1);
     expect(JSON.parse(ro.stderr)).toMatchObject({ status: 403 });

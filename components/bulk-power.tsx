@@ -1,5 +1,5 @@
 "use client";
-import { BulkResultsDialog, TypedCount, typedCountMatches } from "./bulk-results";
+import { BulkResultsDialog } from "./bulk-results";
 import { useMutation } from "@tanstack/react-query";
 import { useState } from "react";
 import type { PowerResult } from "@/lib/dto";
@@ -7,10 +7,12 @@ import { plural } from "@/lib/format";
 import { DISRUPTIVE_POWER_ACTIONS, POWER_ACTION_LABELS, POWER_ACTIONS, type PowerActionName } from "@/lib/schemas";
 import { BATCH_KIND_LABELS, type BatchKind } from "@/lib/batches";
 import { BatchStartForm } from "./batch-start";
+import { resultSummary } from "./bulk-actions";
+import { PlanConfirm } from "./plan-preview";
 import type { Selection } from "@/lib/schemas";
 import { NEEDS_OPERATOR, useSession } from "./session";
-import { errorInfo, useTRPC } from "./trpc";
-import { Dialog, ErrorBanner } from "./ui";
+import { useTRPC } from "./trpc";
+import { Dialog } from "./ui";
 
 /** Power actions that also exist as batch kinds. */
 const BATCH_OF: Partial<Record<PowerActionName, BatchKind>> = { on: "power_on", off: "power_off", cycle: "power_cycle" };
@@ -22,7 +24,8 @@ const BATCH_OF: Partial<Record<PowerActionName, BatchKind>> = { on: "power_on", 
 export const IMMEDIATE_POWER_MAX = 16;
 
 /**
- * Power actions over the table selection: off/cycle/reset/soft ask the operator to type the number of machines.
+ * Power actions over the table selection, each after the server's plan (machines without a BMC or busy with a job
+ * are skipped, with the reason): off/cycle/reset/soft ask the operator to type the number of machines that will act.
  * Small selections get one outcome per machine at once; large ones start a power batch (see IMMEDIATE_POWER_MAX).
  */
 export function BulkPower({ selection, count }: { selection: Selection; count: number }) {
@@ -31,7 +34,6 @@ export function BulkPower({ selection, count }: { selection: Selection; count: n
   const [action, setAction] = useState<PowerActionName | null>(null);
   const [batchKind, setBatchKind] = useState<BatchKind | null>(null);
   const [results, setResults] = useState<PowerResult[] | null>(null);
-  const [typed, setTyped] = useState("");
   const run = useMutation(
     trpc.oob.power.mutationOptions({
       onSuccess: (r) => {
@@ -43,14 +45,10 @@ export function BulkPower({ selection, count }: { selection: Selection; count: n
   const asBatch = "filter" in selection || count > IMMEDIATE_POWER_MAX;
   const start = (a: PowerActionName) => {
     const kind = BATCH_OF[a];
+    run.reset();
     if (asBatch && kind) setBatchKind(kind);
-    else if (DISRUPTIVE_POWER_ACTIONS.includes(a)) {
-      setTyped("");
-      setAction(a);
-    }
-    else run.mutate({ selection, action: a }, { onSuccess: setResults });
+    else setAction(a);
   };
-  const failed = results?.filter((r) => !r.ok) ?? [];
   return (
     <>
       <div className="flex flex-wrap items-center gap-1.5" role="group" aria-label="Bulk power">
@@ -67,33 +65,38 @@ export function BulkPower({ selection, count }: { selection: Selection; count: n
         ))}
         {run.isPending && <span className="text-xs text-slate-500">talking to BMCs…</span>}
       </div>
-      <Dialog open={!!action} onClose={() => setAction(null)} title={action ? `${POWER_ACTION_LABELS[action]} ${plural(count, "machine")}?` : ""}>
+      <Dialog open={!!action} onClose={() => setAction(null)} title={action ? `${POWER_ACTION_LABELS[action]}: ${plural(count, "selected machine")}` : ""} wide>
         {action && (
-          <div className="space-y-3">
-            <p className="text-sm">
-              <b>{POWER_ACTION_LABELS[action]}</b> interrupts whatever runs on {plural(count, "machine")}. Machines whose BMC cannot be reached, or whose
-              power state is unknown, are skipped and reported.
-            </p>
-            <TypedCount count={count} value={typed} onChange={setTyped} />
-            <ErrorBanner message={run.error ? errorInfo(run.error).message : null} />
-            <div className="flex justify-end gap-2">
-              <button className="btn" onClick={() => setAction(null)}>
-                Cancel
-              </button>
-              <button className="btn btn-danger" disabled={run.isPending || !typedCountMatches(typed, count)} onClick={() => run.mutate({ selection, action })}>
-                {POWER_ACTION_LABELS[action]} {plural(count, "machine")}
-              </button>
-            </div>
-          </div>
+          <PlanConfirm
+            selection={selection}
+            op={{ type: "power", action }}
+            typed={DISRUPTIVE_POWER_ACTIONS.includes(action)}
+            danger={DISRUPTIVE_POWER_ACTIONS.includes(action)}
+            confirmLabel={POWER_ACTION_LABELS[action]}
+            pending={run.isPending}
+            error={run.error}
+            onCancel={() => setAction(null)}
+            onConfirm={(planId) => run.mutate({ selection, action, planId })}
+          >
+            {DISRUPTIVE_POWER_ACTIONS.includes(action) && (
+              <p className="text-sm">
+                <b>{POWER_ACTION_LABELS[action]}</b> interrupts whatever runs on the acting machines. Machines whose power state cannot be read are
+                reported after.
+              </p>
+            )}
+          </PlanConfirm>
         )}
       </Dialog>
-      <Dialog open={!!batchKind} onClose={() => setBatchKind(null)} title={batchKind ? `${BATCH_KIND_LABELS[batchKind]} ${plural(count, "machine")} as a batch?` : ""}>
-        {batchKind && <BatchStartForm kind={batchKind} selection={selection} count={count} onCancel={() => setBatchKind(null)} />}
+      <Dialog open={!!batchKind} onClose={() => setBatchKind(null)} title={batchKind ? `${BATCH_KIND_LABELS[batchKind]} as a batch: ${plural(count, "selected machine")}` : ""} wide>
+        {batchKind && <BatchStartForm kind={batchKind} selection={selection} onCancel={() => setBatchKind(null)} />}
       </Dialog>
       <BulkResultsDialog
-        rows={results?.map((r) => ({ id: r.id, name: r.name, ok: r.ok, text: r.ok ? `power ${r.powerState}` : (r.error ?? "failed") })) ?? null}
+        rows={
+          results?.map((r) => ({ id: r.id, name: r.name, ok: r.ok, text: r.ok ? `power ${r.powerState}` : r.skipped ? `skipped: ${r.error ?? ""}` : (r.error ?? "failed") })) ??
+          null
+        }
         title="Power action results"
-        summary={`${(results?.length ?? 0) - failed.length} succeeded, ${failed.length} failed.`}
+        summary={results ? resultSummary(results, "switched") : ""}
         summaryTestId="power-summary"
         onClose={() => setResults(null)}
       />

@@ -1,6 +1,7 @@
 "use client";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
+import { plural } from "@/lib/format";
 import { CSV_COLUMNS } from "@/lib/schemas";
 import { errorInfo, useTRPC } from "./trpc";
 import { ErrorBanner } from "./ui";
@@ -36,7 +37,7 @@ export function CsvImport({ onDone }: { onDone: () => void }) {
     return (
       <div className="space-y-3">
         <p className="text-sm text-emerald-800" role="status">
-          Imported {commit.data.imported} machines.
+          Imported {plural(commit.data.imported, "machine")}.
         </p>
         <div className="flex justify-end">
           <button className="btn btn-primary" onClick={onDone}>
@@ -77,7 +78,9 @@ export function CsvImport({ onDone }: { onDone: () => void }) {
       <ErrorBanner message={preview.error ? errorInfo(preview.error).message : commit.error ? errorInfo(commit.error).message : null} />
       {p && !p.ok && (
         <div role="alert" className="rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800">
-          <p className="font-semibold">{p.errors.length} problem(s) — nothing will be imported until they are fixed:</p>
+          <p className="font-semibold">
+            {plural(p.errors.length, "problem")} in {plural(new Set(p.errors.map((e) => e.row)).size, "row")} — nothing will be imported until they are fixed:
+          </p>
           <ul className="mt-1 max-h-40 list-disc overflow-auto pl-5" data-testid="csv-errors">
             {p.errors.map((e, i) => (
               <li key={i}>
@@ -93,7 +96,7 @@ export function CsvImport({ onDone }: { onDone: () => void }) {
           <table className="w-full text-xs" aria-label="CSV preview">
             <thead className="sticky top-0 bg-slate-50 text-left">
               <tr>
-                {["Row", "Name", "Rack", "U", "MAC", "IP", "BMC"].map((h) => (
+                {["Row", "Name", "Rack", "U", "MAC", "IP", "BMC", "OS profile"].map((h) => (
                   <th key={h} className="px-2 py-1">
                     {h}
                   </th>
@@ -110,6 +113,7 @@ export function CsvImport({ onDone }: { onDone: () => void }) {
                   <td className="px-2 py-0.5 font-mono">{r.mac}</td>
                   <td className="px-2 py-0.5 font-mono">{r.ip ?? "—"}</td>
                   <td className="px-2 py-0.5 font-mono">{r.bmcAddress ?? "—"}</td>
+                  <td className="px-2 py-0.5">{r.osProfile ?? "—"}</td>
                 </tr>
               ))}
             </tbody>
@@ -129,7 +133,7 @@ export function CsvImport({ onDone }: { onDone: () => void }) {
           disabled={!p?.ok || commit.isPending}
           onClick={() => commit.mutate({ csv, dryRun: false })}
         >
-          Import {p?.ok ? `${p.rows.length} machines` : ""}
+          Import {p?.ok ? plural(p.rows.length, "machine") : ""}
         </button>
       </div>
     </div>

@@ -16,4 +16,5 @@ ALTER TABLE `nics` ADD `gateway6` text;--> statement-breakpoint
 ALTER TABLE `nics` ADD `dns` text;--> statement-breakpoint
 CREATE INDEX `events_kind` ON `events` (`kind`,`id`);--> statement-breakpoint
 CREATE INDEX `events_actor` ON `events` (`actor`,`id`);--> statement-breakpoint
-CREATE INDEX `events_ts` ON `events` (`ts`);
+CREATE INDEX `events_ts` ON `events` (`ts`);--> statement-breakpoint
+CREATE INDEX `bmcs_address` ON `bmcs` (`address`,`port`);

@@ -134,9 +134,13 @@ test("bulk deploy of a selection starts a batch whose page shows per-machine pro
 
 test("a batch whose failures pass the threshold pauses and shows the banner with Resume and Abort", async ({ page }) => {
   await signIn(page, ADMIN);
-  // Machines without a BMC: their first power step fails for good ("has no BMC configured").
-  const a = await machines(page, "e2e-failA", 4, { macByte: 2, bmc: false, to: "manageable" });
-  const b = await machines(page, "e2e-failB", 4, { macByte: 3, bmc: false, to: "manageable" });
+  // Machines whose (fake) BMC refuses the credentials once they are managed: their first BMC step fails for good.
+  // (Machines without a BMC are skipped by the plan: a job cannot boot them.)
+  const a = await machines(page, "e2e-failA", 4, { macByte: 2, bmc: true, to: "manageable" });
+  const b = await machines(page, "e2e-failB", 4, { macByte: 3, bmc: true, to: "manageable" });
+  for (const [i, m] of [...a, ...b].entries()) {
+    await call(page, "machines.update", { id: m.id, bmc: { driver: "fake", address: `10.77.1.${10 + i}`, username: "admin", password: "wrong" } });
+  }
   await page.goto("/");
   await expect(page.getByTestId("batch-alert")).toHaveCount(0);
 
@@ -148,7 +152,7 @@ test("a batch whose failures pass the threshold pauses and shows the banner with
   await snap(page, "batch-alert-banner");
 
   await banner.getByRole("link", { name: "View batch" }).click();
-  await expect(page.getByTestId("batch-machine").filter({ hasText: "has no BMC configured" })).toHaveCount(3);
+  await expect(page.getByTestId("batch-machine").filter({ hasText: "refused the credentials" })).toHaveCount(3);
   await expect(page.getByTestId("job-state").filter({ hasText: "queued" })).toHaveCount(1);
   await expect(page.getByTestId("webhook-status")).toHaveText("Webhook: none configured");
 
@@ -222,7 +226,8 @@ test("bulk power cycle of more machines than the immediate path takes runs as a 
   await page.getByLabel("Select this page").check();
   await page.getByRole("group", { name: "Bulk power" }).getByRole("button", { name: "Power cycle" }).click();
   const dialog = page.getByRole("dialog");
-  await expect(dialog).toContainText("Power cycle 17 machines as a batch?");
+  await expect(dialog).toContainText("Power cycle as a batch: 17 selected machines");
+  await expect(dialog.getByTestId("plan-summary")).toHaveText("17 of 17 machines will act; 0 skipped.");
   await dialog.getByLabel("Concurrency").fill("5");
   const submit = dialog.getByRole("button", { name: "Power cycle 17 machines" });
   await expect(submit).toBeDisabled();

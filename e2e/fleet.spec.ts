@@ -126,7 +126,7 @@ test.describe.serial("rack and machines", () => {
     await expect(page.getByTestId("selection-status")).toContainText("2 machines selected");
     await page.getByRole("group", { name: "Bulk actions" }).getByRole("button", { name: "Manage" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Manage 2 machines" }).click();
-    await expect(page.getByTestId("bulk-summary")).toHaveText("2 succeeded, 0 refused.");
+    await expect(page.getByTestId("bulk-summary")).toHaveText("2 machines moved, 0 refused, 0 skipped.");
     await page.keyboard.press("Escape");
     await page.getByRole("group", { name: "Filter by state" }).getByRole("button", { name: "Manageable" }).click();
     await expect(page).toHaveURL(/state=manageable/);
@@ -153,7 +153,7 @@ test.describe.serial("rack and machines", () => {
     await page.getByRole("button", { name: "Select all 60 machines matching the filter" }).click();
     await page.getByRole("group", { name: "Bulk actions" }).getByRole("button", { name: "Manage" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Manage 60 machines" }).click();
-    await expect(page.getByTestId("bulk-summary")).toHaveText("60 succeeded, 0 refused.");
+    await expect(page.getByTestId("bulk-summary")).toHaveText("60 machines moved, 0 refused, 0 skipped.");
     await page.keyboard.press("Escape");
     await page.goto("/machines?q=bulk-&state=manageable");
     await expect(page.getByRole("navigation", { name: "Pagination" })).toContainText("of 60");

@@ -49,7 +49,9 @@ test.describe.serial("out-of-band control against ipmi_sim", () => {
     await page.goto("/machines?q=bmc-01");
     await page.getByLabel("Select bmc-01").check();
     await page.getByRole("group", { name: "Bulk power" }).getByRole("button", { name: "Power on" }).click();
-    await expect(page.getByTestId("power-summary")).toHaveText("1 succeeded, 0 failed.");
+    await expect(page.getByRole("dialog").getByTestId("plan-summary")).toHaveText("1 of 1 machine will act; 0 skipped.");
+    await page.getByRole("dialog").getByRole("button", { name: "Power on 1 machine" }).click();
+    await expect(page.getByTestId("power-summary")).toHaveText("1 machine switched, 0 refused, 0 skipped.");
     await expect(page.getByRole("dialog")).toContainText("power on");
     expect(sim.power()).toBe("on");
   });

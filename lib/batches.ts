@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { JOB_KIND_ACTION, type JobKind, type JobState } from "./jobs";
 import type { MachineState, OperatorAction } from "./lifecycle";
-import { selectionSchema, type PowerState } from "./schemas";
+import { planIdSchema, selectionSchema, type PowerState } from "./schemas";
 
 /**
  * What a batch does to each machine. Each kind is one orchestrator job per machine. The power kinds switch power
@@ -15,7 +15,7 @@ export type BatchKind = (typeof BATCH_KINDS)[number];
 export const BATCH_KIND_LABELS: Record<BatchKind, string> = {
   deploy: "Deploy",
   reinstall: "Reinstall",
-  clean: "Clean (release)",
+  clean: "Release",
   inspect: "Inspect",
   power_on: "Power on",
   power_off: "Power off",
@@ -71,8 +71,12 @@ export const batchCreateSchema = z.object({
   kind: z.enum(BATCH_KINDS),
   concurrency: z.number().int().min(1).max(500).default(10),
   failureThresholdPct: z.number().int().min(0).max(100).default(20),
-  /** The number of machines the operator typed to confirm a CONFIRM_BATCH_KINDS kind (checked against the selection). */
+  /** The number of machines the operator typed to confirm a CONFIRM_BATCH_KINDS kind: the number of machines that will act (its plan's `acting`). */
   confirmCount: z.number().int().min(0).optional(),
+  /** Deploy and reinstall: the OS profile for the whole selection (recorded on each machine); omitted: each machine's own. */
+  osProfileId: z.number().int().positive().optional(),
+  /** The plan the operator confirmed (machines.plan); a different plan now is refused as stale. */
+  planId: planIdSchema.optional(),
 });
 export type BatchCreateInput = z.input<typeof batchCreateSchema>;
 

@@ -79,6 +79,10 @@ export interface BulkResult {
   ok: boolean;
   error?: string;
   state?: MachineState;
+  /** Skipped by the plan (never touched); `error` says why. */
+  skipped?: boolean;
+  /** Set OS profile: the profile the machine now has (null: none). */
+  profile?: string | null;
 }
 
 /** One machine's outcome of a power action (bulk actions never fail all-or-nothing). */
@@ -91,6 +95,8 @@ export interface PowerResult {
   pending?: "on" | "off";
   error?: string;
   code?: string;
+  /** Skipped by the plan (never touched); `error` says why. */
+  skipped?: boolean;
 }
 
 export interface BmcCheckResult {

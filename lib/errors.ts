@@ -23,6 +23,7 @@ export const ERROR_CODES = [
   "BMC_ERROR",
   "POWER_STATE_UNKNOWN",
   "CONSOLE_NOT_HELD",
+  "PLAN_STALE",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -234,6 +234,11 @@ export const profileOptionsSchema = z.object({
    * Image deploys: a script the agent runs in its RAM disk after the image is written and configured (firmware,
    * BIOS settings, a last tweak). Visible to everyone who can read profiles: no secrets in it.
    */
+  /**
+   * The firmware the image or installer boots with; unset: either. A machine known to boot with the other one is
+   * skipped by bulk plans and refused by a deploy (server/operator/plan.ts).
+   */
+  firmware: optional(z.enum(["bios", "uefi"])),
   postInstallScript: optional(
     z.object({
       script: z.string().min(1, "Empty script").max(64 * 1024, "At most 64 KiB"),

@@ -1,6 +1,7 @@
 /** zod schemas for every input that crosses a boundary (tRPC, CSV, forms). Isomorphic. */
 import { z } from "zod";
 import { MACHINE_STATES, OPERATOR_ACTIONS } from "./lifecycle";
+import { bmcAddressProblem, ipmiPasswordProblem, ipmiUsernameProblem } from "./bmc-address";
 import { machineIfnameSchema } from "./net-model";
 import { ipv4, prefixSchema } from "./netboot";
 import { dnsmasqNameProblem, isHostname, isIPv4, normalizeMac } from "./net";
@@ -72,14 +73,26 @@ export const rackCreateSchema = z.object({ ...rackFields, heightU: rackHeightSch
 // would otherwise resize the rack to 42U.
 export const rackUpdateSchema = z.object(rackFields).partial().extend({ id: z.number().int().positive() });
 
+/** A superRefine that adds `problem(value)` as the issue, if any. */
+const refineWith = (problem: (v: string) => string | null) => (v: string, ctx: z.RefinementCtx) => {
+  const p = problem(v);
+  if (p) ctx.addIssue({ code: "custom", message: p });
+};
+
 export const bmcInputSchema = z.object({
   driver: z.enum(BMC_DRIVERS).default("ipmitool"),
-  address: z.string().trim().min(1, "BMC address is required").max(253).refine((v) => isIPv4(v) || isHostname(v), {
-    message: "BMC address must be an IPv4 address or a host name",
-  }),
+  address: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .min(1, "BMC address is required")
+    .superRefine((v, ctx) => {
+      const problem = bmcAddressProblem(v);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
   port: z.number().int().min(1).max(65535).default(623),
-  username: z.string().trim().min(1, "BMC user is required").max(64),
-  password: z.string().min(1, "BMC password is required").max(128),
+  username: z.string().trim().min(1, "BMC user is required").superRefine(refineWith(ipmiUsernameProblem)),
+  password: z.string().min(1, "BMC password is required").superRefine(refineWith(ipmiPasswordProblem)),
   privilege: z.enum(BMC_PRIVILEGES).default("ADMINISTRATOR"),
   /** RMCP+ cipher suite; 3 (HMAC-SHA1, AES-128) by default: without it ipmitool probes and ipmi_sim stalls ~10 s. */
   cipherSuite: z.number().int().min(0).max(17).default(3),
@@ -140,7 +153,7 @@ export const machineUpdateSchema = z.object({
   bootMac: macSchema.optional(),
   ip: ipv4Schema.nullable().optional(),
   /** Omit to keep the BMC; a password left empty keeps the stored one. */
-  bmc: bmcInputSchema.extend({ password: z.string().max(128).optional() }).nullable().optional(),
+  bmc: bmcInputSchema.extend({ password: z.string().superRefine(refineWith(ipmiPasswordProblem)).optional() }).nullable().optional(),
   osProfileId: z.number().int().positive().nullable().optional(),
   /** Omit to keep; null clears the boot NIC's static configuration. */
   network: bootNicNetworkSchema.nullable().optional(),
@@ -179,14 +192,27 @@ export const selectionSchema = z.union([
 ]);
 export type Selection = z.output<typeof selectionSchema>;
 
+/** The plan the operator confirmed (lib/plan.ts): the server refuses to execute a different one. */
+export const planIdSchema = z.string().regex(/^[0-9a-f]{64}$/, "A plan id from machines.plan");
 export const lifecycleActionSchema = z.object({
   id: z.number().int().positive(),
   action: z.enum(OPERATOR_ACTIONS),
   reason: z.string().trim().max(500).optional(),
+  /** Deploy and reinstall: the OS profile to install (recorded on the machine); omitted: the machine's own. */
+  osProfileId: z.number().int().positive().optional(),
 });
 export const bulkActionSchema = z.object({
   selection: selectionSchema,
   action: z.enum(OPERATOR_ACTIONS),
+  /** Deploy and reinstall: the OS profile for the whole selection; omitted: each machine's own. */
+  osProfileId: z.number().int().positive().optional(),
+  planId: planIdSchema.optional(),
+});
+export const setOsProfileSchema = z.object({
+  selection: selectionSchema,
+  /** null: no profile. */
+  osProfileId: z.number().int().positive().nullable(),
+  planId: planIdSchema.optional(),
 });
 
 export const maintenanceSchema = z.object({
@@ -256,6 +282,7 @@ export const CSV_COLUMNS = [
   "bmc_user",
   "bmc_password",
   "bmc_driver",
+  "os_profile",
 ] as const;
 export const csvImportSchema = z.object({ csv: z.string().max(5_000_000, "CSV larger than 5 MB"), dryRun: z.boolean().default(false) });
 
@@ -304,6 +331,7 @@ export const POWER_ACTION_LABELS: Record<PowerActionName, string> = {
 export const powerActionSchema = z.object({
   selection: selectionSchema,
   action: z.enum(POWER_ACTIONS),
+  planId: planIdSchema.optional(),
 });
 export const bootDeviceSchema = z.object({
   id: z.number().int().positive(),

@@ -9,6 +9,7 @@ import { JOB_KINDS, JOB_STATES, STEP_STATES } from "../../lib/jobs";
 import { MACHINE_STATES, OPERATOR_ACTIONS } from "../../lib/lifecycle";
 import { PROXY_MODES, AGENT_ENVIRONMENTS, IMAGE_FORMATS, INSTALL_TEMPLATES, NET_CONFIG_FORMATS, NETBOOT_MODES, OS_FAMILIES, PROFILE_KINDS } from "../../lib/netboot";
 import { FIRMWARE_SETTINGS, POWER_STATES, ROLES } from "../../lib/schemas";
+import { bulkOpSchema, SKIP_REASONS } from "../../lib/plan";
 import { tokenDtoSchema } from "../auth/tokens";
 
 const n = z.number();
@@ -87,10 +88,37 @@ export const machinesOut = {
     dryRun: z.boolean(),
     imported: n,
     errors: z.array(z.object({ message: s, row: n.optional(), field: s.optional() })),
-    rows: z.array(z.object({ row: n, name: s, mac: s, ip: ns, rack: ns, uPosition: nn, bmcAddress: ns })),
+    rows: z.array(z.object({ row: n, name: s, mac: s, ip: ns, rack: ns, uPosition: nn, bmcAddress: ns, osProfile: ns })),
   }),
   action: z.object({ machineId: n, from: state, to: state, jobId: n.optional() }),
-  bulkAction: z.array(z.object({ id: n, name: s, ok: z.boolean(), error: s.optional(), state: state.optional() })),
+  bulkAction: z.array(
+    z.object({ id: n, name: s, ok: z.boolean(), error: s.optional(), state: state.optional(), skipped: z.boolean().optional(), profile: ns.optional() }),
+  ),
+  plan: z.object({
+    planId: s,
+    op: bulkOpSchema,
+    title: s,
+    total: n,
+    acting: n,
+    skipped: n,
+    skipTotals: z.array(z.object({ reason: z.enum(SKIP_REASONS), label: s, count: n })),
+    transitions: z.array(z.object({ label: s, count: n })),
+    changes: z.array(z.object({ label: s, count: n })),
+    rows: z.array(
+      z.object({
+        id: n,
+        name: s,
+        act: z.boolean(),
+        reason: z.enum(SKIP_REASONS).nullable(),
+        detail: s,
+        from: state,
+        to: state.nullable(),
+        changes: z.array(s),
+        profile: ns,
+      }),
+    ),
+    rowsTruncated: z.boolean(),
+  }),
 };
 
 export const eventsOut = {
@@ -112,15 +140,17 @@ export const usersOut = {
 const powerSync = z.object({ intervalS: n, jitterS: n, concurrency: n, failureThreshold: n, skipStates: z.array(z.enum(MACHINE_STATES)) });
 const sweepStats = z.object({ machines: n, ok: n, failed: n, changed: n, written: n, durationMs: n, cpuMs: n, at: s });
 export const oobOut = {
-  power: z.array(z.object({ id: n, name: s, ok: z.boolean(), powerState: power.optional(), pending: z.enum(["on", "off"]).optional(), error: s.optional(), code: s.optional() })),
+  power: z.array(
+    z.object({ id: n, name: s, ok: z.boolean(), powerState: power.optional(), pending: z.enum(["on", "off"]).optional(), error: s.optional(), code: s.optional(), skipped: z.boolean().optional() }),
+  ),
   powerStart: z.object({
     /** Wait on it with oob.powerWait. */
     operationId: s,
-    results: z.array(z.object({ id: n, name: s, ok: z.boolean(), pending: z.enum(["on", "off"]).optional(), error: s.optional(), code: s.optional() })),
+    results: z.array(z.object({ id: n, name: s, ok: z.boolean(), pending: z.enum(["on", "off"]).optional(), error: s.optional(), code: s.optional(), skipped: z.boolean().optional() })),
   }),
   powerWait: z.object({
     done: z.boolean(),
-    results: z.array(z.object({ id: n, name: s, ok: z.boolean(), powerState: power.optional(), error: s.optional(), code: s.optional() })).nullable(),
+    results: z.array(z.object({ id: n, name: s, ok: z.boolean(), powerState: power.optional(), error: s.optional(), code: s.optional(), skipped: z.boolean().optional() })).nullable(),
   }),
   checkBmc: z.object({ reachable: z.boolean(), info: s.optional(), error: s.optional(), code: s.optional() }),
   syncSettings: powerSync,

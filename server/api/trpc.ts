@@ -51,6 +51,7 @@ const STATUS: Record<ErrorCode, TRPC_ERROR_CODE_KEY> = {
   BMC_ERROR: "BAD_GATEWAY",
   POWER_STATE_UNKNOWN: "CONFLICT",
   CONSOLE_NOT_HELD: "CONFLICT",
+  PLAN_STALE: "CONFLICT",
 };
 
 /** The one place domain errors become tRPC errors. */

@@ -1,7 +1,7 @@
 import { count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError, type ErrorDetail } from "../../lib/errors";
-import { bmcs, events, machines, nics } from "../db/schema";
+import { bmcs, events, machines, nics, osProfiles } from "../db/schema";
 import { expectTrpcError } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
 import { importCsv } from "./csv";
@@ -182,6 +182,117 @@ describe("CSV import", () => {
     expect(details.find((d) => d.row === 1)).toMatchObject({ field: "mac" });
     expect(details.find((d) => d.row === 3)).toMatchObject({ field: "rack" });
     expect(details.find((d) => d.row === 4)).toMatchObject({ field: "name" });
+  });
+
+  it("reports every problem of a row at once: syntax of each field, duplicates in the file, clashes with the database", async () => {
+    await rack();
+    importCsv(h.domain, csv(row(1)), "user:test", false);
+    const { details } = importFails(
+      csv(
+        row(2),
+        // Row 2: bad MAC, a 25-byte password, BMC address 10.43.1.999, the name of row 1 (in the file), the IP of a machine in the database.
+        row(3, { name: `csv-${seq}-2`, mac: "nope", bmc_password: "x".repeat(25), bmc_address: "10.43.1.999", ip: `10.77.${seq}.1` }),
+      ),
+    );
+    const row2 = details.filter((d) => d.row === 2).map((d) => [d.field, d.message]);
+    expect(row2).toEqual(
+      expect.arrayContaining([
+        ["mac", expect.stringMatching(/not a MAC/)],
+        ["bmc_password", "IPMI passwords are at most 20 bytes; this one is 25 bytes (UTF-8)"],
+        ["bmc_address", expect.stringMatching(/"10.43.1.999" is not an IPv4 address/)],
+        ["name", `Name csv-${seq}-2 is also on row 1 of this file`],
+        ["ip", `IP 10.77.${seq}.1 belongs to csv-${seq}-1`],
+      ]),
+    );
+    expect(row2).toHaveLength(5);
+    expect(details.filter((d) => d.row !== 2)).toEqual([]);
+  });
+
+  it("reports duplicates within the file as such, never as 'already exists'", async () => {
+    await rack();
+    const res = importCsv(
+      h.domain,
+      csv(row(1), row(2, { name: `csv-${seq}-1`, mac: row(1).split(",")[4]!, ip: `10.77.${seq}.1`, bmc_address: `10.78.${seq}.1` })),
+      "user:test",
+      true,
+    );
+    expect(res.errors.map((e) => [e.row, e.field, e.message])).toEqual([
+      [2, "name", `Name csv-${seq}-1 is also on row 1 of this file`],
+      [2, "mac", expect.stringMatching(/^MAC 52:54:00:c5:[0-9a-f]{2}:01 is also on row 1 of this file$/)],
+      [2, "bmc_address", `BMC address 10.78.${seq}.1:623 is also on row 1 of this file`],
+      [2, "ip", `IP 10.77.${seq}.1 is also the IP on row 1 of this file`],
+    ]);
+    expect(JSON.stringify(res.errors)).not.toContain("already exists");
+  });
+
+  it("flags an IP used as a machine IP and as a BMC address, within the file and against the database", async () => {
+    await rack();
+    importCsv(h.domain, csv(row(1)), "user:test", false);
+    const res = importCsv(
+      h.domain,
+      csv(
+        row(2, { bmc_address: `10.77.${seq}.3` }), // the IP of row 2 of this file
+        row(3),
+        row(4, { ip: `10.78.${seq}.1` }), // the BMC address of a machine in the database
+        row(5, { bmc_address: `10.77.${seq}.1` }), // the IP of a machine in the database
+      ),
+      "user:test",
+      true,
+    );
+    expect(res.errors.map((e) => [e.row, e.field, e.message])).toEqual([
+      [2, "ip", `IP 10.77.${seq}.3 is also the BMC address on row 1 of this file`],
+      [3, "ip", `IP 10.78.${seq}.1 is the BMC address of csv-${seq}-1`],
+      [4, "bmc_address", `BMC address 10.77.${seq}.1 is the IP of csv-${seq}-1`],
+    ]);
+  });
+
+  it.each([
+    ["newline", "bm\nc"],
+    ["NUL", "bmc\0x"],
+    ["command substitution", "$(reboot)"],
+    ["semicolon", "bmc;reboot"],
+    ["ampersand", "bmc&reboot"],
+    ["path", "../../etc"],
+    ["quote", "bmc\"x"],
+    ["over-long", "a".repeat(300)],
+    ["non-ASCII", "bmç"],
+  ])("refuses a hostile BMC address (%s) naming the row and column, and writes nothing", async (_what, address) => {
+    await rack();
+    const { details } = importFails(csv(row(1, { bmc_address: address.includes(",") ? `"${address}"` : `"${address.replaceAll('"', '""')}"` })));
+    expect(details).toEqual([expect.objectContaining({ row: 1, field: "bmc_address" })]);
+  });
+
+  it.each([
+    ["newline", "pw\nx"],
+    ["NUL", "pw\0x"],
+    ["over 20 bytes", "p".repeat(21)],
+    ["over 20 bytes in UTF-8", "ü".repeat(11)],
+  ])("refuses a hostile BMC password (%s)", async (_what, password) => {
+    await rack();
+    const { details } = importFails(csv(row(1, { bmc_password: `"${password}"` })));
+    expect(details).toEqual([expect.objectContaining({ row: 1, field: "bmc_password" })]);
+  });
+
+  it("keeps shell and quote characters of a password inside its field", async () => {
+    await rack();
+    const res = importCsv(h.domain, csv(row(1, { bmc_password: `"$(x);&'""\\"` })), "user:test", false);
+    expect(res.imported).toBe(1);
+    const m = h.db.select().from(machines).where(eq(machines.name, `csv-${seq}-1`)).get()!;
+    const b = h.db.select().from(bmcs).where(eq(bmcs.machineId, m.id)).get()!;
+    expect(h.domain.secrets.decrypt(b.passwordEncrypted)).toBe(`$(x);&'"\\`);
+  });
+
+  it("takes the OS profile by name in an os_profile column, and names an unknown one", async () => {
+    await rack();
+    const prof = h.db.insert(osProfiles).values({ name: `csv-prof-${seq}`, kind: "image", imageUrl: "http://127.0.0.1/i.raw", createdAt: new Date(), updatedAt: new Date() }).returning().get();
+    const text = [`${HEADER},os_profile`, `${row(1)},csv-prof-${seq}`, `${row(2)},`, `${row(3)},no-such-profile`].join("\n");
+    const dry = importCsv(h.domain, text, "user:test", true);
+    expect(dry.errors).toEqual([{ row: 3, field: "os_profile", message: 'No OS profile named "no-such-profile"' }]);
+    expect(dry.rows.map((r) => r.osProfile)).toEqual([`csv-prof-${seq}`, null, null]);
+    importCsv(h.domain, text.split("\n").slice(0, 3).join("\n"), "user:test", false);
+    const got = (name: string) => h.db.select().from(machines).where(eq(machines.name, name)).get()!.osProfileId;
+    expect(got(`csv-${seq}-1`)).toBe(prof.id);
+    expect(got(`csv-${seq}-2`)).toBeNull();
   });
 
   it("counts data rows, not lines: the header is not row 1", async () => {

@@ -13,10 +13,22 @@ import { checkPlacement } from "./placement";
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
-/** Name, MAC and IP must each belong to one machine only. Field details let forms point at the input. */
-function checkUnique(tx: Tx, v: { name?: string; mac?: string; ip?: string | null }, excludeMachineId?: number): void {
+/** What must belong to one machine only: its name, boot MAC and IP, and its BMC's address and port. */
+export interface UniqueKeys {
+  name?: string | null;
+  mac?: string | null;
+  ip?: string | null;
+  /** The fake driver talks to no address: its BMCs are not checked. */
+  bmc?: { driver: string; address: string; port: number } | null;
+}
+
+/**
+ * Every clash of `v` with other machines in the database (name, MAC, IP, BMC address:port, and an IP used both as a
+ * machine's IP and as a BMC address), with the field it concerns. Field details let forms point at the input.
+ */
+export function uniqueProblems(tx: Pick<Db, "select">, v: UniqueKeys, excludeMachineId?: number): ErrorDetail[] {
   const errors: ErrorDetail[] = [];
-  const notSelf = (col: typeof machines.id | typeof nics.machineId) =>
+  const notSelf = (col: typeof machines.id | typeof nics.machineId | typeof bmcs.machineId) =>
     excludeMachineId ? ne(col, excludeMachineId) : undefined;
   if (v.name) {
     const hit = tx.select({ id: machines.id }).from(machines).where(and(eq(machines.name, v.name), notSelf(machines.id))).get();
@@ -39,7 +51,38 @@ function checkUnique(tx: Tx, v: { name?: string; mac?: string; ip?: string | nul
       .where(and(eq(nics.ip, v.ip), notSelf(nics.machineId)))
       .get();
     if (hit) errors.push({ field: "ip", message: `IP ${v.ip} belongs to ${hit.name}` });
+    const bmc = tx
+      .select({ name: machines.name })
+      .from(bmcs)
+      .innerJoin(machines, eq(machines.id, bmcs.machineId))
+      .where(and(eq(bmcs.address, v.ip), ne(bmcs.driver, "fake")))
+      .get();
+    if (bmc) errors.push({ field: "ip", message: `IP ${v.ip} is the BMC address of ${bmc.name}` });
   }
+  if (v.bmc && v.bmc.driver !== "fake") {
+    // Stored lower-case (lib/schemas.ts bmcInputSchema), looked up by the bmcs_address index.
+    const address = v.bmc.address.toLowerCase();
+    const hit = tx
+      .select({ name: machines.name })
+      .from(bmcs)
+      .innerJoin(machines, eq(machines.id, bmcs.machineId))
+      .where(and(eq(bmcs.address, address), eq(bmcs.port, v.bmc.port), ne(bmcs.driver, "fake"), notSelf(bmcs.machineId)))
+      .get();
+    if (hit) errors.push({ field: "bmc.address", message: `BMC address ${v.bmc.address}:${v.bmc.port} belongs to ${hit.name}'s BMC` });
+    const host = tx
+      .select({ name: machines.name })
+      .from(nics)
+      .innerJoin(machines, eq(machines.id, nics.machineId))
+      .where(eq(nics.ip, address))
+      .get();
+    if (host) errors.push({ field: "bmc.address", message: `BMC address ${v.bmc.address} is the IP of ${host.name}` });
+  }
+  return errors;
+}
+
+/** @throws AppError CONFLICT with every clash of uniqueProblems(). */
+function checkUnique(tx: Tx, v: UniqueKeys, excludeMachineId?: number): void {
+  const errors = uniqueProblems(tx, v, excludeMachineId);
   if (errors.length) throw new AppError("CONFLICT", errors.map((e) => e.message).join("; "), errors);
 }
 
@@ -52,7 +95,7 @@ function checkProfile(tx: Tx, id: number | null | undefined): void {
 
 /** Insert one machine inside an open transaction; returns the id and the events to publish after commit. */
 function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor): { id: number; live: LiveEvent[] } {
-  checkUnique(tx, { name: input.name, mac: input.bootMac, ip: input.ip });
+  checkUnique(tx, { name: input.name, mac: input.bootMac, ip: input.ip, bmc: input.bmc });
   checkPlacement(tx, input);
   checkProfile(tx, input.osProfileId);
   const now = new Date();

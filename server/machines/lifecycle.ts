@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
-import { nextState, STATE_LABELS, type LifecycleAction, type MachineState } from "../../lib/lifecycle";
+import { ACTION_LABELS, nextState, STATE_LABELS, type LifecycleAction, type MachineState } from "../../lib/lifecycle";
 import type { EventDto, LiveEvent } from "../../lib/live-events";
 import type { Actor, Domain } from "../context";
 import { machines } from "../db/schema";
@@ -51,7 +51,7 @@ export function applyTransition(
   }
   const to = nextState(m.state, action);
   if (!to) {
-    throw new AppError("INVALID_TRANSITION", `${m.name}: "${action}" is not allowed in state ${STATE_LABELS[m.state]}`);
+    throw new AppError("INVALID_TRANSITION", `${m.name}: ${ACTION_LABELS[action]} is not allowed in state ${STATE_LABELS[m.state]}`);
   }
   const lastError =
     action === "fail" || action === "abort"

@@ -17,11 +17,18 @@ let sim: IpmiSim;
 const calls: IpmitoolCall[] = [];
 let seq = 0;
 
+/** Machines enrolled per BMC address:port: enrollment takes one machine per BMC, so a new one replaces the last. */
+const atBmc = new Map<string, number>();
+
 async function enrollAt(port: number, password: string, extra: { address?: string } = {}) {
   seq++;
+  const key = `${extra.address ?? "127.0.0.1"}:${port}`;
+  const previous = atBmc.get(key);
+  if (previous !== undefined) await h.operator.machines.delete({ id: previous });
   const { id } = await h.operator.machines.enroll(
     machineInput(900 + seq, { name: `sim-${seq}`, bmc: { address: extra.address ?? "127.0.0.1", port, username: SIM_USER, password } }),
   );
+  atBmc.set(key, id);
   return id;
 }
 

@@ -10,10 +10,11 @@ import type { Actor, Domain } from "../context";
 import { machines } from "../db/schema";
 import { forEachMachine } from "../machines/per-machine";
 import { loadBmc } from "../oob/bmc-state";
-import { resolveSelection, type Selection } from "../machines/selection";
+import type { Selection } from "../machines/selection";
 import { powerAction, setBootDevice } from "../oob/power";
 import type { BootDevice, PowerAction, PowerOperation } from "../oob/types";
 import { releaseHandHold, takeHandHold, withHandHold } from "../orchestrator/job-state";
+import { inPlanOrder, planToExecute, SKIP_CODES } from "./plan";
 
 function busyError(job: { id: number; kind: string; state: string }, what: string): AppError {
   return new AppError("MACHINE_BUSY", `${job.kind.replace(/_/g, " ")} job #${job.id} is ${job.state}; cancel it before changing the ${what} by hand`);
@@ -39,9 +40,15 @@ export async function setBootDeviceByHand(d: Domain, machineId: number, device: 
   await withHandHold(d, machineId, "boot device", (job) => busyError(job, "boot device"), () => setBootDevice(d, machineId, device, persistent, actor));
 }
 
-/** A power action over a table selection (explicit ids or every machine matching a filter). */
-export function powerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor): Promise<PowerResult[]> {
-  return powerActionMany(d, resolveSelection(d, sel), action, actor);
+/**
+ * A power action over a table selection (explicit ids or every machine matching a filter), as planned
+ * (server/operator/plan.ts): machines without a BMC or busy with a job are skipped with the plan's reason; with
+ * `planId` the plan must be the one the operator confirmed. @throws AppError PLAN_STALE
+ */
+export async function powerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): Promise<PowerResult[]> {
+  const p = planToExecute(d, sel, { type: "power", action }, planId);
+  const results = await powerActionMany(d, p.rows.filter((r) => r.act).map((r) => r.id), action, actor);
+  return inPlanOrder(p, results, (r) => ({ id: r.id, name: r.name, ok: false, skipped: true, error: r.detail, code: SKIP_CODES[r.reason!] }));
 }
 
 const OPERATION_TTL_MS = 10 * 60_000;
@@ -122,7 +129,14 @@ export function clearStalePowerPending(d: Domain): number {
   return d.db.update(machines).set({ powerPending: null }).where(isNotNull(machines.powerPending)).run().changes;
 }
 
-/** powerStart over a table selection (explicit ids or every machine matching a filter). */
-export function startPowerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor): { operationId: string; results: PowerResult[] } {
-  return startPowerAction(d, resolveSelection(d, sel), action, actor);
+/** powerStart over a table selection, as planned (like powerSelection); skipped machines keep the plan's reason. */
+export function startPowerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): { operationId: string; results: PowerResult[] } {
+  const p = planToExecute(d, sel, { type: "power", action }, planId);
+  const started = startPowerAction(
+    d,
+    p.rows.filter((r) => r.act).map((r) => r.id),
+    action,
+    actor,
+  );
+  return { operationId: started.operationId, results: inPlanOrder(p, started.results, (r) => ({ id: r.id, name: r.name, ok: false, skipped: true, error: r.detail, code: SKIP_CODES[r.reason!] })) };
 }

@@ -7,14 +7,15 @@
 import { and, desc, eq, inArray, notInArray } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import { POWER_JOB_KINDS, type JobKind } from "../../lib/jobs";
-import { nextState, STATE_LABELS, type MachineState, type OperatorAction } from "../../lib/lifecycle";
+import { ACTION_LABELS, nextState, STATE_LABELS, type MachineState, type OperatorAction } from "../../lib/lifecycle";
 import type { Actor, Domain } from "../context";
-import { bmcs, jobs, machines } from "../db/schema";
+import { bmcs, jobs, machines, osProfiles } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { transition, type TransitionResult } from "../machines/lifecycle";
 import { verifyBmc } from "../oob/power";
 import { activeJob, cancelJob, startJob } from "../orchestrator/job-state";
-import { deployParams, reinstallKind } from "../orchestrator/jobs";
+import { deployParams, deployParamsFor, reinstallKind } from "../orchestrator/jobs";
+import { firmwareMismatch, profileProblem } from "./plan";
 
 export interface ActionResult extends TransitionResult {
   /** The job the action started or cancelled. */
@@ -26,7 +27,7 @@ function assertAllowed(d: Domain, machineId: number, action: OperatorAction): Ma
   const m = d.db.select({ name: machines.name, state: machines.state }).from(machines).where(eq(machines.id, machineId)).get();
   if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
   if (!nextState(m.state, action)) {
-    throw new AppError("INVALID_TRANSITION", `${m.name}: "${action}" is not allowed in state ${STATE_LABELS[m.state]}`);
+    throw new AppError("INVALID_TRANSITION", `${m.name}: ${ACTION_LABELS[action]} is not allowed in state ${STATE_LABELS[m.state]}`);
   }
   return m.state;
 }
@@ -52,26 +53,62 @@ function retryPlan(d: Domain, machineId: number, last: { kind: string; params: R
 }
 
 /**
+ * Start a deploy or reinstall with the machine's own OS profile, or with `osProfileId` chosen by the operator (then
+ * recorded on the machine with the job, in one transaction: a later retry deploys it again). The profile must exist,
+ * be deployable and fit the machine's firmware (plan.ts, the same checks as a bulk plan).
+ * @throws AppError NOT_FOUND (no such profile), VALIDATION (no profile, not deployable, firmware), plus startJob's
+ */
+function startDeploy(d: Domain, machineId: number, action: "deploy" | "reinstall", actor: Actor, osProfileId?: number): { jobId: number } {
+  const m = d.db
+    .select({ name: machines.name, osProfileId: machines.osProfileId, firmware: machines.firmware, bootFirmware: machines.bootFirmware })
+    .from(machines)
+    .where(eq(machines.id, machineId))
+    .get();
+  if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
+  const pid = osProfileId ?? m.osProfileId;
+  const profile = pid === null ? null : (d.db.select().from(osProfiles).where(eq(osProfiles.id, pid)).get() ?? null);
+  if (osProfileId !== undefined && !profile) {
+    throw new AppError("NOT_FOUND", `OS profile ${osProfileId} does not exist`, [{ field: "osProfileId", message: "No such profile" }]);
+  }
+  if (profile) {
+    const problem = profileProblem(profile) ?? firmwareMismatch(profile, m.firmware, m.bootFirmware);
+    if (problem) throw new AppError("VALIDATION", `${m.name}: ${problem}`, [{ field: "osProfileId", message: problem }]);
+  }
+  const p = deployParamsFor(d.db, machineId, profile);
+  const kind = action === "reinstall" ? reinstallKind(p.kind) : p.kind;
+  if (!profile || profile.id === m.osProfileId) return startJob(d, { machineId, kind, params: p.params, action }, actor);
+  const { started, ev } = d.db.transaction((tx) => {
+    tx.update(machines).set({ osProfileId: profile.id, updatedAt: new Date() }).where(eq(machines.id, machineId)).run();
+    const ev = recordEvent(tx, {
+      actor,
+      machineId,
+      kind: "machine.updated",
+      message: `OS profile set to ${profile.name} for ${ACTION_LABELS[action]}`,
+      payload: { changed: ["osProfile"], osProfileId: profile.id },
+    });
+    return { started: startJob(d, { machineId, kind, params: p.params, action }, actor), ev };
+  });
+  d.bus.publish({ type: "event.created", event: { ...ev, machineName: m.name } });
+  return started;
+}
+
+/**
  * What an operator's lifecycle action does: actions that need work on the machine start a job (which moves the
  * state with it); abort cancels the running job; the rest are plain transitions.
  * @throws AppError INVALID_TRANSITION, MACHINE_BUSY, VALIDATION (no OS profile), MACHINE_NOT_FOUND
  */
-export function performAction(d: Domain, machineId: number, action: OperatorAction, actor: Actor, reason?: string): ActionResult {
+export function performAction(d: Domain, machineId: number, action: OperatorAction, actor: Actor, reason?: string, osProfileId?: number): ActionResult {
+  if (osProfileId !== undefined && action !== "deploy" && action !== "reinstall") {
+    throw new AppError("VALIDATION", "An OS profile can be chosen only for Deploy and Reinstall", [{ field: "osProfileId", message: "Not for this action" }]);
+  }
   switch (action) {
     case "inspect":
       return withJob(d, machineId, action, () => startJob(d, { machineId, kind: "inspect" }, actor));
     case "release":
       return withJob(d, machineId, action, () => startJob(d, { machineId, kind: "clean", params: { wipeMode: "signatures" } }, actor));
     case "deploy":
-      return withJob(d, machineId, action, () => {
-        const p = deployParams(d.db, machineId);
-        return startJob(d, { machineId, kind: p.kind, params: p.params }, actor);
-      });
     case "reinstall":
-      return withJob(d, machineId, action, () => {
-        const p = deployParams(d.db, machineId);
-        return startJob(d, { machineId, kind: reinstallKind(p.kind), params: p.params, action: "reinstall" }, actor);
-      });
+      return withJob(d, machineId, action, () => startDeploy(d, machineId, action, actor, osProfileId));
     case "retry": {
       const last = d.db
         .select({ kind: jobs.kind, params: jobs.params })
@@ -104,7 +141,12 @@ export function performAction(d: Domain, machineId: number, action: OperatorActi
  * job the action needs, or makes the plain transition).
  * @throws AppError as performAction(), plus BMC_UNREACHABLE, BMC_AUTH_FAILED, BMC_ERROR when verification fails
  */
-export async function operatorAction(d: Domain, id: number, action: OperatorAction, opts: { actor: Actor; reason?: string }): Promise<ActionResult> {
+export async function operatorAction(
+  d: Domain,
+  id: number,
+  action: OperatorAction,
+  opts: { actor: Actor; reason?: string; osProfileId?: number },
+): Promise<ActionResult> {
   if (action === "manage") {
     const m = d.db
       .select({ name: machines.name, state: machines.state, hasBmc: bmcs.machineId })
@@ -124,5 +166,5 @@ export async function operatorAction(d: Domain, id: number, action: OperatorActi
       }
     }
   }
-  return performAction(d, id, action, opts.actor, opts.reason);
+  return performAction(d, id, action, opts.actor, opts.reason, opts.osProfileId);
 }

@@ -141,11 +141,12 @@ const running = (a: App, batchId: number) => jobStates(a, batchId).filter((j) =>
 const macOf = (ms: { id: number; mac: string }[], id: number) => ms.find((m) => m.id === id)!.mac;
 
 describe("batch creation", () => {
-  it("asks for the typed count on destructive kinds and skips machines that cannot take the action", () => {
+  it("refuses a batch no machine can take and skips machines that cannot take the action", () => {
     const ms = manageable(app, 2);
     const { id: enrolled } = enrollMachine(app.domain, { name: `batch-enrolled-${++seq}`, bootMac: "52:54:00:88:ff:01", uHeight: 1 }, "test");
+    // Release of a Manageable machine: nothing would act, so nothing is asked to be confirmed.
     expect(() => createBatch(app.domain, { selection: { ids: [ms[0]!.id] }, kind: "clean", concurrency: 1, failureThresholdPct: 20 }, "user:t")).toThrow(
-      /Type the number of machines \(1\)/,
+      /No machine in the selection can take "Release"/,
     );
     expect(() => createBatch(app.domain, { selection: { ids: [enrolled] }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t")).toThrow(
       /No machine in the selection can take "Inspect"/,
@@ -157,14 +158,11 @@ describe("batch creation", () => {
     abortBatch(app.domain, r.batchId, true, "user:t");
   });
 
-  it("takes all machines matching a filter, and checks the typed count against what the filter matches", () => {
+  it("takes all machines matching a filter", () => {
     const ms = manageable(app, 3, "flt");
     const selection = { filter: { q: "flt-" } };
-    expect(() => createBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 2 }, "user:t")).toThrow(
-      /Type the number of machines \(3\)/,
-    );
     expect(() => createBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 3 }, "user:t")).toThrow(
-      /No machine in the selection can take "Clean \(release\)": flt-\d+ "release" is not allowed in state Manageable/,
+      /No machine in the selection can take "Release": flt-\d+ Release is not allowed in state Manageable/,
     );
     const r = createBatch(app.domain, { selection, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
     expect(r).toMatchObject({ queued: 3, skipped: [] });
@@ -343,14 +341,17 @@ describe("power batches", () => {
     const ids = withBmc(4, "available");
     const [noBmc] = manageable(app, 1, "nobmc");
     const selection = { ids: [...ids, noBmc!.id] };
-    expect(() => createBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20 }, "user:t")).toThrow(/Type the number of machines \(5\)/);
+    // The typed count is the number that acts (4), not the number selected (5).
+    expect(() => createBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 5 }, "user:t")).toThrow(
+      /Type the number of machines that will act \(4\)/,
+    );
     rec.calls.length = 0;
     let max = 0;
     let batchId = -1;
     const off = app.domain.bus.subscribe((e) => {
       if (e.type === "job.changed" && e.batchId === batchId) max = Math.max(max, running(app, batchId).length);
     });
-    const created = createBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 5 }, "user:t");
+    const created = createBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 4 }, "user:t");
     batchId = created.batchId;
     expect(created).toMatchObject({ queued: 4, skipped: [{ machineId: noBmc!.id, error: "has no BMC" }] });
     await until("batch finished", () => batchRow(app, batchId).state === "finished");

@@ -19,8 +19,9 @@ import {
   type batchCreateSchema,
 } from "../../lib/batches";
 import { AppError } from "../../lib/errors";
+import { plural } from "../../lib/format";
 import { ACTIVE_JOB_STATES, type JobKind, type JobState } from "../../lib/jobs";
-import { nextState, STATE_LABELS, type MachineState } from "../../lib/lifecycle";
+import { ACTION_LABELS, nextState, STATE_LABELS, type MachineState } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { z } from "zod";
 import type { Actor, Domain } from "../context";
@@ -55,7 +56,7 @@ function plan(db: Db, kind: BatchKind, m: Candidate, busy: Set<number>, ctx: Pla
   if (POWER_BATCH_KINDS.includes(kind)) return m.hasBmc ? { machineId: m.id, kind: kind as JobKind, params: {} } : "has no BMC";
   if (m.maintenance) return "in maintenance";
   const action = batchAction(kind)!;
-  if (!nextState(m.state, action)) return `"${action}" is not allowed in state ${STATE_LABELS[m.state]}`;
+  if (!nextState(m.state, action)) return `${ACTION_LABELS[action]} is not allowed in state ${STATE_LABELS[m.state]}`;
   try {
     if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
     if (kind === "clean") return { machineId: m.id, kind: "clean", params: { wipeMode: "signatures" } };
@@ -68,19 +69,24 @@ function plan(db: Db, kind: BatchKind, m: Candidate, busy: Set<number>, ctx: Pla
 }
 
 /**
+ * The machines of a batch as the operator layer's plan decided them (server/operator/plan.ts): who acts, with
+ * which OS profile (deploy and reinstall), and who is skipped with the reason.
+ */
+export interface DecidedBatch {
+  acting: { machineId: number; osProfileId: number | null }[];
+  skipped: BatchSkipped[];
+}
+
+/**
  * Create a batch over a selection: every machine that can take the action gets a queued job; the others are
  * skipped with the reason (kept on the batch). Destructive and power-cutting kinds (CONFIRM_BATCH_KINDS) need
- * `confirmCount` equal to the selection size.
+ * `confirmCount` equal to the number of machines that will act. With `decided` (the operator's confirmed plan) the
+ * batch takes exactly those machines and profiles; without it, it decides by itself.
  * @throws AppError VALIDATION (empty selection, wrong confirmation, no machine can take the action), CONFLICT
  */
-export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchCreated {
-  const ids = resolveSelection(d, input.selection);
-  if (!ids.length) throw new AppError("VALIDATION", "The selection is empty");
-  if (CONFIRM_BATCH_KINDS.includes(input.kind) && input.confirmCount !== ids.length) {
-    throw new AppError("VALIDATION", `Type the number of machines (${ids.length}) to confirm`, [
-      { field: "confirmCount", message: `The selection has ${ids.length} machines` },
-    ]);
-  }
+export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided?: DecidedBatch): BatchCreated {
+  const ids = decided ? decided.acting.map((a) => a.machineId) : resolveSelection(d, input.selection);
+  if (!decided && !ids.length) throw new AppError("VALIDATION", "The selection is empty");
   const rows = d.db
     .select({
       id: machines.id,
@@ -96,6 +102,15 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
     .all()
     .map(({ bmcId, ...m }) => ({ ...m, hasBmc: bmcId !== null }));
   const byId = new Map(rows.map((r) => [r.id, r]));
+  // Deploy and reinstall with the OS profile chosen for the selection: recorded on the machine with its job (a retry
+  // deploys the machine's profile again).
+  const profileChanges: { machineId: number; osProfileId: number }[] = [];
+  for (const a of decided?.acting ?? []) {
+    const m = byId.get(a.machineId);
+    if (!m || a.osProfileId === null || a.osProfileId === m.osProfileId) continue;
+    profileChanges.push({ machineId: a.machineId, osProfileId: a.osProfileId });
+    m.osProfileId = a.osProfileId;
+  }
   const busy = new Set(
     d.db
       .select({ m: jobs.machineId })
@@ -109,12 +124,18 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
     settings: getNetbootSettings(d.db),
   };
   const planned: Planned[] = [];
-  const skipped: BatchSkipped[] = [];
+  const skipped: BatchSkipped[] = [...(decided?.skipped ?? [])];
   for (const id of ids) {
     const m = byId.get(id);
     const p = m ? plan(d.db, input.kind, m, busy, ctx) : "does not exist";
     if (typeof p === "string") skipped.push({ machineId: id, name: m?.name ?? `#${id}`, error: p });
     else planned.push(p);
+  }
+  const acting = decided ? decided.acting.length : planned.length;
+  if (CONFIRM_BATCH_KINDS.includes(input.kind) && planned.length && input.confirmCount !== acting) {
+    throw new AppError("VALIDATION", `Type the number of machines that will act (${acting}) to confirm`, [
+      { field: "confirmCount", message: `${acting} of the ${ids.length + (decided?.skipped.length ?? 0)} selected machines will act` },
+    ]);
   }
   const label = BATCH_KIND_LABELS[input.kind];
   if (!planned.length) {
@@ -159,6 +180,10 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
         backoffMaxMs: ph("backoffMaxMs"),
       })
       .prepare();
+    const planIds = new Set(planned.map((p) => p.machineId));
+    for (const c of profileChanges) {
+      if (planIds.has(c.machineId)) tx.update(machines).set({ osProfileId: c.osProfileId, updatedAt: now }).where(eq(machines.id, c.machineId)).run();
+    }
     for (const p of planned) {
       // The partial unique index (one queued/running job per machine) refuses a machine that got a job meanwhile.
       const job = insertJob.get({ machineId: p.machineId, kind: p.kind, params: p.params });
@@ -167,7 +192,7 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor): BatchC
     const ev = recordEvent(tx, {
       actor,
       kind: "batch.created",
-      message: `Batch ${b.id}: ${label} of ${planned.length} machines (concurrency ${input.concurrency}, pause above ${input.failureThresholdPct}% failed)${skipped.length ? `; ${skipped.length} skipped` : ""}`,
+      message: `Batch ${b.id}: ${label} of ${plural(planned.length, "machine")} (concurrency ${input.concurrency}, pause above ${input.failureThresholdPct}% failed)${skipped.length ? `; ${skipped.length} skipped` : ""}`,
       payload: { batchId: b.id, kind: input.kind, queued: planned.length, skipped: skipped.length },
     });
     live.push({ type: "batch.changed", batchId: b.id, state: "running" }, { type: "event.created", event: ev });
@@ -298,7 +323,7 @@ export function abortBatch(d: Domain, id: number, cancelRunning: boolean, actor:
     const ev = recordEvent(tx, {
       actor,
       kind: "batch.aborted",
-      message: `Batch ${id} aborted: ${queued.length} queued jobs cancelled; ${running.length} running jobs ${cancelRunning ? "cancelled" : "left to finish"}`,
+      message: `Batch ${id} aborted: ${plural(queued.length, "queued job")} cancelled; ${plural(running.length, "running job")} ${cancelRunning ? "cancelled" : "left to finish"}`,
       payload: { batchId: id, cancelled: queued.length, running: running.length, cancelRunning },
     });
     return { ev, running: running.map((r) => r.id) };

@@ -53,6 +53,8 @@ describe("roles on every procedure", () => {
     "machines.delete": () => ({ id: fx.mDel }),
     "machines.action": () => ({ id: fx.m2, action: "manage" }),
     "machines.bulkAction": () => ({ selection: { ids: [fx.m3] }, action: "manage" }),
+    "machines.plan": () => ({ selection: { ids: [fx.m3] }, op: { type: "action", action: "manage" } }),
+    "machines.setOsProfile": () => ({ selection: { ids: [fx.m1] }, osProfileId: fx.profA }),
     "machines.setMaintenance": () => ({ id: fx.m1, on: true, reason: "x" }),
     "oob.power": () => ({ selection: { ids: [fx.mBmc] }, action: "on" }),
     "oob.bootDevice": () => ({ id: fx.mBmc, device: "pxe" }),
@@ -129,8 +131,9 @@ describe("roles on every procedure", () => {
     await h.addUser("root", "admin", "root-password-1");
     fx.userId = (await h.addUser("carol", "viewer", "carol-password-1")).id;
     // Batches: machines that may be inspected; one paused batch (resume) and one running batch (abort).
+    // With a (fake) BMC: a job boots its machine through it; the plan skips machines without one.
     const manageable = async (n: number) => {
-      const { id } = await h.operator.machines.enroll(machineInput(n));
+      const { id } = await h.operator.machines.enroll(machineInput(n, { bmc: { driver: "fake", address: `10.9.10.${n}`, username: "u", password: "p" } }));
       await h.operator.machines.action({ id, action: "manage" });
       return id;
     };

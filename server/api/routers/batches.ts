@@ -1,12 +1,13 @@
 import { batchesOut } from "../outputs";
 import { batchAbortSchema, batchCreateSchema, batchIdSchema, batchListSchema, batchSettingsSchema } from "../../../lib/batches";
 import { getBatchSettings, setBatchSettings } from "../../orchestrator/batch-settings";
-import { abortBatch, createBatch, getBatch, listBatches, pausedBatches, resumeBatch } from "../../orchestrator/batches";
+import { startBatch } from "../../operator/bulk-actions";
+import { abortBatch, getBatch, listBatches, pausedBatches, resumeBatch } from "../../orchestrator/batches";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
 
 /** Bulk deploy/reinstall/clean/inspect as batches; the BatchRunner (started by server/app.ts) does the running. */
 export const batchesRouter = router({
-  create: operatorProcedure.input(batchCreateSchema).output(batchesOut.create).mutation(({ ctx, input }) => createBatch(ctx.domain, input, ctx.actor)),
+  create: operatorProcedure.input(batchCreateSchema).output(batchesOut.create).mutation(({ ctx, input }) => startBatch(ctx.domain, input, ctx.actor)),
   list: viewerProcedure.input(batchListSchema).output(batchesOut.list).query(({ ctx, input }) => listBatches(ctx.domain.db, input)),
   get: viewerProcedure.input(batchIdSchema).output(batchesOut.get).query(({ ctx, input }) => getBatch(ctx.domain.db, input.id)),
   /** Paused batches: the alert banner. */

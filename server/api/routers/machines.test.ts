@@ -39,6 +39,20 @@ describe("machines.enroll", () => {
     expect(h.db.select().from(nics).where(eq(nics.machineId, id)).get()!.mac).toBe(canonical);
   });
 
+  it("flags a BMC address:port already used, and an IP that is another machine's BMC address (the fake driver has no address)", async () => {
+    const bmc = { driver: "ipmitool" as const, address: "10.99.0.1", port: 6230, username: "admin", password: "secret" };
+    const first = await enroll({ bmc });
+    const { shape } = await expectTrpcError(h.operator.machines.enroll(machineInput(next(), { bmc: { ...bmc, address: "10.99.0.1" } })), "CONFLICT", "CONFLICT");
+    expect(shape.data.details).toEqual([{ field: "bmc.address", message: `BMC address 10.99.0.1:6230 belongs to ${first.input.name}'s BMC` }]);
+    await enroll({ bmc: { ...bmc, port: 6231 } });
+    const ipClash = await expectTrpcError(h.operator.machines.enroll(machineInput(next(), { ip: "10.99.0.1" })), "CONFLICT");
+    expect(ipClash.shape.data.details).toEqual([{ field: "ip", message: `IP 10.99.0.1 is the BMC address of ${first.input.name}` }]);
+    await enroll({ bmc: { ...bmc, driver: "fake" } });
+    await enroll({ bmc: { ...bmc, driver: "fake" } });
+    await expectTrpcError(h.operator.machines.enroll(machineInput(next(), { bmc: { ...bmc, port: 7000, password: "p".repeat(25) } })), "BAD_REQUEST", "VALIDATION");
+    await expectTrpcError(h.operator.machines.enroll(machineInput(next(), { bmc: { ...bmc, port: 7001, address: "10.43.1.999" } })), "BAD_REQUEST", "VALIDATION");
+  });
+
   it("stores the name lower-case and records an enrolment event", async () => {
     const { id } = await enroll({ name: "Web-01.Example.COM" });
     const m = await h.viewer.machines.get({ id });
@@ -219,7 +233,7 @@ describe("machines.action", () => {
   it("maps an illegal move to CONFLICT / INVALID_TRANSITION", async () => {
     const { id } = await enroll();
     const { shape } = await expectTrpcError(h.operator.machines.action({ id, action: "deploy" }), "CONFLICT", "INVALID_TRANSITION");
-    expect(shape.message).toMatch(/deploy/);
+    expect(shape.message).toMatch(/Deploy is not allowed/);
     expect((await h.viewer.machines.get({ id })).state).toBe("enrolled");
   });
 
@@ -279,11 +293,15 @@ describe("machines.bulkAction", () => {
       .returning()
       .get();
     for (const m of [ms[0]!, ms[1]!, ms[2]!, outside]) await h.operator.machines.update({ id: m.id, osProfileId: profile.id });
+    // A deploy boots the machine through its BMC: machines without one are skipped by the plan.
+    for (const m of [ms[0]!, ms[1]!]) {
+      await h.operator.machines.update({ id: m.id, bmc: { driver: "fake", address: "127.0.0.1", username: "admin", password: "secret" } });
+    }
 
     const res = await h.operator.machines.bulkAction({ selection: { filter: { rackId, states: ["available", "deployed"] } }, action: "deploy" });
     expect(res.map((r) => r.id).sort()).toEqual([ms[0]!.id, ms[1]!.id, ms[2]!.id].sort());
     expect(res.filter((r) => r.ok).map((r) => r.id).sort()).toEqual([ms[0]!.id, ms[1]!.id].sort());
-    expect(res.find((r) => r.id === ms[2]!.id)).toMatchObject({ ok: false });
+    expect(res.find((r) => r.id === ms[2]!.id)).toMatchObject({ ok: false, skipped: true, error: "Deploy is not allowed in state Deployed" });
     expect((await h.viewer.machines.get({ id: ms[0]!.id })).state).toBe("deploying");
     // Each deploying machine got a job of its own.
     expect(h.db.select().from(jobs).where(inArray(jobs.machineId, [ms[0]!.id, ms[1]!.id])).all().map((j) => j.kind)).toEqual(["deploy_image", "deploy_image"]);

@@ -9,12 +9,15 @@ import {
   machineListSchema,
   machineUpdateSchema,
   maintenanceSchema,
+  setOsProfileSchema,
 } from "../../../lib/schemas";
+import { planInputSchema } from "../../../lib/plan";
 import { importCsv } from "../../machines/csv";
 import { deleteMachine, enrollMachine, setMaintenance, updateMachine } from "../../machines/enroll";
 import { fleetSummary, getMachine, listMachines } from "../../machines/queries";
 import { resolveSelection } from "../../machines/selection";
-import { bulkAction } from "../../operator/bulk-actions";
+import { bulkAction, setOsProfile } from "../../operator/bulk-actions";
+import { computePlan, publicPlan } from "../../operator/plan";
 import { operatorAction } from "../../operator/lifecycle-actions";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
 
@@ -39,11 +42,29 @@ export const machinesRouter = router({
   action: operatorProcedure
     .input(lifecycleActionSchema)
     .output(machinesOut.action)
-    .mutation(({ ctx, input }) => operatorAction(ctx.domain, input.id, input.action, { actor: ctx.actor, reason: input.reason })),
+    .mutation(({ ctx, input }) =>
+      operatorAction(ctx.domain, input.id, input.action, { actor: ctx.actor, reason: input.reason, osProfileId: input.osProfileId }),
+    ),
+  /**
+   * The plan of a bulk operation (lifecycle action, power, batch, set OS profile) without doing it: per machine act
+   * or skip with the reason, what changes, totals, and the plan id to execute exactly it. A mutation only because a
+   * selection of 10,000 ids does not fit a GET URL; it writes nothing.
+   */
+  plan: operatorProcedure
+    .input(planInputSchema)
+    .output(machinesOut.plan)
+    .mutation(({ ctx, input }) => publicPlan(computePlan(ctx.domain, input.selection, input.op), input.limit)),
   bulkAction: operatorProcedure
     .input(bulkActionSchema)
     .output(machinesOut.bulkAction)
-    .mutation(({ ctx, input }) => bulkAction(ctx.domain, input.selection, input.action, ctx.actor)),
+    .mutation(({ ctx, input }) =>
+      bulkAction(ctx.domain, input.selection, input.action, ctx.actor, { planId: input.planId, osProfileId: input.osProfileId }),
+    ),
+  /** The bulk "Set OS profile" (as planned: machines that already have it, or whose firmware it does not fit, are skipped). */
+  setOsProfile: operatorProcedure
+    .input(setOsProfileSchema)
+    .output(machinesOut.bulkAction)
+    .mutation(({ ctx, input }) => setOsProfile(ctx.domain, input.selection, input.osProfileId, ctx.actor, input.planId)),
   setMaintenance: operatorProcedure
     .input(maintenanceSchema)
     .output(noneOut)

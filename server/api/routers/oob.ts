@@ -15,7 +15,7 @@ export const oobRouter = router({
   power: operatorProcedure
     .input(powerActionSchema)
     .output(oobOut.power)
-    .mutation(({ ctx, input }) => powerSelection(ctx.domain, input.selection, input.action, ctx.actor)),
+    .mutation(({ ctx, input }) => powerSelection(ctx.domain, input.selection, input.action, ctx.actor, input.planId)),
   /**
    * The same action, answered at once: each machine is checked and marked "powering on/off…" now; the BMC command
    * and its confirmation run in the background. Wait on the returned operation with oob.powerWait.
@@ -23,7 +23,7 @@ export const oobRouter = router({
   powerStart: operatorProcedure
     .input(powerActionSchema)
     .output(oobOut.powerStart)
-    .mutation(({ ctx, input }) => startPowerSelection(ctx.domain, input.selection, input.action, ctx.actor)),
+    .mutation(({ ctx, input }) => startPowerSelection(ctx.domain, input.selection, input.action, ctx.actor, input.planId)),
   /** Wait up to `timeoutMs` for a powerStart operation; `done: false` when it is still running. */
   powerWait: operatorProcedure
     .input(z.object({ operationId: z.string().uuid(), timeoutMs: z.number().int().min(0).max(60_000).default(20_000) }))

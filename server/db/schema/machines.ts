@@ -115,24 +115,29 @@ export const nicLinks = sqliteTable(
 );
 export type NicLink = typeof nicLinks.$inferSelect;
 
-export const bmcs = sqliteTable("bmcs", {
-  machineId: integer("machine_id")
-    .primaryKey()
-    .references(() => machines.id, { onDelete: "cascade" }),
-  driver: text("driver").notNull().default("ipmitool"),
-  address: text("address").notNull(),
-  port: integer("port").notNull().default(623),
-  username: text("username").notNull(),
-  /** AES-256-GCM, see server/auth/secrets.ts. Never leaves the server. */
-  passwordEncrypted: text("password_encrypted").notNull(),
-  lastSeen: integer("last_seen", { mode: "timestamp_ms" }),
-  reachable: integer("reachable", { mode: "boolean" }),
-  consecutiveFailures: integer("consecutive_failures").notNull().default(0),
-  /** IPMI privilege level asked for (`ipmitool -L`). */
-  privilege: text("privilege").$type<BmcPrivilege>().notNull().default("ADMINISTRATOR"),
-  /** RMCP+ cipher suite (`ipmitool -C`); 3 = HMAC-SHA1/AES-128, the one ipmi_sim and most BMCs speak. */
-  cipherSuite: integer("cipher_suite").notNull().default(3),
-  /** The last failure talking to this BMC (classified, never containing the password). */
-  lastError: text("last_error"),
-});
+export const bmcs = sqliteTable(
+  "bmcs",
+  {
+    machineId: integer("machine_id")
+      .primaryKey()
+      .references(() => machines.id, { onDelete: "cascade" }),
+    driver: text("driver").notNull().default("ipmitool"),
+    address: text("address").notNull(),
+    port: integer("port").notNull().default(623),
+    username: text("username").notNull(),
+    /** AES-256-GCM, see server/auth/secrets.ts. Never leaves the server. */
+    passwordEncrypted: text("password_encrypted").notNull(),
+    lastSeen: integer("last_seen", { mode: "timestamp_ms" }),
+    reachable: integer("reachable", { mode: "boolean" }),
+    consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+    /** IPMI privilege level asked for (`ipmitool -L`). */
+    privilege: text("privilege").$type<BmcPrivilege>().notNull().default("ADMINISTRATOR"),
+    /** RMCP+ cipher suite (`ipmitool -C`); 3 = HMAC-SHA1/AES-128, the one ipmi_sim and most BMCs speak. */
+    cipherSuite: integer("cipher_suite").notNull().default(3),
+    /** The last failure talking to this BMC (classified, never containing the password). */
+    lastError: text("last_error"),
+  },
+  // Enrollment looks BMCs up by address (one machine per address:port; an address is not also a machine's IP).
+  (t) => [index("bmcs_address").on(t.address, t.port)],
+);
 export type Bmc = typeof bmcs.$inferSelect;

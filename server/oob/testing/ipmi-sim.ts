@@ -94,7 +94,7 @@ export class IpmiSim {
   constructor(readonly name: string, private readonly opts: SimOptions = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `rackhand-sim-${name}-`));
     this.chassisDir = path.join(this.dir, "chassis");
-    this.password = opts.password ?? `pw-${name}-${Math.random().toString(36).slice(2, 10)}`;
+    this.password = opts.password ?? `pw-${Math.random().toString(36).slice(2, 12)}`; // IPMI: at most 20 bytes
     fs.mkdirSync(this.chassisDir);
     fs.writeFileSync(path.join(this.chassisDir, "power"), opts.power === "on" ? "1\n" : "0\n");
   }

@@ -6,11 +6,12 @@ import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useState, type ReactNode } from "react";
 import { dateTime, relativeTime } from "@/lib/format";
-import { ACTION_LABELS, DESTRUCTIVE_ACTIONS, type OperatorAction } from "@/lib/lifecycle";
+import { ACTION_LABELS, DESTRUCTIVE_ACTIONS, STATE_LABELS, type OperatorAction } from "@/lib/lifecycle";
 import { EventList } from "@/components/event-list";
 import { JobsSection } from "@/components/job-timeline";
 import { useMachineRoom } from "@/components/live";
 import { MachineForm } from "@/components/machine-form";
+import { ProfileSelect } from "@/components/plan-preview";
 import { PowerControls } from "@/components/power-controls";
 import { SerialConsole } from "@/components/serial-console";
 import { NEEDS_OPERATOR, useSession } from "@/components/session";
@@ -35,6 +36,8 @@ export function MachineDetailView({ id }: { id: number }) {
   useMachineRoom(id);
   const { data: m, error, isLoading } = useQuery(trpc.machines.get.queryOptions({ id }));
   const [confirm, setConfirm] = useState<OperatorAction | null>(null);
+  /** Deploy and reinstall: the OS profile chosen in the dialog ("" = the machine's own). */
+  const [profile, setProfile] = useState("");
   const [editing, setEditing] = useState(false);
   const [tab, setTab] = useState<"overview" | "console">("overview");
   const invalidate = () => void qc.invalidateQueries({ queryKey: trpc.machines.pathKey() });
@@ -47,7 +50,8 @@ export function MachineDetailView({ id }: { id: number }) {
   if (isLoading) return <p className="text-slate-500">Loading…</p>;
   if (error || !m) return <ErrorBanner message={error ? errorInfo(error).message : "Not found"} />;
 
-  const run = (a: OperatorAction) => (DESTRUCTIVE_ACTIONS.includes(a) ? setConfirm(a) : action.mutate({ id, action: a }));
+  const run = (a: OperatorAction) => (DESTRUCTIVE_ACTIONS.includes(a) ? (setProfile(""), setConfirm(a)) : action.mutate({ id, action: a }));
+  const withProfile = confirm === "deploy" || confirm === "reinstall";
   const mutationError = action.error ?? maint.error ?? del.error;
 
   return (
@@ -234,14 +238,15 @@ export function MachineDetailView({ id }: { id: number }) {
         {confirm && (
           <div className="space-y-3">
             <p className="text-sm">
-              This is <b>{ACTION_LABELS[confirm].toLowerCase()}</b> on {m.name}, currently {m.state}. It may erase or interrupt work on the machine.
+              This is <b>{ACTION_LABELS[confirm]}</b> on {m.name}, currently {STATE_LABELS[m.state]}. It may erase or interrupt work on the machine.
             </p>
+            {withProfile && <ProfileSelect value={profile} onChange={setProfile} ownLabel={`Its own profile (${m.osProfileName ?? "none"})`} />}
             <ErrorBanner message={action.error ? errorInfo(action.error).message : null} />
             <div className="flex justify-end gap-2">
               <button className="btn" onClick={() => setConfirm(null)}>
                 Cancel
               </button>
-              <button className="btn btn-danger" disabled={action.isPending} onClick={() => action.mutate({ id, action: confirm })}>
+              <button className="btn btn-danger" disabled={action.isPending} onClick={() => action.mutate({ id, action: confirm, ...(withProfile && profile !== "" && { osProfileId: Number(profile) }) })}>
                 {ACTION_LABELS[confirm]}
               </button>
             </div>
