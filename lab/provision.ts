@@ -15,6 +15,8 @@ export interface ProvisionOptions {
   image: { url: string; sha256: string; rootPartition: number };
   /** Leave the machines enrolled (the lab shows the full lifecycle) or provide them for deploys (tests). */
   provide?: boolean;
+  /** The machines' firmware setting (default: left as it is, auto when enrolled). */
+  firmware?: "auto" | "bios" | "uefi";
   /** Where the agent runs (netboot setting; "debian" needs the artifacts' rootfs.tar.zst). */
   agentEnvironment?: "busybox" | "debian";
   log?: (line: string) => void;
@@ -78,9 +80,10 @@ export async function provisionRack(c: RackhandClient, rack: RackState, o: Provi
     let id: number;
     if (found) {
       id = found.id;
-      await c.machines.update.mutate({ id, rackId, uPosition: node.index * 2 - 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId: profileId });
+      await c.machines.update.mutate({ id, rackId, uPosition: node.index * 2 - 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId: profileId, ...(o.firmware && { firmware: o.firmware }) });
     } else {
-      id = (await c.machines.enroll.mutate({ name: node.name, rackId, uPosition: node.index * 2 - 1, uHeight: 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId: profileId })).id;
+      const fields = { name: node.name, rackId, uPosition: node.index * 2 - 1, uHeight: 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId: profileId };
+      id = (await c.machines.enroll.mutate({ ...fields, ...(o.firmware && { firmware: o.firmware }) })).id;
     }
     const state = (await c.machines.get.query({ id })).state;
     if (state === "enrolled") await c.machines.action.mutate({ id, action: "manage" });
