@@ -15,6 +15,8 @@ export interface ProvisionOptions {
   image: { url: string; sha256: string; rootPartition: number };
   /** Leave the machines enrolled (the lab shows the full lifecycle) or provide them for deploys (tests). */
   provide?: boolean;
+  /** The machines' firmware setting (default: left as it is, auto when enrolled). */
+  firmware?: "auto" | "bios" | "uefi";
   /** Where the agent runs (netboot setting; "debian" needs the artifacts' rootfs.tar.zst). */
   agentEnvironment?: "busybox" | "debian";
   log?: (line: string) => void;
@@ -75,7 +77,8 @@ export async function provisionRack(c: RackhandClient, rack: RackState, o: Provi
     // The stand-in OS has no udev renaming: its NIC is eth0. configure_network writes this static configuration.
     const network = { ifname: "eth0", prefix: 24, gateway: rack.hostAddress };
     // The operator knows the hardware: UEFI VMs (with or without Secure Boot) get boot devices with the EFI flag.
-    const firmware = (node.firmware ?? "bios") === "bios" ? ("bios" as const) : ("uefi" as const);
+    // The rack's firmware per VM, unless the caller sets one for every machine.
+    const firmware = o.firmware ?? ((node.firmware ?? "bios") === "bios" ? ("bios" as const) : ("uefi" as const));
     const found = (await c.machines.list.query({ q: node.name, pageSize: 50 })).rows.find((r) => r.name === node.name);
     let id: number;
     if (found) {

@@ -50,11 +50,10 @@ beforeAll(async () => {
     diskMiB: 96,
     firmware: ["uefi", "secureboot"],
   });
-  rh = await startLabRackhand({ dir: work, rack, agent, cacheDir, marker: MARKER, adminPassword: "uefi-vm-test-admin-password", imageFirmware: "uefi" });
+  // The operator's firmware setting "uefi": the very first boot-device command already carries the EFI flag.
+  rh = await startLabRackhand({ dir: work, rack, agent, cacheDir, marker: MARKER, adminPassword: "uefi-vm-test-admin-password", imageFirmware: "uefi", machineFirmware: "uefi" });
   ({ app, client, artifacts, serverLog } = rh);
   expect(artifacts.image.firmware).toBe("uefi");
-  // The operator's firmware setting: the very first boot-device command already carries the EFI flag.
-  for (const m of rh.machines) await client.machines.update.mutate({ id: m.machineId, firmware: "uefi" });
 }, 600_000);
 
 afterAll(async () => {

@@ -147,6 +147,25 @@ describe("the agent deploys an image onto a file-backed disk", () => {
     const lines = linesOf(jobId);
     expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i));
   });
+
+  it("fails a BIOS-only image on a UEFI machine before anything is written, saying why", async () => {
+    const m = machineWithImage("disk.raw.gz", "raw.gz");
+    const before = fs.readFileSync(m.disk);
+    // The agent takes an existing directory for /sys/firmware/efi: it booted with UEFI firmware.
+    const efiDir = fs.mkdtempSync(path.join(dir, "efi-"));
+    const { jobId, agent } = deploy(m, ["--efi-dir", efiDir]);
+    await until("the job to finish", finished(jobId), 20_000);
+    expect(await agent.exited).toBe(0);
+    const job = jobOf(jobId);
+    expect(job.state).toBe("failed");
+    expect(job.error).toBe(
+      `wipe: the image ${images.url}/disk.raw.gz cannot boot on this machine: it booted with UEFI firmware and the image has no EFI System Partition (MBR, 1 partition, no EFI System Partition, BIOS boot code in the MBR); nothing was written`,
+    );
+    expect(stepsOf(jobId).find((s) => s.name === "wipe")).toMatchObject({ state: "failed", attempt: 1 });
+    expect(stepsOf(jobId).find((s) => s.name === "write_image")).toMatchObject({ state: "cancelled" });
+    // Not a byte of the disk changed: no wipe, no image.
+    expect(fs.readFileSync(m.disk).equals(before)).toBe(true);
+  });
 });
 
 describe("an agent that restarts mid-step", () => {
