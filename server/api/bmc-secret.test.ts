@@ -8,9 +8,11 @@ import { bmcs, events } from "../db/schema";
 import { machineInput, procedureAt, procedures } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
 
-const PASSWORD = "Zq9-BMC-p4ss-UNIQUE-7731";
-const PASSWORD_2 = "Wx4-CHANGED-bmc-SECRET-0042";
-const CSV_PASSWORD = "Cv3-from-CSV-bmc-SECRET-5151";
+// At most 20 bytes each: enrollment refuses longer IPMI passwords (LONG_PASSWORD checks that refusal's message).
+const PASSWORD = "Zq9-BMC-p4ss-UNQ-771";
+const PASSWORD_2 = "Wx4-CHG-bmc-SEC-0042";
+const CSV_PASSWORD = "Cv3-CSV-bmc-SEC-5151";
+const LONG_PASSWORD = "Lp7-much-too-long-for-IPMI-SECRET-88";
 /** Short enough for IPMI (20 bytes), so ipmitool really runs with it. */
 const IPMI_PASSWORD = "Ip3-short-SECRET-99";
 
@@ -24,7 +26,7 @@ const outputs: unknown[] = [];
 function needles(): string[] {
   const sealed = h.db.select({ p: bmcs.passwordEncrypted }).from(bmcs).all().map((r) => r.p);
   expect(sealed.length).toBeGreaterThanOrEqual(ids.length);
-  return [PASSWORD, PASSWORD_2, CSV_PASSWORD, IPMI_PASSWORD, ...sealed, ...sealed.map((s) => s.split(":")[3]!), ...sealed.map((s) => s.split(":")[2]!)];
+  return [PASSWORD, PASSWORD_2, CSV_PASSWORD, IPMI_PASSWORD, LONG_PASSWORD, ...sealed, ...sealed.map((s) => s.split(":")[3]!), ...sealed.map((s) => s.split(":")[2]!)];
 }
 
 function expectClean(label: string, value: unknown) {
@@ -54,8 +56,16 @@ beforeAll(async () => {
   // Keep the stored password when the form leaves it empty.
   outputs.push(await h.operator.machines.update({ id: ids[1]!, bmc: { address: "10.66.0.102", username: "root" } }));
   outputs.push(await h.operator.machines.action({ id: ids[2]!, action: "manage" }));
-  // Out-of-band calls: fake driver (succeeds), ipmitool refused by validation (24-byte password), and ipmitool
-  // really run against a closed port with a valid password (fails after running).
+  // An over-long IPMI password is refused at enrollment; the refusal must not echo it.
+  try {
+    await h.operator.machines.enroll(machineInput(43, { bmc: { address: "10.66.0.43", username: "ADMIN", password: LONG_PASSWORD } }));
+    throw new Error("an over-long IPMI password was accepted");
+  } catch (err) {
+    expect((err as Error).message).toMatch(/at most 20 bytes/);
+    outputs.push({ message: (err as Error).message, cause: String((err as Error).cause) });
+  }
+  // Out-of-band calls: fake driver (succeeds), ipmitool against unreachable addresses, and ipmitool really run
+  // against a closed port (fails after running).
   outputs.push(await h.operator.oob.power({ selection: { ids: [ids[2]!] }, action: "off" }));
   outputs.push(await h.operator.oob.bootDevice({ id: ids[2]!, device: "pxe" }));
   outputs.push(await h.operator.oob.checkBmc({ id: ids[2]! }));
@@ -103,7 +113,7 @@ describe("BMC passwords", () => {
   });
 
   it("never appear in any query an admin can call", async () => {
-    const plain = await h.operator.machines.enroll(machineInput(41));
+    const plain = await h.operator.machines.enroll(machineInput(42, { bmc: { driver: "fake", address: "10.66.0.42", username: "u", password: "p" } }));
     await h.operator.machines.action({ id: plain.id, action: "manage" });
     const { batchId } = await h.operator.batches.create({ selection: { ids: [plain.id] }, kind: "inspect" });
     const inputs: Record<string, unknown[]> = {
@@ -114,6 +124,7 @@ describe("BMC passwords", () => {
       "machines.count": [{}],
       "machines.summary": [undefined],
       "machines.get": ids.map((id) => ({ id })),
+      "events.facets": [undefined],
       "events.list": [{}, { limit: 500 }, ...ids.map((machineId) => ({ machineId, limit: 500 }))],
       "users.list": [undefined],
       "oob.syncSettings": [undefined],

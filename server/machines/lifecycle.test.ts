@@ -114,7 +114,7 @@ describe("every illegal (state, action) pair", () => {
 
     const err = expectAppError(() => transition(h.domain, id, action, { actor: "user:test", reason: "x" }), "INVALID_TRANSITION");
 
-    expect(err.message).toContain(action);
+    expect(err.message.toLowerCase()).toContain(action);
     const after = machineRow(id);
     expect(after.state).toBe(state);
     expect(after.lastError).toBe(before.row.lastError);

@@ -66,7 +66,15 @@ function setPending(d: Domain, id: number, pending: "on" | "off" | null): void {
  * answer goes back. The BMC command and its confirmation run in the background, bounded like powerActionMany, and
  * clear the pending state when done. End to end it costs what the waiting call costs: spacing plus one call.
  */
-export function startPowerAction(d: Domain, ids: number[], action: PowerAction, actor: Actor, concurrency = 16): { operationId: string; results: PowerResult[] } {
+export function startPowerAction(
+  d: Domain,
+  ids: number[],
+  action: PowerAction,
+  actor: Actor,
+  /** Adds machines refused before (the plan's skips) to the results, in the order asked; both answers use it. */
+  complete: (results: PowerResult[]) => PowerResult[] = (r) => r,
+  concurrency = 16,
+): { operationId: string; results: PowerResult[] } {
   const names = new Map(d.db.select({ id: machines.id, name: machines.name }).from(machines).where(inArray(machines.id, ids)).all().map((m) => [m.id, m.name]));
   const accepted: number[] = [];
   const results: PowerResult[] = ids.map((id) => {
@@ -101,17 +109,17 @@ export function startPowerAction(d: Domain, ids: number[], action: PowerAction, 
     (r) => {
       // Machines refused up front keep their refusal in the final results, in the order asked.
       const byId = new Map(r.map((x) => [x.id, x as PowerResult]));
-      op.results = results.map((x) => byId.get(x.id) ?? x);
+      op.results = complete(results.map((x) => byId.get(x.id) ?? x));
       op.done = true;
       d.log.info("power action", { action, actor, machines: ids.length, failed: op.results.filter((x) => !x.ok).length, operationId });
     },
     (err) => {
-      op.results = results.map((x) => (x.ok ? { id: x.id, name: x.name, ok: false, error: String(err), code: "INTERNAL" } : x));
+      op.results = complete(results.map((x) => (x.ok ? { id: x.id, name: x.name, ok: false, error: String(err), code: "INTERNAL" } : x)));
       op.done = true;
       d.log.error("power action failed", { error: String(err), operationId });
     },
   );
-  return { operationId, results };
+  return { operationId, results: complete(results) };
 }
 
 /** Wait (up to `timeoutMs`) for a powerStart operation. @throws AppError NOT_FOUND for an unknown or expired id */
@@ -132,11 +140,11 @@ export function clearStalePowerPending(d: Domain): number {
 /** powerStart over a table selection, as planned (like powerSelection); skipped machines keep the plan's reason. */
 export function startPowerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): { operationId: string; results: PowerResult[] } {
   const p = planToExecute(d, sel, { type: "power", action }, planId);
-  const started = startPowerAction(
+  return startPowerAction(
     d,
     p.rows.filter((r) => r.act).map((r) => r.id),
     action,
     actor,
+    (acted) => inPlanOrder(p, acted, (r) => ({ id: r.id, name: r.name, ok: false, skipped: true, error: r.detail, code: SKIP_CODES[r.reason!] })),
   );
-  return { operationId: started.operationId, results: inPlanOrder(p, started.results, (r) => ({ id: r.id, name: r.name, ok: false, skipped: true, error: r.detail, code: SKIP_CODES[r.reason!] })) };
 }

@@ -40,7 +40,7 @@ describe("oob.powerStart", () => {
     expect(start.results).toEqual([
       { id: ids[0], name: "node-001", ok: true, pending: "on" },
       { id: ids[1], name: "node-002", ok: true, pending: "on" },
-      { id: ids[2], name: "node-003", ok: false, error: "node-003 has no BMC configured", code: "BMC_NOT_CONFIGURED" },
+      { id: ids[2], name: "node-003", ok: false, error: "has no BMC to switch its power", code: "BMC_NOT_CONFIGURED", skipped: true },
     ]);
     // Nothing was asked of a BMC before the answer (ipmitool runs are recorded when they end, so count none ended yet).
     expect(calls.slice(before).filter((c) => c.startedAt < t + answeredIn)).toEqual([]);
@@ -53,7 +53,7 @@ describe("oob.powerStart", () => {
     expect(done.results).toEqual([
       { id: ids[0], name: "node-001", ok: true, powerState: "on" },
       { id: ids[1], name: "node-002", ok: true, powerState: "on" },
-      { id: ids[2], name: "node-003", ok: false, error: "node-003 has no BMC configured", code: "BMC_NOT_CONFIGURED" },
+      { id: ids[2], name: "node-003", ok: false, error: "has no BMC to switch its power", code: "BMC_NOT_CONFIGURED", skipped: true },
     ]);
     expect(sims.map((s) => s.power())).toEqual(["on", "on"]);
     expect(pendingOf(ids[0]!)).toBeNull();
