@@ -34,6 +34,15 @@ interface Tracked {
   failed: boolean;
 }
 
+/**
+ * Installers log the URLs they fetch, and those carry the machine's install token (d-i: "preseed: successfully
+ * loaded preseed file from …/boot/m/<id>/<token>/preseed.cfg"). Job logs are for viewers too, and the token lets
+ * its holder read the answer file and report the install done: it is replaced before a line is stored.
+ */
+export function redactInstallTokens(text: string): string {
+  return text.replace(/(\/boot\/m\/\d+\/)[A-Za-z0-9_-]{16,64}(?=[/\s'"]|$)/g, "$1<install-token>");
+}
+
 export class InstallerLogReceiver {
   private sock: dgram.Socket | null = null;
   private tcp: net.Server | null = null;
@@ -141,7 +150,7 @@ export class InstallerLogReceiver {
     let t = this.jobs.get(job.machineId);
     if (!t || t.jobId !== job.jobId) this.jobs.set(job.machineId, (t = { jobId: job.jobId, progress: new DiProgress(), last: [], failed: false }));
     const m = parseSyslog(buf);
-    const text = formatSyslogLine(m);
+    const text = redactInstallTokens(formatSyslogLine(m));
     const lines = [{ ts: at, stream: "installer", text }];
     t.last.push(text);
     if (t.last.length > 8) t.last.shift();
@@ -166,7 +175,7 @@ export class InstallerLogReceiver {
     if (!job) return false;
     let t = this.jobs.get(machineId);
     if (!t || t.jobId !== job.jobId) this.jobs.set(machineId, (t = { jobId: job.jobId, progress: new DiProgress(), last: [], failed: false }));
-    const text = subiquityLine(ev.data);
+    const text = redactInstallTokens(subiquityLine(ev.data));
     const lines = [{ ts: at, stream: "installer", text }];
     t.last.push(text);
     if (t.last.length > 8) t.last.shift();
