@@ -84,19 +84,20 @@ describe("debian-installer on a QEMU VM behind an ipmi_sim BMC", () => {
     if (failed) {
       // d-i reported it cannot get its components (this host's mirror): the job fails there, right away, saying why.
       expect(r.job.state, story).toBe("failed");
-      expect(r.job.error, story).toMatch(/^Installer failed at installer components: /);
+      expect(r.job.error, story).toMatch(/^wait_install: Installer failed at installer components: /);
       const missing = [...new Set(r.proxy.errors.filter((e) => e.code === 404).map((e) => e.path.split("/").pop()!))];
       expect(missing.length, story).toBeGreaterThan(0);
       expect(missing.every((f) => f.endsWith(".udeb")), story).toBe(true);
       for (const f of missing) expect(r.job.error, story).toContain(f);
       // The proxy's 404s were also on the pane by name, and the reason is its last line.
       for (const f of missing) expect(stored.some((l) => l.text.includes(`package proxy: upstream HTTP 404 for ${f}`)), f).toBe(true);
-      expect(stored.at(-1)!.text).toBe(r.job.error);
+      const waitInstall = r.steps.find((s) => s.name === "wait_install")!;
+      expect(stored.at(-1)!.text).toBe(waitInstall.error);
       // Seconds, not the wait_install step's 2-hour timeout.
       const delay = r.job.finishedAt!.getTime() - failed.at;
       console.log(`job failed ${delay} ms after d-i reported: ${failed.raw}`);
       expect(delay, story).toBeLessThan(30_000);
-      expect(r.steps.find((s) => s.name === "wait_install")!.state).toBe("failed");
+      expect(waitInstall.state).toBe("failed");
     } else {
       // A complete mirror: d-i got its components and goes on to partition the disk.
       expect(reached, story).toContain("partitioning");

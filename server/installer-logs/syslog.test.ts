@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DiProgress, diFatal, diPhaseOf } from "./di-phases";
+import { redactInstallTokens } from "./receiver";
 import { formatSyslogLine, parseSyslog } from "./syslog";
 
 // Datagrams as d-i 20230607+deb12u15 sent them (../shared/lab/installer README, remote syslog section).
@@ -56,6 +57,48 @@ describe("d-i phases", () => {
     expect(p.see(item("bootstrap-base"), 1)).toBe("base system");
     expect(p.see(parseSyslog(DI[0]!), 2)).toBeNull(); // a late netcfg line does not move progress back
     expect(diFatal(parseSyslog("<12>Dec  4 02:40:00 main-menu[258]: WARNING **: Configuring 'partman-base' failed with error code 1"))).toBe("installer step partman-base failed");
+  });
+});
+
+describe("a real d-i run through Rackhand (fixtures/di-bookworm-installer-components-404.jsonl, captured by lab/di-install.vm.test.ts)", async () => {
+  const fs = await import("node:fs");
+  const path = await import("node:path");
+  const capture = fs
+    .readFileSync(path.join(import.meta.dirname, "fixtures", "di-bookworm-installer-components-404.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { ms: number; raw: string });
+
+  it("parses every datagram d-i sent as RFC 3164 without a host, one line each", () => {
+    const parsed = capture.map((d) => parseSyslog(d.raw));
+    expect(parsed.every((m) => m.format === "rfc3164" && m.app !== null && m.host === null && m.timestamp !== null)).toBe(true);
+    expect(parsed.every((m) => !/[\n\r]/.test(m.msg))).toBe(true);
+    // net-retriever passes gpgv's blank lines on: empty messages are real, kept as lines of their program.
+    expect(parsed.filter((m) => m.msg === "").map((m) => m.app)).toEqual(Array(5).fill("net-retriever"));
+    expect(new Set(parsed.map((m) => m.app))).toEqual(new Set(["netcfg", "main-menu", "debconf", "localechooser", "preseed", "kernel", "choose-mirror", "net-retriever", "anna", "anna-install"]));
+  });
+
+  it("derives network → preseed → installer components and the fatal download failure exactly once, at anna's report", () => {
+    const p = new DiProgress();
+    const phases = capture.flatMap((d) => p.see(parseSyslog(d.raw), d.ms) ?? []);
+    expect(phases).toEqual(["network", "preseed", "installer components"]);
+    const fatal = capture.map((d, i) => ({ i, f: diFatal(parseSyslog(d.raw)) })).filter((x) => x.f);
+    expect(fatal.map((x) => x.f)).toEqual(["installer components could not be downloaded"]);
+    expect(capture[fatal[0]!.i]!.raw).toMatch(/anna\[\d+\]: .*package retrieval failed/);
+  });
+});
+
+describe("install tokens in installer lines", () => {
+  it("are replaced wherever an installer logs a URL of its install files (real d-i lines), nothing else changes", () => {
+    const tok = "WrJU4GBRwyblxdE83pvERk58nXhPARH8";
+    expect(redactInstallTokens(`preseed: successfully loaded preseed file from http://10.150.60.2:45153/boot/m/1/${tok}/preseed.cfg`)).toBe(
+      "preseed: successfully loaded preseed file from http://10.150.60.2:45153/boot/m/1/<install-token>/preseed.cfg",
+    );
+    expect(redactInstallTokens(`main-menu[251]: (process:520): 2026-12-06 22:22:20 URL:http://h:1/boot/m/12/${tok}/preseed.cfg [2791/2791] -> "/var/lib/preseed/x" [1]`)).toBe(
+      'main-menu[251]: (process:520): 2026-12-06 22:22:20 URL:http://h:1/boot/m/12/<install-token>/preseed.cfg [2791/2791] -> "/var/lib/preseed/x" [1]',
+    );
+    expect(redactInstallTokens(`start x: wget http://h/boot/m/3/${tok} done`)).toBe("start x: wget http://h/boot/m/3/<install-token> done");
+    expect(redactInstallTokens("GET /boot/installers/debian-12-amd64/linux 200")).toBe("GET /boot/installers/debian-12-amd64/linux 200");
   });
 });
 
