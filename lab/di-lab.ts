@@ -218,8 +218,10 @@ export async function runDiDeploy(lab: DiLab, timeoutMs: number): Promise<DiRun>
       socket.once("connect", resolve);
       socket.once("connect_error", reject);
     });
+    // A machine whose last install failed is deployed again with "retry", as the machine page offers it.
+    const action = (await client.machines.get.query({ id: lab.machineId })).state === "deploy_failed" ? "retry" : "deploy";
     const clickAt = Date.now();
-    jobId = ((await client.machines.action.mutate({ id: lab.machineId, action: "deploy" })) as { jobId?: number }).jobId ?? 0;
+    jobId = ((await client.machines.action.mutate({ id: lab.machineId, action })) as { jobId?: number }).jobId ?? 0;
     if (!jobId) throw new Error("deploy started no job");
     const ack = (await socket.emitWithAck("subscribe", { jobId })) as { ok: boolean };
     if (!ack.ok) throw new Error("could not follow the job's log room");
