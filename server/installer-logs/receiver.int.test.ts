@@ -168,6 +168,18 @@ describe("installer syslog receiver", () => {
       texts = (await api.jobs.logs({ jobId: job.id, afterSeq: -1 })).filter((l) => l.stream === "installer").map((l) => l.text);
     }
     expect(texts).toEqual(["anaconda[1234]: Running pre-installation scripts", "anaconda[1234]: error: a b $(reboot)", "org.fedoraproject.Anaconda.Modules.Storage[1300]: Probing storage"]);
+    // An over-long line (100 kB, no newline for a while) is cut, never buffered whole; the next line arrives intact.
+    await new Promise<void>((resolve, reject) => {
+      const c = net.connect({ host: SERVER, port: PORT, localAddress: ip }, () => c.end(`<30>Dec  6 10:01:05 localhost anaconda[1234]: ${"x".repeat(100_000)}\n<30>Dec  6 10:01:06 localhost anaconda[1234]: after the long one\n`));
+      c.on("close", () => resolve());
+      c.on("error", reject);
+    });
+    for (let i = 0; i < 100 && !texts.includes("anaconda[1234]: after the long one"); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      texts = (await api.jobs.logs({ jobId: job.id, afterSeq: -1 })).filter((l) => l.stream === "installer").map((l) => l.text);
+    }
+    expect(texts.at(-1)).toBe("anaconda[1234]: after the long one");
+    expect(texts.every((t) => t.length <= 8300)).toBe(true);
     await api.jobs.cancel({ jobId: job.id });
   }, 60_000);
 });
