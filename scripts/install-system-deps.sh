@@ -4,7 +4,8 @@
 #            dnsmasq (DHCP/TFTP server run by netboot's managed mode), the boot loaders netboot copies into its
 #            TFTP root (pxelinux, syslinux-common, ipxe, shim-signed, grub-efi-amd64-signed),
 #            debian-installer-12-netboot-amd64 (d-i kernel + initrd, placed in the HTTP boot tree at start-up),
-#            apt-cacher-ng (the package proxy Rackhand runs in proxy mode "managed")
+#            apt-cacher-ng (the package proxy Rackhand runs in proxy mode "managed"; installed without starting or
+#            enabling the package's own daemon, which would hold port 3142)
 #   test:    runtime + Debian's Chromium for the browser tests, OpenIPMI's ipmi_sim (simulated BMCs),
 #            busybox-static (udhcpc/tftp clients) and iproute2 (network namespaces) for the netboot integration test,
 #            what `npm run ramdisk` needs (busybox-static, fdisk for sfdisk, zstd, xz-utils, binutils for strip),
@@ -47,13 +48,35 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "rackhand: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Debian's apt-cacher-ng package starts its own daemon on port 3142 (all addresses), which would take the port of
+# Rackhand's managed proxy (proxy mode "managed", default port 3142). Rackhand runs its own instance: when this
+# script installs the package, its daemon is neither started (policy-rc.d, honoured by invoke-rc.d and
+# deb-systemd-invoke) nor enabled at boot. A policy-rc.d already present (containers) is left as it is.
+acng_new=""
+[[ " ${missing[*]} " == *" apt-cacher-ng "* ]] && acng_new=1
+policy=/usr/sbin/policy-rc.d
+own_policy=""
+if [ -n "$acng_new" ] && [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# rackhand install-system-deps.sh: no service starts while it installs packages\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  own_policy=1
+fi
+finish() {
+  if [ -n "$own_policy" ]; then $SUDO rm -f "$policy"; fi
+  if [ -n "$acng_new" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now apt-cacher-ng.service >/dev/null 2>&1 || true
+    echo "rackhand: apt-cacher-ng installed without its own daemon (Rackhand runs the managed proxy itself)"
+  fi
+}
 # Another apt may hold the dpkg lock for a moment (unattended upgrades, a parallel job): retry.
 for attempt in 1 2 3 4 5; do
   if $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+    finish
     exit 0
   fi
   echo "rackhand: apt-get failed (attempt $attempt); retrying in 5 s" >&2
   sleep 5
 done
+finish
 echo "rackhand: could not install ${missing[*]}" >&2
 exit 1

@@ -47,6 +47,8 @@ export interface App {
   orchestrator: Orchestrator;
   batches: BatchRunner;
   consoles: ConsoleManager;
+  /** The installer syslog receiver (the d-i VM test and bench record its raw datagrams). */
+  installerLogs: InstallerLogReceiver;
   url: string;
   close(): Promise<void>;
 }
@@ -252,6 +254,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     orchestrator,
     batches: batchRunner,
     consoles,
+    installerLogs,
     url,
     async close() {
       stopDemoAgents?.();

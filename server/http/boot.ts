@@ -74,7 +74,8 @@ export async function serveBoot(req: http.IncomingMessage, res: http.ServerRespo
       if (req.method !== "POST") return send(res, 405, "Use POST\n");
       let body: unknown;
       try {
-        body = await readJson(req, 64 * 1024);
+        // curtin attaches its log files (base64) to a finish event, a failing one included: room for them.
+        body = await readJson(req, 4 << 20);
       } catch {
         return send(res, 400, "Bad event\n");
       }

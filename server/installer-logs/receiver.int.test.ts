@@ -4,6 +4,7 @@
  * job-wide seqs, another address's lines in no job, the fatal download failure fails the job at once.
  */
 import dgram from "node:dgram";
+import net from "node:net";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -109,19 +110,76 @@ describe("installer syslog receiver", () => {
       job = (await api.jobs.forMachine({ machineId: id }))[0]!;
     }
     const post = (p: string, body: unknown) => fetch(`${app.url}${p}`, { method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
-    expect((await post(`${base}/events`, { name: "subiquity/Install/install/partitioning", description: "configuring storage", event_type: "start", origin: "curtin", timestamp: 1733280000.1, level: "INFO" })).status).toBe(200);
+    // Events shaped as curtin's as_dict() posts them for subiquity's contexts (fixtures/subiquity-install-*.jsonl).
+    const fixture = (name: string) => fs.readFileSync(path.join(import.meta.dirname, "fixtures", name), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { name: string });
+    const partitioning = fixture("subiquity-install-ok.jsonl").find((e) => e.name.endsWith("/cmd-install/stage-partitioning"))!;
+    expect((await post(`${base}/events`, partitioning)).status).toBe(200);
     expect((await post(`${base}/events`, "{not json")).status).toBe(400);
     expect((await post(`${base}/events`, { description: "no name" })).status).toBe(400);
     expect((await post(`${base.slice(0, -2)}xx/events`, { name: "x", event_type: "start" })).status).toBe(404);
     expect((await fetch(`${app.url}${base}/events`)).status).toBe(405);
-    expect((await post(`${base}/events`, { name: "subiquity/Install/install/curthooks", description: "grub-install failed", event_type: "finish", origin: "curtin", timestamp: 1733280100, result: "FAIL", level: "ERROR" })).status).toBe(200);
+    // curtin attaches its log (base64) to a finish event: well above the old 64 KiB body limit.
+    const withLog = { name: "cmd-install/stage-partitioning/builtin", description: "finished: x", event_type: "finish", origin: "curtin", timestamp: 1, level: "INFO", result: "SUCCESS", files: [{ path: "/var/log/curtin/install.log", content: Buffer.alloc(300_000, 65).toString("base64"), encoding: "base64" }] };
+    expect((await post(`${base}/events`, withLog)).status).toBe(200);
+    const failing = fixture("subiquity-install-fail.jsonl");
+    for (const e of failing.slice(0, -1)) expect((await post(`${base}/events`, e)).status).toBe(200);
     for (let i = 0; i < 100 && job.state === "running"; i++) {
       await new Promise((r) => setTimeout(r, 50));
       job = (await api.jobs.forMachine({ machineId: id }))[0]!;
     }
     expect(job.state).toBe("failed");
     const logs = (await api.jobs.logs({ jobId: job.id, afterSeq: -1 })).map((l) => `${l.stream} ${l.text}`);
-    expect(logs.slice(0, 3)).toEqual(["installer start subiquity/Install/install/partitioning: configuring storage", "phase phase: partitioning", "installer finish subiquity/Install/install/curthooks FAIL: grub-install failed"]);
-    expect(logs[3]).toMatch(/^stderr Installer failed at partitioning: subiquity\/Install\/install\/curthooks failed: grub-install failed/);
+    expect(logs.slice(0, 2)).toEqual(["installer start subiquity/Install/install/curtin_install/run_curtin_step/cmd-install/stage-partitioning: started: configuring storage", "phase phase: partitioning"]);
+    // The nested step FAILs are lines; the install task's FAIL ends the job, once.
+    const reasons = logs.filter((l) => l.startsWith("stderr Installer failed"));
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toMatch(/^stderr Installer failed at partitioning: subiquity\/Install\/install failed: Command .*returned non-zero exit status 3\./);
+  }, 60_000);
+
+  it("takes anaconda's inst.syslog over TCP (rsyslog @@host:port): LF lines and octet-counted frames, split anywhere, by source address", async () => {
+    const user = { id: 1, name: "admin", role: "admin" as const };
+    const api = createCaller({ domain: app.domain, config: {} as never, user, clientIp: "t", loginThrottle: new LoginThrottle(), setCookie: () => {} });
+    const profile = (await api.osProfiles.list()).find((p) => p.name === "Debian 12 (installer)")!;
+    const ip = `${NET}.71`;
+    const { id } = await api.machines.enroll({ name: "dilog-3", bootMac: "52:54:00:12:33:03", ip, osProfileId: profile.id, bmc: { driver: "fake", address: `${NET}.253`, username: "admin", password: "fake-pw" } });
+    for (const action of ["manage", "provide", "deploy"] as const) await api.machines.action({ id, action });
+    let job = (await api.jobs.forMachine({ machineId: id }))[0]!;
+    for (let i = 0; i < 200 && !job.steps.some((s) => s.name === "wait_install" && s.state === "running"); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = (await api.jobs.forMachine({ machineId: id }))[0]!;
+    }
+    // rsyslog's default forwarding format (RSYSLOG_TraditionalForwardFormat): <PRI>TIMESTAMP HOSTNAME TAG MSG.
+    const lines = ["<30>Dec  6 10:01:02 localhost anaconda[1234]: Running pre-installation scripts", "<27>Dec  6 10:01:03 localhost anaconda[1234]: a\u0000b $(reboot)"];
+    const counted = "<30>Dec  6 10:01:04 localhost org.fedoraproject.Anaconda.Modules.Storage[1300]: Probing storage";
+    const payload = Buffer.from(`${lines[0]}\n${lines[1]}\n${Buffer.byteLength(counted)} ${counted}`);
+    await new Promise<void>((resolve, reject) => {
+      const c = net.connect({ host: SERVER, port: PORT, localAddress: ip }, () => {
+        // Split in the middle of a line and of the frame's length prefix.
+        c.write(payload.subarray(0, 30));
+        setTimeout(() => c.write(payload.subarray(30, payload.length - 40)), 50);
+        setTimeout(() => c.end(payload.subarray(payload.length - 40)), 100);
+      });
+      c.on("close", () => resolve());
+      c.on("error", reject);
+    });
+    let texts: string[] = [];
+    for (let i = 0; i < 100 && texts.length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      texts = (await api.jobs.logs({ jobId: job.id, afterSeq: -1 })).filter((l) => l.stream === "installer").map((l) => l.text);
+    }
+    expect(texts).toEqual(["anaconda[1234]: Running pre-installation scripts", "anaconda[1234]: error: a b $(reboot)", "org.fedoraproject.Anaconda.Modules.Storage[1300]: Probing storage"]);
+    // An over-long line (100 kB, no newline for a while) is cut, never buffered whole; the next line arrives intact.
+    await new Promise<void>((resolve, reject) => {
+      const c = net.connect({ host: SERVER, port: PORT, localAddress: ip }, () => c.end(`<30>Dec  6 10:01:05 localhost anaconda[1234]: ${"x".repeat(100_000)}\n<30>Dec  6 10:01:06 localhost anaconda[1234]: after the long one\n`));
+      c.on("close", () => resolve());
+      c.on("error", reject);
+    });
+    for (let i = 0; i < 100 && !texts.includes("anaconda[1234]: after the long one"); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      texts = (await api.jobs.logs({ jobId: job.id, afterSeq: -1 })).filter((l) => l.stream === "installer").map((l) => l.text);
+    }
+    expect(texts.at(-1)).toBe("anaconda[1234]: after the long one");
+    expect(texts.every((t) => t.length <= 8300)).toBe(true);
+    await api.jobs.cancel({ jobId: job.id });
   }, 60_000);
 });

@@ -1,12 +1,15 @@
 /**
- * Installer logs live (issue 17 point 3): a UDP syslog receiver on the provisioning address. d-i sends there with
- * `log_host=`/`log_port=` (tree.ts puts them on its kernel command line), anaconda with `inst.syslog=`. Each
- * datagram is mapped to the running job of the machine with that source address and appended to the job's log
+ * Installer logs live (issue 17 point 3): a syslog receiver on the provisioning address, UDP and TCP on the same
+ * port. d-i's busybox syslogd sends UDP datagrams there (`log_host=`/`log_port=`, tree.ts puts them on its kernel
+ * command line). anaconda's `inst.syslog=host:port` becomes rsyslog's `*.* @@host:port` (pyanaconda's
+ * `updateRemote`): TCP, one message per line (or RFC 6587 octet-counted frames, also taken). Each
+ * message is mapped to the running job of the machine with that source address and appended to the job's log
  * (same seqs and live event as agent lines). d-i's phases become "phase:" lines and the job's progress; a fatal
  * installer error fails the job's wait_install step at once, with the last lines (and the package proxy's
  * upstream errors for that machine: the missing file names) as the reason.
  */
 import dgram from "node:dgram";
+import net from "node:net";
 import { and, eq } from "drizzle-orm";
 import { rackhandAddress } from "../../lib/netboot";
 import type { Domain } from "../context";
@@ -31,12 +34,24 @@ interface Tracked {
   failed: boolean;
 }
 
+/**
+ * Installers log the URLs they fetch, and those carry the machine's install token (d-i: "preseed: successfully
+ * loaded preseed file from …/boot/m/<id>/<token>/preseed.cfg"). Job logs are for viewers too, and the token lets
+ * its holder read the answer file and report the install done: it is replaced before a line is stored.
+ */
+export function redactInstallTokens(text: string): string {
+  return text.replace(/(\/boot\/m\/\d+\/)[A-Za-z0-9_-]{16,64}(?=[/\s'"]|$)/g, "$1<install-token>");
+}
+
 export class InstallerLogReceiver {
   private sock: dgram.Socket | null = null;
+  private tcp: net.Server | null = null;
+  private readonly conns = new Set<net.Socket>();
   private bound: string | null = null;
   private readonly jobs = new Map<number, Tracked>();
   private unsubscribe: (() => void) | null = null;
   private chain: Promise<void> = Promise.resolve();
+  private readonly observers = new Set<(raw: Buffer | string, from: string, at: number) => void>();
   error: string | null = null;
   received = 0;
 
@@ -73,11 +88,12 @@ export class InstallerLogReceiver {
           sock.once("error", reject);
           sock.bind(port, host, () => (sock.off("error", reject), resolve()));
         });
+        this.tcp = await this.listenTcp(host, port);
         sock.on("error", (e) => (this.error = e.message));
         this.sock = sock;
         this.bound = want;
         this.error = null;
-        this.d.log.info("installer log receiver listening", { udp: want });
+        this.d.log.info("installer log receiver listening", { udp: want, tcp: want });
       } catch (err) {
         sock.close();
         this.error = `installer syslog receiver not listening on ${want}: ${err instanceof Error ? err.message : String(err)}`;
@@ -87,15 +103,54 @@ export class InstallerLogReceiver {
     return this.chain;
   }
 
-  /** One datagram from `from` (exposed for tests with recorded payloads). */
+  /** rsyslog's TCP forwarding (anaconda): LF-terminated lines or octet-counted frames, each one message. */
+  private async listenTcp(host: string, port: number): Promise<net.Server> {
+    const server = net.createServer((c) => {
+      const from = (c.remoteAddress ?? "").replace(/^::ffff:/, "");
+      let buf: Buffer = Buffer.alloc(0);
+      this.conns.add(c);
+      c.on("close", () => this.conns.delete(c));
+      c.setTimeout(15 * 60_000, () => c.destroy()); // an installer that went quiet for a quarter hour
+      c.on("error", () => c.destroy());
+      c.on("data", (chunk: Buffer) => {
+        buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+        for (;;) {
+          const counted = /^(\d{1,5}) /.exec(buf.subarray(0, 6).toString("latin1"));
+          if (counted) {
+            const n = Number(counted[1]);
+            if (buf.length < counted[0].length + n) break;
+            this.handle(buf.subarray(counted[0].length, counted[0].length + n), from, Date.now());
+            buf = buf.subarray(counted[0].length + n);
+            continue;
+          }
+          const lf = buf.indexOf(10);
+          if (lf < 0) break;
+          if (lf > 0) this.handle(buf.subarray(0, lf), from, Date.now());
+          buf = buf.subarray(lf + 1);
+        }
+        // A line longer than the parser keeps (8 KiB) is cut: the rest until its newline is dropped, not buffered.
+        if (buf.length > 65536) buf = Buffer.alloc(0);
+      });
+    });
+    server.maxConnections = 256;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => (server.off("error", reject), resolve()));
+    });
+    server.on("error", (e) => (this.error = e.message));
+    return server;
+  }
+
+  /** One datagram (or TCP frame) from `from` (exposed for tests with recorded payloads). */
   handle(buf: Buffer | string, from: string, at: number): void {
     this.received++;
+    for (const f of this.observers) f(buf, from, at);
     const job = runningJobByAddress(this.d, from);
     if (!job) return;
     let t = this.jobs.get(job.machineId);
     if (!t || t.jobId !== job.jobId) this.jobs.set(job.machineId, (t = { jobId: job.jobId, progress: new DiProgress(), last: [], failed: false }));
     const m = parseSyslog(buf);
-    const text = formatSyslogLine(m);
+    const text = redactInstallTokens(formatSyslogLine(m));
     const lines = [{ ts: at, stream: "installer", text }];
     t.last.push(text);
     if (t.last.length > 8) t.last.shift();
@@ -120,7 +175,7 @@ export class InstallerLogReceiver {
     if (!job) return false;
     let t = this.jobs.get(machineId);
     if (!t || t.jobId !== job.jobId) this.jobs.set(machineId, (t = { jobId: job.jobId, progress: new DiProgress(), last: [], failed: false }));
-    const text = subiquityLine(ev.data);
+    const text = redactInstallTokens(subiquityLine(ev.data));
     const lines = [{ ts: at, stream: "installer", text }];
     t.last.push(text);
     if (t.last.length > 8) t.last.shift();
@@ -150,6 +205,12 @@ export class InstallerLogReceiver {
     if (w) this.o.failStep(w.id, w.attempt, reason);
   }
 
+  /** Also hand every datagram, as received, to `f` (the lab records real installers' syslog). @returns unsubscribe */
+  observe(f: (raw: Buffer | string, from: string, at: number) => void): () => void {
+    this.observers.add(f);
+    return () => this.observers.delete(f);
+  }
+
   /** Phases the current install of a machine reached (bench, tests). */
   progress(machineId: number): { phase: DiPhase | null; reached: { phase: DiPhase; at: number }[] } | null {
     const t = this.jobs.get(machineId);
@@ -162,9 +223,15 @@ export class InstallerLogReceiver {
 
   private async close(): Promise<void> {
     const s = this.sock;
+    const t = this.tcp;
     this.sock = null;
+    this.tcp = null;
     this.bound = null;
     if (s) await new Promise<void>((r) => s.close(() => r()));
+    if (t) {
+      for (const c of this.conns) c.destroy();
+      await new Promise<void>((r) => t.close(() => r()));
+    }
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DiProgress, diFatal, diPhaseOf } from "./di-phases";
+import { redactInstallTokens } from "./receiver";
 import { formatSyslogLine, parseSyslog } from "./syslog";
 
 // Datagrams as d-i 20230607+deb12u15 sent them (../shared/lab/installer README, remote syslog section).
@@ -59,18 +60,83 @@ describe("d-i phases", () => {
   });
 });
 
-describe("subiquity reporting events (curtin ReportingEvent shape)", async () => {
+describe("a real d-i run through Rackhand (fixtures/di-bookworm-installer-components-404.jsonl, captured by lab/di-install.vm.test.ts)", async () => {
+  const fs = await import("node:fs");
+  const path = await import("node:path");
+  const capture = fs
+    .readFileSync(path.join(import.meta.dirname, "fixtures", "di-bookworm-installer-components-404.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { ms: number; raw: string });
+
+  it("parses every datagram d-i sent as RFC 3164 without a host, one line each", () => {
+    const parsed = capture.map((d) => parseSyslog(d.raw));
+    expect(parsed.every((m) => m.format === "rfc3164" && m.app !== null && m.host === null && m.timestamp !== null)).toBe(true);
+    expect(parsed.every((m) => !/[\n\r]/.test(m.msg))).toBe(true);
+    // net-retriever passes gpgv's blank lines on: empty messages are real, kept as lines of their program.
+    expect(parsed.filter((m) => m.msg === "").map((m) => m.app)).toEqual(Array(5).fill("net-retriever"));
+    expect(new Set(parsed.map((m) => m.app))).toEqual(new Set(["netcfg", "main-menu", "debconf", "localechooser", "preseed", "kernel", "choose-mirror", "net-retriever", "anna", "anna-install"]));
+  });
+
+  it("derives network → preseed → installer components and the fatal download failure exactly once, at anna's report", () => {
+    const p = new DiProgress();
+    const phases = capture.flatMap((d) => p.see(parseSyslog(d.raw), d.ms) ?? []);
+    expect(phases).toEqual(["network", "preseed", "installer components"]);
+    const fatal = capture.map((d, i) => ({ i, f: diFatal(parseSyslog(d.raw)) })).filter((x) => x.f);
+    expect(fatal.map((x) => x.f)).toEqual(["installer components could not be downloaded"]);
+    expect(capture[fatal[0]!.i]!.raw).toMatch(/anna\[\d+\]: .*package retrieval failed/);
+  });
+});
+
+describe("install tokens in installer lines", () => {
+  it("are replaced wherever an installer logs a URL of its install files (real d-i lines), nothing else changes", () => {
+    const tok = "WrJU4GBRwyblxdE83pvERk58nXhPARH8";
+    expect(redactInstallTokens(`preseed: successfully loaded preseed file from http://10.150.60.2:45153/boot/m/1/${tok}/preseed.cfg`)).toBe(
+      "preseed: successfully loaded preseed file from http://10.150.60.2:45153/boot/m/1/<install-token>/preseed.cfg",
+    );
+    expect(redactInstallTokens(`main-menu[251]: (process:520): 2026-12-06 22:22:20 URL:http://h:1/boot/m/12/${tok}/preseed.cfg [2791/2791] -> "/var/lib/preseed/x" [1]`)).toBe(
+      'main-menu[251]: (process:520): 2026-12-06 22:22:20 URL:http://h:1/boot/m/12/<install-token>/preseed.cfg [2791/2791] -> "/var/lib/preseed/x" [1]',
+    );
+    expect(redactInstallTokens(`start x: wget http://h/boot/m/3/${tok} done`)).toBe("start x: wget http://h/boot/m/3/<install-token> done");
+    expect(redactInstallTokens("GET /boot/installers/debian-12-amd64/linux 200")).toBe("GET /boot/installers/debian-12-amd64/linux 200");
+  });
+});
+
+describe("subiquity reporting events (shapes from curtin's events.py and subiquity's contexts: fixtures/subiquity-install-*.jsonl)", async () => {
+  const fs = await import("node:fs");
+  const path = await import("node:path");
   const { subiquityEventSchema, subiquityFatal, subiquityLine, subiquityPhase } = await import("./subiquity");
   const ev = (o: object) => subiquityEventSchema.parse(o);
-  it("turns events into lines, phases and the fatal FAIL", () => {
-    const start = ev({ name: "subiquity/Install/install/partitioning", description: "configuring storage", event_type: "start", origin: "curtin", timestamp: 1733280000.1, level: "INFO" });
-    expect(subiquityLine(start)).toBe("start subiquity/Install/install/partitioning: configuring storage");
-    expect(subiquityPhase(start)).toBe("partitioning");
-    const fail = ev({ name: "subiquity/Install/install/curthooks", description: "grub-install failed", event_type: "finish", origin: "curtin", timestamp: 1733280100, result: "FAIL" });
-    expect(subiquityFatal(fail)).toBe("subiquity/Install/install/curthooks failed: grub-install failed");
-    expect(subiquityFatal({ ...fail, result: "SUCCESS" })).toBeNull();
+  const fixture = (name: string) => fs.readFileSync(path.join(import.meta.dirname, "fixtures", name), "utf8").trim().split("\n").map((l) => ev(JSON.parse(l) as object));
+
+  it("follows a whole install in phase order; a retried download's FAIL does not end it", () => {
+    const events = fixture("subiquity-install-ok.jsonl");
+    const p = new DiProgress();
+    const phases = events.flatMap((e, i) => p.move(subiquityPhase(e), i) ?? []);
+    expect(phases).toEqual(["network", "partitioning", "base system", "packages", "boot loader", "finish"]);
+    // configure_apt and curtin_install start before partitioning: they must not jump ahead.
+    expect(subiquityPhase(events.find((e) => e.name.endsWith("/configure_apt"))!)).toBeNull();
+    expect(subiquityPhase(events.find((e) => e.name.endsWith("/curtin_install"))!)).toBeNull();
+    expect(events.some((e) => e.result === "FAIL")).toBe(true);
+    expect(events.map(subiquityFatal).filter(Boolean)).toEqual([]);
+    expect(subiquityLine(events.find((e) => e.name.endsWith("/stage-partitioning"))!)).toBe("start subiquity/Install/install/curtin_install/run_curtin_step/cmd-install/stage-partitioning: started: configuring storage");
   });
-  it("refuses non-events and flattens hostile text", () => {
+
+  it("ends the install where subiquity does: the install task failed (once, with curtin's reason), or the error commands start", () => {
+    const events = fixture("subiquity-install-fail.jsonl");
+    const fatal = events.map(subiquityFatal);
+    // The nested curtin stage and step FAILs come first; the install task's FAIL is the end.
+    expect(fatal.slice(0, -2).every((f) => f === null)).toBe(true);
+    expect(fatal.at(-2)).toBe("subiquity/Install/install failed: Command '['/snap/subiquity/current/usr/bin/python3.10', '-m', 'curtin', '--showtrace', '-vvv', 'install']' returned non-zero exit status 3.");
+    expect(fatal.at(-1)).toBe("the installer is running its error commands");
+    expect(subiquityFatal(ev({ name: "subiquity/Late/run", event_type: "finish", result: "FAIL", description: "failed: exit 1" }))).toBe("subiquity/Late/run failed: exit 1");
+    expect(subiquityFatal(ev({ name: "cmd-install", event_type: "finish", result: "FAIL", origin: "curtin" }))).toBe("cmd-install failed");
+    expect(subiquityFatal(ev({ name: "subiquity/Install/install", event_type: "finish", result: "SUCCESS" }))).toBeNull();
+  });
+
+  it("accepts curtin's attached log files and refuses what is not an event; hostile text stays in its line", () => {
+    const withFiles = ev({ name: "cmd-install", event_type: "finish", result: "FAIL", files: [{ path: "/var/log/curtin/install.log", content: "aGVsbG8=", encoding: "base64" }] });
+    expect(withFiles.files?.[0]?.path).toBe("/var/log/curtin/install.log");
     for (const bad of [null, "x", [], { description: "no name" }, { name: 1, event_type: "start" }, { name: "x".repeat(600), event_type: "start" }]) expect(subiquityEventSchema.safeParse(bad).success).toBe(false);
     expect(subiquityLine(ev({ name: "a\nphase: finish", event_type: "start", description: "$(reboot)\r\0é" }))).toBe("start a phase: finish: $(reboot)  é");
   });

@@ -111,6 +111,17 @@ describe("boot tree renderers (golden files)", () => {
     expectGolden(GOLDEN, "installer-preseed.pxelinux", machineTree(row({ state: "deploying", sessionId: 41, profile: preseedProfile }), ctx).get("tftp/pxelinux.cfg/01-52-54-00-aa-bb-07")!);
   });
 
+  it("always answers d-i's critical name-server question on the command line (a real d-i stopped there without it)", () => {
+    const args = (s: typeof settings) => {
+      const t = bootTarget(row({ state: "deploying", sessionId: 41, profile: preseedProfile }), { ...ctx, settings: s });
+      return t.kind === "netboot" ? t.args.filter((a) => a.startsWith("netcfg/get_nameservers=") || a.startsWith("netcfg/get_gateway=")) : [];
+    };
+    expect(args(settings)).toEqual(["netcfg/get_gateway=10.77.0.254", "netcfg/get_nameservers=10.77.0.53"]);
+    // No DNS server configured: the provisioning server's address (dnsmasq's DNS when its port is on).
+    expect(args({ ...settings, dnsServers: [] })).toEqual(["netcfg/get_gateway=10.77.0.254", "netcfg/get_nameservers=10.77.0.1"]);
+    expect(args({ ...settings, dnsServers: [], gateway: null })).toEqual(["netcfg/get_nameservers=10.77.0.1"]);
+  });
+
   it("gives unknown MACs the local-boot defaults and iPXE a per-MAC chain", () => {
     const t = baseTree(ctx);
     expectGolden(GOLDEN, "boot.ipxe", t.get("tftp/boot.ipxe")!);

@@ -151,6 +151,9 @@ function installerArgs(template: InstallTemplate, files: string, hostname: strin
 /**
  * d-i configures its network before it fetches the preseed, so a machine with a reserved address gets it as
  * static netcfg on the command line (the provisioning subnet's netmask, gateway and first DNS server).
+ * netcfg asks for name servers at priority critical: without a value here a real d-i stopped at that prompt
+ * (lab/di-install.vm.test.ts). With no DNS server configured it gets serverAddress, where the managed dnsmasq
+ * answers when its DNS port is on (a closed port fails a lookup at once: no timeouts).
  */
 function staticNetcfgArgs(template: InstallTemplate, m: MachineBootRow, s: NetbootSettings): string[] {
   const ip = m.nics.find((n) => n.isBoot)?.ip;
@@ -161,7 +164,7 @@ function staticNetcfgArgs(template: InstallTemplate, m: MachineBootRow, s: Netbo
     `netcfg/get_ipaddress=${a}`,
     `netcfg/get_netmask=${check(ipv4, s.netmask, "netmask")}`,
     ...(s.gateway ? [`netcfg/get_gateway=${check(ipv4, s.gateway, "gateway")}`] : ["netcfg/no_default_route=true"]),
-    ...(s.dnsServers[0] ? [`netcfg/get_nameservers=${check(ipv4, s.dnsServers[0], "DNS server")}`] : []),
+    `netcfg/get_nameservers=${check(ipv4, s.dnsServers[0] ?? s.serverAddress, "DNS server")}`,
     "netcfg/confirm_static=true",
   ];
 }
