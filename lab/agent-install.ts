@@ -85,15 +85,25 @@ export interface InstallRun {
 }
 
 /**
- * Reinstall the machine with its current profile (the UI's Reinstall), wait for the job, then for the installed
+ * Reinstall (or deploy) the machine with its current profile, as the UI's button does, wait for the job, then for the installed
  * system's login prompt on the serial console and its SSH port on the static address.
  */
-export async function runAgentInstall(o: { app: App; client: RackhandClient; machineId: number; node: VirtualNode; hostname: string; jobTimeoutMs: number; bootTimeoutMs: number }): Promise<InstallRun> {
+export async function runAgentInstall(o: {
+  app: App;
+  client: RackhandClient;
+  machineId: number;
+  node: VirtualNode;
+  hostname: string;
+  jobTimeoutMs: number;
+  bootTimeoutMs: number;
+  /** The UI's button: Deploy (an available machine) or Reinstall (a deployed one, the default). */
+  action?: "deploy" | "reinstall";
+}): Promise<InstallRun> {
   const before = await proxyFigures(o.app.url);
   const watch = new ConsoleWatch(o.node.consoleLog, { login: new RegExp(`${o.hostname} login:`) });
   const t0 = Date.now();
-  const { jobId } = (await o.client.machines.action.mutate({ id: o.machineId, action: "reinstall" })) as { jobId?: number };
-  if (!jobId) throw new Error("reinstall started no job");
+  const { jobId } = (await o.client.machines.action.mutate({ id: o.machineId, action: o.action ?? "reinstall" })) as { jobId?: number };
+  if (!jobId) throw new Error(`${o.action ?? "reinstall"} started no job`);
   const { job, steps } = await waitForJob(o.app, jobId, o.jobTimeoutMs);
   const clickToDone = Date.now() - t0;
   let clickToLogin: number | null = null;

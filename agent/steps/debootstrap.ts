@@ -35,7 +35,11 @@ function emptyTarget(): number {
   for (const e of fs.readdirSync(TARGET)) {
     if (e === "lost+found") continue;
     if (e === "boot") {
-      for (const b of fs.readdirSync(path.join(TARGET, "boot"))) if (b !== "efi") (fs.rmSync(path.join(TARGET, "boot", b), { recursive: true, force: true }), removed++);
+      for (const b of fs.readdirSync(path.join(TARGET, "boot"))) {
+        if (b === "efi") continue;
+        fs.rmSync(path.join(TARGET, "boot", b), { recursive: true, force: true });
+        removed++;
+      }
       continue;
     }
     fs.rmSync(path.join(TARGET, e), { recursive: true, force: true });

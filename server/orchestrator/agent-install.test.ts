@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { machines } from "../db/schema";
+import { jobs, machines } from "../db/schema";
+import { transition } from "../machines/lifecycle";
 import { getNetbootSettings, saveNetbootSettings } from "../netboot/settings";
 import { createHarness, type Harness } from "../testing/harness";
 import { deployParams } from "./jobs";
@@ -28,6 +29,14 @@ const debian = () => saveNetbootSettings(h.domain, { ...getNetbootSettings(h.db)
 describe("planning an agent install", () => {
   it("refuses the busybox agent environment with a message that says what to change", () => {
     expect(() => deployParams(h.db, machineId)).toThrow(/needs the Debian agent environment .* Set Settings → Netboot → agent environment to Debian/);
+  });
+
+  it("refuses the deploy through the API at planning: no job, the machine stays available", async () => {
+    transition(h.domain, machineId, "manage", { actor: "test" });
+    transition(h.domain, machineId, "provide", { actor: "test" });
+    await expect(h.operator.machines.action({ id: machineId, action: "deploy" })).rejects.toThrow(/needs the Debian agent environment/);
+    expect(h.db.select().from(jobs).all()).toEqual([]);
+    expect(h.db.select().from(machines).where(eq(machines.id, machineId)).get()!.state).toBe("available");
   });
 
   it("plans the agent steps with the proxy, the firmware's boot loader, the user, the network files and the NIC names", () => {
