@@ -1,5 +1,7 @@
 /** The agent-install steps' pure parts: partition plans, clearing order inputs, rendered files, refused params. */
 import { describe, expect, it } from "vitest";
+import { logsRequest } from "../../lib/agent-protocol";
+import { phasesReached } from "../../lib/installer-phases";
 import { grubInstallArgs } from "./bootloader";
 import { flattenTree, mdArraysWith, parsePvs } from "./clear-disks";
 import { configureOsParams, renderFstab, renderGrubDefaults, renderHosts, renderLinkFile } from "./configure-os";
@@ -119,5 +121,13 @@ describe("configuring the installed system", () => {
   it("installs GRUB for the firmware: BIOS into the disk, UEFI through shim at the removable path too", () => {
     expect(grubInstallArgs("bios", "/dev/vda")).toEqual(["--target=i386-pc", "--recheck", "/dev/vda"]);
     expect(grubInstallArgs("uefi", "/dev/vda")).toEqual(["--target=x86_64-efi", "--efi-directory=/boot/efi", "--bootloader-id=debian", "--uefi-secure-boot", "--force-extra-removable", "--no-nvram"]);
+  });
+});
+
+describe("phases on the log pane", () => {
+  it("ships phase lines the progress strip reads (stream phase), and no other stream names", () => {
+    const lines = logsRequest.parse({ lines: [{ seq: 0, ts: 1, stream: "phase", text: "phase: partitioning" }, { seq: 1, ts: 2, stream: "phase", text: "phase: base system" }] }).lines;
+    expect([...phasesReached(lines)]).toEqual(["partitioning", "base system"]);
+    expect(logsRequest.safeParse({ lines: [{ seq: 0, ts: 1, stream: "phase\n", text: "x" }] }).success).toBe(false);
   });
 });

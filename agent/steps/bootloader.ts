@@ -26,6 +26,7 @@ export function grubInstallArgs(firmware: "bios" | "uefi", disk: string): string
 
 export const bootloader: StepHandler = async ({ params: raw, log, signal, config }) => {
   const p = parseParams("bootloader", params, raw);
+  log("phase: boot loader", "phase");
   const disk = await resolveTarget(p.disk, config.targetDisk, log, signal);
   await ensureTargetMounted(log, signal);
   if (!fs.readdirSync(path.join(TARGET, "boot")).some((f) => f.startsWith("vmlinuz-"))) throw permanent("bootloader: no kernel in /target/boot: the debootstrap step has not run");
@@ -40,5 +41,6 @@ export const bootloader: StepHandler = async ({ params: raw, log, signal, config
   log(`grub.cfg: ${entries.length} entries; first boots ${linux?.[1] ?? "?"} ${linux?.[2] ?? ""}`);
   if (!linux) throw permanent("bootloader: update-grub wrote no linux entry");
   await unmountTarget(log);
+  log("phase: finish", "phase");
   return { disk, firmware: p.firmware, entries, cmdline: linux[2] ?? "" };
 };

@@ -77,6 +77,7 @@ async function step(log: LogFn, signal: AbortSignal, what: string, cmd: string, 
 
 export const clearDisks: StepHandler = async ({ params: raw, log, signal, config }) => {
   const p = parseParams("clear_disks", params, raw);
+  log("phase: partitioning", "phase");
   const disk = await resolveTarget(p.disk, config.targetDisk, log, signal);
   const { size, block } = targetSize(disk);
   const actions: string[] = [];

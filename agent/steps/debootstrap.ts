@@ -50,6 +50,7 @@ function emptyTarget(): number {
 
 export const debootstrap: StepHandler = async ({ params: raw, log, signal }) => {
   const p = parseParams("debootstrap", params, raw);
+  log("phase: base system", "phase");
   await ensureTargetMounted(log, signal);
   const leftover = emptyTarget();
   if (leftover) log(`removed ${leftover} entries a previous attempt left in ${TARGET}`);
@@ -72,6 +73,7 @@ export const debootstrap: StepHandler = async ({ params: raw, log, signal }) => 
   if (!later.length) return { suite: p.suite, mirror: p.mirror, proxy: p.proxy ?? null, packages: first };
   const t1 = Date.now();
   await withChroot(log, signal, async (chroot) => {
+    log("phase: packages", "phase");
     await chrootOk(chroot, "apt-get", ["update"]);
     log(`apt-get install ${later.join(" ")}`);
     const inst = await chroot("apt-get", ["install", "-y", "--no-install-recommends", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", ...later]);
