@@ -1,7 +1,8 @@
 import { spawn, type SpawnOptions } from "node:child_process";
 import { permanent, StepFailure, transient } from "./errors";
 
-export type LogFn = (text: string, stream?: "stdout" | "stderr" | "agent") => void;
+/** "phase": a "phase: <name>" line for the log pane's progress strip (lib/installer-phases.ts). */
+export type LogFn = (text: string, stream?: "stdout" | "stderr" | "agent" | "phase") => void;
 
 export interface RunOptions {
   /** Stream the child's output as log lines. */

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ApiError, type ApiClient } from "./client";
 
-type Stream = "stdout" | "stderr" | "agent";
+type Stream = "stdout" | "stderr" | "agent" | "phase";
 interface Pending {
   stepId: number;
   seq: number;

@@ -141,7 +141,7 @@ export class Agent {
   }
 
   private async runStep(step: AgentStepMsg, shipper: LogShipper, abort: AbortController): Promise<void> {
-    const log = (text: string, stream: "stdout" | "stderr" | "agent" = "agent") => {
+    const log = (text: string, stream: "stdout" | "stderr" | "agent" | "phase" = "agent") => {
       shipper.write(step.id, text, stream);
       process.stderr.write(`[${step.name}] ${text}\n`);
     };

@@ -324,7 +324,7 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
       initFirmware(node);
       for (const d of node.disks) {
         fs.writeFileSync(d, "");
-        fs.truncateSync(d, (o.diskMiB ?? 128) << 20);
+        fs.truncateSync(d, (o.diskMiB ?? 128) * 1024 * 1024); // not << 20: 32-bit, 4096 MiB would wrap to 0
       }
       fs.writeFileSync(node.consoleLog, "");
       fs.writeFileSync(path.join(dir, "boot"), "default\n");

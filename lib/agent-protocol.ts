@@ -44,7 +44,8 @@ export interface HeartbeatResponse {
 export const logLine = z.object({
   seq: z.number().int().min(0),
   ts: z.number().int().min(0),
-  stream: z.enum(["stdout", "stderr", "agent"]).default("stdout"),
+  // phase: "phase: <name>" lines of agent installs, shown as the installer progress strip (lib/installer-phases.ts).
+  stream: z.enum(["stdout", "stderr", "agent", "phase"]).default("stdout"),
   text: z.string().max(8192),
 });
 export const logsRequest = z.object({ lines: z.array(logLine).min(1).max(2000) });

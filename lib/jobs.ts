@@ -1,7 +1,7 @@
 /** Job and step vocabulary shared by server and UI (isomorphic). */
 import type { OperatorAction } from "./lifecycle";
 
-export const JOB_KINDS = ["inspect", "deploy_image", "deploy_installer", "clean", "reinstall", "power_on", "power_off", "power_cycle"] as const;
+export const JOB_KINDS = ["inspect", "deploy_image", "deploy_installer", "deploy_agent_install", "clean", "reinstall", "power_on", "power_off", "power_cycle"] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
 /**
@@ -20,6 +20,7 @@ export const JOB_KIND_ACTION: Record<JobKind, OperatorAction | null> = {
   clean: "release",
   deploy_image: "deploy",
   deploy_installer: "deploy",
+  deploy_agent_install: "deploy",
   reinstall: "reinstall",
   power_on: null,
   power_off: null,
@@ -74,7 +75,11 @@ export const STEP_TRANSITIONS: Readonly<Record<StepState, readonly StepState[]>>
 export const UNFINISHED_STEP_STATES = (Object.keys(STEP_TRANSITIONS) as StepState[]).filter((s) => STEP_TRANSITIONS[s].includes("cancelled"));
 
 export const SERVER_STEPS = ["set_boot_target", "set_boot_device", "power_on", "power_cycle", "power_off", "wait_agent", "wait_install"] as const;
-export const AGENT_STEPS = ["inventory", "wipe", "raid", "write_image", "configure_network", "run_script", "reboot"] as const;
+export const AGENT_STEPS = [
+  ...["inventory", "wipe", "raid", "write_image", "configure_network", "run_script", "reboot"],
+  // Agent installs (deploy_agent_install): clear a used disk, partition, debootstrap, configure, boot loader.
+  ...["clear_disks", "partition", "debootstrap", "configure_os", "bootloader"],
+] as const;
 export type ServerStepName = (typeof SERVER_STEPS)[number];
 export type AgentStepName = (typeof AGENT_STEPS)[number];
 export type StepName = ServerStepName | AgentStepName;

@@ -12,7 +12,12 @@ export const NETBOOT_MODES = ["managed", "external", "off"] as const;
 export type NetbootMode = (typeof NETBOOT_MODES)[number];
 export const PROXY_MODES = ["managed", "external", "off"] as const;
 export type ProxyMode = (typeof PROXY_MODES)[number];
-export const PROFILE_KINDS = ["image", "installer"] as const;
+export const PROFILE_KINDS = ["image", "installer", "agent_install"] as const;
+export type ProfileKind = (typeof PROFILE_KINDS)[number];
+/** What the OS profile page shows for each kind. agent_install: the agent partitions and debootstraps (no installer). */
+export const PROFILE_KIND_LABELS: Record<ProfileKind, string> = { image: "Image", installer: "Installer", agent_install: "Debian (agent install)" };
+/** Debian releases the agent can debootstrap (agent_install profiles). */
+export const AGENT_INSTALL_SUITES = ["bookworm"] as const;
 export const OS_FAMILIES = ["debian", "ubuntu", "rhel"] as const;
 export type OsFamily = (typeof OS_FAMILIES)[number];
 /** Install templates an installer profile can use (rendered per machine, served over /boot/m/...). */
@@ -203,6 +208,18 @@ export const sshKeySchema = z
   .string()
   .regex(/^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\p{C}\p{Zl}\p{Zp}'"\\]{0,100})?$/u, "An OpenSSH public key line (printable characters only)");
 
+/** Partition sizes of an agent install (MiB, whole numbers: they become sgdisk arguments). */
+export const installLayoutSchema = z.object({
+  espMiB: z.number().int("Whole MiB").min(64, "The EFI system partition needs at least 64 MiB").max(4096, "At most 4096 MiB").default(512),
+  swapMiB: z.number().int("Whole MiB").min(0).max(262144, "At most 256 GiB of swap").default(0),
+  /** null: the rest of the disk. */
+  rootMiB: z.number().int("Whole MiB").min(2048, "Debian needs at least 2048 MiB for its root file system").max(64 * 1024 * 1024, "At most 64 TiB").nullish(),
+});
+export type InstallLayout = z.output<typeof installLayoutSchema>;
+
+/** System accounts of a Debian base system: the profile's user must not be one of them. */
+export const RESERVED_USER_NAMES = ["root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data", "backup", "list", "irc", "_apt", "nobody", "sshd", "messagebus", "systemd-network", "systemd-resolve", "systemd-timesync", "gnats", "staff", "sudo", "adm", "users", "disk"];
+
 /** Installer options of an OS profile, stored as JSON in os_profiles.options. */
 export const profileOptionsSchema = z.object({
   mirror: optional(safeUrlSchema),
@@ -212,7 +229,7 @@ export const profileOptionsSchema = z.object({
   /** crypt(3) hash, e.g. from `mkpasswd -m sha-512`. */
   passwordHash: optional(z.string().regex(/^\$[0-9a-z]+\$[A-Za-z0-9./$=,]+$/, "A crypt(3) hash such as $6$salt$hash")),
   sshKeys: z.array(sshKeySchema).max(20).default([]),
-  packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/, "A package name")).max(100).default([]),
+  packages: z.array(z.string().max(100, "A package name is at most 100 characters").regex(/^[a-z0-9][a-z0-9+.-]*$/, "A package name")).max(100).default([]),
   /** Install target disk, e.g. /dev/sda; empty = the installer's first disk. */
   disk: optional(z.string().regex(/^\/dev\/[a-z0-9/_-]+$/, "A device path like /dev/sda")),
   netConfig: optional(z.enum(NET_CONFIG_FORMATS)),
@@ -231,14 +248,22 @@ export const profileOptionsSchema = z.object({
    */
   raid: optional(raidSpecSchema),
   /**
-   * Image deploys: a script the agent runs in its RAM disk after the image is written and configured (firmware,
-   * BIOS settings, a last tweak). Visible to everyone who can read profiles: no secrets in it.
-   */
-  /**
    * The firmware the image or installer boots with; unset: either. A machine known to boot with the other one is
    * skipped by bulk plans and refused by a deploy (server/operator/plan.ts).
    */
   firmware: optional(z.enum(["bios", "uefi"])),
+  /**
+   * Agent installs (kind agent_install): the disk layout the agent's partition step creates. A BIOS boot partition
+   * (BIOS) or an EFI system partition of espMiB (UEFI) by the machine's firmware, then swap when swapMiB > 0, then
+   * root (rootMiB, or the rest of the disk when empty).
+   */
+  installLayout: optional(installLayoutSchema),
+  /** Agent installs: the Debian release debootstrap installs. */
+  suite: z.enum(AGENT_INSTALL_SUITES).default("bookworm"),
+  /**
+   * Image deploys: a script the agent runs in its RAM disk after the image is written and configured (firmware,
+   * BIOS settings, a last tweak). Visible to everyone who can read profiles: no secrets in it.
+   */
   postInstallScript: optional(
     z.object({
       script: z.string().min(1, "Empty script").max(64 * 1024, "At most 64 KiB"),
@@ -263,8 +288,16 @@ const profileFields = {
   options: profileOptionsSchema.default(profileOptionsSchema.parse({})),
 };
 
-function checkProfile(p: { kind: string; kernel?: string | null; initrd?: string | null; imageUrl?: string | null; imageSha256?: string | null; template?: string | null; osFamily?: string | null }, ctx: z.RefinementCtx) {
-  if (p.kind === "image") {
+function checkProfile(
+  p: { kind: string; kernel?: string | null; initrd?: string | null; imageUrl?: string | null; imageSha256?: string | null; template?: string | null; osFamily?: string | null; options?: ProfileOptions },
+  ctx: z.RefinementCtx,
+) {
+  if (p.kind === "agent_install") {
+    if (p.osFamily && p.osFamily !== "debian") ctx.addIssue({ code: "custom", path: ["osFamily"], message: "An agent install installs Debian" });
+    const user = p.options?.username;
+    if (user && RESERVED_USER_NAMES.includes(user)) ctx.addIssue({ code: "custom", path: ["options", "username"], message: `${user} is a system account of Debian: choose another user name` });
+    if (p.options?.raid) ctx.addIssue({ code: "custom", path: ["options", "raid"], message: "An agent install does not build RAID (yet): leave RAID empty" });
+  } else if (p.kind === "image") {
     if (!p.imageUrl) ctx.addIssue({ code: "custom", path: ["imageUrl"], message: "An image profile needs an image URL" });
     if (!p.imageSha256) ctx.addIssue({ code: "custom", path: ["imageSha256"], message: "An image profile needs the image's sha256" });
   } else {

@@ -16,6 +16,8 @@ const HERE = path.dirname(new URL(import.meta.url).pathname);
 const ALWAYS_MODULES = [
   ...["virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod"],
   ...["md_mod", "raid0", "raid1", "raid10", "ext4", "crc32c_generic", "vfat", "nls_cp437", "nls_iso8859_1"],
+  // LVM on a used disk (agent installs deactivate and remove its volume groups).
+  "dm_mod",
 ];
 /** Loaded by /init only on UEFI machines: efivarfs, the EFI variables efibootmgr edits (write_image's boot entry). */
 const UEFI_MODULES = ["efivarfs"];

@@ -13,7 +13,11 @@ import { run, sharedLibraries, strippedNode, which } from "./host";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 /** On top of minbase: what the agent's steps call, and what an operator expects in a rescue shell. */
-export const DEBIAN_PACKAGES = ["mdadm", "fdisk", "e2fsprogs", "dosfstools", "xz-utils", "zstd", "iproute2", "kmod", "pciutils", "procps", "less", "efibootmgr"];
+export const DEBIAN_PACKAGES = [
+  ...["mdadm", "fdisk", "e2fsprogs", "dosfstools", "xz-utils", "zstd", "iproute2", "kmod", "pciutils", "procps", "less", "efibootmgr"],
+  // Agent installs (profile kind agent_install): clear LVM, partition GPT, debootstrap (it downloads with wget).
+  ...["lvm2", "gdisk", "debootstrap", "wget"],
+];
 /** Not needed in a RAM disk that lives for one job: documentation, translations, package lists and caches. */
 const TRIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian", "var/cache/apt", "var/lib/apt/lists", "var/cache/debconf/templates.dat-old"];
 

@@ -7,7 +7,7 @@ import { run, runOk } from "../exec";
 import type { StepContext, StepHandler } from "./context";
 import { parseParams } from "./params";
 
-const fileSpec = z.object({
+export const fileSpec = z.object({
   path: z
     .string()
     .startsWith("/", "must be absolute in the installed system")

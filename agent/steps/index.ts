@@ -1,5 +1,10 @@
 import type { AgentStepName } from "../../lib/jobs";
+import { bootloader } from "./bootloader";
+import { clearDisks } from "./clear-disks";
 import { configureNetwork } from "./configure-network";
+import { configureOs } from "./configure-os";
+import { debootstrap } from "./debootstrap";
+import { partition } from "./partition";
 import type { StepHandler } from "./context";
 import { inventory } from "./inventory";
 import { raid } from "./raid";
@@ -17,4 +22,9 @@ export const STEP_HANDLERS: Record<AgentStepName, StepHandler> = {
   configure_network: configureNetwork,
   run_script: runScript,
   reboot,
+  clear_disks: clearDisks,
+  partition,
+  debootstrap,
+  configure_os: configureOs,
+  bootloader,
 };

@@ -62,11 +62,20 @@ function zeroAll(target: string, size: number, signal: AbortSignal, log: LogFn):
 }
 
 /** Partition device paths below a whole disk, from lsblk. */
-async function partitionsOf(target: string, signal: AbortSignal): Promise<string[]> {
+export async function partitionsOf(target: string, signal: AbortSignal): Promise<string[]> {
   const r = await runOk("lsblk", ["--json", "--paths", "-o", "NAME,TYPE", target], { signal });
   type Node = { name: string; type?: string; children?: Node[] };
   const walk = (n: Node): string[] => [...(n.type === "part" ? [n.name] : []), ...(n.children ?? []).flatMap(walk)];
   return ((JSON.parse(r.stdout) as { blockdevices?: Node[] }).blockdevices ?? []).flatMap(walk);
+}
+
+/** wipefs on every partition (found by lsblk), then on the disk, then zero its first and last MiB. */
+export async function wipeSignatures(target: string, size: number, block: boolean, log: LogFn, signal: AbortSignal): Promise<void> {
+  // Partitions first: their file systems and md superblocks survive the loss of the partition table and
+  // would come back (auto-assembled arrays, stale UUIDs) once a new table puts a partition at the same offset.
+  if (block) for (const part of await partitionsOf(target, signal)) await runOk("wipefs", ["--all", "--force", part], { log, signal });
+  await runOk("wipefs", ["--all", "--force", target], { log, signal });
+  zeroEnds(target, size, signal, log);
 }
 
 /**
@@ -83,11 +92,7 @@ export const wipe: StepHandler = async ({ params, log, signal, config }) => {
   const { size, block } = targetSize(target);
   log(`wiping ${target} (${size} bytes, ${block ? "block device" : "file"}), mode ${mode}`);
   if (mode === "signatures") {
-    // Partitions first: their file systems and md superblocks survive the loss of the partition table and
-    // would come back (auto-assembled arrays, stale UUIDs) once a new table puts a partition at the same offset.
-    if (block) for (const part of await partitionsOf(target, signal)) await runOk("wipefs", ["--all", "--force", part], { log, signal });
-    await runOk("wipefs", ["--all", "--force", target], { log, signal });
-    zeroEnds(target, size, signal, log);
+    await wipeSignatures(target, size, block, log, signal);
     return { target, mode, sizeBytes: size, ...(image && { image }) };
   }
   const discard = block ? await run("blkdiscard", ["--force", target], { log, signal }) : null;

@@ -211,6 +211,8 @@ const osProfile = z.object({
     rootPartition: opt(s),
     raid: opt(z.object({ level: z.union([z.literal(0), z.literal(1), z.literal(10)]), devices: z.array(s), name: s, metadata: z.enum(["1.0", "1.2"]) })),
     postInstallScript: opt(z.object({ script: s, interpreter: s, timeoutS: n })),
+    installLayout: opt(z.object({ espMiB: n, swapMiB: n, rootMiB: opt(n) })),
+    suite: opt(s),
   }),
 });
 export const netbootOut = {

@@ -33,7 +33,7 @@ import {
 
 export interface ProfileBoot {
   id: number;
-  kind: "image" | "installer";
+  kind: "image" | "installer" | "agent_install";
   kernel: string | null;
   initrd: string | null;
   kernelArgs: string | null;

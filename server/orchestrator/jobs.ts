@@ -6,6 +6,8 @@ import type { Db } from "../db/client";
 import { jobs, logLines, machines, osProfiles, steps, type OsProfile } from "../db/schema";
 import { profileOptionsSchema, type NetbootSettings, type RaidSpec } from "../../lib/netboot";
 import { checkNetwork, networkParams } from "./network-files";
+import { getNetbootSettings } from "../netboot/settings";
+import { agentInstallParams } from "./agent-install";
 
 /**
  * Job params for a deploy from the machine's OS profile. @throws AppError VALIDATION when it has none.
@@ -41,6 +43,7 @@ export function deployParamsFor(
     checkNetwork(db, machineId, settings); // the answer files render it: refuse a bad network now, not mid-install
     return { kind: "deploy_installer", params: { osProfileId: p.id, osFamily: p.osFamily } };
   }
+  if (p.kind === "agent_install") return { kind: "deploy_agent_install", params: agentInstallParams(db, machineId, p, settings ?? getNetbootSettings(db)) };
   if (!p.imageUrl) throw new AppError("VALIDATION", `OS profile ${p.name} has no image URL`);
   return {
     kind: "deploy_image",

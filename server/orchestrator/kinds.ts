@@ -68,6 +68,31 @@ export const JOB_KIND_SPECS: Record<JobKind, StepSpec[][]> = {
     [server("wait_install", 7200, 1)],
     ...bootDisk(server("power_cycle", 120, 3)),
   ],
+  // The agent installs Debian itself (profile kind agent_install), in its Debian environment; each phase is a step.
+  deploy_agent_install: [
+    ...bootAgent,
+    [agent("inventory", 300, 3)],
+    [agent("clear_disks", 600, 2, { disk: "$targetDisk" })],
+    [agent("partition", 600, 2, { disk: "$targetDisk", firmware: "$firmware", layout: "$installLayout" })],
+    // Under TCG a debootstrap with a kernel takes ~30 min (two initramfs builds); real servers take minutes.
+    [agent("debootstrap", 7200, 2, { suite: "$suite", mirror: "$mirror", proxy: "$proxy", packages: "$packages" })],
+    [
+      agent("configure_os", 600, 3, {
+        hostname: "$hostname",
+        domain: "$domain",
+        username: "$username",
+        passwordHash: "$passwordHash",
+        sshKeys: "$sshKeys",
+        timezone: "$timezone",
+        files: "$networkFiles",
+        nicNames: "$nicNames",
+        kernelArgs: "$kernelArgs",
+        proxy: "$proxy",
+      }),
+    ],
+    [agent("bootloader", 3600, 2, { firmware: "$firmware", disk: "$targetDisk" })],
+    ...bootDisk(server("power_cycle", 120, 3)),
+  ],
   reinstall: [],
   // Bulk power as a batch: one confirmed power action (server/oob powerAction polls until the BMC reports it).
   power_on: [[server("power_on", 120, 3)]],

@@ -1,14 +1,14 @@
 "use client";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { IMAGE_FORMATS, INSTALL_TEMPLATES, NET_CONFIG_FORMATS, OS_FAMILIES, PROFILE_KINDS, osProfileCreateSchema } from "@/lib/netboot";
+import { IMAGE_FORMATS, INSTALL_TEMPLATES, NET_CONFIG_FORMATS, OS_FAMILIES, PROFILE_KINDS, PROFILE_KIND_LABELS, osProfileCreateSchema } from "@/lib/netboot";
 import { useSession } from "@/components/session";
 import { errorInfo, useTRPC } from "@/components/trpc";
 import { useConfirm } from "@/components/dialog";
 import { Dialog, ErrorBanner, Field, PageHeader } from "@/components/ui";
 
-type Form = Record<"name" | "kind" | "osFamily" | "kernel" | "initrd" | "kernelArgs" | "imageUrl" | "imageSha256" | "imageFormat" | "template" | "mirror" | "username" | "sshKeys" | "packages" | "disk" | "netConfig" | "rootPartition" | "raidLevel" | "raidDevices" | "raidName" | "script", string>;
-const EMPTY: Form = { name: "", kind: "installer", osFamily: "debian", kernel: "", initrd: "", kernelArgs: "", imageUrl: "", imageSha256: "", imageFormat: "", template: "preseed", mirror: "", username: "rackhand", sshKeys: "", packages: "", disk: "", netConfig: "", rootPartition: "", raidLevel: "", raidDevices: "", raidName: "root", script: "" };
+type Form = Record<"name" | "kind" | "osFamily" | "kernel" | "initrd" | "kernelArgs" | "imageUrl" | "imageSha256" | "imageFormat" | "template" | "mirror" | "username" | "sshKeys" | "packages" | "disk" | "netConfig" | "rootPartition" | "raidLevel" | "raidDevices" | "raidName" | "script" | "espMiB" | "swapMiB" | "rootMiB", string>;
+const EMPTY: Form = { name: "", kind: "installer", osFamily: "debian", kernel: "", initrd: "", kernelArgs: "", imageUrl: "", imageSha256: "", imageFormat: "", template: "preseed", mirror: "", username: "rackhand", sshKeys: "", packages: "", disk: "", netConfig: "", rootPartition: "", raidLevel: "", raidDevices: "", raidName: "root", script: "", espMiB: "512", swapMiB: "0", rootMiB: "" };
 const lines = (s: string) => s.split("\n").map((l) => l.trim()).filter(Boolean);
 
 function toInput(f: Form) {
@@ -23,7 +23,7 @@ function toInput(f: Form) {
     imageSha256: f.imageSha256 || null,
     imageFormat: f.imageFormat || null,
     template: f.template || null,
-    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null, rootPartition: f.rootPartition || null, raid: f.raidLevel ? { level: Number(f.raidLevel), devices: f.raidDevices.split(/[\s,]+/).filter(Boolean), name: f.raidName || "root" } : null, postInstallScript: f.script.trim() ? { script: f.script } : null },
+    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null, rootPartition: f.rootPartition || null, raid: f.raidLevel ? { level: Number(f.raidLevel), devices: f.raidDevices.split(/[\s,]+/).filter(Boolean), name: f.raidName || "root" } : null, postInstallScript: f.script.trim() ? { script: f.script } : null, installLayout: f.kind === "agent_install" ? { espMiB: Number(f.espMiB || 512), swapMiB: Number(f.swapMiB || 0), rootMiB: f.rootMiB.trim() ? Number(f.rootMiB) : null } : null },
   };
 }
 
@@ -59,7 +59,7 @@ export default function OsProfilesPage() {
     const p = id === "new" ? null : profiles?.find((x) => x.id === id);
     setForm(
       p
-        ? { name: p.name, kind: p.kind, osFamily: p.osFamily ?? "", kernel: p.kernel ?? "", initrd: p.initrd ?? "", kernelArgs: p.kernelArgs ?? "", imageUrl: p.imageUrl ?? "", imageSha256: p.imageSha256 ?? "", imageFormat: p.imageFormat ?? "", template: p.template ?? "", mirror: p.options.mirror ?? "", username: p.options.username ?? "", sshKeys: (p.options.sshKeys ?? []).join("\n"), packages: (p.options.packages ?? []).join(" "), disk: p.options.disk ?? "", netConfig: p.options.netConfig ?? "", rootPartition: p.options.rootPartition ?? "", raidLevel: p.options.raid ? String(p.options.raid.level) : "", raidDevices: (p.options.raid?.devices ?? []).join(" "), raidName: p.options.raid?.name ?? "root", script: p.options.postInstallScript?.script ?? "" }
+        ? { name: p.name, kind: p.kind, osFamily: p.osFamily ?? "", kernel: p.kernel ?? "", initrd: p.initrd ?? "", kernelArgs: p.kernelArgs ?? "", imageUrl: p.imageUrl ?? "", imageSha256: p.imageSha256 ?? "", imageFormat: p.imageFormat ?? "", template: p.template ?? "", mirror: p.options.mirror ?? "", username: p.options.username ?? "", sshKeys: (p.options.sshKeys ?? []).join("\n"), packages: (p.options.packages ?? []).join(" "), disk: p.options.disk ?? "", netConfig: p.options.netConfig ?? "", rootPartition: p.options.rootPartition ?? "", raidLevel: p.options.raid ? String(p.options.raid.level) : "", raidDevices: (p.options.raid?.devices ?? []).join(" "), raidName: p.options.raid?.name ?? "root", script: p.options.postInstallScript?.script ?? "", espMiB: String(p.options.installLayout?.espMiB ?? 512), swapMiB: String(p.options.installLayout?.swapMiB ?? 0), rootMiB: p.options.installLayout?.rootMiB ? String(p.options.installLayout.rootMiB) : "" }
         : EMPTY,
     );
     setSubmitted(false);
@@ -92,8 +92,8 @@ export default function OsProfilesPage() {
             {profiles?.map((p) => (
               <tr key={p.id}>
                 <td className="px-3 py-1.5 font-medium">{p.name}</td>
-                <td className="px-3 py-1.5">{p.kind}{p.osFamily ? ` · ${p.osFamily}` : ""}</td>
-                <td className="px-3 py-1.5 font-mono text-xs">{p.kind === "image" ? p.imageUrl : p.kernel}</td>
+                <td className="px-3 py-1.5">{PROFILE_KIND_LABELS[p.kind]}{p.osFamily ? ` · ${p.osFamily}` : ""}</td>
+                <td className="px-3 py-1.5 font-mono text-xs">{p.kind === "image" ? p.imageUrl : p.kind === "agent_install" ? `debootstrap ${p.options.suite ?? "bookworm"}` : p.kernel}</td>
                 <td className="px-3 py-1.5">{p.template ?? "—"}</td>
                 <td className="px-3 py-1.5">{p.machineCount}</td>
                 <td className="px-3 py-1.5 text-right">
@@ -109,13 +109,19 @@ export default function OsProfilesPage() {
       <Dialog open={editing !== null} onClose={() => setEditing(null)} title={editing === "new" ? "New OS profile" : "Edit OS profile"} wide>
         <form onSubmit={submit} noValidate className="grid grid-cols-1 gap-3 md:grid-cols-3" aria-label="OS profile">
           <Field label="Profile name" error={err("name")}><input className="input" {...bind("name")} /></Field>
-          <Field label="Kind"><select className="input" {...bind("kind")}>{PROFILE_KINDS.map((k) => <option key={k}>{k}</option>)}</select></Field>
+          <Field label="Kind"><select className="input" {...bind("kind")}>{PROFILE_KINDS.map((k) => <option key={k} value={k}>{PROFILE_KIND_LABELS[k]}</option>)}</select></Field>
           <Field label="OS family"><select className="input" {...bind("osFamily")}><option value="">—</option>{OS_FAMILIES.map((k) => <option key={k}>{k}</option>)}</select></Field>
           {installer ? (
             <>
               <Field label="Kernel" error={err("kernel")} hint="Path below <dataDir>/http, e.g. debian/12/linux"><input className="input font-mono" {...bind("kernel")} /></Field>
               <Field label="Initrd" error={err("initrd")}><input className="input font-mono" {...bind("initrd")} /></Field>
               <Field label="Template" error={err("template")}><select className="input" {...bind("template")}><option value="">—</option>{INSTALL_TEMPLATES.map((k) => <option key={k}>{k}</option>)}</select></Field>
+            </>
+          ) : form.kind === "agent_install" ? (
+            <>
+              <Field label="EFI system partition (MiB)" error={err("espMiB")} hint="UEFI machines; BIOS ones get a 1 MiB BIOS boot partition"><input className="input font-mono" inputMode="numeric" {...bind("espMiB")} /></Field>
+              <Field label="Swap (MiB)" error={err("swapMiB")} hint="0 = no swap partition"><input className="input font-mono" inputMode="numeric" {...bind("swapMiB")} /></Field>
+              <Field label="Root (MiB)" error={err("rootMiB")} hint="Empty = the rest of the disk (at least 2048)"><input className="input font-mono" inputMode="numeric" {...bind("rootMiB")} /></Field>
             </>
           ) : (
             <>

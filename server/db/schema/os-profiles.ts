@@ -3,8 +3,8 @@ import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
 export const osProfiles = sqliteTable("os_profiles", {
   id: integer("id").primaryKey({ autoIncrement: true }),
   name: text("name").notNull().unique(),
-  /** image: the agent writes an image; installer: a classic preseed/kickstart install. */
-  kind: text("kind").$type<"image" | "installer">().notNull(),
+  /** image: the agent writes an image; installer: a classic preseed/kickstart install; agent_install: the agent debootstraps. */
+  kind: text("kind").$type<"image" | "installer" | "agent_install">().notNull(),
   osFamily: text("os_family"),
   kernel: text("kernel"),
   initrd: text("initrd"),
