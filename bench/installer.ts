@@ -13,12 +13,12 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { AGENT_INSTALL_PROFILE, formatRun, runAgentInstall, type InstallRun } from "../lab/agent-install";
 import { startLabRackhand } from "../lab/rackhand";
 import { rackDown, rackUp, requireLabTools } from "../lab/rack";
 import { buildAgentBundle } from "../server/orchestrator/testing/agent-harness";
 import { machineInfo } from "./lib/report";
+import { diRounds, diTable } from "./installer-di";
 import { writeSection } from "./lib/sections";
 
 const STATE = path.join(os.tmpdir(), "rackhand-bench-installer");
@@ -91,14 +91,8 @@ async function main(): Promise<void> {
     await stop();
   }
 
-  // HOOK(coordinator): the d-i half. bench/installer-di.ts (wt-di-test) exports `diRounds()`; wire its result into
-  // the section here (it is imported only when the file exists, so this bench runs without it).
-  let di: string | null = null;
-  const diFile = path.join(HERE, "installer-di.ts");
-  if (fs.existsSync(diFile)) {
-    const mod = (await import(pathToFileURL(diFile).href)) as { diRounds?: () => Promise<unknown> };
-    if (mod.diRounds) di = `d-i (debian-installer) phases (bench/installer-di.ts):\n\n\`\`\`\n${JSON.stringify(await mod.diRounds(), null, 2)}\n\`\`\``;
-  }
+  // The d-i half: time to each phase debian-installer reaches through Rackhand on this mirror (bench/installer-di.ts).
+  const di = `d-i (debian-installer) phases (bench/installer-di.ts):\n\n${diTable(await diRounds())}`;
   writeSection(path.join(HERE, "..", "docs", "BENCHMARKS.md"), "installer", renderSection(runs, di, startedAt));
   console.log("wrote docs/BENCHMARKS.md (section installer)");
 }
