@@ -63,7 +63,7 @@ function StepRow({ s, now, firstOfGroup, groupIndex }: { s: StepDto; now: number
       </td>
       <td className="py-1 pr-2 text-xs tabular-nums text-slate-600" data-testid="step-elapsed" title={`Time limit ${duration(s.timeoutS * 1000)} per attempt`}>
         {s.state === "running" || s.finishedAt != null ? span(s.startedAt, s.finishedAt, now) : "—"}
-        <span className="text-slate-400"> / {duration(s.timeoutS * 1000)}</span>
+        <span className="text-slate-500"> / {duration(s.timeoutS * 1000)}</span>
       </td>
       <td className="py-1 text-xs">
         {retryAt != null && <span className="mr-2 text-amber-700">retry at {dateTime(retryAt).slice(11, 19)}</span>}
