@@ -55,8 +55,11 @@ export interface ProxyFigures {
 /** The package proxy's counters from /metrics (Prometheus text). */
 export async function proxyFigures(appUrl: string): Promise<ProxyFigures> {
   const text = await (await fetch(new URL("/metrics", appUrl))).text();
-  const v = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
-  return { upstreamBytes: v("rackhand_package_proxy_upstream_bytes"), clientBytes: v("rackhand_package_proxy_client_bytes"), errors: v("rackhand_package_proxy_upstream_errors") };
+  // Lines carry the registry's default labels: rackhand_package_proxy_upstream_bytes{app="rackhand"} 141879459
+  const v = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+  const f = { upstreamBytes: v("rackhand_package_proxy_upstream_bytes"), clientBytes: v("rackhand_package_proxy_client_bytes"), errors: v("rackhand_package_proxy_upstream_errors") };
+  if (Object.values(f).some(Number.isNaN)) throw new Error(`the package proxy's counters are not in /metrics (is the managed proxy running?):\n${text.slice(0, 500)}`);
+  return f;
 }
 
 /** Resolves with the first bytes the port sends (an SSH server's banner) or rejects. */
