@@ -13,7 +13,7 @@ export type RackhandClient = ReturnType<typeof createTRPCClient<AppRouter>>;
  * and with Rackhand in the test's own process a busy host can stall the event loop past that between two calls.
  * Nothing of the request was processed then, so repeating it is safe.
  */
-const retryingFetch: typeof fetch = async (input, init) => {
+export const retryingFetch: typeof fetch = async (input, init) => {
   try {
     return await fetch(input, init);
   } catch (e) {

@@ -29,7 +29,7 @@ import { DEBIAN_12_AMD64 } from "../server/netboot/installer-files";
 import { until } from "../server/testing/until";
 import { createTRPCClient, httpBatchLink } from "@trpc/client";
 import type { AppRouter } from "../server/api/root";
-import type { RackhandClient } from "./client";
+import { retryingFetch, type RackhandClient } from "./client";
 import { rackDown, rackUp, requireLabTools, vmRunning, type RackState, type VirtualNode } from "./rack";
 
 const ACNG = "/usr/sbin/apt-cacher-ng";
@@ -64,25 +64,9 @@ export function requireDiTools(): void {
   if (!fs.existsSync(ACNG)) throw new Error(`${ACNG} is missing: install apt-cacher-ng (scripts/install-system-deps.sh)`);
 }
 
-/**
- * fetch, once more when the server had closed the idle kept-alive connection the request went out on ("other side
- * closed", UND_ERR_SOCKET): that request was never read, so sending it again is safe. Seen in this lab on a host at
- * load 30+, right after a settings save that took seconds (the apt-cacher-ng start): timers ran late, and undici
- * picked a socket the server's 5 s keep-alive had already ended.
- */
-const fetchOnFreshSocket: typeof fetch = async (input, init) => {
-  try {
-    return await fetch(input, init);
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    if (cause?.code !== "UND_ERR_SOCKET" || !/other side closed/.test(cause.message ?? "")) throw err;
-    return fetch(input, init);
-  }
-};
-
 /** A tRPC client signed in as the browser is (cookie + same-origin header). */
 function clientFor(baseUrl: string, cookie: string): RackhandClient {
-  return createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: `${baseUrl}/api/trpc`, headers: () => ({ cookie, origin: baseUrl }), fetch: fetchOnFreshSocket })] });
+  return createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: `${baseUrl}/api/trpc`, headers: () => ({ cookie, origin: baseUrl }), fetch: retryingFetch })] });
 }
 
 async function login(baseUrl: string, password: string): Promise<string> {
