@@ -33,7 +33,8 @@ import { until } from "../server/testing/until";
 import { machineInfo, probeIdle } from "./lib/report";
 import { writeSection } from "./lib/sections";
 import { measureFloors, type DirectVm, type FloorRun } from "./lib/vm-floors";
-import { renderFirmwareSection, runFirmwareBench } from "./lib/vm-firmware";
+import { AGENT_PAYLOAD_FILE } from "../lib/netboot";
+import { FW_MARKER, renderFirmwareSection, runFirmwareBench } from "./lib/vm-firmware";
 import { renderVmSection, type RunResult, type ScenarioResult } from "./lib/vm-report";
 
 const RUNS_ONE = Number(process.env.BENCH_VM_RUNS_ONE ?? 3);
@@ -42,7 +43,7 @@ const FLOOR_RUNS = Number(process.env.BENCH_VM_FLOOR_RUNS ?? 2);
 const FW_RUNS = Number(process.env.BENCH_VM_FW_RUNS ?? 3);
 const FW_FLOOR_RUNS = Number(process.env.BENCH_VM_FW_FLOOR_RUNS ?? 2);
 const PARTS = new Set((process.env.BENCH_VM_PARTS ?? "deploy,firmware").split(",").map((x) => x.trim()));
-const MARKER = "RACKHAND-OS-UP";
+const MARKER = FW_MARKER;
 const PASSWORD = "bench-vm-admin-password";
 const MEM_MIB = 512;
 const DISK_MIB = 128;
@@ -82,8 +83,8 @@ class Cleanup {
 type Session = LabRackhand;
 
 /** A fresh Rackhand in this process (lab/rackhand.ts), closed by the cleanup too should the bench be interrupted. */
-async function openRackhand(dir: string, rack: RackState, agent: string, cleanup: Cleanup): Promise<Session> {
-  const s = await startLabRackhand({ dir, rack, agent, cacheDir, marker: MARKER, adminPassword: PASSWORD, nodeEnv: "production" });
+async function openRackhand(dir: string, rack: RackState, agent: string, cleanup: Cleanup, imageFirmware?: "both"): Promise<Session> {
+  const s = await startLabRackhand({ dir, rack, agent, cacheDir, marker: MARKER, adminPassword: PASSWORD, nodeEnv: "production", imageFirmware });
   let untrack: () => void;
   try {
     untrack = cleanup.add(() => s.close()); // stops dnsmasq before the netns goes
@@ -274,6 +275,7 @@ async function firmwarePart(agent: string, cleanup: Cleanup): Promise<void> {
   cleanup.add(() => rackDown(FW_RACK.dir));
   const rack = await rackUp({ ...FW_RACK, nodes: VM_FIRMWARES.length, firmware: VM_FIRMWARES, memMiB: MEM_MIB, diskMiB: DISK_MIB });
   let initrdBytes = 0;
+  let payloadBytes = 0;
   const result = await runFirmwareBench({
     rack,
     runs: FW_RUNS,
@@ -284,8 +286,9 @@ async function firmwarePart(agent: string, cleanup: Cleanup): Promise<void> {
     open: async (name) => {
       // A fresh data directory: a kept state directory (BENCH_VM_KEEP=1) holds the last run's machines mid-deploy.
       fs.rmSync(path.join(STATE, name), { recursive: true, force: true });
-      const s = await openRackhand(path.join(STATE, name), rack, agent, cleanup);
+      const s = await openRackhand(path.join(STATE, name), rack, agent, cleanup, "both");
       initrdBytes = fs.statSync(path.join(s.artifacts.ramdisk.dir, "initrd.img")).size;
+      payloadBytes = fs.statSync(path.join(s.artifacts.ramdisk.dir, AGENT_PAYLOAD_FILE)).size;
       return s;
     },
   });
@@ -301,6 +304,7 @@ async function firmwarePart(agent: string, cleanup: Cleanup): Promise<void> {
     durationS: (Date.now() - t0) / 1000,
     memMiB: MEM_MIB,
     initrdBytes,
+    payloadBytes,
     result,
   });
   console.log(`\n${section}`);

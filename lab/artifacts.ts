@@ -7,6 +7,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { AGENT_PAYLOAD_FILE } from "../lib/netboot";
 import { buildRamdisk, kernelDir } from "../ramdisk/builder";
 import { buildDebianRootfs, hostSuite } from "../ramdisk/debian-rootfs";
 import { buildOsImage, type OsImage, type OsImageFirmware } from "../ramdisk/os-image";
@@ -52,9 +53,14 @@ function prune(cacheDir: string, prefix: string, keep: string): void {
   }
 }
 
+export type LabImage = OsImage & { url: string; cached: boolean };
+
 export interface LabArtifacts {
   ramdisk: { dir: string; cached: boolean; buildS: number };
-  image: OsImage & { url: string; cached: boolean };
+  /** The image of `firmware` (bios when "both"). */
+  image: LabImage;
+  /** With firmware "both": the UEFI image too (for the UEFI and Secure Boot machines of a mixed rack). */
+  uefiImage?: LabImage;
 }
 
 export interface ArtifactOptions {
@@ -64,7 +70,10 @@ export interface ArtifactOptions {
   cacheDir: string;
   /** The bundled agent (dist/agent.mjs or a test's bundle). */
   agent: string;
-  /** gzip builds 3× faster than zstd and boots as fast under TCG (the lab's measurement); zstd is 25 % smaller. */
+  /**
+   * The stage 1 initrd's compression (default zstd, as `npm run ramdisk`): UEFI machines fetch it through GRUB's
+   * 1 KB-block TFTP, so its size counts; since the payload split it is ~35 MB raw and zstd -19 builds it in seconds.
+   */
   compress?: "zstd" | "gzip";
   /** What the stand-in OS prints when it is up, and what it does next. */
   marker?: string;
@@ -73,7 +82,7 @@ export interface ArtifactOptions {
    * The stand-in OS image's firmware (default bios): "uefi" is the GPT image with shim and signed GRUB on an ESP,
    * which also boots under Secure Boot. Linked as images/rackhand-os.img.gz (bios) or images/rackhand-os-uefi.img.gz.
    */
-  firmware?: OsImageFirmware;
+  firmware?: OsImageFirmware | "both";
   /** Also build (or reuse) the Debian agent environment's rootfs.tar.zst (needs debootstrap and the Debian mirror). */
   debian?: boolean;
   log?: (line: string) => void;
@@ -82,7 +91,7 @@ export interface ArtifactOptions {
 /** Build (or reuse) the RAM disk and the OS image and link them into the data directory's HTTP tree. */
 export function prepareArtifacts(o: ArtifactOptions): LabArtifacts {
   const log = o.log ?? (() => undefined);
-  const compress = o.compress ?? "gzip";
+  const compress = o.compress ?? "zstd";
   fs.mkdirSync(o.cacheDir, { recursive: true });
   const kdir = kernelDir({ cacheDir: o.cacheDir }, log);
 
@@ -97,7 +106,7 @@ export function prepareArtifacts(o: ArtifactOptions): LabArtifacts {
   }
   prune(o.cacheDir, "ramdisk-", rdCache);
   const rdDest = path.join(o.dataDir, "http/ramdisk");
-  for (const f of ["vmlinuz", "initrd.img", "manifest.json"]) place(path.join(rdCache, f), path.join(rdDest, f));
+  for (const f of ["vmlinuz", "initrd.img", AGENT_PAYLOAD_FILE, "manifest.json"]) place(path.join(rdCache, f), path.join(rdDest, f));
 
   if (o.debian) {
     const key = digest([...DEBIAN_SOURCES, o.agent], `${process.version} ${hostSuite()}`);
@@ -109,7 +118,17 @@ export function prepareArtifacts(o: ArtifactOptions): LabArtifacts {
 
   const marker = o.marker ?? "RACKHAND-OS-UP";
   const after = o.after ?? "poweroff";
-  const firmware = o.firmware ?? "bios";
+  const fw = o.firmware ?? "bios";
+  const ramdisk = { dir: rdDest, cached: rdCached, buildS };
+  if (fw === "both") {
+    return { ramdisk, image: osImage(o, kdir, marker, after, "bios"), uefiImage: osImage(o, kdir, marker, after, "uefi") };
+  }
+  return { ramdisk, image: osImage(o, kdir, marker, after, fw) };
+}
+
+/** The stand-in OS image of one firmware kind, built once per sources and marker, linked into the HTTP tree. */
+function osImage(o: ArtifactOptions, kdir: string, marker: string, after: "poweroff" | "shell", firmware: OsImageFirmware): LabImage {
+  const log = o.log ?? (() => undefined);
   const imgKey = digest(OS_IMAGE_SOURCES, `${marker} ${after} ${path.basename(kdir)}${firmware === "bios" ? "" : ` ${firmware}`}`);
   const imgCache = path.join(o.cacheDir, `os-image-${imgKey}`);
   const metaFile = path.join(imgCache, "image.json");
@@ -125,8 +144,5 @@ export function prepareArtifacts(o: ArtifactOptions): LabArtifacts {
   const url = firmware === "bios" ? "images/rackhand-os.img.gz" : `images/rackhand-os-${firmware}.img.gz`;
   const gzDest = path.join(o.dataDir, "http", url);
   place(img.gz, gzDest);
-  return {
-    ramdisk: { dir: rdDest, cached: rdCached, buildS },
-    image: { ...img, gz: gzDest, url, cached: imgCached },
-  };
+  return { ...img, gz: gzDest, url, cached: imgCached };
 }

@@ -94,6 +94,8 @@ async function up(): Promise<void> {
     agent: path.resolve("dist/agent.mjs"),
     after: "shell",
     debian: opt.debian,
+    // BIOS VMs get the BIOS stand-in image, UEFI and Secure Boot VMs the UEFI one (ESP with shim + signed GRUB).
+    firmware: typeof firmware === "string" ? (firmware === "bios" ? "bios" : "uefi") : "both",
     log: (l) => say(l),
   });
   say(`bringing up ${nodes} VM(s) on ${opt.net}.0/24 (prefix ${opt.prefix}, firmware ${opt.firmware})`);
@@ -127,7 +129,7 @@ async function up(): Promise<void> {
   try {
     await waitHealthy(url, child, 60_000);
     const client = await signIn(url, "admin", password);
-    const p = await provisionRack(client, rack, { port, image: artifacts.image, provide: true, agentEnvironment: opt.debian ? "debian" : "busybox", log: (l) => say(l) });
+    const p = await provisionRack(client, rack, { port, image: artifacts.image, uefiImage: artifacts.uefiImage, provide: true, agentEnvironment: opt.debian ? "debian" : "busybox", log: (l) => say(l) });
     say("");
     say(`Rackhand: http://localhost:${port}  (user admin, password ${password})`);
     say(`rack "virtual-rack" with ${p.machines.length} VM(s), each available to deploy; console logs in ${rackDir}/<vm>/console.log`);

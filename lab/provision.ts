@@ -13,6 +13,11 @@ export interface ProvisionOptions {
   rackName?: string;
   profileName?: string;
   image: { url: string; sha256: string; rootPartition: number };
+  /**
+   * A UEFI stand-in image for the rack's UEFI and Secure Boot VMs (profile `<profileName> (UEFI)`); without it
+   * every machine gets `image`.
+   */
+  uefiImage?: { url: string; sha256: string; rootPartition: number };
   /** Leave the machines enrolled (the lab shows the full lifecycle) or provide them for deploys (tests). */
   provide?: boolean;
   /** The machines' firmware setting (default: left as it is, auto when enrolled). */
@@ -51,25 +56,8 @@ export async function provisionRack(c: RackhandClient, rack: RackState, o: Provi
   const rackId = (await c.racks.list.query()).find((r) => r.name === rackName)?.id ?? (await c.racks.create.mutate({ name: rackName, site: "lab", heightU: 12 })).id;
 
   const profileName = o.profileName ?? "Rackhand stand-in OS";
-  const imageUrl = `${httpBaseUrl}/boot/${o.image.url}`;
-  const existing = (await c.osProfiles.list.query()).find((p) => p.name === profileName);
-  const profileFields = {
-    name: profileName,
-    kind: "image" as const,
-    osFamily: "debian" as const,
-    imageUrl,
-    imageSha256: o.image.sha256,
-    imageFormat: "raw.gz" as const,
-    // The image's root file system; configure_network writes the machine's static network files there.
-    options: { netConfig: "ifupdown" as const, rootPartition: `/dev/vda${o.image.rootPartition}` },
-  };
-  let profileId: number;
-  if (existing) {
-    await c.osProfiles.update.mutate({ id: existing.id, ...profileFields });
-    profileId = existing.id;
-  } else {
-    profileId = (await c.osProfiles.create.mutate(profileFields)).id;
-  }
+  const profileId = await imageProfile(c, profileName, `${httpBaseUrl}/boot/${o.image.url}`, o.image, o.uefiImage ? "bios" : undefined);
+  const uefiProfileId = o.uefiImage ? await imageProfile(c, `${profileName} (UEFI)`, `${httpBaseUrl}/boot/${o.uefiImage.url}`, o.uefiImage, "uefi") : null;
 
   const out: ProvisionedNode[] = [];
   for (const node of rack.nodes) {
@@ -79,19 +67,40 @@ export async function provisionRack(c: RackhandClient, rack: RackState, o: Provi
     // The operator knows the hardware: UEFI VMs (with or without Secure Boot) get boot devices with the EFI flag.
     // The rack's firmware per VM, unless the caller sets one for every machine.
     const firmware = o.firmware ?? ((node.firmware ?? "bios") === "bios" ? ("bios" as const) : ("uefi" as const));
+    const osProfileId = uefiProfileId !== null && (node.firmware ?? "bios") !== "bios" ? uefiProfileId : profileId;
     const found = (await c.machines.list.query({ q: node.name, pageSize: 50 })).rows.find((r) => r.name === node.name);
     let id: number;
     if (found) {
       id = found.id;
-      await c.machines.update.mutate({ id, rackId, uPosition: node.index * 2 - 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId: profileId, firmware });
+      await c.machines.update.mutate({ id, rackId, uPosition: node.index * 2 - 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId, firmware });
     } else {
-      id = (await c.machines.enroll.mutate({ name: node.name, rackId, uPosition: node.index * 2 - 1, uHeight: 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId: profileId, firmware })).id;
+      id = (await c.machines.enroll.mutate({ name: node.name, rackId, uPosition: node.index * 2 - 1, uHeight: 1, bootMac: node.mac, ip: node.ip, network, bmc, osProfileId, firmware })).id;
     }
     const state = (await c.machines.get.query({ id })).state;
     if (state === "enrolled") await c.machines.action.mutate({ id, action: "manage" });
     if (o.provide && ["enrolled", "manageable"].includes(state)) await c.machines.action.mutate({ id, action: "provide" });
-    log(`${node.name}: machine ${id}, ${node.firmware ?? "bios"}, MAC ${node.mac}, IP ${node.ip}, BMC 127.0.0.1:${node.bmc.port}`);
+    log(`${node.name}: machine ${id}, ${node.firmware ?? "bios"}, profile ${osProfileId}, MAC ${node.mac}, IP ${node.ip}, BMC 127.0.0.1:${node.bmc.port}`);
     out.push({ node, machineId: id });
   }
   return { rackId, profileId, machines: out };
+}
+
+/** Create or update (by name) the image profile of one stand-in image; `firmware` marks what it boots with. */
+async function imageProfile(c: RackhandClient, name: string, imageUrl: string, image: { sha256: string; rootPartition: number }, firmware?: "bios" | "uefi"): Promise<number> {
+  const fields = {
+    name,
+    kind: "image" as const,
+    osFamily: "debian" as const,
+    imageUrl,
+    imageSha256: image.sha256,
+    imageFormat: "raw.gz" as const,
+    // The image's root file system; configure_network writes the machine's static network files there.
+    options: { netConfig: "ifupdown" as const, rootPartition: `/dev/vda${image.rootPartition}`, ...(firmware && { firmware }) },
+  };
+  const existing = (await c.osProfiles.list.query()).find((p) => p.name === name);
+  if (existing) {
+    await c.osProfiles.update.mutate({ id: existing.id, ...fields });
+    return existing.id;
+  }
+  return (await c.osProfiles.create.mutate(fields)).id;
 }

@@ -41,8 +41,8 @@ export interface LabRackhandOptions {
   nodeEnv?: "test" | "production";
   /** Also prepare the Debian agent environment (rootfs.tar.zst). */
   debian?: boolean;
-  /** The stand-in OS image's firmware (lab/artifacts.ts; default bios). */
-  imageFirmware?: "bios" | "uefi";
+  /** The stand-in OS image's firmware (lab/artifacts.ts; default bios); both: a profile each, by the VM's firmware. */
+  imageFirmware?: "bios" | "uefi" | "both";
   /** The machines' firmware setting (lab/provision.ts; default auto). */
   machineFirmware?: "auto" | "bios" | "uefi";
 }
@@ -69,7 +69,7 @@ export async function startLabRackhand(o: LabRackhandOptions): Promise<LabRackha
   const app = await startApp(loadConfig(env, { ui: false }), log);
   try {
     const client = await signIn(app.url, "admin", o.adminPassword);
-    const p = await provisionRack(client, o.rack, { port: Number(new URL(app.url).port), image: artifacts.image, provide: true, firmware: o.machineFirmware });
+    const p = await provisionRack(client, o.rack, { port: Number(new URL(app.url).port), image: artifacts.image, uefiImage: artifacts.uefiImage, provide: true, firmware: o.machineFirmware });
     await until("Rackhand's dnsmasq to serve", () => serverLog.some((l) => l.includes("TFTP root")), 30_000);
     return { app, dataDir, client, serverLog, artifacts, machines: p.machines, close: () => app.close() }; // close stops dnsmasq
   } catch (err) {

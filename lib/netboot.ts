@@ -9,6 +9,9 @@ import { z } from "zod";
 import { isHostname, isIPv4 } from "./net";
 
 export const NETBOOT_MODES = ["managed", "external", "off"] as const;
+
+/** The agent RAM disk's payload in <http>/ramdisk/ (ramdisk/builder.ts), fetched by the RAM disk's /init. */
+export const AGENT_PAYLOAD_FILE = "agent.cpio.zst";
 export type NetbootMode = (typeof NETBOOT_MODES)[number];
 export const PROXY_MODES = ["managed", "external", "off"] as const;
 export type ProxyMode = (typeof PROXY_MODES)[number];

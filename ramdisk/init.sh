@@ -1,7 +1,9 @@
 #!/bin/busybox sh
 # /init of the Rackhand RAM disk (busybox sh, PID 1).
 # Kernel command line: rackhand.api=<url> (required), rackhand.shell=1 (a shell instead of the agent),
-# rackhand.rootfs=<url of rootfs.tar.zst> (the Debian variant: run the agent in that root file system instead).
+# rackhand.rootfs=<url of rootfs.tar.zst> (the Debian variant: run the agent in that root file system instead),
+# rackhand.payload=<url of agent.cpio.zst> + rackhand.payload_sha256=<hex> (Node.js, the tools and the agent, which
+# the builder keeps out of this initrd so that the boot loader's transfer stays small).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
@@ -23,11 +25,15 @@ rescue() {
 API=
 SHELL_ONLY=
 ROOTFS=
+PAYLOAD=
+PAYLOAD_SHA256=
 for word in $(cat /proc/cmdline); do
   case $word in
     rackhand.api=*) API=${word#*=} ;;
     rackhand.shell=1) SHELL_ONLY=1 ;;
     rackhand.rootfs=*) ROOTFS=${word#*=} ;;
+    rackhand.payload=*) PAYLOAD=${word#*=} ;;
+    rackhand.payload_sha256=*) PAYLOAD_SHA256=${word#*=} ;;
   esac
 done
 
@@ -77,6 +83,20 @@ if [ -n "$ROOTFS" ]; then
   exec switch_root /newroot /usr/lib/rackhand/stage2
 fi
 
+if [ ! -x /usr/bin/node ]; then
+  # The payload: fetched whole, checked against the kernel command line's sha256, then unpacked over this root.
+  [ -n "$PAYLOAD" ] || rescue "this initrd has no agent and there is no rackhand.payload=<url> on the kernel command line"
+  say "fetching the agent payload $PAYLOAD"
+  wget -q -O /tmp/payload "$PAYLOAD" || rescue "could not fetch $PAYLOAD"
+  got=$(sha256sum /tmp/payload | cut -d' ' -f1)
+  [ "$got" = "$PAYLOAD_SHA256" ] || rescue "$PAYLOAD has sha256 $got, the kernel command line says ${PAYLOAD_SHA256:-nothing}: refusing it (rebuilt RAM disk? the boot entry is rewritten at the next reconcile)"
+  set -o pipefail
+  zstd -dcq /tmp/payload | (cd / && cpio -i -d -m -u 2>/dev/null) || rescue "could not unpack $PAYLOAD"
+  set +o pipefail
+  rm -f /tmp/payload
+  [ -x /usr/bin/node ] || rescue "$PAYLOAD has no /usr/bin/node"
+  say "agent payload unpacked ($(du -sm /usr/bin/node | cut -f1) MB node)"
+fi
 node /usr/lib/rackhand/agent.mjs --api "$API"
 rc=$?
 sync

@@ -2,18 +2,18 @@
  * npm run bench:vm, rows per firmware: the same deploy click on a BIOS VM (QEMU pc: SeaBIOS + QEMU's iPXE ROM →
  * boot.ipxe → kernel + RAM disk over HTTP), a UEFI VM (q35 + OVMF: its own PXE → shim → Debian's signed GRUB →
  * per-MAC entry → kernel + RAM disk over TFTP) and a Secure Boot VM (the same with OVMF's secboot code and
- * Microsoft's keys), timed phase by phase up to the agent's lookup in the RAM disk (wait_agent done). The deploy is
- * cancelled there: writing an image that boots under UEFI needs the UEFI stand-in OS image, which this bench does
- * not have yet, so the rows stop at the RAM disk for every firmware alike.
- * The floor of each row: the same VM (same QEMU arguments, NIC first) started directly by the bench while the
- * machine is in `deploying` (its per-MAC boot entry in place, no job, no BMC, no orchestration), timed from QEMU's
- * start to the same console lines.
- */
+ * Microsoft's keys), timed phase by phase from the click to the installed OS's marker on the console. The BIOS VM
+ * gets the BIOS stand-in image, the UEFI and Secure Boot VMs the UEFI one (ESP with shim + signed GRUB), each
+ * through its own profile (lab/provision.ts).
+ * The floor of each row, in two parts: the netboot (the same VM, same QEMU arguments, NIC first, started directly by
+ * the bench while the machine is in `deploying`: its per-MAC boot entry in place, no job, no BMC, no orchestration),
+ * timed from QEMU's start to the same console lines; and the boot from disk (the deployed disk, disk first, started
+ * directly), QEMU's start → the marker. */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { and, asc, eq } from "drizzle-orm";
+import { asc, eq } from "drizzle-orm";
 import { ConsoleWatch } from "../../lab/console-watch";
 import { firstDhcpAck } from "../../lab/phases";
 import type { ProvisionedNode } from "../../lab/provision";
@@ -32,14 +32,22 @@ export const FW_PHASES = [
   { key: "loader", label: "boot loader chain: BIOS iPXE → boot.ipxe → per-MAC script; UEFI shim + GRUB over TFTP → grub.cfg (`Rackhand:` echoed)" },
   { key: "kernel", label: "kernel + initrd fetched and started (`Linux version` on the console)" },
   { key: "ramdisk", label: "RAM disk up (`rackhand-init: lease`)" },
+  { key: "payload", label: "agent payload fetched over HTTP, checked and unpacked (`rackhand-init: agent payload unpacked`)" },
   { key: "lookup", label: "agent lookup (wait_agent done)" },
+  { key: "written", label: "image checked, written, ESP/boot entry done (write_image done)" },
+  { key: "reboot", label: "rest of the job: configure, boot device disk + power cycle (job succeeded)" },
+  { key: "marker", label: "firmware → boot loader on disk → kernel → the OS's marker on the console" },
 ] as const;
 export type FwPhase = (typeof FW_PHASES)[number]["key"];
 
-const CONSOLE = { loader: /Rackhand: /, kernel: /Linux version /, ramdisk: /rackhand-init: lease/ };
+/** The stand-in OS prints this when it is up (bench/vm.ts builds the images with it). */
+export const FW_MARKER = "RACKHAND-OS-UP";
+const CONSOLE = { loader: /Rackhand: /, kernel: /Linux version /, ramdisk: /rackhand-init: lease/, payload: /rackhand-init: agent payload unpacked/, marker: new RegExp(FW_MARKER) };
 
 export interface FwTimeline {
   firmware: VmFirmware;
+  /** A floor only: QEMU's start from the deployed disk → the marker (ms). */
+  diskBootMs?: number | null;
   /** Epoch ms of the click (deploy) or of QEMU's start (floor). */
   t0: number;
   ends: Record<FwPhase, number | null>;
@@ -71,33 +79,32 @@ async function powerOffAll(rack: RackState): Promise<void> {
   await until("the firmware rack's VMs to be off", () => rack.nodes.every((n) => !vmRunning(n)), 30_000);
 }
 
-/** One deploy click, timed to the agent's lookup; the job is cancelled and the VM powered off afterwards. */
-async function clickToLookup(s: LabRackhand, p: ProvisionedNode, firmware: VmFirmware): Promise<FwTimeline> {
+/** One deploy click, timed to the installed OS's marker; the stand-in OS powers itself off after it. */
+async function clickToMarker(s: LabRackhand, p: ProvisionedNode, firmware: VmFirmware): Promise<FwTimeline> {
   const db = s.app.domain.db;
   const watch = new ConsoleWatch(p.node.consoleLog, CONSOLE);
   const t0 = Date.now();
   const { jobId } = (await s.client.machines.action.mutate({ id: p.machineId, action: "deploy" })) as { jobId?: number };
   if (!jobId) throw new Error(`deploy of ${p.node.name} started no job`);
+  const stepsOf = () => db.select().from(steps).where(eq(steps.jobId, jobId)).orderBy(asc(steps.id)).all();
+  let ok = false;
   try {
-    const waitAgent = await until(
-      `${p.node.name} (${firmware}): the agent's lookup`,
+    const job = await until(
+      `${p.node.name} (${firmware}): the deploy job`,
       () => {
-        // The lookup first: the job may end right after it (the BIOS stand-in image on a UEFI machine is refused).
-        const st = db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, "wait_agent"))).get();
-        if (st?.state === "succeeded") return st;
-        const job = db.select().from(jobs).where(eq(jobs.id, jobId)).get();
-        if (job && ["failed", "cancelled", "succeeded"].includes(job.state)) {
-          const all = db.select().from(steps).where(eq(steps.jobId, jobId)).all();
-          throw new Error(`${p.node.name} (${firmware}): deploy job ${job.state} before the lookup: ${job.error}\n${stepSummary(all)}`);
-        }
-        return null;
+        const j = db.select().from(jobs).where(eq(jobs.id, jobId)).get();
+        if (j && ["failed", "cancelled"].includes(j.state)) throw new Error(`${p.node.name} (${firmware}): deploy job ${j.state}: ${j.error}\n${stepSummary(stepsOf())}`);
+        return j?.state === "succeeded" ? j : null;
       },
-      900_000,
+      1_500_000,
     ).catch((err: Error) => {
       throw new Error(`${err.message}\n--- console:\n${watch.text().slice(-2000)}`);
     });
-    const cycles = db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, "power_cycle"))).orderBy(asc(steps.id)).all();
-    watch.text();
+    await watch.waitFor("marker", 600_000);
+    ok = true;
+    const all = stepsOf();
+    const done = (name: string) => epoch(all.find((x) => x.name === name && x.state === "succeeded")?.finishedAt);
+    const cycles = all.filter((x) => x.name === "power_cycle");
     return {
       firmware,
       t0,
@@ -107,24 +114,29 @@ async function clickToLookup(s: LabRackhand, p: ProvisionedNode, firmware: VmFir
         loader: watch.seen.loader ?? null,
         kernel: watch.seen.kernel ?? null,
         ramdisk: watch.seen.ramdisk ?? null,
-        lookup: epoch(waitAgent.finishedAt),
+        payload: watch.seen.payload ?? null,
+        lookup: done("wait_agent"),
+        written: done("write_image"),
+        reboot: epoch(job.finishedAt),
+        marker: watch.seen.marker ?? null,
       },
     };
   } finally {
     watch.stop();
-    await s.client.jobs.cancel.mutate({ jobId }).catch(() => undefined);
-    nodeIpmitool(p.node, ["chassis", "power", "off"]); // at once: the other VMs of the round are still booting
+    if (!ok) await s.client.jobs.cancel.mutate({ jobId }).catch(() => undefined);
+    nodeIpmitool(p.node, ["chassis", "power", "off"]); // the stand-in OS powers off by itself; after a failure, at once
   }
 }
 
 /** QEMU with the node's own arguments (NIC first), started by this process: no BMC, no job. */
-function startDirect(node: ProvisionedNode["node"]): { proc: ChildProcess; stop: () => Promise<void> } {
+function startDirect(node: ProvisionedNode["node"], first: "net" | "disk" = "net"): { proc: ChildProcess; stop: () => Promise<void> } {
+  const [net, disk] = first === "net" ? ["1", "2"] : ["2", "1"];
   const args = fs
     .readFileSync(path.join(node.dir, "qemu.args"), "utf8")
     .split("\n")
     .filter((l) => l !== "")
-    .map((a) => a.replaceAll("@BOOTINDEX_NET@", "1").replaceAll("@BOOTINDEX_DISK@", "2"));
-  const proc = spawn("qemu-system-x86_64", [...args, "-boot", "n"], { stdio: ["ignore", "ignore", "pipe"] });
+    .map((a) => a.replaceAll("@BOOTINDEX_NET@", net).replaceAll("@BOOTINDEX_DISK@", disk));
+  const proc = spawn("qemu-system-x86_64", [...args, ...(first === "net" ? ["-boot", "n"] : [])], { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   proc.stderr.on("data", (c: Buffer) => (err += c.toString()));
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));
@@ -151,18 +163,33 @@ async function floorOnce(s: LabRackhand, p: ProvisionedNode, firmware: VmFirmwar
   const vm = startDirect(p.node);
   const t0 = Date.now();
   const untrack = track(vm.stop);
+  let netboot: FwTimeline;
   try {
-    await watch.waitFor("ramdisk", 900_000);
-    return {
+    await watch.waitFor("payload", 900_000);
+    netboot = {
       firmware,
       t0,
-      ends: { powerOn: t0, dhcp: firstDhcpAck(s.serverLog, p.node.mac, t0), loader: watch.seen.loader ?? null, kernel: watch.seen.kernel ?? null, ramdisk: watch.seen.ramdisk!, lookup: null },
+      ends: { powerOn: t0, dhcp: firstDhcpAck(s.serverLog, p.node.mac, t0), loader: watch.seen.loader ?? null, kernel: watch.seen.kernel ?? null, ramdisk: watch.seen.ramdisk!, payload: watch.seen.payload!, lookup: null, written: null, reboot: null, marker: null },
     };
   } finally {
     watch.stop();
     await vm.stop();
     untrack();
   }
+  // The second part: the disk the click runs deployed, booted directly (disk first) up to the marker.
+  const disk = new ConsoleWatch(p.node.consoleLog, CONSOLE);
+  const vm2 = startDirect(p.node, "disk");
+  const t1 = Date.now();
+  const untrack2 = track(vm2.stop);
+  try {
+    await disk.waitFor("marker", 600_000);
+    netboot.diskBootMs = disk.seen.marker! - t1;
+  } finally {
+    disk.stop();
+    await vm2.stop();
+    untrack2();
+  }
+  return netboot;
 }
 
 /**
@@ -180,9 +207,9 @@ export async function runFirmwareBench(o: FirmwareBenchInput): Promise<FirmwareB
       await Promise.all(
         s.machines.map(async (p) => {
           try {
-            const t = await clickToLookup(s, p, fwOf(p));
+            const t = await clickToMarker(s, p, fwOf(p));
             out.runs.push(t);
-            o.log(`firmware ${fwOf(p)} run ${r}: click → agent lookup ${(((t.ends.lookup ?? NaN) - t.t0) / 1000).toFixed(1)} s`);
+            o.log(`firmware ${fwOf(p)} run ${r}: click → agent lookup ${(((t.ends.lookup ?? NaN) - t.t0) / 1000).toFixed(1)} s, → OS marker ${(((t.ends.marker ?? NaN) - t.t0) / 1000).toFixed(1)} s`);
           } catch (err) {
             out.errors.push(`${fwOf(p)} run ${r}: ${(err as Error).message}`);
             o.log(`firmware ${fwOf(p)} run ${r} failed: ${(err as Error).message}`);
@@ -203,7 +230,7 @@ export async function runFirmwareBench(o: FirmwareBenchInput): Promise<FirmwareB
           try {
             const t = await floorOnce(s, p, fwOf(p), o.track);
             out.floors.push(t);
-            o.log(`firmware ${fwOf(p)} floor ${r}: QEMU start → RAM disk ${(((t.ends.ramdisk ?? NaN) - t.t0) / 1000).toFixed(1)} s`);
+            o.log(`firmware ${fwOf(p)} floor ${r}: QEMU start → payload unpacked ${(((t.ends.payload ?? NaN) - t.t0) / 1000).toFixed(1)} s; disk → marker ${((t.diskBootMs ?? NaN) / 1000).toFixed(1)} s`);
           } catch (err) {
             out.errors.push(`${fwOf(p)} floor ${r}: ${(err as Error).message}`);
           }
@@ -257,6 +284,7 @@ export interface FirmwareReport {
   durationS: number;
   memMiB: number;
   initrdBytes: number;
+  payloadBytes: number;
   result: FirmwareBenchResult;
 }
 
@@ -264,20 +292,23 @@ export function renderFirmwareSection(r: FirmwareReport): string {
   const fws: VmFirmware[] = ["bios", "uefi", "secureboot"];
   const runsOf = (fw: VmFirmware) => r.result.runs.filter((t) => t.firmware === fw);
   const floorsOf = (fw: VmFirmware) => r.result.floors.filter((t) => t.firmware === fw);
+  const marker = (fw: VmFirmware) => st(runsOf(fw).map((t) => to(t, "marker")));
   const lookup = (fw: VmFirmware) => st(runsOf(fw).map((t) => to(t, "lookup")));
-  const ramdisk = (fw: VmFirmware) => st(runsOf(fw).map((t) => to(t, "ramdisk")));
-  const floorRd = (fw: VmFirmware) => st(floorsOf(fw).map((t) => to(t, "ramdisk")));
-  const bios = lookup("bios");
+  // The floor of the whole chain: the netboot floor (QEMU start → payload unpacked) + the disk boot floor.
+  const floorAll = (fw: VmFirmware) => st(floorsOf(fw).map((t) => to(t, "payload") + (t.diskBootMs ?? NaN)));
+  const bios = marker("bios");
   const summary = fws.map((fw) => {
-    const l = lookup(fw);
+    const l = marker(fw);
     const ratio = l && bios ? l.med / bios.med : null;
+    const f = floorAll(fw);
     const verdict = fw === "bios" ? "(reference)" : ratio === null ? "**FAIL** (not measured)" : ratio <= FIRMWARE_TARGET ? "**PASS**" : "**MISS**";
-    return `| ${NAMES[fw]} | ${sec(l)} | ${ratio === null ? "—" : `${ratio.toFixed(2)}×`} | ${sec(ramdisk(fw))} | ${sec(floorRd(fw))} | ${fw === "bios" ? "—" : `≤ ${FIRMWARE_TARGET}× BIOS`} | ${verdict} |`;
+    return `| ${NAMES[fw]} | ${sec(l)} | ${ratio === null ? "—" : `${ratio.toFixed(2)}×`} | ${sec(lookup(fw))} | ${sec(f)} | ${l && f ? `${(l.med / f.med).toFixed(2)}×` : "—"} | ${fw === "bios" ? "—" : `≤ ${FIRMWARE_TARGET}× BIOS`} | ${verdict} |`;
   });
+  const NO_FLOOR: FwPhase[] = ["powerOn", "lookup", "written", "reboot"];
   const phaseRows = FW_PHASES.map(({ key, label }) => {
     const cells = fws.map((fw) => {
       const d = sec(st(runsOf(fw).map((t) => durations(t)[key])));
-      const f = key === "powerOn" || key === "lookup" ? "—" : sec(st(floorsOf(fw).map((t) => durations(t)[key])));
+      const f = NO_FLOOR.includes(key) ? "—" : key === "marker" ? sec(st(floorsOf(fw).map((t) => t.diskBootMs ?? NaN))) : sec(st(floorsOf(fw).map((t) => durations(t)[key])));
       return `${d} | ${f}`;
     });
     return `| ${label} | ${cells.join(" | ")} |`;
@@ -285,7 +316,7 @@ export function renderFirmwareSection(r: FirmwareReport): string {
   const errors = r.result.errors.map((e) => `- ${e.split("\n")[0]}`);
   const loads = r.result.loads;
   return [
-    "## Deploy click → RAM disk agent per firmware: BIOS, UEFI, Secure Boot (npm run bench:vm)",
+    "## Deploy click → OS marker per firmware: BIOS, UEFI, Secure Boot (npm run bench:vm)",
     "",
     "Written by `bench/vm.ts` (`bench/lib/vm-firmware.ts`) on every run that includes the firmware rows (this section only).",
     "",
@@ -300,15 +331,14 @@ export function renderFirmwareSection(r: FirmwareReport): string {
     "  ROM → `boot.ipxe` over HTTP → kernel + initrd over HTTP; UEFI = `q35` + `OVMF_CODE_4M.fd` (own vars copy), OVMF's PXE (no iPXE ROM) →",
     "  shimx64.efi → grubx64.efi (Debian's signed network GRUB) over TFTP → `grub/grub.cfg` → per-MAC entry → kernel + initrd over TFTP;",
     "  Secure Boot = the same with `OVMF_CODE_4M.secboot.fd` + `OVMF_VARS_4M.ms.fd` (Microsoft's keys: shim, GRUB and Debian's kernel verified).",
-    `  Same RAM disk (gzip initrd ${(r.initrdBytes / 1e6).toFixed(1)} MB) for all three. Per round a fresh Rackhand and the three clicks at once.`,
-    "- **Where the rows end:** at the agent's lookup in the RAM disk (wait_agent done); the job is then cancelled. The bench provisions one",
-    "  (BIOS) stand-in image for the rack; deploying the UEFI image (lab/artifacts.ts `firmware: uefi`) to the UEFI VMs up to the OS marker is",
-    "  not wired in yet, so these rows stop at the RAM disk for every firmware alike.",
+    `  Same RAM disk for all three: stage 1 initrd ${(r.initrdBytes / 1e6).toFixed(1)} MB (zstd) through the boot loader, then the agent payload (${(r.payloadBytes / 1e6).toFixed(1)} MB zstd) over HTTP by the RAM disk itself.`,
+    "  Images: the BIOS VM deploys the BIOS stand-in image (MBR), the UEFI and Secure Boot VMs the UEFI one (GPT, ESP with shim + signed GRUB +",
+    "  signed kernel); each profile says its firmware. Per round a fresh Rackhand and the three clicks at once; the rows end at the OS's marker.",
     "",
     "### Summary (median, min–max in brackets)",
     "",
-    "| Firmware | click → agent lookup | vs BIOS | click → RAM disk up | floor: QEMU start → RAM disk up | Target | Verdict |",
-    "| --- | --- | --- | --- | --- | --- | --- |",
+    "| Firmware | click → OS marker | vs BIOS | click → agent lookup | floor: netboot + disk boot by hand | vs floor | Target | Verdict |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ...summary,
     "",
     "### Phases (each from the previous phase's end; floor: the same VM started directly, from QEMU's start)",
@@ -317,8 +347,10 @@ export function renderFirmwareSection(r: FirmwareReport): string {
     `| --- | ${fws.map(() => "--- | ---").join(" | ")} |`,
     ...phaseRows,
     "",
-    "Floor: the machine set to `deploying` in the database (its per-MAC agent entry rendered; no job, no BMC), the VM's own QEMU arguments",
-    "with the NIC first, started by the bench (the three at once, like the clicks); phases from QEMU's start to the same console lines and DHCPACK.",
+    "Floor, netboot part: the machine set to `deploying` in the database (its per-MAC agent entry rendered; no job, no BMC), the VM's own QEMU",
+    "arguments with the NIC first, started by the bench (the three at once, like the clicks); phases from QEMU's start to the same console lines",
+    "and DHCPACK, up to the payload. Floor, disk part (the marker row): the disk the clicks deployed, disk first, QEMU's start → the marker.",
+    "The floor has no agent work (lookup, image write, configure) and no BMC calls: those phases have no floor.",
     ...(errors.length ? ["", "### Failed runs", "", ...errors] : []),
     "",
   ].join("\n");

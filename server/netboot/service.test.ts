@@ -71,6 +71,34 @@ describe("netboot reconciler (external mode, real database)", () => {
     expect(ipxe(1)).toContain("deployed, booting from local disk");
   });
 
+  it("puts the RAM disk's payload checksum in every agent entry, and rewrites them all when the RAM disk is rebuilt", async () => {
+    const ids = [1, 2].map((i) => enrollMachine(h.domain, machineInput(i) as never, "test").id);
+    for (const id of ids) for (const a of ["manage", "provide", "deploy"] as const) transition(h.domain, id, a, { actor: "test" });
+    const rd = path.join(h.dataDir, "http", "ramdisk");
+    fs.mkdirSync(rd, { recursive: true });
+    const manifest = (sha: string) => fs.writeFileSync(path.join(rd, "manifest.json"), JSON.stringify({ files: [{ name: "vmlinuz", sha256: "f".repeat(64) }, { name: "agent.cpio.zst", sha256: sha }] }));
+    manifest("a".repeat(64));
+    await nb.start();
+    for (const n of [1, 2]) expect(ipxe(n)).toContain(`rackhand.payload=http://10.0.0.1:3000/boot/ramdisk/agent.cpio.zst rackhand.payload_sha256=${"a".repeat(64)}`);
+    // Rebuilt: the next reconcile (any event, even one about another machine) rewrites every agent entry.
+    manifest("b".repeat(64));
+    h.domain.bus.publish({ type: "netboot.changed" });
+    await nb.whenIdle();
+    for (const n of [1, 2]) expect(ipxe(n)).toContain(`rackhand.payload_sha256=${"b".repeat(64)}`);
+    expect(nb.status().lastReconcile?.full).toBe(true);
+    // A broken manifest: entries without a payload (stage 1 then says on the console that it has no agent).
+    fs.writeFileSync(path.join(rd, "manifest.json"), "{not json");
+    h.domain.bus.publish({ type: "netboot.changed" });
+    await nb.whenIdle();
+    expect(ipxe(1)).not.toContain("rackhand.payload");
+    // A manifest value that must not reach a kernel command line: refused, previous tree kept.
+    manifest("b".repeat(63) + "\n");
+    h.domain.bus.publish({ type: "netboot.changed" });
+    await nb.whenIdle();
+    expect(nb.status().lastError).toMatch(/agent payload sha256/);
+    expect(ipxe(1)).not.toContain("rackhand.payload");
+  });
+
   it("removes a deleted machine's files and asks for a SIGHUP", async () => {
     const { id } = enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();

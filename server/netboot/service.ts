@@ -6,7 +6,7 @@ import fs from "node:fs";
  */
 import path from "node:path";
 import type { LiveEvent } from "../../lib/live-events";
-import type { NetbootMode, NetbootSettings } from "../../lib/netboot";
+import { AGENT_PAYLOAD_FILE as PAYLOAD_FILE, type NetbootMode, type NetbootSettings } from "../../lib/netboot";
 import type { Domain } from "../context";
 import type { ProxyStatus } from "../proxy/service";
 import { ExternalBackend, type DhcpBackend, type DhcpBackendStatus } from "./backend";
@@ -65,6 +65,8 @@ export class NetbootService {
   /** Loader names whose error was logged already (logged again only after they were fine once). */
   private loggedMissing = new Set<string>();
   private owners = new Map<number, string[]>();
+  /** The agent payload checksum the tree's agent entries carry (undefined: no tree written yet). */
+  private appliedPayload: string | null | undefined = undefined;
   private settings!: NetbootSettings;
   private backend: DhcpBackend | null = null;
   /** The mode whose backend runs; null until one was switched to successfully. */
@@ -161,7 +163,23 @@ export class NetbootService {
       runAs: process.getuid?.() === 0 ? "root" : null,
       installToken: (id, session) => this.tokens.token(id, session),
       agentNonce: (id, session) => this.nonces.nonce(id, session),
+      agentPayload: this.agentPayload(),
     };
+  }
+
+  /**
+   * The agent payload named in <http>/ramdisk/manifest.json (written last by the RAM disk builder), or null when
+   * the RAM disk has none (built whole, or not built). An unreadable manifest is null, too: the boot entries then
+   * carry no payload, and a stage 1 without the agent says so on the console.
+   */
+  agentPayload(): { file: string; sha256: string } | null {
+    try {
+      const m = JSON.parse(fs.readFileSync(path.join(this.httpRoot, "ramdisk", "manifest.json"), "utf8")) as { files?: { name: string; sha256: string }[] };
+      const f = m.files?.find((x) => x.name === PAYLOAD_FILE);
+      return f ? { file: f.name, sha256: f.sha256 } : null;
+    } catch {
+      return null;
+    }
   }
 
   get tftpRoot(): string {
@@ -185,7 +203,11 @@ export class NetbootService {
       this.settings = settings;
       if (settings.mode !== "off") {
         const ctx = this.context(settings);
-        changes = full ? this.reconcileAll(ctx) : this.reconcileSome(ids, ctx);
+        // A rebuilt RAM disk changes every agent entry's payload checksum: rewrite them all.
+        const payload = ctx.agentPayload?.sha256 ?? null;
+        const all = full || payload !== this.appliedPayload;
+        changes = all ? this.reconcileAll(ctx) : this.reconcileSome(ids, ctx);
+        this.appliedPayload = payload;
       }
       if (modeChanged) await this.switchBackend(settings.mode);
       else if (changes && this.backend) await this.backend.apply(changes);

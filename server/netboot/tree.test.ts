@@ -102,6 +102,33 @@ describe("boot tree renderers (golden files)", () => {
     expect(busybox.kind === "netboot" && busybox.args.some((a) => a.startsWith("rackhand.rootfs="))).toBe(false);
   });
 
+  it("names the agent payload and its sha256 on the RAM disk's command line, in every loader's entry, and refuses a bad manifest value", () => {
+    const sha = "0123456789abcdef".repeat(4);
+    const withPayload: TreeContext = { ...ctx, agentPayload: { file: "agent.cpio.zst", sha256: sha } };
+    const t = bootTarget(row({ state: "deploying" }), withPayload);
+    expect(t.kind === "netboot" && t.args).toEqual(expect.arrayContaining(["rackhand.payload=http://10.77.0.1:3000/boot/ramdisk/agent.cpio.zst", `rackhand.payload_sha256=${sha}`]));
+    const tree = machineTree(row({ state: "deploying" }), withPayload);
+    for (const f of ["tftp/ipxe/52-54-00-aa-bb-07.ipxe", "tftp/grub/grub.cfg-01-52-54-00-aa-bb-07", "tftp/pxelinux.cfg/01-52-54-00-aa-bb-07"]) {
+      expect(tree.get(f)).toContain(`rackhand.payload_sha256=${sha}`);
+    }
+    // A RAM disk built whole (no payload in its manifest): no payload arguments.
+    const whole = bootTarget(row({ state: "deploying" }), ctx);
+    expect(whole.kind === "netboot" && whole.args.some((a) => a.startsWith("rackhand.payload"))).toBe(false);
+    // The Debian agent environment's root file system has its own Node.js and agent: no payload.
+    const debian = bootTarget(row({ state: "deploying" }), { ...withPayload, settings: { ...settings, agentEnvironment: "debian" } });
+    expect(debian.kind === "netboot" && debian.args.some((a) => a.startsWith("rackhand.payload"))).toBe(false);
+    // Deployed machines boot from disk: nothing of the RAM disk.
+    expect(bootTarget(row({ state: "deployed" }), withPayload).kind).toBe("local");
+    // The manifest is a file on disk: its values are checked before they reach a kernel command line.
+    const badFiles = ["../etc/passwd", "a b", "x\nrackhand.shell=1", "agent.cpio.zst;reboot", "$(id)", "a&b", "é.zst", "x".repeat(65), ""];
+    for (const file of badFiles) {
+      expect(() => bootTarget(row({ state: "deploying" }), { ...ctx, agentPayload: { file, sha256: sha } }), file).toThrow(/agent payload file/);
+    }
+    for (const sha256 of ["", sha.toUpperCase(), sha.slice(1), `${sha}0`, `${sha.slice(0, 63)}g`, `${sha.slice(0, 60)} rackhand.shell=1`]) {
+      expect(() => bootTarget(row({ state: "deploying" }), { ...ctx, agentPayload: { file: "agent.cpio.zst", sha256 } }), sha256).toThrow(/agent payload sha256/);
+    }
+  });
+
   it("boots an installer profile's kernel with the per-machine install file URLs", () => {
     for (const template of ["preseed", "autoinstall", "kickstart"] as const) {
       const t = machineTree(row({ state: "deploying", sessionId: 41, profile: { ...preseedProfile, template } }), ctx);

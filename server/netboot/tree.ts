@@ -67,10 +67,18 @@ export interface TreeContext {
   agentNonce(machineId: number, sessionId: number): string;
   /** Boot loaders present in the TFTP root (loaders.ts); absent: assume all. */
   loaders?: ReadonlySet<string>;
+  /**
+   * The agent RAM disk's payload (ramdisk/builder.ts: Node.js, the tools, the agent) and its sha256, from the
+   * RAM disk's manifest.json; null: a RAM disk built whole (no payload), or none built yet.
+   */
+  agentPayload?: { file: string; sha256: string } | null;
 }
 
 /** Relative paths of the tree (below <dataDir>/netboot) → file contents. */
 export type Tree = Map<string, string>;
+
+const payloadFileSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, "a plain file name");
+const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits");
 
 export const HOSTS_DIR = "hosts.d";
 export const TFTP_DIR = "tftp";
@@ -131,6 +139,9 @@ export function bootTarget(m: MachineBootRow, ctx: TreeContext): BootTarget {
       ...["console=tty0", "console=ttyS0,115200", `rackhand.api=${base}`, `rackhand.machine=${m.id}`, `rackhand.mode=${m.state}`],
       // The secret the agent's lookup must present: only this machine's boot entry carries it.
       ...(m.sessionId != null ? [`rackhand.nonce=${check(nonceSchema, ctx.agentNonce(m.id, m.sessionId), `machine ${m.id} agent nonce`)}`] : []),
+      // Stage 1 fetches the rest of the agent environment itself, and refuses anything but these bytes (the Debian
+      // variant's root file system carries its own Node.js and agent instead).
+      ...(ctx.agentPayload && ctx.settings.agentEnvironment !== "debian" ? [`rackhand.payload=${base}/boot/ramdisk/${check(payloadFileSchema, ctx.agentPayload.file, "agent payload file")}`, `rackhand.payload_sha256=${check(sha256Schema, ctx.agentPayload.sha256, "agent payload sha256")}`] : []),
       // The Debian variant: the RAM disk's /init fetches this root file system and runs the agent in it.
       ...(ctx.settings.agentEnvironment === "debian" ? [`rackhand.rootfs=${base}/boot/ramdisk/rootfs.tar.zst`] : []),
     ],
