@@ -2,6 +2,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import net from "node:net";
 import Database from "better-sqlite3";
 import { io as connectSocket, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +10,7 @@ import type { LiveEvent } from "../lib/live-events";
 import { startApp, type App } from "./app";
 import { loadConfig } from "./config";
 import { silentLogger } from "./log";
+import { until } from "./testing/until";
 
 const ADMIN_PASSWORD = "int-test-admin-pw";
 let dataDir: string;
@@ -80,6 +82,30 @@ describe("plain HTTP endpoints", () => {
     expect(app.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(app.url).not.toMatch(/:0$/);
   });
+
+  it("keeps an idle kept-alive connection open past 5 s (clients and proxies reuse them for up to 60 s)", async () => {
+    expect(app.server.keepAliveTimeout).toBeGreaterThan(60_000);
+    const { port } = new URL(app.url);
+    const sock = net.connect(Number(port), "127.0.0.1");
+    let got = "";
+    let closed = false;
+    sock.on("data", (c: Buffer) => (got += c.toString()));
+    sock.on("close", () => (closed = true));
+    const ask = async () => {
+      const before = got.length;
+      sock.write("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
+      await until("an answer on the kept-alive connection", () => (/HTTP\/1\.1 200/.test(got.slice(before)) && got.slice(before).includes('"status":"ok"')) || closed, 5_000);
+      return got.slice(before);
+    };
+    try {
+      expect(await ask()).toMatch(/^HTTP\/1\.1 200/);
+      await new Promise((r) => setTimeout(r, 6_000)); // longer than Node's default keepAliveTimeout (5 s)
+      expect(closed).toBe(false);
+      expect(await ask()).toMatch(/^HTTP\/1\.1 200/);
+    } finally {
+      sock.destroy();
+    }
+  }, 20_000);
 
   it("/healthz answers 200 JSON", async () => {
     const res = await fetch(`${app.url}/healthz`);

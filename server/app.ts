@@ -148,6 +148,11 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       res.end("Internal error");
     });
   });
+  // Idle kept-alive connections stay open longer than any client or proxy in front keeps them (Node's fetch: 4 s,
+  // nginx upstream keepalive_timeout: 60 s, AWS ALB: 60 s). With Node's default of 5 s the server could close a
+  // connection just as a client reused it, and that request failed with "other side closed" (seen under load).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
 
   let openApiJson: string | undefined;
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
