@@ -80,6 +80,11 @@ describe("netboot reconciler (external mode, real database)", () => {
     manifest("a".repeat(64));
     await nb.start();
     for (const n of [1, 2]) expect(ipxe(n)).toContain(`rackhand.payload=http://10.0.0.1:3000/boot/ramdisk/agent.cpio.zst rackhand.payload_sha256=${"a".repeat(64)}`);
+    // The Settings page's "RAM disk built" needs every part the manifest names.
+    for (const f of ["vmlinuz", "initrd.img"]) fs.writeFileSync(path.join(rd, f), "x");
+    expect(nb.status().agentFiles.ramdisk).toBe(false);
+    fs.writeFileSync(path.join(rd, "agent.cpio.zst"), "x");
+    expect(nb.status().agentFiles.ramdisk).toBe(true);
     // Rebuilt: the next reconcile (any event, even one about another machine) rewrites every agent entry.
     manifest("b".repeat(64));
     h.domain.bus.publish({ type: "netboot.changed" });

@@ -145,7 +145,8 @@ export class NetbootService {
       lastError: this.lastError,
       lastReconcile: this.lastReconcile,
       treeDir: this.root,
-      agentFiles: { ramdisk: built("vmlinuz") && built("initrd.img"), debianRootfs: built("rootfs.tar.zst") },
+      // A RAM disk in two parts needs its payload too (the manifest names it).
+      agentFiles: { ramdisk: built("vmlinuz") && built("initrd.img") && (this.agentPayload() === null || built(PAYLOAD_FILE)), debianRootfs: built("rootfs.tar.zst") },
       loaders: this.loaders.status(),
       installerFiles: this.installerFiles,
     };
