@@ -338,3 +338,29 @@ export const tokensOut = {
   list: z.array(tokenDtoSchema),
   create: z.object({ token: s, info: tokenDtoSchema }),
 };
+
+const range = z.object({ start: s, end: s });
+const subnetCore = {
+  id: n,
+  name: s,
+  cidr: s,
+  family: z.union([z.literal(4), z.literal(6)]),
+  gateway: ns,
+  dns: z.array(s),
+  vlanId: nn,
+  reserved: z.array(range),
+  dynamic: range.nullable(),
+  provisioning: z.boolean(),
+  allocated: n,
+  /** Decimal text: an IPv6 subnet holds more addresses than a JSON number can count. */
+  assignable: s,
+  free: s,
+};
+export const subnetsOut = {
+  list: z.array(z.object(subnetCore)),
+  get: z.object({
+    ...subnetCore,
+    allocations: z.array(z.object({ address: s, mode: z.enum(["auto", "static"]), machineId: n, machineName: s, machineState: state, interface: ns, mac: ns })),
+    more: z.boolean(),
+  }),
+};

@@ -10,6 +10,7 @@ import type { Db } from "../db/client";
 import { bmcs, machines, nics, osProfiles } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { checkPlacement } from "./placement";
+import { Allocator, type Allocated } from "../subnets/allocate";
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
@@ -94,8 +95,9 @@ function checkProfile(tx: Tx, id: number | null | undefined): void {
 }
 
 /** Insert one machine inside an open transaction; returns the id and the events to publish after commit. */
-function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor): { id: number; live: LiveEvent[] } {
-  checkUnique(tx, { name: input.name, mac: input.bootMac, ip: input.ip, bmc: input.bmc });
+function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, allocator = new Allocator(tx), holder?: number): { id: number; live: LiveEvent[] } {
+  const boot = bootAddressing(allocator, input.network, input.ip ?? null, holder);
+  checkUnique(tx, { name: input.name, mac: input.bootMac, ip: boot.columns.ip, bmc: input.bmc });
   checkPlacement(tx, input);
   checkProfile(tx, input.osProfileId);
   const now = new Date();
@@ -113,7 +115,12 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor): {
     })
     .returning()
     .get();
-  tx.insert(nics).values({ machineId: m.id, mac: input.bootMac, ip: input.ip ?? null, isBoot: true, ...nicNetwork(input.network) }).run();
+  const nic = tx
+    .insert(nics)
+    .values({ machineId: m.id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns })
+    .returning({ id: nics.id })
+    .get();
+  if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: m.id, nicId: nic.id });
   if (input.bmc) {
     tx.insert(bmcs)
       .values({
@@ -144,6 +151,52 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor): {
 }
 
 /**
+ * The boot NIC's address columns from its subnet and address mode (issue 14): auto allocates the first free address,
+ * static pins `ip` (in the subnet, not reserved, dynamic or taken), dhcp and none only record the subnet. A subnet
+ * without a mode means auto. No subnet: the legacy typed `ip` (static when an interface name is set, else a DHCP
+ * reservation). @throws AppError VALIDATION, NOT_FOUND, CONFLICT
+ */
+export function bootAddressing(
+  allocator: Allocator,
+  net: MachineEnroll["network"],
+  ip: string | null,
+  holder?: number,
+): { columns: Partial<typeof nics.$inferInsert> & { ip: string | null }; allocated: Allocated | null; mode: "auto" | "static" } {
+  const mode = net?.addressMode ?? (net?.subnetId ? "auto" : null);
+  if (!net?.subnetId) {
+    if (mode === "auto") throw new AppError("VALIDATION", "Address mode auto needs a subnet to allocate from", [{ field: "network.subnetId", message: "Choose a subnet for address mode auto" }]);
+    return { columns: { ip, ...(mode && { addressMode: mode }) }, allocated: null, mode: "static" };
+  }
+  const subnet = allocator.subnet(net.subnetId, "network.subnetId");
+  const v6 = subnet.family === 6;
+  let allocated: Allocated | null = null;
+  if (mode === "auto") allocated = allocator.auto(net.subnetId, "network.subnetId");
+  else if (mode === "static") {
+    if (v6) throw new AppError("VALIDATION", `Subnet ${subnet.name} is IPv6: pin its addresses in the machine's network editor`, [{ field: "network.addressMode", message: "Static IPv6 is set per interface" }]);
+    if (!ip) throw new AppError("VALIDATION", "Address mode static needs an IP address", [{ field: "ip", message: "Give the address to pin" }]);
+    allocated = allocator.pin(net.subnetId, ip, "ip", holder);
+  }
+  const dbMode = mode === "auto" || mode === "static" ? mode : (mode ?? "dhcp");
+  if (v6) {
+    return {
+      columns: { ip, subnet6Id: subnet.id, ipv6Mode: allocated ? "auto" : dbMode === "none" ? "none" : "dhcp", ip6: allocated?.address ?? null, prefix6: allocated?.prefix ?? null, gateway6: allocated?.gateway ?? null },
+      allocated,
+      mode: "auto",
+    };
+  }
+  return {
+    columns: {
+      ip: allocated?.address ?? ip,
+      subnetId: subnet.id,
+      addressMode: dbMode,
+      ...(allocated && { prefix: allocated.prefix, gateway: net.gateway ?? allocated.gateway }),
+    },
+    allocated,
+    mode: mode === "static" ? "static" : "auto",
+  };
+}
+
+/**
  * Enroll one machine: its boot NIC, optional IP and optional BMC (password encrypted at rest).
  * @throws AppError CONFLICT, RACK_NOT_FOUND, U_OUT_OF_RANGE, U_OVERLAP, VALIDATION
  */
@@ -170,9 +223,15 @@ export function enrollMany(
   let ids: number[] = [];
   try {
     d.db.transaction((tx) => {
+      // One allocator for the whole import: each subnet is read once, addresses are then handed out in memory.
+      const allocator = new Allocator(tx);
+      // Pinned addresses first, so an earlier row's auto address never takes a later row's pinned one.
+      inputs.forEach((input, i) => {
+        if (input.network?.subnetId && input.network.addressMode === "static" && input.ip) allocator.hold(input.network.subnetId, input.ip, i);
+      });
       inputs.forEach((input, i) => {
         try {
-          const r = insertMachine(d, tx, input, actor);
+          const r = insertMachine(d, tx, input, actor, allocator, i);
           ids.push(r.id);
           for (const e of r.live) if (e.type === "rack.changed") racksTouched.add(e.rackId);
         } catch (err) {
