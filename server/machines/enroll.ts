@@ -201,7 +201,8 @@ export function bootAddressing(
  * @throws AppError CONFLICT, RACK_NOT_FOUND, U_OUT_OF_RANGE, U_OVERLAP, VALIDATION
  */
 export function enrollMachine(d: Domain, input: MachineEnroll, actor: Actor): { id: number } {
-  const { id, live } = d.db.transaction((tx) => insertMachine(d, tx, input, actor));
+  // IMMEDIATE: the write lock is taken before the allocator reads what is free, so two processes never both pick one address.
+  const { id, live } = d.db.transaction((tx) => insertMachine(d, tx, input, actor), { behavior: "immediate" });
   for (const e of live) d.bus.publish(e);
   return { id };
 }
@@ -242,7 +243,7 @@ export function enrollMany(
         }
       });
       if (errors.length || opts.dryRun) throw rollback;
-    });
+    }, { behavior: "immediate" });
   } catch (err) {
     if (err !== rollback) throw err;
     if (errors.length) {
