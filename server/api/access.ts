@@ -29,6 +29,8 @@ export const ACCESS: Record<string, "public" | Role> = {
   "machines.importCsv": "operator",
   "machines.update": "operator",
   "machines.delete": "operator",
+  "machines.network": "viewer",
+  "machines.setNetwork": "operator",
   "machines.action": "operator",
   "machines.plan": "operator",
   "machines.bulkAction": "operator",

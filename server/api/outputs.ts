@@ -49,7 +49,33 @@ export const racksOut = {
   elevations: z.array(rackSummary.extend({ machines: z.array(z.object(machineCore)) })),
 };
 
+/** One interface of a machine's network (lib/net-model.ts NetIface): the fields of its kind are set, the rest absent. */
+const netIfaceOut = z.object({
+  kind: z.enum(["ethernet", "bond", "vlan"]),
+  name: s,
+  mac: ns.optional(),
+  members: z.array(s).optional(),
+  bondMode: s.optional(),
+  miimon: n.optional(),
+  lacpRate: ns.optional(),
+  xmitHashPolicy: ns.optional(),
+  parent: s.optional(),
+  vlanId: n.optional(),
+  master: ns,
+  subnetId: nn.optional(),
+  subnet6Id: nn.optional(),
+  mode: s,
+  ipv4: ns.optional(),
+  gateway4: ns.optional(),
+  ipv6Mode: s,
+  ipv6: ns.optional(),
+  gateway6: ns.optional(),
+  dns: z.array(s),
+  mtu: nn.optional(),
+});
+
 export const machinesOut = {
+  network: z.object({ bootMac: ns, network: z.object({ interfaces: z.array(netIfaceOut), dns: z.array(s), search: z.array(s) }) }),
   list: z.object({ rows: z.array(machineRow), total: n, page: n, pageSize: n }),
   count: z.object({ total: n }),
   summary: z.object({

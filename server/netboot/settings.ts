@@ -13,7 +13,7 @@ import { subnets, type Subnet } from "../db/schema";
 const KEY = "netboot";
 
 /** Stored settings, or the defaults (mode off) when none were saved. A stored value that no longer parses is reported. */
-export function getNetbootSettings(db: Db): NetbootSettings {
+export function getNetbootSettings(db: Pick<Db, "select">): NetbootSettings {
   const row = db.select().from(settings).where(eq(settings.key, KEY)).get();
   const r = netbootSettingsSchema.safeParse(row?.value ?? {});
   if (!r.success) throw new AppError("VALIDATION", `Stored netboot settings are invalid: ${formatIssues(r.error).map((i) => `${i.field}: ${i.message}`).join("; ")}`);

@@ -42,7 +42,7 @@ function checkFree(tx: Pick<Db, "select">, input: SubnetCreate, exceptId?: numbe
     }
   }
   if (input.provisioning) {
-    const server = getNetbootSettings(tx as Db).serverAddress;
+    const server = getNetbootSettings(tx).serverAddress;
     if (c.family !== 4 || !(parseAddr(server)!.n >= c.network && parseAddr(server)!.n <= c.network + (1n << BigInt(32 - c.prefix)) - 1n)) {
       throw new AppError("VALIDATION", `The provisioning subnet must contain the netboot server address ${server} (Settings)`, [{ field: "provisioning", message: `Does not contain ${server}` }]);
     }
