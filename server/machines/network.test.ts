@@ -80,7 +80,7 @@ describe("machines.setNetwork", () => {
     const { error } = await expectTrpcError(h.operator.machines.setNetwork({ id: mid, network: bonded({ mtu: 1400 }) }), "CONFLICT", "MACHINE_BUSY");
     expect(error.message).toMatch(/node-700 is deploying: its network cannot change until that finishes/);
     expect(snapshot()).toEqual(before);
-    h.db.update(machines).set({ state: "ready" }).where(eq(machines.id, mid)).run();
+    h.db.update(machines).set({ state: "available" }).where(eq(machines.id, mid)).run();
   });
 
   it("refuses auto without a subnet, a NIC without a MAC, and a subnet of the wrong family", async () => {
@@ -91,7 +91,7 @@ describe("machines.setNetwork", () => {
       [{ kind: "ethernet", name: "eno1", mac: BOOT, mode: "static", subnetId: v4, ipv4: "10.77.8.30/16" }, /prefix \/16; subnet edit-v4 is 10.77.8.0\/24/],
       [{ kind: "ethernet", name: "eno1", mac: BOOT, mode: "static", subnetId: v4, ipv4: "10.77.8.5/24" }, /reserved range/],
     ] as const) {
-      const { error } = await expectTrpcError(h.operator.machines.setNetwork({ id: mid, network: { interfaces: [iface as never] } }), "BAD_REQUEST");
+      const { error } = await expectTrpcError(h.operator.machines.setNetwork({ id: mid, network: { interfaces: [iface] } }), "BAD_REQUEST");
       expect(error.message).toMatch(msg);
     }
   });

@@ -78,7 +78,7 @@ export function updateSubnet(d: Domain, input: SubnetUpdate, actor: Actor): void
     if (!old) throw new AppError("NOT_FOUND", `Subnet ${input.id} does not exist`);
     checkFree(tx, input, old.id);
     const next = { ...old, ...columns(input) };
-    const plan = planOf(next as Subnet);
+    const plan = planOf(next);
     const allocated = tx.select({ address: ipAllocations.address, mode: ipAllocations.mode, name: machines.name }).from(ipAllocations).innerJoin(machines, eq(machines.id, ipAllocations.machineId)).where(eq(ipAllocations.subnetId, old.id)).all();
     if (parseCidr(input.cidr)!.family !== old.family && allocated.length) {
       throw new AppError("CONFLICT", `Subnet ${old.name} has ${allocated.length} allocated address(es): it cannot change family`, [{ field: "cidr", message: "Addresses are allocated" }]);
