@@ -95,9 +95,14 @@ function checkProfile(tx: Tx, id: number | null | undefined): void {
 }
 
 /** Insert one machine inside an open transaction; returns the id and the events to publish after commit. */
-function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, allocator = new Allocator(tx), holder?: number): { id: number; live: LiveEvent[] } {
+function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, allocator: Allocator, holder?: number): { id: number; live: LiveEvent[] } {
   const boot = bootAddressing(allocator, input.network, input.ip ?? null, holder);
-  checkUnique(tx, { name: input.name, mac: input.bootMac, ip: boot.columns.ip, bmc: input.bmc });
+  // An auto address is free by construction (the allocator excluded every NIC IP and BMC address of its subnet and
+  // tracks what this transaction hands out): only typed addresses need the per-row uniqueness queries.
+  const auto = boot.allocated && boot.mode === "auto" && boot.columns.ip === boot.allocated.address;
+  checkUnique(tx, { name: input.name, mac: input.bootMac, ip: auto ? null : boot.columns.ip, bmc: input.bmc });
+  if (!boot.allocated && boot.columns.ip) allocator.noteTaken(boot.columns.ip);
+  if (input.bmc) allocator.noteTaken(input.bmc.address);
   checkPlacement(tx, input);
   checkProfile(tx, input.osProfileId);
   const now = new Date();
@@ -118,9 +123,8 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, al
   const nic = tx
     .insert(nics)
     .values({ machineId: m.id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns })
-    .returning({ id: nics.id })
-    .get();
-  if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: m.id, nicId: nic.id });
+    .run();
+  if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: m.id, nicId: Number(nic.lastInsertRowid) });
   if (input.bmc) {
     tx.insert(bmcs)
       .values({
@@ -202,7 +206,15 @@ export function bootAddressing(
  */
 export function enrollMachine(d: Domain, input: MachineEnroll, actor: Actor): { id: number } {
   // IMMEDIATE: the write lock is taken before the allocator reads what is free, so two processes never both pick one address.
-  const { id, live } = d.db.transaction((tx) => insertMachine(d, tx, input, actor), { behavior: "immediate" });
+  const { id, live } = d.db.transaction(
+    (tx) => {
+      const allocator = new Allocator(tx);
+      const r = insertMachine(d, tx, input, actor, allocator);
+      allocator.flush();
+      return r;
+    },
+    { behavior: "immediate" },
+  );
   for (const e of live) d.bus.publish(e);
   return { id };
 }
@@ -243,6 +255,7 @@ export function enrollMany(
         }
       });
       if (errors.length || opts.dryRun) throw rollback;
+      allocator.flush();
     }, { behavior: "immediate" });
   } catch (err) {
     if (err !== rollback) throw err;

@@ -193,6 +193,7 @@ export function setMachineNetwork(d: Domain, machineId: number, net: MachineNetw
         tx.update(nics).set({ ifname: null, addressMode: null, subnetId: null, subnet6Id: null, ip6: null, ipv6Mode: null, gateway6: null, prefix6: null, mtu: null, dns: null }).where(eq(nics.id, boot.id)).run();
       }
       for (const r of records) allocator.record(r.a, r.mode, { machineId: m.id, ...holderOf.get(r.i) });
+      allocator.flush();
       // Read back through the renderers' loader: what cannot be rendered is not stored.
       const s = getNetbootSettings(tx);
       loadNetModel(tx, m.id, s.dnsServers, s.domain);

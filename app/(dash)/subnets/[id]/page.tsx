@@ -93,7 +93,7 @@ export default function SubnetPage({ params }: { params: Promise<{ id: string }>
             </thead>
             <tbody className="divide-y divide-slate-100">
               {rows.map((a) => (
-                <tr key={a.address}>
+                <tr key={a.address} data-testid="allocation-row">
                   <td className="px-3 py-1.5 font-mono text-xs">{a.address}</td>
                   <td className="px-3 py-1.5">
                     <Link className="text-blue-700 hover:underline" href={`/machines/${a.machineId}`}>
