@@ -286,7 +286,7 @@ function Inp({ label, value, onChange, w }: { label: string; value: string; onCh
   return (
     <label className="block">
       <span className="label">{label}</span>
-      <input className={`input font-mono ${w}`} value={value} onChange={(e) => onChange(e.target.value)} />
+      <input className={`input font-mono ${w}`} aria-label={label} value={value} onChange={(e) => onChange(e.target.value)} />
     </label>
   );
 }
@@ -295,7 +295,7 @@ function Sel({ label, value, options, labels, onChange }: { label: string; value
   return (
     <label className="block">
       <span className="label">{label}</span>
-      <select className="input" value={value} onChange={(e) => onChange(e.target.value)}>
+      <select className="input" aria-label={label} value={value} onChange={(e) => onChange(e.target.value)}>
         {options.map((o) => (
           <option key={o} value={o}>
             {labels?.[o] ?? (o || "—")}

@@ -74,6 +74,23 @@ describe("machines.setNetwork", () => {
     expect(snapshot()).toEqual(before);
   });
 
+  it("moves the boot NIC's allocated address onto a bond: released by the NIC, allocated again to the bond", async () => {
+    const { id } = await h.operator.machines.enroll(machineInput(703, { bootMac: "52:54:00:aa:07:03", ip: null, network: { ifname: "eno1", subnetId: v4 } }));
+    const first = h.db.select().from(nics).where(eq(nics.machineId, id)).get()!.ip!;
+    await h.operator.machines.setNetwork({
+      id,
+      network: {
+        interfaces: [
+          { kind: "ethernet", name: "eno1", mac: "52:54:00:aa:07:03", mode: "none" },
+          { kind: "bond", name: "bond0", members: ["eno1"], mode: "auto", subnetId: v4 },
+        ],
+      },
+    });
+    const allocs = h.db.select().from(ipAllocations).where(eq(ipAllocations.machineId, id)).all();
+    expect(allocs.map((a) => [a.address, a.linkId !== null])).toEqual([[first, true]]);
+    expect(h.db.select().from(nics).where(eq(nics.machineId, id)).get()!.ip).toBeNull();
+  });
+
   it("refuses edits while the machine is deploying, with a clear message", async () => {
     h.db.update(machines).set({ state: "deploying" }).where(eq(machines.id, mid)).run();
     const before = snapshot();

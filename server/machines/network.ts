@@ -65,6 +65,7 @@ export function setMachineNetwork(d: Domain, machineId: number, net: MachineNetw
         throw new AppError("MACHINE_BUSY", `${m.name} is ${STATE_LABELS[m.state].toLowerCase()}: its network cannot change until that finishes (or is aborted)`);
       }
       const boot = tx.select().from(nics).where(and(eq(nics.machineId, m.id), eq(nics.isBoot, true))).get();
+      const bootWasAllocated = !!boot && tx.select({ id: ipAllocations.id }).from(ipAllocations).where(and(eq(ipAllocations.nicId, boot.id), eq(ipAllocations.address, boot.ip ?? ""))).get() !== undefined;
       // Auto addresses the machine holds now, by interface name and subnet: kept through the edit.
       const held = new Map<string, string>();
       for (const a of tx
@@ -86,6 +87,7 @@ export function setMachineNetwork(d: Domain, machineId: number, net: MachineNetw
       if (gone.length) tx.delete(nics).where(inArray(nics.id, gone)).run();
       tx.update(nics).set({ ip6: null }).where(eq(nics.machineId, m.id)).run();
       tx.update(nics).set({ ip: null }).where(and(eq(nics.machineId, m.id), eq(nics.isBoot, false))).run();
+      if (bootWasAllocated) tx.update(nics).set({ ip: null }).where(eq(nics.id, boot.id)).run();
       // A listed MAC that belongs to another machine is refused by name.
       for (const mac of macs) {
         const other = tx.select({ name: machines.name }).from(nics).innerJoin(machines, eq(machines.id, nics.machineId)).where(and(eq(nics.mac, mac), ne(nics.machineId, m.id))).get();
@@ -161,8 +163,9 @@ export function setMachineNetwork(d: Domain, machineId: number, net: MachineNetw
         const a = rows[i]!;
         if (it.kind === "ethernet") {
           const existing = tx.select({ id: nics.id, isBoot: nics.isBoot, ip: nics.ip }).from(nics).where(and(eq(nics.machineId, m.id), eq(nics.mac, it.mac!))).get();
-          // The boot NIC in mode dhcp or none keeps its typed IP: it is its DHCP reservation on the provisioning network.
-          const ip = existing?.isBoot && (it.mode === "dhcp" || it.mode === "none") ? existing.ip : a.ip;
+          // The boot NIC in mode dhcp or none keeps a typed IP (its DHCP reservation on the provisioning network); an
+          // address it had from a subnet is released with its allocation.
+          const ip = existing?.isBoot && (it.mode === "dhcp" || it.mode === "none") && !bootWasAllocated ? existing.ip : a.ip;
           const values = { ...a, ip, ifname: it.name };
           if (existing) {
             tx.update(nics).set(values).where(eq(nics.id, existing.id)).run();
