@@ -127,6 +127,20 @@ describe("subnets", () => {
     expect(errs).toContainEqual(expect.stringMatching(/^5\/ip: IP 10.65.0.9 is also the IP on row 4/));
   });
 
+  it("CSV: hostile subnet and address_mode cells are refused with the row and column named, nothing imported", async () => {
+    const HOSTILE = ["a\nb", "a\rb", "a\u0000b", "a\\b", 'a""b', "a'b", "$(reboot)", "a;b", "a&b", "..", "csv-net;", "st\natic", "dhcp-range", "x".repeat(300), "nœud", "=cmd()"];
+    for (const [i, v] of HOSTILE.entries()) {
+      for (const col of ["subnet", "address_mode"] as const) {
+        const cell = `"${v}"`;
+        const row = col === "subnet" ? `h-${i},52:54:00:66:00:${(i + 16).toString(16)},${cell},auto` : `h-${i},52:54:00:66:00:${(i + 16).toString(16)},csv-net,${cell}`;
+        const r = await h.operator.machines.importCsv({ dryRun: true, csv: `name,mac,subnet,address_mode\n${row}` });
+        expect(r.ok, `${col}=${JSON.stringify(v)}`).toBe(false);
+        expect(r.errors.some((e) => e.row === 1 && e.field === col && e.message.length > 10), `${col}=${JSON.stringify(v)}: ${JSON.stringify(r.errors)}`).toBe(true);
+        await expectTrpcError(h.operator.machines.importCsv({ csv: `name,mac,subnet,address_mode\n${row}` }), "BAD_REQUEST", "CSV_INVALID");
+      }
+    }
+  });
+
   it("the provisioning subnet's dynamic range becomes dnsmasq's DHCP range; the server address stays the settings'", async () => {
     await h.admin.netboot.saveSettings({ mode: "external", interface: "eth1", serverAddress: "10.66.0.1", netmask: "255.255.255.0", rangeStart: "10.66.0.100", rangeEnd: "10.66.0.200", httpBaseUrl: "http://10.66.0.1:3000" });
     const outside = await expectTrpcError(h.admin.subnets.create({ name: "prov-x", cidr: "10.67.0.0/24", dynamic: { start: "10.67.0.10", end: "10.67.0.20" }, provisioning: true }), "BAD_REQUEST");
