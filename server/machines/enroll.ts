@@ -7,7 +7,7 @@ import type { z } from "zod";
 import type { machineUpdateSchema } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { bmcs, machines, nics, osProfiles } from "../db/schema";
+import { bmcs, ipAllocations, machines, nics, osProfiles, subnets } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { checkPlacement } from "./placement";
 import { Allocator, type Allocated } from "../subnets/allocate";
@@ -320,6 +320,14 @@ export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): vo
     if ((input.bootMac !== undefined && input.bootMac !== boot?.mac) || (input.ip !== undefined && input.ip !== boot?.ip)) {
       if (BUSY_STATES.includes(m.state)) {
         throw new AppError("MACHINE_BUSY", `${m.name} is ${m.state}: its boot NIC cannot change now`);
+      }
+      if (boot && input.ip !== undefined && input.ip !== boot.ip) {
+        // An address allocated from a subnet changes only through the network editor (it owns the allocation row).
+        const held = tx.select({ subnet: subnets.name }).from(ipAllocations).innerJoin(subnets, eq(subnets.id, ipAllocations.subnetId)).where(eq(ipAllocations.nicId, boot.id)).get();
+        if (held) {
+          const message = `The boot NIC's address comes from subnet ${held.subnet}: change it in the machine's network interfaces`;
+          throw new AppError("CONFLICT", message, [{ field: "ip", message }]);
+        }
       }
       if (boot) {
         tx.update(nics)

@@ -58,6 +58,13 @@ describe("subnets", () => {
     expect(bootNic(m3.id).ip).toBe("10.60.0.12");
   });
 
+  it("the machine form cannot retype an allocated boot address (the network editor owns it)", async () => {
+    const m = await h.operator.machines.enroll(machineInput(++n, { ip: null, network: { subnetId: a } }));
+    const { error } = await expectTrpcError(h.operator.machines.update({ id: m.id, ip: "10.60.0.99" }), "CONFLICT");
+    expect(error.message).toMatch(/comes from subnet alloc-a/);
+    await h.operator.machines.delete({ id: m.id });
+  });
+
   it("the database itself refuses a second holder of an address", () => {
     const row = h.db.select().from(ipAllocations).where(eq(ipAllocations.subnetId, a)).get()!;
     expect(() => h.db.insert(ipAllocations).values({ ...row, id: undefined }).run()).toThrow(/UNIQUE constraint failed: ip_allocations.subnet_id, ip_allocations.address/);
