@@ -2,7 +2,7 @@
  * Rackhand's layer rules as code (docs/ARCHITECTURE.md "Layers"), checked by `npm run lint` (scripts/test.sh).
  * Domain folders: server/<module>/ (netboot was server/pxe before its rename).
  */
-const DOMAIN = "^server/(machines|orchestrator|oob|netboot|proxy|installer-logs|racks|operator|agent-api|auth|db|demo)/";
+const DOMAIN = "^server/(machines|orchestrator|oob|netboot|proxy|installer-logs|racks|operator|agent-api|auth|db|demo|subnets)/";
 /** Tests and test helpers may reach across layers (a domain test drives the tRPC caller or the operator layer). */
 const TESTS = "(\\.test\\.tsx?$|/testing/)";
 
@@ -56,7 +56,7 @@ module.exports = {
       name: "lower-layers-not-operator",
       severity: "error",
       comment: "The operator-action layer (server/operator) sits above oob, orchestrator and machines: they never import it.",
-      from: { path: "^server/(machines|orchestrator|oob|netboot|proxy|installer-logs|racks)/", pathNot: TESTS },
+      from: { path: "^server/(machines|orchestrator|oob|netboot|proxy|installer-logs|racks|subnets)/", pathNot: TESTS },
       to: { path: "^server/operator/" },
     },
     {

@@ -15,6 +15,7 @@ const NAV: { href: string; label: string; admin?: boolean; labelForOthers?: stri
   { href: "/", label: "Overview" },
   { href: "/racks", label: "Racks" },
   { href: "/machines", label: "Machines" },
+  { href: "/subnets", label: "Subnets" },
   { href: "/batches", label: "Batches" },
   { href: "/events", label: "Events" },
   { href: "/os-profiles", label: "OS profiles" },

@@ -154,8 +154,10 @@ export const miimonSchema = z.number().int().min(0).max(60000);
 
 /** Addressing shared by NICs, bonds and VLANs. */
 const addressing = {
-  /** Placeholder for the subnet an "auto" address is allocated from (the subnets table comes with allocation). */
+  /** The subnet (server/subnets) an "auto" IPv4 address is allocated from, or a "static" one is pinned in. */
   subnetId: z.number().int().positive().nullish(),
+  /** The same for IPv6 (ipv6Mode auto or static). */
+  subnet6Id: z.number().int().positive().nullish(),
   mode: z.enum(ADDRESS_MODES, { error: `Address mode is one of ${ADDRESS_MODES.join(", ")}` }).default("dhcp"),
   /** Static or allocated IPv4 address with its prefix, e.g. 10.0.0.5/24. */
   ipv4: cidr4Schema.nullish(),

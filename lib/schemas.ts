@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { MACHINE_STATES, OPERATOR_ACTIONS } from "./lifecycle";
 import { bmcAddressProblem, ipmiPasswordProblem, ipmiUsernameProblem } from "./bmc-address";
-import { machineIfnameSchema } from "./net-model";
+import { ADDRESS_MODES, machineIfnameSchema } from "./net-model";
 import { ipv4, prefixSchema } from "./netboot";
 import { dnsmasqNameProblem, isHostname, isIPv4, normalizeMac } from "./net";
 
@@ -106,6 +106,10 @@ export const bootNicNetworkSchema = z.object({
   ifname: machineIfnameSchema.nullish().or(z.literal("").transform(() => null)),
   prefix: prefixSchema.nullish(),
   gateway: ipv4.nullish().or(z.literal("").transform(() => null)),
+  /** The subnet the boot NIC's address comes from (issue 14); with a subnet, address mode defaults to auto. */
+  subnetId: z.number().int().positive().nullish(),
+  /** auto: allocated from the subnet; static: `ip` pinned (checked against the subnet); dhcp; none. */
+  addressMode: z.enum(ADDRESS_MODES, { error: `Address mode is one of ${ADDRESS_MODES.join(", ")}` }).nullish(),
 });
 
 /** Per-machine boot firmware setting: auto = what its last DHCP request showed. */
@@ -283,6 +287,9 @@ export const CSV_COLUMNS = [
   "bmc_password",
   "bmc_driver",
   "os_profile",
+  /** The boot NIC's subnet (by name) and address mode (auto, static, dhcp, none): issue 14. */
+  "subnet",
+  "address_mode",
 ] as const;
 export const csvImportSchema = z.object({ csv: z.string().max(5_000_000, "CSV larger than 5 MB"), dryRun: z.boolean().default(false) });
 

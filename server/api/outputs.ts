@@ -49,7 +49,33 @@ export const racksOut = {
   elevations: z.array(rackSummary.extend({ machines: z.array(z.object(machineCore)) })),
 };
 
+/** One interface of a machine's network (lib/net-model.ts NetIface): the fields of its kind are set, the rest absent. */
+const netIfaceOut = z.object({
+  kind: z.enum(["ethernet", "bond", "vlan"]),
+  name: s,
+  mac: ns.optional(),
+  members: z.array(s).optional(),
+  bondMode: s.optional(),
+  miimon: n.optional(),
+  lacpRate: ns.optional(),
+  xmitHashPolicy: ns.optional(),
+  parent: s.optional(),
+  vlanId: n.optional(),
+  master: ns,
+  subnetId: nn.optional(),
+  subnet6Id: nn.optional(),
+  mode: s,
+  ipv4: ns.optional(),
+  gateway4: ns.optional(),
+  ipv6Mode: s,
+  ipv6: ns.optional(),
+  gateway6: ns.optional(),
+  dns: z.array(s),
+  mtu: nn.optional(),
+});
+
 export const machinesOut = {
+  network: z.object({ bootMac: ns, network: z.object({ interfaces: z.array(netIfaceOut), dns: z.array(s), search: z.array(s) }) }),
   list: z.object({ rows: z.array(machineRow), total: n, page: n, pageSize: n }),
   count: z.object({ total: n }),
   summary: z.object({
@@ -337,4 +363,30 @@ export const batchesOut = {
 export const tokensOut = {
   list: z.array(tokenDtoSchema),
   create: z.object({ token: s, info: tokenDtoSchema }),
+};
+
+const range = z.object({ start: s, end: s });
+const subnetCore = {
+  id: n,
+  name: s,
+  cidr: s,
+  family: z.union([z.literal(4), z.literal(6)]),
+  gateway: ns,
+  dns: z.array(s),
+  vlanId: nn,
+  reserved: z.array(range),
+  dynamic: range.nullable(),
+  provisioning: z.boolean(),
+  allocated: n,
+  /** Decimal text: an IPv6 subnet holds more addresses than a JSON number can count. */
+  assignable: s,
+  free: s,
+};
+export const subnetsOut = {
+  list: z.array(z.object(subnetCore)),
+  get: z.object({
+    ...subnetCore,
+    allocations: z.array(z.object({ address: s, mode: z.enum(["auto", "static"]), machineId: n, machineName: s, machineState: state, interface: ns, mac: ns })),
+    more: z.boolean(),
+  }),
 };

@@ -6,6 +6,7 @@ import { machinesRouter } from "./routers/machines";
 import { oobRouter } from "./routers/oob";
 import { netbootRouter, osProfilesRouter } from "./routers/netboot";
 import { racksRouter } from "./routers/racks";
+import { subnetsRouter } from "./routers/subnets";
 import { tokensRouter } from "./routers/tokens";
 import { usersRouter } from "./routers/users";
 import { createCallerFactory, router } from "./trpc";
@@ -22,6 +23,7 @@ export const appRouter = router({
   jobs: jobsRouter,
   batches: batchesRouter,
   tokens: tokensRouter,
+  subnets: subnetsRouter,
 });
 export type AppRouter = typeof appRouter;
 export const createCaller = createCallerFactory(appRouter);

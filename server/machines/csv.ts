@@ -2,7 +2,7 @@ import Papa from "papaparse";
 import { AppError, type ErrorDetail } from "../../lib/errors";
 import { CSV_COLUMNS, machineEnrollSchema, type MachineEnroll } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
-import { osProfiles, racks } from "../db/schema";
+import { osProfiles, racks, subnets } from "../db/schema";
 import { describe, enrollMany, uniqueProblems, type UniqueKeys } from "./enroll";
 import { checkPlacement } from "./placement";
 import { bmcAddressProblem } from "../../lib/bmc-address";
@@ -45,6 +45,8 @@ const FIELD_TO_COLUMN: Record<string, string> = {
   "bmc.password": "bmc_password",
   "bmc.driver": "bmc_driver",
   osProfileId: "os_profile",
+  "network.subnetId": "subnet",
+  "network.addressMode": "address_mode",
 };
 
 /** The values of a raw row that must be unique, normalized as enrollment stores them (null where unusable). */
@@ -95,6 +97,7 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
 
   const rackIds = new Map(d.db.select({ id: racks.id, name: racks.name }).from(racks).all().map((r) => [r.name, r.id]));
   const profileIds = new Map(d.db.select({ id: osProfiles.id, name: osProfiles.name }).from(osProfiles).all().map((p) => [p.name, p.id]));
+  const subnetIds = new Map(d.db.select({ id: subnets.id, name: subnets.name }).from(subnets).all().map((p) => [p.name, p.id]));
   const inputs: MachineEnroll[] = [];
   const rowNumbers: number[] = [];
   const preview: CsvPreviewRow[] = [];
@@ -118,6 +121,11 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
       osProfileId = profileIds.get(raw.os_profile);
       if (!osProfileId) add("osProfileId", `No OS profile named "${raw.os_profile}"`);
     }
+    let subnetId: number | undefined;
+    if (raw.subnet) {
+      subnetId = subnetIds.get(raw.subnet);
+      if (!subnetId) add("network.subnetId", `No subnet named ${JSON.stringify(raw.subnet.slice(0, 64))}`);
+    }
     const hasBmc = Boolean(raw.bmc_address || raw.bmc_user || raw.bmc_password);
     const candidate = {
       osProfileId,
@@ -127,6 +135,7 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
       uHeight: intOrUndefined(raw.u_height),
       bootMac: raw.mac ?? "",
       ip: raw.ip || null,
+      ...((raw.subnet || raw.address_mode) && { network: { subnetId, addressMode: raw.address_mode ? raw.address_mode.toLowerCase() : undefined } }),
       bmc: hasBmc
         ? {
             driver: raw.bmc_driver || undefined,

@@ -7,9 +7,10 @@ import type { z } from "zod";
 import type { machineUpdateSchema } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { bmcs, machines, nics, osProfiles } from "../db/schema";
+import { bmcs, ipAllocations, machines, nics, osProfiles, subnets } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { checkPlacement } from "./placement";
+import { Allocator, type Allocated } from "../subnets/allocate";
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
@@ -94,8 +95,14 @@ function checkProfile(tx: Tx, id: number | null | undefined): void {
 }
 
 /** Insert one machine inside an open transaction; returns the id and the events to publish after commit. */
-function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor): { id: number; live: LiveEvent[] } {
-  checkUnique(tx, { name: input.name, mac: input.bootMac, ip: input.ip, bmc: input.bmc });
+function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, allocator: Allocator, holder?: number): { id: number; live: LiveEvent[] } {
+  const boot = bootAddressing(allocator, input.network, input.ip ?? null, holder);
+  // An auto address is free by construction (the allocator excluded every NIC IP and BMC address of its subnet and
+  // tracks what this transaction hands out): only typed addresses need the per-row uniqueness queries.
+  const auto = boot.allocated && boot.mode === "auto" && boot.columns.ip === boot.allocated.address;
+  checkUnique(tx, { name: input.name, mac: input.bootMac, ip: auto ? null : boot.columns.ip, bmc: input.bmc });
+  if (!boot.allocated && boot.columns.ip) allocator.noteTaken(boot.columns.ip);
+  if (input.bmc) allocator.noteTaken(input.bmc.address);
   checkPlacement(tx, input);
   checkProfile(tx, input.osProfileId);
   const now = new Date();
@@ -113,7 +120,11 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor): {
     })
     .returning()
     .get();
-  tx.insert(nics).values({ machineId: m.id, mac: input.bootMac, ip: input.ip ?? null, isBoot: true, ...nicNetwork(input.network) }).run();
+  const nic = tx
+    .insert(nics)
+    .values({ machineId: m.id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns })
+    .run();
+  if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: m.id, nicId: Number(nic.lastInsertRowid) });
   if (input.bmc) {
     tx.insert(bmcs)
       .values({
@@ -144,11 +155,66 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor): {
 }
 
 /**
+ * The boot NIC's address columns from its subnet and address mode (issue 14): auto allocates the first free address,
+ * static pins `ip` (in the subnet, not reserved, dynamic or taken), dhcp and none only record the subnet. A subnet
+ * without a mode means auto. No subnet: the legacy typed `ip` (static when an interface name is set, else a DHCP
+ * reservation). @throws AppError VALIDATION, NOT_FOUND, CONFLICT
+ */
+export function bootAddressing(
+  allocator: Allocator,
+  net: MachineEnroll["network"],
+  ip: string | null,
+  holder?: number,
+): { columns: Partial<typeof nics.$inferInsert> & { ip: string | null }; allocated: Allocated | null; mode: "auto" | "static" } {
+  const mode = net?.addressMode ?? (net?.subnetId ? "auto" : null);
+  if (!net?.subnetId) {
+    if (mode === "auto") throw new AppError("VALIDATION", "Address mode auto needs a subnet to allocate from", [{ field: "network.subnetId", message: "Choose a subnet for address mode auto" }]);
+    return { columns: { ip, ...(mode && { addressMode: mode }) }, allocated: null, mode: "static" };
+  }
+  const subnet = allocator.subnet(net.subnetId, "network.subnetId");
+  const v6 = subnet.family === 6;
+  let allocated: Allocated | null = null;
+  if (mode === "auto") allocated = allocator.auto(net.subnetId, "network.subnetId");
+  else if (mode === "static") {
+    if (v6) throw new AppError("VALIDATION", `Subnet ${subnet.name} is IPv6: pin its addresses in the machine's network editor`, [{ field: "network.addressMode", message: "Static IPv6 is set per interface" }]);
+    if (!ip) throw new AppError("VALIDATION", "Address mode static needs an IP address", [{ field: "ip", message: "Give the address to pin" }]);
+    allocated = allocator.pin(net.subnetId, ip, "ip", holder);
+  }
+  const dbMode = mode === "auto" || mode === "static" ? mode : (mode ?? "dhcp");
+  if (v6) {
+    return {
+      columns: { ip, subnet6Id: subnet.id, ipv6Mode: allocated ? "auto" : dbMode === "none" ? "none" : "dhcp", ip6: allocated?.address ?? null, prefix6: allocated?.prefix ?? null, gateway6: allocated?.gateway ?? null },
+      allocated,
+      mode: "auto",
+    };
+  }
+  return {
+    columns: {
+      ip: allocated?.address ?? ip,
+      subnetId: subnet.id,
+      addressMode: dbMode,
+      ...(allocated && { prefix: allocated.prefix, gateway: net.gateway ?? allocated.gateway }),
+    },
+    allocated,
+    mode: mode === "static" ? "static" : "auto",
+  };
+}
+
+/**
  * Enroll one machine: its boot NIC, optional IP and optional BMC (password encrypted at rest).
  * @throws AppError CONFLICT, RACK_NOT_FOUND, U_OUT_OF_RANGE, U_OVERLAP, VALIDATION
  */
 export function enrollMachine(d: Domain, input: MachineEnroll, actor: Actor): { id: number } {
-  const { id, live } = d.db.transaction((tx) => insertMachine(d, tx, input, actor));
+  // IMMEDIATE: the write lock is taken before the allocator reads what is free, so two processes never both pick one address.
+  const { id, live } = d.db.transaction(
+    (tx) => {
+      const allocator = new Allocator(tx);
+      const r = insertMachine(d, tx, input, actor, allocator);
+      allocator.flush();
+      return r;
+    },
+    { behavior: "immediate" },
+  );
   for (const e of live) d.bus.publish(e);
   return { id };
 }
@@ -170,9 +236,15 @@ export function enrollMany(
   let ids: number[] = [];
   try {
     d.db.transaction((tx) => {
+      // One allocator for the whole import: each subnet is read once, addresses are then handed out in memory.
+      const allocator = new Allocator(tx);
+      // Pinned addresses first, so an earlier row's auto address never takes a later row's pinned one.
+      inputs.forEach((input, i) => {
+        if (input.network?.subnetId && input.network.addressMode === "static" && input.ip) allocator.hold(input.network.subnetId, input.ip, i);
+      });
       inputs.forEach((input, i) => {
         try {
-          const r = insertMachine(d, tx, input, actor);
+          const r = insertMachine(d, tx, input, actor, allocator, i);
           ids.push(r.id);
           for (const e of r.live) if (e.type === "rack.changed") racksTouched.add(e.rackId);
         } catch (err) {
@@ -183,7 +255,8 @@ export function enrollMany(
         }
       });
       if (errors.length || opts.dryRun) throw rollback;
-    });
+      allocator.flush();
+    }, { behavior: "immediate" });
   } catch (err) {
     if (err !== rollback) throw err;
     if (errors.length) {
@@ -247,6 +320,14 @@ export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): vo
     if ((input.bootMac !== undefined && input.bootMac !== boot?.mac) || (input.ip !== undefined && input.ip !== boot?.ip)) {
       if (BUSY_STATES.includes(m.state)) {
         throw new AppError("MACHINE_BUSY", `${m.name} is ${m.state}: its boot NIC cannot change now`);
+      }
+      if (boot && input.ip !== undefined && input.ip !== boot.ip) {
+        // An address allocated from a subnet changes only through the network editor (it owns the allocation row).
+        const held = tx.select({ subnet: subnets.name }).from(ipAllocations).innerJoin(subnets, eq(subnets.id, ipAllocations.subnetId)).where(eq(ipAllocations.nicId, boot.id)).get();
+        if (held) {
+          const message = `The boot NIC's address comes from subnet ${held.subnet}: change it in the machine's network interfaces`;
+          throw new AppError("CONFLICT", message, [{ field: "ip", message }]);
+        }
       }
       if (boot) {
         tx.update(nics)

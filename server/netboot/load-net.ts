@@ -37,7 +37,7 @@ function ipv6Of(mode: string | null, ip6: string | null, prefix6: number | null)
  * `dns` and `domain` are the provisioning network's (netboot settings), used where an interface names no DNS.
  * @throws AppError VALIDATION naming the machine, the table row and the field of the first bad values
  */
-export function loadNetModel(db: Db, machineId: number, dns: string[], domain: string | null | undefined): MachineNetwork {
+export function loadNetModel(db: Pick<Db, "select">, machineId: number, dns: string[], domain: string | null | undefined): MachineNetwork {
   const nicRows = db
     .select({
       id: nics.id,
@@ -53,6 +53,8 @@ export function loadNetModel(db: Db, machineId: number, dns: string[], domain: s
       prefix6: nics.prefix6,
       gateway6: nics.gateway6,
       dns: nics.dns,
+      subnetId: nics.subnetId,
+      subnet6Id: nics.subnet6Id,
     })
     .from(nics)
     .where(eq(nics.machineId, machineId))
@@ -81,6 +83,8 @@ export function loadNetModel(db: Db, machineId: number, dns: string[], domain: s
       prefix6: nicLinks.prefix6,
       gateway6: nicLinks.gateway6,
       dns: nicLinks.dns,
+      subnetId: nicLinks.subnetId,
+      subnet6Id: nicLinks.subnet6Id,
     })
     .from(nicLinks)
     .where(eq(nicLinks.machineId, machineId))
@@ -107,6 +111,8 @@ export function loadNetModel(db: Db, machineId: number, dns: string[], domain: s
       gateway6: member ? null : n.gateway6,
       dns: jsonColumn(n.dns) ?? [],
       mtu: n.mtu,
+      subnetId: member ? null : n.subnetId,
+      subnet6Id: member ? null : n.subnet6Id,
     });
   }
   for (const l of linkRows) {
@@ -119,6 +125,8 @@ export function loadNetModel(db: Db, machineId: number, dns: string[], domain: s
       gateway6: l.gateway6,
       dns: jsonColumn(l.dns) ?? [],
       mtu: l.mtu,
+      subnetId: l.subnetId,
+      subnet6Id: l.subnet6Id,
     };
     if (l.kind === "bond") {
       interfaces.push({

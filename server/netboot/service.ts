@@ -18,7 +18,7 @@ import { LoaderInstaller, type LoaderStatus } from "./loaders";
 import { INSTALLER_RELEASES, seedInstallerProfile, syncInstallerFiles, type InstallerFilesStatus, type InstallerRelease } from "./installer-files";
 import { loadBootRows } from "./load";
 import { TreeWriter, type TreeChanges } from "./reconciler";
-import { getNetbootSettings } from "./settings";
+import { effectiveNetbootSettings } from "./settings";
 import { CONF_FILE, desiredTree, HOSTS_DIR, machineTree, TFTP_DIR, type Tree, type TreeContext } from "./tree";
 
 export interface NetbootOptions {
@@ -199,7 +199,7 @@ export class NetbootService {
     this.dirty.clear();
     let changes: TreeChanges | null = null;
     try {
-      const settings = getNetbootSettings(this.d.db);
+      const settings = effectiveNetbootSettings(this.d.db);
       const modeChanged = settings.mode !== this.appliedMode;
       this.settings = settings;
       if (settings.mode !== "off") {

@@ -7,11 +7,13 @@ import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
 import { settings } from "../db/schema";
 import { recordEvent } from "../events/audit";
+import { parseAddr, parseCidr, inCidr } from "../../lib/subnets";
+import { subnets, type Subnet } from "../db/schema";
 
 const KEY = "netboot";
 
 /** Stored settings, or the defaults (mode off) when none were saved. A stored value that no longer parses is reported. */
-export function getNetbootSettings(db: Db): NetbootSettings {
+export function getNetbootSettings(db: Pick<Db, "select">): NetbootSettings {
   const row = db.select().from(settings).where(eq(settings.key, KEY)).get();
   const r = netbootSettingsSchema.safeParse(row?.value ?? {});
   if (!r.success) throw new AppError("VALIDATION", `Stored netboot settings are invalid: ${formatIssues(r.error).map((i) => `${i.field}: ${i.message}`).join("; ")}`);
@@ -35,4 +37,39 @@ export function saveNetbootSettings(d: Domain, input: NetbootSettingsInput, acto
   });
   d.bus.publish({ type: "netboot.changed" });
   return value;
+}
+
+/**
+ * The settings dnsmasq is rendered from: the stored settings, with the DHCP range, netmask, gateway and DNS servers
+ * of the provisioning subnet when there is one. The server's own address (serverAddress, httpBaseUrl) is only ever
+ * the netboot settings'. @throws AppError VALIDATION when the provisioning subnet does not hold serverAddress
+ */
+export function withProvisioningSubnet(s: NetbootSettings, subnet: Subnet | null): NetbootSettings {
+  if (!subnet || !subnet.dynamicStart || !subnet.dynamicEnd) return s;
+  const c = parseCidr(subnet.cidr);
+  if (!c || c.family !== 4) return s;
+  if (!inCidr(c, parseAddr(s.serverAddress)!)) {
+    throw new AppError("VALIDATION", `The provisioning subnet ${subnet.name} (${subnet.cidr}) does not contain the netboot server address ${s.serverAddress}`);
+  }
+  const mask = Number((0xffffffffn << BigInt(32 - c.prefix)) & 0xffffffffn);
+  const netmask = [24, 16, 8, 0].map((b) => (mask >>> b) & 255).join(".");
+  const dns4 = subnet.dns.filter((x) => parseAddr(x)?.family === 4);
+  return {
+    ...s,
+    rangeStart: subnet.dynamicStart,
+    rangeEnd: subnet.dynamicEnd,
+    netmask,
+    gateway: subnet.gateway ?? s.gateway,
+    dnsServers: dns4.length ? dns4.slice(0, 4) : s.dnsServers,
+  };
+}
+
+/** The provisioning subnet (see server/subnets), or null. */
+export function provisioningSubnet(db: Pick<Db, "select">): Subnet | null {
+  return db.select().from(subnets).where(eq(subnets.provisioning, true)).get() ?? null;
+}
+
+/** getNetbootSettings with the provisioning subnet applied (what dnsmasq gets). */
+export function effectiveNetbootSettings(db: Db): NetbootSettings {
+  return withProvisioningSubnet(getNetbootSettings(db), provisioningSubnet(db));
 }

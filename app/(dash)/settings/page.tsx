@@ -21,6 +21,8 @@ export default function SettingsPage() {
   const { can } = useSession();
   const { data: settings, error } = useQuery(trpc.netboot.settings.queryOptions(undefined, { enabled: can("admin") }));
   const { data: status } = useQuery(trpc.netboot.status.queryOptions(undefined, { refetchInterval: 5000 }));
+  const { data: subnets } = useQuery(trpc.subnets.list.queryOptions());
+  const provisioning = subnets?.find((s) => s.provisioning);
   const [form, setForm] = useState<Form | null>(null);
   const [saved, setSaved] = useState(false);
   // The form starts from the saved settings once they arrive (set while rendering, not in an effect).
@@ -48,7 +50,7 @@ export default function SettingsPage() {
         </Field>
         <Field label="Interface" error={errors.interface}><input className="input font-mono" {...bind("interface")} /></Field>
         <Field label="Server address" error={errors.serverAddress}><input className="input font-mono" {...bind("serverAddress")} /></Field>
-        <Field label="Range start" error={errors.rangeStart}><input className="input font-mono" {...bind("rangeStart")} /></Field>
+        <Field label="Range start" error={errors.rangeStart} hint={provisioning ? `Provisioning subnet ${provisioning.name} supplies the range, netmask, gateway and DNS` : undefined}><input className="input font-mono" {...bind("rangeStart")} /></Field>
         <Field label="Range end" error={errors.rangeEnd}><input className="input font-mono" {...bind("rangeEnd")} /></Field>
         <Field label="Netmask" error={errors.netmask}><input className="input font-mono" {...bind("netmask")} /></Field>
         <Field label="Gateway" error={errors.gateway}><input className="input font-mono" {...bind("gateway")} /></Field>

@@ -13,6 +13,8 @@ import {
 } from "../../../lib/schemas";
 import { planInputSchema } from "../../../lib/plan";
 import { importCsv } from "../../machines/csv";
+import { getMachineNetwork, setMachineNetwork } from "../../machines/network";
+import { machineNetworkSchema } from "../../../lib/net-model";
 import { deleteMachine, enrollMachine, setMaintenance, updateMachine } from "../../machines/enroll";
 import { fleetSummary, getMachine, listMachines } from "../../machines/queries";
 import { resolveSelection } from "../../machines/selection";
@@ -65,6 +67,13 @@ export const machinesRouter = router({
     .input(setOsProfileSchema)
     .output(machinesOut.bulkAction)
     .mutation(({ ctx, input }) => setOsProfile(ctx.domain, input.selection, input.osProfileId, ctx.actor, input.planId)),
+  /** The machine's NICs, bonds and VLANs with their addressing, as the installed OS gets them (issue 14). */
+  network: viewerProcedure.input(id).output(machinesOut.network).query(({ ctx, input }) => getMachineNetwork(ctx.domain.db, input.id)),
+  /** Replace the machine's whole network, all or nothing; refused while it is inspecting, deploying or cleaning. */
+  setNetwork: operatorProcedure
+    .input(id.extend({ network: machineNetworkSchema }))
+    .output(noneOut)
+    .mutation(({ ctx, input }) => setMachineNetwork(ctx.domain, input.id, input.network, ctx.actor)),
   setMaintenance: operatorProcedure
     .input(maintenanceSchema)
     .output(noneOut)

@@ -4,3 +4,4 @@ export * from "./jobs";
 export * from "./machines";
 export * from "./os-profiles";
 export * from "./racks";
+export * from "./subnets";

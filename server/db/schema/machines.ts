@@ -4,6 +4,7 @@ import type { MachineState } from "../../../lib/lifecycle";
 import type { BmcPrivilege, BootFirmware, FirmwareSetting, PowerState } from "../../../lib/schemas";
 import { osProfiles } from "./os-profiles";
 import { racks } from "./racks";
+import { subnets } from "./subnets";
 
 export const machines = sqliteTable(
   "machines",
@@ -55,6 +56,9 @@ function addressingColumns() {
     gateway6: text("gateway6"),
     /** DNS servers of this interface (a JSON array of IPv4/IPv6 text, parsed and validated on read); null: the netboot settings' DNS servers. */
     dns: text("dns"),
+    /** The subnets the IPv4 / IPv6 address of mode auto or static comes from (its row in ip_allocations). */
+    subnetId: integer("subnet_id").references(() => subnets.id, { onDelete: "restrict" }),
+    subnet6Id: integer("subnet6_id").references(() => subnets.id, { onDelete: "restrict" }),
   };
 }
 
@@ -141,3 +145,34 @@ export const bmcs = sqliteTable(
   (t) => [index("bmcs_address").on(t.address, t.port)],
 );
 export type Bmc = typeof bmcs.$inferSelect;
+
+/**
+ * Addresses handed out from subnets: one row per address, UNIQUE (subnet, address), so the database itself refuses
+ * a second holder. `sort_key` is the address as 32 hex digits (lib/subnets.ts addrKey) for ordered pages.
+ * Deleting the machine (or the NIC/link) frees the address; a subnet with allocations cannot be deleted.
+ */
+export const ipAllocations = sqliteTable(
+  "ip_allocations",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    subnetId: integer("subnet_id")
+      .notNull()
+      .references(() => subnets.id, { onDelete: "restrict" }),
+    address: text("address").notNull(),
+    sortKey: text("sort_key").notNull(),
+    machineId: integer("machine_id")
+      .notNull()
+      .references(() => machines.id, { onDelete: "cascade" }),
+    nicId: integer("nic_id").references(() => nics.id, { onDelete: "cascade" }),
+    linkId: integer("link_id").references(() => nicLinks.id, { onDelete: "cascade" }),
+    /** auto = allocated by Rackhand, static = pinned by an operator. */
+    mode: text("mode").$type<"auto" | "static">().notNull(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [
+    uniqueIndex("ip_allocations_subnet_address").on(t.subnetId, t.address),
+    index("ip_allocations_subnet_key").on(t.subnetId, t.sortKey),
+    index("ip_allocations_machine").on(t.machineId),
+  ],
+);
+export type IpAllocation = typeof ipAllocations.$inferSelect;

@@ -1,5 +1,6 @@
 "use client";
 import { InventoryTables } from "@/components/inventory-tables";
+import { MachineNetwork } from "@/components/machine-network";
 import { ARCH_LABELS, firmwareLabel } from "@/lib/schemas";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
@@ -208,6 +209,7 @@ export function MachineDetailView({ id }: { id: number }) {
           )}
         </section>
       </div>
+      <MachineNetwork machineId={id} state={m.state} />
       {m.inventory && (
         <section className="card mt-4 p-4" aria-label="Inventory">
           <h2 className="mb-2 font-semibold">Inventory</h2>
