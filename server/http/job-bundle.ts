@@ -23,7 +23,7 @@ export function serveJobRecord(req: http.IncomingMessage, res: http.ServerRespon
   const id = Number(JOB_RECORD_PATH.exec(url.pathname)![1]);
   let record;
   try {
-    record = jobRecord(db, id, consoleDir);
+    record = jobRecord(db, id, consoleDir, undefined, undefined, url.searchParams.get("format") === "view");
   } catch (err) {
     if (err instanceof AppError && err.code === "NOT_FOUND") {
       res.writeHead(404, { "content-type": "text/plain" });
@@ -36,7 +36,7 @@ export function serveJobRecord(req: http.IncomingMessage, res: http.ServerRespon
   if (format === "view") {
     const { text: _text, ...rest } = record;
     res.writeHead(200, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff" });
-    res.end(JSON.stringify({ ...rest, console: { ...rest.console, transcript: "" } }));
+    res.end(JSON.stringify(rest));
     return;
   }
   const txt = format === "txt";

@@ -73,6 +73,16 @@ describe("jobRecord", () => {
     expect(() => jobRecord(h.db, 999_999, consoleDir)).toThrow(/does not exist/);
   });
 
+  it("for the job page: the same axis without the text rendering and the raw transcript", () => {
+    const full = jobRecord(h.db, jobId, consoleDir, 1 << 20, 1e15);
+    const view = jobRecord(h.db, jobId, consoleDir, 1 << 20, 1e15, true);
+    expect(view.timeline).toEqual(full.timeline);
+    expect(view.steps).toEqual(full.steps);
+    expect(view.text).toBe("");
+    expect(view.console.transcript).toBe("");
+    expect(full.console.transcript).toContain("console: login:");
+  });
+
   it("maps streams to sources", () => {
     expect(["agent", "stdout", "stderr", "installer", "phase", "server", "proxy"].map(sourceOf)).toEqual(["agent", "agent", "agent", "installer", "installer", "server", "server"]);
   });

@@ -55,8 +55,11 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** One line of the text rendering: control characters shown escaped so a line stays a line. */
 const oneLine = (s: string) => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`).replace(/\n/g, "\\n");
 
-/** @throws AppError NOT_FOUND */
-export function jobRecord(db: Db, jobId: number, consoleDir: string, consoleMaxBytes = 1 << 20, now = Date.now()): JobRecord {
+/**
+ * `forView`: for the job page, which shows the axis only: no text rendering and no raw transcript (both empty).
+ * @throws AppError NOT_FOUND
+ */
+export function jobRecord(db: Db, jobId: number, consoleDir: string, consoleMaxBytes = 1 << 20, now = Date.now(), forView = false): JobRecord {
   const jobRow = db.select({ machineId: jobs.machineId }).from(jobs).where(eq(jobs.id, jobId)).get();
   if (!jobRow) throw new AppError("NOT_FOUND", `Job ${jobId} does not exist`);
   const machine = db.select({ id: machines.id, name: machines.name }).from(machines).where(eq(machines.id, jobRow.machineId)).get()!;
@@ -95,7 +98,7 @@ export function jobRecord(db: Db, jobId: number, consoleDir: string, consoleMaxB
   for (const c of consoleLinesBetween(consoleDir, machine.id, job.createdAt, to)) timeline.push({ ts: c.ts, source: "console", ...stepAt(c.ts), text: c.text });
   // Stable: equal times keep steps, then lines in seq order, then events, then console lines.
   timeline.sort((a, b) => a.ts - b.ts);
-  const consoleText = readTail(transcriptFiles(consoleDir, machine.id), consoleMaxBytes);
+  const consoleText = forView ? { text: "", truncated: false } : readTail(transcriptFiles(consoleDir, machine.id), consoleMaxBytes);
   const { steps: stepList, ...jobOnly } = job;
   const head = [
     `Rackhand job record: job #${job.id} (${job.kind}) on ${machine.name} (machine ${machine.id})`,
@@ -106,7 +109,7 @@ export function jobRecord(db: Db, jobId: number, consoleDir: string, consoleMaxB
     "",
     "Timeline (time, source, step, text):",
   ];
-  const body = timeline.map((t) => `${iso(t.ts)} ${t.source.padEnd(9)} ${(t.stepName ?? "-").padEnd(16)} ${oneLine(t.text)}`);
+  const body = forView ? [] : timeline.map((t) => `${iso(t.ts)} ${t.source.padEnd(9)} ${(t.stepName ?? "-").padEnd(16)} ${oneLine(t.text)}`);
   const tail = ["", `Console transcript (raw${consoleText.truncated ? `; last ${consoleMaxBytes} bytes` : ""}):`, consoleText.text];
   return {
     format: "rackhand-job-record/1",
@@ -116,6 +119,6 @@ export function jobRecord(db: Db, jobId: number, consoleDir: string, consoleMaxB
     steps: stepList,
     timeline,
     console: { transcript: consoleText.text, truncated: consoleText.truncated, note: "Console lines printed while the job ran are on the time axis (source console); this is the raw transcript." },
-    text: [...head, ...body, ...tail].join("\n"),
+    text: forView ? "" : [...head, ...body, ...tail].join("\n"),
   };
 }
