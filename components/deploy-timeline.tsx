@@ -28,13 +28,17 @@ const OVERSCAN = 20;
 /** A running job's record is fetched again at most this often, however many live events come. */
 const MIN_REFETCH_MS = 1000;
 
+/**
+ * The axis is dark in the light theme and light in the dark one (app/theme-dark.css turns the scales round), so its
+ * colours come from the 200/300 end of each scale: light on near-black, dark on near-white, both above 4.5:1.
+ */
 const SOURCE_STYLE: Record<TimelineSource, string> = {
-  step: "text-amber-300",
-  agent: "text-sky-400",
-  installer: "text-emerald-400",
-  server: "text-slate-400",
-  event: "text-violet-300",
-  console: "text-pink-300",
+  step: "text-amber-200",
+  agent: "text-sky-200",
+  installer: "text-emerald-200",
+  server: "text-slate-300",
+  event: "text-violet-200",
+  console: "text-pink-200",
 };
 
 /**
@@ -87,14 +91,14 @@ const AxisRow = memo(function AxisRow({
       data-source={e.source}
       data-step-id={e.stepId ?? ""}
     >
-      <span className="shrink-0 select-none text-slate-400">{axisTime(e.ts)}</span>
+      <span className="shrink-0 select-none text-slate-300">{axisTime(e.ts)}</span>
       <span className={`w-16 shrink-0 select-none ${SOURCE_STYLE[e.source]}`}>{e.source}</span>
       {e.stepId != null ? (
-        <button type="button" className="w-32 shrink-0 truncate text-left text-blue-300 underline-offset-2 hover:underline" title={`Go to step ${e.stepName}`} onClick={() => onStep(e.stepId!)}>
+        <button type="button" className="w-32 shrink-0 truncate text-left text-blue-200 underline-offset-2 hover:underline" title={`Go to step ${e.stepName}`} onClick={() => onStep(e.stepId!)}>
           {e.stepName}
         </button>
       ) : (
-        <span className="w-32 shrink-0 text-slate-500">—</span>
+        <span className="w-32 shrink-0 text-slate-300">—</span>
       )}
       <span className={e.text.startsWith("[stderr]") ? "text-red-200" : "text-slate-100"}>{e.text}</span>
     </div>
@@ -111,17 +115,29 @@ function Axis({
   onStep,
   jump,
   jobId,
+  initialIndex,
 }: {
   entries: TimelineEntry[];
   selectedStep: number | null;
   onStep: (stepId: number) => void;
   jump: { index: number; n: number } | null;
   jobId: number;
+  /** Where the first view opens (the URL's step): an entry index, or -1 for the end. */
+  initialIndex: number;
 }) {
   const el = useRef<HTMLDivElement>(null);
   const [top, setTop] = useState(0);
   const atEnd = useRef(true);
+  const opened = useRef(false);
   // Scrolling fires onScroll, which renders the rows now in view.
+  useLayoutEffect(() => {
+    const d = el.current;
+    if (!d || opened.current || entries.length === 0) return;
+    opened.current = true;
+    if (initialIndex < 0) return;
+    atEnd.current = false;
+    d.scrollTop = Math.max(0, initialIndex * ROW - 2 * ROW);
+  }, [entries.length, initialIndex]);
   useLayoutEffect(() => {
     const d = el.current;
     if (d && atEnd.current) d.scrollTop = d.scrollHeight;
@@ -150,7 +166,7 @@ function Axis({
       }}
     >
       {entries.length === 0 ? (
-        <p className="px-2 text-slate-400">No entries for the chosen sources.</p>
+        <p className="px-2 text-slate-300">No entries for the chosen sources.</p>
       ) : (
         <div style={{ height: entries.length * ROW, position: "relative" }}>
           <div style={{ transform: `translateY(${first * ROW}px)` }}>
@@ -328,7 +344,14 @@ export function DeployTimeline({ jobId }: { jobId: number }) {
               {notice}
             </p>
           )}
-          <Axis entries={entries} selectedStep={selectedStep} onStep={goToStep} jump={jump} jobId={jobId} />
+          <Axis
+            entries={entries}
+            selectedStep={selectedStep}
+            onStep={goToStep}
+            jump={jump}
+            jobId={jobId}
+            initialIndex={selectedStep != null ? firstIndexOfStep(entries, selectedStep) : -1}
+          />
           <p className="text-xs text-slate-600">
             Times are UTC. Console lines are on the axis while a console viewer was open (the transcript is recorded then); the downloaded record also has the
             raw transcript.

@@ -183,6 +183,11 @@ test("job timeline: steps, agent lines, events and console on one axis; live; ju
   expect(body.timeline.filter((e: { source: string }) => e.source === "agent").length).toBe(LINES + 2);
   expect(body.timeline.some((e: { source: string; stepName: string }) => e.source === "console" && e.stepName === "wait_agent")).toBe(true);
 
+  // A shared link with a step opens the axis at that step's lines, not at the end.
+  await page.goto(`/jobs/${jobId}?step=${inventory.id}`);
+  await expect(axis(page).locator("[data-index]", { hasText: "inventory: 2 CPUs, 4096 MiB" })).toBeInViewport();
+  await expect(stepButton(page, "inventory")).toHaveAttribute("aria-current", "step");
+
   // Accessibility of the job page, all sources shown, in both themes.
   await page.goto(`/jobs/${jobId}`);
   await expect(axis(page)).toContainText("write_image: done (needle)");
