@@ -115,6 +115,16 @@ test("job timeline: steps, agent lines, events and console on one axis; live; ju
   await post(request, token, inventory.id, ["inventory: 2 CPUs, 4096 MiB"], "agent");
   await expect(axis(page)).toContainText("inventory: 2 CPUs, 4096 MiB");
   await expect(stepButton(page, "inventory")).toContainText("running");
+  // The machine page's install log with a line in it, through axe in both themes (its pane inverts in the dark one).
+  for (const colorScheme of ["light", "dark"] as const) {
+    const themed = await browser.newContext({ colorScheme });
+    const p = await themed.newPage();
+    await signIn(p, ADMIN);
+    await p.goto(`/machines/${machineId}`);
+    await expect(p.getByRole("log", { name: `Log lines of job ${jobId}` })).toContainText("inventory: 2 CPUs, 4096 MiB");
+    await axe(p, `machine page with an install log (${colorScheme})`);
+    await themed.close();
+  }
   await agent(request, `/steps/${inventory.id}/result`, { attempt: inventory.attempt, ok: true, result: { cpus: 2 } }, token);
   const wipe = await nextStep(request, token, "wipe");
   await agent(request, `/steps/${wipe.id}/result`, { attempt: wipe.attempt, ok: true }, token);
