@@ -1,5 +1,6 @@
 "use client";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import Link from "next/link";
 import { useEffect, useState } from "react";
 import { ACTIVE_JOB_STATES, type JobDto, type JobState, type StepDto, type StepState } from "@/lib/jobs";
 import { dateTime, relativeTime } from "@/lib/format";
@@ -18,7 +19,7 @@ const BADGE: Record<JobState | StepState, string> = {
   cancelled: "bg-slate-100 text-slate-500 ring-slate-300",
 };
 
-function Badge({ state }: { state: JobState | StepState }) {
+export function Badge({ state }: { state: JobState | StepState }) {
   return <span className={`inline-flex rounded px-1.5 py-0.5 text-xs font-medium ring-1 ring-inset ${BADGE[state]}`}>{state}</span>;
 }
 
@@ -137,6 +138,9 @@ function JobCard({
           {span(job.startedAt, job.finishedAt, now)}
         </span>
         <div className="ml-auto flex gap-2">
+          <Link className="btn btn-sm" href={`/jobs/${job.id}`} title="Steps, log lines, events and console on one time axis">
+            Timeline
+          </Link>
           <a
             className="btn btn-sm"
             href={`/api/jobs/${job.id}/record`}

@@ -13,12 +13,14 @@ export const LOG_VIEW_CAP = 20_000;
 /** Backfill page size (the server's maximum). */
 const PAGE = 5000;
 
+// The pane is dark in the light theme and light in the dark one (app/theme-dark.css turns the scales round): colours
+// from the 200/300 end of each scale keep 4.5:1 in both.
 const STREAM_STYLE: Record<string, string> = {
-  stdout: "text-slate-400",
-  stderr: "text-red-400",
-  agent: "text-sky-400",
-  installer: "text-emerald-400",
-  phase: "text-amber-300",
+  stdout: "text-slate-300",
+  stderr: "text-red-200",
+  agent: "text-sky-200",
+  installer: "text-emerald-200",
+  phase: "text-amber-200",
 };
 
 function Highlighted({ text, query }: { text: string; query: string }) {
@@ -45,8 +47,8 @@ const LogBlock = memo(
       <>
         {lines.map((l) => (
           <div key={l.seq} className="flex gap-2 whitespace-pre-wrap break-all px-2 hover:bg-slate-800" data-seq={l.seq}>
-            <span className="shrink-0 select-none text-slate-500">{new Date(l.ts).toISOString().slice(11, 19)}</span>
-            <span className={`w-12 shrink-0 select-none ${STREAM_STYLE[l.stream] ?? "text-slate-400"}`}>{l.stream}</span>
+            <span className="shrink-0 select-none text-slate-300">{new Date(l.ts).toISOString().slice(11, 19)}</span>
+            <span className={`w-12 shrink-0 select-none ${STREAM_STYLE[l.stream] ?? "text-slate-300"}`}>{l.stream}</span>
             <span className={l.stream === "stderr" ? "text-red-200" : "text-slate-100"}>
               <Highlighted text={l.text} query={query} />
             </span>
@@ -272,7 +274,7 @@ export function LogPane({ job, machineName }: { job: Pick<JobDto, "id" | "state"
         onWheel={(e) => e.deltaY < 0 && follow && toggleFollow()}
       >
         {shown.length === 0 ? (
-          <p className="px-2 text-slate-400">{query && onlyMatches ? "No matching lines." : job.state === "running" || job.state === "queued" ? "Waiting for log lines…" : "No log lines."}</p>
+          <p className="px-2 text-slate-300">{query && onlyMatches ? "No matching lines." : job.state === "running" || job.state === "queued" ? "Waiting for log lines…" : "No log lines."}</p>
         ) : (
           blocks.map((b) => <LogBlock key={b[0]!.seq} lines={b} query={query} first={b[0]!.seq} last={b[b.length - 1]!.seq} />)
         )}

@@ -4,8 +4,10 @@ import type { Role } from "../../lib/schemas";
  * The access rule of every tRPC procedure: "public" (no sign-in) or the least role it needs. The routers enforce
  * it (procedureFor in trpc.ts); this table states it, is published in the OpenAPI document (x-rackhand-role), and
  * server/api/access-matrix.int.test.ts checks that the two agree and that every procedure has a rule, so a new
- * procedure without a line here fails the suite. API tokens: a read-only token may call queries only.
+ * procedure without a line here fails the suite. API tokens: a read-only token may call queries, and the mutations
+ * of READ_ONLY_MUTATIONS (they write nothing; a mutation only for an input too large for a GET URL).
  */
+
 export const ACCESS: Record<string, "public" | Role> = {
   "auth.me": "public",
   "auth.login": "public",
@@ -73,3 +75,6 @@ export const ACCESS: Record<string, "public" | Role> = {
   "tokens.create": "viewer",
   "tokens.revoke": "viewer",
 };
+
+/** Mutations that write nothing (their input is too large for a GET URL): read-only API tokens may call them. */
+export const READ_ONLY_MUTATIONS: readonly string[] = ["machines.plan"];

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ACCESS } from "./access";
+import { ACCESS, READ_ONLY_MUTATIONS } from "./access";
 import { appRouter } from "./root";
 
 /**
@@ -64,6 +64,7 @@ export function buildOpenApi(): Record<string, unknown> {
       tags: [name.split(".")[0]],
       summary: `${name} (${type})`,
       "x-rackhand-role": role,
+      ...(READ_ONLY_MUTATIONS.includes(name) ? { "x-rackhand-read-only-token": true } : {}),
       ...(role === "public" ? { security: [] } : {}),
       responses: {
         "200": ok,
@@ -92,7 +93,8 @@ export function buildOpenApi(): Record<string, unknown> {
       description:
         "The tRPC procedures of Rackhand over plain HTTP. Queries are GET with ?input=<URL-encoded JSON>, mutations POST a JSON body; " +
         "the answer is {result:{data}} or {error}. Authenticate with `Authorization: Bearer <API token>` (Users page) or the session cookie. " +
-        "x-rackhand-role is the least role a procedure needs; a read-only token may call queries only.",
+        "x-rackhand-role is the least role a procedure needs; a read-only token may call queries only, and the mutations marked " +
+        "x-rackhand-read-only-token (they write nothing).",
     },
     servers: [{ url: "/" }],
     security: [{ bearerAuth: [] }, { sessionCookie: [] }],

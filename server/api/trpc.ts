@@ -96,11 +96,15 @@ export const publicProcedure = t.procedure.use(mapErrors);
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 
-/** A procedure that needs a signed-in user with at least `role`. Viewers read; operators act; admins manage users. */
-export function procedureFor(role: Role) {
+/**
+ * A procedure that needs a signed-in user with at least `role`. Viewers read; operators act; admins manage users.
+ * `writesNothing`: a mutation only because its input does not fit a GET URL (machines.plan); read-only API tokens
+ * may call it (server/api/access.ts READ_ONLY_MUTATIONS lists them).
+ */
+export function procedureFor(role: Role, opts: { writesNothing?: boolean } = {}) {
   return publicProcedure.use(({ ctx, next, type }) => {
     if (!ctx.user) throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in first" });
-    if (ctx.token?.readOnly && type !== "query") {
+    if (ctx.token?.readOnly && type !== "query" && !opts.writesNothing) {
       throw new TRPCError({ code: "FORBIDDEN", message: "This API token is read-only" });
     }
     if (RANK[ctx.user.role] < RANK[role]) {
@@ -112,4 +116,6 @@ export function procedureFor(role: Role) {
 
 export const viewerProcedure = procedureFor("viewer");
 export const operatorProcedure = procedureFor("operator");
+/** An operator's mutation that writes nothing (a plan preview): open to read-only tokens of operators and admins. */
+export const operatorReadProcedure = procedureFor("operator", { writesNothing: true });
 export const adminProcedure = procedureFor("admin");

@@ -18,7 +18,8 @@ import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { performAction } from "../operator/lifecycle-actions";
-import { abortBatch, createBatch } from "../orchestrator/batches";
+import { startBatch } from "../operator/bulk-actions";
+import { abortBatch } from "../orchestrator/batches";
 import { currentAgentNonceForMac } from "../netboot/agent-nonce";
 import type { MachinePorts } from "../orchestrator/ports";
 import { until } from "../testing/until";
@@ -142,11 +143,13 @@ describe("batch rooms", () => {
     const d = app.domain;
     const macs = ["52:54:00:88:01:01", "52:54:00:88:01:02"];
     const ids = macs.map((mac, i) => {
-      const { id } = enrollMachine(d, { name: `broom-${i}`, bootMac: mac, uHeight: 1 }, "test");
+      // A fake BMC: the plan skips machines without one for every job action.
+      const bmc = { address: `10.252.0.${i + 1}`, port: 623, username: "root", password: "pw", driver: "fake" as const, privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
+      const { id } = enrollMachine(d, { name: `broom-${i}`, bootMac: mac, uHeight: 1, bmc }, "test");
       transition(d, id, "manage", { actor: "test" });
       return id;
     });
-    const { batchId } = createBatch(d, { selection: { ids }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:test");
+    const { batchId } = startBatch(d, { selection: { ids }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:test");
     const page = await connect();
     const otherBatch = await connect();
     const bystander = await connect();

@@ -1,6 +1,7 @@
 /**
- * GET /api/jobs/<jobId>/record[?format=txt]: a job's whole record (server/orchestrator/job-record.ts) as one
+ * GET /api/jobs/<jobId>/record[?format=txt|view]: a job's whole record (server/orchestrator/job-record.ts) as one
  * download for a support ticket: JSON with everything including a `text` rendering, or that text alone.
+ * `format=view` is what the job page reads: compact JSON without the text rendering and the raw transcript, inline.
  * Any signed-in user (session cookie) or API token.
  */
 import type http from "node:http";
@@ -22,7 +23,7 @@ export function serveJobRecord(req: http.IncomingMessage, res: http.ServerRespon
   const id = Number(JOB_RECORD_PATH.exec(url.pathname)![1]);
   let record;
   try {
-    record = jobRecord(db, id, consoleDir);
+    record = jobRecord(db, id, consoleDir, undefined, undefined, url.searchParams.get("format") === "view");
   } catch (err) {
     if (err instanceof AppError && err.code === "NOT_FOUND") {
       res.writeHead(404, { "content-type": "text/plain" });
@@ -31,7 +32,14 @@ export function serveJobRecord(req: http.IncomingMessage, res: http.ServerRespon
     }
     throw err;
   }
-  const txt = url.searchParams.get("format") === "txt";
+  const format = url.searchParams.get("format");
+  if (format === "view") {
+    const { text: _text, ...rest } = record;
+    res.writeHead(200, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff" });
+    res.end(JSON.stringify(rest));
+    return;
+  }
+  const txt = format === "txt";
   const base = `rackhand-job-${id}-${record.machine.name}`;
   res.writeHead(200, {
     "content-type": txt ? "text/plain; charset=utf-8" : "application/json; charset=utf-8",

@@ -13,7 +13,8 @@ import { enrollMachine, setMaintenance } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { currentAgentNonceForMac } from "../netboot/agent-nonce";
 import { setBatchSettings } from "./batch-settings";
-import { abortBatch, createBatch, getBatch, resumeBatch } from "./batches";
+import { startBatch } from "../operator/bulk-actions";
+import { abortBatch, getBatch, resumeBatch } from "./batches";
 import type { MachinePorts } from "./ports";
 import { until } from "../testing/until";
 
@@ -120,11 +121,13 @@ async function runAgent(a: App, mac: string): Promise<void> {
 }
 
 /** Manageable machines (inspect is allowed from there). */
-function manageable(a: App, n: number, prefix = "batch") {
+function manageable(a: App, n: number, prefix = "batch", withoutBmc = false) {
   return Array.from({ length: n }, () => {
     const k = ++seq;
     const mac = `52:54:00:88:${(k >> 8).toString(16).padStart(2, "0")}:${(k & 255).toString(16).padStart(2, "0")}`;
-    const { id } = enrollMachine(a.domain, { name: `${prefix}-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1 }, "test");
+    // A fake BMC: the plan (server/operator/plan.ts) skips machines without one for every job action.
+    const bmc = withoutBmc ? undefined : { address: `10.251.${k >> 8}.${k & 255}`, port: 623, username: "root", password: "pw", driver: "fake" as const, privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
+    const { id } = enrollMachine(a.domain, { name: `${prefix}-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1, ...(bmc && { bmc }) }, "test");
     transition(a.domain, id, "manage", { actor: "test" });
     return { id, mac };
   });
@@ -145,13 +148,13 @@ describe("batch creation", () => {
     const ms = manageable(app, 2);
     const { id: enrolled } = enrollMachine(app.domain, { name: `batch-enrolled-${++seq}`, bootMac: "52:54:00:88:ff:01", uHeight: 1 }, "test");
     // Release of a Manageable machine: nothing would act, so nothing is asked to be confirmed.
-    expect(() => createBatch(app.domain, { selection: { ids: [ms[0]!.id] }, kind: "clean", concurrency: 1, failureThresholdPct: 20 }, "user:t")).toThrow(
+    expect(() => startBatch(app.domain, { selection: { ids: [ms[0]!.id] }, kind: "clean", concurrency: 1, failureThresholdPct: 20 }, "user:t")).toThrow(
       /No machine in the selection can take "Release"/,
     );
-    expect(() => createBatch(app.domain, { selection: { ids: [enrolled] }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t")).toThrow(
+    expect(() => startBatch(app.domain, { selection: { ids: [enrolled] }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t")).toThrow(
       /No machine in the selection can take "Inspect"/,
     );
-    const r = createBatch(app.domain, { selection: { ids: [...ms.map((m) => m.id), enrolled] }, kind: "inspect", concurrency: 5, failureThresholdPct: 100 }, "user:t");
+    const r = startBatch(app.domain, { selection: { ids: [...ms.map((m) => m.id), enrolled] }, kind: "inspect", concurrency: 5, failureThresholdPct: 100 }, "user:t");
     expect(r.queued).toBe(2);
     expect(r.skipped).toEqual([expect.objectContaining({ machineId: enrolled, error: expect.stringMatching(/not allowed in state Enrolled/) })]);
     expect(getBatch(app.domain.db, r.batchId).skippedMachines).toHaveLength(1);
@@ -161,10 +164,10 @@ describe("batch creation", () => {
   it("takes all machines matching a filter", () => {
     const ms = manageable(app, 3, "flt");
     const selection = { filter: { q: "flt-" } };
-    expect(() => createBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 3 }, "user:t")).toThrow(
+    expect(() => startBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 3 }, "user:t")).toThrow(
       /No machine in the selection can take "Release": flt-\d+ Release is not allowed in state Manageable/,
     );
-    const r = createBatch(app.domain, { selection, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
+    const r = startBatch(app.domain, { selection, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
     expect(r).toMatchObject({ queued: 3, skipped: [] });
     expect(getBatch(app.domain.db, r.batchId).machines.map((m) => m.machineId).sort()).toEqual(ms.map((m) => m.id).sort());
     abortBatch(app.domain, r.batchId, true, "user:t");
@@ -174,7 +177,7 @@ describe("batch creation", () => {
 describe("a batch under its concurrency limit", () => {
   it("never runs more than N jobs at once, and finishes when every machine is done", async () => {
     const ms = manageable(app, 6);
-    const { batchId } = createBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
+    const { batchId } = startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
     let max = 0;
     const off = app.domain.bus.subscribe((e) => {
       if (e.type === "job.changed" && e.batchId === batchId) max = Math.max(max, running(app, batchId).length);
@@ -205,7 +208,7 @@ describe("the failure threshold", () => {
     hook.received.length = 0;
     const ms = manageable(app, 6);
     for (const m of ms.slice(0, 3)) rec.failing.add(m.id);
-    const { batchId } = createBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
+    const { batchId } = startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
     await until("paused", () => batchRow(app, batchId).state === "paused");
     // Three failures of three finished (the minimum sample): 100% > 20%. The fourth job was running and goes on.
     const states = jobStates(app, batchId);
@@ -246,7 +249,7 @@ describe("the failure threshold", () => {
     hook.received.length = 0;
     const ms = manageable(app, 4);
     for (const m of ms) rec.failing.add(m.id);
-    const { batchId } = createBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 0 }, "user:t");
+    const { batchId } = startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 0 }, "user:t");
     await until("paused", () => batchRow(app, batchId).state === "paused");
     // Threshold 0: the first failure pauses.
     expect(getBatch(app.domain.db, batchId).counts).toMatchObject({ failed: 1, queued: 3 });
@@ -264,7 +267,7 @@ describe("the failure threshold", () => {
 describe("abort", () => {
   it("cancels queued jobs and lets the running one finish; or cancels running jobs too, powering nothing off", async () => {
     const ms = manageable(app, 4);
-    const { batchId } = createBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
+    const { batchId } = startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
     await until("first running", () => running(app, batchId).length === 1);
     abortBatch(app.domain, batchId, false, "user:t");
     expect(batchRow(app, batchId)).toMatchObject({ state: "aborted", finishedAt: null });
@@ -276,7 +279,7 @@ describe("abort", () => {
     expect(jobStates(app, batchId).map((j) => j.state)).toEqual(["succeeded", "cancelled", "cancelled", "cancelled"]);
 
     const more = manageable(app, 3);
-    const b2 = createBatch(app.domain, { selection: { ids: more.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 100 }, "user:t").batchId;
+    const b2 = startBatch(app.domain, { selection: { ids: more.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 100 }, "user:t").batchId;
     await until("two running", () => running(app, b2).length === 2);
     await until("power cycled", () => more.slice(0, 2).every((m) => rec.calls.includes(`powerCycle(${m.id})`)));
     rec.calls.length = 0;
@@ -290,7 +293,7 @@ describe("abort", () => {
 
   it("fails a queued job whose machine can no longer move when its turn comes, with the reason", async () => {
     const ms = manageable(app, 2);
-    const { batchId } = createBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
+    const { batchId } = startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
     await until("first running", () => running(app, batchId).length === 1);
     setMaintenance(app.domain, ms[1]!.id, true, "rack work", "user:t");
     await runAgent(app, ms[0]!.mac);
@@ -305,7 +308,7 @@ describe("restart", () => {
     const dir = tempDir();
     let a = await boot(dir);
     const ms = manageable(a, 3);
-    const { batchId } = createBatch(a.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
+    const { batchId } = startBatch(a.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
     await until("first running", () => running(a, batchId).length === 1);
     await a.close();
     a = await boot(dir);
@@ -339,10 +342,10 @@ describe("power batches", () => {
 
   it("cycles power under the concurrency limit, skips machines without a BMC, and leaves the lifecycle alone", async () => {
     const ids = withBmc(4, "available");
-    const [noBmc] = manageable(app, 1, "nobmc");
+    const [noBmc] = manageable(app, 1, "nobmc", true);
     const selection = { ids: [...ids, noBmc!.id] };
     // The typed count is the number that acts (4), not the number selected (5).
-    expect(() => createBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 5 }, "user:t")).toThrow(
+    expect(() => startBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 5 }, "user:t")).toThrow(
       /Type the number of machines that will act \(4\)/,
     );
     rec.calls.length = 0;
@@ -351,9 +354,9 @@ describe("power batches", () => {
     const off = app.domain.bus.subscribe((e) => {
       if (e.type === "job.changed" && e.batchId === batchId) max = Math.max(max, running(app, batchId).length);
     });
-    const created = createBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 4 }, "user:t");
+    const created = startBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 4 }, "user:t");
     batchId = created.batchId;
-    expect(created).toMatchObject({ queued: 4, skipped: [{ machineId: noBmc!.id, error: "has no BMC" }] });
+    expect(created).toMatchObject({ queued: 4, skipped: [{ machineId: noBmc!.id, error: "has no BMC to switch its power" }] });
     await until("batch finished", () => batchRow(app, batchId).state === "finished");
     off();
     expect(max).toBeLessThanOrEqual(2);
@@ -368,7 +371,7 @@ describe("power batches", () => {
   it("pauses and alerts when power fails on too many machines; each machine keeps its error, none changes state", async () => {
     const ids = withBmc(5, "manageable");
     for (const id of ids.slice(0, 3)) rec.powerFailing.add(id);
-    const { batchId } = createBatch(app.domain, { selection: { ids }, kind: "power_off", concurrency: 1, failureThresholdPct: 50, confirmCount: 5 }, "user:t");
+    const { batchId } = startBatch(app.domain, { selection: { ids }, kind: "power_off", concurrency: 1, failureThresholdPct: 50, confirmCount: 5 }, "user:t");
     await until("paused", () => batchRow(app, batchId).state === "paused");
     const detail = getBatch(app.domain.db, batchId);
     expect(detail.counts).toMatchObject({ failed: 3, queued: 2 });

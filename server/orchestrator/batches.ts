@@ -6,7 +6,6 @@
 import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import {
   BATCH_KIND_LABELS,
-  batchAction,
   CONFIRM_BATCH_KINDS,
   POWER_BATCH_KINDS,
   type BatchCreated,
@@ -20,17 +19,15 @@ import {
 } from "../../lib/batches";
 import { AppError } from "../../lib/errors";
 import { plural } from "../../lib/format";
-import { ACTIVE_JOB_STATES, type JobKind, type JobState } from "../../lib/jobs";
-import { ACTION_LABELS, nextState, STATE_LABELS, type MachineState } from "../../lib/lifecycle";
+import type { JobKind, JobState } from "../../lib/jobs";
 import type { LiveEvent } from "../../lib/live-events";
 import type { z } from "zod";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { batches, bmcs, jobs, machines, osProfiles, steps, type OsProfile } from "../db/schema";
+import { batches, jobs, machines, osProfiles, steps, type OsProfile } from "../db/schema";
 import { getNetbootSettings } from "../netboot/settings";
 import type { NetbootSettings } from "../../lib/netboot";
 import { recordEvent } from "../events/audit";
-import { resolveSelection } from "../machines/selection";
 import { countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
 import { cancelJob, cancelQueuedJobs, stepRows } from "./job-state";
 import { deployParamsFor, reinstallKind } from "./jobs";
@@ -42,21 +39,18 @@ interface Planned {
   params: Record<string, unknown>;
 }
 
-type Candidate = { id: number; name: string; state: MachineState; maintenance: boolean; hasBmc: boolean; osProfileId: number | null };
-/** What planning every machine of a batch reads once: OS profiles by id, the netboot settings. */
-interface PlanContext {
+/** What building every acting machine's job reads once: OS profiles by id, the netboot settings. */
+interface JobContext {
   profiles: Map<number, OsProfile>;
   settings: NetbootSettings;
 }
 
-/** The job one machine would get, or why it cannot get one. */
-function plan(db: Db, kind: BatchKind, m: Candidate, busy: Set<number>, ctx: PlanContext): Planned | string {
-  if (busy.has(m.id)) return "already runs a job";
-  // Power works in any state and in maintenance, as the immediate power API does; it needs a BMC.
-  if (POWER_BATCH_KINDS.includes(kind)) return m.hasBmc ? { machineId: m.id, kind: kind as JobKind, params: {} } : "has no BMC";
-  if (m.maintenance) return "in maintenance";
-  const action = batchAction(kind)!;
-  if (!nextState(m.state, action)) return `${ACTION_LABELS[action]} is not allowed in state ${STATE_LABELS[m.state]}`;
+/**
+ * The job an acting machine gets (its kind and parameters), or why none can be built (a deploy whose profile cannot
+ * render). Whether the machine acts at all is the plan's decision (server/operator/plan.ts), not made again here.
+ */
+function jobFor(db: Db, kind: BatchKind, m: { id: number; osProfileId: number | null }, ctx: JobContext): Planned | string {
+  if (POWER_BATCH_KINDS.includes(kind)) return { machineId: m.id, kind: kind as JobKind, params: {} };
   try {
     if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
     if (kind === "clean") return { machineId: m.id, kind: "clean", params: { wipeMode: "signatures" } };
@@ -78,63 +72,43 @@ export interface DecidedBatch {
 }
 
 /**
- * Create a batch over a selection: every machine that can take the action gets a queued job; the others are
- * skipped with the reason (kept on the batch). Destructive and power-cutting kinds (CONFIRM_BATCH_KINDS) need
- * `confirmCount` equal to the number of machines that will act. With `decided` (the operator's confirmed plan) the
- * batch takes exactly those machines and profiles; without it, it decides by itself.
- * @throws AppError VALIDATION (empty selection, wrong confirmation, no machine can take the action), CONFLICT
+ * Create a batch as the operator's confirmed plan decided it (server/operator/bulk-actions.ts startBatch): every
+ * acting machine gets a queued job, the skipped ones are kept on the batch with the plan's reason. The plan owns
+ * the act/skip decision; this only builds the jobs. Destructive and power-cutting kinds (CONFIRM_BATCH_KINDS) need
+ * `confirmCount` equal to the number of machines that act.
+ * @throws AppError VALIDATION (wrong confirmation, no machine can take the action), CONFLICT
  */
-export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided?: DecidedBatch): BatchCreated {
-  const ids = decided ? decided.acting.map((a) => a.machineId) : resolveSelection(d, input.selection);
-  if (!decided && !ids.length) throw new AppError("VALIDATION", "The selection is empty");
-  const rows = d.db
-    .select({
-      id: machines.id,
-      name: machines.name,
-      state: machines.state,
-      maintenance: machines.maintenance,
-      osProfileId: machines.osProfileId,
-      bmcId: bmcs.machineId,
-    })
-    .from(machines)
-    .leftJoin(bmcs, eq(bmcs.machineId, machines.id))
-    .where(inArray(machines.id, ids))
-    .all()
-    .map(({ bmcId, ...m }) => ({ ...m, hasBmc: bmcId !== null }));
+export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided: DecidedBatch): BatchCreated {
+  const ids = decided.acting.map((a) => a.machineId);
+  const rows = ids.length
+    ? d.db.select({ id: machines.id, name: machines.name, osProfileId: machines.osProfileId }).from(machines).where(inArray(machines.id, ids)).all()
+    : [];
   const byId = new Map(rows.map((r) => [r.id, r]));
   // Deploy and reinstall with the OS profile chosen for the selection: recorded on the machine with its job (a retry
   // deploys the machine's profile again).
   const profileChanges: { machineId: number; osProfileId: number }[] = [];
-  for (const a of decided?.acting ?? []) {
+  for (const a of decided.acting) {
     const m = byId.get(a.machineId);
     if (!m || a.osProfileId === null || a.osProfileId === m.osProfileId) continue;
     profileChanges.push({ machineId: a.machineId, osProfileId: a.osProfileId });
     m.osProfileId = a.osProfileId;
   }
-  const busy = new Set(
-    d.db
-      .select({ m: jobs.machineId })
-      .from(jobs)
-      .where(and(inArray(jobs.machineId, ids), inArray(jobs.state, [...ACTIVE_JOB_STATES])))
-      .all()
-      .map((r) => r.m),
-  );
-  const ctx: PlanContext = {
+  const ctx: JobContext = {
     profiles: new Map(d.db.select().from(osProfiles).all().map((p) => [p.id, p])),
     settings: getNetbootSettings(d.db),
   };
   const planned: Planned[] = [];
-  const skipped: BatchSkipped[] = [...(decided?.skipped ?? [])];
+  const skipped: BatchSkipped[] = [...decided.skipped];
   for (const id of ids) {
     const m = byId.get(id);
-    const p = m ? plan(d.db, input.kind, m, busy, ctx) : "does not exist";
+    const p = m ? jobFor(d.db, input.kind, m, ctx) : "does not exist";
     if (typeof p === "string") skipped.push({ machineId: id, name: m?.name ?? `#${id}`, error: p });
     else planned.push(p);
   }
-  const acting = decided ? decided.acting.length : planned.length;
+  const acting = decided.acting.length;
   if (CONFIRM_BATCH_KINDS.includes(input.kind) && planned.length && input.confirmCount !== acting) {
     throw new AppError("VALIDATION", `Type the number of machines that will act (${acting}) to confirm`, [
-      { field: "confirmCount", message: `${acting} of the ${ids.length + (decided?.skipped.length ?? 0)} selected machines will act` },
+      { field: "confirmCount", message: `${acting} of the ${ids.length + decided.skipped.length} selected machines will act` },
     ]);
   }
   const label = BATCH_KIND_LABELS[input.kind];

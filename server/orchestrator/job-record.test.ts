@@ -2,7 +2,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { logLines, steps } from "../db/schema";
+import { jobs, logLines, steps } from "../db/schema";
+import { Transcript } from "../oob/console/transcript";
 import { recordEvent } from "../events/audit";
 import { transition } from "../machines/lifecycle";
 import { machineInput } from "../testing/fixtures";
@@ -72,7 +73,52 @@ describe("jobRecord", () => {
     expect(() => jobRecord(h.db, 999_999, consoleDir)).toThrow(/does not exist/);
   });
 
+  it("for the job page: the same axis without the text rendering and the raw transcript", () => {
+    const full = jobRecord(h.db, jobId, consoleDir, 1 << 20, 1e15);
+    const view = jobRecord(h.db, jobId, consoleDir, 1 << 20, 1e15, true);
+    expect(view.timeline).toEqual(full.timeline);
+    expect(view.steps).toEqual(full.steps);
+    expect(view.text).toBe("");
+    expect(view.console.transcript).toBe("");
+    expect(full.console.transcript).toContain("console: login:");
+  });
+
   it("maps streams to sources", () => {
     expect(["agent", "stdout", "stderr", "installer", "phase", "server", "proxy"].map(sourceOf)).toEqual(["agent", "agent", "agent", "installer", "installer", "server", "server"]);
+  });
+});
+
+describe("jobRecord console lines", () => {
+  it("places console lines on the axis by their arrival and links each to the step running then", async () => {
+    const h = createHarness();
+    try {
+      const machineId = (await h.operator.machines.enroll(machineInput(2))).id;
+      transition(h.domain, machineId, "manage", { actor: "test" });
+      const jobId = startJob(h.domain, { machineId, kind: "inspect" }, "test").jobId;
+      const C = h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.createdAt.getTime();
+      const st = h.db.select().from(steps).where(eq(steps.jobId, jobId)).all();
+      const [a, b] = [st[0]!, st[1]!];
+      h.db.update(steps).set({ state: "succeeded", startedAt: new Date(C + 1000), finishedAt: new Date(C + 5000) }).where(eq(steps.id, a.id)).run();
+      h.db.update(steps).set({ state: "running", startedAt: new Date(C + 5000) }).where(eq(steps.id, b.id)).run();
+      const dir = path.join(h.dataDir, "consoles-timed");
+      const t = new Transcript(dir, machineId, 1 << 20, 2);
+      t.append("before the job\r\n", C - 5000);
+      t.append("in the first step\r\n", C + 2000);
+      t.append("\x1b[32min the sec", C + 6000);
+      t.append("ond step\x1b[0m\r\n", C + 7000);
+      const r = jobRecord(h.db, jobId, dir, 1 << 20, C + 60_000);
+      const con = r.timeline.filter((e) => e.source === "console");
+      expect(con).toEqual([
+        { ts: C + 2000, source: "console", stepId: a.id, stepName: a.name, text: "in the first step" },
+        { ts: C + 6000, source: "console", stepId: b.id, stepName: b.name, text: "in the second step" },
+      ]);
+      const ts = r.timeline.map((e) => e.ts);
+      expect([...ts].sort((x, y) => x - y)).toEqual(ts);
+      expect(r.text).toMatch(/console\s+\S+\s+in the first step/);
+      // The raw transcript still has everything, the line from before the job too.
+      expect(r.console.transcript).toContain("before the job");
+    } finally {
+      h.close();
+    }
   });
 });

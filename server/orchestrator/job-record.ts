@@ -3,28 +3,21 @@
  * the machine's events from the job's start to its end, and the machine's console transcript, merged on one time
  * axis, plus a plain-text rendering of that axis. Served by server/http/job-bundle.ts.
  *
- * The console transcript is stored as raw bytes without timestamps (server/oob/console/transcript.ts), so it is
- * included as text (its last `consoleMaxBytes`) but cannot be placed on the time axis.
+ * Console lines are placed on the axis by the transcript's arrival index (server/oob/console/transcript.ts) and
+ * linked to the step running when they arrived. The raw transcript (its last `consoleMaxBytes`) is included as
+ * well: it also holds what was printed before the index existed, or while no job ran.
  */
 import fs from "node:fs";
 import { and, asc, eq, gte, lte } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import type { JobDto, LogLineDto } from "../../lib/jobs";
+import type { TimelineEntry, TimelineSource } from "../../lib/job-timeline";
 import type { Db } from "../db/client";
 import { events, jobs, logLines, machines } from "../db/schema";
-import { transcriptFiles } from "../oob/console/transcript";
+import { consoleLinesBetween, transcriptFiles } from "../oob/console/transcript";
 import { listMachineJobs } from "./jobs";
 
-export type TimelineSource = "step" | "agent" | "installer" | "server" | "event";
-
-export interface TimelineEntry {
-  ts: number;
-  source: TimelineSource;
-  stepId: number | null;
-  /** The step the entry belongs to, or that was running when it happened. */
-  stepName: string | null;
-  text: string;
-}
+export type { TimelineEntry, TimelineSource } from "../../lib/job-timeline";
 
 export interface JobRecord {
   format: "rackhand-job-record/1";
@@ -62,8 +55,11 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** One line of the text rendering: control characters shown escaped so a line stays a line. */
 const oneLine = (s: string) => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`).replace(/\n/g, "\\n");
 
-/** @throws AppError NOT_FOUND */
-export function jobRecord(db: Db, jobId: number, consoleDir: string, consoleMaxBytes = 1 << 20, now = Date.now()): JobRecord {
+/**
+ * `forView`: for the job page, which shows the axis only: no text rendering and no raw transcript (both empty).
+ * @throws AppError NOT_FOUND
+ */
+export function jobRecord(db: Db, jobId: number, consoleDir: string, consoleMaxBytes = 1 << 20, now = Date.now(), forView = false): JobRecord {
   const jobRow = db.select({ machineId: jobs.machineId }).from(jobs).where(eq(jobs.id, jobId)).get();
   if (!jobRow) throw new AppError("NOT_FOUND", `Job ${jobId} does not exist`);
   const machine = db.select({ id: machines.id, name: machines.name }).from(machines).where(eq(machines.id, jobRow.machineId)).get()!;
@@ -99,9 +95,10 @@ export function jobRecord(db: Db, jobId: number, consoleDir: string, consoleMaxB
     timeline.push({ ts: l.ts, source: sourceOf(l.stream), ...at, text: l.stream === "stderr" ? `[stderr] ${l.text}` : l.text });
   }
   for (const e of evs) timeline.push({ ts: e.ts.getTime(), source: "event", ...stepAt(e.ts.getTime()), text: `${e.kind}: ${e.message} (${e.actor})` });
-  // Stable: equal times keep steps, then lines in seq order, then events.
+  for (const c of consoleLinesBetween(consoleDir, machine.id, job.createdAt, to)) timeline.push({ ts: c.ts, source: "console", ...stepAt(c.ts), text: c.text });
+  // Stable: equal times keep steps, then lines in seq order, then events, then console lines.
   timeline.sort((a, b) => a.ts - b.ts);
-  const consoleText = readTail(transcriptFiles(consoleDir, machine.id), consoleMaxBytes);
+  const consoleText = forView ? { text: "", truncated: false } : readTail(transcriptFiles(consoleDir, machine.id), consoleMaxBytes);
   const { steps: stepList, ...jobOnly } = job;
   const head = [
     `Rackhand job record: job #${job.id} (${job.kind}) on ${machine.name} (machine ${machine.id})`,
@@ -112,8 +109,8 @@ export function jobRecord(db: Db, jobId: number, consoleDir: string, consoleMaxB
     "",
     "Timeline (time, source, step, text):",
   ];
-  const body = timeline.map((t) => `${iso(t.ts)} ${t.source.padEnd(9)} ${(t.stepName ?? "-").padEnd(16)} ${oneLine(t.text)}`);
-  const tail = ["", `Console transcript (no timestamps${consoleText.truncated ? `; last ${consoleMaxBytes} bytes` : ""}):`, consoleText.text];
+  const body = forView ? [] : timeline.map((t) => `${iso(t.ts)} ${t.source.padEnd(9)} ${(t.stepName ?? "-").padEnd(16)} ${oneLine(t.text)}`);
+  const tail = ["", `Console transcript (raw${consoleText.truncated ? `; last ${consoleMaxBytes} bytes` : ""}):`, consoleText.text];
   return {
     format: "rackhand-job-record/1",
     generatedAt: iso(now),
@@ -121,7 +118,7 @@ export function jobRecord(db: Db, jobId: number, consoleDir: string, consoleMaxB
     job: jobOnly,
     steps: stepList,
     timeline,
-    console: { transcript: consoleText.text, truncated: consoleText.truncated, note: "The console transcript is stored without timestamps, so it is not on the time axis." },
-    text: [...head, ...body, ...tail].join("\n"),
+    console: { transcript: consoleText.text, truncated: consoleText.truncated, note: "Console lines printed while the job ran are on the time axis (source console); this is the raw transcript." },
+    text: forView ? "" : [...head, ...body, ...tail].join("\n"),
   };
 }

@@ -9,6 +9,7 @@ import { batches, bmcs, events, machines, nics, racks, sessions, users } from ".
 import type { Logger } from "../../log";
 import { transition } from "../../machines/lifecycle";
 import { startPowerAction } from "../../operator/hand-power";
+import { READ_ONLY_MUTATIONS } from "../access";
 import { startJob } from "../../orchestrator/job-state";
 import { expectTrpcError, machineInput, procedureAt, procedures } from "../../testing/fixtures";
 import { createHarness, type Harness } from "../../testing/harness";
@@ -167,9 +168,15 @@ describe("roles on every procedure", () => {
       await expectTrpcError(procedureAt(h.anonymous, path)(mutationInputs[path]!()), "UNAUTHORIZED");
     });
 
-    it.each(MUTATIONS)("%s: a read-only API token gets FORBIDDEN, even an admin's", async (path) => {
+    it.each(MUTATIONS.filter((p) => !READ_ONLY_MUTATIONS.includes(p)))("%s: a read-only API token gets FORBIDDEN, even an admin's", async (path) => {
       const { error } = await expectTrpcError(procedureAt(h.readOnlyAdmin, path)(mutationInputs[path]!()), "FORBIDDEN");
       expect(error.message).toMatch(/read-only/);
+    });
+
+    it.each(READ_ONLY_MUTATIONS)("%s writes nothing: a read-only API token may call it, a read-only viewer may not", async (path) => {
+      await expect(procedureAt(h.readOnlyAdmin, path)(mutationInputs[path]!())).resolves.toBeDefined();
+      const roViewer = h.caller({ id: 4242, name: "ro-viewer", role: "viewer" }, undefined, "127.0.0.1", { id: 2, readOnly: true });
+      await expectTrpcError(procedureAt(roViewer, path)(mutationInputs[path]!()), "FORBIDDEN");
     });
 
     it.each(MUTATIONS.filter((p) => minRole(p) !== "viewer"))("%s: viewer gets FORBIDDEN", async (path) => {

@@ -21,7 +21,7 @@ import { resolveSelection } from "../../machines/selection";
 import { bulkAction, setOsProfile } from "../../operator/bulk-actions";
 import { computePlan, publicPlan } from "../../operator/plan";
 import { operatorAction } from "../../operator/lifecycle-actions";
-import { operatorProcedure, router, viewerProcedure } from "../trpc";
+import { operatorProcedure, operatorReadProcedure, router, viewerProcedure } from "../trpc";
 
 const id = z.object({ id: z.number().int().positive() });
 
@@ -50,9 +50,9 @@ export const machinesRouter = router({
   /**
    * The plan of a bulk operation (lifecycle action, power, batch, set OS profile) without doing it: per machine act
    * or skip with the reason, what changes, totals, and the plan id to execute exactly it. A mutation only because a
-   * selection of 10,000 ids does not fit a GET URL; it writes nothing.
+   * selection of 10,000 ids does not fit a GET URL; it writes nothing, so read-only API tokens may call it.
    */
-  plan: operatorProcedure
+  plan: operatorReadProcedure
     .input(planInputSchema)
     .output(machinesOut.plan)
     .mutation(({ ctx, input }) => publicPlan(computePlan(ctx.domain, input.selection, input.op), input.limit)),
