@@ -4,6 +4,7 @@ import path from "node:path";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPgCluster, type PgCluster } from "../../testing/pg-cluster";
+import { until } from "../../testing/until";
 import { openStore } from "../client";
 import { openPgDatabase, type PgDb } from "./client";
 import { machines, nics, racks, settings } from "./schema";
@@ -113,6 +114,32 @@ describe("openPgDatabase on a real PostgreSQL", () => {
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // Last in this file: it restarts the shared cluster.
+  it("a PostgreSQL restart cuts every connection; the pool reconnects and nothing written is lost", async () => {
+    const db = await openPgDatabase(await cluster.createDatabase(), { max: 3 });
+    try {
+      const at = new Date();
+      await db.insert(racks).values({ name: "before-restart", createdAt: at, updatedAt: at });
+      // Hold connections in the pool (idle) so the restart has something to cut.
+      await Promise.all([1, 2, 3].map(() => db.execute(sql`SELECT pg_sleep(0.05)`)));
+      await cluster.restart();
+      // Idle clients that lost their connection were dropped by the pool ('error' listened to): the next
+      // queries open new connections.
+      const names = await until("queries to work again after the restart", async () => {
+        try {
+          return (await db.select({ name: racks.name }).from(racks)).map((r) => r.name);
+        } catch {
+          return undefined;
+        }
+      });
+      expect(names).toContain("before-restart");
+      await db.insert(racks).values({ name: "after-restart", createdAt: at, updatedAt: at });
+      expect((await db.select().from(racks)).map((r) => r.name).sort()).toEqual(["after-restart", "before-restart"]);
+    } finally {
+      await db.$client.end();
     }
   });
 });
