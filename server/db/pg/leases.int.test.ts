@@ -104,7 +104,7 @@ describe("step leases (SELECT … FOR UPDATE SKIP LOCKED)", () => {
 
   it("an expired lease is taken over with the same attempt; the former holder can neither renew nor finish it", async () => {
     const [id] = await readySteps(1);
-    const [first] = await claimSteps(dbs[0]!, "proc1", { limit: 1, leaseMs: 300 });
+    const [first] = await claimSteps(dbs[0]!, "proc1", { limit: 1, leaseMs: 1500 });
     expect(first).toMatchObject({ id, attempt: 1, owner: "proc1", takenOver: false });
     // While the lease runs nobody else gets the step.
     expect(await claimSteps(dbs[1]!, "proc2", { limit: 5, leaseMs: 60_000 })).toEqual([]);
@@ -122,13 +122,14 @@ describe("step leases (SELECT … FOR UPDATE SKIP LOCKED)", () => {
 
   it("a renewed lease is not taken over", async () => {
     const [id] = await readySteps(1);
-    await claimSteps(dbs[0]!, "proc1", { limit: 1, leaseMs: 1000 });
-    const end = Date.now() + 3000; // three times the lease
-    while (Date.now() < end) {
-      expect(await renewSteps(dbs[0]!, "proc1", [id!], 1000)).toEqual([id]);
-      expect(await claimSteps(dbs[1]!, "proc2", { limit: 1, leaseMs: 1000 })).toEqual([]);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const [first] = await claimSteps(dbs[0]!, "proc1", { limit: 1, leaseMs: 500 });
+    expect(await renewSteps(dbs[0]!, "proc1", [id!], 60_000)).toEqual([id]);
+    // Past the first lease's end by the database's clock, the renewed one still runs.
+    await until("the first lease's end to pass", async () => {
+      const r = await db().execute<{ past: boolean }>(sql`SELECT clock_timestamp() > ${first!.expiresAt.toISOString()}::timestamptz AS past`);
+      return r.rows[0]!.past;
+    });
+    expect(await claimSteps(dbs[1]!, "proc2", { limit: 1, leaseMs: 1000 })).toEqual([]);
   });
 
   it("agent steps and steps in other states are not server leases", async () => {
@@ -170,12 +171,12 @@ describe("named leases: the netboot leader of a provisioning network", () => {
 
   it("the holder renews; others fail until it lapses; the epoch grows at each change of holder", async () => {
     const name = "netboot:prov0";
-    const a1 = await acquireLease(dbs[0]!, name, "proc1", 400);
+    const a1 = await acquireLease(dbs[0]!, name, "proc1", 1500);
     expect(a1).toMatchObject({ held: true, holder: "proc1", epoch: 1 });
-    const a2 = await acquireLease(dbs[0]!, name, "proc1", 400);
+    const a2 = await acquireLease(dbs[0]!, name, "proc1", 1500);
     expect(a2).toMatchObject({ held: true, epoch: 1 });
     expect(a2.expiresAt!.getTime()).toBeGreaterThanOrEqual(a1.expiresAt!.getTime());
-    expect(await acquireLease(dbs[1]!, name, "proc2", 400)).toMatchObject({ held: false, holder: "proc1" });
+    expect(await acquireLease(dbs[1]!, name, "proc2", 1500)).toMatchObject({ held: false, holder: "proc1" });
     const b = await until("proc1's lease to lapse", async () => {
       const s = await acquireLease(dbs[1]!, name, "proc2", 400);
       return s.held && s;
@@ -189,9 +190,9 @@ describe("named leases: the netboot leader of a provisioning network", () => {
   it("LeaderLease: a follower takes over after the leader stops renewing, never while its lease runs", async () => {
     const name = "netboot:prov1";
     const changes: string[] = [];
-    const ttlMs = 1200;
-    const a = new LeaderLease(dbs[0]!, name, "proc1", { ttlMs, renewMs: 200, onChange: (l, e) => changes.push(`proc1 ${l} ${e}`) });
-    const b = new LeaderLease(dbs[1]!, name, "proc2", { ttlMs, renewMs: 200, onChange: (l, e) => changes.push(`proc2 ${l} ${e}`) });
+    const ttlMs = 3000;
+    const a = new LeaderLease(dbs[0]!, name, "proc1", { ttlMs, renewMs: 300, onChange: (l, e) => changes.push(`proc1 ${l} ${e}`) });
+    const b = new LeaderLease(dbs[1]!, name, "proc2", { ttlMs, renewMs: 300, onChange: (l, e) => changes.push(`proc2 ${l} ${e}`) });
     a.start();
     await until("proc1 to lead", () => a.isLeader());
     b.start();
@@ -214,7 +215,7 @@ describe("named leases: the netboot leader of a provisioning network", () => {
       expect(b.currentEpoch()).toBe(2);
       // A clean stop hands over at once.
       await b.stop(true);
-      const c = new LeaderLease(dbs[2]!, name, "proc3", { ttlMs, renewMs: 200 });
+      const c = new LeaderLease(dbs[2]!, name, "proc3", { ttlMs, renewMs: 300 });
       await c.tick();
       expect(c.isLeader()).toBe(true);
       expect(c.currentEpoch()).toBe(3);
@@ -332,8 +333,8 @@ describe("real processes", () => {
     const holder = runTaker("hold", "childH", "3");
     const held = await until("the child to hold its steps", () => holder.out().includes("\n") && (JSON.parse(holder.out()) as number[]), 30_000);
     expect(held).toEqual(ids);
-    // Alive and renewing: nothing to take over.
-    await new Promise((r) => setTimeout(r, 800));
+    // Alive and renewing: past its first lease (2 s), still nothing to take over.
+    await new Promise((r) => setTimeout(r, 2500));
     expect(await claimSteps(db(), "survivor", { limit: 10, leaseMs: 60_000 })).toEqual([]);
     holder.child.kill("SIGKILL");
     await holder.exited;

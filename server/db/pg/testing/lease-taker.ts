@@ -17,7 +17,7 @@ if (mode === "drain") {
   process.stdout.write(`${JSON.stringify(done)}\n`);
   await db.$client.end();
 } else {
-  const got = await claimSteps(db, owner, { limit: Number(n ?? 1), leaseMs: 600 });
+  const got = await claimSteps(db, owner, { limit: Number(n ?? 1), leaseMs: 2000 });
   process.stdout.write(`${JSON.stringify(got.map((l) => l.id))}\n`);
-  setInterval(() => void renewSteps(db, owner, got.map((l) => l.id), 600), 100);
+  setInterval(() => void renewSteps(db, owner, got.map((l) => l.id), 2000), 200);
 }
