@@ -284,7 +284,15 @@ describe("power sweeps and per-BMC exclusion", () => {
       return new Promise<void>((r) => (release = r));
     });
     await until("the first process to hold the BMC", () => holderSignal);
-    await expect(withBmcLock(dbs[1]!.$client, bmc, async () => "never", 200)).rejects.toThrow(/10\.9\.0\.3:6230 is busy/);
+    const one = await openPgDatabase(url, { max: 1 });
+    try {
+      await expect(withBmcLock(one.$client, bmc, async () => "never", 200)).rejects.toThrow(/10\.9\.0\.3:6230 is busy/);
+      // The wait limit did not stay on the pooled connection.
+      expect((await one.execute<{ lock_timeout: string }>(sql`SHOW lock_timeout`)).rows[0]!.lock_timeout).toBe("0");
+      expect(await withBmcLock(one.$client, { address: "10.9.0.4", port: 623 }, async () => "free", 200)).toBe("free");
+    } finally {
+      await one.$client.end();
+    }
     // The holder's connection is cut (its process lost the database): the lock goes with it.
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();

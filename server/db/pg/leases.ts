@@ -284,10 +284,15 @@ export async function withBmcLock<T>(pool: pg.Pool, bmc: { address: string; port
   client.on("error", onGone);
   client.on("end", onGone);
   try {
-    await client.query("SELECT set_config('lock_timeout', $1, false)", [`${positive("waitMs", waitMs)}ms`]);
+    // The wait limit is local to a transaction, so the pooled connection goes back with its own; the advisory lock
+    // is the session's and outlives the COMMIT.
+    await client.query("BEGIN");
     try {
+      await client.query("SELECT set_config('lock_timeout', $1, true)", [`${positive("waitMs", waitMs)}ms`]);
       await client.query("SELECT pg_advisory_lock($1, hashtext($2))", [BMC_LOCK_NS, key]);
+      await client.query("COMMIT");
     } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
       if ((err as { code?: string }).code === "55P03") throw new Error(`BMC ${key} is busy (another Rackhand process talks to it); waited ${waitMs} ms`);
       throw err;
     }
