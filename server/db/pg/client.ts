@@ -44,14 +44,7 @@ export function checkDatabaseUrl(url: string): string {
  * applied (drizzle's migrator takes no lock of its own).
  */
 export async function openPgDatabase(url: string, opts: PgOptions = {}): Promise<PgDb> {
-  const pool = new pg.Pool({
-    connectionString: checkDatabaseUrl(url),
-    max: opts.max ?? 10,
-    application_name: opts.applicationName ?? "rackhand",
-  });
-  // An idle client losing its connection (a PostgreSQL restart) emits 'error' on the pool: without a listener that
-  // would end the process. The pool drops the client and opens a new one on the next query.
-  pool.on("error", () => {});
+  const pool = createPgPool(url, opts);
   try {
     await migratePg(pool);
   } catch (err) {
@@ -59,6 +52,23 @@ export async function openPgDatabase(url: string, opts: PgOptions = {}): Promise
     throw err;
   }
   return drizzle<typeof schema, pg.Pool>(pool, { schema });
+}
+
+/**
+ * A node-postgres pool that survives a PostgreSQL restart or failover. A client that loses its connection emits
+ * 'error': on the pool when idle, on itself when checked out (a LISTEN connection such as socket.io's adapter
+ * holds, a query in flight). Without a listener either would end the process. The query in flight fails with its
+ * own error, the pool drops the client and opens a new one on the next query, and a LISTEN holder sees 'end'.
+ */
+export function createPgPool(url: string, opts: PgOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: checkDatabaseUrl(url),
+    max: opts.max ?? 10,
+    application_name: opts.applicationName ?? "rackhand",
+  });
+  pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
+  return pool;
 }
 
 /** Apply drizzle-pg/ migrations, one process at a time, on one connection (a pool of one is enough). */
