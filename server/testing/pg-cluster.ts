@@ -105,6 +105,19 @@ export async function startPgCluster(): Promise<PgCluster> {
   }
 
   let stopped = false;
+  // If the test process ends without stop() (a hook that timed out, a crash), the server must not outlive it:
+  // immediate shutdown of our own postmaster (by the pid in its data directory), then the directory goes.
+  const onExit = () => {
+    if (stopped) return;
+    try {
+      const pid = Number(fs.readFileSync(path.join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+      if (pid > 1) process.kill(pid, "SIGQUIT");
+    } catch {
+      // not running
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", onExit);
   return {
     url: url("postgres"),
     dir,
@@ -126,6 +139,7 @@ export async function startPgCluster(): Promise<PgCluster> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      process.off("exit", onExit);
       try {
         await pgCtl("stop", "-m", "fast");
       } finally {

@@ -33,8 +33,9 @@ beforeAll(async () => {
   dbs = await Promise.all([1, 2, 3, 4].map((i) => openPgDatabase(url, { max: 4, applicationName: `proc${i}` })));
 }, 120_000);
 afterAll(async () => {
-  await Promise.all((dbs ?? []).map((d) => d.$client.end()));
+  // The server first: a fast shutdown ends every session, so closing the pools cannot hang on one.
   await cluster?.stop();
+  await Promise.all((dbs ?? []).map((d) => d.$client.end()));
 });
 
 const db = () => dbs[0]!;
@@ -225,6 +226,18 @@ describe("named leases: the netboot leader of a provisioning network", () => {
       await a.stop(false);
       await b.stop(false);
     }
+  });
+
+  it("LeaderLease: a renewal in flight when stop() is called cannot make the stopped process lead again", async () => {
+    const changes: boolean[] = [];
+    const l = new LeaderLease(dbs[0]!, "netboot:prov3", "proc1", { ttlMs: 3000, renewMs: 300, onChange: (leader) => changes.push(leader) });
+    await l.tick();
+    const renewal = l.tick(); // in flight
+    await l.stop(false);
+    await renewal;
+    await l.tick(); // ignored once stopped
+    expect(l.isLeader()).toBe(false);
+    expect(changes).toEqual([true, false]);
   });
 
   it("LeaderLease steps down by its own clock when the database stops answering", async () => {

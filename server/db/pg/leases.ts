@@ -177,7 +177,8 @@ export class LeaderLease {
   private validUntil = 0;
   private epoch = 0;
   private leader = false;
-  private busy = false;
+  private stopped = false;
+  private inflight: Promise<void> | null = null;
 
   constructor(
     private readonly db: PgDb,
@@ -191,16 +192,21 @@ export class LeaderLease {
   }
 
   start(): void {
-    if (this.timer) return;
+    if (this.timer || this.stopped) return;
     this.timer = setInterval(() => void this.tick(), this.opts.renewMs);
     void this.tick();
   }
 
-  /** Stop renewing; with `release`, give the lease up at once (a clean shutdown) instead of letting it lapse. */
+  /**
+   * Stop renewing (for good); with `release`, give the lease up at once (a clean shutdown) instead of letting it
+   * lapse. A renewal in flight is waited for, so it cannot make a stopped process lead again.
+   */
   async stop(release = true): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    const was = this.isLeader();
+    await this.inflight;
+    const was = this.leader;
     this.setLeader(false);
     if (release && was) await releaseLease(this.db, this.name, this.holder).catch(() => false);
   }
@@ -215,8 +221,12 @@ export class LeaderLease {
 
   /** One renewal or takeover attempt (the timer's; tests call it directly). */
   async tick(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
+    if (this.inflight || this.stopped) return this.inflight ?? undefined;
+    this.inflight = this.attempt().finally(() => (this.inflight = null));
+    return this.inflight;
+  }
+
+  private async attempt(): Promise<void> {
     const sentAt = Date.now();
     try {
       const s = await acquireLease(this.db, this.name, this.holder, this.opts.ttlMs);
@@ -224,12 +234,10 @@ export class LeaderLease {
         this.validUntil = sentAt + this.opts.ttlMs;
         this.epoch = s.epoch;
       }
-      this.setLeader(s.held);
+      if (!this.stopped) this.setLeader(s.held);
     } catch (err) {
       this.opts.onError?.(err as Error);
-      this.setLeader(this.isLeader());
-    } finally {
-      this.busy = false;
+      if (!this.stopped) this.setLeader(this.isLeader());
     }
   }
 
