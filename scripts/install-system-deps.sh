@@ -15,7 +15,9 @@
 #            ovmf (UEFI firmware for the UEFI VM tests) and efibootmgr (UEFI boot entries, shipped in the RAM disk),
 #            the network-file checkers: network-manager (nmcli --offline), python3-gi + gir1.2-nm-1.0 (libnm's
 #            keyfile reader), netplan.io (netplan generate) and ifupdown (ifup --no-act); on a host with systemd
-#            network-manager's daemon starts too (it leaves interfaces listed in /etc/network/interfaces alone)
+#            network-manager's daemon starts too (it leaves interfaces listed in /etc/network/interfaces alone),
+#            postgresql (the PostgreSQL tests start their own private server from its binaries; the package's own
+#            "main" cluster service is neither started nor enabled, like apt-cacher-ng's)
 # Needs root (or sudo) when something is missing; prints what and why otherwise.
 set -euo pipefail
 profile="${1:-runtime}"
@@ -25,6 +27,7 @@ if [ "$profile" = "test" ]; then
   pkgs+=(chromium fonts-dejavu-core openipmi busybox-static iproute2 fdisk zstd xz-utils binutils)
   pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap graphviz ovmf efibootmgr debconf)
   pkgs+=(network-manager python3-gi gir1.2-nm-1.0 netplan.io ifupdown)
+  pkgs+=(postgresql)
 elif [ "$profile" = "ramdisk" ]; then
   pkgs+=(busybox-static fdisk zstd xz-utils binutils debootstrap efibootmgr)
 fi
@@ -54,9 +57,11 @@ export DEBIAN_FRONTEND=noninteractive
 # deb-systemd-invoke) nor enabled at boot. A policy-rc.d already present (containers) is left as it is.
 acng_new=""
 [[ " ${missing[*]} " == *" apt-cacher-ng "* ]] && acng_new=1
+pg_new=""
+[[ " ${missing[*]} " == *" postgresql "* ]] && pg_new=1
 policy=/usr/sbin/policy-rc.d
 own_policy=""
-if [ -n "$acng_new" ] && [ ! -e "$policy" ]; then
+if [ -n "$acng_new$pg_new" ] && [ ! -e "$policy" ]; then
   printf '#!/bin/sh\n# rackhand install-system-deps.sh: no service starts while it installs packages\nexit 101\n' | $SUDO tee "$policy" >/dev/null
   $SUDO chmod 755 "$policy"
   own_policy=1
@@ -66,6 +71,9 @@ finish() {
   if [ -n "$acng_new" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
     $SUDO systemctl disable --now apt-cacher-ng.service >/dev/null 2>&1 || true
     echo "rackhand: apt-cacher-ng installed without its own daemon (Rackhand runs the managed proxy itself)"
+  fi
+  if [ -n "$pg_new" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now postgresql.service >/dev/null 2>&1 || true
   fi
 }
 # Another apt may hold the dpkg lock for a moment (unattended upgrades, a parallel job): retry.

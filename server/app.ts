@@ -69,6 +69,10 @@ export interface AppOverrides {
  * Resolves when the port is listening.
  */
 export async function startApp(config: Config, log: Logger, overrides: AppOverrides = {}): Promise<App> {
+  if (config.databaseUrl) {
+    // The schema, migrations and coordination primitives exist (server/db/pg), the domain is still synchronous SQLite.
+    throw new Error("RACKHAND_DATABASE_URL is set, but the server cannot run on PostgreSQL yet (docs/ARCHITECTURE.md, PostgreSQL): unset it to use SQLite");
+  }
   const dbFile = path.join(config.dataDir, "rackhand.db");
   const db = openDatabase(dbFile);
   const checkpointer = startCheckpointer(db.$client, dbFile, log.child("db"));

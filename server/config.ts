@@ -8,6 +8,7 @@ import type { OobConfig } from "./oob/types";
  */
 const envSchema = z.object({
   RACKHAND_DATA_DIR: z.string().default("./data"),
+  RACKHAND_DATABASE_URL: z.string().optional(),
   RACKHAND_HOST: z.string().default("0.0.0.0"),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   RACKHAND_ADMIN_PASSWORD: z.string().min(10, "RACKHAND_ADMIN_PASSWORD must have at least 10 characters").optional(),
@@ -33,6 +34,8 @@ const envSchema = z.object({
 
 export interface Config {
   dataDir: string;
+  /** postgres://… selects PostgreSQL instead of the SQLite file under dataDir (server/db/client.ts openStore). */
+  databaseUrl?: string;
   host: string;
   port: number;
   adminPassword?: string;
@@ -62,6 +65,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const e = parsed.data;
   return {
     dataDir: path.resolve(e.RACKHAND_DATA_DIR),
+    databaseUrl: e.RACKHAND_DATABASE_URL || undefined,
     host: e.RACKHAND_HOST,
     port: e.PORT,
     adminPassword: e.RACKHAND_ADMIN_PASSWORD,

@@ -1,24 +1,15 @@
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
+import { migrationsFolder } from "./migrations";
+import { openPgDatabase, type PgDb } from "./pg/client";
 import * as schema from "./schema";
 
-export type Db = BetterSQLite3Database<typeof schema> & { $client: Database.Database };
+export { migrationsFolder };
 
-/** Where drizzle-kit writes migrations. Works from source (tsx, vitest) and from the bundle in dist/. */
-export function migrationsFolder(): string {
-  const candidates = [
-    path.resolve(process.cwd(), "drizzle"),
-    path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../drizzle"),
-    path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../drizzle"),
-  ];
-  const found = candidates.find((p) => fs.existsSync(path.join(p, "meta", "_journal.json")));
-  if (!found) throw new Error(`drizzle migrations not found (looked in ${candidates.join(", ")})`);
-  return found;
-}
+export type Db = BetterSQLite3Database<typeof schema> & { $client: Database.Database };
 
 /**
  * Open (creating if needed) the SQLite database at `file`, set WAL mode and apply pending migrations.
@@ -43,6 +34,18 @@ export function openDatabase(file: string): Db {
   const db: Db = drizzle(sqlite, { schema });
   migrate(db, { migrationsFolder: migrationsFolder() });
   return db;
+}
+
+/**
+ * The store of a process: PostgreSQL when RACKHAND_DATABASE_URL is set (drizzle's node-postgres driver, the
+ * drizzle-pg/ migrations applied), else the SQLite file `rackhand.db` under the data directory, as always.
+ */
+export type Store = { kind: "sqlite"; db: Db; file: string } | { kind: "postgres"; db: PgDb };
+
+export async function openStore(dataDir: string, databaseUrl: string | undefined): Promise<Store> {
+  if (databaseUrl) return { kind: "postgres", db: await openPgDatabase(databaseUrl) };
+  const file = path.join(dataDir, "rackhand.db");
+  return { kind: "sqlite", db: openDatabase(file), file };
 }
 
 /**

@@ -68,6 +68,8 @@ export const steps = sqliteTable(
     /** A pending step waiting out its backoff runs no earlier than this. */
     nextAttemptAt: integer("next_attempt_at", { mode: "timestamp_ms" }),
     leaseExpiresAt: integer("lease_expires_at", { mode: "timestamp_ms" }),
+    /** The process holding a server step's lease when several share PostgreSQL (server/db/pg/leases.ts); null on SQLite. */
+    leaseOwner: text("lease_owner"),
     result: text("result", { mode: "json" }).$type<Record<string, unknown>>(),
     error: text("error"),
     startedAt: integer("started_at", { mode: "timestamp_ms" }),

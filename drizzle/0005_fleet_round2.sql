@@ -1,3 +1,10 @@
+CREATE TABLE `leases` (
+	`name` text PRIMARY KEY NOT NULL,
+	`holder` text NOT NULL,
+	`epoch` integer DEFAULT 0 NOT NULL,
+	`expires_at` integer NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE `ip_allocations` (
 	`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
 	`subnet_id` integer NOT NULL,
@@ -36,6 +43,7 @@ CREATE TABLE `subnets` (
 CREATE UNIQUE INDEX `subnets_name_unique` ON `subnets` (`name`);--> statement-breakpoint
 CREATE UNIQUE INDEX `subnets_cidr_unique` ON `subnets` (`cidr`);--> statement-breakpoint
 CREATE UNIQUE INDEX `subnets_one_provisioning` ON `subnets` (`provisioning`) WHERE "subnets"."provisioning" = 1;--> statement-breakpoint
+ALTER TABLE `steps` ADD `lease_owner` text;--> statement-breakpoint
 ALTER TABLE `nic_links` ADD `subnet_id` integer REFERENCES subnets(id);--> statement-breakpoint
 ALTER TABLE `nic_links` ADD `subnet6_id` integer REFERENCES subnets(id);--> statement-breakpoint
 ALTER TABLE `nics` ADD `subnet_id` integer REFERENCES subnets(id);--> statement-breakpoint
