@@ -81,6 +81,8 @@ describe("schemaDiff finds each kind of difference", () => {
           prefix6: integer("prefix6"),
           gateway6: text("gateway6"),
           dns: text("dns"),
+          subnetId: integer("subnet_id").references(() => pg.subnets.id, { onDelete: "restrict" }),
+          subnet6Id: integer("subnet6_id").references(() => pg.subnets.id, { onDelete: "restrict" }),
         },
         (t) => [index("nics_machine").on(t.machineId), (unique ? uniqueIndex("nics_one_boot") : index("nics_one_boot")).on(t.machineId).where(sql.raw(where))],
       );

@@ -7,3 +7,4 @@ export * from "./leases";
 export * from "./machines";
 export * from "./os-profiles";
 export * from "./racks";
+export * from "./subnets";

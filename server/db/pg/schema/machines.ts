@@ -5,6 +5,7 @@ import type { BmcPrivilege, BootFirmware, FirmwareSetting, PowerState } from "..
 import { id, ts } from "./columns";
 import { osProfiles } from "./os-profiles";
 import { racks } from "./racks";
+import { subnets } from "./subnets";
 
 export const machines = pgTable(
   "machines",
@@ -45,6 +46,8 @@ function addressingColumns() {
     prefix6: integer("prefix6"),
     gateway6: text("gateway6"),
     dns: text("dns"),
+    subnetId: integer("subnet_id").references(() => subnets.id, { onDelete: "restrict" }),
+    subnet6Id: integer("subnet6_id").references(() => subnets.id, { onDelete: "restrict" }),
   };
 }
 
@@ -111,4 +114,29 @@ export const bmcs = pgTable(
     lastError: text("last_error"),
   },
   (t) => [index("bmcs_address").on(t.address, t.port)],
+);
+
+/** See server/db/schema/machines.ts ipAllocations. */
+export const ipAllocations = pgTable(
+  "ip_allocations",
+  {
+    id: id(),
+    subnetId: integer("subnet_id")
+      .notNull()
+      .references(() => subnets.id, { onDelete: "restrict" }),
+    address: text("address").notNull(),
+    sortKey: text("sort_key").notNull(),
+    machineId: integer("machine_id")
+      .notNull()
+      .references(() => machines.id, { onDelete: "cascade" }),
+    nicId: integer("nic_id").references(() => nics.id, { onDelete: "cascade" }),
+    linkId: integer("link_id").references(() => nicLinks.id, { onDelete: "cascade" }),
+    mode: text("mode").$type<"auto" | "static">().notNull(),
+    createdAt: ts("created_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("ip_allocations_subnet_address").on(t.subnetId, t.address),
+    index("ip_allocations_subnet_key").on(t.subnetId, t.sortKey),
+    index("ip_allocations_machine").on(t.machineId),
+  ],
 );
