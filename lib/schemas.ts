@@ -285,6 +285,14 @@ export const CSV_COLUMNS = [
   "os_profile",
 ] as const;
 export const csvImportSchema = z.object({ csv: z.string().max(5_000_000, "CSV larger than 5 MB"), dryRun: z.boolean().default(false) });
+/**
+ * machines.bulkEnroll: up to 10,000 machines, each an object of machines.enroll's fields. Rows are checked on the
+ * server one by one, like CSV rows, so every problem comes back with its row number (1-based) and field.
+ */
+export const bulkEnrollSchema = z.object({
+  machines: z.array(z.unknown()).min(1, "No machines to enroll").max(10_000, "At most 10,000 machines per request"),
+  dryRun: z.boolean().default(false),
+});
 
 /** Turn zod issues into "field: message" for user-facing errors. */
 export function formatIssues(error: z.ZodError): { field: string; message: string }[] {

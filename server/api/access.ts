@@ -22,6 +22,7 @@ export const ACCESS: Record<string, "public" | Role> = {
   "machines.get": "viewer",
   "machines.enroll": "operator",
   "machines.importCsv": "operator",
+  "machines.bulkEnroll": "operator",
   "machines.update": "operator",
   "machines.delete": "operator",
   "machines.action": "operator",

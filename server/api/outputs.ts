@@ -90,6 +90,13 @@ export const machinesOut = {
     errors: z.array(z.object({ message: s, row: n.optional(), field: s.optional() })),
     rows: z.array(z.object({ row: n, name: s, mac: s, ip: ns, rack: ns, uPosition: nn, bmcAddress: ns, osProfile: ns })),
   }),
+  bulkEnroll: z.object({
+    ok: z.boolean(),
+    dryRun: z.boolean(),
+    enrolled: n,
+    ids: z.array(n),
+    errors: z.array(z.object({ message: s, row: n.optional(), field: s.optional() })),
+  }),
   action: z.object({ machineId: n, from: state, to: state, jobId: n.optional() }),
   bulkAction: z.array(
     z.object({ id: n, name: s, ok: z.boolean(), error: s.optional(), state: state.optional(), skipped: z.boolean().optional(), profile: ns.optional() }),

@@ -49,6 +49,7 @@ describe("roles on every procedure", () => {
     "racks.delete": () => ({ id: fx.rackDel }),
     "machines.enroll": () => machineInput(900),
     "machines.importCsv": () => ({ csv: "name,mac\nauth-csv,52:54:00:0a:0a:0a" }),
+    "machines.bulkEnroll": () => ({ machines: [{ name: "auth-bulk", bootMac: "52:54:00:0a:0a:0b" }] }),
     "machines.update": () => ({ id: fx.m1, ip: "10.1.2.3" }),
     "machines.delete": () => ({ id: fx.mDel }),
     "machines.action": () => ({ id: fx.m2, action: "manage" }),

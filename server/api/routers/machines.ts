@@ -2,6 +2,7 @@ import { idOut, machinesOut, noneOut } from "../outputs";
 import { z } from "zod";
 import {
   bulkActionSchema,
+  bulkEnrollSchema,
   csvImportSchema,
   lifecycleActionSchema,
   machineEnrollSchema,
@@ -12,6 +13,7 @@ import {
   setOsProfileSchema,
 } from "../../../lib/schemas";
 import { planInputSchema } from "../../../lib/plan";
+import { bulkEnroll } from "../../machines/bulk-enroll";
 import { importCsv } from "../../machines/csv";
 import { deleteMachine, enrollMachine, setMaintenance, updateMachine } from "../../machines/enroll";
 import { fleetSummary, getMachine, listMachines } from "../../machines/queries";
@@ -37,6 +39,11 @@ export const machinesRouter = router({
     .input(csvImportSchema)
     .output(machinesOut.importCsv)
     .mutation(({ ctx, input }) => importCsv(ctx.domain, input.csv, ctx.actor, input.dryRun)),
+  /** Many machines at once (JSON), with the CSV import's checks: all or nothing, every problem with its row. */
+  bulkEnroll: operatorProcedure
+    .input(bulkEnrollSchema)
+    .output(machinesOut.bulkEnroll)
+    .mutation(({ ctx, input }) => bulkEnroll(ctx.domain, input.machines, ctx.actor, input.dryRun)),
   update: operatorProcedure.input(machineUpdateSchema).output(noneOut).mutation(({ ctx, input }) => updateMachine(ctx.domain, input, ctx.actor)),
   delete: operatorProcedure.input(id).output(noneOut).mutation(({ ctx, input }) => deleteMachine(ctx.domain, input.id, ctx.actor)),
   action: operatorProcedure
