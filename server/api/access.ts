@@ -17,6 +17,7 @@ export const ACCESS: Record<string, "public" | Role> = {
   "racks.update": "operator",
   "racks.delete": "operator",
   "machines.list": "viewer",
+  "machines.listFields": "viewer",
   "machines.count": "viewer",
   "machines.summary": "viewer",
   "machines.get": "viewer",

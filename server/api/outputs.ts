@@ -50,7 +50,9 @@ export const racksOut = {
 };
 
 export const machinesOut = {
-  list: z.object({ rows: z.array(machineRow), total: n, page: n, pageSize: n }),
+  list: z.object({ rows: z.array(machineRow), total: n, page: n, pageSize: n, nextCursor: ns }),
+  /** machines.list with only the requested fields in each row (and id). */
+  listFields: z.object({ rows: z.array(machineRow.partial().extend({ id: n })), total: n, page: n, pageSize: n, nextCursor: ns }),
   count: z.object({ total: n }),
   summary: z.object({
     total: n,

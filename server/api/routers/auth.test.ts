@@ -84,6 +84,7 @@ describe("roles on every procedure", () => {
     "racks.list": () => undefined,
     "racks.elevations": () => undefined,
     "machines.list": () => ({}),
+    "machines.listFields": () => ({ fields: ["name"] }),
     "machines.count": () => ({}),
     "machines.summary": () => undefined,
     "machines.get": () => ({ id: fx.m1 }),

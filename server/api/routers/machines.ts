@@ -7,6 +7,7 @@ import {
   lifecycleActionSchema,
   machineEnrollSchema,
   machineFilterSchema,
+  machineListFieldsSchema,
   machineListSchema,
   machineUpdateSchema,
   maintenanceSchema,
@@ -16,7 +17,7 @@ import { planInputSchema } from "../../../lib/plan";
 import { bulkEnroll } from "../../machines/bulk-enroll";
 import { importCsv } from "../../machines/csv";
 import { deleteMachine, enrollMachine, setMaintenance, updateMachine } from "../../machines/enroll";
-import { fleetSummary, getMachine, listMachines } from "../../machines/queries";
+import { fleetSummary, getMachine, listMachines, listRows } from "../../machines/queries";
 import { resolveSelection } from "../../machines/selection";
 import { bulkAction, setOsProfile } from "../../operator/bulk-actions";
 import { computePlan, publicPlan } from "../../operator/plan";
@@ -27,6 +28,11 @@ const id = z.object({ id: z.number().int().positive() });
 
 export const machinesRouter = router({
   list: viewerProcedure.input(machineListSchema).output(machinesOut.list).query(({ ctx, input }) => listMachines(ctx.domain.db, input)),
+  /** machines.list with only the named fields in each row (smaller answers, fewer joins for large pages). */
+  listFields: viewerProcedure
+    .input(machineListFieldsSchema)
+    .output(machinesOut.listFields)
+    .query(({ ctx, input }) => listRows(ctx.domain.db, input)),
   /** How many machines a filter matches (for "select all N matching"). */
   count: viewerProcedure
     .input(machineFilterSchema)
