@@ -270,11 +270,11 @@ function curveContext(points: CurvePoint[], idle: { busyPercent: number }, other
     "",
     renderCurve(points),
     "",
-    "Each row is a fresh `node dist/server.mjs` (NODE_ENV=production, UI on unless marked API only) seeded with `machines.bulkEnroll` in requests " +
+    "Each row is a fresh `node --max-semi-space-size=1 dist/server.mjs` (as `npm run serve` starts it; NODE_ENV=production, UI on unless marked API only) seeded with `machines.bulkEnroll` in requests " +
       "of ≤ 10,000 (racked 1U, fake-driver BMC), then `machines.bulkAction` manage (all) and provide (40 %, interleaved): no jobs run. " +
       "List figures are client wall time over HTTP (request, JSON parse), sort by name: a page of 100 at offsets cycling through every page, " +
       "the same walked with `cursor`, the 40 % `states=[available]` filter, and every machine as keyset pages of 10,000. " +
-      "Enrollment: 1,000 `machines.enroll` requests from 8 concurrent clients after the list runs. RSS (VmRSS, peak VmHWM) is read after them. " +
+      "Enrollment: 1,000 `machines.enroll` requests from 8 concurrent clients after the list runs. RSS (VmRSS, peak VmHWM) is read after them, and again after 15 s without requests. " +
       "Power sync: the server's own CPU for one sweep (`oob.syncNow`, median of 3 after a first), with every state skipped, then with every machine on the fake driver. " +
       "Targets at 10,000: filtered page p50 ≤ 2 ms, bulk enroll ≥ 20,000/s, enroll ≥ 1,000/s, sweep ≤ 10 ms / ≤ 300 ms CPU, RSS ≤ 150 MiB (UI) / ≤ 110 MiB (API only).",
   ].join("\n");
