@@ -9,7 +9,7 @@ import path from "node:path";
 import { writeSection } from "./lib/sections";
 import os from "node:os";
 import { machineEnrollSchema } from "../lib/schemas";
-import { enrollMany } from "../server/machines/enroll";
+import { enrollMany } from "../server/machines/bulk-enroll";
 import { sweepPower } from "../server/oob/power-sync";
 import { startSims, SIM_USER, type IpmiSim } from "../server/oob/testing/ipmi-sim";
 import { createHarness } from "../server/testing/harness";

@@ -181,13 +181,49 @@ export const machineFilterSchema = z.object({
 });
 export type MachineFilter = z.infer<typeof machineFilterSchema>;
 
+/** The fields of a machines.list row (lib/dto.ts MachineRow), which `fields` may select from. */
+export const MACHINE_ROW_FIELDS = [
+  "id",
+  "name",
+  "state",
+  "powerState",
+  "powerPending",
+  "maintenance",
+  "rackId",
+  "rackName",
+  "uPosition",
+  "uHeight",
+  "firmware",
+  "bootFirmware",
+  "bootMac",
+  "ip",
+  "osProfileName",
+  "lastError",
+  "bmcReachable",
+  "bmcLastSeen",
+] as const;
+export type MachineRowField = (typeof MACHINE_ROW_FIELDS)[number];
+
 export const machineListSchema = machineFilterSchema.extend({
   sort: z.enum(SORT_FIELDS).default("name"),
   dir: z.enum(["asc", "desc"]).default("asc"),
   page: z.number().int().min(1).default(1),
   pageSize: z.number().int().min(1).max(10_000).default(50),
+  /**
+   * Keyset paging: the `nextCursor` of the previous page (same sort and direction); `page` is then ignored. Stable
+   * while machines are added or removed, and as cheap on the last page as on the first.
+   */
+  cursor: z.string().max(1024, "Not a cursor from machines.list").optional(),
 });
 export type MachineListInput = z.input<typeof machineListSchema>;
+
+/** machines.listFields: machines.list with only these fields in each row (`id` is always included). */
+export const machineListFieldsSchema = machineListSchema.extend({
+  fields: z
+    .array(z.enum(MACHINE_ROW_FIELDS, { error: (iss) => `Unknown field ${JSON.stringify(String(iss.input).slice(0, 40))}; the fields are ${MACHINE_ROW_FIELDS.join(", ")}` }))
+    .min(1, "Name at least one field")
+    .max(MACHINE_ROW_FIELDS.length),
+});
 
 /** A selection is explicit ids (this page) or a filter (all N matching). */
 export const selectionSchema = z.union([
@@ -292,6 +328,14 @@ export const CSV_COLUMNS = [
   "address_mode",
 ] as const;
 export const csvImportSchema = z.object({ csv: z.string().max(5_000_000, "CSV larger than 5 MB"), dryRun: z.boolean().default(false) });
+/**
+ * machines.bulkEnroll: up to 10,000 machines, each an object of machines.enroll's fields. Rows are checked on the
+ * server one by one, like CSV rows, so every problem comes back with its row number (1-based) and field.
+ */
+export const bulkEnrollSchema = z.object({
+  machines: z.array(z.unknown()).min(1, "No machines to enroll").max(10_000, "At most 10,000 machines per request"),
+  dryRun: z.boolean().default(false),
+});
 
 /** Turn zod issues into "field: message" for user-facing errors. */
 export function formatIssues(error: z.ZodError): { field: string; message: string }[] {

@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh runtime
 export NODE_ENV=production NEXT_TELEMETRY_DISABLED=1
 export RACKHAND_DEMO="${RACKHAND_DEMO:-true}"
-exec node dist/server.mjs
+# A 1 MiB young generation: the heap shrinks back after a burst (a 10,000-row list) instead of keeping its
+# high-water mark (docs/BENCHMARKS.md, memory).
+exec node --max-semi-space-size=1 dist/server.mjs

@@ -69,8 +69,8 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** Start `node dist/server.mjs` with a fresh data directory and wait until /healthz answers. */
-export async function startServer(root: string, adminPassword: string): Promise<ServerProcess> {
+/** Start `node --max-semi-space-size=1 dist/server.mjs` with a fresh data directory and wait until /healthz answers. `extraEnv`: e.g. RACKHAND_UI. */
+export async function startServer(root: string, adminPassword: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-bench-"));
   const port = await freePort();
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("RACKHAND_")));
@@ -82,8 +82,10 @@ export async function startServer(root: string, adminPassword: string): Promise<
     PORT: String(port),
     RACKHAND_HOST: "127.0.0.1",
     RACKHAND_ADMIN_PASSWORD: adminPassword,
+    ...extraEnv,
   };
-  const child = spawn(process.execPath, ["dist/server.mjs"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  // As scripts/start.sh and `npm run serve` start it.
+  const child = spawn(process.execPath, ["--max-semi-space-size=1", "dist/server.mjs"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
   const collect = (chunk: Buffer) => {
     lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));

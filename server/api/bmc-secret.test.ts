@@ -4,6 +4,7 @@
  */
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MACHINE_ROW_FIELDS } from "../../lib/schemas";
 import { bmcs, events } from "../db/schema";
 import { machineInput, procedureAt, procedures } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
@@ -121,6 +122,7 @@ describe("BMC passwords", () => {
       "racks.list": [undefined],
       "racks.elevations": [undefined, { rackIds: [rackId] }],
       "machines.list": [{}, { q: "node" }, { pageSize: 1000 }, { sort: "ip" }],
+      "machines.listFields": [{ fields: [...MACHINE_ROW_FIELDS] }, { fields: [...MACHINE_ROW_FIELDS], pageSize: 2000, q: "node" }],
       "machines.count": [{}],
       "machines.summary": [undefined],
       "machines.get": ids.map((id) => ({ id })),

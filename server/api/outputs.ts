@@ -76,7 +76,9 @@ const netIfaceOut = z.object({
 
 export const machinesOut = {
   network: z.object({ bootMac: ns, network: z.object({ interfaces: z.array(netIfaceOut), dns: z.array(s), search: z.array(s) }) }),
-  list: z.object({ rows: z.array(machineRow), total: n, page: n, pageSize: n }),
+  list: z.object({ rows: z.array(machineRow), total: n, page: n, pageSize: n, nextCursor: ns }),
+  /** machines.list with only the requested fields in each row (and id). */
+  listFields: z.object({ rows: z.array(machineRow.partial().extend({ id: n })), total: n, page: n, pageSize: n, nextCursor: ns }),
   count: z.object({ total: n }),
   summary: z.object({
     total: n,
@@ -115,6 +117,13 @@ export const machinesOut = {
     imported: n,
     errors: z.array(z.object({ message: s, row: n.optional(), field: s.optional() })),
     rows: z.array(z.object({ row: n, name: s, mac: s, ip: ns, rack: ns, uPosition: nn, bmcAddress: ns, osProfile: ns })),
+  }),
+  bulkEnroll: z.object({
+    ok: z.boolean(),
+    dryRun: z.boolean(),
+    enrolled: n,
+    ids: z.array(n),
+    errors: z.array(z.object({ message: s, row: n.optional(), field: s.optional() })),
   }),
   action: z.object({ machineId: n, from: state, to: state, jobId: n.optional() }),
   bulkAction: z.array(

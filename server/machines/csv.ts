@@ -1,14 +1,12 @@
 import Papa from "papaparse";
 import { AppError, type ErrorDetail } from "../../lib/errors";
-import { CSV_COLUMNS, machineEnrollSchema, type MachineEnroll } from "../../lib/schemas";
+import { CSV_COLUMNS } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import { osProfiles, racks, subnets } from "../db/schema";
-import { describe, enrollMany, uniqueProblems, type UniqueKeys } from "./enroll";
-import { checkPlacement } from "./placement";
-import { bmcAddressProblem } from "../../lib/bmc-address";
-import { isIPv4, normalizeMac } from "../../lib/net";
+import { enrollRows, MAX_BULK_ROWS, type EnrollRow } from "./bulk-enroll";
+import { describe } from "./enroll";
 
-const MAX_ROWS = 10_000;
+const MAX_ROWS = MAX_BULK_ROWS;
 
 /** What the import dialog previews: each row as it will be enrolled (no password). */
 export interface CsvPreviewRow {
@@ -49,21 +47,6 @@ const FIELD_TO_COLUMN: Record<string, string> = {
   "network.addressMode": "address_mode",
 };
 
-/** The values of a raw row that must be unique, normalized as enrollment stores them (null where unusable). */
-function uniqueKeysOf(raw: Record<string, string>): UniqueKeys & { name: string | null; mac: string | null; ip: string | null } {
-  const port = intOrUndefined(raw.bmc_port);
-  const address = raw.bmc_address?.toLowerCase() ?? "";
-  return {
-    name: raw.name ? raw.name.toLowerCase() : null,
-    mac: raw.mac ? normalizeMac(raw.mac) : null,
-    ip: raw.ip && isIPv4(raw.ip) ? raw.ip : null,
-    bmc:
-      address && !bmcAddressProblem(address) && (port === undefined || (Number.isInteger(port) && port >= 1 && port <= 65535))
-        ? { driver: raw.bmc_driver || "ipmitool", address, port: port ?? 623 }
-        : null,
-  };
-}
-
 const intOrUndefined = (s: string | undefined) => (s === undefined || s === "" ? undefined : /^-?\d+$/.test(s) ? Number(s) : NaN);
 
 /**
@@ -98,33 +81,23 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
   const rackIds = new Map(d.db.select({ id: racks.id, name: racks.name }).from(racks).all().map((r) => [r.name, r.id]));
   const profileIds = new Map(d.db.select({ id: osProfiles.id, name: osProfiles.name }).from(osProfiles).all().map((p) => [p.name, p.id]));
   const subnetIds = new Map(d.db.select({ id: subnets.id, name: subnets.name }).from(subnets).all().map((p) => [p.name, p.id]));
-  const inputs: MachineEnroll[] = [];
-  const rowNumbers: number[] = [];
-  const preview: CsvPreviewRow[] = [];
-  // What each earlier row of the file claims: a value clashing with one is reported as a duplicate within the file.
-  const seen = { name: new Map<string, number>(), mac: new Map<string, number>(), bmc: new Map<string, number>() };
-  /** Machine IPs and BMC addresses share one space: an address is one host's. */
-  const addresses = new Map<string, { row: number; what: "IP" | "BMC address" }>();
-  parsed.data.forEach((raw, i) => {
+  const rows: EnrollRow[] = parsed.data.map((raw, i) => {
     const row = i + 1;
-    const rowErrors: ErrorDetail[] = [];
-    const add = (field: string, message: string) => rowErrors.push({ row, field: FIELD_TO_COLUMN[field] ?? field, message });
+    const pre: ErrorDetail[] = [];
     let rackId: number | undefined;
-    let rackUnknown = false;
     if (raw.rack) {
       rackId = rackIds.get(raw.rack);
-      rackUnknown = !rackId;
-      if (rackUnknown) add("rackId", `No rack named "${raw.rack}"`);
+      if (!rackId) pre.push({ row, field: "rack", message: `No rack named "${raw.rack}"` });
     }
     let osProfileId: number | undefined;
     if (raw.os_profile) {
       osProfileId = profileIds.get(raw.os_profile);
-      if (!osProfileId) add("osProfileId", `No OS profile named "${raw.os_profile}"`);
+      if (!osProfileId) pre.push({ row, field: "os_profile", message: `No OS profile named "${raw.os_profile}"` });
     }
     let subnetId: number | undefined;
     if (raw.subnet) {
       subnetId = subnetIds.get(raw.subnet);
-      if (!subnetId) add("network.subnetId", `No subnet named ${JSON.stringify(raw.subnet.slice(0, 64))}`);
+      if (!subnetId) pre.push({ row, field: "subnet", message: `No subnet named ${JSON.stringify(raw.subnet.slice(0, 64))}` });
     }
     const hasBmc = Boolean(raw.bmc_address || raw.bmc_user || raw.bmc_password);
     const candidate = {
@@ -146,74 +119,35 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
           }
         : null,
     };
-    // Every problem of the row at once: its syntax (each field), duplicates within the file, clashes with the database.
-    const r = machineEnrollSchema.safeParse(candidate);
-    if (!r.success) {
-      for (const issue of r.error.issues) {
-        const message = issue.code === "invalid_type" && /NaN|nan/.test(issue.message) ? "must be a whole number" : issue.message;
-        add(issue.path.join("."), message);
-      }
-    }
-    const keys = uniqueKeysOf(raw);
-    const dup = (map: Map<string, number>, key: string | null, field: string, what: string) => {
-      if (!key) return;
-      const first = map.get(key);
-      if (first !== undefined) add(field, `${what} is also on row ${first} of this file`);
-      else map.set(key, row);
-    };
-    dup(seen.name, keys.name, "name", `Name ${keys.name}`);
-    dup(seen.mac, keys.mac, "bootMac", `MAC ${keys.mac}`);
-    dup(seen.bmc, keys.bmc && keys.bmc.driver !== "fake" ? `${keys.bmc.address}:${keys.bmc.port}` : null, "bmc.address", `BMC address ${keys.bmc?.address}:${keys.bmc?.port}`);
-    const claim = (address: string | null | undefined, what: "IP" | "BMC address", field: string) => {
-      if (!address) return;
-      const first = addresses.get(address);
-      if (first && first.row !== row && !(first.what === "BMC address" && what === "BMC address")) {
-        add(field, `${what} ${address} is also the ${first.what} on row ${first.row} of this file`);
-      } else if (!first) addresses.set(address, { row, what });
-    };
-    claim(keys.ip, "IP", "ip");
-    if (keys.bmc && keys.bmc.driver !== "fake") claim(keys.bmc.address, "BMC address", "bmc.address");
-    for (const det of uniqueProblems(d.db, keys)) add(det.field ?? "", det.message);
-    if (r.success && !rackUnknown) {
-      preview.push({
-        row,
-        name: r.data.name,
-        rack: raw.rack || null,
-        uPosition: r.data.uPosition ?? null,
-        mac: r.data.bootMac,
-        ip: r.data.ip ?? null,
-        bmcAddress: r.data.bmc?.address ?? null,
-        osProfile: osProfileId ? raw.os_profile! : null,
-      });
-      if (!rowErrors.length) {
-        // Checked together below, in file order: placement against the database and the rows before it.
-        inputs.push(r.data);
-        rowNumbers.push(row);
-      } else {
-        // Placement of a row that fails otherwise, against the database alone (reported in the same pass).
-        try {
-          checkPlacement(d.db, r.data);
-        } catch (err) {
-          if (!(err instanceof AppError)) throw err;
-          for (const det of err.details.length ? err.details : [{ message: err.message }]) add(det.field ?? "uPosition", det.message);
-        }
-      }
-    }
-    errors.push(...rowErrors);
+    return { row, candidate, errors: pre, rackUnknown: Boolean(raw.rack) && !rackId };
   });
 
-  // Database checks (uniqueness, U overlap) run even when some rows failed syntax, so one pass shows every error.
-  try {
-    enrollMany(d, inputs, actor, { rowNumbers, dryRun: true });
-  } catch (err) {
-    if (!(err instanceof AppError) || err.code !== "CSV_INVALID") throw err;
-    for (const det of err.details) errors.push({ ...det, field: det.field ? (FIELD_TO_COLUMN[det.field] ?? det.field) : undefined });
-  }
+  // Every problem of every row in one pass (enrollment's shared checks); a file with parse errors is only checked.
+  const r = enrollRows(d, rows, actor, {
+    dryRun: dryRun || errors.length > 0,
+    source: "CSV import",
+    field: (f) => FIELD_TO_COLUMN[f] ?? f,
+    batch: "this file",
+  });
+  const preview: CsvPreviewRow[] = [];
+  r.parsed.forEach((m, i) => {
+    const raw = parsed.data[i]!;
+    if (!m || rows[i]!.rackUnknown) return;
+    preview.push({
+      row: i + 1,
+      name: m.name,
+      rack: raw.rack || null,
+      uPosition: m.uPosition ?? null,
+      mac: m.bootMac,
+      ip: m.ip ?? null,
+      bmcAddress: m.bmc?.address ?? null,
+      osProfile: m.osProfileId ? raw.os_profile! : null,
+    });
+  });
+  errors.push(...r.errors);
   errors.sort((a, b) => (a.row ?? 0) - (b.row ?? 0));
   if (errors.length) return fail(dryRun, errors, preview);
-  if (dryRun) return { ok: true, dryRun, rows: preview, errors: [], imported: 0 };
-  const { ids } = enrollMany(d, inputs, actor, { rowNumbers });
-  return { ok: true, dryRun, rows: preview, errors: [], imported: ids.length };
+  return { ok: true, dryRun, rows: preview, errors: [], imported: r.ids.length };
 }
 
 function fail(dryRun: boolean, errors: ErrorDetail[], rows: CsvPreviewRow[] = []): CsvImportResult {

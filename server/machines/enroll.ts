@@ -1,4 +1,4 @@
-import { and, eq, ne } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { AppError, type ErrorDetail } from "../../lib/errors";
 import { BUSY_STATES, DELETABLE_STATES, STATE_LABELS } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
@@ -23,75 +23,69 @@ export interface UniqueKeys {
   bmc?: { driver: string; address: string; port: number } | null;
 }
 
+/** The lookups of uniqueProblems(), prepared once per connection (a bulk enrollment runs them for every row). */
+const lookups = new WeakMap<object, ReturnType<typeof prepareLookups>>();
+
+function prepareLookups(db: Db) {
+  const c = db.$client;
+  const owner = "JOIN machines m ON m.id = x.machine_id";
+  return {
+    name: c.prepare<[string, number], { id: number }>("SELECT id FROM machines WHERE name = ? AND id != ?"),
+    mac: c.prepare<[string, number], { name: string }>(`SELECT m.name FROM nics x ${owner} WHERE x.mac = ? AND x.machine_id != ?`),
+    ip: c.prepare<[string, number], { name: string }>(`SELECT m.name FROM nics x ${owner} WHERE x.ip = ? AND x.machine_id != ?`),
+    ipAsBmc: c.prepare<[string], { name: string }>(`SELECT m.name FROM bmcs x ${owner} WHERE x.address = ? AND x.driver != 'fake'`),
+    bmc: c.prepare<[string, number, number], { name: string }>(
+      `SELECT m.name FROM bmcs x ${owner} WHERE x.address = ? AND x.port = ? AND x.driver != 'fake' AND x.machine_id != ?`,
+    ),
+    bmcAsIp: c.prepare<[string], { name: string }>(`SELECT m.name FROM nics x ${owner} WHERE x.ip = ?`),
+  };
+}
+
 /**
  * Every clash of `v` with other machines in the database (name, MAC, IP, BMC address:port, and an IP used both as a
  * machine's IP and as a BMC address), with the field it concerns. Field details let forms point at the input.
+ * Runs on `db`'s connection, so inside an open transaction it sees that transaction's rows.
  */
-export function uniqueProblems(tx: Pick<Db, "select">, v: UniqueKeys, excludeMachineId?: number): ErrorDetail[] {
+export function uniqueProblems(db: Db, v: UniqueKeys, excludeMachineId?: number): ErrorDetail[] {
+  let q = lookups.get(db.$client);
+  if (!q) lookups.set(db.$client, (q = prepareLookups(db)));
+  const notSelf = excludeMachineId ?? 0;
   const errors: ErrorDetail[] = [];
-  const notSelf = (col: typeof machines.id | typeof nics.machineId | typeof bmcs.machineId) =>
-    excludeMachineId ? ne(col, excludeMachineId) : undefined;
-  if (v.name) {
-    const hit = tx.select({ id: machines.id }).from(machines).where(and(eq(machines.name, v.name), notSelf(machines.id))).get();
-    if (hit) errors.push({ field: "name", message: `A machine named ${v.name} already exists` });
-  }
+  if (v.name && q.name.get(v.name, notSelf)) errors.push({ field: "name", message: `A machine named ${v.name} already exists` });
   if (v.mac) {
-    const hit = tx
-      .select({ name: machines.name })
-      .from(nics)
-      .innerJoin(machines, eq(machines.id, nics.machineId))
-      .where(and(eq(nics.mac, v.mac), notSelf(nics.machineId)))
-      .get();
+    const hit = q.mac.get(v.mac, notSelf);
     if (hit) errors.push({ field: "bootMac", message: `MAC ${v.mac} belongs to ${hit.name}` });
   }
   if (v.ip) {
-    const hit = tx
-      .select({ name: machines.name })
-      .from(nics)
-      .innerJoin(machines, eq(machines.id, nics.machineId))
-      .where(and(eq(nics.ip, v.ip), notSelf(nics.machineId)))
-      .get();
+    const hit = q.ip.get(v.ip, notSelf);
     if (hit) errors.push({ field: "ip", message: `IP ${v.ip} belongs to ${hit.name}` });
-    const bmc = tx
-      .select({ name: machines.name })
-      .from(bmcs)
-      .innerJoin(machines, eq(machines.id, bmcs.machineId))
-      .where(and(eq(bmcs.address, v.ip), ne(bmcs.driver, "fake")))
-      .get();
+    const bmc = q.ipAsBmc.get(v.ip);
     if (bmc) errors.push({ field: "ip", message: `IP ${v.ip} is the BMC address of ${bmc.name}` });
   }
   if (v.bmc && v.bmc.driver !== "fake") {
     // Stored lower-case (lib/schemas.ts bmcInputSchema), looked up by the bmcs_address index.
     const address = v.bmc.address.toLowerCase();
-    const hit = tx
-      .select({ name: machines.name })
-      .from(bmcs)
-      .innerJoin(machines, eq(machines.id, bmcs.machineId))
-      .where(and(eq(bmcs.address, address), eq(bmcs.port, v.bmc.port), ne(bmcs.driver, "fake"), notSelf(bmcs.machineId)))
-      .get();
+    const hit = q.bmc.get(address, v.bmc.port, notSelf);
     if (hit) errors.push({ field: "bmc.address", message: `BMC address ${v.bmc.address}:${v.bmc.port} belongs to ${hit.name}'s BMC` });
-    const host = tx
-      .select({ name: machines.name })
-      .from(nics)
-      .innerJoin(machines, eq(machines.id, nics.machineId))
-      .where(eq(nics.ip, address))
-      .get();
+    const host = q.bmcAsIp.get(address);
     if (host) errors.push({ field: "bmc.address", message: `BMC address ${v.bmc.address} is the IP of ${host.name}` });
   }
   return errors;
 }
 
 /** @throws AppError CONFLICT with every clash of uniqueProblems(). */
-function checkUnique(tx: Tx, v: UniqueKeys, excludeMachineId?: number): void {
-  const errors = uniqueProblems(tx, v, excludeMachineId);
+function checkUnique(db: Db, v: UniqueKeys, excludeMachineId?: number): void {
+  const errors = uniqueProblems(db, v, excludeMachineId);
   if (errors.length) throw new AppError("CONFLICT", errors.map((e) => e.message).join("; "), errors);
 }
 
 function checkProfile(tx: Tx, id: number | null | undefined): void {
   if (id == null) return;
-  if (!tx.select({ id: osProfiles.id }).from(osProfiles).where(eq(osProfiles.id, id)).get()) {
-    throw new AppError("NOT_FOUND", `OS profile ${id} does not exist`, [{ field: "osProfileId", message: "No such profile" }]);
-  }
+  if (!tx.select({ id: osProfiles.id }).from(osProfiles).where(eq(osProfiles.id, id)).get()) throw profileMissing(id);
+}
+
+export function profileMissing(id: number): AppError {
+  return new AppError("NOT_FOUND", `OS profile ${id} does not exist`, [{ field: "osProfileId", message: "No such profile" }]);
 }
 
 /** Insert one machine inside an open transaction; returns the id and the events to publish after commit. */
@@ -100,7 +94,7 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, al
   // An auto address is free by construction (the allocator excluded every NIC IP and BMC address of its subnet and
   // tracks what this transaction hands out): only typed addresses need the per-row uniqueness queries.
   const auto = boot.allocated && boot.mode === "auto" && boot.columns.ip === boot.allocated.address;
-  checkUnique(tx, { name: input.name, mac: input.bootMac, ip: auto ? null : boot.columns.ip, bmc: input.bmc });
+  checkUnique(d.db, { name: input.name, mac: input.bootMac, ip: auto ? null : boot.columns.ip, bmc: input.bmc });
   if (!boot.allocated && boot.columns.ip) allocator.noteTaken(boot.columns.ip);
   if (input.bmc) allocator.noteTaken(input.bmc.address);
   checkPlacement(tx, input);
@@ -219,59 +213,6 @@ export function enrollMachine(d: Domain, input: MachineEnroll, actor: Actor): { 
   return { id };
 }
 
-/**
- * Enroll many machines all-or-nothing. Every row is checked (against the database and the rows before it);
- * when any row fails, nothing is written and the error lists each failing row and field.
- * `rowNumbers[i]` is how row i is named in errors (e.g. its CSV line).
- */
-export function enrollMany(
-  d: Domain,
-  inputs: MachineEnroll[],
-  actor: Actor,
-  opts: { rowNumbers?: number[]; dryRun?: boolean } = {},
-): { ids: number[] } {
-  const errors: ErrorDetail[] = [];
-  const racksTouched = new Set<number>();
-  const rollback = new Error("rollback");
-  let ids: number[] = [];
-  try {
-    d.db.transaction((tx) => {
-      // One allocator for the whole import: each subnet is read once, addresses are then handed out in memory.
-      const allocator = new Allocator(tx);
-      // Pinned addresses first, so an earlier row's auto address never takes a later row's pinned one.
-      inputs.forEach((input, i) => {
-        if (input.network?.subnetId && input.network.addressMode === "static" && input.ip) allocator.hold(input.network.subnetId, input.ip, i);
-      });
-      inputs.forEach((input, i) => {
-        try {
-          const r = insertMachine(d, tx, input, actor, allocator, i);
-          ids.push(r.id);
-          for (const e of r.live) if (e.type === "rack.changed") racksTouched.add(e.rackId);
-        } catch (err) {
-          if (!(err instanceof AppError)) throw err;
-          const row = opts.rowNumbers?.[i] ?? i + 1;
-          const details = err.details.length ? err.details : [{ message: err.message }];
-          for (const det of details) errors.push({ row, field: det.field, message: det.message });
-        }
-      });
-      if (errors.length || opts.dryRun) throw rollback;
-      allocator.flush();
-    }, { behavior: "immediate" });
-  } catch (err) {
-    if (err !== rollback) throw err;
-    if (errors.length) {
-      throw new AppError("CSV_INVALID", `${errors.length} error(s); nothing was imported. ${describe(errors[0]!)}`, errors);
-    }
-    ids = [];
-  }
-  if (!opts.dryRun) {
-    // One notice per rack and one fleet-wide notice instead of thousands of per-machine messages.
-    for (const rackId of racksTouched) d.bus.publish({ type: "rack.changed", rackId });
-    d.bus.publish({ type: "machines.bulk", count: ids.length });
-  }
-  return { ids };
-}
-
 export function describe(e: ErrorDetail): string {
   return `Row ${e.row}${e.field ? `, field ${e.field}` : ""}: ${e.message}`;
 }
@@ -279,7 +220,7 @@ export function describe(e: ErrorDetail): string {
 export type MachineUpdate = z.output<typeof machineUpdateSchema>;
 
 /** The boot NIC's static network columns from the form's `network` (null/omitted: none). */
-function nicNetwork(n: MachineEnroll["network"]): { ifname: string | null; prefix: number | null; gateway: string | null } {
+export function nicNetwork(n: MachineEnroll["network"]): { ifname: string | null; prefix: number | null; gateway: string | null } {
   return { ifname: n?.ifname ?? null, prefix: n?.prefix ?? null, gateway: n?.gateway ?? null };
 }
 
@@ -290,7 +231,7 @@ export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): vo
     const m = tx.select().from(machines).where(eq(machines.id, input.id)).get();
     if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${input.id} does not exist`);
     const boot = tx.select().from(nics).where(and(eq(nics.machineId, m.id), eq(nics.isBoot, true))).get();
-    checkUnique(tx, { name: input.name, mac: input.bootMac, ip: input.ip }, m.id);
+    checkUnique(d.db, { name: input.name, mac: input.bootMac, ip: input.ip }, m.id);
     const placement = {
       rackId: input.rackId !== undefined ? input.rackId : m.rackId,
       uPosition: input.uPosition !== undefined ? input.uPosition : m.uPosition,

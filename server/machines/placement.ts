@@ -11,19 +11,54 @@ export interface Placement {
   uHeight: number;
 }
 
+/** A machine occupying U positions of a rack (for a clash message). */
+export interface Occupant {
+  name: string;
+  u: number | null;
+  h: number;
+}
+
 /**
  * Check that a machine fits where it is placed: the rack exists, the U range lies inside the rack's height,
  * and no other machine occupies any U of it. A machine may be unracked (no rack, no U).
  * @throws AppError RACK_NOT_FOUND, VALIDATION, U_OUT_OF_RANGE, U_OVERLAP (with field details)
  */
 export function checkPlacement(tx: Tx, p: Placement, excludeMachineId?: number): void {
+  checkPlacementWith(
+    p,
+    (id) => tx.select().from(racks).where(eq(racks.id, id)).get(),
+    (rackId, bottom, top) =>
+      tx
+        .select({ name: machines.name, u: machines.uPosition, h: machines.uHeight })
+        .from(machines)
+        .where(
+          and(
+            eq(machines.rackId, rackId),
+            excludeMachineId ? ne(machines.id, excludeMachineId) : undefined,
+            // Ranges [u, u+h-1] and [pos, top] intersect.
+            sql`${machines.uPosition} <= ${top} AND ${machines.uPosition} + ${machines.uHeight} - 1 >= ${bottom}`,
+          ),
+        )
+        .get(),
+  );
+}
+
+/**
+ * checkPlacement() over given lookups: the rack by id, and a machine occupying any U of [bottom, top] in a rack
+ * (bulk enrollment answers these from memory and prepared statements).
+ */
+export function checkPlacementWith(
+  p: Placement,
+  rackOf: (id: number) => { name: string; heightU: number } | undefined,
+  clashOf: (rackId: number, bottom: number, top: number) => Occupant | undefined,
+): void {
   if (p.rackId == null) {
     if (p.uPosition != null) {
       throw new AppError("VALIDATION", "A U position needs a rack", [{ field: "uPosition", message: "Choose a rack first" }]);
     }
     return;
   }
-  const rack = tx.select().from(racks).where(eq(racks.id, p.rackId)).get();
+  const rack = rackOf(p.rackId);
   if (!rack) throw new AppError("RACK_NOT_FOUND", `Rack ${p.rackId} does not exist`, [{ field: "rackId", message: "No such rack" }]);
   if (p.uPosition == null) {
     throw new AppError("VALIDATION", "A racked machine needs a U position", [{ field: "uPosition", message: "Required" }]);
@@ -36,18 +71,7 @@ export function checkPlacement(tx: Tx, p: Placement, excludeMachineId?: number):
       [{ field: "uPosition", message: `Must be between 1 and ${rack.heightU - p.uHeight + 1}` }],
     );
   }
-  const clash = tx
-    .select({ name: machines.name, u: machines.uPosition, h: machines.uHeight })
-    .from(machines)
-    .where(
-      and(
-        eq(machines.rackId, p.rackId),
-        excludeMachineId ? ne(machines.id, excludeMachineId) : undefined,
-        // Ranges [u, u+h-1] and [pos, top] intersect.
-        sql`${machines.uPosition} <= ${top} AND ${machines.uPosition} + ${machines.uHeight} - 1 >= ${p.uPosition}`,
-      ),
-    )
-    .get();
+  const clash = clashOf(p.rackId, p.uPosition, top);
   if (clash) {
     const range = clash.h > 1 ? `U${clash.u}-U${clash.u! + clash.h - 1}` : `U${clash.u}`;
     throw new AppError("U_OVERLAP", `${range} of rack ${rack.name} is taken by ${clash.name}`, [

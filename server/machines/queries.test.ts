@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SORT_FIELDS } from "../../lib/schemas";
+import { SORT_FIELDS, type MachineFilter, type SortField } from "../../lib/schemas";
+import { expectAppError, expectTrpcError } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
-import { enrollMachine } from "./enroll";
+import { deleteMachine, enrollMachine } from "./enroll";
 import { transition } from "./lifecycle";
-import { listMachines } from "./queries";
+import { listMachines, listRows } from "./queries";
 
 let h: Harness;
 beforeAll(async () => {
@@ -45,5 +46,104 @@ describe("listMachines paging", () => {
     expect(r.total).toBe(every.total);
     expect(r.rows).toEqual(every.rows.slice(0, 3));
     expect(every.rows.every((m) => m.state === "manageable" && m.name.includes("q-1"))).toBe(true);
+  });
+});
+
+describe("keyset paging (cursor)", () => {
+  const walk = (sort: SortField, dir: "asc" | "desc", pageSize: number, filter: MachineFilter = {}) => {
+    const seen: number[] = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < 100; i++) {
+      const page = listMachines(h.db, { ...filter, sort, dir, page: cursor ? 99 : 1, pageSize, cursor });
+      seen.push(...page.rows.map((r) => r.id));
+      if (!page.nextCursor) return seen;
+      cursor = page.nextCursor;
+    }
+    throw new Error("cursor walk did not end");
+  };
+
+  it.each(SORT_FIELDS.flatMap((s) => [[s, "asc"] as const, [s, "desc"] as const]))("pages sorted by %s %s follow the one-query order", (sort, dir) => {
+    const all = listMachines(h.db, { sort, dir, page: 1, pageSize: 5000 });
+    expect(all.nextCursor).toBeNull();
+    for (const size of [1, 7, 30]) expect(walk(sort, dir, size)).toEqual(all.rows.map((r) => r.id));
+    // The large-page path (one query) continues a cursor too.
+    const first = listMachines(h.db, { sort, dir, page: 1, pageSize: 7 });
+    const rest = listMachines(h.db, { sort, dir, page: 1, pageSize: 1001, cursor: first.nextCursor! });
+    expect([...first.rows, ...rest.rows].map((r) => r.id)).toEqual(all.rows.map((r) => r.id));
+    expect(rest.nextCursor).toBeNull();
+  });
+
+  it("keeps the filter and its total", () => {
+    const every = listMachines(h.db, { states: ["manageable"], sort: "ip", dir: "asc", page: 1, pageSize: 5000 });
+    expect(walk("ip", "asc", 4, { states: ["manageable"] })).toEqual(every.rows.map((r) => r.id));
+    const p = listMachines(h.db, { states: ["manageable"], sort: "ip", dir: "asc", page: 1, pageSize: 4 });
+    expect(listMachines(h.db, { states: ["manageable"], sort: "ip", dir: "asc", page: 1, pageSize: 4, cursor: p.nextCursor! }).total).toBe(every.total);
+  });
+
+  it("neither repeats nor skips a row when machines are added and removed between pages", () => {
+    const p1 = listMachines(h.db, { sort: "name", dir: "asc", page: 1, pageSize: 10 });
+    const before = listMachines(h.db, { sort: "name", dir: "asc", page: 1, pageSize: 5000 }).rows.map((r) => r.name);
+    // One machine sorting before the cursor appears, one of the first page goes.
+    const { id } = enrollMachine(h.domain, { name: "a-new-first", bootMac: "52:54:00:0a:01:01", uHeight: 1 }, "test");
+    const gone = p1.rows[2]!;
+    deleteMachine(h.domain, gone.id, "test");
+    const p2 = listMachines(h.db, { sort: "name", dir: "asc", page: 1, pageSize: 10, cursor: p1.nextCursor! });
+    expect(p2.rows.map((r) => r.name)).toEqual(before.slice(10, 20));
+    deleteMachine(h.domain, id, "test");
+  });
+
+  const refused = (cursor: string, sort: SortField = "name", dir: "asc" | "desc" = "asc") => {
+    const err = expectAppError(() => listMachines(h.db, { sort, dir, page: 1, pageSize: 5, cursor }), "VALIDATION");
+    expect(err.details).toEqual([{ field: "cursor", message: expect.any(String) }]);
+    expect(err.message).toMatch(/^Invalid cursor: /);
+    return err.message;
+  };
+  const b64 = (v: unknown) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
+
+  it("refuses hostile and foreign cursors with a clear message", () => {
+    const good = listMachines(h.db, { sort: "rack", dir: "desc", page: 1, pageSize: 5 }).nextCursor!;
+    for (const c of ["", "x y", "a\nb", "a\0b", "../../etc", "'; DROP TABLE machines; --", "$(reboot)", "é", "=".repeat(10), "A".repeat(1025)]) refused(c);
+    for (const v of ["not json", "null", "[]", "42", '"s"', "{}", '{"v":2,"s":"name","d":"asc","k":["a"],"i":1}']) refused(b64(v));
+    expect(refused(good, "name", "asc")).toContain("another order");
+    expect(refused(good, "rack", "asc")).toContain("another order");
+    const base = { v: 1, s: "name", d: "asc", k: ["q-1"], i: 3 };
+    for (const k of [[], ["a", "b"], [null], [{}], [["a"]], [true], ["x".repeat(301)]]) expect(refused(b64({ ...base, k }))).toContain("damaged");
+    for (const i of [0, -1, 1.5, "3", null, 2 ** 60]) expect(refused(b64({ ...base, i }))).toContain("damaged");
+    expect(refused(b64(`{"__proto__":{"v":1},"s":"name"}`))).toContain("not a machines.list cursor");
+    expect(refused(b64({ ...base, s: "constructor" }))).toContain("another order");
+  });
+
+  it("treats any well-formed position as a position: quotes and SQL in a key are only text", () => {
+    const all = listMachines(h.db, { sort: "name", dir: "asc", page: 1, pageSize: 5000 }).rows.map((r) => r.name);
+    const c = Buffer.from(JSON.stringify({ v: 1, s: "name", d: "asc", k: ["q-2' OR 1=1 --"], i: 1 })).toString("base64url");
+    const rows = listMachines(h.db, { sort: "name", dir: "asc", page: 1, pageSize: 5000, cursor: c }).rows.map((r) => r.name);
+    expect(rows).toEqual(all.filter((n) => n > "q-2' OR 1=1 --"));
+  });
+});
+
+describe("field selection (listRows, machines.listFields)", () => {
+  it("returns only the named fields and id, in the same order as the full rows", () => {
+    for (const sort of SORT_FIELDS) {
+      const full = listMachines(h.db, { q: "q-", sort, dir: "asc", page: 2, pageSize: 7 });
+      const some = listRows(h.db, { q: "q-", sort, dir: "asc", page: 2, pageSize: 7, fields: ["name", "state"] });
+      expect(some.rows).toEqual(full.rows.map((r) => ({ id: r.id, name: r.name, state: r.state })));
+      expect(some.nextCursor).toBe(full.nextCursor);
+      const large = listRows(h.db, { q: "q-", sort, dir: "asc", page: 1, pageSize: 2000, fields: ["bmcLastSeen"] });
+      expect(large.rows.map((r) => Object.keys(r).sort().join())).toEqual(large.rows.map(() => "bmcLastSeen,id"));
+      expect(large.rows.map((r) => r.id)).toEqual(listMachines(h.db, { q: "q-", sort, dir: "asc", page: 1, pageSize: 2000 }).rows.map((r) => r.id));
+    }
+  });
+
+  it("refuses unknown and hostile field names over the API", async () => {
+    for (const f of ["password", "passwordEncrypted", "inventory", "__proto__", "name; DROP TABLE machines", "name\n", "", "x".repeat(500), "nämе"]) {
+      const { shape } = await expectTrpcError(h.viewer.machines.listFields({ fields: ["name", f as "name"] }), "BAD_REQUEST");
+      expect(shape.message).toContain("Unknown field");
+      expect(shape.message.length).toBeLessThan(1000);
+    }
+    await expectTrpcError(h.viewer.machines.listFields({ fields: [] }), "BAD_REQUEST");
+    const r = await h.viewer.machines.listFields({ fields: ["ip", "rackName"], sort: "rack", pageSize: 3 });
+    expect(Object.keys(r.rows[0]!).sort()).toEqual(["id", "ip", "rackName"]);
+    const next = await h.viewer.machines.listFields({ fields: ["ip", "rackName"], sort: "rack", pageSize: 3, cursor: r.nextCursor! });
+    expect(next.rows[0]!.id).not.toBe(r.rows[0]!.id);
   });
 });

@@ -80,22 +80,112 @@ const rowColumns = {
   bmcLastSeen: sql<number | null>`${bmcs.lastSeen}`,
 };
 
-export interface ListResult {
-  rows: MachineRow[];
+export interface ListResult<Row = MachineRow> {
+  rows: Row[];
   total: number;
   page: number;
   pageSize: number;
+  /** Pass as `cursor` for the rows after this page (keyset paging); null on the last page. */
+  nextCursor: string | null;
 }
 
-/** The table's row columns with every join they need. */
-function selectRows(db: Db) {
-  return db
-    .select(rowColumns)
+type RowField = keyof typeof rowColumns;
+type PartialRow = Partial<MachineRow> & { id: number };
+
+/** The row query with its joins chosen at run time (drizzle's types follow each join; the rows' type is below). */
+interface RowQuery {
+  leftJoin(table: typeof nics | typeof racks | typeof osProfiles | typeof bmcs, on: SQL): RowQuery;
+  where(where: SQL | undefined): RowQuery;
+  orderBy(...order: SQL[]): RowQuery;
+  limit(n: number): RowQuery;
+  offset(n: number): RowQuery;
+  all(): PartialRow[];
+}
+
+/** The table's row columns (or only `fields`, with `id`) with the joins they need. */
+function selectRows(db: Db, fields?: readonly RowField[]) {
+  const cols: Partial<typeof rowColumns> = fields ? { id: rowColumns.id } : rowColumns;
+  for (const f of fields ?? []) (cols as Record<string, unknown>)[f] = rowColumns[f];
+  const has = (...f: RowField[]) => !fields || f.some((x) => fields.includes(x));
+  let q = db.select(cols as typeof rowColumns).from(machines).$dynamic() as unknown as RowQuery;
+  if (has("bootMac", "ip")) q = q.leftJoin(nics, bootNic);
+  if (has("rackName")) q = q.leftJoin(racks, eq(racks.id, machines.rackId));
+  if (has("osProfileName")) q = q.leftJoin(osProfiles, eq(osProfiles.id, machines.osProfileId));
+  if (has("bmcReachable", "bmcLastSeen")) q = q.leftJoin(bmcs, eq(bmcs.machineId, machines.id));
+  return q;
+}
+
+/**
+ * Keyset paging. Each sort's key, as non-null expressions that order exactly as SORT_COLUMNS does (SQLite puts NULL
+ * before every value; the COALESCE values lie below every real one), then the id ascending as SORT_COLUMNS ends.
+ * `unique`: the key alone is unique, so no id is needed to break ties.
+ */
+const SORT_KEYS: Record<SortField, { keys: SQL[]; unique: boolean }> = {
+  name: { keys: [sql`${machines.name}`], unique: true },
+  state: { keys: [stateOrder, sql`${machines.name}`], unique: true },
+  power: { keys: [sql`${machines.powerState}`, sql`${machines.name}`], unique: true },
+  rack: { keys: [sql`coalesce(${racks.name}, '')`, sql`coalesce(${machines.uPosition}, -1)`], unique: false },
+  ip: { keys: [sql`coalesce(ip_num(${nics.ip}), -1)`], unique: false },
+  mac: { keys: [sql`coalesce(${nics.mac}, '')`], unique: false },
+  created: { keys: [sql`${machines.id}`], unique: true },
+};
+
+type KeyValue = string | number;
+interface Cursor {
+  k: KeyValue[];
+  id: number;
+}
+
+function badCursor(why: string): AppError {
+  return new AppError("VALIDATION", `Invalid cursor: ${why}. Pass the nextCursor of a machines.list answer with the same sort and direction.`, [
+    { field: "cursor", message: why },
+  ]);
+}
+
+export function encodeCursor(sort: SortField, dir: "asc" | "desc", c: Cursor): string {
+  return Buffer.from(JSON.stringify({ v: 1, s: sort, d: dir, k: c.k, i: c.id })).toString("base64url");
+}
+
+/** @throws AppError VALIDATION (field cursor) for anything but a cursor this server made for this sort and direction */
+export function decodeCursor(text: string, sort: SortField, dir: "asc" | "desc"): Cursor {
+  if (!/^[A-Za-z0-9_-]{1,1024}$/.test(text)) throw badCursor("not a machines.list cursor");
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(text, "base64url").toString("utf8"));
+  } catch {
+    throw badCursor("not a machines.list cursor");
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) throw badCursor("not a machines.list cursor");
+  const o = v as Record<string, unknown>;
+  if (o.v !== 1) throw badCursor("not a machines.list cursor");
+  if (o.s !== sort || o.d !== dir) throw badCursor(`it continues a listing in another order, not ${sort} ${dir}`);
+  const n = SORT_KEYS[sort].keys.length;
+  const keyOk = (x: unknown) => (typeof x === "string" && x.length <= 300) || (typeof x === "number" && Number.isFinite(x));
+  if (!Array.isArray(o.k) || o.k.length !== n || !o.k.every(keyOk)) throw badCursor("its position is damaged");
+  if (typeof o.i !== "number" || !Number.isSafeInteger(o.i) || o.i < 1) throw badCursor("its position is damaged");
+  return { k: o.k as KeyValue[], id: o.i };
+}
+
+/** Rows strictly after the cursor in the order of `sort`/`dir` (then id ascending). */
+function afterCursor(sort: SortField, dir: "asc" | "desc", c: Cursor): SQL {
+  const { keys, unique } = SORT_KEYS[sort];
+  const terms = keys.map((expr, i) => ({ expr, v: c.k[i]!, op: dir === "asc" ? sql.raw(">") : sql.raw("<") }));
+  if (!unique) terms.push({ expr: sql`${machines.id}`, v: c.id, op: sql.raw(">") });
+  const ors = terms.map((t, i) => and(...terms.slice(0, i).map((e) => sql`${e.expr} = ${e.v}`), sql`${t.expr} ${t.op} ${t.v}`)!);
+  return ors.length === 1 ? ors[0]! : or(...ors)!;
+}
+
+/** The cursor that continues after machine `id` in the order of `sort`. */
+function cursorAfter(db: Db, sort: SortField, dir: "asc" | "desc", id: number): string {
+  const cols = Object.fromEntries(SORT_KEYS[sort].keys.map((k, i) => [`k${i}`, sql<KeyValue>`${k}`]));
+  const row = db
+    .select(cols)
     .from(machines)
     .leftJoin(nics, bootNic)
     .leftJoin(racks, eq(racks.id, machines.rackId))
-    .leftJoin(osProfiles, eq(osProfiles.id, machines.osProfileId))
-    .leftJoin(bmcs, eq(bmcs.machineId, machines.id));
+    .where(eq(machines.id, id))
+    .get()!;
+  return encodeCursor(sort, dir, { k: SORT_KEYS[sort].keys.map((_, i) => row[`k${i}`]!), id });
 }
 
 /** How many machines match; the NIC join only when the text search looks at MACs and IPs. */
@@ -104,36 +194,54 @@ function countMatching(db: Db, where: SQL | undefined, q: string | undefined): n
   return (q ? countQuery.leftJoin(nics, bootNic) : countQuery).where(where).get()!.n;
 }
 
+export type ListOptions = MachineFilter & { sort: SortField; dir: "asc" | "desc"; page: number; pageSize: number; cursor?: string };
+
 /**
  * One page of the machine table, filtered and sorted in SQL. Two steps: first the page's ids, joining only what
  * the filter and the sort need (so skipped rows of deep pages cost an index step, not five joins), then the
  * page's rows with everything the table shows. A page that is most of the table (an export, "all machines")
- * is cheaper in one query.
+ * is cheaper in one query. With `cursor` the page starts after the cursor's row (keyset) instead of at an offset.
  */
-export function listMachines(
-  db: Db,
-  opts: MachineFilter & { sort: SortField; dir: "asc" | "desc"; page: number; pageSize: number },
-): ListResult {
-  const where = filterConditions(opts);
+export function listMachines(db: Db, opts: ListOptions): ListResult {
+  return listRows(db, opts) as ListResult;
+}
+
+/** listMachines() with only `fields` (and id) in each row, and only the joins those need. */
+export function listRows(db: Db, opts: ListOptions & { fields?: readonly RowField[] }): ListResult<PartialRow> {
+  const filter = filterConditions(opts);
+  const after = opts.cursor !== undefined ? afterCursor(opts.sort, opts.dir, decodeCursor(opts.cursor, opts.sort, opts.dir)) : undefined;
+  const where = after ? and(filter, after) : filter;
   const order = [...SORT_COLUMNS[opts.sort].map((c) => (opts.dir === "desc" ? desc(c) : asc(c))), asc(machines.id)];
-  const offset = (opts.page - 1) * opts.pageSize;
-  const total = countMatching(db, where, opts.q);
+  const offset = after ? 0 : (opts.page - 1) * opts.pageSize;
+  const total = countMatching(db, filter, opts.q);
+  // One row more than the page tells whether another page follows.
+  const limit = opts.pageSize + 1;
+  let rows: PartialRow[];
   if (opts.pageSize > 1000) {
-    const rows = selectRows(db).where(where).orderBy(...order).limit(opts.pageSize).offset(offset).all();
-    return { rows, total, page: opts.page, pageSize: opts.pageSize };
+    let q = selectRows(db, opts.fields);
+    // The filter's text search and the sort may need joins the selected fields do not.
+    if (opts.fields && (opts.q || opts.sort === "ip" || opts.sort === "mac") && !opts.fields.some((f) => f === "bootMac" || f === "ip")) {
+      q = q.leftJoin(nics, bootNic);
+    }
+    if (opts.fields && opts.sort === "rack" && !opts.fields.includes("rackName")) q = q.leftJoin(racks, eq(racks.id, machines.rackId));
+    rows = q.where(where).orderBy(...order).limit(limit).offset(offset).all();
+  } else {
+    let idQuery = db.select({ id: machines.id }).from(machines).$dynamic();
+    if (opts.q || opts.sort === "ip" || opts.sort === "mac") idQuery = idQuery.leftJoin(nics, bootNic);
+    if (opts.sort === "rack") idQuery = idQuery.leftJoin(racks, eq(racks.id, machines.rackId));
+    const ids = idQuery.where(where).orderBy(...order).limit(limit).offset(offset).all().map((r) => r.id);
+    const position = new Map(ids.map((id, i) => [id, i]));
+    rows = ids.length
+      ? selectRows(db, opts.fields)
+          .where(inArray(machines.id, ids))
+          .all()
+          .sort((a, b) => position.get(a.id)! - position.get(b.id)!)
+      : [];
   }
-  let idQuery = db.select({ id: machines.id }).from(machines).$dynamic();
-  if (opts.q || opts.sort === "ip" || opts.sort === "mac") idQuery = idQuery.leftJoin(nics, bootNic);
-  if (opts.sort === "rack") idQuery = idQuery.leftJoin(racks, eq(racks.id, machines.rackId));
-  const ids = idQuery.where(where).orderBy(...order).limit(opts.pageSize).offset(offset).all().map((r) => r.id);
-  const position = new Map(ids.map((id, i) => [id, i]));
-  const rows = ids.length
-    ? selectRows(db)
-        .where(inArray(machines.id, ids))
-        .all()
-        .sort((a, b) => position.get(a.id)! - position.get(b.id)!)
-    : [];
-  return { rows, total, page: opts.page, pageSize: opts.pageSize };
+  const more = rows.length > opts.pageSize;
+  if (more) rows.pop();
+  const nextCursor = more ? cursorAfter(db, opts.sort, opts.dir, rows.at(-1)!.id) : null;
+  return { rows, total, page: after ? 1 : opts.page, pageSize: opts.pageSize, nextCursor };
 }
 
 /** Ids of every machine matching a filter (for bulk actions over "all N matching"). */

@@ -5,7 +5,8 @@
 import { EventBus } from "../../events/bus";
 import { SecretBox } from "../../auth/secrets";
 import { openDatabase } from "../../db/client";
-import { enrollMachine, enrollMany } from "../../machines/enroll";
+import { enrollMany } from "../../machines/bulk-enroll";
+import { enrollMachine } from "../../machines/enroll";
 import { silentLogger } from "../../log";
 import type { Domain } from "../../context";
 import { machineEnrollSchema } from "../../../lib/schemas";
