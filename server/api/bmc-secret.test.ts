@@ -117,6 +117,7 @@ describe("BMC passwords", () => {
     const plain = await h.operator.machines.enroll(machineInput(42, { bmc: { driver: "fake", address: "10.66.0.42", username: "u", password: "p" } }));
     await h.operator.machines.action({ id: plain.id, action: "manage" });
     const { batchId } = await h.operator.batches.create({ selection: { ids: [plain.id] }, kind: "inspect" });
+    const { id: subnetId } = await h.admin.subnets.create({ name: "secret-subnet", cidr: "10.66.0.0/24" });
     const inputs: Record<string, unknown[]> = {
       "auth.me": [undefined],
       "racks.list": [undefined],
@@ -126,6 +127,9 @@ describe("BMC passwords", () => {
       "machines.count": [{}],
       "machines.summary": [undefined],
       "machines.get": ids.map((id) => ({ id })),
+      "machines.network": ids.map((id) => ({ id })),
+      "subnets.list": [undefined],
+      "subnets.get": [{ id: subnetId }],
       "events.facets": [undefined],
       "events.list": [{}, { limit: 500 }, ...ids.map((machineId) => ({ machineId, limit: 500 }))],
       "users.list": [undefined],

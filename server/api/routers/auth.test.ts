@@ -22,7 +22,7 @@ const QUERIES = procedures()
   .filter((p) => p.type === "query")
   .map((p) => p.path);
 /** The least role each procedure needs: user management is admin-only, the rest is operator (mutations) or viewer. */
-const ADMIN_ONLY = ["oob.updateSyncSettings", "netboot.settings", "netboot.saveSettings", "batches.settings", "batches.saveSettings"];
+const ADMIN_ONLY = ["oob.updateSyncSettings", "netboot.settings", "netboot.saveSettings", "batches.settings", "batches.saveSettings", "subnets.create", "subnets.update", "subnets.delete"];
 /** Mutations every signed-in user may make (on their own things): API tokens. */
 const VIEWER_MUTATIONS = ["tokens.create", "tokens.revoke", "auth.changePassword"];
 const minRole = (path: string): Role =>
@@ -41,7 +41,8 @@ function tokenFrom(cookie: string): string {
 describe("roles on every procedure", () => {
   let h: Harness;
   let powerOp = "";
-  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0, profA: 0, profDel: 0, job: 0, mJob: 0, mBatch: 0, bPaused: 0, bRunning: 0, token: 0 };
+  const fx = { rackA: 0, rackDel: 0, m1: 0, m2: 0, m3: 0, mDel: 0, mBmc: 0, userId: 0, profA: 0, profDel: 0, job: 0, mJob: 0, mBatch: 0, bPaused: 0, bRunning: 0, token: 0, subnet: 0, subnetDel: 0 };
+  let m1Network: unknown = null;
   const imageProfile = (name: string) => ({ name, kind: "image" as const, imageUrl: "http://images.example/a.raw.gz", imageSha256: "a".repeat(64), imageFormat: "raw.gz" as const });
   /** A valid input for every mutation, so a refusal can only come from the role check. */
   const mutationInputs: Record<string, () => unknown> = {
@@ -58,6 +59,10 @@ describe("roles on every procedure", () => {
     "machines.plan": () => ({ selection: { ids: [fx.m3] }, op: { type: "action", action: "manage" } }),
     "machines.setOsProfile": () => ({ selection: { ids: [fx.m1] }, osProfileId: fx.profA }),
     "machines.setMaintenance": () => ({ id: fx.m1, on: true, reason: "x" }),
+    "machines.setNetwork": () => ({ id: fx.m1, network: m1Network }),
+    "subnets.create": () => ({ name: "auth-subnet-new", cidr: "10.201.0.0/24" }),
+    "subnets.update": () => ({ id: fx.subnet, name: "auth-subnet-a2", cidr: "10.202.0.0/24" }),
+    "subnets.delete": () => ({ id: fx.subnetDel }),
     "oob.power": () => ({ selection: { ids: [fx.mBmc] }, action: "on" }),
     "oob.bootDevice": () => ({ id: fx.mBmc, device: "pxe" }),
     "oob.checkBmc": () => ({ id: fx.mBmc }),
@@ -89,6 +94,9 @@ describe("roles on every procedure", () => {
     "machines.count": () => ({}),
     "machines.summary": () => undefined,
     "machines.get": () => ({ id: fx.m1 }),
+    "machines.network": () => ({ id: fx.m1 }),
+    "subnets.list": () => undefined,
+    "subnets.get": () => ({ id: fx.subnet }),
     "events.list": () => ({}),
     "events.facets": () => undefined,
     "users.list": () => undefined,
@@ -148,6 +156,9 @@ describe("roles on every procedure", () => {
     await h.addUserWithId(h.operatorUser.id, "operator");
     h.db.update(users).set({ passwordHash: await hashPassword("operator-password-1") }).where(eq(users.id, h.operatorUser.id)).run();
     fx.token = (await h.operator.tokens.create({ name: "to-revoke", scope: "role", expiresInDays: 1 })).info.id;
+    fx.subnet = (await h.admin.subnets.create({ name: "auth-subnet-a", cidr: "10.202.0.0/24" })).id;
+    fx.subnetDel = (await h.admin.subnets.create({ name: "auth-subnet-del", cidr: "10.203.0.0/24" })).id;
+    m1Network = (await h.operator.machines.network({ id: fx.m1 })).network;
     // A real power operation to wait on (fake driver: done within milliseconds).
     powerOp = startPowerAction(h.domain, [fx.mBmc], "on", "user:test").operationId;
     await h.operator.oob.powerWait({ operationId: powerOp, timeoutMs: 5000 });
