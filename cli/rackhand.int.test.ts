@@ -101,6 +101,12 @@ describe("rackhand CLI with a token", () => {
     expect(noTty.stdout).toMatch(/skip\s+\d+\s+cli-c\s+in maintenance/);
     expect(JSON.parse((await run(["machines", "list", "--q", "cli-a", "--json"])).stdout).rows[0].state).toBe("enrolled");
 
+    // A read-only token may plan (it writes nothing) but not act: the plan is made, the action is refused, nothing changes.
+    const ro = await run(["machines", "act", "manage", "--ids", String(id("cli-a")), "--yes", "--json"], { token: readToken });
+    expect(ro.code, ro.stderr).toBe(1);
+    expect(JSON.parse(ro.stderr)).toMatchObject({ status: 403 });
+    expect(JSON.parse((await run(["machines", "list", "--q", "cli-a", "--json"])).stdout).rows[0].state).toBe("enrolled");
+
     const yes = await run(["machines", "act", "manage", "--ids", `${id("cli-a")},${id("cli-c")}`, "--yes", "--json"]);
     expect(yes.code).toBe(0);
     const out = JSON.parse(yes.stdout);
@@ -110,10 +116,6 @@ describe("rackhand CLI with a token", () => {
     // A filter selection: manage what is still enrolled (cli-b); cli-a is now manageable and not matched.
     const byFilter = JSON.parse((await run(["machines", "act", "manage", "--state", "enrolled", "--maintenance", "no", "--yes", "--json"])).stdout);
     expect(byFilter.results).toMatchObject([{ name: "cli-b", ok: true }]);
-    // A read-only token may neither plan nor act (machines.plan is a mutation: a selection may not fit a URL).
-    const ro = await run(["machines", "act", "inspect", "--ids", String(id("cli-a")), "--yes", "--json"], { token: readToken });
-    expect(ro.code).toBe(1);
-    expect(JSON.parse(ro.stderr)).toMatchObject({ status: 403 });
     // Never the whole fleet by accident.
     expect((await run(["machines", "act", "manage", "--yes"])).code).toBe(2);
   });
