@@ -61,7 +61,7 @@ test.describe.serial("rack and machines", () => {
     await page.getByRole("button", { name: "Enroll machine" }).click();
     await expect(page.getByRole("heading", { name: "web-01" })).toBeVisible();
     await expect(page.getByTestId("machine-state")).toContainText("Enrolled");
-    await expect(page.getByRole("region", { name: "Network" })).toContainText("52:54:00:aa:00:01");
+    await expect(page.getByRole("region", { name: "Network", exact: true })).toContainText("52:54:00:aa:00:01");
     await expect(page.getByText("stored (encrypted)")).toBeVisible();
     await expect(page.getByText("bmc-secret-web01")).toHaveCount(0);
   });
