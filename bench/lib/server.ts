@@ -85,7 +85,9 @@ export async function startServer(root: string, adminPassword: string, extraEnv:
     ...extraEnv,
   };
   // As scripts/start.sh and `npm run serve` start it.
-  const child = spawn(process.execPath, ["--max-semi-space-size=1", "dist/server.mjs"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  // BENCH_NODE_FLAGS replaces the flags (e.g. "" to measure without them).
+  const flags = process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS.split(" ").filter(Boolean) : ["--max-semi-space-size=1"];
+  const child = spawn(process.execPath, [...flags, "dist/server.mjs"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
   const collect = (chunk: Buffer) => {
     lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));
