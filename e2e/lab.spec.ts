@@ -18,7 +18,14 @@ test("deploy a VM of the virtual lab from the UI: serial console over SOL, live 
     .poll(
       async () => {
         await page.goto("/machines?q=vm1");
-        return page.getByRole("link", { name: "vm1", exact: true }).count();
+        // The table's rows arrive after the page has loaded: give them a moment before looking again.
+        return page
+          .getByRole("link", { name: "vm1", exact: true })
+          .waitFor({ timeout: 5_000 })
+          .then(
+            () => 1,
+            () => 0,
+          );
       },
       { timeout: 60_000 },
     )
