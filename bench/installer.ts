@@ -37,7 +37,7 @@ function renderSection(runs: { label: string; r: InstallRun }[], di: string | nu
     "## Agent install on a QEMU VM (npm run bench:installer)",
     "",
     `${startedAt.toISOString().slice(0, 10)}, ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; QEMU TCG (no KVM), 1 vCPU, 1536 MiB, 4 GiB disk, BIOS.`,
-    "Profile \"Debian (agent install)\": swap 256 MiB, root = rest; Debian 12 minbase + kernel + grub-pc + openssh-server + ifupdown + sudo through the managed apt-cacher-ng.",
+    "Profile \"Debian (agent install)\": swap 256 MiB, root = rest; Debian 12 minbase + kernel + grub-pc + openssh-server + ifupdown + sudo through the managed apt-cacher-ng; initramfs drivers targeted (MODULES=dep).",
     "Cold: fresh data directory (empty proxy cache), Deploy. Warm: Reinstall right after (same cache).",
     "",
     `| phase | ${runs.map((x) => x.label).join(" | ")} |`,

@@ -108,16 +108,17 @@ describe("agent install (Debian 12 by debootstrap) onto a used disk", () => {
     const lines = app.domain.db.select().from(logLines).where(eq(logLines.jobId, r.jobId)).orderBy(asc(logLines.seq)).all();
     expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i));
     const text = lines.map((l) => l.text).join("\n");
-    for (const re of [/^swapoff|no LVM|vgremove -ff oldvg/m, /^debootstrap bookworm from \S+ through the proxy http:\/\//m, /^I: Base system installed successfully\.$/m, /^wrote \/etc\/fstab/m, /^user ops \(uid \d+\) created/m, /^grub\.cfg: \d+ entries/m]) {
+    for (const re of [/^swapoff|no LVM|vgremove -ff oldvg/m, /^debootstrap bookworm from \S+ through the proxy http:\/\//m, /^I: Base system installed successfully\.$/m, /^initramfs drivers: targeted \(MODULES=dep\)$/m, /^wrote \/etc\/fstab/m, /^user ops \(uid \d+\) created/m, /^grub\.cfg: \d+ entries/m]) {
       expect(text).toMatch(re);
     }
     // The installed root file system, read from the VM's disk on the host: fstab by UUID, the key, the network file.
-    const files = readInstalled(node.disk, ["/etc/fstab", "/home/ops/.ssh/authorized_keys", "/etc/network/interfaces", "/etc/hostname"]);
+    const files = readInstalled(node.disk, ["/etc/fstab", "/home/ops/.ssh/authorized_keys", "/etc/network/interfaces", "/etc/hostname", "/etc/initramfs-tools/conf.d/rackhand-drivers"]);
     expect(files["/etc/fstab"]).toMatch(/^UUID=[0-9a-f-]{36} \/ ext4 /m);
     expect(files["/etc/fstab"]).toMatch(/^UUID=[0-9a-f-]{36} none swap /m);
     expect(files["/home/ops/.ssh/authorized_keys"]).toBe(`${TEST_SSH_KEY}\n`);
     expect(files["/etc/network/interfaces"]).toContain(`address ${node.ip}`);
     expect(files["/etc/hostname"]).toBe(`${hostname}\n`);
+    expect(files["/etc/initramfs-tools/conf.d/rackhand-drivers"]).toMatch(/^MODULES=dep$/m);
   }, 130 * MIN);
 
   it("installs again with a warm proxy cache", async () => {

@@ -54,6 +54,17 @@ describe("agent install profile", () => {
     expect(withOptions({ packages: Array.from({ length: 101 }, (_, i) => `p${i}`) }).success).toBe(false);
   });
 
+  it("initramfs drivers: generic by default, targeted when asked", () => {
+    expect(osProfileCreateSchema.parse(base).options.initramfsDrivers).toBe("generic");
+    expect(osProfileCreateSchema.parse({ ...base, options: { initramfsDrivers: "targeted" } }).options.initramfsDrivers).toBe("targeted");
+  });
+
+  it.each([...HOSTILE_STRINGS, "dep", "most", "MODULES=dep", "targeted\n", "generic;", "Targeted", ""])("refuses the initramfs drivers %j", (initramfsDrivers) => {
+    const r = withOptions({ initramfsDrivers });
+    expect(r.success).toBe(false);
+    expect(message(r)).toMatch(/options\.initramfsDrivers/);
+  });
+
   it.each(["sid", "bookworm\n", "bookworm;", "", "../bookworm", "trixie$(id)"])("refuses the suite %j", (suite) => {
     expect(withOptions({ suite }).success).toBe(false);
   });

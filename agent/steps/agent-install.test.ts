@@ -5,7 +5,7 @@ import { phasesReached } from "../../lib/installer-phases";
 import { grubInstallArgs } from "./bootloader";
 import { flattenTree, mdArraysWith, parsePvs } from "./clear-disks";
 import { configureOsParams, renderFstab, renderGrubDefaults, renderHosts, renderLinkFile } from "./configure-os";
-import { packageName } from "./debootstrap";
+import { debootstrapParams, packageName } from "./debootstrap";
 import { layoutParams, planPartitions, sgdiskArgs } from "./partition";
 import { partitionPath } from "./target";
 
@@ -129,5 +129,17 @@ describe("phases on the log pane", () => {
     const lines = logsRequest.parse({ lines: [{ seq: 0, ts: 1, stream: "phase", text: "phase: partitioning" }, { seq: 1, ts: 2, stream: "phase", text: "phase: base system" }] }).lines;
     expect([...phasesReached(lines)]).toEqual(["partitioning", "base system"]);
     expect(logsRequest.safeParse({ lines: [{ seq: 0, ts: 1, stream: "phase\n", text: "x" }] }).success).toBe(false);
+  });
+});
+
+describe("debootstrap params", () => {
+  const ok = { suite: "bookworm", mirror: "http://deb.debian.org/debian", proxy: "http://10.0.0.1:3142", packages: ["linux-image-amd64"] };
+  it("initramfs drivers: generic (MODULES=most) unless the plan says targeted", () => {
+    expect(debootstrapParams.parse(ok).initramfs).toBe("generic");
+    expect(debootstrapParams.parse({ ...ok, initramfs: "targeted" }).initramfs).toBe("targeted");
+    expect(debootstrapParams.parse({ ...ok, initramfs: null }).initramfs).toBe("generic"); // a job planned before the option
+  });
+  it.each(["dep", "most", "targeted\nMODULES=list", "$(reboot)", "generic;", "..", "é", "x".repeat(300)])("refuses initramfs %j", (initramfs) => {
+    expect(debootstrapParams.safeParse({ ...ok, initramfs }).success).toBe(false);
   });
 });

@@ -17,11 +17,19 @@ const url = z
   .max(1024)
   .regex(/^https?:\/\/[A-Za-z0-9._~:/@%+-]+$/, "an http(s) URL of letters, digits and . _ ~ : / @ % + - only");
 export const packageName = z.string().max(100).regex(/^[a-z0-9][a-z0-9+.-]*$/, "a Debian package name");
-const params = z.object({
+export const debootstrapParams = z.object({
   suite: z.enum(["bookworm"]),
   mirror: url,
   proxy: url.nullish(),
   packages: z.array(packageName).max(200),
+  /**
+   * initramfs-tools MODULES: generic = most (Debian's default), targeted = dep (this machine's root only). Null from
+   * a job planned before the option existed: generic.
+   */
+  initramfs: z
+    .enum(["generic", "targeted"])
+    .nullish()
+    .transform((v) => v ?? "generic"),
 });
 
 /** Installed by debootstrap itself (the rest by apt, once initramfs-tools is configured). */
@@ -49,7 +57,7 @@ function emptyTarget(): number {
 }
 
 export const debootstrap: StepHandler = async ({ params: raw, log, signal }) => {
-  const p = parseParams("debootstrap", params, raw);
+  const p = parseParams("debootstrap", debootstrapParams, raw);
   log("phase: base system", "phase");
   await ensureTargetMounted(log, signal);
   const leftover = emptyTarget();
@@ -71,6 +79,12 @@ export const debootstrap: StepHandler = async ({ params: raw, log, signal }) => 
   if (p.proxy) fs.writeFileSync(path.join(TARGET, "etc/apt/apt.conf.d/01rackhand-proxy"), `Acquire::http::Proxy "${p.proxy}";\n`);
   fs.writeFileSync(path.join(TARGET, "etc/apt/sources.list"), `deb ${p.mirror} ${p.suite} main\n`);
   if (!later.length) return { suite: p.suite, mirror: p.mirror, proxy: p.proxy ?? null, packages: first };
+  // Before the kernel: its initramfs is built once, by this policy. MODULES=dep finds the root device in the chroot's
+  // own /proc/mounts (its root is /target) and the drivers in /sys, both mounted by withChroot.
+  const modules = p.initramfs === "targeted" ? "dep" : "most";
+  fs.mkdirSync(path.join(TARGET, "etc/initramfs-tools/conf.d"), { recursive: true });
+  fs.writeFileSync(path.join(TARGET, "etc/initramfs-tools/conf.d/rackhand-drivers"), `# Written by Rackhand: the OS profile's initramfs drivers (${p.initramfs}).\nMODULES=${modules}\n`);
+  log(`initramfs drivers: ${p.initramfs} (MODULES=${modules})`);
   const t1 = Date.now();
   await withChroot(log, signal, async (chroot) => {
     log("phase: packages", "phase");

@@ -248,6 +248,7 @@ const osProfile = z.object({
     postInstallScript: opt(z.object({ script: s, interpreter: s, timeoutS: n })),
     installLayout: opt(z.object({ espMiB: n, swapMiB: n, rootMiB: opt(n) })),
     suite: opt(s),
+    initramfsDrivers: opt(s),
   }),
 });
 export const netbootOut = {

@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { jobs, machines } from "../db/schema";
+import { jobs, machines, osProfiles } from "../db/schema";
 import { transition } from "../machines/lifecycle";
 import { getNetbootSettings, saveNetbootSettings } from "../netboot/settings";
 import { createHarness, type Harness } from "../testing/harness";
@@ -9,6 +9,7 @@ import { JOB_KIND_SPECS } from "./kinds";
 
 let h: Harness;
 let machineId: number;
+let profileId: number;
 
 beforeEach(async () => {
   h = createHarness();
@@ -20,6 +21,7 @@ beforeEach(async () => {
     osFamily: "debian",
     options: { username: "ops", sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ1zZ8pQk0b7oQ8mW1H3GQ1gOq4l6z4o2x0qYw7h3vCk ops@example"], installLayout: { swapMiB: 512 }, packages: ["htop"] },
   });
+  profileId = p.id;
   await h.operator.machines.update({ id: machineId, osProfileId: p.id });
 });
 afterEach(() => h.close());
@@ -48,6 +50,7 @@ describe("planning an agent install", () => {
       proxy: "http://10.9.0.2:3142",
       mirror: "http://deb.debian.org/debian",
       suite: "bookworm",
+      initramfsDrivers: "generic",
       hostname: "inst-1",
       username: "ops",
       installLayout: { espMiB: 512, swapMiB: 512 },
@@ -61,6 +64,14 @@ describe("planning an agent install", () => {
     expect(files[0]!.content).toContain("address 10.9.0.11/24");
     const agentSteps = JOB_KIND_SPECS.deploy_agent_install.flat().filter((s) => s.runner === "agent").map((s) => s.name);
     expect(agentSteps).toEqual(["inventory", "clear_disks", "partition", "debootstrap", "configure_os", "bootloader"]);
+  });
+
+  it("passes the profile's initramfs drivers to the debootstrap step", () => {
+    debian();
+    h.db.update(osProfiles).set({ options: { ...(h.db.select().from(osProfiles).where(eq(osProfiles.id, profileId)).get()!.options as object), initramfsDrivers: "targeted" } }).where(eq(osProfiles.id, profileId)).run();
+    expect(deployParams(h.db, machineId).params.initramfsDrivers).toBe("targeted");
+    const step = JOB_KIND_SPECS.deploy_agent_install.flat().find((s) => s.name === "debootstrap")!;
+    expect(step.params).toMatchObject({ initramfs: "$initramfsDrivers" });
   });
 
   it("takes GRUB for EFI with shim on a UEFI machine (set by the operator or learned from DHCP)", () => {

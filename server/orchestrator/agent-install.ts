@@ -47,6 +47,7 @@ export function agentInstallParams(db: Db, machineId: number, p: OsProfile, sett
     targetDisk: o.disk ?? null,
     installLayout: o.installLayout ?? installLayoutSchema.parse({}),
     suite: o.suite,
+    initramfsDrivers: o.initramfsDrivers,
     mirror: o.mirror ?? DEFAULT_MIRROR,
     proxy: packageProxyUrl(settings),
     packages: [...BASE_PACKAGES, ...BOOTLOADER_PACKAGES[firmware], ...o.packages.filter((x) => !BASE_PACKAGES.includes(x))],

@@ -75,7 +75,7 @@ export const JOB_KIND_SPECS: Record<JobKind, StepSpec[][]> = {
     [agent("clear_disks", 600, 2, { disk: "$targetDisk" })],
     [agent("partition", 600, 2, { disk: "$targetDisk", firmware: "$firmware", layout: "$installLayout" })],
     // Under TCG a debootstrap with a kernel takes ~30 min (two initramfs builds); real servers take minutes.
-    [agent("debootstrap", 7200, 2, { suite: "$suite", mirror: "$mirror", proxy: "$proxy", packages: "$packages" })],
+    [agent("debootstrap", 7200, 2, { suite: "$suite", mirror: "$mirror", proxy: "$proxy", packages: "$packages", initramfs: "$initramfsDrivers" })],
     [
       agent("configure_os", 600, 3, {
         hostname: "$hostname",

@@ -7,8 +7,8 @@ import { errorInfo, useTRPC } from "@/components/trpc";
 import { useConfirm } from "@/components/dialog";
 import { Dialog, ErrorBanner, Field, PageHeader } from "@/components/ui";
 
-type Form = Record<"name" | "kind" | "osFamily" | "kernel" | "initrd" | "kernelArgs" | "imageUrl" | "imageSha256" | "imageFormat" | "template" | "mirror" | "username" | "sshKeys" | "packages" | "disk" | "netConfig" | "rootPartition" | "raidLevel" | "raidDevices" | "raidName" | "script" | "espMiB" | "swapMiB" | "rootMiB", string>;
-const EMPTY: Form = { name: "", kind: "installer", osFamily: "debian", kernel: "", initrd: "", kernelArgs: "", imageUrl: "", imageSha256: "", imageFormat: "", template: "preseed", mirror: "", username: "rackhand", sshKeys: "", packages: "", disk: "", netConfig: "", rootPartition: "", raidLevel: "", raidDevices: "", raidName: "root", script: "", espMiB: "512", swapMiB: "0", rootMiB: "" };
+type Form = Record<"name" | "kind" | "osFamily" | "kernel" | "initrd" | "kernelArgs" | "imageUrl" | "imageSha256" | "imageFormat" | "template" | "mirror" | "username" | "sshKeys" | "packages" | "disk" | "netConfig" | "rootPartition" | "raidLevel" | "raidDevices" | "raidName" | "script" | "espMiB" | "swapMiB" | "rootMiB" | "initramfsDrivers", string>;
+const EMPTY: Form = { name: "", kind: "installer", osFamily: "debian", kernel: "", initrd: "", kernelArgs: "", imageUrl: "", imageSha256: "", imageFormat: "", template: "preseed", mirror: "", username: "rackhand", sshKeys: "", packages: "", disk: "", netConfig: "", rootPartition: "", raidLevel: "", raidDevices: "", raidName: "root", script: "", espMiB: "512", swapMiB: "0", rootMiB: "", initramfsDrivers: "generic" };
 const lines = (s: string) => s.split("\n").map((l) => l.trim()).filter(Boolean);
 
 function toInput(f: Form) {
@@ -23,7 +23,7 @@ function toInput(f: Form) {
     imageSha256: f.imageSha256 || null,
     imageFormat: f.imageFormat || null,
     template: f.template || null,
-    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null, rootPartition: f.rootPartition || null, raid: f.raidLevel ? { level: Number(f.raidLevel), devices: f.raidDevices.split(/[\s,]+/).filter(Boolean), name: f.raidName || "root" } : null, postInstallScript: f.script.trim() ? { script: f.script } : null, installLayout: f.kind === "agent_install" ? { espMiB: Number(f.espMiB || 512), swapMiB: Number(f.swapMiB || 0), rootMiB: f.rootMiB.trim() ? Number(f.rootMiB) : null } : null },
+    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null, rootPartition: f.rootPartition || null, raid: f.raidLevel ? { level: Number(f.raidLevel), devices: f.raidDevices.split(/[\s,]+/).filter(Boolean), name: f.raidName || "root" } : null, postInstallScript: f.script.trim() ? { script: f.script } : null, installLayout: f.kind === "agent_install" ? { espMiB: Number(f.espMiB || 512), swapMiB: Number(f.swapMiB || 0), rootMiB: f.rootMiB.trim() ? Number(f.rootMiB) : null } : null, ...(f.kind === "agent_install" ? { initramfsDrivers: f.initramfsDrivers === "targeted" ? "targeted" : "generic" } : {}) },
   };
 }
 
@@ -59,7 +59,7 @@ export default function OsProfilesPage() {
     const p = id === "new" ? null : profiles?.find((x) => x.id === id);
     setForm(
       p
-        ? { name: p.name, kind: p.kind, osFamily: p.osFamily ?? "", kernel: p.kernel ?? "", initrd: p.initrd ?? "", kernelArgs: p.kernelArgs ?? "", imageUrl: p.imageUrl ?? "", imageSha256: p.imageSha256 ?? "", imageFormat: p.imageFormat ?? "", template: p.template ?? "", mirror: p.options.mirror ?? "", username: p.options.username ?? "", sshKeys: (p.options.sshKeys ?? []).join("\n"), packages: (p.options.packages ?? []).join(" "), disk: p.options.disk ?? "", netConfig: p.options.netConfig ?? "", rootPartition: p.options.rootPartition ?? "", raidLevel: p.options.raid ? String(p.options.raid.level) : "", raidDevices: (p.options.raid?.devices ?? []).join(" "), raidName: p.options.raid?.name ?? "root", script: p.options.postInstallScript?.script ?? "", espMiB: String(p.options.installLayout?.espMiB ?? 512), swapMiB: String(p.options.installLayout?.swapMiB ?? 0), rootMiB: p.options.installLayout?.rootMiB ? String(p.options.installLayout.rootMiB) : "" }
+        ? { name: p.name, kind: p.kind, osFamily: p.osFamily ?? "", kernel: p.kernel ?? "", initrd: p.initrd ?? "", kernelArgs: p.kernelArgs ?? "", imageUrl: p.imageUrl ?? "", imageSha256: p.imageSha256 ?? "", imageFormat: p.imageFormat ?? "", template: p.template ?? "", mirror: p.options.mirror ?? "", username: p.options.username ?? "", sshKeys: (p.options.sshKeys ?? []).join("\n"), packages: (p.options.packages ?? []).join(" "), disk: p.options.disk ?? "", netConfig: p.options.netConfig ?? "", rootPartition: p.options.rootPartition ?? "", raidLevel: p.options.raid ? String(p.options.raid.level) : "", raidDevices: (p.options.raid?.devices ?? []).join(" "), raidName: p.options.raid?.name ?? "root", script: p.options.postInstallScript?.script ?? "", espMiB: String(p.options.installLayout?.espMiB ?? 512), swapMiB: String(p.options.installLayout?.swapMiB ?? 0), rootMiB: p.options.installLayout?.rootMiB ? String(p.options.installLayout.rootMiB) : "", initramfsDrivers: p.options.initramfsDrivers ?? "generic" }
         : EMPTY,
     );
     setSubmitted(false);
@@ -122,6 +122,7 @@ export default function OsProfilesPage() {
               <Field label="EFI system partition (MiB)" error={err("espMiB")} hint="UEFI machines; BIOS ones get a 1 MiB BIOS boot partition"><input className="input font-mono" inputMode="numeric" {...bind("espMiB")} /></Field>
               <Field label="Swap (MiB)" error={err("swapMiB")} hint="0 = no swap partition"><input className="input font-mono" inputMode="numeric" {...bind("swapMiB")} /></Field>
               <Field label="Root (MiB)" error={err("rootMiB")} hint="Empty = the rest of the disk (at least 2048)"><input className="input font-mono" inputMode="numeric" {...bind("rootMiB")} /></Field>
+              <Field label="Initramfs drivers" error={err("initramfsDrivers")} hint="Generic boots on other hardware too; targeted holds this machine's drivers only and builds faster"><select className="input" {...bind("initramfsDrivers")}><option value="generic">Generic (all, Debian's default)</option><option value="targeted">Targeted (this machine)</option></select></Field>
             </>
           ) : (
             <>
