@@ -22,6 +22,13 @@ import { diRounds, diTable } from "./installer-di";
 import { writeSection } from "./lib/sections";
 
 const STATE = path.join(os.tmpdir(), "rackhand-bench-installer");
+// --firmware bios|uefi|secureboot: the VM's firmware (default bios); the agent installs the matching boot loader.
+const FIRMWARE = ((): "bios" | "uefi" | "secureboot" => {
+  const i = process.argv.indexOf("--firmware");
+  const v = i >= 0 ? process.argv[i + 1] : "bios";
+  if (v !== "bios" && v !== "uefi" && v !== "secureboot") throw new Error(`--firmware takes bios, uefi or secureboot, not ${JSON.stringify(v)}`);
+  return v;
+})();
 const cacheDir = path.join(os.tmpdir(), "rackhand-lab-cache");
 const MIN = 60_000;
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -36,8 +43,8 @@ function renderSection(runs: { label: string; r: InstallRun }[], di: string | nu
   return [
     "## Agent install on a QEMU VM (npm run bench:installer)",
     "",
-    `${startedAt.toISOString().slice(0, 10)}, ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; QEMU TCG (no KVM), 1 vCPU, 1536 MiB, 4 GiB disk, BIOS.`,
-    "Profile \"Debian (agent install)\": swap 256 MiB, root = rest; Debian 12 minbase + kernel + grub-pc + openssh-server + ifupdown + sudo through the managed apt-cacher-ng; initramfs drivers targeted (MODULES=dep).",
+    `${startedAt.toISOString().slice(0, 10)}, ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; QEMU TCG (no KVM), 1 vCPU, 1536 MiB, 4 GiB disk, ${FIRMWARE === "bios" ? "BIOS (SeaBIOS)" : FIRMWARE === "uefi" ? "UEFI (OVMF)" : "UEFI with Secure Boot (OVMF, Microsoft keys enrolled)"}.`,
+    `Profile "Debian (agent install)": swap 256 MiB, root = rest; Debian 12 minbase + kernel + ${FIRMWARE === "bios" ? "grub-pc" : "shim-signed + grub-efi-amd64-signed"} + openssh-server + ifupdown + sudo through the managed apt-cacher-ng; initramfs drivers targeted (MODULES=dep).`,
     "Cold: fresh data directory (empty proxy cache), Deploy. Warm: Reinstall right after (same cache).",
     "",
     `| phase | ${runs.map((x) => x.label).join(" | ")} |`,
@@ -55,13 +62,13 @@ function renderSection(runs: { label: string; r: InstallRun }[], di: string | nu
 }
 
 async function main(): Promise<void> {
-  requireLabTools();
+  requireLabTools([FIRMWARE]);
   const startedAt = new Date();
   await rackDown(path.join(STATE, "rack")); // what a killed run left
   fs.rmSync(STATE, { recursive: true, force: true });
   fs.mkdirSync(STATE, { recursive: true });
   const agent = await buildAgentBundle(STATE);
-  const rack = await rackUp({ dir: path.join(STATE, "rack"), prefix: "rbi", net: "10.197.0", nodes: 1, memMiB: 1536, diskMiB: 4096 });
+  const rack = await rackUp({ dir: path.join(STATE, "rack"), prefix: "rbi", net: "10.197.0", nodes: 1, memMiB: 1536, diskMiB: 4096, firmware: FIRMWARE });
   const rh = await startLabRackhand({ dir: STATE, rack, agent, cacheDir, marker: "RACKHAND-OS-UP", adminPassword: "bench-installer-admin-password", debian: true }).catch(async (err) => {
     await rackDown(path.join(STATE, "rack"));
     throw err;

@@ -79,7 +79,7 @@ describe("planning an agent install", () => {
     h.db.update(machines).set({ bootFirmware: "uefi" }).where(eq(machines.id, machineId)).run();
     const { params } = deployParams(h.db, machineId);
     expect(params.firmware).toBe("uefi");
-    expect(params.packages).toEqual(expect.arrayContaining(["grub-efi-amd64", "shim-signed"]));
+    expect(params.packages).toEqual(expect.arrayContaining(["grub-efi-amd64", "grub-efi-amd64-signed", "shim-signed"]));
     expect(params.packages).not.toContain("grub-pc");
   });
 });

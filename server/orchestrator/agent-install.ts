@@ -14,8 +14,12 @@ import { networkParams } from "./network-files";
 
 /** What debootstrap installs on top of minbase, whatever the profile adds. */
 export const BASE_PACKAGES = ["linux-image-amd64", "systemd-sysv", "udev", "kmod", "ifupdown", "iproute2", "openssh-server", "sudo", "ca-certificates"];
-/** The boot loader packages per firmware (shim-signed: Secure Boot machines start grub through Microsoft's shim). */
-export const BOOTLOADER_PACKAGES = { bios: ["grub-pc"], uefi: ["grub-efi-amd64", "shim-signed"] } as const;
+/**
+ * The boot loader packages per firmware. UEFI: shim-signed (Secure Boot machines start GRUB through Microsoft's shim)
+ * and grub-efi-amd64-signed, Debian's signed GRUB that `grub-install --uefi-secure-boot` places behind shim (only a
+ * Recommends of shim-signed, which the agent's apt does not install).
+ */
+export const BOOTLOADER_PACKAGES = { bios: ["grub-pc"], uefi: ["grub-efi-amd64", "grub-efi-amd64-signed", "shim-signed"] } as const;
 const DEFAULT_MIRROR = "http://deb.debian.org/debian";
 
 /**
