@@ -15,10 +15,15 @@ import { currentKernelPackage, extractDeb, run, sharedLibraries, strippedNode, w
 import { firmwareFiles, kernelModules, modprobeIndex } from "./modules";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
-/** Loaded at every boot, in order: virtual machines' devices, md RAID and the file systems configure_network mounts. */
+/**
+ * Loaded at every boot, in order: virtual machines' devices, md RAID and the file systems the agent mounts. vfat
+ * with its code pages and character sets: Debian's kernel mounts FAT with codepage 437 and iocharset "ascii"
+ * (nls_ascii) by default, util-linux's mount in the Debian environment asks for nothing else, and without the
+ * module an ESP cannot be mounted there (an agent install on UEFI failed so: "missing codepage or helper program").
+ */
 const ALWAYS_MODULES = [
   ...["virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod"],
-  ...["md_mod", "raid0", "raid1", "raid10", "ext4", "crc32c_generic", "vfat", "nls_cp437", "nls_iso8859_1"],
+  ...["md_mod", "raid0", "raid1", "raid10", "ext4", "crc32c_generic", "vfat", "nls_cp437", "nls_ascii", "nls_iso8859_1", "nls_utf8"],
   // LVM on a used disk (agent installs deactivate and remove its volume groups).
   "dm_mod",
 ];
