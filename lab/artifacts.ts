@@ -9,6 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { AGENT_PAYLOAD_FILE } from "../lib/netboot";
 import { buildRamdisk, kernelDir } from "../ramdisk/builder";
+import { buildDebianOsImage, type DebianNetStack, type DebianOsImage } from "../ramdisk/debian-os-image";
 import { buildDebianRootfs, hostSuite } from "../ramdisk/debian-rootfs";
 import { buildOsImage, type OsImage, type OsImageFirmware } from "../ramdisk/os-image";
 
@@ -17,6 +18,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const RAMDISK_SOURCES = ["ramdisk/builder.ts", "ramdisk/init.sh", "ramdisk/udhcpc.script", "ramdisk/modules.ts", "ramdisk/cpio.ts"];
 const OS_IMAGE_SOURCES = ["ramdisk/os-image.ts", "ramdisk/modules.ts", "ramdisk/cpio.ts"];
 const DEBIAN_SOURCES = ["ramdisk/debian-rootfs.ts", "ramdisk/stage2.sh"];
+const DEBIAN_IMAGE_SOURCES = ["ramdisk/debian-os-image.ts", "ramdisk/debian-rootfs.ts", "ramdisk/modules.ts", "ramdisk/cpio.ts"];
 
 function digest(files: string[], extra: string): string {
   const h = crypto.createHash("sha256").update(extra);
@@ -145,4 +147,31 @@ function osImage(o: ArtifactOptions, kdir: string, marker: string, after: "power
   const gzDest = path.join(o.dataDir, "http", url);
   place(img.gz, gzDest);
   return { ...img, gz: gzDest, url, cached: imgCached };
+}
+
+export type LabDebianImage = DebianOsImage & { url: string; cached: boolean };
+
+/**
+ * A real Debian with one network stack (ramdisk/debian-os-image.ts), built once per sources, stack, marker and
+ * kernel, cached as debian-image-<key> in the cache directory, and linked as images/debian-<stack>.img.zst.
+ */
+export function debianImage(o: { dataDir: string; cacheDir: string; stack: DebianNetStack; marker: string; log?: (line: string) => void }): LabDebianImage {
+  const log = o.log ?? (() => undefined);
+  fs.mkdirSync(o.cacheDir, { recursive: true });
+  const kdir = kernelDir({ cacheDir: o.cacheDir }, log);
+  const key = digest(DEBIAN_IMAGE_SOURCES, `${o.stack} ${o.marker} ${path.basename(kdir)} ${hostSuite()}`);
+  const cache = path.join(o.cacheDir, `debian-image-${key}`);
+  const metaFile = path.join(cache, "image.json");
+  const cached = fs.existsSync(metaFile);
+  if (!cached) {
+    const t0 = Date.now();
+    const built = buildDebianOsImage({ kernelDir: kdir, outDir: cache, cacheDir: o.cacheDir, stack: o.stack, marker: o.marker, log });
+    fs.writeFileSync(metaFile, JSON.stringify(built));
+    log(`Debian ${built.suite} image (${o.stack}): ${(built.size / 2 ** 20).toFixed(0)} MiB raw, sha256 ${built.sha256}, built in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  prune(o.cacheDir, "debian-image-", cache);
+  const img = JSON.parse(fs.readFileSync(metaFile, "utf8")) as DebianOsImage;
+  const url = `images/debian-${o.stack}.img.zst`;
+  place(img.zst, path.join(o.dataDir, "http", url));
+  return { ...img, url, cached };
 }

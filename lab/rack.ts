@@ -3,6 +3,7 @@
  * on a provisioning network of their own. Used by `npm run lab`, the full-deploy VM test and `npm run bench:vm`.
  *
  *   host netns:  bridge <p>br (no IPv6) ── tap <p>t<i> ── VM i (virtio NIC, virtio disk, serial → TCP + log file)
+ *                        ├── tap <p>t<i>n<k> ── VM i's NIC k (with `nics` ≥ 2: same bridge, no boot ROM)
  *                        │   address <net>.2/24: the VMs reach Rackhand's HTTP server here
  *                        └── veth <p>vh ═══ <p>v in netns <p>ns: <net>.1/24 + fd<xx>::1/64 — Rackhand's managed
  *                                                 dnsmasq runs there (`ip netns exec <p>ns dnsmasq`)
@@ -58,6 +59,8 @@ export interface RackOptions {
    * turned off, so its HTTPv4 entry is the NIC's first.
    */
   httpBoot?: boolean;
+  /** NICs per VM (default 1, at most 4): the others are on the same bridge, after the boot NIC in PCI order. */
+  nics?: number;
 }
 
 export const VM_FIRMWARES = ["bios", "uefi", "secureboot"] as const;
@@ -69,6 +72,8 @@ export interface VirtualNode {
   index: number;
   name: string;
   mac: string;
+  /** The MACs of NICs 2, 3, … (rack option `nics`; absent with one NIC). */
+  extraMacs?: string[];
   /** The address Rackhand reserves for it on the provisioning network. */
   ip: string;
   bmc: { address: string; port: number; username: string; password: string };
@@ -173,11 +178,13 @@ function initFirmware(n: VirtualNode): void {
   fs.copyFileSync(path.join(OVMF, vars), path.join(n.dir, "ovmf-vars.fd"));
 }
 
-function qemuArgs(n: VirtualNode, tap: string, memMiB: number, httpBoot = false): string[] {
+function qemuArgs(n: VirtualNode, tap: string, memMiB: number, httpBoot = false, extraTaps: string[] = []): string[] {
   const fw = firmwareArgs(n, httpBoot);
   return [
     ...["-name", n.name, ...fw.machine, "-m", String(memMiB), "-display", "none", "-monitor", "none"],
     ...["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${n.mac}${fw.nic}`],
+    // Further NICs: no option ROM, so the firmware network-boots from the first one only.
+    ...extraTaps.flatMap((t, k) => ["-netdev", `tap,id=n${k + 1},ifname=${t},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n${k + 1},mac=${n.extraMacs![k]},romfile=`]),
     ...n.disks.flatMap((d, i) => (i === 0 ? fw.disk0(d) : ["-drive", `file=${d},if=virtio,format=raw,discard=unmap`])),
     // The serial port: a client of the node's serial relay (the BMC's SOL is on its other side), and a log file
     // of everything printed. reconnect: the relay may restart; QEMU keeps trying.
@@ -243,6 +250,8 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
   if (!/^[a-z][a-z0-9]{1,5}$/.test(o.prefix)) throw new Error("prefix: 2–6 lowercase letters/digits, starting with a letter");
   if (!/^(10|172|192)\.\d{1,3}\.\d{1,3}$/.test(o.net)) throw new Error("net: three octets of a private /24, e.g. 10.77.0");
   if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 20) throw new Error("nodes: 1–20");
+  const nics = o.nics ?? 1;
+  if (!Number.isInteger(nics) || nics < 1 || nics > 4) throw new Error("nics: 1–4");
   requireLabTools();
   fs.mkdirSync(o.dir, { recursive: true });
   await rackDown(o.dir);
@@ -300,10 +309,22 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
       save();
       sysctl(`net.ipv6.conf.${tap}.disable_ipv6`, "1");
       ip(["link", "set", tap, "master", bridge, "up"]);
+      const extraTaps: string[] = [];
+      for (let k = 2; k <= nics; k++) {
+        const t = `${tap}n${k}`;
+        ip(["tuntap", "add", "dev", t, "mode", "tap"]);
+        st.links.push(t);
+        save();
+        sysctl(`net.ipv6.conf.${t}.disable_ipv6`, "1");
+        ip(["link", "set", t, "master", bridge, "up"]);
+        extraTaps.push(t);
+      }
       const node: VirtualNode = {
         index: i,
         name,
         mac: macOf(o.net, i),
+        // NIC k: the boot NIC's MAC with 52:54:0<k-1> in front (locally administered, unique per rack and node).
+        ...(nics > 1 && { extraMacs: extraTaps.map((_, k) => `52:54:0${k + 1}${macOf(o.net, i).slice(8)}`) }),
         ip: `${o.net}.${10 + i}`,
         bmc: {
           address: "127.0.0.1",
@@ -328,7 +349,7 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
       }
       fs.writeFileSync(node.consoleLog, "");
       fs.writeFileSync(path.join(dir, "boot"), "default\n");
-      fs.writeFileSync(path.join(dir, "qemu.args"), qemuArgs(node, tap, o.memMiB ?? 512, o.httpBoot).join("\n") + "\n");
+      fs.writeFileSync(path.join(dir, "qemu.args"), qemuArgs(node, tap, o.memMiB ?? 512, o.httpBoot, extraTaps).join("\n") + "\n");
       st.nodes.push(node);
       save();
       node.relayPid = await startRelay(node); // before the BMC: its SOL connects to the relay at start-up

@@ -81,7 +81,7 @@ function aptSourceFiles(): string[] {
 }
 
 /** The HTTP proxy apt is configured with (Acquire::http::Proxy), handed to debootstrap, which does not read apt.conf. */
-function aptProxy(): string | null {
+export function aptProxy(): string | null {
   try {
     return /^Acquire::http::Proxy "([^"]+)";$/m.exec(run("apt-config", ["dump"]))?.[1] ?? null;
   } catch {

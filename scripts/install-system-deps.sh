@@ -27,6 +27,7 @@ if [ "$profile" = "test" ]; then
   pkgs+=(chromium fonts-dejavu-core openipmi busybox-static iproute2 fdisk zstd xz-utils binutils)
   pkgs+=(qemu-system-x86 ipxe-qemu dosfstools mtools syslinux syslinux-common e2fsprogs debootstrap graphviz ovmf efibootmgr debconf)
   pkgs+=(network-manager python3-gi gir1.2-nm-1.0 netplan.io ifupdown)
+  pkgs+=(kmod) # depmod indexes the network modules of the VM network test's Debian image (lab/net-deploy.vm.test.ts)
   pkgs+=(postgresql)
 elif [ "$profile" = "ramdisk" ]; then
   pkgs+=(busybox-static fdisk zstd xz-utils binutils debootstrap efibootmgr)

@@ -5,6 +5,7 @@ import type { Actor, Domain } from "../context";
 import { osProfiles, racks, subnets } from "../db/schema";
 import { enrollRows, MAX_BULK_ROWS, type EnrollRow } from "./bulk-enroll";
 import { describe } from "./enroll";
+import { CSV_EXPORT_ONLY_COLUMNS } from "./export-csv";
 
 const MAX_ROWS = MAX_BULK_ROWS;
 
@@ -63,7 +64,8 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
     transform: (v) => v.trim(),
   });
   const headers = parsed.meta.fields ?? [];
-  const unknown = headers.filter((h) => !(CSV_COLUMNS as readonly string[]).includes(h));
+  // An export's own columns (state, inventory, …) are accepted and ignored: an export imports back.
+  const unknown = headers.filter((h) => !(CSV_COLUMNS as readonly string[]).includes(h) && !CSV_EXPORT_ONLY_COLUMNS.includes(h));
   const missing = ["name", "mac"].filter((h) => !headers.includes(h));
   if (missing.length || unknown.length) {
     const msg = [

@@ -3,10 +3,10 @@
  * Every cell is neutralised against spreadsheet formula injection: a value starting with = + - @, a tab or a CR
  * gets a leading ' (OWASP's advice), and cells with a comma, quote or line break are quoted ("" doubled).
  */
-import { inArray } from "drizzle-orm";
-import type { MachineFilter, SortField } from "../../lib/schemas";
+import { and, eq, inArray } from "drizzle-orm";
+import { CSV_COLUMNS, type MachineFilter, type SortField } from "../../lib/schemas";
 import type { Db } from "../db/client";
-import { machines } from "../db/schema";
+import { machines, nics, subnets } from "../db/schema";
 import { listMachines } from "./queries";
 
 export const CSV_EXPORT_COLUMNS = [
@@ -26,7 +26,14 @@ export const CSV_EXPORT_COLUMNS = [
   "memory_gib",
   "disks",
   "last_error",
+  // The boot NIC's subnet (by name) and address mode, as the CSV import reads them (issue 14): an export imports back
+  // to the same network (an auto address is allocated again; pin it with static to keep it whatever else is taken).
+  "subnet",
+  "address_mode",
 ] as const;
+
+/** Export columns the import does not read (the machine's state, inventory, …): accepted there and ignored. */
+export const CSV_EXPORT_ONLY_COLUMNS: readonly string[] = CSV_EXPORT_COLUMNS.filter((c) => !(CSV_COLUMNS as readonly string[]).includes(c));
 
 /** One CSV cell: formula-neutralised, quoted when needed. */
 export function csvCell(v: string | number | boolean | null | undefined): string {
@@ -49,9 +56,19 @@ export function* machinesCsv(
   chunk = 1000,
 ): Generator<string> {
   yield `${CSV_EXPORT_COLUMNS.join(",")}\r\n`;
+  let subnetNames: Map<number, string> | null = null;
   for (let page = 1; ; page++) {
     const { rows, total } = listMachines(db, { ...opts, page, pageSize: chunk });
     if (!rows.length) return;
+    const boot = new Map(
+      db
+        .select({ machineId: nics.machineId, subnetId: nics.subnetId, subnet6Id: nics.subnet6Id, addressMode: nics.addressMode, ipv6Mode: nics.ipv6Mode })
+        .from(nics)
+        .where(and(inArray(nics.machineId, rows.map((r) => r.id)), eq(nics.isBoot, true)))
+        .all()
+        .map((n) => [n.machineId, n]),
+    );
+    subnetNames ??= new Map(db.select({ id: subnets.id, name: subnets.name }).from(subnets).all().map((s) => [s.id, s.name]));
     const inv = new Map(
       db
         .select({ id: machines.id, inventory: machines.inventory })
@@ -64,6 +81,7 @@ export function* machinesCsv(
     for (const r of rows) {
       const i = inv.get(r.id) ?? {};
       const mem = typeof i.memoryBytes === "number" ? Math.round((i.memoryBytes / 2 ** 30) * 10) / 10 : null;
+      const net = bootNetwork(boot.get(r.id), subnetNames);
       const cells = [
         r.name,
         r.state,
@@ -81,10 +99,26 @@ export function* machinesCsv(
         mem,
         Array.isArray(i.disks) ? i.disks.length : null,
         r.lastError,
+        net.subnet,
+        net.addressMode,
       ];
       out += `${cells.map(csvCell).join(",")}\r\n`;
     }
     yield out;
     if (page * chunk >= total) return;
   }
+}
+
+/**
+ * The boot NIC's subnet and address mode as the import's `subnet` and `address_mode` cells: its IPv4 subnet and mode;
+ * else its IPv6 subnet (the import gives a NIC in an IPv6 subnet the IPv6 mode auto, or dhcp/none).
+ */
+function bootNetwork(
+  n: { subnetId: number | null; subnet6Id: number | null; addressMode: string | null; ipv6Mode: string | null } | undefined,
+  names: Map<number, string>,
+): { subnet: string | null; addressMode: string | null } {
+  if (!n) return { subnet: null, addressMode: null };
+  if (n.subnetId !== null) return { subnet: names.get(n.subnetId) ?? null, addressMode: n.addressMode };
+  if (n.subnet6Id !== null) return { subnet: names.get(n.subnet6Id) ?? null, addressMode: n.ipv6Mode === "auto" ? "auto" : n.ipv6Mode === "none" ? "none" : "dhcp" };
+  return { subnet: null, addressMode: n.addressMode };
 }

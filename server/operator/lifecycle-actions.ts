@@ -9,12 +9,13 @@ import { AppError } from "../../lib/errors";
 import { POWER_JOB_KINDS, type JobKind } from "../../lib/jobs";
 import { ACTION_LABELS, nextState, STATE_LABELS, type MachineState, type OperatorAction } from "../../lib/lifecycle";
 import type { Actor, Domain } from "../context";
-import { bmcs, jobs, machines, osProfiles } from "../db/schema";
+import { bmcs, jobs, machines, osProfiles, type OsProfile } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { transition, type TransitionResult } from "../machines/lifecycle";
 import { verifyBmc } from "../oob/power";
 import { activeJob, cancelJob, startJob } from "../orchestrator/job-state";
 import { deployParams, deployParamsFor, reinstallKind } from "../orchestrator/jobs";
+import { allocatePending } from "../subnets/allocate";
 import { firmwareMismatch, profileProblem } from "./plan";
 
 export interface ActionResult extends TransitionResult {
@@ -48,6 +49,7 @@ function withJob(d: Domain, machineId: number, action: OperatorAction, start: ()
 function retryPlan(d: Domain, machineId: number, last: { kind: string; params: Record<string, unknown> | null }): { kind: JobKind; params: Record<string, unknown> } {
   const kind = last.kind as JobKind;
   if (kind !== "deploy_image" && kind !== "deploy_installer" && kind !== "reinstall") return { kind, params: last.params ?? {} };
+  allocatePending(d.db, machineId);
   const p = deployParams(d.db, machineId);
   return { kind: kind === "reinstall" ? reinstallKind(p.kind) : p.kind, params: p.params };
 }
@@ -55,8 +57,10 @@ function retryPlan(d: Domain, machineId: number, last: { kind: string; params: R
 /**
  * Start a deploy or reinstall with the machine's own OS profile, or with `osProfileId` chosen by the operator (then
  * recorded on the machine with the job, in one transaction: a later retry deploys it again). The profile must exist,
- * be deployable and fit the machine's firmware (plan.ts, the same checks as a bulk plan).
- * @throws AppError NOT_FOUND (no such profile), VALIDATION (no profile, not deployable, firmware), plus startJob's
+ * be deployable and fit the machine's firmware (plan.ts, the same checks as a bulk plan). Interfaces in mode auto
+ * still without an address get one in the transaction that creates the job (server/subnets/allocate.ts).
+ * @throws AppError NOT_FOUND (no such profile), VALIDATION (no profile, not deployable, firmware), CONFLICT (a subnet
+ *   is full), plus startJob's
  */
 function startDeploy(d: Domain, machineId: number, action: "deploy" | "reinstall", actor: Actor, osProfileId?: number): { jobId: number } {
   const m = d.db
@@ -74,6 +78,12 @@ function startDeploy(d: Domain, machineId: number, action: "deploy" | "reinstall
     const problem = profileProblem(profile) ?? firmwareMismatch(profile, m.firmware, m.bootFirmware);
     if (problem) throw new AppError("VALIDATION", `${m.name}: ${problem}`, [{ field: "osProfileId", message: problem }]);
   }
+  // One transaction: the allocated addresses are kept only with the job that deploys them.
+  return d.db.transaction(() => startDeployIn(d, machineId, m, profile, action, actor), { behavior: "immediate" });
+}
+
+function startDeployIn(d: Domain, machineId: number, m: { name: string; osProfileId: number | null }, profile: OsProfile | null, action: "deploy" | "reinstall", actor: Actor): { jobId: number } {
+  allocatePending(d.db, machineId);
   const p = deployParamsFor(d.db, machineId, profile);
   const kind = action === "reinstall" ? reinstallKind(p.kind) : p.kind;
   if (!profile || profile.id === m.osProfileId) return startJob(d, { machineId, kind, params: p.params, action }, actor);
@@ -119,7 +129,9 @@ export function performAction(d: Domain, machineId: number, action: OperatorActi
         .get();
       // A failure recorded without a job (e.g. from before jobs existed): the transition alone.
       if (!last) return transition(d, machineId, "retry", { actor, reason });
-      return withJob(d, machineId, action, () => startJob(d, { machineId, ...retryPlan(d, machineId, last), action: "retry" }, actor));
+      return withJob(d, machineId, action, () =>
+        d.db.transaction(() => startJob(d, { machineId, ...retryPlan(d, machineId, last), action: "retry" }, actor), { behavior: "immediate" }),
+      );
     }
     case "abort": {
       const jobId = activeJob(d.db, machineId)?.id ?? null;

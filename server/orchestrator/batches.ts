@@ -30,6 +30,7 @@ import type { NetbootSettings } from "../../lib/netboot";
 import { recordEvent } from "../events/audit";
 import { countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
 import { cancelJob, cancelQueuedJobs, stepRows } from "./job-state";
+import { allocatePending, machinesWithPendingAddresses } from "../subnets/allocate";
 import { deployParamsFor, reinstallKind } from "./jobs";
 
 type CreateInput = z.output<typeof batchCreateSchema>;
@@ -43,6 +44,8 @@ interface Planned {
 interface JobContext {
   profiles: Map<number, OsProfile>;
   settings: NetbootSettings;
+  /** Machines with an auto interface still waiting for its address: allocated with the job. */
+  pending: Set<number>;
 }
 
 /**
@@ -54,7 +57,11 @@ function jobFor(db: Db, kind: BatchKind, m: { id: number; osProfileId: number | 
   try {
     if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
     if (kind === "clean") return { machineId: m.id, kind: "clean", params: { wipeMode: "signatures" } };
-    const p = deployParamsFor(db, m.id, m.osProfileId === null ? null : (ctx.profiles.get(m.osProfileId) ?? null), ctx.settings);
+    // In a savepoint: a machine skipped after its addresses were allocated keeps none of them.
+    const p = db.transaction(() => {
+      if (ctx.pending.has(m.id)) allocatePending(db, m.id);
+      return deployParamsFor(db, m.id, m.osProfileId === null ? null : (ctx.profiles.get(m.osProfileId) ?? null), ctx.settings);
+    });
     return { machineId: m.id, kind: kind === "reinstall" ? reinstallKind(p.kind) : p.kind, params: p.params };
   } catch (err) {
     if (err instanceof AppError) return err.message;
@@ -93,30 +100,34 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided
     profileChanges.push({ machineId: a.machineId, osProfileId: a.osProfileId });
     m.osProfileId = a.osProfileId;
   }
-  const ctx: JobContext = {
-    profiles: new Map(d.db.select().from(osProfiles).all().map((p) => [p.id, p])),
-    settings: getNetbootSettings(d.db),
-  };
-  const planned: Planned[] = [];
-  const skipped: BatchSkipped[] = [...decided.skipped];
-  for (const id of ids) {
-    const m = byId.get(id);
-    const p = m ? jobFor(d.db, input.kind, m, ctx) : "does not exist";
-    if (typeof p === "string") skipped.push({ machineId: id, name: m?.name ?? `#${id}`, error: p });
-    else planned.push(p);
-  }
-  const acting = decided.acting.length;
-  if (CONFIRM_BATCH_KINDS.includes(input.kind) && planned.length && input.confirmCount !== acting) {
-    throw new AppError("VALIDATION", `Type the number of machines that will act (${acting}) to confirm`, [
-      { field: "confirmCount", message: `${acting} of the ${ids.length + decided.skipped.length} selected machines will act` },
-    ]);
-  }
-  const label = BATCH_KIND_LABELS[input.kind];
-  if (!planned.length) {
-    throw new AppError("VALIDATION", `No machine in the selection can take "${label}": ${skipped[0]!.name} ${skipped[0]!.error}`);
-  }
   const live: LiveEvent[] = [];
-  const batchId = d.db.transaction((tx) => {
+  const label = BATCH_KIND_LABELS[input.kind];
+  // The jobs are planned in the transaction that creates them: addresses still pending on auto interfaces are
+  // allocated here (server/subnets/allocate.ts), and kept only with the batch.
+  const { batchId, queued, skipped } = d.db.transaction((tx) => {
+    const deploys = input.kind === "deploy" || input.kind === "reinstall";
+    const ctx: JobContext = {
+      profiles: new Map(tx.select().from(osProfiles).all().map((p) => [p.id, p])),
+      settings: getNetbootSettings(tx),
+      pending: deploys ? machinesWithPendingAddresses(tx, ids) : new Set(),
+    };
+    const planned: Planned[] = [];
+    const skipped: BatchSkipped[] = [...decided.skipped];
+    for (const id of ids) {
+      const m = byId.get(id);
+      const p = m ? jobFor(d.db, input.kind, m, ctx) : "does not exist";
+      if (typeof p === "string") skipped.push({ machineId: id, name: m?.name ?? `#${id}`, error: p });
+      else planned.push(p);
+    }
+    const acting = decided.acting.length;
+    if (CONFIRM_BATCH_KINDS.includes(input.kind) && planned.length && input.confirmCount !== acting) {
+      throw new AppError("VALIDATION", `Type the number of machines that will act (${acting}) to confirm`, [
+        { field: "confirmCount", message: `${acting} of the ${ids.length + decided.skipped.length} selected machines will act` },
+      ]);
+    }
+    if (!planned.length) {
+      throw new AppError("VALIDATION", `No machine in the selection can take "${label}": ${skipped[0]!.name} ${skipped[0]!.error}`);
+    }
     const now = new Date();
     const b = tx
       .insert(batches)
@@ -170,10 +181,10 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided
       payload: { batchId: b.id, kind: input.kind, queued: planned.length, skipped: skipped.length },
     });
     live.push({ type: "batch.changed", batchId: b.id, state: "running" }, { type: "event.created", event: ev });
-    return b.id;
-  });
+    return { batchId: b.id, queued: planned.length, skipped };
+  }, { behavior: "immediate" });
   for (const e of live) d.bus.publish(e);
-  return { batchId, queued: planned.length, skipped };
+  return { batchId, queued, skipped };
 }
 
 type BatchRow = typeof batches.$inferSelect;

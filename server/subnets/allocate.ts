@@ -5,7 +5,7 @@
  * to `ip_allocations`, whose UNIQUE (subnet_id, address) is the last word: two transactions that both chose an
  * address cannot both commit it.
  */
-import { and, between, eq, sql } from "drizzle-orm";
+import { and, between, eq, inArray, isNotNull, isNull, or, sql } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import { addrKey, canonicalAddr, firstFree, formatAddr, hostBounds, parseAddr, pinProblem, subnetPlan, type SubnetPlan } from "../../lib/subnets";
 import type { Db } from "../db/client";
@@ -188,4 +188,106 @@ export class Allocator {
     for (let i = 0; i < this.rows.length; i += 100) this.tx.insert(ipAllocations).values(this.rows.slice(i, i + 100)).run();
     this.rows = [];
   }
+}
+
+type AddressedRow = {
+  id: number;
+  ifname: string | null;
+  addressMode: string | null;
+  subnetId: number | null;
+  ip: string | null;
+  gateway: string | null;
+  ipv6Mode: string | null;
+  subnet6Id: number | null;
+  ip6: string | null;
+  gateway6: string | null;
+};
+
+/**
+ * Allocation at deploy: the machine's interfaces in mode auto that have a subnet but no address yet (the subnet was
+ * set after enroll, or its address was released) get the first free one now. Call it in the transaction that creates
+ * the deploy's job, before the network files are rendered. All or nothing: every address is chosen before any row
+ * is written. Returns the addresses handed out (empty when nothing was pending).
+ * @throws AppError CONFLICT naming the machine, the interface and the full subnet; NOT_FOUND for a vanished subnet
+ */
+export function allocatePending(tx: Pick<Db, "select" | "insert" | "update">, machineId: number): { ifname: string; address: string }[] {
+  const cols = {
+    id: nics.id,
+    ifname: nics.ifname,
+    addressMode: nics.addressMode,
+    subnetId: nics.subnetId,
+    ip: nics.ip,
+    gateway: nics.gateway,
+    ipv6Mode: nics.ipv6Mode,
+    subnet6Id: nics.subnet6Id,
+    ip6: nics.ip6,
+    gateway6: nics.gateway6,
+  };
+  const linkCols = {
+    id: nicLinks.id,
+    ifname: nicLinks.ifname,
+    addressMode: nicLinks.addressMode,
+    subnetId: nicLinks.subnetId,
+    ip: nicLinks.ip,
+    gateway: nicLinks.gateway,
+    ipv6Mode: nicLinks.ipv6Mode,
+    subnet6Id: nicLinks.subnet6Id,
+    ip6: nicLinks.ip6,
+    gateway6: nicLinks.gateway6,
+  };
+  const pending = (r: AddressedRow) => (r.addressMode === "auto" && r.subnetId !== null && !r.ip) || (r.ipv6Mode === "auto" && r.subnet6Id !== null && !r.ip6);
+  const rows = [
+    ...tx.select(cols).from(nics).where(eq(nics.machineId, machineId)).all().filter(pending).map((r) => ({ r, table: "nic" as const })),
+    ...tx.select(linkCols).from(nicLinks).where(eq(nicLinks.machineId, machineId)).all().filter(pending).map((r) => ({ r, table: "link" as const })),
+  ];
+  if (!rows.length) return [];
+  const name = tx.select({ name: machines.name }).from(machines).where(eq(machines.id, machineId)).get()?.name ?? `Machine ${machineId}`;
+  const allocator = new Allocator(tx);
+  const chosen = rows.map(({ r, table }) => {
+    const take = (subnetId: number, family: 4 | 6): Allocated => {
+      try {
+        if (allocator.subnet(subnetId).family !== family) throw new AppError("VALIDATION", `subnet ${allocator.subnet(subnetId).name} is not an IPv${family} subnet`);
+        return allocator.auto(subnetId);
+      } catch (err) {
+        if (err instanceof AppError) {
+          const message = `${name} cannot be deployed: ${r.ifname ?? "its boot NIC"} needs an IPv${family} address: ${err.message}`;
+          throw new AppError(err.code, message, [{ field: r.ifname ?? "network", message: err.message }]);
+        }
+        throw err;
+      }
+    };
+    const v4 = r.addressMode === "auto" && r.subnetId !== null && !r.ip ? take(r.subnetId, 4) : null;
+    const v6 = r.ipv6Mode === "auto" && r.subnet6Id !== null && !r.ip6 ? take(r.subnet6Id, 6) : null;
+    return { r, table, v4, v6 };
+  });
+  const out: { ifname: string; address: string }[] = [];
+  for (const { r, table, v4, v6 } of chosen) {
+    const set = {
+      ...(v4 && { ip: v4.address, prefix: v4.prefix, gateway: r.gateway ?? v4.gateway }),
+      ...(v6 && { ip6: v6.address, prefix6: v6.prefix, gateway6: r.gateway6 ?? v6.gateway }),
+    };
+    if (table === "nic") tx.update(nics).set(set).where(eq(nics.id, r.id)).run();
+    else tx.update(nicLinks).set(set).where(eq(nicLinks.id, r.id)).run();
+    const holder = table === "nic" ? { machineId, nicId: r.id } : { machineId, linkId: r.id };
+    for (const a of [v4, v6]) {
+      if (!a) continue;
+      allocator.record(a, "auto", holder);
+      out.push({ ifname: r.ifname ?? "", address: a.address });
+    }
+  }
+  allocator.flush();
+  return out;
+}
+
+/** Of `machineIds`, those with an auto interface still waiting for its address (a batch asks once, not per machine). */
+export function machinesWithPendingAddresses(tx: Pick<Db, "selectDistinct">, machineIds: number[]): Set<number> {
+  const out = new Set<number>();
+  for (let i = 0; i < machineIds.length; i += 500) {
+    const ids = machineIds.slice(i, i + 500);
+    for (const t of [nics, nicLinks] as const) {
+      const pending = or(and(eq(t.addressMode, "auto"), isNotNull(t.subnetId), isNull(t.ip)), and(eq(t.ipv6Mode, "auto"), isNotNull(t.subnet6Id), isNull(t.ip6)));
+      for (const r of tx.selectDistinct({ id: t.machineId }).from(t).where(and(inArray(t.machineId, ids), pending)).all()) out.add(r.id);
+    }
+  }
+  return out;
 }

@@ -93,6 +93,11 @@ export function bondOptions(it: NetIface): [string, string][] {
 // bond-* for ifenslave; `manual` without IPv4), then an `inet6` stanza (static, auto = SLAAC, dhcp = DHCPv6).
 // ifupdown creates a VLAN itself only when it is named <parent>.<id>; any other name is created by pre-up
 // (without relying on the vlan package).
+// IPv6 none: without an inet6 stanza the kernel still takes SLAAC addresses and routes from any router advertisement
+// on the link (seen on a booted VM: a bond with IPv6 none got one from the provisioning network). accept_ra is
+// switched off in pre-up where the interface exists already (a NIC) and again in up for one created meanwhile (a
+// bond by ifenslave's pre-up script, a VLAN), before the first router solicitation, which waits for the link-local
+// address's duplicate address detection.
 const IFUPDOWN = `# <%~ it.head %>
 auto lo
 iface lo inet loopback
@@ -131,6 +136,10 @@ iface <%= v.name %> inet <%~ v.v4 === "static" ? "static" : v.v4 === "dhcp" ? "d
 <% } else if (i.kind === "vlan") { -%>
     pre-up [ -e /sys/class/net/<%= v.name %> ] || ip link add link <%= i.parent %> name <%= v.name %> type vlan id <%= i.vlanId %>
     post-down ip link delete <%= v.name %>
+<% } -%>
+<% if (v.v6 === "none" && v.v4 !== "member") { -%>
+    pre-up [ ! -d /proc/sys/net/ipv6/conf/<%= v.name %> ] || echo 0 > /proc/sys/net/ipv6/conf/<%= v.name %>/accept_ra
+    up [ ! -d /proc/sys/net/ipv6/conf/<%= v.name %> ] || echo 0 > /proc/sys/net/ipv6/conf/<%= v.name %>/accept_ra
 <% } -%>
 <% if (v.v6 !== "none") { -%>
 iface <%= v.name %> inet6 <%~ v.v6 === "static" ? "static" : v.v6 === "slaac" ? "auto" : "dhcp" %>
