@@ -31,7 +31,8 @@ export function escapeLike(s: string): string {
 
 /** A top-level key of a JSON column, as text (`json_extract` on SQLite, `->>` on jsonb). `key` is bound. */
 export function jsonText(d: Dialect, col: SQLWrapper, key: string): SQL<string | null> {
-  return d === "postgres" ? sql`(${col} ->> ${key})` : sql`json_extract(${col}, ${"$." + jsonPathKey(key)})`;
+  const path = jsonPathKey(key); // refused alike on both, though PostgreSQL would take any key
+  return d === "postgres" ? sql`(${col} ->> ${key})` : sql`json_extract(${col}, ${"$." + path})`;
 }
 
 /** Length of a JSON array column (null when not an array on PostgreSQL, 0 on SQLite's json_array_length of non-arrays). */

@@ -98,7 +98,8 @@ function gatedDb<T extends object>(target: T, mutex: Mutex): T {
             return run().then(onOk, onErr);
           };
         }
-        if (typeof prop === "string" && SYNC_METHODS.has(prop)) {
+        // `.values(rows)` of an insert builds; `.values()` of a select runs (raw rows).
+        if (typeof prop === "string" && SYNC_METHODS.has(prop) && (prop !== "values" || o.constructor.name.includes("Select"))) {
           return (...args: unknown[]) => {
             if (mutex.locked) throw new Error(`store.db: synchronous .${prop}() while a Store transaction is open; await the query instead`);
             return (v as (...a: unknown[]) => unknown).apply(o, args);
