@@ -67,7 +67,7 @@ describe("ensureAdmin on the store", () => {
       const pw = /│\s+(\S{20})\s*│/.exec(printed[0]!)?.[1];
       expect(await fresh.anonymous.auth.login({ name: "admin", password: pw! })).toMatchObject({ role: "admin" });
     } finally {
-      await fresh.close();
+      fresh.close();
     }
   });
 });

@@ -35,7 +35,7 @@ describe("LoginThrottle", () => {
     const u = fresh("u");
     const r = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => t.begin(h.store, `ip-${u}-${i}`, u)));
     expect(r.filter((x) => x.status === "fulfilled")).toHaveLength(5);
-    for (const x of r.filter((x) => x.status === "rejected")) expect((x as PromiseRejectedResult).reason).toMatchObject({ code: "RATE_LIMITED" });
+    for (const x of r.filter((x) => x.status === "rejected")) expect(x.reason).toMatchObject({ code: "RATE_LIMITED" });
   });
 
   it("locks one address trying many names", async () => {

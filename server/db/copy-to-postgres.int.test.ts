@@ -40,7 +40,7 @@ beforeAll(async () => {
   h.db.$client.pragma("wal_checkpoint(TRUNCATE)");
 }, 120_000);
 afterAll(async () => {
-  await h?.close();
+  h?.close();
   await cluster?.stop();
 });
 

@@ -87,7 +87,7 @@ function converterFor(c: PgColumn): Convert {
     return (v, where) => {
       if (v === null) return null;
       if (v === 0 || v === 1 || v === 0n || v === 1n) return Number(v) === 1;
-      throw new CopyError(`${where()}: expected 0 or 1 for a boolean, found ${String(v)}`);
+      throw new CopyError(`${where()}: expected 0 or 1 for a boolean, found ${JSON.stringify(v)}`);
     };
   }
   if (sqlType === "jsonb" || sqlType === "json") {
@@ -148,8 +148,8 @@ export async function copyToPostgres(opts: { sqliteFile: string; url: string; lo
       const nonEmpty: string[] = [];
       for (const t of tables) {
         const name = getTableConfig(t).name;
-        const r = await client.query(`SELECT EXISTS (SELECT 1 FROM ${quoteIdent(name)}) AS x`);
-        if (r.rows[0].x) nonEmpty.push(name);
+        const r = await client.query<{ x: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${quoteIdent(name)}) AS x`);
+        if (r.rows[0]!.x) nonEmpty.push(name);
       }
       if (nonEmpty.length) throw new CopyError(`${target} is not empty (rows in ${nonEmpty.join(", ")}): copy only into a new, empty database`);
 

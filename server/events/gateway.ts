@@ -172,7 +172,7 @@ function attachConsoleHandlers(socket: Socket, currentUser: () => Promise<Sessio
   const joined = new Set<number>();
   // Each message waits for its session check; one queue per socket keeps keystrokes and take/release in order.
   let queue: Promise<void> = Promise.resolve();
-  const inOrder = (fn: () => Promise<void>) => {
+  const inOrder = (fn: () => void | Promise<void>) => {
     queue = queue.then(fn).catch((err: unknown) => log.error("console handler failed", { error: String(err) }));
   };
   socket.data.releaseKeyboards = () => {
@@ -205,7 +205,7 @@ function attachConsoleHandlers(socket: Socket, currentUser: () => Promise<Sessio
       ack?.({ ok: false, error: err instanceof AppError ? err.message : "Internal error" });
     }
   }));
-  socket.on("console:leave", (raw: unknown, ack?: Ack) => inOrder(async () => {
+  socket.on("console:leave", (raw: unknown, ack?: Ack) => inOrder(() => {
     const p = subscribeSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
     joined.delete(p.data.machineId);
@@ -228,7 +228,7 @@ function attachConsoleHandlers(socket: Socket, currentUser: () => Promise<Sessio
     const user = await operatorOnly(ack);
     if (user) reply(ack, () => consoles.take(p.data.machineId, socket.id, user.name));
   }));
-  socket.on("console:release", (raw: unknown, ack?: Ack) => inOrder(async () => {
+  socket.on("console:release", (raw: unknown, ack?: Ack) => inOrder(() => {
     const p = subscribeSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
     reply(ack, () => consoles.release(p.data.machineId, socket.id));
@@ -239,7 +239,7 @@ function attachConsoleHandlers(socket: Socket, currentUser: () => Promise<Sessio
     if (await operatorOnly(ack)) reply(ack, () => consoles.input(p.data.machineId, socket.id, p.data.data));
   }));
   // After any message still queued (a join in flight must not outlive the socket).
-  socket.on("disconnect", () => inOrder(async () => {
+  socket.on("disconnect", () => inOrder(() => {
     for (const id of joined) consoles.leave(id, socket.id);
   }));
 }

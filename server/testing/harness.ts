@@ -75,8 +75,9 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
       db.insert(users).values({ id, name, role, passwordHash: "x", createdAt: new Date() }).run();
       if (store.dialect === "postgres") await store.db.insert(store.t.users).values({ id, name, role, passwordHash: "x", createdAt: new Date() });
     },
-    async close() {
-      if (store.dialect === "postgres") await store.close();
+    /** Synchronous, as before; a PostgreSQL store's pool ends in the background (its database stays until the cluster goes). */
+    close() {
+      if (store.dialect === "postgres") void store.close().catch(() => {});
       db.$client.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },

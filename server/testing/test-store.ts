@@ -1,6 +1,5 @@
 import pg from "pg";
 import { drizzle } from "drizzle-orm/node-postgres";
-import type { PgDb } from "../db/pg/client";
 import * as pgSchema from "../db/pg/schema";
 import { pgStore, type Store } from "../db/store";
 
@@ -31,7 +30,7 @@ export function testPgStore(): Store {
   ready.catch(() => {}); // reported by the first query
   const pool = new WaitingPool({ connectionString: url.toString(), max: 4 }, ready);
   pool.on("error", () => {});
-  return pgStore(drizzle<typeof pgSchema, pg.Pool>(pool, { schema: pgSchema }) as PgDb);
+  return pgStore(drizzle<typeof pgSchema, pg.Pool>(pool, { schema: pgSchema }));
 }
 
 /** A pool whose connections wait for `ready` (the database being created). */

@@ -5,7 +5,7 @@ import type { Role } from "../../../lib/schemas";
 import { hashPassword, verifyPassword } from "../../auth/password";
 import { SESSION_COOKIE, sessionUser } from "../../auth/sessions";
 import { ensureAdmin } from "../../auth/users";
-import { batches, bmcs, events, machines, nics, racks, sessions, users } from "../../db/schema";
+import { batches, bmcs, events, machines, nics, racks } from "../../db/schema";
 import type { Logger } from "../../log";
 import { transition } from "../../machines/lifecycle";
 import { startPowerAction } from "../../operator/hand-power";
@@ -249,9 +249,9 @@ describe("login, sessions and users", () => {
     await h.addUser("alice", "operator", "alice-password-1");
     await h.addUser("bob", "viewer", "bob-password-12");
   });
-  afterAll(async () => {
+  afterAll(() => {
     vi.useRealTimers();
-    await h.close();
+    h.close();
   });
 
   async function login(name: string, password: string): Promise<{ token: string; cookie: string; user: SessionUser }> {
@@ -292,7 +292,7 @@ describe("login, sessions and users", () => {
       await secure.anonymous.auth.login({ name: "sec", password: "sec-password-1" });
       expect(secure.cookies.at(-1)!.split(";").map((s) => s.trim())).toContain("Secure");
     } finally {
-      await secure.close();
+      secure.close();
     }
   });
 
@@ -532,7 +532,7 @@ describe("ensureAdmin", () => {
     try {
       await ensureAdmin(other.store, log, undefined, print);
     } finally {
-      await other.close();
+      other.close();
     }
     const [a, b] = printed.map((p) => /│\s+(\S{20})\s*│/.exec(p)?.[1]);
     expect(a).toBeDefined();
