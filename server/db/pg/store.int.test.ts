@@ -7,6 +7,7 @@ import { openDatabase } from "../client";
 import { escapeLike, forUpdate, greatest, jsonArrayLength, jsonText, least, likeCi } from "../sql";
 import { lockMachines, openStore, pgErrorCode, pgStore, sqliteStore, type Store } from "../store";
 import { openPgDatabase } from "./client";
+import { LoginThrottle } from "../../auth/throttle";
 
 let cluster: PgCluster;
 let url: string;
@@ -165,6 +166,21 @@ describe("PostgreSQL Store.transaction", () => {
       expect(await s.db.select({ n: sql<number>`1` }).from(s.t.racks).limit(1)).toBeDefined();
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe("the login throttle across processes (two pools on one database)", () => {
+  it("of 12 concurrent attempts on one name, split over two processes, exactly 5 pass; the lock holds on both", async () => {
+    const other = pgStore(await openPgDatabase(url, { max: 6, applicationName: "proc2" }));
+    try {
+      const [a, b] = [new LoginThrottle({ perUser: 5 }), new LoginThrottle({ perUser: 5 })];
+      const r = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => (i % 2 ? a.begin(store, `10.1.0.${i}`, "x-proc") : b.begin(other, `10.1.0.${i}`, "x-proc"))));
+      expect(r.filter((x) => x.status === "fulfilled")).toHaveLength(5);
+      await expect(a.begin(store, "10.1.1.1", "X-PROC")).rejects.toMatchObject({ code: "RATE_LIMITED" });
+      await expect(b.begin(other, "10.1.1.2", "x-proc")).rejects.toMatchObject({ code: "RATE_LIMITED" });
+    } finally {
+      await other.close();
     }
   });
 });
