@@ -8,6 +8,9 @@ import { escapeLike, forUpdate, greatest, jsonArrayLength, jsonText, least, like
 import { lockMachines, openStore, pgErrorCode, pgStore, sqliteStore, type Store } from "../store";
 import { openPgDatabase } from "./client";
 import { LoginThrottle } from "../../auth/throttle";
+import { updateUser } from "../../auth/users";
+import type { Domain } from "../../context";
+import { EventBus } from "../../events/bus";
 
 let cluster: PgCluster;
 let url: string;
@@ -179,6 +182,32 @@ describe("the login throttle across processes (two pools on one database)", () =
       expect(r.filter((x) => x.status === "fulfilled")).toHaveLength(5);
       await expect(a.begin(store, "10.1.1.1", "X-PROC")).rejects.toMatchObject({ code: "RATE_LIMITED" });
       await expect(b.begin(other, "10.1.1.2", "x-proc")).rejects.toMatchObject({ code: "RATE_LIMITED" });
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe("check-then-act on PostgreSQL: the last enabled admin", () => {
+  it("two processes disabling the last two admins at once: exactly one succeeds, every round", async () => {
+    const other = pgStore(await openPgDatabase(url, { max: 4, applicationName: "proc2" }));
+    const domainOf = (st: Store) => ({ db: undefined, store: st, bus: new EventBus() }) as unknown as Domain;
+    try {
+      const { users } = store.t;
+      for (let round = 0; round < 8; round++) {
+        await store.db.delete(users);
+        const made = await store.db
+          .insert(users)
+          .values(["a", "b"].map((n) => ({ name: `adm-${n}-${round}`, role: "admin" as const, passwordHash: "x", createdAt: new Date() })))
+          .returning({ id: users.id });
+        const r = await Promise.allSettled([
+          updateUser(domainOf(store), { id: made[0]!.id, disabled: true }, "t"),
+          updateUser(domainOf(other), { id: made[1]!.id, disabled: true }, "t"),
+        ]);
+        expect(r.map((x) => x.status).sort(), `round ${round}`).toEqual(["fulfilled", "rejected"]);
+        expect((r.find((x) => x.status === "rejected") as PromiseRejectedResult).reason).toMatchObject({ code: "CONFLICT" });
+        expect((await store.db.select().from(users)).filter((u) => !u.disabled)).toHaveLength(1);
+      }
     } finally {
       await other.close();
     }
