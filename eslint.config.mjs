@@ -35,6 +35,24 @@ export default tseslint.config(
     },
   },
   {
+    // Slices converted to the Store (server/db/store.ts; docs/ARCHITECTURE.md, "PostgreSQL") stay converted: tables
+    // come from `store.t` (either database), queries are awaited. Add each slice here as it is converted.
+    files: ["server/auth/**/*.ts"],
+    ignores: ["**/*.test.ts"],
+    rules: {
+      "@typescript-eslint/no-restricted-imports": [
+        "error",
+        {
+          patterns: [{ regex: "/db/(schema|client)$", allowTypeImports: true, message: "A Store slice takes its tables from store.t and its database from the Store." }],
+        },
+      ],
+      "no-restricted-syntax": [
+        "error",
+        { selector: "CallExpression[callee.property.name=/^(all|get|run|prepare)$/][arguments.length=0]", message: "Await the query (Store) instead of a synchronous .all()/.get()/.run()." },
+      ],
+    },
+  },
+  {
     files: ["app/**/*.{ts,tsx}", "components/**/*.{ts,tsx}"],
     plugins: { "react-hooks": reactHooks, "@next/next": nextPlugin },
     rules: { ...reactHooks.configs.recommended.rules, ...nextPlugin.configs.recommended.rules, ...nextPlugin.configs["core-web-vitals"].rules },

@@ -1,11 +1,35 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * Two projects. `sqlite`: every unit, router and integration test, as always. `postgres`: the test files of the
+ * slices converted to the Store (server/db/store.ts), once more with RACKHAND_TEST_STORE=postgres, so the harness
+ * gives them a fresh database of a private PostgreSQL (server/testing/pg-global-setup.ts). Same test code.
+ */
+const STORE_SLICE = ["server/auth/throttle.test.ts", "server/auth/auth-store.test.ts", "server/api/routers/auth.test.ts", "server/db/store.test.ts"];
+
 export default defineConfig({
   test: {
-    include: ["lib/**/*.test.ts", "server/**/*.test.ts", "agent/**/*.test.ts", "ramdisk/**/*.test.ts", "cli/**/*.test.ts", "lab/vlan-port.test.ts"],
     environment: "node",
     pool: "forks",
     testTimeout: 20_000,
     hookTimeout: 30_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "sqlite",
+          include: ["lib/**/*.test.ts", "server/**/*.test.ts", "agent/**/*.test.ts", "ramdisk/**/*.test.ts", "cli/**/*.test.ts", "lab/vlan-port.test.ts"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "postgres",
+          include: STORE_SLICE,
+          env: { RACKHAND_TEST_STORE: "postgres" },
+          globalSetup: ["server/testing/pg-global-setup.ts"],
+        },
+      },
+    ],
   },
 });

@@ -16,6 +16,7 @@ export const USAGE = `rackhand <command> [options]
 
 Commands:
   whoami                              the token's user and role
+  db copy-to-postgres                 copy this host's SQLite database into PostgreSQL (rackhand db --help)
   machines list [filter]              list machines
   machines enroll --csv FILE [--dry-run]
                                       enroll machines from a CSV file (all-or-nothing; see the UI's import)
@@ -57,6 +58,8 @@ interface MachineRow {
 }
 
 export async function main(argv: string[], io_: Io = defaultIo): Promise<number> {
+  // Database commands run on the server host, on files and URLs: no API token (cli/db.ts).
+  if (argv[0] === "db") return (await import("./db")).dbMain(argv.slice(1), io_);
   let parsed;
   try {
     parsed = parseArgs({

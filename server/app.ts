@@ -15,6 +15,7 @@ import type { Config } from "./config";
 import type { Domain } from "./context";
 import { startCheckpointer } from "./db/checkpointer";
 import { openDatabase } from "./db/client";
+import { storeOf } from "./db/store";
 import { EventBus } from "./events/bus";
 import { attachGateway } from "./events/gateway";
 import { isCrossSiteWrite, isPublicPath } from "./http/guards";
@@ -80,7 +81,8 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const bus = new EventBus();
   const oob = createOobRuntime(defaultOobConfig(config.dataDir, config.oob));
   const domain: Domain = { db, bus, secrets, log, oob };
-  await ensureAdmin(db, log, config.adminPassword);
+  const store = storeOf(domain);
+  await ensureAdmin(store, log, config.adminPassword);
   if (config.demo) seedDemoLab(domain);
 
   // Netboot follows the bus; its mode (off by default) comes from the settings table.
@@ -107,14 +109,14 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: "/api/trpc/",
-    createContext: ({ req, res }): TrpcContext => {
+    createContext: async ({ req, res }): Promise<TrpcContext> => {
       // An Authorization header means token auth only: the cookie is then ignored (see the CSRF note in handle()).
-      const bearer = req.headers.authorization !== undefined ? tokenUser(db, bearerOf(req.headers.authorization)) : undefined;
+      const bearer = req.headers.authorization !== undefined ? await tokenUser(store, bearerOf(req.headers.authorization)) : undefined;
       const token = bearer === undefined ? parseCookies(req.headers.cookie)[SESSION_COOKIE] : undefined;
       return {
         domain,
         config,
-        user: bearer === undefined ? sessionUser(db, token) : (bearer?.user ?? null),
+        user: bearer === undefined ? await sessionUser(store, token) : (bearer?.user ?? null),
         ...(bearer && { token: { id: bearer.tokenId, readOnly: bearer.readOnly } }),
         sessionToken: token,
         clientIp: req.socket.remoteAddress ?? "unknown",
@@ -209,7 +211,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     }
     // Pages need a session; send signed-out browsers to the login page (and the signed-in away from it).
     if (!isPublicPath(p) && !p.startsWith("/api/")) {
-      const user = sessionUser(db, parseCookies(req.headers.cookie)[SESSION_COOKIE]);
+      const user = await sessionUser(store, parseCookies(req.headers.cookie)[SESSION_COOKIE]);
       if (!user) {
         res.writeHead(302, { location: `/login?next=${encodeURIComponent(p + url.search)}` });
         res.end();

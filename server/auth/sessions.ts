@@ -2,8 +2,7 @@ import crypto from "node:crypto";
 import { and, eq, gt, lt, ne } from "drizzle-orm";
 import type { SessionUser } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
-import type { Db } from "../db/client";
-import { sessions, users } from "../db/schema";
+import type { Store, StoreDb, StoreTx } from "../db/store";
 import { hashPassword, verifyPassword } from "./password";
 
 export const SESSION_COOKIE = "rh_session";
@@ -17,49 +16,52 @@ let dummyHash: Promise<string> | undefined;
  * Check a name and password and open a session. Returns the cookie value (shown once, stored hashed).
  * @throws AppError UNAUTHENTICATED (same message for unknown user, wrong password and disabled account)
  */
-export async function login(db: Db, name: string, password: string, ttlMs: number): Promise<{ token: string; user: SessionUser; expiresAt: Date }> {
-  const u = db.select().from(users).where(eq(users.name, name.toLowerCase())).get();
+export async function login(store: Store, name: string, password: string, ttlMs: number): Promise<{ token: string; user: SessionUser; expiresAt: Date }> {
+  const { users, sessions } = store.t;
+  // A NUL cannot be in any name (and PostgreSQL text refuses it): such a name is simply unknown.
+  const [u] = name.includes("\u0000") ? [] : await store.db.select().from(users).where(eq(users.name, name.toLowerCase())).limit(1);
   dummyHash ??= hashPassword("not-a-real-password");
   const ok = await verifyPassword(password, u?.passwordHash ?? (await dummyHash));
   if (!u || !ok || u.disabled) throw new AppError("UNAUTHENTICATED", "Wrong user name or password");
   const token = crypto.randomBytes(32).toString("base64url");
   const now = new Date();
   const expiresAt = new Date(now.getTime() + ttlMs);
-  db.transaction((tx) => {
-    tx.insert(sessions).values({ idHash: sha256(token), userId: u.id, createdAt: now, expiresAt, lastSeenAt: now }).run();
-    tx.update(users).set({ lastLoginAt: now }).where(eq(users.id, u.id)).run();
+  await store.transaction(async (tx) => {
+    await tx.insert(sessions).values({ idHash: sha256(token), userId: u.id, createdAt: now, expiresAt, lastSeenAt: now });
+    await tx.update(users).set({ lastLoginAt: now }).where(eq(users.id, u.id));
     // Housekeeping: expired sessions go when anyone logs in.
-    tx.delete(sessions).where(lt(sessions.expiresAt, now)).run();
+    await tx.delete(sessions).where(lt(sessions.expiresAt, now));
   });
   return { token, user: { id: u.id, name: u.name, role: u.role }, expiresAt };
 }
 
 /** The signed-in user for a cookie value, or null when absent, unknown, expired or disabled. */
-export function sessionUser(db: Db, token: string | undefined): SessionUser | null {
+export async function sessionUser(store: Store, token: string | undefined): Promise<SessionUser | null> {
   if (!token || token.length > 200) return null;
-  const row = db
+  const { users, sessions } = store.t;
+  const [row] = await store.db
     .select({ id: users.id, name: users.name, role: users.role, disabled: users.disabled, lastSeenAt: sessions.lastSeenAt, idHash: sessions.idHash })
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
     .where(and(eq(sessions.idHash, sha256(token)), gt(sessions.expiresAt, new Date())))
-    .get();
+    .limit(1);
   if (!row || row.disabled) return null;
   // Record activity at most once a minute, not on every request.
   if (Date.now() - row.lastSeenAt.getTime() > 60_000) {
-    db.update(sessions).set({ lastSeenAt: new Date() }).where(eq(sessions.idHash, row.idHash)).run();
+    await store.db.update(sessions).set({ lastSeenAt: new Date() }).where(eq(sessions.idHash, row.idHash));
   }
   return { id: row.id, name: row.name, role: row.role };
 }
 
 /** End every session of a user except the one with cookie value `keep` (none kept when undefined). */
-export function endOtherSessions(db: Pick<Db, "delete">, userId: number, keep: string | undefined): void {
-  db.delete(sessions)
-    .where(keep ? and(eq(sessions.userId, userId), ne(sessions.idHash, sha256(keep))) : eq(sessions.userId, userId))
-    .run();
+export async function endOtherSessions(store: Store, db: StoreDb | StoreTx, userId: number, keep: string | undefined): Promise<void> {
+  const { sessions } = store.t;
+  await db.delete(sessions).where(keep ? and(eq(sessions.userId, userId), ne(sessions.idHash, sha256(keep))) : eq(sessions.userId, userId));
 }
 
-export function logout(db: Db, token: string | undefined): void {
-  if (token) db.delete(sessions).where(eq(sessions.idHash, sha256(token))).run();
+export async function logout(store: Store, token: string | undefined): Promise<void> {
+  const { sessions } = store.t;
+  if (token) await store.db.delete(sessions).where(eq(sessions.idHash, sha256(token)));
 }
 
 /** Parse a Cookie header into name → value. */

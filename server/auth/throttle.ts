@@ -1,10 +1,7 @@
+import { and, inArray, isNull, lt, lte, or } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
-
-interface Entry {
-  failures: number;
-  firstAt: number;
-  lockedUntil: number;
-}
+import { forUpdate } from "../db/sql";
+import type { Store, StoreTx } from "../db/store";
 
 export interface ThrottleLimits {
   /** Failed sign-ins for one user name (from any address) before that name is locked. */
@@ -17,18 +14,25 @@ export interface ThrottleLimits {
 
 const DEFAULTS: ThrottleLimits = { perUser: 5, perSource: 20, windowMs: 15 * 60_000, lockMs: 5 * 60_000 };
 
+/** Keys longer than this are cut (a client address or a user name never is; the row key stays bounded). */
+const MAX_KEY = 300;
+
 /**
- * Slows password guessing. Every attempt is counted as a failure *before* its password is checked (synchronously,
- * so concurrent attempts cannot all pass the check), and only a success takes its count back. Two counters:
+ * Slows password guessing. Every attempt is counted as a failure *before* its password is checked, and only a
+ * success takes its count back. Two counters:
  * - per user name, whatever the address: `perUser` failures in `windowMs` lock that name for `lockMs`, so a
  *   second address gets no fresh budget (the price: anyone can lock a name out for `lockMs`);
  * - per client address, over all names: `perSource` failures lock the address (one password sprayed over many
  *   names).
- * In memory: a restart forgets, which is acceptable for a brake (the scrypt cost per attempt is the other one).
+ *
+ * The counters live in the store's `login_throttle` table, so every process on one PostgreSQL shares them (picking
+ * another process behind the load balancer gives no fresh budget) and a restart keeps them. Counting is one
+ * transaction: the two rows are created if missing, locked (`FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on
+ * SQLite), checked and written, so concurrent attempts cannot all pass the check.
  */
 export class LoginThrottle {
-  private readonly entries = new Map<string, Entry>();
   private readonly limits: ThrottleLimits;
+  private calls = 0;
 
   constructor(
     limits: Partial<ThrottleLimits> = {},
@@ -41,45 +45,71 @@ export class LoginThrottle {
    * Count one sign-in attempt; call before checking the password, then `succeeded` if it was right.
    * @throws AppError RATE_LIMITED while the name or the address is locked (the attempt is then not counted)
    */
-  begin(ip: string, name: string): void {
+  async begin(store: Store, ip: string, name: string): Promise<void> {
     const t = this.now();
-    const u = this.current(userKey(name), t);
-    const s = this.current(sourceKey(ip), t);
-    const locked = Math.max(u.lockedUntil, s.lockedUntil);
-    if (locked > t) {
-      const sec = Math.ceil((locked - t) / 1000);
+    const { loginThrottle: lt_ } = store.t;
+    const keys = { user: userKey(name), source: sourceKey(ip) };
+    const max = { user: this.limits.perUser, source: this.limits.perSource };
+    const lockedUntil = await store.transaction(async (tx) => {
+      const rows = await this.lockRows(store, tx, [keys.user, keys.source], t);
+      const locked = Math.max(...rows.map((r) => r.lockedUntil?.getTime() ?? 0));
+      if (locked > t) return locked;
+      for (const which of ["user", "source"] as const) {
+        const r = rows.find((x) => x.key === keys[which])!;
+        const failures = r.failures + 1;
+        await tx
+          .update(lt_)
+          .set({ failures, windowStart: r.windowStart, lockedUntil: failures >= max[which] ? new Date(t + this.limits.lockMs) : null })
+          .where(inArray(lt_.key, [keys[which]]));
+      }
+      return 0;
+    });
+    if (lockedUntil > t) {
+      const sec = Math.ceil((lockedUntil - t) / 1000);
       throw new AppError("RATE_LIMITED", `Too many failed sign-ins; try again in ${sec} s`);
     }
-    this.count(u, this.limits.perUser, t);
-    this.count(s, this.limits.perSource, t);
-    if (this.entries.size > 10_000) this.prune(t);
+    if (++this.calls % 256 === 0) await this.prune(store, t);
   }
 
   /** The attempt counted by `begin` had the right password: the name starts afresh, the address gets its one back. */
-  succeeded(ip: string, name: string): void {
-    this.entries.delete(userKey(name));
-    const s = this.entries.get(sourceKey(ip));
-    if (s && s.lockedUntil <= this.now()) s.failures = Math.max(0, s.failures - 1);
+  async succeeded(store: Store, ip: string, name: string): Promise<void> {
+    const t = this.now();
+    const { loginThrottle: lt_ } = store.t;
+    await store.transaction(async (tx) => {
+      await tx.delete(lt_).where(inArray(lt_.key, [userKey(name)]));
+      const [s] = await forUpdate(store.dialect, tx.select().from(lt_).where(inArray(lt_.key, [sourceKey(ip)])));
+      if (s && (s.lockedUntil?.getTime() ?? 0) <= t && s.failures > 0) {
+        await tx.update(lt_).set({ failures: s.failures - 1 }).where(inArray(lt_.key, [s.key]));
+      }
+    });
   }
 
-  private current(k: string, t: number): Entry {
-    let e = this.entries.get(k);
-    if (!e || (t - e.firstAt > this.limits.windowMs && e.lockedUntil <= t)) {
-      e = { failures: 0, firstAt: t, lockedUntil: 0 };
-      this.entries.set(k, e);
-    }
-    return e;
+  /** Rows of lapsed windows that are not locked go (run every 256 attempts of this process). */
+  async prune(store: Store, t = this.now()): Promise<void> {
+    const { loginThrottle: lt_ } = store.t;
+    await store.db
+      .delete(lt_)
+      .where(and(lt(lt_.windowStart, new Date(t - this.limits.windowMs)), or(isNull(lt_.lockedUntil), lte(lt_.lockedUntil, new Date(t)))));
   }
 
-  private count(e: Entry, max: number, t: number): void {
-    e.failures++;
-    if (e.failures >= max) e.lockedUntil = t + this.limits.lockMs;
-  }
-
-  private prune(t: number): void {
-    for (const [k, e] of this.entries) if (t - e.firstAt > this.limits.windowMs && e.lockedUntil < t) this.entries.delete(k);
+  /**
+   * The rows of `keys`, created when missing and locked for the rest of the transaction (in key order, so two
+   * attempts cannot deadlock). A row whose window lapsed and whose lock is over reads as fresh.
+   */
+  private async lockRows(store: Store, tx: StoreTx, keys: string[], t: number) {
+    const { loginThrottle: lt_ } = store.t;
+    const sorted = [...new Set(keys)].sort();
+    await tx
+      .insert(lt_)
+      .values(sorted.map((key) => ({ key, failures: 0, windowStart: new Date(t), lockedUntil: null })))
+      .onConflictDoNothing();
+    const rows = await forUpdate(store.dialect, tx.select().from(lt_).where(inArray(lt_.key, sorted)).orderBy(lt_.key));
+    return rows.map((r) => ((r.lockedUntil?.getTime() ?? 0) <= t && t - r.windowStart.getTime() > this.limits.windowMs ? { ...r, failures: 0, windowStart: new Date(t), lockedUntil: null } : r));
   }
 }
 
-const userKey = (name: string) => `u\u0000${name.toLowerCase()}`;
-const sourceKey = (ip: string) => `s\u0000${ip}`;
+// JSON-quoted: a NUL or any control character in a name becomes an escape (PostgreSQL text cannot hold NUL), and
+// the prefix keeps names and addresses apart.
+const cut = (s: string) => (s.length > MAX_KEY ? s.slice(0, MAX_KEY) : s);
+const userKey = (name: string) => cut(`user:${JSON.stringify(name.toLowerCase())}`);
+const sourceKey = (ip: string) => cut(`source:${JSON.stringify(ip)}`);

@@ -4,9 +4,10 @@ import { z } from "zod";
 import type { SessionUser } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { Actor } from "../context";
-import type { Db } from "../db/client";
-import { apiTokens, users, type TokenScope } from "../db/schema";
-import { recordEvent } from "../events/audit";
+import type { TokenScope } from "../db/schema";
+import type { Store } from "../db/store";
+import { forUpdate } from "../db/sql";
+import { recordStoreEvent } from "../events/audit";
 
 /**
  * API tokens for scripts and the CLI. A token is `rh_` + 32 random bytes (base64url); only its sha256 is stored,
@@ -56,26 +57,29 @@ export interface TokenActor {
 const sha256 = (s: string) => crypto.createHash("sha256").update(s).digest("hex");
 
 /** Create a token for `user`. Returns the secret (shown once) and its listing. */
-export function createToken(db: Db, user: SessionUser, input: z.infer<typeof tokenCreateSchema>, actor: Actor): { token: string; info: TokenDto } {
+export async function createToken(store: Store, user: SessionUser, input: z.infer<typeof tokenCreateSchema>, actor: Actor): Promise<{ token: string; info: TokenDto }> {
+  const { users, apiTokens } = store.t;
   const token = TOKEN_PREFIX + crypto.randomBytes(32).toString("base64url");
   const now = new Date();
   const expiresAt = new Date(now.getTime() + input.expiresInDays * 86_400_000);
-  const id = db.transaction((tx) => {
-    if (!tx.select({ id: users.id }).from(users).where(eq(users.id, user.id)).get()) throw new AppError("USER_NOT_FOUND", `User ${user.id} does not exist`);
-    const row = tx
+  const id = await store.transaction(async (tx) => {
+    // Locked (PostgreSQL): the owner cannot be deleted between this check and the insert.
+    const [owner] = await forUpdate(store.dialect, tx.select({ id: users.id }).from(users).where(eq(users.id, user.id)));
+    if (!owner) throw new AppError("USER_NOT_FOUND", `User ${user.id} does not exist`);
+    const [row] = await tx
       .insert(apiTokens)
       .values({ userId: user.id, name: input.name, scope: input.scope, tokenHash: sha256(token), prefix: token.slice(0, 10), createdAt: now, expiresAt })
-      .returning({ id: apiTokens.id })
-      .get();
-    recordEvent(tx, { actor, kind: "token.created", message: `Created API token "${input.name}" (${input.scope === "read" ? "read-only" : "role"}) for ${user.name}` });
-    return row.id;
+      .returning({ id: apiTokens.id });
+    await recordStoreEvent(store, tx, { actor, kind: "token.created", message: `Created API token "${input.name}" (${input.scope === "read" ? "read-only" : "role"}) for ${user.name}` });
+    return row!.id;
   });
-  return { token, info: listTokens(db, { userId: user.id }).find((t) => t.id === id)! };
+  return { token, info: (await listTokens(store, { userId: user.id })).find((t) => t.id === id)! };
 }
 
 /** Tokens of one user, or of everyone when `userId` is absent (admins). Newest last. */
-export function listTokens(db: Db, opts: { userId?: number }): TokenDto[] {
-  return db
+export async function listTokens(store: Store, opts: { userId?: number }): Promise<TokenDto[]> {
+  const { users, apiTokens } = store.t;
+  const rows = await store.db
     .select({
       id: apiTokens.id,
       userId: apiTokens.userId,
@@ -91,9 +95,8 @@ export function listTokens(db: Db, opts: { userId?: number }): TokenDto[] {
     .from(apiTokens)
     .innerJoin(users, eq(users.id, apiTokens.userId))
     .where(opts.userId === undefined ? undefined : eq(apiTokens.userId, opts.userId))
-    .orderBy(asc(apiTokens.id))
-    .all()
-    .map((t) => ({
+    .orderBy(asc(apiTokens.id));
+  return rows.map((t) => ({
       ...t,
       createdAt: t.createdAt.getTime(),
       expiresAt: t.expiresAt.getTime(),
@@ -106,13 +109,14 @@ export function listTokens(db: Db, opts: { userId?: number }): TokenDto[] {
  * Revoke a token: its owner may, and an admin may revoke anyone's. Revoking twice is a no-op.
  * @throws AppError NOT_FOUND (also for someone else's token when not an admin, so ids do not leak)
  */
-export function revokeToken(db: Db, by: SessionUser, id: number, actor: Actor): void {
-  db.transaction((tx) => {
-    const t = tx.select().from(apiTokens).where(eq(apiTokens.id, id)).get();
+export async function revokeToken(store: Store, by: SessionUser, id: number, actor: Actor): Promise<void> {
+  const { apiTokens } = store.t;
+  await store.transaction(async (tx) => {
+    const [t] = await forUpdate(store.dialect, tx.select().from(apiTokens).where(eq(apiTokens.id, id)));
     if (!t || (t.userId !== by.id && by.role !== "admin")) throw new AppError("NOT_FOUND", `Token ${id} does not exist`);
     if (t.revokedAt) return;
-    tx.update(apiTokens).set({ revokedAt: new Date() }).where(and(eq(apiTokens.id, id), isNull(apiTokens.revokedAt))).run();
-    recordEvent(tx, { actor, kind: "token.revoked", message: `Revoked API token "${t.name}" (${t.prefix}…)` });
+    await tx.update(apiTokens).set({ revokedAt: new Date() }).where(and(eq(apiTokens.id, id), isNull(apiTokens.revokedAt)));
+    await recordStoreEvent(store, tx, { actor, kind: "token.revoked", message: `Revoked API token "${t.name}" (${t.prefix}…)` });
   });
 }
 
@@ -125,9 +129,10 @@ export function bearerOf(header: string | string[] | undefined): string | null {
 }
 
 /** The owner of a valid token, or null when unknown, malformed, expired, revoked or its owner is disabled. */
-export function tokenUser(db: Db, token: string | null | undefined): TokenActor | null {
+export async function tokenUser(store: Store, token: string | null | undefined): Promise<TokenActor | null> {
   if (!token || token.length > 200 || !token.startsWith(TOKEN_PREFIX)) return null;
-  const row = db
+  const { users, apiTokens } = store.t;
+  const [row] = await store.db
     .select({
       tokenId: apiTokens.id,
       scope: apiTokens.scope,
@@ -142,11 +147,11 @@ export function tokenUser(db: Db, token: string | null | undefined): TokenActor 
     .from(apiTokens)
     .innerJoin(users, eq(users.id, apiTokens.userId))
     .where(eq(apiTokens.tokenHash, sha256(token)))
-    .get();
+    .limit(1);
   if (!row || row.disabled || row.revokedAt || row.expiresAt.getTime() <= Date.now()) return null;
   // Record use at most once a minute, not on every request.
   if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
-    db.update(apiTokens).set({ lastUsedAt: new Date() }).where(eq(apiTokens.id, row.tokenId)).run();
+    await store.db.update(apiTokens).set({ lastUsedAt: new Date() }).where(eq(apiTokens.id, row.tokenId));
   }
   return { user: { id: row.id, name: row.name, role: row.role }, readOnly: row.scope === "read", tokenId: row.tokenId };
 }
@@ -155,8 +160,8 @@ export function tokenUser(db: Db, token: string | null | undefined): TokenActor 
  * The socket.io user of a token: read-only tokens are viewers there (they may watch rooms, never take a console
  * or type into it).
  */
-export function tokenSocketUser(db: Db, token: string | null | undefined): SessionUser | null {
-  const t = tokenUser(db, token);
+export async function tokenSocketUser(store: Store, token: string | null | undefined): Promise<SessionUser | null> {
+  const t = await tokenUser(store, token);
   if (!t) return null;
   return t.readOnly ? { ...t.user, role: "viewer" } : t.user;
 }

@@ -4,7 +4,6 @@ import Database from "better-sqlite3";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { migrationsFolder } from "./migrations";
-import { openPgDatabase, type PgDb } from "./pg/client";
 import * as schema from "./schema";
 
 export { migrationsFolder };
@@ -34,18 +33,6 @@ export function openDatabase(file: string): Db {
   const db: Db = drizzle(sqlite, { schema });
   migrate(db, { migrationsFolder: migrationsFolder() });
   return db;
-}
-
-/**
- * The store of a process: PostgreSQL when RACKHAND_DATABASE_URL is set (drizzle's node-postgres driver, the
- * drizzle-pg/ migrations applied), else the SQLite file `rackhand.db` under the data directory, as always.
- */
-export type Store = { kind: "sqlite"; db: Db; file: string } | { kind: "postgres"; db: PgDb };
-
-export async function openStore(dataDir: string, databaseUrl: string | undefined): Promise<Store> {
-  if (databaseUrl) return { kind: "postgres", db: await openPgDatabase(databaseUrl) };
-  const file = path.join(dataDir, "rackhand.db");
-  return { kind: "sqlite", db: openDatabase(file), file };
 }
 
 /**

@@ -2,6 +2,7 @@ import { and, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
 import type { EventFilter } from "../../lib/schemas";
 import type { EventDto } from "../../lib/live-events";
 import type { Db } from "../db/client";
+import type { Store, StoreDb, StoreTx } from "../db/store";
 import { events, machines } from "../db/schema";
 
 export interface NewEvent {
@@ -27,6 +28,15 @@ export function recordEvent(db: Pick<Db, "insert">, e: NewEvent): EventDto {
     .returning()
     .get();
   return toDto(row);
+}
+
+/** `recordEvent` on the Store (either database); call with the transaction of the change it records. */
+export async function recordStoreEvent(store: Store, db: StoreDb | StoreTx, e: NewEvent): Promise<EventDto> {
+  const [row] = await db
+    .insert(store.t.events)
+    .values({ ts: new Date(), actor: e.actor, machineId: e.machineId ?? null, kind: e.kind, message: e.message, payload: e.payload ?? null })
+    .returning();
+  return toDto(row!);
 }
 
 function toDto(row: typeof events.$inferSelect, machineName?: string | null): EventDto {

@@ -7,6 +7,7 @@ import { parseCookies, SESSION_COOKIE, sessionUser } from "../auth/sessions";
 import { handshakeToken, tokenSocketUser } from "../auth/tokens";
 import { AppError } from "../../lib/errors";
 import type { Db } from "../db/client";
+import { storeOf, type Store } from "../db/store";
 import type { Logger } from "../log";
 import type { ConsoleManager } from "../oob/console/manager";
 import type { EventBus } from "./bus";
@@ -40,6 +41,8 @@ type Socket = IoSocket<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, Soc
 export function attachGateway(opts: {
   httpServer: http.Server;
   db: Db;
+  /** Where sessions and tokens are read (server/auth); the Store over `db` when absent. */
+  store?: Store;
   bus: EventBus;
   log: Logger;
   onClientCount?: (n: number) => void;
@@ -48,24 +51,37 @@ export function attachGateway(opts: {
 }): { io: Server; close: () => Promise<void> } {
   const io = new Server<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, SocketData>(opts.httpServer, { path: "/socket.io", serveClient: false });
 
+  const store = opts.store ?? storeOf({ db: opts.db });
+  const userOf = (bearer: string | null | undefined, token: string | undefined) =>
+    bearer !== undefined ? tokenSocketUser(store, bearer) : sessionUser(store, token);
+
   io.use((socket, next) => {
     const bearer = handshakeToken(socket.handshake);
     const token = parseCookies(socket.handshake.headers.cookie)[SESSION_COOKIE];
-    const user = bearer !== undefined ? tokenSocketUser(opts.db, bearer) : sessionUser(opts.db, token);
-    if (!user) return next(new Error("UNAUTHENTICATED"));
-    socket.data.user = user;
-    socket.data.token = token;
-    socket.data.bearer = bearer;
-    next();
+    userOf(bearer, token).then(
+      (user) => {
+        if (!user) return next(new Error("UNAUTHENTICATED"));
+        socket.data.user = user;
+        socket.data.token = token;
+        socket.data.bearer = bearer;
+        next();
+      },
+      (err: unknown) => {
+        opts.log.error("socket handshake: reading the session failed", { error: String(err) });
+        next(new Error("UNAVAILABLE"));
+      },
+    );
   });
 
   /**
    * The socket's user as the database says now (its session, or its API token: revoked, expired or a disabled
    * owner ends it too); null (and the socket disconnected) when that ended.
    */
-  const currentUser = (socket: Socket): SessionUser | null => {
-    const bearer = socket.data.bearer;
-    const user = bearer !== undefined ? tokenSocketUser(opts.db, bearer) : sessionUser(opts.db, socket.data.token);
+  const currentUser = async (socket: Socket): Promise<SessionUser | null> => {
+    const user = await userOf(socket.data.bearer, socket.data.token).catch((err: unknown) => {
+      opts.log.error("socket: reading the session failed", { error: String(err) });
+      return null;
+    });
     if (!user) {
       socket.disconnect(true);
       return null;
@@ -76,14 +92,14 @@ export function attachGateway(opts: {
 
   io.on("connection", (socket) => {
     const user = socket.data.user;
-    // A session may have ended between the handshake and now.
-    if (!currentUser(socket)) return;
     void socket.join(rooms.fleet);
+    // A session may have ended between the handshake and now (then the socket is disconnected).
+    void currentUser(socket);
     opts.onClientCount?.(io.engine.clientsCount);
     socket.on("subscribe", async (raw: unknown, ack?: (r: { ok: boolean; error?: string }) => void) => {
       const p = roomSchema.safeParse(raw);
       if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }, { jobId: number } or { batchId: number }" });
-      if (!currentUser(socket)) return ack?.({ ok: false, error: "Your session has ended; sign in again" });
+      if (!(await currentUser(socket))) return ack?.({ ok: false, error: "Your session has ended; sign in again" });
       // Every role (viewer and up; the handshake checked the session) may watch; room membership is read-only.
       // The ack comes after the join, so a client that backfills on ack cannot miss a line in between.
       await socket.join(roomOf(p.data));
@@ -105,8 +121,9 @@ export function attachGateway(opts: {
         for (const socket of io.of("/").sockets.values()) {
           if (socket.data.user?.id !== e.userId) continue;
           const before = socket.data.user;
-          const now = currentUser(socket);
-          if (now && CAN_TYPE.includes(before.role) && !CAN_TYPE.includes(now.role)) socket.data.releaseKeyboards?.();
+          void currentUser(socket).then((now) => {
+            if (now && CAN_TYPE.includes(before.role) && !CAN_TYPE.includes(now.role)) socket.data.releaseKeyboards?.();
+          });
         }
         break;
       case "machine.changed":
@@ -151,8 +168,13 @@ export function attachGateway(opts: {
 const CAN_TYPE: SessionUser["role"][] = ["operator", "admin"];
 
 /** Console messages of one socket: join/leave (any role), take/release/input (operators and admins only). */
-function attachConsoleHandlers(socket: Socket, currentUser: () => SessionUser | null, consoles: ConsoleManager, log: Logger) {
+function attachConsoleHandlers(socket: Socket, currentUser: () => Promise<SessionUser | null>, consoles: ConsoleManager, log: Logger) {
   const joined = new Set<number>();
+  // Each message waits for its session check; one queue per socket keeps keystrokes and take/release in order.
+  let queue: Promise<void> = Promise.resolve();
+  const inOrder = (fn: () => void | Promise<void>) => {
+    queue = queue.then(fn).catch((err: unknown) => log.error("console handler failed", { error: String(err) }));
+  };
   socket.data.releaseKeyboards = () => {
     for (const id of joined) consoles.release(id, socket.id);
   };
@@ -166,11 +188,11 @@ function attachConsoleHandlers(socket: Socket, currentUser: () => SessionUser | 
       ack?.({ ok: false, error: err instanceof AppError ? err.message : "Internal error" });
     }
   };
-  socket.on("console:join", async (raw: unknown, ack?: Ack) => {
+  socket.on("console:join", (raw: unknown, ack?: Ack) => inOrder(async () => {
     const p = subscribeSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
     const id = p.data.machineId;
-    const user = currentUser();
+    const user = await currentUser();
     if (!user) return ended(ack);
     try {
       await socket.join(rooms.console(id));
@@ -182,17 +204,17 @@ function attachConsoleHandlers(socket: Socket, currentUser: () => SessionUser | 
       void socket.leave(rooms.console(id));
       ack?.({ ok: false, error: err instanceof AppError ? err.message : "Internal error" });
     }
-  });
-  socket.on("console:leave", (raw: unknown, ack?: Ack) => {
+  }));
+  socket.on("console:leave", (raw: unknown, ack?: Ack) => inOrder(() => {
     const p = subscribeSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
     joined.delete(p.data.machineId);
     void socket.leave(rooms.console(p.data.machineId));
     reply(ack, () => consoles.leave(p.data.machineId, socket.id));
-  });
+  }));
   /** The current user when their role may type (read from the session now, not from the handshake). */
-  const operatorOnly = (ack: Ack | undefined): SessionUser | null => {
-    const user = currentUser();
+  const operatorOnly = async (ack: Ack | undefined): Promise<SessionUser | null> => {
+    const user = await currentUser();
     if (!user) return ended(ack), null;
     if (CAN_TYPE.includes(user.role)) return user;
     // Whoever lost the role also loses a keyboard they held.
@@ -200,23 +222,24 @@ function attachConsoleHandlers(socket: Socket, currentUser: () => SessionUser | 
     ack?.({ ok: false, error: `Typing into a console needs the operator role; you are ${user.role}` });
     return null;
   };
-  socket.on("console:take", (raw: unknown, ack?: Ack) => {
+  socket.on("console:take", (raw: unknown, ack?: Ack) => inOrder(async () => {
     const p = subscribeSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
-    const user = operatorOnly(ack);
+    const user = await operatorOnly(ack);
     if (user) reply(ack, () => consoles.take(p.data.machineId, socket.id, user.name));
-  });
-  socket.on("console:release", (raw: unknown, ack?: Ack) => {
+  }));
+  socket.on("console:release", (raw: unknown, ack?: Ack) => inOrder(() => {
     const p = subscribeSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
     reply(ack, () => consoles.release(p.data.machineId, socket.id));
-  });
-  socket.on("console:input", (raw: unknown, ack?: Ack) => {
+  }));
+  socket.on("console:input", (raw: unknown, ack?: Ack) => inOrder(async () => {
     const p = consoleInputSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number, data: string }" });
-    if (operatorOnly(ack)) reply(ack, () => consoles.input(p.data.machineId, socket.id, p.data.data));
-  });
-  socket.on("disconnect", () => {
+    if (await operatorOnly(ack)) reply(ack, () => consoles.input(p.data.machineId, socket.id, p.data.data));
+  }));
+  // After any message still queued (a join in flight must not outlive the socket).
+  socket.on("disconnect", () => inOrder(() => {
     for (const id of joined) consoles.leave(id, socket.id);
-  });
+  }));
 }

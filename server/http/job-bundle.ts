@@ -9,12 +9,13 @@ import { AppError } from "../../lib/errors";
 import { parseCookies, SESSION_COOKIE, sessionUser } from "../auth/sessions";
 import { bearerOf, tokenUser } from "../auth/tokens";
 import type { Db } from "../db/client";
+import { storeOf, type Store } from "../db/store";
 import { jobRecord } from "../orchestrator/job-record";
 
 export const JOB_RECORD_PATH = /^\/api\/jobs\/(\d{1,15})\/record$/;
 
-export function serveJobRecord(req: http.IncomingMessage, res: http.ServerResponse, url: URL, db: Db, consoleDir: string): void {
-  const user = req.headers.authorization !== undefined ? (tokenUser(db, bearerOf(req.headers.authorization))?.user ?? null) : sessionUser(db, parseCookies(req.headers.cookie)[SESSION_COOKIE]);
+export async function serveJobRecord(req: http.IncomingMessage, res: http.ServerResponse, url: URL, db: Db, consoleDir: string, store: Store = storeOf({ db })): Promise<void> {
+  const user = req.headers.authorization !== undefined ? ((await tokenUser(store, bearerOf(req.headers.authorization)))?.user ?? null) : await sessionUser(store, parseCookies(req.headers.cookie)[SESSION_COOKIE]);
   if (!user) {
     res.writeHead(401, { "content-type": "text/plain" });
     res.end("Sign in first");

@@ -8,6 +8,7 @@ import { machineListSchema } from "../../lib/schemas";
 import { parseCookies, SESSION_COOKIE, sessionUser } from "../auth/sessions";
 import { bearerOf, tokenUser } from "../auth/tokens";
 import type { Db } from "../db/client";
+import { storeOf, type Store } from "../db/store";
 import { machinesCsv } from "../machines/export-csv";
 
 export const MACHINES_CSV_PATH = "/api/machines.csv";
@@ -30,8 +31,8 @@ export function listInputFromQuery(sp: URLSearchParams) {
   });
 }
 
-export async function serveMachinesCsv(req: http.IncomingMessage, res: http.ServerResponse, url: URL, db: Db): Promise<void> {
-  const user = req.headers.authorization !== undefined ? (tokenUser(db, bearerOf(req.headers.authorization))?.user ?? null) : sessionUser(db, parseCookies(req.headers.cookie)[SESSION_COOKIE]);
+export async function serveMachinesCsv(req: http.IncomingMessage, res: http.ServerResponse, url: URL, db: Db, store: Store = storeOf({ db })): Promise<void> {
+  const user = req.headers.authorization !== undefined ? ((await tokenUser(store, bearerOf(req.headers.authorization)))?.user ?? null) : await sessionUser(store, parseCookies(req.headers.cookie)[SESSION_COOKIE]);
   if (!user) {
     res.writeHead(401, { "content-type": "text/plain" });
     res.end("Sign in first");

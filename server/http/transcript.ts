@@ -7,14 +7,15 @@ import type http from "node:http";
 import { eq } from "drizzle-orm";
 import { parseCookies, SESSION_COOKIE, sessionUser } from "../auth/sessions";
 import type { Db } from "../db/client";
+import { storeOf, type Store } from "../db/store";
 import { machines } from "../db/schema";
 import { transcriptFiles } from "../oob/console/transcript";
 
 export const TRANSCRIPT_PATH = /^\/api\/consoles\/(\d+)\/transcript$/;
 
-export async function serveTranscript(req: http.IncomingMessage, res: http.ServerResponse, url: URL, db: Db, consoleDir: string): Promise<void> {
+export async function serveTranscript(req: http.IncomingMessage, res: http.ServerResponse, url: URL, db: Db, consoleDir: string, store: Store = storeOf({ db })): Promise<void> {
   const id = Number(TRANSCRIPT_PATH.exec(url.pathname)![1]);
-  if (!sessionUser(db, parseCookies(req.headers.cookie)[SESSION_COOKIE])) {
+  if (!(await sessionUser(store, parseCookies(req.headers.cookie)[SESSION_COOKIE]))) {
     res.writeHead(401, { "content-type": "text/plain" });
     res.end("Sign in first");
     return;

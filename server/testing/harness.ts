@@ -10,6 +10,8 @@ import { loadConfig, type Config } from "../config";
 import type { Domain } from "../context";
 import { openDatabase } from "../db/client";
 import { users } from "../db/schema";
+import { sqliteStore, type Store } from "../db/store";
+import { testPgStore } from "./test-store";
 import { EventBus } from "../events/bus";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Role } from "../../lib/schemas";
@@ -22,6 +24,10 @@ import type { SessionUser } from "../../lib/dto";
 /**
  * A real, migrated SQLite database in a fresh temporary directory, with the domain wired as in production.
  * No mocks of our own modules: tests call the router through createCaller.
+ *
+ * `store` is the Store of the converted slices (server/auth): the Store over that SQLite database, or, with
+ * RACKHAND_TEST_STORE=postgres (the vitest project `postgres`), a fresh PostgreSQL database of the project's
+ * cluster. Tests of those slices read and write through `h.store`, so one test file runs on both.
  */
 export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<OobConfig>; observe?: CallObserver } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-test-"));
@@ -32,7 +38,8 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
   // NODE_ENV is spelled out because Next's types make it a required key of NodeJS.ProcessEnv.
   const config: Config = loadConfig({ RACKHAND_DATA_DIR: dataDir, NODE_ENV: "test" }, { ui: false, powerSync: false, ...opts.config });
   const oob = createOobRuntime(defaultOobConfig(dataDir, { ...config.oob, ...opts.oob }), { observe: opts.observe });
-  const domain: Domain = { db, bus, secrets: SecretBox.open(dataDir), log: silentLogger, oob };
+  const store: Store = testStoreKind() === "postgres" ? testPgStore() : sqliteStore(db);
+  const domain: Domain = { db, store, bus, secrets: SecretBox.open(dataDir), log: silentLogger, oob };
   let nextUserId = 1000;
   const cookies: string[] = [];
 
@@ -47,6 +54,7 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
   return {
     dataDir,
     db,
+    store,
     domain,
     config,
     published,
@@ -65,11 +73,21 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
     /** A users row for one of the callers above (their ids are otherwise not in the database). */
     async addUserWithId(id: number, role: Role, name = `${role}-${id}`) {
       db.insert(users).values({ id, name, role, passwordHash: "x", createdAt: new Date() }).run();
+      if (store.dialect === "postgres") await store.db.insert(store.t.users).values({ id, name, role, passwordHash: "x", createdAt: new Date() });
     },
+    /** Synchronous, as before; a PostgreSQL store's pool ends in the background (its database stays until the cluster goes). */
     close() {
+      if (store.dialect === "postgres") void store.close().catch(() => {});
       db.$client.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
 export type Harness = ReturnType<typeof createHarness>;
+
+/** The store the slice tests run on: RACKHAND_TEST_STORE (sqlite, the default, or postgres). */
+export function testStoreKind(): "sqlite" | "postgres" {
+  const k = process.env.RACKHAND_TEST_STORE ?? "sqlite";
+  if (k !== "sqlite" && k !== "postgres") throw new Error(`RACKHAND_TEST_STORE must be sqlite or postgres, not ${JSON.stringify(k)}`);
+  return k;
+}

@@ -5,7 +5,7 @@ import type { Role } from "../../../lib/schemas";
 import { hashPassword, verifyPassword } from "../../auth/password";
 import { SESSION_COOKIE, sessionUser } from "../../auth/sessions";
 import { ensureAdmin } from "../../auth/users";
-import { batches, bmcs, events, machines, nics, racks, sessions, users } from "../../db/schema";
+import { batches, bmcs, events, machines, nics, racks } from "../../db/schema";
 import type { Logger } from "../../log";
 import { transition } from "../../machines/lifecycle";
 import { startPowerAction } from "../../operator/hand-power";
@@ -114,13 +114,15 @@ describe("roles on every procedure", () => {
     "batches.settings": () => undefined,
     "tokens.list": () => undefined,
   };
-  const snapshot = () =>
-    Object.fromEntries(
-      Object.entries({ machines, racks, users, events, nics, bmcs, sessions }).map(([k, t]) => [
-        k,
-        h.db.select({ n: count() }).from(t).get()!.n,
-      ]),
-    );
+  // The auth slice lives in h.store (PostgreSQL in the `postgres` project), the rest in h.db.
+  const snapshot = async () => ({
+    ...Object.fromEntries(Object.entries({ machines, racks, events, nics, bmcs }).map(([k, t]) => [k, h.db.select({ n: count() }).from(t).get()!.n])),
+    ...Object.fromEntries(
+      await Promise.all(
+        (["users", "sessions", "events", "apiTokens"] as const).map(async (k) => [`store.${k}`, (await h.store.db.select({ n: count() }).from(h.store.t[k]))[0]!.n] as const),
+      ),
+    ),
+  });
 
   beforeAll(async () => {
     h = createHarness();
@@ -154,7 +156,7 @@ describe("roles on every procedure", () => {
     fx.bRunning = (await h.operator.batches.create({ selection: { ids: [await manageable(18)] }, kind: "inspect" })).batchId;
     // The operator caller as a real user (API tokens belong to one), and a token of theirs to revoke.
     await h.addUserWithId(h.operatorUser.id, "operator");
-    h.db.update(users).set({ passwordHash: await hashPassword("operator-password-1") }).where(eq(users.id, h.operatorUser.id)).run();
+    await h.store.db.update(h.store.t.users).set({ passwordHash: await hashPassword("operator-password-1") }).where(eq(h.store.t.users.id, h.operatorUser.id));
     fx.token = (await h.operator.tokens.create({ name: "to-revoke", scope: "role", expiresInDays: 1 })).info.id;
     fx.subnet = (await h.admin.subnets.create({ name: "auth-subnet-a", cidr: "10.202.0.0/24" })).id;
     fx.subnetDel = (await h.admin.subnets.create({ name: "auth-subnet-del", cidr: "10.203.0.0/24" })).id;
@@ -173,8 +175,8 @@ describe("roles on every procedure", () => {
 
   describe("mutations", () => {
     let before: Record<string, number>;
-    beforeAll(() => {
-      before = snapshot();
+    beforeAll(async () => {
+      before = await snapshot();
     });
 
     it.each(MUTATIONS)("%s: anonymous gets UNAUTHORIZED", async (path) => {
@@ -201,8 +203,8 @@ describe("roles on every procedure", () => {
       await expectTrpcError(procedureAt(h.operator, path)(mutationInputs[path]!()), "FORBIDDEN");
     });
 
-    it("refused calls changed nothing", () => {
-      expect(snapshot()).toEqual(before);
+    it("refused calls changed nothing", async () => {
+      expect(await snapshot()).toEqual(before);
     });
 
     // Control: the same inputs succeed for the role they need, so the refusals above came from the role check.
@@ -259,7 +261,8 @@ describe("login, sessions and users", () => {
     const cookie = h.cookies.at(-1)!;
     return { token: tokenFrom(cookie), cookie, user };
   }
-  const sessionsOf = (userId: number) => h.db.select({ n: count() }).from(sessions).where(eq(sessions.userId, userId)).get()!.n;
+  const sessionsOf = async (userId: number) => (await h.store.db.select({ n: count() }).from(h.store.t.sessions).where(eq(h.store.t.sessions.userId, userId)))[0]!.n;
+  const userNamed = async (name: string) => (await h.store.db.select().from(h.store.t.users).where(eq(h.store.t.users.name, name)))[0];
 
   it("login sets an HttpOnly, SameSite=Lax session cookie and opens a session", async () => {
     const { token, cookie, user } = await login("alice", "alice-password-1");
@@ -270,12 +273,12 @@ describe("login, sessions and users", () => {
     expect(attrs).toContain("Path=/");
     expect(attrs).not.toContain("Secure");
     expect(token.length).toBeGreaterThanOrEqual(32);
-    expect(sessionUser(h.db, token)).toEqual(user);
+    expect(await sessionUser(h.store, token)).toEqual(user);
     // Stored hashed: the cookie value is not in the database.
-    expect(JSON.stringify(h.db.select().from(sessions).all())).not.toContain(token);
+    expect(JSON.stringify(await h.store.db.select().from(h.store.t.sessions))).not.toContain(token);
     // A caller built from that session acts as alice.
-    expect(await h.caller(sessionUser(h.db, token), token).auth.me()).toEqual(user);
-    expect(h.db.select().from(users).where(eq(users.name, "alice")).get()!.lastLoginAt).not.toBeNull();
+    expect(await h.caller(await sessionUser(h.store, token), token).auth.me()).toEqual(user);
+    expect((await userNamed("alice"))!.lastLoginAt).not.toBeNull();
   });
 
   it("accepts the user name in any case", async () => {
@@ -309,14 +312,14 @@ describe("login, sessions and users", () => {
   it("logout ends the session and clears the cookie", async () => {
     const { token, user } = await login("bob", "bob-password-12");
     await h.caller(user, token).auth.logout();
-    expect(sessionUser(h.db, token)).toBeNull();
+    expect(await sessionUser(h.store, token)).toBeNull();
     expect(h.cookies.at(-1)).toMatch(new RegExp(`^${SESSION_COOKIE}=;.*Max-Age=0`));
   });
 
-  it("ignores unknown and absurd tokens", () => {
-    expect(sessionUser(h.db, undefined)).toBeNull();
-    expect(sessionUser(h.db, "nope")).toBeNull();
-    expect(sessionUser(h.db, "x".repeat(10_000))).toBeNull();
+  it("ignores unknown and absurd tokens", async () => {
+    expect(await sessionUser(h.store, undefined)).toBeNull();
+    expect(await sessionUser(h.store, "nope")).toBeNull();
+    expect(await sessionUser(h.store, "x".repeat(10_000))).toBeNull();
   });
 
   describe("expiry", () => {
@@ -327,16 +330,17 @@ describe("login, sessions and users", () => {
       const { token, user } = await login("bob", "bob-password-12");
       vi.useFakeTimers({ toFake: ["Date"] });
       vi.setSystemTime(Date.now() + ttl - 60_000);
-      expect(sessionUser(h.db, token)).toEqual(user);
+      expect(await sessionUser(h.store, token)).toEqual(user);
       vi.setSystemTime(Date.now() + 120_000);
-      expect(sessionUser(h.db, token)).toBeNull();
-      await expectTrpcError(h.caller(sessionUser(h.db, token), token).machines.summary(), "UNAUTHORIZED");
-      const expired = () => h.db.select({ n: count() }).from(sessions).where(lt(sessions.expiresAt, new Date())).get()!.n;
-      expect(expired()).toBeGreaterThanOrEqual(1);
+      expect(await sessionUser(h.store, token)).toBeNull();
+      await expectTrpcError(h.caller(await sessionUser(h.store, token), token).machines.summary(), "UNAUTHORIZED");
+      const { sessions: st } = h.store.t;
+      const expired = async () => (await h.store.db.select({ n: count() }).from(st).where(lt(st.expiresAt, new Date())))[0]!.n;
+      expect(await expired()).toBeGreaterThanOrEqual(1);
       const fresh = await login("alice", "alice-password-1");
-      expect(expired()).toBe(0);
-      expect(sessionUser(h.db, fresh.token)).toMatchObject({ name: "alice" });
-      expect(sessionUser(h.db, token)).toBeNull();
+      expect(await expired()).toBe(0);
+      expect(await sessionUser(h.store, fresh.token)).toMatchObject({ name: "alice" });
+      expect(await sessionUser(h.store, token)).toBeNull();
     });
   });
 
@@ -344,11 +348,11 @@ describe("login, sessions and users", () => {
     const eve = await h.addUser("eve", "operator", "eve-password-1");
     const a = await login("eve", "eve-password-1");
     const b = await login("eve", "eve-password-1");
-    expect(sessionsOf(eve.id)).toBe(2);
+    expect(await sessionsOf(eve.id)).toBe(2);
     await h.admin.users.update({ id: eve.id, disabled: true });
-    expect(sessionsOf(eve.id)).toBe(0);
-    expect(sessionUser(h.db, a.token)).toBeNull();
-    expect(sessionUser(h.db, b.token)).toBeNull();
+    expect(await sessionsOf(eve.id)).toBe(0);
+    expect(await sessionUser(h.store, a.token)).toBeNull();
+    expect(await sessionUser(h.store, b.token)).toBeNull();
     await expectTrpcError(h.anonymous.auth.login({ name: "eve", password: "eve-password-1" }), "UNAUTHORIZED");
     await h.admin.users.update({ id: eve.id, disabled: false });
     expect((await login("eve", "eve-password-1")).user.name).toBe("eve");
@@ -358,15 +362,15 @@ describe("login, sessions and users", () => {
     const fay = await h.addUser("fay", "viewer", "fay-password-1");
     const { token } = await login("fay", "fay-password-1");
     // Even if a session row were left behind, the disabled flag wins.
-    h.db.update(users).set({ disabled: true }).where(eq(users.id, fay.id)).run();
-    expect(sessionUser(h.db, token)).toBeNull();
+    await h.store.db.update(h.store.t.users).set({ disabled: true }).where(eq(h.store.t.users.id, fay.id));
+    expect(await sessionUser(h.store, token)).toBeNull();
   });
 
   it("changing a password ends sessions; the new password works and the old does not", async () => {
     const gil = await h.addUser("gil", "viewer", "gil-password-1");
     const { token } = await login("gil", "gil-password-1");
     await h.admin.users.update({ id: gil.id, password: "gil-password-2" });
-    expect(sessionUser(h.db, token)).toBeNull();
+    expect(await sessionUser(h.store, token)).toBeNull();
     await expectTrpcError(h.anonymous.auth.login({ name: "gil", password: "gil-password-1" }), "UNAUTHORIZED");
     await login("gil", "gil-password-2");
   });
@@ -377,22 +381,22 @@ describe("login, sessions and users", () => {
     const other1 = await login("ida", "ida-password-1");
     const other2 = await login("ida", "ida-password-1");
     const bystander = await login("bob", "bob-password-12");
-    const me = h.caller(sessionUser(h.db, here.token), here.token);
+    const me = h.caller(await sessionUser(h.store, here.token), here.token);
     const wrong = await expectTrpcError(me.auth.changePassword({ currentPassword: "not-ida-password", newPassword: "ida-password-2" }), "BAD_REQUEST");
     expect(wrong.error.message).toMatch(/current password is wrong/);
-    expect(sessionUser(h.db, other1.token)).not.toBeNull();
+    expect(await sessionUser(h.store, other1.token)).not.toBeNull();
     await expectTrpcError(me.auth.changePassword({ currentPassword: "ida-password-1", newPassword: "ida-password-1" }), "BAD_REQUEST");
     await expectTrpcError(me.auth.changePassword({ currentPassword: "ida-password-1", newPassword: "short" }), "BAD_REQUEST");
     const published = h.published.length;
     expect(await me.auth.changePassword({ currentPassword: "ida-password-1", newPassword: "ida-password-2" })).toEqual({ endedSessions: 2 });
-    expect(sessionUser(h.db, here.token)).toMatchObject({ id: ida.id });
-    expect(sessionUser(h.db, other1.token)).toBeNull();
-    expect(sessionUser(h.db, other2.token)).toBeNull();
-    expect(sessionUser(h.db, bystander.token)).toMatchObject({ name: "bob" });
+    expect(await sessionUser(h.store, here.token)).toMatchObject({ id: ida.id });
+    expect(await sessionUser(h.store, other1.token)).toBeNull();
+    expect(await sessionUser(h.store, other2.token)).toBeNull();
+    expect(await sessionUser(h.store, bystander.token)).toMatchObject({ name: "bob" });
     expect(h.published.slice(published)).toContainEqual({ type: "user.access.changed", userId: ida.id });
     await expectTrpcError(h.anonymous.auth.login({ name: "ida", password: "ida-password-1" }), "UNAUTHORIZED");
     await login("ida", "ida-password-2");
-    const ev = h.db.select().from(events).where(eq(events.kind, "user.password_changed")).all().at(-1)!;
+    const ev = (await h.store.db.select().from(h.store.t.events).where(eq(h.store.t.events.kind, "user.password_changed"))).at(-1)!;
     expect(ev).toMatchObject({ actor: "user:ida" });
     expect(ev.message).not.toContain("ida-password");
   });
@@ -402,22 +406,22 @@ describe("login, sessions and users", () => {
     const viaToken = h.caller({ id: jo.id, name: "jo", role: "operator" }, undefined, "127.0.0.1", { id: 99, readOnly: false });
     await expectTrpcError(viaToken.auth.changePassword({ currentPassword: "jo-password-12", newPassword: "jo-password-13" }), "FORBIDDEN");
     const { token } = await login("jo", "jo-password-12");
-    const me = h.caller(sessionUser(h.db, token), token, "127.0.0.9");
+    const me = h.caller(await sessionUser(h.store, token), token, "127.0.0.9");
     for (const bad of ["x\n", "' OR 1=1 --", "$(reboot)", "a\u0000b", "ü".repeat(300)]) {
       await expectTrpcError(me.auth.changePassword({ currentPassword: bad, newPassword: "jo-password-14" }), "BAD_REQUEST");
     }
     // Hostile characters are fine in a new password: it is only ever hashed.
     const hostile = "p'\"; $(x) & ..\\\n\r\u0000ü";
     await me.auth.changePassword({ currentPassword: "jo-password-12", newPassword: hostile });
-    expect(await verifyPassword(hostile, h.db.select().from(users).where(eq(users.id, jo.id)).get()!.passwordHash)).toBe(true);
+    expect(await verifyPassword(hostile, (await userNamed("jo"))!.passwordHash)).toBe(true);
   });
 
   it("a role change applies to the open session at once", async () => {
     const hal = await h.addUser("hal", "viewer", "hal-password-1");
     const { token } = await login("hal", "hal-password-1");
-    await expectTrpcError(h.caller(sessionUser(h.db, token), token).racks.create({ name: "hal-rack" }), "FORBIDDEN");
+    await expectTrpcError(h.caller(await sessionUser(h.store, token), token).racks.create({ name: "hal-rack" }), "FORBIDDEN");
     await h.admin.users.update({ id: hal.id, role: "operator" });
-    await h.caller(sessionUser(h.db, token), token).racks.create({ name: "hal-rack" });
+    await h.caller(await sessionUser(h.store, token), token).racks.create({ name: "hal-rack" });
   });
 
   describe("users.*", () => {
@@ -430,7 +434,7 @@ describe("login, sessions and users", () => {
 
     it("admin creates users (hashed password), refuses duplicates and weak input", async () => {
       const { id } = await h.admin.users.create({ name: "ivan", role: "viewer", password: "ivan-password-1" });
-      const row = h.db.select().from(users).where(eq(users.id, id)).get()!;
+      const row = (await h.store.db.select().from(h.store.t.users).where(eq(h.store.t.users.id, id)))[0]!;
       expect(row.passwordHash).not.toContain("ivan-password-1");
       expect(await verifyPassword("ivan-password-1", row.passwordHash)).toBe(true);
       await expectTrpcError(h.admin.users.create({ name: "ivan", role: "viewer", password: "ivan-password-1" }), "CONFLICT");
@@ -448,7 +452,7 @@ describe("the last admin", () => {
   });
   afterEach(() => h.close());
 
-  const userRow = (id: number) => h.db.select().from(users).where(eq(users.id, id)).get()!;
+  const userRow = async (id: number) => (await h.store.db.select().from(h.store.t.users).where(eq(h.store.t.users.id, id)))[0]!;
 
   it("cannot be demoted or disabled", async () => {
     const root = await h.addUser("root", "admin", "root-password-1");
@@ -456,16 +460,16 @@ describe("the last admin", () => {
     const demote = await expectTrpcError(h.admin.users.update({ id: root.id, role: "operator" }), "CONFLICT", "CONFLICT");
     expect(demote.shape.message).toMatch(/admin/);
     await expectTrpcError(h.admin.users.update({ id: root.id, disabled: true }), "CONFLICT");
-    expect(userRow(root.id)).toMatchObject({ role: "admin", disabled: false });
+    expect(await userRow(root.id)).toMatchObject({ role: "admin", disabled: false });
   });
 
   it("can be demoted once another enabled admin exists, which then is the last", async () => {
     const root = await h.addUser("root", "admin", "root-password-1");
     const ada = await h.addUser("ada", "admin", "ada-password-12");
     await h.admin.users.update({ id: root.id, role: "viewer" });
-    expect(userRow(root.id).role).toBe("viewer");
+    expect((await userRow(root.id)).role).toBe("viewer");
     await expectTrpcError(h.admin.users.update({ id: ada.id, disabled: true }), "CONFLICT");
-    expect(userRow(ada.id).disabled).toBe(false);
+    expect((await userRow(ada.id)).disabled).toBe(false);
   });
 
   it("a disabled admin does not count", async () => {
@@ -473,7 +477,7 @@ describe("the last admin", () => {
     const ada = await h.addUser("ada", "admin", "ada-password-12");
     await h.admin.users.update({ id: ada.id, disabled: true });
     await expectTrpcError(h.admin.users.update({ id: root.id, role: "operator" }), "CONFLICT");
-    expect(userRow(root.id).role).toBe("admin");
+    expect((await userRow(root.id)).role).toBe("admin");
   });
 });
 
@@ -497,7 +501,7 @@ describe("ensureAdmin", () => {
   afterEach(() => h.close());
 
   it("uses RACKHAND_ADMIN_PASSWORD when set, printing nothing", async () => {
-    await ensureAdmin(h.db, log, "env-admin-password", print);
+    await ensureAdmin(h.store, log, "env-admin-password", print);
     expect(printed).toEqual([]);
     expect(logged.join("\n")).not.toContain("env-admin-password");
     const u = await h.anonymous.auth.login({ name: "admin", password: "env-admin-password" });
@@ -505,28 +509,28 @@ describe("ensureAdmin", () => {
   });
 
   it("generates a password, prints it once (not to the log), and never again", async () => {
-    await ensureAdmin(h.db, log, undefined, print);
+    await ensureAdmin(h.store, log, undefined, print);
     expect(printed).toHaveLength(1);
     const pw = /│\s+(\S{20})\s*│/.exec(printed[0]!)?.[1];
     expect(pw).toBeDefined();
     expect(logged.join("\n")).not.toContain(pw!);
-    expect(JSON.stringify(h.db.select().from(users).all())).not.toContain(pw!);
+    expect(JSON.stringify(await h.store.db.select().from(h.store.t.users))).not.toContain(pw!);
     expect(await h.anonymous.auth.login({ name: "admin", password: pw! })).toMatchObject({ role: "admin" });
 
     // A restart: nothing printed, nothing changed, even if an env password appears now.
-    await ensureAdmin(h.db, log, undefined, print);
-    await ensureAdmin(h.db, log, "later-env-password", print);
+    await ensureAdmin(h.store, log, undefined, print);
+    await ensureAdmin(h.store, log, "later-env-password", print);
     expect(printed).toHaveLength(1);
-    expect(h.db.select({ n: count() }).from(users).get()!.n).toBe(1);
+    expect((await h.store.db.select({ n: count() }).from(h.store.t.users))[0]!.n).toBe(1);
     await expectTrpcError(h.anonymous.auth.login({ name: "admin", password: "later-env-password" }), "UNAUTHORIZED");
     await h.anonymous.auth.login({ name: "admin", password: pw! });
   });
 
   it("generates a different password each first start", async () => {
-    await ensureAdmin(h.db, log, undefined, print);
+    await ensureAdmin(h.store, log, undefined, print);
     const other = createHarness();
     try {
-      await ensureAdmin(other.db, log, undefined, print);
+      await ensureAdmin(other.store, log, undefined, print);
     } finally {
       other.close();
     }
@@ -537,8 +541,8 @@ describe("ensureAdmin", () => {
 
   it("does nothing when users exist", async () => {
     await h.addUser("someone", "viewer", "someone-password");
-    await ensureAdmin(h.db, log, undefined, print);
+    await ensureAdmin(h.store, log, undefined, print);
     expect(printed).toEqual([]);
-    expect(h.db.select().from(users).where(eq(users.name, "admin")).get()).toBeUndefined();
+    expect(await h.store.db.select().from(h.store.t.users).where(eq(h.store.t.users.name, "admin"))).toEqual([]);
   });
 });

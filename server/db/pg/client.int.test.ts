@@ -5,7 +5,7 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPgCluster, type PgCluster } from "../../testing/pg-cluster";
 import { until } from "../../testing/until";
-import { openStore } from "../client";
+import { openStore } from "../store";
 import { openPgDatabase, type PgDb } from "./client";
 import { machines, nics, racks, settings } from "./schema";
 
@@ -102,19 +102,16 @@ describe("openPgDatabase on a real PostgreSQL", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rh-store-"));
     try {
       const lite = await openStore(dir, undefined);
-      expect(lite.kind).toBe("sqlite");
-      if (lite.kind === "sqlite") {
-        expect(lite.file).toBe(path.join(dir, "rackhand.db"));
-        lite.db.$client.close();
-      }
+      expect(lite.dialect).toBe("sqlite");
+      await lite.db.insert(lite.t.racks).values({ name: "in-sqlite", createdAt: new Date(), updatedAt: new Date() });
+      await lite.close();
+      expect(fs.existsSync(path.join(dir, "rackhand.db"))).toBe(true);
       const url = await cluster.createDatabase();
       const store = await openStore(dir, url);
-      expect(store.kind).toBe("postgres");
-      if (store.kind === "postgres") {
-        const [r] = await store.db.insert(racks).values({ name: "via-store", createdAt: new Date(), updatedAt: new Date() }).returning();
-        expect(r!.name).toBe("via-store");
-        await store.db.$client.end();
-      }
+      expect(store.dialect).toBe("postgres");
+      const [r] = await store.db.insert(racks).values({ name: "via-store", createdAt: new Date(), updatedAt: new Date() }).returning();
+      expect(r!.name).toBe("via-store");
+      await store.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -60,3 +60,15 @@ export const apiTokens = sqliteTable(
   (t) => [index("api_tokens_user").on(t.userId)],
 );
 export type ApiToken = typeof apiTokens.$inferSelect;
+
+/**
+ * Failed sign-in counters shared by every process on the store (server/auth/throttle.ts): one row per key (a user
+ * name or a client address), counting failures in the window that started at `window_start`, and locked while
+ * `locked_until` is in the future. Rows of lapsed windows are pruned.
+ */
+export const loginThrottle = sqliteTable("login_throttle", {
+  key: text("key").primaryKey(),
+  failures: integer("failures").notNull().default(0),
+  windowStart: integer("window_start", { mode: "timestamp_ms" }).notNull(),
+  lockedUntil: integer("locked_until", { mode: "timestamp_ms" }),
+});

@@ -51,3 +51,10 @@ export const apiTokens = pgTable(
   },
   (t) => [index("api_tokens_user").on(t.userId)],
 );
+
+export const loginThrottle = pgTable("login_throttle", {
+  key: text("key").primaryKey(),
+  failures: integer("failures").notNull().default(0),
+  windowStart: ts("window_start").notNull(),
+  lockedUntil: ts("locked_until"),
+});
