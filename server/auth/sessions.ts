@@ -1,8 +1,9 @@
 import crypto from "node:crypto";
-import { and, eq, gt, lt, ne } from "drizzle-orm";
+import { and, eq, gt, lt, ne, sql } from "drizzle-orm";
 import type { SessionUser } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { Db } from "../db/client";
+import { preparedFor } from "../db/prepared";
 import { sessions, users } from "../db/schema";
 import { hashPassword, verifyPassword } from "./password";
 
@@ -37,12 +38,16 @@ export async function login(db: Db, name: string, password: string, ttlMs: numbe
 /** The signed-in user for a cookie value, or null when absent, unknown, expired or disabled. */
 export function sessionUser(db: Db, token: string | undefined): SessionUser | null {
   if (!token || token.length > 200) return null;
-  const row = db
-    .select({ id: users.id, name: users.name, role: users.role, disabled: users.disabled, lastSeenAt: sessions.lastSeenAt, idHash: sessions.idHash })
-    .from(sessions)
-    .innerJoin(users, eq(users.id, sessions.userId))
-    .where(and(eq(sessions.idHash, sha256(token)), gt(sessions.expiresAt, new Date())))
-    .get();
+  // Every request runs this: prepared once per database (the expiry compared in ms, as the column stores it).
+  const lookup = preparedFor(db, "sessions.user", () =>
+    db
+      .select({ id: users.id, name: users.name, role: users.role, disabled: users.disabled, lastSeenAt: sessions.lastSeenAt, idHash: sessions.idHash })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(and(eq(sessions.idHash, sql.placeholder("hash")), gt(sessions.expiresAt, sql.placeholder("now"))))
+      .prepare(),
+  );
+  const row = lookup.get({ hash: sha256(token), now: Date.now() });
   if (!row || row.disabled) return null;
   // Record activity at most once a minute, not on every request.
   if (Date.now() - row.lastSeenAt.getTime() > 60_000) {
