@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, or, sql, type Placeholder, type SQL } from "drizzle-orm";
+import { and, asc, Column, desc, eq, inArray, is, or, sql, type Placeholder, type SQL } from "drizzle-orm";
 import { preparedFor } from "../db/prepared";
 import { AppError } from "../../lib/errors";
 import type { MachineDetail, MachineRow } from "../../lib/dto";
@@ -109,20 +109,43 @@ interface RowQuery {
   limit(n: number | Placeholder): RowQuery;
   offset(n: number | Placeholder): RowQuery;
   all(): PartialRow[];
-  prepare(): { all(values: Record<string, unknown>): PartialRow[] };
+  prepare(): { values(values: Record<string, unknown>): unknown[][] };
+}
+
+/**
+ * Raw rows (arrays in the order of `cols`, as drizzle selects them) to row objects, each value decoded as drizzle
+ * decodes it (booleans, enums; NULL stays null). Drizzle's own mapping tests every cell's type on every row.
+ */
+function rowMapper(cols: Record<string, unknown>): (rows: unknown[][]) => PartialRow[] {
+  const keys = Object.keys(cols);
+  const decoders = keys.map((k) => {
+    const f = cols[k];
+    // A sql`` field keeps its decoder (mapWith's, else one that passes the value through) on an internal property.
+    return is(f, Column) ? f : (f as { decoder: { mapFromDriverValue(v: unknown): unknown } }).decoder;
+  });
+  return (rows) =>
+    rows.map((row) => {
+      const o: Record<string, unknown> = {};
+      for (let i = 0; i < keys.length; i++) {
+        const v = row[i];
+        o[keys[i]!] = v === null ? null : decoders[i]!.mapFromDriverValue(v);
+      }
+      return o as PartialRow;
+    });
 }
 
 /** The table's row columns (or only `fields`, with `id`) with the joins they need. */
 function selectRows(db: Db, fields?: readonly RowField[]) {
-  const cols: Partial<typeof rowColumns> = fields ? { id: rowColumns.id } : rowColumns;
+  const cols: Partial<typeof rowColumns> = fields ? { id: rowColumns.id } : { ...rowColumns };
   for (const f of fields ?? []) (cols as Record<string, unknown>)[f] = rowColumns[f];
+  const map = rowMapper(cols);
   const has = (...f: RowField[]) => !fields || f.some((x) => fields.includes(x));
   let q = db.select(cols as typeof rowColumns).from(machines).$dynamic() as unknown as RowQuery;
   if (has("bootMac", "ip")) q = q.leftJoin(nics, bootNic);
   if (has("rackName")) q = q.leftJoin(racks, eq(racks.id, machines.rackId));
   if (has("osProfileName")) q = q.leftJoin(osProfiles, eq(osProfiles.id, machines.osProfileId));
   if (has("bmcReachable", "bmcLastSeen")) q = q.leftJoin(bmcs, eq(bmcs.machineId, machines.id));
-  return q;
+  return { q, map };
 }
 
 /**
@@ -249,15 +272,17 @@ export function listRows(db: Db, opts: ListOptions & { fields?: readonly RowFiel
   let rows: PartialRow[];
   if (big) {
     const query = preparedFor(db, `machines.rows|${shape}`, () => {
-      let q = selectRows(db, opts.fields);
+      const selected = selectRows(db, opts.fields);
+      const map = selected.map;
+      let q = selected.q;
       // The filter's text search and the sort may need joins the selected fields do not.
       if (opts.fields && (opts.q || opts.sort === "ip" || opts.sort === "mac") && !opts.fields.some((f) => f === "bootMac" || f === "ip")) {
         q = q.leftJoin(nics, bootNic);
       }
       if (opts.fields && opts.sort === "rack" && !opts.fields.includes("rackName")) q = q.leftJoin(racks, eq(racks.id, machines.rackId));
-      return q.where(where).orderBy(...order()).limit(sql.placeholder("limit")).offset(sql.placeholder("offset")).prepare();
+      return { map, query: q.where(where).orderBy(...order()).limit(sql.placeholder("limit")).offset(sql.placeholder("offset")).prepare() };
     });
-    rows = query.all(values);
+    rows = query.map(query.query.values(values));
   } else {
     const idQuery = preparedFor(db, `machines.ids|${shape}`, () => {
       let q = db.select({ id: machines.id }).from(machines).$dynamic();
@@ -268,12 +293,11 @@ export function listRows(db: Db, opts: ListOptions & { fields?: readonly RowFiel
     const ids = idQuery.all(values).map((r) => r.id);
     const position = new Map(ids.map((id, i) => [id, i]));
     // The page's ids as one JSON array: one statement for every page size.
-    const rowQuery = preparedFor(db, `machines.page|${fieldsShape}`, () =>
-      selectRows(db, opts.fields)
-        .where(sql`${machines.id} IN (SELECT value FROM json_each(${sql.placeholder("ids")}))`)
-        .prepare(),
-    );
-    rows = ids.length ? rowQuery.all({ ids: JSON.stringify(ids) }).sort((a, b) => position.get(a.id)! - position.get(b.id)!) : [];
+    const rowQuery = preparedFor(db, `machines.page|${fieldsShape}`, () => {
+      const { q, map } = selectRows(db, opts.fields);
+      return { map, query: q.where(sql`${machines.id} IN (SELECT value FROM json_each(${sql.placeholder("ids")}))`).prepare() };
+    });
+    rows = ids.length ? rowQuery.map(rowQuery.query.values({ ids: JSON.stringify(ids) })).sort((a, b) => position.get(a.id)! - position.get(b.id)!) : [];
   }
   const more = rows.length > opts.pageSize;
   if (more) rows.pop();
