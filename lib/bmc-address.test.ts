@@ -55,6 +55,8 @@ describe("bmcAddressProblem", () => {
 describe("IPMI credentials", () => {
   it("counts UTF-8 bytes, not characters", () => {
     expect(utf8Bytes("é")).toBe(2);
+    // The ASCII fast path and its edges: DEL is one byte, U+0080 two, an emoji (a surrogate pair) four.
+    expect([utf8Bytes(""), utf8Bytes("pw-1\x00\t"), utf8Bytes("\x7f"), utf8Bytes("\u0080"), utf8Bytes("😀"), utf8Bytes("a😀b")]).toEqual([0, 6, 1, 2, 4, 6]);
     expect(ipmiPasswordProblem("a".repeat(20))).toBeNull();
     expect(ipmiPasswordProblem("a".repeat(21))).toMatch(/at most 20 bytes; this one is 21 bytes/);
     // 11 characters, 22 bytes.

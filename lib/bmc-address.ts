@@ -12,8 +12,10 @@ export const IPMI_USERNAME_MAX_BYTES = 16;
 
 /** Bytes of `s` in UTF-8. */
 export function utf8Bytes(s: string): number {
-  return new TextEncoder().encode(s).length;
+  // Enrollment checks two of these per BMC: one encoder, and no encoding at all for ASCII text.
+  return /^[\x00-\x7f]*$/.test(s) ? s.length : encoder.encode(s).length;
 }
+const encoder = new TextEncoder();
 
 /**
  * An IPv6 address in text form (RFC 4291 §2.2: eight groups of 1-4 hex digits, one "::" for a run of zero groups,

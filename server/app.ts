@@ -40,6 +40,7 @@ import { MACHINES_CSV_PATH, serveMachinesCsv } from "./http/machines-csv";
 import { JOB_RECORD_PATH, serveJobRecord } from "./http/job-bundle";
 import { createOobRuntime, defaultOobConfig } from "./oob/registry";
 import { serveBoot } from "./http/boot";
+import { startIdleGc } from "./http/idle-gc";
 import { NetbootService } from "./netboot/service";
 
 export interface App {
@@ -161,7 +162,10 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   server.headersTimeout = 66_000;
 
   let openApiJson: string | undefined;
+  // Collects the garbage of a burst (all machines, a bulk enrollment) once requests stop: server/http/idle-gc.ts.
+  const idleGc = startIdleGc();
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    idleGc.activity();
     const url = new URL(req.url ?? "/", "http://localhost");
     const p = url.pathname;
     if (p === "/healthz") {
@@ -269,6 +273,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     url,
     async close() {
       stopDemoAgents?.();
+      idleGc.stop();
       await batchRunner.stop();
       await orchestrator.stop();
       await powerSync.stop();

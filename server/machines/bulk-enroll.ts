@@ -1,10 +1,10 @@
-import { getTableColumns, getTableName } from "drizzle-orm";
 import { AppError, type ErrorDetail } from "../../lib/errors";
 import { bmcAddressProblem } from "../../lib/bmc-address";
 import { isIPv4, normalizeMac } from "../../lib/net";
 import { machineEnrollSchema, type MachineEnroll } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
+import { insertRow } from "../db/prepared";
 import { bmcs, machines, nics } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { Allocator } from "../subnets/allocate";
@@ -211,35 +211,6 @@ export function checkEnrollRows(d: Domain, rows: EnrollRow[], opts: CheckOptions
   return { parsed, errors, inputs: kept, boots, allocator };
 }
 
-/**
- * A prepared single-row INSERT of the given fields of a drizzle table, values mapped as drizzle maps them (Date to
- * its integer form, boolean to 0/1). Built from the schema's column names, so it follows the schema; unset columns
- * take their SQL defaults. Drizzle's own builder costs far more per row than the insert itself.
- */
-type Columns = Record<string, { name: string; mapToDriverValue(v: unknown): unknown }>;
-const inserts = new WeakMap<object, Map<string, (values: Record<string, unknown>) => number>>();
-
-function rawInsert(db: Db, table: typeof machines | typeof nics | typeof bmcs, fields: string[]): (values: Record<string, unknown>) => number {
-  let cache = inserts.get(db.$client);
-  if (!cache) inserts.set(db.$client, (cache = new Map<string, (values: Record<string, unknown>) => number>()));
-  const key = `${getTableName(table)}(${fields.join(",")})`;
-  let fn = cache.get(key);
-  if (!fn) {
-    const cols = getTableColumns(table) as unknown as Columns;
-    const used = fields.map((f) => {
-      const c = cols[f];
-      if (!c) throw new Error(`${getTableName(table)} has no column ${f}`);
-      return c;
-    });
-    const stmt = db.$client.prepare(
-      `INSERT INTO "${getTableName(table)}" (${used.map((c) => `"${c.name}"`).join(", ")}) VALUES (${used.map(() => "?").join(", ")})`,
-    );
-    fn = (values) => Number(stmt.run(fields.map((f, i) => (values[f] == null ? null : used[i]!.mapToDriverValue(values[f])))).lastInsertRowid);
-    cache.set(key, fn);
-  }
-  return fn;
-}
-
 /** Write checked rows inside an open transaction; returns their ids in row order and the summary event. */
 function insertRows(d: Domain, checked: CheckedRows, actor: Actor, source: string) {
   const { inputs, boots, allocator } = checked;
@@ -257,10 +228,10 @@ function insertRows(d: Domain, checked: CheckedRows, actor: Actor, source: strin
       createdAt: now,
       updatedAt: now,
     };
-    const id = rawInsert(d.db, machines, Object.keys(machine))(machine);
+    const id = insertRow(d.db, machines, Object.keys(machine))(machine);
     ids.push(id);
     const nic = { machineId: id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns };
-    const nicId = rawInsert(d.db, nics, Object.keys(nic))(nic);
+    const nicId = insertRow(d.db, nics, Object.keys(nic))(nic);
     if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: id, nicId });
     if (input.bmc) {
       const bmc = {
@@ -273,7 +244,7 @@ function insertRows(d: Domain, checked: CheckedRows, actor: Actor, source: strin
         privilege: input.bmc.privilege,
         cipherSuite: input.bmc.cipherSuite,
       };
-      rawInsert(d.db, bmcs, Object.keys(bmc))(bmc);
+      insertRow(d.db, bmcs, Object.keys(bmc))(bmc);
     }
   }
   allocator.flush();

@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { AppError, type ErrorDetail } from "../../lib/errors";
 import { BUSY_STATES, DELETABLE_STATES, STATE_LABELS } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
@@ -7,6 +7,7 @@ import type { z } from "zod";
 import type { machineUpdateSchema } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
+import { insertRow, preparedFor } from "../db/prepared";
 import { bmcs, ipAllocations, machines, nics, osProfiles, subnets } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { checkPlacement } from "./placement";
@@ -88,6 +89,11 @@ export function profileMissing(id: number): AppError {
   return new AppError("NOT_FOUND", `OS profile ${id} does not exist`, [{ field: "osProfileId", message: "No such profile" }]);
 }
 
+const createdState = (db: Db) =>
+  preparedFor(db, "machines.created", () =>
+    db.select({ state: machines.state, powerState: machines.powerState }).from(machines).where(eq(machines.id, sql.placeholder("id"))).prepare(),
+  );
+
 /** Insert one machine inside an open transaction; returns the id and the events to publish after commit. */
 function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, allocator: Allocator, holder?: number): { id: number; live: LiveEvent[] } {
   const boot = bootAddressing(allocator, input.network, input.ip ?? null, holder);
@@ -97,41 +103,38 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, al
   checkUnique(d.db, { name: input.name, mac: input.bootMac, ip: auto ? null : boot.columns.ip, bmc: input.bmc });
   if (!boot.allocated && boot.columns.ip) allocator.noteTaken(boot.columns.ip);
   if (input.bmc) allocator.noteTaken(input.bmc.address);
-  checkPlacement(tx, input);
+  checkPlacement(d.db, input);
   checkProfile(tx, input.osProfileId);
+  // Prepared inserts on the transaction's connection (server/db/prepared.ts): drizzle's builder cost more than the rows.
   const now = new Date();
-  const m = tx
-    .insert(machines)
-    .values({
-      name: input.name,
-      rackId: input.rackId ?? null,
-      uPosition: input.uPosition ?? null,
-      uHeight: input.uHeight,
-      osProfileId: input.osProfileId ?? null,
-      firmware: input.firmware ?? "auto",
-      createdAt: now,
-      updatedAt: now,
-    })
-    .returning()
-    .get();
-  const nic = tx
-    .insert(nics)
-    .values({ machineId: m.id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns })
-    .run();
-  if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: m.id, nicId: Number(nic.lastInsertRowid) });
+  const values = {
+    name: input.name,
+    rackId: input.rackId ?? null,
+    uPosition: input.uPosition ?? null,
+    uHeight: input.uHeight,
+    osProfileId: input.osProfileId ?? null,
+    firmware: input.firmware ?? "auto",
+    createdAt: now,
+    updatedAt: now,
+  };
+  const id = insertRow(d.db, machines, Object.keys(values))(values);
+  // The columns the schema fills in (state, power state), as stored.
+  const m = { ...values, id, ...createdState(d.db).get({ id })! };
+  const nic = { machineId: id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns };
+  const nicId = insertRow(d.db, nics, Object.keys(nic))(nic);
+  if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: id, nicId });
   if (input.bmc) {
-    tx.insert(bmcs)
-      .values({
-        machineId: m.id,
-        driver: input.bmc.driver,
-        address: input.bmc.address,
-        port: input.bmc.port,
-        username: input.bmc.username,
-        passwordEncrypted: d.secrets.encrypt(input.bmc.password),
-        privilege: input.bmc.privilege,
-        cipherSuite: input.bmc.cipherSuite,
-      })
-      .run();
+    const bmc = {
+      machineId: id,
+      driver: input.bmc.driver,
+      address: input.bmc.address,
+      port: input.bmc.port,
+      username: input.bmc.username,
+      passwordEncrypted: d.secrets.encrypt(input.bmc.password),
+      privilege: input.bmc.privilege,
+      cipherSuite: input.bmc.cipherSuite,
+    };
+    insertRow(d.db, bmcs, Object.keys(bmc))(bmc);
   }
   const ev = recordEvent(tx, {
     actor,
@@ -237,7 +240,7 @@ export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): vo
       uPosition: input.uPosition !== undefined ? input.uPosition : m.uPosition,
       uHeight: input.uHeight ?? m.uHeight,
     };
-    checkPlacement(tx, placement, m.id);
+    checkPlacement(d.db, placement, m.id);
     checkProfile(tx, input.osProfileId);
     const changed: string[] = [];
     const set: Partial<typeof machines.$inferInsert> = { updatedAt: new Date() };

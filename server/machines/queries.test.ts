@@ -147,3 +147,45 @@ describe("field selection (listRows, machines.listFields)", () => {
     expect(next.rows[0]!.id).not.toBe(r.rows[0]!.id);
   });
 });
+
+describe("prepared list queries (one per shape, values as placeholders)", () => {
+  const base = { sort: "name" as const, dir: "asc" as const, page: 1, pageSize: 100 };
+  /** The same filter answered by a fresh, unprepared query: every machine, filtered in JS. */
+  const everything = () => listMachines(h.db, { ...base, pageSize: 5000 }).rows;
+
+  it("the same shape with other values answers for the new values", () => {
+    for (const state of ["enrolled", "manageable", "available"] as const) {
+      const r = listMachines(h.db, { ...base, states: [state] });
+      expect(r.rows.map((x) => x.id)).toEqual(everything().filter((x) => x.state === state).map((x) => x.id));
+      expect(r.total).toBe(r.rows.length);
+    }
+    for (const maintenance of [true, false, true]) {
+      const r = listMachines(h.db, { ...base, maintenance });
+      expect(r.total).toBe(everything().filter((x) => x.maintenance === maintenance).length);
+    }
+  });
+
+  it("text searches of each kind (name, exact MAC, partial MAC) in turn", () => {
+    const q = (text: string) => listMachines(h.db, { ...base, q: text }).rows.map((x) => x.name);
+    expect(q("q-7-")).toEqual(everything().filter((x) => x.name.includes("q-7-")).map((x) => x.name));
+    expect(q("52:54:00:0a:00:03")).toEqual(everything().filter((x) => x.bootMac === "52:54:00:0a:00:03").map((x) => x.name));
+    expect(q("54-00-0a-00-1")).toEqual(everything().filter((x) => x.bootMac!.startsWith("52:54:00:0a:00:1")).map((x) => x.name));
+    expect(q("q-1")).toEqual(everything().filter((x) => x.name.includes("q-1")).map((x) => x.name));
+    expect(q("%")).toEqual([]);
+  });
+
+  it("page size and offset are values too: a different page of the same shape is the right slice", () => {
+    const all = everything().map((x) => x.id);
+    for (const [page, pageSize] of [[1, 4], [3, 4], [2, 9], [1, 30]] as const) {
+      expect(listMachines(h.db, { ...base, page, pageSize }).rows.map((x) => x.id)).toEqual(all.slice((page - 1) * pageSize, page * pageSize));
+    }
+  });
+
+  it("cursors of one sort continue from their own position", () => {
+    const all = everything().map((x) => x.id);
+    const first = listMachines(h.db, { ...base, pageSize: 6 });
+    const second = listMachines(h.db, { ...base, pageSize: 6, cursor: first.nextCursor! });
+    const third = listMachines(h.db, { ...base, pageSize: 6, cursor: second.nextCursor! });
+    expect([...first.rows, ...second.rows, ...third.rows].map((x) => x.id)).toEqual(all.slice(0, 18));
+  });
+});

@@ -1,4 +1,5 @@
-import { and, asc, desc, eq, inArray, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, Column, desc, eq, inArray, is, or, sql, type Placeholder, type SQL } from "drizzle-orm";
+import { preparedFor } from "../db/prepared";
 import { AppError } from "../../lib/errors";
 import type { MachineDetail, MachineRow } from "../../lib/dto";
 import { allowedActions, MACHINE_STATES } from "../../lib/lifecycle";
@@ -14,31 +15,39 @@ function likeText(q: string): string {
   return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
+/**
+ * How a filter's values enter its SQL: as they are (the default), or as named placeholders of a prepared query
+ * (listRows; there it returns a drizzle Placeholder, which every operator used here accepts in place of the value).
+ * Every branch that changes the SQL text binds a name of its own, so the names bound, in order, tell the shape.
+ */
+type Bind = <T extends string | number>(name: string, value: T) => T;
+const asValue: Bind = (_name, value) => value;
+
 /** SQL conditions for a machine filter; shared by the table and by bulk actions over "all matching". */
-export function filterConditions(f: MachineFilter): SQL | undefined {
+export function filterConditions(f: MachineFilter, bind: Bind = asValue): SQL | undefined {
   const conds: (SQL | undefined)[] = [];
-  if (f.states?.length) conds.push(inArray(machines.state, f.states));
-  if (f.rackId) conds.push(eq(machines.rackId, f.rackId));
-  if (f.power) conds.push(eq(machines.powerState, f.power));
-  if (f.maintenance !== undefined) conds.push(eq(machines.maintenance, f.maintenance));
+  if (f.states?.length) conds.push(inArray(machines.state, f.states.map((st, i) => bind(`state${i}`, st))));
+  if (f.rackId) conds.push(eq(machines.rackId, bind("rackId", f.rackId)));
+  if (f.power) conds.push(eq(machines.powerState, bind("power", f.power)));
+  // 1/0: a placeholder's value goes to SQLite as it is, without the boolean column's mapping (which maps 1 to 1).
+  if (f.maintenance !== undefined) conds.push(eq(machines.maintenance, bind("maintenance", f.maintenance ? 1 : 0) as unknown as boolean));
   if (f.q) {
     const mac = normalizeMac(f.q);
     // A partial MAC typed with dashes or in Cisco dots still finds the colon form we store.
     const partialMac = /^[0-9a-f]{2}([-:][0-9a-f]{1,2})+[-:]?$/i.test(f.q) ? f.q.toLowerCase().replaceAll("-", ":") : null;
-    const pat = likeText(f.q.toLowerCase());
-    const macPat = partialMac ? likeText(partialMac) : pat;
+    const pat = bind("q", likeText(f.q.toLowerCase()));
     conds.push(
       or(
         sql`${machines.name} LIKE ${pat} ESCAPE '\\'`,
         sql`${nics.ip} LIKE ${pat} ESCAPE '\\'`,
-        mac ? eq(nics.mac, mac) : sql`${nics.mac} LIKE ${macPat} ESCAPE '\\'`,
+        mac ? eq(nics.mac, bind("qMac", mac)) : sql`${nics.mac} LIKE ${bind("qMacLike", partialMac ? likeText(partialMac) : likeText(f.q.toLowerCase()))} ESCAPE '\\'`,
       ),
     );
   }
   // Inventory filters read the agent's JSON; machines without an inventory never match them.
-  if (f.minMemoryGiB !== undefined) conds.push(sql`json_extract(${machines.inventory}, '$.memoryBytes') >= ${Math.round(f.minMemoryGiB * 2 ** 30)}`);
-  if (f.minDisks !== undefined) conds.push(sql`json_array_length(${machines.inventory}, '$.disks') >= ${f.minDisks}`);
-  if (f.cpuModel) conds.push(sql`json_extract(${machines.inventory}, '$.cpu.model') LIKE ${likeText(f.cpuModel.toLowerCase())} ESCAPE '\\'`);
+  if (f.minMemoryGiB !== undefined) conds.push(sql`json_extract(${machines.inventory}, '$.memoryBytes') >= ${bind("minMemory", Math.round(f.minMemoryGiB * 2 ** 30))}`);
+  if (f.minDisks !== undefined) conds.push(sql`json_array_length(${machines.inventory}, '$.disks') >= ${bind("minDisks", f.minDisks)}`);
+  if (f.cpuModel) conds.push(sql`json_extract(${machines.inventory}, '$.cpu.model') LIKE ${bind("cpuModel", likeText(f.cpuModel.toLowerCase()))} ESCAPE '\\'`);
   const present = conds.filter((c): c is SQL => c !== undefined);
   return present.length ? and(...present) : undefined;
 }
@@ -97,22 +106,46 @@ interface RowQuery {
   leftJoin(table: typeof nics | typeof racks | typeof osProfiles | typeof bmcs, on: SQL): RowQuery;
   where(where: SQL | undefined): RowQuery;
   orderBy(...order: SQL[]): RowQuery;
-  limit(n: number): RowQuery;
-  offset(n: number): RowQuery;
+  limit(n: number | Placeholder): RowQuery;
+  offset(n: number | Placeholder): RowQuery;
   all(): PartialRow[];
+  prepare(): { values(values: Record<string, unknown>): unknown[][] };
+}
+
+/**
+ * Raw rows (arrays in the order of `cols`, as drizzle selects them) to row objects, each value decoded as drizzle
+ * decodes it (booleans, enums; NULL stays null). Drizzle's own mapping tests every cell's type on every row.
+ */
+function rowMapper(cols: Record<string, unknown>): (rows: unknown[][]) => PartialRow[] {
+  const keys = Object.keys(cols);
+  const decoders = keys.map((k) => {
+    const f = cols[k];
+    // A sql`` field keeps its decoder (mapWith's, else one that passes the value through) on an internal property.
+    return is(f, Column) ? f : (f as { decoder: { mapFromDriverValue(v: unknown): unknown } }).decoder;
+  });
+  return (rows) =>
+    rows.map((row) => {
+      const o: Record<string, unknown> = {};
+      for (let i = 0; i < keys.length; i++) {
+        const v = row[i];
+        o[keys[i]!] = v === null ? null : decoders[i]!.mapFromDriverValue(v);
+      }
+      return o as PartialRow;
+    });
 }
 
 /** The table's row columns (or only `fields`, with `id`) with the joins they need. */
 function selectRows(db: Db, fields?: readonly RowField[]) {
-  const cols: Partial<typeof rowColumns> = fields ? { id: rowColumns.id } : rowColumns;
+  const cols: Partial<typeof rowColumns> = fields ? { id: rowColumns.id } : { ...rowColumns };
   for (const f of fields ?? []) (cols as Record<string, unknown>)[f] = rowColumns[f];
+  const map = rowMapper(cols);
   const has = (...f: RowField[]) => !fields || f.some((x) => fields.includes(x));
   let q = db.select(cols as typeof rowColumns).from(machines).$dynamic() as unknown as RowQuery;
   if (has("bootMac", "ip")) q = q.leftJoin(nics, bootNic);
   if (has("rackName")) q = q.leftJoin(racks, eq(racks.id, machines.rackId));
   if (has("osProfileName")) q = q.leftJoin(osProfiles, eq(osProfiles.id, machines.osProfileId));
   if (has("bmcReachable", "bmcLastSeen")) q = q.leftJoin(bmcs, eq(bmcs.machineId, machines.id));
-  return q;
+  return { q, map };
 }
 
 /**
@@ -167,31 +200,34 @@ export function decodeCursor(text: string, sort: SortField, dir: "asc" | "desc")
 }
 
 /** Rows strictly after the cursor in the order of `sort`/`dir` (then id ascending). */
-function afterCursor(sort: SortField, dir: "asc" | "desc", c: Cursor): SQL {
+function afterCursor(sort: SortField, dir: "asc" | "desc", c: Cursor, bind: Bind = asValue): SQL {
   const { keys, unique } = SORT_KEYS[sort];
-  const terms = keys.map((expr, i) => ({ expr, v: c.k[i]!, op: dir === "asc" ? sql.raw(">") : sql.raw("<") }));
-  if (!unique) terms.push({ expr: sql`${machines.id}`, v: c.id, op: sql.raw(">") });
+  const terms = keys.map((expr, i) => ({ expr, v: bind(`key${i}`, c.k[i]!), op: dir === "asc" ? sql.raw(">") : sql.raw("<") }));
+  if (!unique) terms.push({ expr: sql`${machines.id}`, v: bind("afterId", c.id), op: sql.raw(">") });
   const ors = terms.map((t, i) => and(...terms.slice(0, i).map((e) => sql`${e.expr} = ${e.v}`), sql`${t.expr} ${t.op} ${t.v}`)!);
   return ors.length === 1 ? ors[0]! : or(...ors)!;
 }
 
 /** The cursor that continues after machine `id` in the order of `sort`. */
 function cursorAfter(db: Db, sort: SortField, dir: "asc" | "desc", id: number): string {
-  const cols = Object.fromEntries(SORT_KEYS[sort].keys.map((k, i) => [`k${i}`, sql<KeyValue>`${k}`]));
-  const row = db
-    .select(cols)
-    .from(machines)
-    .leftJoin(nics, bootNic)
-    .leftJoin(racks, eq(racks.id, machines.rackId))
-    .where(eq(machines.id, id))
-    .get()!;
+  const query = preparedFor(db, `machines.cursor|${sort}`, () => {
+    const cols = Object.fromEntries(SORT_KEYS[sort].keys.map((k, i) => [`k${i}`, sql<KeyValue>`${k}`]));
+    return db
+      .select(cols)
+      .from(machines)
+      .leftJoin(nics, bootNic)
+      .leftJoin(racks, eq(racks.id, machines.rackId))
+      .where(eq(machines.id, sql.placeholder("id")))
+      .prepare();
+  });
+  const row = query.get({ id })!;
   return encodeCursor(sort, dir, { k: SORT_KEYS[sort].keys.map((_, i) => row[`k${i}`]!), id });
 }
 
 /** How many machines match; the NIC join only when the text search looks at MACs and IPs. */
-function countMatching(db: Db, where: SQL | undefined, q: string | undefined): number {
+function countQuery(db: Db, where: SQL | undefined, q: string | undefined) {
   const countQuery = db.select({ n: sql<number>`count(*)` }).from(machines);
-  return (q ? countQuery.leftJoin(nics, bootNic) : countQuery).where(where).get()!.n;
+  return (q ? countQuery.leftJoin(nics, bootNic) : countQuery).where(where);
 }
 
 export type ListOptions = MachineFilter & { sort: SortField; dir: "asc" | "desc"; page: number; pageSize: number; cursor?: string };
@@ -206,37 +242,62 @@ export function listMachines(db: Db, opts: ListOptions): ListResult {
   return listRows(db, opts) as ListResult;
 }
 
-/** listMachines() with only `fields` (and id) in each row, and only the joins those need. */
+/**
+ * listMachines() with only `fields` (and id) in each row, and only the joins those need.
+ *
+ * Its queries are prepared once per shape (server/db/prepared.ts) and then run with the request's values: drizzle
+ * would otherwise build the same SQL text again for every page, which cost more than running it. The shape is the
+ * sort, the direction, the fields, large page or not, and the placeholder names the filter and cursor bound.
+ */
 export function listRows(db: Db, opts: ListOptions & { fields?: readonly RowField[] }): ListResult<PartialRow> {
-  const filter = filterConditions(opts);
-  const after = opts.cursor !== undefined ? afterCursor(opts.sort, opts.dir, decodeCursor(opts.cursor, opts.sort, opts.dir)) : undefined;
+  const values: Record<string, string | number> = {};
+  const names: string[] = [];
+  const bind: Bind = (name, value) => {
+    values[name] = value;
+    names.push(name);
+    return sql.placeholder(name) as unknown as typeof value;
+  };
+  const filter = filterConditions(opts, bind);
+  const filterShape = names.join(",");
+  const after = opts.cursor !== undefined ? afterCursor(opts.sort, opts.dir, decodeCursor(opts.cursor, opts.sort, opts.dir), bind) : undefined;
   const where = after ? and(filter, after) : filter;
-  const order = [...SORT_COLUMNS[opts.sort].map((c) => (opts.dir === "desc" ? desc(c) : asc(c))), asc(machines.id)];
-  const offset = after ? 0 : (opts.page - 1) * opts.pageSize;
-  const total = countMatching(db, filter, opts.q);
+  const big = opts.pageSize > 1000;
+  const fieldsShape = opts.fields ? opts.fields.join(",") : "*";
+  values.offset = after ? 0 : (opts.page - 1) * opts.pageSize;
   // One row more than the page tells whether another page follows.
-  const limit = opts.pageSize + 1;
+  values.limit = opts.pageSize + 1;
+  const total = preparedFor(db, `machines.count|${opts.q ? "nics" : ""}|${filterShape}`, () => countQuery(db, filter, opts.q).prepare()).get(values)!.n;
+  const order = () => [...SORT_COLUMNS[opts.sort].map((c) => (opts.dir === "desc" ? desc(c) : asc(c))), asc(machines.id)];
+  const shape = `${opts.sort}|${opts.dir}|${fieldsShape}|${names.join(",")}`;
   let rows: PartialRow[];
-  if (opts.pageSize > 1000) {
-    let q = selectRows(db, opts.fields);
-    // The filter's text search and the sort may need joins the selected fields do not.
-    if (opts.fields && (opts.q || opts.sort === "ip" || opts.sort === "mac") && !opts.fields.some((f) => f === "bootMac" || f === "ip")) {
-      q = q.leftJoin(nics, bootNic);
-    }
-    if (opts.fields && opts.sort === "rack" && !opts.fields.includes("rackName")) q = q.leftJoin(racks, eq(racks.id, machines.rackId));
-    rows = q.where(where).orderBy(...order).limit(limit).offset(offset).all();
+  if (big) {
+    const query = preparedFor(db, `machines.rows|${shape}`, () => {
+      const selected = selectRows(db, opts.fields);
+      const map = selected.map;
+      let q = selected.q;
+      // The filter's text search and the sort may need joins the selected fields do not.
+      if (opts.fields && (opts.q || opts.sort === "ip" || opts.sort === "mac") && !opts.fields.some((f) => f === "bootMac" || f === "ip")) {
+        q = q.leftJoin(nics, bootNic);
+      }
+      if (opts.fields && opts.sort === "rack" && !opts.fields.includes("rackName")) q = q.leftJoin(racks, eq(racks.id, machines.rackId));
+      return { map, query: q.where(where).orderBy(...order()).limit(sql.placeholder("limit")).offset(sql.placeholder("offset")).prepare() };
+    });
+    rows = query.map(query.query.values(values));
   } else {
-    let idQuery = db.select({ id: machines.id }).from(machines).$dynamic();
-    if (opts.q || opts.sort === "ip" || opts.sort === "mac") idQuery = idQuery.leftJoin(nics, bootNic);
-    if (opts.sort === "rack") idQuery = idQuery.leftJoin(racks, eq(racks.id, machines.rackId));
-    const ids = idQuery.where(where).orderBy(...order).limit(limit).offset(offset).all().map((r) => r.id);
+    const idQuery = preparedFor(db, `machines.ids|${shape}`, () => {
+      let q = db.select({ id: machines.id }).from(machines).$dynamic();
+      if (opts.q || opts.sort === "ip" || opts.sort === "mac") q = q.leftJoin(nics, bootNic);
+      if (opts.sort === "rack") q = q.leftJoin(racks, eq(racks.id, machines.rackId));
+      return q.where(where).orderBy(...order()).limit(sql.placeholder("limit")).offset(sql.placeholder("offset")).prepare();
+    });
+    const ids = idQuery.all(values).map((r) => r.id);
     const position = new Map(ids.map((id, i) => [id, i]));
-    rows = ids.length
-      ? selectRows(db, opts.fields)
-          .where(inArray(machines.id, ids))
-          .all()
-          .sort((a, b) => position.get(a.id)! - position.get(b.id)!)
-      : [];
+    // The page's ids as one JSON array: one statement for every page size.
+    const rowQuery = preparedFor(db, `machines.page|${fieldsShape}`, () => {
+      const { q, map } = selectRows(db, opts.fields);
+      return { map, query: q.where(sql`${machines.id} IN (SELECT value FROM json_each(${sql.placeholder("ids")}))`).prepare() };
+    });
+    rows = ids.length ? rowQuery.map(rowQuery.query.values({ ids: JSON.stringify(ids) })).sort((a, b) => position.get(a.id)! - position.get(b.id)!) : [];
   }
   const more = rows.length > opts.pageSize;
   if (more) rows.pop();

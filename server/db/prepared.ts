@@ -1,0 +1,48 @@
+import { getTableColumns, getTableName } from "drizzle-orm";
+import type { SQLiteTable } from "drizzle-orm/sqlite-core";
+import type { Db } from "./client";
+import { LruMap } from "./statement-cache";
+
+/**
+ * Queries built once per database and shape, then run with placeholder values: drizzle builds a query's SQL text
+ * anew on every run (walking its whole expression tree), which costs more than running a small query. `key` must
+ * name everything that changes the SQL text; the values go in as `sql.placeholder()`s.
+ */
+const perDb = new WeakMap<object, LruMap<string, unknown>>();
+
+export function preparedFor<T>(db: object, key: string, build: () => T, max = 200): T {
+  let cache = perDb.get(db);
+  if (!cache) perDb.set(db, (cache = new LruMap(max)));
+  let hit = cache.get(key) as T | undefined;
+  if (hit === undefined) cache.set(key, (hit = build()));
+  return hit;
+}
+
+/**
+ * A prepared single-row INSERT of the given fields of a drizzle table, values mapped as drizzle maps them (Date to
+ * its integer form, boolean to 0/1). Built from the schema's column names, so it follows the schema; unset columns
+ * take their SQL defaults. Drizzle's own builder costs far more per row than the insert itself.
+ */
+type Columns = Record<string, { name: string; mapToDriverValue(v: unknown): unknown }>;
+const inserts = new WeakMap<object, Map<string, (values: Record<string, unknown>) => number>>();
+
+export function insertRow(db: Db, table: SQLiteTable, fields: string[]): (values: Record<string, unknown>) => number {
+  let cache = inserts.get(db.$client);
+  if (!cache) inserts.set(db.$client, (cache = new Map<string, (values: Record<string, unknown>) => number>()));
+  const key = `${getTableName(table)}(${fields.join(",")})`;
+  let fn = cache.get(key);
+  if (!fn) {
+    const cols = getTableColumns(table) as unknown as Columns;
+    const used = fields.map((f) => {
+      const c = cols[f];
+      if (!c) throw new Error(`${getTableName(table)} has no column ${f}`);
+      return c;
+    });
+    const stmt = db.$client.prepare(
+      `INSERT INTO "${getTableName(table)}" (${used.map((c) => `"${c.name}"`).join(", ")}) VALUES (${used.map(() => "?").join(", ")})`,
+    );
+    fn = (values) => Number(stmt.run(fields.map((f, i) => (values[f] == null ? null : used[i]!.mapToDriverValue(values[f])))).lastInsertRowid);
+    cache.set(key, fn);
+  }
+  return fn;
+}

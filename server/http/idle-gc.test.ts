@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import { exposeGc, IdleGc } from "./idle-gc";
+
+const MB = 2 ** 20;
+
+function fixture() {
+  const s = { now: 0, heap: 20 * MB, gcs: 0 };
+  const c = new IdleGc(
+    { intervalMs: 5_000, quietMs: 2_000, growthBytes: 32 * MB },
+    {
+      now: () => s.now,
+      heapUsed: () => s.heap,
+      gc: () => {
+        s.gcs++;
+        s.heap = 22 * MB;
+      },
+    },
+  );
+  return { s, c };
+}
+
+describe("IdleGc", () => {
+  it("collects once the server is quiet after the heap grew", () => {
+    const { s, c } = fixture();
+    s.now = 10_000;
+    c.activity();
+    s.heap = 120 * MB;
+    s.now = 11_000;
+    expect(c.tick()).toBe(false); // a request 1 s ago: not quiet
+    s.now = 12_500;
+    expect(c.tick()).toBe(true);
+    expect(s.gcs).toBe(1);
+    // The new baseline is the heap after the collection: no second collection without new growth.
+    s.now = 20_000;
+    expect(c.tick()).toBe(false);
+    expect(s.gcs).toBe(1);
+  });
+
+  it("does nothing while the heap has not grown by the threshold", () => {
+    const { s, c } = fixture();
+    s.now = 60_000;
+    s.heap = 51 * MB; // 31 MB above the 20 MB baseline
+    expect(c.tick()).toBe(false);
+    s.heap = 53 * MB;
+    expect(c.tick()).toBe(true);
+  });
+
+  it("never collects while requests keep coming", () => {
+    const { s, c } = fixture();
+    s.heap = 500 * MB;
+    for (let t = 0; t < 60_000; t += 1_000) {
+      s.now = t;
+      c.activity();
+      expect(c.tick()).toBe(false);
+    }
+    expect(s.gcs).toBe(0);
+  });
+});
+
+describe("exposeGc", () => {
+  it("returns V8's collector, which frees unreachable memory", () => {
+    const gc = exposeGc();
+    let junk: number[][] | null = Array.from({ length: 200 }, () => Array.from({ length: 10_000 }, (_, i) => i * 1.5));
+    const withJunk = process.memoryUsage().heapUsed;
+    expect(junk.length).toBe(200);
+    junk = null;
+    gc();
+    expect(process.memoryUsage().heapUsed).toBeLessThan(withJunk - 8 * MB);
+  });
+});
