@@ -1,4 +1,4 @@
-import { getTableColumns, getTableName } from "drizzle-orm";
+import { getTableColumns, getTableName, is, SQL } from "drizzle-orm";
 import type { SQLiteTable } from "drizzle-orm/sqlite-core";
 import type { Db } from "./client";
 import { LruMap } from "./statement-cache";
@@ -23,7 +23,7 @@ export function preparedFor<T>(db: object, key: string, build: () => T, max = 20
  * its integer form, boolean to 0/1). Built from the schema's column names, so it follows the schema; unset columns
  * take their SQL defaults. Drizzle's own builder costs far more per row than the insert itself.
  */
-type Columns = Record<string, { name: string; mapToDriverValue(v: unknown): unknown }>;
+type Columns = Record<string, { name: string; hasDefault: boolean; default: unknown; mapToDriverValue(v: unknown): unknown }>;
 const inserts = new WeakMap<object, Map<string, (values: Record<string, unknown>) => number>>();
 
 export function insertRow(db: Db, table: SQLiteTable, fields: string[]): (values: Record<string, unknown>) => number {
@@ -41,7 +41,10 @@ export function insertRow(db: Db, table: SQLiteTable, fields: string[]): (values
     const stmt = db.$client.prepare(
       `INSERT INTO "${getTableName(table)}" (${used.map((c) => `"${c.name}"`).join(", ")}) VALUES (${used.map(() => "?").join(", ")})`,
     );
-    fn = (values) => Number(stmt.run(fields.map((f, i) => (values[f] == null ? null : used[i]!.mapToDriverValue(values[f])))).lastInsertRowid);
+    // A field named but left undefined takes the schema's default value, as drizzle's insert does (null is null).
+    const defaults = used.map((c) => (c.hasDefault && c.default !== undefined && !is(c.default, SQL) ? c.default : null));
+    const value = (v: unknown, i: number) => (v === undefined ? defaults[i] : v);
+    fn = (values) => Number(stmt.run(fields.map((f, i) => { const v = value(values[f], i); return v == null ? null : used[i]!.mapToDriverValue(v); })).lastInsertRowid);
     cache.set(key, fn);
   }
   return fn;
