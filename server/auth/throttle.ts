@@ -76,8 +76,11 @@ export class LoginThrottle {
     const t = this.now();
     const { loginThrottle: lt_ } = store.t;
     await store.transaction(async (tx) => {
+      // Both rows locked first, in key order as begin() locks them: the other order could deadlock with an attempt.
+      const keys = [userKey(name), sourceKey(ip)].sort();
+      const locked = await forUpdate(store.dialect, tx.select().from(lt_).where(inArray(lt_.key, keys)).orderBy(lt_.key));
       await tx.delete(lt_).where(inArray(lt_.key, [userKey(name)]));
-      const [s] = await forUpdate(store.dialect, tx.select().from(lt_).where(inArray(lt_.key, [sourceKey(ip)])));
+      const s = locked.find((r) => r.key === sourceKey(ip));
       if (s && (s.lockedUntil?.getTime() ?? 0) <= t && s.failures > 0) {
         await tx.update(lt_).set({ failures: s.failures - 1 }).where(inArray(lt_.key, [s.key]));
       }

@@ -8,7 +8,7 @@ import { insertRow } from "../db/prepared";
 import { bmcs, machines, nics } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { Allocator } from "../subnets/allocate";
-import { bootAddressing, describe, nicNetwork, profileMissing, uniqueProblems, type UniqueKeys } from "./enroll";
+import { bootAddressing, describe, machineRow, nicNetwork, profileMissing, uniqueProblems, type UniqueKeys } from "./enroll";
 import { checkPlacementWith, type Occupant } from "./placement";
 
 /**
@@ -218,16 +218,7 @@ function insertRows(d: Domain, checked: CheckedRows, actor: Actor, source: strin
   const ids: number[] = [];
   for (const [i, input] of inputs.entries()) {
     const boot = boots[i]!;
-    const machine = {
-      name: input.name,
-      rackId: input.rackId ?? null,
-      uPosition: input.uPosition ?? null,
-      uHeight: input.uHeight,
-      osProfileId: input.osProfileId ?? null,
-      firmware: input.firmware ?? "auto",
-      createdAt: now,
-      updatedAt: now,
-    };
+    const machine = machineRow(input, now);
     const id = insertRow(d.db, machines, Object.keys(machine))(machine);
     ids.push(id);
     const nic = { machineId: id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns };

@@ -106,17 +106,7 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, al
   checkPlacement(d.db, input);
   checkProfile(tx, input.osProfileId);
   // Prepared inserts on the transaction's connection (server/db/prepared.ts): drizzle's builder cost more than the rows.
-  const now = new Date();
-  const values = {
-    name: input.name,
-    rackId: input.rackId ?? null,
-    uPosition: input.uPosition ?? null,
-    uHeight: input.uHeight,
-    osProfileId: input.osProfileId ?? null,
-    firmware: input.firmware ?? "auto",
-    createdAt: now,
-    updatedAt: now,
-  };
+  const values = machineRow(input, new Date());
   const id = insertRow(d.db, machines, Object.keys(values))(values);
   // The columns the schema fills in (state, power state), as stored.
   const m = { ...values, id, ...createdState(d.db).get({ id })! };
@@ -223,6 +213,20 @@ export function describe(e: ErrorDetail): string {
 export type MachineUpdate = z.output<typeof machineUpdateSchema>;
 
 /** The boot NIC's static network columns from the form's `network` (null/omitted: none). */
+/** The machines row of an enrollment (single or bulk), as insertRow writes it. */
+export function machineRow(input: MachineEnroll, now: Date) {
+  return {
+    name: input.name,
+    rackId: input.rackId ?? null,
+    uPosition: input.uPosition ?? null,
+    uHeight: input.uHeight,
+    osProfileId: input.osProfileId ?? null,
+    firmware: input.firmware ?? "auto",
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
 export function nicNetwork(n: MachineEnroll["network"]): { ifname: string | null; prefix: number | null; gateway: string | null } {
   return { ifname: n?.ifname ?? null, prefix: n?.prefix ?? null, gateway: n?.gateway ?? null };
 }
