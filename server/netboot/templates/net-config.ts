@@ -94,10 +94,12 @@ export function bondOptions(it: NetIface): [string, string][] {
 // ifupdown creates a VLAN itself only when it is named <parent>.<id>; any other name is created by pre-up
 // (without relying on the vlan package).
 // IPv6 none: without an inet6 stanza the kernel still takes SLAAC addresses and routes from any router advertisement
-// on the link (seen on a booted VM: a bond with IPv6 none got one from the provisioning network). accept_ra is
-// switched off in pre-up where the interface exists already (a NIC) and again in up for one created meanwhile (a
-// bond by ifenslave's pre-up script, a VLAN), before the first router solicitation, which waits for the link-local
-// address's duplicate address detection.
+// on the link (seen on a booted VM: a bond with IPv6 none got one from the provisioning network). accept_ra must be
+// off before the link comes up: with inet dhcp the stanza's `up` runs only after the lease, seconds after the first
+// router solicitation. The stanza's own pre-up lines run before ifenslave's and vlan's if-pre-up.d scripts, which
+// create a bond or a <parent>.<id> VLAN; so pre-up creates it first (both scripts leave an existing one alone:
+// ifenslave checks bonding/slaves and sets the mode while the bond is down, vlan checks /sys/class/net) and then
+// switches accept_ra off. `up` does it once more, in case the device came from elsewhere.
 const IFUPDOWN = `# <%~ it.head %>
 auto lo
 iface lo inet loopback
@@ -138,6 +140,11 @@ iface <%= v.name %> inet <%~ v.v4 === "static" ? "static" : v.v4 === "dhcp" ? "d
     post-down ip link delete <%= v.name %>
 <% } -%>
 <% if (v.v6 === "none" && v.v4 !== "member") { -%>
+<% if (i.kind === "bond") { -%>
+    pre-up [ -e /sys/class/net/<%= v.name %> ] || ip link add <%= v.name %> type bond || true
+<% } else if (i.kind === "vlan" && v.name === i.parent + "." + i.vlanId) { -%>
+    pre-up [ -e /sys/class/net/<%= v.name %> ] || ip link add link <%= i.parent %> name <%= v.name %> type vlan id <%= i.vlanId %> || true
+<% } -%>
     pre-up [ ! -d /proc/sys/net/ipv6/conf/<%= v.name %> ] || echo 0 > /proc/sys/net/ipv6/conf/<%= v.name %>/accept_ra
     up [ ! -d /proc/sys/net/ipv6/conf/<%= v.name %> ] || echo 0 > /proc/sys/net/ipv6/conf/<%= v.name %>/accept_ra
 <% } -%>
