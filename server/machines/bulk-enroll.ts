@@ -5,10 +5,10 @@ import { machineEnrollSchema, type MachineEnroll } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
 import { insertRow } from "../db/prepared";
-import { bmcs, machines, nics } from "../db/schema";
+import { machines } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { Allocator } from "../subnets/allocate";
-import { bootAddressing, describe, machineRow, nicNetwork, profileMissing, uniqueProblems, type UniqueKeys } from "./enroll";
+import { bootAddressing, describe, insertBootNicAndBmc, machineRow, profileMissing, uniqueProblems, type UniqueKeys } from "./enroll";
 import { checkPlacementWith, type Occupant } from "./placement";
 
 /**
@@ -221,22 +221,7 @@ function insertRows(d: Domain, checked: CheckedRows, actor: Actor, source: strin
     const machine = machineRow(input, now);
     const id = insertRow(d.db, machines, Object.keys(machine))(machine);
     ids.push(id);
-    const nic = { machineId: id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns };
-    const nicId = insertRow(d.db, nics, Object.keys(nic))(nic);
-    if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: id, nicId });
-    if (input.bmc) {
-      const bmc = {
-        machineId: id,
-        driver: input.bmc.driver,
-        address: input.bmc.address,
-        port: input.bmc.port,
-        username: input.bmc.username,
-        passwordEncrypted: d.secrets.encrypt(input.bmc.password),
-        privilege: input.bmc.privilege,
-        cipherSuite: input.bmc.cipherSuite,
-      };
-      insertRow(d.db, bmcs, Object.keys(bmc))(bmc);
-    }
+    insertBootNicAndBmc(d, id, input, boot, allocator);
   }
   allocator.flush();
   const racks = [...new Set(inputs.flatMap((input) => (input.rackId != null ? [input.rackId] : [])))];

@@ -110,22 +110,7 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, al
   const id = insertRow(d.db, machines, Object.keys(values))(values);
   // The columns the schema fills in (state, power state), as stored.
   const m = { ...values, id, ...createdState(d.db).get({ id })! };
-  const nic = { machineId: id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns };
-  const nicId = insertRow(d.db, nics, Object.keys(nic))(nic);
-  if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: id, nicId });
-  if (input.bmc) {
-    const bmc = {
-      machineId: id,
-      driver: input.bmc.driver,
-      address: input.bmc.address,
-      port: input.bmc.port,
-      username: input.bmc.username,
-      passwordEncrypted: d.secrets.encrypt(input.bmc.password),
-      privilege: input.bmc.privilege,
-      cipherSuite: input.bmc.cipherSuite,
-    };
-    insertRow(d.db, bmcs, Object.keys(bmc))(bmc);
-  }
+  insertBootNicAndBmc(d, id, input, boot, allocator);
   const ev = recordEvent(tx, {
     actor,
     machineId: m.id,
@@ -213,6 +198,29 @@ export function describe(e: ErrorDetail): string {
 export type MachineUpdate = z.output<typeof machineUpdateSchema>;
 
 /** The boot NIC's static network columns from the form's `network` (null/omitted: none). */
+/**
+ * The boot NIC (with its address from `boot`, its allocation recorded) and the BMC (password encrypted) of a machine
+ * just inserted by an enrollment, single or bulk, through the prepared single-row inserts.
+ */
+export function insertBootNicAndBmc(d: Domain, id: number, input: MachineEnroll, boot: ReturnType<typeof bootAddressing>, allocator: Allocator): void {
+  const nic = { machineId: id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns };
+  const nicId = insertRow(d.db, nics, Object.keys(nic))(nic);
+  if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: id, nicId });
+  if (input.bmc) {
+    const bmc = {
+      machineId: id,
+      driver: input.bmc.driver,
+      address: input.bmc.address,
+      port: input.bmc.port,
+      username: input.bmc.username,
+      passwordEncrypted: d.secrets.encrypt(input.bmc.password),
+      privilege: input.bmc.privilege,
+      cipherSuite: input.bmc.cipherSuite,
+    };
+    insertRow(d.db, bmcs, Object.keys(bmc))(bmc);
+  }
+}
+
 /** The machines row of an enrollment (single or bulk), as insertRow writes it. */
 export function machineRow(input: MachineEnroll, now: Date) {
   return {
