@@ -18,7 +18,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "sqlite",
-          include: ["lib/**/*.test.ts", "server/**/*.test.ts", "agent/**/*.test.ts", "ramdisk/**/*.test.ts", "cli/**/*.test.ts", "lab/vlan-port.test.ts"],
+          include: ["lib/**/*.test.ts", "server/**/*.test.ts", "agent/**/*.test.ts", "ramdisk/**/*.test.ts", "cli/**/*.test.ts", "lab/vlan-port.test.ts", "lab/rack.int.test.ts"],
         },
       },
       {

@@ -57,7 +57,10 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
   it("deploys end to end: PXE → RAM disk agent → image + network → boot from disk → the OS's marker", async () => {
     const node = rack.nodes[0]!;
     expect(vmRunning(node)).toBe(false);
-    const consoleWatch = new ConsoleWatch(node.consoleLog, deployConsolePatterns(MARKER));
+    // osNet waits for this node's address line, not the file's first line: the OS prints the file line by line, and
+    // a clean-clone run read the console between "iface eth0 inet static" and its "address" line.
+    const addressLine = new RegExp(`os-net: /etc/network/interfaces: +address ${node.ip.replaceAll(".", "\\.")}\\b`);
+    const consoleWatch = new ConsoleWatch(node.consoleLog, { ...deployConsolePatterns(MARKER), osNet: addressLine });
     const t0 = Date.now();
     const { jobId } = (await client.machines.action.mutate({ id: machineId, action: "deploy" })) as { jobId?: number };
     expect(jobId).toBeGreaterThan(0);
@@ -68,12 +71,12 @@ describe("a QEMU VM behind an ipmi_sim BMC", () => {
 
     // The installed system came up from its disk and found the network file configure_network wrote.
     await consoleWatch.waitFor("osUp", 120_000);
-    await consoleWatch.waitFor("osNet", 5_000);
+    await consoleWatch.waitFor("osNet", 30_000);
     const consoleText = consoleWatch.text();
     // The RAM disk loaded the driver of the VM's IDE controller by its PCI modalias (not on its always-load list).
     expect(consoleText).toMatch(/rackhand-init: drivers: .*\bata_piix\b.*\bvirtio_net\b/);
     expect(consoleText).toContain(`os-net: /etc/network/interfaces: iface`);
-    expect(consoleText).toMatch(new RegExp(`address ${node.ip.replaceAll(".", "\\.")}`));
+    expect(consoleText).toMatch(addressLine);
 
     const m = app.domain.db.select().from(machines).where(eq(machines.id, machineId)).get()!;
     expect(m.state).toBe("deployed");

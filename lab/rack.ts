@@ -14,7 +14,9 @@
  *   firmware:    bios (QEMU pc, SeaBIOS), uefi (q35 + OVMF) or secureboot (q35 + OVMF's Secure Boot code with
  *                Microsoft's keys enrolled); each UEFI VM has its own writable copy of the variable store.
  *
- * Everything it creates is recorded in <dir>/rack.json; `down` removes exactly that (its own PIDs, netns, links).
+ * Everything it creates is recorded in <dir>/rack.json and in /run/rackhand-lab/<prefix>.json (with the PID of the
+ * process that brought it up); `down` removes exactly that (its own PIDs, netns, links), and the next `up` of a prefix
+ * whose owner died removes what it left, even when <dir> is gone.
  * Needs root (network namespaces, taps) and the tools of scripts/install-system-deps.sh test.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -239,10 +241,53 @@ export function readRack(dir: string): RackState | null {
   }
 }
 
+/**
+ * Host-wide record of the labs brought up on this host, by prefix: the rack directory, the PID of the process that
+ * brought it up and a copy of its state. The rack directory can be gone (the browser tests' data directory is removed
+ * before each run) while its namespace, links and detached BMCs outlive a killed owner; with this record the next
+ * `up` of the same prefix removes that stale lab, and only when its owner is dead.
+ */
+const REGISTRY = process.env.RACKHAND_LAB_REGISTRY ?? "/run/rackhand-lab";
+interface RegistryEntry {
+  dir: string;
+  owner: number;
+  state: RackState;
+}
+const registryFile = (prefix: string) => path.join(REGISTRY, `${prefix}.json`);
+
+function readRegistry(prefix: string): RegistryEntry | null {
+  try {
+    return JSON.parse(fs.readFileSync(registryFile(prefix), "utf8")) as RegistryEntry;
+  } catch {
+    return null;
+  }
+}
+
 function writeRack(dir: string, st: RackState): void {
   const tmp = path.join(dir, ".rack.json.tmp");
   fs.writeFileSync(tmp, JSON.stringify(st, null, 2) + "\n");
   fs.renameSync(tmp, path.join(dir, "rack.json"));
+  fs.mkdirSync(REGISTRY, { recursive: true, mode: 0o700 });
+  const entry: RegistryEntry = { dir: path.resolve(dir), owner: process.pid, state: st };
+  const rtmp = `${registryFile(st.prefix)}.${process.pid}.tmp`;
+  fs.writeFileSync(rtmp, JSON.stringify(entry) + "\n", { mode: 0o600 });
+  fs.renameSync(rtmp, registryFile(st.prefix));
+}
+
+const netnsExists = (netns: string) => ip(["netns", "list"]).split("\n").some((l) => l.split(" ")[0] === netns);
+
+/**
+ * Before bringing up `prefix`: when its namespace exists, remove it if the registry shows a lab of ours whose owner
+ * is dead; refuse when the owner lives or when nothing records it (a namespace someone else made).
+ */
+async function reclaimStale(prefix: string, netns: string): Promise<void> {
+  if (!netnsExists(netns)) return;
+  const entry = readRegistry(prefix);
+  if (!entry || entry.state.netns !== netns) throw new Error(`network namespace ${netns} already exists and is not ours: pick another prefix`);
+  if (entry.owner !== process.pid && alive(entry.owner)) throw new Error(`lab ${prefix} is in use by PID ${entry.owner} (rack ${entry.dir}): pick another prefix, or stop that process`);
+  console.error(`[lab] removing the stale lab ${prefix} left by PID ${entry.owner} (rack ${entry.dir})`);
+  await teardown(entry.state);
+  fs.rmSync(registryFile(prefix), { force: true });
 }
 
 /** Bring the rack up (after tearing down what a previous `up` in the same dir left). VMs start powered off. */
@@ -262,7 +307,7 @@ export async function rackUp(o: RackOptions): Promise<RackState> {
   // Refuse to shadow a network the host already routes (another lab, a real LAN).
   const route = ip(["-4", "route", "show", "to", "match", `${o.net}.1`]).trim();
   if (route && !route.startsWith("default")) throw new Error(`${o.net}.0/24 is already routed on this host (${route.split("\n")[0]}): pick another --net`);
-  if (ip(["netns", "list"]).split("\n").some((l) => l.split(" ")[0] === netns)) throw new Error(`network namespace ${netns} already exists and is not ours: pick another prefix`);
+  await reclaimStale(o.prefix, netns);
 
   const st: RackState = {
     createdAt: new Date().toISOString(),
@@ -371,29 +416,61 @@ async function stopPid(pid: number): Promise<void> {
   if (alive(pid)) process.kill(pid, "SIGKILL");
 }
 
+function cmdlineOf(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * The PIDs of the QEMUs of a node: the one in its pidfile, and any qemu-system whose command line names the node's
+ * directory (the pidfile is gone when the directory was removed under a running lab). Never another process.
+ */
+function qemuPids(dir: string): number[] {
+  const pids = new Set<number>();
+  const fromFile = qemuPid(dir);
+  if (fromFile) pids.add(fromFile);
+  for (const e of fs.readdirSync("/proc")) if (/^\d+$/.test(e) && isNodeQemu(Number(e), dir)) pids.add(Number(e));
+  return [...pids];
+}
+
+const isNodeQemu = (pid: number, dir: string) => {
+  const cmd = cmdlineOf(pid);
+  return cmd.includes("qemu-system") && cmd.includes(`${dir}/`);
+};
+
 /** The PID in a QEMU pidfile, if that process is a QEMU we started (the pidfile may be stale). */
 function qemuPid(dir: string): number {
   try {
     const pid = Number(fs.readFileSync(path.join(dir, "qemu.pid"), "utf8").trim());
-    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    return cmd.includes("qemu-system") && cmd.includes(dir) ? pid : 0;
+    return isNodeQemu(pid, dir) ? pid : 0;
   } catch {
     return 0;
   }
+}
+
+/** A recorded PID, if it is still the process we started (its command line holds every one of `marks`). */
+const ownPid = (pid: number | undefined, ...marks: string[]) => (pid && marks.every((m) => cmdlineOf(pid).includes(m)) ? pid : 0);
+
+async function teardown(st: RackState): Promise<void> {
+  for (const n of st.nodes) {
+    await stopPid(ownPid(n.bmcPid, n.dir));
+    for (const pid of qemuPids(n.dir)) await stopPid(pid);
+    await stopPid(ownPid(n.relayPid, "serial-relay.mjs", `\0${n.serialPort}\0${n.vmSerialPort}`));
+  }
+  for (const l of [...st.links].reverse()) ip(["link", "del", l], true);
+  if (netnsExists(st.netns)) ip(["netns", "del", st.netns], true);
 }
 
 /** Remove what `rackUp` in `dir` created: its VMs, its BMCs, its links and netns. Idempotent. */
 export async function rackDown(dir: string): Promise<void> {
   const st = readRack(dir);
   if (!st) return;
-  for (const n of st.nodes) {
-    await stopPid(n.bmcPid);
-    await stopPid(qemuPid(n.dir));
-    await stopPid(n.relayPid ?? 0);
-  }
-  for (const l of [...st.links].reverse()) ip(["link", "del", l], true);
-  if (ip(["netns", "list"]).split("\n").some((l) => l.split(" ")[0] === st.netns)) ip(["netns", "del", st.netns], true);
+  await teardown(st);
   fs.rmSync(path.join(dir, "rack.json"), { force: true });
+  if (readRegistry(st.prefix)?.dir === path.resolve(dir)) fs.rmSync(registryFile(st.prefix), { force: true });
 }
 
 /** Run ipmitool against a node's BMC (behind Rackhand's back; the password via the environment, as Rackhand does). */
