@@ -54,9 +54,33 @@ export function exposeGc(): () => void {
   return gc as () => void;
 }
 
+/**
+ * A full collection that also compacts the old generation. After a burst, V8's own heuristics often leave it
+ * half-empty pages (bench:list at 10,000 machines: 26 MB live in 73 MB of heap, RSS 182 MiB 15 s later; compacted:
+ * 135 MiB). V8 has no API for one compacting collection, so the flag is switched on for this call only; if the flag
+ * cannot be set, it is a plain full collection. It costs more than a plain one (≈100–200 ms at 30 MB live), which
+ * is why only the idle collector uses it.
+ */
+export function compactingGc(gc: () => void = exposeGc()): () => void {
+  return () => {
+    let set = false;
+    try {
+      v8.setFlagsFromString("--compact-on-every-full-gc");
+      set = true;
+    } catch {
+      // Flags frozen by this V8: a plain full collection.
+    }
+    try {
+      gc();
+    } finally {
+      if (set) v8.setFlagsFromString("--no-compact-on-every-full-gc");
+    }
+  };
+}
+
 /** Start the idle collector; returns its activity hook and a stop function. */
 export function startIdleGc(opts: IdleGcOptions = IDLE_GC_DEFAULTS): { activity: () => void; stop: () => void; collector: IdleGc } {
-  const collector = new IdleGc(opts, { now: Date.now, heapUsed: () => process.memoryUsage().heapUsed, gc: exposeGc() });
+  const collector = new IdleGc(opts, { now: Date.now, heapUsed: () => process.memoryUsage().heapUsed, gc: compactingGc() });
   const timer = setInterval(() => collector.tick(), opts.intervalMs);
   timer.unref();
   return { activity: () => collector.activity(), stop: () => clearInterval(timer), collector };
