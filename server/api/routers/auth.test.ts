@@ -139,7 +139,7 @@ describe("roles on every procedure", () => {
     // A running job (no orchestrator in router tests, so it stays running until cancelled).
     fx.mJob = (await h.operator.machines.enroll(machineInput(6))).id;
     transition(h.domain, fx.mJob, "manage", { actor: "test" });
-    fx.job = startJob(h.domain, { machineId: fx.mJob, kind: "inspect" }, "test").jobId;
+    fx.job = (await startJob(h.domain, { machineId: fx.mJob, kind: "inspect" }, "test")).jobId;
     // As in production (ensureAdmin), the database holds an enabled admin.
     await h.addUser("root", "admin", "root-password-1");
     fx.userId = (await h.addUser("carol", "viewer", "carol-password-1")).id;
@@ -167,7 +167,7 @@ describe("roles on every procedure", () => {
   });
   afterAll(() => h.close());
 
-  it("has a sample input for every mutation and query (add one when adding a procedure)", () => {
+  it("has a sample input for every mutation and query (add one when adding a procedure)", async () => {
     expect(MUTATIONS.length).toBeGreaterThanOrEqual(12);
     expect(Object.keys(mutationInputs).sort()).toEqual([...MUTATIONS].sort());
     expect(Object.keys(queryInputs).sort()).toEqual([...QUERIES].sort());
