@@ -20,7 +20,7 @@ import { recordStoreEvent } from "../events/audit";
 import { activeJob, cancelJob, startJob, startJobIn } from "../orchestrator/job-state";
 import { deployParams, deployParamsFor, reinstallKind } from "../orchestrator/jobs";
 import { allocatePending } from "../subnets/allocate";
-import { firmwareMismatch, profileProblem } from "./plan";
+import { firmwareMismatch, profileProblem, REPLANNED_ON_RETRY } from "./plan-changes";
 
 export interface ActionResult extends TransitionResult {
   /** The job the action started or cancelled. */
@@ -52,7 +52,7 @@ async function withJob(d: Domain, machineId: number, action: OperatorAction, sta
  */
 function retryPlan(db: Db, machineId: number, last: { kind: string; params: Record<string, unknown> | null }): { kind: JobKind; params: Record<string, unknown> } {
   const kind = last.kind as JobKind;
-  if (kind !== "deploy_image" && kind !== "deploy_installer" && kind !== "reinstall") return { kind, params: last.params ?? {} };
+  if (!REPLANNED_ON_RETRY.includes(kind)) return { kind, params: last.params ?? {} };
   allocatePending(db, machineId);
   const p = deployParams(db, machineId);
   return { kind: kind === "reinstall" ? reinstallKind(p.kind) : p.kind, params: p.params };

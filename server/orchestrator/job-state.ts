@@ -21,7 +21,6 @@ import {
 import type { LifecycleAction } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Actor, Domain } from "../context";
-import type { Db } from "../db/client";
 import { lockMachines, savepoint, storeOf, syncSqlite, type Store, type StoreDb, type StoreTx, type Tables } from "../db/store";
 import { recordStoreEvent } from "../events/audit";
 import { applyTransition } from "../machines/lifecycle";
@@ -69,16 +68,6 @@ export async function activeJob(store: Store, db: Reader, machineId: number): Pr
   return row ?? null;
 }
 
-/** The active job, read synchronously on SQLite's connection (takeHandHold's check). */
-function activeJobSync(db: Db, store: Store, machineId: number): { id: number; kind: string; state: string } | null {
-  const { jobs } = store.t;
-  const q = (db as unknown as StoreDb)
-    .select({ id: jobs.id, kind: jobs.kind, state: jobs.state })
-    .from(jobs)
-    .where(and(eq(jobs.machineId, machineId), inArray(jobs.state, [...ACTIVE_JOB_STATES])));
-  return (q as unknown as { get(): { id: number; kind: string; state: string } | undefined }).get() ?? null;
-}
-
 /**
  * Run a hand power (or boot device) action with the machine held: refused (MACHINE_BUSY, from `busy`) while it has
  * an active job, checked in one transaction with taking the hold; startJob is refused while the hold lasts.
@@ -90,7 +79,7 @@ export async function withHandHold<T>(
   busy: (job: { id: number; kind: string; state: string }) => AppError,
   fn: () => Promise<T>,
 ): Promise<T> {
-  takeHandHold(d, machineId, what, busy);
+  await takeHandHold(d, machineId, what, busy);
   try {
     return await fn();
   } finally {
@@ -101,20 +90,28 @@ export async function withHandHold<T>(
 /**
  * The two halves of withHandHold, for a hand action that answers at once and finishes in the background
  * (oob.powerStart): take the hold now (refused like withHandHold), release it when the action has ended.
- * Synchronous, on SQLite: the hold is per process until it becomes a lease (`hold:<machine>`, docs/ARCHITECTURE.md,
- * "How work resumes on a surviving process"); on PostgreSQL it throws.
+ * The hold is per process (in memory) until it becomes a lease (`hold:<machine>`, docs/ARCHITECTURE.md, "How work
+ * resumes on a surviving process"). It is set before the active-job check: a startJob that checked the holds before
+ * has its job committed by the time the check reads (SQLite: an awaited read waits for open Store transactions;
+ * PostgreSQL: the machine's row lock, which startJob holds until it commits).
  * @throws AppError MACHINE_BUSY
  */
-export function takeHandHold(d: Domain, machineId: number, what: string, busy: (job: { id: number; kind: string; state: string }) => AppError): void {
+export async function takeHandHold(d: Domain, machineId: number, what: string, busy: (job: { id: number; kind: string; state: string }) => AppError): Promise<void> {
   const store = storeOf(d);
-  const db = syncSqlite(store, "the hand-power hold (takeHandHold)");
-  // One synchronous statement, then the hold: nothing runs between them (and startJob checks the hold inside its
-  // transaction, which sees this connection's writes).
-  const active = activeJobSync(db, store, machineId);
-  if (active) throw busy(active);
-  const hand = handHeld(store).get(machineId);
+  const held = handHeld(store);
+  const hand = held.get(machineId);
   if (hand) throw new AppError("MACHINE_BUSY", `Machine ${machineId}: an operator is changing its ${hand} by hand`);
-  handHeld(store).set(machineId, what);
+  held.set(machineId, what);
+  try {
+    const active =
+      store.dialect === "sqlite"
+        ? await activeJob(store, store.db, machineId)
+        : await store.transaction(async (tx) => (await lockMachines(tx, [machineId]), activeJob(store, tx, machineId)));
+    if (active) throw busy(active);
+  } catch (err) {
+    held.delete(machineId);
+    throw err;
+  }
 }
 
 export function releaseHandHold(d: Domain, machineId: number): void {
