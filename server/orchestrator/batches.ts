@@ -182,6 +182,8 @@ async function insertJobs(store: Store, tx: StoreTx, batchId: number, planned: P
     const raw = sqliteDbOf(store) as unknown as StoreTx;
     const ph = (name: string) => sql.placeholder(name);
     type Prepared = { get(p: Record<string, unknown>): { id: number }; run(p: Record<string, unknown>): void };
+    // SQLite's hot path: statements prepared once per batch on the Store's connection (inside this transaction).
+    // eslint-disable-next-line no-restricted-syntax
     const prepare = (q: unknown) => (q as { prepare(): Prepared }).prepare();
     const insertJob = prepare(
       raw

@@ -31,11 +31,13 @@ type Mode = "all" | "get" | "run";
 export function hot<R>(store: Store, mode: Mode, build: Build): (db: Q, params?: Params) => Promise<R> {
   if (store.dialect === "sqlite") {
     const raw = sqliteDbOf(store);
+    // Prepared once on SQLite's connection: the one place the slice runs statements synchronously.
+    // eslint-disable-next-line no-restricted-syntax
     const stmt = (build(raw as unknown as Q, store.t) as { prepare(): Record<Mode, (p?: Params) => unknown> }).prepare();
     return async (db, params) => {
-      // Outside a transaction (`db` is store.db), wait for an open one to end, as an awaited store.db query does.
-      const wait = sqliteWait(store, db);
-      if (wait) await wait;
+      // Outside a transaction (`db` is store.db), wait for an open one to end, as an awaited store.db query does
+      // (checked again after each wait: another may have begun meanwhile).
+      for (let wait = sqliteWait(store, db); wait; wait = sqliteWait(store, db)) await wait;
       return stmt[mode](params) as R;
     };
   }
