@@ -3,6 +3,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHarness, testStoreKind, type Harness } from "../testing/harness";
 import { machineInput } from "../testing/fixtures";
 import { until } from "../testing/until";
+import { startBatch } from "../operator/bulk-actions";
+import { BatchRunner } from "./batch-runner";
 import { startJob } from "./job-state";
 import { Orchestrator } from "./orchestrator";
 import type { MachinePorts } from "./ports";
@@ -70,6 +72,43 @@ describe(`server steps on ${testStoreKind()}`, () => {
     const { db, t } = h.store;
     const steps = await db.select().from(t.steps).where(inArray(t.steps.jobId, jobIds));
     expect(steps.map((s) => [s.state, s.attempt, s.leaseOwner, s.leaseExpiresAt])).toEqual(steps.map(() => ["succeeded", 1, null, null]));
+  });
+});
+
+describe(`a power batch on ${testStoreKind()}`, () => {
+  it("runs every machine's job through the batch runner, never more than its concurrency at once, and finishes", async () => {
+    const ids: number[] = [];
+    for (let i = 1; i <= 9; i++) {
+      ids.push((await h.operator.machines.enroll(machineInput(i, { bmc: { driver: "fake", address: `10.9.11.${i}`, username: "u", password: "p" } }))).id);
+    }
+    await h.mirrorMachines(ids);
+    let running = 0;
+    let most = 0;
+    const cycled: number[] = [];
+    const slow: MachinePorts = {
+      ...countingPorts(new Map()),
+      powerCycle: async (m) => {
+        most = Math.max(most, ++running);
+        await new Promise((r) => setTimeout(r, 40));
+        running--;
+        cycled.push(m);
+      },
+    };
+    const o = engine(slow, "batch:1");
+    const runner = new BatchRunner(h.domain, { baseUrl: "http://127.0.0.1:9" });
+    await Promise.all([o.start(), runner.start()]);
+    try {
+      const { batchId } = await startBatch(h.domain, { selection: { ids }, kind: "power_cycle", concurrency: 3, failureThresholdPct: 100, confirmCount: ids.length }, "user:test");
+      const { db, t } = h.store;
+      await until("batch finished", async () => (await db.select().from(t.batches).where(eq(t.batches.id, batchId)))[0]!.state === "finished", 20_000);
+      const jobs = await db.select().from(t.jobs).where(eq(t.jobs.batchId, batchId));
+      expect(jobs.map((j) => j.state)).toEqual(ids.map(() => "succeeded"));
+      expect(cycled.sort((a, b) => a - b)).toEqual(ids);
+      expect(most).toBeLessThanOrEqual(3);
+      expect(most).toBeGreaterThan(1);
+    } finally {
+      await runner.stop();
+    }
   });
 });
 
