@@ -100,8 +100,12 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
     store.dialect === "sqlite"
       ? sqliteDbOf(store).$client.prepare("INSERT INTO log_lines (job_id, step_id, seq, ts, stream, text) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, seq) DO NOTHING")
       : null;
-  /** One transaction per batch; a line already stored (same job and seq) is a resend and is skipped. */
-  function insertLines(jobId: number, stepId: number, lines: AgentLogLine[]): Promise<LogLineDto[]> {
+  /**
+   * One transaction per batch; a line already stored (same job and seq) is a resend and is skipped. A NUL in a line
+   * (a program's binary output) is stored as U+2400 "␀" on both databases: PostgreSQL's text cannot hold it.
+   */
+  function insertLines(jobId: number, stepId: number, sent: AgentLogLine[]): Promise<LogLineDto[]> {
+    const lines = sent.map((l) => (l.text.includes("\0") ? { ...l, text: l.text.replaceAll("\0", "\u2400") } : l));
     return store.transaction(async (tx) => {
       const taken: LogLineDto[] = [];
       if (insertLine) {
