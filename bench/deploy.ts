@@ -123,7 +123,7 @@ async function main() {
       const done = new Promise<void>((res) => (allDone = res));
       const load = os.loadavg()[0]!;
       const t0 = performance.now();
-      batchId = startBatch(d, { selection: { ids }, kind: "reinstall", concurrency: CONCURRENCY, failureThresholdPct: 100, confirmCount: ids.length }, "user:bench").batchId;
+      batchId = (await startBatch(d, { selection: { ids }, kind: "reinstall", concurrency: CONCURRENCY, failureThresholdPct: 100, confirmCount: ids.length }, "user:bench")).batchId;
       const createMs = performance.now() - t0;
       await done;
       const makespanMs = performance.now() - t0;
@@ -178,7 +178,7 @@ async function main() {
     // Phase 2: log ingest. Inspect jobs on machines without simulated agents; this process plays their agents.
     const tokens: { token: string; stepId: number; machineId: number }[] = [];
     for (const id of ingestIds) {
-      performAction(d, id, "inspect", "user:bench");
+      await performAction(d, id, "inspect", "user:bench");
       const api = (p: string, body: unknown, token?: string) =>
         fetch(`${app.url}/api/agent/v1${p}`, { method: "POST", headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) }, body: JSON.stringify(body) }).then(
           async (r) => ({ status: r.status, body: (await r.json()) }),

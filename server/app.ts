@@ -241,7 +241,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     });
   }
 
-  orchestrator.start();
+  await orchestrator.start();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
@@ -251,7 +251,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
   // Batches start queued jobs through the orchestrator (bus job.changed), so they start after it.
   const batchRunner = new BatchRunner(domain, { baseUrl: url, ...overrides.batches });
-  batchRunner.start();
+  await batchRunner.start();
   // Power actions in flight died with the previous process: their "powering on…" marks would never clear.
   const stale = clearStalePowerPending(domain);
   if (stale) log.warn("cleared power actions left pending by the previous process", { machines: stale });

@@ -8,10 +8,11 @@ import type { AgentLogLine, HeartbeatResponse, LookupRequest, LookupResponse, Re
 import type { LogLineDto } from "../../lib/jobs";
 import { normalizeMac } from "../../lib/net";
 import type { Domain } from "../context";
-import { agentTokens, jobs, logLines, machines, nics, steps } from "../db/schema";
-import { recordEvent } from "../events/audit";
+import { sqliteDbOf, storeOf, syncSqlite } from "../db/store";
+import { recordStoreEvent } from "../events/audit";
 import { AgentNonces, agentBootSession } from "../netboot/agent-nonce";
 import type { Orchestrator } from "../orchestrator/orchestrator";
+import { hot, type StepRow } from "../orchestrator/orchestrator-queries";
 import { issueToken, tokenLookup } from "./tokens";
 
 export type AgentApiErrorKind = "invalid" | "unauthenticated" | "not_found" | "conflict" | "unavailable";
@@ -34,32 +35,41 @@ export interface AgentJob {
 }
 
 export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
-  // The per-call reads, prepared once (building drizzle's SQL text per request showed in bench:deploy's profile).
-  const jobForToken = tokenLookup(d.db);
-  const stepById = d.db.select().from(steps).where(eq(steps.id, sql.placeholder("id"))).prepare();
-  const stateOfJob = d.db.select({ s: jobs.state }).from(jobs).where(eq(jobs.id, sql.placeholder("id"))).prepare();
-  const runningJobOf = d.db
-    .select({ id: jobs.id })
-    .from(jobs)
-    .where(and(eq(jobs.machineId, sql.placeholder("machineId")), eq(jobs.state, "running")))
-    .prepare();
-  const lastSeqOf = d.db.select({ seq: max(logLines.seq) }).from(logLines).where(eq(logLines.jobId, sql.placeholder("id"))).prepare();
-  const runningAgentSteps = d.db
-    .select({ id: steps.id, attempt: steps.attempt })
-    .from(steps)
-    .where(and(eq(steps.jobId, sql.placeholder("id")), eq(steps.runner, "agent"), eq(steps.state, "running")))
-    .prepare();
+  const store = storeOf(d);
+  const { agentTokens, jobs, logLines, machines, nics } = store.t;
+  // The per-call reads, prepared once on SQLite (building drizzle's SQL text per request showed in bench:deploy's profile).
+  const jobForToken = tokenLookup(store);
+  const stepById = hot<StepRow | undefined>(store, "get", (db, { steps }) => db.select().from(steps).where(eq(steps.id, sql.placeholder("id"))));
+  const stateOfJob = hot<{ s: string } | undefined>(store, "get", (db, { jobs }) => db.select({ s: jobs.state }).from(jobs).where(eq(jobs.id, sql.placeholder("id"))));
+  const runningJobOf = hot<{ id: number } | undefined>(store, "get", (db, { jobs }) =>
+    db
+      .select({ id: jobs.id })
+      .from(jobs)
+      .where(and(eq(jobs.machineId, sql.placeholder("machineId")), eq(jobs.state, "running"))),
+  );
+  const lastSeqOf = hot<{ seq: number | null } | undefined>(store, "get", (db, { logLines }) =>
+    db
+      .select({ seq: max(logLines.seq) })
+      .from(logLines)
+      .where(eq(logLines.jobId, sql.placeholder("id"))),
+  );
+  const runningAgentSteps = hot<{ id: number; attempt: number }[]>(store, "all", (db, { steps }) =>
+    db
+      .select({ id: steps.id, attempt: steps.attempt })
+      .from(steps)
+      .where(and(eq(steps.jobId, sql.placeholder("id")), eq(steps.runner, "agent"), eq(steps.state, "running"))),
+  );
 
   const nonces = AgentNonces.of(d);
   // Refused lookups are recorded as events, at most one per machine per minute: the endpoint is unauthenticated,
   // and a flood of bad lookups must not become a flood of rows.
   const lastRefusal = new Map<number, number>();
-  function refused(machineId: number, name: string, why: string) {
+  async function refused(machineId: number, name: string, why: string) {
     const now = Date.now();
     if (now - (lastRefusal.get(machineId) ?? -Infinity) < 60_000) return;
     lastRefusal.set(machineId, now);
     if (lastRefusal.size > 10_000) lastRefusal.clear();
-    const event = recordEvent(d.db, {
+    const event = await recordStoreEvent(store, store.db, {
       actor: "agent",
       machineId,
       kind: "agent.lookup_refused",
@@ -70,67 +80,89 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
   }
 
   /** @throws AgentApiError unauthenticated */
-  function authenticate(token: string | undefined): AgentJob {
-    const job = jobForToken(token);
+  async function authenticate(token: string | undefined): Promise<AgentJob> {
+    const job = await jobForToken(token);
     if (!job) throw new AgentApiError("unauthenticated", "missing, unknown or revoked agent token");
     return job;
   }
   /** The step, when it belongs to the token's job. @throws AgentApiError unauthenticated */
-  function stepOfJob(stepId: number, jobId: number) {
-    const s = stepById.get({ id: stepId });
+  async function stepOfJob(stepId: number, jobId: number) {
+    const s = await stepById(store.db, { id: stepId });
     // Another job's token is no credential for this step: the same answer as a wrong token.
     if (!s || s.jobId !== jobId) throw new AgentApiError("unauthenticated", `this token does not belong to step ${stepId}'s job`);
     return s;
   }
 
-  // The hot path of log ingest, as one prepared statement per row inside a transaction: drizzle's multi-row
+  // The hot path of log ingest. SQLite: one prepared statement per row inside the transaction: drizzle's multi-row
   // INSERT ... RETURNING cost ~19 ms per 1,000 lines here, this ~3 ms (bench:deploy measures the whole route).
-  // Columns as in server/db/schema/jobs.ts logLines; ts in ms (timestamp_ms).
-  const insertLine = d.db.$client.prepare(
-    "INSERT INTO log_lines (job_id, step_id, seq, ts, stream, text) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, seq) DO NOTHING",
-  );
-  const insertLines = d.db.$client.transaction((jobId: number, stepId: number, lines: AgentLogLine[]): LogLineDto[] => {
-    const taken: LogLineDto[] = [];
-    for (const l of lines) {
-      if (insertLine.run(jobId, stepId, l.seq, l.ts, l.stream, l.text).changes === 1) taken.push({ seq: l.seq, ts: l.ts, stream: l.stream, text: l.text, stepId });
-    }
-    return taken;
-  });
+  // Columns as in server/db/schema/jobs.ts logLines; ts in ms (timestamp_ms). PostgreSQL: one multi-row insert.
+  const insertLine =
+    store.dialect === "sqlite"
+      ? sqliteDbOf(store).$client.prepare("INSERT INTO log_lines (job_id, step_id, seq, ts, stream, text) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, seq) DO NOTHING")
+      : null;
+  /**
+   * One transaction per batch; a line already stored (same job and seq) is a resend and is skipped. A NUL in a line
+   * (a program's binary output) is stored as U+2400 "␀" on both databases: PostgreSQL's text cannot hold it.
+   */
+  function insertLines(jobId: number, stepId: number, sent: AgentLogLine[]): Promise<LogLineDto[]> {
+    const lines = sent.map((l) => (l.text.includes("\0") ? { ...l, text: l.text.replaceAll("\0", "\u2400") } : l));
+    return store.transaction(async (tx) => {
+      const taken: LogLineDto[] = [];
+      if (insertLine) {
+        for (const l of lines) {
+          if (insertLine.run(jobId, stepId, l.seq, l.ts, l.stream, l.text).changes === 1) taken.push({ seq: l.seq, ts: l.ts, stream: l.stream, text: l.text, stepId });
+        }
+        return taken;
+      }
+      const bySeq = new Map(lines.map((l) => [l.seq, l]));
+      for (let i = 0; i < lines.length; i += 1000) {
+        const rows = await tx
+          .insert(logLines)
+          .values(lines.slice(i, i + 1000).map((l) => ({ jobId, stepId, seq: l.seq, ts: new Date(l.ts), stream: l.stream, text: l.text })))
+          .onConflictDoNothing({ target: [logLines.jobId, logLines.seq] })
+          .returning({ seq: logLines.seq });
+        for (const r of rows) {
+          const l = bySeq.get(r.seq)!;
+          taken.push({ seq: l.seq, ts: l.ts, stream: l.stream, text: l.text, stepId });
+        }
+      }
+      return taken.sort((a, b) => a.seq - b.seq);
+    });
+  }
 
   /** The running job of the machine with one of these MACs, with a fresh token. @throws AgentApiError */
-  function lookup(body: LookupRequest): LookupResponse {
+  async function lookup(body: LookupRequest): Promise<LookupResponse> {
     const macs = body.macs.map(normalizeMac).filter((m): m is string => m !== null);
     if (!macs.length) throw new AgentApiError("invalid", "macs: no valid MAC address");
-    const found = d.db
+    const [found] = await store.db
       .select({ machineId: machines.id, name: machines.name })
       .from(nics)
       .innerJoin(machines, eq(machines.id, nics.machineId))
       .where(inArray(nics.mac, macs))
-      .get();
+      .limit(1);
     if (!found) throw new AgentApiError("not_found", "no machine with these MACs is enrolled");
     // The per-boot nonce (server/netboot/agent-nonce.ts) is in this machine's boot entry only: a MAC alone (which
-    // every viewer sees) is no credential.
-    const session = agentBootSession(d.db, found.machineId);
+    // every viewer sees) is no credential. (server/netboot is not on the Store yet: SQLite only.)
+    const session = agentBootSession(syncSqlite(store, "server/netboot/agent-nonce.ts agentBootSession"), found.machineId);
     if (!body.nonce || session === null || !nonces.verify(found.machineId, session, body.nonce)) {
       const why = !body.nonce ? "no nonce" : session === null ? `${found.name} does not netboot the agent now` : "wrong nonce";
-      refused(found.machineId, found.name, why);
+      await refused(found.machineId, found.name, why);
       throw new AgentApiError(
         "unauthenticated",
         !body.nonce ? "lookup refused: no nonce (rackhand.nonce= from this machine's boot entry)" : "lookup refused: the nonce is not the one of this machine's current boot",
       );
     }
     const seenAt = Date.now();
-    const result = d.db.transaction((tx) => {
-      // Prepared on the same connection, so they read inside this transaction.
-      const job = runningJobOf.get({ machineId: found.machineId });
+    const result = await store.transaction(async (tx) => {
+      const job = await runningJobOf(tx, { machineId: found.machineId });
       if (!job) return null;
-      tx.update(jobs).set({ agentSeenAt: new Date(seenAt) }).where(eq(jobs.id, job.id)).run();
+      await tx.update(jobs).set({ agentSeenAt: new Date(seenAt) }).where(eq(jobs.id, job.id));
       // Inventory is taken from the first lookup of a job only; a second lookup (the agent restarted — or someone
       // who read this boot's entry, and so its nonce) gets a new token, revoking the old one, and is recorded as an event.
-      const again = tx.select({ jobId: agentTokens.jobId }).from(agentTokens).where(eq(agentTokens.jobId, job.id)).get() !== undefined;
-      if (body.inventory && !again) tx.update(machines).set({ inventory: body.inventory }).where(eq(machines.id, found.machineId)).run();
+      const again = (await tx.select({ jobId: agentTokens.jobId }).from(agentTokens).where(eq(agentTokens.jobId, job.id)).limit(1)).length > 0;
+      if (body.inventory && !again) await tx.update(machines).set({ inventory: body.inventory }).where(eq(machines.id, found.machineId));
       const relookup = again
-        ? recordEvent(tx, {
+        ? await recordStoreEvent(store, tx, {
             actor: "agent",
             machineId: found.machineId,
             kind: "agent.relookup",
@@ -139,8 +171,8 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
           })
         : null;
       // Seqs are job-wide: an agent that restarted mid-job must not reuse (and so lose) sequence numbers.
-      const last = lastSeqOf.get({ id: job.id });
-      return { jobId: job.id, token: issueToken(tx, job.id, found.machineId), nextSeq: (last?.seq ?? -1) + 1, relookup };
+      const last = await lastSeqOf(tx, { id: job.id });
+      return { jobId: job.id, token: await issueToken(store, tx, job.id, found.machineId), nextSeq: (last?.seq ?? -1) + 1, relookup };
     });
     if (!result) throw new AgentApiError("not_found", `no work for ${found.name}: it has no running job`);
     const { relookup, ...answer } = result;
@@ -148,10 +180,10 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
     // A lookup for a job whose agent steps are running means the agent restarted (one agent per machine):
     // those attempts died with it. End them as transient failures so the retry policy runs them again now,
     // rather than when their leases expire.
-    const orphaned = runningAgentSteps.all({ id: answer.jobId });
-    for (const s of orphaned) orchestrator.complete(s.id, s.attempt, { ok: false, transient: true, message: "the agent restarted while the step ran" });
+    const orphaned = await runningAgentSteps(store.db, { id: answer.jobId });
+    for (const s of orphaned) await orchestrator.complete(s.id, s.attempt, { ok: false, transient: true, message: "the agent restarted while the step ran" });
     // The agent is up: its job's wait_agent step is over now, not at the next tick.
-    orchestrator.agentSeen(answer.jobId, seenAt);
+    await orchestrator.agentSeen(answer.jobId, seenAt);
     return { machineId: found.machineId, machineName: found.name, ...answer };
   }
 
@@ -160,22 +192,23 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
    * meanwhile; `token` is re-checked after the wait (a new lookup may have replaced it). @throws AgentApiError
    */
   async function heartbeat(job: AgentJob, waitS: number, gone: () => boolean, token: string | undefined): Promise<HeartbeatResponse> {
-    const state = () => stateOfJob.get({ id: job.jobId })!.s;
-    let claimed = orchestrator.claimAgentSteps(job.jobId);
-    if (!claimed.length && state() === "running" && waitS > 0) {
+    const state = async () => (await stateOfJob(store.db, { id: job.jobId }))!.s;
+    let claimed = await orchestrator.claimAgentSteps(job.jobId);
+    if (!claimed.length && (await state()) === "running" && waitS > 0) {
       await orchestrator.waitForWork(job.jobId, waitS * 1000);
       // The agent retries with backoff; it must not read "no work" into a shutdown.
       if (orchestrator.stopped) throw new AgentApiError("unavailable", "server shutting down");
       // While this poll waited, its agent may have died (the connection closed) or been replaced (a new lookup
       // rotated the token): claiming now would lease steps to nobody until their timeout.
-      if (gone()) return { done: false, jobState: state(), steps: [] };
+      if (gone()) return { done: false, jobState: await state(), steps: [] };
       // The job ended while this (authenticated) poll waited — cancelled, failed or done: say so; its token is
       // revoked now, and the next call would only get a 401.
-      if (state() !== "running") return { done: true, jobState: state(), steps: [] };
-      authenticate(token);
-      claimed = orchestrator.claimAgentSteps(job.jobId);
+      const now = await state();
+      if (now !== "running") return { done: true, jobState: now, steps: [] };
+      await authenticate(token);
+      claimed = await orchestrator.claimAgentSteps(job.jobId);
     }
-    const jobState = state();
+    const jobState = await state();
     return {
       done: jobState !== "running",
       jobState,
@@ -184,29 +217,28 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
   }
 
   /** Store a batch of a step's log lines (a resent line is skipped) and publish the new ones. @throws AgentApiError */
-  function ingestLogs(job: AgentJob, stepId: number, lines: AgentLogLine[]): { accepted: number } {
-    stepOfJob(stepId, job.jobId);
-    // One transaction per batch; a line already stored (same job and seq) is a resend and is skipped.
-    const inserted = insertLines(job.jobId, stepId, lines);
+  async function ingestLogs(job: AgentJob, stepId: number, lines: AgentLogLine[]): Promise<{ accepted: number }> {
+    await stepOfJob(stepId, job.jobId);
+    const inserted = await insertLines(job.jobId, stepId, lines);
     orchestrator.publishLogs(job.jobId, job.machineId, inserted);
     return { accepted: inserted.length };
   }
 
   /** The outcome of a step attempt (the inventory step's result becomes the machine's inventory). @throws AgentApiError */
-  function reportResult(job: AgentJob, stepId: number, body: ResultRequest): { ok: true } {
-    const step = stepOfJob(stepId, job.jobId);
+  async function reportResult(job: AgentJob, stepId: number, body: ResultRequest): Promise<{ ok: true }> {
+    const step = await stepOfJob(stepId, job.jobId);
     const outcome = body.ok ? { ok: true as const, result: body.result } : { ok: false as const, ...body.error };
     if (body.ok && step.name === "inventory" && body.result) {
-      d.db.update(machines).set({ inventory: body.result }).where(eq(machines.id, job.machineId)).run();
+      await store.db.update(machines).set({ inventory: body.result }).where(eq(machines.id, job.machineId));
     }
-    if (!orchestrator.complete(stepId, body.attempt, outcome)) {
+    if (!(await orchestrator.complete(stepId, body.attempt, outcome))) {
       throw new AgentApiError("conflict", `step ${stepId} attempt ${body.attempt} is not the running attempt (timed out or already reported)`);
     }
     return { ok: true };
   }
 
   /** A token is a credential for its own job's steps only. @throws AgentApiError unauthenticated */
-  const authorizeStep = (job: AgentJob, stepId: number): void => void stepOfJob(stepId, job.jobId);
+  const authorizeStep = async (job: AgentJob, stepId: number): Promise<void> => void (await stepOfJob(stepId, job.jobId));
 
   return { authenticate, authorizeStep, lookup, heartbeat, ingestLogs, reportResult };
 }

@@ -31,7 +31,7 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
   const work = createAgentWork(d, orchestrator);
 
   async function heartbeat(req: http.IncomingMessage, res: http.ServerResponse) {
-    const job = work.authenticate(bearer(req));
+    const job = await work.authenticate(bearer(req));
     const { waitS } = parse(heartbeatRequest, await readJson(req, SMALL_BODY));
     let gone = false;
     res.once("close", () => (gone = true));
@@ -39,15 +39,15 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
   }
 
   async function logs(req: http.IncomingMessage, stepId: number) {
-    const job = work.authenticate(bearer(req));
-    work.authorizeStep(job, stepId);
+    const job = await work.authenticate(bearer(req));
+    await work.authorizeStep(job, stepId);
     const { lines } = parse(logsRequest, await readJson(req, LOG_BODY));
     return work.ingestLogs(job, stepId, lines);
   }
 
   async function result(req: http.IncomingMessage, stepId: number) {
-    const job = work.authenticate(bearer(req));
-    work.authorizeStep(job, stepId);
+    const job = await work.authenticate(bearer(req));
+    await work.authorizeStep(job, stepId);
     return work.reportResult(job, stepId, parse(resultRequest, await readJson(req, SMALL_BODY)));
   }
 
@@ -57,7 +57,7 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
     try {
       if (req.method !== "POST") throw new HttpError(405, "use POST");
       let m: RegExpMatchArray | null;
-      if (path === "/lookup") sendJson(res, 200, work.lookup(parse(lookupRequest, await readJson(req, SMALL_BODY))));
+      if (path === "/lookup") sendJson(res, 200, await work.lookup(parse(lookupRequest, await readJson(req, SMALL_BODY))));
       else if (path === "/heartbeat") sendJson(res, 200, await heartbeat(req, res));
       else if ((m = path.match(/^\/steps\/(\d{1,12})\/logs$/))) sendJson(res, 200, await logs(req, Number(m[1])));
       else if ((m = path.match(/^\/steps\/(\d{1,12})\/result$/))) sendJson(res, 200, await result(req, Number(m[1])));

@@ -58,3 +58,8 @@ interface Lockable {
 export function forUpdate<Q extends Lockable & PromiseLike<unknown>>(d: Dialect, q: Q): PromiseLike<Awaited<Q>> {
   return (d === "postgres" ? q.for("update") : q) as PromiseLike<Awaited<Q>>;
 }
+
+/** A timestamp column plus a number of seconds from an integer column, as a timestamp of the column's kind. */
+export function plusSeconds(d: Dialect, ts: SQLWrapper, seconds: SQLWrapper): SQL {
+  return d === "postgres" ? sql`(${ts} + ${seconds} * interval '1 second')` : sql`(${ts} + ${seconds} * 1000)`;
+}

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { PgTransaction } from "drizzle-orm/pg-core";
-import { inArray } from "drizzle-orm";
+import { inArray, sql } from "drizzle-orm";
 import { openDatabase, type Db } from "./client";
 import { openPgDatabase, type PgDb, type PgOptions } from "./pg/client";
 import * as pgSchema from "./pg/schema";
@@ -119,6 +119,64 @@ function gatedDb<T extends object>(target: T, mutex: Mutex): T {
 }
 
 const sqliteStores = new WeakMap<Db, Store>();
+const rawOf = new WeakMap<Store, { db: Db; mutex: Mutex }>();
+
+/**
+ * The synchronous better-sqlite3 database under a SQLite Store (the connection its transactions run on), for
+ * statements prepared once on it (hot paths: server/orchestrator/orchestrator-queries.ts). Such statements bypass the
+ * gate of `store.db`: run them only inside a Store transaction, or as a single statement outside one.
+ * @throws Error for a PostgreSQL Store
+ */
+export function sqliteDbOf(store: Store): Db {
+  const raw = rawOf.get(store);
+  if (!raw) throw new Error("not a SQLite store");
+  return raw.db;
+}
+
+/**
+ * For a statement prepared on `sqliteDbOf(store)` about to run outside a transaction (`db` is not the transaction's
+ * handle): resolves once no Store transaction is open, as an awaited `store.db` query waits. Null when it may run now.
+ */
+export function sqliteWait(store: Store, db: unknown): Promise<void> | null {
+  const raw = rawOf.get(store);
+  if (!raw || db === raw.db || !raw.mutex.locked) return null;
+  return raw.mutex.idle();
+}
+
+/**
+ * The synchronous SQLite handle for a call into a module not yet converted to the Store (machines, netboot, subnets),
+ * from inside a Store transaction (`tx`) or outside one (`store.db`). On SQLite it is the Store's own connection, so
+ * the call runs in the open transaction as before. On PostgreSQL there is none: those calls are what still keeps
+ * the server from running on PostgreSQL, and `what` names the call in the error.
+ * @throws Error on PostgreSQL
+ */
+export function syncSqlite(store: Store, what: string): Db {
+  if (store.dialect !== "sqlite") throw new Error(`${what} is not converted to the Store yet: it cannot run on PostgreSQL`);
+  return sqliteDbOf(store);
+}
+
+/**
+ * Run `fn` in a savepoint of the open transaction `tx`: its writes are undone when it throws (the error is rethrown),
+ * and the enclosing transaction goes on. Same meaning on both databases.
+ */
+export async function savepoint<T>(store: Store, tx: StoreTx, fn: () => Promise<T>): Promise<T> {
+  const name = `rh_sp${++savepoints}`;
+  const run = async (stmt: string) => {
+    if (store.dialect === "sqlite") sqliteDbOf(store).$client.prepare(stmt).run();
+    else await tx.execute(sql.raw(stmt));
+  };
+  await run(`SAVEPOINT ${name}`);
+  try {
+    const r = await fn();
+    await run(`RELEASE SAVEPOINT ${name}`);
+    return r;
+  } catch (err) {
+    await run(`ROLLBACK TO SAVEPOINT ${name}`);
+    await run(`RELEASE SAVEPOINT ${name}`);
+    throw err;
+  }
+}
+let savepoints = 0;
 
 /** The Store over an open SQLite database (one per connection: they share its mutex). */
 export function sqliteStore(db: Db): Store {
@@ -155,6 +213,7 @@ export function sqliteStore(db: Db): Store {
     },
   };
   sqliteStores.set(db, store);
+  rawOf.set(store, { db, mutex });
   return store;
 }
 

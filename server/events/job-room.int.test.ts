@@ -100,7 +100,7 @@ describe("job rooms", () => {
     const watcher = await connect();
     const other = await connect();
     const bystander = await connect(); // joined only `fleet`
-    const jobId = performAction(d, id, "deploy", "user:test").jobId!;
+    const jobId = (await performAction(d, id, "deploy", "user:test")).jobId!;
     expect(await watcher.emitWithAck("subscribe", { jobId })).toEqual({ ok: true });
     expect(await other.emitWithAck("subscribe", { jobId })).toEqual({ ok: true });
     expect(await watcher.emitWithAck("subscribe", { jobId: "x" })).toMatchObject({ ok: false });
@@ -149,7 +149,7 @@ describe("batch rooms", () => {
       transition(d, id, "manage", { actor: "test" });
       return id;
     });
-    const { batchId } = startBatch(d, { selection: { ids }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:test");
+    const { batchId } = await startBatch(d, { selection: { ids }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:test");
     const page = await connect();
     const otherBatch = await connect();
     const bystander = await connect();
@@ -169,6 +169,6 @@ describe("batch rooms", () => {
     expect(page.events.some((e) => e.type === "step.changed" && e.state === "succeeded" && e.jobId === jobId)).toBe(true);
     expect(otherBatch.events.some((e) => e.type === "step.changed")).toBe(false);
     expect(bystander.events.some((e) => e.type === "step.changed")).toBe(false);
-    abortBatch(d, batchId, true, "user:test");
+    await abortBatch(d, batchId, true, "user:test");
   });
 });

@@ -18,7 +18,7 @@ export interface BootRoutes {
   domain: Domain;
   tokens: InstallTokens;
   /** The installer finished: let the machine's job go on (its wait_install step). False when no job waits. */
-  installDone?: (machineId: number) => boolean;
+  installDone?: (machineId: number) => Promise<boolean>;
   /** An installer's reporting webhook event (subiquity), POSTed to .../events. False: not taken. */
   installerEvent?: (machineId: number, body: unknown) => boolean;
   /** Static roots, searched in order. */
@@ -67,7 +67,7 @@ export async function serveBoot(req: http.IncomingMessage, res: http.ServerRespo
     if (!ctx) return send(res, 404, "Not found\n");
     if (name === "done") {
       if (req.method !== "POST") return send(res, 405, "Use POST\n");
-      if (!r.installDone?.(id)) reportInstallDone(r.domain, ctx);
+      if (!(await r.installDone?.(id))) reportInstallDone(r.domain, ctx);
       return send(res, 200, "ok\n");
     }
     if (name === "events") {

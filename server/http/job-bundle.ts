@@ -24,7 +24,7 @@ export async function serveJobRecord(req: http.IncomingMessage, res: http.Server
   const id = Number(JOB_RECORD_PATH.exec(url.pathname)![1]);
   let record;
   try {
-    record = jobRecord(db, id, consoleDir, undefined, undefined, url.searchParams.get("format") === "view");
+    record = await jobRecord(store, id, consoleDir, undefined, undefined, url.searchParams.get("format") === "view");
   } catch (err) {
     if (err instanceof AppError && err.code === "NOT_FOUND") {
       res.writeHead(404, { "content-type": "text/plain" });

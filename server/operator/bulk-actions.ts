@@ -48,7 +48,7 @@ export async function bulkAction(
  * the skipped ones kept on the batch with the plan's reasons. The typed count must be the number that acts.
  * @throws AppError PLAN_STALE, VALIDATION, plus createBatch's
  */
-export function startBatch(d: Domain, input: z.output<typeof batchCreateSchema>, actor: Actor): BatchCreated {
+export async function startBatch(d: Domain, input: z.output<typeof batchCreateSchema>, actor: Actor): Promise<BatchCreated> {
   const op: BulkOp = { type: "batch", kind: input.kind, ...(input.osProfileId !== undefined && { osProfileId: input.osProfileId }) };
   const p = planToExecute(d, input.selection, op, input.planId);
   if (!p.total) throw new AppError("VALIDATION", "The selection is empty");

@@ -66,7 +66,7 @@ function setPending(d: Domain, id: number, pending: "on" | "off" | null): void {
  * answer goes back. The BMC command and its confirmation run in the background, bounded like powerActionMany, and
  * clear the pending state when done. End to end it costs what the waiting call costs: spacing plus one call.
  */
-export function startPowerAction(
+export async function startPowerAction(
   d: Domain,
   ids: number[],
   action: PowerAction,
@@ -74,24 +74,25 @@ export function startPowerAction(
   /** Adds machines refused before (the plan's skips) to the results, in the order asked; both answers use it. */
   complete: (results: PowerResult[]) => PowerResult[] = (r) => r,
   concurrency = 16,
-): { operationId: string; results: PowerResult[] } {
+): Promise<{ operationId: string; results: PowerResult[] }> {
   const names = new Map(d.db.select({ id: machines.id, name: machines.name }).from(machines).where(inArray(machines.id, ids)).all().map((m) => [m.id, m.name]));
   const accepted: number[] = [];
-  const results: PowerResult[] = ids.map((id) => {
+  const results: PowerResult[] = [];
+  for (const id of ids) {
     const name = names.get(id) ?? `#${id}`;
     try {
       const h = loadBmc(d, id);
       h.driver.power.validate(h.target);
-      takeHandHold(d, id, "power", (job) => busyError(job, "power"));
+      await takeHandHold(d, id, "power", (job) => busyError(job, "power"));
       accepted.push(id);
       const pending = pendingFor(action);
       setPending(d, id, pending);
-      return { id, name, ok: true, pending };
+      results.push({ id, name, ok: true, pending });
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
-      return { id, name, ok: false, error: err.message, code: err.code };
+      results.push({ id, name, ok: false, error: err.message, code: err.code });
     }
-  });
+  }
   const operationId = crypto.randomUUID();
   const finished = forEachMachine(d, accepted, concurrency, async (id) => {
     try {
@@ -138,7 +139,7 @@ export function clearStalePowerPending(d: Domain): number {
 }
 
 /** powerStart over a table selection, as planned (like powerSelection); skipped machines keep the plan's reason. */
-export function startPowerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): { operationId: string; results: PowerResult[] } {
+export function startPowerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): Promise<{ operationId: string; results: PowerResult[] }> {
   const p = planToExecute(d, sel, { type: "power", action }, planId);
   return startPowerAction(
     d,

@@ -9,11 +9,15 @@ import { AppError } from "../../lib/errors";
 import { POWER_JOB_KINDS, type JobKind } from "../../lib/jobs";
 import { ACTION_LABELS, nextState, STATE_LABELS, type MachineState, type OperatorAction } from "../../lib/lifecycle";
 import type { Actor, Domain } from "../context";
-import { bmcs, jobs, machines, osProfiles, type OsProfile } from "../db/schema";
+import { bmcs, jobs, machines, osProfiles } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { transition, type TransitionResult } from "../machines/lifecycle";
 import { verifyBmc } from "../oob/power";
-import { activeJob, cancelJob, startJob } from "../orchestrator/job-state";
+import type { LiveEvent } from "../../lib/live-events";
+import type { Db } from "../db/client";
+import { storeOf, syncSqlite } from "../db/store";
+import { recordStoreEvent } from "../events/audit";
+import { activeJob, cancelJob, startJob, startJobIn } from "../orchestrator/job-state";
 import { deployParams, deployParamsFor, reinstallKind } from "../orchestrator/jobs";
 import { allocatePending } from "../subnets/allocate";
 import { firmwareMismatch, profileProblem, REPLANNED_ON_RETRY } from "./plan-changes";
@@ -34,9 +38,9 @@ function assertAllowed(d: Domain, machineId: number, action: OperatorAction): Ma
 }
 
 /** Start a job for an action and report the move it made. */
-function withJob(d: Domain, machineId: number, action: OperatorAction, start: () => { jobId: number }): ActionResult {
+async function withJob(d: Domain, machineId: number, action: OperatorAction, start: () => Promise<{ jobId: number }>): Promise<ActionResult> {
   const from = assertAllowed(d, machineId, action);
-  const { jobId } = start();
+  const { jobId } = await start();
   const to = d.db.select({ state: machines.state }).from(machines).where(eq(machines.id, machineId)).get()!.state;
   return { machineId, from, to, jobId };
 }
@@ -46,12 +50,25 @@ function withJob(d: Domain, machineId: number, action: OperatorAction, start: ()
  * current OS profile and network (the operator has often just fixed what failed: an image checksum, a URL, an
  * address); a reinstall stays one (`reinstallKind`), as the reinstall action plans it.
  */
-function retryPlan(d: Domain, machineId: number, last: { kind: string; params: Record<string, unknown> | null }): { kind: JobKind; params: Record<string, unknown> } {
+function retryPlan(db: Db, machineId: number, last: { kind: string; params: Record<string, unknown> | null }): { kind: JobKind; params: Record<string, unknown> } {
   const kind = last.kind as JobKind;
   if (!REPLANNED_ON_RETRY.includes(kind)) return { kind, params: last.params ?? {} };
-  allocatePending(d.db, machineId);
-  const p = deployParams(d.db, machineId);
+  allocatePending(db, machineId);
+  const p = deployParams(db, machineId);
   return { kind: kind === "reinstall" ? reinstallKind(p.kind) : p.kind, params: p.params };
+}
+
+/** The retry's job, planned and started in one transaction (addresses allocated for it are kept only with it). */
+async function startRetry(d: Domain, machineId: number, last: { kind: string; params: Record<string, unknown> | null }, actor: Actor): Promise<{ jobId: number }> {
+  const store = storeOf(d);
+  const live: LiveEvent[] = [];
+  const jobId = await store.transaction(async (tx) => {
+    live.length = 0;
+    const plan = retryPlan(syncSqlite(store, "retry planning (server/subnets allocatePending, deployParams)"), machineId, last);
+    return startJobIn(d, tx, { machineId, ...plan, action: "retry" }, actor, live);
+  });
+  for (const e of live) d.bus.publish(e);
+  return { jobId };
 }
 
 /**
@@ -62,7 +79,7 @@ function retryPlan(d: Domain, machineId: number, last: { kind: string; params: R
  * @throws AppError NOT_FOUND (no such profile), VALIDATION (no profile, not deployable, firmware), CONFLICT (a subnet
  *   is full), plus startJob's
  */
-function startDeploy(d: Domain, machineId: number, action: "deploy" | "reinstall", actor: Actor, osProfileId?: number): { jobId: number } {
+async function startDeploy(d: Domain, machineId: number, action: "deploy" | "reinstall", actor: Actor, osProfileId?: number): Promise<{ jobId: number }> {
   const m = d.db
     .select({ name: machines.name, osProfileId: machines.osProfileId, firmware: machines.firmware, bootFirmware: machines.bootFirmware })
     .from(machines)
@@ -78,28 +95,32 @@ function startDeploy(d: Domain, machineId: number, action: "deploy" | "reinstall
     const problem = profileProblem(profile) ?? firmwareMismatch(profile, m.firmware, m.bootFirmware);
     if (problem) throw new AppError("VALIDATION", `${m.name}: ${problem}`, [{ field: "osProfileId", message: problem }]);
   }
-  // One transaction: the allocated addresses are kept only with the job that deploys them.
-  return d.db.transaction(() => startDeployIn(d, machineId, m, profile, action, actor), { behavior: "immediate" });
-}
-
-function startDeployIn(d: Domain, machineId: number, m: { name: string; osProfileId: number | null }, profile: OsProfile | null, action: "deploy" | "reinstall", actor: Actor): { jobId: number } {
-  allocatePending(d.db, machineId);
-  const p = deployParamsFor(d.db, machineId, profile);
-  const kind = action === "reinstall" ? reinstallKind(p.kind) : p.kind;
-  if (!profile || profile.id === m.osProfileId) return startJob(d, { machineId, kind, params: p.params, action }, actor);
-  const { started, ev } = d.db.transaction((tx) => {
-    tx.update(machines).set({ osProfileId: profile.id, updatedAt: new Date() }).where(eq(machines.id, machineId)).run();
-    const ev = recordEvent(tx, {
-      actor,
-      machineId,
-      kind: "machine.updated",
-      message: `OS profile set to ${profile.name} for ${ACTION_LABELS[action]}`,
-      payload: { changed: ["osProfile"], osProfileId: profile.id },
-    });
-    return { started: startJob(d, { machineId, kind, params: p.params, action }, actor), ev };
+  // One transaction: the allocated addresses are kept only with the job that deploys them, and the profile chosen
+  // is recorded with the job.
+  const store = storeOf(d);
+  const live: LiveEvent[] = [];
+  const jobId = await store.transaction(async (tx) => {
+    live.length = 0;
+    // Subnets and deploy planning are not on the Store yet: synchronous on SQLite's connection (this transaction).
+    const lite = syncSqlite(store, "deploy planning (server/subnets allocatePending, deployParamsFor)");
+    allocatePending(lite, machineId);
+    const p = deployParamsFor(lite, machineId, profile);
+    const kind = action === "reinstall" ? reinstallKind(p.kind) : p.kind;
+    if (profile && profile.id !== m.osProfileId) {
+      await tx.update(store.t.machines).set({ osProfileId: profile.id, updatedAt: new Date() }).where(eq(store.t.machines.id, machineId));
+      const ev = await recordStoreEvent(store, tx, {
+        actor,
+        machineId,
+        kind: "machine.updated",
+        message: `OS profile set to ${profile.name} for ${ACTION_LABELS[action]}`,
+        payload: { changed: ["osProfile"], osProfileId: profile.id },
+      });
+      live.push({ type: "event.created", event: { ...ev, machineName: m.name } });
+    }
+    return startJobIn(d, tx, { machineId, kind, params: p.params, action }, actor, live);
   });
-  d.bus.publish({ type: "event.created", event: { ...ev, machineName: m.name } });
-  return started;
+  for (const e of live) d.bus.publish(e);
+  return { jobId };
 }
 
 /**
@@ -107,7 +128,7 @@ function startDeployIn(d: Domain, machineId: number, m: { name: string; osProfil
  * state with it); abort cancels the running job; the rest are plain transitions.
  * @throws AppError INVALID_TRANSITION, MACHINE_BUSY, VALIDATION (no OS profile), MACHINE_NOT_FOUND
  */
-export function performAction(d: Domain, machineId: number, action: OperatorAction, actor: Actor, reason?: string, osProfileId?: number): ActionResult {
+export async function performAction(d: Domain, machineId: number, action: OperatorAction, actor: Actor, reason?: string, osProfileId?: number): Promise<ActionResult> {
   if (osProfileId !== undefined && action !== "deploy" && action !== "reinstall") {
     throw new AppError("VALIDATION", "An OS profile can be chosen only for Deploy and Reinstall", [{ field: "osProfileId", message: "Not for this action" }]);
   }
@@ -129,14 +150,13 @@ export function performAction(d: Domain, machineId: number, action: OperatorActi
         .get();
       // A failure recorded without a job (e.g. from before jobs existed): the transition alone.
       if (!last) return transition(d, machineId, "retry", { actor, reason });
-      return withJob(d, machineId, action, () =>
-        d.db.transaction(() => startJob(d, { machineId, ...retryPlan(d, machineId, last), action: "retry" }, actor), { behavior: "immediate" }),
-      );
+      return withJob(d, machineId, action, () => startRetry(d, machineId, last, actor));
     }
     case "abort": {
-      const jobId = activeJob(d.db, machineId)?.id ?? null;
+      const store = storeOf(d);
+      const jobId = (await activeJob(store, store.db, machineId))?.id ?? null;
       if (jobId === null) return transition(d, machineId, "abort", { actor, reason });
-      return withJob(d, machineId, action, () => (cancelJob(d, jobId, actor, reason ?? "aborted by operator"), { jobId }));
+      return withJob(d, machineId, action, async () => (await cancelJob(d, jobId, actor, reason ?? "aborted by operator"), { jobId }));
     }
     case "manage":
     case "provide":

@@ -89,7 +89,7 @@ describe("kill -9 of the server during a deploy", () => {
     const { id } = enrollMachine(d, { name: "crash-1", bootMac: mac, uHeight: 1, osProfileId: profile.id, bmc }, "test");
     transition(d, id, "manage", { actor: "test" });
     transition(d, id, "provide", { actor: "test" });
-    const jobId = performAction(d, id, "deploy", "user:test").jobId!;
+    const jobId = (await performAction(d, id, "deploy", "user:test")).jobId!;
     const nonce = agentNonceArgs(d, id);
     await seed.close();
 

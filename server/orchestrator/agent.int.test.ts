@@ -77,8 +77,8 @@ function machineWithImage(file: string, format: string, sha256 = image.sha256) {
   return { id, mac, disk: makeDisk(dir, `disk-${i}.img`, 16) };
 }
 
-function deploy(m: { id: number; mac: string; disk: string }, extra: string[] = []) {
-  const jobId = performAction(app.domain, m.id, "deploy", "user:test").jobId!;
+async function deploy(m: { id: number; mac: string; disk: string }, extra: string[] = []) {
+  const jobId = (await performAction(app.domain, m.id, "deploy", "user:test")).jobId!;
   const agent = spawnAgent(bundle, app.url, m.mac, m.disk, [...extra, ...agentNonceArgs(app.domain, m.id)]);
   agents.push(agent);
   return { jobId, agent };
@@ -94,7 +94,7 @@ describe("the agent deploys an image onto a file-backed disk", () => {
   for (const [file, format] of [["disk.raw.gz", "raw.gz"], ["disk.raw.xz", "raw.xz"]] as const) {
     it(`writes ${format}: verified bytes, every step succeeded, contiguous log seqs`, async () => {
       const m = machineWithImage(file, format);
-      const { jobId, agent } = deploy(m);
+      const { jobId, agent } = await deploy(m);
       await until("the job to finish", finished(jobId), 20_000);
       expect(await agent.exited, agent.output()).toBe(0);
       expect(jobOf(jobId), agent.output()).toMatchObject({ state: "succeeded", error: null });
@@ -122,7 +122,7 @@ describe("the agent deploys an image onto a file-backed disk", () => {
     // The deploy's first GET of the image is the wipe's firmware check (the image's first MiB), before the disk
     // is touched: the 503 makes that step retry; write_image's own GET then succeeds at once.
     images.failNext("disk.raw.gz", 503);
-    const { jobId, agent } = deploy(m);
+    const { jobId, agent } = await deploy(m);
     await until("the job to finish", finished(jobId), 20_000);
     expect(jobOf(jobId).state, agent.output()).toBe("succeeded");
     const wipe = stepsOf(jobId).find((s) => s.name === "wipe")!;
@@ -136,7 +136,7 @@ describe("the agent deploys an image onto a file-backed disk", () => {
   it("fails the job on a permanent failure (wrong sha256), with the message, without retrying", async () => {
     const wrong = "0".repeat(64);
     const m = machineWithImage("disk.raw.gz", "raw.gz", wrong);
-    const { jobId, agent } = deploy(m);
+    const { jobId, agent } = await deploy(m);
     await until("the job to finish", finished(jobId), 20_000);
     expect(await agent.exited).toBe(0);
     const job = jobOf(jobId);
@@ -153,7 +153,7 @@ describe("the agent deploys an image onto a file-backed disk", () => {
     const before = fs.readFileSync(m.disk);
     // The agent takes an existing directory for /sys/firmware/efi: it booted with UEFI firmware.
     const efiDir = fs.mkdtempSync(path.join(dir, "efi-"));
-    const { jobId, agent } = deploy(m, ["--efi-dir", efiDir]);
+    const { jobId, agent } = await deploy(m, ["--efi-dir", efiDir]);
     await until("the job to finish", finished(jobId), 20_000);
     expect(await agent.exited).toBe(0);
     const job = jobOf(jobId);
@@ -174,7 +174,7 @@ describe("an agent that restarts mid-step", () => {
     images.throttle(64 << 10, 25);
     try {
       // A long heartbeat: the dead agent's long-poll is surely still open on the server when the step is retried.
-      const { jobId, agent } = deploy(m, ["--wait-s", "20", "--progress-ms", "50"]);
+      const { jobId, agent } = await deploy(m, ["--wait-s", "20", "--progress-ms", "50"]);
       // Mid-write, with the heartbeat that followed the claim surely sent: progress lines have arrived.
       await until("write_image progress", () => linesOf(jobId).some((l) => l.text.startsWith("written ")), 10_000);
       agent.child.kill("SIGKILL");
@@ -201,8 +201,8 @@ describe("agent calls need their own job's token", () => {
   it("gets 401 without a token, with another job's token and after the job ended; lookup resumes the seq", async () => {
     const a = machineWithImage("disk.raw.gz", "raw.gz");
     const b = machineWithImage("disk.raw.gz", "raw.gz");
-    performAction(app.domain, a.id, "deploy", "user:test");
-    performAction(app.domain, b.id, "deploy", "user:test");
+    await performAction(app.domain, a.id, "deploy", "user:test");
+    await performAction(app.domain, b.id, "deploy", "user:test");
     const client = new ApiClient(app.url, 300, () => undefined);
     const status = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof ApiError ? e.status : -1));
 
@@ -230,8 +230,8 @@ describe("agent calls need their own job's token", () => {
     expect(await status(client.post("/heartbeat", { waitS: 0 }, heartbeatResponse, 5000))).toBe(401);
 
     // Cancelled: the job's token is revoked with it, like a finished job's (a poll already waiting is told "done").
-    performAction(app.domain, a.id, "abort", "user:test");
-    performAction(app.domain, b.id, "abort", "user:test");
+    await performAction(app.domain, a.id, "abort", "user:test");
+    await performAction(app.domain, b.id, "abort", "user:test");
     client.token = again.token;
     expect(await status(client.post("/heartbeat", { waitS: 0 }, heartbeatResponse, 5000))).toBe(401);
   });

@@ -1,12 +1,12 @@
 /** Batch rows: the JSON kept in batches.params and job counts. */
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, count, eq, inArray } from "drizzle-orm";
 import type { BatchAlert, BatchCounts, BatchSkipped } from "../../lib/batches";
 import type { JobState } from "../../lib/jobs";
-import type { Db } from "../db/client";
-import { batches, jobs } from "../db/schema";
+import { forUpdate } from "../db/sql";
+import type { Store, StoreDb, StoreTx } from "../db/store";
 
-export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
-type Reader = Pick<Db, "select">;
+export type Tx = StoreTx;
+type Reader = Pick<StoreDb, "select">;
 
 /** What a batch keeps beside its columns (batches.params). */
 export interface BatchParams {
@@ -28,15 +28,15 @@ export function paramsOf(row: { params: unknown }): BatchParams {
 export const zeroCounts = (): BatchCounts => ({ total: 0, queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
 
 /** Job counts per state for some batches. */
-export function countJobs(db: Reader, batchIds: number[]): Map<number, BatchCounts> {
+export async function countJobs(store: Store, db: Reader, batchIds: number[]): Promise<Map<number, BatchCounts>> {
+  const { jobs } = store.t;
   const out = new Map<number, BatchCounts>(batchIds.map((id) => [id, zeroCounts()]));
   if (!batchIds.length) return out;
-  const rows = db
-    .select({ batchId: jobs.batchId, state: jobs.state, n: sql<number>`count(*)` })
+  const rows = await db
+    .select({ batchId: jobs.batchId, state: jobs.state, n: count() })
     .from(jobs)
     .where(inArray(jobs.batchId, batchIds))
-    .groupBy(jobs.batchId, jobs.state)
-    .all();
+    .groupBy(jobs.batchId, jobs.state);
   for (const r of rows) {
     const c = out.get(r.batchId!);
     if (!c) continue;
@@ -46,25 +46,30 @@ export function countJobs(db: Reader, batchIds: number[]): Map<number, BatchCoun
   return out;
 }
 
-export function countBatch(db: Reader, batchId: number): BatchCounts {
-  return countJobs(db, [batchId]).get(batchId) ?? zeroCounts();
+export async function countBatch(store: Store, db: Reader, batchId: number): Promise<BatchCounts> {
+  return (await countJobs(store, db, [batchId])).get(batchId) ?? zeroCounts();
 }
 
-/** Write a batch's params (read-modify-write inside the caller's transaction). */
-export function updateParams(tx: Tx, batchId: number, patch: (p: BatchParams) => BatchParams): BatchParams {
-  const row = tx.select({ params: batches.params }).from(batches).where(eq(batches.id, batchId)).get();
+/** Write a batch's params (read-modify-write inside the caller's transaction, the row locked on PostgreSQL). */
+export async function updateParams(store: Store, tx: Tx, batchId: number, patch: (p: BatchParams) => BatchParams): Promise<BatchParams> {
+  const { batches } = store.t;
+  const q = tx.select({ params: batches.params }).from(batches).where(eq(batches.id, batchId));
+  const [row] = await forUpdate(store.dialect, q);
   const next = patch(paramsOf(row ?? { params: null }));
-  tx.update(batches).set({ params: next as unknown as Record<string, unknown> }).where(eq(batches.id, batchId)).run();
+  await tx
+    .update(batches)
+    .set({ params: next as unknown as Record<string, unknown> })
+    .where(eq(batches.id, batchId));
   return next;
 }
 
 /** Queued job ids of a batch, oldest first. */
-export function queuedJobs(db: Reader, batchId: number, limit: number) {
+export function queuedJobs(store: Store, db: Reader, batchId: number, limit: number) {
+  const { jobs } = store.t;
   return db
     .select({ id: jobs.id, machineId: jobs.machineId, createdBy: jobs.createdBy })
     .from(jobs)
     .where(and(eq(jobs.batchId, batchId), eq(jobs.state, "queued")))
     .orderBy(jobs.id)
-    .limit(limit)
-    .all();
+    .limit(limit);
 }

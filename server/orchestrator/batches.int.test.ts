@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { storeOf } from "../db/store";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -144,40 +145,40 @@ const running = (a: App, batchId: number) => jobStates(a, batchId).filter((j) =>
 const macOf = (ms: { id: number; mac: string }[], id: number) => ms.find((m) => m.id === id)!.mac;
 
 describe("batch creation", () => {
-  it("refuses a batch no machine can take and skips machines that cannot take the action", () => {
+  it("refuses a batch no machine can take and skips machines that cannot take the action", async () => {
     const ms = manageable(app, 2);
     const { id: enrolled } = enrollMachine(app.domain, { name: `batch-enrolled-${++seq}`, bootMac: "52:54:00:88:ff:01", uHeight: 1 }, "test");
     // Release of a Manageable machine: nothing would act, so nothing is asked to be confirmed.
-    expect(() => startBatch(app.domain, { selection: { ids: [ms[0]!.id] }, kind: "clean", concurrency: 1, failureThresholdPct: 20 }, "user:t")).toThrow(
+    await expect(startBatch(app.domain, { selection: { ids: [ms[0]!.id] }, kind: "clean", concurrency: 1, failureThresholdPct: 20 }, "user:t")).rejects.toThrow(
       /No machine in the selection can take "Release"/,
     );
-    expect(() => startBatch(app.domain, { selection: { ids: [enrolled] }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t")).toThrow(
+    await expect(startBatch(app.domain, { selection: { ids: [enrolled] }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t")).rejects.toThrow(
       /No machine in the selection can take "Inspect"/,
     );
-    const r = startBatch(app.domain, { selection: { ids: [...ms.map((m) => m.id), enrolled] }, kind: "inspect", concurrency: 5, failureThresholdPct: 100 }, "user:t");
+    const r = await startBatch(app.domain, { selection: { ids: [...ms.map((m) => m.id), enrolled] }, kind: "inspect", concurrency: 5, failureThresholdPct: 100 }, "user:t");
     expect(r.queued).toBe(2);
     expect(r.skipped).toEqual([expect.objectContaining({ machineId: enrolled, error: expect.stringMatching(/not allowed in state Enrolled/) })]);
-    expect(getBatch(app.domain.db, r.batchId).skippedMachines).toHaveLength(1);
-    abortBatch(app.domain, r.batchId, true, "user:t");
+    expect((await getBatch(storeOf(app.domain), r.batchId)).skippedMachines).toHaveLength(1);
+    await abortBatch(app.domain, r.batchId, true, "user:t");
   });
 
-  it("takes all machines matching a filter", () => {
+  it("takes all machines matching a filter", async () => {
     const ms = manageable(app, 3, "flt");
     const selection = { filter: { q: "flt-" } };
-    expect(() => startBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 3 }, "user:t")).toThrow(
+    await expect(startBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 3 }, "user:t")).rejects.toThrow(
       /No machine in the selection can take "Release": flt-\d+ Release is not allowed in state Manageable/,
     );
-    const r = startBatch(app.domain, { selection, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
+    const r = await startBatch(app.domain, { selection, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
     expect(r).toMatchObject({ queued: 3, skipped: [] });
-    expect(getBatch(app.domain.db, r.batchId).machines.map((m) => m.machineId).sort()).toEqual(ms.map((m) => m.id).sort());
-    abortBatch(app.domain, r.batchId, true, "user:t");
+    expect((await getBatch(storeOf(app.domain), r.batchId)).machines.map((m) => m.machineId).sort()).toEqual(ms.map((m) => m.id).sort());
+    await abortBatch(app.domain, r.batchId, true, "user:t");
   });
 });
 
 describe("a batch under its concurrency limit", () => {
   it("never runs more than N jobs at once, and finishes when every machine is done", async () => {
     const ms = manageable(app, 6);
-    const { batchId } = startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
+    const { batchId } = await startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
     let max = 0;
     const off = app.domain.bus.subscribe((e) => {
       if (e.type === "job.changed" && e.batchId === batchId) max = Math.max(max, running(app, batchId).length);
@@ -196,7 +197,7 @@ describe("a batch under its concurrency limit", () => {
     expect(max).toBe(2);
     expect(jobStates(app, batchId).every((j) => j.state === "succeeded")).toBe(true);
     expect(batchRow(app, batchId).finishedAt).not.toBeNull();
-    const detail = getBatch(app.domain.db, batchId);
+    const detail = await getBatch(storeOf(app.domain), batchId);
     expect(detail.counts).toMatchObject({ total: 6, succeeded: 6, failed: 0 });
     expect(detail.machines.map((m) => m.machineState)).toEqual(Array(6).fill("available"));
   });
@@ -204,11 +205,11 @@ describe("a batch under its concurrency limit", () => {
 
 describe("the failure threshold", () => {
   it("pauses the batch and alerts (event, live event, webhook); resume continues to the end", async () => {
-    setBatchSettings(app.domain, { webhookUrl: hook.url(), publicUrl: "https://rackhand.example/" }, "user:admin");
+    await setBatchSettings(app.domain, { webhookUrl: hook.url(), publicUrl: "https://rackhand.example/" }, "user:admin");
     hook.received.length = 0;
     const ms = manageable(app, 6);
     for (const m of ms.slice(0, 3)) rec.failing.add(m.id);
-    const { batchId } = startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
+    const { batchId } = await startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
     await until("paused", () => batchRow(app, batchId).state === "paused");
     // Three failures of three finished (the minimum sample): 100% > 20%. The fourth job was running and goes on.
     const states = jobStates(app, batchId);
@@ -224,7 +225,7 @@ describe("the failure threshold", () => {
       batch: { id: batchId, kind: "inspect", state: "paused", thresholdPct: 20, counts: { total: 6, failed: 3, running: 1, queued: 2 } },
       url: `https://rackhand.example/batches/${batchId}`,
     });
-    await until("webhook recorded", () => getBatch(app.domain.db, batchId).alert?.webhook.state === "sent");
+    await until("webhook recorded", async () => (await getBatch(storeOf(app.domain), batchId)).alert?.webhook.state === "sent");
 
     // Paused: the running job finishes, nothing new starts.
     await runAgent(app, ms[3]!.mac);
@@ -233,13 +234,13 @@ describe("the failure threshold", () => {
     expect(jobStates(app, batchId).filter((j) => j.state === "queued")).toHaveLength(2);
     expect(running(app, batchId)).toEqual([]);
 
-    resumeBatch(app.domain, batchId, "user:t");
+    await resumeBatch(app.domain, batchId, "user:t");
     for (const m of ms.slice(4)) {
       await until(`${m.id} running`, () => running(app, batchId).includes(m.id));
       await runAgent(app, m.mac);
     }
     await until("finished", () => batchRow(app, batchId).state === "finished");
-    expect(getBatch(app.domain.db, batchId).counts).toMatchObject({ succeeded: 3, failed: 3, queued: 0 });
+    expect((await getBatch(storeOf(app.domain), batchId)).counts).toMatchObject({ succeeded: 3, failed: 3, queued: 0 });
     expect(hook.received).toHaveLength(1);
     for (const m of ms) rec.failing.delete(m.id);
   });
@@ -249,17 +250,17 @@ describe("the failure threshold", () => {
     hook.received.length = 0;
     const ms = manageable(app, 4);
     for (const m of ms) rec.failing.add(m.id);
-    const { batchId } = startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 0 }, "user:t");
+    const { batchId } = await startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 0 }, "user:t");
     await until("paused", () => batchRow(app, batchId).state === "paused");
     // Threshold 0: the first failure pauses.
-    expect(getBatch(app.domain.db, batchId).counts).toMatchObject({ failed: 1, queued: 3 });
-    await until("webhook failed", () => getBatch(app.domain.db, batchId).alert?.webhook.state === "failed");
-    expect(getBatch(app.domain.db, batchId).alert?.webhook).toEqual({ state: "failed", attempts: 2, error: "HTTP 500" });
+    expect((await getBatch(storeOf(app.domain), batchId)).counts).toMatchObject({ failed: 1, queued: 3 });
+    await until("webhook failed", async () => (await getBatch(storeOf(app.domain), batchId)).alert?.webhook.state === "failed");
+    expect((await getBatch(storeOf(app.domain), batchId)).alert?.webhook).toEqual({ state: "failed", attempts: 2, error: "HTTP 500" });
     expect(hook.received).toHaveLength(2);
     expect(app.domain.db.select().from(events).where(eq(events.kind, "batch.webhook_failed")).all().at(-1)?.message).toMatch(/after 2 attempts: HTTP 500/);
-    abortBatch(app.domain, batchId, false, "user:t");
+    await abortBatch(app.domain, batchId, false, "user:t");
     hook.setStatus(200);
-    setBatchSettings(app.domain, { webhookUrl: null }, "user:admin");
+    await setBatchSettings(app.domain, { webhookUrl: null }, "user:admin");
     for (const m of ms) rec.failing.delete(m.id);
   });
 });
@@ -267,9 +268,9 @@ describe("the failure threshold", () => {
 describe("abort", () => {
   it("cancels queued jobs and lets the running one finish; or cancels running jobs too, powering nothing off", async () => {
     const ms = manageable(app, 4);
-    const { batchId } = startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
+    const { batchId } = await startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
     await until("first running", () => running(app, batchId).length === 1);
-    abortBatch(app.domain, batchId, false, "user:t");
+    await abortBatch(app.domain, batchId, false, "user:t");
     expect(batchRow(app, batchId)).toMatchObject({ state: "aborted", finishedAt: null });
     expect(jobStates(app, batchId).map((j) => j.state)).toEqual(["running", "cancelled", "cancelled", "cancelled"]);
     // Queued jobs never moved their machines.
@@ -279,26 +280,26 @@ describe("abort", () => {
     expect(jobStates(app, batchId).map((j) => j.state)).toEqual(["succeeded", "cancelled", "cancelled", "cancelled"]);
 
     const more = manageable(app, 3);
-    const b2 = startBatch(app.domain, { selection: { ids: more.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 100 }, "user:t").batchId;
+    const b2 = (await startBatch(app.domain, { selection: { ids: more.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 100 }, "user:t")).batchId;
     await until("two running", () => running(app, b2).length === 2);
     await until("power cycled", () => more.slice(0, 2).every((m) => rec.calls.includes(`powerCycle(${m.id})`)));
     rec.calls.length = 0;
-    abortBatch(app.domain, b2, true, "user:t");
+    await abortBatch(app.domain, b2, true, "user:t");
     await until("closed", () => batchRow(app, b2).finishedAt !== null);
     expect(jobStates(app, b2).map((j) => j.state)).toEqual(["cancelled", "cancelled", "cancelled"]);
     expect(app.domain.db.select().from(machines).where(eq(machines.id, more[0]!.id)).get()!.state).toBe("inspect_failed");
     expect(rec.calls.filter((c) => c.startsWith("power"))).toEqual([]);
-    expect(() => resumeBatch(app.domain, b2, "user:t")).toThrow(/aborted, not paused/);
+    await expect(resumeBatch(app.domain, b2, "user:t")).rejects.toThrow(/aborted, not paused/);
   });
 
   it("fails a queued job whose machine can no longer move when its turn comes, with the reason", async () => {
     const ms = manageable(app, 2);
-    const { batchId } = startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
+    const { batchId } = await startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
     await until("first running", () => running(app, batchId).length === 1);
     setMaintenance(app.domain, ms[1]!.id, true, "rack work", "user:t");
     await runAgent(app, ms[0]!.mac);
     await until("finished", () => batchRow(app, batchId).state === "finished");
-    const second = getBatch(app.domain.db, batchId).machines.find((m) => m.machineId === ms[1]!.id)!;
+    const second = (await getBatch(storeOf(app.domain), batchId)).machines.find((m) => m.machineId === ms[1]!.id)!;
     expect(second).toMatchObject({ jobState: "failed", machineState: "manageable", error: expect.stringMatching(/^not started: .*in maintenance/) });
   });
 });
@@ -308,7 +309,7 @@ describe("restart", () => {
     const dir = tempDir();
     let a = await boot(dir);
     const ms = manageable(a, 3);
-    const { batchId } = startBatch(a.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
+    const { batchId } = await startBatch(a.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
     await until("first running", () => running(a, batchId).length === 1);
     await a.close();
     a = await boot(dir);
@@ -345,7 +346,7 @@ describe("power batches", () => {
     const [noBmc] = manageable(app, 1, "nobmc", true);
     const selection = { ids: [...ids, noBmc!.id] };
     // The typed count is the number that acts (4), not the number selected (5).
-    expect(() => startBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 5 }, "user:t")).toThrow(
+    await expect(startBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 5 }, "user:t")).rejects.toThrow(
       /Type the number of machines that will act \(4\)/,
     );
     rec.calls.length = 0;
@@ -354,7 +355,7 @@ describe("power batches", () => {
     const off = app.domain.bus.subscribe((e) => {
       if (e.type === "job.changed" && e.batchId === batchId) max = Math.max(max, running(app, batchId).length);
     });
-    const created = startBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 4 }, "user:t");
+    const created = await startBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 4 }, "user:t");
     batchId = created.batchId;
     expect(created).toMatchObject({ queued: 4, skipped: [{ machineId: noBmc!.id, error: "has no BMC to switch its power" }] });
     await until("batch finished", () => batchRow(app, batchId).state === "finished");
@@ -362,7 +363,7 @@ describe("power batches", () => {
     expect(max).toBeLessThanOrEqual(2);
     expect(rec.calls.filter((c) => c.startsWith("powerCycle")).sort()).toEqual(ids.map((id) => `powerCycle(${id})`).sort());
     expect(rec.calls.some((c) => !c.startsWith("powerCycle"))).toBe(false);
-    const detail = getBatch(app.domain.db, batchId);
+    const detail = await getBatch(storeOf(app.domain), batchId);
     expect(detail.counts).toMatchObject({ total: 4, succeeded: 4, failed: 0 });
     expect(detail.machines.every((m) => m.machineState === "available" && m.jobState === "succeeded")).toBe(true);
     expect(machineStates(ids)).toEqual(Array(4).fill("available"));
@@ -371,9 +372,9 @@ describe("power batches", () => {
   it("pauses and alerts when power fails on too many machines; each machine keeps its error, none changes state", async () => {
     const ids = withBmc(5, "manageable");
     for (const id of ids.slice(0, 3)) rec.powerFailing.add(id);
-    const { batchId } = startBatch(app.domain, { selection: { ids }, kind: "power_off", concurrency: 1, failureThresholdPct: 50, confirmCount: 5 }, "user:t");
+    const { batchId } = await startBatch(app.domain, { selection: { ids }, kind: "power_off", concurrency: 1, failureThresholdPct: 50, confirmCount: 5 }, "user:t");
     await until("paused", () => batchRow(app, batchId).state === "paused");
-    const detail = getBatch(app.domain.db, batchId);
+    const detail = await getBatch(storeOf(app.domain), batchId);
     expect(detail.counts).toMatchObject({ failed: 3, queued: 2 });
     expect(detail.alert?.message).toMatch(/3 of 3 finished jobs failed, above the 50% threshold; paused with 2 queued/);
     expect(detail.machines.filter((m) => m.jobState === "failed").map((m) => m.error)).toEqual(
@@ -382,8 +383,8 @@ describe("power batches", () => {
     expect(published).toContainEqual(expect.objectContaining({ type: "batch.alert", batchId, state: "paused" }));
     expect(machineStates(ids)).toEqual(Array(5).fill("manageable"));
     for (const id of ids) rec.powerFailing.delete(id);
-    resumeBatch(app.domain, batchId, "user:t");
+    await resumeBatch(app.domain, batchId, "user:t");
     await until("finished", () => batchRow(app, batchId).state === "finished");
-    expect(getBatch(app.domain.db, batchId).counts).toMatchObject({ succeeded: 2, failed: 3 });
+    expect((await getBatch(storeOf(app.domain), batchId)).counts).toMatchObject({ succeeded: 2, failed: 3 });
   });
 });

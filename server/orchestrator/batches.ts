@@ -23,11 +23,12 @@ import type { JobKind, JobState } from "../../lib/jobs";
 import type { LiveEvent } from "../../lib/live-events";
 import type { z } from "zod";
 import type { Actor, Domain } from "../context";
-import type { Db } from "../db/client";
-import { batches, jobs, machines, osProfiles, steps, type OsProfile } from "../db/schema";
+import type { OsProfile } from "../db/schema";
+import { forUpdate } from "../db/sql";
+import { sqliteDbOf, storeOf, syncSqlite, type Store, type StoreTx } from "../db/store";
 import { getNetbootSettings } from "../netboot/settings";
 import type { NetbootSettings } from "../../lib/netboot";
-import { recordEvent } from "../events/audit";
+import { recordStoreEvent } from "../events/audit";
 import { countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
 import { cancelJob, cancelQueuedJobs, stepRows } from "./job-state";
 import { allocatePending, machinesWithPendingAddresses } from "../subnets/allocate";
@@ -43,7 +44,8 @@ interface Planned {
 /** What building every acting machine's job reads once: OS profiles by id, the netboot settings. */
 interface JobContext {
   profiles: Map<number, OsProfile>;
-  settings: NetbootSettings;
+  /** Read only for deploys (netboot is not on the Store yet: SQLite only). */
+  settings: NetbootSettings | undefined;
   /** Machines with an auto interface still waiting for its address: allocated with the job. */
   pending: Set<number>;
 }
@@ -52,11 +54,13 @@ interface JobContext {
  * The job an acting machine gets (its kind and parameters), or why none can be built (a deploy whose profile cannot
  * render). Whether the machine acts at all is the plan's decision (server/operator/plan.ts), not made again here.
  */
-function jobFor(db: Db, kind: BatchKind, m: { id: number; osProfileId: number | null }, ctx: JobContext): Planned | string {
+function jobFor(store: Store, kind: BatchKind, m: { id: number; osProfileId: number | null }, ctx: JobContext): Planned | string {
   if (POWER_BATCH_KINDS.includes(kind)) return { machineId: m.id, kind: kind as JobKind, params: {} };
   try {
     if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
     if (kind === "clean") return { machineId: m.id, kind: "clean", params: { wipeMode: "signatures" } };
+    // Deploy planning (subnets, netboot, network files) is synchronous on SQLite's connection: the open transaction.
+    const db = syncSqlite(store, "deploy planning (server/subnets allocatePending, deployParamsFor)");
     // In a savepoint: a machine skipped after its addresses were allocated keeps none of them.
     const p = db.transaction(() => {
       if (ctx.pending.has(m.id)) allocatePending(db, m.id);
@@ -85,11 +89,15 @@ export interface DecidedBatch {
  * `confirmCount` equal to the number of machines that act.
  * @throws AppError VALIDATION (wrong confirmation, no machine can take the action), CONFLICT
  */
-export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided: DecidedBatch): BatchCreated {
+export async function createBatch(d: Domain, input: CreateInput, actor: Actor, decided: DecidedBatch): Promise<BatchCreated> {
+  const store = storeOf(d);
+  const { batches, machines, osProfiles } = store.t;
   const ids = decided.acting.map((a) => a.machineId);
-  const rows = ids.length
-    ? d.db.select({ id: machines.id, name: machines.name, osProfileId: machines.osProfileId }).from(machines).where(inArray(machines.id, ids)).all()
-    : [];
+  const rows: { id: number; name: string; osProfileId: number | null }[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    rows.push(...(await store.db.select({ id: machines.id, name: machines.name, osProfileId: machines.osProfileId }).from(machines).where(inArray(machines.id, chunk))));
+  }
   const byId = new Map(rows.map((r) => [r.id, r]));
   // Deploy and reinstall with the OS profile chosen for the selection: recorded on the machine with its job (a retry
   // deploys the machine's profile again).
@@ -104,18 +112,20 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided
   const label = BATCH_KIND_LABELS[input.kind];
   // The jobs are planned in the transaction that creates them: addresses still pending on auto interfaces are
   // allocated here (server/subnets/allocate.ts), and kept only with the batch.
-  const { batchId, queued, skipped } = d.db.transaction((tx) => {
+  const { batchId, queued, skipped } = await store.transaction(async (tx) => {
+    live.length = 0;
     const deploys = input.kind === "deploy" || input.kind === "reinstall";
+    const lite = deploys ? syncSqlite(store, "deploy planning (netboot settings, pending addresses)") : null;
     const ctx: JobContext = {
-      profiles: new Map(tx.select().from(osProfiles).all().map((p) => [p.id, p])),
-      settings: getNetbootSettings(tx),
-      pending: deploys ? machinesWithPendingAddresses(tx, ids) : new Set(),
+      profiles: new Map((await tx.select().from(osProfiles)).map((p) => [p.id, p])),
+      settings: lite ? getNetbootSettings(lite) : undefined,
+      pending: lite ? machinesWithPendingAddresses(lite, ids) : new Set(),
     };
     const planned: Planned[] = [];
     const skipped: BatchSkipped[] = [...decided.skipped];
     for (const id of ids) {
       const m = byId.get(id);
-      const p = m ? jobFor(d.db, input.kind, m, ctx) : "does not exist";
+      const p = m ? jobFor(store, input.kind, m, ctx) : "does not exist";
       if (typeof p === "string") skipped.push({ machineId: id, name: m?.name ?? `#${id}`, error: p });
       else planned.push(p);
     }
@@ -129,7 +139,7 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided
       throw new AppError("VALIDATION", `No machine in the selection can take "${label}": ${skipped[0]!.name} ${skipped[0]!.error}`);
     }
     const now = new Date();
-    const b = tx
+    const [b] = await tx
       .insert(batches)
       .values({
         kind: input.kind,
@@ -140,19 +150,49 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided
         createdBy: actor,
         createdAt: now,
       })
-      .returning({ id: batches.id })
-      .get();
-    // One prepared statement per table, run per row: building drizzle's SQL for multi-row inserts cost ~0.3 ms a job
-    // (most of a 1,000-machine batch's creation, with the event loop blocked; bench:deploy).
+      .returning({ id: batches.id });
+    const planIds = new Set(planned.map((p) => p.machineId));
+    for (const c of profileChanges) {
+      if (planIds.has(c.machineId)) await tx.update(machines).set({ osProfileId: c.osProfileId, updatedAt: now }).where(eq(machines.id, c.machineId));
+    }
+    // The partial unique index (one queued/running job per machine) refuses a machine that got a job meanwhile.
+    await insertJobs(store, tx, b!.id, planned, actor, now);
+    const ev = await recordStoreEvent(store, tx, {
+      actor,
+      kind: "batch.created",
+      message: `Batch ${b!.id}: ${label} of ${plural(planned.length, "machine")} (concurrency ${input.concurrency}, pause above ${input.failureThresholdPct}% failed)${skipped.length ? `; ${skipped.length} skipped` : ""}`,
+      payload: { batchId: b!.id, kind: input.kind, queued: planned.length, skipped: skipped.length },
+    });
+    live.push({ type: "batch.changed", batchId: b!.id, state: "running" }, { type: "event.created", event: ev });
+    return { batchId: b!.id, queued: planned.length, skipped };
+  });
+  for (const e of live) d.bus.publish(e);
+  return { batchId, queued, skipped };
+}
+
+/**
+ * Insert a batch's queued jobs and their steps (inside the caller's transaction).
+ * - SQLite: one prepared statement per table, run per row: building drizzle's SQL for multi-row inserts cost ~0.3 ms
+ *   a job (most of a 1,000-machine batch's creation, with the event loop blocked; bench:deploy).
+ * - PostgreSQL: multi-row inserts of 500 rows (a round trip per row would cost more).
+ */
+async function insertJobs(store: Store, tx: StoreTx, batchId: number, planned: Planned[], actor: Actor, now: Date): Promise<void> {
+  const { jobs, steps } = store.t;
+  if (store.dialect === "sqlite") {
+    const raw = sqliteDbOf(store) as unknown as StoreTx;
     const ph = (name: string) => sql.placeholder(name);
-    const insertJob = tx
-      .insert(jobs)
-      .values({ machineId: ph("machineId"), batchId: b.id, kind: ph("kind"), state: "queued", params: ph("params"), createdBy: actor, createdAt: now })
-      .returning({ id: jobs.id })
-      .prepare();
-    const insertStep = tx
-      .insert(steps)
-      .values({
+    type Prepared = { get(p: Record<string, unknown>): { id: number }; run(p: Record<string, unknown>): void };
+    // SQLite's hot path: statements prepared once per batch on the Store's connection (inside this transaction).
+    // eslint-disable-next-line no-restricted-syntax
+    const prepare = (q: unknown) => (q as { prepare(): Prepared }).prepare();
+    const insertJob = prepare(
+      raw
+        .insert(jobs)
+        .values({ machineId: ph("machineId"), batchId, kind: ph("kind"), state: "queued", params: ph("params"), createdBy: actor, createdAt: now })
+        .returning({ id: jobs.id }),
+    );
+    const insertStep = prepare(
+      raw.insert(steps).values({
         jobId: ph("jobId"),
         group: ph("group"),
         name: ph("name"),
@@ -163,31 +203,27 @@ export function createBatch(d: Domain, input: CreateInput, actor: Actor, decided
         timeoutS: ph("timeoutS"),
         backoffBaseMs: ph("backoffBaseMs"),
         backoffMaxMs: ph("backoffMaxMs"),
-      })
-      .prepare();
-    const planIds = new Set(planned.map((p) => p.machineId));
-    for (const c of profileChanges) {
-      if (planIds.has(c.machineId)) tx.update(machines).set({ osProfileId: c.osProfileId, updatedAt: now }).where(eq(machines.id, c.machineId)).run();
-    }
+      }),
+    );
     for (const p of planned) {
-      // The partial unique index (one queued/running job per machine) refuses a machine that got a job meanwhile.
       const job = insertJob.get({ machineId: p.machineId, kind: p.kind, params: p.params });
       for (const r of stepRows(job.id, p.kind, p.params)) insertStep.run(r);
     }
-    const ev = recordEvent(tx, {
-      actor,
-      kind: "batch.created",
-      message: `Batch ${b.id}: ${label} of ${plural(planned.length, "machine")} (concurrency ${input.concurrency}, pause above ${input.failureThresholdPct}% failed)${skipped.length ? `; ${skipped.length} skipped` : ""}`,
-      payload: { batchId: b.id, kind: input.kind, queued: planned.length, skipped: skipped.length },
-    });
-    live.push({ type: "batch.changed", batchId: b.id, state: "running" }, { type: "event.created", event: ev });
-    return { batchId: b.id, queued: planned.length, skipped };
-  }, { behavior: "immediate" });
-  for (const e of live) d.bus.publish(e);
-  return { batchId, queued, skipped };
+    return;
+  }
+  for (let i = 0; i < planned.length; i += 500) {
+    const chunk = planned.slice(i, i + 500);
+    const made = await tx
+      .insert(jobs)
+      .values(chunk.map((p) => ({ machineId: p.machineId, batchId, kind: p.kind, state: "queued", params: p.params, createdBy: actor, createdAt: now })))
+      .returning({ id: jobs.id, machineId: jobs.machineId });
+    const idOf = new Map(made.map((j) => [j.machineId, j.id]));
+    const rows = chunk.flatMap((p) => stepRows(idOf.get(p.machineId)!, p.kind, p.params));
+    for (let k = 0; k < rows.length; k += 500) await tx.insert(steps).values(rows.slice(k, k + 500));
+  }
 }
 
-type BatchRow = typeof batches.$inferSelect;
+type BatchRow = Store["t"]["batches"]["$inferSelect"];
 
 function toDto(b: BatchRow, counts: BatchDto["counts"]): BatchDto {
   const p = paramsOf(b);
@@ -207,38 +243,37 @@ function toDto(b: BatchRow, counts: BatchDto["counts"]): BatchDto {
 }
 
 /** Batches, newest first, with their job counts. */
-export function listBatches(db: Db, opts: { state?: BatchState; limit: number }): BatchDto[] {
-  const rows = db
+export async function listBatches(store: Store, opts: { state?: BatchState; limit: number }): Promise<BatchDto[]> {
+  const { batches } = store.t;
+  const rows = await store.db
     .select()
     .from(batches)
     .where(opts.state ? eq(batches.state, opts.state) : undefined)
     .orderBy(desc(batches.id))
-    .limit(opts.limit)
-    .all();
-  const counts = countJobs(db, rows.map((r) => r.id));
+    .limit(opts.limit);
+  const counts = await countJobs(store, store.db, rows.map((r) => r.id));
   return rows.map((r) => toDto(r, counts.get(r.id)!));
 }
 
 /** One batch with a row per machine (job state, current step, error). @throws AppError NOT_FOUND */
-export function getBatch(db: Db, id: number): BatchDetailDto {
-  const b = db.select().from(batches).where(eq(batches.id, id)).get();
-  if (!b) throw new AppError("NOT_FOUND", `Batch ${id} does not exist`);
-  const rows = db
+export async function getBatch(store: Store, id: number): Promise<BatchDetailDto> {
+  const { batches, jobs, machines, steps } = store.t;
+  const db = store.db;
+  const b = await loadBatch(store, db, id);
+  const rows = await db
     .select({ job: jobs, name: machines.name, mstate: machines.state, power: machines.powerState })
     .from(jobs)
     .innerJoin(machines, eq(machines.id, jobs.machineId))
     .where(eq(jobs.batchId, id))
-    .orderBy(asc(machines.name))
-    .all();
+    .orderBy(asc(machines.name));
   const runningIds = rows.filter((r) => r.job.state === "running").map((r) => r.job.id);
   const current = new Map<number, BatchMachineDto["currentStep"]>();
-  if (runningIds.length) {
-    const open = db
+  for (let i = 0; i < runningIds.length; i += 500) {
+    const open = await db
       .select({ jobId: steps.jobId, group: steps.group, name: steps.name, attempt: steps.attempt, maxAttempts: steps.maxAttempts, state: steps.state })
       .from(steps)
-      .where(and(inArray(steps.jobId, runningIds), inArray(steps.state, ["pending", "ready", "running"])))
-      .orderBy(asc(steps.group), asc(steps.id))
-      .all();
+      .where(and(inArray(steps.jobId, runningIds.slice(i, i + 500)), inArray(steps.state, ["pending", "ready", "running"])))
+      .orderBy(asc(steps.group), asc(steps.id));
     const byJob = new Map<number, typeof open>();
     for (const s of open) byJob.set(s.jobId, [...(byJob.get(s.jobId) ?? []), s]);
     // The earliest open group is where the job is; a running step of it wins over its waiting siblings.
@@ -260,16 +295,20 @@ export function getBatch(db: Db, id: number): BatchDetailDto {
     startedAt: r.job.startedAt?.getTime() ?? null,
     finishedAt: r.job.finishedAt?.getTime() ?? null,
   }));
-  return { ...toDto(b, countBatch(db, id)), machines: machinesDto, skippedMachines: paramsOf(b).skipped };
+  void batches;
+  return { ...toDto(b, await countBatch(store, db, id)), machines: machinesDto, skippedMachines: paramsOf(b).skipped };
 }
 
 /** Paused batches (the alert banner). */
-export function pausedBatches(db: Db): BatchDto[] {
-  return listBatches(db, { state: "paused", limit: 20 });
+export function pausedBatches(store: Store): Promise<BatchDto[]> {
+  return listBatches(store, { state: "paused", limit: 20 });
 }
 
-function loadBatch(db: Pick<Db, "select">, id: number): BatchRow {
-  const b = db.select().from(batches).where(eq(batches.id, id)).get();
+/** A batch's row (locked for the rest of the transaction on PostgreSQL when `lock`). @throws AppError NOT_FOUND */
+async function loadBatch(store: Store, db: Pick<StoreTx, "select">, id: number, lock = false): Promise<BatchRow> {
+  const { batches } = store.t;
+  const q = db.select().from(batches).where(eq(batches.id, id));
+  const [b] = lock ? await forUpdate(store.dialect, q) : await q;
   if (!b) throw new AppError("NOT_FOUND", `Batch ${id} does not exist`);
   return b;
 }
@@ -278,18 +317,20 @@ function loadBatch(db: Pick<Db, "select">, id: number): BatchRow {
  * Resume a paused batch: queued jobs start again, and the threshold judges only jobs finishing from now on.
  * @throws AppError NOT_FOUND, CONFLICT (not paused)
  */
-export function resumeBatch(d: Domain, id: number, actor: Actor): BatchDto {
-  const ev = d.db.transaction((tx) => {
-    const b = loadBatch(tx, id);
+export async function resumeBatch(d: Domain, id: number, actor: Actor): Promise<BatchDto> {
+  const store = storeOf(d);
+  const { batches } = store.t;
+  const ev = await store.transaction(async (tx) => {
+    const b = await loadBatch(store, tx, id, true);
     if (b.state !== "paused") throw new AppError("CONFLICT", `Batch ${id} is ${b.state}, not paused`);
-    const c = countBatch(tx, id);
-    tx.update(batches).set({ state: "running" }).where(eq(batches.id, id)).run();
-    updateParams(tx, id, (p) => ({ ...p, alerted: false, baseline: { finished: c.succeeded + c.failed, failed: c.failed } }));
-    return recordEvent(tx, { actor, kind: "batch.resumed", message: `Batch ${id} resumed (${c.queued} queued)`, payload: { batchId: id } });
+    const c = await countBatch(store, tx, id);
+    await tx.update(batches).set({ state: "running" }).where(eq(batches.id, id));
+    await updateParams(store, tx, id, (p) => ({ ...p, alerted: false, baseline: { finished: c.succeeded + c.failed, failed: c.failed } }));
+    return recordStoreEvent(store, tx, { actor, kind: "batch.resumed", message: `Batch ${id} resumed (${c.queued} queued)`, payload: { batchId: id } });
   });
   d.bus.publish({ type: "batch.changed", batchId: id, state: "running" });
   d.bus.publish({ type: "event.created", event: ev });
-  return toDto(loadBatch(d.db, id), countBatch(d.db, id));
+  return toDto(await loadBatch(store, store.db, id), await countBatch(store, store.db, id));
 }
 
 /**
@@ -297,15 +338,20 @@ export function resumeBatch(d: Domain, id: number, actor: Actor): BatchDto {
  * unless `cancelRunning`, which cancels them like an operator's abort (machine → *_failed; nothing is powered off).
  * @throws AppError NOT_FOUND, CONFLICT (already finished or aborted)
  */
-export function abortBatch(d: Domain, id: number, cancelRunning: boolean, actor: Actor): BatchDto {
+export async function abortBatch(d: Domain, id: number, cancelRunning: boolean, actor: Actor): Promise<BatchDto> {
+  const store = storeOf(d);
+  const { batches, jobs } = store.t;
   const reason = `batch ${id} aborted`;
-  const { ev, running } = d.db.transaction((tx) => {
-    const b = loadBatch(tx, id);
+  const { ev, running } = await store.transaction(async (tx) => {
+    const b = await loadBatch(store, tx, id, true);
     if (b.state !== "running" && b.state !== "paused") throw new AppError("CONFLICT", `Batch ${id} is already ${b.state}`);
-    const queued = cancelQueuedJobs(tx, id, reason);
-    tx.update(batches).set({ state: "aborted" }).where(eq(batches.id, id)).run();
-    const running = tx.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.batchId, id), eq(jobs.state, "running"))).all();
-    const ev = recordEvent(tx, {
+    const queued = await cancelQueuedJobs(store, tx, id, reason);
+    await tx.update(batches).set({ state: "aborted" }).where(eq(batches.id, id));
+    const running = await tx
+      .select({ id: jobs.id })
+      .from(jobs)
+      .where(and(eq(jobs.batchId, id), eq(jobs.state, "running")));
+    const ev = await recordStoreEvent(store, tx, {
       actor,
       kind: "batch.aborted",
       message: `Batch ${id} aborted: ${plural(queued.length, "queued job")} cancelled; ${plural(running.length, "running job")} ${cancelRunning ? "cancelled" : "left to finish"}`,
@@ -317,7 +363,7 @@ export function abortBatch(d: Domain, id: number, cancelRunning: boolean, actor:
   if (cancelRunning) {
     for (const jobId of running) {
       try {
-        cancelJob(d, jobId, actor, reason);
+        await cancelJob(d, jobId, actor, reason);
       } catch (err) {
         // The job finished between the two transactions: nothing left to cancel.
         if (!(err instanceof AppError)) throw err;
@@ -325,5 +371,5 @@ export function abortBatch(d: Domain, id: number, cancelRunning: boolean, actor:
     }
   }
   d.bus.publish({ type: "batch.changed", batchId: id, state: "aborted" });
-  return toDto(loadBatch(d.db, id), countBatch(d.db, id));
+  return toDto(await loadBatch(store, store.db, id), await countBatch(store, store.db, id));
 }

@@ -21,7 +21,7 @@ describe("jobRecord", () => {
     h = createHarness();
     machineId = (await h.operator.machines.enroll(machineInput(1))).id;
     transition(h.domain, machineId, "manage", { actor: "test" });
-    jobId = startJob(h.domain, { machineId, kind: "inspect" }, "test").jobId;
+    jobId = (await startJob(h.domain, { machineId, kind: "inspect" }, "test")).jobId;
     const st = h.db.select().from(steps).where(eq(steps.jobId, jobId)).all();
     const [a, b] = [st[0]!, st[1] ?? st[0]!];
     h.db.update(steps).set({ state: "succeeded", startedAt: new Date(T), finishedAt: new Date(T + 10_000) }).where(eq(steps.id, a.id)).run();
@@ -41,8 +41,8 @@ describe("jobRecord", () => {
   });
   afterAll(() => h.close());
 
-  it("puts steps, log lines and events on one ordered time axis, each tied to its step", () => {
-    const r = jobRecord(h.db, jobId, consoleDir);
+  it("puts steps, log lines and events on one ordered time axis, each tied to its step", async () => {
+    const r = await jobRecord(h.store, jobId, consoleDir);
     expect(r.format).toBe("rackhand-job-record/1");
     expect(r.machine.id).toBe(machineId);
     const ts = r.timeline.map((t) => t.ts);
@@ -57,8 +57,8 @@ describe("jobRecord", () => {
     expect(r.console.transcript).toContain("console: login:");
   });
 
-  it("the text rendering keeps one entry per line (control characters escaped) and includes the console", () => {
-    const r = jobRecord(h.db, jobId, consoleDir);
+  it("the text rendering keeps one entry per line (control characters escaped) and includes the console", async () => {
+    const r = await jobRecord(h.store, jobId, consoleDir);
     const line = r.text.split("\n").find((l) => l.includes("installer says"))!;
     expect(line).toContain("\\x1b[31m hi\\nsecond");
     expect(r.text).toContain(`job #${jobId} (inspect)`);
@@ -66,16 +66,16 @@ describe("jobRecord", () => {
     expect(r.text).toContain("console: login:");
   });
 
-  it("keeps the last bytes of a large console transcript and says so; unknown job is NOT_FOUND", () => {
-    const r = jobRecord(h.db, jobId, consoleDir, 10);
+  it("keeps the last bytes of a large console transcript and says so; unknown job is NOT_FOUND", async () => {
+    const r = await jobRecord(h.store, jobId, consoleDir, 10);
     expect(r.console.truncated).toBe(true);
     expect(r.console.transcript).toBe("ole: login:".slice(-10));
-    expect(() => jobRecord(h.db, 999_999, consoleDir)).toThrow(/does not exist/);
+    await expect(jobRecord(h.store, 999_999, consoleDir)).rejects.toThrow(/does not exist/);
   });
 
-  it("for the job page: the same axis without the text rendering and the raw transcript", () => {
-    const full = jobRecord(h.db, jobId, consoleDir, 1 << 20, 1e15);
-    const view = jobRecord(h.db, jobId, consoleDir, 1 << 20, 1e15, true);
+  it("for the job page: the same axis without the text rendering and the raw transcript", async () => {
+    const full = await jobRecord(h.store, jobId, consoleDir, 1 << 20, 1e15);
+    const view = await jobRecord(h.store, jobId, consoleDir, 1 << 20, 1e15, true);
     expect(view.timeline).toEqual(full.timeline);
     expect(view.steps).toEqual(full.steps);
     expect(view.text).toBe("");
@@ -83,7 +83,7 @@ describe("jobRecord", () => {
     expect(full.console.transcript).toContain("console: login:");
   });
 
-  it("maps streams to sources", () => {
+  it("maps streams to sources", async () => {
     expect(["agent", "stdout", "stderr", "installer", "phase", "server", "proxy"].map(sourceOf)).toEqual(["agent", "agent", "agent", "installer", "installer", "server", "server"]);
   });
 });
@@ -94,7 +94,7 @@ describe("jobRecord console lines", () => {
     try {
       const machineId = (await h.operator.machines.enroll(machineInput(2))).id;
       transition(h.domain, machineId, "manage", { actor: "test" });
-      const jobId = startJob(h.domain, { machineId, kind: "inspect" }, "test").jobId;
+      const jobId = (await startJob(h.domain, { machineId, kind: "inspect" }, "test")).jobId;
       const C = h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.createdAt.getTime();
       const st = h.db.select().from(steps).where(eq(steps.jobId, jobId)).all();
       const [a, b] = [st[0]!, st[1]!];
@@ -106,7 +106,7 @@ describe("jobRecord console lines", () => {
       t.append("in the first step\r\n", C + 2000);
       t.append("\x1b[32min the sec", C + 6000);
       t.append("ond step\x1b[0m\r\n", C + 7000);
-      const r = jobRecord(h.db, jobId, dir, 1 << 20, C + 60_000);
+      const r = await jobRecord(h.store, jobId, dir, 1 << 20, C + 60_000);
       const con = r.timeline.filter((e) => e.source === "console");
       expect(con).toEqual([
         { ts: C + 2000, source: "console", stepId: a.id, stepName: a.name, text: "in the first step" },

@@ -12,8 +12,7 @@ import { and, asc, eq, gte, lte } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import type { JobDto, LogLineDto } from "../../lib/jobs";
 import type { TimelineEntry, TimelineSource } from "../../lib/job-timeline";
-import type { Db } from "../db/client";
-import { events, jobs, logLines, machines } from "../db/schema";
+import type { Store } from "../db/store";
 import { consoleLinesBetween, transcriptFiles } from "../oob/console/transcript";
 import { listMachineJobs } from "./jobs";
 
@@ -59,27 +58,27 @@ const oneLine = (s: string) => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, 
  * `forView`: for the job page, which shows the axis only: no text rendering and no raw transcript (both empty).
  * @throws AppError NOT_FOUND
  */
-export function jobRecord(db: Db, jobId: number, consoleDir: string, consoleMaxBytes = 1 << 20, now = Date.now(), forView = false): JobRecord {
-  const jobRow = db.select({ machineId: jobs.machineId }).from(jobs).where(eq(jobs.id, jobId)).get();
+export async function jobRecord(store: Store, jobId: number, consoleDir: string, consoleMaxBytes = 1 << 20, now = Date.now(), forView = false): Promise<JobRecord> {
+  const { events, jobs, logLines, machines } = store.t;
+  const [jobRow] = await store.db.select({ machineId: jobs.machineId }).from(jobs).where(eq(jobs.id, jobId)).limit(1);
   if (!jobRow) throw new AppError("NOT_FOUND", `Job ${jobId} does not exist`);
-  const machine = db.select({ id: machines.id, name: machines.name }).from(machines).where(eq(machines.id, jobRow.machineId)).get()!;
+  const machine = (await store.db.select({ id: machines.id, name: machines.name }).from(machines).where(eq(machines.id, jobRow.machineId)).limit(1))[0]!;
   // listMachineJobs builds the DTO the UI shows; take this job from the machine's list, or build it alone.
-  const job = listMachineJobs(db, jobRow.machineId, 1000).find((j) => j.id === jobId)!;
+  const job = (await listMachineJobs(store, jobRow.machineId, 1000)).find((j) => j.id === jobId)!;
   const stepName = new Map(job.steps.map((s) => [s.id, s.name]));
   const to = job.finishedAt ?? now;
-  const lines: LogLineDto[] = db
-    .select({ seq: logLines.seq, ts: logLines.ts, stream: logLines.stream, text: logLines.text, stepId: logLines.stepId })
-    .from(logLines)
-    .where(eq(logLines.jobId, jobId))
-    .orderBy(asc(logLines.seq))
-    .all()
-    .map((l) => ({ ...l, ts: l.ts.getTime() }));
-  const evs = db
+  const lines: LogLineDto[] = (
+    await store.db
+      .select({ seq: logLines.seq, ts: logLines.ts, stream: logLines.stream, text: logLines.text, stepId: logLines.stepId })
+      .from(logLines)
+      .where(eq(logLines.jobId, jobId))
+      .orderBy(asc(logLines.seq))
+  ).map((l) => ({ ...l, ts: l.ts.getTime() }));
+  const evs = await store.db
     .select()
     .from(events)
     .where(and(eq(events.machineId, machine.id), gte(events.ts, new Date(job.createdAt)), lte(events.ts, new Date(to + 1000))))
-    .orderBy(asc(events.id))
-    .all();
+    .orderBy(asc(events.id));
   // The step running at a moment: the latest-started step of the job that had started by then and not yet ended.
   const stepAt = (ts: number) => {
     const s = job.steps.filter((x) => x.startedAt != null && x.startedAt <= ts && (x.finishedAt == null || x.finishedAt >= ts)).sort((a, b) => b.startedAt! - a.startedAt!)[0];

@@ -48,14 +48,14 @@ describe("job and step state tables", () => {
 });
 
 describe("startJob / closeJob / cancelJob", () => {
-  it("closing a job cancels its running, ready and pending steps and revokes its agent token", () => {
-    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+  it("closing a job cancels its running, ready and pending steps and revokes its agent token", async () => {
+    const { jobId } = await startJob(h.domain, { machineId, kind: "inspect" }, "test");
     expect(machineState()).toBe("inspecting");
     const [first, second] = h.db.select().from(steps).where(eq(steps.jobId, jobId)).orderBy(steps.id).all();
     h.db.update(steps).set({ state: "running", attempt: 1, leaseExpiresAt: new Date(Date.now() + 60_000) }).where(eq(steps.id, first!.id)).run();
     h.db.update(steps).set({ state: "failed", error: "boom" }).where(eq(steps.id, second!.id)).run();
     h.db.insert(agentTokens).values({ jobId, machineId, tokenHash: "x".repeat(64), createdAt: new Date() }).run();
-    const live = h.db.transaction((tx) => closeJob(h.domain, tx, job(jobId), { state: "failed", error: "boom", actor: "system" }));
+    const live = await h.store.transaction((tx) => closeJob(h.domain, tx, job(jobId), { state: "failed", error: "boom", actor: "system" }));
     expect(live.some((e) => e.type === "job.changed" && e.state === "failed")).toBe(true);
     expect(job(jobId)).toMatchObject({ state: "failed", error: "boom" });
     const states = stepStates(jobId);
@@ -67,19 +67,19 @@ describe("startJob / closeJob / cancelJob", () => {
     expect(machineState()).toBe("inspect_failed");
   });
 
-  it("refuses to close or cancel a job twice (the table has no move out of a final state)", () => {
-    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
-    cancelJob(h.domain, jobId, "test");
+  it("refuses to close or cancel a job twice (the table has no move out of a final state)", async () => {
+    const { jobId } = await startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await cancelJob(h.domain, jobId, "test");
     expect(job(jobId).state).toBe("cancelled");
-    expect(() => cancelJob(h.domain, jobId, "test")).toThrow(/already cancelled/);
-    expect(() => h.db.transaction((tx) => closeJob(h.domain, tx, job(jobId), { state: "succeeded", error: null, actor: "system" }))).toThrow(AppError);
+    await expect(cancelJob(h.domain, jobId, "test")).rejects.toThrow(/already cancelled/);
+    await expect(h.store.transaction((tx) => closeJob(h.domain, tx, job(jobId), { state: "succeeded", error: null, actor: "system" }))).rejects.toThrow(AppError);
     expect(job(jobId).state).toBe("cancelled");
   });
 
-  it("a power job closes without moving the machine", () => {
-    const { jobId } = startJob(h.domain, { machineId, kind: "power_off" }, "test");
+  it("a power job closes without moving the machine", async () => {
+    const { jobId } = await startJob(h.domain, { machineId, kind: "power_off" }, "test");
     expect(machineState()).toBe("manageable");
-    cancelJob(h.domain, jobId, "test");
+    await cancelJob(h.domain, jobId, "test");
     expect(machineState()).toBe("manageable");
   });
 });
@@ -88,7 +88,7 @@ describe("per-machine exclusivity between jobs and hand power", () => {
   const busy = () => new AppError("MACHINE_BUSY", "runs a job");
 
   it("a hand power action is refused while the machine runs a job", async () => {
-    startJob(h.domain, { machineId, kind: "power_on" }, "test");
+    await startJob(h.domain, { machineId, kind: "power_on" }, "test");
     let ran = false;
     await expect(withHandHold(h.domain, machineId, "power", busy, async () => void (ran = true))).rejects.toMatchObject({ code: "MACHINE_BUSY" });
     expect(ran).toBe(false);
@@ -97,11 +97,11 @@ describe("per-machine exclusivity between jobs and hand power", () => {
   it("no job starts while an operator changes the machine's power by hand, and one starts after", async () => {
     let release!: () => void;
     const held = withHandHold(h.domain, machineId, "power", busy, () => new Promise<void>((r) => (release = r)));
-    expect(() => startJob(h.domain, { machineId, kind: "inspect" }, "test")).toThrow(/changing its power by hand/);
+    await expect(startJob(h.domain, { machineId, kind: "inspect" }, "test")).rejects.toThrow(/changing its power by hand/);
     expect(h.db.select().from(jobs).all()).toHaveLength(0);
     expect(machineState()).toBe("manageable");
     release();
     await held;
-    expect(startJob(h.domain, { machineId, kind: "inspect" }, "test").jobId).toBeGreaterThan(0);
+    expect((await startJob(h.domain, { machineId, kind: "inspect" }, "test")).jobId).toBeGreaterThan(0);
   });
 });

@@ -21,15 +21,14 @@ import {
 import type { LifecycleAction } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Actor, Domain } from "../context";
-import type { Db } from "../db/client";
-import { agentTokens, jobs, steps } from "../db/schema";
-import { recordEvent } from "../events/audit";
+import { lockMachines, savepoint, storeOf, syncSqlite, type Store, type StoreDb, type StoreTx, type Tables } from "../db/store";
+import { recordStoreEvent } from "../events/audit";
 import { applyTransition } from "../machines/lifecycle";
 import { JOB_KIND_SPECS, resolveParams } from "./kinds";
 
-export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
-type Reader = Pick<Db, "select">;
-type JobRow = typeof jobs.$inferSelect;
+export type Tx = StoreTx;
+type Reader = Pick<StoreDb, "select">;
+type JobRow = Tables["jobs"]["$inferSelect"];
 
 /** @throws AppError CONFLICT when the job state table has no such move */
 function assertMove(job: { id: number; state: string }, to: JobState): void {
@@ -37,35 +36,36 @@ function assertMove(job: { id: number; state: string }, to: JobState): void {
 }
 
 /**
+ * The machine's lifecycle transition inside the job's transaction. server/machines is not on the Store yet: this is
+ * its synchronous applyTransition on SQLite's connection (the open transaction); on PostgreSQL it throws.
+ */
+function machineTransition(store: Store, machineId: number, action: LifecycleAction, opts: Parameters<typeof applyTransition>[3]): LiveEvent[] {
+  const tx = syncSqlite(store, "server/machines/lifecycle.ts applyTransition") as unknown as Parameters<typeof applyTransition>[0];
+  return applyTransition(tx, machineId, action, opts).live;
+}
+
+/**
  * Machines whose power or boot device an operator is changing by hand right now (per database: one per process).
  * Claimed in the same transaction as the active-job check (claimByHand), and checked by startJob in its own: a hand
  * power action and a job never hold the same machine at once.
  */
-const byHand = new WeakMap<Db, Map<number, string>>();
+const byHand = new WeakMap<object, Map<number, string>>();
 
-function handHeld(db: Db): Map<number, string> {
-  let m = byHand.get(db);
-  if (!m) byHand.set(db, (m = new Map<number, string>()));
+function handHeld(key: object): Map<number, string> {
+  let m = byHand.get(key);
+  if (!m) byHand.set(key, (m = new Map<number, string>()));
   return m;
 }
 
 /** The active (queued or running) job of a machine, if any: one per machine. */
-export function activeJob(db: Reader, machineId: number): { id: number; kind: string; state: string } | null {
-  return (
-    db
-      .select({ id: jobs.id, kind: jobs.kind, state: jobs.state })
-      .from(jobs)
-      .where(and(eq(jobs.machineId, machineId), inArray(jobs.state, [...ACTIVE_JOB_STATES])))
-      .get() ?? null
-  );
-}
-
-/** @throws AppError MACHINE_BUSY when the machine runs a job or an operator is changing its power by hand */
-function assertFree(tx: Reader, db: Db, machineId: number, busy: (job: { id: number; kind: string; state: string }) => AppError): void {
-  const active = activeJob(tx, machineId);
-  if (active) throw busy(active);
-  const hand = handHeld(db).get(machineId);
-  if (hand) throw new AppError("MACHINE_BUSY", `Machine ${machineId}: an operator is changing its ${hand} by hand`);
+export async function activeJob(store: Store, db: Reader, machineId: number): Promise<{ id: number; kind: string; state: string } | null> {
+  const { jobs } = store.t;
+  const [row] = await db
+    .select({ id: jobs.id, kind: jobs.kind, state: jobs.state })
+    .from(jobs)
+    .where(and(eq(jobs.machineId, machineId), inArray(jobs.state, [...ACTIVE_JOB_STATES])))
+    .limit(1);
+  return row ?? null;
 }
 
 /**
@@ -79,7 +79,7 @@ export async function withHandHold<T>(
   busy: (job: { id: number; kind: string; state: string }) => AppError,
   fn: () => Promise<T>,
 ): Promise<T> {
-  takeHandHold(d, machineId, what, busy);
+  await takeHandHold(d, machineId, what, busy);
   try {
     return await fn();
   } finally {
@@ -90,17 +90,32 @@ export async function withHandHold<T>(
 /**
  * The two halves of withHandHold, for a hand action that answers at once and finishes in the background
  * (oob.powerStart): take the hold now (refused like withHandHold), release it when the action has ended.
+ * The hold is per process (in memory) until it becomes a lease (`hold:<machine>`, docs/ARCHITECTURE.md, "How work
+ * resumes on a surviving process"). It is set before the active-job check: a startJob that checked the holds before
+ * has its job committed by the time the check reads (SQLite: an awaited read waits for open Store transactions;
+ * PostgreSQL: the machine's row lock, which startJob holds until it commits).
  * @throws AppError MACHINE_BUSY
  */
-export function takeHandHold(d: Domain, machineId: number, what: string, busy: (job: { id: number; kind: string; state: string }) => AppError): void {
-  d.db.transaction((tx) => {
-    assertFree(tx, d.db, machineId, busy);
-    handHeld(d.db).set(machineId, what);
-  });
+export async function takeHandHold(d: Domain, machineId: number, what: string, busy: (job: { id: number; kind: string; state: string }) => AppError): Promise<void> {
+  const store = storeOf(d);
+  const held = handHeld(store);
+  const hand = held.get(machineId);
+  if (hand) throw new AppError("MACHINE_BUSY", `Machine ${machineId}: an operator is changing its ${hand} by hand`);
+  held.set(machineId, what);
+  try {
+    const active =
+      store.dialect === "sqlite"
+        ? await activeJob(store, store.db, machineId)
+        : await store.transaction(async (tx) => (await lockMachines(tx, [machineId]), activeJob(store, tx, machineId)));
+    if (active) throw busy(active);
+  } catch (err) {
+    held.delete(machineId);
+    throw err;
+  }
 }
 
 export function releaseHandHold(d: Domain, machineId: number): void {
-  handHeld(d.db).delete(machineId);
+  handHeld(storeOf(d)).delete(machineId);
 }
 
 export interface StartJobInput {
@@ -112,37 +127,52 @@ export interface StartJobInput {
 }
 
 /**
- * Start a job on a machine: the busy check, the lifecycle transition, the job and all its steps in one transaction.
+ * Start a job on a machine: the busy check, the lifecycle transition, the job and all its steps in one transaction
+ * (the machine's row locked first on PostgreSQL).
  * @throws AppError MACHINE_BUSY (another active job, or power changed by hand), INVALID_TRANSITION, MACHINE_NOT_FOUND
  */
-export function startJob(d: Domain, input: StartJobInput, actor: Actor): { jobId: number } {
+export async function startJob(d: Domain, input: StartJobInput, actor: Actor): Promise<{ jobId: number }> {
+  const store = storeOf(d);
   const live: LiveEvent[] = [];
-  const jobId = d.db.transaction((tx) => {
-    assertFree(tx, d.db, input.machineId, (active) => new AppError("MACHINE_BUSY", `Machine ${input.machineId} already runs job ${active.id}`));
-    const now = new Date();
-    const action = input.action ?? JOB_KIND_ACTION[input.kind];
-    if (action) live.push(...applyTransition(tx, input.machineId, action, { actor }).live);
-    const job = tx
-      .insert(jobs)
-      .values({ machineId: input.machineId, kind: input.kind, state: "running", params: input.params ?? {}, createdBy: actor, createdAt: now, startedAt: now })
-      .returning()
-      .get();
-    insertSteps(tx, job.id, input.kind, input.params ?? {});
-    const ev = recordEvent(tx, {
-      actor,
-      machineId: input.machineId,
-      kind: "job.started",
-      message: `Job ${job.id} (${input.kind}) started`,
-      payload: { jobId: job.id, kind: input.kind },
-    });
-    live.push(
-      { type: "job.changed", jobId: job.id, machineId: input.machineId, batchId: job.batchId, state: job.state as JobDto["state"] },
-      { type: "event.created", event: ev },
-    );
-    return job.id;
+  const jobId = await store.transaction(async (tx) => {
+    live.length = 0;
+    return startJobIn(d, tx, input, actor, live);
   });
   for (const e of live) d.bus.publish(e);
   return { jobId };
+}
+
+/** startJob inside the caller's transaction; its live events are pushed to `live` (publish them after the commit). */
+export async function startJobIn(d: Domain, tx: StoreTx, input: StartJobInput, actor: Actor, live: LiveEvent[]): Promise<number> {
+  const store = storeOf(d);
+  const { jobs } = store.t;
+  if ((await lockMachines(tx, [input.machineId])).length === 0) {
+    throw new AppError("MACHINE_NOT_FOUND", `Machine ${input.machineId} does not exist`);
+  }
+  const active = await activeJob(store, tx, input.machineId);
+  if (active) throw new AppError("MACHINE_BUSY", `Machine ${input.machineId} already runs job ${active.id}`);
+  const hand = handHeld(store).get(input.machineId);
+  if (hand) throw new AppError("MACHINE_BUSY", `Machine ${input.machineId}: an operator is changing its ${hand} by hand`);
+  const now = new Date();
+  const action = input.action ?? JOB_KIND_ACTION[input.kind];
+  if (action) live.push(...machineTransition(store, input.machineId, action, { actor }));
+  const [job] = await tx
+    .insert(jobs)
+    .values({ machineId: input.machineId, kind: input.kind, state: "running", params: input.params ?? {}, createdBy: actor, createdAt: now, startedAt: now })
+    .returning();
+  await insertSteps(store, tx, job!.id, input.kind, input.params ?? {});
+  const ev = await recordStoreEvent(store, tx, {
+    actor,
+    machineId: input.machineId,
+    kind: "job.started",
+    message: `Job ${job!.id} (${input.kind}) started`,
+    payload: { jobId: job!.id, kind: input.kind },
+  });
+  live.push(
+    { type: "job.changed", jobId: job!.id, machineId: input.machineId, batchId: job!.batchId, state: job!.state as JobDto["state"] },
+    { type: "event.created", event: ev },
+  );
+  return job!.id;
 }
 
 /**
@@ -150,35 +180,37 @@ export function startJob(d: Domain, input: StartJobInput, actor: Actor): { jobId
  * maintenance), in a savepoint of the caller's transaction. A refused transition closes the job as failed with the
  * reason. Returns whether the job started; its live events are pushed to `live`.
  */
-export function startQueuedJob(
+export async function startQueuedJob(
   d: Domain,
   tx: Tx,
   job: { id: number; machineId: number; batchId: number; createdBy: string | null },
   action: LifecycleAction | null,
   live: LiveEvent[],
-): boolean {
+): Promise<boolean> {
+  const store = storeOf(d);
+  const { jobs } = store.t;
   const now = new Date();
   try {
-    const moved = tx.transaction((sp) => {
+    const moved = await savepoint(store, tx, async () => {
       assertMove({ id: job.id, state: "queued" }, "running");
-      const r = action ? applyTransition(sp, job.machineId, action, { actor: job.createdBy ?? "system", automatic: true }).live : [];
-      sp.update(jobs).set({ state: "running", startedAt: now }).where(eq(jobs.id, job.id)).run();
+      const r = action ? machineTransition(store, job.machineId, action, { actor: job.createdBy ?? "system", automatic: true }) : [];
+      await tx.update(jobs).set({ state: "running", startedAt: now }).where(eq(jobs.id, job.id));
       return r;
     });
     live.push(...moved, { type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: job.batchId, state: "running" });
     return true;
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
-    const row = tx.select().from(jobs).where(eq(jobs.id, job.id)).get()!;
-    live.push(...closeJob(d, tx, row, { state: "failed", error: `not started: ${err.message}`, actor: "system" }));
+    const [row] = await tx.select().from(jobs).where(eq(jobs.id, job.id)).limit(1);
+    live.push(...(await closeJob(d, tx, row!, { state: "failed", error: `not started: ${err.message}`, actor: "system" })));
     return false;
   }
 }
 
 /** Insert a job's steps from its kind's spec (inside the caller's transaction). */
-export function insertSteps(tx: Tx, jobId: number, kind: JobKind, params: Record<string, unknown>): void {
+export async function insertSteps(store: Store, tx: Tx, jobId: number, kind: JobKind, params: Record<string, unknown>): Promise<void> {
   const rows = stepRows(jobId, kind, params);
-  if (rows.length) tx.insert(steps).values(rows).run();
+  if (rows.length) await tx.insert(store.t.steps).values(rows);
 }
 
 /** Backoff of a step whose spec names none (as the steps table's column defaults). */
@@ -205,16 +237,17 @@ export function stepRows(jobId: number, kind: JobKind, params: Record<string, un
 }
 
 /** The rows' part of closing jobs: final state, every unfinished step cancelled (lease dropped), agent tokens revoked. */
-function writeClosed(tx: Tx, jobIds: number[], state: Exclude<JobState, "queued" | "running">, error: string | null, now: Date): void {
+async function writeClosed(store: Store, tx: Tx, jobIds: number[], state: Exclude<JobState, "queued" | "running">, error: string | null, now: Date): Promise<void> {
+  const { jobs, steps, agentTokens } = store.t;
   for (let i = 0; i < jobIds.length; i += 500) {
     const ids = jobIds.slice(i, i + 500);
-    tx.update(jobs).set({ state, error, finishedAt: now }).where(inArray(jobs.id, ids)).run();
-    tx.update(steps)
-      .set({ state: "cancelled", finishedAt: now, leaseExpiresAt: null })
-      .where(and(inArray(steps.jobId, ids), inArray(steps.state, UNFINISHED_STEP_STATES)))
-      .run();
+    await tx.update(jobs).set({ state, error, finishedAt: now }).where(inArray(jobs.id, ids));
+    await tx
+      .update(steps)
+      .set({ state: "cancelled", finishedAt: now, leaseExpiresAt: null, leaseOwner: null })
+      .where(and(inArray(steps.jobId, ids), inArray(steps.state, UNFINISHED_STEP_STATES)));
     // The agent's token ends with its job: later calls get 401 (a long-poll already waiting answers "done").
-    tx.update(agentTokens).set({ revokedAt: now }).where(inArray(agentTokens.jobId, ids)).run();
+    await tx.update(agentTokens).set({ revokedAt: now }).where(inArray(agentTokens.jobId, ids));
   }
 }
 
@@ -239,24 +272,26 @@ export interface CloseOutcome {
  * revoked, and the machine's transition (succeed, fail, abort) when the job had moved it (running, not a power job).
  * Returns the live events to publish after the commit. @throws AppError CONFLICT (already final), INVALID_TRANSITION
  */
-export function closeJob(d: Domain, tx: Tx, job: JobRow, outcome: CloseOutcome): LiveEvent[] {
+export async function closeJob(d: Domain, tx: Tx, job: JobRow, outcome: CloseOutcome): Promise<LiveEvent[]> {
+  const store = storeOf(d);
   assertMove(job, outcome.state);
   const now = outcome.at ?? new Date();
   const live: LiveEvent[] = [];
   if (job.state === "running" && movesLifecycle(job.kind as JobKind)) {
     const action = CLOSE_ACTION[outcome.state];
     const opts = { actor: outcome.actor, reason: outcome.error ?? undefined };
-    if (!outcome.lenient) live.push(...applyTransition(tx, job.machineId, action, opts).live);
+    if (!outcome.lenient) live.push(...machineTransition(store, job.machineId, action, opts));
     else {
       try {
-        live.push(...applyTransition(tx, job.machineId, action, opts).live);
+        live.push(...machineTransition(store, job.machineId, action, opts));
       } catch (err) {
+        if (!(err instanceof AppError)) throw err;
         // The machine moved on meanwhile (e.g. an operator aborted it): the job still ends.
         d.log.warn("job finished but the machine's state could not follow", { jobId: job.id, error: String(err) });
       }
     }
   }
-  writeClosed(tx, [job.id], outcome.state, outcome.error, now);
+  await writeClosed(store, tx, [job.id], outcome.state, outcome.error, now);
   const message =
     outcome.state === "cancelled"
       ? `Job ${job.id} cancelled: ${outcome.error}`
@@ -265,7 +300,7 @@ export function closeJob(d: Domain, tx: Tx, job: JobRow, outcome: CloseOutcome):
         : job.state === "queued"
           ? `Job ${job.id} ${outcome.error}`
           : `Job ${job.id} (${job.kind}) failed: ${outcome.error}`;
-  const ev = recordEvent(tx, { actor: outcome.actor, machineId: job.machineId, kind: `job.${outcome.state}`, message, payload: { jobId: job.id } });
+  const ev = await recordStoreEvent(store, tx, { actor: outcome.actor, machineId: job.machineId, kind: `job.${outcome.state}`, message, payload: { jobId: job.id } });
   live.push({ type: "job.changed", jobId: job.id, machineId: job.machineId, batchId: job.batchId, state: outcome.state }, { type: "event.created", event: ev });
   return live;
 }
@@ -275,11 +310,16 @@ export function closeJob(d: Domain, tx: Tx, job: JobRow, outcome: CloseOutcome):
  * (a running agent is told to stop at its next heartbeat). The machine goes to *_failed via "abort" (not for a power
  * job, which never moved it). @throws AppError NOT_FOUND, CONFLICT (already final), INVALID_TRANSITION
  */
-export function cancelJob(d: Domain, jobId: number, actor: Actor, reason = "cancelled by operator"): void {
-  const live = d.db.transaction((tx) => {
-    const job = tx.select().from(jobs).where(eq(jobs.id, jobId)).get();
-    if (!job) throw new AppError("NOT_FOUND", `Job ${jobId} does not exist`);
-    return closeJob(d, tx, job, { state: "cancelled", error: reason, actor });
+export async function cancelJob(d: Domain, jobId: number, actor: Actor, reason = "cancelled by operator"): Promise<void> {
+  const store = storeOf(d);
+  const { jobs } = store.t;
+  const live = await store.transaction(async (tx) => {
+    const [peek] = await tx.select({ machineId: jobs.machineId }).from(jobs).where(eq(jobs.id, jobId)).limit(1);
+    if (!peek) throw new AppError("NOT_FOUND", `Job ${jobId} does not exist`);
+    // Machines before jobs (docs/ARCHITECTURE.md, "Transactions mean the same on both").
+    await lockMachines(tx, [peek.machineId]);
+    const [job] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).limit(1);
+    return closeJob(d, tx, job!, { state: "cancelled", error: reason, actor });
   });
   for (const e of live) d.bus.publish(e);
 }
@@ -288,14 +328,15 @@ export function cancelJob(d: Domain, jobId: number, actor: Actor, reason = "canc
  * Cancel every queued job of a batch (its machines never moved), as one bulk write without per-job events: an
  * aborted batch records one event for all of them. Returns their ids.
  */
-export function cancelQueuedJobs(tx: Tx, batchId: number, reason: string): number[] {
-  const ids = tx
-    .select({ id: jobs.id })
-    .from(jobs)
-    .where(and(eq(jobs.batchId, batchId), eq(jobs.state, "queued")))
-    .all()
-    .map((j) => j.id);
+export async function cancelQueuedJobs(store: Store, tx: Tx, batchId: number, reason: string): Promise<number[]> {
+  const { jobs } = store.t;
+  const ids = (
+    await tx
+      .select({ id: jobs.id })
+      .from(jobs)
+      .where(and(eq(jobs.batchId, batchId), eq(jobs.state, "queued")))
+  ).map((j) => j.id);
   assertMove({ id: 0, state: "queued" }, "cancelled");
-  writeClosed(tx, ids, "cancelled", reason, new Date());
+  await writeClosed(store, tx, ids, "cancelled", reason, new Date());
   return ids;
 }

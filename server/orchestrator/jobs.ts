@@ -1,9 +1,14 @@
-/** Job planning (deploy params from the OS profile) and reads (timeline, logs). Job state: job-state.ts. */
+/**
+ * Job planning (deploy params from the OS profile) and reads (timeline, logs). Job state: job-state.ts.
+ * The reads are on the Store; planning reads machines, OS profiles and netboot settings synchronously on SQLite
+ * (those modules are not on the Store yet).
+ */
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import type { JobDto, JobKind, LogLineDto, StepDto } from "../../lib/jobs";
 import type { Db } from "../db/client";
-import { jobs, logLines, machines, osProfiles, steps, type OsProfile } from "../db/schema";
+import { machines, osProfiles, type OsProfile } from "../db/schema";
+import type { Store, Tables } from "../db/store";
 import { profileOptionsSchema, type NetbootSettings, type RaidSpec } from "../../lib/netboot";
 import { checkNetwork, networkParams } from "./network-files";
 import { getNetbootSettings } from "../netboot/settings";
@@ -76,7 +81,7 @@ function scriptParams(p: OsProfile): { scriptText: string | null; scriptInterpre
 
 const ms = (d: Date | null) => d?.getTime() ?? null;
 
-function stepDto(s: typeof steps.$inferSelect): StepDto {
+function stepDto(s: Tables["steps"]["$inferSelect"]): StepDto {
   return {
     id: s.id,
     group: s.group,
@@ -94,15 +99,15 @@ function stepDto(s: typeof steps.$inferSelect): StepDto {
 }
 
 /** A machine's jobs, newest first, with their steps (the timeline). */
-export function listMachineJobs(db: Db, machineId: number, limit = 20): JobDto[] {
-  const rows = db.select().from(jobs).where(eq(jobs.machineId, machineId)).orderBy(desc(jobs.id)).limit(limit).all();
+export async function listMachineJobs(store: Store, machineId: number, limit = 20): Promise<JobDto[]> {
+  const { jobs, steps } = store.t;
+  const rows = await store.db.select().from(jobs).where(eq(jobs.machineId, machineId)).orderBy(desc(jobs.id)).limit(limit);
   if (!rows.length) return [];
-  const stepRows = db
+  const stepRows = await store.db
     .select()
     .from(steps)
     .where(inArray(steps.jobId, rows.map((j) => j.id)))
-    .orderBy(asc(steps.group), asc(steps.id))
-    .all();
+    .orderBy(asc(steps.group), asc(steps.id));
   return rows.map((j) => ({
     id: j.id,
     machineId: j.machineId,
@@ -119,13 +124,13 @@ export function listMachineJobs(db: Db, machineId: number, limit = 20): JobDto[]
 }
 
 /** Log lines of a job after `afterSeq` (backfill; clients resume from their last seq). */
-export function jobLogs(db: Db, jobId: number, afterSeq: number, limit: number): LogLineDto[] {
-  return db
+export async function jobLogs(store: Store, jobId: number, afterSeq: number, limit: number): Promise<LogLineDto[]> {
+  const { logLines } = store.t;
+  const rows = await store.db
     .select({ seq: logLines.seq, ts: logLines.ts, stream: logLines.stream, text: logLines.text, stepId: logLines.stepId })
     .from(logLines)
     .where(and(eq(logLines.jobId, jobId), gt(logLines.seq, afterSeq)))
     .orderBy(asc(logLines.seq))
-    .limit(limit)
-    .all()
-    .map((l) => ({ ...l, ts: l.ts.getTime() }));
+    .limit(limit);
+  return rows.map((l) => ({ ...l, ts: l.ts.getTime() }));
 }

@@ -1,84 +1,156 @@
-import { and, asc, eq, isNotNull, lte, or, sql, type SQL } from "drizzle-orm";
-import type { Domain } from "../context";
-import { jobs, steps } from "../db/schema";
+import { and, asc, eq, isNotNull, isNull, lte, or, sql, type SQL } from "drizzle-orm";
+import { plusSeconds } from "../db/sql";
+import { sqliteDbOf, sqliteWait, type Store, type StoreDb, type StoreTx, type Tables } from "../db/store";
+
+type Q = StoreDb | StoreTx;
+type Params = Record<string, unknown>;
+export type StepRow = Tables["steps"]["$inferSelect"];
+export type JobRow = Tables["jobs"]["$inferSelect"];
 
 /**
- * A value in `set()` given when the statement runs, as SQLite stores it: epoch milliseconds for timestamps, JSON text
- * for JSON columns, or null (the columns' encoders are not applied to it; use `stored()` for the conversions).
+ * A value in `set()` given when the statement runs, as the driver takes it (`at()` for timestamps, `jsonText()` for
+ * JSON columns, or null): the columns' encoders are not applied to placeholders.
  */
 const ph = (name: string): SQL => sql`${sql.placeholder(name)}`;
 
-/** A JSON column's value for a `ph()` placeholder. */
+/** A JSON column's value for a `ph()` placeholder (SQLite's JSON text; PostgreSQL casts the text to jsonb). */
 export const jsonText = (v: Record<string, unknown> | null | undefined): string | null => (v == null ? null : JSON.stringify(v));
 
+/** The query built on `db` (the Store's, or a transaction's), with placeholders for its parameters. */
+type Build = (db: Q, t: Tables) => unknown;
+type Mode = "all" | "get" | "run";
+
 /**
- * The engine's hot statements, prepared once: a pass runs after every step result, and building the SQL text of
- * each query every time was most of its cost (bench:deploy, docs/BENCHMARKS.md). Values in `set()` are
- * placeholders (`ph`) filled with what SQLite stores.
+ * One hot statement on either database, written once with placeholders:
+ * - SQLite: prepared once on the Store's connection and run synchronously (building drizzle's SQL text of each query
+ *   every time was most of the engine's cost: bench:deploy, docs/BENCHMARKS.md). Transactions run on that
+ *   connection, so the statement reads and writes inside the open one; `db` is not needed.
+ * - PostgreSQL: built on `db` (the pool or the transaction's client) and run with the values, each time; a round trip
+ *   costs more than building it.
  */
-export function prepareQueries(db: Domain["db"]) {
-  const now = sql.placeholder("now");
-  const id = sql.placeholder("id");
-  return {
-    expired: db
-      .select()
-      .from(steps)
-      .where(and(eq(steps.state, "running"), lte(steps.leaseExpiresAt, now)))
-      .prepare(),
-    /** Running passive steps whose event (a column of their job, see engine.ts WAIT_EVENTS) already happened. */
-    satisfiedWaits: db
-      .select({ id: steps.id, attempt: steps.attempt, name: steps.name, agentSeenAt: jobs.agentSeenAt, installDoneAt: jobs.installDoneAt })
-      .from(steps)
-      .innerJoin(jobs, eq(jobs.id, steps.jobId))
-      .where(
-        and(
-          eq(steps.state, "running"),
-          or(and(eq(steps.name, "wait_agent"), isNotNull(jobs.agentSeenAt)), and(eq(steps.name, "wait_install"), isNotNull(jobs.installDoneAt))),
-        ),
-      )
-      .prepare(),
-    dueRetries: db
-      .selectDistinct({ jobId: steps.jobId })
-      .from(steps)
-      .where(and(eq(steps.state, "pending"), lte(steps.nextAttemptAt, now)))
-      .prepare(),
-    job: db.select().from(jobs).where(eq(jobs.id, id)).prepare(),
-    stepsOfJob: db.select().from(steps).where(eq(steps.jobId, id)).orderBy(asc(steps.group), asc(steps.id)).prepare(),
-    step: db.select().from(steps).where(eq(steps.id, id)).prepare(),
-    readySteps: db
-      .select()
-      .from(steps)
-      .where(and(eq(steps.jobId, id), eq(steps.state, "ready")))
-      .prepare(),
-    runningWait: db
-      .select({ id: steps.id, attempt: steps.attempt })
-      .from(steps)
-      .where(and(eq(steps.jobId, id), eq(steps.state, "running"), eq(steps.name, sql.placeholder("name"))))
-      .prepare(),
-    readyStep: db.update(steps).set({ state: "ready" }).where(eq(steps.id, id)).prepare(),
-    /** Lease a step to a runner (server or agent) until its timeout. */
-    claimStep: db
-      .update(steps)
-      .set({ state: "running", attempt: ph("attempt"), startedAt: ph("at"), leaseExpiresAt: ph("lease"), nextAttemptAt: null })
-      .where(eq(steps.id, id))
-      .returning()
-      .prepare(),
-    succeedStep: db
-      .update(steps)
-      .set({ state: "succeeded", leaseExpiresAt: null, finishedAt: ph("at"), error: null, result: ph("result") })
-      .where(eq(steps.id, id))
-      .prepare(),
-    finishStep: db
-      .update(steps)
-      .set({
-        state: ph("state"),
-        leaseExpiresAt: null,
-        nextAttemptAt: ph("nextAttemptAt"),
-        finishedAt: ph("finishedAt"),
-        error: ph("error"),
-        result: ph("result"),
-      })
-      .where(eq(steps.id, id))
-      .prepare(),
+export function hot<R>(store: Store, mode: Mode, build: Build): (db: Q, params?: Params) => Promise<R> {
+  if (store.dialect === "sqlite") {
+    const raw = sqliteDbOf(store);
+    // Prepared once on SQLite's connection: the one place the slice runs statements synchronously.
+    // eslint-disable-next-line no-restricted-syntax
+    const stmt = (build(raw as unknown as Q, store.t) as { prepare(): Record<Mode, (p?: Params) => unknown> }).prepare();
+    return async (db, params) => {
+      // Outside a transaction (`db` is store.db), wait for an open one to end, as an awaited store.db query does
+      // (checked again after each wait: another may have begun meanwhile).
+      for (let wait = sqliteWait(store, db); wait; wait = sqliteWait(store, db)) await wait;
+      return stmt[mode](params) as R;
+    };
+  }
+  return async (db, params) => {
+    const rows = (await (build(db, store.t) as { execute(p?: Params): Promise<unknown> }).execute(params)) as unknown[];
+    return (mode === "get" ? rows[0] : mode === "all" ? rows : undefined) as R;
   };
 }
+
+/**
+ * The engine's hot statements (orchestrator.ts, agent-api), once per Store. `at(ms)` is a timestamp's driver value
+ * for placeholders (epoch ms on SQLite, a Date on PostgreSQL).
+ */
+export function prepareQueries(store: Store) {
+  const now = sql.placeholder("now");
+  const id = sql.placeholder("id");
+  const pg = store.dialect === "postgres";
+  return {
+    at: (ms: number): unknown => (pg ? new Date(ms) : ms),
+    /**
+     * Running steps past their time: an agent's (or a SQLite server step's) lease, which is its timeout; on
+     * PostgreSQL a server step leased to a process (`lease_owner`) is timed by its start plus its timeout, since its
+     * lease is only the holder's liveness (a lapsed one is taken over, not failed: server/db/pg/leases.ts).
+     */
+    expired: hot<StepRow[]>(store, "all", (db, { steps }) =>
+      db
+        .select()
+        .from(steps)
+        .where(
+          and(
+            eq(steps.state, "running"),
+            pg
+              ? or(
+                  and(isNull(steps.leaseOwner), lte(steps.leaseExpiresAt, now)),
+                  and(isNotNull(steps.leaseOwner), lte(plusSeconds(store.dialect, steps.startedAt, steps.timeoutS), now)),
+                )
+              : lte(steps.leaseExpiresAt, now),
+          ),
+        ),
+    ),
+    /** Running passive steps whose event (a column of their job, see orchestrator.ts WAIT_EVENTS) already happened. */
+    satisfiedWaits: hot<{ id: number; attempt: number; name: string; agentSeenAt: Date | null; installDoneAt: Date | null }[]>(store, "all", (db, { steps, jobs }) =>
+      db
+        .select({ id: steps.id, attempt: steps.attempt, name: steps.name, agentSeenAt: jobs.agentSeenAt, installDoneAt: jobs.installDoneAt })
+        .from(steps)
+        .innerJoin(jobs, eq(jobs.id, steps.jobId))
+        .where(
+          and(
+            eq(steps.state, "running"),
+            or(and(eq(steps.name, "wait_agent"), isNotNull(jobs.agentSeenAt)), and(eq(steps.name, "wait_install"), isNotNull(jobs.installDoneAt))),
+          ),
+        ),
+    ),
+    dueRetries: hot<{ jobId: number }[]>(store, "all", (db, { steps }) =>
+      db
+        .selectDistinct({ jobId: steps.jobId })
+        .from(steps)
+        .where(and(eq(steps.state, "pending"), lte(steps.nextAttemptAt, now))),
+    ),
+    job: hot<JobRow | undefined>(store, "get", (db, { jobs }) => db.select().from(jobs).where(eq(jobs.id, id))),
+    /** The job's row, locked for the rest of the transaction on PostgreSQL (one process advances a job at a time). */
+    jobForUpdate: hot<JobRow | undefined>(store, "get", (db, { jobs }) => {
+      const q = db.select().from(jobs).where(eq(jobs.id, id));
+      return pg ? q.for("update") : q;
+    }),
+    stepsOfJob: hot<StepRow[]>(store, "all", (db, { steps }) => db.select().from(steps).where(eq(steps.jobId, id)).orderBy(asc(steps.group), asc(steps.id))),
+    step: hot<StepRow | undefined>(store, "get", (db, { steps }) => db.select().from(steps).where(eq(steps.id, id))),
+    /** A step's row, locked for the rest of the transaction on PostgreSQL (outcomes of one step are taken one at a time). */
+    stepForUpdate: hot<StepRow | undefined>(store, "get", (db, { steps }) => {
+      const q = db.select().from(steps).where(eq(steps.id, id));
+      return pg ? q.for("update") : q;
+    }),
+    readySteps: hot<StepRow[]>(store, "all", (db, { steps }) =>
+      db
+        .select()
+        .from(steps)
+        .where(and(eq(steps.jobId, id), eq(steps.state, "ready"))),
+    ),
+    runningWait: hot<{ id: number; attempt: number } | undefined>(store, "get", (db, { steps }) =>
+      db
+        .select({ id: steps.id, attempt: steps.attempt })
+        .from(steps)
+        .where(and(eq(steps.jobId, id), eq(steps.state, "running"), eq(steps.name, sql.placeholder("name")))),
+    ),
+    readyStep: hot<void>(store, "run", (db, { steps }) => db.update(steps).set({ state: "ready" }).where(eq(steps.id, id))),
+    /** Lease a step to a runner (an agent, or a passive wait; a server step on SQLite) until its timeout. */
+    claimStep: hot<StepRow>(store, "get", (db, { steps }) =>
+      db
+        .update(steps)
+        .set({ state: "running", attempt: ph("attempt"), startedAt: ph("at"), leaseExpiresAt: ph("lease"), nextAttemptAt: null })
+        .where(eq(steps.id, id))
+        .returning(),
+    ),
+    succeedStep: hot<void>(store, "run", (db, { steps }) =>
+      db
+        .update(steps)
+        .set({ state: "succeeded", leaseOwner: null, leaseExpiresAt: null, finishedAt: ph("at"), error: null, result: ph("result") })
+        .where(eq(steps.id, id)),
+    ),
+    finishStep: hot<void>(store, "run", (db, { steps }) =>
+      db
+        .update(steps)
+        .set({
+          state: ph("state"),
+          leaseOwner: null,
+          leaseExpiresAt: null,
+          nextAttemptAt: ph("nextAttemptAt"),
+          finishedAt: ph("finishedAt"),
+          error: ph("error"),
+          result: ph("result"),
+        })
+        .where(eq(steps.id, id)),
+    ),
+  };
+}
+export type HotQueries = ReturnType<typeof prepareQueries>;

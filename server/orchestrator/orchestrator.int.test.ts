@@ -93,7 +93,7 @@ describe("an inspection through the agent protocol", () => {
   it("runs server steps, hands the agent its step, ingests logs idempotently and finishes the lifecycle", async () => {
     const { id, mac } = availableMachine();
     rec.calls.length = 0;
-    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     expect(machineState(id).state).toBe("inspecting");
     await until("power cycle", () => rec.calls.includes(`powerCycle(${id})`));
     // Group 0 ran both of its steps (in parallel) before group 1's power cycle.
@@ -130,7 +130,7 @@ describe("an inspection through the agent protocol", () => {
 describe("agent API safety", () => {
   it("takes inventory from a job's first lookup only, and records a second lookup as an event", async () => {
     const { id, mac } = availableMachine();
-    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     const first = await until("first lookup", async () => {
       const r = await agent("/lookup", { nonce: nonceOf(id), macs: [mac], inventory: { cpus: 4 } });
       return r.status === 200 ? r : null;
@@ -156,8 +156,8 @@ describe("agent API safety", () => {
     );
     const a = availableMachine();
     const b = availableMachine();
-    performAction(app.domain, a.id, "inspect", "user:test");
-    performAction(app.domain, b.id, "inspect", "user:test");
+    await performAction(app.domain, a.id, "inspect", "user:test");
+    await performAction(app.domain, b.id, "inspect", "user:test");
     const refusals = () => app.domain.db.select().from(events).where(and(eq(events.machineId, a.id), eq(events.kind, "agent.lookup_refused"))).all();
     // The MAC alone (every viewer sees it) is no credential.
     const bare = await agent("/lookup", { macs: [a.mac], inventory: { forged: true } });
@@ -197,16 +197,16 @@ describe("agent API safety", () => {
     expect((await agent("/lookup", { macs: [a.mac], nonce: rendered })).status).toBe(200);
     expect(app.domain.db.select().from(events).where(and(eq(events.machineId, a.id), eq(events.kind, "agent.relookup"))).all()).toHaveLength(1);
     // Once the machine leaves its netboot state, that boot's nonce is worth nothing.
-    performAction(app.domain, a.id, "abort", "user:test");
-    performAction(app.domain, b.id, "abort", "user:test");
+    await performAction(app.domain, a.id, "abort", "user:test");
+    await performAction(app.domain, b.id, "abort", "user:test");
     expect((await agent("/lookup", { macs: [a.mac], nonce: rendered })).status).toBe(401);
   });
 
   it("refuses calls without a token, with a wrong one, or with another job's token", async () => {
     const a = availableMachine();
     const b = availableMachine();
-    performAction(app.domain, a.id, "inspect", "user:test");
-    performAction(app.domain, b.id, "inspect", "user:test");
+    await performAction(app.domain, a.id, "inspect", "user:test");
+    await performAction(app.domain, b.id, "inspect", "user:test");
     const ta = (await agent("/lookup", { macs: [a.mac], nonce: nonceOf(a.id) })).body.token;
     const tb = (await agent("/lookup", { macs: [b.mac], nonce: nonceOf(b.id) })).body.token;
     expect((await agent("/heartbeat", { waitS: 0 })).status).toBe(401);
@@ -224,7 +224,7 @@ describe("agent API safety", () => {
     const big = JSON.stringify({ macs: ["a"], inventory: { x: "y".repeat(300_000) } });
     expect((await agent("/lookup", null, undefined, { body: big })).status).toBe(413);
     const { id, mac } = availableMachine();
-    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const step = await nextStep(token);
     const bad = await agent(`/steps/${step.id}/logs`, { lines: [{ seq: 0, ts: 1, text: "ok" }, { seq: -1, ts: 1, text: "bad" }] }, token);
@@ -237,7 +237,7 @@ describe("agent API safety", () => {
 describe("retries, failures and cancellation", () => {
   it("retries a transient agent failure and succeeds on the next attempt; a stale report is refused", async () => {
     const { id, mac } = availableMachine();
-    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const first = await nextStep(token);
     expect((await agent(`/steps/${first.id}/result`, { attempt: 1, ok: false, error: { transient: true, message: "disk busy" } }, token)).status).toBe(200);
@@ -252,17 +252,17 @@ describe("retries, failures and cancellation", () => {
   it("retries a transient server-step failure (BMC unreachable) by itself", async () => {
     const { id } = availableMachine();
     rec.failNext("setBootDevice", new AppError("BMC_UNREACHABLE", "BMC 10.0.0.1 does not answer"));
-    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     await until("second attempt", () =>
       app.domain.db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, "set_boot_device"))).get()?.state === "succeeded",
     );
     expect(app.domain.db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, "set_boot_device"))).get()!.attempt).toBe(2);
-    performAction(app.domain, id, "abort", "user:test");
+    await performAction(app.domain, id, "abort", "user:test");
   });
 
   it("fails the job and the machine on a permanent failure, with the message", async () => {
     const { id, mac } = availableMachine();
-    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const step = await nextStep(token);
     await agent(`/steps/${step.id}/result`, { attempt: 1, ok: false, error: { transient: false, message: "no disks found" } }, token);
@@ -270,15 +270,15 @@ describe("retries, failures and cancellation", () => {
     expect(jobOf(jobId).error).toBe("inventory: no disks found");
     expect(machineState(id)).toMatchObject({ state: "inspect_failed", lastError: "inventory: no disks found" });
     // Retry starts a new job of the same kind.
-    const retry = performAction(app.domain, id, "retry", "user:test");
+    const retry = await performAction(app.domain, id, "retry", "user:test");
     expect(retry).toMatchObject({ from: "inspect_failed", to: "inspecting" });
     expect(jobOf(retry.jobId!).kind).toBe("inspect");
-    performAction(app.domain, id, "abort", "user:test");
+    await performAction(app.domain, id, "abort", "user:test");
   });
 
   it("cancels a job: the agent's long-poll ends at once and the machine is aborted, nothing powered off", async () => {
     const { id, mac } = availableMachine();
-    const jobId = performAction(app.domain, id, "inspect", "user:test").jobId!;
+    const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const s = await nextStep(token);
     expect(s).toBeTruthy();
@@ -286,7 +286,7 @@ describe("retries, failures and cancellation", () => {
     const started = Date.now();
     const poll = agent("/heartbeat", { waitS: 20 }, token);
     await new Promise((r) => setTimeout(r, 100));
-    performAction(app.domain, id, "abort", "user:test");
+    await performAction(app.domain, id, "abort", "user:test");
     const r = await poll;
     expect(Date.now() - started).toBeLessThan(5000);
     expect(r.body).toMatchObject({ done: true, jobState: "cancelled", steps: [] });
@@ -299,11 +299,11 @@ describe("retries, failures and cancellation", () => {
 
   it("allows one active job per machine", async () => {
     const { id } = availableMachine();
-    performAction(app.domain, id, "inspect", "user:test");
-    expect(() => performAction(app.domain, id, "abort", "user:test")).not.toThrow();
-    const jobId = performAction(app.domain, id, "retry", "user:test").jobId!;
-    expect(() => performAction(app.domain, id, "inspect", "user:test")).toThrow(/not allowed|already runs/);
-    performAction(app.domain, id, "abort", "user:test");
+    await performAction(app.domain, id, "inspect", "user:test");
+    await expect(performAction(app.domain, id, "abort", "user:test")).resolves.toBeDefined();
+    const jobId = (await performAction(app.domain, id, "retry", "user:test")).jobId!;
+    await expect(performAction(app.domain, id, "inspect", "user:test")).rejects.toThrow(/not allowed|already runs/);
+    await performAction(app.domain, id, "abort", "user:test");
     expect(jobOf(jobId).state).toBe("cancelled");
   });
 });

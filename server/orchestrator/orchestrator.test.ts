@@ -41,22 +41,22 @@ function engine(ports: MachinePorts = ok) {
 describe("Orchestrator with a controlled clock", () => {
   it("times out an agent step whose lease expires, retries it, then fails the job after the last attempt", async () => {
     const o = engine();
-    o.start();
-    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await o.start();
+    const { jobId } = await startJob(h.domain, { machineId, kind: "inspect" }, "test");
     await until("wait_agent running", () => stepNamed(jobId, "wait_agent").state === "running");
     // Server groups ran; now the agent is "seen" and the inventory step is handed out.
     h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
-    o.tick();
-    await until("inventory ready", () => (o.tick(), stepNamed(jobId, "inventory").state === "ready"));
+    await o.tick();
+    await until("inventory ready", async () => (await o.tick(), stepNamed(jobId, "inventory").state === "ready"));
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const claimed = o.claimAgentSteps(jobId);
+      const claimed = await o.claimAgentSteps(jobId);
       expect(claimed).toEqual([expect.objectContaining({ name: "inventory", attempt })]);
       clock += 301_000; // past the 300 s timeout
-      o.tick();
+      await o.tick();
       if (attempt < 3) {
         expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "pending", error: "inventory timed out after 300 s" });
         clock += 60_000; // past the backoff
-        o.tick();
+        await o.tick();
       }
     }
     await until("job failed", () => h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.state === "failed");
@@ -77,21 +77,21 @@ describe("Orchestrator with a controlled clock", () => {
       },
     };
     const first = engine(hanging);
-    first.start();
-    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await first.start();
+    const { jobId } = await startJob(h.domain, { machineId, kind: "inspect" }, "test");
     await until("power cycle running", () => stepNamed(jobId, "power_cycle").state === "running");
     expect(stepNamed(jobId, "power_cycle")).toMatchObject({ state: "running", attempt: 1 });
     // The process "dies" here: its in-flight power cycle never reports.
     const firstStopped = first.stop();
     const second = engine(ok);
-    second.start();
+    await second.start();
     await until("wait_agent running", () => stepNamed(jobId, "wait_agent").state === "running");
     expect(stepNamed(jobId, "power_cycle")).toMatchObject({ state: "succeeded", attempt: 1 });
     expect(stepNamed(jobId, "wait_agent").state).toBe("running");
     // The stopped process's in-flight call ends: its outcome is dropped (the stopping guard), the step stays succeeded.
     release();
     await firstStopped;
-    expect(first.complete(stepNamed(jobId, "power_cycle").id, 1, { ok: false, transient: false, message: "late" })).toBe(false);
+    expect(await first.complete(stepNamed(jobId, "power_cycle").id, 1, { ok: false, transient: false, message: "late" })).toBe(false);
     expect(stepNamed(jobId, "power_cycle").state).toBe("succeeded");
     expect(calls).toEqual(["target:agent", "cycle"]);
     await second.stop();
@@ -99,44 +99,44 @@ describe("Orchestrator with a controlled clock", () => {
 
   it("refuses a late report from an attempt that timed out: only the attempt holding the lease counts", async () => {
     const o = engine();
-    o.start();
-    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await o.start();
+    const { jobId } = await startJob(h.domain, { machineId, kind: "inspect" }, "test");
     await until("wait_agent running", () => stepNamed(jobId, "wait_agent").state === "running");
     h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
-    await until("inventory ready", () => (o.tick(), stepNamed(jobId, "inventory").state === "ready"));
-    const [first] = o.claimAgentSteps(jobId);
+    await until("inventory ready", async () => (await o.tick(), stepNamed(jobId, "inventory").state === "ready"));
+    const [first] = await o.claimAgentSteps(jobId);
     expect(first).toMatchObject({ name: "inventory", attempt: 1 });
     clock += 301_000; // attempt 1 times out
-    o.tick();
+    await o.tick();
     expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "pending", attempt: 1 });
     clock += 60_000; // past the backoff: attempt 2 is handed out and claimed
-    await until("inventory ready again", () => (o.tick(), stepNamed(jobId, "inventory").state === "ready"));
-    expect(o.claimAgentSteps(jobId)).toEqual([expect.objectContaining({ name: "inventory", attempt: 2 })]);
+    await until("inventory ready again", async () => (await o.tick(), stepNamed(jobId, "inventory").state === "ready"));
+    expect(await o.claimAgentSteps(jobId)).toEqual([expect.objectContaining({ name: "inventory", attempt: 2 })]);
     // The engine is running (not stopping) and the step is running: only the attempt number tells the two apart.
     expect(o.stopped).toBe(false);
     expect(stepNamed(jobId, "inventory").state).toBe("running");
-    expect(o.complete(first!.id, 1, { ok: false, transient: false, message: "late answer of attempt 1" })).toBe(false);
+    expect(await o.complete(first!.id, 1, { ok: false, transient: false, message: "late answer of attempt 1" })).toBe(false);
     expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "running", attempt: 2, error: "inventory timed out after 300 s" });
     expect(h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.state).toBe("running");
     // The attempt that holds the lease counts.
-    expect(o.complete(first!.id, 2, { ok: true })).toBe(true);
+    expect(await o.complete(first!.id, 2, { ok: true })).toBe(true);
     expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "succeeded", attempt: 2 });
     await o.stop();
   });
 
   it("keeps an agent step's lease across a restart, so the agent's report still counts", async () => {
     const o = engine();
-    o.start();
-    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await o.start();
+    const { jobId } = await startJob(h.domain, { machineId, kind: "inspect" }, "test");
     await until("wait_agent running", () => stepNamed(jobId, "wait_agent").state === "running");
     h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
-    await until("inventory ready", () => (o.tick(), stepNamed(jobId, "inventory").state === "ready"));
-    const [s] = o.claimAgentSteps(jobId);
+    await until("inventory ready", async () => (await o.tick(), stepNamed(jobId, "inventory").state === "ready"));
+    const [s] = await o.claimAgentSteps(jobId);
     await o.stop();
     const again = engine();
-    again.start();
+    await again.start();
     expect(stepNamed(jobId, "inventory")).toMatchObject({ state: "running", attempt: 1 });
-    expect(again.complete(s!.id, 1, { ok: true })).toBe(true);
+    expect(await again.complete(s!.id, 1, { ok: true })).toBe(true);
     expect(stepNamed(jobId, "inventory").state).toBe("succeeded");
     await again.stop();
   });
@@ -147,11 +147,11 @@ describe("Orchestrator driven by events alone (no tick)", () => {
 
   it("ends wait_agent when the agent is seen, and hands out the next step at once", async () => {
     const o = engine();
-    o.start();
-    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await o.start();
+    const { jobId } = await startJob(h.domain, { machineId, kind: "inspect" }, "test");
     await until("wait_agent running", () => stepNamed(jobId, "wait_agent").state === "running");
     h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
-    o.agentSeen(jobId, clock);
+    await o.agentSeen(jobId, clock);
     expect(stepNamed(jobId, "wait_agent")).toMatchObject({ state: "succeeded", result: { agentSeenAt: clock } });
     await until("inventory ready", () => stepNamed(jobId, "inventory").state === "ready");
     await o.stop();
@@ -160,12 +160,12 @@ describe("Orchestrator driven by events alone (no tick)", () => {
   it("lets a wait_agent whose agent looked up early succeed as it starts, in the same pass", async () => {
     let release: () => void = () => {};
     const o = engine({ ...ok, powerCycle: () => new Promise<void>((r) => (release = r)) });
-    o.start();
-    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await o.start();
+    const { jobId } = await startJob(h.domain, { machineId, kind: "inspect" }, "test");
     await until("power cycle running", () => stepNamed(jobId, "power_cycle").state === "running");
     // The agent booted and looked up before the power cycle's confirmation came back.
     h.db.update(jobs).set({ agentSeenAt: new Date(clock) }).where(eq(jobs.id, jobId)).run();
-    o.agentSeen(jobId, clock);
+    await o.agentSeen(jobId, clock);
     expect(stepNamed(jobId, "wait_agent").state).toBe("pending");
     release();
     await until("inventory ready", () => stepNamed(jobId, "inventory").state === "ready");
@@ -178,10 +178,10 @@ describe("Orchestrator driven by events alone (no tick)", () => {
   it("ends a running wait_install when the installer reports", async () => {
     transition(h.domain, machineId, "provide", { actor: "test" });
     const o = engine();
-    o.start();
-    const { jobId } = startJob(h.domain, { machineId, kind: "deploy_installer" }, "test");
+    await o.start();
+    const { jobId } = await startJob(h.domain, { machineId, kind: "deploy_installer" }, "test");
     await until("wait_install running", () => stepNamed(jobId, "wait_install").state === "running");
-    expect(o.installDone(machineId)).toBe(true);
+    expect(await o.installDone(machineId)).toBe(true);
     expect(stepNamed(jobId, "wait_install").state).toBe("succeeded");
     await until("job succeeded", () => jobState(jobId) === "succeeded");
     await o.stop();
@@ -199,19 +199,19 @@ describe("Orchestrator driven by events alone (no tick)", () => {
     let cycles = 0;
     // The first power cycle boots the installer; the one that boots the disk fails for good.
     const o = engine({ ...ok, powerCycle: async () => void (++cycles === 2 && (await Promise.reject(new StepFailure("BMC gone", false)))) });
-    o.start();
-    const { jobId } = performAction(h.domain, machineId, "deploy", "user:test") as { jobId: number };
+    await o.start();
+    const { jobId } = (await performAction(h.domain, machineId, "deploy", "user:test")) as { jobId: number };
     await until("wait_install running", () => stepNamed(jobId, "wait_install").state === "running");
-    expect(o.installDone(machineId)).toBe(true);
+    expect(await o.installDone(machineId)).toBe(true);
     await until("job failed", () => jobState(jobId) === "failed");
     expect(h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.kind).toBe("deploy_installer");
-    const { jobId: retry } = performAction(h.domain, machineId, "retry", "user:test") as { jobId: number };
+    const { jobId: retry } = (await performAction(h.domain, machineId, "retry", "user:test")) as { jobId: number };
     expect(retry).not.toBe(jobId);
     await until("the retry's wait_install started", () => stepNamed(retry, "wait_install").state !== "pending");
-    o.tick();
+    await o.tick();
     await nextPass();
     expect(stepNamed(retry, "wait_install").state).toBe("running");
-    expect(o.installDone(machineId)).toBe(true);
+    expect(await o.installDone(machineId)).toBe(true);
     await until("retry succeeded", () => jobState(retry) === "succeeded");
     await o.stop();
   });
@@ -224,8 +224,8 @@ describe("Orchestrator driven by events alone (no tick)", () => {
         if (++cycles === 1) throw new StepFailure("BMC busy", true);
       },
     });
-    o.start();
-    const { jobId } = startJob(h.domain, { machineId, kind: "inspect" }, "test");
+    await o.start();
+    const { jobId } = await startJob(h.domain, { machineId, kind: "inspect" }, "test");
     await until("power cycle waits for its retry", () => stepNamed(jobId, "power_cycle").state === "pending" && cycles === 1);
     // The backoff (random 0: half of the 2 s base) passes on the controlled clock too, before the wake-up fires.
     clock += 1000;

@@ -1,20 +1,29 @@
-import { and, eq, sql } from "drizzle-orm";
+import os from "node:os";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { LogLineDto, StepState } from "../../lib/jobs";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Domain } from "../context";
-import { jobs, steps } from "../db/schema";
-import { closeJob, type Tx } from "./job-state";
+import { claimSteps, renewSteps } from "../db/pg/leases";
+import type { PgDb } from "../db/pg/client";
+import { greatest } from "../db/sql";
+import { storeOf, type Store, type StoreTx } from "../db/store";
+import { closeJob } from "./job-state";
 import { classify, type MachinePorts } from "./ports";
-import { jsonText, prepareQueries } from "./orchestrator-queries";
+import { jsonText, prepareQueries, type HotQueries, type JobRow, type StepRow } from "./orchestrator-queries";
 import { decide, type StepOutcome } from "./retry";
-
-type StepRow = typeof steps.$inferSelect;
 
 export interface OrchestratorOptions {
   /** How often leases, retries and passive waits are checked (ms). */
   tickMs?: number;
   now?: () => number;
   random?: () => number;
+  /**
+   * PostgreSQL: this process's name in step leases (server/db/pg/leases.ts), `<host>:<pid>` by default. Several
+   * processes on one database must have different owners.
+   */
+  owner?: string;
+  /** PostgreSQL: a server step's lease (renewed every third of it while the step runs); 15 s by default. */
+  leaseMs?: number;
 }
 
 /**
@@ -27,10 +36,20 @@ type PassiveStep = keyof typeof WAIT_EVENTS;
 type WaitEvent = (typeof WAIT_EVENTS)[PassiveStep];
 const PASSIVE = new Set<string>(Object.keys(WAIT_EVENTS));
 
+/** A process's default lease owner: host and pid, in the characters lease owners allow. */
+export function defaultOwner(): string {
+  return `${os.hostname().replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 100) || "host"}:${process.pid}`;
+}
+
 /**
  * Runs jobs: advances each running job group by group, runs server steps, hands agent steps to agents, applies
  * timeouts (leases) and the retry policy, and finishes jobs with the machine's lifecycle transition.
- * All state is in SQLite, so a restart resumes where the last commit left off.
+ * All state is in the database (the Store), so a restart resumes where the last commit left off.
+ *
+ * Server steps: on SQLite the one process runs them as it starts them (the step's lease is its timeout). On
+ * PostgreSQL several processes may share the database: a started server step becomes `ready`, and whichever process
+ * claims it (`claimSteps`, FOR UPDATE SKIP LOCKED, lease owner = this process) runs it, renewing the lease while it
+ * runs; a step whose holder died is taken over when its lease lapses (server/db/pg/leases.ts).
  */
 export class Orchestrator {
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -43,8 +62,16 @@ export class Orchestrator {
   private readonly now: () => number;
   private unsubscribe: (() => void) | null = null;
   private stopping = false;
+  private readonly store: Store;
+  /** PostgreSQL: the server steps this process holds (id → attempt), renewed while they run. */
+  private readonly held = new Map<number, number>();
+  private renewTimer: ReturnType<typeof setInterval> | null = null;
+  private claiming: Promise<void> | null = null;
+  private claimAgain = false;
+  readonly owner: string;
+  private readonly leaseMs: number;
 
-  private readonly queries: ReturnType<typeof prepareQueries>;
+  private readonly queries: HotQueries;
 
   constructor(
     private readonly d: Domain,
@@ -52,49 +79,75 @@ export class Orchestrator {
     private readonly opts: OrchestratorOptions = {},
   ) {
     this.now = opts.now ?? Date.now;
-    this.queries = prepareQueries(d.db);
+    this.store = storeOf(d);
+    this.queries = prepareQueries(this.store);
+    this.owner = opts.owner ?? defaultOwner();
+    this.leaseMs = opts.leaseMs ?? 15_000;
+  }
+
+  private get pg(): boolean {
+    return this.store.dialect === "postgres";
   }
 
   get stopped(): boolean {
     return this.stopping;
   }
 
-  /** Resume after a (crash-)restart, then run. */
-  start(): void {
-    this.recover();
+  /** Resume after a (crash-)restart, then run. Resolves after the first pass. */
+  start(): Promise<void> {
     this.unsubscribe = this.d.bus.subscribe((e) => {
       if (e.type !== "job.changed") return;
       if (e.state === "running") this.markDirty(e.jobId);
       else this.wake(e.jobId); // finished or cancelled: release the agent's long-poll
     });
-    this.timer = setInterval(() => this.tick(), this.opts.tickMs ?? 1000);
+    this.timer = setInterval(() => void this.tick(), this.opts.tickMs ?? 1000);
     this.timer.unref();
-    this.tick();
+    if (this.pg) {
+      this.renewTimer = setInterval(() => void this.track(this.renew()), Math.max(100, Math.floor(this.leaseMs / 3)));
+      this.renewTimer.unref();
+    }
+    return this.track((async () => (await this.recover(), await this.tickOnce()))());
   }
 
-  /** Stop ticking and wait for server steps in flight (their outcomes are still recorded). */
+  /** Stop ticking and wait for server steps and passes in flight (their outcomes are still recorded). */
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = null;
     for (const t of this.retryTimers) clearTimeout(t);
     this.retryTimers.clear();
     this.unsubscribe?.();
     for (const set of this.waiters.values()) for (const wake of set) wake();
-    await Promise.allSettled([...this.inFlight]);
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** Keep a background promise for stop(); its failure is logged, never thrown into the event loop. */
+  private track(p: Promise<unknown>): Promise<void> {
+    const q = p.then(
+      () => undefined,
+      (err: unknown) => this.d.log.error("orchestrator pass failed", { error: String(err) }),
+    );
+    this.inFlight.add(q);
+    void q.finally(() => this.inFlight.delete(q));
+    return q;
   }
 
   /**
-   * Server steps that were running when the process died ran in that process: run them again (server steps are
-   * idempotent: set a boot device, power on). Agent steps keep their leases: the agent may still report.
+   * SQLite: server steps that were running when the process died ran in that process: run them again (server steps
+   * are idempotent: set a boot device, power on). Agent steps keep their leases: the agent may still report.
+   * PostgreSQL: other processes may be running theirs; a dead process's steps are taken over when their leases lapse.
    */
-  private recover(): void {
-    const db = this.d.db;
-    db.update(steps)
-      .set({ state: "pending", leaseExpiresAt: null, attempt: sql`max(${steps.attempt} - 1, 0)` })
-      .where(and(eq(steps.state, "running"), eq(steps.runner, "server")))
-      .run();
-    for (const j of db.select({ id: jobs.id }).from(jobs).where(eq(jobs.state, "running")).all()) this.dirty.add(j.id);
+  private async recover(): Promise<void> {
+    const { db, t } = this.store;
+    if (!this.pg) {
+      await db
+        .update(t.steps)
+        .set({ state: "pending", leaseExpiresAt: null, attempt: sql`${greatest(this.store.dialect, sql`${t.steps.attempt} - 1`, 0)}` })
+        .where(and(eq(t.steps.state, "running"), eq(t.steps.runner, "server")));
+    }
+    for (const j of await db.select({ id: t.jobs.id }).from(t.jobs).where(eq(t.jobs.state, "running"))) this.dirty.add(j.id);
   }
 
   markDirty(jobId: number): void {
@@ -114,73 +167,90 @@ export class Orchestrator {
     this.pendingTick = true;
     setImmediate(() => {
       this.pendingTick = false;
-      this.drain();
+      void this.track(this.drain());
     });
   }
 
-  /** One full pass (the timer's): expired leases, satisfied waits, due retries, then advance every job that changed. */
-  tick(): void {
-    if (this.stopping) return;
+  /**
+   * One full pass (the timer's): expired leases, satisfied waits, due retries, then advance every job that changed;
+   * on PostgreSQL also server steps left ready or whose holder's lease lapsed.
+   */
+  tick(): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return this.track(this.tickOnce());
+  }
+
+  private async tickOnce(): Promise<void> {
     const now = this.now();
     const q = this.queries;
-    for (const s of q.expired.all({ now })) {
-      this.complete(s.id, s.attempt, { ok: false, transient: true, message: `${s.name} timed out after ${s.timeoutS} s` });
+    const db = this.store.db;
+    for (const s of await q.expired(db, { now: q.at(now) })) {
+      await this.complete(s.id, s.attempt, { ok: false, transient: true, message: `${s.name} timed out after ${s.timeoutS} s` }, { anyOwner: true });
     }
     // Waits are normally completed by the event itself (agentSeen, installDone) or when they start; this catches
     // an event recorded in a window between the two (and what a restart left behind).
-    for (const w of q.satisfiedWaits.all()) this.complete(w.id, w.attempt, { ok: true, result: waitSatisfied(w, w.name)! });
-    for (const r of q.dueRetries.all({ now })) this.dirty.add(r.jobId);
-    this.drain();
+    for (const w of await q.satisfiedWaits(db)) await this.complete(w.id, w.attempt, { ok: true, result: waitSatisfied(w, w.name)! });
+    for (const r of await q.dueRetries(db, { now: q.at(now) })) this.dirty.add(r.jobId);
+    await this.drain();
+    if (this.pg) this.claimServerSteps();
   }
 
-  private drain(): void {
+  private async drain(): Promise<void> {
     if (this.stopping) return;
     const jobIds = [...this.dirty];
     this.dirty.clear();
-    for (const id of jobIds) this.advance(id);
+    let readied = false;
+    for (const id of jobIds) if (await this.advance(id)) readied = true;
+    if (readied) this.claimServerSteps();
   }
 
   /**
    * Move one job forward: finish it, or start what its current group allows. A passive step whose event already
    * happened (the agent looked up during the power cycle) succeeds as it starts, and the next group follows in the
-   * same transaction.
+   * same transaction. Returns whether it made server steps ready (PostgreSQL: to be claimed).
    */
-  private advance(jobId: number): void {
+  private async advance(jobId: number): Promise<boolean> {
+    if (this.stopping) return false;
     const now = this.now();
     const live: LiveEvent[] = [];
     const toRun: { step: StepRow; machineId: number }[] = [];
     let readied = false;
+    let serverReady = false;
     const q = this.queries;
-    this.d.db.transaction((tx) => {
-      // Prepared on the same connection, so they read inside this transaction.
-      const job = q.job.get({ id: jobId });
+    const at = q.at(now);
+    await this.store.transaction(async (tx) => {
+      // On PostgreSQL the job's row is locked: one process advances a job at a time.
+      const job = await q.jobForUpdate(tx, { id: jobId });
       if (!job || job.state !== "running") return;
       for (;;) {
-        const all = q.stepsOfJob.all({ id: jobId });
+        const all = await q.stepsOfJob(tx, { id: jobId });
         const open = all.filter((s) => s.state !== "succeeded");
-        if (open.length === 0) return void live.push(...this.finish(tx, job, null));
+        if (open.length === 0) return void live.push(...(await this.finish(tx, job, null)));
         const group = open[0]!.group;
         const current = all.filter((s) => s.group === group);
         const failed = current.find((s) => s.state === "failed");
-        if (failed) return void live.push(...this.finish(tx, job, `${failed.name}: ${failed.error ?? "failed"}`));
+        if (failed) return void live.push(...(await this.finish(tx, job, `${failed.name}: ${failed.error ?? "failed"}`)));
         const satisfied = new Set<number>();
         for (const s of current) {
           if (s.state !== "pending" || (s.nextAttemptAt && s.nextAttemptAt.getTime() > now)) continue;
-          if (s.runner === "agent") {
-            q.readyStep.run({ id: s.id });
-            readied = true;
+          const passive = PASSIVE.has(s.name);
+          if (s.runner === "agent" || (this.pg && !passive)) {
+            // Agent steps wait for the agent's long-poll; on PostgreSQL server steps wait for a process's claim.
+            await q.readyStep(tx, { id: s.id });
+            if (s.runner === "agent") readied = true;
+            else serverReady = true;
             live.push(stepChanged(job, s, "ready"));
             continue;
           }
-          const claimed = q.claimStep.get({ id: s.id, attempt: s.attempt + 1, at: now, lease: now + s.timeoutS * 1000 });
-          const result = PASSIVE.has(s.name) ? waitSatisfied(job, s.name) : null;
+          const claimed = await q.claimStep(tx, { id: s.id, attempt: s.attempt + 1, at, lease: q.at(now + s.timeoutS * 1000) });
+          const result = passive ? waitSatisfied(job, s.name) : null;
           if (result) {
-            q.succeedStep.run({ id: s.id, at: now, result: jsonText(result) });
+            await q.succeedStep(tx, { id: s.id, at, result: jsonText(result) });
             live.push(stepChanged(job, claimed, "succeeded"));
             satisfied.add(s.id);
           } else {
             live.push(stepChanged(job, claimed, "running"));
-            if (!PASSIVE.has(s.name)) toRun.push({ step: claimed, machineId: job.machineId });
+            if (!passive) toRun.push({ step: claimed, machineId: job.machineId });
           }
         }
         // Go on to the next group only when this pass finished the current one by itself (passive steps satisfied).
@@ -190,11 +260,55 @@ export class Orchestrator {
     for (const e of live) this.d.bus.publish(e);
     if (readied) this.wake(jobId);
     for (const r of toRun) this.runServerStep(r.step, r.machineId);
+    return serverReady;
   }
 
   /** Close a job (error null = success) through the job state's owner (job-state.ts closeJob). */
-  private finish(tx: Tx, job: typeof jobs.$inferSelect, error: string | null): LiveEvent[] {
+  private finish(tx: StoreTx, job: JobRow, error: string | null): Promise<LiveEvent[]> {
     return closeJob(this.d, tx, job, { state: error ? "failed" : "succeeded", error, actor: "system", lenient: true, at: new Date(this.now()) });
+  }
+
+  /**
+   * PostgreSQL: take ready server steps, and running ones whose holder's lease lapsed, and run them here. One claim
+   * at a time per process; a request while one runs makes it run once more after.
+   */
+  private claimServerSteps(): void {
+    if (!this.pg || this.stopping) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    const run = async () => {
+      do {
+        this.claimAgain = false;
+        const leases = await claimSteps(this.store.db as unknown as PgDb, this.owner, { limit: 500, leaseMs: this.leaseMs });
+        if (!leases.length) continue;
+        const ids = leases.map((l) => l.id);
+        const { t } = this.store;
+        const rows = await this.store.db
+          .select({ step: t.steps, machineId: t.jobs.machineId, batchId: t.jobs.batchId })
+          .from(t.steps)
+          .innerJoin(t.jobs, eq(t.jobs.id, t.steps.jobId))
+          .where(inArray(t.steps.id, ids));
+        for (const r of rows) {
+          if (r.step.state !== "running" || r.step.leaseOwner !== this.owner) continue;
+          this.held.set(r.step.id, r.step.attempt);
+          this.d.bus.publish(stepChanged(r, r.step, "running"));
+          this.runServerStep(r.step, r.machineId);
+        }
+      } while (this.claimAgain && !this.stopping);
+    };
+    const p = run().finally(() => (this.claiming = null));
+    this.claiming = p;
+    void this.track(p);
+  }
+
+  /** PostgreSQL: extend the leases of the server steps running here; a lost one is no longer this process's. */
+  private async renew(): Promise<void> {
+    if (!this.held.size || this.stopping) return;
+    const ids = [...this.held.keys()];
+    const kept = new Set(await renewSteps(this.store.db as unknown as PgDb, this.owner, ids, this.leaseMs));
+    for (const id of ids) if (!kept.has(id)) this.held.delete(id);
   }
 
   private runServerStep(s: StepRow, machineId: number): void {
@@ -202,8 +316,7 @@ export class Orchestrator {
       (result) => this.complete(s.id, s.attempt, { ok: true, result: result ?? undefined }),
       (err) => this.complete(s.id, s.attempt, { ok: false, ...classify(err) }),
     );
-    this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
+    void this.track(p.finally(() => this.held.delete(s.id)));
   }
 
   private async execute(s: StepRow, m: number): Promise<Record<string, unknown> | void> {
@@ -226,27 +339,30 @@ export class Orchestrator {
 
   /**
    * Record a step's outcome. `attempt` guards against stale reports (a timed-out attempt reporting late):
-   * only the attempt that holds the lease counts. Returns whether the outcome was taken.
+   * only the attempt that holds the lease counts. On PostgreSQL a server step leased to a process takes outcomes
+   * from that process only (a former holder that comes back after a takeover changes nothing), except a timeout
+   * (`anyOwner`), which any process may record. Returns whether the outcome was taken.
    */
-  complete(stepId: number, attempt: number, outcome: StepOutcome): boolean {
+  async complete(stepId: number, attempt: number, outcome: StepOutcome, opts: { anyOwner?: boolean } = {}): Promise<boolean> {
     // After stop() the database may be closing: the outcome is lost, and the lease (or restart recovery) redoes the step.
     if (this.stopping) return false;
     const now = this.now();
     let changed = null as LiveEvent | null;
     let retryAt: number | null = null;
     const q = this.queries;
-    const taken = this.d.db.transaction(() => {
-      const s = q.step.get({ id: stepId });
+    const taken = await this.store.transaction(async (tx) => {
+      const s = await q.stepForUpdate(tx, { id: stepId });
       if (!s || s.state !== "running" || s.attempt !== attempt) return null;
+      if (s.leaseOwner !== null && s.leaseOwner !== this.owner && !opts.anyOwner) return null;
       const next = decide(outcome, s, now, this.opts.random);
-      const job = q.job.get({ id: s.jobId });
+      const job = await q.job(tx, { id: s.jobId });
       if (job) changed = stepChanged(job, s, next.state);
       if (next.state === "pending") retryAt = next.nextAttemptAt;
-      q.finishStep.run({
+      await q.finishStep(tx, {
         id: stepId,
         state: next.state,
-        nextAttemptAt: next.state === "pending" ? next.nextAttemptAt : null,
-        finishedAt: next.state === "pending" ? null : now,
+        nextAttemptAt: next.state === "pending" ? q.at(next.nextAttemptAt) : null,
+        finishedAt: next.state === "pending" ? null : q.at(now),
         error: next.state === "failed" ? next.error : outcome.ok ? null : outcome.message,
         result: jsonText(outcome.ok ? (outcome.result ?? null) : s.result),
       });
@@ -272,9 +388,9 @@ export class Orchestrator {
    * The job's agent looked up (jobs.agent_seen_at is set): a running wait_agent step succeeds now, rather than at
    * the next tick. One that has not started yet succeeds as it starts (advance).
    */
-  agentSeen(jobId: number, at: number): void {
-    const w = this.queries.runningWait.get({ id: jobId, name: "wait_agent" });
-    if (w) this.complete(w.id, w.attempt, { ok: true, result: { agentSeenAt: at } });
+  async agentSeen(jobId: number, at: number): Promise<void> {
+    const w = await this.queries.runningWait(this.store.db, { id: jobId, name: "wait_agent" });
+    if (w) await this.complete(w.id, w.attempt, { ok: true, result: { agentSeenAt: at } });
     else this.markDirty(jobId);
   }
 
@@ -284,29 +400,33 @@ export class Orchestrator {
    * copies); a running wait completes now, a later one as it starts.
    * Returns false when the machine has no running job.
    */
-  installDone(machineId: number): boolean {
-    const job = this.d.db
-      .select({ id: jobs.id })
-      .from(jobs)
-      .where(and(eq(jobs.machineId, machineId), eq(jobs.state, "running")))
-      .get();
-    if (!job) return false;
+  async installDone(machineId: number): Promise<boolean> {
+    const { db, t } = this.store;
     const at = this.now();
-    this.d.db.update(jobs).set({ installDoneAt: new Date(at) }).where(eq(jobs.id, job.id)).run();
-    const w = this.queries.runningWait.get({ id: job.id, name: "wait_install" });
-    if (w) this.complete(w.id, w.attempt, { ok: true, result: { installDoneAt: at } });
+    const [job] = await db
+      .update(t.jobs)
+      .set({ installDoneAt: new Date(at) })
+      .where(and(eq(t.jobs.machineId, machineId), eq(t.jobs.state, "running")))
+      .returning({ id: t.jobs.id });
+    if (!job) return false;
+    const w = await this.queries.runningWait(db, { id: job.id, name: "wait_install" });
+    if (w) await this.complete(w.id, w.attempt, { ok: true, result: { installDoneAt: at } });
     return true;
   }
 
   /** Agent side: claim the job's ready steps (leased until their timeout). */
-  claimAgentSteps(jobId: number): StepRow[] {
+  async claimAgentSteps(jobId: number): Promise<StepRow[]> {
     if (this.stopping) return [];
     const now = this.now();
     const q = this.queries;
-    const { claimed, job } = this.d.db.transaction(() => {
-      const ready = q.readySteps.all({ id: jobId });
-      const job = ready.length ? q.job.get({ id: jobId }) : undefined;
-      const rows = ready.map((s) => q.claimStep.get({ id: s.id, attempt: s.attempt + 1, at: now, lease: now + s.timeoutS * 1000 }));
+    const { claimed, job } = await this.store.transaction(async (tx) => {
+      const job = await q.jobForUpdate(tx, { id: jobId });
+      const ready = job ? await q.readySteps(tx, { id: jobId }) : [];
+      const rows: StepRow[] = [];
+      for (const s of ready) {
+        if (s.runner !== "agent") continue;
+        rows.push(await q.claimStep(tx, { id: s.id, attempt: s.attempt + 1, at: q.at(now), lease: q.at(now + s.timeoutS * 1000) }));
+      }
       return { claimed: rows, job };
     });
     if (job) for (const s of claimed) this.d.bus.publish(stepChanged(job, s, "running"));
@@ -346,7 +466,7 @@ function stepChanged(job: { machineId: number; batchId: number | null }, s: Step
 }
 
 /** What a passive step's wait produced, when its event already happened (null: keep waiting). */
-function waitSatisfied(job: Pick<typeof jobs.$inferSelect, WaitEvent>, name: string): Record<string, unknown> | null {
+function waitSatisfied(job: Pick<JobRow, WaitEvent>, name: string): Record<string, unknown> | null {
   const event = WAIT_EVENTS[name as PassiveStep];
   const at = event ? job[event] : null;
   return at ? { [event]: at.getTime() } : null;

@@ -4,6 +4,7 @@
  * job's log by file name, /metrics, mode off stops it.
  */
 import fs from "node:fs";
+import { storeOf } from "../db/store";
 import http from "node:http";
 import client from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -55,7 +56,7 @@ describe("package proxy: managed apt-cacher-ng", () => {
     h?.close();
   });
 
-  it("runs on the provisioning address with its config under the data dir", () => {
+  it("runs on the provisioning address with its config under the data dir", async () => {
     const s = proxy.status();
     expect(s, s.error ?? "").toMatchObject({ mode: "managed", running: true, url: `http://${SERVER}:${PORT}`, error: null });
     const conf = fs.readFileSync(`${h.dataDir}/proxy/conf/acng.conf`, "utf8");
@@ -88,7 +89,7 @@ describe("package proxy: managed apt-cacher-ng", () => {
     expect(r.status).toBe(404);
     await new Promise((res) => setTimeout(res, 300));
     proxy.poll();
-    const lines = jobLogs(h.domain.db, jobId, -1, 100);
+    const lines = await jobLogs(storeOf(h.domain), jobId, -1, 100);
     expect(lines.map((l) => l.text)).toContain(
       "package proxy: upstream HTTP 404 for rackhand-missing-udeb_1.0_all.udeb (deb.debian.org/debian/pool/main/r/rackhand-missing/rackhand-missing-udeb_1.0_all.udeb)",
     );
@@ -98,7 +99,7 @@ describe("package proxy: managed apt-cacher-ng", () => {
     await viaProxy("http://deb.debian.org/debian/pool/main/r/rackhand-missing/other_1.0_all.udeb", SERVER.replace(/\.1$/, ".78"));
     await new Promise((res) => setTimeout(res, 300));
     proxy.poll();
-    expect(jobLogs(h.domain.db, jobId, -1, 100).some((l) => l.text.includes("other_1.0_all.udeb"))).toBe(false);
+    expect((await jobLogs(storeOf(h.domain), jobId, -1, 100)).some((l) => l.text.includes("other_1.0_all.udeb"))).toBe(false);
   }, 120_000);
 
   it("stops when the mode goes off", async () => {
@@ -111,7 +112,7 @@ describe("package proxy: managed apt-cacher-ng", () => {
 });
 
 describe("acng transfer log lines", () => {
-  it("parses in/out/error lines, keeps the path, refuses other text", () => {
+  it("parses in/out/error lines, keeps the path, refuses other text", async () => {
     expect(parseAcngLogLine("1796585396|O|149482|10.88.0.10|deb.debian.org/debian/dists/bookworm/Release")).toEqual({ ts: 1796585396000, kind: "out", bytes: 149482, client: "10.88.0.10", path: "deb.debian.org/debian/dists/bookworm/Release", code: null });
     expect(parseAcngLogLine("1796585396|E|613|10.88.0.10|deb.debian.org/debian/pool/main/a/apt-setup/apt-mirror-setup_0.182_all.udeb [HTTP error, code: 404]")).toMatchObject({ kind: "error", code: 404, path: "deb.debian.org/debian/pool/main/a/apt-setup/apt-mirror-setup_0.182_all.udeb" });
     expect(parseAcngLogLine("1796585396|I|164|10.88.0.10|x/y.udeb [HTTP error, code: 404]")).toMatchObject({ kind: "in", code: 404 });

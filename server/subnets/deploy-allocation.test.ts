@@ -146,13 +146,13 @@ describe("allocation at deploy", () => {
     const a = await pendingMachine({ v4: tiny, v6, vid: 13 });
     const b = await pendingMachine({ v4: tiny, v6, vid: 14 });
     // Each needs two IPv4 addresses (NIC and VLAN) from a subnet with one: both are skipped, the batch is refused.
-    expect(() => startBatch(h.domain, { selection: { ids: [a, b] }, kind: "deploy", concurrency: 2, failureThresholdPct: 100, confirmCount: 2 }, "user:t")).toThrow(
+    await expect(startBatch(h.domain, { selection: { ids: [a, b] }, kind: "deploy", concurrency: 2, failureThresholdPct: 100, confirmCount: 2 }, "user:t")).rejects.toThrow(
       /cannot be deployed: eno1\.1[34] needs an IPv4 address: Subnet dep-tiny \(10\.93\.0\.0\/30\) has no free address left/,
     );
     expect([...addressesOf(a), ...addressesOf(b)]).toEqual([]);
     // Move a's NIC to the big subnet: a fits (NIC from dep-v4, VLAN from dep-tiny), b does not.
     h.db.update(nics).set({ subnetId: v4 }).where(eq(nics.machineId, a)).run();
-    const r = startBatch(h.domain, { selection: { ids: [a, b] }, kind: "deploy", concurrency: 2, failureThresholdPct: 100, confirmCount: 2 }, "user:t");
+    const r = await startBatch(h.domain, { selection: { ids: [a, b] }, kind: "deploy", concurrency: 2, failureThresholdPct: 100, confirmCount: 2 }, "user:t");
     expect(r.queued).toBe(1);
     expect(r.skipped).toEqual([expect.objectContaining({ machineId: b, error: expect.stringMatching(/has no free address left$/) })]);
     expect(addressesOf(a)).toEqual(expect.arrayContaining(["10.93.0.2 auto"]));

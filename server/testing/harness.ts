@@ -9,7 +9,8 @@ import { createUser } from "../auth/users";
 import { loadConfig, type Config } from "../config";
 import type { Domain } from "../context";
 import { openDatabase } from "../db/client";
-import { users } from "../db/schema";
+import { inArray } from "drizzle-orm";
+import { machines, users } from "../db/schema";
 import { sqliteStore, type Store } from "../db/store";
 import { testPgStore } from "./test-store";
 import { EventBus } from "../events/bus";
@@ -74,6 +75,15 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
     async addUserWithId(id: number, role: Role, name = `${role}-${id}`) {
       db.insert(users).values({ id, name, role, passwordHash: "x", createdAt: new Date() }).run();
       if (store.dialect === "postgres") await store.db.insert(store.t.users).values({ id, name, role, passwordHash: "x", createdAt: new Date() });
+    },
+    /**
+     * PostgreSQL: copy these machines' rows (enrolled through the synchronous SQLite domain: server/machines is not
+     * on the Store yet) into the store, so jobs and batches there can reference them. A no-op on SQLite.
+     */
+    async mirrorMachines(ids: number[]) {
+      if (store.dialect !== "postgres" || ids.length === 0) return;
+      const rows = db.select().from(machines).where(inArray(machines.id, ids)).all();
+      await store.db.insert(store.t.machines).values(rows.map((r) => ({ ...r, rackId: null, osProfileId: null })));
     },
     /** Synchronous, as before; a PostgreSQL store's pool ends in the background (its database stays until the cluster goes). */
     close() {

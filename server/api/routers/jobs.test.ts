@@ -12,7 +12,7 @@ let h: Harness;
 async function machineWithJob(n: number): Promise<{ machineId: number; jobId: number }> {
   const { id } = await h.operator.machines.enroll(machineInput(n));
   transition(h.domain, id, "manage", { actor: "test" });
-  const { jobId } = startJob(h.domain, { machineId: id, kind: "inspect" }, "user:test");
+  const { jobId } = await startJob(h.domain, { machineId: id, kind: "inspect" }, "user:test");
   return { machineId: id, jobId };
 }
 
@@ -35,7 +35,7 @@ describe("jobs.forMachine", () => {
     const { machineId, jobId } = await machineWithJob(1);
     h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, jobId)).run();
     h.db.update(machines).set({ state: "manageable" }).where(eq(machines.id, machineId)).run();
-    const second = startJob(h.domain, { machineId, kind: "inspect" }, "user:test").jobId;
+    const second = (await startJob(h.domain, { machineId, kind: "inspect" }, "user:test")).jobId;
     const list = await h.viewer.jobs.forMachine({ machineId });
     expect(list.map((j) => j.id)).toEqual([second, jobId]);
     expect(list[0]).toMatchObject({ kind: "inspect", state: "running", createdBy: "user:test", machineId });
@@ -111,7 +111,7 @@ describe("power and boot device by hand on a machine that runs a job", () => {
     const bmc = { driver: "fake" as const, address: "10.9.8.7", username: "u", password: "p" };
     const { id: busy } = await h.operator.machines.enroll(machineInput(40, { bmc }));
     const { id: idle } = await h.operator.machines.enroll(machineInput(41, { bmc: { ...bmc, address: "10.9.8.8" } }));
-    const { jobId } = startJob(h.domain, { machineId: busy, kind: "power_cycle" }, "user:test");
+    const { jobId } = await startJob(h.domain, { machineId: busy, kind: "power_cycle" }, "user:test");
     const results = await h.operator.oob.power({ selection: { ids: [busy, idle] }, action: "on" });
     expect(results[0]).toMatchObject({ id: busy, ok: false, code: "MACHINE_BUSY" });
     expect(results[0]!.error).toBe(`power cycle job #${jobId} is running; cancel it before changing the power by hand`);
@@ -150,7 +150,7 @@ describe("retry of a failed deploy", () => {
     // A failed release (clean) is retried with the wipe it was started with.
     h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, again.id)).run();
     h.db.update(machines).set({ state: "deployed" }).where(eq(machines.id, id)).run();
-    const clean = startJob(h.domain, { machineId: id, kind: "clean", params: { wipeMode: "discard" } }, "user:test");
+    const clean = await startJob(h.domain, { machineId: id, kind: "clean", params: { wipeMode: "discard" } }, "user:test");
     h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, clean.jobId)).run();
     h.db.update(machines).set({ state: "clean_failed" }).where(eq(machines.id, id)).run();
     const cleanRetry = await h.operator.machines.action({ id, action: "retry" });

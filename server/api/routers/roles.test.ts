@@ -3,7 +3,7 @@ import { count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Role } from "../../../lib/schemas";
 import { hashPassword } from "../../auth/password";
-import { batches, bmcs, events, machines, nics, racks } from "../../db/schema";
+import { bmcs, events, machines, nics, racks } from "../../db/schema";
 import { transition } from "../../machines/lifecycle";
 import { startPowerAction } from "../../operator/hand-power";
 import { READ_ONLY_MUTATIONS } from "../access";
@@ -68,7 +68,7 @@ describe("roles on every procedure", () => {
     "osProfiles.delete": () => ({ id: fx.profDel }),
     "netboot.saveSettings": () => ({ mode: "off" }),
     "jobs.cancel": () => ({ jobId: fx.job }),
-    "batches.create": () => ({ selection: { ids: [fx.mBatch] }, kind: "inspect" }),
+    "batches.create": () => ({ selection: { ids: [fx.mBatch] }, kind: "power_on" }),
     "batches.resume": () => ({ id: fx.bPaused }),
     "batches.abort": () => ({ id: fx.bRunning }),
     "batches.saveSettings": () => ({ webhookUrl: "http://127.0.0.1:9/hook" }),
@@ -128,9 +128,11 @@ describe("roles on every procedure", () => {
     const bmc = { driver: "fake" as const, address: "10.9.9.9", username: "u", password: "p" };
     fx.mBmc = (await h.operator.machines.enroll(machineInput(5, { bmc }))).id;
     // A running job (no orchestrator in router tests, so it stays running until cancelled).
+    // Power jobs and batches: they move no lifecycle state, which server/machines (not on the Store yet) would write.
     fx.mJob = (await h.operator.machines.enroll(machineInput(6))).id;
     transition(h.domain, fx.mJob, "manage", { actor: "test" });
-    fx.job = startJob(h.domain, { machineId: fx.mJob, kind: "inspect" }, "test").jobId;
+    await h.mirrorMachines([fx.mJob]);
+    fx.job = (await startJob(h.domain, { machineId: fx.mJob, kind: "power_on" }, "test")).jobId;
     // As in production (ensureAdmin), the database holds an enabled admin.
     await h.addUser("root", "admin", "root-password-1");
     fx.userId = (await h.addUser("carol", "viewer", "carol-password-1")).id;
@@ -139,12 +141,13 @@ describe("roles on every procedure", () => {
     const manageable = async (n: number) => {
       const { id } = await h.operator.machines.enroll(machineInput(n, { bmc: { driver: "fake", address: `10.9.10.${n}`, username: "u", password: "p" } }));
       await h.operator.machines.action({ id, action: "manage" });
+      await h.mirrorMachines([id]);
       return id;
     };
     fx.mBatch = await manageable(16);
-    fx.bPaused = (await h.operator.batches.create({ selection: { ids: [await manageable(17)] }, kind: "inspect" })).batchId;
-    h.db.update(batches).set({ state: "paused" }).where(eq(batches.id, fx.bPaused)).run();
-    fx.bRunning = (await h.operator.batches.create({ selection: { ids: [await manageable(18)] }, kind: "inspect" })).batchId;
+    fx.bPaused = (await h.operator.batches.create({ selection: { ids: [await manageable(17)] }, kind: "power_on" })).batchId;
+    await h.store.db.update(h.store.t.batches).set({ state: "paused" }).where(eq(h.store.t.batches.id, fx.bPaused));
+    fx.bRunning = (await h.operator.batches.create({ selection: { ids: [await manageable(18)] }, kind: "power_on" })).batchId;
     // The operator caller as a real user (API tokens belong to one), and a token of theirs to revoke.
     await h.addUserWithId(h.operatorUser.id, "operator");
     await h.store.db.update(h.store.t.users).set({ passwordHash: await hashPassword("operator-password-1") }).where(eq(h.store.t.users.id, h.operatorUser.id));
@@ -153,7 +156,7 @@ describe("roles on every procedure", () => {
     fx.subnetDel = (await h.admin.subnets.create({ name: "auth-subnet-del", cidr: "10.203.0.0/24" })).id;
     m1Network = (await h.operator.machines.network({ id: fx.m1 })).network;
     // A real power operation to wait on (fake driver: done within milliseconds).
-    powerOp = startPowerAction(h.domain, [fx.mBmc], "on", "user:test").operationId;
+    powerOp = (await startPowerAction(h.domain, [fx.mBmc], "on", "user:test")).operationId;
     await h.operator.oob.powerWait({ operationId: powerOp, timeoutMs: 5000 });
   });
   afterAll(() => h.close());

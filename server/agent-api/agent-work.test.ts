@@ -1,0 +1,98 @@
+import { asc, eq } from "drizzle-orm";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { AgentLogLine } from "../../lib/agent-protocol";
+import type { LogLineDto } from "../../lib/jobs";
+import { machineInput } from "../testing/fixtures";
+import { createHarness, testStoreKind, type Harness } from "../testing/harness";
+import { cancelJob, startJob } from "../orchestrator/job-state";
+import { Orchestrator } from "../orchestrator/orchestrator";
+import type { MachinePorts } from "../orchestrator/ports";
+import { AgentApiError, createAgentWork } from "./agent-work";
+import { issueToken } from "./tokens";
+
+/**
+ * The agent API's token and log paths on the Store, on both databases (the `postgres` vitest project runs this file
+ * again). A power job stands in for an agent's job: agent jobs move the machine's lifecycle, which server/machines
+ * (not on the Store yet) writes; the log path does not care which step the lines belong to.
+ */
+let h: Harness;
+let jobId: number;
+let stepId: number;
+let token: string;
+let work: ReturnType<typeof createAgentWork>;
+const idle: MachinePorts = { setBootTarget: async () => {}, setBootDevice: async () => {}, powerOn: async () => {}, powerCycle: async () => {}, powerOff: async () => {} };
+
+beforeEach(async () => {
+  h = createHarness();
+  const { id: machineId } = await h.operator.machines.enroll(machineInput(1));
+  await h.mirrorMachines([machineId]);
+  ({ jobId } = await startJob(h.domain, { machineId, kind: "power_cycle" }, "test"));
+  const { db, t } = h.store;
+  stepId = (await db.select({ id: t.steps.id }).from(t.steps).where(eq(t.steps.jobId, jobId)))[0]!.id;
+  token = await h.store.transaction((tx) => issueToken(h.store, tx, jobId, machineId));
+  // Not started: the log path only publishes through it.
+  work = createAgentWork(h.domain, new Orchestrator(h.domain, idle));
+});
+afterEach(() => h.close());
+
+const lines = (from: number, n: number, text = (s: number) => `line ${s}`): AgentLogLine[] =>
+  Array.from({ length: n }, (_, i) => ({ seq: from + i, ts: 1_700_000_000_000 + from + i, stream: "stdout" as const, text: text(from + i) }));
+
+async function stored() {
+  const { db, t } = h.store;
+  return db.select().from(t.logLines).where(eq(t.logLines.jobId, jobId)).orderBy(asc(t.logLines.seq));
+}
+
+describe(`agent tokens and log lines on ${testStoreKind()}`, () => {
+  it("a token authenticates its job only; a wrong or over-long one is refused", async () => {
+    expect(await work.authenticate(token)).toMatchObject({ jobId, state: "running" });
+    for (const bad of [undefined, "", "x", token.slice(1), "a".repeat(101), `${token}'; DROP TABLE jobs; --`]) {
+      await expect(work.authenticate(bad)).rejects.toBeInstanceOf(AgentApiError);
+    }
+  });
+
+  it("stores concurrent batches and resends once each: contiguous seqs, each line published once", async () => {
+    const job = await work.authenticate(token);
+    const batches = [lines(0, 400), lines(400, 400), lines(800, 400)];
+    // The three at once, then a resend of the middle one and an overlapping batch (the agent retried after a timeout).
+    const first = await Promise.all(batches.map((b) => work.ingestLogs(job, stepId, b)));
+    expect(first.map((r) => r.accepted)).toEqual([400, 400, 400]);
+    expect(await work.ingestLogs(job, stepId, batches[1]!)).toEqual({ accepted: 0 });
+    expect(await work.ingestLogs(job, stepId, lines(1100, 200))).toEqual({ accepted: 100 });
+    const rows = await stored();
+    expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 1300 }, (_, i) => i));
+    expect(rows.every((r) => r.stepId === stepId && r.text === `line ${r.seq}`)).toBe(true);
+    const published = h.published.flatMap<LogLineDto>((e) => (e.type === "log.lines" && e.jobId === jobId ? e.lines : []));
+    expect(published.map((l) => l.seq).sort((a, b) => a - b)).toEqual(rows.map((r) => r.seq));
+  });
+
+  it("keeps hostile text as sent, in its own row", async () => {
+    const job = await work.authenticate(token);
+    const hostile = ["a\nb\r\nc", "back\\slash", `quote ' and "`, "$(rm -rf /); echo `id` & |", "'); DELETE FROM log_lines; --", "ünïcødé ✓ 日本", "x".repeat(8192)];
+    expect(await work.ingestLogs(job, stepId, lines(0, hostile.length, (s) => hostile[s]!))).toEqual({ accepted: hostile.length });
+    expect((await stored()).map((r) => r.text)).toEqual(hostile);
+  });
+
+  it("stores a NUL (binary output) as U+2400 on both databases, the rest of the line kept", async () => {
+    const job = await work.authenticate(token);
+    expect(await work.ingestLogs(job, stepId, lines(0, 2, (s) => (s === 0 ? "nul\0byte\0" : "after")))).toEqual({ accepted: 2 });
+    expect((await stored()).map((r) => r.text)).toEqual(["nul\u2400byte\u2400", "after"]);
+    const published = h.published.flatMap<LogLineDto>((e) => (e.type === "log.lines" ? e.lines : []));
+    expect(published.map((l) => l.text)).toEqual(["nul\u2400byte\u2400", "after"]);
+  });
+
+  it("a closed job's token is revoked: further lines are refused", async () => {
+    await cancelJob(h.domain, jobId, "test");
+    await expect(work.authenticate(token)).rejects.toBeInstanceOf(AgentApiError);
+  });
+
+  it("another job's token is no credential for this step", async () => {
+    const { id: other } = await h.operator.machines.enroll(machineInput(2));
+    await h.mirrorMachines([other]);
+    const { jobId: otherJob } = await startJob(h.domain, { machineId: other, kind: "power_cycle" }, "test");
+    const otherToken = await h.store.transaction((tx) => issueToken(h.store, tx, otherJob, other));
+    const job = await work.authenticate(otherToken);
+    await expect(work.ingestLogs(job, stepId, lines(0, 1))).rejects.toBeInstanceOf(AgentApiError);
+    expect(await stored()).toEqual([]);
+  });
+});
