@@ -1,10 +1,12 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 /**
  * Two projects. `sqlite`: every unit, router and integration test, as always. `postgres`: the test files of the
  * slices converted to the Store (server/db/store.ts), once more with RACKHAND_TEST_STORE=postgres, so the harness
  * gives them a fresh database of a private PostgreSQL (server/testing/pg-global-setup.ts). Same test code.
+ * `*.pg.test.ts`: what exists only on PostgreSQL (several processes on one database), in the `postgres` project only.
  */
+const PG_ONLY = "server/**/*.pg.test.ts";
 const STORE_SLICE = ["server/auth/throttle.test.ts", "server/auth/auth-store.test.ts", "server/api/routers/auth.test.ts", "server/api/routers/roles.test.ts", "server/db/store.test.ts", "server/orchestrator/step-leases.test.ts", "server/agent-api/agent-work.test.ts"];
 
 export default defineConfig({
@@ -19,13 +21,14 @@ export default defineConfig({
         test: {
           name: "sqlite",
           include: ["lib/**/*.test.ts", "server/**/*.test.ts", "agent/**/*.test.ts", "ramdisk/**/*.test.ts", "cli/**/*.test.ts", "lab/vlan-port.test.ts", "lab/rack.int.test.ts"],
+          exclude: [...configDefaults.exclude, PG_ONLY],
         },
       },
       {
         extends: true,
         test: {
           name: "postgres",
-          include: STORE_SLICE,
+          include: [...STORE_SLICE, PG_ONLY],
           env: { RACKHAND_TEST_STORE: "postgres" },
           globalSetup: ["server/testing/pg-global-setup.ts"],
         },

@@ -1,0 +1,81 @@
+import { eq } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { stepLeaseFixture } from "../testing/step-lease-fixture";
+import { until } from "../testing/until";
+import { startJob } from "./job-state";
+import type { MachinePorts } from "./ports";
+
+/**
+ * Several processes on one database exist only on PostgreSQL: on SQLite one process owns the file and runs every
+ * step (its restart is covered by orchestrator.test.ts, "resumes after a crash"). This file runs only in the
+ * `postgres` vitest project (*.pg.test.ts); the single-process cases run on both stores in step-leases.test.ts.
+ */
+const f = stepLeaseFixture();
+const { countingPorts, engine, machines, jobStates } = f;
+
+describe("several processes on PostgreSQL", () => {
+  it("two processes share the steps: each runs exactly once, every job finishes", async () => {
+    const calls = new Map<string, number>();
+    const ran = { a: 0, b: 0 };
+    const ports = (who: "a" | "b"): MachinePorts => {
+      const inner = countingPorts(calls);
+      return { ...inner, powerCycle: (m) => (ran[who]++, inner.powerCycle(m)) };
+    };
+    const a = engine(ports("a"), "proc-a:1");
+    const b = engine(ports("b"), "proc-b:2");
+    await Promise.all([a.start(), b.start()]);
+    const ids = await machines(40);
+    const jobIds = await Promise.all(ids.map(async (m) => (await startJob(f.h.domain, { machineId: m, kind: "power_cycle" }, "test")).jobId));
+    await until("every job succeeded", async () => (await jobStates(jobIds)).every((s) => s === "succeeded"), 20_000);
+    expect([...calls.values()].every((n) => n === 1)).toBe(true);
+    expect(calls.size).toBe(ids.length);
+    expect(ran.a + ran.b).toBe(ids.length);
+  });
+
+  it("a process that dies mid-step loses its lease; another takes the step over with the same attempt and finishes the job", async () => {
+    const [m] = await machines(1);
+    const callsA = new Map<string, number>();
+    const a = engine(countingPorts(callsA, () => true), "dying:1", 600);
+    await a.start();
+    const { jobId } = await startJob(f.h.domain, { machineId: m!, kind: "power_cycle" }, "test");
+    const { db, t } = f.h.store;
+    const step = async () => (await db.select().from(t.steps).where(eq(t.steps.jobId, jobId)))[0]!;
+    await until("A runs the step", async () => (await step()).leaseOwner === "dying:1" && callsA.get(`cycle:${m}`) === 1, 10_000);
+    const held = await step();
+    expect(held).toMatchObject({ state: "running", attempt: 1 });
+    // A "dies": it stops renewing and will never report (its BMC call hangs). Not awaited: stop() waits for it.
+    void a.stop();
+    const callsB = new Map<string, number>();
+    const b = engine(countingPorts(callsB), "survivor:2", 600);
+    await b.start();
+    await until("job succeeded", async () => (await jobStates([jobId]))[0] === "succeeded", 10_000);
+    expect(callsB.get(`cycle:${m}`)).toBe(1);
+    expect(await step()).toMatchObject({ state: "succeeded", attempt: 1, leaseOwner: null });
+    // The lease must have lapsed first: B could not take a step A still held.
+    expect((await step()).finishedAt!.getTime()).toBeGreaterThan(held.leaseExpiresAt!.getTime());
+    f.forget(a);
+  });
+
+  it("a former holder's late outcome changes nothing after a takeover", async () => {
+    const [m] = await machines(1);
+    let releaseA: () => void = () => {};
+    // A stalls (no tick, no renewal for a minute) while its BMC call hangs.
+    const a = engine({ ...countingPorts(new Map()), powerCycle: () => new Promise<void>((r) => (releaseA = r)) }, "slow:1", 60_000, 3_600_000);
+    await a.start();
+    const { jobId } = await startJob(f.h.domain, { machineId: m!, kind: "power_cycle" }, "test");
+    const { db, t } = f.h.store;
+    const step = async () => (await db.select().from(t.steps).where(eq(t.steps.jobId, jobId)))[0]!;
+    await until("A runs the step", async () => (await step()).leaseOwner === "slow:1", 10_000);
+    // Its lease lapses (as it would, unrenewed, after leaseMs).
+    await db.update(t.steps).set({ leaseExpiresAt: new Date(Date.now() - 1000) }).where(eq(t.steps.jobId, jobId));
+    let releaseB: () => void = () => {};
+    const b = engine({ ...countingPorts(new Map()), powerCycle: () => new Promise<void>((r) => (releaseB = r)) }, "taker:2", 60_000);
+    await b.start();
+    await until("B took the step over", async () => (await step()).leaseOwner === "taker:2", 10_000);
+    releaseA(); // A's outcome arrives late: refused (not its lease any more)
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await step()).toMatchObject({ state: "running", leaseOwner: "taker:2" });
+    releaseB();
+    await until("job succeeded", async () => (await jobStates([jobId]))[0] === "succeeded", 10_000);
+  });
+});
