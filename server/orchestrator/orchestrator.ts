@@ -1,14 +1,14 @@
-import os from "node:os";
-import { and, eq, inArray, sql } from "drizzle-orm";
-import type { LogLineDto, StepState } from "../../lib/jobs";
+import { and, eq, sql } from "drizzle-orm";
+import type { LogLineDto } from "../../lib/jobs";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Domain } from "../context";
-import { claimSteps, renewSteps } from "../db/pg/leases";
-import type { PgDb } from "../db/pg/client";
 import { greatest } from "../db/sql";
 import { storeOf, type Store, type StoreTx } from "../db/store";
 import { closeJob } from "./job-state";
 import { classify, type MachinePorts } from "./ports";
+import { defaultOwner, PASSIVE, runServerPort, stepChanged, waitSatisfied } from "./step-kinds";
+import { ServerStepClaims } from "./step-claims";
+import { WorkWaiters } from "./work-waiters";
 import { jsonText, prepareQueries, type HotQueries, type JobRow, type StepRow } from "./orchestrator-queries";
 import { decide, type StepOutcome } from "./retry";
 
@@ -27,21 +27,6 @@ export interface OrchestratorOptions {
 }
 
 /**
- * Passive steps wait for something outside (the agent booting, the installer finishing) and run nothing: each ends
- * when its event, recorded in a column of its job, has happened — the agent's lookup (`jobs.agent_seen_at`) or the
- * installer's report (`jobs.install_done_at`).
- */
-const WAIT_EVENTS = { wait_agent: "agentSeenAt", wait_install: "installDoneAt" } as const;
-type PassiveStep = keyof typeof WAIT_EVENTS;
-type WaitEvent = (typeof WAIT_EVENTS)[PassiveStep];
-const PASSIVE = new Set<string>(Object.keys(WAIT_EVENTS));
-
-/** A process's default lease owner: host and pid, in the characters lease owners allow. */
-export function defaultOwner(): string {
-  return `${os.hostname().replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 100) || "host"}:${process.pid}`;
-}
-
-/**
  * Runs jobs: advances each running job group by group, runs server steps, hands agent steps to agents, applies
  * timeouts (leases) and the retry policy, and finishes jobs with the machine's lifecycle transition.
  * All state is in the database (the Store), so a restart resumes where the last commit left off.
@@ -55,7 +40,7 @@ export class Orchestrator {
   private timer: ReturnType<typeof setInterval> | null = null;
   private pendingTick = false;
   private readonly dirty = new Set<number>();
-  private readonly waiters = new Map<number, Set<() => void>>();
+  private readonly waiters = new WorkWaiters();
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Wake-ups for steps waiting out a retry backoff (so a retry starts on time, not at the next tick). */
   private readonly retryTimers = new Set<ReturnType<typeof setTimeout>>();
@@ -64,10 +49,8 @@ export class Orchestrator {
   private stopping = false;
   private readonly store: Store;
   /** PostgreSQL: the server steps this process holds (id → attempt), renewed while they run. */
-  private readonly held = new Map<number, number>();
+  private readonly claims: ServerStepClaims;
   private renewTimer: ReturnType<typeof setInterval> | null = null;
-  private claiming: Promise<void> | null = null;
-  private claimAgain = false;
   readonly owner: string;
   private readonly leaseMs: number;
 
@@ -83,6 +66,10 @@ export class Orchestrator {
     this.queries = prepareQueries(this.store);
     this.owner = opts.owner ?? defaultOwner();
     this.leaseMs = opts.leaseMs ?? 15_000;
+    this.claims = new ServerStepClaims(this.store, this.owner, this.leaseMs, (r) => {
+      this.d.bus.publish(stepChanged(r, r.step, "running"));
+      this.runServerStep(r.step, r.machineId);
+    });
   }
 
   private get pg(): boolean {
@@ -103,7 +90,7 @@ export class Orchestrator {
     this.timer = setInterval(() => void this.tick(), this.opts.tickMs ?? 1000);
     this.timer.unref();
     if (this.pg) {
-      this.renewTimer = setInterval(() => void this.track(this.renew()), Math.max(100, Math.floor(this.leaseMs / 3)));
+      this.renewTimer = setInterval(() => void this.track(this.claims.renew(() => this.stopping)), Math.max(100, Math.floor(this.leaseMs / 3)));
       this.renewTimer.unref();
     }
     return this.track((async () => (await this.recover(), await this.tickOnce()))());
@@ -119,7 +106,7 @@ export class Orchestrator {
     for (const t of this.retryTimers) clearTimeout(t);
     this.retryTimers.clear();
     this.unsubscribe?.();
-    for (const set of this.waiters.values()) for (const wake of set) wake();
+    this.waiters.wakeAll();
     while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
   }
 
@@ -268,73 +255,19 @@ export class Orchestrator {
     return closeJob(this.d, tx, job, { state: error ? "failed" : "succeeded", error, actor: "system", lenient: true, at: new Date(this.now()) });
   }
 
-  /**
-   * PostgreSQL: take ready server steps, and running ones whose holder's lease lapsed, and run them here. One claim
-   * at a time per process; a request while one runs makes it run once more after.
-   */
+  /** PostgreSQL: take ready server steps, and running ones whose holder's lease lapsed, and run them here. */
   private claimServerSteps(): void {
     if (!this.pg || this.stopping) return;
-    if (this.claiming) {
-      this.claimAgain = true;
-      return;
-    }
-    const run = async () => {
-      do {
-        this.claimAgain = false;
-        const leases = await claimSteps(this.store.db as unknown as PgDb, this.owner, { limit: 500, leaseMs: this.leaseMs });
-        if (!leases.length) continue;
-        const ids = leases.map((l) => l.id);
-        const { t } = this.store;
-        const rows = await this.store.db
-          .select({ step: t.steps, machineId: t.jobs.machineId, batchId: t.jobs.batchId })
-          .from(t.steps)
-          .innerJoin(t.jobs, eq(t.jobs.id, t.steps.jobId))
-          .where(inArray(t.steps.id, ids));
-        for (const r of rows) {
-          if (r.step.state !== "running" || r.step.leaseOwner !== this.owner) continue;
-          this.held.set(r.step.id, r.step.attempt);
-          this.d.bus.publish(stepChanged(r, r.step, "running"));
-          this.runServerStep(r.step, r.machineId);
-        }
-      } while (this.claimAgain && !this.stopping);
-    };
-    const p = run().finally(() => (this.claiming = null));
-    this.claiming = p;
-    void this.track(p);
-  }
-
-  /** PostgreSQL: extend the leases of the server steps running here; a lost one is no longer this process's. */
-  private async renew(): Promise<void> {
-    if (!this.held.size || this.stopping) return;
-    const ids = [...this.held.keys()];
-    const kept = new Set(await renewSteps(this.store.db as unknown as PgDb, this.owner, ids, this.leaseMs));
-    for (const id of ids) if (!kept.has(id)) this.held.delete(id);
+    const p = this.claims.claim(() => this.stopping);
+    if (p) void this.track(p);
   }
 
   private runServerStep(s: StepRow, machineId: number): void {
-    const p = this.execute(s, machineId).then(
+    const p = runServerPort(this.ports, s, machineId).then(
       (result) => this.complete(s.id, s.attempt, { ok: true, result: result ?? undefined }),
       (err) => this.complete(s.id, s.attempt, { ok: false, ...classify(err) }),
     );
-    void this.track(p.finally(() => this.held.delete(s.id)));
-  }
-
-  private async execute(s: StepRow, m: number): Promise<Record<string, unknown> | void> {
-    const p = s.params ?? {};
-    switch (s.name) {
-      case "set_boot_target":
-        return this.ports.setBootTarget(m, p.target as "agent" | "installer" | "disk");
-      case "set_boot_device":
-        return this.ports.setBootDevice(m, p.device as "pxe" | "disk", Boolean(p.persistent));
-      case "power_on":
-        return this.ports.powerOn(m);
-      case "power_cycle":
-        return this.ports.powerCycle(m);
-      case "power_off":
-        return this.ports.powerOff(m);
-      default:
-        throw new Error(`no server handler for step ${s.name}`);
-    }
+    void this.track(p.finally(() => this.claims.held.delete(s.id)));
   }
 
   /**
@@ -435,39 +368,16 @@ export class Orchestrator {
 
   /** Long-poll helper: resolves when the job gets ready steps or `timeoutMs` passes. */
   waitForWork(jobId: number, timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const set = this.waiters.get(jobId) ?? new Set();
-      const done = () => {
-        clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0) this.waiters.delete(jobId);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      set.add(done);
-      this.waiters.set(jobId, set);
-    });
+    return this.waiters.wait(jobId, timeoutMs);
   }
 
   /** Wake long-polls of a job (new ready steps, or the job ended). */
   wake(jobId: number): void {
-    for (const w of [...(this.waiters.get(jobId) ?? [])]) w();
+    this.waiters.wake(jobId);
   }
 
   /** Publish ingested log lines to the job's and machine's rooms. */
   publishLogs(jobId: number, machineId: number, lines: LogLineDto[]): void {
     if (lines.length) this.d.bus.publish({ type: "log.lines", jobId, machineId, lines });
   }
-}
-
-/** The timeline's (and batch page's) live event for a step that moved (published after the commit). */
-function stepChanged(job: { machineId: number; batchId: number | null }, s: StepRow, state: StepRow["state"]): LiveEvent {
-  return { type: "step.changed", jobId: s.jobId, machineId: job.machineId, batchId: job.batchId, stepId: s.id, state: state as StepState };
-}
-
-/** What a passive step's wait produced, when its event already happened (null: keep waiting). */
-function waitSatisfied(job: Pick<JobRow, WaitEvent>, name: string): Record<string, unknown> | null {
-  const event = WAIT_EVENTS[name as PassiveStep];
-  const at = event ? job[event] : null;
-  return at ? { [event]: at.getTime() } : null;
 }
