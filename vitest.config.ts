@@ -5,7 +5,7 @@ import { defineConfig } from "vitest/config";
  * slices converted to the Store (server/db/store.ts), once more with RACKHAND_TEST_STORE=postgres, so the harness
  * gives them a fresh database of a private PostgreSQL (server/testing/pg-global-setup.ts). Same test code.
  */
-const STORE_SLICE = ["server/auth/throttle.test.ts", "server/auth/auth-store.test.ts", "server/api/routers/auth.test.ts", "server/db/store.test.ts"];
+const STORE_SLICE = ["server/auth/throttle.test.ts", "server/auth/auth-store.test.ts", "server/api/routers/auth.test.ts", "server/api/routers/roles.test.ts", "server/db/store.test.ts"];
 
 export default defineConfig({
   test: {

@@ -21,10 +21,10 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { cpioChunks, type CpioEntry } from "./cpio";
 import { aptProxy, hostMirror, hostSuite } from "./debian-rootfs";
 import { run, which } from "./host";
 import { kernelModules } from "./modules";
+import { busyboxInitramfs } from "./os-image";
 
 /** The network stacks an image can carry; each is what configure_network's netConfig of that name writes for. */
 export const DEBIAN_NET_STACKS = ["ifupdown", "netplan", "nm-keyfile"] as const;
@@ -215,28 +215,8 @@ export function buildDebianOsImage(o: DebianOsImageOptions): DebianOsImage {
 
     // The initramfs: busybox, the disk drivers, /init.
     const kset = kernelModules(o.kernelDir, INITRD_MODULES);
-    const busybox = which("busybox") ?? "/bin/busybox";
-    const entries: CpioEntry[] = [
-      { name: "bin", kind: "dir", mode: 0o755 },
-      { name: "bin/busybox", kind: "file", mode: 0o755, data: fs.readFileSync(busybox) },
-      ...run(busybox, ["--list"])
-        .split("\n")
-        .filter((a) => a && a !== "busybox")
-        .map((a): CpioEntry => ({ name: `bin/${a}`, kind: "symlink", mode: 0o777, data: Buffer.from("busybox") })),
-      { name: "dev", kind: "dir", mode: 0o755 },
-      { name: "etc", kind: "dir", mode: 0o755 },
-      { name: "etc/modules.load", kind: "file", mode: 0o644, data: Buffer.from(kset.modules.map((m) => path.basename(m.file)).join("\n") + "\n") },
-      { name: "init", kind: "file", mode: 0o755, data: Buffer.from(initScript()) },
-      { name: "lib", kind: "dir", mode: 0o755 },
-      { name: "lib/modules", kind: "dir", mode: 0o755 },
-      ...kset.modules.map((m): CpioEntry => ({ name: `lib/modules/${path.basename(m.file)}`, kind: "file", mode: 0o644, data: fs.readFileSync(m.file) })),
-      { name: "proc", kind: "dir", mode: 0o755 },
-      { name: "root", kind: "dir", mode: 0o755 },
-      { name: "sys", kind: "dir", mode: 0o755 },
-    ];
-    entries.sort((a, b) => a.name.localeCompare(b.name));
     const initrd = path.join(work, "initrd.zst");
-    fs.writeFileSync(path.join(work, "initrd.cpio"), Buffer.concat([...cpioChunks(entries)]));
+    fs.writeFileSync(path.join(work, "initrd.cpio"), busyboxInitramfs(kset.modules, initScript(), ["root"]));
     run("zstd", ["-q", "-19", "-f", path.join(work, "initrd.cpio"), "-o", initrd]);
 
     const boot = path.join(work, "boot.img");

@@ -112,27 +112,8 @@ export function buildOsImage(o: OsImageOptions): OsImage {
   const work = fs.mkdtempSync(path.join(o.outDir, ".os-image-"));
   try {
     const kset = kernelModules(o.kernelDir, OS_MODULES);
-    const busybox = which("busybox") ?? "/bin/busybox";
-    const entries: CpioEntry[] = [
-      { name: "bin", kind: "dir", mode: 0o755 },
-      { name: "bin/busybox", kind: "file", mode: 0o755, data: fs.readFileSync(busybox) },
-      ...run(busybox, ["--list"])
-        .split("\n")
-        .filter((a) => a && a !== "busybox")
-        .map((a): CpioEntry => ({ name: `bin/${a}`, kind: "symlink", mode: 0o777, data: Buffer.from("busybox") })),
-      { name: "dev", kind: "dir", mode: 0o755 },
-      { name: "etc", kind: "dir", mode: 0o755 },
-      { name: "etc/modules.load", kind: "file", mode: 0o644, data: Buffer.from(kset.modules.map((m) => path.basename(m.file)).join("\n") + "\n") },
-      { name: "init", kind: "file", mode: 0o755, data: Buffer.from(osInit(o.marker, o.after ?? "poweroff")) },
-      { name: "lib", kind: "dir", mode: 0o755 },
-      { name: "lib/modules", kind: "dir", mode: 0o755 },
-      ...kset.modules.map((m): CpioEntry => ({ name: `lib/modules/${path.basename(m.file)}`, kind: "file", mode: 0o644, data: fs.readFileSync(m.file) })),
-      { name: "proc", kind: "dir", mode: 0o755 },
-      { name: "sys", kind: "dir", mode: 0o755 },
-    ];
-    entries.sort((a, b) => a.name.localeCompare(b.name));
     const initrd = path.join(work, "initrd.gz");
-    fs.writeFileSync(initrd, zlib.gzipSync(Buffer.concat([...cpioChunks(entries)]), { level: 9 }));
+    fs.writeFileSync(initrd, zlib.gzipSync(busyboxInitramfs(kset.modules, osInit(o.marker, o.after ?? "poweroff")), { level: 9 }));
     const cmdline = "console=ttyS0 quiet panic=-1";
     const bootSectors = (firmware === "uefi" ? ESP_MIB : BOOT_MIB) * 2048;
     const boot = path.join(work, "boot.img");
@@ -206,4 +187,33 @@ export function buildOsImage(o: OsImageOptions): OsImage {
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * A busybox initramfs (newc cpio, uncompressed): busybox with a link per applet, the kernel modules flat in
+ * /lib/modules with their load order in /etc/modules.load, `init`, and the empty mount points (plus `extraDirs`).
+ */
+export function busyboxInitramfs(modules: readonly { file: string }[], init: string, extraDirs: readonly string[] = []): Buffer {
+  const busybox = which("busybox") ?? "/bin/busybox";
+  const dir = (name: string): CpioEntry => ({ name, kind: "dir", mode: 0o755 });
+  const entries: CpioEntry[] = [
+    dir("bin"),
+    { name: "bin/busybox", kind: "file", mode: 0o755, data: fs.readFileSync(busybox) },
+    ...run(busybox, ["--list"])
+      .split("\n")
+      .filter((a) => a && a !== "busybox")
+      .map((a): CpioEntry => ({ name: `bin/${a}`, kind: "symlink", mode: 0o777, data: Buffer.from("busybox") })),
+    dir("dev"),
+    dir("etc"),
+    { name: "etc/modules.load", kind: "file", mode: 0o644, data: Buffer.from(modules.map((m) => path.basename(m.file)).join("\n") + "\n") },
+    { name: "init", kind: "file", mode: 0o755, data: Buffer.from(init) },
+    dir("lib"),
+    dir("lib/modules"),
+    ...modules.map((m): CpioEntry => ({ name: `lib/modules/${path.basename(m.file)}`, kind: "file", mode: 0o644, data: fs.readFileSync(m.file) })),
+    dir("proc"),
+    dir("sys"),
+    ...extraDirs.map(dir),
+  ];
+  entries.sort((a, b) => a.name.localeCompare(b.name));
+  return Buffer.concat([...cpioChunks(entries)]);
 }

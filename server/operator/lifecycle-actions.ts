@@ -16,7 +16,7 @@ import { verifyBmc } from "../oob/power";
 import { activeJob, cancelJob, startJob } from "../orchestrator/job-state";
 import { deployParams, deployParamsFor, reinstallKind } from "../orchestrator/jobs";
 import { allocatePending } from "../subnets/allocate";
-import { firmwareMismatch, profileProblem } from "./plan";
+import { firmwareMismatch, profileProblem, REPLANNED_ON_RETRY } from "./plan-changes";
 
 export interface ActionResult extends TransitionResult {
   /** The job the action started or cancelled. */
@@ -48,7 +48,7 @@ function withJob(d: Domain, machineId: number, action: OperatorAction, start: ()
  */
 function retryPlan(d: Domain, machineId: number, last: { kind: string; params: Record<string, unknown> | null }): { kind: JobKind; params: Record<string, unknown> } {
   const kind = last.kind as JobKind;
-  if (kind !== "deploy_image" && kind !== "deploy_installer" && kind !== "reinstall") return { kind, params: last.params ?? {} };
+  if (!REPLANNED_ON_RETRY.includes(kind)) return { kind, params: last.params ?? {} };
   allocatePending(d.db, machineId);
   const p = deployParams(d.db, machineId);
   return { kind: kind === "reinstall" ? reinstallKind(p.kind) : p.kind, params: p.params };

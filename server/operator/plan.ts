@@ -9,7 +9,6 @@ import { BATCH_KIND_LABELS, batchAction, POWER_BATCH_KINDS, type BatchKind } fro
 import { AppError, type ErrorCode } from "../../lib/errors";
 import { ACTIVE_JOB_STATES, POWER_JOB_KINDS, type JobKind } from "../../lib/jobs";
 import { ACTION_LABELS, nextState, STATE_LABELS, type MachineState, type OperatorAction } from "../../lib/lifecycle";
-import { profileOptionsSchema } from "../../lib/netboot";
 import {
   SKIP_REASON_LABELS,
   STALE_PLAN_MESSAGE,
@@ -19,12 +18,12 @@ import {
   type PlanTotal,
   type SkipReason,
 } from "../../lib/plan";
-import { effectiveFirmware, POWER_ACTION_LABELS, type BootFirmware, type FirmwareSetting, type PowerActionName } from "../../lib/schemas";
+import { POWER_ACTION_LABELS, type BootFirmware, type FirmwareSetting, type PowerActionName } from "../../lib/schemas";
 import type { Domain } from "../context";
 import type { Db } from "../db/client";
 import { bmcs, jobs, machines, osProfiles, type OsProfile } from "../db/schema";
 import { resolveSelection, type Selection } from "../machines/selection";
-import { JOB_KIND_SPECS } from "../orchestrator/kinds";
+import { deployKind, firmwareMismatch, jobChanges, profileProblem, REPLANNED_ON_RETRY } from "./plan-changes";
 
 /** Actions that run a job on the machine (boot the agent or an installer through its BMC). */
 const JOB_ACTIONS: readonly OperatorAction[] = ["inspect", "deploy", "reinstall", "release", "retry"];
@@ -48,92 +47,6 @@ export interface FullPlan extends Omit<BulkPlan, "rows" | "rowsTruncated"> {
   rows: PlanRow[];
   /** The OS profile each acting machine is deployed with or set to (by machine id). */
   profileOf: Map<number, number | null>;
-}
-
-/** The firmware an OS profile's image or installer boots with (options.firmware), or null when it boots with either. */
-export function profileFirmware(p: OsProfile): BootFirmware | null {
-  // Parsed once per profile row: a plan asks for every machine (10,000 zod parses cost ~1 s).
-  let f = firmwareOf.get(p);
-  if (f === undefined) {
-    const r = profileOptionsSchema.safeParse(p.options ?? {});
-    f = r.success ? (r.data.firmware ?? null) : null;
-    firmwareOf.set(p, f);
-  }
-  return f;
-}
-const firmwareOf = new WeakMap<OsProfile, BootFirmware | null>();
-
-const FW = (f: BootFirmware) => (f === "uefi" ? "UEFI" : "BIOS");
-
-/** Why `p` cannot be deployed on a machine booting with `fw` (null when it fits or either is unknown). */
-export function firmwareMismatch(p: OsProfile, setting: FirmwareSetting, learned: BootFirmware | null): string | null {
-  const want = profileFirmware(p);
-  const have = effectiveFirmware(setting, learned);
-  if (!want || !have || want === have) return null;
-  return `OS profile ${p.name} boots with ${FW(want)}; the machine boots with ${FW(have)}`;
-}
-
-/** Why a profile cannot be deployed at all (null when it can). */
-export function profileProblem(p: OsProfile): string | null {
-  if (p.kind === "image" && !p.imageUrl) return `OS profile ${p.name} has no image URL`;
-  return null;
-}
-
-/** The job kind a deploy or reinstall runs with this profile. */
-function deployKind(action: OperatorAction, p: OsProfile): JobKind {
-  const k: JobKind = p.kind === "installer" ? "deploy_installer" : "deploy_image";
-  return action === "reinstall" && k === "deploy_image" ? "reinstall" : k;
-}
-
-/** What each step of a job kind changes on the machine, in the operator's words (null: no visible change). */
-function stepChange(name: string, params: Record<string, unknown> | undefined, p: OsProfile | null): string | null {
-  switch (name) {
-    case "set_boot_target":
-      return params?.target === "disk"
-        ? "Boot entry removed (boots from its disk)"
-        : params?.target === "installer"
-          ? "Boot entry for the installer written"
-          : "Boot entry for the agent written";
-    case "set_boot_device":
-      return params?.device === "pxe" ? "BMC boot device: network (next boot)" : "BMC boot device: disk (persistent)";
-    case "power_cycle":
-      return "Power cycle";
-    case "power_off":
-      return "Power off";
-    case "power_on":
-      return "Power on";
-    case "inventory":
-      return "Inventory read";
-    case "wipe":
-      return "Disk signatures wiped";
-    case "raid":
-      return "RAID array created";
-    case "write_image":
-      return `Image written${p?.imageUrl ? `: ${p.imageUrl.slice(p.imageUrl.lastIndexOf("/") + 1)}` : ""}`;
-    case "configure_network":
-      return "Network configuration written";
-    case "run_script":
-      return "Post-install script run";
-    case "wait_install":
-      return `Installer installs ${p?.name ?? "the OS"}`;
-    default:
-      return null;
-  }
-}
-
-/** The changes of a job kind (steps in order, the conditional ones only when the profile asks for them). */
-function jobChanges(kind: JobKind, p: OsProfile | null): string[] {
-  const opts = p ? profileOptionsSchema.safeParse(p.options ?? {}) : null;
-  const when: Record<string, boolean> = { raid: Boolean(opts?.success && opts.data.raid), scriptText: Boolean(opts?.success && opts.data.postInstallScript) };
-  const out: string[] = [];
-  for (const group of JOB_KIND_SPECS[kind]) {
-    for (const s of group) {
-      if (s.when && !when[s.when]) continue;
-      const c = stepChange(s.name, s.params, p);
-      if (c && !out.includes(c)) out.push(c);
-    }
-  }
-  return out;
 }
 
 const jobLabel = (j: { id: number; kind: string }) => `${j.kind.replace(/_/g, " ")} job #${j.id}`;
@@ -302,7 +215,7 @@ export function computePlan(d: Domain, selection: Selection, op: BulkOp): FullPl
       const kind = lastFailed.get(m.id);
       if (!kind) return row(m, to, [], own);
       // A deploy is planned again from the machine's current profile (lifecycle-actions.ts retryPlan).
-      if (kind === "deploy_image" || kind === "deploy_installer" || kind === "reinstall") {
+      if (REPLANNED_ON_RETRY.includes(kind)) {
         if (!own) return skip(m, "no_profile", "has no OS profile to deploy again", null);
         const problem = profileProblem(own);
         if (problem) return skip(m, "bad_profile", problem, own.name);

@@ -23,7 +23,7 @@ function toInput(f: Form) {
     imageSha256: f.imageSha256 || null,
     imageFormat: f.imageFormat || null,
     template: f.template || null,
-    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null, rootPartition: f.rootPartition || null, raid: f.raidLevel ? { level: Number(f.raidLevel), devices: f.raidDevices.split(/[\s,]+/).filter(Boolean), name: f.raidName || "root" } : null, postInstallScript: f.script.trim() ? { script: f.script } : null, installLayout: f.kind === "agent_install" ? { espMiB: Number(f.espMiB || 512), swapMiB: Number(f.swapMiB || 0), rootMiB: f.rootMiB.trim() ? Number(f.rootMiB) : null } : null, ...(f.kind === "agent_install" ? { initramfsDrivers: f.initramfsDrivers === "targeted" ? "targeted" : "generic" } : {}) },
+    options: { mirror: f.mirror || null, username: f.username || "rackhand", sshKeys: lines(f.sshKeys), packages: f.packages.split(/[\s,]+/).filter(Boolean), disk: f.disk || null, netConfig: f.netConfig || null, rootPartition: f.rootPartition || null, raid: f.raidLevel ? { level: Number(f.raidLevel), devices: f.raidDevices.split(/[\s,]+/).filter(Boolean), name: f.raidName || "root" } : null, postInstallScript: f.script.trim() ? { script: f.script } : null, installLayout: f.kind === "agent_install" ? { espMiB: Number(f.espMiB || 512), swapMiB: Number(f.swapMiB || 0), rootMiB: f.rootMiB.trim() ? Number(f.rootMiB) : null } : null, ...(f.kind === "agent_install" || (f.kind === "installer" && f.template === "preseed") ? { initramfsDrivers: f.initramfsDrivers === "targeted" ? "targeted" : "generic" } : {}) },
   };
 }
 
@@ -116,6 +116,7 @@ export default function OsProfilesPage() {
               <Field label="Kernel" error={err("kernel")} hint="Path below <dataDir>/http, e.g. debian/12/linux"><input className="input font-mono" {...bind("kernel")} /></Field>
               <Field label="Initrd" error={err("initrd")}><input className="input font-mono" {...bind("initrd")} /></Field>
               <Field label="Template" error={err("template")}><select className="input" {...bind("template")}><option value="">—</option>{INSTALL_TEMPLATES.map((k) => <option key={k}>{k}</option>)}</select></Field>
+              {form.template === "preseed" && <Field label="Initramfs drivers" error={err("initramfsDrivers")} hint="The installer's driver policy for the installed system's initramfs"><select className="input" {...bind("initramfsDrivers")}><option value="generic">Generic (all, Debian's default)</option><option value="targeted">Targeted (this machine)</option></select></Field>}
             </>
           ) : form.kind === "agent_install" ? (
             <>

@@ -108,6 +108,8 @@ d-i partman-partitioning/confirm_write_new_label boolean true
 d-i partman/choose_partition select finish
 d-i partman/confirm boolean true
 d-i partman/confirm_nooverwrite boolean true
+# The initramfs driver policy: "most" (generic, Debian's default) or "dep" (this machine's root device only).
+d-i base-installer/initramfs-tools/driver-policy select <%= it.o.initramfsDrivers === "targeted" ? "dep" : "most" %>
 d-i grub-installer/only_debian boolean true
 d-i grub-installer/bootdev string default
 tasksel tasksel/first multiselect standard, ssh-server

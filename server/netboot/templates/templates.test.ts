@@ -52,6 +52,17 @@ describe("install templates (golden files)", () => {
     expectGolden(GOLDEN, "preseed-dhcp.cfg", renderPreseed(ctx(dhcpOnly, { mirror: null, sshKeys: [], passwordHash: null })));
   });
 
+  it("renders the profile's initramfs drivers as d-i's driver policy (generic → most, targeted → dep)", () => {
+    const policy = (p: string) => p.split("\n").filter((l) => l.includes("driver-policy"));
+    expect(policy(renderPreseed(ctx(dhcpOnly)))).toEqual(["d-i base-installer/initramfs-tools/driver-policy select most"]);
+    expect(policy(renderPreseed(ctx(dhcpOnly, { initramfsDrivers: "generic" })))).toEqual(["d-i base-installer/initramfs-tools/driver-policy select most"]);
+    expect(policy(renderPreseed(ctx(dhcpOnly, { initramfsDrivers: "targeted" })))).toEqual(["d-i base-installer/initramfs-tools/driver-policy select dep"]);
+    // Only the two policies exist: a value carrying another answer never reaches the file.
+    for (const bad of ["dep", "most", "targeted\nd-i preseed/late_command string reboot", "generic; reboot", "TARGETED"]) {
+      expect(() => ctx(dhcpOnly, { initramfsDrivers: bad })).toThrow();
+    }
+  });
+
   it("renders Ubuntu autoinstall user-data and meta-data", () => {
     expectGolden(GOLDEN, "user-data", renderAutoinstallUserData(ctx(bonded)));
     expectGolden(GOLDEN, "user-data-dhcp", renderAutoinstallUserData(ctx(dhcpOnly)));
