@@ -2,6 +2,7 @@ import http from "node:http";
 import type { Duplex } from "node:stream";
 import path from "node:path";
 import { sql } from "drizzle-orm";
+import type { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { buildOpenApi } from "./api/openapi";
 import { appRouter } from "./api/root";
@@ -41,6 +42,7 @@ import { JOB_RECORD_PATH, serveJobRecord } from "./http/job-bundle";
 import { createOobRuntime, defaultOobConfig } from "./oob/registry";
 import { serveBoot } from "./http/boot";
 import { startIdleGc } from "./http/idle-gc";
+import { createDirectTrpc } from "./http/trpc-direct";
 import { NetbootService } from "./netboot/service";
 
 export interface App {
@@ -107,29 +109,28 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   bus.subscribe((e) => metrics.liveEvents.inc({ type: e.type }));
 
   const loginThrottle = new LoginThrottle();
-  const trpc = createHTTPHandler({
-    router: appRouter,
-    basePath: "/api/trpc/",
-    createContext: async ({ req, res }): Promise<TrpcContext> => {
-      // An Authorization header means token auth only: the cookie is then ignored (see the CSRF note in handle()).
-      const bearer = req.headers.authorization !== undefined ? await tokenUser(store, bearerOf(req.headers.authorization)) : undefined;
-      const token = bearer === undefined ? parseCookies(req.headers.cookie)[SESSION_COOKIE] : undefined;
-      return {
-        domain,
-        config,
-        user: bearer === undefined ? await sessionUser(store, token) : (bearer?.user ?? null),
-        ...(bearer && { token: { id: bearer.tokenId, readOnly: bearer.readOnly } }),
-        sessionToken: token,
-        clientIp: req.socket.remoteAddress ?? "unknown",
-        loginThrottle,
-        netboot: { status: () => ({ ...netboot.status(), packageProxy: packageProxy.status() }) },
-        setCookie: (c) => res.appendHeader("Set-Cookie", c),
-      };
-    },
-    onError: ({ error, path: p }) => {
-      if (error.code === "INTERNAL_SERVER_ERROR") log.error("tRPC internal error", { path: p, error: String(error.cause ?? error) });
-    },
-  });
+  const createContext = async ({ req, res }: { req: http.IncomingMessage; res: http.ServerResponse }): Promise<TrpcContext> => {
+    // An Authorization header means token auth only: the cookie is then ignored (see the CSRF note in handle()).
+    const bearer = req.headers.authorization !== undefined ? await tokenUser(store, bearerOf(req.headers.authorization)) : undefined;
+    const token = bearer === undefined ? parseCookies(req.headers.cookie)[SESSION_COOKIE] : undefined;
+    return {
+      domain,
+      config,
+      user: bearer === undefined ? await sessionUser(store, token) : (bearer?.user ?? null),
+      ...(bearer && { token: { id: bearer.tokenId, readOnly: bearer.readOnly } }),
+      sessionToken: token,
+      clientIp: req.socket.remoteAddress ?? "unknown",
+      loginThrottle,
+      netboot: { status: () => ({ ...netboot.status(), packageProxy: packageProxy.status() }) },
+      setCookie: (c) => res.appendHeader("Set-Cookie", c),
+    };
+  };
+  const onError = ({ error, path: p }: { error: TRPCError; path?: string }) => {
+    if (error.code === "INTERNAL_SERVER_ERROR") log.error("tRPC internal error", { path: p, error: String(error.cause ?? error) });
+  };
+  const trpc = createHTTPHandler({ router: appRouter, basePath: "/api/trpc/", createContext, onError });
+  // Single queries and mutations skip the fetch adapter (same procedures, same answers): server/http/trpc-direct.ts.
+  const trpcDirect = createDirectTrpc({ router: appRouter, basePath: "/api/trpc/", createContext, onError });
 
   let nextHandler: NextHandler | undefined;
   let nextUpgrade: ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => Promise<void>) | undefined;
@@ -196,6 +197,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
         res.end("Cross-site request refused");
         return;
       }
+      if (await trpcDirect(req, res, url)) return;
       return trpc(req, res);
     }
     if (await agentApi(req, res, p)) return;

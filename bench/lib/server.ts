@@ -87,7 +87,9 @@ export async function startServer(root: string, adminPassword: string, extraEnv:
   // As scripts/start.sh and `npm run serve` start it.
   // BENCH_NODE_FLAGS replaces the flags (e.g. "" to measure without them).
   const flags = process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS.split(" ").filter(Boolean) : ["--max-semi-space-size=1"];
-  const child = spawn(process.execPath, [...flags, "dist/server.mjs"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  // BENCH_SERVER_FILE: another bundle (an A/B of two builds in the same minute).
+  const bundle = process.env.BENCH_SERVER_FILE ?? "dist/server.mjs";
+  const child = spawn(process.execPath, [...flags, bundle], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
   const collect = (chunk: Buffer) => {
     lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));

@@ -8,6 +8,7 @@ import type { LoginThrottle } from "../auth/throttle";
 import type { Config } from "../config";
 import type { Domain } from "../context";
 import type { NetbootStatus } from "../netboot/service";
+import { fastParsing } from "./sync-parse";
 
 export interface TrpcContext {
   domain: Domain;
@@ -93,7 +94,8 @@ const mapErrors = t.middleware(async ({ next }) => {
 });
 
 // Domain functions throw AppError; tRPC wraps thrown errors, so unwrap and map in one middleware.
-export const publicProcedure = t.procedure.use(mapErrors);
+// fastParsing: zod's compiled (synchronous) checks for every .input()/.output() (server/api/sync-parse.ts).
+export const publicProcedure = fastParsing(t.procedure.use(mapErrors));
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 

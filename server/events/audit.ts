@@ -2,6 +2,7 @@ import { and, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
 import type { EventFilter } from "../../lib/schemas";
 import type { EventDto } from "../../lib/live-events";
 import type { Db } from "../db/client";
+import { insertRow } from "../db/prepared";
 import type { Store, StoreDb, StoreTx } from "../db/store";
 import { events, machines } from "../db/schema";
 
@@ -29,6 +30,20 @@ export function recordEvent(db: Pick<Db, "insert">, e: NewEvent): EventDto {
     .get();
   return toDto(row);
 }
+
+/**
+ * recordEvent() through a prepared single-row insert (server/db/prepared.ts) on `db`'s connection, for hot paths
+ * (single enrollment): drizzle's insert builder and `returning()` cost more than the insert. Call inside the open
+ * transaction of the change (better-sqlite3 runs it on that connection). Returns what recordEvent returns: the
+ * payload as read back (a JSON round trip), the time as stored (whole milliseconds).
+ */
+export function recordEventRow(db: Db, e: NewEvent): EventDto {
+  const values = { ts: new Date(), actor: e.actor, machineId: e.machineId ?? null, kind: e.kind, message: e.message, payload: e.payload ?? null };
+  const id = insertRow(db, events, EVENT_FIELDS)(values);
+  const payload = values.payload === null ? null : (JSON.parse(JSON.stringify(values.payload)) as Record<string, unknown>);
+  return toDto({ ...values, id, payload });
+}
+const EVENT_FIELDS = ["ts", "actor", "machineId", "kind", "message", "payload"];
 
 /** `recordEvent` on the Store (either database); call with the transaction of the change it records. */
 export async function recordStoreEvent(store: Store, db: StoreDb | StoreTx, e: NewEvent): Promise<EventDto> {

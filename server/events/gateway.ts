@@ -115,6 +115,9 @@ export function attachGateway(opts: {
   });
 
   const unsubscribe = opts.bus.subscribe((e: LiveEvent) => {
+    // Nobody connected (an API-only client, a script): nothing to fan out, and socket.io would still encode every
+    // event for its rooms (~5% of an enrollment's CPU in a profile).
+    if (io.engine.clientsCount === 0) return;
     switch (e.type) {
       case "user.access.changed":
         // Server-internal: re-check that user's sockets (a lost session disconnects, a lost role releases).

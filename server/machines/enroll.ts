@@ -9,7 +9,7 @@ import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
 import { insertRow, preparedFor } from "../db/prepared";
 import { bmcs, ipAllocations, machines, nics, osProfiles, subnets } from "../db/schema";
-import { recordEvent } from "../events/audit";
+import { recordEvent, recordEventRow } from "../events/audit";
 import { checkPlacement } from "./placement";
 import { Allocator, type Allocated } from "../subnets/allocate";
 
@@ -111,7 +111,7 @@ function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, al
   // The columns the schema fills in (state, power state), as stored.
   const m = { ...values, id, ...createdState(d.db).get({ id })! };
   insertBootNicAndBmc(d, id, input, boot, allocator);
-  const ev = recordEvent(tx, {
+  const ev = recordEventRow(d.db, {
     actor,
     machineId: m.id,
     kind: "machine.enrolled",

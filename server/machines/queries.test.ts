@@ -1,10 +1,12 @@
+import path from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SORT_FIELDS, type MachineFilter, type SortField } from "../../lib/schemas";
 import { expectAppError, expectTrpcError } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
 import { deleteMachine, enrollMachine } from "./enroll";
 import { transition } from "./lifecycle";
-import { listMachines, listRows } from "./queries";
+import { cachedCount, listMachines, listRows } from "./queries";
 
 let h: Harness;
 beforeAll(async () => {
@@ -187,5 +189,64 @@ describe("prepared list queries (one per shape, values as placeholders)", () => 
     const second = listMachines(h.db, { ...base, pageSize: 6, cursor: first.nextCursor! });
     const third = listMachines(h.db, { ...base, pageSize: 6, cursor: second.nextCursor! });
     expect([...first.rows, ...second.rows, ...third.rows].map((x) => x.id)).toEqual(all.slice(0, 18));
+  });
+});
+
+describe("cached match counts (cachedCount)", () => {
+  const base = { sort: "name" as const, dir: "asc" as const, page: 1, pageSize: 5 };
+  const truth = (state: "enrolled" | "manageable") => (h.db.$client.prepare("SELECT count(*) AS n FROM machines WHERE state = ?").get(state) as { n: number }).n;
+
+  it("counts once while nothing changes, and again after any write", () => {
+    let runs = 0;
+    const count = () => (runs++, 7);
+    expect(cachedCount(h.db, "test|a", count)).toBe(7);
+    expect(cachedCount(h.db, "test|a", count)).toBe(7);
+    expect(runs).toBe(1);
+    expect(cachedCount(h.db, "test|b", count)).toBe(7);
+    expect(runs).toBe(2);
+    h.db.$client.prepare("UPDATE machines SET updated_at = updated_at WHERE id = (SELECT min(id) FROM machines)").run();
+    cachedCount(h.db, "test|a", count);
+    expect(runs).toBe(3);
+  });
+
+  it("the total follows enrollments, transitions and deletions on this connection", () => {
+    const total = () => listMachines(h.db, { ...base, states: ["enrolled"] }).total;
+    expect(total()).toBe(truth("enrolled"));
+    const { id } = enrollMachine(h.domain, { name: "count-1", bootMac: "52:54:00:0b:00:01", uHeight: 1 }, "test");
+    expect(total()).toBe(truth("enrolled"));
+    transition(h.domain, id, "manage", { actor: "test" });
+    expect(total()).toBe(truth("enrolled"));
+    expect(listMachines(h.db, { ...base, states: ["manageable"] }).total).toBe(truth("manageable"));
+    deleteMachine(h.domain, id, "test");
+    expect(total()).toBe(truth("enrolled"));
+  });
+
+  it("the total follows a commit by another connection (another process)", () => {
+    const other = new Database(path.join(h.dataDir, "rackhand.db"));
+    try {
+      const total = () => listMachines(h.db, { ...base, states: ["enrolled"] }).total;
+      const before = total();
+      const id = (other.prepare("SELECT id FROM machines WHERE state = 'enrolled' ORDER BY id LIMIT 1").get() as { id: number }).id;
+      other.prepare("UPDATE machines SET state = 'manageable' WHERE id = ?").run(id);
+      expect(total()).toBe(before - 1);
+      other.prepare("UPDATE machines SET state = 'enrolled' WHERE id = ?").run(id);
+      expect(total()).toBe(before);
+    } finally {
+      other.close();
+    }
+  });
+
+  it("inside a transaction it always counts, so a rolled-back change never sticks", () => {
+    const total = () => listMachines(h.db, { ...base, states: ["enrolled"] }).total;
+    const before = total();
+    expect(() =>
+      h.db.transaction(() => {
+        h.db.$client.prepare("UPDATE machines SET state = 'manageable' WHERE state = 'enrolled'").run();
+        expect(total()).toBe(0);
+        throw new Error("roll back");
+      }),
+    ).toThrow("roll back");
+    expect(total()).toBe(before);
+    expect(before).toBe(truth("enrolled"));
   });
 });
