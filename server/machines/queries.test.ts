@@ -6,7 +6,8 @@ import { expectAppError, expectTrpcError } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
 import { deleteMachine, enrollMachine } from "./enroll";
 import { transition } from "./lifecycle";
-import { cachedCount, listMachines, listRows } from "./queries";
+import { cachedCount } from "./count-cache";
+import { listMachines, listRows } from "./queries";
 
 let h: Harness;
 beforeAll(async () => {

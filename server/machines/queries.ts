@@ -1,6 +1,5 @@
 import { and, asc, Column, desc, eq, inArray, is, or, sql, type Placeholder, type SQL } from "drizzle-orm";
 import { preparedFor } from "../db/prepared";
-import { LruMap } from "../db/statement-cache";
 import { AppError } from "../../lib/errors";
 import type { MachineDetail, MachineRow } from "../../lib/dto";
 import { allowedActions, MACHINE_STATES } from "../../lib/lifecycle";
@@ -8,6 +7,7 @@ import { normalizeMac } from "../../lib/net";
 import type { MachineFilter, SortField } from "../../lib/schemas";
 import type { Db } from "../db/client";
 import { bmcs, machines, nics, osProfiles, racks } from "../db/schema";
+import { cachedCount } from "./count-cache";
 
 const bootNic = sql`${nics.machineId} = ${machines.id} AND ${nics.isBoot} = 1`;
 
@@ -229,38 +229,6 @@ function cursorAfter(db: Db, sort: SortField, dir: "asc" | "desc", id: number): 
 function countQuery(db: Db, where: SQL | undefined, q: string | undefined) {
   const countQuery = db.select({ n: sql<number>`count(*)` }).from(machines);
   return (q ? countQuery.leftJoin(nics, bootNic) : countQuery).where(where);
-}
-
-/**
- * The database's write version as this connection sees it: total_changes() counts every row this connection
- * inserted, updated or deleted (triggers included), data_version moves when another connection commits. The same
- * version twice means no row anywhere changed in between.
- */
-function writeVersion(db: Db): string {
-  const st = preparedFor(db, "db.write-version", () =>
-    db.$client.prepare<[], { c: number; v: number }>("SELECT total_changes() AS c, (SELECT data_version FROM pragma_data_version) AS v"),
-  );
-  const r = st.get()!;
-  return `${r.c}:${r.v}`;
-}
-
-const counts = new WeakMap<object, LruMap<string, { version: string; n: number }>>();
-
-/**
- * A filter's match count, counted again only after a write: paging through one filter (the table, a bench) counted
- * the same thousands of rows for every page. Never cached inside a transaction (its changes could roll back without
- * moving the version).
- */
-export function cachedCount(db: Db, key: string, count: () => number): number {
-  if (db.$client.inTransaction) return count();
-  let cache = counts.get(db.$client);
-  if (!cache) counts.set(db.$client, (cache = new LruMap(64)));
-  const version = writeVersion(db);
-  const hit = cache.get(key);
-  if (hit?.version === version) return hit.n;
-  const n = count();
-  cache.set(key, { version, n });
-  return n;
 }
 
 export type ListOptions = MachineFilter & { sort: SortField; dir: "asc" | "desc"; page: number; pageSize: number; cursor?: string };
