@@ -12,7 +12,8 @@ import { sqliteDbOf, storeOf, syncSqlite } from "../db/store";
 import { recordStoreEvent } from "../events/audit";
 import { AgentNonces, agentBootSession } from "../netboot/agent-nonce";
 import type { Orchestrator } from "../orchestrator/orchestrator";
-import { hot, type StepRow } from "../orchestrator/orchestrator-queries";
+import { hot } from "../db/hot";
+import type { StepRow } from "../orchestrator/orchestrator-queries";
 import { issueToken, tokenLookup } from "./tokens";
 
 export type AgentApiErrorKind = "invalid" | "unauthenticated" | "not_found" | "conflict" | "unavailable";

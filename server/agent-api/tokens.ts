@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { and, eq, isNull, sql } from "drizzle-orm";
 import type { Store, StoreTx } from "../db/store";
-import { hot } from "../orchestrator/orchestrator-queries";
+import { hot } from "../db/hot";
 
 const sha256 = (s: string) => crypto.createHash("sha256").update(s).digest("hex");
 

@@ -2,11 +2,13 @@
  * API tokens and first-start admin through the harness store: SQLite in the `sqlite` project, PostgreSQL in the
  * `postgres` one (server/auth/tokens.int.test.ts covers the HTTP and socket side on SQLite).
  */
+import crypto from "node:crypto";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../log";
 import { createHarness, testStoreKind, type Harness } from "../testing/harness";
 import { expectTrpcError } from "../testing/fixtures";
+import { login, sessionUser } from "./sessions";
 import { tokenSocketUser, tokenUser } from "./tokens";
 import { ensureAdmin } from "./users";
 
@@ -69,5 +71,31 @@ describe("ensureAdmin on the store", () => {
     } finally {
       fresh.close();
     }
+  });
+});
+
+describe("sessions on the store", () => {
+  it("a cookie finds its user until the session expires; unknown, over-long and disabled ones find nobody", async () => {
+    await h.addUser("sue", "viewer", "sue-password-1");
+    const { token, user } = await login(h.store, "sue", "sue-password-1", 60_000);
+    expect(await sessionUser(h.store, token)).toEqual(user);
+    expect(await sessionUser(h.store, `${token}x`)).toBeNull();
+    expect(await sessionUser(h.store, "x".repeat(201))).toBeNull();
+    expect(await sessionUser(h.store, undefined)).toBeNull();
+    const { sessions, users } = h.store.t;
+    const hash = crypto.createHash("sha256").update(token).digest("hex");
+    // Activity is recorded at most once a minute: a session last seen 2 minutes ago is touched by the lookup.
+    const old = new Date(Date.now() - 120_000);
+    await h.store.db.update(sessions).set({ lastSeenAt: old }).where(eq(sessions.idHash, hash));
+    await sessionUser(h.store, token);
+    const [seen] = await h.store.db.select().from(sessions).where(eq(sessions.idHash, hash));
+    expect(seen!.lastSeenAt.getTime()).toBeGreaterThan(old.getTime() + 60_000);
+    // Expired a second ago: gone, on the same prepared lookup.
+    await h.store.db.update(sessions).set({ expiresAt: new Date(Date.now() - 1_000) }).where(eq(sessions.idHash, hash));
+    expect(await sessionUser(h.store, token)).toBeNull();
+    await h.store.db.update(sessions).set({ expiresAt: new Date(Date.now() + 60_000) }).where(eq(sessions.idHash, hash));
+    expect(await sessionUser(h.store, token)).toEqual(user);
+    await h.store.db.update(users).set({ disabled: true }).where(eq(users.id, user.id));
+    expect(await sessionUser(h.store, token)).toBeNull();
   });
 });

@@ -1,9 +1,8 @@
 import { and, asc, eq, isNotNull, isNull, lte, or, sql, type SQL } from "drizzle-orm";
 import { plusSeconds } from "../db/sql";
-import { sqliteDbOf, sqliteWait, type Store, type StoreDb, type StoreTx, type Tables } from "../db/store";
+import { hot } from "../db/hot";
+import type { Store, Tables } from "../db/store";
 
-type Q = StoreDb | StoreTx;
-type Params = Record<string, unknown>;
 export type StepRow = Tables["steps"]["$inferSelect"];
 export type JobRow = Tables["jobs"]["$inferSelect"];
 
@@ -15,37 +14,6 @@ const ph = (name: string): SQL => sql`${sql.placeholder(name)}`;
 
 /** A JSON column's value for a `ph()` placeholder (SQLite's JSON text; PostgreSQL casts the text to jsonb). */
 export const jsonText = (v: Record<string, unknown> | null | undefined): string | null => (v == null ? null : JSON.stringify(v));
-
-/** The query built on `db` (the Store's, or a transaction's), with placeholders for its parameters. */
-type Build = (db: Q, t: Tables) => unknown;
-type Mode = "all" | "get" | "run";
-
-/**
- * One hot statement on either database, written once with placeholders:
- * - SQLite: prepared once on the Store's connection and run synchronously (building drizzle's SQL text of each query
- *   every time was most of the engine's cost: bench:deploy, docs/BENCHMARKS.md). Transactions run on that
- *   connection, so the statement reads and writes inside the open one; `db` is not needed.
- * - PostgreSQL: built on `db` (the pool or the transaction's client) and run with the values, each time; a round trip
- *   costs more than building it.
- */
-export function hot<R>(store: Store, mode: Mode, build: Build): (db: Q, params?: Params) => Promise<R> {
-  if (store.dialect === "sqlite") {
-    const raw = sqliteDbOf(store);
-    // Prepared once on SQLite's connection: the one place the slice runs statements synchronously.
-    // eslint-disable-next-line no-restricted-syntax
-    const stmt = (build(raw as unknown as Q, store.t) as { prepare(): Record<Mode, (p?: Params) => unknown> }).prepare();
-    return async (db, params) => {
-      // Outside a transaction (`db` is store.db), wait for an open one to end, as an awaited store.db query does
-      // (checked again after each wait: another may have begun meanwhile).
-      for (let wait = sqliteWait(store, db); wait; wait = sqliteWait(store, db)) await wait;
-      return stmt[mode](params) as R;
-    };
-  }
-  return async (db, params) => {
-    const rows = (await (build(db, store.t) as { execute(p?: Params): Promise<unknown> }).execute(params)) as unknown[];
-    return (mode === "get" ? rows[0] : mode === "all" ? rows : undefined) as R;
-  };
-}
 
 /**
  * The engine's hot statements (orchestrator.ts, agent-api), once per Store. `at(ms)` is a timestamp's driver value
