@@ -9,6 +9,7 @@ import { getBatchSettings } from "./batch-settings";
 import { countBatch, paramsOf, queuedJobs, updateParams, type Tx } from "./batch-store";
 import { DEFAULT_WEBHOOK, postWebhook, type WebhookOptions } from "./batch-webhook";
 import { startQueuedJob } from "./job-state";
+import { InFlight } from "./in-flight";
 
 export interface BatchRunnerOptions {
   /** The server's own address, for links in webhook payloads when no public URL is configured. */
@@ -33,7 +34,7 @@ export class BatchRunner {
   private pendingPump = false;
   private stopping = false;
   private unsubscribe: (() => void) | null = null;
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly inFlight: InFlight;
   private readonly webhook: WebhookOptions;
   private readonly store: Store;
   private pumping: Promise<void> | null = null;
@@ -43,18 +44,13 @@ export class BatchRunner {
     private readonly opts: BatchRunnerOptions,
   ) {
     this.webhook = { ...DEFAULT_WEBHOOK, ...opts.webhook };
+    this.inFlight = new InFlight((err) => d.log.error("batch runner pass failed", { error: String(err) }));
     this.store = storeOf(d);
   }
 
   /** Keep a background promise for stop(); its failure is logged, never thrown into the event loop. */
   private track(p: Promise<unknown>): Promise<void> {
-    const q = p.then(
-      () => undefined,
-      (err: unknown) => this.d.log.error("batch runner pass failed", { error: String(err) }),
-    );
-    this.inFlight.add(q);
-    void q.finally(() => this.inFlight.delete(q));
-    return q;
+    return this.inFlight.track(p);
   }
 
   async start(): Promise<void> {
@@ -81,7 +77,7 @@ export class BatchRunner {
   async stop(): Promise<void> {
     this.stopping = true;
     this.unsubscribe?.();
-    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+    await this.inFlight.settle();
   }
 
   private mark(batchId: number): void {

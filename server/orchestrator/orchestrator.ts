@@ -7,6 +7,7 @@ import { storeOf, type Store, type StoreTx } from "../db/store";
 import { closeJob } from "./job-state";
 import { classify, type MachinePorts } from "./ports";
 import { defaultOwner, PASSIVE, runServerPort, stepChanged, waitSatisfied } from "./step-kinds";
+import { InFlight } from "./in-flight";
 import { ServerStepClaims } from "./step-claims";
 import { WorkWaiters } from "./work-waiters";
 import { jsonText, prepareQueries, type HotQueries, type JobRow, type StepRow } from "./orchestrator-queries";
@@ -41,7 +42,7 @@ export class Orchestrator {
   private pendingTick = false;
   private readonly dirty = new Set<number>();
   private readonly waiters = new WorkWaiters();
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly inFlight: InFlight;
   /** Wake-ups for steps waiting out a retry backoff (so a retry starts on time, not at the next tick). */
   private readonly retryTimers = new Set<ReturnType<typeof setTimeout>>();
   private readonly now: () => number;
@@ -62,6 +63,7 @@ export class Orchestrator {
     private readonly opts: OrchestratorOptions = {},
   ) {
     this.now = opts.now ?? Date.now;
+    this.inFlight = new InFlight((err) => d.log.error("orchestrator pass failed", { error: String(err) }));
     this.store = storeOf(d);
     this.queries = prepareQueries(this.store);
     this.owner = opts.owner ?? defaultOwner();
@@ -107,18 +109,12 @@ export class Orchestrator {
     this.retryTimers.clear();
     this.unsubscribe?.();
     this.waiters.wakeAll();
-    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+    await this.inFlight.settle();
   }
 
   /** Keep a background promise for stop(); its failure is logged, never thrown into the event loop. */
   private track(p: Promise<unknown>): Promise<void> {
-    const q = p.then(
-      () => undefined,
-      (err: unknown) => this.d.log.error("orchestrator pass failed", { error: String(err) }),
-    );
-    this.inFlight.add(q);
-    void q.finally(() => this.inFlight.delete(q));
-    return q;
+    return this.inFlight.track(p);
   }
 
   /**
