@@ -43,6 +43,9 @@ export default tseslint.config(
       "server/auth/**/*.ts",
       "server/agent-api/**/*.ts",
       "server/orchestrator/{job-state,job-record,orchestrator,orchestrator-queries,batch-store,batch-runner,batches,batch-settings}.ts",
+      "server/oob/{bmc-state,power,power-sync,settings}.ts",
+      "server/oob/console/manager.ts",
+      "server/operator/hand-power.ts",
     ],
     ignores: ["**/*.test.ts"],
     rules: {

@@ -255,7 +255,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const batchRunner = new BatchRunner(domain, { baseUrl: url, ...overrides.batches });
   await batchRunner.start();
   // Power actions in flight died with the previous process: their "powering on…" marks would never clear.
-  const stale = clearStalePowerPending(domain);
+  const stale = await clearStalePowerPending(domain);
   if (stale) log.warn("cleared power actions left pending by the previous process", { machines: stale });
   const powerSync = new PowerSync(domain);
   registerPowerSyncMetrics(metrics.registry, powerSync, domain.oob.probeStats);

@@ -4,10 +4,10 @@
  */
 import crypto from "node:crypto";
 import { eq, inArray, isNotNull } from "drizzle-orm";
+import { storeOf } from "../db/store";
 import type { PowerResult } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { Actor, Domain } from "../context";
-import { machines } from "../db/schema";
 import { forEachMachine } from "../machines/per-machine";
 import { loadBmc } from "../oob/bmc-state";
 import type { Selection } from "../machines/selection";
@@ -55,8 +55,9 @@ const OPERATION_TTL_MS = 10 * 60_000;
 
 const pendingFor = (action: PowerAction): "on" | "off" => (action === "off" || action === "soft" ? "off" : "on");
 
-function setPending(d: Domain, id: number, pending: "on" | "off" | null): void {
-  const m = d.db.update(machines).set({ powerPending: pending }).where(eq(machines.id, id)).returning().get();
+async function setPending(d: Domain, id: number, pending: "on" | "off" | null): Promise<void> {
+  const { db, t } = storeOf(d);
+  const [m] = await db.update(t.machines).set({ powerPending: pending }).where(eq(t.machines.id, id)).returning();
   if (m) d.bus.publish({ type: "machine.changed", machineId: m.id, name: m.name, state: m.state, powerState: m.powerState, maintenance: m.maintenance, rackId: m.rackId });
 }
 
@@ -75,18 +76,19 @@ export async function startPowerAction(
   complete: (results: PowerResult[]) => PowerResult[] = (r) => r,
   concurrency = 16,
 ): Promise<{ operationId: string; results: PowerResult[] }> {
-  const names = new Map(d.db.select({ id: machines.id, name: machines.name }).from(machines).where(inArray(machines.id, ids)).all().map((m) => [m.id, m.name]));
+  const { db, t } = storeOf(d);
+  const names = new Map((await db.select({ id: t.machines.id, name: t.machines.name }).from(t.machines).where(inArray(t.machines.id, ids))).map((m) => [m.id, m.name]));
   const accepted: number[] = [];
   const results: PowerResult[] = [];
   for (const id of ids) {
     const name = names.get(id) ?? `#${id}`;
     try {
-      const h = loadBmc(d, id);
+      const h = await loadBmc(d, id);
       h.driver.power.validate(h.target);
       await takeHandHold(d, id, "power", (job) => busyError(job, "power"));
       accepted.push(id);
       const pending = pendingFor(action);
-      setPending(d, id, pending);
+      await setPending(d, id, pending);
       results.push({ id, name, ok: true, pending });
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
@@ -99,7 +101,7 @@ export async function startPowerAction(
       return { powerState: await powerAction(d, id, action, actor) };
     } finally {
       releaseHandHold(d, id);
-      setPending(d, id, null);
+      await setPending(d, id, null);
     }
   });
   const op: PowerOperation = { id: operationId, createdAt: Date.now(), done: false, results: null, finished };
@@ -133,9 +135,15 @@ export async function waitPowerOperation(d: Domain, operationId: string, timeout
   return { done: op.done, results: op.results };
 }
 
-/** A process that died with power actions in flight leaves pending states nobody will clear: clear them at start. */
-export function clearStalePowerPending(d: Domain): number {
-  return d.db.update(machines).set({ powerPending: null }).where(isNotNull(machines.powerPending)).run().changes;
+/**
+ * A process that died with power actions in flight leaves pending states nobody will clear: clear them at start.
+ * SQLite only: on PostgreSQL other live processes may have actions in flight, and the pending marks are not yet
+ * owned by a process (the hand hold is still per process), so nothing is cleared there (0).
+ */
+export async function clearStalePowerPending(d: Domain): Promise<number> {
+  const { db, t, dialect } = storeOf(d);
+  if (dialect !== "sqlite") return 0;
+  return (await db.update(t.machines).set({ powerPending: null }).where(isNotNull(t.machines.powerPending)).returning({ id: t.machines.id })).length;
 }
 
 /** powerStart over a table selection, as planned (like powerSelection); skipped machines keep the plan's reason. */

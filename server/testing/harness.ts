@@ -10,7 +10,7 @@ import { loadConfig, type Config } from "../config";
 import type { Domain } from "../context";
 import { openDatabase } from "../db/client";
 import { inArray } from "drizzle-orm";
-import { machines, users } from "../db/schema";
+import { bmcs, machines, users } from "../db/schema";
 import { sqliteStore, type Store } from "../db/store";
 import { testPgStore } from "./test-store";
 import { EventBus } from "../events/bus";
@@ -82,8 +82,14 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
      */
     async mirrorMachines(ids: number[]) {
       if (store.dialect !== "postgres" || ids.length === 0) return;
-      const rows = db.select().from(machines).where(inArray(machines.id, ids)).all();
-      await store.db.insert(store.t.machines).values(rows.map((r) => ({ ...r, rackId: null, osProfileId: null })));
+      // Again for a machine already mirrored: its row is brought up to date (a state change written through domain.db).
+      for (const r of db.select().from(machines).where(inArray(machines.id, ids)).all()) {
+        const row = { ...r, rackId: null, osProfileId: null };
+        await store.db.insert(store.t.machines).values(row).onConflictDoUpdate({ target: store.t.machines.id, set: row });
+      }
+      for (const b of db.select().from(bmcs).where(inArray(bmcs.machineId, ids)).all()) {
+        await store.db.insert(store.t.bmcs).values(b).onConflictDoUpdate({ target: store.t.bmcs.machineId, set: b });
+      }
     },
     /** Synchronous, as before; a PostgreSQL store's pool ends in the background (its database stays until the cluster goes). */
     close() {

@@ -127,6 +127,7 @@ describe("roles on every procedure", () => {
     fx.mDel = (await h.operator.machines.enroll(machineInput(4))).id;
     const bmc = { driver: "fake" as const, address: "10.9.9.9", username: "u", password: "p" };
     fx.mBmc = (await h.operator.machines.enroll(machineInput(5, { bmc }))).id;
+    await h.mirrorMachines([fx.mBmc]);
     // A running job (no orchestrator in router tests, so it stays running until cancelled).
     // Power jobs and batches: they move no lifecycle state, which server/machines (not on the Store yet) would write.
     fx.mJob = (await h.operator.machines.enroll(machineInput(6))).id;
@@ -140,6 +141,7 @@ describe("roles on every procedure", () => {
     // With a (fake) BMC: a job boots its machine through it; the plan skips machines without one.
     const manageable = async (n: number) => {
       const { id } = await h.operator.machines.enroll(machineInput(n, { bmc: { driver: "fake", address: `10.9.10.${n}`, username: "u", password: "p" } }));
+      await h.mirrorMachines([id]); // the BMC verification reads it through the Store
       await h.operator.machines.action({ id, action: "manage" });
       await h.mirrorMachines([id]);
       return id;
@@ -205,7 +207,9 @@ describe("roles on every procedure", () => {
     it.each(MUTATIONS)("%s: succeeds for its role", async (path) => {
       const caller = minRole(path) === "admin" ? h.admin : h.operator;
       if (minRole(path) === "viewer") expect(MUTATIONS.filter((p) => minRole(p) === "viewer").sort()).toEqual([...VIEWER_MUTATIONS].sort());
-      await procedureAt(caller, path)(mutationInputs[path]!());
+      const r = await procedureAt(caller, path)(mutationInputs[path]!());
+      // powerStart's action goes on in the background, holding the machine: powerWait (next) waits for this one.
+      if (path === "oob.powerStart") powerOp = (r as { operationId: string }).operationId;
     });
   });
 

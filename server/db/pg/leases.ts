@@ -1,3 +1,4 @@
+import os from "node:os";
 import { sql, type SQL } from "drizzle-orm";
 import type pg from "pg";
 import type { PgDb } from "./client";
@@ -40,6 +41,11 @@ function positive(what: string, n: number, max = 86_400_000): number {
 }
 
 /** A process's name in leases: printable, short (it is stored and shown in /healthz). */
+/** This process's default name as a lease holder: host and pid, in the characters owners allow. */
+export function processOwner(): string {
+  return `${os.hostname().replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 100) || "host"}:${process.pid}`;
+}
+
 export function checkOwner(owner: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/.test(owner)) throw new Error(`lease owner ${JSON.stringify(owner.slice(0, 40))} must be 1-128 of A-Z a-z 0-9 . _ : @ -`);
   return owner;
