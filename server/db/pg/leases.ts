@@ -321,3 +321,16 @@ export async function withBmcLock<T>(pool: pg.Pool, bmc: { address: string; port
     client.release(broken);
   }
 }
+
+/**
+ * The cross-process exclusion of a BmcScheduler (server/oob/scheduler.ts `crossProcess`) over `pool`: its keys are
+ * "address:port" (bmcKey), each call runs inside withBmcLock.
+ */
+export function bmcLockOn(pool: pg.Pool, waitMs?: number): <T>(key: string, fn: () => Promise<T>) => Promise<T> {
+  return (key, fn) => {
+    const i = key.lastIndexOf(":");
+    const port = Number(key.slice(i + 1));
+    if (i < 1 || !Number.isInteger(port)) throw new Error(`not a BMC key: ${JSON.stringify(key.slice(0, 80))}`);
+    return withBmcLock(pool, { address: key.slice(0, i), port }, () => fn(), waitMs);
+  };
+}
