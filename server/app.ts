@@ -258,6 +258,8 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const stale = await clearStalePowerPending(domain);
   if (stale) log.warn("cleared power actions left pending by the previous process", { machines: stale });
   const powerSync = new PowerSync(domain);
+  // Several processes: a process that died mid-action left "powering on…" marks whose holds lapse; a sweep clears them.
+  if (store.dialect === "postgres") powerSync.onSweep(() => void clearStalePowerPending(domain).catch((err) => log.warn("clearing stale power marks failed", { error: String(err) })));
   registerPowerSyncMetrics(metrics.registry, powerSync, domain.oob.probeStats);
   if (config.powerSync) powerSync.start();
   // The demo lab's fake-driver machines get simulated agents, so its deploys finish (server/demo/demo-agents.ts).

@@ -3,7 +3,7 @@
  * job, and the machine held meanwhile so that no job starts on it (orchestrator/job-state.ts withHandHold).
  */
 import crypto from "node:crypto";
-import { eq, inArray, isNotNull } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, sql } from "drizzle-orm";
 import { storeOf } from "../db/store";
 import type { PowerResult } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
@@ -100,7 +100,7 @@ export async function startPowerAction(
     try {
       return { powerState: await powerAction(d, id, action, actor) };
     } finally {
-      releaseHandHold(d, id);
+      await releaseHandHold(d, id);
       await setPending(d, id, null);
     }
   });
@@ -136,14 +136,23 @@ export async function waitPowerOperation(d: Domain, operationId: string, timeout
 }
 
 /**
- * A process that died with power actions in flight leaves pending states nobody will clear: clear them at start.
- * SQLite only: on PostgreSQL other live processes may have actions in flight, and the pending marks are not yet
- * owned by a process (the hand hold is still per process), so nothing is cleared there (0).
+ * A process that died with power actions in flight leaves pending states nobody will clear: clear them (at start,
+ * and on PostgreSQL at every power sweep). SQLite: all of them (the one process just started). PostgreSQL: those
+ * whose machine has no live hand hold (a live one belongs to an action still running in some process).
  */
 export async function clearStalePowerPending(d: Domain): Promise<number> {
   const { db, t, dialect } = storeOf(d);
-  if (dialect !== "sqlite") return 0;
-  return (await db.update(t.machines).set({ powerPending: null }).where(isNotNull(t.machines.powerPending)).returning({ id: t.machines.id })).length;
+  const { machines, leases } = t;
+  const orphan =
+    dialect === "sqlite"
+      ? isNotNull(machines.powerPending)
+      : and(
+          isNotNull(machines.powerPending),
+          sql`NOT EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.name} = 'hold:' || ${machines.id} AND ${leases.expiresAt} > clock_timestamp())`,
+        );
+  const cleared = await db.update(machines).set({ powerPending: null }).where(orphan).returning();
+  for (const m of cleared) d.bus.publish({ type: "machine.changed", machineId: m.id, name: m.name, state: m.state, powerState: m.powerState, maintenance: m.maintenance, rackId: m.rackId });
+  return cleared.length;
 }
 
 /** powerStart over a table selection, as planned (like powerSelection); skipped machines keep the plan's reason. */
