@@ -1,7 +1,6 @@
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import path from "node:path";
-import { sql } from "drizzle-orm";
 import type { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { buildOpenApi } from "./api/openapi";
@@ -17,6 +16,8 @@ import type { Domain } from "./context";
 import { startCheckpointer } from "./db/checkpointer";
 import { openDatabase } from "./db/client";
 import { storeOf } from "./db/store";
+import { processOwner } from "./db/pg/leases";
+import { health } from "./http/health";
 import { EventBus } from "./events/bus";
 import { attachGateway } from "./events/gateway";
 import { isCrossSiteWrite, isPublicPath } from "./http/guards";
@@ -85,6 +86,8 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const oob = createOobRuntime(defaultOobConfig(config.dataDir, config.oob));
   const domain: Domain = { db, bus, secrets, log, oob };
   const store = storeOf(domain);
+  /** This process's name among processes sharing a database (leases, /healthz). */
+  const owner = processOwner();
   await ensureAdmin(store, log, config.adminPassword);
   if (config.demo) seedDemoLab(domain);
 
@@ -170,9 +173,17 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     const url = new URL(req.url ?? "/", "http://localhost");
     const p = url.pathname;
     if (p === "/healthz") {
-      db.get(sql`select 1`);
+      let body: string;
+      try {
+        body = JSON.stringify(await health(store, owner));
+      } catch (err) {
+        log.warn("health check: the database does not answer", { error: String(err) });
+        res.writeHead(503, { "content-type": "application/json", "cache-control": "no-store" });
+        res.end(JSON.stringify({ status: "unavailable", error: "database unreachable" }));
+        return;
+      }
       res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
-      res.end(JSON.stringify({ status: "ok", uptimeS: Math.round(process.uptime()) }));
+      res.end(body);
       return;
     }
     if (p === "/metrics") {
