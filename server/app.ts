@@ -106,7 +106,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   });
   await installerLogs.start();
 
-  const metrics = createMetrics(db);
+  const metrics = createMetrics(db, store.dialect === "postgres" ? owner : undefined);
   const procedureNames = new Set(Object.keys(appRouter._def.procedures));
   registerProxyMetrics(metrics.registry, () => packageProxy.status());
   bus.subscribe((e) => metrics.liveEvents.inc({ type: e.type }));
