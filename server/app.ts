@@ -18,6 +18,7 @@ import { openDatabase } from "./db/client";
 import { storeOf } from "./db/store";
 import { processOwner } from "./db/pg/leases";
 import { health } from "./http/health";
+import { PgBusBridge } from "./events/pg-bus-bridge";
 import { EventBus } from "./events/bus";
 import { attachGateway } from "./events/gateway";
 import { isCrossSiteWrite, isPublicPath } from "./http/guards";
@@ -88,6 +89,9 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const store = storeOf(domain);
   /** This process's name among processes sharing a database (leases, /healthz). */
   const owner = processOwner();
+  // Several processes on PostgreSQL: each one's bus carries the others' events (LISTEN/NOTIFY).
+  const busBridge = store.dialect === "postgres" && config.databaseUrl ? new PgBusBridge(bus, config.databaseUrl, { origin: owner, log }) : undefined;
+  await busBridge?.start();
   await ensureAdmin(store, log, config.adminPassword);
   if (config.demo) seedDemoLab(domain);
 
@@ -295,6 +299,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       await netboot.stop();
       await packageProxy.stop();
       await installerLogs.stop();
+      await busBridge?.stop();
       // A stopping process does not wait for clients: a connection whose request the server has not finished
       // reading (a client that sent a body nobody read, a half-sent request) would hold server.close() until the
       // request timeout (the HTTP fuzz test's afterAll once waited more than 30 s in a clean-clone run).
