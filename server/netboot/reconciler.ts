@@ -111,7 +111,9 @@ export class TreeWriter {
     }
     const perDir = new Map<string, number>();
     for (const w of writes) perDir.set(path.posix.dirname(w.rel), (perDir.get(path.posix.dirname(w.rel)) ?? 0) + 1);
-    const stageable = this.emptyDirs();
+    // Only a batch big enough to stage looks for empty directories (a scan of everything known on disk: an
+    // incremental change of one machine must not pay for the size of the tree).
+    const stageable = [...perDir.values()].some((n) => n >= STAGE_MIN_FILES) ? this.emptyDirs() : new Set<string>();
     /** Relative managed dir → its staging directory (absolute). */
     const staged = new Map<string, string>();
     for (const [dir, n] of perDir) {
