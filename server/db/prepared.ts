@@ -56,6 +56,15 @@ export function insertRow(db: Db, table: SQLiteTable, fields: string[]): (values
  * whose new ids the caller does not need. One statement per 100 rows costs far less than 100 single-row runs.
  */
 export function insertMany(db: Db, table: SQLiteTable, fields: string[], chunk = 100): (rows: Record<string, unknown>[]) => void {
+  const run = insertManyReturning(db, table, fields, [], chunk);
+  return (rows) => void run(rows);
+}
+
+/**
+ * insertMany that also returns the given columns of the new rows (`RETURNING`), in no promised order: key them by
+ * a unique column (SQLite does not promise RETURNING rows in VALUES order).
+ */
+export function insertManyReturning(db: Db, table: SQLiteTable, fields: string[], returning: string[], chunk = 100): (rows: Record<string, unknown>[]) => Record<string, unknown>[] {
   const cols = getTableColumns(table) as unknown as Columns;
   const used = fields.map((f) => {
     const c = cols[f];
@@ -65,9 +74,16 @@ export function insertMany(db: Db, table: SQLiteTable, fields: string[], chunk =
   const defaults = used.map((c) => (c.hasDefault && c.default !== undefined && !is(c.default, SQL) ? c.default : null));
   const head = `INSERT INTO "${getTableName(table)}" (${used.map((c) => `"${c.name}"`).join(", ")}) VALUES `;
   const tuple = `(${used.map(() => "?").join(", ")})`;
+  const back = returning.map((f) => {
+    const c = cols[f];
+    if (!c) throw new Error(`${getTableName(table)} has no column ${f}`);
+    return `"${c.name}" AS "${f}"`;
+  });
+  const tail = back.length ? ` RETURNING ${back.join(", ")}` : "";
   const statement = (n: number) =>
-    preparedFor(db.$client, `insertMany ${getTableName(table)}(${fields.join(",")}) x${n}`, () => db.$client.prepare(head + Array(n).fill(tuple).join(", ")));
+    preparedFor(db.$client, `insertMany ${getTableName(table)}(${fields.join(",")}) x${n}${tail}`, () => db.$client.prepare(head + Array(n).fill(tuple).join(", ") + tail));
   return (rows) => {
+    const out: Record<string, unknown>[] = [];
     for (let at = 0; at < rows.length; at += chunk) {
       const part = rows.slice(at, at + chunk);
       const values: unknown[] = [];
@@ -78,7 +94,10 @@ export function insertMany(db: Db, table: SQLiteTable, fields: string[], chunk =
           values.push(v == null ? null : used[i]!.mapToDriverValue(v));
         }
       }
-      statement(part.length).run(values);
+      const st = statement(part.length);
+      if (back.length) for (const r of st.all(values) as Record<string, unknown>[]) out.push(r);
+      else st.run(values);
     }
+    return out;
   };
 }

@@ -256,7 +256,7 @@ describe("machines.bulkEnroll", () => {
     );
     const res = await h.operator.machines.bulkEnroll({ machines: items });
     expect(res.enrolled).toBe(250);
-    const single = [items[0]!, items[1]!].map((it, k) => ({ ...it, name: `single-${seq}-${k}`, bootMac: `52:54:00:b1:${hex(seq)}:${hex(k)}`, ip: `10.97.${seq}.${k}`, ...(it.bmc ? { bmc: { ...(it.bmc as object), address: `10.98.${seq}.${k}` } } : {}) }));
+    const single = [items[0]!, items[1]!].map((it, k) => ({ ...it, name: `single-${seq}-${k}`, bootMac: `52:54:00:b1:${hex(seq)}:${hex(k)}`, ip: `10.97.${seq}.${k}`, ...(it.bmc ? { bmc: { ...(it.bmc), address: `10.98.${seq}.${k}` } } : {}) }));
     const singleIds: number[] = [];
     for (const it of single) singleIds.push((await h.operator.machines.enroll(it as never)).id);
     const strip = <T extends Record<string, unknown>>(r: T | undefined, drop: string[]) => Object.fromEntries(Object.entries(r ?? {}).filter(([k]) => !drop.includes(k)));

@@ -4,7 +4,7 @@ import { isIPv4, normalizeMac } from "../../lib/net";
 import { machineEnrollSchema, type MachineEnroll } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { insertMany, insertRow } from "../db/prepared";
+import { insertMany, insertManyReturning } from "../db/prepared";
 import { bmcs, machines, nics } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { Allocator } from "../subnets/allocate";
@@ -235,10 +235,15 @@ function insertRows(d: Domain, checked: CheckedRows, actor: Actor, source: strin
   // address was allocated from a subnet needs its own id for the allocation: those go one by one, as enroll.ts does.
   const nicRows = new Map<string, Record<string, unknown>[]>();
   const bmcRows: Record<string, unknown>[] = [];
+  // Machines in multi-row inserts too, their new ids keyed by name (unique, checked above).
+  const machineRows = inputs.map((input) => machineRow(input, now));
+  const fields = Object.keys(machineRows[0] ?? {});
+  const idByName = new Map<unknown, number>();
+  if (machineRows.length) for (const r of insertManyReturning(d.db, machines, fields, ["id", "name"])(machineRows)) idByName.set(r.name, Number(r.id));
   for (const [i, input] of inputs.entries()) {
     const boot = boots[i]!;
-    const machine = machineRow(input, now);
-    const id = insertRow(d.db, machines, Object.keys(machine))(machine);
+    const id = idByName.get(machineRows[i]!.name);
+    if (id === undefined) throw new Error(`bulk enrollment: no id returned for ${input.name}`);
     ids.push(id);
     if (boot.allocated) {
       insertBootNicAndBmc(d, id, input, boot, allocator);
