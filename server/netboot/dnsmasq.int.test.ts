@@ -29,6 +29,7 @@ const NET = "10.213.77";
 const MAC_A = "52:54:00:7b:00:01";
 const MAC_B = "52:54:00:7b:00:02";
 const MAC_C = "52:54:00:7b:00:03";
+const MAC_D = "52:54:00:7b:00:04";
 const MAC_UNKNOWN = "52:54:00:7b:00:99";
 
 function ip(...args: string[]) {
@@ -166,6 +167,20 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     // node-a is in the hosts file written at start.
     await setIp(1, `${NET}.61`);
     expect(await dhcp(MAC_A)).toContain(`ip=${NET}.61 hostname=node-a`);
+    // Its old address is free at once: dnsmasq keeps a replaced entry until SIGHUP, and that stale entry made a
+    // machine given .51 next get a dynamic address instead ("duplicate dhcp-host IP address"; checked by hand
+    // with dnsmasq 2.90 and per-NIC files rewritten without a signal).
+    const dm = enrollMachine(h.domain, { name: "node-d", bootMac: MAC_D, ip: `${NET}.51`, uHeight: 1 }, "test");
+    await nb.whenIdle();
+    await waitFor(() => lines.some((l) => l.includes("52-54-00-7b-00-04")), "inotify read of node-d's host file");
+    expect(await dhcp(MAC_D)).toContain(`ip=${NET}.51 hostname=node-d`);
+    // node-d's lease holds .51 (the client never releases it): move it off before node-a takes .51 back.
+    await setIp(dm.id, `${NET}.54`);
+    expect(await dhcp(MAC_D)).toContain(`ip=${NET}.54 hostname=node-d`);
+    const beforeDelete = hostsReads();
+    deleteMachine(h.domain, dm.id, "test");
+    await nb.whenIdle();
+    await waitFor(() => hostsReads() > beforeDelete, "SIGHUP after node-d's deletion");
     await setIp(1, `${NET}.51`);
     expect(await dhcp(MAC_A)).toContain(`ip=${NET}.51 hostname=node-a`);
     // node-c arrives by inotify (its own hosts.d file); its new address moves it to the hosts file.
