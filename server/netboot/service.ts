@@ -291,7 +291,8 @@ export class NetbootService {
     const previous = ids.flatMap((id) => this.owners.get(id) ?? []);
     // Host lines: a MAC dnsmasq has never seen gets its own hosts.d file, which dnsmasq reads on inotify without a
     // signal (enroll → lease stays fast). A changed or removed line is rewritten in the hosts file and dnsmasq is
-    // SIGHUP'd: it only ever adds entries on inotify, so a changed hosts.d file would leave the old entry in force.
+    // SIGHUP'd: it only ever adds entries on inotify, so a changed hosts.d file would leave the replaced entry behind,
+    // holding the old address against the next machine given it.
     // The hosts file's lines after this change: a copy, made only when a line changes, kept only once written.
     let next: Map<string, string> | null = null;
     const edit = () => (next ??= new Map(this.hostLines));
