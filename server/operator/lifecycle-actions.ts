@@ -9,8 +9,6 @@ import { AppError } from "../../lib/errors";
 import { POWER_JOB_KINDS, type JobKind } from "../../lib/jobs";
 import { ACTION_LABELS, nextState, STATE_LABELS, type MachineState, type OperatorAction } from "../../lib/lifecycle";
 import type { Actor, Domain } from "../context";
-import { bmcs, machines } from "../db/schema";
-import { recordEvent } from "../events/audit";
 import { transition, type TransitionResult } from "../machines/lifecycle";
 import { verifyBmc } from "../oob/power";
 import type { LiveEvent } from "../../lib/live-events";
@@ -190,19 +188,21 @@ export async function operatorAction(
   opts: { actor: Actor; reason?: string; osProfileId?: number },
 ): Promise<ActionResult> {
   if (action === "manage") {
-    const m = d.db
+    const store = storeOf(d);
+    const { machines, bmcs } = store.t;
+    const [m] = await store.db
       .select({ name: machines.name, state: machines.state, hasBmc: bmcs.machineId })
       .from(machines)
       .leftJoin(bmcs, eq(bmcs.machineId, machines.id))
       .where(eq(machines.id, id))
-      .get();
+      .limit(1);
     if (m?.state === "enrolled" && m.hasBmc) {
       try {
         await verifyBmc(d, id, opts.actor);
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
         const message = `${m.name} stays enrolled: BMC verification failed: ${err.message}`;
-        const ev = recordEvent(d.db, { actor: opts.actor, machineId: id, kind: "bmc.verify_failed", message, payload: { code: err.code } });
+        const ev = await recordStoreEvent(store, store.db, { actor: opts.actor, machineId: id, kind: "bmc.verify_failed", message, payload: { code: err.code } });
         d.bus.publish({ type: "event.created", event: { ...ev, machineName: m.name } });
         throw new AppError(err.code, message);
       }
