@@ -7,6 +7,8 @@
 import { eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "../../lib/errors";
+import { machineNetworkSchema } from "../../lib/net-model";
+import { getMachineNetworkIn, setMachineNetwork } from "../machines/network";
 import { agentBootSessionIn } from "../netboot/agent-nonce";
 import { createBatch } from "../orchestrator/batches";
 import { deployParams } from "../orchestrator/jobs";
@@ -123,5 +125,29 @@ describe("the agent's boot session on the Store", () => {
     await h.store.db.insert(events).values({ ts: new Date(), actor: "test", machineId: id, kind: "machine.updated", message: "not a state change" });
     expect(await agentBootSessionIn(h.store, h.store.db, id)).toBe(second);
     expect(await agentBootSessionIn(h.store, h.store.db, id + 1000)).toBeNull();
+  });
+});
+
+describe("the network editor on the Store", () => {
+  it("allocates auto addresses, keeps them through an edit, and refuses a pinned address held by another machine, naming it", async () => {
+    const net = await addSubnet(h, { name: "st-net", cidr: "10.85.0.0/24", gateway: "10.85.0.1" });
+    const a = await addMachine(h, { name: "net-a", bootMac: "52:54:00:a6:00:01" });
+    const b = await addMachine(h, { name: "net-b", bootMac: "52:54:00:a6:00:02" });
+    const eno1 = (mac: string, o: Record<string, unknown>) => ({ kind: "ethernet", name: "eno1", mac, ...o });
+    const netOf = (...interfaces: unknown[]) => machineNetworkSchema.parse({ interfaces });
+    await setMachineNetwork(h.domain, a, netOf(eno1("52:54:00:a6:00:01", { mode: "auto", subnetId: net })), "test");
+    expect(await addressesOf(a)).toEqual(["10.85.0.2 auto"]);
+    // Pinning a's address on b is refused with the holder named; nothing of b's edit is kept.
+    const err = await setMachineNetwork(h.domain, b, netOf(eno1("52:54:00:a6:00:02", { mode: "static", subnetId: net, ipv4: "10.85.0.2/24" })), "test").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).message).toBe("eno1: 10.85.0.2 in subnet st-net is already held by net-a (eno1)");
+    expect(await addressesOf(b)).toEqual([]);
+    await setMachineNetwork(h.domain, b, netOf(eno1("52:54:00:a6:00:02", { mode: "auto", subnetId: net, mtu: 9000 })), "test");
+    expect(await addressesOf(b)).toEqual(["10.85.0.3 auto"]);
+    // An edit of a that keeps the interface and subnet keeps its address.
+    await setMachineNetwork(h.domain, a, netOf(eno1("52:54:00:a6:00:01", { mode: "auto", subnetId: net, mtu: 1500 })), "test");
+    expect(await addressesOf(a)).toEqual(["10.85.0.2 auto"]);
+    const { network } = await getMachineNetworkIn(h.store, a);
+    expect(network.interfaces[0]).toMatchObject({ name: "eno1", mode: "auto", ipv4: "10.85.0.2/24", gateway4: "10.85.0.1", mtu: 1500 });
   });
 });

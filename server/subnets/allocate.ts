@@ -297,6 +297,46 @@ export class StoreAllocator extends AllocatorCore {
   }
 
   /**
+   * Pin `address` in the subnet: inside it, not the gateway, not reserved or dynamic, not held by anyone.
+   * @throws AppError VALIDATION (naming the reason) or CONFLICT (naming the holder)
+   */
+  async pin(subnetId: number, address: string, field = "ip", holder?: number): Promise<Allocated> {
+    const l = await this.load(subnetId, "subnet");
+    const r = this.pinIn(l, subnetId, address, field, holder);
+    if ("taken" in r) throw this.takenError(l, r.taken, await this.holder(subnetId, r.taken), field);
+    return r;
+  }
+
+  /** Set a pinned address aside before anything is allocated automatically (see Allocator.hold). */
+  async hold(subnetId: number, address: string, holder: number): Promise<void> {
+    try {
+      this.holdIn(await this.load(subnetId, "subnet"), subnetId, address, holder);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+    }
+  }
+
+  /** Who holds an address, for messages (see Allocator). */
+  private async holder(subnetId: number, address: string): Promise<string> {
+    if (this.ownHolder(subnetId, address)) return "taken by another row of this change";
+    const { ipAllocations: ia, machines: m, nics: n, nicLinks: nl, bmcs: b } = this.store.t;
+    const [a] = await this.tx
+      .select({ name: m.name, nic: n.ifname, mac: n.mac, link: nl.ifname })
+      .from(ia)
+      .innerJoin(m, eq(m.id, ia.machineId))
+      .leftJoin(n, eq(n.id, ia.nicId))
+      .leftJoin(nl, eq(nl.id, ia.linkId))
+      .where(and(eq(ia.subnetId, subnetId), eq(ia.address, address)))
+      .limit(1);
+    if (a) return `held by ${a.name}${a.nic || a.link ? ` (${a.nic ?? a.link})` : a.mac ? ` (${a.mac})` : ""}`;
+    const [byNic] = await this.tx.select({ name: m.name }).from(n).innerJoin(m, eq(m.id, n.machineId)).where(eq(n.ip, address)).limit(1);
+    if (byNic) return `the IP of ${byNic.name}`;
+    const [byBmc] = await this.tx.select({ name: m.name }).from(b).innerJoin(m, eq(m.id, b.machineId)).where(eq(b.address, address)).limit(1);
+    if (byBmc) return `the BMC address of ${byBmc.name}`;
+    return "taken";
+  }
+
+  /**
    * Write the recorded rows. A duplicate address (another transaction committed it first, which the subnet's row lock
    * should have prevented) fails the transaction with the same CONFLICT as a full subnet, naming it.
    */
