@@ -37,8 +37,8 @@ export default tseslint.config(
   {
     // Slices converted to the Store (server/db/store.ts; docs/ARCHITECTURE.md, "PostgreSQL") stay converted: tables
     // come from `store.t` (either database), queries are awaited. Add each slice here as it is converted.
-    // The job and step state slice: job planning (jobs.ts, agent-install.ts, network-files.ts) still reads machines,
-    // OS profiles and netboot settings synchronously, as those modules do.
+    // The job and step state slice, and deploy planning (jobs, agent-install, network-files, net-model-read, the
+    // operator's lifecycle actions, subnets, the subnets and netboot/OS-profile routers).
     files: [
       "server/auth/**/*.ts",
       "server/agent-api/**/*.ts",
@@ -46,6 +46,10 @@ export default tseslint.config(
       "server/oob/{bmc-state,power,power-sync,settings}.ts",
       "server/oob/console/manager.ts",
       "server/operator/hand-power.ts",
+      "server/orchestrator/{jobs,agent-install,network-files,net-model-read}.ts",
+      "server/operator/lifecycle-actions.ts",
+      "server/subnets/subnets.ts",
+      "server/api/routers/{subnets,netboot}.ts",
     ],
     ignores: ["**/*.test.ts"],
     rules: {

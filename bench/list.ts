@@ -270,7 +270,7 @@ function curveContext(points: CurvePoint[], idle: { busyPercent: number }, other
     "",
     renderCurve(points),
     "",
-    "Each row is a fresh `node --max-semi-space-size=1 dist/server.mjs` (as `npm run serve` starts it; NODE_ENV=production, UI on unless marked API only) seeded with `machines.bulkEnroll` in requests " +
+    "Each row is a fresh `node --max-semi-space-size=1 --v8-pool-size=1 dist/server.mjs` (as `npm run serve` starts it; NODE_ENV=production, UI on unless marked API only) seeded with `machines.bulkEnroll` in requests " +
       "of ≤ 10,000 (racked 1U, fake-driver BMC), then `machines.bulkAction` manage (all) and provide (40 %, interleaved): no jobs run. " +
       "List figures are client wall time over HTTP (request, JSON parse), sort by name: a page of 100 at offsets cycling through every page, " +
       "the same walked with `cursor`, the 40 % `states=[available]` filter, and every machine as keyset pages of 10,000. " +

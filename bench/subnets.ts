@@ -64,7 +64,7 @@ async function importFigures(figures: Figure[], context: string[]): Promise<void
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-bench-subnets-"));
     try {
       const d = domainIn(dir);
-      for (let k = 0; k < COUNT; k++) createSubnet(d, { dns: [], vlanId: null, dynamic: null, provisioning: false, ...subnetInput(k) }, "bench");
+      for (let k = 0; k < COUNT; k++) await createSubnet(d, { dns: [], vlanId: null, dynamic: null, provisioning: false, ...subnetInput(k) }, "bench");
       const t0 = performance.now();
       const res = importCsv(d, texts[kind], "bench", false);
       const ms = performance.now() - t0;

@@ -9,9 +9,11 @@ describe("normalizeMac", () => {
     ["5254.00ab.cdef", "52:54:00:ab:cd:ef"],
     ["525400ABCDEF", "52:54:00:ab:cd:ef"],
     [" 52:54:0:ab:cd:ef ", "52:54:00:ab:cd:ef"],
+    ["52:54:00:ab:cd:ef", "52:54:00:ab:cd:ef"],
+    ["\t52:54:00:ab:cd:ef\n", "52:54:00:ab:cd:ef"],
   ])("%s -> %s", (input, out) => expect(normalizeMac(input)).toBe(out));
 
-  it.each(["", "52:54:00:ab:cd", "52:54:00:ab:cd:ef:01", "52:54-00:ab:cd:ef", "zz:54:00:ab:cd:ef", "5254.00ab.cde"])(
+  it.each(["", "52:54:00:ab:cd", "52:54:00:ab:cd:ef:01", "52:54:00:ab:cd:ef\n:00", "52:54:00:ab:cd:e\u00e9", "52:54:00:ab:cd:ef;", "52:54:00:ab:cd:efa", "52:54-00:ab:cd:ef", "zz:54:00:ab:cd:ef", "5254.00ab.cde"])(
     "rejects %j",
     (input) => expect(normalizeMac(input)).toBeNull(),
   );

@@ -1,6 +1,7 @@
 /** Network value parsing shared by forms, CSV import and the server. */
 
 const MAC_HEX = /^[0-9a-f]{12}$/;
+const MAC_CANONICAL = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 
 /**
  * Canonical MAC form: lower-case, colon-separated (`aa:bb:cc:dd:ee:ff`).
@@ -8,6 +9,8 @@ const MAC_HEX = /^[0-9a-f]{12}$/;
  */
 export function normalizeMac(input: string): string | null {
   const s = input.trim().toLowerCase();
+  // Already canonical (what the API, bulk enrollment and the database carry): nothing to rebuild.
+  if (MAC_CANONICAL.test(s)) return s;
   let hex: string;
   if (/^([0-9a-f]{1,2})([:-][0-9a-f]{1,2}){5}$/.test(s)) {
     const sep = s.includes(":") ? ":" : "-";

@@ -69,7 +69,7 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** Start `node --max-semi-space-size=1 dist/server.mjs` with a fresh data directory and wait until /healthz answers. `extraEnv`: e.g. RACKHAND_UI. */
+/** Start `node --max-semi-space-size=1 --v8-pool-size=1 dist/server.mjs` with a fresh data directory and wait until /healthz answers. `extraEnv`: e.g. RACKHAND_UI. */
 export async function startServer(root: string, adminPassword: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-bench-"));
   const port = await freePort();
@@ -86,7 +86,7 @@ export async function startServer(root: string, adminPassword: string, extraEnv:
   };
   // As scripts/start.sh and `npm run serve` start it.
   // BENCH_NODE_FLAGS replaces the flags (e.g. "" to measure without them).
-  const flags = process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS.split(" ").filter(Boolean) : ["--max-semi-space-size=1"];
+  const flags = process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS.split(" ").filter(Boolean) : ["--max-semi-space-size=1", "--v8-pool-size=1"];
   // BENCH_SERVER_FILE: another bundle (an A/B of two builds in the same minute).
   const bundle = process.env.BENCH_SERVER_FILE ?? "dist/server.mjs";
   const child = spawn(process.execPath, [...flags, bundle], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });

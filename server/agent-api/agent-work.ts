@@ -8,9 +8,9 @@ import type { AgentLogLine, HeartbeatResponse, LookupRequest, LookupResponse, Re
 import type { LogLineDto } from "../../lib/jobs";
 import { normalizeMac } from "../../lib/net";
 import type { Domain } from "../context";
-import { sqliteDbOf, storeOf, syncSqlite } from "../db/store";
+import { sqliteDbOf, storeOf } from "../db/store";
 import { recordStoreEvent } from "../events/audit";
-import { AgentNonces, agentBootSession } from "../netboot/agent-nonce";
+import { AgentNonces, agentBootSessionIn } from "../netboot/agent-nonce";
 import type { Orchestrator } from "../orchestrator/orchestrator";
 import { hot } from "../db/hot";
 import type { StepRow } from "../orchestrator/orchestrator-queries";
@@ -143,8 +143,8 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
       .limit(1);
     if (!found) throw new AgentApiError("not_found", "no machine with these MACs is enrolled");
     // The per-boot nonce (server/netboot/agent-nonce.ts) is in this machine's boot entry only: a MAC alone (which
-    // every viewer sees) is no credential. (server/netboot is not on the Store yet: SQLite only.)
-    const session = agentBootSession(syncSqlite(store, "server/netboot/agent-nonce.ts agentBootSession"), found.machineId);
+    // every viewer sees) is no credential.
+    const session = await agentBootSessionIn(store, store.db, found.machineId);
     if (!body.nonce || session === null || !nonces.verify(found.machineId, session, body.nonce)) {
       const why = !body.nonce ? "no nonce" : session === null ? `${found.name} does not netboot the agent now` : "wrong nonce";
       await refused(found.machineId, found.name, why);

@@ -4,6 +4,8 @@
  * loop for hundreds of milliseconds (bench:deploy saw 260 ms). A worker thread with its own connection checkpoints
  * (PASSIVE: never blocks writers) every second instead; the main connection keeps a far higher automatic threshold
  * only as a safety net should the worker die.
+ * The worker is kept small (~7.5 MiB of RSS instead of ~9): a checkpoint needs no page cache of its own and no heap
+ * to speak of, so its connection has a 64 KiB cache and its isolate an 8 MiB old generation.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -15,6 +17,7 @@ const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.module);
 const db = new Database(workerData.file);
 db.pragma("busy_timeout = 5000");
+db.pragma("cache_size = -64");
 const tick = () => {
   try {
     db.pragma("wal_checkpoint(PASSIVE)");
@@ -41,7 +44,7 @@ export function startCheckpointer(sqlite: Database.Database, file: string, log: 
   sqlite.pragma("wal_autocheckpoint = 10000");
   sqlite.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
   const module = createRequire(import.meta.url).resolve("better-sqlite3");
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, file, everyMs } });
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, file, everyMs }, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8, stackSizeMb: 1 } });
   worker.unref();
   let stopped = false;
   worker.on("message", (m: { error?: string }) => m.error && log.warn("WAL checkpoint failed", { error: m.error }));

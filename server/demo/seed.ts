@@ -6,7 +6,7 @@ import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { createRack } from "../racks/racks";
 import { osProfileCreateSchema } from "../../lib/netboot";
-import { createProfile } from "../netboot/profiles";
+import { createProfileSync } from "../netboot/profiles";
 
 // Paths through the lifecycle that leave a demo machine in a realistic state. None ends in a busy state
 // (deploying, inspecting, cleaning): without a job behind it such a machine would never progress.
@@ -32,7 +32,7 @@ export function seedDemoLab(d: Domain): void {
   if (n > 0) return;
   const actor = "system:demo";
   // Deploys in the demo are run by simulated agents (./demo-agents.ts): the image is never downloaded.
-  const { id: osProfileId } = createProfile(
+  const { id: osProfileId } = createProfileSync(
     d,
     osProfileCreateSchema.parse({
       name: "Demo image (simulated)",

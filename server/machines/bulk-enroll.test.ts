@@ -240,4 +240,42 @@ describe("machines.bulkEnroll", () => {
     expect(new Set(res.ids).size).toBe(2000);
     expect((await h.operator.machines.list({ q: `bulk-${seq}-big-`, pageSize: 1 })).total).toBe(2000);
   });
+
+  it("writes the same NIC and BMC rows as a single enrollment, across insert chunks and mixed row shapes", async () => {
+    await fresh();
+    // 250 rows: three chunks of the multi-row insert (100, 100, 50); every fifth with an interface name and gateway,
+    // every third without a BMC, the rest with every BMC field set, so rows of several shapes are grouped.
+    const items = Array.from({ length: 250 }, (_, i) =>
+      m(i + 1, {
+        rackId: null,
+        uPosition: null,
+        ip: `10.95.${seq}.${i}`,
+        bmc: i % 3 === 0 ? null : { driver: "ipmitool", address: `10.96.${i >> 8}.${i & 255}`, port: 600 + i, username: `u${i}`, password: `pw-${i}`, privilege: "OPERATOR", cipherSuite: 17 },
+        ...(i % 5 === 0 && { network: { ifname: "eth0", prefix: 24, gateway: `10.95.${seq}.254` } }),
+      }),
+    );
+    const res = await h.operator.machines.bulkEnroll({ machines: items });
+    expect(res.enrolled).toBe(250);
+    const single = [items[0]!, items[1]!].map((it, k) => ({ ...it, name: `single-${seq}-${k}`, bootMac: `52:54:00:b1:${hex(seq)}:${hex(k)}`, ip: `10.97.${seq}.${k}`, ...(it.bmc ? { bmc: { ...(it.bmc), address: `10.98.${seq}.${k}` } } : {}) }));
+    const singleIds: number[] = [];
+    for (const it of single) singleIds.push((await h.operator.machines.enroll(it as never)).id);
+    const strip = <T extends Record<string, unknown>>(r: T | undefined, drop: string[]) => Object.fromEntries(Object.entries(r ?? {}).filter(([k]) => !drop.includes(k)));
+    const nicOf = (id: number) => strip(h.db.select().from(nics).where(eq(nics.machineId, id)).get(), ["id", "machineId", "mac", "ip", "gateway"]);
+    const bmcOf = (id: number) => strip(h.db.select().from(bmcs).where(eq(bmcs.machineId, id)).get(), ["id", "machineId", "address", "passwordEncrypted"]);
+    for (const k of [0, 1]) {
+      expect(nicOf(res.ids[k]!)).toEqual(nicOf(singleIds[k]!));
+      expect(bmcOf(res.ids[k]!)).toEqual(bmcOf(singleIds[k]!));
+    }
+    // Every row landed on its own machine, whatever chunk and group it went in.
+    for (const [i, id] of res.ids.entries()) {
+      const nic = h.db.select().from(nics).where(eq(nics.machineId, id)).get()!;
+      expect(nic).toMatchObject({ mac: items[i]!.bootMac, ip: `10.95.${seq}.${i}`, isBoot: true, ifname: i % 5 === 0 ? "eth0" : null });
+      const bmc = h.db.select().from(bmcs).where(eq(bmcs.machineId, id)).get();
+      if (i % 3 === 0) expect(bmc).toBeUndefined();
+      else {
+        expect(bmc).toMatchObject({ address: `10.96.${i >> 8}.${i & 255}`, port: 600 + i, username: `u${i}`, privilege: "OPERATOR", cipherSuite: 17 });
+        expect(h.domain.secrets.decrypt(bmc!.passwordEncrypted)).toBe(`pw-${i}`);
+      }
+    }
+  });
 });

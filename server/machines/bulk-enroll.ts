@@ -4,11 +4,11 @@ import { isIPv4, normalizeMac } from "../../lib/net";
 import { machineEnrollSchema, type MachineEnroll } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { insertRow } from "../db/prepared";
-import { machines } from "../db/schema";
+import { insertMany, insertManyReturning } from "../db/prepared";
+import { bmcs, machines, nics } from "../db/schema";
 import { recordEvent } from "../events/audit";
 import { Allocator } from "../subnets/allocate";
-import { bootAddressing, describe, insertBootNicAndBmc, machineRow, profileMissing, uniqueProblems, type UniqueKeys } from "./enroll";
+import { bootAddressing, describe, insertBootNicAndBmc, machineRow, nicNetwork, profileMissing, uniqueProblems, type UniqueKeys } from "./enroll";
 import { checkPlacementWith, type Occupant } from "./placement";
 
 /**
@@ -66,6 +66,16 @@ function keysOf(c: Record<string, unknown>): UniqueKeys & { name: string | null;
       address && !bmcAddressProblem(address) && portOk
         ? { driver: text(b!.driver) || "ipmitool", address, port: port ?? 623 }
         : null,
+  };
+}
+
+/** keysOf for a row that parsed: the schema already trimmed, lower-cased and normalized every value (the same keys). */
+function keysOfParsed(m: MachineEnroll): ReturnType<typeof keysOf> {
+  return {
+    name: m.name,
+    mac: m.bootMac,
+    ip: m.ip ?? null,
+    bmc: m.bmc ? { driver: m.bmc.driver, address: m.bmc.address, port: m.bmc.port } : null,
   };
 }
 
@@ -135,7 +145,7 @@ export function checkEnrollRows(d: Domain, rows: EnrollRow[], opts: CheckOptions
       }
     }
     parsed.push(p.success ? p.data : null);
-    const keys = keysOf(r.candidate);
+    const keys = p.success ? keysOfParsed(p.data) : keysOf(r.candidate);
     const dup = (map: Map<string, number>, key: string | null, f: string, what: string) => {
       if (!key) return;
       const first = map.get(key);
@@ -190,12 +200,15 @@ export function checkEnrollRows(d: Domain, rows: EnrollRow[], opts: CheckOptions
   // and hands out addresses in memory. The batch's typed IPs and BMC addresses are never handed out, and pinned
   // (static) addresses are held for their rows first, so an earlier row's auto address never takes a later row's.
   const allocator = new Allocator(d.db);
-  inputs.forEach((input, i) => {
-    const n = input.network;
-    if (n?.subnetId && n.addressMode === "static" && input.ip) allocator.hold(n.subnetId, input.ip, inputRows[i]!);
-    else if (!n?.subnetId && input.ip) allocator.noteTaken(input.ip);
-    if (input.bmc) allocator.noteTaken(input.bmc.address);
-  });
+  // Without a row naming a subnet no subnet is ever loaded, and noting taken addresses would change nothing.
+  if (inputs.some((input) => input.network?.subnetId)) {
+    inputs.forEach((input, i) => {
+      const n = input.network;
+      if (n?.subnetId && n.addressMode === "static" && input.ip) allocator.hold(n.subnetId, input.ip, inputRows[i]!);
+      else if (!n?.subnetId && input.ip) allocator.noteTaken(input.ip);
+      if (input.bmc) allocator.noteTaken(input.bmc.address);
+    });
+  }
   const boots: ReturnType<typeof bootAddressing>[] = [];
   const kept: MachineEnroll[] = [];
   inputs.forEach((input, i) => {
@@ -211,18 +224,52 @@ export function checkEnrollRows(d: Domain, rows: EnrollRow[], opts: CheckOptions
   return { parsed, errors, inputs: kept, boots, allocator };
 }
 
+const BMC_FIELDS = ["machineId", "driver", "address", "port", "username", "passwordEncrypted", "privilege", "cipherSuite"];
+
 /** Write checked rows inside an open transaction; returns their ids in row order and the summary event. */
 function insertRows(d: Domain, checked: CheckedRows, actor: Actor, source: string) {
   const { inputs, boots, allocator } = checked;
   const now = new Date();
   const ids: number[] = [];
+  // NIC and BMC rows of the batch, grouped by their fields, go in multi-row inserts after the machines. A NIC whose
+  // address was allocated from a subnet needs its own id for the allocation: those go one by one, as enroll.ts does.
+  const nicRows = new Map<string, Record<string, unknown>[]>();
+  const bmcRows: Record<string, unknown>[] = [];
+  // Machines in multi-row inserts too, their new ids keyed by name (unique, checked above).
+  const machineRows = inputs.map((input) => machineRow(input, now));
+  const fields = Object.keys(machineRows[0] ?? {});
+  const idByName = new Map<unknown, number>();
+  if (machineRows.length) for (const r of insertManyReturning(d.db, machines, fields, ["id", "name"])(machineRows)) idByName.set(r.name, Number(r.id));
   for (const [i, input] of inputs.entries()) {
     const boot = boots[i]!;
-    const machine = machineRow(input, now);
-    const id = insertRow(d.db, machines, Object.keys(machine))(machine);
+    const id = idByName.get(machineRows[i]!.name);
+    if (id === undefined) throw new Error(`bulk enrollment: no id returned for ${input.name}`);
     ids.push(id);
-    insertBootNicAndBmc(d, id, input, boot, allocator);
+    if (boot.allocated) {
+      insertBootNicAndBmc(d, id, input, boot, allocator);
+      continue;
+    }
+    // The same rows as insertBootNicAndBmc (enroll.ts) writes; bulk-enroll.test.ts compares both.
+    const nic = { machineId: id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns };
+    const key = Object.keys(nic).join(",");
+    const group = nicRows.get(key);
+    if (group) group.push(nic);
+    else nicRows.set(key, [nic]);
+    if (input.bmc) {
+      bmcRows.push({
+        machineId: id,
+        driver: input.bmc.driver,
+        address: input.bmc.address,
+        port: input.bmc.port,
+        username: input.bmc.username,
+        passwordEncrypted: d.secrets.encrypt(input.bmc.password),
+        privilege: input.bmc.privilege,
+        cipherSuite: input.bmc.cipherSuite,
+      });
+    }
   }
+  for (const [key, rows] of nicRows) insertMany(d.db, nics, key.split(","))(rows);
+  if (bmcRows.length) insertMany(d.db, bmcs, BMC_FIELDS)(bmcRows);
   allocator.flush();
   const racks = [...new Set(inputs.flatMap((input) => (input.rackId != null ? [input.rackId] : [])))];
   // One event for the whole batch: an import of 10,000 is one operator action, not 10,000 audit rows.

@@ -11,7 +11,8 @@ import crypto from "node:crypto";
 import type { Domain } from "../context";
 import type { Db } from "../db/client";
 import { machines, nics } from "../db/schema";
-import { eq } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
+import type { Store, StoreDb, StoreTx } from "../db/store";
 import { NETBOOT_STATES } from "../../lib/netboot";
 import { bootSessions } from "./load";
 
@@ -37,7 +38,27 @@ export class AgentNonces {
   }
 }
 
-/** The session whose agent boot entry is current for this machine: null when it does not netboot the agent now. */
+/**
+ * agentBootSession on the Store (either database; the agent API's lookup): the id of the machine's latest
+ * state.changed event while it is in a netboot state, else null.
+ */
+export async function agentBootSessionIn(store: Store, q: StoreDb | StoreTx, machineId: number): Promise<number | null> {
+  const { machines: m, events: e } = store.t;
+  const [row] = await q.select({ state: m.state }).from(m).where(eq(m.id, machineId)).limit(1);
+  if (!row || !(NETBOOT_STATES as readonly string[]).includes(row.state)) return null;
+  const [last] = await q
+    .select({ id: e.id })
+    .from(e)
+    .where(and(eq(e.machineId, machineId), eq(e.kind, "state.changed")))
+    .orderBy(desc(e.id))
+    .limit(1);
+  return last?.id ?? null;
+}
+
+/**
+ * The session whose agent boot entry is current for this machine: null when it does not netboot the agent now.
+ * Synchronous on SQLite (the netboot tree's view, tests and benches); the agent API reads agentBootSessionIn.
+ */
 export function agentBootSession(db: Db, machineId: number): number | null {
   const m = db.select({ state: machines.state }).from(machines).where(eq(machines.id, machineId)).get();
   if (!m || !(NETBOOT_STATES as readonly string[]).includes(m.state)) return null;

@@ -30,7 +30,7 @@ export class ExternalBackend implements DhcpBackend {
   async start(): Promise<void> {}
   apply(changes: TreeChanges): Promise<void> {
     if (changes.configChanged) this.log.warn("dnsmasq.conf changed: restart the external dnsmasq to apply it");
-    else if (changes.hostsRemoved) this.log.warn("host files removed: send SIGHUP to the external dnsmasq so it forgets them");
+    else if (changes.hostsReload) this.log.warn("host entries changed or removed: send SIGHUP to the external dnsmasq so it re-reads them");
     return Promise.resolve();
   }
   status(): DhcpBackendStatus {

@@ -1,7 +1,7 @@
 /**
  * `managed` mode: dnsmasq as a supervised child process (argument arrays, never a shell), in the foreground,
- * restarted with exponential backoff when it dies, SIGHUP'd when host files were removed (it only adds hosts
- * dynamically) and restarted when its configuration changed (SIGHUP does not re-read dnsmasq.conf).
+ * restarted with exponential backoff when it dies, SIGHUP'd when host entries were removed or changed (it only
+ * adds hosts dynamically) or the dhcp-hostsfile was rewritten, and restarted when its configuration changed (SIGHUP does not re-read dnsmasq.conf).
  * Its stderr/stdout lines (log-facility=-) go to Rackhand's log.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -79,12 +79,12 @@ export class DnsmasqSupervisor implements DhcpBackend {
     });
   }
 
-  /** Apply a tree change: restart for a new config, SIGHUP for removed hosts, nothing for added ones (inotify). */
+  /** Apply a tree change: restart for a new config, SIGHUP for removed or changed hosts, nothing for added ones (inotify). */
   async apply(changes: TreeChanges): Promise<void> {
     if (changes.configChanged) {
       await this.stopChild();
       await this.start();
-    } else if (changes.hostsRemoved && this.child?.pid) {
+    } else if (changes.hostsReload && this.child?.pid) {
       this.child.kill("SIGHUP");
     }
   }

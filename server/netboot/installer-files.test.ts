@@ -80,22 +80,22 @@ describe("the seeded Debian 12 (installer) profile", () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("is created once, valid, and not re-created after the operator deletes it", () => {
+  it("is created once, valid, and not re-created after the operator deletes it", async () => {
     const s = syncInstallerFiles(path.join(tmp, "http"), fakeRelease(tmp));
     const seeded = seedInstallerProfile(h.domain, s);
     expect(seeded).not.toBeNull();
-    const p = listProfiles(h.domain).find((x) => x.name === "Debian 12 (installer)");
+    const p = (await listProfiles(h.domain)).find((x) => x.name === "Debian 12 (installer)");
     expect(p).toMatchObject({ kind: "installer", osFamily: "debian", template: "preseed", kernel: "installers/debian-12-amd64/linux", initrd: "installers/debian-12-amd64/initrd.gz" });
     expect(p!.options.mirror).toBe("http://deb.debian.org/debian");
     expect(seedInstallerProfile(h.domain, s)).toBeNull();
-    deleteProfile(h.domain, seeded!.id, "test");
+    await deleteProfile(h.domain, seeded!.id, "test");
     expect(seedInstallerProfile(h.domain, s)).toBeNull();
-    expect(listProfiles(h.domain)).toEqual([]);
+    expect(await listProfiles(h.domain)).toEqual([]);
   });
 
-  it("is not seeded while the files are missing", () => {
+  it("is not seeded while the files are missing", async () => {
     expect(seedInstallerProfile(h.domain, { ...syncInstallerFiles(path.join(tmp, "http"), fakeRelease(tmp)), placed: false })).toBeNull();
-    expect(listProfiles(h.domain)).toEqual([]);
+    expect(await listProfiles(h.domain)).toEqual([]);
   });
 
   it("boots a deploying machine into the placed installer on BIOS (pxelinux), UEFI (GRUB) and iPXE entries", async () => {

@@ -1,31 +1,25 @@
-/** OS profiles: what a machine is deployed with (an image the agent writes, or an installer and its template). */
+/**
+ * OS profiles: what a machine is deployed with (an image the agent writes, or an installer and its template). On the
+ * Store (either database). The netboot tree reads profiles itself (server/netboot/load.ts, synchronous on SQLite).
+ */
 import { and, asc, count, eq, ne } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import type { OsProfileInput } from "../../lib/netboot";
 import type { Actor, Domain } from "../context";
-import { machines, osProfiles } from "../db/schema";
-import { recordEvent } from "../events/audit";
+import { storeOf, type Store, type StoreTx } from "../db/store";
+import { recordEvent, recordStoreEvent } from "../events/audit";
+import { osProfiles as liteProfiles } from "../db/schema";
 
 export interface OsProfileDto extends OsProfileInput {
   id: number;
   machineCount: number;
 }
 
-export function listProfiles(d: Domain): OsProfileDto[] {
-  const counts = new Map(
-    d.db
-      .select({ id: machines.osProfileId, n: count() })
-      .from(machines)
-      .groupBy(machines.osProfileId)
-      .all()
-      .map((r) => [r.id, r.n]),
-  );
-  return d.db
-    .select()
-    .from(osProfiles)
-    .orderBy(asc(osProfiles.name))
-    .all()
-    .map((p) => ({
+export async function listProfiles(d: Domain): Promise<OsProfileDto[]> {
+  const store = storeOf(d);
+  const { machines, osProfiles } = store.t;
+  const counts = new Map((await store.db.select({ id: machines.osProfileId, n: count() }).from(machines).groupBy(machines.osProfileId)).map((r) => [r.id, Number(r.n)]));
+  return (await store.db.select().from(osProfiles).orderBy(asc(osProfiles.name))).map((p) => ({
       id: p.id,
       name: p.name,
       kind: p.kind,
@@ -42,12 +36,13 @@ export function listProfiles(d: Domain): OsProfileDto[] {
     }));
 }
 
-function checkName(d: Domain, name: string, exceptId?: number): void {
-  const hit = d.db
+async function checkName(store: Store, tx: StoreTx, name: string, exceptId?: number): Promise<void> {
+  const { osProfiles } = store.t;
+  const [hit] = await tx
     .select({ id: osProfiles.id })
     .from(osProfiles)
     .where(exceptId ? and(eq(osProfiles.name, name), ne(osProfiles.id, exceptId)) : eq(osProfiles.name, name))
-    .get();
+    .limit(1);
   if (hit) throw new AppError("CONFLICT", `A profile named ${name} already exists`, [{ field: "name", message: "Name taken" }]);
 }
 
@@ -68,11 +63,32 @@ function columns(input: OsProfileInput) {
 }
 
 /** @throws AppError CONFLICT (name taken) */
-export function createProfile(d: Domain, input: OsProfileInput, actor: Actor): { id: number } {
-  checkName(d, input.name);
+export async function createProfile(d: Domain, input: OsProfileInput, actor: Actor): Promise<{ id: number }> {
+  const store = storeOf(d);
+  const { osProfiles } = store.t;
+  const now = new Date();
+  // The name check is repeated by the unique index (two processes creating the same name: one gets a 23505).
+  const id = await store.transaction(async (tx) => {
+    await checkName(store, tx, input.name);
+    const [row] = await tx.insert(osProfiles).values({ ...columns(input), createdAt: now, updatedAt: now }).returning({ id: osProfiles.id });
+    await recordStoreEvent(store, tx, { actor, machineId: null, kind: "os-profile.created", message: `OS profile ${input.name} created`, payload: { profileId: row!.id } });
+    return row!.id;
+  });
+  d.bus.publish({ type: "os-profile.changed", profileId: id });
+  return { id };
+}
+
+/**
+ * createProfile synchronously on SQLite (the demo seed, server/demo/seed.ts, which is not on the Store).
+ * @throws AppError CONFLICT (name taken)
+ */
+export function createProfileSync(d: Domain, input: OsProfileInput, actor: Actor): { id: number } {
   const now = new Date();
   const id = d.db.transaction((tx) => {
-    const row = tx.insert(osProfiles).values({ ...columns(input), createdAt: now, updatedAt: now }).returning({ id: osProfiles.id }).get();
+    if (tx.select({ id: liteProfiles.id }).from(liteProfiles).where(eq(liteProfiles.name, input.name)).get()) {
+      throw new AppError("CONFLICT", `A profile named ${input.name} already exists`, [{ field: "name", message: "Name taken" }]);
+    }
+    const row = tx.insert(liteProfiles).values({ ...columns(input), createdAt: now, updatedAt: now }).returning({ id: liteProfiles.id }).get();
     recordEvent(tx, { actor, machineId: null, kind: "os-profile.created", message: `OS profile ${input.name} created`, payload: { profileId: row.id } });
     return row.id;
   });
@@ -81,25 +97,29 @@ export function createProfile(d: Domain, input: OsProfileInput, actor: Actor): {
 }
 
 /** @throws AppError NOT_FOUND, CONFLICT */
-export function updateProfile(d: Domain, id: number, input: OsProfileInput, actor: Actor): void {
-  if (!d.db.select({ id: osProfiles.id }).from(osProfiles).where(eq(osProfiles.id, id)).get()) throw new AppError("NOT_FOUND", `OS profile ${id} does not exist`);
-  checkName(d, input.name, id);
-  d.db.transaction((tx) => {
-    tx.update(osProfiles).set({ ...columns(input), updatedAt: new Date() }).where(eq(osProfiles.id, id)).run();
-    recordEvent(tx, { actor, machineId: null, kind: "os-profile.updated", message: `OS profile ${input.name} updated`, payload: { profileId: id } });
+export async function updateProfile(d: Domain, id: number, input: OsProfileInput, actor: Actor): Promise<void> {
+  const store = storeOf(d);
+  const { osProfiles } = store.t;
+  await store.transaction(async (tx) => {
+    if (!(await tx.select({ id: osProfiles.id }).from(osProfiles).where(eq(osProfiles.id, id)).limit(1)).length) throw new AppError("NOT_FOUND", `OS profile ${id} does not exist`);
+    await checkName(store, tx, input.name, id);
+    await tx.update(osProfiles).set({ ...columns(input), updatedAt: new Date() }).where(eq(osProfiles.id, id));
+    await recordStoreEvent(store, tx, { actor, machineId: null, kind: "os-profile.updated", message: `OS profile ${input.name} updated`, payload: { profileId: id } });
   });
   d.bus.publish({ type: "os-profile.changed", profileId: id });
 }
 
 /** Machines keep their place but lose the profile. @throws AppError NOT_FOUND, MACHINE_BUSY (a machine deploys with it) */
-export function deleteProfile(d: Domain, id: number, actor: Actor): void {
-  const p = d.db.select().from(osProfiles).where(eq(osProfiles.id, id)).get();
-  if (!p) throw new AppError("NOT_FOUND", `OS profile ${id} does not exist`);
-  const busy = d.db.select({ name: machines.name }).from(machines).where(and(eq(machines.osProfileId, id), eq(machines.state, "deploying"))).get();
-  if (busy) throw new AppError("MACHINE_BUSY", `${busy.name} is deploying with ${p.name}; wait or abort first`);
-  d.db.transaction((tx) => {
-    tx.delete(osProfiles).where(eq(osProfiles.id, id)).run();
-    recordEvent(tx, { actor, machineId: null, kind: "os-profile.deleted", message: `OS profile ${p.name} deleted`, payload: { profileId: id } });
+export async function deleteProfile(d: Domain, id: number, actor: Actor): Promise<void> {
+  const store = storeOf(d);
+  const { osProfiles, machines } = store.t;
+  await store.transaction(async (tx) => {
+    const [p] = await tx.select().from(osProfiles).where(eq(osProfiles.id, id)).limit(1);
+    if (!p) throw new AppError("NOT_FOUND", `OS profile ${id} does not exist`);
+    const [busy] = await tx.select({ name: machines.name }).from(machines).where(and(eq(machines.osProfileId, id), eq(machines.state, "deploying"))).limit(1);
+    if (busy) throw new AppError("MACHINE_BUSY", `${busy.name} is deploying with ${p.name}; wait or abort first`);
+    await tx.delete(osProfiles).where(eq(osProfiles.id, id));
+    await recordStoreEvent(store, tx, { actor, machineId: null, kind: "os-profile.deleted", message: `OS profile ${p.name} deleted`, payload: { profileId: id } });
   });
   d.bus.publish({ type: "os-profile.changed", profileId: id });
 }

@@ -12,20 +12,23 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { CONF_FILE, HOSTS_DIR, TFTP_DIR, type Tree } from "./tree";
+import { CONF_FILE, HOSTS_DIR, HOSTS_FILE, TFTP_DIR, type Tree } from "./tree";
 
 export interface TreeChanges {
   written: string[];
   removed: string[];
-  /** dnsmasq only adds host entries on inotify; a removed or rewritten host file needs SIGHUP. */
-  hostsRemoved: boolean;
+  /**
+   * dnsmasq needs SIGHUP: it only adds host entries on inotify, so a removed hosts.d file, or a rewritten
+   * dhcp-hostsfile (read only at start and on SIGHUP), is seen only after one.
+   */
+  hostsReload: boolean;
   /** dnsmasq reads its configuration at start only: a change needs a restart. */
   configChanged: boolean;
 }
 
 /** Directories whose contents the reconciler owns entirely (anything else in them is stale). */
 export const MANAGED_DIRS = [HOSTS_DIR, `${TFTP_DIR}/pxelinux.cfg`, `${TFTP_DIR}/grub`, `${TFTP_DIR}/ipxe`];
-const MANAGED_FILES = [CONF_FILE, `${TFTP_DIR}/boot.ipxe`];
+const MANAGED_FILES = [CONF_FILE, HOSTS_FILE, `${TFTP_DIR}/boot.ipxe`];
 /** An empty directory getting at least this many files is staged (below it, per-file renames cost less than a directory). */
 const STAGE_MIN_FILES = 16;
 const STAGING = /^\..+\.staging\.\d+$/;
@@ -86,6 +89,11 @@ export class TreeWriter {
     return this.onDisk.has(rel);
   }
 
+  /** The content on disk of a managed file, as far as this process knows. */
+  get(rel: string): string | undefined {
+    return this.onDisk.get(rel);
+  }
+
   /** Managed directories (relative) with nothing in them as far as onDisk knows: candidates for staging. */
   private emptyDirs(): Set<string> {
     const empty = new Set(MANAGED_DIRS.filter((d) => d !== HOSTS_DIR));
@@ -94,7 +102,7 @@ export class TreeWriter {
   }
 
   private apply(desired: Tree, stale: string[]): TreeChanges {
-    const changes: TreeChanges = { written: [], removed: [], hostsRemoved: false, configChanged: false };
+    const changes: TreeChanges = { written: [], removed: [], hostsReload: false, configChanged: false };
     const writes: { rel: string; content: string }[] = [];
     for (const [rel, content] of desired) {
       if (this.onDisk.get(rel) === content) continue;
@@ -103,7 +111,9 @@ export class TreeWriter {
     }
     const perDir = new Map<string, number>();
     for (const w of writes) perDir.set(path.posix.dirname(w.rel), (perDir.get(path.posix.dirname(w.rel)) ?? 0) + 1);
-    const stageable = this.emptyDirs();
+    // Only a batch big enough to stage looks for empty directories (a scan of everything known on disk: an
+    // incremental change of one machine must not pay for the size of the tree).
+    const stageable = [...perDir.values()].some((n) => n >= STAGE_MIN_FILES) ? this.emptyDirs() : new Set<string>();
     /** Relative managed dir → its staging directory (absolute). */
     const staged = new Map<string, string>();
     for (const [dir, n] of perDir) {
@@ -160,13 +170,14 @@ export class TreeWriter {
       this.onDisk.set(p.rel, p.content);
       changes.written.push(p.rel);
       if (p.rel === CONF_FILE) changes.configChanged = true;
+      if (p.rel === HOSTS_FILE) changes.hostsReload = true;
     }
     for (const rel of stale) {
       assertInside(rel);
       fs.rmSync(path.join(this.root, rel), { force: true, recursive: true });
       this.onDisk.delete(rel);
       changes.removed.push(rel);
-      if (rel.startsWith(`${HOSTS_DIR}/`)) changes.hostsRemoved = true;
+      if (rel.startsWith(`${HOSTS_DIR}/`) || rel === HOSTS_FILE) changes.hostsReload = true;
     }
     return changes;
   }

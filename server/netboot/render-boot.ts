@@ -102,6 +102,8 @@ export function renderHostLine(mac: string, ip: string | null, hostname: string 
 }
 
 export interface DnsmasqPaths {
+  /** dhcp-hostsfile: all host lines as of the last full reconcile (re-read on SIGHUP); absent: hosts.d only. */
+  hostsFile?: string;
   hostsDir: string;
   tftpRoot: string;
   leaseFile: string;
@@ -130,7 +132,8 @@ export function renderDnsmasqConf(s: NetbootSettings, p: DnsmasqPaths, runAs: st
     ...(s.gateway ? [`dhcp-option=option:router,${s.gateway}`] : [`dhcp-option=option:router`]),
     ...(s.dnsServers.length ? [`dhcp-option=option:dns-server,${s.dnsServers.join(",")}`] : []),
     ...(s.domain ? [`domain=${s.domain}`, `dhcp-option=option:domain-name,${s.domain}`] : []),
-    `# One file per NIC; new files are read via inotify, deletions need SIGHUP.`,
+    ...(p.hostsFile ? [`# All NICs in one file, re-read on SIGHUP; NICs added since, one file each in hosts.d (inotify).`, `dhcp-hostsfile=${p.hostsFile}`] : []),
+    `# One file per NIC; new files are read via inotify, deletions and changes need SIGHUP.`,
     `dhcp-hostsdir=${p.hostsDir}`,
     `enable-tftp`,
     `tftp-root=${p.tftpRoot}`,

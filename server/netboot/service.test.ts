@@ -7,7 +7,7 @@ import { transition } from "../machines/lifecycle";
 import { machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
 import { NetbootService } from "./service";
-import { saveNetbootSettings } from "./settings";
+import { getNetbootSettings, saveNetbootSettings } from "./settings";
 
 /** Every file below dir, relative, with contents. */
 function snapshot(dir: string): Record<string, string> {
@@ -45,9 +45,13 @@ describe("netboot reconciler (external mode, real database)", () => {
     fs.writeFileSync(path.join(nb.root, "hosts.d", "52-54-00-99-99-99"), "52:54:00:99:99:99,10.0.9.9,ghost\n");
     await nb.start();
     const t = tree();
-    expect(Object.keys(t).filter((k) => k.startsWith("hosts.d/")).sort()).toEqual(["hosts.d/52-54-00-00-00-01", "hosts.d/52-54-00-00-00-02", "hosts.d/52-54-00-00-00-03"]);
-    expect(t["hosts.d/52-54-00-00-00-02"]).toBe("52:54:00:00:00:02,10.0.0.2,node-002\n");
+    // All host lines in the one dhcp-hostsfile; hosts.d (NICs added later) is empty, the ghost's file removed.
+    expect(Object.keys(t).filter((k) => k.startsWith("hosts.d/"))).toEqual([]);
+    expect(t["hosts"]).toBe("52:54:00:00:00:01,10.0.0.1,node-001\n52:54:00:00:00:02,10.0.0.2,node-002\n52:54:00:00:00:03,10.0.0.3,node-003\n");
     expect(t["dnsmasq.conf"]).toContain("interface=rhnb0");
+    expect(t["dnsmasq.conf"]).toContain(`dhcp-hostsfile=${nb.root}/hosts\n`);
+    // Machines booting their local disk have no per-MAC boot entries: the defaults serve them.
+    expect(Object.keys(t).filter((k) => /^tftp\/(ipxe|grub|pxelinux\.cfg)\//.test(k)).sort()).toEqual(["tftp/grub/grub.cfg", "tftp/ipxe/default.ipxe", "tftp/pxelinux.cfg/default"]);
     expect(nb.status().lastReconcile?.removed).toBe(1);
     // Idempotent: a second full reconcile writes nothing.
     h.domain.bus.publish({ type: "machines.bulk", count: 0 });
@@ -60,15 +64,60 @@ describe("netboot reconciler (external mode, real database)", () => {
     const { id } = enrollMachine(h.domain, machineInput(1) as never, "test");
     enrollMachine(h.domain, machineInput(2) as never, "test");
     await nb.start();
-    expect(ipxe(1)).toContain("exit");
+    expect(ipxe(1)).toBeUndefined(); // local disk: the default entry
+    expect(tree()["tftp/ipxe/default.ipxe"]).toContain("exit");
     for (const a of ["manage", "provide", "deploy"] as const) transition(h.domain, id, a, { actor: "test" });
     await nb.whenIdle();
     expect(ipxe(1)).toContain("kernel http://10.0.0.1:3000/boot/ramdisk/vmlinuz");
     expect(nb.status().lastReconcile).toMatchObject({ full: false, written: 3 }); // pxelinux, GRUB, iPXE; the host line is unchanged
-    expect(ipxe(2)).toContain("exit");
+    expect(ipxe(2)).toBeUndefined();
     transition(h.domain, id, "succeed", { actor: "system" });
     await nb.whenIdle();
-    expect(ipxe(1)).toContain("deployed, booting from local disk");
+    expect(ipxe(1)).toBeUndefined();
+    expect(nb.status().lastReconcile).toMatchObject({ full: false, written: 0, removed: 3 });
+    expect(Object.keys(tree()).filter((k) => k.includes("52-54-00-00-00-01"))).toEqual([]);
+  });
+
+  it("adds a new NIC as its own hosts.d file (inotify, no SIGHUP); a changed or removed line goes through the hosts file and a SIGHUP", async () => {
+    const a = enrollMachine(h.domain, machineInput(1) as never, "test");
+    await nb.start();
+    const ctx = nb.context(getNetbootSettings(h.db));
+    const hostsFile = () => tree()["hosts"];
+    const before = hostsFile();
+    // A machine enrolled after the full reconcile: one hosts.d file, the hosts file untouched, no signal needed.
+    const b = enrollMachine(h.domain, machineInput(2) as never, "test");
+    let c = nb.reconcileSome([b.id], ctx);
+    expect(c).toMatchObject({ written: ["hosts.d/52-54-00-00-00-02"], removed: [], hostsReload: false });
+    expect(tree()["hosts.d/52-54-00-00-00-02"]).toBe("52:54:00:00:00:02,10.0.0.2,node-002\n");
+    // A state change leaves host lines alone: nothing to re-read.
+    transition(h.domain, a.id, "manage", { actor: "test" });
+    transition(h.domain, b.id, "manage", { actor: "test" });
+    expect(nb.reconcileSome([a.id, b.id], ctx)).toMatchObject({ written: [], removed: [], hostsReload: false });
+    // b's address changes: dnsmasq would keep the old entry of a rewritten hosts.d file, so the line moves to the hosts file.
+    h.db.run(sql`update nics set ip = '10.0.0.22' where machine_id = ${b.id}`);
+    c = nb.reconcileSome([b.id], ctx);
+    expect(c).toMatchObject({ written: ["hosts"], removed: ["hosts.d/52-54-00-00-00-02"], hostsReload: true });
+    expect(hostsFile()).toBe(`${before}52:54:00:00:00:02,10.0.0.22,node-002\n`);
+    // a's address changes: rewritten in place.
+    h.db.run(sql`update nics set ip = '10.0.0.11' where machine_id = ${a.id}`);
+    expect(nb.reconcileSome([a.id], ctx)).toMatchObject({ written: ["hosts"], hostsReload: true });
+    expect(hostsFile()).toBe("52:54:00:00:00:01,10.0.0.11,node-001\n52:54:00:00:00:02,10.0.0.22,node-002\n");
+    // Deleted: the line leaves the hosts file.
+    deleteMachine(h.domain, a.id, "test");
+    expect(nb.reconcileSome([a.id], ctx)).toMatchObject({ written: ["hosts"], removed: [], hostsReload: true });
+    expect(hostsFile()).toBe("52:54:00:00:00:02,10.0.0.22,node-002\n");
+    // A machine deleted while its NIC is still in hosts.d: the file goes, and dnsmasq must forget it.
+    const d = enrollMachine(h.domain, machineInput(4) as never, "test");
+    nb.reconcileSome([d.id], ctx);
+    deleteMachine(h.domain, d.id, "test");
+    expect(nb.reconcileSome([d.id], ctx)).toMatchObject({ written: [], removed: ["hosts.d/52-54-00-00-00-04"], hostsReload: true });
+    // The next full reconcile folds hosts.d into the hosts file.
+    const e = enrollMachine(h.domain, machineInput(5) as never, "test");
+    nb.reconcileSome([e.id], ctx);
+    c = nb.reconcileAll(ctx);
+    expect(c).toMatchObject({ written: ["hosts"], removed: ["hosts.d/52-54-00-00-00-05"], hostsReload: true });
+    expect(hostsFile()).toBe("52:54:00:00:00:02,10.0.0.22,node-002\n52:54:00:00:00:05,10.0.0.5,node-005\n");
+    expect(nb.reconcileAll(ctx)).toMatchObject({ written: [], removed: [], hostsReload: false });
   });
 
   it("puts the RAM disk's payload checksum in every agent entry, and rewrites them all when the RAM disk is rebuilt", async () => {
@@ -107,12 +156,13 @@ describe("netboot reconciler (external mode, real database)", () => {
   it("removes a deleted machine's files and asks for a SIGHUP", async () => {
     const { id } = enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();
-    expect(tree()["hosts.d/52-54-00-00-00-01"]).toBeDefined();
+    expect(tree()["hosts"]).toContain("52:54:00:00:00:01");
     deleteMachine(h.domain, id, "test");
     await nb.whenIdle();
     const t = tree();
     expect(Object.keys(t).filter((k) => k.includes("52-54-00-00-00-01"))).toEqual([]);
-    expect(nb.status().lastReconcile?.removed).toBe(4);
+    expect(t["hosts"]).toBe("");
+    expect(nb.status().lastReconcile).toMatchObject({ written: 1, removed: 0 }); // the hosts file, without its line
   });
 
   it("keeps the previous tree when a row is refused, and writes nothing of the batch", async () => {
@@ -141,15 +191,23 @@ describe("netboot reconciler (external mode, real database)", () => {
     enrollMachine(h.domain, machineInput(2) as never, "test");
     await nb.start();
     const before = tree();
-    // A directory where the temp file of machine 2's host file would go makes that write fail.
-    fs.mkdirSync(path.join(nb.root, "hosts.d", `.52-54-00-00-00-02.${process.pid}.tmp`));
+    // A directory where the temp file of the hosts file would go makes that write fail.
+    const blocker = path.join(nb.root, `.hosts.${process.pid}.tmp`);
+    fs.mkdirSync(blocker);
     h.db.run(sql`update nics set ip = '10.0.0.88' where machine_id = 2`);
-    transition(h.domain, id, "manage", { actor: "test" }); // machine 1 also dirty
+    for (const a of ["manage", "inspect"] as const) transition(h.domain, id, a, { actor: "test" }); // machine 1's entries too
     h.domain.bus.publish({ type: "machine.changed", machineId: 2, name: "node-002", state: "enrolled", powerState: "unknown", maintenance: false, rackId: null });
     await nb.whenIdle();
     expect(nb.status().lastError).toMatch(/EISDIR|illegal operation/i);
     const after = tree();
     expect(after).toEqual(before);
+    // The retry (next event) writes the same change: nothing of it was taken as done.
+    fs.rmSync(blocker, { recursive: true });
+    h.domain.bus.publish({ type: "machine.changed", machineId: 1, name: "node-001", state: "inspecting", powerState: "unknown", maintenance: false, rackId: null });
+    await nb.whenIdle();
+    expect(nb.status().lastError).toBeNull();
+    expect(tree()["hosts"]).toContain("52:54:00:00:00:02,10.0.0.88,node-002\n");
+    expect(ipxe(1)).toContain("rackhand.mode=inspecting");
   });
 
   it("writes nothing in mode off", async () => {

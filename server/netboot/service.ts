@@ -19,7 +19,7 @@ import { INSTALLER_RELEASES, seedInstallerProfile, syncInstallerFiles, type Inst
 import { loadBootRows } from "./load";
 import { TreeWriter, type TreeChanges } from "./reconciler";
 import { effectiveNetbootSettings } from "./settings";
-import { CONF_FILE, desiredTree, HOSTS_DIR, machineTree, TFTP_DIR, type Tree, type TreeContext } from "./tree";
+import { CONF_FILE, desiredTree, hostKey, HOSTS_DIR, HOSTS_FILE, machineTree, renderHostsFile, TFTP_DIR, type Tree, type TreeContext } from "./tree";
 
 export interface NetbootOptions {
   /** The tree goes to <dataDir>/netboot; HTTP boot files live in <dataDir>/http. */
@@ -65,6 +65,8 @@ export class NetbootService {
   /** Loader names whose error was logged already (logged again only after they were fine once). */
   private loggedMissing = new Set<string>();
   private owners = new Map<number, string[]>();
+  /** The dhcp-hostsfile as written: MAC (hyphen spelling) → its dhcp-host line. */
+  private hostLines = new Map<string, string>();
   /** The agent payload checksum the tree's agent entries carry (undefined: no tree written yet). */
   private appliedPayload: string | null | undefined = undefined;
   private settings!: NetbootSettings;
@@ -156,6 +158,7 @@ export class NetbootService {
     return {
       settings,
       paths: {
+        hostsFile: path.join(this.root, HOSTS_FILE),
         hostsDir: path.join(this.root, HOSTS_DIR),
         tftpRoot: path.join(this.root, TFTP_DIR),
         leaseFile: path.join(this.root, "dnsmasq.leases"),
@@ -229,9 +232,11 @@ export class NetbootService {
 
   /** Whole tree from all rows. @throws AppError VALIDATION before anything is written */
   reconcileAll(ctx: TreeContext): TreeChanges {
-    const { tree, owners } = desiredTree(loadBootRows(this.d.db), { ...ctx, loaders: this.installLoaders() });
+    const { tree, owners, hosts } = desiredTree(loadBootRows(this.d.db), { ...ctx, loaders: this.installLoaders() });
+    // Writes `hosts` (all NICs) before removing the hosts.d files it replaces; either changed → SIGHUP.
     const changes = this.writer.applyFull(tree);
     this.owners = owners;
+    this.hostLines = hosts;
     return changes;
   }
 
@@ -273,13 +278,38 @@ export class NetbootService {
     const rows = loadBootRows(this.d.db, ids);
     const desired: Tree = new Map();
     const newOwners = new Map<number, string[]>();
+    const hosts = new Map<string, string>();
     for (const m of rows) {
       const mt = machineTree(m, ctx);
       newOwners.set(m.id, [...mt.keys()]);
-      for (const [k, v] of mt) desired.set(k, v);
+      for (const [k, v] of mt) {
+        const hy = hostKey(k);
+        if (hy) hosts.set(hy, v);
+        else desired.set(k, v);
+      }
     }
     const previous = ids.flatMap((id) => this.owners.get(id) ?? []);
+    // Host lines: a MAC dnsmasq has never seen gets its own hosts.d file, which dnsmasq reads on inotify without a
+    // signal (enroll → lease stays fast). A changed or removed line is rewritten in the hosts file and dnsmasq is
+    // SIGHUP'd: it only ever adds entries on inotify, so a changed hosts.d file would leave the replaced entry behind,
+    // holding the old address against the next machine given it.
+    // The hosts file's lines after this change: a copy, made only when a line changes, kept only once written.
+    let next: Map<string, string> | null = null;
+    const edit = () => (next ??= new Map(this.hostLines));
+    for (const [hy, line] of hosts) {
+      const inDir = this.writer.get(`${HOSTS_DIR}/${hy}`);
+      if (this.hostLines.has(hy)) {
+        if (this.hostLines.get(hy) !== line) edit().set(hy, line);
+      } else if (inDir === undefined || inDir === line) desired.set(`${HOSTS_DIR}/${hy}`, line);
+      else edit().set(hy, line); // the hosts.d file is stale: removed below (it is in `previous`, not desired)
+    }
+    for (const rel of previous) {
+      const hy = hostKey(rel);
+      if (hy && !hosts.has(hy) && this.hostLines.has(hy)) edit().delete(hy);
+    }
+    if (next) desired.set(HOSTS_FILE, renderHostsFile(next));
     const changes = this.writer.applyPartial(desired, previous);
+    if (next) this.hostLines = next;
     for (const id of ids) {
       const o = newOwners.get(id);
       if (o) this.owners.set(id, o);

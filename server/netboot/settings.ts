@@ -5,29 +5,71 @@ import { formatIssues } from "../../lib/schemas";
 import { netbootSettingsSchema, type NetbootSettings, type NetbootSettingsInput } from "../../lib/netboot";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
+import { storeOf, type Store, type StoreDb, type StoreTx } from "../db/store";
 import { settings } from "../db/schema";
-import { recordEvent } from "../events/audit";
+import { recordEvent, recordStoreEvent } from "../events/audit";
 import { parseAddr, parseCidr, inCidr } from "../../lib/subnets";
 import { subnets, type Subnet } from "../db/schema";
 
 const KEY = "netboot";
 
-/** Stored settings, or the defaults (mode off) when none were saved. A stored value that no longer parses is reported. */
+/**
+ * Stored settings, or the defaults (mode off) when none were saved. A stored value that no longer parses is reported.
+ * Synchronous on SQLite, for the netboot service, tree and install files (not on the Store); deploy planning reads
+ * them with loadNetbootSettings.
+ */
 export function getNetbootSettings(db: Pick<Db, "select">): NetbootSettings {
   const row = db.select().from(settings).where(eq(settings.key, KEY)).get();
-  const r = netbootSettingsSchema.safeParse(row?.value ?? {});
+  return parseNetbootSettings(row?.value);
+}
+
+/** getNetbootSettings on the Store (either database), through `q`: the Store's db or an open transaction. */
+export async function loadNetbootSettings(store: Store, q: StoreDb | StoreTx = store.db): Promise<NetbootSettings> {
+  const { settings: t } = store.t;
+  const [row] = await q.select({ value: t.value }).from(t).where(eq(t.key, KEY)).limit(1);
+  return parseNetbootSettings(row?.value);
+}
+
+function parseNetbootSettings(value: unknown): NetbootSettings {
+  const r = netbootSettingsSchema.safeParse(value ?? {});
   if (!r.success) throw new AppError("VALIDATION", `Stored netboot settings are invalid: ${formatIssues(r.error).map((i) => `${i.field}: ${i.message}`).join("; ")}`);
   return r.data;
 }
 
-/** Validate and save; publishes netboot.changed (the netboot service reconciles and switches mode). @throws AppError VALIDATION */
-export function saveNetbootSettings(d: Domain, input: NetbootSettingsInput, actor: Actor): NetbootSettings {
+function validSettings(input: NetbootSettingsInput): NetbootSettings {
   const r = netbootSettingsSchema.safeParse(input);
   if (!r.success) {
     const details = formatIssues(r.error);
     throw new AppError("VALIDATION", details.map((i) => `${i.field}: ${i.message}`).join("; "), details);
   }
-  const value = r.data;
+  return r.data;
+}
+
+/**
+ * Validate and save through the Store (either database; the netboot settings router); publishes netboot.changed.
+ * @throws AppError VALIDATION
+ */
+export async function storeNetbootSettings(d: Domain, input: NetbootSettingsInput, actor: Actor): Promise<NetbootSettings> {
+  const value = validSettings(input);
+  const store = storeOf(d);
+  const { settings: t } = store.t;
+  await store.transaction(async (tx) => {
+    await tx
+      .insert(t)
+      .values({ key: KEY, value, updatedAt: new Date() })
+      .onConflictDoUpdate({ target: t.key, set: { value, updatedAt: new Date() } });
+    await recordStoreEvent(store, tx, { actor, machineId: null, kind: "netboot.settings", message: `Netboot settings saved (mode ${value.mode})`, payload: { mode: value.mode } });
+  });
+  d.bus.publish({ type: "netboot.changed" });
+  return value;
+}
+
+/**
+ * Validate and save, synchronously on SQLite (tests and benches of the netboot service, which is not on the Store);
+ * publishes netboot.changed (the netboot service reconciles and switches mode). @throws AppError VALIDATION
+ */
+export function saveNetbootSettings(d: Domain, input: NetbootSettingsInput, actor: Actor): NetbootSettings {
+  const value = validSettings(input);
   d.db.transaction((tx) => {
     tx.insert(settings)
       .values({ key: KEY, value, updatedAt: new Date() })

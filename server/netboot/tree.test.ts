@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { AppError } from "../../lib/errors";
 import { netbootSettingsSchema } from "../../lib/netboot";
 import { expectGolden } from "../testing/golden";
+import { renderGrub, renderIpxe, renderPxelinux } from "./render-boot";
 import { baseTree, bootTarget, desiredTree, machineTree, type MachineBootRow, type TreeContext } from "./tree";
 
 const GOLDEN = path.join(import.meta.dirname, "golden");
@@ -23,7 +24,7 @@ const settings = netbootSettingsSchema.parse({
 });
 const ctx: TreeContext = {
   settings,
-  paths: { hostsDir: "/srv/rh/netboot/hosts.d", tftpRoot: "/srv/rh/netboot/tftp", leaseFile: "/srv/rh/netboot/dnsmasq.leases", pidFile: "/srv/rh/netboot/dnsmasq.pid" },
+  paths: { hostsFile: "/srv/rh/netboot/hosts", hostsDir: "/srv/rh/netboot/hosts.d", tftpRoot: "/srv/rh/netboot/tftp", leaseFile: "/srv/rh/netboot/dnsmasq.leases", pidFile: "/srv/rh/netboot/dnsmasq.pid" },
   runAs: "root",
   installToken: (id, session) => `tok-${id}-${session}`,
   agentNonce: (id, session) => `${id}`.padStart(32, "a") + `${session}`.padStart(32, "b"),
@@ -56,14 +57,24 @@ describe("boot tree renderers (golden files)", () => {
   });
 
   it("boots local disk outside deploying/inspecting/cleaning, the agent RAM disk inside", () => {
-    for (const [state, file] of [["deployed", "local"], ["deploying", "agent"], ["inspecting", "inspect"]] as const) {
+    for (const [state, file] of [["deploying", "agent"], ["inspecting", "inspect"]] as const) {
       // Machines that netboot have a session (the event that moved them into their state): the agent nonce's input.
-      const t = machineTree(row({ state, sessionId: state === "deployed" ? null : 41 }), ctx);
+      const t = machineTree(row({ state, sessionId: 41 }), ctx);
       expectGolden(GOLDEN, `${file}.pxelinux`, t.get("tftp/pxelinux.cfg/01-52-54-00-aa-bb-07")!);
       expectGolden(GOLDEN, `${file}.grub`, t.get("tftp/grub/grub.cfg-01-52-54-00-aa-bb-07")!);
       expectGolden(GOLDEN, `${file}.ipxe`, t.get("tftp/ipxe/52-54-00-aa-bb-07.ipxe")!);
     }
-    expect([...machineTree(row(), ctx).keys()].sort()).toEqual([
+    // A machine booting its local disk has no boot entry of its own (the loaders fall back to the local-boot
+    // defaults, rendered by the same functions): only its host lines.
+    const local = bootTarget(row(), ctx);
+    expect(local).toEqual({ kind: "local", reason: "deployed, booting from local disk" });
+    expectGolden(GOLDEN, "local.pxelinux", renderPxelinux("node-007", local));
+    expectGolden(GOLDEN, "local.grub", renderGrub("node-007", local));
+    expectGolden(GOLDEN, "local.ipxe", renderIpxe("node-007", local));
+    for (const state of ["enrolled", "manageable", "available", "deployed", "deploy_failed"] as const) {
+      expect([...machineTree(row({ state }), ctx).keys()].sort(), state).toEqual(["hosts.d/52-54-00-aa-bb-07", "hosts.d/52-54-00-aa-bc-07"]);
+    }
+    expect([...machineTree(row({ state: "inspecting", sessionId: 41 }), ctx).keys()].sort()).toEqual([
       "hosts.d/52-54-00-aa-bb-07",
       "hosts.d/52-54-00-aa-bc-07",
       "tftp/grub/grub.cfg-01-52-54-00-aa-bb-07",
@@ -155,6 +166,22 @@ describe("boot tree renderers (golden files)", () => {
     expect(t.get("tftp/ipxe/default.ipxe")).toContain("exit");
     expect(t.get("tftp/pxelinux.cfg/default")).toContain("LOCALBOOT 0");
     expect(t.get("tftp/grub/grub.cfg")).toContain("exit");
+  });
+
+  it("puts every NIC's host line in the one dhcp-hostsfile and boot entries only for netbooting machines", () => {
+    const rows = [
+      row({ id: 1, name: "node-1", nics: [{ mac: "52:54:00:00:00:01", ip: "10.77.0.11", isBoot: true }] }),
+      row({ id: 2, name: "node-2", state: "inspecting", sessionId: 5, nics: [{ mac: "52:54:00:00:00:02", ip: null, isBoot: true }, { mac: "52:54:00:00:01:02", ip: null, isBoot: false }] }),
+    ];
+    const { tree, owners, hosts } = desiredTree(rows, ctx);
+    expect(tree.get("hosts")).toBe("52:54:00:00:00:01,10.77.0.11,node-1\n52:54:00:00:00:02,node-2\n52:54:00:00:01:02\n");
+    expect([...tree.keys()].filter((k) => k.startsWith("hosts.d/"))).toEqual([]);
+    expect([...hosts.keys()]).toEqual(["52-54-00-00-00-01", "52-54-00-00-00-02", "52-54-00-00-01-02"]);
+    expect(owners.get(1)).toEqual(["hosts.d/52-54-00-00-00-01"]);
+    expect(owners.get(2)).toHaveLength(8);
+    expect([...tree.keys()].filter((k) => /01-52-54-00-00-00-01|52-54-00-00-00-01\.ipxe/.test(k))).toEqual([]);
+    expect(tree.get("tftp/ipxe/52-54-00-00-01-02.ipxe")).toContain("rackhand.mode=inspecting");
+    expect(baseTree(ctx).get("dnsmasq.conf")).toContain("\ndhcp-hostsfile=/srv/rh/netboot/hosts\ndhcp-hostsdir=/srv/rh/netboot/hosts.d\n".replace("\ndhcp-hostsdir", "\n# One file per NIC; new files are read via inotify, deletions and changes need SIGHUP.\ndhcp-hostsdir"));
   });
 });
 

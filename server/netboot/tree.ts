@@ -81,6 +81,8 @@ const payloadFileSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, "a pla
 const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits");
 
 export const HOSTS_DIR = "hosts.d";
+/** dnsmasq's dhcp-hostsfile: every NIC's dhcp-host line as of the last full reconcile (see service.ts). */
+export const HOSTS_FILE = "hosts";
 export const TFTP_DIR = "tftp";
 export const CONF_FILE = "dnsmasq.conf";
 
@@ -202,6 +204,9 @@ export function machineTree(m: MachineBootRow, ctx: TreeContext): Tree {
     const ip = nic.ip == null ? null : check(ipv4, nic.ip, `machine ${name} IP`);
     const hy = macHyphen(mac);
     t.set(`${HOSTS_DIR}/${hy}`, renderHostLine(mac, ip, nic.isBoot ? name : null));
+    // A machine that boots its local disk needs no entry of its own: every loader falls back to the local-boot
+    // default (pxelinux.cfg/default, grub.cfg's fallback, ipxe/default.ipxe). Only netbooting machines cost files.
+    if (target.kind === "local") continue;
     t.set(`${TFTP_DIR}/pxelinux.cfg/01-${hy}`, renderPxelinux(name, target));
     t.set(`${TFTP_DIR}/grub/grub.cfg-01-${hy}`, renderGrub(name, target));
     t.set(`${TFTP_DIR}/ipxe/${hy}.ipxe`, renderIpxe(name, target));
@@ -209,14 +214,37 @@ export function machineTree(m: MachineBootRow, ctx: TreeContext): Tree {
   return t;
 }
 
-/** The whole desired tree. @throws AppError VALIDATION naming the first bad value */
-export function desiredTree(machines: MachineBootRow[], ctx: TreeContext): { tree: Tree; owners: Map<number, string[]> } {
+/** `hosts.d/<mac-hyphen>` key of a machine tree → the MAC's hyphen spelling; null for other paths. */
+export function hostKey(rel: string): string | null {
+  return rel.startsWith(`${HOSTS_DIR}/`) ? rel.slice(HOSTS_DIR.length + 1) : null;
+}
+
+/** The dhcp-hostsfile's content: one line per NIC, in the map's order. */
+export function renderHostsFile(lines: ReadonlyMap<string, string>): string {
+  let s = "";
+  for (const l of lines.values()) s += l;
+  return s;
+}
+
+/**
+ * The whole desired tree. Every NIC's host line goes into the one dhcp-hostsfile (`hosts`: a single file instead
+ * of one per NIC), so `hosts.d` is empty after a full reconcile; `owners` still names each machine's host lines
+ * by their `hosts.d/<mac>` key, and `hosts` maps each MAC (hyphen spelling) to its line.
+ * @throws AppError VALIDATION naming the first bad value
+ */
+export function desiredTree(machines: MachineBootRow[], ctx: TreeContext): { tree: Tree; owners: Map<number, string[]>; hosts: Map<string, string> } {
   const tree = baseTree(ctx);
   const owners = new Map<number, string[]>();
+  const hosts = new Map<string, string>();
   for (const m of machines) {
     const mt = machineTree(m, ctx);
     owners.set(m.id, [...mt.keys()]);
-    for (const [k, v] of mt) tree.set(k, v);
+    for (const [k, v] of mt) {
+      const hy = hostKey(k);
+      if (hy) hosts.set(hy, v);
+      else tree.set(k, v);
+    }
   }
-  return { tree, owners };
+  tree.set(HOSTS_FILE, renderHostsFile(hosts));
+  return { tree, owners, hosts };
 }

@@ -9,13 +9,10 @@ import { AppError } from "../../lib/errors";
 import { POWER_JOB_KINDS, type JobKind } from "../../lib/jobs";
 import { ACTION_LABELS, nextState, STATE_LABELS, type MachineState, type OperatorAction } from "../../lib/lifecycle";
 import type { Actor, Domain } from "../context";
-import { bmcs, jobs, machines, osProfiles } from "../db/schema";
-import { recordEvent } from "../events/audit";
 import { transition, type TransitionResult } from "../machines/lifecycle";
 import { verifyBmc } from "../oob/power";
 import type { LiveEvent } from "../../lib/live-events";
-import type { Db } from "../db/client";
-import { storeOf, syncSqlite } from "../db/store";
+import { storeOf, type Store, type StoreTx } from "../db/store";
 import { recordStoreEvent } from "../events/audit";
 import { activeJob, cancelJob, startJob, startJobIn } from "../orchestrator/job-state";
 import { deployParams, deployParamsFor, reinstallKind } from "../orchestrator/jobs";
@@ -28,8 +25,10 @@ export interface ActionResult extends TransitionResult {
 }
 
 /** The machine's state, checked against the table before any other work. @throws AppError INVALID_TRANSITION */
-function assertAllowed(d: Domain, machineId: number, action: OperatorAction): MachineState {
-  const m = d.db.select({ name: machines.name, state: machines.state }).from(machines).where(eq(machines.id, machineId)).get();
+async function assertAllowed(d: Domain, machineId: number, action: OperatorAction): Promise<MachineState> {
+  const store = storeOf(d);
+  const { machines } = store.t;
+  const [m] = await store.db.select({ name: machines.name, state: machines.state }).from(machines).where(eq(machines.id, machineId)).limit(1);
   if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
   if (!nextState(m.state, action)) {
     throw new AppError("INVALID_TRANSITION", `${m.name}: ${ACTION_LABELS[action]} is not allowed in state ${STATE_LABELS[m.state]}`);
@@ -39,9 +38,12 @@ function assertAllowed(d: Domain, machineId: number, action: OperatorAction): Ma
 
 /** Start a job for an action and report the move it made. */
 async function withJob(d: Domain, machineId: number, action: OperatorAction, start: () => Promise<{ jobId: number }>): Promise<ActionResult> {
-  const from = assertAllowed(d, machineId, action);
+  const from = await assertAllowed(d, machineId, action);
   const { jobId } = await start();
-  const to = d.db.select({ state: machines.state }).from(machines).where(eq(machines.id, machineId)).get()!.state;
+  const store = storeOf(d);
+  const { machines } = store.t;
+  const [row] = await store.db.select({ state: machines.state }).from(machines).where(eq(machines.id, machineId)).limit(1);
+  const to = row!.state;
   return { machineId, from, to, jobId };
 }
 
@@ -50,11 +52,16 @@ async function withJob(d: Domain, machineId: number, action: OperatorAction, sta
  * current OS profile and network (the operator has often just fixed what failed: an image checksum, a URL, an
  * address); a reinstall stays one (`reinstallKind`), as the reinstall action plans it.
  */
-function retryPlan(db: Db, machineId: number, last: { kind: string; params: Record<string, unknown> | null }): { kind: JobKind; params: Record<string, unknown> } {
+async function retryPlan(
+  store: Store,
+  tx: StoreTx,
+  machineId: number,
+  last: { kind: string; params: Record<string, unknown> | null },
+): Promise<{ kind: JobKind; params: Record<string, unknown> }> {
   const kind = last.kind as JobKind;
   if (!REPLANNED_ON_RETRY.includes(kind)) return { kind, params: last.params ?? {} };
-  allocatePending(db, machineId);
-  const p = deployParams(db, machineId);
+  await allocatePending(store, tx, machineId);
+  const p = await deployParams(store, tx, machineId);
   return { kind: kind === "reinstall" ? reinstallKind(p.kind) : p.kind, params: p.params };
 }
 
@@ -64,7 +71,7 @@ async function startRetry(d: Domain, machineId: number, last: { kind: string; pa
   const live: LiveEvent[] = [];
   const jobId = await store.transaction(async (tx) => {
     live.length = 0;
-    const plan = retryPlan(syncSqlite(store, "retry planning (server/subnets allocatePending, deployParams)"), machineId, last);
+    const plan = await retryPlan(store, tx, machineId, last);
     return startJobIn(d, tx, { machineId, ...plan, action: "retry" }, actor, live);
   });
   for (const e of live) d.bus.publish(e);
@@ -80,14 +87,16 @@ async function startRetry(d: Domain, machineId: number, last: { kind: string; pa
  *   is full), plus startJob's
  */
 async function startDeploy(d: Domain, machineId: number, action: "deploy" | "reinstall", actor: Actor, osProfileId?: number): Promise<{ jobId: number }> {
-  const m = d.db
+  const store = storeOf(d);
+  const { machines, osProfiles } = store.t;
+  const [m] = await store.db
     .select({ name: machines.name, osProfileId: machines.osProfileId, firmware: machines.firmware, bootFirmware: machines.bootFirmware })
     .from(machines)
     .where(eq(machines.id, machineId))
-    .get();
+    .limit(1);
   if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
   const pid = osProfileId ?? m.osProfileId;
-  const profile = pid === null ? null : (d.db.select().from(osProfiles).where(eq(osProfiles.id, pid)).get() ?? null);
+  const profile = pid === null ? null : ((await store.db.select().from(osProfiles).where(eq(osProfiles.id, pid)).limit(1))[0] ?? null);
   if (osProfileId !== undefined && !profile) {
     throw new AppError("NOT_FOUND", `OS profile ${osProfileId} does not exist`, [{ field: "osProfileId", message: "No such profile" }]);
   }
@@ -97,14 +106,11 @@ async function startDeploy(d: Domain, machineId: number, action: "deploy" | "rei
   }
   // One transaction: the allocated addresses are kept only with the job that deploys them, and the profile chosen
   // is recorded with the job.
-  const store = storeOf(d);
   const live: LiveEvent[] = [];
   const jobId = await store.transaction(async (tx) => {
     live.length = 0;
-    // Subnets and deploy planning are not on the Store yet: synchronous on SQLite's connection (this transaction).
-    const lite = syncSqlite(store, "deploy planning (server/subnets allocatePending, deployParamsFor)");
-    allocatePending(lite, machineId);
-    const p = deployParamsFor(lite, machineId, profile);
+    await allocatePending(store, tx, machineId);
+    const p = await deployParamsFor(store, tx, machineId, profile);
     const kind = action === "reinstall" ? reinstallKind(p.kind) : p.kind;
     if (profile && profile.id !== m.osProfileId) {
       await tx.update(store.t.machines).set({ osProfileId: profile.id, updatedAt: new Date() }).where(eq(store.t.machines.id, machineId));
@@ -141,13 +147,15 @@ export async function performAction(d: Domain, machineId: number, action: Operat
     case "reinstall":
       return withJob(d, machineId, action, () => startDeploy(d, machineId, action, actor, osProfileId));
     case "retry": {
-      const last = d.db
+      const store = storeOf(d);
+      const { jobs } = store.t;
+      const [last] = await store.db
         .select({ kind: jobs.kind, params: jobs.params })
         .from(jobs)
         // The work that failed, not a power job that ran since.
         .where(and(eq(jobs.machineId, machineId), inArray(jobs.state, ["failed", "cancelled"]), notInArray(jobs.kind, [...POWER_JOB_KINDS])))
         .orderBy(desc(jobs.id))
-        .get();
+        .limit(1);
       // A failure recorded without a job (e.g. from before jobs existed): the transition alone.
       if (!last) return transition(d, machineId, "retry", { actor, reason });
       return withJob(d, machineId, action, () => startRetry(d, machineId, last, actor));
@@ -180,19 +188,21 @@ export async function operatorAction(
   opts: { actor: Actor; reason?: string; osProfileId?: number },
 ): Promise<ActionResult> {
   if (action === "manage") {
-    const m = d.db
+    const store = storeOf(d);
+    const { machines, bmcs } = store.t;
+    const [m] = await store.db
       .select({ name: machines.name, state: machines.state, hasBmc: bmcs.machineId })
       .from(machines)
       .leftJoin(bmcs, eq(bmcs.machineId, machines.id))
       .where(eq(machines.id, id))
-      .get();
+      .limit(1);
     if (m?.state === "enrolled" && m.hasBmc) {
       try {
         await verifyBmc(d, id, opts.actor);
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
         const message = `${m.name} stays enrolled: BMC verification failed: ${err.message}`;
-        const ev = recordEvent(d.db, { actor: opts.actor, machineId: id, kind: "bmc.verify_failed", message, payload: { code: err.code } });
+        const ev = await recordStoreEvent(store, store.db, { actor: opts.actor, machineId: id, kind: "bmc.verify_failed", message, payload: { code: err.code } });
         d.bus.publish({ type: "event.created", event: { ...ev, machineName: m.name } });
         throw new AppError(err.code, message);
       }

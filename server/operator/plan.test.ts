@@ -5,6 +5,8 @@ import { STALE_PLAN_MESSAGE } from "../../lib/plan";
 import { batches, jobs, machines, osProfiles } from "../db/schema";
 import { driveTo, expectTrpcError, machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
+import { computePlan, computePlanIn } from "./plan";
+import type { BulkOp } from "../../lib/plan";
 
 let h: Harness;
 let n = 300;
@@ -193,5 +195,41 @@ describe("machines.plan", () => {
     expect(man.rows[0]).toMatchObject({ act: true, to: "manageable", changes: ["BMC credentials verified"] });
     const empty = await h.operator.machines.plan({ selection: { filter: { q: "no-such-machine-anywhere" } }, op: { type: "action", action: "abort" } });
     expect(empty).toMatchObject({ total: 0, acting: 0, rows: [] });
+  });
+});
+
+describe("computePlanIn (reads through the Store)", () => {
+  it("decides every operation exactly as computePlan, on the machines the tests above left (small and wide selections)", async () => {
+    // A failed deploy for the retry plan.
+    const { id } = await h.operator.machines.enroll(machineInput(990, { bmc: { driver: "fake", address: "127.0.0.1", username: "u", password: "p" } }));
+    driveTo(h.domain, id, "deploy_failed");
+    h.db.insert(jobs).values({ machineId: id, kind: "deploy_image", state: "failed", params: {}, createdBy: "test", createdAt: new Date() }).run();
+    const ids = h.db.select({ id: machines.id }).from(machines).all().map((m) => m.id);
+    const profile = h.db.select({ id: osProfiles.id }).from(osProfiles).all()[0]!.id;
+    const ops: BulkOp[] = [
+      { type: "action", action: "deploy" },
+      { type: "action", action: "retry" },
+      { type: "action", action: "abort" },
+      { type: "batch", kind: "reinstall", osProfileId: profile },
+      { type: "batch", kind: "clean" },
+      { type: "power", action: "off" },
+      { type: "setProfile", osProfileId: profile },
+      { type: "action", action: "deploy", osProfileId: 999_999 },
+    ];
+    const outcome = async <T>(f: () => T | Promise<T>) => {
+      try {
+        return await f();
+      } catch (err) {
+        return { error: String(err) };
+      }
+    };
+    for (const selection of [{ ids: [...ids, 123_456] }, { ids: ids.slice(0, 2) }, { filter: {} }]) {
+      for (const op of ops) {
+        const a = await outcome(() => computePlan(h.domain, selection, op));
+        const b = await outcome(() => computePlanIn(h.domain, selection, op));
+        expect(b, `${JSON.stringify(selection).slice(0, 40)} ${JSON.stringify(op)}`).toEqual(a);
+      }
+    }
+    expect(ids.length).toBeGreaterThan(5);
   });
 });

@@ -22,6 +22,7 @@ import { POWER_ACTION_LABELS, type BootFirmware, type FirmwareSetting, type Powe
 import type { Domain } from "../context";
 import type { Db } from "../db/client";
 import { bmcs, jobs, machines, osProfiles, type OsProfile } from "../db/schema";
+import { storeOf, type Store } from "../db/store";
 import { resolveSelection, type Selection } from "../machines/selection";
 import { deployKind, firmwareMismatch, jobChanges, profileProblem, REPLANNED_ON_RETRY } from "./plan-changes";
 
@@ -65,7 +66,7 @@ function titleOf(op: BulkOp): string {
 }
 
 /** Refuse an OS profile choice the operation cannot take, and a chosen profile that does not exist or cannot deploy. */
-function chosenProfile(db: Db, op: BulkOp, profiles: Map<number, OsProfile>): OsProfile | null | undefined {
+function chosenProfile(op: BulkOp, profiles: Map<number, OsProfile>): OsProfile | null | undefined {
   const id = "osProfileId" in op ? op.osProfileId : undefined;
   if (id === undefined) return undefined;
   const action = op.type === "action" ? op.action : op.type === "batch" ? batchAction(op.kind) : null;
@@ -79,20 +80,40 @@ function chosenProfile(db: Db, op: BulkOp, profiles: Map<number, OsProfile>): Os
   if (!p) throw new AppError("NOT_FOUND", `OS profile ${id} does not exist`, [{ field: "osProfileId", message: "No such profile" }]);
   const problem = op.type !== "setProfile" ? profileProblem(p) : null;
   if (problem) throw new AppError("VALIDATION", problem, [{ field: "osProfileId", message: problem }]);
-  void db;
   return p;
+}
+
+/** What a plan reads: OS profiles, the selected machines, their active jobs, and (retry) their last failed jobs. */
+interface PlanReads {
+  profiles: Map<number, OsProfile>;
+  byId: Map<number, Candidate>;
+  active: Map<number, { id: number; kind: string; state: string }>;
+  lastFailed: Map<number, JobKind>;
+}
+
+function actionOf(op: BulkOp): OperatorAction | null {
+  return op.type === "action" ? op.action : op.type === "batch" ? batchAction(op.kind) : null;
 }
 
 /**
  * Plan a bulk operation over a selection: one row per machine (in the selection's order), acting rows decided by
  * the same rules the execution applies, and the plan id (a digest of every decision and of the profiles used).
+ * Synchronous on SQLite (callers not on the Store yet); computePlanIn reads through the Store.
  * @throws AppError VALIDATION (profile choice not allowed or not deployable), NOT_FOUND (no such profile)
  */
 export function computePlan(d: Domain, selection: Selection, op: BulkOp): FullPlan {
-  const db = d.db;
   const ids = resolveSelection(d, selection);
+  return decidePlan(ids, op, readPlanSync(d.db, ids, op));
+}
+
+/** computePlan with its reads through the Store (either database). The selection is still resolved by server/machines. */
+export async function computePlanIn(d: Domain, selection: Selection, op: BulkOp): Promise<FullPlan> {
+  const ids = resolveSelection(d, selection);
+  return decidePlan(ids, op, await readPlanIn(storeOf(d), ids, op));
+}
+
+function readPlanSync(db: Db, ids: number[], op: BulkOp): PlanReads {
   const profiles = new Map(db.select().from(osProfiles).all().map((p) => [p.id, p]));
-  const chosen = chosenProfile(db, op, profiles);
   // A large selection (all matching) reads the tables whole and keeps the selected machines in JS: an IN list of
   // 10,000 bound parameters costs more to build (drizzle) and parse (SQLite) than the scan it replaces.
   const wide = ids.length > WIDE_SELECTION;
@@ -128,10 +149,9 @@ export function computePlan(d: Domain, selection: Selection, op: BulkOp): FullPl
       if (!selected || selected.has(j.m)) active.set(j.m, j);
     }
   }
-  const action: OperatorAction | null = op.type === "action" ? op.action : op.type === "batch" ? batchAction(op.kind) : null;
   // What a retry reruns: each machine's last failed or cancelled job that was not a power job.
   const lastFailed = new Map<number, JobKind>();
-  if (action === "retry" && ids.length) {
+  if (actionOf(op) === "retry" && ids.length) {
     for (const j of db
       .select({ m: jobs.machineId, kind: jobs.kind })
       .from(jobs)
@@ -141,6 +161,51 @@ export function computePlan(d: Domain, selection: Selection, op: BulkOp): FullPl
       if (!lastFailed.has(j.m) && (!selected || selected.has(j.m))) lastFailed.set(j.m, j.kind as JobKind);
     }
   }
+  return { profiles, byId, active, lastFailed };
+}
+
+/** readPlanSync through the Store: the same reads, IN lists in chunks of 500 (PostgreSQL's and SQLite's bound limits). */
+async function readPlanIn(store: Store, ids: number[], op: BulkOp): Promise<PlanReads> {
+  const { osProfiles: op_, machines: m, bmcs: b, jobs: j } = store.t;
+  const profiles = new Map((await store.db.select().from(op_)).map((p) => [p.id, p]));
+  const byId = new Map<number, Candidate>();
+  const active = new Map<number, { id: number; kind: string; state: string }>();
+  const lastFailed = new Map<number, JobKind>();
+  const retry = actionOf(op) === "retry";
+  const failed: { m: number; id: number; kind: string }[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    for (const r of await store.db
+      .select({ id: m.id, name: m.name, state: m.state, maintenance: m.maintenance, osProfileId: m.osProfileId, firmware: m.firmware, bootFirmware: m.bootFirmware, bmc: b.machineId })
+      .from(m)
+      .leftJoin(b, eq(b.machineId, m.id))
+      .where(inArray(m.id, chunk))) {
+      byId.set(r.id, { id: r.id, name: r.name, state: r.state, maintenance: r.maintenance, osProfileId: r.osProfileId, firmware: r.firmware, bootFirmware: r.bootFirmware, hasBmc: r.bmc !== null });
+    }
+    for (const x of await store.db
+      .select({ m: j.machineId, id: j.id, kind: j.kind, state: j.state })
+      .from(j)
+      .where(and(inArray(j.machineId, chunk), inArray(j.state, [...ACTIVE_JOB_STATES])))) {
+      active.set(x.m, x);
+    }
+    if (retry) {
+      failed.push(
+        ...(await store.db
+          .select({ m: j.machineId, id: j.id, kind: j.kind })
+          .from(j)
+          .where(and(inArray(j.machineId, chunk), inArray(j.state, ["failed", "cancelled"]), notInArray(j.kind, [...POWER_JOB_KINDS])))),
+      );
+    }
+  }
+  for (const x of failed.sort((a, b) => b.id - a.id)) if (!lastFailed.has(x.m)) lastFailed.set(x.m, x.kind as JobKind);
+  return { profiles, byId, active, lastFailed };
+}
+
+/** The plan's decisions from what it read (no database). */
+function decidePlan(ids: number[], op: BulkOp, reads: PlanReads): FullPlan {
+  const { profiles, byId, active, lastFailed } = reads;
+  const chosen = chosenProfile(op, profiles);
+  const action = actionOf(op);
   const changeCache = new Map<string, string[]>();
   const changesOf = (kind: JobKind, p: OsProfile | null) => {
     const key = `${kind}:${p?.id ?? ""}`;
@@ -314,6 +379,13 @@ export function publicPlan(p: FullPlan, limit: number): BulkPlan {
  */
 export function planToExecute(d: Domain, selection: Selection, op: BulkOp, planId: string | undefined): FullPlan {
   const p = computePlan(d, selection, op);
+  if (planId !== undefined && planId !== p.planId) throw new AppError("PLAN_STALE", STALE_PLAN_MESSAGE);
+  return p;
+}
+
+/** planToExecute through the Store (computePlanIn). @throws AppError PLAN_STALE, plus computePlan's */
+export async function planToExecuteIn(d: Domain, selection: Selection, op: BulkOp, planId: string | undefined): Promise<FullPlan> {
+  const p = await computePlanIn(d, selection, op);
   if (planId !== undefined && planId !== p.planId) throw new AppError("PLAN_STALE", STALE_PLAN_MESSAGE);
   return p;
 }

@@ -1,10 +1,9 @@
 import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { jobs, machines, osProfiles } from "../db/schema";
-import { transition } from "../machines/lifecycle";
-import { getNetbootSettings, saveNetbootSettings } from "../netboot/settings";
+import { loadNetbootSettings, storeNetbootSettings } from "../netboot/settings";
 import { createHarness, type Harness } from "../testing/harness";
-import { deployParams } from "./jobs";
+import { addMachine, addProfile, setMachine } from "../testing/planning-fixture";
+import { deployParams as planDeploy } from "./jobs";
 import { JOB_KIND_SPECS } from "./kinds";
 
 let h: Harness;
@@ -13,37 +12,35 @@ let profileId: number;
 
 beforeEach(async () => {
   h = createHarness();
-  const m = await h.operator.machines.enroll({ name: "inst-1", bootMac: "52:54:00:77:00:01", ip: "10.9.0.11", network: { ifname: "eth0", prefix: 24, gateway: "10.9.0.1" } });
-  machineId = m.id;
-  const p = await h.operator.osProfiles.create({
+  profileId = await addProfile(h, {
     name: "Debian 12 (agent install)",
     kind: "agent_install",
     osFamily: "debian",
     options: { username: "ops", sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ1zZ8pQk0b7oQ8mW1H3GQ1gOq4l6z4o2x0qYw7h3vCk ops@example"], installLayout: { swapMiB: 512 }, packages: ["htop"] },
   });
-  profileId = p.id;
-  await h.operator.machines.update({ id: machineId, osProfileId: p.id });
+  machineId = await addMachine(h, { name: "inst-1", bootMac: "52:54:00:77:00:01", ip: "10.9.0.11", ifname: "eth0", prefix: 24, gateway: "10.9.0.1", osProfileId: profileId });
 });
 afterEach(() => h.close());
 
-const debian = () => saveNetbootSettings(h.domain, { ...getNetbootSettings(h.db), agentEnvironment: "debian", proxyMode: "external", proxyUrl: "http://10.9.0.2:3142" }, "test");
+const debian = async () =>
+  storeNetbootSettings(h.domain, { ...(await loadNetbootSettings(h.store)), agentEnvironment: "debian", proxyMode: "external", proxyUrl: "http://10.9.0.2:3142" }, "test");
+const deployParams = (id: number) => planDeploy(h.store, h.store.db, id);
 
 describe("planning an agent install", () => {
-  it("refuses the busybox agent environment with a message that says what to change", () => {
-    expect(() => deployParams(h.db, machineId)).toThrow(/needs the Debian agent environment .* Set Settings → Netboot → agent environment to Debian/);
+  it("refuses the busybox agent environment with a message that says what to change", async () => {
+    await expect(deployParams(machineId)).rejects.toThrow(/needs the Debian agent environment .* Set Settings → Netboot → agent environment to Debian/);
   });
 
   it("refuses the deploy through the API at planning: no job, the machine stays available", async () => {
-    transition(h.domain, machineId, "manage", { actor: "test" });
-    transition(h.domain, machineId, "provide", { actor: "test" });
     await expect(h.operator.machines.action({ id: machineId, action: "deploy" })).rejects.toThrow(/needs the Debian agent environment/);
-    expect(h.db.select().from(jobs).all()).toEqual([]);
-    expect(h.db.select().from(machines).where(eq(machines.id, machineId)).get()!.state).toBe("available");
+    const { jobs, machines } = h.store.t;
+    expect(await h.store.db.select().from(jobs)).toEqual([]);
+    expect((await h.store.db.select().from(machines).where(eq(machines.id, machineId)))[0]!.state).toBe("available");
   });
 
-  it("plans the agent steps with the proxy, the firmware's boot loader, the user, the network files and the NIC names", () => {
-    debian();
-    const { kind, params } = deployParams(h.db, machineId);
+  it("plans the agent steps with the proxy, the firmware's boot loader, the user, the network files and the NIC names", async () => {
+    await debian();
+    const { kind, params } = await deployParams(machineId);
     expect(kind).toBe("deploy_agent_install");
     expect(params).toMatchObject({
       firmware: "bios",
@@ -66,18 +63,20 @@ describe("planning an agent install", () => {
     expect(agentSteps).toEqual(["inventory", "clear_disks", "partition", "debootstrap", "configure_os", "bootloader"]);
   });
 
-  it("passes the profile's initramfs drivers to the debootstrap step", () => {
-    debian();
-    h.db.update(osProfiles).set({ options: { ...(h.db.select().from(osProfiles).where(eq(osProfiles.id, profileId)).get()!.options as object), initramfsDrivers: "targeted" } }).where(eq(osProfiles.id, profileId)).run();
-    expect(deployParams(h.db, machineId).params.initramfsDrivers).toBe("targeted");
+  it("passes the profile's initramfs drivers to the debootstrap step", async () => {
+    await debian();
+    const { osProfiles } = h.store.t;
+    const [p] = await h.store.db.select().from(osProfiles).where(eq(osProfiles.id, profileId));
+    await h.store.db.update(osProfiles).set({ options: { ...p!.options, initramfsDrivers: "targeted" } }).where(eq(osProfiles.id, profileId));
+    expect((await deployParams(machineId)).params.initramfsDrivers).toBe("targeted");
     const step = JOB_KIND_SPECS.deploy_agent_install.flat().find((s) => s.name === "debootstrap")!;
     expect(step.params).toMatchObject({ initramfs: "$initramfsDrivers" });
   });
 
-  it("takes GRUB for EFI with shim on a UEFI machine (set by the operator or learned from DHCP)", () => {
-    debian();
-    h.db.update(machines).set({ bootFirmware: "uefi" }).where(eq(machines.id, machineId)).run();
-    const { params } = deployParams(h.db, machineId);
+  it("takes GRUB for EFI with shim on a UEFI machine (set by the operator or learned from DHCP)", async () => {
+    await debian();
+    await setMachine(h, machineId, { bootFirmware: "uefi" });
+    const { params } = await deployParams(machineId);
     expect(params.firmware).toBe("uefi");
     expect(params.packages).toEqual(expect.arrayContaining(["grub-efi-amd64", "grub-efi-amd64-signed", "shim-signed"]));
     expect(params.packages).not.toContain("grub-pc");

@@ -7,9 +7,9 @@ import { eq } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import { installLayoutSchema, packageProxyUrl, profileOptionsSchema, type NetbootSettings } from "../../lib/netboot";
 import { effectiveFirmware } from "../../lib/schemas";
-import type { Db } from "../db/client";
-import { machines, type OsProfile } from "../db/schema";
-import { loadNetModel } from "../netboot/install-files";
+import type { OsProfile } from "../db/schema";
+import type { Store, StoreDb, StoreTx } from "../db/store";
+import { loadNetModelIn } from "./net-model-read";
 import { networkParams } from "./network-files";
 
 /** What debootstrap installs on top of minbase, whatever the profile adds. */
@@ -26,7 +26,7 @@ const DEFAULT_MIRROR = "http://deb.debian.org/debian";
  * Job params of an agent install. @throws AppError VALIDATION when the agent environment is the busybox RAM disk
  * (it has no debootstrap, sgdisk, lvm2 or mdadm) or the profile's options do not parse.
  */
-export function agentInstallParams(db: Db, machineId: number, p: OsProfile, settings: NetbootSettings): Record<string, unknown> {
+export async function agentInstallParams(store: Store, q: StoreDb | StoreTx, machineId: number, p: OsProfile, settings: NetbootSettings): Promise<Record<string, unknown>> {
   if (settings.agentEnvironment !== "debian") {
     throw new AppError(
       "VALIDATION",
@@ -36,14 +36,15 @@ export function agentInstallParams(db: Db, machineId: number, p: OsProfile, sett
   const parsed = profileOptionsSchema.safeParse(p.options ?? {});
   if (!parsed.success) throw new AppError("VALIDATION", `OS profile ${p.name}: ${parsed.error.issues[0]?.message ?? "bad options"}`);
   const o = parsed.data;
-  const m = db.select({ name: machines.name, firmware: machines.firmware, bootFirmware: machines.bootFirmware }).from(machines).where(eq(machines.id, machineId)).get();
+  const { machines } = store.t;
+  const [m] = await q.select({ name: machines.name, firmware: machines.firmware, bootFirmware: machines.bootFirmware }).from(machines).where(eq(machines.id, machineId)).limit(1);
   if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
   // The firmware the machine boots with: set by the operator, else learned from its DHCP requests; BIOS when unknown.
   const firmware = effectiveFirmware(m.firmware, m.bootFirmware) ?? "bios";
   // The network files are written by configure_os into the mounted target, not by configure_network.
-  const net = networkParams(db, machineId, { ...p, osFamily: "debian", options: { ...o, netConfig: "ifupdown", rootPartition: o.rootPartition ?? "LABEL=rh-root" } }, settings);
+  const net = await networkParams(store, q, machineId, { ...p, osFamily: "debian", options: { ...o, netConfig: "ifupdown", rootPartition: o.rootPartition ?? "LABEL=rh-root" } }, settings);
   // Each NIC keeps the name the operator gave it (udev would name it ens3, eno1, …): a .link file per MAC.
-  const nicNames = loadNetModel(db, machineId, [], null).interfaces.flatMap((i) => (i.kind === "ethernet" && i.mac ? [{ mac: i.mac, name: i.name }] : []));
+  const nicNames = (await loadNetModelIn(store, q, machineId, [], null)).interfaces.flatMap((i) => (i.kind === "ethernet" && i.mac ? [{ mac: i.mac, name: i.name }] : []));
   return {
     osProfileId: p.id,
     osFamily: "debian",

@@ -25,8 +25,8 @@ import type { z } from "zod";
 import type { Actor, Domain } from "../context";
 import type { OsProfile } from "../db/schema";
 import { forUpdate } from "../db/sql";
-import { sqliteDbOf, storeOf, syncSqlite, type Store, type StoreTx } from "../db/store";
-import { getNetbootSettings } from "../netboot/settings";
+import { savepoint, sqliteDbOf, storeOf, type Store, type StoreTx } from "../db/store";
+import { loadNetbootSettings } from "../netboot/settings";
 import type { NetbootSettings } from "../../lib/netboot";
 import { recordStoreEvent } from "../events/audit";
 import { countBatch, countJobs, emptyParams, paramsOf, updateParams } from "./batch-store";
@@ -44,7 +44,7 @@ interface Planned {
 /** What building every acting machine's job reads once: OS profiles by id, the netboot settings. */
 interface JobContext {
   profiles: Map<number, OsProfile>;
-  /** Read only for deploys (netboot is not on the Store yet: SQLite only). */
+  /** Read only for deploys. */
   settings: NetbootSettings | undefined;
   /** Machines with an auto interface still waiting for its address: allocated with the job. */
   pending: Set<number>;
@@ -53,19 +53,22 @@ interface JobContext {
 /**
  * The job an acting machine gets (its kind and parameters), or why none can be built (a deploy whose profile cannot
  * render). Whether the machine acts at all is the plan's decision (server/operator/plan.ts), not made again here.
+ * Runs inside `tx`, the transaction that creates the batch.
  */
-function jobFor(store: Store, kind: BatchKind, m: { id: number; osProfileId: number | null }, ctx: JobContext): Planned | string {
+async function jobFor(store: Store, tx: StoreTx, kind: BatchKind, m: { id: number; osProfileId: number | null }, ctx: JobContext): Promise<Planned | string> {
   if (POWER_BATCH_KINDS.includes(kind)) return { machineId: m.id, kind: kind as JobKind, params: {} };
   try {
     if (kind === "inspect") return { machineId: m.id, kind: "inspect", params: {} };
     if (kind === "clean") return { machineId: m.id, kind: "clean", params: { wipeMode: "signatures" } };
-    // Deploy planning (subnets, netboot, network files) is synchronous on SQLite's connection: the open transaction.
-    const db = syncSqlite(store, "deploy planning (server/subnets allocatePending, deployParamsFor)");
-    // In a savepoint: a machine skipped after its addresses were allocated keeps none of them.
-    const p = db.transaction(() => {
-      if (ctx.pending.has(m.id)) allocatePending(db, m.id);
-      return deployParamsFor(db, m.id, m.osProfileId === null ? null : (ctx.profiles.get(m.osProfileId) ?? null), ctx.settings);
-    });
+    const profile = m.osProfileId === null ? null : (ctx.profiles.get(m.osProfileId) ?? null);
+    const plan = () => deployParamsFor(store, tx, m.id, profile, ctx.settings);
+    // With addresses to allocate, in a savepoint: a machine skipped after its addresses were allocated keeps none.
+    const p = ctx.pending.has(m.id)
+      ? await savepoint(store, tx, async () => {
+          await allocatePending(store, tx, m.id);
+          return plan();
+        })
+      : await plan();
     return { machineId: m.id, kind: kind === "reinstall" ? reinstallKind(p.kind) : p.kind, params: p.params };
   } catch (err) {
     if (err instanceof AppError) return err.message;
@@ -115,17 +118,16 @@ export async function createBatch(d: Domain, input: CreateInput, actor: Actor, d
   const { batchId, queued, skipped } = await store.transaction(async (tx) => {
     live.length = 0;
     const deploys = input.kind === "deploy" || input.kind === "reinstall";
-    const lite = deploys ? syncSqlite(store, "deploy planning (netboot settings, pending addresses)") : null;
     const ctx: JobContext = {
       profiles: new Map((await tx.select().from(osProfiles)).map((p) => [p.id, p])),
-      settings: lite ? getNetbootSettings(lite) : undefined,
-      pending: lite ? machinesWithPendingAddresses(lite, ids) : new Set(),
+      settings: deploys ? await loadNetbootSettings(store, tx) : undefined,
+      pending: deploys ? await machinesWithPendingAddresses(store, tx, ids) : new Set(),
     };
     const planned: Planned[] = [];
     const skipped: BatchSkipped[] = [...decided.skipped];
     for (const id of ids) {
       const m = byId.get(id);
-      const p = m ? jobFor(store, input.kind, m, ctx) : "does not exist";
+      const p = m ? await jobFor(store, tx, input.kind, m, ctx) : "does not exist";
       if (typeof p === "string") skipped.push({ machineId: id, name: m?.name ?? `#${id}`, error: p });
       else planned.push(p);
     }

@@ -1,31 +1,28 @@
 /**
- * Job planning (deploy params from the OS profile) and reads (timeline, logs). Job state: job-state.ts.
- * The reads are on the Store; planning reads machines, OS profiles and netboot settings synchronously on SQLite
- * (those modules are not on the Store yet).
+ * Job planning (deploy params from the OS profile) and reads (timeline, logs), on the Store (either database).
+ * Job state: job-state.ts.
  */
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import type { JobDto, JobKind, LogLineDto, StepDto } from "../../lib/jobs";
-import type { Db } from "../db/client";
-import { machines, osProfiles, type OsProfile } from "../db/schema";
-import type { Store, Tables } from "../db/store";
+import type { OsProfile } from "../db/schema";
+import type { Store, StoreDb, StoreTx, Tables } from "../db/store";
 import { profileOptionsSchema, type NetbootSettings, type RaidSpec } from "../../lib/netboot";
 import { checkNetwork, networkParams } from "./network-files";
-import { getNetbootSettings } from "../netboot/settings";
+import { loadNetbootSettings } from "../netboot/settings";
 import { agentInstallParams } from "./agent-install";
 
+type Q = StoreDb | StoreTx;
+
 /**
- * Job params for a deploy from the machine's OS profile. @throws AppError VALIDATION when it has none.
+ * Job params for a deploy from the machine's OS profile, read through `q` (the Store's db, or the transaction that
+ * creates the job). @throws AppError MACHINE_NOT_FOUND, VALIDATION when it has none
  */
-export function deployParams(db: Db, machineId: number): { kind: JobKind; params: Record<string, unknown> } {
-  const row = db
-    .select({ p: osProfiles })
-    .from(machines)
-    .leftJoin(osProfiles, eq(osProfiles.id, machines.osProfileId))
-    .where(eq(machines.id, machineId))
-    .get();
+export async function deployParams(store: Store, q: Q, machineId: number): Promise<{ kind: JobKind; params: Record<string, unknown> }> {
+  const { machines, osProfiles } = store.t;
+  const [row] = await q.select({ p: osProfiles }).from(machines).leftJoin(osProfiles, eq(osProfiles.id, machines.osProfileId)).where(eq(machines.id, machineId)).limit(1);
   if (!row) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
-  return deployParamsFor(db, machineId, row.p);
+  return deployParamsFor(store, q, machineId, row.p);
 }
 
 /** The job a reinstall runs: an image profile cleans and deploys in one job; an installer reinstalls by installing. */
@@ -37,19 +34,22 @@ export function reinstallKind(deployKind: JobKind): JobKind {
  * deployParams with the machine's profile (and the netboot settings) already read: a batch reads them once for all
  * its machines. @throws AppError VALIDATION
  */
-export function deployParamsFor(
-  db: Db,
+export async function deployParamsFor(
+  store: Store,
+  q: Q,
   machineId: number,
   p: OsProfile | null,
   settings?: NetbootSettings,
-): { kind: JobKind; params: Record<string, unknown> } {
+): Promise<{ kind: JobKind; params: Record<string, unknown> }> {
   if (!p) throw new AppError("VALIDATION", "Choose an OS profile for the machine before deploying it");
+  const s = settings ?? (await loadNetbootSettings(store, q));
   if (p.kind === "installer") {
-    checkNetwork(db, machineId, settings); // the answer files render it: refuse a bad network now, not mid-install
+    await checkNetwork(store, q, machineId, s); // the answer files render it: refuse a bad network now, not mid-install
     return { kind: "deploy_installer", params: { osProfileId: p.id, osFamily: p.osFamily } };
   }
-  if (p.kind === "agent_install") return { kind: "deploy_agent_install", params: agentInstallParams(db, machineId, p, settings ?? getNetbootSettings(db)) };
+  if (p.kind === "agent_install") return { kind: "deploy_agent_install", params: await agentInstallParams(store, q, machineId, p, s) };
   if (!p.imageUrl) throw new AppError("VALIDATION", `OS profile ${p.name} has no image URL`);
+  const net = await networkParams(store, q, machineId, p, s);
   return {
     kind: "deploy_image",
     params: {
@@ -62,7 +62,7 @@ export function deployParamsFor(
       targetDisk: null,
       ...raidParams(p),
       ...scriptParams(p),
-      ...networkParams(db, machineId, p, settings),
+      ...net,
     },
   };
 }

@@ -1,7 +1,5 @@
-import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "../../lib/errors";
-import { machines, nicLinks, nics, osProfiles } from "../db/schema";
 import { createHarness, type Harness } from "../testing/harness";
 import { configureNetworkParams } from "../../agent/steps/configure-network";
 import { raidSpec } from "../../agent/steps/raid";
@@ -9,7 +7,8 @@ import { runScriptParams } from "../../agent/steps/run-script";
 import { profileOptionsSchema } from "../../lib/netboot";
 import { resolveParams, JOB_KIND_SPECS } from "./kinds";
 import { stepRows } from "./job-state";
-import { deployParams } from "./jobs";
+import { deployParams as planDeploy } from "./jobs";
+import { addMachine, addProfile, setMachine } from "../testing/planning-fixture";
 
 let h: Harness;
 let n = 0;
@@ -18,25 +17,19 @@ beforeAll(() => {
 });
 afterAll(() => h.close());
 
-function machineWith(profile: { osFamily: "debian" | "ubuntu" | "rhel"; options?: Record<string, unknown> }, ifname: string | null) {
+async function machineWith(profile: { osFamily: "debian" | "ubuntu" | "rhel"; options?: Record<string, unknown> }, ifname: string | null) {
   const i = ++n;
-  const p = h.db
-    .insert(osProfiles)
-    .values({ name: `net-${i}`, kind: "image", osFamily: profile.osFamily, imageUrl: "http://10.0.0.1/img.raw.gz", options: profile.options ?? {}, createdAt: new Date(), updatedAt: new Date() })
-    .returning()
-    .get();
-  return h.operator.machines
-    .enroll({ name: `net-m-${i}`, bootMac: `52:54:00:0e:00:${i.toString(16).padStart(2, "0")}`, ip: `10.20.0.${10 + i}`, osProfileId: p.id })
-    .then(({ id }) => {
-      h.db.update(nics).set({ ifname, prefix: 24, gateway: "10.20.0.1", mtu: 9000 }).where(eq(nics.machineId, id)).run();
-      return id;
-    });
+  const osProfileId = await addProfile(h, { name: `net-${i}`, kind: "image", osFamily: profile.osFamily, imageUrl: "http://10.0.0.1/img.raw.gz", options: profile.options ?? {} });
+  return addMachine(h, { name: `net-m-${i}`, bootMac: `52:54:00:0e:00:${i.toString(16).padStart(2, "0")}`, ip: `10.20.0.${10 + i}`, osProfileId, ifname, prefix: 24, gateway: "10.20.0.1" });
 }
+
+/** Planned as a deploy plans it, on the harness's store. */
+const deployParams = (id: number) => planDeploy(h.store, h.store.db, id);
 
 describe("deploy params carry the installed system's network configuration", () => {
   it("renders ifupdown for Debian into etc/network/interfaces under the profile's root partition", async () => {
     const id = await machineWith({ osFamily: "debian", options: { rootPartition: "/dev/sda2" } }, "eno1");
-    const { kind, params } = deployParams(h.db, id);
+    const { kind, params } = await deployParams(id);
     expect(kind).toBe("deploy_image");
     expect(params.rootPartition).toBe("/dev/sda2");
     const files = params.networkFiles as { path: string; content: string; mode: number }[];
@@ -51,41 +44,37 @@ describe("deploy params carry the installed system's network configuration", () 
   });
 
   it("picks netplan for Ubuntu and NetworkManager keyfiles (0600) for RHEL; the profile may override", async () => {
-    const ubuntu = deployParams(h.db, await machineWith({ osFamily: "ubuntu", options: { rootPartition: "/dev/vda1" } }, "ens3")).params;
+    const ubuntu = (await deployParams(await machineWith({ osFamily: "ubuntu", options: { rootPartition: "/dev/vda1" } }, "ens3"))).params;
     expect((ubuntu.networkFiles as { path: string }[]).map((f) => f.path)).toEqual(["/etc/netplan/50-rackhand.yaml"]);
-    const rhel = deployParams(h.db, await machineWith({ osFamily: "rhel", options: { rootPartition: "/dev/vda3" } }, "eth0")).params;
+    const rhel = (await deployParams(await machineWith({ osFamily: "rhel", options: { rootPartition: "/dev/vda3" } }, "eth0"))).params;
     expect((rhel.networkFiles as { path: string; mode: number }[]).map((f) => [f.path, f.mode])).toEqual([
       ["/etc/NetworkManager/system-connections/eth0.nmconnection", 0o600],
     ]);
-    const ifcfg = deployParams(h.db, await machineWith({ osFamily: "rhel", options: { rootPartition: "/dev/vda3", netConfig: "ifcfg" } }, "eth0")).params;
+    const ifcfg = (await deployParams(await machineWith({ osFamily: "rhel", options: { rootPartition: "/dev/vda3", netConfig: "ifcfg" } }, "eth0"))).params;
     expect((ifcfg.networkFiles as { path: string }[]).map((f) => f.path)).toEqual(["/etc/sysconfig/network-scripts/ifcfg-eth0"]);
   });
 
   it("writes nothing when no NIC has an interface name (the image keeps DHCP)", async () => {
-    const { params } = deployParams(h.db, await machineWith({ osFamily: "debian" }, null));
+    const { params } = await deployParams(await machineWith({ osFamily: "debian" }, null));
     expect(params.networkFiles).toEqual([]);
   });
 
   it("refuses to start a deploy that has configuration to write but nowhere to write it", async () => {
     const id = await machineWith({ osFamily: "debian" }, "eno1");
-    expect(() => deployParams(h.db, id)).toThrowError(AppError);
-    expect(() => deployParams(h.db, id)).toThrow(/names no root partition/);
+    await expect(deployParams(id)).rejects.toThrowError(AppError);
+    await expect(deployParams(id)).rejects.toThrow(/names no root partition/);
   });
 });
 
 describe("a bad network row refuses the deploy before it starts (issue 14)", () => {
   it("image and installer deploys name the machine, the row and the field", async () => {
     const image = await machineWith({ osFamily: "debian", options: { rootPartition: "/dev/sda2" } }, "eno1");
-    h.db.insert(nicLinks).values({ machineId: image, ifname: "bond0", kind: "bond", members: ["eno1"], bondMode: "active-backup miimon=1" }).run();
-    expect(() => deployParams(h.db, image)).toThrow(/nic_links row \d+ \("bond0"\) bondMode: Bond mode is one of/);
-    const inst = h.db
-      .insert(osProfiles)
-      .values({ name: "net-installer", kind: "installer", osFamily: "debian", kernel: "d-i/linux", initrd: "d-i/initrd.gz", template: "preseed", createdAt: new Date(), updatedAt: new Date() })
-      .returning()
-      .get();
+    await h.store.db.insert(h.store.t.nicLinks).values({ machineId: image, ifname: "bond0", kind: "bond", members: ["eno1"], bondMode: "active-backup miimon=1" });
+    await expect(deployParams(image)).rejects.toThrow(/nic_links row \d+ \("bond0"\) bondMode: Bond mode is one of/);
+    const inst = await addProfile(h, { name: "net-installer", kind: "installer", osFamily: "debian", kernel: "d-i/linux", initrd: "d-i/initrd.gz", template: "preseed" });
     const installer = await machineWith({ osFamily: "debian" }, "lo");
-    h.db.update(machines).set({ osProfileId: inst.id }).where(eq(machines.id, installer)).run();
-    expect(() => deployParams(h.db, installer)).toThrow(/nics row \d+ \("lo"\) name: "lo" is reserved/);
+    await setMachine(h, installer, { osProfileId: inst });
+    await expect(deployParams(installer)).rejects.toThrow(/nics row \d+ \("lo"\) name: "lo" is reserved/);
   });
 });
 
@@ -93,7 +82,7 @@ describe("deploys onto software RAID", () => {
   it("a RAID profile adds the raid step before write_image, which then targets the array; the agent accepts the spec", async () => {
     const raid = { level: 1, devices: ["/dev/vda", "/dev/vdb"], name: "root" };
     const id = await machineWith({ osFamily: "debian", options: { rootPartition: "LABEL=RHROOT", raid } }, "eth0");
-    const { kind, params } = deployParams(h.db, id);
+    const { kind, params } = await deployParams(id);
     expect(params).toMatchObject({ raid: { ...raid, metadata: "1.0" }, imageTarget: "/dev/md/root", rootPartition: "LABEL=RHROOT" });
     const rows = stepRows(1, kind, params);
     const agentSteps = rows.filter((r) => r.runner === "agent");
@@ -110,7 +99,7 @@ describe("deploys onto software RAID", () => {
   });
 
   it("without RAID there is no raid step, the groups are renumbered, and write_image goes to the first disk", async () => {
-    const { kind, params } = deployParams(h.db, await machineWith({ osFamily: "debian" }, null));
+    const { kind, params } = await deployParams(await machineWith({ osFamily: "debian" }, null));
     const rows = stepRows(1, kind, params);
     expect(rows.some((r) => r.name === "raid")).toBe(false);
     expect(new Set(rows.map((r) => r.group))).toEqual(new Set(Array.from({ length: Math.max(...rows.map((r) => r.group)) + 1 }, (_, g) => g)));
@@ -127,7 +116,7 @@ describe("deploys onto software RAID", () => {
 describe("post-install scripts", () => {
   it("a profile's script becomes a run_script step after configure_network, run once, in the agent's terms", async () => {
     const postInstallScript = { script: "echo done\n", timeoutS: 120 };
-    const { kind, params } = deployParams(h.db, await machineWith({ osFamily: "debian", options: { postInstallScript } }, null));
+    const { kind, params } = await deployParams(await machineWith({ osFamily: "debian", options: { postInstallScript } }, null));
     const rows = stepRows(1, kind, params);
     const names = rows.filter((r) => r.runner === "agent").map((r) => r.name);
     expect(names).toEqual(["inventory", "wipe", "write_image", "configure_network", "run_script"]);

@@ -1,10 +1,10 @@
 import { AppError } from "../../lib/errors";
 import { profileOptionsSchema, type NetConfigFormat } from "../../lib/netboot";
-import type { Db } from "../db/client";
 import type { OsProfile } from "../db/schema";
-import { loadNetModel } from "../netboot/install-files";
-import { getNetbootSettings } from "../netboot/settings";
+import type { Store, StoreDb, StoreTx } from "../db/store";
+import type { NetbootSettings } from "../../lib/netboot";
 import { NET_RENDERERS } from "../netboot/templates/net-config";
+import { loadNetModelIn } from "./net-model-read";
 
 /** Where each format's files live in the installed system, and their modes (NetworkManager refuses world-readable keyfiles). */
 const PLACES: Record<NetConfigFormat, { dir: string; mode: number }> = {
@@ -19,8 +19,8 @@ const FAMILY_DEFAULT: Record<string, NetConfigFormat> = { debian: "ifupdown", ub
  * Validate the machine's network as the renderers will read it (loadNetModel).
  * @throws AppError VALIDATION naming the machine, the row and the field
  */
-export function checkNetwork(db: Db, machineId: number, settings = getNetbootSettings(db)): void {
-  loadNetModel(db, machineId, settings.dnsServers, settings.domain);
+export async function checkNetwork(store: Store, q: StoreDb | StoreTx, machineId: number, settings: NetbootSettings): Promise<void> {
+  await loadNetModelIn(store, q, machineId, settings.dnsServers, settings.domain);
 }
 
 export interface NetworkParams {
@@ -34,10 +34,10 @@ export interface NetworkParams {
  * No named NICs: nothing to write (the image keeps DHCP).
  * @throws AppError VALIDATION when there is configuration to write but the profile names no root partition
  */
-export function networkParams(db: Db, machineId: number, profile: OsProfile, settings = getNetbootSettings(db)): NetworkParams {
+export async function networkParams(store: Store, q: StoreDb | StoreTx, machineId: number, profile: OsProfile, settings: NetbootSettings): Promise<NetworkParams> {
   const opts = profileOptionsSchema.parse(profile.options ?? {});
   const format = opts.netConfig ?? (profile.osFamily ? FAMILY_DEFAULT[profile.osFamily] : undefined);
-  const net = loadNetModel(db, machineId, settings.dnsServers, settings.domain);
+  const net = await loadNetModelIn(store, q, machineId, settings.dnsServers, settings.domain);
   if (!format || net.interfaces.length === 0) return { rootPartition: opts.rootPartition ?? null, networkFiles: [] };
   if (!opts.rootPartition) {
     throw new AppError(

@@ -89,7 +89,7 @@ describe("allocation at deploy", () => {
 
   it("a deploy hands out the pending addresses with its job, and the rendered network file carries them", async () => {
     const id = await pendingMachine({ v4, v6, vid: 10 });
-    expect(machinesWithPendingAddresses(h.db, [id, id + 1000])).toEqual(new Set([id]));
+    expect(await machinesWithPendingAddresses(h.store, h.store.db, [id, id + 1000])).toEqual(new Set([id]));
     const { jobId } = await h.operator.machines.action({ id, action: "deploy" });
     expect(addressesOf(id)).toEqual(["10.91.0.2 auto", "10.91.0.3 auto", "fd91::2 auto"]);
     expect(h.db.select().from(nics).where(eq(nics.machineId, id)).get()).toMatchObject({ ip: "10.91.0.2", prefix: 24, gateway: "10.91.0.1" });
@@ -99,9 +99,9 @@ describe("allocation at deploy", () => {
     expect(file.content).toContain("address 10.91.0.2/24");
     expect(file.content).toContain("address 10.91.0.3/24");
     expect(file.content).toContain("address fd91::2/64");
-    expect(machinesWithPendingAddresses(h.db, [id]).size).toBe(0);
+    expect((await machinesWithPendingAddresses(h.store, h.store.db, [id])).size).toBe(0);
     // Nothing pending: a second call hands out nothing.
-    expect(allocatePending(h.db, id)).toEqual([]);
+    expect(await h.store.transaction((tx) => allocatePending(h.store, tx, id))).toEqual([]);
   });
 
   it("a full subnet refuses the deploy by name, and nothing is kept: no job, no address, state unchanged", async () => {

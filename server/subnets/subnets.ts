@@ -1,12 +1,18 @@
-/** Subnets: create, change, delete (refused while addresses are allocated), list with use, one subnet's holders. */
-import { and, asc, count, eq, gt, ne, or } from "drizzle-orm";
+/**
+ * Subnets: create, change, delete (refused while addresses are allocated), list with use, one subnet's holders. On the
+ * Store (either database). On PostgreSQL, changes take a transaction-level advisory lock first (the name, overlap and
+ * provisioning checks read other rows, which a row lock cannot cover), and the changed subnet's row is locked as
+ * allocation locks it (allocate.ts StoreAllocator), so an address is never handed out from a subnet being changed.
+ */
+import { and, asc, count, eq, gt, ne, or, sql } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import { addrKey, assignableCount, parseAddr, parseCidr, type SubnetCreate } from "../../lib/subnets";
 import type { Actor, Domain } from "../context";
-import type { Db } from "../db/client";
-import { ipAllocations, machines, nicLinks, nics, subnets, type Subnet } from "../db/schema";
-import { recordEvent } from "../events/audit";
-import { getNetbootSettings } from "../netboot/settings";
+import type { Subnet } from "../db/schema";
+import { forUpdate } from "../db/sql";
+import { storeOf, type Store, type StoreDb, type StoreTx } from "../db/store";
+import { recordStoreEvent } from "../events/audit";
+import { loadNetbootSettings } from "../netboot/settings";
 import { planOf } from "./allocate";
 
 type SubnetUpdate = SubnetCreate & { id: number };
@@ -26,13 +32,19 @@ function columns(input: SubnetCreate) {
   };
 }
 
-function checkFree(tx: Pick<Db, "select">, input: SubnetCreate, exceptId?: number): void {
+/** Serialise subnet changes on PostgreSQL (SQLite's BEGIN IMMEDIATE already does). */
+async function lockSubnets(store: Store, tx: StoreTx): Promise<void> {
+  if (store.dialect === "postgres") await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext('rackhand:subnets'))`);
+}
+
+async function checkFree(store: Store, tx: StoreTx, input: SubnetCreate, exceptId?: number): Promise<void> {
+  const { subnets } = store.t;
   const not = exceptId ? ne(subnets.id, exceptId) : undefined;
-  const name = tx.select({ id: subnets.id }).from(subnets).where(and(eq(subnets.name, input.name), not)).get();
+  const [name] = await tx.select({ id: subnets.id }).from(subnets).where(and(eq(subnets.name, input.name), not)).limit(1);
   if (name) throw new AppError("CONFLICT", `A subnet named ${input.name} already exists`, [{ field: "name", message: "Name taken" }]);
   const c = parseCidr(input.cidr)!;
   // Overlap with another subnet of the family: an address must belong to one subnet only.
-  for (const o of tx.select({ name: subnets.name, cidr: subnets.cidr }).from(subnets).where(and(eq(subnets.family, c.family), not)).all()) {
+  for (const o of await tx.select({ name: subnets.name, cidr: subnets.cidr }).from(subnets).where(and(eq(subnets.family, c.family), not))) {
     const oc = parseCidr(o.cidr);
     if (!oc) continue;
     const lastC = c.network | ((1n << BigInt((c.family === 4 ? 32 : 128) - c.prefix)) - 1n);
@@ -42,27 +54,29 @@ function checkFree(tx: Pick<Db, "select">, input: SubnetCreate, exceptId?: numbe
     }
   }
   if (input.provisioning) {
-    const server = getNetbootSettings(tx).serverAddress;
+    const server = (await loadNetbootSettings(store, tx)).serverAddress;
     if (c.family !== 4 || !(parseAddr(server)!.n >= c.network && parseAddr(server)!.n <= c.network + (1n << BigInt(32 - c.prefix)) - 1n)) {
       throw new AppError("VALIDATION", `The provisioning subnet must contain the netboot server address ${server} (Settings)`, [{ field: "provisioning", message: `Does not contain ${server}` }]);
     }
-    const p = tx.select({ name: subnets.name }).from(subnets).where(and(eq(subnets.provisioning, true), not)).get();
+    const [p] = await tx.select({ name: subnets.name }).from(subnets).where(and(eq(subnets.provisioning, true), not)).limit(1);
     if (p) throw new AppError("CONFLICT", `${p.name} is already the provisioning subnet`, [{ field: "provisioning", message: `${p.name} is the provisioning subnet` }]);
   }
 }
 
 /** @throws AppError CONFLICT (name, overlap, second provisioning subnet) */
-export function createSubnet(d: Domain, input: SubnetCreate, actor: Actor): { id: number } {
-  const row = d.db.transaction((tx) => {
-    checkFree(tx, input);
+export async function createSubnet(d: Domain, input: SubnetCreate, actor: Actor): Promise<{ id: number }> {
+  const store = storeOf(d);
+  const { subnets } = store.t;
+  const row = await store.transaction(async (tx) => {
+    await lockSubnets(store, tx);
+    await checkFree(store, tx, input);
     const now = new Date();
-    const r = tx
+    const [r] = await tx
       .insert(subnets)
       .values({ ...columns(input), createdAt: now, updatedAt: now })
-      .returning()
-      .get();
-    recordEvent(tx, { actor, kind: "subnet.created", message: `Created subnet ${r.name} (${r.cidr})`, payload: { subnetId: r.id } });
-    return r;
+      .returning();
+    await recordStoreEvent(store, tx, { actor, kind: "subnet.created", message: `Created subnet ${r!.name} (${r!.cidr})`, payload: { subnetId: r!.id } });
+    return r!;
   });
   if (row.provisioning) d.bus.publish({ type: "netboot.changed" });
   return { id: row.id };
@@ -72,14 +86,21 @@ export function createSubnet(d: Domain, input: SubnetCreate, actor: Actor): { id
  * Change a subnet. Its CIDR, reserved and dynamic ranges and gateway may change only so that every address already
  * allocated stays valid (inside, not reserved, not dynamic, not the gateway). @throws AppError NOT_FOUND, CONFLICT
  */
-export function updateSubnet(d: Domain, input: SubnetUpdate, actor: Actor): void {
-  const was = d.db.transaction((tx) => {
-    const old = tx.select().from(subnets).where(eq(subnets.id, input.id)).get();
+export async function updateSubnet(d: Domain, input: SubnetUpdate, actor: Actor): Promise<void> {
+  const store = storeOf(d);
+  const { subnets, ipAllocations, machines } = store.t;
+  const was = await store.transaction(async (tx) => {
+    await lockSubnets(store, tx);
+    const [old] = await forUpdate(store.dialect, tx.select().from(subnets).where(eq(subnets.id, input.id)).limit(1));
     if (!old) throw new AppError("NOT_FOUND", `Subnet ${input.id} does not exist`);
-    checkFree(tx, input, old.id);
+    await checkFree(store, tx, input, old.id);
     const next = { ...old, ...columns(input) };
     const plan = planOf(next);
-    const allocated = tx.select({ address: ipAllocations.address, mode: ipAllocations.mode, name: machines.name }).from(ipAllocations).innerJoin(machines, eq(machines.id, ipAllocations.machineId)).where(eq(ipAllocations.subnetId, old.id)).all();
+    const allocated = await tx
+      .select({ address: ipAllocations.address, mode: ipAllocations.mode, name: machines.name })
+      .from(ipAllocations)
+      .innerJoin(machines, eq(machines.id, ipAllocations.machineId))
+      .where(eq(ipAllocations.subnetId, old.id));
     if (parseCidr(input.cidr)!.family !== old.family && allocated.length) {
       throw new AppError("CONFLICT", `Subnet ${old.name} has ${allocated.length} allocated address(es): it cannot change family`, [{ field: "cidr", message: "Addresses are allocated" }]);
     }
@@ -96,26 +117,29 @@ export function updateSubnet(d: Domain, input: SubnetUpdate, actor: Actor): void
         { field: "cidr", message: "Allocated addresses would become invalid" },
       ]);
     }
-    tx.update(subnets).set({ ...columns(input), updatedAt: new Date() }).where(eq(subnets.id, old.id)).run();
-    recordEvent(tx, { actor, kind: "subnet.updated", message: `Updated subnet ${input.name} (${input.cidr})`, payload: { subnetId: old.id } });
+    await tx.update(subnets).set({ ...columns(input), updatedAt: new Date() }).where(eq(subnets.id, old.id));
+    await recordStoreEvent(store, tx, { actor, kind: "subnet.updated", message: `Updated subnet ${input.name} (${input.cidr})`, payload: { subnetId: old.id } });
     return old;
   });
   if (was.provisioning || input.provisioning) d.bus.publish({ type: "netboot.changed" });
 }
 
 /** @throws AppError NOT_FOUND, CONFLICT (addresses allocated or interfaces still set to the subnet) */
-export function deleteSubnet(d: Domain, id: number, actor: Actor): void {
-  const was = d.db.transaction((tx) => {
-    const s = tx.select().from(subnets).where(eq(subnets.id, id)).get();
+export async function deleteSubnet(d: Domain, id: number, actor: Actor): Promise<void> {
+  const store = storeOf(d);
+  const { subnets, ipAllocations, nics, nicLinks } = store.t;
+  const was = await store.transaction(async (tx) => {
+    await lockSubnets(store, tx);
+    const [s] = await forUpdate(store.dialect, tx.select().from(subnets).where(eq(subnets.id, id)).limit(1));
     if (!s) throw new AppError("NOT_FOUND", `Subnet ${id} does not exist`);
-    const used = tx.select({ n: count() }).from(ipAllocations).where(eq(ipAllocations.subnetId, id)).get()!.n;
+    const used = Number((await tx.select({ n: count() }).from(ipAllocations).where(eq(ipAllocations.subnetId, id)))[0]!.n);
     if (used) throw new AppError("CONFLICT", `Subnet ${s.name} has ${used} allocated address(es): release them first`);
     const refs =
-      tx.select({ n: count() }).from(nics).where(or(eq(nics.subnetId, id), eq(nics.subnet6Id, id))).get()!.n +
-      tx.select({ n: count() }).from(nicLinks).where(or(eq(nicLinks.subnetId, id), eq(nicLinks.subnet6Id, id))).get()!.n;
+      Number((await tx.select({ n: count() }).from(nics).where(or(eq(nics.subnetId, id), eq(nics.subnet6Id, id))))[0]!.n) +
+      Number((await tx.select({ n: count() }).from(nicLinks).where(or(eq(nicLinks.subnetId, id), eq(nicLinks.subnet6Id, id))))[0]!.n);
     if (refs) throw new AppError("CONFLICT", `Subnet ${s.name} is the subnet of ${refs} interface(s): change them first`);
-    tx.delete(subnets).where(eq(subnets.id, id)).run();
-    recordEvent(tx, { actor, kind: "subnet.deleted", message: `Deleted subnet ${s.name} (${s.cidr})`, payload: { subnetId: id } });
+    await tx.delete(subnets).where(eq(subnets.id, id));
+    await recordStoreEvent(store, tx, { actor, kind: "subnet.deleted", message: `Deleted subnet ${s.name} (${s.cidr})`, payload: { subnetId: id } });
     return s;
   });
   if (was.provisioning) d.bus.publish({ type: "netboot.changed" });
@@ -137,21 +161,10 @@ function dto(s: Subnet) {
 }
 
 /** Every subnet with its use: allocated count, and what is left to hand out (text: an IPv6 /64 exceeds 2^53). */
-export function listSubnets(db: Db) {
-  const used = new Map(
-    db
-      .select({ id: ipAllocations.subnetId, n: count() })
-      .from(ipAllocations)
-      .groupBy(ipAllocations.subnetId)
-      .all()
-      .map((r) => [r.id, r.n]),
-  );
-  return db
-    .select()
-    .from(subnets)
-    .orderBy(asc(subnets.name))
-    .all()
-    .map((s) => {
+export async function listSubnets(store: Store, db: StoreDb | StoreTx = store.db) {
+  const { subnets, ipAllocations } = store.t;
+  const used = new Map((await db.select({ id: ipAllocations.subnetId, n: count() }).from(ipAllocations).groupBy(ipAllocations.subnetId)).map((r) => [r.id, Number(r.n)]));
+  return (await db.select().from(subnets).orderBy(asc(subnets.name))).map((s) => {
       const allocated = used.get(s.id) ?? 0;
       const assignable = assignableCount(planOf(s));
       const free = assignable - BigInt(allocated);
@@ -163,12 +176,14 @@ export function listSubnets(db: Db) {
  * One subnet and a page of its allocations in address order (keyset: `after` is the last address of the previous
  * page), each with the machine and interface holding it.
  */
-export function getSubnet(db: Db, id: number, opts: { after?: string | null; limit?: number } = {}) {
-  const s = db.select().from(subnets).where(eq(subnets.id, id)).get();
+export async function getSubnet(store: Store, id: number, opts: { after?: string | null; limit?: number } = {}) {
+  const db = store.db;
+  const { subnets, ipAllocations, machines, nics, nicLinks } = store.t;
+  const [s] = await db.select().from(subnets).where(eq(subnets.id, id)).limit(1);
   if (!s) throw new AppError("NOT_FOUND", `Subnet ${id} does not exist`);
   const limit = Math.min(opts.limit ?? 200, 1000);
   const after = opts.after ? parseAddr(opts.after) : null;
-  const rows = db
+  const rows = await db
     .select({
       address: ipAllocations.address,
       mode: ipAllocations.mode,
@@ -186,9 +201,8 @@ export function getSubnet(db: Db, id: number, opts: { after?: string | null; lim
     .leftJoin(nicLinks, eq(nicLinks.id, ipAllocations.linkId))
     .where(and(eq(ipAllocations.subnetId, id), after ? gt(ipAllocations.sortKey, addrKey(after.n)) : undefined))
     .orderBy(asc(ipAllocations.sortKey))
-    .limit(limit + 1)
-    .all();
-  const allocated = db.select({ n: count() }).from(ipAllocations).where(eq(ipAllocations.subnetId, id)).get()!.n;
+    .limit(limit + 1);
+  const allocated = Number((await db.select({ n: count() }).from(ipAllocations).where(eq(ipAllocations.subnetId, id)))[0]!.n);
   const assignable = assignableCount(planOf(s));
   const free = assignable - BigInt(allocated);
   return {

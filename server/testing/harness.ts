@@ -10,7 +10,7 @@ import { loadConfig, type Config } from "../config";
 import type { Domain } from "../context";
 import { openDatabase } from "../db/client";
 import { inArray } from "drizzle-orm";
-import { bmcs, machines, users } from "../db/schema";
+import { bmcs, machines, osProfiles, users } from "../db/schema";
 import { sqliteStore, type Store } from "../db/store";
 import { testPgStore } from "./test-store";
 import { EventBus } from "../events/bus";
@@ -90,6 +90,15 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
       for (const b of db.select().from(bmcs).where(inArray(bmcs.machineId, ids)).all()) {
         await store.db.insert(store.t.bmcs).values(b).onConflictDoUpdate({ target: store.t.bmcs.machineId, set: b });
       }
+    },
+    /**
+     * PostgreSQL: copy these OS profiles (written through the Store) into the SQLite database, which server/machines
+     * (not on the Store yet) reads when a machine's profile is set. A no-op on SQLite.
+     */
+    async mirrorProfilesToSqlite(ids: number[]) {
+      if (store.dialect !== "postgres" || ids.length === 0) return;
+      const rows = await store.db.select().from(store.t.osProfiles).where(inArray(store.t.osProfiles.id, ids));
+      db.insert(osProfiles).values(rows).run();
     },
     /** Synchronous, as before; a PostgreSQL store's pool ends in the background (its database stays until the cluster goes). */
     close() {

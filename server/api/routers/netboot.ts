@@ -2,7 +2,8 @@ import { idOut, netbootOut, noneOut } from "../outputs";
 import { z } from "zod";
 import { netbootSettingsSchema, osProfileCreateSchema, osProfileUpdateSchema } from "../../../lib/netboot";
 import { createProfile, deleteProfile, listProfiles, updateProfile } from "../../netboot/profiles";
-import { getNetbootSettings, saveNetbootSettings } from "../../netboot/settings";
+import { loadNetbootSettings, storeNetbootSettings } from "../../netboot/settings";
+import { storeOf } from "../../db/store";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
 
 const id = z.object({ id: z.number().int().positive() });
@@ -15,7 +16,7 @@ export const osProfilesRouter = router({
 });
 
 export const netbootRouter = router({
-  settings: adminProcedure.output(netbootOut.settings).query(({ ctx }) => getNetbootSettings(ctx.domain.db)),
-  saveSettings: adminProcedure.input(netbootSettingsSchema).output(netbootOut.settings).mutation(({ ctx, input }) => saveNetbootSettings(ctx.domain, input, ctx.actor)),
+  settings: adminProcedure.output(netbootOut.settings).query(({ ctx }) => loadNetbootSettings(storeOf(ctx.domain))),
+  saveSettings: adminProcedure.input(netbootSettingsSchema).output(netbootOut.settings).mutation(({ ctx, input }) => storeNetbootSettings(ctx.domain, input, ctx.actor)),
   status: viewerProcedure.output(netbootOut.status).query(({ ctx }) => ctx.netboot?.status() ?? null),
 });

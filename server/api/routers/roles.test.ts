@@ -121,7 +121,11 @@ describe("roles on every procedure", () => {
     fx.rackDel = (await h.operator.racks.create({ name: "auth-del" })).id;
     fx.profA = (await h.operator.osProfiles.create(imageProfile("auth-prof-a"))).id;
     fx.profDel = (await h.operator.osProfiles.create(imageProfile("auth-prof-del"))).id;
+    // Profiles are on the Store; server/machines (setOsProfile) still reads them from SQLite.
+    await h.mirrorProfilesToSqlite([fx.profA, fx.profDel]);
     fx.m1 = (await h.operator.machines.enroll(machineInput(1))).id;
+    // The network editor (setNetwork) is on the Store: m1 must exist there too.
+    await h.mirrorMachines([fx.m1]);
     fx.m2 = (await h.operator.machines.enroll(machineInput(2))).id;
     fx.m3 = (await h.operator.machines.enroll(machineInput(3))).id;
     fx.mDel = (await h.operator.machines.enroll(machineInput(4))).id;

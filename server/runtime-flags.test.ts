@@ -1,0 +1,20 @@
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const read = (f: string) => fs.readFileSync(path.join(ROOT, f), "utf8");
+/** The node flags before dist/server.mjs on a command line. */
+const flagsOf = (line: string | undefined) => /\bnode ((?:--[\w-]+(?:=\S+)? )*)dist\/server\.mjs/.exec(line ?? "")?.[1]?.trim().split(" ") ?? null;
+
+describe("the production server's node flags", () => {
+  it("are the same in npm run serve, scripts/start.sh and the benches' default", () => {
+    const serve = flagsOf((JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts.serve);
+    const start = flagsOf(read("scripts/start.sh").split("\n").find((l) => l.startsWith("exec node")));
+    const bench = /: \[("--[^\]]*")\];/.exec(read("bench/lib/server.ts"))?.[1]?.split(", ").map((f) => JSON.parse(f) as string) ?? null;
+    // The memory settings of docs/BENCHMARKS.md: a 1 MiB young generation, one V8 worker thread.
+    expect(serve).toEqual(["--max-semi-space-size=1", "--v8-pool-size=1"]);
+    expect(start).toEqual(serve);
+    expect(bench).toEqual(serve);
+  });
+});
