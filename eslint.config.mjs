@@ -45,7 +45,7 @@ export default tseslint.config(
       "server/orchestrator/{job-state,job-record,orchestrator,orchestrator-queries,batch-store,batch-runner,batches,batch-settings}.ts",
       "server/oob/{bmc-state,power,power-sync,settings}.ts",
       "server/oob/console/manager.ts",
-      "server/operator/hand-power.ts",
+      "server/operator/{hand-power,bulk-actions}.ts",
       "server/orchestrator/{jobs,agent-install,network-files,net-model-read}.ts",
       "server/operator/lifecycle-actions.ts",
       "server/subnets/subnets.ts",

@@ -14,7 +14,7 @@ import type { Selection } from "../machines/selection";
 import { powerAction, setBootDevice } from "../oob/power";
 import type { BootDevice, PowerAction, PowerOperation } from "../oob/types";
 import { releaseHandHold, takeHandHold, withHandHold } from "../orchestrator/job-state";
-import { inPlanOrder, planToExecute, SKIP_CODES } from "./plan";
+import { inPlanOrder, planToExecuteIn, SKIP_CODES } from "./plan";
 
 function busyError(job: { id: number; kind: string; state: string }, what: string): AppError {
   return new AppError("MACHINE_BUSY", `${job.kind.replace(/_/g, " ")} job #${job.id} is ${job.state}; cancel it before changing the ${what} by hand`);
@@ -46,7 +46,7 @@ export async function setBootDeviceByHand(d: Domain, machineId: number, device: 
  * `planId` the plan must be the one the operator confirmed. @throws AppError PLAN_STALE
  */
 export async function powerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): Promise<PowerResult[]> {
-  const p = planToExecute(d, sel, { type: "power", action }, planId);
+  const p = await planToExecuteIn(d, sel, { type: "power", action }, planId);
   const results = await powerActionMany(d, p.rows.filter((r) => r.act).map((r) => r.id), action, actor);
   return inPlanOrder(p, results, (r) => ({ id: r.id, name: r.name, ok: false, skipped: true, error: r.detail, code: SKIP_CODES[r.reason!] }));
 }
@@ -156,8 +156,8 @@ export async function clearStalePowerPending(d: Domain): Promise<number> {
 }
 
 /** powerStart over a table selection, as planned (like powerSelection); skipped machines keep the plan's reason. */
-export function startPowerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): Promise<{ operationId: string; results: PowerResult[] }> {
-  const p = planToExecute(d, sel, { type: "power", action }, planId);
+export async function startPowerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): Promise<{ operationId: string; results: PowerResult[] }> {
+  const p = await planToExecuteIn(d, sel, { type: "power", action }, planId);
   return startPowerAction(
     d,
     p.rows.filter((r) => r.act).map((r) => r.id),
