@@ -52,14 +52,14 @@ export async function loadBootRows(store: Store, ids?: number[]): Promise<Machin
       )
       .orderBy(steps.id);
     for (const r of rows) {
-      const t = (r.params as Record<string, unknown> | null)?.target;
+      const t = (r.params)?.target;
       if (t === "agent" || t === "installer" || t === "disk") jobTargets.set(r.machineId, t);
     }
   }
   return ms.map((m) => ({
     id: m.id,
     name: m.name,
-    state: m.state as MachineBootRow["state"],
+    state: m.state,
     nics: byMachine.get(m.id) ?? [],
     profile: m.profileId != null ? (profiles.get(m.profileId) ?? null) : null,
     sessionId: sessions.get(m.id) ?? null,

@@ -115,7 +115,7 @@ export function provisioningSubnet(db: Pick<Db, "select">): Subnet | null {
 export async function loadEffectiveNetbootSettings(store: Store): Promise<NetbootSettings> {
   const { subnets: t } = store.t;
   const [subnet] = await store.db.select().from(t).where(eq(t.provisioning, true)).limit(1);
-  return withProvisioningSubnet(await loadNetbootSettings(store), (subnet as Subnet | undefined) ?? null);
+  return withProvisioningSubnet(await loadNetbootSettings(store), (subnet) ?? null);
 }
 
 /** getNetbootSettings with the provisioning subnet applied (what dnsmasq gets). */
