@@ -92,9 +92,9 @@ async function main() {
       const bmc = { driver: "fake" as const, address: `10.253.${i >> 8}.${i & 255}`, port: 623, username: "bench", password: "bench", privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
       const { id } = enrollMachine(d, { name: `bd-${i}`, bootMac: macOf(i), uHeight: 1, osProfileId: profile.id, bmc }, "bench");
       macs.set(id, macOf(i));
-      transition(d, id, "manage", { actor: "bench" });
+      await transition(d, id, "manage", { actor: "bench" });
       if (i > N) continue;
-      for (const a of ["provide", "deploy", "succeed"] as const) transition(d, id, a, { actor: "bench" });
+      for (const a of ["provide", "deploy", "succeed"] as const) await transition(d, id, a, { actor: "bench" });
       simulated.add(id);
       ids.push(id);
     }

@@ -54,7 +54,7 @@ async function treeFigures(): Promise<string[]> {
     const one: number[] = [];
     for (let i = 0; i < 21; i++) {
       const id = 1 + i;
-      transition(d, id, "manage", { actor: "bench" });
+      await transition(d, id, "manage", { actor: "bench" });
       const t = performance.now();
       nb.reconcileSome([id], ctx);
       one.push(performance.now() - t);

@@ -151,7 +151,7 @@ beforeAll(async () => {
   saveNetbootSettings(h.domain, { mode: "managed", interface: BR, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
   const m = enrollMachine(h.domain, { name: "uefi-vm", bootMac: MAC, ip: `${NET}.51`, uHeight: 1 }, "test");
   machineId = m.id;
-  for (const act of ["manage", "provide", "deploy"] as const) transition(h.domain, m.id, act, { actor: "test" });
+  for (const act of ["manage", "provide", "deploy"] as const) await transition(h.domain, m.id, act, { actor: "test" });
   nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5, dnsmasqCommand: ["ip", "netns", "exec", NS, "dnsmasq"] });
   await nb.start();
   expect(nb.status().lastError).toBeNull();

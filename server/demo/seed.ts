@@ -27,7 +27,7 @@ const PATHS: LifecycleAction[][] = [
  * A small demo lab for a first start: three racks of machines on the `fake` BMC driver in assorted states.
  * Runs only on an empty database (no racks), so it never touches real data.
  */
-export function seedDemoLab(d: Domain): void {
+export async function seedDemoLab(d: Domain): Promise<void> {
   const n = d.db.select({ n: sql<number>`count(*)` }).from(racks).get()!.n;
   if (n > 0) return;
   const actor = "system:demo";
@@ -65,7 +65,7 @@ export function seedDemoLab(d: Domain): void {
         actor,
       );
       for (const action of PATHS[k % PATHS.length]!) {
-        transition(d, id, action, { actor, reason: action === "fail" ? (PATHS[k % PATHS.length]!.includes("deploy") ? "image checksum mismatch (demo)" : "BMC timed out during inventory (demo)") : undefined });
+        await transition(d, id, action, { actor, reason: action === "fail" ? (PATHS[k % PATHS.length]!.includes("deploy") ? "image checksum mismatch (demo)" : "BMC timed out during inventory (demo)") : undefined });
       }
     }
   }

@@ -26,7 +26,7 @@ beforeAll(async () => {
       },
       "test",
     );
-    if (i % 2) transition(h.domain, id, "manage", { actor: "test" });
+    if (i % 2) await transition(h.domain, id, "manage", { actor: "test" });
   }
 });
 afterAll(() => h.close());
@@ -210,12 +210,12 @@ describe("cached match counts (cachedCount)", () => {
     expect(runs).toBe(3);
   });
 
-  it("the total follows enrollments, transitions and deletions on this connection", () => {
+  it("the total follows enrollments, transitions and deletions on this connection", async () => {
     const total = () => listMachines(h.db, { ...base, states: ["enrolled"] }).total;
     expect(total()).toBe(truth("enrolled"));
     const { id } = enrollMachine(h.domain, { name: "count-1", bootMac: "52:54:00:0b:00:01", uHeight: 1 }, "test");
     expect(total()).toBe(truth("enrolled"));
-    transition(h.domain, id, "manage", { actor: "test" });
+    await transition(h.domain, id, "manage", { actor: "test" });
     expect(total()).toBe(truth("enrolled"));
     expect(listMachines(h.db, { ...base, states: ["manageable"] }).total).toBe(truth("manageable"));
     deleteMachine(h.domain, id, "test");

@@ -64,7 +64,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     );
     saveNetbootSettings(h.domain, { mode: "managed", interface: V_SRV, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
     const a = enrollMachine(h.domain, { name: "node-a", bootMac: MAC_A, ip: `${NET}.51`, uHeight: 1 }, "test");
-    for (const act of ["manage", "provide", "deploy"] as const) transition(h.domain, a.id, act, { actor: "test" });
+    for (const act of ["manage", "provide", "deploy"] as const) await transition(h.domain, a.id, act, { actor: "test" });
     nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5, dnsmasqCommand: ["ip", "netns", "exec", NS_SRV, "dnsmasq"], onDnsmasqLine: (l) => lines.push(l) });
     await nb.start();
     expect(nb.status().lastError).toBeNull();
@@ -119,7 +119,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     expect(lease).toMatch(/boot_?file=lpxelinux\.0/);
     const deploying = await tftp("pxelinux.cfg/01-52-54-00-7b-00-01");
     expect(deploying).toContain(`KERNEL http://${NET}.1:3000/boot/ramdisk/vmlinuz`);
-    transition(h.domain, 1, "succeed", { actor: "system" });
+    await transition(h.domain, 1, "succeed", { actor: "system" });
     await nb.whenIdle();
     const deployed = await tftp("pxelinux.cfg/01-52-54-00-7b-00-01");
     expect(deployed).toContain("LOCALBOOT 0");

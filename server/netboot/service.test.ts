@@ -61,19 +61,19 @@ describe("netboot reconciler (external mode, real database)", () => {
     enrollMachine(h.domain, machineInput(2) as never, "test");
     await nb.start();
     expect(ipxe(1)).toContain("exit");
-    for (const a of ["manage", "provide", "deploy"] as const) transition(h.domain, id, a, { actor: "test" });
+    for (const a of ["manage", "provide", "deploy"] as const) await transition(h.domain, id, a, { actor: "test" });
     await nb.whenIdle();
     expect(ipxe(1)).toContain("kernel http://10.0.0.1:3000/boot/ramdisk/vmlinuz");
     expect(nb.status().lastReconcile).toMatchObject({ full: false, written: 3 }); // pxelinux, GRUB, iPXE; the host line is unchanged
     expect(ipxe(2)).toContain("exit");
-    transition(h.domain, id, "succeed", { actor: "system" });
+    await transition(h.domain, id, "succeed", { actor: "system" });
     await nb.whenIdle();
     expect(ipxe(1)).toContain("deployed, booting from local disk");
   });
 
   it("puts the RAM disk's payload checksum in every agent entry, and rewrites them all when the RAM disk is rebuilt", async () => {
     const ids = [1, 2].map((i) => enrollMachine(h.domain, machineInput(i) as never, "test").id);
-    for (const id of ids) for (const a of ["manage", "provide", "deploy"] as const) transition(h.domain, id, a, { actor: "test" });
+    for (const id of ids) for (const a of ["manage", "provide", "deploy"] as const) await transition(h.domain, id, a, { actor: "test" });
     const rd = path.join(h.dataDir, "http", "ramdisk");
     fs.mkdirSync(rd, { recursive: true });
     const manifest = (sha: string) => fs.writeFileSync(path.join(rd, "manifest.json"), JSON.stringify({ files: [{ name: "vmlinuz", sha256: "f".repeat(64) }, { name: "agent.cpio.zst", sha256: sha }] }));
@@ -144,7 +144,7 @@ describe("netboot reconciler (external mode, real database)", () => {
     // A directory where the temp file of machine 2's host file would go makes that write fail.
     fs.mkdirSync(path.join(nb.root, "hosts.d", `.52-54-00-00-00-02.${process.pid}.tmp`));
     h.db.run(sql`update nics set ip = '10.0.0.88' where machine_id = 2`);
-    transition(h.domain, id, "manage", { actor: "test" }); // machine 1 also dirty
+    await transition(h.domain, id, "manage", { actor: "test" }); // machine 1 also dirty
     h.domain.bus.publish({ type: "machine.changed", machineId: 2, name: "node-002", state: "enrolled", powerState: "unknown", maintenance: false, rackId: null });
     await nb.whenIdle();
     expect(nb.status().lastError).toMatch(/EISDIR|illegal operation/i);

@@ -34,8 +34,8 @@ describe("planning an agent install", () => {
   });
 
   it("refuses the deploy through the API at planning: no job, the machine stays available", async () => {
-    transition(h.domain, machineId, "manage", { actor: "test" });
-    transition(h.domain, machineId, "provide", { actor: "test" });
+    await transition(h.domain, machineId, "manage", { actor: "test" });
+    await transition(h.domain, machineId, "provide", { actor: "test" });
     await expect(h.operator.machines.action({ id: machineId, action: "deploy" })).rejects.toThrow(/needs the Debian agent environment/);
     expect(h.db.select().from(jobs).all()).toEqual([]);
     expect(h.db.select().from(machines).where(eq(machines.id, machineId)).get()!.state).toBe("available");

@@ -127,11 +127,12 @@ describe("roles on every procedure", () => {
     fx.mDel = (await h.operator.machines.enroll(machineInput(4))).id;
     const bmc = { driver: "fake" as const, address: "10.9.9.9", username: "u", password: "p" };
     fx.mBmc = (await h.operator.machines.enroll(machineInput(5, { bmc }))).id;
+    await h.mirrorMachines([fx.m1, fx.m2, fx.m3, fx.mDel, fx.mBmc]);
     // A running job (no orchestrator in router tests, so it stays running until cancelled).
     // Power jobs and batches: they move no lifecycle state, which server/machines (not on the Store yet) would write.
     fx.mJob = (await h.operator.machines.enroll(machineInput(6))).id;
-    transition(h.domain, fx.mJob, "manage", { actor: "test" });
     await h.mirrorMachines([fx.mJob]);
+    await transition(h.domain, fx.mJob, "manage", { actor: "test" });
     fx.job = (await startJob(h.domain, { machineId: fx.mJob, kind: "power_on" }, "test")).jobId;
     // As in production (ensureAdmin), the database holds an enabled admin.
     await h.addUser("root", "admin", "root-password-1");
@@ -140,8 +141,8 @@ describe("roles on every procedure", () => {
     // With a (fake) BMC: a job boots its machine through it; the plan skips machines without one.
     const manageable = async (n: number) => {
       const { id } = await h.operator.machines.enroll(machineInput(n, { bmc: { driver: "fake", address: `10.9.10.${n}`, username: "u", password: "p" } }));
-      await h.operator.machines.action({ id, action: "manage" });
       await h.mirrorMachines([id]);
+      await h.operator.machines.action({ id, action: "manage" });
       return id;
     };
     fx.mBatch = await manageable(16);
