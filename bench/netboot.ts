@@ -94,7 +94,7 @@ async function enrollToLease(): Promise<string[]> {
     for (let i = 1; i <= 5; i++) {
       const mac = `52:54:00:7c:00:${hex(i)}`;
       const t0 = performance.now();
-      enrollMachine(d, { name: `bench-${i}`, bootMac: mac, ip: `10.213.78.${10 + i}`, uHeight: 1 }, "bench");
+      await enrollMachine(d, { name: `bench-${i}`, bootMac: mac, ip: `10.213.78.${10 + i}`, uHeight: 1 }, "bench");
       const file = mac.replaceAll(":", "-");
       while (!lines.some((x) => x.l.includes(file) && x.t >= t0)) await new Promise((r) => setImmediate(r));
       read.push(lines.find((x) => x.l.includes(file) && x.t >= t0)!.t - t0);

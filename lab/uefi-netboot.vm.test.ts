@@ -149,7 +149,7 @@ beforeAll(async () => {
   tinyInitrd(path.join(rd, "initrd.img"));
 
   saveNetbootSettings(h.domain, { mode: "managed", interface: BR, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
-  const m = enrollMachine(h.domain, { name: "uefi-vm", bootMac: MAC, ip: `${NET}.51`, uHeight: 1 }, "test");
+  const m = await enrollMachine(h.domain, { name: "uefi-vm", bootMac: MAC, ip: `${NET}.51`, uHeight: 1 }, "test");
   machineId = m.id;
   for (const act of ["manage", "provide", "deploy"] as const) await transition(h.domain, m.id, act, { actor: "test" });
   nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5, dnsmasqCommand: ["ip", "netns", "exec", NS, "dnsmasq"] });

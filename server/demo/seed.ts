@@ -49,7 +49,7 @@ export async function seedDemoLab(d: Domain): Promise<void> {
     for (let slot = 0; slot < 12; slot++) {
       k++;
       const uHeight = slot % 4 === 3 ? 2 : 1;
-      const { id } = enrollMachine(
+      const { id } = await enrollMachine(
         d,
         {
           name: `node-${String(ri + 1).padStart(2, "0")}-${String(slot + 1).padStart(2, "0")}`,

@@ -1,6 +1,6 @@
 import { eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { events } from "../db/schema";
+import { events, machines } from "../db/schema";
 import { machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
 import { eventFacets, listEvents, recordEvent, recordEventRow, recordStoreEvent, storedText } from "./audit";
@@ -15,7 +15,6 @@ describe("Events filters (listEvents)", () => {
     h = createHarness();
     m1 = (await h.operator.machines.enroll(machineInput(1))).id;
     m2 = (await h.operator.machines.enroll(machineInput(2))).id;
-    await h.mirrorMachines([m1, m2]);
     await h.store.db.delete(h.store.t.events);
     const rows = [];
     for (let i = 0; i < 60; i++) {
@@ -100,7 +99,9 @@ describe("recordEventRow", () => {
   let m = 0;
   beforeAll(async () => {
     h = createHarness();
-    m = (await h.operator.machines.enroll(machineInput(1))).id;
+    // recordEventRow is SQLite's (bulk enrollment): its machine is written on h.db, whichever store the project runs.
+    const now = new Date();
+    m = h.db.insert(machines).values({ name: "audit-row", uHeight: 1, createdAt: now, updatedAt: now }).returning().get().id;
   });
   afterAll(() => h.close());
 

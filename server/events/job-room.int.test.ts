@@ -93,7 +93,7 @@ describe("job rooms", () => {
       .returning()
       .get();
     const mac = "52:54:00:88:00:01";
-    const { id } = enrollMachine(d, { name: "room-1", bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
+    const { id } = await enrollMachine(d, { name: "room-1", bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
     await transition(d, id, "manage", { actor: "test" });
     await transition(d, id, "provide", { actor: "test" });
 
@@ -146,7 +146,7 @@ describe("batch rooms", () => {
     for (const [i, mac] of macs.entries()) {
       // A fake BMC: the plan skips machines without one for every job action.
       const bmc = { address: `10.252.0.${i + 1}`, port: 623, username: "root", password: "pw", driver: "fake" as const, privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
-      const { id } = enrollMachine(d, { name: `broom-${i}`, bootMac: mac, uHeight: 1, bmc }, "test");
+      const { id } = await enrollMachine(d, { name: `broom-${i}`, bootMac: mac, uHeight: 1, bmc }, "test");
       await transition(d, id, "manage", { actor: "test" });
       ids.push(id);
     }

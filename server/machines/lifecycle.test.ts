@@ -147,7 +147,8 @@ describe("transition()", () => {
     const exec = async (q: string) => (h.store.dialect === "postgres" ? void (await h.store.db.execute(sql.raw(q))) : h.db.$client.exec(q));
     for (const q of stmts) await exec(q);
     try {
-      await expect(transition(h.domain, id, "manage", { actor: "user:test" })).rejects.toThrow(/events refused by test/);
+      const err = (await transition(h.domain, id, "manage", { actor: "user:test" }).catch((e: unknown) => e)) as Error & { cause?: Error };
+      expect(`${err.message} ${err.cause?.message ?? ""}`).toMatch(/events refused by test/);
     } finally {
       await exec(h.store.dialect === "postgres" ? "DROP TRIGGER refuse_events ON events" : "DROP TRIGGER refuse_events");
     }

@@ -28,7 +28,7 @@ describe("the current agent boot session", () => {
 
   it("exists only while the machine netboots the agent, and changes with every new state", async () => {
     const input = machineInput(1) as { bootMac: string };
-    const { id } = enrollMachine(h.domain, input as never, "test");
+    const { id } = await enrollMachine(h.domain, input as never, "test");
     expect(agentBootSession(h.db, id)).toBeNull();
     await transition(h.domain, id, "manage", { actor: "test" });
     expect(currentAgentNonce(h.domain, id)).toBeNull(); // manageable: boots its disk

@@ -53,7 +53,7 @@ describe("recorded boot firmware and the per-machine setting", () => {
     const { effectiveFirmware, machineUpdateSchema } = await import("../../lib/schemas");
     const h = createHarness();
     try {
-      const m = enrollMachine(h.domain, { name: "fw-1", bootMac: "52:54:00:00:0f:01", uHeight: 1 }, "test");
+      const m = await enrollMachine(h.domain, { name: "fw-1", bootMac: "52:54:00:00:0f:01", uHeight: 1 }, "test");
       expect(getMachine(h.domain.db, m.id)).toMatchObject({ firmware: "auto", bootFirmware: null, bootArch: null });
       const t0 = new Date(1_000_000);
       expect(recordBootSighting(h.domain, { mac: "52:54:00:00:0f:01", firmware: "uefi", arch: 7, ipxe: false }, t0)).toBe(m.id);
@@ -62,7 +62,7 @@ describe("recorded boot firmware and the per-machine setting", () => {
       const d = getMachine(h.domain.db, m.id);
       expect(d).toMatchObject({ bootFirmware: "uefi", bootArch: 7, bootSeenAt: 1_000_000 });
       expect(effectiveFirmware(d.firmware, d.bootFirmware)).toBe("uefi");
-      updateMachine(h.domain, { id: m.id, firmware: "bios" }, "test");
+      await updateMachine(h.domain, { id: m.id, firmware: "bios" }, "test");
       const after = getMachine(h.domain.db, m.id);
       expect(effectiveFirmware(after.firmware, after.bootFirmware)).toBe("bios");
       for (const bad of ["UEFI", "efi", "uefi\n", "bios;reboot", "$(id)", "auto ", "", "ü", "x".repeat(300), "../uefi", "uefi\0"]) {

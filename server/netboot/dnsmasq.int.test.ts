@@ -63,7 +63,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
       { mode: 0o755 },
     );
     saveNetbootSettings(h.domain, { mode: "managed", interface: V_SRV, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
-    const a = enrollMachine(h.domain, { name: "node-a", bootMac: MAC_A, ip: `${NET}.51`, uHeight: 1 }, "test");
+    const a = await enrollMachine(h.domain, { name: "node-a", bootMac: MAC_A, ip: `${NET}.51`, uHeight: 1 }, "test");
     for (const act of ["manage", "provide", "deploy"] as const) await transition(h.domain, a.id, act, { actor: "test" });
     nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5, dnsmasqCommand: ["ip", "netns", "exec", NS_SRV, "dnsmasq"], onDnsmasqLine: (l) => lines.push(l) });
     await nb.start();
@@ -129,7 +129,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
   it("serves a machine enrolled while dnsmasq runs without restarting it, and forgets it when deleted", async () => {
     const pid = nb.status().backend?.pid;
     expect(pid).toBeGreaterThan(0);
-    const b = enrollMachine(h.domain, { name: "node-b", bootMac: MAC_B, ip: `${NET}.52`, uHeight: 1 }, "test");
+    const b = await enrollMachine(h.domain, { name: "node-b", bootMac: MAC_B, ip: `${NET}.52`, uHeight: 1 }, "test");
     await nb.whenIdle();
     await waitFor(() => lines.some((l) => l.includes("52-54-00-7b-00-02")), "inotify read of the new host file");
     expect(await dhcp(MAC_B)).toContain(`ip=${NET}.52 hostname=node-b`);
@@ -138,7 +138,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
 
     const reads = () => lines.filter((l) => /read .*hosts\.d/.test(l)).length;
     const before = reads();
-    deleteMachine(h.domain, b.id, "test");
+    await deleteMachine(h.domain, b.id, "test");
     await nb.whenIdle();
     // dnsmasq only adds hosts on inotify; the SIGHUP Rackhand sends after a deletion makes it re-read the directory.
     await waitFor(() => reads() > before, "SIGHUP re-read of hosts.d");

@@ -106,7 +106,7 @@ describe("the seeded Debian 12 (installer) profile", () => {
       expect(nb.status().installerFiles).toEqual([expect.objectContaining({ placed: true, version: "20990101", profileName: "Debian 12 (installer)" })]);
       expect(fs.readFileSync(path.join(nb.httpRoot, "installers/debian-12-amd64/linux"), "utf8")).toBe("kernel-v1");
       const profile = h.domain.db.select().from(osProfiles).where(eq(osProfiles.name, "Debian 12 (installer)")).get()!;
-      const { id } = enrollMachine(h.domain, machineInput(1) as never, "test");
+      const { id } = await enrollMachine(h.domain, machineInput(1) as never, "test");
       h.domain.db.update(machines).set({ osProfileId: profile.id }).where(eq(machines.id, id)).run();
       for (const a of ["manage", "provide", "deploy"] as const) await transition(h.domain, id, a, { actor: "test" });
       await nb.whenIdle();

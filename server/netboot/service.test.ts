@@ -40,7 +40,7 @@ describe("netboot reconciler (external mode, real database)", () => {
   const ipxe = (n: number) => tree()[`tftp/ipxe/52-54-00-00-00-${n.toString(16).padStart(2, "0")}.ipxe`];
 
   it("writes the tree for every machine on start, idempotently, and removes stale files", async () => {
-    for (let i = 1; i <= 3; i++) enrollMachine(h.domain, machineInput(i) as never, "test");
+    for (let i = 1; i <= 3; i++) await enrollMachine(h.domain, machineInput(i) as never, "test");
     fs.mkdirSync(path.join(nb.root, "hosts.d"), { recursive: true });
     fs.writeFileSync(path.join(nb.root, "hosts.d", "52-54-00-99-99-99"), "52:54:00:99:99:99,10.0.9.9,ghost\n");
     await nb.start();
@@ -57,8 +57,8 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("follows state changes per machine: deploying boots the RAM disk, deployed boots local disk", async () => {
-    const { id } = enrollMachine(h.domain, machineInput(1) as never, "test");
-    enrollMachine(h.domain, machineInput(2) as never, "test");
+    const { id } = await enrollMachine(h.domain, machineInput(1) as never, "test");
+    await enrollMachine(h.domain, machineInput(2) as never, "test");
     await nb.start();
     expect(ipxe(1)).toContain("exit");
     for (const a of ["manage", "provide", "deploy"] as const) await transition(h.domain, id, a, { actor: "test" });
@@ -72,7 +72,7 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("puts the RAM disk's payload checksum in every agent entry, and rewrites them all when the RAM disk is rebuilt", async () => {
-    const ids = [1, 2].map((i) => enrollMachine(h.domain, machineInput(i) as never, "test").id);
+    const ids = [(await enrollMachine(h.domain, machineInput(1) as never, "test")).id, (await enrollMachine(h.domain, machineInput(2) as never, "test")).id];
     for (const id of ids) for (const a of ["manage", "provide", "deploy"] as const) await transition(h.domain, id, a, { actor: "test" });
     const rd = path.join(h.dataDir, "http", "ramdisk");
     fs.mkdirSync(rd, { recursive: true });
@@ -105,10 +105,10 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("removes a deleted machine's files and asks for a SIGHUP", async () => {
-    const { id } = enrollMachine(h.domain, machineInput(1) as never, "test");
+    const { id } = await enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();
     expect(tree()["hosts.d/52-54-00-00-00-01"]).toBeDefined();
-    deleteMachine(h.domain, id, "test");
+    await deleteMachine(h.domain, id, "test");
     await nb.whenIdle();
     const t = tree();
     expect(Object.keys(t).filter((k) => k.includes("52-54-00-00-00-01"))).toEqual([]);
@@ -116,8 +116,8 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("keeps the previous tree when a row is refused, and writes nothing of the batch", async () => {
-    const a = enrollMachine(h.domain, machineInput(1) as never, "test");
-    const b = enrollMachine(h.domain, machineInput(2) as never, "test");
+    const a = await enrollMachine(h.domain, machineInput(1) as never, "test");
+    const b = await enrollMachine(h.domain, machineInput(2) as never, "test");
     await nb.start();
     const before = tree();
     // Rows that bypassed the API (a hand-edited database): a name with a newline, then a traversal MAC.
@@ -137,8 +137,8 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("leaves the previous tree when writing fails half-way (no temp files left)", async () => {
-    const { id } = enrollMachine(h.domain, machineInput(1) as never, "test");
-    enrollMachine(h.domain, machineInput(2) as never, "test");
+    const { id } = await enrollMachine(h.domain, machineInput(1) as never, "test");
+    await enrollMachine(h.domain, machineInput(2) as never, "test");
     await nb.start();
     const before = tree();
     // A directory where the temp file of machine 2's host file would go makes that write fail.
@@ -154,7 +154,7 @@ describe("netboot reconciler (external mode, real database)", () => {
 
   it("writes nothing in mode off", async () => {
     saveNetbootSettings(h.domain, { mode: "off" }, "test");
-    enrollMachine(h.domain, machineInput(1) as never, "test");
+    await enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();
     expect(tree()).toEqual({});
   });

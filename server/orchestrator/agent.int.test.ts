@@ -71,7 +71,7 @@ async function machineWithImage(file: string, format: string, sha256 = image.sha
     .values({ name: `agent-img-${i}`, kind: "image", osFamily: "debian", imageUrl: `${images.url}/${file}`, imageSha256: sha256, imageFormat: format, createdAt: new Date(), updatedAt: new Date() })
     .returning()
     .get();
-  const { id } = enrollMachine(d, { name: `agent-${i}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
+  const { id } = await enrollMachine(d, { name: `agent-${i}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
   await transition(d, id, "manage", { actor: "test" });
   await transition(d, id, "provide", { actor: "test" });
   return { id, mac, disk: makeDisk(dir, `disk-${i}.img`, 16) };

@@ -129,7 +129,7 @@ async function manageable(a: App, n: number, prefix = "batch", withoutBmc = fals
     const mac = `52:54:00:88:${(k >> 8).toString(16).padStart(2, "0")}:${(k & 255).toString(16).padStart(2, "0")}`;
     // A fake BMC: the plan (server/operator/plan.ts) skips machines without one for every job action.
     const bmc = withoutBmc ? undefined : { address: `10.251.${k >> 8}.${k & 255}`, port: 623, username: "root", password: "pw", driver: "fake" as const, privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
-    const { id } = enrollMachine(a.domain, { name: `${prefix}-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1, ...(bmc && { bmc }) }, "test");
+    const { id } = await enrollMachine(a.domain, { name: `${prefix}-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1, ...(bmc && { bmc }) }, "test");
     await transition(a.domain, id, "manage", { actor: "test" });
     out.push({ id, mac });
   }
@@ -149,7 +149,7 @@ const macOf = (ms: { id: number; mac: string }[], id: number) => ms.find((m) => 
 describe("batch creation", () => {
   it("refuses a batch no machine can take and skips machines that cannot take the action", async () => {
     const ms = await manageable(app, 2);
-    const { id: enrolled } = enrollMachine(app.domain, { name: `batch-enrolled-${++seq}`, bootMac: "52:54:00:88:ff:01", uHeight: 1 }, "test");
+    const { id: enrolled } = await enrollMachine(app.domain, { name: `batch-enrolled-${++seq}`, bootMac: "52:54:00:88:ff:01", uHeight: 1 }, "test");
     // Release of a Manageable machine: nothing would act, so nothing is asked to be confirmed.
     await expect(startBatch(app.domain, { selection: { ids: [ms[0]!.id] }, kind: "clean", concurrency: 1, failureThresholdPct: 20 }, "user:t")).rejects.toThrow(
       /No machine in the selection can take "Release"/,
@@ -298,7 +298,7 @@ describe("abort", () => {
     const ms = await manageable(app, 2);
     const { batchId } = await startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
     await until("first running", () => running(app, batchId).length === 1);
-    setMaintenance(app.domain, ms[1]!.id, true, "rack work", "user:t");
+    await setMaintenance(app.domain, ms[1]!.id, true, "rack work", "user:t");
     await runAgent(app, ms[0]!.mac);
     await until("finished", () => batchRow(app, batchId).state === "finished");
     const second = (await getBatch(storeOf(app.domain), batchId)).machines.find((m) => m.machineId === ms[1]!.id)!;
@@ -336,7 +336,7 @@ describe("power batches", () => {
       const k = ++seq;
       const mac = `52:54:00:89:${(k >> 8).toString(16).padStart(2, "0")}:${(k & 255).toString(16).padStart(2, "0")}`;
       const bmc = { address: `10.250.${k >> 8}.${k & 255}`, port: 623, username: "root", password: "pw", driver: "fake" as const, privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
-      const { id } = enrollMachine(app.domain, { name: `pwr-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1, bmc }, "test");
+      const { id } = await enrollMachine(app.domain, { name: `pwr-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1, bmc }, "test");
       await transition(app.domain, id, "manage", { actor: "test" });
       if (state === "available") await transition(app.domain, id, "provide", { actor: "test" });
       out.push(id);

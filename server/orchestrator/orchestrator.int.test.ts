@@ -73,7 +73,7 @@ async function availableMachine() {
     .values({ name: `img-${n}`, kind: "image", osFamily: "debian", imageUrl: "http://127.0.0.1/x.raw.gz", imageSha256: "ab".repeat(32), createdAt: new Date(), updatedAt: new Date() })
     .returning()
     .get();
-  const { id } = enrollMachine(d, { name: `orch-${n}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
+  const { id } = await enrollMachine(d, { name: `orch-${n}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
   await transition(d, id, "manage", { actor: "test" });
   await transition(d, id, "provide", { actor: "test" });
   return { id, mac };
