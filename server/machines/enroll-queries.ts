@@ -98,7 +98,7 @@ export async function storeUniqueProblems(
   return errors;
 }
 
-/** placement.ts `checkPlacement` on the Store. @throws AppError RACK_NOT_FOUND, VALIDATION, U_OUT_OF_RANGE, U_OVERLAP */
+/** placement.ts `checkPlacementWith` over the Store's lookups. @throws AppError RACK_NOT_FOUND, VALIDATION, U_OUT_OF_RANGE, U_OVERLAP */
 export async function storeCheckPlacement(store: Store, db: Q, p: Placement, excludeMachineId?: number): Promise<void> {
   if (p.rackId == null) return checkPlacementWith(p, () => undefined, () => undefined);
   const q = enrollQueries(store);
