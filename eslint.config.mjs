@@ -45,7 +45,7 @@ export default tseslint.config(
       "server/orchestrator/{job-state,job-record,orchestrator,orchestrator-queries,batch-store,batch-runner,batches,batch-settings}.ts",
       // The machines slice: enroll.ts and audit.ts keep synchronous helpers for bulk enrollment and unconverted callers.
       "server/racks/**/*.ts",
-      "server/machines/{lifecycle,enroll-queries,unique,per-machine,placement}.ts",
+      "server/machines/{lifecycle,enroll-queries,unique,per-machine,placement,detail}.ts",
       "server/api/routers/{racks,events}.ts",
     ],
     ignores: ["**/*.test.ts"],

@@ -4,6 +4,7 @@ import { AppError } from "../../lib/errors";
 import { machineEnrollSchema } from "../../lib/schemas";
 import { machineInput, rejectsAppError } from "../testing/fixtures";
 import { createHarness, testStoreKind, type Harness } from "../testing/harness";
+import { getMachine } from "./detail";
 import { deleteMachine, enrollMachine, setMaintenance, updateMachine } from "./enroll";
 
 // Enrollment, edits and deletion on the Store: run on SQLite and on PostgreSQL (STORE_SLICE in vitest.config.ts).
@@ -88,5 +89,26 @@ describe(`edits and deletion on ${testStoreKind()}`, () => {
     await rejectsAppError(deleteMachine(h.domain, 999_999, "user:test"), "MACHINE_NOT_FOUND");
     await deleteMachine(h.domain, id, "user:test");
     expect((await h.store.db.select().from(machines).where(eq(machines.id, id))).length).toBe(0);
+  });
+});
+
+describe(`detail and summary on ${testStoreKind()}`, () => {
+  it("gives a machine's row, boot NIC, rack and BMC without its password, and counts the fleet", async () => {
+    const rack = await h.operator.racks.create({ name: "detail-rack", heightU: 42 });
+    const bmc = { driver: "ipmitool" as const, address: "10.77.0.9", port: 623, username: "admin", password: "s3cret'\"$(x)", privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
+    const { id } = await enrollMachine(h.domain, input(++n, { rackId: rack.id, uPosition: 5, bmc }), "user:test");
+    const before = await h.viewer.machines.summary();
+    const m = await h.viewer.machines.get({ id });
+    expect(m).toMatchObject({ id, rackId: rack.id, rackName: "detail-rack", uPosition: 5, state: "enrolled", maintenance: false, bmcLastSeen: null, bootSeenAt: null });
+    expect(m.nics).toEqual([expect.objectContaining({ mac: m.bootMac, ip: m.ip, isBoot: true })]);
+    expect(m.bmc).toMatchObject({ address: "10.77.0.9", username: "admin", hasPassword: true, lastSeen: null });
+    expect(JSON.stringify(m)).not.toContain("s3cret");
+    expect(m.allowedActions).toContain("manage");
+    await setMaintenance(h.domain, id, true, "x", "user:test");
+    const after = await h.viewer.machines.summary();
+    expect(after.maintenance).toBe(before.maintenance + 1);
+    expect(after.total).toBe(before.total);
+    expect(after.byState.reduce((s, r) => s + r.n, 0)).toBe(after.total);
+    await rejectsAppError(getMachine(h.store, 999_999), "MACHINE_NOT_FOUND");
   });
 });

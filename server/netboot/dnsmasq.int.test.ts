@@ -5,6 +5,8 @@
  * tools fail the test (scripts/install-system-deps.sh test installs them). Everything it creates is named
  * rhnb<pid>* and removed in afterAll, even when a test fails.
  */
+import { eq } from "drizzle-orm";
+import { machines } from "../db/schema";
 import { execFile, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
@@ -13,7 +15,6 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deleteMachine, enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
-import { getMachine } from "../machines/queries";
 import { createHarness, type Harness } from "../testing/harness";
 import { NetbootService } from "./service";
 import { saveNetbootSettings } from "./settings";
@@ -157,7 +158,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
   });
 
   it("answers per client architecture: BIOS lpxelinux.0, UEFI PXE shim, UEFI HTTP Boot a URL; the loaders are Debian's files", async () => {
-    const fw = () => getMachine(h.domain.db, 1);
+    const fw = () => h.db.select({ firmware: machines.firmware, bootFirmware: machines.bootFirmware, bootArch: machines.bootArch }).from(machines).where(eq(machines.id, 1)).get()!;
     expect(await dhcp(MAC_A, ["-x", "0x5d:0000"])).toMatch(/boot_?file=lpxelinux\.0/);
     await waitFor(() => fw().bootFirmware === "bios" && fw().bootArch === 0, "BIOS learned from option 93");
     expect(await dhcp(MAC_A, ["-x", "0x5d:0007"])).toMatch(/boot_?file=shimx64\.efi/);
