@@ -82,8 +82,16 @@ export function storedText(s: string): string {
 
 function storedPayload(p: Record<string, unknown> | null | undefined): Record<string, unknown> | null {
   if (p == null) return null;
-  const json = JSON.stringify(p);
-  return json.includes("\\u0000") ? (withoutNul(JSON.parse(json)) as Record<string, unknown>) : p;
+  return hasNul(p) ? (withoutNul(JSON.parse(JSON.stringify(p))) as Record<string, unknown>) : p;
+}
+
+/** Whether a NUL occurs in any string or key of a JSON-like value (a walk: no copy on the common path). */
+function hasNul(v: unknown): boolean {
+  if (typeof v === "string") return v.includes("\0");
+  if (v === null || typeof v !== "object" || v instanceof Date) return false;
+  if (Array.isArray(v)) return v.some(hasNul);
+  for (const k in v) if (k.includes("\0") || hasNul((v as Record<string, unknown>)[k])) return true;
+  return false;
 }
 
 function withoutNul(v: unknown): unknown {
