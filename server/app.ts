@@ -86,7 +86,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const domain: Domain = { db, bus, secrets, log, oob };
   const store = storeOf(domain);
   await ensureAdmin(store, log, config.adminPassword);
-  if (config.demo) seedDemoLab(domain);
+  if (config.demo) await seedDemoLab(domain);
 
   // Netboot follows the bus; its mode (off by default) comes from the settings table.
   const netboot = new NetbootService(domain, { dataDir: config.dataDir, dnsmasqCommand: config.dnsmasqCommand });
