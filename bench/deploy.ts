@@ -90,11 +90,11 @@ async function main() {
       // A (fake) BMC: the batch is planned as the UI's is, and the plan skips machines without one for job actions.
       // Its calls never happen: the ports above stand in for out-of-band control.
       const bmc = { driver: "fake" as const, address: `10.253.${i >> 8}.${i & 255}`, port: 623, username: "bench", password: "bench", privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
-      const { id } = enrollMachine(d, { name: `bd-${i}`, bootMac: macOf(i), uHeight: 1, osProfileId: profile.id, bmc }, "bench");
+      const { id } = await enrollMachine(d, { name: `bd-${i}`, bootMac: macOf(i), uHeight: 1, osProfileId: profile.id, bmc }, "bench");
       macs.set(id, macOf(i));
-      transition(d, id, "manage", { actor: "bench" });
+      await transition(d, id, "manage", { actor: "bench" });
       if (i > N) continue;
-      for (const a of ["provide", "deploy", "succeed"] as const) transition(d, id, a, { actor: "bench" });
+      for (const a of ["provide", "deploy", "succeed"] as const) await transition(d, id, a, { actor: "bench" });
       simulated.add(id);
       ids.push(id);
     }

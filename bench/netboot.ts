@@ -77,8 +77,8 @@ async function treeFigures(): Promise<string[]> {
     const one: number[] = [];
     for (let i = 0; i < 21; i++) {
       const id = 1 + i;
-      transition(d, id, "manage", { actor: "bench" });
-      transition(d, id, "inspect", { actor: "bench" });
+      await transition(d, id, "manage", { actor: "bench" });
+      await transition(d, id, "inspect", { actor: "bench" });
       const t = performance.now();
       const c = await nb.reconcileSome([id], ctx);
       one.push(performance.now() - t);
@@ -97,7 +97,7 @@ async function treeFigures(): Promise<string[]> {
     // ... a machine is enrolled (its own hosts.d file, read by dnsmasq on inotify).
     const added: number[] = [];
     for (let i = 0; i < 21; i++) {
-      const m = enrollMachine(d, { name: `new-${i}`, bootMac: `52:54:02:00:00:${hex(i)}`, uHeight: 1 }, "bench");
+      const m = await enrollMachine(d, { name: `new-${i}`, bootMac: `52:54:02:00:00:${hex(i)}`, uHeight: 1 }, "bench");
       const t = performance.now();
       await nb.reconcileSome([m.id], ctx);
       added.push(performance.now() - t);
@@ -152,7 +152,7 @@ async function enrollToLease(): Promise<string[]> {
     for (let i = 1; i <= 5; i++) {
       const mac = `52:54:00:7c:00:${hex(i)}`;
       const t0 = performance.now();
-      enrollMachine(d, { name: `bench-${i}`, bootMac: mac, ip: `10.213.78.${10 + i}`, uHeight: 1 }, "bench");
+      await enrollMachine(d, { name: `bench-${i}`, bootMac: mac, ip: `10.213.78.${10 + i}`, uHeight: 1 }, "bench");
       const file = mac.replaceAll(":", "-");
       while (!lines.some((x) => x.l.includes(file) && x.t >= t0)) await new Promise((r) => setImmediate(r));
       read.push(lines.find((x) => x.l.includes(file) && x.t >= t0)!.t - t0);

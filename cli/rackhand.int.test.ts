@@ -124,7 +124,7 @@ describe("rackhand CLI with a token", () => {
     const list = JSON.parse((await run(["machines", "list", "--q", "cli-b", "--json"])).stdout).rows as { id: number }[];
     const machineId = list[0]!.id;
     // A queued job (no batch slot, so the orchestrator leaves it alone) whose lines the test writes like the agent API.
-    transition(app.domain, machineId, "inspect", { actor: "test" });
+    await transition(app.domain, machineId, "inspect", { actor: "test" });
     const jobId = app.domain.db
       .insert(jobs)
       .values({ machineId, kind: "inspect", state: "queued", params: {}, createdBy: "test", createdAt: new Date() })

@@ -21,7 +21,8 @@ import { cpioChunks, type CpioEntry } from "../ramdisk/cpio";
 import { which } from "../ramdisk/host";
 import { enrollMachine } from "../server/machines/enroll";
 import { transition } from "../server/machines/lifecycle";
-import { getMachine } from "../server/machines/queries";
+import { storeOf } from "../server/db/store";
+import { getMachine } from "../server/machines/detail";
 import { NetbootService } from "../server/netboot/service";
 import { saveNetbootSettings } from "../server/netboot/settings";
 import { createHarness, type Harness } from "../server/testing/harness";
@@ -149,9 +150,9 @@ beforeAll(async () => {
   tinyInitrd(path.join(rd, "initrd.img"));
 
   saveNetbootSettings(h.domain, { mode: "managed", interface: BR, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
-  const m = enrollMachine(h.domain, { name: "uefi-vm", bootMac: MAC, ip: `${NET}.51`, uHeight: 1 }, "test");
+  const m = await enrollMachine(h.domain, { name: "uefi-vm", bootMac: MAC, ip: `${NET}.51`, uHeight: 1 }, "test");
   machineId = m.id;
-  for (const act of ["manage", "provide", "deploy"] as const) transition(h.domain, m.id, act, { actor: "test" });
+  for (const act of ["manage", "provide", "deploy"] as const) await transition(h.domain, m.id, act, { actor: "test" });
   nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5, dnsmasqCommand: ["ip", "netns", "exec", NS, "dnsmasq"] });
   await nb.start();
   expect(nb.status().lastError).toBeNull();
@@ -184,7 +185,7 @@ describe("UEFI PXE with Secure Boot on Rackhand's boot tree (OVMF, TCG)", () => 
     // Kernel lockdown (integrity) is on because Secure Boot is.
     expect(line[2]).toContain("[integrity]");
     // The DHCP request told Rackhand the firmware: UEFI x86-64 PXE.
-    expect(getMachine(h.domain.db, machineId)).toMatchObject({ bootFirmware: "uefi", bootArch: 7 });
+    expect(await getMachine(storeOf(h.domain), machineId)).toMatchObject({ bootFirmware: "uefi", bootArch: 7 });
     console.log(`UEFI Secure Boot netboot: GRUB read the per-MAC entry at ${(grub / 1000).toFixed(1)} s, marker at ${(marker / 1000).toFixed(1)} s`);
     await vm.stop();
   });

@@ -93,7 +93,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const busBridge = store.dialect === "postgres" && config.databaseUrl ? new PgBusBridge(bus, config.databaseUrl, { origin: owner, log }) : undefined;
   await busBridge?.start();
   await ensureAdmin(store, log, config.adminPassword);
-  if (config.demo) seedDemoLab(domain);
+  if (config.demo) await seedDemoLab(domain);
 
   // Netboot follows the bus; its mode (off by default) comes from the settings table.
   const netboot = new NetbootService(domain, { dataDir: config.dataDir, dnsmasqCommand: config.dnsmasqCommand });

@@ -155,7 +155,7 @@ function startDirect(node: ProvisionedNode["node"], first: "net" | "disk" = "net
 
 /** The floor: the machine put into `deploying` directly (its per-MAC agent entry rendered), the VM started directly. */
 async function floorOnce(s: LabRackhand, p: ProvisionedNode, firmware: VmFirmware, track: FirmwareBenchInput["track"]): Promise<FwTimeline> {
-  transition(s.app.domain, p.machineId, "deploy", { actor: "bench" });
+  await transition(s.app.domain, p.machineId, "deploy", { actor: "bench" });
   const hy = p.node.mac.replaceAll(":", "-");
   const entry = path.join(s.dataDir, "netboot", "tftp", "ipxe", `${hy}.ipxe`);
   await until(`${p.node.name}'s agent boot entry`, () => fs.existsSync(entry) && fs.readFileSync(entry, "utf8").includes("rackhand.mode=deploying"), 30_000);

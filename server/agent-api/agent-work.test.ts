@@ -25,7 +25,6 @@ const idle: MachinePorts = { setBootTarget: async () => {}, setBootDevice: async
 beforeEach(async () => {
   h = createHarness();
   const { id: machineId } = await h.operator.machines.enroll(machineInput(1));
-  await h.mirrorMachines([machineId]);
   ({ jobId } = await startJob(h.domain, { machineId, kind: "power_cycle" }, "test"));
   const { db, t } = h.store;
   stepId = (await db.select({ id: t.steps.id }).from(t.steps).where(eq(t.steps.jobId, jobId)))[0]!.id;
@@ -88,7 +87,6 @@ describe(`agent tokens and log lines on ${testStoreKind()}`, () => {
 
   it("another job's token is no credential for this step", async () => {
     const { id: other } = await h.operator.machines.enroll(machineInput(2));
-    await h.mirrorMachines([other]);
     const { jobId: otherJob } = await startJob(h.domain, { machineId: other, kind: "power_cycle" }, "test");
     const otherToken = await h.store.transaction((tx) => issueToken(h.store, tx, otherJob, other));
     const job = await work.authenticate(otherToken);

@@ -23,7 +23,7 @@ let h: Harness;
 beforeAll(async () => {
   cluster = await startPgCluster();
   h = createHarness();
-  seedDemoLab(h.domain);
+  await seedDemoLab(h.domain);
   // Hostile values: quotes, backslashes, SQL, shell, NUL-free non-ASCII, newlines, JSON with the same.
   const hostile = ["O'Brien \"rack\"", "back\\slash\\", "'; DROP TABLE racks; --", "$(reboot) & ; ..", "Ünïcødé 机架 🚀", "line1\nline2\r\n", "x".repeat(2000)];
   const now = new Date();

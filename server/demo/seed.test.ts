@@ -10,8 +10,8 @@ afterAll(() => h.close());
 
 describe("the demo lab", () => {
   it("seeds 3 racks of 12 machines in assorted, settled states, once", async () => {
-    seedDemoLab(h.domain);
-    seedDemoLab(h.domain); // not twice: the database has racks now
+    await seedDemoLab(h.domain);
+    await seedDemoLab(h.domain); // not twice: the database has racks now
     expect(h.db.select({ n: sql<number>`count(*)` }).from(racks).get()!.n).toBe(3);
     const states = h.db.select({ state: machines.state }).from(machines).all().map((m) => m.state);
     expect(states).toHaveLength(36);

@@ -1,7 +1,6 @@
-import { sql } from "drizzle-orm";
 import type { LifecycleAction } from "../../lib/lifecycle";
 import type { Domain } from "../context";
-import { racks } from "../db/schema";
+import { storeOf } from "../db/store";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { createRack } from "../racks/racks";
@@ -27,9 +26,9 @@ const PATHS: LifecycleAction[][] = [
  * A small demo lab for a first start: three racks of machines on the `fake` BMC driver in assorted states.
  * Runs only on an empty database (no racks), so it never touches real data.
  */
-export function seedDemoLab(d: Domain): void {
-  const n = d.db.select({ n: sql<number>`count(*)` }).from(racks).get()!.n;
-  if (n > 0) return;
+export async function seedDemoLab(d: Domain): Promise<void> {
+  const store = storeOf(d);
+  if ((await store.db.select({ id: store.t.racks.id }).from(store.t.racks).limit(1)).length > 0) return;
   const actor = "system:demo";
   // Deploys in the demo are run by simulated agents (./demo-agents.ts): the image is never downloaded.
   const { id: osProfileId } = createProfileSync(
@@ -46,11 +45,11 @@ export function seedDemoLab(d: Domain): void {
   );
   let k = 0;
   for (const [ri, name] of ["dc1-r01", "dc1-r02", "dc1-r03"].entries()) {
-    const { id: rackId } = createRack(d, { name, site: "dc1", row: "A", heightU: 42 }, actor);
+    const { id: rackId } = await createRack(d, { name, site: "dc1", row: "A", heightU: 42 }, actor);
     for (let slot = 0; slot < 12; slot++) {
       k++;
       const uHeight = slot % 4 === 3 ? 2 : 1;
-      const { id } = enrollMachine(
+      const { id } = await enrollMachine(
         d,
         {
           name: `node-${String(ri + 1).padStart(2, "0")}-${String(slot + 1).padStart(2, "0")}`,
@@ -65,7 +64,7 @@ export function seedDemoLab(d: Domain): void {
         actor,
       );
       for (const action of PATHS[k % PATHS.length]!) {
-        transition(d, id, action, { actor, reason: action === "fail" ? (PATHS[k % PATHS.length]!.includes("deploy") ? "image checksum mismatch (demo)" : "BMC timed out during inventory (demo)") : undefined });
+        await transition(d, id, action, { actor, reason: action === "fail" ? (PATHS[k % PATHS.length]!.includes("deploy") ? "image checksum mismatch (demo)" : "BMC timed out during inventory (demo)") : undefined });
       }
     }
   }

@@ -93,9 +93,9 @@ describe("job rooms", () => {
       .returning()
       .get();
     const mac = "52:54:00:88:00:01";
-    const { id } = enrollMachine(d, { name: "room-1", bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
-    transition(d, id, "manage", { actor: "test" });
-    transition(d, id, "provide", { actor: "test" });
+    const { id } = await enrollMachine(d, { name: "room-1", bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
+    await transition(d, id, "manage", { actor: "test" });
+    await transition(d, id, "provide", { actor: "test" });
 
     const watcher = await connect();
     const other = await connect();
@@ -142,13 +142,14 @@ describe("batch rooms", () => {
   it("carry the step changes of the batch's jobs (the batch page's progress), and nothing reaches the fleet", async () => {
     const d = app.domain;
     const macs = ["52:54:00:88:01:01", "52:54:00:88:01:02"];
-    const ids = macs.map((mac, i) => {
+    const ids: number[] = [];
+    for (const [i, mac] of macs.entries()) {
       // A fake BMC: the plan skips machines without one for every job action.
       const bmc = { address: `10.252.0.${i + 1}`, port: 623, username: "root", password: "pw", driver: "fake" as const, privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
-      const { id } = enrollMachine(d, { name: `broom-${i}`, bootMac: mac, uHeight: 1, bmc }, "test");
-      transition(d, id, "manage", { actor: "test" });
-      return id;
-    });
+      const { id } = await enrollMachine(d, { name: `broom-${i}`, bootMac: mac, uHeight: 1, bmc }, "test");
+      await transition(d, id, "manage", { actor: "test" });
+      ids.push(id);
+    }
     const { batchId } = await startBatch(d, { selection: { ids }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:test");
     const page = await connect();
     const otherBatch = await connect();

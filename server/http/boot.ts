@@ -67,7 +67,7 @@ export async function serveBoot(req: http.IncomingMessage, res: http.ServerRespo
     if (!ctx) return send(res, 404, "Not found\n");
     if (name === "done") {
       if (req.method !== "POST") return send(res, 405, "Use POST\n");
-      if (!(await r.installDone?.(id))) reportInstallDone(r.domain, ctx);
+      if (!(await r.installDone?.(id))) await reportInstallDone(r.domain, ctx);
       return send(res, 200, "ok\n");
     }
     if (name === "events") {

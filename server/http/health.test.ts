@@ -23,7 +23,6 @@ describe("health", () => {
     }
     expect(report).toMatchObject({ roles: ["api", "orchestrator"], leases: { netboot: [], bmcSweeps: 0, handHolds: 0 }, leasedSteps: 0 });
     const { id } = await h.operator.machines.enroll(machineInput(1));
-    await h.mirrorMachines([id]);
     await takeHandHold(h.domain, id, "power", () => new AppError("MACHINE_BUSY", "busy"), "host-a:1");
     await h.store.db.execute(sql`INSERT INTO leases (name, holder, epoch, expires_at) VALUES
       ('netboot:prov0', 'host-a:1', 1, clock_timestamp() + interval '1 minute'),

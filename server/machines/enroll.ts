@@ -1,19 +1,23 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { AppError, type ErrorDetail } from "../../lib/errors";
 import { BUSY_STATES, DELETABLE_STATES, STATE_LABELS } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { MachineEnroll } from "../../lib/schemas";
 import type { z } from "zod";
 import type { machineUpdateSchema } from "../../lib/schemas";
+import type { MachineState } from "../../lib/lifecycle";
+import type { PowerState } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
-import { insertRow, preparedFor } from "../db/prepared";
-import { bmcs, ipAllocations, machines, nics, osProfiles, subnets } from "../db/schema";
-import { recordEvent, recordEventRow } from "../events/audit";
-import { checkPlacement } from "./placement";
+import { insertOne } from "../db/hot-insert";
+import { insertRow } from "../db/prepared";
+import { bmcs, nics } from "../db/schema";
+import { forUpdate } from "../db/sql";
+import { sqliteDbOf, storeOf, syncSqlite, type Store, type StoreTx } from "../db/store";
+import { recordEventHot, recordStoreEvent } from "../events/audit";
+import { enrollQueries, storeCheckPlacement, storeUniqueProblems } from "./enroll-queries";
+import { uniqueGuarded } from "./unique";
 import { Allocator, type Allocated } from "../subnets/allocate";
-
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 /** What must belong to one machine only: its name, boot MAC and IP, and its BMC's address and port. */
 export interface UniqueKeys {
@@ -74,44 +78,47 @@ export function uniqueProblems(db: Db, v: UniqueKeys, excludeMachineId?: number)
   return errors;
 }
 
-/** @throws AppError CONFLICT with every clash of uniqueProblems(). */
-function checkUnique(db: Db, v: UniqueKeys, excludeMachineId?: number): void {
-  const errors = uniqueProblems(db, v, excludeMachineId);
-  if (errors.length) throw new AppError("CONFLICT", errors.map((e) => e.message).join("; "), errors);
-}
-
-function checkProfile(tx: Tx, id: number | null | undefined): void {
-  if (id == null) return;
-  if (!tx.select({ id: osProfiles.id }).from(osProfiles).where(eq(osProfiles.id, id)).get()) throw profileMissing(id);
-}
-
 export function profileMissing(id: number): AppError {
   return new AppError("NOT_FOUND", `OS profile ${id} does not exist`, [{ field: "osProfileId", message: "No such profile" }]);
 }
 
-const createdState = (db: Db) =>
-  preparedFor(db, "machines.created", () =>
-    db.select({ state: machines.state, powerState: machines.powerState }).from(machines).where(eq(machines.id, sql.placeholder("id"))).prepare(),
-  );
-
-/** Insert one machine inside an open transaction; returns the id and the events to publish after commit. */
-function insertMachine(d: Domain, tx: Tx, input: MachineEnroll, actor: Actor, allocator: Allocator, holder?: number): { id: number; live: LiveEvent[] } {
-  const boot = bootAddressing(allocator, input.network, input.ip ?? null, holder);
+/**
+ * Insert one machine inside an open Store transaction (the statements of enroll-queries.ts); returns the id and the
+ * events to publish after commit. `allocator` works on SQLite's connection (server/subnets is not on the Store yet).
+ */
+async function insertMachine(d: Domain, store: Store, tx: StoreTx, input: MachineEnroll, actor: Actor, allocator: Allocator): Promise<{ id: number; live: LiveEvent[] }> {
+  const t = store.t;
+  const boot = bootAddressing(allocator, input.network, input.ip ?? null);
   // An auto address is free by construction (the allocator excluded every NIC IP and BMC address of its subnet and
   // tracks what this transaction hands out): only typed addresses need the per-row uniqueness queries.
   const auto = boot.allocated && boot.mode === "auto" && boot.columns.ip === boot.allocated.address;
-  checkUnique(d.db, { name: input.name, mac: input.bootMac, ip: auto ? null : boot.columns.ip, bmc: input.bmc });
+  const clashes = await storeUniqueProblems(store, tx, { name: input.name, mac: input.bootMac, ip: auto ? null : boot.columns.ip, bmc: input.bmc });
+  if (clashes.length) throw new AppError("CONFLICT", clashes.map((e) => e.message).join("; "), clashes);
   if (!boot.allocated && boot.columns.ip) allocator.noteTaken(boot.columns.ip);
   if (input.bmc) allocator.noteTaken(input.bmc.address);
-  checkPlacement(d.db, input);
-  checkProfile(tx, input.osProfileId);
-  // Prepared inserts on the transaction's connection (server/db/prepared.ts): drizzle's builder cost more than the rows.
+  await storeCheckPlacement(store, tx, input);
+  if (input.osProfileId != null && !(await enrollQueries(store).profile(tx, { id: input.osProfileId }))) throw profileMissing(input.osProfileId);
   const values = machineRow(input, new Date());
-  const id = insertRow(d.db, machines, Object.keys(values))(values);
   // The columns the schema fills in (state, power state), as stored.
-  const m = { ...values, id, ...createdState(d.db).get({ id })! };
-  insertBootNicAndBmc(d, id, input, boot, allocator);
-  const ev = recordEventRow(d.db, {
+  const created = (await insertOne(store, t.machines, Object.keys(values), ["id", "state", "powerState"])(tx, values)) as { id: number; state: MachineState; powerState: PowerState };
+  const m = { ...values, ...created };
+  const nic = { machineId: m.id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns };
+  const { id: nicId } = (await insertOne(store, t.nics, Object.keys(nic), ["id"])(tx, nic)) as { id: number };
+  if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: m.id, nicId });
+  if (input.bmc) {
+    const bmc = {
+      machineId: m.id,
+      driver: input.bmc.driver,
+      address: input.bmc.address,
+      port: input.bmc.port,
+      username: input.bmc.username,
+      passwordEncrypted: d.secrets.encrypt(input.bmc.password),
+      privilege: input.bmc.privilege,
+      cipherSuite: input.bmc.cipherSuite,
+    };
+    await insertOne(store, t.bmcs, Object.keys(bmc))(tx, bmc);
+  }
+  const ev = await recordEventHot(store, tx, {
     actor,
     machineId: m.id,
     kind: "machine.enrolled",
@@ -176,19 +183,30 @@ export function bootAddressing(
  * Enroll one machine: its boot NIC, optional IP and optional BMC (password encrypted at rest).
  * @throws AppError CONFLICT, RACK_NOT_FOUND, U_OUT_OF_RANGE, U_OVERLAP, VALIDATION
  */
-export function enrollMachine(d: Domain, input: MachineEnroll, actor: Actor): { id: number } {
-  // IMMEDIATE: the write lock is taken before the allocator reads what is free, so two processes never both pick one address.
-  const { id, live } = d.db.transaction(
-    (tx) => {
-      const allocator = new Allocator(tx);
-      const r = insertMachine(d, tx, input, actor, allocator);
+export async function enrollMachine(d: Domain, input: MachineEnroll, actor: Actor): Promise<{ id: number }> {
+  const store = storeOf(d);
+  // SQLite's Store transaction is BEGIN IMMEDIATE: the write lock is taken before the allocator reads what is free,
+  // so two processes never both pick one address. PostgreSQL: a clash found only by a unique index is checked again.
+  const { id, live } = await uniqueGuarded(store, () =>
+    store.transaction(async (tx) => {
+      const allocator = new Allocator(subnetTx(store, input));
+      const r = await insertMachine(d, store, tx, input, actor, allocator);
       allocator.flush();
       return r;
-    },
-    { behavior: "immediate" },
+    }),
   );
   for (const e of live) d.bus.publish(e);
   return { id };
+}
+
+/**
+ * The allocator's handle: SQLite's connection (the open Store transaction). server/subnets is not on the Store yet,
+ * so on PostgreSQL an enrollment into a subnet is refused with a clear error; without one the allocator reads nothing.
+ */
+function subnetTx(store: Store, input: MachineEnroll): ConstructorParameters<typeof Allocator>[0] {
+  if (store.dialect === "sqlite") return sqliteDbOf(store);
+  if (input.network?.subnetId) syncSqlite(store, "subnet allocation at enrollment (server/subnets Allocator)");
+  return null as unknown as ConstructorParameters<typeof Allocator>[0];
 }
 
 export function describe(e: ErrorDetail): string {
@@ -240,112 +258,127 @@ export function nicNetwork(n: MachineEnroll["network"]): { ifname: string | null
 }
 
 /** Change a machine's inventory fields. @throws AppError MACHINE_NOT_FOUND, CONFLICT, U_* , MACHINE_BUSY */
-export function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): void {
+export async function updateMachine(d: Domain, input: MachineUpdate, actor: Actor): Promise<void> {
+  const store = storeOf(d);
+  const { machines, nics, bmcs, ipAllocations, subnets } = store.t;
   const live: LiveEvent[] = [];
-  d.db.transaction((tx) => {
-    const m = tx.select().from(machines).where(eq(machines.id, input.id)).get();
-    if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${input.id} does not exist`);
-    const boot = tx.select().from(nics).where(and(eq(nics.machineId, m.id), eq(nics.isBoot, true))).get();
-    checkUnique(d.db, { name: input.name, mac: input.bootMac, ip: input.ip }, m.id);
-    const placement = {
-      rackId: input.rackId !== undefined ? input.rackId : m.rackId,
-      uPosition: input.uPosition !== undefined ? input.uPosition : m.uPosition,
-      uHeight: input.uHeight ?? m.uHeight,
-    };
-    checkPlacement(d.db, placement, m.id);
-    checkProfile(tx, input.osProfileId);
-    const changed: string[] = [];
-    const set: Partial<typeof machines.$inferInsert> = { updatedAt: new Date() };
-    if (input.name !== undefined && input.name !== m.name) {
-      set.name = input.name;
-      changed.push("name");
-    }
-    if (placement.rackId !== m.rackId || placement.uPosition !== m.uPosition || placement.uHeight !== m.uHeight) {
-      Object.assign(set, placement);
-      changed.push("placement");
-    }
-    if (input.osProfileId !== undefined && input.osProfileId !== m.osProfileId) {
-      set.osProfileId = input.osProfileId;
-      changed.push("osProfile");
-    }
-    if (input.firmware !== undefined && input.firmware !== m.firmware) {
-      set.firmware = input.firmware;
-      changed.push("firmware");
-    }
-    tx.update(machines).set(set).where(eq(machines.id, m.id)).run();
-    if ((input.bootMac !== undefined && input.bootMac !== boot?.mac) || (input.ip !== undefined && input.ip !== boot?.ip)) {
-      if (BUSY_STATES.includes(m.state)) {
-        throw new AppError("MACHINE_BUSY", `${m.name} is ${m.state}: its boot NIC cannot change now`);
+  await uniqueGuarded(store, () =>
+    store.transaction(async (tx) => {
+      live.length = 0;
+      const [m] = await forUpdate(store.dialect, tx.select().from(machines).where(eq(machines.id, input.id)).limit(1));
+      if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${input.id} does not exist`);
+      const bootNic = () => tx.select().from(nics).where(and(eq(nics.machineId, m.id), eq(nics.isBoot, true))).limit(1);
+      const [boot] = await bootNic();
+      const clashes = await storeUniqueProblems(store, tx, { name: input.name, mac: input.bootMac, ip: input.ip }, m.id);
+      if (clashes.length) throw new AppError("CONFLICT", clashes.map((e) => e.message).join("; "), clashes);
+      const placement = {
+        rackId: input.rackId !== undefined ? input.rackId : m.rackId,
+        uPosition: input.uPosition !== undefined ? input.uPosition : m.uPosition,
+        uHeight: input.uHeight ?? m.uHeight,
+      };
+      // The rack's row is locked on PostgreSQL, so two machines placed into one rack at once are checked in turn.
+      if (placement.rackId != null) await forUpdate(store.dialect, tx.select({ id: store.t.racks.id }).from(store.t.racks).where(eq(store.t.racks.id, placement.rackId)));
+      await storeCheckPlacement(store, tx, placement, m.id);
+      if (input.osProfileId != null && !(await enrollQueries(store).profile(tx, { id: input.osProfileId }))) throw profileMissing(input.osProfileId);
+      const changed: string[] = [];
+      const set: Partial<typeof machines.$inferInsert> = { updatedAt: new Date() };
+      if (input.name !== undefined && input.name !== m.name) {
+        set.name = input.name;
+        changed.push("name");
       }
-      if (boot && input.ip !== undefined && input.ip !== boot.ip) {
-        // An address allocated from a subnet changes only through the network editor (it owns the allocation row).
-        const held = tx.select({ subnet: subnets.name }).from(ipAllocations).innerJoin(subnets, eq(subnets.id, ipAllocations.subnetId)).where(eq(ipAllocations.nicId, boot.id)).get();
-        if (held) {
-          const message = `The boot NIC's address comes from subnet ${held.subnet}: change it in the machine's network interfaces`;
-          throw new AppError("CONFLICT", message, [{ field: "ip", message }]);
+      if (placement.rackId !== m.rackId || placement.uPosition !== m.uPosition || placement.uHeight !== m.uHeight) {
+        Object.assign(set, placement);
+        changed.push("placement");
+      }
+      if (input.osProfileId !== undefined && input.osProfileId !== m.osProfileId) {
+        set.osProfileId = input.osProfileId;
+        changed.push("osProfile");
+      }
+      if (input.firmware !== undefined && input.firmware !== m.firmware) {
+        set.firmware = input.firmware;
+        changed.push("firmware");
+      }
+      await tx.update(machines).set(set).where(eq(machines.id, m.id));
+      if ((input.bootMac !== undefined && input.bootMac !== boot?.mac) || (input.ip !== undefined && input.ip !== boot?.ip)) {
+        if (BUSY_STATES.includes(m.state)) {
+          throw new AppError("MACHINE_BUSY", `${m.name} is ${m.state}: its boot NIC cannot change now`);
+        }
+        if (boot && input.ip !== undefined && input.ip !== boot.ip) {
+          // An address allocated from a subnet changes only through the network editor (it owns the allocation row).
+          const [held] = await tx
+            .select({ subnet: subnets.name })
+            .from(ipAllocations)
+            .innerJoin(subnets, eq(subnets.id, ipAllocations.subnetId))
+            .where(eq(ipAllocations.nicId, boot.id))
+            .limit(1);
+          if (held) {
+            const message = `The boot NIC's address comes from subnet ${held.subnet}: change it in the machine's network interfaces`;
+            throw new AppError("CONFLICT", message, [{ field: "ip", message }]);
+          }
+        }
+        if (boot) {
+          await tx
+            .update(nics)
+            .set({ mac: input.bootMac ?? boot.mac, ip: input.ip !== undefined ? input.ip : boot.ip })
+            .where(eq(nics.id, boot.id));
+        } else if (input.bootMac) {
+          await tx.insert(nics).values({ machineId: m.id, mac: input.bootMac, ip: input.ip ?? null, isBoot: true, ...nicNetwork(input.network) });
+        }
+        changed.push("nic");
+      }
+      if (input.network !== undefined) {
+        const [now] = await bootNic();
+        const next = nicNetwork(input.network);
+        if (now && (now.ifname !== next.ifname || now.prefix !== next.prefix || now.gateway !== next.gateway)) {
+          if (BUSY_STATES.includes(m.state)) throw new AppError("MACHINE_BUSY", `${m.name} is ${m.state}: its network configuration cannot change now`);
+          await tx.update(nics).set(next).where(eq(nics.id, now.id));
+          changed.push("network");
         }
       }
-      if (boot) {
-        tx.update(nics)
-          .set({ mac: input.bootMac ?? boot.mac, ip: input.ip !== undefined ? input.ip : boot.ip })
-          .where(eq(nics.id, boot.id))
-          .run();
-      } else if (input.bootMac) {
-        tx.insert(nics).values({ machineId: m.id, mac: input.bootMac, ip: input.ip ?? null, isBoot: true, ...nicNetwork(input.network) }).run();
+      if (input.bmc === null) {
+        await tx.delete(bmcs).where(eq(bmcs.machineId, m.id));
+        changed.push("bmc");
+      } else if (input.bmc) {
+        const [existing] = await tx.select().from(bmcs).where(eq(bmcs.machineId, m.id)).limit(1);
+        const password = input.bmc.password ? d.secrets.encrypt(input.bmc.password) : existing?.passwordEncrypted;
+        if (!password) throw new AppError("VALIDATION", "A new BMC needs a password", [{ field: "bmc.password", message: "Required" }]);
+        const values = {
+          driver: input.bmc.driver,
+          address: input.bmc.address,
+          port: input.bmc.port,
+          username: input.bmc.username,
+          passwordEncrypted: password,
+          privilege: input.bmc.privilege,
+          cipherSuite: input.bmc.cipherSuite,
+        };
+        if (existing) await tx.update(bmcs).set({ ...values, reachable: null, consecutiveFailures: 0, lastError: null }).where(eq(bmcs.machineId, m.id));
+        else await tx.insert(bmcs).values({ machineId: m.id, ...values });
+        changed.push("bmc");
       }
-      changed.push("nic");
-    }
-    if (input.network !== undefined) {
-      const now = tx.select().from(nics).where(and(eq(nics.machineId, m.id), eq(nics.isBoot, true))).get();
-      const next = nicNetwork(input.network);
-      if (now && (now.ifname !== next.ifname || now.prefix !== next.prefix || now.gateway !== next.gateway)) {
-        if (BUSY_STATES.includes(m.state)) throw new AppError("MACHINE_BUSY", `${m.name} is ${m.state}: its network configuration cannot change now`);
-        tx.update(nics).set(next).where(eq(nics.id, now.id)).run();
-        changed.push("network");
-      }
-    }
-    if (input.bmc === null) {
-      tx.delete(bmcs).where(eq(bmcs.machineId, m.id)).run();
-      changed.push("bmc");
-    } else if (input.bmc) {
-      const existing = tx.select().from(bmcs).where(eq(bmcs.machineId, m.id)).get();
-      const password = input.bmc.password ? d.secrets.encrypt(input.bmc.password) : existing?.passwordEncrypted;
-      if (!password) throw new AppError("VALIDATION", "A new BMC needs a password", [{ field: "bmc.password", message: "Required" }]);
-      const values = {
-        driver: input.bmc.driver,
-        address: input.bmc.address,
-        port: input.bmc.port,
-        username: input.bmc.username,
-        passwordEncrypted: password,
-        privilege: input.bmc.privilege,
-        cipherSuite: input.bmc.cipherSuite,
-      };
-      if (existing) tx.update(bmcs).set({ ...values, reachable: null, consecutiveFailures: 0, lastError: null }).where(eq(bmcs.machineId, m.id)).run();
-      else tx.insert(bmcs).values({ machineId: m.id, ...values }).run();
-      changed.push("bmc");
-    }
-    const after = tx.select().from(machines).where(eq(machines.id, m.id)).get()!;
-    const ev = recordEvent(tx, {
-      actor,
-      machineId: m.id,
-      kind: "machine.updated",
-      message: changed.length ? `Updated ${changed.join(", ")}` : "Saved without changes",
-      payload: { changed },
-    });
-    live.push(
-      { type: "machine.changed", machineId: m.id, name: after.name, state: after.state, powerState: after.powerState, maintenance: after.maintenance, rackId: after.rackId },
-      { type: "event.created", event: { ...ev, machineName: after.name } },
-    );
-    for (const r of new Set([m.rackId, after.rackId])) if (r) live.push({ type: "rack.changed", rackId: r });
-  });
+      const [after] = await tx.select().from(machines).where(eq(machines.id, m.id));
+      const ev = await recordStoreEvent(store, tx, {
+        actor,
+        machineId: m.id,
+        kind: "machine.updated",
+        message: changed.length ? `Updated ${changed.join(", ")}` : "Saved without changes",
+        payload: { changed },
+      });
+      live.push(
+        { type: "machine.changed", machineId: m.id, name: after!.name, state: after!.state, powerState: after!.powerState, maintenance: after!.maintenance, rackId: after!.rackId },
+        { type: "event.created", event: { ...ev, machineName: after!.name } },
+      );
+      for (const r of new Set([m.rackId, after!.rackId])) if (r) live.push({ type: "rack.changed", rackId: r });
+    }),
+  );
   for (const e of live) d.bus.publish(e);
 }
 
 /** Delete a machine that runs nothing and hosts nothing. @throws AppError MACHINE_NOT_FOUND, MACHINE_BUSY */
-export function deleteMachine(d: Domain, id: number, actor: Actor): void {
-  const live: LiveEvent[] = [];
-  d.db.transaction((tx) => {
-    const m = tx.select().from(machines).where(eq(machines.id, id)).get();
+export async function deleteMachine(d: Domain, id: number, actor: Actor): Promise<void> {
+  const store = storeOf(d);
+  const { machines } = store.t;
+  const live = await store.transaction(async (tx) => {
+    const [m] = await forUpdate(store.dialect, tx.select().from(machines).where(eq(machines.id, id)).limit(1));
     if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${id} does not exist`);
     if (!DELETABLE_STATES.includes(m.state)) {
       throw new AppError(
@@ -353,42 +386,42 @@ export function deleteMachine(d: Domain, id: number, actor: Actor): void {
         `${m.name} is ${STATE_LABELS[m.state]}: release it (or abort its work) before deleting it`,
       );
     }
-    tx.delete(machines).where(eq(machines.id, id)).run();
-    const ev = recordEvent(tx, {
+    await tx.delete(machines).where(eq(machines.id, id));
+    const ev = await recordStoreEvent(store, tx, {
       actor,
       machineId: null,
       kind: "machine.deleted",
       message: `Deleted ${m.name}`,
       payload: { machineId: id, name: m.name },
     });
-    live.push({ type: "machine.deleted", machineId: id, rackId: m.rackId }, { type: "event.created", event: ev });
-    if (m.rackId) live.push({ type: "rack.changed", rackId: m.rackId });
+    const out: LiveEvent[] = [{ type: "machine.deleted", machineId: id, rackId: m.rackId }, { type: "event.created", event: ev }];
+    if (m.rackId) out.push({ type: "rack.changed", rackId: m.rackId });
+    return out;
   });
   for (const e of live) d.bus.publish(e);
 }
 
 /** Set or clear the maintenance flag, which blocks every automatic action on the machine. */
-export function setMaintenance(d: Domain, id: number, on: boolean, reason: string | undefined, actor: Actor): void {
-  const live: LiveEvent[] = [];
-  d.db.transaction((tx) => {
-    const m = tx.select().from(machines).where(eq(machines.id, id)).get();
-    if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${id} does not exist`);
-    const after = tx
+export async function setMaintenance(d: Domain, id: number, on: boolean, reason: string | undefined, actor: Actor): Promise<void> {
+  const store = storeOf(d);
+  const { machines } = store.t;
+  const live = await store.transaction(async (tx) => {
+    const [after] = await tx
       .update(machines)
       .set({ maintenance: on, maintenanceReason: on ? (reason ?? null) : null, updatedAt: new Date() })
       .where(eq(machines.id, id))
-      .returning()
-      .get();
-    const ev = recordEvent(tx, {
+      .returning();
+    if (!after) throw new AppError("MACHINE_NOT_FOUND", `Machine ${id} does not exist`);
+    const ev = await recordStoreEvent(store, tx, {
       actor,
       machineId: id,
       kind: on ? "maintenance.on" : "maintenance.off",
       message: on ? `Maintenance on${reason ? `: ${reason}` : ""}` : "Maintenance off",
     });
-    live.push(
+    return [
       { type: "machine.changed", machineId: id, name: after.name, state: after.state, powerState: after.powerState, maintenance: on, rackId: after.rackId },
       { type: "event.created", event: { ...ev, machineName: after.name } },
-    );
+    ] satisfies LiveEvent[];
   });
   for (const e of live) d.bus.publish(e);
 }

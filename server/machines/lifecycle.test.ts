@@ -1,4 +1,4 @@
-import { and, count, desc, eq } from "drizzle-orm";
+import { and, count, desc, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   LIFECYCLE_ACTIONS,
@@ -9,9 +9,8 @@ import {
   type MachineState,
 } from "../../lib/lifecycle";
 import { machineEnrollSchema } from "../../lib/schemas";
-import { events, machines } from "../db/schema";
 import { createHarness, type Harness } from "../testing/harness";
-import { expectAppError, machineInput } from "../testing/fixtures";
+import { machineInput, rejectsAppError } from "../testing/fixtures";
 import { enrollMachine, setMaintenance } from "./enroll";
 import { transition } from "./lifecycle";
 
@@ -39,29 +38,36 @@ const ILLEGAL = MACHINE_STATES.flatMap((state) =>
 let h: Harness;
 let n = 0;
 
-function newMachine(): number {
+async function newMachine(): Promise<number> {
   n++;
-  return enrollMachine(h.domain, machineEnrollSchema.parse(machineInput(n)), "user:test").id;
+  return (await enrollMachine(h.domain, machineEnrollSchema.parse(machineInput(n)), "user:test")).id;
 }
 
 /** A fresh machine driven into `state` through transition() only. */
-function machineIn(state: MachineState): number {
-  const id = newMachine();
-  for (const action of PATHS.get(state)!) transition(h.domain, id, action, { actor: "user:test" });
-  expect(machineRow(id).state).toBe(state);
+async function machineIn(state: MachineState): Promise<number> {
+  const id = await newMachine();
+  for (const action of PATHS.get(state)!) await transition(h.domain, id, action, { actor: "user:test" });
+  expect((await machineRow(id)).state).toBe(state);
   return id;
 }
 
-function machineRow(id: number) {
-  return h.db.select().from(machines).where(eq(machines.id, id)).get()!;
+async function machineRow(id: number) {
+  const { machines } = h.store.t;
+  return (await h.store.db.select().from(machines).where(eq(machines.id, id)))[0]!;
 }
 
-function eventCount(id: number): number {
-  return h.db.select({ n: count() }).from(events).where(eq(events.machineId, id)).get()!.n;
+async function eventCount(id: number, kind?: string): Promise<number> {
+  const { events } = h.store.t;
+  const [r] = await h.store.db
+    .select({ n: count() })
+    .from(events)
+    .where(and(eq(events.machineId, id), kind ? eq(events.kind, kind) : undefined));
+  return r!.n;
 }
 
-function lastEvent(id: number) {
-  return h.db.select().from(events).where(eq(events.machineId, id)).orderBy(desc(events.id)).limit(1).get();
+async function lastEvent(id: number) {
+  const { events } = h.store.t;
+  return (await h.store.db.select().from(events).where(eq(events.machineId, id)).orderBy(desc(events.id)).limit(1))[0];
 }
 
 beforeAll(() => {
@@ -80,17 +86,17 @@ describe("paths computed from the table", () => {
 });
 
 describe("every allowed transition", () => {
-  it.each(TRANSITIONS.map((t) => [t.from, t.action, t.to] as const))("%s --%s--> %s", (from, action, to) => {
-    const id = machineIn(from);
-    const before = eventCount(id);
+  it.each(TRANSITIONS.map((t) => [t.from, t.action, t.to] as const))("%s --%s--> %s", async (from, action, to) => {
+    const id = await machineIn(from);
+    const before = await eventCount(id);
     const published = h.published.length;
 
-    const r = transition(h.domain, id, action, { actor: "user:alice" });
+    const r = await transition(h.domain, id, action, { actor: "user:alice" });
 
     expect(r).toEqual({ machineId: id, from, to });
-    expect(machineRow(id).state).toBe(to);
-    expect(eventCount(id)).toBe(before + 1);
-    const ev = lastEvent(id)!;
+    expect((await machineRow(id)).state).toBe(to);
+    expect(await eventCount(id)).toBe(before + 1);
+    const ev = (await lastEvent(id))!;
     expect(ev.kind).toBe("state.changed");
     expect(ev.actor).toBe("user:alice");
     expect(ev.payload).toEqual({ from, to, action });
@@ -103,117 +109,122 @@ describe("every allowed transition", () => {
 
 describe("every illegal (state, action) pair", () => {
   const machineByState = new Map<MachineState, number>();
-  const inState = (s: MachineState) => {
-    if (!machineByState.has(s)) machineByState.set(s, machineIn(s));
+  const inState = async (s: MachineState) => {
+    if (!machineByState.has(s)) machineByState.set(s, await machineIn(s));
     return machineByState.get(s)!;
   };
 
-  it.each(ILLEGAL.map((x) => [x.state, x.action] as const))("%s refuses %s", (state, action) => {
-    const id = inState(state);
-    const before = { row: machineRow(id), events: eventCount(id), published: h.published.length };
+  it.each(ILLEGAL.map((x) => [x.state, x.action] as const))("%s refuses %s", async (state, action) => {
+    const id = await inState(state);
+    const before = { row: await machineRow(id), events: await eventCount(id), published: h.published.length };
 
-    const err = expectAppError(() => transition(h.domain, id, action, { actor: "user:test", reason: "x" }), "INVALID_TRANSITION");
+    const err = await rejectsAppError(transition(h.domain, id, action, { actor: "user:test", reason: "x" }), "INVALID_TRANSITION");
 
     expect(err.message.toLowerCase()).toContain(action);
-    const after = machineRow(id);
+    const after = await machineRow(id);
     expect(after.state).toBe(state);
     expect(after.lastError).toBe(before.row.lastError);
     expect(after.updatedAt).toEqual(before.row.updatedAt);
-    expect(eventCount(id)).toBe(before.events);
+    expect(await eventCount(id)).toBe(before.events);
     expect(h.published.length).toBe(before.published);
   });
 });
 
 describe("transition()", () => {
-  it("throws MACHINE_NOT_FOUND for an unknown machine", () => {
-    expectAppError(() => transition(h.domain, 999_999, "manage", { actor: "user:test" }), "MACHINE_NOT_FOUND");
+  it("throws MACHINE_NOT_FOUND for an unknown machine", async () => {
+    await rejectsAppError(transition(h.domain, 999_999, "manage", { actor: "user:test" }), "MACHINE_NOT_FOUND");
   });
 
-  it("writes state and event in one transaction: a failing event insert leaves the state unchanged", () => {
-    const id = machineIn("enrolled");
-    h.db.$client.exec(
-      "CREATE TEMP TRIGGER refuse_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'events refused by test'); END;",
-    );
+  it("writes state and event in one transaction: a failing event insert leaves the state unchanged", async () => {
+    const id = await machineIn("enrolled");
+    const stmts =
+      h.store.dialect === "postgres"
+        ? [
+            "CREATE FUNCTION refuse_events() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'events refused by test'; END $$",
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_events()",
+          ]
+        : ["CREATE TEMP TRIGGER refuse_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'events refused by test'); END"];
+    const exec = async (q: string) => (h.store.dialect === "postgres" ? void (await h.store.db.execute(sql.raw(q))) : h.db.$client.exec(q));
+    for (const q of stmts) await exec(q);
     try {
-      expect(() => transition(h.domain, id, "manage", { actor: "user:test" })).toThrow(/events refused by test/);
+      const err = (await transition(h.domain, id, "manage", { actor: "user:test" }).catch((e: unknown) => e)) as Error & { cause?: Error };
+      expect(`${err.message} ${err.cause?.message ?? ""}`).toMatch(/events refused by test/);
     } finally {
-      h.db.$client.exec("DROP TRIGGER refuse_events");
+      await exec(h.store.dialect === "postgres" ? "DROP TRIGGER refuse_events ON events" : "DROP TRIGGER refuse_events");
     }
-    expect(machineRow(id).state).toBe("enrolled");
+    expect((await machineRow(id)).state).toBe("enrolled");
     // And it works again once events can be written.
-    expect(transition(h.domain, id, "manage", { actor: "user:test" }).to).toBe("manageable");
+    expect((await transition(h.domain, id, "manage", { actor: "user:test" })).to).toBe("manageable");
   });
 });
 
 describe("maintenance", () => {
-  it("refuses automatic actions while the flag is on, and allows operator actions", () => {
-    const id = machineIn("deploying");
-    setMaintenance(h.domain, id, true, "disk swap", "user:test");
-    const events = eventCount(id);
+  it("refuses automatic actions while the flag is on, and allows operator actions", async () => {
+    const id = await machineIn("deploying");
+    await setMaintenance(h.domain, id, true, "disk swap", "user:test");
+    const events = await eventCount(id);
 
     for (const action of ["succeed", "fail", "abort"] as const) {
-      expectAppError(() => transition(h.domain, id, action, { actor: "system", automatic: true }), "MACHINE_IN_MAINTENANCE");
+      await rejectsAppError(transition(h.domain, id, action, { actor: "system", automatic: true }), "MACHINE_IN_MAINTENANCE");
     }
-    expect(machineRow(id).state).toBe("deploying");
-    expect(eventCount(id)).toBe(events);
+    expect((await machineRow(id)).state).toBe("deploying");
+    expect(await eventCount(id)).toBe(events);
 
     // An operator may still act on a machine in maintenance.
-    expect(transition(h.domain, id, "abort", { actor: "user:op" }).to).toBe("deploy_failed");
-    expect(machineRow(id).maintenance).toBe(true);
+    expect((await transition(h.domain, id, "abort", { actor: "user:op" })).to).toBe("deploy_failed");
+    expect((await machineRow(id)).maintenance).toBe(true);
 
-    setMaintenance(h.domain, id, false, undefined, "user:test");
-    expect(transition(h.domain, id, "retry", { actor: "system", automatic: true }).to).toBe("deploying");
+    await setMaintenance(h.domain, id, false, undefined, "user:test");
+    expect((await transition(h.domain, id, "retry", { actor: "system", automatic: true })).to).toBe("deploying");
   });
 
-  it("lets automatic actions through when the flag is off", () => {
-    const id = machineIn("inspecting");
-    expect(transition(h.domain, id, "succeed", { actor: "system", automatic: true }).to).toBe("available");
+  it("lets automatic actions through when the flag is off", async () => {
+    const id = await machineIn("inspecting");
+    expect((await transition(h.domain, id, "succeed", { actor: "system", automatic: true })).to).toBe("available");
   });
 });
 
 describe("last_error", () => {
-  it("fail records the reason; retry clears it", () => {
-    const id = machineIn("deploying");
-    transition(h.domain, id, "fail", { actor: "system", reason: "image checksum mismatch" });
-    expect(machineRow(id)).toMatchObject({ state: "deploy_failed", lastError: "image checksum mismatch" });
-    const ev = lastEvent(id)!;
+  it("fail records the reason; retry clears it", async () => {
+    const id = await machineIn("deploying");
+    await transition(h.domain, id, "fail", { actor: "system", reason: "image checksum mismatch" });
+    expect(await machineRow(id)).toMatchObject({ state: "deploy_failed", lastError: "image checksum mismatch" });
+    const ev = (await lastEvent(id))!;
     expect(ev.message).toContain("image checksum mismatch");
-    transition(h.domain, id, "retry", { actor: "user:test" });
-    expect(machineRow(id)).toMatchObject({ state: "deploying", lastError: null });
+    await transition(h.domain, id, "retry", { actor: "user:test" });
+    expect(await machineRow(id)).toMatchObject({ state: "deploying", lastError: null });
   });
 
-  it("fail and abort without a reason still record what happened", () => {
-    const a = machineIn("cleaning");
-    transition(h.domain, a, "fail", { actor: "system" });
-    expect(machineRow(a).lastError).toMatch(/fail/);
-    const b = machineIn("inspecting");
-    transition(h.domain, b, "abort", { actor: "user:test" });
-    expect(machineRow(b).state).toBe("inspect_failed");
-    expect(machineRow(b).lastError).toMatch(/abort/);
+  it("fail and abort without a reason still record what happened", async () => {
+    const a = await machineIn("cleaning");
+    await transition(h.domain, a, "fail", { actor: "system" });
+    expect((await machineRow(a)).lastError).toMatch(/fail/);
+    const b = await machineIn("inspecting");
+    await transition(h.domain, b, "abort", { actor: "user:test" });
+    expect((await machineRow(b)).state).toBe("inspect_failed");
+    expect((await machineRow(b)).lastError).toMatch(/abort/);
   });
 
-  it("abort records the reason; succeed after retry clears it", () => {
-    const id = machineIn("cleaning");
-    transition(h.domain, id, "abort", { actor: "user:test", reason: "wrong rack" });
-    expect(machineRow(id).lastError).toBe("wrong rack");
-    transition(h.domain, id, "retry", { actor: "user:test" });
-    expect(machineRow(id).lastError).toBeNull();
-    transition(h.domain, id, "fail", { actor: "system", reason: "disk gone" });
-    transition(h.domain, id, "retry", { actor: "user:test" });
+  it("abort records the reason; succeed after retry clears it", async () => {
+    const id = await machineIn("cleaning");
+    await transition(h.domain, id, "abort", { actor: "user:test", reason: "wrong rack" });
+    expect((await machineRow(id)).lastError).toBe("wrong rack");
+    await transition(h.domain, id, "retry", { actor: "user:test" });
+    expect((await machineRow(id)).lastError).toBeNull();
+    await transition(h.domain, id, "fail", { actor: "system", reason: "disk gone" });
+    await transition(h.domain, id, "retry", { actor: "user:test" });
     // succeed also clears whatever was left.
-    h.db.update(machines).set({ lastError: "stale" }).where(eq(machines.id, id)).run();
-    transition(h.domain, id, "succeed", { actor: "system" });
-    expect(machineRow(id)).toMatchObject({ state: "available", lastError: null });
+    await h.store.db.update(h.store.t.machines).set({ lastError: "stale" }).where(eq(h.store.t.machines.id, id));
+    await transition(h.domain, id, "succeed", { actor: "system" });
+    expect(await machineRow(id)).toMatchObject({ state: "available", lastError: null });
   });
 
-  it("a refused transition does not touch last_error", () => {
-    const id = machineIn("deploy_failed");
-    const before = machineRow(id).lastError;
+  it("a refused transition does not touch last_error", async () => {
+    const id = await machineIn("deploy_failed");
+    const before = (await machineRow(id)).lastError;
     expect(before).not.toBeNull();
-    expectAppError(() => transition(h.domain, id, "fail", { actor: "system", reason: "other" }), "INVALID_TRANSITION");
-    expect(machineRow(id).lastError).toBe(before);
-    expect(
-      h.db.select({ n: count() }).from(events).where(and(eq(events.machineId, id), eq(events.kind, "state.changed"))).get()!.n,
-    ).toBe(PATHS.get("deploy_failed")!.length);
+    await rejectsAppError(transition(h.domain, id, "fail", { actor: "system", reason: "other" }), "INVALID_TRANSITION");
+    expect((await machineRow(id)).lastError).toBe(before);
+    expect(await eventCount(id, "state.changed")).toBe(PATHS.get("deploy_failed")!.length);
   });
 });

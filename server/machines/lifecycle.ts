@@ -3,8 +3,9 @@ import { AppError } from "../../lib/errors";
 import { ACTION_LABELS, nextState, STATE_LABELS, type LifecycleAction, type MachineState } from "../../lib/lifecycle";
 import type { EventDto, LiveEvent } from "../../lib/live-events";
 import type { Actor, Domain } from "../context";
-import { machines } from "../db/schema";
-import { recordEvent } from "../events/audit";
+import { storeOf, type Store, type StoreTx } from "../db/store";
+import { forUpdate } from "../db/sql";
+import { recordStoreEvent } from "../events/audit";
 
 export interface TransitionOptions {
   actor: Actor;
@@ -20,31 +21,33 @@ export interface TransitionResult {
   to: MachineState;
 }
 
-type Tx = Parameters<Parameters<Domain["db"]["transaction"]>[0]>[0];
-
 /**
  * The only function that changes `machines.state`. Checks the lifecycle table, writes the new state and an
  * event row in one transaction, then publishes the change.
  * @throws AppError MACHINE_NOT_FOUND, INVALID_TRANSITION, MACHINE_IN_MAINTENANCE
  */
-export function transition(d: Domain, machineId: number, action: LifecycleAction, opts: TransitionOptions): TransitionResult {
-  const { result, live } = d.db.transaction((tx) => applyTransition(tx, machineId, action, opts));
+export async function transition(d: Domain, machineId: number, action: LifecycleAction, opts: TransitionOptions): Promise<TransitionResult> {
+  const store = storeOf(d);
+  const { result, live } = await store.transaction((tx) => applyTransition(store, tx, machineId, action, opts));
   for (const e of live) d.bus.publish(e);
   return result;
 }
 
 /**
  * The same check and write inside a caller's transaction (e.g. starting a job together with its state change).
- * The caller publishes the returned live events after its commit.
+ * The caller publishes the returned live events after its commit. The machine's row is locked first on PostgreSQL
+ * (check-then-act); the checks throw before anything is written, so a caller may catch a refusal and go on.
  */
-export function applyTransition(
-  tx: Tx,
+export async function applyTransition(
+  store: Store,
+  tx: StoreTx,
   machineId: number,
   action: LifecycleAction,
   opts: TransitionOptions,
-): { result: TransitionResult; live: LiveEvent[] } {
+): Promise<{ result: TransitionResult; live: LiveEvent[] }> {
+  const { machines } = store.t;
   const live: LiveEvent[] = [];
-  const m = tx.select().from(machines).where(eq(machines.id, machineId)).get();
+  const [m] = await forUpdate(store.dialect, tx.select().from(machines).where(eq(machines.id, machineId)).limit(1));
   if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
   if (opts.automatic && m.maintenance) {
     throw new AppError("MACHINE_IN_MAINTENANCE", `${m.name} is in maintenance: automatic action "${action}" refused`);
@@ -59,8 +62,9 @@ export function applyTransition(
       : action === "succeed" || action === "retry"
         ? null
         : m.lastError;
-  const updated = tx.update(machines).set({ state: to, lastError, updatedAt: new Date() }).where(eq(machines.id, machineId)).returning().get();
-  const ev: EventDto = recordEvent(tx, {
+  const [updated] = await tx.update(machines).set({ state: to, lastError, updatedAt: new Date() }).where(eq(machines.id, machineId)).returning();
+  if (!updated) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
+  const ev: EventDto = await recordStoreEvent(store, tx, {
     actor: opts.actor,
     machineId,
     kind: "state.changed",

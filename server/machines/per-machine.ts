@@ -1,7 +1,7 @@
 import { inArray } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import type { Domain } from "../context";
-import { machines } from "../db/schema";
+import { storeOf } from "../db/store";
 
 export type PerMachineResult<T> = ({ id: number; name: string; ok: true } & T) | { id: number; name: string; ok: false; error: string; code: AppError["code"] };
 
@@ -16,9 +16,13 @@ export async function forEachMachine<T extends object>(
   concurrency: number,
   fn: (id: number) => Promise<T>,
 ): Promise<PerMachineResult<T>[]> {
-  const names = new Map(
-    d.db.select({ id: machines.id, name: machines.name }).from(machines).where(inArray(machines.id, ids)).all().map((m) => [m.id, m.name]),
-  );
+  const store = storeOf(d);
+  const { machines } = store.t;
+  const names = new Map<number, string>();
+  // In chunks: an IN list of 10,000 bound parameters is more than PostgreSQL's drivers like in one statement.
+  for (let i = 0; i < ids.length; i += 1000) {
+    for (const m of await store.db.select({ id: machines.id, name: machines.name }).from(machines).where(inArray(machines.id, ids.slice(i, i + 1000)))) names.set(m.id, m.name);
+  }
   const results = new Array<PerMachineResult<T>>(ids.length);
   let next = 0;
   const worker = async () => {

@@ -1,8 +1,4 @@
-import { and, eq, ne, sql } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
-import type { Db } from "../db/client";
-import { preparedFor } from "../db/prepared";
-import { machines, racks } from "../db/schema";
 
 export interface Placement {
   rackId?: number | null;
@@ -18,39 +14,11 @@ export interface Occupant {
 }
 
 /**
- * Check that a machine fits where it is placed: the rack exists, the U range lies inside the rack's height,
- * and no other machine occupies any U of it. A machine may be unracked (no rack, no U).
+ * Check that a machine fits where it is placed: the rack exists, the U range lies inside the rack's height, and no
+ * other machine occupies any U of it; a machine may be unracked (no rack, no U). Over given lookups: the rack by id,
+ * and a machine occupying any U of [bottom, top] in a rack (enroll-queries.ts storeCheckPlacement on the Store; bulk
+ * enrollment answers them from memory and prepared statements).
  * @throws AppError RACK_NOT_FOUND, VALIDATION, U_OUT_OF_RANGE, U_OVERLAP (with field details)
- */
-export function checkPlacement(db: Db, p: Placement, excludeMachineId?: number): void {
-  // Enrollment and edits run this for every machine: prepared once per database (run on its connection, so inside
-  // an open transaction it sees that transaction's rows).
-  const q = preparedFor(db, "machines.placement", () => ({
-    rack: db.select({ name: racks.name, heightU: racks.heightU }).from(racks).where(eq(racks.id, sql.placeholder("id"))).prepare(),
-    clash: db
-      .select({ name: machines.name, u: machines.uPosition, h: machines.uHeight })
-      .from(machines)
-      .where(
-        and(
-          eq(machines.rackId, sql.placeholder("rackId")),
-          ne(machines.id, sql.placeholder("exclude")),
-          // Ranges [u, u+h-1] and [pos, top] intersect.
-          sql`${machines.uPosition} <= ${sql.placeholder("top")} AND ${machines.uPosition} + ${machines.uHeight} - 1 >= ${sql.placeholder("bottom")}`,
-        ),
-      )
-      .prepare(),
-  }));
-  checkPlacementWith(
-    p,
-    (id) => q.rack.get({ id }),
-    // Ids start at 1: excluding 0 excludes nothing.
-    (rackId, bottom, top) => q.clash.get({ rackId, exclude: excludeMachineId ?? 0, top, bottom }),
-  );
-}
-
-/**
- * checkPlacement() over given lookups: the rack by id, and a machine occupying any U of [bottom, top] in a rack
- * (bulk enrollment answers these from memory and prepared statements).
  */
 export function checkPlacementWith(
   p: Placement,

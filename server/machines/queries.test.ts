@@ -14,7 +14,7 @@ beforeAll(async () => {
   h = createHarness();
   const racks = [await h.admin.racks.create({ name: "qa", heightU: 42 }), await h.admin.racks.create({ name: "qb", heightU: 42 })];
   for (let i = 0; i < 30; i++) {
-    const { id } = enrollMachine(
+    const { id } = await enrollMachine(
       h.domain,
       {
         name: `q-${(i * 7) % 30}-${i}`,
@@ -26,7 +26,7 @@ beforeAll(async () => {
       },
       "test",
     );
-    if (i % 2) transition(h.domain, id, "manage", { actor: "test" });
+    if (i % 2) await transition(h.domain, id, "manage", { actor: "test" });
   }
 });
 afterAll(() => h.close());
@@ -83,16 +83,16 @@ describe("keyset paging (cursor)", () => {
     expect(listMachines(h.db, { states: ["manageable"], sort: "ip", dir: "asc", page: 1, pageSize: 4, cursor: p.nextCursor! }).total).toBe(every.total);
   });
 
-  it("neither repeats nor skips a row when machines are added and removed between pages", () => {
+  it("neither repeats nor skips a row when machines are added and removed between pages", async () => {
     const p1 = listMachines(h.db, { sort: "name", dir: "asc", page: 1, pageSize: 10 });
     const before = listMachines(h.db, { sort: "name", dir: "asc", page: 1, pageSize: 5000 }).rows.map((r) => r.name);
     // One machine sorting before the cursor appears, one of the first page goes.
-    const { id } = enrollMachine(h.domain, { name: "a-new-first", bootMac: "52:54:00:0a:01:01", uHeight: 1 }, "test");
+    const { id } = await enrollMachine(h.domain, { name: "a-new-first", bootMac: "52:54:00:0a:01:01", uHeight: 1 }, "test");
     const gone = p1.rows[2]!;
-    deleteMachine(h.domain, gone.id, "test");
+    await deleteMachine(h.domain, gone.id, "test");
     const p2 = listMachines(h.db, { sort: "name", dir: "asc", page: 1, pageSize: 10, cursor: p1.nextCursor! });
     expect(p2.rows.map((r) => r.name)).toEqual(before.slice(10, 20));
-    deleteMachine(h.domain, id, "test");
+    await deleteMachine(h.domain, id, "test");
   });
 
   const refused = (cursor: string, sort: SortField = "name", dir: "asc" | "desc" = "asc") => {
@@ -210,15 +210,15 @@ describe("cached match counts (cachedCount)", () => {
     expect(runs).toBe(3);
   });
 
-  it("the total follows enrollments, transitions and deletions on this connection", () => {
+  it("the total follows enrollments, transitions and deletions on this connection", async () => {
     const total = () => listMachines(h.db, { ...base, states: ["enrolled"] }).total;
     expect(total()).toBe(truth("enrolled"));
-    const { id } = enrollMachine(h.domain, { name: "count-1", bootMac: "52:54:00:0b:00:01", uHeight: 1 }, "test");
+    const { id } = await enrollMachine(h.domain, { name: "count-1", bootMac: "52:54:00:0b:00:01", uHeight: 1 }, "test");
     expect(total()).toBe(truth("enrolled"));
-    transition(h.domain, id, "manage", { actor: "test" });
+    await transition(h.domain, id, "manage", { actor: "test" });
     expect(total()).toBe(truth("enrolled"));
     expect(listMachines(h.db, { ...base, states: ["manageable"] }).total).toBe(truth("manageable"));
-    deleteMachine(h.domain, id, "test");
+    await deleteMachine(h.domain, id, "test");
     expect(total()).toBe(truth("enrolled"));
   });
 

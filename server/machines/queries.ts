@@ -1,8 +1,8 @@
 import { and, asc, Column, desc, eq, inArray, is, or, sql, type Placeholder, type SQL } from "drizzle-orm";
 import { preparedFor } from "../db/prepared";
 import { AppError } from "../../lib/errors";
-import type { MachineDetail, MachineRow } from "../../lib/dto";
-import { allowedActions, MACHINE_STATES } from "../../lib/lifecycle";
+import type { MachineRow } from "../../lib/dto";
+import { MACHINE_STATES } from "../../lib/lifecycle";
 import { normalizeMac } from "../../lib/net";
 import type { MachineFilter, SortField } from "../../lib/schemas";
 import type { Db } from "../db/client";
@@ -319,70 +319,3 @@ export function matchingIds(db: Db, filter: MachineFilter): number[] {
     .all()
     .map((r) => r.id);
 }
-
-/** Counts per state and power for the overview. */
-export function fleetSummary(db: Db) {
-  const byState = db.select({ state: machines.state, n: sql<number>`count(*)` }).from(machines).groupBy(machines.state).all();
-  const byPower = db
-    .select({ power: machines.powerState, n: sql<number>`count(*)` })
-    .from(machines)
-    .groupBy(machines.powerState)
-    .all();
-  const maintenance = db.select({ n: sql<number>`count(*)` }).from(machines).where(eq(machines.maintenance, true)).get()!.n;
-  const total = byState.reduce((s, r) => s + r.n, 0);
-  return { total, byState, byPower, maintenance };
-}
-
-/** Everything the machine page shows. @throws AppError MACHINE_NOT_FOUND */
-export function getMachine(db: Db, id: number): MachineDetail {
-  const row = db
-    .select({
-      ...rowColumns,
-      maintenanceReason: machines.maintenanceReason,
-      osProfileId: machines.osProfileId,
-      bootArch: machines.bootArch,
-      bootSeenAt: sql<number | null>`${machines.bootSeenAt}`,
-      inventory: machines.inventory,
-      createdAt: machines.createdAt,
-      updatedAt: machines.updatedAt,
-    })
-    .from(machines)
-    .leftJoin(nics, bootNic)
-    .leftJoin(racks, eq(racks.id, machines.rackId))
-    .leftJoin(osProfiles, eq(osProfiles.id, machines.osProfileId))
-    .leftJoin(bmcs, eq(bmcs.machineId, machines.id))
-    .where(eq(machines.id, id))
-    .get();
-  if (!row) throw new AppError("MACHINE_NOT_FOUND", `Machine ${id} does not exist`);
-  const nicRows = db
-    .select({ id: nics.id, mac: nics.mac, ip: nics.ip, isBoot: nics.isBoot, ifname: nics.ifname, prefix: nics.prefix, gateway: nics.gateway })
-    .from(nics)
-    .where(eq(nics.machineId, id))
-    .all();
-  // Select BMC columns explicitly: the encrypted password never leaves this function.
-  const bmc = db
-    .select({
-      driver: bmcs.driver,
-      address: bmcs.address,
-      port: bmcs.port,
-      username: bmcs.username,
-      reachable: bmcs.reachable,
-      lastSeen: bmcs.lastSeen,
-      privilege: bmcs.privilege,
-      cipherSuite: bmcs.cipherSuite,
-      lastError: bmcs.lastError,
-    })
-    .from(bmcs)
-    .where(eq(bmcs.machineId, id))
-    .get();
-  return {
-    ...row,
-    inventory: row.inventory ?? null,
-    createdAt: row.createdAt.getTime(),
-    updatedAt: row.updatedAt.getTime(),
-    nics: nicRows,
-    bmc: bmc ? { ...bmc, hasPassword: true, lastSeen: bmc.lastSeen?.getTime() ?? null } : null,
-    allowedActions: allowedActions(row.state),
-  };
-}
-

@@ -26,22 +26,22 @@ describe("the current agent boot session", () => {
   beforeEach(() => (h = createHarness()));
   afterEach(() => h.close());
 
-  it("exists only while the machine netboots the agent, and changes with every new state", () => {
+  it("exists only while the machine netboots the agent, and changes with every new state", async () => {
     const input = machineInput(1) as { bootMac: string };
-    const { id } = enrollMachine(h.domain, input as never, "test");
+    const { id } = await enrollMachine(h.domain, input as never, "test");
     expect(agentBootSession(h.db, id)).toBeNull();
-    transition(h.domain, id, "manage", { actor: "test" });
+    await transition(h.domain, id, "manage", { actor: "test" });
     expect(currentAgentNonce(h.domain, id)).toBeNull(); // manageable: boots its disk
-    transition(h.domain, id, "inspect", { actor: "test" });
+    await transition(h.domain, id, "inspect", { actor: "test" });
     const first = agentBootSession(h.db, id);
     expect(first).not.toBeNull();
     const nonce = currentAgentNonce(h.domain, id)!;
     expect(nonce).toBe(AgentNonces.of(h.domain).nonce(id, first!));
     expect(currentAgentNonceForMac(h.domain, input.bootMac.toUpperCase())).toBe(nonce);
     expect(currentAgentNonceForMac(h.domain, "52:54:00:ff:ff:fe")).toBeNull();
-    transition(h.domain, id, "succeed", { actor: "test" });
+    await transition(h.domain, id, "succeed", { actor: "test" });
     expect(currentAgentNonce(h.domain, id)).toBeNull();
-    transition(h.domain, id, "inspect", { actor: "test" });
+    await transition(h.domain, id, "inspect", { actor: "test" });
     expect(agentBootSession(h.db, id)).toBeGreaterThan(first!);
     expect(currentAgentNonce(h.domain, id)).not.toBe(nonce);
   });

@@ -48,22 +48,22 @@ describe("recorded boot firmware and the per-machine setting", () => {
   it("stores a sighting on the machine owning the MAC, once per change; the setting overrides it", async () => {
     const { createHarness } = await import("../testing/harness");
     const { enrollMachine, updateMachine } = await import("../machines/enroll");
-    const { getMachine } = await import("../machines/queries");
+    const { getMachine } = await import("../machines/detail");
     const { recordBootSighting } = await import("./dhcp-firmware");
     const { effectiveFirmware, machineUpdateSchema } = await import("../../lib/schemas");
     const h = createHarness();
     try {
-      const m = enrollMachine(h.domain, { name: "fw-1", bootMac: "52:54:00:00:0f:01", uHeight: 1 }, "test");
-      expect(getMachine(h.domain.db, m.id)).toMatchObject({ firmware: "auto", bootFirmware: null, bootArch: null });
+      const m = await enrollMachine(h.domain, { name: "fw-1", bootMac: "52:54:00:00:0f:01", uHeight: 1 }, "test");
+      expect(await getMachine(h.store, m.id)).toMatchObject({ firmware: "auto", bootFirmware: null, bootArch: null });
       const t0 = new Date(1_000_000);
       expect(recordBootSighting(h.domain, { mac: "52:54:00:00:0f:01", firmware: "uefi", arch: 7, ipxe: false }, t0)).toBe(m.id);
       expect(recordBootSighting(h.domain, { mac: "52:54:00:00:0f:01", firmware: "uefi", arch: 7, ipxe: false }, new Date(1_010_000))).toBeNull();
       expect(recordBootSighting(h.domain, { mac: "52:54:00:00:0f:99", firmware: "bios", arch: 0, ipxe: false })).toBeNull();
-      const d = getMachine(h.domain.db, m.id);
+      const d = await getMachine(h.store, m.id);
       expect(d).toMatchObject({ bootFirmware: "uefi", bootArch: 7, bootSeenAt: 1_000_000 });
       expect(effectiveFirmware(d.firmware, d.bootFirmware)).toBe("uefi");
-      updateMachine(h.domain, { id: m.id, firmware: "bios" }, "test");
-      const after = getMachine(h.domain.db, m.id);
+      await updateMachine(h.domain, { id: m.id, firmware: "bios" }, "test");
+      const after = await getMachine(h.store, m.id);
       expect(effectiveFirmware(after.firmware, after.bootFirmware)).toBe("bios");
       for (const bad of ["UEFI", "efi", "uefi\n", "bios;reboot", "$(id)", "auto ", "", "ü", "x".repeat(300), "../uefi", "uefi\0"]) {
         const r = machineUpdateSchema.safeParse({ id: 1, firmware: bad });

@@ -5,6 +5,8 @@
  * tools fail the test (scripts/install-system-deps.sh test installs them). Everything it creates is named
  * rhnb<pid>* and removed in afterAll, even when a test fails.
  */
+import { eq } from "drizzle-orm";
+import { machines } from "../db/schema";
 import { execFile, spawnSync } from "node:child_process";
 import { sql } from "drizzle-orm";
 import { createHash } from "node:crypto";
@@ -14,7 +16,6 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deleteMachine, enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
-import { getMachine } from "../machines/queries";
 import { createHarness, type Harness } from "../testing/harness";
 import { NetbootService } from "./service";
 import { saveNetbootSettings } from "./settings";
@@ -66,8 +67,8 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
       { mode: 0o755 },
     );
     saveNetbootSettings(h.domain, { mode: "managed", interface: V_SRV, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
-    const a = enrollMachine(h.domain, { name: "node-a", bootMac: MAC_A, ip: `${NET}.51`, uHeight: 1 }, "test");
-    for (const act of ["manage", "provide", "deploy"] as const) transition(h.domain, a.id, act, { actor: "test" });
+    const a = await enrollMachine(h.domain, { name: "node-a", bootMac: MAC_A, ip: `${NET}.51`, uHeight: 1 }, "test");
+    for (const act of ["manage", "provide", "deploy"] as const) await transition(h.domain, a.id, act, { actor: "test" });
     nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5, dnsmasqCommand: ["ip", "netns", "exec", NS_SRV, "dnsmasq"], onDnsmasqLine: (l) => lines.push(l) });
     await nb.start();
     expect(nb.status().lastError).toBeNull();
@@ -125,7 +126,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     expect(lease).toMatch(/boot_?file=lpxelinux\.0/);
     const deploying = await tftp("pxelinux.cfg/01-52-54-00-7b-00-01");
     expect(deploying).toContain(`KERNEL http://${NET}.1:3000/boot/ramdisk/vmlinuz`);
-    transition(h.domain, 1, "succeed", { actor: "system" });
+    await transition(h.domain, 1, "succeed", { actor: "system" });
     await nb.whenIdle();
     // Deployed: no entry of its own any more; pxelinux falls back to the local-boot default.
     expect(await tftp("pxelinux.cfg/01-52-54-00-7b-00-01")).toBeNull();
@@ -135,7 +136,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
   it("serves a machine enrolled while dnsmasq runs without restarting it, and forgets it when deleted", async () => {
     const pid = nb.status().backend?.pid;
     expect(pid).toBeGreaterThan(0);
-    const b = enrollMachine(h.domain, { name: "node-b", bootMac: MAC_B, ip: `${NET}.52`, uHeight: 1 }, "test");
+    const b = await enrollMachine(h.domain, { name: "node-b", bootMac: MAC_B, ip: `${NET}.52`, uHeight: 1 }, "test");
     await nb.whenIdle();
     await waitFor(() => lines.some((l) => l.includes("52-54-00-7b-00-02")), "inotify read of the new host file");
     expect(await dhcp(MAC_B)).toContain(`ip=${NET}.52 hostname=node-b`);
@@ -144,7 +145,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     expect(await tftp("ipxe/52-54-00-7b-00-02.ipxe")).toBeNull();
 
     const before = hostsReads();
-    deleteMachine(h.domain, b.id, "test");
+    await deleteMachine(h.domain, b.id, "test");
     await nb.whenIdle();
     // dnsmasq only adds hosts on inotify; the SIGHUP Rackhand sends after a deletion makes it re-read its host files.
     await waitFor(() => hostsReads() > before, "SIGHUP re-read of the hosts file");
@@ -170,7 +171,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     // Its old address is free at once: dnsmasq keeps a replaced entry until SIGHUP, and that stale entry made a
     // machine given .51 next get a dynamic address instead ("duplicate dhcp-host IP address"; checked by hand
     // with dnsmasq 2.90 and per-NIC files rewritten without a signal).
-    const dm = enrollMachine(h.domain, { name: "node-d", bootMac: MAC_D, ip: `${NET}.51`, uHeight: 1 }, "test");
+    const dm = await enrollMachine(h.domain, { name: "node-d", bootMac: MAC_D, ip: `${NET}.51`, uHeight: 1 }, "test");
     await nb.whenIdle();
     await waitFor(() => lines.some((l) => l.includes("52-54-00-7b-00-04")), "inotify read of node-d's host file");
     expect(await dhcp(MAC_D)).toContain(`ip=${NET}.51 hostname=node-d`);
@@ -184,7 +185,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     await setIp(1, `${NET}.51`);
     expect(await dhcp(MAC_A)).toContain(`ip=${NET}.51 hostname=node-a`);
     // node-c arrives by inotify (its own hosts.d file); its new address moves it to the hosts file.
-    const c = enrollMachine(h.domain, { name: "node-c", bootMac: MAC_C, ip: `${NET}.53`, uHeight: 1 }, "test");
+    const c = await enrollMachine(h.domain, { name: "node-c", bootMac: MAC_C, ip: `${NET}.53`, uHeight: 1 }, "test");
     await nb.whenIdle();
     await waitFor(() => lines.some((l) => l.includes("52-54-00-7b-00-03")), "inotify read of the new host file");
     expect(await dhcp(MAC_C)).toContain(`ip=${NET}.53 hostname=node-c`);
@@ -202,16 +203,16 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     expect(await tftp("ipxe/52-54-00-7b-00-01.ipxe")).toBeNull();
     expect(await tftp("ipxe/default.ipxe")).toMatch(/^#!ipxe\n[^]*\nexit\n$/);
     // ... and once it netboots again (released: cleaning), its own script boots the agent.
-    transition(h.domain, 1, "release", { actor: "test" });
+    await transition(h.domain, 1, "release", { actor: "test" });
     await nb.whenIdle();
     expect(await tftp("ipxe/52-54-00-7b-00-01.ipxe")).toMatch(/^#!ipxe\n[^]*rackhand\.mode=cleaning/);
-    transition(h.domain, 1, "abort", { actor: "test" });
+    await transition(h.domain, 1, "abort", { actor: "test" });
     await nb.whenIdle();
     expect(await tftp("ipxe/52-54-00-7b-00-01.ipxe")).toBeNull();
   });
 
   it("answers per client architecture: BIOS lpxelinux.0, UEFI PXE shim, UEFI HTTP Boot a URL; the loaders are Debian's files", async () => {
-    const fw = () => getMachine(h.domain.db, 1);
+    const fw = () => h.db.select({ firmware: machines.firmware, bootFirmware: machines.bootFirmware, bootArch: machines.bootArch }).from(machines).where(eq(machines.id, 1)).get()!;
     expect(await dhcp(MAC_A, ["-x", "0x5d:0000"])).toMatch(/boot_?file=lpxelinux\.0/);
     await waitFor(() => fw().bootFirmware === "bios" && fw().bootArch === 0, "BIOS learned from option 93");
     expect(await dhcp(MAC_A, ["-x", "0x5d:0007"])).toMatch(/boot_?file=shimx64\.efi/);

@@ -66,8 +66,8 @@ export function renderInstallFile(c: InstallContext, template: string | null, na
 
 /** The install's late command reports success: deploying → deployed. */
 /** Without a job waiting (e.g. a deploy started before jobs existed), the report moves the lifecycle itself. */
-export function reportInstallDone(d: Domain, c: InstallContext, actor: Actor = "agent"): void {
-  transition(d, c.machineId, "succeed", { actor, automatic: true, reason: "installer reported completion" });
+export async function reportInstallDone(d: Domain, c: InstallContext, actor: Actor = "agent"): Promise<void> {
+  await transition(d, c.machineId, "succeed", { actor, automatic: true, reason: "installer reported completion" });
 }
 
 /** Profile template of a machine (for renderInstallFile). */

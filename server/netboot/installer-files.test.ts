@@ -106,9 +106,9 @@ describe("the seeded Debian 12 (installer) profile", () => {
       expect(nb.status().installerFiles).toEqual([expect.objectContaining({ placed: true, version: "20990101", profileName: "Debian 12 (installer)" })]);
       expect(fs.readFileSync(path.join(nb.httpRoot, "installers/debian-12-amd64/linux"), "utf8")).toBe("kernel-v1");
       const profile = h.domain.db.select().from(osProfiles).where(eq(osProfiles.name, "Debian 12 (installer)")).get()!;
-      const { id } = enrollMachine(h.domain, machineInput(1) as never, "test");
+      const { id } = await enrollMachine(h.domain, machineInput(1) as never, "test");
       h.domain.db.update(machines).set({ osProfileId: profile.id }).where(eq(machines.id, id)).run();
-      for (const a of ["manage", "provide", "deploy"] as const) transition(h.domain, id, a, { actor: "test" });
+      for (const a of ["manage", "provide", "deploy"] as const) await transition(h.domain, id, a, { actor: "test" });
       await nb.whenIdle();
       const entry = (f: string) => fs.readFileSync(path.join(nb.root, "tftp", f), "utf8");
       expect(entry("pxelinux.cfg/01-52-54-00-00-00-01")).toContain("KERNEL http://10.0.0.1:3000/boot/installers/debian-12-amd64/linux");

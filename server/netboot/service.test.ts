@@ -40,7 +40,7 @@ describe("netboot reconciler (external mode, real database)", () => {
   const ipxe = (n: number) => tree()[`tftp/ipxe/52-54-00-00-00-${n.toString(16).padStart(2, "0")}.ipxe`];
 
   it("writes the tree for every machine on start, idempotently, and removes stale files", async () => {
-    for (let i = 1; i <= 3; i++) enrollMachine(h.domain, machineInput(i) as never, "test");
+    for (let i = 1; i <= 3; i++) await enrollMachine(h.domain, machineInput(i) as never, "test");
     fs.mkdirSync(path.join(nb.root, "hosts.d"), { recursive: true });
     fs.writeFileSync(path.join(nb.root, "hosts.d", "52-54-00-99-99-99"), "52:54:00:99:99:99,10.0.9.9,ghost\n");
     await nb.start();
@@ -61,17 +61,17 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("follows state changes per machine: deploying boots the RAM disk, deployed boots local disk", async () => {
-    const { id } = enrollMachine(h.domain, machineInput(1) as never, "test");
-    enrollMachine(h.domain, machineInput(2) as never, "test");
+    const { id } = await enrollMachine(h.domain, machineInput(1) as never, "test");
+    await enrollMachine(h.domain, machineInput(2) as never, "test");
     await nb.start();
     expect(ipxe(1)).toBeUndefined(); // local disk: the default entry
     expect(tree()["tftp/ipxe/default.ipxe"]).toContain("exit");
-    for (const a of ["manage", "provide", "deploy"] as const) transition(h.domain, id, a, { actor: "test" });
+    for (const a of ["manage", "provide", "deploy"] as const) await transition(h.domain, id, a, { actor: "test" });
     await nb.whenIdle();
     expect(ipxe(1)).toContain("kernel http://10.0.0.1:3000/boot/ramdisk/vmlinuz");
     expect(nb.status().lastReconcile).toMatchObject({ full: false, written: 3 }); // pxelinux, GRUB, iPXE; the host line is unchanged
     expect(ipxe(2)).toBeUndefined();
-    transition(h.domain, id, "succeed", { actor: "system" });
+    await transition(h.domain, id, "succeed", { actor: "system" });
     await nb.whenIdle();
     expect(ipxe(1)).toBeUndefined();
     expect(nb.status().lastReconcile).toMatchObject({ full: false, written: 0, removed: 3 });
@@ -79,19 +79,19 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("adds a new NIC as its own hosts.d file (inotify, no SIGHUP); a changed or removed line goes through the hosts file and a SIGHUP", async () => {
-    const a = enrollMachine(h.domain, machineInput(1) as never, "test");
+    const a = await enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();
     const ctx = nb.context(getNetbootSettings(h.db));
     const hostsFile = () => tree()["hosts"];
     const before = hostsFile();
     // A machine enrolled after the full reconcile: one hosts.d file, the hosts file untouched, no signal needed.
-    const b = enrollMachine(h.domain, machineInput(2) as never, "test");
+    const b = await enrollMachine(h.domain, machineInput(2) as never, "test");
     let c = await nb.reconcileSome([b.id], ctx);
     expect(c).toMatchObject({ written: ["hosts.d/52-54-00-00-00-02"], removed: [], hostsReload: false });
     expect(tree()["hosts.d/52-54-00-00-00-02"]).toBe("52:54:00:00:00:02,10.0.0.2,node-002\n");
     // A state change leaves host lines alone: nothing to re-read.
-    transition(h.domain, a.id, "manage", { actor: "test" });
-    transition(h.domain, b.id, "manage", { actor: "test" });
+    await transition(h.domain, a.id, "manage", { actor: "test" });
+    await transition(h.domain, b.id, "manage", { actor: "test" });
     expect(await nb.reconcileSome([a.id, b.id], ctx)).toMatchObject({ written: [], removed: [], hostsReload: false });
     // b's address changes: dnsmasq would keep the old entry of a rewritten hosts.d file, so the line moves to the hosts file.
     h.db.run(sql`update nics set ip = '10.0.0.22' where machine_id = ${b.id}`);
@@ -107,12 +107,12 @@ describe("netboot reconciler (external mode, real database)", () => {
     expect(await nb.reconcileSome([a.id], ctx)).toMatchObject({ written: ["hosts"], removed: [], hostsReload: true });
     expect(hostsFile()).toBe("52:54:00:00:00:02,10.0.0.22,node-002\n");
     // A machine deleted while its NIC is still in hosts.d: the file goes, and dnsmasq must forget it.
-    const d = enrollMachine(h.domain, machineInput(4) as never, "test");
+    const d = await enrollMachine(h.domain, machineInput(4) as never, "test");
     await nb.reconcileSome([d.id], ctx);
     deleteMachine(h.domain, d.id, "test");
     expect(await nb.reconcileSome([d.id], ctx)).toMatchObject({ written: [], removed: ["hosts.d/52-54-00-00-00-04"], hostsReload: true });
     // The next full reconcile folds hosts.d into the hosts file.
-    const e = enrollMachine(h.domain, machineInput(5) as never, "test");
+    const e = await enrollMachine(h.domain, machineInput(5) as never, "test");
     await nb.reconcileSome([e.id], ctx);
     c = await nb.reconcileAll(ctx);
     expect(c).toMatchObject({ written: ["hosts"], removed: ["hosts.d/52-54-00-00-00-05"], hostsReload: true });
@@ -121,8 +121,8 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("puts the RAM disk's payload checksum in every agent entry, and rewrites them all when the RAM disk is rebuilt", async () => {
-    const ids = [1, 2].map((i) => enrollMachine(h.domain, machineInput(i) as never, "test").id);
-    for (const id of ids) for (const a of ["manage", "provide", "deploy"] as const) transition(h.domain, id, a, { actor: "test" });
+    const ids = [(await enrollMachine(h.domain, machineInput(1) as never, "test")).id, (await enrollMachine(h.domain, machineInput(2) as never, "test")).id];
+    for (const id of ids) for (const a of ["manage", "provide", "deploy"] as const) await transition(h.domain, id, a, { actor: "test" });
     const rd = path.join(h.dataDir, "http", "ramdisk");
     fs.mkdirSync(rd, { recursive: true });
     const manifest = (sha: string) => fs.writeFileSync(path.join(rd, "manifest.json"), JSON.stringify({ files: [{ name: "vmlinuz", sha256: "f".repeat(64) }, { name: "agent.cpio.zst", sha256: sha }] }));
@@ -154,7 +154,7 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("removes a deleted machine's files and asks for a SIGHUP", async () => {
-    const { id } = enrollMachine(h.domain, machineInput(1) as never, "test");
+    const { id } = await enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();
     expect(tree()["hosts"]).toContain("52:54:00:00:00:01");
     deleteMachine(h.domain, id, "test");
@@ -166,8 +166,8 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("keeps the previous tree when a row is refused, and writes nothing of the batch", async () => {
-    const a = enrollMachine(h.domain, machineInput(1) as never, "test");
-    const b = enrollMachine(h.domain, machineInput(2) as never, "test");
+    const a = await enrollMachine(h.domain, machineInput(1) as never, "test");
+    const b = await enrollMachine(h.domain, machineInput(2) as never, "test");
     await nb.start();
     const before = tree();
     // Rows that bypassed the API (a hand-edited database): a name with a newline, then a traversal MAC.
@@ -187,15 +187,15 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("leaves the previous tree when writing fails half-way (no temp files left)", async () => {
-    const { id } = enrollMachine(h.domain, machineInput(1) as never, "test");
-    enrollMachine(h.domain, machineInput(2) as never, "test");
+    const { id } = await enrollMachine(h.domain, machineInput(1) as never, "test");
+    await enrollMachine(h.domain, machineInput(2) as never, "test");
     await nb.start();
     const before = tree();
     // A directory where the temp file of the hosts file would go makes that write fail.
     const blocker = path.join(nb.root, `.hosts.${process.pid}.tmp`);
     fs.mkdirSync(blocker);
     h.db.run(sql`update nics set ip = '10.0.0.88' where machine_id = 2`);
-    for (const a of ["manage", "inspect"] as const) transition(h.domain, id, a, { actor: "test" }); // machine 1's entries too
+    for (const a of ["manage", "inspect"] as const) await transition(h.domain, id, a, { actor: "test" }); // machine 1's entries too
     h.domain.bus.publish({ type: "machine.changed", machineId: 2, name: "node-002", state: "enrolled", powerState: "unknown", maintenance: false, rackId: null });
     await nb.whenIdle();
     expect(nb.status().lastError).toMatch(/EISDIR|illegal operation/i);
@@ -212,7 +212,7 @@ describe("netboot reconciler (external mode, real database)", () => {
 
   it("writes nothing in mode off", async () => {
     saveNetbootSettings(h.domain, { mode: "off" }, "test");
-    enrollMachine(h.domain, machineInput(1) as never, "test");
+    await enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();
     expect(tree()).toEqual({});
   });

@@ -21,7 +21,6 @@ beforeEach(async () => {
   h = createHarness();
   ids = [];
   for (let n = 1; n <= 30; n++) ids.push((await h.operator.machines.enroll(machineInput(n, { bmc: { driver: "fake", address: `10.62.0.${n}`, username: "u", password: "p" } }))).id);
-  await h.mirrorMachines(ids);
   // Count the BMC reads of the (in-memory) fake driver, per BMC.
   reads = new Map();
   const fake = h.domain.oob.driver("fake") as ReturnType<typeof createFakeDriver>;

@@ -23,7 +23,6 @@ beforeEach(async () => {
   for (const n of [1, 2, 3]) ids.push((await h.operator.machines.enroll(machineInput(n, { bmc: bmcOf(n) }))).id);
   ids.push((await h.operator.machines.enroll(machineInput(4, { bmc: bmcOf(254) }))).id);
   await h.operator.machines.enroll(machineInput(5)); // no BMC: never swept
-  await h.mirrorMachines(ids);
 });
 afterEach(() => h.close());
 

@@ -17,7 +17,7 @@ async function machine(state: MachineState, opts: { bmc?: boolean; profile?: num
   const { id } = await h.operator.machines.enroll(
     machineInput(k, { name: `plan-${k}`, bmc: opts.bmc === false ? null : fakeBmc, osProfileId: opts.profile ?? undefined, firmware: opts.firmware }),
   );
-  driveTo(h.domain, id, state);
+  await driveTo(h.domain, id, state);
   if (opts.maintenance) await h.operator.machines.setMaintenance({ id, on: true, reason: "test" });
   return id;
 }

@@ -24,18 +24,18 @@ afterAll(() => h.close());
 
 async function failedAgentInstall(k: number): Promise<{ id: number; jobId: number }> {
   const { id } = await h.operator.machines.enroll(machineInput(k, { name: `retry-${k}`, bmc: fakeBmc, osProfileId: profileId }));
-  driveTo(h.domain, id, "available");
+  await driveTo(h.domain, id, "available");
   const { jobId } = await h.operator.machines.action({ id, action: "deploy" });
   expect(h.db.select().from(jobs).where(eq(jobs.id, jobId!)).get()).toMatchObject({ kind: "deploy_agent_install", params: expect.objectContaining({ initramfsDrivers: "generic" }) });
   h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, jobId!)).run();
-  transition(h.domain, id, "fail", { actor: "system", reason: "debootstrap failed" });
+  await transition(h.domain, id, "fail", { actor: "system", reason: "debootstrap failed" });
   return { id, jobId: jobId! };
 }
 
 describe("retrying an agent install", () => {
   it("the deploy plan of an agent-install profile lists the agent's install steps, not an image write", async () => {
     const { id } = await h.operator.machines.enroll(machineInput(811, { name: "plan-ai", bmc: fakeBmc, osProfileId: profileId }));
-    driveTo(h.domain, id, "available");
+    await driveTo(h.domain, id, "available");
     const p = await h.operator.machines.plan({ selection: { ids: [id] }, op: { type: "action", action: "deploy" } });
     expect(p.rows[0]).toMatchObject({ act: true, to: "deploying", profile: "agent-install" });
     expect(p.rows[0]!.changes).toEqual(expect.arrayContaining(AGENT_INSTALL_CHANGES));

@@ -86,9 +86,9 @@ describe("kill -9 of the server during a deploy", () => {
       .returning()
       .get();
     const bmc = { driver: "fake" as const, address: "10.0.0.1", port: 623, username: "admin", password: "bmc-password", privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
-    const { id } = enrollMachine(d, { name: "crash-1", bootMac: mac, uHeight: 1, osProfileId: profile.id, bmc }, "test");
-    transition(d, id, "manage", { actor: "test" });
-    transition(d, id, "provide", { actor: "test" });
+    const { id } = await enrollMachine(d, { name: "crash-1", bootMac: mac, uHeight: 1, osProfileId: profile.id, bmc }, "test");
+    await transition(d, id, "manage", { actor: "test" });
+    await transition(d, id, "provide", { actor: "test" });
     const jobId = (await performAction(d, id, "deploy", "user:test")).jobId!;
     const nonce = agentNonceArgs(d, id);
     await seed.close();

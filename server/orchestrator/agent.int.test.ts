@@ -62,7 +62,7 @@ afterAll(async () => {
 });
 
 /** An available machine whose OS profile is the test image in `format`, with `sha256` as its checksum. */
-function machineWithImage(file: string, format: string, sha256 = image.sha256) {
+async function machineWithImage(file: string, format: string, sha256 = image.sha256) {
   const i = ++n;
   const mac = `52:54:00:aa:00:${i.toString(16).padStart(2, "0")}`;
   const d = app.domain;
@@ -71,9 +71,9 @@ function machineWithImage(file: string, format: string, sha256 = image.sha256) {
     .values({ name: `agent-img-${i}`, kind: "image", osFamily: "debian", imageUrl: `${images.url}/${file}`, imageSha256: sha256, imageFormat: format, createdAt: new Date(), updatedAt: new Date() })
     .returning()
     .get();
-  const { id } = enrollMachine(d, { name: `agent-${i}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
-  transition(d, id, "manage", { actor: "test" });
-  transition(d, id, "provide", { actor: "test" });
+  const { id } = await enrollMachine(d, { name: `agent-${i}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
+  await transition(d, id, "manage", { actor: "test" });
+  await transition(d, id, "provide", { actor: "test" });
   return { id, mac, disk: makeDisk(dir, `disk-${i}.img`, 16) };
 }
 
@@ -93,7 +93,7 @@ const finished = (jobId: number) => () => ["succeeded", "failed", "cancelled"].i
 describe("the agent deploys an image onto a file-backed disk", () => {
   for (const [file, format] of [["disk.raw.gz", "raw.gz"], ["disk.raw.xz", "raw.xz"]] as const) {
     it(`writes ${format}: verified bytes, every step succeeded, contiguous log seqs`, async () => {
-      const m = machineWithImage(file, format);
+      const m = await machineWithImage(file, format);
       const { jobId, agent } = await deploy(m);
       await until("the job to finish", finished(jobId), 20_000);
       expect(await agent.exited, agent.output()).toBe(0);
@@ -118,7 +118,7 @@ describe("the agent deploys an image onto a file-backed disk", () => {
   }
 
   it("retries a transient failure (the image server answers 503 once) and succeeds", async () => {
-    const m = machineWithImage("disk.raw.gz", "raw.gz");
+    const m = await machineWithImage("disk.raw.gz", "raw.gz");
     // The deploy's first GET of the image is the wipe's firmware check (the image's first MiB), before the disk
     // is touched: the 503 makes that step retry; write_image's own GET then succeeds at once.
     images.failNext("disk.raw.gz", 503);
@@ -135,7 +135,7 @@ describe("the agent deploys an image onto a file-backed disk", () => {
 
   it("fails the job on a permanent failure (wrong sha256), with the message, without retrying", async () => {
     const wrong = "0".repeat(64);
-    const m = machineWithImage("disk.raw.gz", "raw.gz", wrong);
+    const m = await machineWithImage("disk.raw.gz", "raw.gz", wrong);
     const { jobId, agent } = await deploy(m);
     await until("the job to finish", finished(jobId), 20_000);
     expect(await agent.exited).toBe(0);
@@ -149,7 +149,7 @@ describe("the agent deploys an image onto a file-backed disk", () => {
   });
 
   it("fails a BIOS-only image on a UEFI machine before anything is written, saying why", async () => {
-    const m = machineWithImage("disk.raw.gz", "raw.gz");
+    const m = await machineWithImage("disk.raw.gz", "raw.gz");
     const before = fs.readFileSync(m.disk);
     // The agent takes an existing directory for /sys/firmware/efi: it booted with UEFI firmware.
     const efiDir = fs.mkdtempSync(path.join(dir, "efi-"));
@@ -170,7 +170,7 @@ describe("the agent deploys an image onto a file-backed disk", () => {
 
 describe("an agent that restarts mid-step", () => {
   it("gets the step again at once and continues the job's log seqs", async () => {
-    const m = machineWithImage("disk.raw.gz", "raw.gz");
+    const m = await machineWithImage("disk.raw.gz", "raw.gz");
     images.throttle(64 << 10, 25);
     try {
       // A long heartbeat: the dead agent's long-poll is surely still open on the server when the step is retried.
@@ -199,8 +199,8 @@ describe("an agent that restarts mid-step", () => {
 
 describe("agent calls need their own job's token", () => {
   it("gets 401 without a token, with another job's token and after the job ended; lookup resumes the seq", async () => {
-    const a = machineWithImage("disk.raw.gz", "raw.gz");
-    const b = machineWithImage("disk.raw.gz", "raw.gz");
+    const a = await machineWithImage("disk.raw.gz", "raw.gz");
+    const b = await machineWithImage("disk.raw.gz", "raw.gz");
     await performAction(app.domain, a.id, "deploy", "user:test");
     await performAction(app.domain, b.id, "deploy", "user:test");
     const client = new ApiClient(app.url, 300, () => undefined);

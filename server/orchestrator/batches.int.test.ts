@@ -122,16 +122,18 @@ async function runAgent(a: App, mac: string): Promise<void> {
 }
 
 /** Manageable machines (inspect is allowed from there). */
-function manageable(a: App, n: number, prefix = "batch", withoutBmc = false) {
-  return Array.from({ length: n }, () => {
+async function manageable(a: App, n: number, prefix = "batch", withoutBmc = false) {
+  const out: { id: number; mac: string }[] = [];
+  for (let i = 0; i < n; i++) {
     const k = ++seq;
     const mac = `52:54:00:88:${(k >> 8).toString(16).padStart(2, "0")}:${(k & 255).toString(16).padStart(2, "0")}`;
     // A fake BMC: the plan (server/operator/plan.ts) skips machines without one for every job action.
     const bmc = withoutBmc ? undefined : { address: `10.251.${k >> 8}.${k & 255}`, port: 623, username: "root", password: "pw", driver: "fake" as const, privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
-    const { id } = enrollMachine(a.domain, { name: `${prefix}-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1, ...(bmc && { bmc }) }, "test");
-    transition(a.domain, id, "manage", { actor: "test" });
-    return { id, mac };
-  });
+    const { id } = await enrollMachine(a.domain, { name: `${prefix}-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1, ...(bmc && { bmc }) }, "test");
+    await transition(a.domain, id, "manage", { actor: "test" });
+    out.push({ id, mac });
+  }
+  return out;
 }
 
 const batchRow = (a: App, id: number) => a.domain.db.select().from(batches).where(eq(batches.id, id)).get()!;
@@ -146,8 +148,8 @@ const macOf = (ms: { id: number; mac: string }[], id: number) => ms.find((m) => 
 
 describe("batch creation", () => {
   it("refuses a batch no machine can take and skips machines that cannot take the action", async () => {
-    const ms = manageable(app, 2);
-    const { id: enrolled } = enrollMachine(app.domain, { name: `batch-enrolled-${++seq}`, bootMac: "52:54:00:88:ff:01", uHeight: 1 }, "test");
+    const ms = await manageable(app, 2);
+    const { id: enrolled } = await enrollMachine(app.domain, { name: `batch-enrolled-${++seq}`, bootMac: "52:54:00:88:ff:01", uHeight: 1 }, "test");
     // Release of a Manageable machine: nothing would act, so nothing is asked to be confirmed.
     await expect(startBatch(app.domain, { selection: { ids: [ms[0]!.id] }, kind: "clean", concurrency: 1, failureThresholdPct: 20 }, "user:t")).rejects.toThrow(
       /No machine in the selection can take "Release"/,
@@ -163,7 +165,7 @@ describe("batch creation", () => {
   });
 
   it("takes all machines matching a filter", async () => {
-    const ms = manageable(app, 3, "flt");
+    const ms = await manageable(app, 3, "flt");
     const selection = { filter: { q: "flt-" } };
     await expect(startBatch(app.domain, { selection, kind: "clean", concurrency: 1, failureThresholdPct: 20, confirmCount: 3 }, "user:t")).rejects.toThrow(
       /No machine in the selection can take "Release": flt-\d+ Release is not allowed in state Manageable/,
@@ -177,7 +179,7 @@ describe("batch creation", () => {
 
 describe("a batch under its concurrency limit", () => {
   it("never runs more than N jobs at once, and finishes when every machine is done", async () => {
-    const ms = manageable(app, 6);
+    const ms = await manageable(app, 6);
     const { batchId } = await startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
     let max = 0;
     const off = app.domain.bus.subscribe((e) => {
@@ -207,7 +209,7 @@ describe("the failure threshold", () => {
   it("pauses the batch and alerts (event, live event, webhook); resume continues to the end", async () => {
     await setBatchSettings(app.domain, { webhookUrl: hook.url(), publicUrl: "https://rackhand.example/" }, "user:admin");
     hook.received.length = 0;
-    const ms = manageable(app, 6);
+    const ms = await manageable(app, 6);
     for (const m of ms.slice(0, 3)) rec.failing.add(m.id);
     const { batchId } = await startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 20 }, "user:t");
     await until("paused", () => batchRow(app, batchId).state === "paused");
@@ -248,7 +250,7 @@ describe("the failure threshold", () => {
   it("records a webhook that keeps failing, without holding up the batch", async () => {
     hook.setStatus(500);
     hook.received.length = 0;
-    const ms = manageable(app, 4);
+    const ms = await manageable(app, 4);
     for (const m of ms) rec.failing.add(m.id);
     const { batchId } = await startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 0 }, "user:t");
     await until("paused", () => batchRow(app, batchId).state === "paused");
@@ -267,7 +269,7 @@ describe("the failure threshold", () => {
 
 describe("abort", () => {
   it("cancels queued jobs and lets the running one finish; or cancels running jobs too, powering nothing off", async () => {
-    const ms = manageable(app, 4);
+    const ms = await manageable(app, 4);
     const { batchId } = await startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
     await until("first running", () => running(app, batchId).length === 1);
     await abortBatch(app.domain, batchId, false, "user:t");
@@ -279,7 +281,7 @@ describe("abort", () => {
     await until("closed", () => batchRow(app, batchId).finishedAt !== null);
     expect(jobStates(app, batchId).map((j) => j.state)).toEqual(["succeeded", "cancelled", "cancelled", "cancelled"]);
 
-    const more = manageable(app, 3);
+    const more = await manageable(app, 3);
     const b2 = (await startBatch(app.domain, { selection: { ids: more.map((m) => m.id) }, kind: "inspect", concurrency: 2, failureThresholdPct: 100 }, "user:t")).batchId;
     await until("two running", () => running(app, b2).length === 2);
     await until("power cycled", () => more.slice(0, 2).every((m) => rec.calls.includes(`powerCycle(${m.id})`)));
@@ -293,10 +295,10 @@ describe("abort", () => {
   });
 
   it("fails a queued job whose machine can no longer move when its turn comes, with the reason", async () => {
-    const ms = manageable(app, 2);
+    const ms = await manageable(app, 2);
     const { batchId } = await startBatch(app.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 100 }, "user:t");
     await until("first running", () => running(app, batchId).length === 1);
-    setMaintenance(app.domain, ms[1]!.id, true, "rack work", "user:t");
+    await setMaintenance(app.domain, ms[1]!.id, true, "rack work", "user:t");
     await runAgent(app, ms[0]!.mac);
     await until("finished", () => batchRow(app, batchId).state === "finished");
     const second = (await getBatch(storeOf(app.domain), batchId)).machines.find((m) => m.machineId === ms[1]!.id)!;
@@ -308,7 +310,7 @@ describe("restart", () => {
   it("resumes an open batch from the database after the server stops", async () => {
     const dir = tempDir();
     let a = await boot(dir);
-    const ms = manageable(a, 3);
+    const ms = await manageable(a, 3);
     const { batchId } = await startBatch(a.domain, { selection: { ids: ms.map((m) => m.id) }, kind: "inspect", concurrency: 1, failureThresholdPct: 20 }, "user:t");
     await until("first running", () => running(a, batchId).length === 1);
     await a.close();
@@ -328,22 +330,24 @@ describe("restart", () => {
 
 describe("power batches", () => {
   /** Machines with a BMC (the fake driver; the recording ports stand in for it), in the given lifecycle state. */
-  function withBmc(n: number, state: "manageable" | "available") {
-    return Array.from({ length: n }, () => {
+  async function withBmc(n: number, state: "manageable" | "available") {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
       const k = ++seq;
       const mac = `52:54:00:89:${(k >> 8).toString(16).padStart(2, "0")}:${(k & 255).toString(16).padStart(2, "0")}`;
       const bmc = { address: `10.250.${k >> 8}.${k & 255}`, port: 623, username: "root", password: "pw", driver: "fake" as const, privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
-      const { id } = enrollMachine(app.domain, { name: `pwr-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1, bmc }, "test");
-      transition(app.domain, id, "manage", { actor: "test" });
-      if (state === "available") transition(app.domain, id, "provide", { actor: "test" });
-      return id;
-    });
+      const { id } = await enrollMachine(app.domain, { name: `pwr-${String(k).padStart(3, "0")}`, bootMac: mac, uHeight: 1, bmc }, "test");
+      await transition(app.domain, id, "manage", { actor: "test" });
+      if (state === "available") await transition(app.domain, id, "provide", { actor: "test" });
+      out.push(id);
+    }
+    return out;
   }
   const machineStates = (ids: number[]) => ids.map((id) => app.domain.db.select({ s: machines.state }).from(machines).where(eq(machines.id, id)).get()!.s);
 
   it("cycles power under the concurrency limit, skips machines without a BMC, and leaves the lifecycle alone", async () => {
-    const ids = withBmc(4, "available");
-    const [noBmc] = manageable(app, 1, "nobmc", true);
+    const ids = await withBmc(4, "available");
+    const [noBmc] = await manageable(app, 1, "nobmc", true);
     const selection = { ids: [...ids, noBmc!.id] };
     // The typed count is the number that acts (4), not the number selected (5).
     await expect(startBatch(app.domain, { selection, kind: "power_cycle", concurrency: 2, failureThresholdPct: 20, confirmCount: 5 }, "user:t")).rejects.toThrow(
@@ -370,7 +374,7 @@ describe("power batches", () => {
   });
 
   it("pauses and alerts when power fails on too many machines; each machine keeps its error, none changes state", async () => {
-    const ids = withBmc(5, "manageable");
+    const ids = await withBmc(5, "manageable");
     for (const id of ids.slice(0, 3)) rec.powerFailing.add(id);
     const { batchId } = await startBatch(app.domain, { selection: { ids }, kind: "power_off", concurrency: 1, failureThresholdPct: 50, confirmCount: 5 }, "user:t");
     await until("paused", () => batchRow(app, batchId).state === "paused");

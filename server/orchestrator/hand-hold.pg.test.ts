@@ -18,7 +18,6 @@ const busy = (job: { id: number }) => new AppError("MACHINE_BUSY", `job ${job.id
 beforeEach(async () => {
   h = createHarness();
   id = (await h.operator.machines.enroll(machineInput(1, { bmc: { driver: "fake", address: "10.63.0.1", username: "u", password: "p" } }))).id;
-  await h.mirrorMachines([id]);
 });
 afterEach(() => h.close());
 

@@ -20,7 +20,7 @@ describe("jobRecord", () => {
   beforeAll(async () => {
     h = createHarness();
     machineId = (await h.operator.machines.enroll(machineInput(1))).id;
-    transition(h.domain, machineId, "manage", { actor: "test" });
+    await transition(h.domain, machineId, "manage", { actor: "test" });
     jobId = (await startJob(h.domain, { machineId, kind: "inspect" }, "test")).jobId;
     const st = h.db.select().from(steps).where(eq(steps.jobId, jobId)).all();
     const [a, b] = [st[0]!, st[1] ?? st[0]!];
@@ -93,7 +93,7 @@ describe("jobRecord console lines", () => {
     const h = createHarness();
     try {
       const machineId = (await h.operator.machines.enroll(machineInput(2))).id;
-      transition(h.domain, machineId, "manage", { actor: "test" });
+      await transition(h.domain, machineId, "manage", { actor: "test" });
       const jobId = (await startJob(h.domain, { machineId, kind: "inspect" }, "test")).jobId;
       const C = h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.createdAt.getTime();
       const st = h.db.select().from(steps).where(eq(steps.jobId, jobId)).all();

@@ -18,7 +18,7 @@ beforeEach(async () => {
   h = createHarness();
   const m = await h.operator.machines.enroll({ name: "js-1", bootMac: "52:54:00:88:01:01" });
   machineId = m.id;
-  transition(h.domain, machineId, "manage", { actor: "test" });
+  await transition(h.domain, machineId, "manage", { actor: "test" });
 });
 afterEach(() => h.close());
 

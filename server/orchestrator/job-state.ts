@@ -21,7 +21,7 @@ import {
 import type { LifecycleAction } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Actor, Domain } from "../context";
-import { lockMachines, savepoint, storeOf, syncSqlite, type Store, type StoreDb, type StoreTx, type Tables } from "../db/store";
+import { lockMachines, savepoint, storeOf, type Store, type StoreDb, type StoreTx, type Tables } from "../db/store";
 import { recordStoreEvent } from "../events/audit";
 import { processOwner } from "../db/pg/leases";
 import { applyTransition } from "../machines/lifecycle";
@@ -36,13 +36,9 @@ function assertMove(job: { id: number; state: string }, to: JobState): void {
   if (!JOB_TRANSITIONS[job.state as JobState]?.includes(to)) throw new AppError("CONFLICT", `Job ${job.id} is already ${job.state}`);
 }
 
-/**
- * The machine's lifecycle transition inside the job's transaction. server/machines is not on the Store yet: this is
- * its synchronous applyTransition on SQLite's connection (the open transaction); on PostgreSQL it throws.
- */
-function machineTransition(store: Store, machineId: number, action: LifecycleAction, opts: Parameters<typeof applyTransition>[3]): LiveEvent[] {
-  const tx = syncSqlite(store, "server/machines/lifecycle.ts applyTransition") as unknown as Parameters<typeof applyTransition>[0];
-  return applyTransition(tx, machineId, action, opts).live;
+/** The machine's lifecycle transition inside the job's transaction; its live events (publish after the commit). */
+async function machineTransition(store: Store, tx: StoreTx, machineId: number, action: LifecycleAction, opts: Parameters<typeof applyTransition>[4]): Promise<LiveEvent[]> {
+  return (await applyTransition(store, tx, machineId, action, opts)).live;
 }
 
 /**
@@ -205,7 +201,7 @@ export async function startJobIn(d: Domain, tx: StoreTx, input: StartJobInput, a
   if (hand) throw new AppError("MACHINE_BUSY", `Machine ${input.machineId}: an operator is changing its ${hand} by hand`);
   const now = new Date();
   const action = input.action ?? JOB_KIND_ACTION[input.kind];
-  if (action) live.push(...machineTransition(store, input.machineId, action, { actor }));
+  if (action) live.push(...(await machineTransition(store, tx, input.machineId, action, { actor })));
   const [job] = await tx
     .insert(jobs)
     .values({ machineId: input.machineId, kind: input.kind, state: "running", params: input.params ?? {}, createdBy: actor, createdAt: now, startedAt: now })
@@ -243,7 +239,7 @@ export async function startQueuedJob(
   try {
     const moved = await savepoint(store, tx, async () => {
       assertMove({ id: job.id, state: "queued" }, "running");
-      const r = action ? machineTransition(store, job.machineId, action, { actor: job.createdBy ?? "system", automatic: true }) : [];
+      const r = action ? await machineTransition(store, tx, job.machineId, action, { actor: job.createdBy ?? "system", automatic: true }) : [];
       await tx.update(jobs).set({ state: "running", startedAt: now }).where(eq(jobs.id, job.id));
       return r;
     });
@@ -330,10 +326,10 @@ export async function closeJob(d: Domain, tx: Tx, job: JobRow, outcome: CloseOut
   if (job.state === "running" && movesLifecycle(job.kind as JobKind)) {
     const action = CLOSE_ACTION[outcome.state];
     const opts = { actor: outcome.actor, reason: outcome.error ?? undefined };
-    if (!outcome.lenient) live.push(...machineTransition(store, job.machineId, action, opts));
+    if (!outcome.lenient) live.push(...(await machineTransition(store, tx, job.machineId, action, opts)));
     else {
       try {
-        live.push(...machineTransition(store, job.machineId, action, opts));
+        live.push(...(await machineTransition(store, tx, job.machineId, action, opts)));
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
         // The machine moved on meanwhile (e.g. an operator aborted it): the job still ends.

@@ -64,7 +64,7 @@ async function agent(p: string, body: unknown, token?: string, raw?: { body: str
 }
 
 /** An available machine with an image profile; returns its id and boot MAC. */
-function availableMachine() {
+async function availableMachine() {
   const n = ++seq;
   const mac = `52:54:00:77:00:${n.toString(16).padStart(2, "0")}`;
   const d = app.domain;
@@ -73,9 +73,9 @@ function availableMachine() {
     .values({ name: `img-${n}`, kind: "image", osFamily: "debian", imageUrl: "http://127.0.0.1/x.raw.gz", imageSha256: "ab".repeat(32), createdAt: new Date(), updatedAt: new Date() })
     .returning()
     .get();
-  const { id } = enrollMachine(d, { name: `orch-${n}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
-  transition(d, id, "manage", { actor: "test" });
-  transition(d, id, "provide", { actor: "test" });
+  const { id } = await enrollMachine(d, { name: `orch-${n}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
+  await transition(d, id, "manage", { actor: "test" });
+  await transition(d, id, "provide", { actor: "test" });
   return { id, mac };
 }
 
@@ -91,7 +91,7 @@ const jobOf = (id: number) => app.domain.db.select().from(jobs).where(eq(jobs.id
 
 describe("an inspection through the agent protocol", () => {
   it("runs server steps, hands the agent its step, ingests logs idempotently and finishes the lifecycle", async () => {
-    const { id, mac } = availableMachine();
+    const { id, mac } = await availableMachine();
     rec.calls.length = 0;
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     expect(machineState(id).state).toBe("inspecting");
@@ -129,7 +129,7 @@ describe("an inspection through the agent protocol", () => {
 
 describe("agent API safety", () => {
   it("takes inventory from a job's first lookup only, and records a second lookup as an event", async () => {
-    const { id, mac } = availableMachine();
+    const { id, mac } = await availableMachine();
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     const first = await until("first lookup", async () => {
       const r = await agent("/lookup", { nonce: nonceOf(id), macs: [mac], inventory: { cpus: 4 } });
@@ -154,8 +154,8 @@ describe("agent API safety", () => {
       { mode: "external", interface: "rhnonce0", serverAddress: "10.0.0.1", rangeStart: "10.0.200.1", rangeEnd: "10.0.200.99", netmask: "255.255.0.0", httpBaseUrl: "http://10.0.0.1:3000" },
       "test",
     );
-    const a = availableMachine();
-    const b = availableMachine();
+    const a = await availableMachine();
+    const b = await availableMachine();
     await performAction(app.domain, a.id, "inspect", "user:test");
     await performAction(app.domain, b.id, "inspect", "user:test");
     const refusals = () => app.domain.db.select().from(events).where(and(eq(events.machineId, a.id), eq(events.kind, "agent.lookup_refused"))).all();
@@ -203,8 +203,8 @@ describe("agent API safety", () => {
   });
 
   it("refuses calls without a token, with a wrong one, or with another job's token", async () => {
-    const a = availableMachine();
-    const b = availableMachine();
+    const a = await availableMachine();
+    const b = await availableMachine();
     await performAction(app.domain, a.id, "inspect", "user:test");
     await performAction(app.domain, b.id, "inspect", "user:test");
     const ta = (await agent("/lookup", { macs: [a.mac], nonce: nonceOf(a.id) })).body.token;
@@ -223,7 +223,7 @@ describe("agent API safety", () => {
     expect((await agent("/lookup", { macs: ["52:54:00:ff:ff:ff"] })).status).toBe(404);
     const big = JSON.stringify({ macs: ["a"], inventory: { x: "y".repeat(300_000) } });
     expect((await agent("/lookup", null, undefined, { body: big })).status).toBe(413);
-    const { id, mac } = availableMachine();
+    const { id, mac } = await availableMachine();
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const step = await nextStep(token);
@@ -236,7 +236,7 @@ describe("agent API safety", () => {
 
 describe("retries, failures and cancellation", () => {
   it("retries a transient agent failure and succeeds on the next attempt; a stale report is refused", async () => {
-    const { id, mac } = availableMachine();
+    const { id, mac } = await availableMachine();
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const first = await nextStep(token);
@@ -250,7 +250,7 @@ describe("retries, failures and cancellation", () => {
   });
 
   it("retries a transient server-step failure (BMC unreachable) by itself", async () => {
-    const { id } = availableMachine();
+    const { id } = await availableMachine();
     rec.failNext("setBootDevice", new AppError("BMC_UNREACHABLE", "BMC 10.0.0.1 does not answer"));
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     await until("second attempt", () =>
@@ -261,7 +261,7 @@ describe("retries, failures and cancellation", () => {
   });
 
   it("fails the job and the machine on a permanent failure, with the message", async () => {
-    const { id, mac } = availableMachine();
+    const { id, mac } = await availableMachine();
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const step = await nextStep(token);
@@ -277,7 +277,7 @@ describe("retries, failures and cancellation", () => {
   });
 
   it("cancels a job: the agent's long-poll ends at once and the machine is aborted, nothing powered off", async () => {
-    const { id, mac } = availableMachine();
+    const { id, mac } = await availableMachine();
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
     const s = await nextStep(token);
@@ -298,7 +298,7 @@ describe("retries, failures and cancellation", () => {
   });
 
   it("allows one active job per machine", async () => {
-    const { id } = availableMachine();
+    const { id } = await availableMachine();
     await performAction(app.domain, id, "inspect", "user:test");
     await expect(performAction(app.domain, id, "abort", "user:test")).resolves.toBeDefined();
     const jobId = (await performAction(app.domain, id, "retry", "user:test")).jobId!;

@@ -29,7 +29,7 @@ beforeEach(async () => {
   clock = 1_000_000;
   const m = await h.operator.machines.enroll({ name: "eng-1", bootMac: "52:54:00:88:00:01" });
   machineId = m.id;
-  transition(h.domain, machineId, "manage", { actor: "test" });
+  await transition(h.domain, machineId, "manage", { actor: "test" });
 });
 afterEach(() => h.close());
 
@@ -176,7 +176,7 @@ describe("Orchestrator driven by events alone (no tick)", () => {
   });
 
   it("ends a running wait_install when the installer reports", async () => {
-    transition(h.domain, machineId, "provide", { actor: "test" });
+    await transition(h.domain, machineId, "provide", { actor: "test" });
     const o = engine();
     await o.start();
     const { jobId } = await startJob(h.domain, { machineId, kind: "deploy_installer" }, "test");
@@ -195,7 +195,7 @@ describe("Orchestrator driven by events alone (no tick)", () => {
       .returning()
       .get();
     h.db.update(machines).set({ osProfileId: profile.id }).where(eq(machines.id, machineId)).run();
-    transition(h.domain, machineId, "provide", { actor: "test" });
+    await transition(h.domain, machineId, "provide", { actor: "test" });
     let cycles = 0;
     // The first power cycle boots the installer; the one that boots the disk fails for good.
     const o = engine({ ...ok, powerCycle: async () => void (++cycles === 2 && (await Promise.reject(new StepFailure("BMC gone", false)))) });

@@ -46,7 +46,7 @@ describe("package proxy: managed apt-cacher-ng", () => {
     h = createHarness();
     const base = SERVER.replace(/\.1$/, "");
     saveNetbootSettings(h.domain, { mode: "off", interface: "lo", serverAddress: SERVER, rangeStart: `${base}.100`, rangeEnd: `${base}.200`, httpBaseUrl: `http://${SERVER}:3000`, proxyMode: "managed", proxyPort: PORT }, "test");
-    const { id } = enrollMachine(h.domain, machineInput(1, { ip: CLIENT }) as never, "test");
+    const { id } = await enrollMachine(h.domain, machineInput(1, { ip: CLIENT }) as never, "test");
     jobId = h.domain.db.insert(jobs).values({ machineId: id, kind: "deploy_installer", state: "running", createdAt: new Date(), startedAt: new Date() }).returning({ id: jobs.id }).get().id;
     proxy = new ProxyService(h.domain, { dataDir: h.dataDir, pollMs: 100 });
     await proxy.start();

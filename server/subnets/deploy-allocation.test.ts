@@ -62,7 +62,7 @@ async function pendingMachine(o: { v4: number; v6: number; vid: number; nicV6?: 
   h.db.delete(ipAllocations).where(eq(ipAllocations.machineId, m.id)).run();
   h.db.update(nics).set({ subnetId: o.v4, ip: null, prefix: null, gateway: null, ip6: null, prefix6: null }).where(eq(nics.machineId, m.id)).run();
   h.db.update(nicLinks).set({ subnetId: o.v4, ip: null, prefix: null, gateway: null, ip6: null, prefix6: null }).where(eq(nicLinks.machineId, m.id)).run();
-  for (const a of ["manage", "provide"] as const) transition(h.domain, m.id, a, { actor: "test" });
+  for (const a of ["manage", "provide"] as const) await transition(h.domain, m.id, a, { actor: "test" });
   return m.id;
 }
 
@@ -129,7 +129,7 @@ describe("allocation at deploy", () => {
     const id = await pendingMachine({ v4, v6, vid: 12 });
     const first = await h.operator.machines.action({ id, action: "deploy" });
     h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, first.jobId!)).run();
-    transition(h.domain, id, "fail", { actor: "system", reason: "test" });
+    await transition(h.domain, id, "fail", { actor: "system", reason: "test" });
     // The VLAN's addresses went away meanwhile (e.g. a subnet edit): the retry gets new ones.
     h.db.delete(ipAllocations).where(and(eq(ipAllocations.machineId, id))).run();
     h.db.update(nicLinks).set({ ip: null, ip6: null }).where(eq(nicLinks.machineId, id)).run();

@@ -115,6 +115,20 @@ const PATH: Record<MachineState, LifecycleAction[]> = {
 };
 
 /** Drive a machine into `state` along a legal path, with plain transitions (no jobs). */
-export function driveTo(d: Domain, id: number, state: MachineState): void {
-  for (const a of PATH[state]) transition(d, id, a, { actor: "user:test" });
+export async function driveTo(d: Domain, id: number, state: MachineState): Promise<void> {
+  for (const a of PATH[state]) await transition(d, id, a, { actor: "user:test" });
+}
+
+/** Await a domain call that must reject with an AppError with `code`; returns the error. */
+export async function rejectsAppError(call: Promise<unknown>, code: ErrorCode): Promise<AppError> {
+  let thrown: unknown;
+  try {
+    await call;
+  } catch (err) {
+    thrown = err;
+  }
+  if (thrown === undefined) throw new Error(`expected AppError ${code}, but the call succeeded`);
+  expect(thrown).toBeInstanceOf(AppError);
+  expect((thrown as AppError).code, (thrown as AppError).message).toBe(code);
+  return thrown as AppError;
 }

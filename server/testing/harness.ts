@@ -26,7 +26,7 @@ import type { SessionUser } from "../../lib/dto";
  * A real, migrated SQLite database in a fresh temporary directory, with the domain wired as in production.
  * No mocks of our own modules: tests call the router through createCaller.
  *
- * `store` is the Store of the converted slices (server/auth): the Store over that SQLite database, or, with
+ * `store` is the Store of the converted slices (auth, jobs and steps, machines, racks, events): the Store over that SQLite database, or, with
  * RACKHAND_TEST_STORE=postgres (the vitest project `postgres`), a fresh PostgreSQL database of the project's
  * cluster. Tests of those slices read and write through `h.store`, so one test file runs on both.
  */
@@ -77,19 +77,17 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
       if (store.dialect === "postgres") await store.db.insert(store.t.users).values({ id, name, role, passwordHash: "x", createdAt: new Date() });
     },
     /**
-     * PostgreSQL: copy these machines' rows (enrolled through the synchronous SQLite domain: server/machines is not
-     * on the Store yet) into the store, so jobs and batches there can reference them. A no-op on SQLite.
+     * PostgreSQL: copy these machines' rows (and their BMCs) from the store into the SQLite database, for code still
+     * reading `domain.db` (server/operator/plan.ts computePlan: batches and bulk actions; server/machines/network.ts,
+     * the network editor; server/oob). A no-op on SQLite. Goes once those are on the Store.
      */
-    async mirrorMachines(ids: number[]) {
+    async mirrorToSqlite(ids: number[]) {
       if (store.dialect !== "postgres" || ids.length === 0) return;
-      // Again for a machine already mirrored: its row is brought up to date (a state change written through domain.db).
-      for (const r of db.select().from(machines).where(inArray(machines.id, ids)).all()) {
-        const row = { ...r, rackId: null, osProfileId: null };
-        await store.db.insert(store.t.machines).values(row).onConflictDoUpdate({ target: store.t.machines.id, set: row });
-      }
-      for (const b of db.select().from(bmcs).where(inArray(bmcs.machineId, ids)).all()) {
-        await store.db.insert(store.t.bmcs).values(b).onConflictDoUpdate({ target: store.t.bmcs.machineId, set: b });
-      }
+      const { machines: m, bmcs: b } = store.t;
+      const rows = await store.db.select().from(m).where(inArray(m.id, ids));
+      db.insert(machines).values(rows.map((r) => ({ ...r, rackId: null, osProfileId: null }))).run();
+      const bmcRows = await store.db.select().from(b).where(inArray(b.machineId, ids));
+      if (bmcRows.length) db.insert(bmcs).values(bmcRows).run();
     },
     /**
      * PostgreSQL: copy these OS profiles (written through the Store) into the SQLite database, which server/machines

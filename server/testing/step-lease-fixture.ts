@@ -52,7 +52,6 @@ export function stepLeaseFixture() {
     async machines(n: number): Promise<number[]> {
       const ids: number[] = [];
       for (let i = 1; i <= n; i++) ids.push((await h.operator.machines.enroll(machineInput(i))).id);
-      await h.mirrorMachines(ids);
       return ids;
     },
     async jobStates(ids: number[]): Promise<string[]> {

@@ -1,5 +1,6 @@
 import { eventsOut } from "../outputs";
 import { eventFilterSchema, pageSchema } from "../../../lib/schemas";
+import { storeOf } from "../../db/store";
 import { eventFacets, listEvents } from "../../events/audit";
 import { router, viewerProcedure } from "../trpc";
 
@@ -8,7 +9,7 @@ export const eventsRouter = router({
   list: viewerProcedure
     .input(pageSchema.extend(eventFilterSchema.shape))
     .output(eventsOut.list)
-    .query(({ ctx, input }) => listEvents(ctx.domain.db, { ...input, before: input.before ?? input.cursor ?? undefined })),
+    .query(({ ctx, input }) => listEvents(storeOf(ctx.domain), { ...input, before: input.before ?? input.cursor ?? undefined })),
   /** The kinds and actors that occur (the filter choices). */
-  facets: viewerProcedure.output(eventsOut.facets).query(({ ctx }) => eventFacets(ctx.domain.db)),
+  facets: viewerProcedure.output(eventsOut.facets).query(({ ctx }) => eventFacets(storeOf(ctx.domain))),
 });

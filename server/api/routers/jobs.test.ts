@@ -11,7 +11,7 @@ let h: Harness;
 /** A manageable machine with a running inspect job (no orchestrator runs here: the job stays where it is). */
 async function machineWithJob(n: number): Promise<{ machineId: number; jobId: number }> {
   const { id } = await h.operator.machines.enroll(machineInput(n));
-  transition(h.domain, id, "manage", { actor: "test" });
+  await transition(h.domain, id, "manage", { actor: "test" });
   const { jobId } = await startJob(h.domain, { machineId: id, kind: "inspect" }, "user:test");
   return { machineId: id, jobId };
 }
@@ -133,12 +133,12 @@ describe("retry of a failed deploy", () => {
       .returning()
       .get();
     const { id } = await h.operator.machines.enroll(machineInput(50, { osProfileId: profile.id }));
-    for (const a of ["manage", "provide"] as const) transition(h.domain, id, a, { actor: "test" });
+    for (const a of ["manage", "provide"] as const) await transition(h.domain, id, a, { actor: "test" });
     const first = await h.operator.machines.action({ id, action: "deploy" });
     const failed = h.db.select().from(jobs).where(eq(jobs.id, first.jobId!)).get()!;
     expect(failed.params).toMatchObject({ imageSha256: "aa".repeat(32) });
     h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, failed.id)).run();
-    transition(h.domain, id, "fail", { actor: "system", reason: "write_image: sha256 mismatch" });
+    await transition(h.domain, id, "fail", { actor: "system", reason: "write_image: sha256 mismatch" });
     h.db.update(osProfiles).set({ imageSha256: "bb".repeat(32), imageUrl: "http://10.0.0.1/b.raw.gz" }).where(eq(osProfiles.id, profile.id)).run();
 
     const retry = await h.operator.machines.action({ id, action: "retry" });

@@ -42,7 +42,7 @@ describe("machines.list, count and summary", () => {
         rackId: s.rack,
         uPosition: s.u ?? null,
       });
-      drive(id, s.state);
+      await drive(id, s.state);
       fleet.push({ id, name: names[i]!, ip: s.ip, mac: s.mac, state: s.state, rackId: s.rack });
     }
     await h.operator.machines.setMaintenance({ id: fleet[0]!.id, on: true, reason: "fan" });

@@ -16,8 +16,8 @@ async function enroll(overrides: Parameters<typeof machineInput>[1] = {}) {
   return { id, input };
 }
 
-function drive(id: number, state: MachineState) {
-  driveTo(h.domain, id, state);
+async function drive(id: number, state: MachineState) {
+  await driveTo(h.domain, id, state);
 }
 
 beforeAll(() => {
@@ -203,7 +203,7 @@ describe("machines.delete", () => {
 
   it.each(["deployed", "deploying", "inspecting", "cleaning"] as const)("refuses to delete a %s machine", async (state) => {
     const { id } = await enroll();
-    drive(id, state);
+    await drive(id, state);
     const { shape } = await expectTrpcError(h.operator.machines.delete({ id }), "CONFLICT", "MACHINE_BUSY");
     expect(shape.message).toContain(STATE_LABELS[state]);
     expect((await h.viewer.machines.get({ id })).state).toBe(state);
@@ -211,7 +211,7 @@ describe("machines.delete", () => {
 
   it.each(["enrolled", "manageable", "available", "deploy_failed"] as const)("deletes a %s machine", async (state) => {
     const { id } = await enroll();
-    drive(id, state);
+    await drive(id, state);
     await h.operator.machines.delete({ id });
     expect(h.db.select().from(machines).where(eq(machines.id, id)).get()).toBeUndefined();
   });
@@ -239,7 +239,7 @@ describe("machines.action", () => {
 
   it("does not accept system actions (succeed, fail) from the API", async () => {
     const { id } = await enroll();
-    drive(id, "deploying");
+    await drive(id, "deploying");
     for (const action of ["succeed", "fail"]) {
       await expectTrpcError(h.operator.machines.action({ id, action: action as never }), "BAD_REQUEST", "VALIDATION");
     }
@@ -248,7 +248,7 @@ describe("machines.action", () => {
 
   it("records the reason of an abort as last_error", async () => {
     const { id } = await enroll();
-    drive(id, "deploying");
+    await drive(id, "deploying");
     await h.operator.machines.action({ id, action: "abort", reason: "wrong image" });
     expect(await h.viewer.machines.get({ id })).toMatchObject({ state: "deploy_failed", lastError: "wrong image" });
   });
@@ -259,7 +259,7 @@ describe("machines.bulkAction", () => {
     const a = await enroll();
     const b = await enroll();
     const c = await enroll();
-    drive(b.id, "manageable");
+    await drive(b.id, "manageable");
     const res = await h.operator.machines.bulkAction({ selection: { ids: [a.id, b.id, c.id, a.id] }, action: "manage" });
     expect(res).toHaveLength(3);
     const byId = new Map(res.map((r) => [r.id, r]));
@@ -281,11 +281,11 @@ describe("machines.bulkAction", () => {
     const rackId = (await h.operator.racks.create({ name: "bulk-r", heightU: 10 })).id;
     const ms: Awaited<ReturnType<typeof enroll>>[] = [];
     for (let u = 1; u <= 4; u++) ms.push(await enroll({ rackId, uPosition: u }));
-    drive(ms[0]!.id, "available");
-    drive(ms[1]!.id, "available");
-    drive(ms[2]!.id, "deployed");
+    await drive(ms[0]!.id, "available");
+    await drive(ms[1]!.id, "available");
+    await drive(ms[2]!.id, "deployed");
     const outside = await enroll();
-    drive(outside.id, "available");
+    await drive(outside.id, "available");
     // Deploying needs an OS profile: the image the job writes.
     const profile = h.db
       .insert(osProfiles)
@@ -353,7 +353,7 @@ describe("machines.update", () => {
     const lo = await expectTrpcError(h.operator.machines.update({ id, network: { ifname: "lo" } }), "BAD_REQUEST");
     expect(lo.error.message).toContain("is reserved (lo is the loopback");
     await expectTrpcError(h.operator.machines.update({ id, network: { prefix: 33 } }), "BAD_REQUEST");
-    drive(id, "deploying");
+    await drive(id, "deploying");
     await expectTrpcError(h.operator.machines.update({ id, network: null }), "CONFLICT", "MACHINE_BUSY");
     expect((await h.viewer.machines.get({ id })).nics[0]!.ifname).toBe("ens3");
   });

@@ -19,7 +19,9 @@ import { importCsv } from "../../machines/csv";
 import { getMachineNetwork, setMachineNetwork } from "../../machines/network";
 import { machineNetworkSchema } from "../../../lib/net-model";
 import { deleteMachine, enrollMachine, setMaintenance, updateMachine } from "../../machines/enroll";
-import { fleetSummary, getMachine, listMachines, listRows } from "../../machines/queries";
+import { storeOf } from "../../db/store";
+import { fleetSummary, getMachine } from "../../machines/detail";
+import { listMachines, listRows } from "../../machines/queries";
 import { resolveSelection } from "../../machines/selection";
 import { bulkAction, setOsProfile } from "../../operator/bulk-actions";
 import { computePlan, publicPlan } from "../../operator/plan";
@@ -40,8 +42,8 @@ export const machinesRouter = router({
     .input(machineFilterSchema)
     .output(machinesOut.count)
     .query(({ ctx, input }) => ({ total: resolveSelection(ctx.domain, { filter: input }).length })),
-  summary: viewerProcedure.output(machinesOut.summary).query(({ ctx }) => fleetSummary(ctx.domain.db)),
-  get: viewerProcedure.input(id).output(machinesOut.get).query(({ ctx, input }) => getMachine(ctx.domain.db, input.id)),
+  summary: viewerProcedure.output(machinesOut.summary).query(({ ctx }) => fleetSummary(storeOf(ctx.domain))),
+  get: viewerProcedure.input(id).output(machinesOut.get).query(({ ctx, input }) => getMachine(storeOf(ctx.domain), input.id)),
   enroll: operatorProcedure.input(machineEnrollSchema).output(idOut).mutation(({ ctx, input }) => enrollMachine(ctx.domain, input, ctx.actor)),
   importCsv: operatorProcedure
     .input(csvImportSchema)

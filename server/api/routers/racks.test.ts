@@ -1,13 +1,12 @@
 import { count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { events, racks } from "../../db/schema";
 import { expectTrpcError, machineInput } from "../../testing/fixtures";
 import { createHarness, type Harness } from "../../testing/harness";
 
 let h: Harness;
 let n = 0;
 const enroll = (overrides: Parameters<typeof machineInput>[1]) => h.operator.machines.enroll(machineInput(++n, overrides));
-const rackRow = (id: number) => h.db.select().from(racks).where(eq(racks.id, id)).get();
+const rackRow = async (id: number) => (await h.store.db.select().from(h.store.t.racks).where(eq(h.store.t.racks.id, id)))[0];
 
 beforeAll(() => {
   h = createHarness();
@@ -18,22 +17,22 @@ describe("racks.create", () => {
   it("creates a rack with defaults and records an event", async () => {
     const published = h.published.length;
     const { id } = await h.operator.racks.create({ name: "r-default" });
-    expect(rackRow(id)).toMatchObject({ name: "r-default", heightU: 42, site: null, row: null });
+    expect((await rackRow(id))).toMatchObject({ name: "r-default", heightU: 42, site: null, row: null });
     expect(h.published.slice(published)).toEqual([{ type: "rack.changed", rackId: id }]);
-    const ev = h.db.select().from(events).where(eq(events.kind, "rack.created")).all().at(-1)!;
+    const ev = (await h.store.db.select().from(h.store.t.events).where(eq(h.store.t.events.kind, "rack.created"))).at(-1)!;
     expect(ev).toMatchObject({ actor: "user:operator", payload: { rackId: id } });
   });
 
   it("stores site and row, and empty text as null", async () => {
     const { id } = await h.operator.racks.create({ name: "r-site", site: " dc2 ", row: "", heightU: 24 });
-    expect(rackRow(id)).toMatchObject({ site: "dc2", row: null, heightU: 24 });
+    expect((await rackRow(id))).toMatchObject({ site: "dc2", row: null, heightU: 24 });
   });
 
   it("refuses a duplicate name with CONFLICT", async () => {
     await h.operator.racks.create({ name: "r-dup" });
     const { shape } = await expectTrpcError(h.operator.racks.create({ name: "r-dup" }), "CONFLICT", "CONFLICT");
     expect(shape.data.details).toContainEqual(expect.objectContaining({ field: "name" }));
-    expect(h.db.select({ n: count() }).from(racks).where(eq(racks.name, "r-dup")).get()!.n).toBe(1);
+    expect((await h.store.db.select({ n: count() }).from(h.store.t.racks).where(eq(h.store.t.racks.name, "r-dup")))[0]!.n).toBe(1);
   });
 
   it.each([
@@ -53,22 +52,22 @@ describe("racks.update", () => {
   it("renames, moves and resizes", async () => {
     const { id } = await h.operator.racks.create({ name: "r-upd", heightU: 20 });
     await h.operator.racks.update({ id, name: "r-upd2", site: "dc9", row: "Z", heightU: 30 });
-    expect(rackRow(id)).toMatchObject({ name: "r-upd2", site: "dc9", row: "Z", heightU: 30 });
+    expect((await rackRow(id))).toMatchObject({ name: "r-upd2", site: "dc9", row: "Z", heightU: 30 });
   });
 
   it("changes only the fields given: a rename keeps the height", async () => {
     const { id } = await h.operator.racks.create({ name: "r-keep", site: "dc1", row: "A", heightU: 24 });
     await h.operator.racks.update({ id, name: "r-keep2" });
-    expect(rackRow(id)).toMatchObject({ name: "r-keep2", site: "dc1", row: "A", heightU: 24 });
+    expect((await rackRow(id))).toMatchObject({ name: "r-keep2", site: "dc1", row: "A", heightU: 24 });
     await h.operator.racks.update({ id, site: "dc3" });
-    expect(rackRow(id)).toMatchObject({ name: "r-keep2", site: "dc3", row: "A", heightU: 24 });
+    expect((await rackRow(id))).toMatchObject({ name: "r-keep2", site: "dc3", row: "A", heightU: 24 });
   });
 
   it("renames a tall rack holding a machine above U42", async () => {
     const { id } = await h.operator.racks.create({ name: "r-tall", heightU: 48 });
     await enroll({ rackId: id, uPosition: 46, uHeight: 2 });
     await h.operator.racks.update({ id, name: "r-tall2" });
-    expect(rackRow(id)).toMatchObject({ name: "r-tall2", heightU: 48 });
+    expect((await rackRow(id))).toMatchObject({ name: "r-tall2", heightU: 48 });
   });
 
   it("refuses to shrink below an installed machine (counting its height), allows down to its top U", async () => {
@@ -77,9 +76,9 @@ describe("racks.update", () => {
     const { shape } = await expectTrpcError(h.operator.racks.update({ id, heightU: 20 }), "BAD_REQUEST", "U_OUT_OF_RANGE");
     expect(shape.data.details).toContainEqual(expect.objectContaining({ field: "heightU" }));
     expect(shape.message).toContain("U21");
-    expect(rackRow(id)!.heightU).toBe(42);
+    expect((await rackRow(id))!.heightU).toBe(42);
     await h.operator.racks.update({ id, heightU: 21 });
-    expect(rackRow(id)!.heightU).toBe(21);
+    expect((await rackRow(id))!.heightU).toBe(21);
   });
 
   it("refuses a name taken by another rack, but accepts its own name", async () => {
@@ -87,7 +86,7 @@ describe("racks.update", () => {
     const b = await h.operator.racks.create({ name: "r-name-b" });
     await expectTrpcError(h.operator.racks.update({ id: b.id, name: "r-name-a" }), "CONFLICT");
     await h.operator.racks.update({ id: a.id, name: "r-name-a", heightU: 40 });
-    expect(rackRow(a.id)).toMatchObject({ name: "r-name-a", heightU: 40 });
+    expect((await rackRow(a.id))).toMatchObject({ name: "r-name-a", heightU: 40 });
   });
 
   it("gives NOT_FOUND for an unknown rack", async () => {
@@ -100,7 +99,7 @@ describe("racks.delete", () => {
     const { id } = await h.operator.racks.create({ name: "r-empty" });
     const published = h.published.length;
     await h.operator.racks.delete({ id });
-    expect(rackRow(id)).toBeUndefined();
+    expect((await rackRow(id))).toBeUndefined();
     expect(h.published.slice(published)).toEqual([{ type: "rack.deleted", rackId: id }]);
   });
 
@@ -109,11 +108,11 @@ describe("racks.delete", () => {
     const m = await enroll({ rackId: id, uPosition: 1 });
     const { shape } = await expectTrpcError(h.operator.racks.delete({ id }), "CONFLICT", "RACK_NOT_EMPTY");
     expect(shape.message).toContain("1 machine");
-    expect(rackRow(id)).toBeDefined();
+    expect((await rackRow(id))).toBeDefined();
     // Once emptied, it goes.
     await h.operator.machines.delete({ id: m.id });
     await h.operator.racks.delete({ id });
-    expect(rackRow(id)).toBeUndefined();
+    expect((await rackRow(id))).toBeUndefined();
   });
 
   it("gives NOT_FOUND for an unknown rack", async () => {

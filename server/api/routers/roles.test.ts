@@ -3,7 +3,7 @@ import { count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Role } from "../../../lib/schemas";
 import { hashPassword } from "../../auth/password";
-import { bmcs, events, machines, nics, racks } from "../../db/schema";
+
 import { transition } from "../../machines/lifecycle";
 import { startPowerAction } from "../../operator/hand-power";
 import { READ_ONLY_MUTATIONS } from "../access";
@@ -105,15 +105,15 @@ describe("roles on every procedure", () => {
     "batches.settings": () => undefined,
     "tokens.list": () => undefined,
   };
-  // The auth slice lives in h.store (PostgreSQL in the `postgres` project), the rest in h.db.
-  const snapshot = async () => ({
-    ...Object.fromEntries(Object.entries({ machines, racks, events, nics, bmcs }).map(([k, t]) => [k, h.db.select({ n: count() }).from(t).get()!.n])),
-    ...Object.fromEntries(
+  // Everything counted lives in h.store (PostgreSQL in the `postgres` project).
+  const snapshot = async () =>
+    Object.fromEntries(
       await Promise.all(
-        (["users", "sessions", "events", "apiTokens"] as const).map(async (k) => [`store.${k}`, (await h.store.db.select({ n: count() }).from(h.store.t[k]))[0]!.n] as const),
+        (["machines", "racks", "events", "nics", "bmcs", "users", "sessions", "apiTokens"] as const).map(
+          async (k) => [k, (await h.store.db.select({ n: count() }).from(h.store.t[k]))[0]!.n] as const,
+        ),
       ),
-    ),
-  });
+    );
 
   beforeAll(async () => {
     h = createHarness();
@@ -124,19 +124,15 @@ describe("roles on every procedure", () => {
     // Profiles are on the Store; server/machines (setOsProfile) still reads them from SQLite.
     await h.mirrorProfilesToSqlite([fx.profA, fx.profDel]);
     fx.m1 = (await h.operator.machines.enroll(machineInput(1))).id;
-    // The network editor (setNetwork) is on the Store: m1 must exist there too.
-    await h.mirrorMachines([fx.m1]);
     fx.m2 = (await h.operator.machines.enroll(machineInput(2))).id;
     fx.m3 = (await h.operator.machines.enroll(machineInput(3))).id;
     fx.mDel = (await h.operator.machines.enroll(machineInput(4))).id;
     const bmc = { driver: "fake" as const, address: "10.9.9.9", username: "u", password: "p" };
     fx.mBmc = (await h.operator.machines.enroll(machineInput(5, { bmc }))).id;
-    await h.mirrorMachines([fx.mBmc]);
+    await h.mirrorToSqlite([fx.m1, fx.m3, fx.mBmc]); // the network editor, machines.bulkAction, server/oob
     // A running job (no orchestrator in router tests, so it stays running until cancelled).
-    // Power jobs and batches: they move no lifecycle state, which server/machines (not on the Store yet) would write.
     fx.mJob = (await h.operator.machines.enroll(machineInput(6))).id;
-    transition(h.domain, fx.mJob, "manage", { actor: "test" });
-    await h.mirrorMachines([fx.mJob]);
+    await transition(h.domain, fx.mJob, "manage", { actor: "test" });
     fx.job = (await startJob(h.domain, { machineId: fx.mJob, kind: "power_on" }, "test")).jobId;
     // As in production (ensureAdmin), the database holds an enabled admin.
     await h.addUser("root", "admin", "root-password-1");
@@ -145,9 +141,8 @@ describe("roles on every procedure", () => {
     // With a (fake) BMC: a job boots its machine through it; the plan skips machines without one.
     const manageable = async (n: number) => {
       const { id } = await h.operator.machines.enroll(machineInput(n, { bmc: { driver: "fake", address: `10.9.10.${n}`, username: "u", password: "p" } }));
-      await h.mirrorMachines([id]); // the BMC verification reads it through the Store
       await h.operator.machines.action({ id, action: "manage" });
-      await h.mirrorMachines([id]);
+      await h.mirrorToSqlite([id]);
       return id;
     };
     fx.mBatch = await manageable(16);
@@ -212,8 +207,8 @@ describe("roles on every procedure", () => {
       const caller = minRole(path) === "admin" ? h.admin : h.operator;
       if (minRole(path) === "viewer") expect(MUTATIONS.filter((p) => minRole(p) === "viewer").sort()).toEqual([...VIEWER_MUTATIONS].sort());
       const r = await procedureAt(caller, path)(mutationInputs[path]!());
-      // powerStart's action goes on in the background, holding the machine: powerWait (next) waits for this one.
-      if (path === "oob.powerStart") powerOp = (r as { operationId: string }).operationId;
+      // Its BMC command runs in the background holding the machine: let it end before the next hand action on it.
+      if (path === "oob.powerStart") await h.operator.oob.powerWait({ operationId: (r as { operationId: string }).operationId, timeoutMs: 5000 });
     });
   });
 

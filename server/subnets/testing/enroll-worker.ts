@@ -30,7 +30,7 @@ if (how === "batch") {
   }
 } else {
   for (let i = 0; i < n; i++) {
-    enrollMachine(d, input(i), "test");
+    await enrollMachine(d, input(i), "test");
     done++;
   }
 }
