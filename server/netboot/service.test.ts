@@ -103,13 +103,13 @@ describe("netboot reconciler (external mode, real database)", () => {
     expect(await nb.reconcileSome([a.id], ctx)).toMatchObject({ written: ["hosts"], hostsReload: true });
     expect(hostsFile()).toBe("52:54:00:00:00:01,10.0.0.11,node-001\n52:54:00:00:00:02,10.0.0.22,node-002\n");
     // Deleted: the line leaves the hosts file.
-    deleteMachine(h.domain, a.id, "test");
+    await deleteMachine(h.domain, a.id, "test");
     expect(await nb.reconcileSome([a.id], ctx)).toMatchObject({ written: ["hosts"], removed: [], hostsReload: true });
     expect(hostsFile()).toBe("52:54:00:00:00:02,10.0.0.22,node-002\n");
     // A machine deleted while its NIC is still in hosts.d: the file goes, and dnsmasq must forget it.
     const d = await enrollMachine(h.domain, machineInput(4) as never, "test");
     await nb.reconcileSome([d.id], ctx);
-    deleteMachine(h.domain, d.id, "test");
+    await deleteMachine(h.domain, d.id, "test");
     expect(await nb.reconcileSome([d.id], ctx)).toMatchObject({ written: [], removed: ["hosts.d/52-54-00-00-00-04"], hostsReload: true });
     // The next full reconcile folds hosts.d into the hosts file.
     const e = await enrollMachine(h.domain, machineInput(5) as never, "test");
@@ -157,7 +157,7 @@ describe("netboot reconciler (external mode, real database)", () => {
     const { id } = await enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();
     expect(tree()["hosts"]).toContain("52:54:00:00:00:01");
-    deleteMachine(h.domain, id, "test");
+    await deleteMachine(h.domain, id, "test");
     await nb.whenIdle();
     const t = tree();
     expect(Object.keys(t).filter((k) => k.includes("52-54-00-00-00-01"))).toEqual([]);
