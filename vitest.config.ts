@@ -7,7 +7,7 @@ import { configDefaults, defineConfig } from "vitest/config";
  * `*.pg.test.ts`: what exists only on PostgreSQL (several processes on one database), in the `postgres` project only.
  */
 const PG_ONLY = "server/**/*.pg.test.ts";
-const STORE_SLICE = ["server/auth/throttle.test.ts", "server/auth/auth-store.test.ts", "server/api/routers/auth.test.ts", "server/api/routers/roles.test.ts", "server/db/store.test.ts", "server/orchestrator/step-leases.test.ts", "server/agent-api/agent-work.test.ts", "server/orchestrator/network-files.test.ts", "server/orchestrator/agent-install.test.ts", "server/subnets/allocate-pending.test.ts", "server/subnets/subnets-store.test.ts", "server/netboot/profiles.test.ts", "server/events/audit.test.ts", "server/machines/lifecycle.test.ts", "server/api/routers/racks.test.ts", "server/machines/enroll-store.test.ts"];
+const STORE_SLICE = ["server/auth/throttle.test.ts", "server/auth/auth-store.test.ts", "server/api/routers/auth.test.ts", "server/api/routers/roles.test.ts", "server/db/store.test.ts", "server/orchestrator/step-leases.test.ts", "server/agent-api/agent-work.test.ts", "server/orchestrator/network-files.test.ts", "server/orchestrator/agent-install.test.ts", "server/subnets/allocate-pending.test.ts", "server/subnets/subnets-store.test.ts", "server/netboot/profiles.test.ts", "server/events/audit.test.ts", "server/machines/lifecycle.test.ts", "server/api/routers/racks.test.ts", "server/machines/enroll-store.test.ts", "server/machines/selection-store.test.ts", "server/oob/power-sync.test.ts", "server/http/health.test.ts"];
 
 export default defineConfig({
   test: {

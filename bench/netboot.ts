@@ -43,11 +43,11 @@ const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
 const ms = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(" / ");
 
 /** A full reconcile of every machine into a fresh, empty tree directory (what a first start does). */
-function fullInto(d: Domain, parent: string, round: number): { ms: number; files: number; nb: NetbootService } {
+async function fullInto(d: Domain, parent: string, round: number): Promise<{ ms: number; files: number; nb: NetbootService }> {
   const nb = new NetbootService(d, { dataDir: path.join(parent, `round-${round}`) });
   const ctx = nb.context(getNetbootSettings(d.db));
   const t0 = performance.now();
-  const c = nb.reconcileAll(ctx);
+  const c = await nb.reconcileAll(ctx);
   return { ms: performance.now() - t0, files: c.written.length, nb };
 }
 
@@ -64,14 +64,14 @@ async function treeFigures(): Promise<string[]> {
     let restFiles = 0;
     let nb!: NetbootService;
     for (let r = 0; r < ROUNDS; r++) {
-      const x = fullInto(d, dir, r);
+      const x = await fullInto(d, dir, r);
       rest.push(x.ms);
       restFiles = x.files;
       nb = x.nb;
     }
     const ctx = nb.context(getNetbootSettings(d.db));
     const t1 = performance.now();
-    const again = nb.reconcileAll(ctx);
+    const again = await nb.reconcileAll(ctx);
     const idemMs = performance.now() - t1;
     // Incremental, on the last round's tree: a machine starts netbooting (3 boot entries written) ...
     const one: number[] = [];
@@ -80,7 +80,7 @@ async function treeFigures(): Promise<string[]> {
       await transition(d, id, "manage", { actor: "bench" });
       await transition(d, id, "inspect", { actor: "bench" });
       const t = performance.now();
-      const c = nb.reconcileSome([id], ctx);
+      const c = await nb.reconcileSome([id], ctx);
       one.push(performance.now() - t);
       if (c.written.length !== 3) throw new Error(`expected 3 boot entries for machine ${id}, wrote ${c.written.join(", ")}`);
     }
@@ -90,7 +90,7 @@ async function treeFigures(): Promise<string[]> {
       const id = 100 + i;
       d.db.$client.prepare("update nics set ip = ? where machine_id = ?").run(`10.200.0.${i + 1}`, id);
       const t = performance.now();
-      const c = nb.reconcileSome([id], ctx);
+      const c = await nb.reconcileSome([id], ctx);
       hostChange.push(performance.now() - t);
       if (!c.hostsReload) throw new Error("an address change must rewrite the hosts file");
     }
@@ -99,7 +99,7 @@ async function treeFigures(): Promise<string[]> {
     for (let i = 0; i < 21; i++) {
       const m = await enrollMachine(d, { name: `new-${i}`, bootMac: `52:54:02:00:00:${hex(i)}`, uHeight: 1 }, "bench");
       const t = performance.now();
-      nb.reconcileSome([m.id], ctx);
+      await nb.reconcileSome([m.id], ctx);
       added.push(performance.now() - t);
     }
     // Worst case: every machine netbooting at once (3 boot entries each), into a fresh tree.
@@ -107,7 +107,7 @@ async function treeFigures(): Promise<string[]> {
     const worst: number[] = [];
     let worstFiles = 0;
     for (let r = 0; r < ROUNDS; r++) {
-      const x = fullInto(d, dir, 100 + r);
+      const x = await fullInto(d, dir, 100 + r);
       worst.push(x.ms);
       worstFiles = x.files;
     }

@@ -112,7 +112,8 @@ describe("plain HTTP endpoints", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
     const body = await res.json();
-    expect(body).toMatchObject({ status: "ok" });
+    expect(body).toMatchObject({ status: "ok", store: "sqlite", roles: ["all (single process)"] });
+    expect(body.process).toMatch(/^[A-Za-z0-9._-]+:\d+$/);
     expect(typeof body.uptimeS).toBe("number");
   });
 

@@ -1,7 +1,6 @@
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import path from "node:path";
-import { sql } from "drizzle-orm";
 import type { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { buildOpenApi } from "./api/openapi";
@@ -17,6 +16,9 @@ import type { Domain } from "./context";
 import { startCheckpointer } from "./db/checkpointer";
 import { openDatabase } from "./db/client";
 import { storeOf } from "./db/store";
+import { processOwner } from "./db/pg/leases";
+import { health } from "./http/health";
+import { PgBusBridge } from "./events/pg-bus-bridge";
 import { EventBus } from "./events/bus";
 import { attachGateway } from "./events/gateway";
 import { isCrossSiteWrite, isPublicPath } from "./http/guards";
@@ -85,6 +87,11 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const oob = createOobRuntime(defaultOobConfig(config.dataDir, config.oob));
   const domain: Domain = { db, bus, secrets, log, oob };
   const store = storeOf(domain);
+  /** This process's name among processes sharing a database (leases, /healthz). */
+  const owner = processOwner();
+  // Several processes on PostgreSQL: each one's bus carries the others' events (LISTEN/NOTIFY).
+  const busBridge = store.dialect === "postgres" && config.databaseUrl ? new PgBusBridge(bus, config.databaseUrl, { origin: owner, log }) : undefined;
+  await busBridge?.start();
   await ensureAdmin(store, log, config.adminPassword);
   if (config.demo) await seedDemoLab(domain);
 
@@ -103,7 +110,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   });
   await installerLogs.start();
 
-  const metrics = createMetrics(db);
+  const metrics = createMetrics(db, store.dialect === "postgres" ? owner : undefined);
   const procedureNames = new Set(Object.keys(appRouter._def.procedures));
   registerProxyMetrics(metrics.registry, () => packageProxy.status());
   bus.subscribe((e) => metrics.liveEvents.inc({ type: e.type }));
@@ -170,9 +177,17 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     const url = new URL(req.url ?? "/", "http://localhost");
     const p = url.pathname;
     if (p === "/healthz") {
-      db.get(sql`select 1`);
+      let body: string;
+      try {
+        body = JSON.stringify(await health(store, owner));
+      } catch (err) {
+        log.warn("health check: the database does not answer", { error: String(err) });
+        res.writeHead(503, { "content-type": "application/json", "cache-control": "no-store" });
+        res.end(JSON.stringify({ status: "unavailable", error: "database unreachable" }));
+        return;
+      }
       res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
-      res.end(JSON.stringify({ status: "ok", uptimeS: Math.round(process.uptime()) }));
+      res.end(body);
       return;
     }
     if (p === "/metrics") {
@@ -255,9 +270,11 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const batchRunner = new BatchRunner(domain, { baseUrl: url, ...overrides.batches });
   await batchRunner.start();
   // Power actions in flight died with the previous process: their "powering on…" marks would never clear.
-  const stale = clearStalePowerPending(domain);
+  const stale = await clearStalePowerPending(domain);
   if (stale) log.warn("cleared power actions left pending by the previous process", { machines: stale });
   const powerSync = new PowerSync(domain);
+  // Several processes: a process that died mid-action left "powering on…" marks whose holds lapse; a sweep clears them.
+  if (store.dialect === "postgres") powerSync.onSweep(() => void clearStalePowerPending(domain).catch((err) => log.warn("clearing stale power marks failed", { error: String(err) })));
   registerPowerSyncMetrics(metrics.registry, powerSync, domain.oob.probeStats);
   if (config.powerSync) powerSync.start();
   // The demo lab's fake-driver machines get simulated agents, so its deploys finish (server/demo/demo-agents.ts).
@@ -282,6 +299,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       await netboot.stop();
       await packageProxy.stop();
       await installerLogs.stop();
+      await busBridge?.stop();
       // A stopping process does not wait for clients: a connection whose request the server has not finished
       // reading (a client that sent a body nobody read, a half-sent request) would hold server.close() until the
       // request timeout (the HTTP fuzz test's afterAll once waited more than 30 s in a clean-clone run).

@@ -40,6 +40,34 @@ export function jsonArrayLength(d: Dialect, col: SQLWrapper): SQL<number | null>
   return d === "postgres" ? sql`jsonb_array_length(${col})` : sql`json_array_length(${col})`;
 }
 
+/** A nested value of a JSON column as text (`json_extract` with a path on SQLite, `#>>` on jsonb). Keys are bound. */
+export function jsonPathText(d: Dialect, col: SQLWrapper, keys: string[]): SQL<string | null> {
+  return d === "postgres" ? sql`(${col} #>> ${pgPath(keys)}::text[])` : sql`json_extract(${col}, ${sqlitePath(keys)})`;
+}
+
+/** A nested number of a JSON column (null when absent; on PostgreSQL null too when it is not a number). */
+export function jsonPathNumber(d: Dialect, col: SQLWrapper, keys: string[]): SQL<number | null> {
+  return d === "postgres"
+    ? sql`(CASE WHEN jsonb_typeof(${col} #> ${pgPath(keys)}::text[]) = 'number' THEN (${col} #>> ${pgPath(keys)}::text[])::numeric END)`
+    : sql`json_extract(${col}, ${sqlitePath(keys)})`;
+}
+
+/** Length of a nested JSON array: null when absent, 0 when not an array (SQLite's json_array_length, on both). */
+export function jsonPathArrayLength(d: Dialect, col: SQLWrapper, keys: string[]): SQL<number | null> {
+  if (d === "sqlite") return sql`json_array_length(${col}, ${sqlitePath(keys)})`;
+  const v = sql`(${col} #> ${pgPath(keys)}::text[])`;
+  return sql`(CASE WHEN ${v} IS NULL THEN NULL WHEN jsonb_typeof(${v}) = 'array' THEN jsonb_array_length(${v}) ELSE 0 END)`;
+}
+
+const sqlitePath = (keys: string[]) => "$." + keys.map(jsonPathKey).join(".");
+function pgPath(keys: string[]): string {
+  for (const k of keys) {
+    jsonPathKey(k);
+    if (/[{},\s]/.test(k) || k === "") throw new Error(`JSON key ${JSON.stringify(k)} may not be empty or contain braces, commas or spaces`);
+  }
+  return `{${keys.join(",")}}`;
+}
+
 /** A key usable in a SQLite JSON path: quoted, so dots and brackets in it stay part of the key. */
 function jsonPathKey(key: string): string {
   if (/["\\\u0000-\u001f]/.test(key)) throw new Error(`JSON key ${JSON.stringify(key)} may not contain quotes, backslashes or control characters`);

@@ -63,7 +63,7 @@ export async function serveBoot(req: http.IncomingMessage, res: http.ServerRespo
     const id = Number(segs[1]);
     const token = segs[2] ?? "";
     const name = segs.slice(3).join("/");
-    const ctx = Number.isInteger(id) && id > 0 && /^[A-Za-z0-9_-]{16,64}$/.test(token) ? installContext(r.domain, r.tokens, id, token) : null;
+    const ctx = Number.isInteger(id) && id > 0 && /^[A-Za-z0-9_-]{16,64}$/.test(token) ? await installContext(r.domain, r.tokens, id, token) : null;
     if (!ctx) return send(res, 404, "Not found\n");
     if (name === "done") {
       if (req.method !== "POST") return send(res, 405, "Use POST\n");
@@ -82,7 +82,7 @@ export async function serveBoot(req: http.IncomingMessage, res: http.ServerRespo
       return r.installerEvent?.(id, body) ? send(res, 200, "ok\n") : send(res, 400, "Event not taken\n");
     }
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "Method not allowed\n");
-    const file = renderInstallFile(ctx, profileTemplate(r.domain, id), name);
+    const file = renderInstallFile(ctx, await profileTemplate(r.domain, id), name);
     if (!file) return send(res, 404, "Not found\n");
     res.writeHead(200, { "content-type": file.contentType, "cache-control": "no-store", "content-length": Buffer.byteLength(file.body) });
     res.end(req.method === "HEAD" ? undefined : file.body);

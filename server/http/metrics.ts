@@ -3,10 +3,14 @@ import client from "prom-client";
 import type { Db } from "../db/client";
 import { machines } from "../db/schema";
 
-/** Prometheus metrics on a registry of our own (no global default registry, so tests can build many apps). */
-export function createMetrics(db: Db) {
+/**
+ * Prometheus metrics on a registry of our own (no global default registry, so tests can build many apps).
+ * `processName`: several processes share one database (PostgreSQL): every series carries `process="<host:pid>"`,
+ * the name the process has in leases and /healthz. One process (SQLite): no such label, no series churn at restarts.
+ */
+export function createMetrics(db: Db, processName?: string) {
   const registry = new client.Registry();
-  registry.setDefaultLabels({ app: "rackhand" });
+  registry.setDefaultLabels({ app: "rackhand", ...(processName && { process: processName }) });
   client.collectDefaultMetrics({ register: registry });
 
   const httpDuration = new client.Histogram({

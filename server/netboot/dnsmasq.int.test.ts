@@ -179,7 +179,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     await setIp(dm.id, `${NET}.54`);
     expect(await dhcp(MAC_D)).toContain(`ip=${NET}.54 hostname=node-d`);
     const beforeDelete = hostsReads();
-    deleteMachine(h.domain, dm.id, "test");
+    await deleteMachine(h.domain, dm.id, "test");
     await nb.whenIdle();
     await waitFor(() => hostsReads() > beforeDelete, "SIGHUP after node-d's deletion");
     await setIp(1, `${NET}.51`);

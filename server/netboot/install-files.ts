@@ -6,12 +6,12 @@
 import { and, eq } from "drizzle-orm";
 import { packageProxyUrl, profileOptionsSchema, NET_CONFIG_FORMATS, type NetConfigFormat } from "../../lib/netboot";
 import type { Actor, Domain } from "../context";
-import { machines, osProfiles } from "../db/schema";
+import { storeOf } from "../db/store";
 import { transition } from "../machines/lifecycle";
 import type { InstallTokens } from "./install-token";
 import { loadBootRows } from "./load";
 import { loadNetModel } from "./load-net";
-import { getNetbootSettings } from "./settings";
+import { loadNetbootSettings } from "./settings";
 import { renderAutoinstallMetaData, renderAutoinstallUserData, renderKickstart, renderPreseed, type InstallContext } from "./templates/install";
 import { NET_RENDERERS } from "./templates/net-config";
 
@@ -23,14 +23,16 @@ export interface InstallFile {
 }
 
 /** The machine's install context when (id, token) names its current install; null otherwise. */
-export function installContext(d: Domain, tokens: InstallTokens, machineId: number, token: string): InstallContext | null {
-  const [row] = loadBootRows(d.db, [machineId]);
+export async function installContext(d: Domain, tokens: InstallTokens, machineId: number, token: string): Promise<InstallContext | null> {
+  const store = storeOf(d);
+  const [row] = await loadBootRows(store, [machineId]);
   if (!row || row.state !== "deploying" || row.sessionId == null || row.profile?.kind !== "installer") return null;
   if (!tokens.verify(machineId, row.sessionId, token)) return null;
-  const profile = d.db.select().from(osProfiles).where(eq(osProfiles.id, row.profile.id)).get();
+  const { osProfiles: p } = store.t;
+  const [profile] = await store.db.select().from(p).where(eq(p.id, row.profile.id)).limit(1);
   const options = profileOptionsSchema.safeParse(profile?.options ?? {});
   if (!options.success) return null;
-  const settings = getNetbootSettings(d.db);
+  const settings = await loadNetbootSettings(store);
   const base = settings.httpBaseUrl.replace(/\/+$/, "");
   const filesUrl = `${base}/boot/m/${machineId}/${token}`;
   return {
@@ -69,12 +71,13 @@ export async function reportInstallDone(d: Domain, c: InstallContext, actor: Act
 }
 
 /** Profile template of a machine (for renderInstallFile). */
-export function profileTemplate(d: Domain, machineId: number): string | null {
-  const r = d.db
-    .select({ template: osProfiles.template })
-    .from(machines)
-    .innerJoin(osProfiles, and(eq(osProfiles.id, machines.osProfileId)))
-    .where(eq(machines.id, machineId))
-    .get();
+export async function profileTemplate(d: Domain, machineId: number): Promise<string | null> {
+  const { db, t } = storeOf(d);
+  const [r] = await db
+    .select({ template: t.osProfiles.template })
+    .from(t.machines)
+    .innerJoin(t.osProfiles, and(eq(t.osProfiles.id, t.machines.osProfileId)))
+    .where(eq(t.machines.id, machineId))
+    .limit(1);
   return r?.template ?? null;
 }

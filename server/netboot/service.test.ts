@@ -86,38 +86,38 @@ describe("netboot reconciler (external mode, real database)", () => {
     const before = hostsFile();
     // A machine enrolled after the full reconcile: one hosts.d file, the hosts file untouched, no signal needed.
     const b = await enrollMachine(h.domain, machineInput(2) as never, "test");
-    let c = nb.reconcileSome([b.id], ctx);
+    let c = await nb.reconcileSome([b.id], ctx);
     expect(c).toMatchObject({ written: ["hosts.d/52-54-00-00-00-02"], removed: [], hostsReload: false });
     expect(tree()["hosts.d/52-54-00-00-00-02"]).toBe("52:54:00:00:00:02,10.0.0.2,node-002\n");
     // A state change leaves host lines alone: nothing to re-read.
     await transition(h.domain, a.id, "manage", { actor: "test" });
     await transition(h.domain, b.id, "manage", { actor: "test" });
-    expect(nb.reconcileSome([a.id, b.id], ctx)).toMatchObject({ written: [], removed: [], hostsReload: false });
+    expect(await nb.reconcileSome([a.id, b.id], ctx)).toMatchObject({ written: [], removed: [], hostsReload: false });
     // b's address changes: dnsmasq would keep the old entry of a rewritten hosts.d file, so the line moves to the hosts file.
     h.db.run(sql`update nics set ip = '10.0.0.22' where machine_id = ${b.id}`);
-    c = nb.reconcileSome([b.id], ctx);
+    c = await nb.reconcileSome([b.id], ctx);
     expect(c).toMatchObject({ written: ["hosts"], removed: ["hosts.d/52-54-00-00-00-02"], hostsReload: true });
     expect(hostsFile()).toBe(`${before}52:54:00:00:00:02,10.0.0.22,node-002\n`);
     // a's address changes: rewritten in place.
     h.db.run(sql`update nics set ip = '10.0.0.11' where machine_id = ${a.id}`);
-    expect(nb.reconcileSome([a.id], ctx)).toMatchObject({ written: ["hosts"], hostsReload: true });
+    expect(await nb.reconcileSome([a.id], ctx)).toMatchObject({ written: ["hosts"], hostsReload: true });
     expect(hostsFile()).toBe("52:54:00:00:00:01,10.0.0.11,node-001\n52:54:00:00:00:02,10.0.0.22,node-002\n");
     // Deleted: the line leaves the hosts file.
-    deleteMachine(h.domain, a.id, "test");
-    expect(nb.reconcileSome([a.id], ctx)).toMatchObject({ written: ["hosts"], removed: [], hostsReload: true });
+    await deleteMachine(h.domain, a.id, "test");
+    expect(await nb.reconcileSome([a.id], ctx)).toMatchObject({ written: ["hosts"], removed: [], hostsReload: true });
     expect(hostsFile()).toBe("52:54:00:00:00:02,10.0.0.22,node-002\n");
     // A machine deleted while its NIC is still in hosts.d: the file goes, and dnsmasq must forget it.
     const d = await enrollMachine(h.domain, machineInput(4) as never, "test");
-    nb.reconcileSome([d.id], ctx);
-    deleteMachine(h.domain, d.id, "test");
-    expect(nb.reconcileSome([d.id], ctx)).toMatchObject({ written: [], removed: ["hosts.d/52-54-00-00-00-04"], hostsReload: true });
+    await nb.reconcileSome([d.id], ctx);
+    await deleteMachine(h.domain, d.id, "test");
+    expect(await nb.reconcileSome([d.id], ctx)).toMatchObject({ written: [], removed: ["hosts.d/52-54-00-00-00-04"], hostsReload: true });
     // The next full reconcile folds hosts.d into the hosts file.
     const e = await enrollMachine(h.domain, machineInput(5) as never, "test");
-    nb.reconcileSome([e.id], ctx);
-    c = nb.reconcileAll(ctx);
+    await nb.reconcileSome([e.id], ctx);
+    c = await nb.reconcileAll(ctx);
     expect(c).toMatchObject({ written: ["hosts"], removed: ["hosts.d/52-54-00-00-00-05"], hostsReload: true });
     expect(hostsFile()).toBe("52:54:00:00:00:02,10.0.0.22,node-002\n52:54:00:00:00:05,10.0.0.5,node-005\n");
-    expect(nb.reconcileAll(ctx)).toMatchObject({ written: [], removed: [], hostsReload: false });
+    expect(await nb.reconcileAll(ctx)).toMatchObject({ written: [], removed: [], hostsReload: false });
   });
 
   it("puts the RAM disk's payload checksum in every agent entry, and rewrites them all when the RAM disk is rebuilt", async () => {
@@ -157,7 +157,7 @@ describe("netboot reconciler (external mode, real database)", () => {
     const { id } = await enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();
     expect(tree()["hosts"]).toContain("52:54:00:00:00:01");
-    deleteMachine(h.domain, id, "test");
+    await deleteMachine(h.domain, id, "test");
     await nb.whenIdle();
     const t = tree();
     expect(Object.keys(t).filter((k) => k.includes("52-54-00-00-00-01"))).toEqual([]);

@@ -18,7 +18,8 @@ import { LoaderInstaller, type LoaderStatus } from "./loaders";
 import { INSTALLER_RELEASES, seedInstallerProfile, syncInstallerFiles, type InstallerFilesStatus, type InstallerRelease } from "./installer-files";
 import { loadBootRows } from "./load";
 import { TreeWriter, type TreeChanges } from "./reconciler";
-import { effectiveNetbootSettings } from "./settings";
+import { loadEffectiveNetbootSettings } from "./settings";
+import { storeOf } from "../db/store";
 import { CONF_FILE, desiredTree, hostKey, HOSTS_DIR, HOSTS_FILE, machineTree, renderHostsFile, TFTP_DIR, type Tree, type TreeContext } from "./tree";
 
 export interface NetbootOptions {
@@ -202,7 +203,7 @@ export class NetbootService {
     this.dirty.clear();
     let changes: TreeChanges | null = null;
     try {
-      const settings = effectiveNetbootSettings(this.d.db);
+      const settings = await loadEffectiveNetbootSettings(storeOf(this.d));
       const modeChanged = settings.mode !== this.appliedMode;
       this.settings = settings;
       if (settings.mode !== "off") {
@@ -210,7 +211,7 @@ export class NetbootService {
         // A rebuilt RAM disk changes every agent entry's payload checksum: rewrite them all.
         const payload = ctx.agentPayload?.sha256 ?? null;
         const all = full || payload !== this.appliedPayload;
-        changes = all ? this.reconcileAll(ctx) : this.reconcileSome(ids, ctx);
+        changes = all ? await this.reconcileAll(ctx) : await this.reconcileSome(ids, ctx);
         this.appliedPayload = payload;
       }
       if (modeChanged) await this.switchBackend(settings.mode);
@@ -231,8 +232,9 @@ export class NetbootService {
   }
 
   /** Whole tree from all rows. @throws AppError VALIDATION before anything is written */
-  reconcileAll(ctx: TreeContext): TreeChanges {
-    const { tree, owners, hosts } = desiredTree(loadBootRows(this.d.db), { ...ctx, loaders: this.installLoaders() });
+  async reconcileAll(ctx: TreeContext): Promise<TreeChanges> {
+    const rows = await loadBootRows(storeOf(this.d));
+    const { tree, owners, hosts } = desiredTree(rows, { ...ctx, loaders: this.installLoaders() });
     // Writes `hosts` (all NICs) before removing the hosts.d files it replaces; either changed → SIGHUP.
     const changes = this.writer.applyFull(tree);
     this.owners = owners;
@@ -274,8 +276,8 @@ export class NetbootService {
   }
 
   /** Only the given machines' files (a deleted machine has none left). @throws AppError VALIDATION */
-  reconcileSome(ids: number[], ctx: TreeContext): TreeChanges {
-    const rows = loadBootRows(this.d.db, ids);
+  async reconcileSome(ids: number[], ctx: TreeContext): Promise<TreeChanges> {
+    const rows = await loadBootRows(storeOf(this.d), ids);
     const desired: Tree = new Map();
     const newOwners = new Map<number, string[]>();
     const hosts = new Map<string, string>();

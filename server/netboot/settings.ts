@@ -111,6 +111,13 @@ export function provisioningSubnet(db: Pick<Db, "select">): Subnet | null {
   return db.select().from(subnets).where(eq(subnets.provisioning, true)).get() ?? null;
 }
 
+/** effectiveNetbootSettings through the Store (either database): what the netboot service renders and dnsmasq gets. */
+export async function loadEffectiveNetbootSettings(store: Store): Promise<NetbootSettings> {
+  const { subnets: t } = store.t;
+  const [subnet] = await store.db.select().from(t).where(eq(t.provisioning, true)).limit(1);
+  return withProvisioningSubnet(await loadNetbootSettings(store), (subnet) ?? null);
+}
+
 /** getNetbootSettings with the provisioning subnet applied (what dnsmasq gets). */
 export function effectiveNetbootSettings(db: Db): NetbootSettings {
   return withProvisioningSubnet(getNetbootSettings(db), provisioningSubnet(db));

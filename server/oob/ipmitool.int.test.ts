@@ -44,7 +44,7 @@ afterAll(async () => {
 describe("ipmitool driver against ipmi_sim", () => {
   it("drives power, boot device and mc info directly through the driver", async () => {
     const id = await enrollAt(sim.port, sim.password);
-    const { driver, target } = loadBmc(h.domain, id);
+    const { driver, target } = await loadBmc(h.domain, id);
     expect(driver.name).toBe("ipmitool");
     expect(target.cipherSuite).toBe(3);
     expect(await driver.reachability.check(target)).toEqual({ info: expect.stringMatching(/^IPMI 2\.0/) });
@@ -58,9 +58,9 @@ describe("ipmitool driver against ipmi_sim", () => {
     expect(sim.power()).toBe("off");
   });
 
-  it("validate() refuses bad parameters without starting ipmitool", () => {
+  it("validate() refuses bad parameters without starting ipmitool", async () => {
     const before = calls.length;
-    const { driver, target } = loadBmc(h.domain, 1);
+    const { driver, target } = await loadBmc(h.domain, 1);
     expect(() => driver.power.validate({ ...target, address: "-oProxyCommand=x" })).toThrow(/Invalid BMC address/);
     expect(() => driver.power.validate({ ...target, port: 0 })).toThrow(/port/);
     expect(() => driver.power.validate({ ...target, password: "" })).toThrow(/password/);

@@ -11,10 +11,12 @@
  * Started by server/app.ts; registers itself in `d.oob.sync` so the API can run a sweep now and apply new
  * settings at once. The interval is jittered.
  */
-import { and, eq, notInArray } from "drizzle-orm";
+import { and, eq, inArray, notInArray } from "drizzle-orm";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Domain } from "../context";
-import { bmcs, machines } from "../db/schema";
+import { claimBmcSweeps, processOwner } from "../db/pg/leases";
+import type { PgDb } from "../db/pg/client";
+import { lockMachines, storeOf, type Tables } from "../db/store";
 import { applyBmcOutcome, applyPowerState } from "./bmc-state";
 import { BmcError } from "./errors";
 import { getPowerSyncSettings } from "./settings";
@@ -29,22 +31,46 @@ export const LAST_SEEN_REFRESH_MS = 5 * 60_000;
 interface Row {
   id: number;
   power: string;
-  bmc: typeof bmcs.$inferSelect;
+  bmc: Tables["bmcs"]["$inferSelect"];
+}
+
+export interface SweepOptions {
+  /** Parallel BMC reads (default: the settings'). */
+  concurrency?: number;
+  /** PostgreSQL: this process's name in the sweep leases (default host:pid). */
+  owner?: string;
+  /**
+   * PostgreSQL: sweep every syncable BMC, leased or not ("sync now" asked by an operator). Without it each BMC is
+   * swept by one process per interval: those whose sweep lease (claimBmcSweeps) this process gets.
+   */
+  all?: boolean;
+}
+
+/** How long one process keeps the right to sweep a BMC: a little less than the shortest gap between two sweeps. */
+export function sweepLeaseMs(s: { intervalS: number; jitterS: number }): number {
+  return Math.max(1000, Math.floor((s.intervalS - s.jitterS) * 900));
 }
 /** `bmcError`: the BMC's failure (counts towards unreachable); otherwise our side refused (bad stored parameters). */
 type Outcome = { row: Row; power: ChassisPower } | { row: Row; error: string; bmcError: boolean };
 
 /** One sweep over all syncable BMCs now. Never throws for a BMC failure. */
-export async function sweepPower(d: Domain, concurrency?: number): Promise<SweepStats> {
+export async function sweepPower(d: Domain, opts: number | SweepOptions = {}): Promise<SweepStats> {
+  const o: SweepOptions = typeof opts === "number" ? { concurrency: opts } : opts;
   const started = performance.now();
   const cpu0 = process.cpuUsage();
-  const settings = getPowerSyncSettings(d.db);
-  const rows: Row[] = d.db
-    .select({ id: machines.id, power: machines.powerState, bmc: bmcs })
-    .from(bmcs)
-    .innerJoin(machines, eq(machines.id, bmcs.machineId))
-    .where(and(eq(machines.maintenance, false), settings.skipStates.length ? notInArray(machines.state, settings.skipStates) : undefined))
-    .all();
+  const store = storeOf(d);
+  const { machines, bmcs } = store.t;
+  const settings = await getPowerSyncSettings(store);
+  const syncable = and(eq(machines.maintenance, false), settings.skipStates.length ? notInArray(machines.state, settings.skipStates) : undefined);
+  const select = (where: ReturnType<typeof and>) =>
+    store.db.select({ id: machines.id, power: machines.powerState, bmc: bmcs }).from(bmcs).innerJoin(machines, eq(machines.id, bmcs.machineId)).where(where);
+  let rows: Row[];
+  if (store.dialect === "postgres" && !o.all) {
+    // Several processes: each BMC goes to the one that leases it first in this interval.
+    const ids = (await store.db.select({ id: bmcs.machineId }).from(bmcs).innerJoin(machines, eq(machines.id, bmcs.machineId)).where(syncable)).map((r) => r.id);
+    const mine = await claimBmcSweeps(store.db as unknown as PgDb, o.owner ?? processOwner(), ids, sweepLeaseMs(settings));
+    rows = mine.length ? await select(and(syncable, inArray(machines.id, mine))) : [];
+  } else rows = await select(syncable);
 
   const outcomes: Outcome[] = [];
   let next = 0;
@@ -70,15 +96,15 @@ export async function sweepPower(d: Domain, concurrency?: number): Promise<Sweep
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency ?? settings.concurrency, rows.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(o.concurrency ?? settings.concurrency, rows.length) }, worker));
 
-  const stats = applySweep(d, outcomes, settings.failureThreshold);
+  const stats = await applySweep(d, outcomes, settings.failureThreshold);
   const cpu = process.cpuUsage(cpu0);
   return { machines: rows.length, ...stats, durationMs: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000, at: new Date().toISOString() };
 }
 
 /** Write what differs from what the sweep's query saw, in one transaction; publish after commit. */
-function applySweep(d: Domain, outcomes: Outcome[], failureThreshold: number): { ok: number; failed: number; changed: number; written: number } {
+async function applySweep(d: Domain, outcomes: Outcome[], failureThreshold: number): Promise<{ ok: number; failed: number; changed: number; written: number }> {
   const now = Date.now();
   let ok = 0;
   let failed = 0;
@@ -98,12 +124,20 @@ function applySweep(d: Domain, outcomes: Outcome[], failureThreshold: number): {
   }
   if (!todo.length) return { ok, failed, changed, written: 0 };
   const live: LiveEvent[] = [];
-  d.db.transaction((tx) => {
+  const store = storeOf(d);
+  todo.sort((a, b) => a.row.id - b.row.id);
+  await store.transaction(async (tx) => {
+    live.length = 0; // PostgreSQL may run the transaction again
+    // All rows locked at once, in id order (machines before anything else): no deadlock with a job or another sweep.
+    await lockMachines(
+      tx,
+      todo.map((o) => o.row.id),
+    );
     for (const o of todo) {
       if ("power" in o) {
-        applyBmcOutcome(tx, o.row.id, { ok: true }, ACTOR, failureThreshold, live);
-        applyPowerState(tx, o.row.id, o.power, ACTOR, "changed outside Rackhand, seen by power sync", live);
-      } else applyBmcOutcome(tx, o.row.id, { ok: false, error: o.error }, ACTOR, failureThreshold, live);
+        await applyBmcOutcome(store, tx, o.row.id, { ok: true }, ACTOR, failureThreshold, live);
+        await applyPowerState(store, tx, o.row.id, o.power, ACTOR, "changed outside Rackhand, seen by power sync", live);
+      } else await applyBmcOutcome(store, tx, o.row.id, { ok: false, error: o.error }, ACTOR, failureThreshold, live);
     }
   });
   for (const e of live) d.bus.publish(e);
@@ -115,9 +149,14 @@ export class PowerSync {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<SweepStats> | undefined;
   private stopped = true;
+  private generation = 0;
   private readonly listeners = new Set<(s: SweepStats) => void>();
 
-  constructor(private readonly d: Domain) {}
+  constructor(
+    private readonly d: Domain,
+    /** PostgreSQL: this process's name in the sweep leases. */
+    private readonly owner = processOwner(),
+  ) {}
 
   /** Called after every sweep (metrics). */
   onSweep(fn: (s: SweepStats) => void): () => void {
@@ -134,10 +173,11 @@ export class PowerSync {
   }
 
   /** A sweep now; if one is running, its result. The next periodic sweep is counted from this one's end. */
-  sweepNow(): Promise<SweepStats> {
+  sweepNow(asked = true): Promise<SweepStats> {
     if (this.running) return this.running;
     clearTimeout(this.timer);
-    const run = sweepPower(this.d).then((st) => {
+    // Asked by an operator: every BMC now, leased to another process or not (per-BMC exclusion still holds).
+    const run = sweepPower(this.d, { owner: this.owner, all: asked }).then((st) => {
       this.d.oob.sync.last = st;
       this.d.log.debug("power sync sweep", { ...st });
       this.d.bus.publish({ type: "power.sweep", machines: st.machines, ok: st.ok, failed: st.failed, changed: st.changed, durationMs: st.durationMs, at: st.at });
@@ -164,11 +204,24 @@ export class PowerSync {
   private schedule(): void {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    const s = getPowerSyncSettings(this.d.db);
-    const jitterMs = (Math.random() * 2 - 1) * s.jitterS * 1000;
-    const delay = Math.max(1000, s.intervalS * 1000 + jitterMs);
-    this.timer = setTimeout(() => void this.sweepNow().catch(() => undefined), delay);
-    this.timer.unref();
+    const gen = ++this.generation;
+    void getPowerSyncSettings(storeOf(this.d)).then(
+      (s) => {
+        if (this.stopped || gen !== this.generation) return; // stopped, or scheduled again meanwhile
+        const jitterMs = (Math.random() * 2 - 1) * s.jitterS * 1000;
+        const delay = Math.max(1000, s.intervalS * 1000 + jitterMs);
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => void this.sweepNow(false).catch(() => undefined), delay);
+        this.timer.unref();
+      },
+      (err) => {
+        // The database is unreachable: try again in a minute rather than never.
+        this.d.log.error("power sync: cannot read its settings", { error: String(err) });
+        if (this.stopped || gen !== this.generation) return;
+        this.timer = setTimeout(() => this.schedule(), 60_000);
+        this.timer.unref();
+      },
+    );
   }
 
   async stop(): Promise<void> {

@@ -5,10 +5,10 @@
 import { eq } from "drizzle-orm";
 import type { BmcCheckResult } from "../../lib/dto";
 import { effectiveFirmware } from "../../lib/schemas";
-import { machines } from "../db/schema";
 import { AppError } from "../../lib/errors";
 import type { Actor, Domain } from "../context";
-import { recordEvent } from "../events/audit";
+import { storeOf } from "../db/store";
+import { recordStoreEvent } from "../events/audit";
 import { loadBmc, recordBmcOutcome, setPowerState, type BmcHandle } from "./bmc-state";
 import { BmcError } from "./errors";
 import type { BootDevice, ChassisPower, PowerAction } from "./types";
@@ -19,20 +19,20 @@ import { backoffDelay, sleep } from "../../lib/retry";
 async function talk<T>(d: Domain, h: BmcHandle, actor: Actor, fn: () => Promise<T>): Promise<T> {
   try {
     const r = await fn();
-    recordBmcOutcome(d, h.target.machineId, { ok: true }, actor);
+    await recordBmcOutcome(d, h.target.machineId, { ok: true }, actor);
     return r;
   } catch (err) {
-    if (err instanceof BmcError) recordBmcOutcome(d, h.target.machineId, { ok: false, error: err.message }, actor);
+    if (err instanceof BmcError) await recordBmcOutcome(d, h.target.machineId, { ok: false, error: err.message }, actor);
     throw err;
   }
 }
 
 /** Ask the BMC for the power state and record it. @throws AppError BMC_* */
 export async function readPower(d: Domain, machineId: number, actor: Actor, how = "read from the BMC"): Promise<ChassisPower> {
-  const h = loadBmc(d, machineId);
+  const h = await loadBmc(d, machineId);
   h.driver.power.validate(h.target);
   const p = await talk(d, h, actor, () => h.driver.power.getPower(h.target));
-  setPowerState(d, machineId, p, actor, how);
+  await setPowerState(d, machineId, p, actor, how);
   return p;
 }
 
@@ -59,7 +59,7 @@ async function confirmPower(d: Domain, h: BmcHandle, want: ChassisPower): Promis
  * @throws AppError BMC_*, POWER_STATE_UNKNOWN, MACHINE_NOT_FOUND
  */
 export async function powerAction(d: Domain, machineId: number, action: PowerAction, actor: Actor): Promise<ChassisPower> {
-  const h = loadBmc(d, machineId);
+  const h = await loadBmc(d, machineId);
   h.driver.power.validate(h.target);
   let command = action;
   if (action === "cycle" || action === "reset") {
@@ -67,10 +67,10 @@ export async function powerAction(d: Domain, machineId: number, action: PowerAct
     try {
       current = await talk(d, h, actor, () => h.driver.power.getPower(h.target));
     } catch (err) {
-      setPowerState(d, machineId, "unknown", actor, "power state unreadable");
+      await setPowerState(d, machineId, "unknown", actor, "power state unreadable");
       throw new AppError("POWER_STATE_UNKNOWN", `${h.machineName}: power state unknown, not ${action === "cycle" ? "cycling" : "resetting"} (${(err as Error).message})`);
     }
-    setPowerState(d, machineId, current, actor, "read before " + action);
+    await setPowerState(d, machineId, current, actor, "read before " + action);
     if (current === "off") command = "on";
   }
   const want: ChassisPower = command === "off" || command === "soft" ? "off" : "on";
@@ -78,37 +78,37 @@ export async function powerAction(d: Domain, machineId: number, action: PowerAct
     await h.driver.power.setPower(h.target, command);
     await confirmPower(d, h, want);
   });
-  setPowerState(d, machineId, want, actor, `power ${action} by ${actor}`);
+  await setPowerState(d, machineId, want, actor, `power ${action} by ${actor}`);
   return want;
 }
 
 /** Set the next boot device (once, or persistent); recorded as an event. @throws AppError BMC_* */
 export async function setBootDevice(d: Domain, machineId: number, device: BootDevice, persistent: boolean, actor: Actor): Promise<void> {
-  const h = loadBmc(d, machineId);
+  const h = await loadBmc(d, machineId);
   h.driver.bootDevice.validate(h.target);
   // UEFI machines (set, or learned from their DHCP requests) get the EFI boot type flag.
-  const fw = d.db.select({ setting: machines.firmware, learned: machines.bootFirmware }).from(machines).where(eq(machines.id, machineId)).get();
+  const { db, t } = storeOf(d);
+  const [fw] = await db.select({ setting: t.machines.firmware, learned: t.machines.bootFirmware }).from(t.machines).where(eq(t.machines.id, machineId)).limit(1);
   const efi = effectiveFirmware(fw?.setting, fw?.learned) === "uefi";
   await talk(d, h, actor, () => h.driver.bootDevice.setBootDevice(h.target, device, persistent, efi));
-  d.bus.publish({ type: "event.created", event: recordBootEvent(d, machineId, h.machineName, device, persistent, actor, efi) });
+  d.bus.publish({ type: "event.created", event: await recordBootEvent(d, machineId, h.machineName, device, persistent, actor, efi) });
 }
 
-function recordBootEvent(d: Domain, machineId: number, name: string, device: BootDevice, persistent: boolean, actor: Actor, efi = false) {
-  return d.db.transaction((tx) => {
-    const ev = recordEvent(tx, {
-      actor,
-      machineId,
-      kind: "bootdev.set",
-      message: `Boot device ${device === "pxe" ? "PXE" : "disk"} (${persistent ? "persistent" : "next boot only"}${efi ? ", UEFI" : ""})`,
-      payload: { device, persistent, efi },
-    });
-    return { ...ev, machineName: name };
+async function recordBootEvent(d: Domain, machineId: number, name: string, device: BootDevice, persistent: boolean, actor: Actor, efi = false) {
+  const store = storeOf(d);
+  const ev = await recordStoreEvent(store, store.db, {
+    actor,
+    machineId,
+    kind: "bootdev.set",
+    message: `Boot device ${device === "pxe" ? "PXE" : "disk"} (${persistent ? "persistent" : "next boot only"}${efi ? ", UEFI" : ""})`,
+    payload: { device, persistent, efi },
   });
+  return { ...ev, machineName: name };
 }
 
 /** "Ping the BMC": one authenticated request with the stored credentials; never throws for BMC failures. */
 export async function checkBmc(d: Domain, machineId: number, actor: Actor): Promise<BmcCheckResult> {
-  const h = loadBmc(d, machineId);
+  const h = await loadBmc(d, machineId);
   try {
     h.driver.reachability.validate(h.target);
     const { info } = await talk(d, h, actor, () => h.driver.reachability.check(h.target));
@@ -125,7 +125,7 @@ export async function checkBmc(d: Domain, machineId: number, actor: Actor): Prom
  * @throws AppError BMC_UNREACHABLE, BMC_AUTH_FAILED, BMC_ERROR, VALIDATION
  */
 export async function verifyBmc(d: Domain, machineId: number, actor: Actor): Promise<void> {
-  const h = loadBmc(d, machineId);
+  const h = await loadBmc(d, machineId);
   h.driver.reachability.validate(h.target);
   h.driver.power.validate(h.target);
   await talk(d, h, actor, () => h.driver.reachability.check(h.target));

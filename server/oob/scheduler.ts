@@ -10,6 +10,12 @@ export class BmcScheduler {
   private readonly tails = new Map<string, Promise<void>>();
   private readonly lastEnd = new Map<string, number>();
 
+  /**
+   * Exclusion across processes (several Rackhands on one PostgreSQL: withBmcLock in server/db/pg/leases.ts), taken
+   * inside this process's turn for the BMC, around the call. Unset: this process is the only one.
+   */
+  crossProcess: (<T>(key: string, fn: () => Promise<T>) => Promise<T>) | undefined;
+
   constructor(private readonly opts: { spacingMs: number; attempts: number; backoffMs: number }) {}
 
   /** Run `fn` when every earlier operation on `key` has finished and the spacing has passed. */
@@ -19,7 +25,7 @@ export class BmcScheduler {
       const wait = (this.lastEnd.get(key) ?? 0) + this.opts.spacingMs - Date.now();
       if (wait > 0) await sleep(wait);
       try {
-        return await fn();
+        return await (this.crossProcess ? this.crossProcess(key, fn) : fn());
       } finally {
         this.lastEnd.set(key, Date.now());
       }

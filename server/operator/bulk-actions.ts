@@ -5,15 +5,15 @@ import { AppError } from "../../lib/errors";
 import type { OperatorAction } from "../../lib/lifecycle";
 import type { BulkOp } from "../../lib/plan";
 import type { Actor, Domain } from "../context";
-import { machines, osProfiles } from "../db/schema";
-import { recordEvent } from "../events/audit";
+import { storeOf } from "../db/store";
+import { recordStoreEvent } from "../events/audit";
 import { forEachMachine } from "../machines/per-machine";
 import type { Selection } from "../machines/selection";
 import { createBatch } from "../orchestrator/batches";
 import type { batchCreateSchema } from "../../lib/batches";
 import type { z } from "zod";
 import { operatorAction } from "./lifecycle-actions";
-import { inPlanOrder, planToExecute } from "./plan";
+import { inPlanOrder, planToExecuteIn } from "./plan";
 import type { PlanRow } from "../../lib/plan";
 
 /** A machine the plan skipped, as a bulk result (the same reason the plan showed). */
@@ -34,7 +34,7 @@ export async function bulkAction(
   concurrency = 16,
 ): Promise<BulkResult[]> {
   const op: BulkOp = { type: "action", action, ...(opts.osProfileId !== undefined && { osProfileId: opts.osProfileId }) };
-  const p = planToExecute(d, sel, op, opts.planId);
+  const p = await planToExecuteIn(d, sel, op, opts.planId);
   const acting = p.rows.filter((r) => r.act).map((r) => r.id);
   const results = await forEachMachine(d, acting, concurrency, async (id) => ({
     state: (await operatorAction(d, id, action, { actor, osProfileId: p.profileOf.get(id) ?? undefined })).to,
@@ -50,7 +50,7 @@ export async function bulkAction(
  */
 export async function startBatch(d: Domain, input: z.output<typeof batchCreateSchema>, actor: Actor): Promise<BatchCreated> {
   const op: BulkOp = { type: "batch", kind: input.kind, ...(input.osProfileId !== undefined && { osProfileId: input.osProfileId }) };
-  const p = planToExecute(d, input.selection, op, input.planId);
+  const p = await planToExecuteIn(d, input.selection, op, input.planId);
   if (!p.total) throw new AppError("VALIDATION", "The selection is empty");
   if (!p.acting) {
     const first = p.rows[0]!;
@@ -71,23 +71,32 @@ export async function startBatch(d: Domain, input: z.output<typeof batchCreateSc
  * The bulk "Set OS profile": every acting machine of the plan gets the profile (or none), in one transaction, one
  * event per machine. @throws AppError PLAN_STALE, NOT_FOUND (no such profile)
  */
-export function setOsProfile(d: Domain, sel: Selection, osProfileId: number | null, actor: Actor, planId?: string): BulkResult[] {
-  const p = planToExecute(d, sel, { type: "setProfile", osProfileId }, planId);
+export async function setOsProfile(d: Domain, sel: Selection, osProfileId: number | null, actor: Actor, planId?: string): Promise<BulkResult[]> {
+  const p = await planToExecuteIn(d, sel, { type: "setProfile", osProfileId }, planId);
   const acting = p.rows.filter((r) => r.act);
-  const name = osProfileId === null ? null : d.db.select({ name: osProfiles.name }).from(osProfiles).where(eq(osProfiles.id, osProfileId)).get()!.name;
-  const events = d.db.transaction((tx) => {
+  const store = storeOf(d);
+  const { machines, osProfiles } = store.t;
+  const [profile] = osProfileId === null ? [] : await store.db.select({ name: osProfiles.name }).from(osProfiles).where(eq(osProfiles.id, osProfileId)).limit(1);
+  // The plan refused an unknown profile (NOT_FOUND); one deleted since is refused here, before anything is written.
+  if (osProfileId !== null && !profile) throw new AppError("NOT_FOUND", `OS profile ${osProfileId} does not exist`);
+  const name = profile?.name ?? null;
+  const events = await store.transaction(async (tx) => {
     const now = new Date();
     const ids = acting.map((r) => r.id);
-    if (ids.length) tx.update(machines).set({ osProfileId, updatedAt: now }).where(inArray(machines.id, ids)).run();
-    return acting.map((r) =>
-      recordEvent(tx, {
-        actor,
-        machineId: r.id,
-        kind: "machine.updated",
-        message: `${r.name}: ${r.detail}`,
-        payload: { changed: ["osProfile"], osProfileId },
-      }),
-    );
+    if (ids.length) await tx.update(machines).set({ osProfileId, updatedAt: now }).where(inArray(machines.id, ids));
+    const out = [];
+    for (const r of acting) {
+      out.push(
+        await recordStoreEvent(store, tx, {
+          actor,
+          machineId: r.id,
+          kind: "machine.updated",
+          message: `${r.name}: ${r.detail}`,
+          payload: { changed: ["osProfile"], osProfileId },
+        }),
+      );
+    }
+    return out;
   });
   for (const [i, ev] of events.entries()) d.bus.publish({ type: "event.created", event: { ...ev, machineName: acting[i]!.name } });
   if (acting.length) d.bus.publish({ type: "machines.bulk", count: acting.length });

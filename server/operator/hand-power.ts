@@ -3,18 +3,18 @@
  * job, and the machine held meanwhile so that no job starts on it (orchestrator/job-state.ts withHandHold).
  */
 import crypto from "node:crypto";
-import { eq, inArray, isNotNull } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, sql } from "drizzle-orm";
+import { storeOf } from "../db/store";
 import type { PowerResult } from "../../lib/dto";
 import { AppError } from "../../lib/errors";
 import type { Actor, Domain } from "../context";
-import { machines } from "../db/schema";
 import { forEachMachine } from "../machines/per-machine";
 import { loadBmc } from "../oob/bmc-state";
 import type { Selection } from "../machines/selection";
 import { powerAction, setBootDevice } from "../oob/power";
 import type { BootDevice, PowerAction, PowerOperation } from "../oob/types";
 import { releaseHandHold, takeHandHold, withHandHold } from "../orchestrator/job-state";
-import { inPlanOrder, planToExecute, SKIP_CODES } from "./plan";
+import { inPlanOrder, planToExecuteIn, SKIP_CODES } from "./plan";
 
 function busyError(job: { id: number; kind: string; state: string }, what: string): AppError {
   return new AppError("MACHINE_BUSY", `${job.kind.replace(/_/g, " ")} job #${job.id} is ${job.state}; cancel it before changing the ${what} by hand`);
@@ -46,7 +46,7 @@ export async function setBootDeviceByHand(d: Domain, machineId: number, device: 
  * `planId` the plan must be the one the operator confirmed. @throws AppError PLAN_STALE
  */
 export async function powerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): Promise<PowerResult[]> {
-  const p = planToExecute(d, sel, { type: "power", action }, planId);
+  const p = await planToExecuteIn(d, sel, { type: "power", action }, planId);
   const results = await powerActionMany(d, p.rows.filter((r) => r.act).map((r) => r.id), action, actor);
   return inPlanOrder(p, results, (r) => ({ id: r.id, name: r.name, ok: false, skipped: true, error: r.detail, code: SKIP_CODES[r.reason!] }));
 }
@@ -55,8 +55,9 @@ const OPERATION_TTL_MS = 10 * 60_000;
 
 const pendingFor = (action: PowerAction): "on" | "off" => (action === "off" || action === "soft" ? "off" : "on");
 
-function setPending(d: Domain, id: number, pending: "on" | "off" | null): void {
-  const m = d.db.update(machines).set({ powerPending: pending }).where(eq(machines.id, id)).returning().get();
+async function setPending(d: Domain, id: number, pending: "on" | "off" | null): Promise<void> {
+  const { db, t } = storeOf(d);
+  const [m] = await db.update(t.machines).set({ powerPending: pending }).where(eq(t.machines.id, id)).returning();
   if (m) d.bus.publish({ type: "machine.changed", machineId: m.id, name: m.name, state: m.state, powerState: m.powerState, maintenance: m.maintenance, rackId: m.rackId });
 }
 
@@ -75,18 +76,19 @@ export async function startPowerAction(
   complete: (results: PowerResult[]) => PowerResult[] = (r) => r,
   concurrency = 16,
 ): Promise<{ operationId: string; results: PowerResult[] }> {
-  const names = new Map(d.db.select({ id: machines.id, name: machines.name }).from(machines).where(inArray(machines.id, ids)).all().map((m) => [m.id, m.name]));
+  const { db, t } = storeOf(d);
+  const names = new Map((await db.select({ id: t.machines.id, name: t.machines.name }).from(t.machines).where(inArray(t.machines.id, ids))).map((m) => [m.id, m.name]));
   const accepted: number[] = [];
   const results: PowerResult[] = [];
   for (const id of ids) {
     const name = names.get(id) ?? `#${id}`;
     try {
-      const h = loadBmc(d, id);
+      const h = await loadBmc(d, id);
       h.driver.power.validate(h.target);
       await takeHandHold(d, id, "power", (job) => busyError(job, "power"));
       accepted.push(id);
       const pending = pendingFor(action);
-      setPending(d, id, pending);
+      await setPending(d, id, pending);
       results.push({ id, name, ok: true, pending });
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
@@ -98,8 +100,8 @@ export async function startPowerAction(
     try {
       return { powerState: await powerAction(d, id, action, actor) };
     } finally {
-      releaseHandHold(d, id);
-      setPending(d, id, null);
+      await releaseHandHold(d, id);
+      await setPending(d, id, null);
     }
   });
   const op: PowerOperation = { id: operationId, createdAt: Date.now(), done: false, results: null, finished };
@@ -133,14 +135,29 @@ export async function waitPowerOperation(d: Domain, operationId: string, timeout
   return { done: op.done, results: op.results };
 }
 
-/** A process that died with power actions in flight leaves pending states nobody will clear: clear them at start. */
-export function clearStalePowerPending(d: Domain): number {
-  return d.db.update(machines).set({ powerPending: null }).where(isNotNull(machines.powerPending)).run().changes;
+/**
+ * A process that died with power actions in flight leaves pending states nobody will clear: clear them (at start,
+ * and on PostgreSQL at every power sweep). SQLite: all of them (the one process just started). PostgreSQL: those
+ * whose machine has no live hand hold (a live one belongs to an action still running in some process).
+ */
+export async function clearStalePowerPending(d: Domain): Promise<number> {
+  const { db, t, dialect } = storeOf(d);
+  const { machines, leases } = t;
+  const orphan =
+    dialect === "sqlite"
+      ? isNotNull(machines.powerPending)
+      : and(
+          isNotNull(machines.powerPending),
+          sql`NOT EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.name} = 'hold:' || ${machines.id} AND ${leases.expiresAt} > clock_timestamp())`,
+        );
+  const cleared = await db.update(machines).set({ powerPending: null }).where(orphan).returning();
+  for (const m of cleared) d.bus.publish({ type: "machine.changed", machineId: m.id, name: m.name, state: m.state, powerState: m.powerState, maintenance: m.maintenance, rackId: m.rackId });
+  return cleared.length;
 }
 
 /** powerStart over a table selection, as planned (like powerSelection); skipped machines keep the plan's reason. */
-export function startPowerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): Promise<{ operationId: string; results: PowerResult[] }> {
-  const p = planToExecute(d, sel, { type: "power", action }, planId);
+export async function startPowerSelection(d: Domain, sel: Selection, action: PowerAction, actor: Actor, planId?: string): Promise<{ operationId: string; results: PowerResult[] }> {
+  const p = await planToExecuteIn(d, sel, { type: "power", action }, planId);
   return startPowerAction(
     d,
     p.rows.filter((r) => r.act).map((r) => r.id),

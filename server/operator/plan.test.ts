@@ -202,7 +202,7 @@ describe("computePlanIn (reads through the Store)", () => {
   it("decides every operation exactly as computePlan, on the machines the tests above left (small and wide selections)", async () => {
     // A failed deploy for the retry plan.
     const { id } = await h.operator.machines.enroll(machineInput(990, { bmc: { driver: "fake", address: "127.0.0.1", username: "u", password: "p" } }));
-    driveTo(h.domain, id, "deploy_failed");
+    await driveTo(h.domain, id, "deploy_failed");
     h.db.insert(jobs).values({ machineId: id, kind: "deploy_image", state: "failed", params: {}, createdBy: "test", createdAt: new Date() }).run();
     const ids = h.db.select({ id: machines.id }).from(machines).all().map((m) => m.id);
     const profile = h.db.select({ id: osProfiles.id }).from(osProfiles).all()[0]!.id;

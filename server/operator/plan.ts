@@ -23,7 +23,7 @@ import type { Domain } from "../context";
 import type { Db } from "../db/client";
 import { bmcs, jobs, machines, osProfiles, type OsProfile } from "../db/schema";
 import { storeOf, type Store } from "../db/store";
-import { resolveSelection, type Selection } from "../machines/selection";
+import { resolveSelection, resolveSelectionIn, type Selection } from "../machines/selection";
 import { deployKind, firmwareMismatch, jobChanges, profileProblem, REPLANNED_ON_RETRY } from "./plan-changes";
 
 /** Actions that run a job on the machine (boot the agent or an installer through its BMC). */
@@ -108,7 +108,7 @@ export function computePlan(d: Domain, selection: Selection, op: BulkOp): FullPl
 
 /** computePlan with its reads through the Store (either database). The selection is still resolved by server/machines. */
 export async function computePlanIn(d: Domain, selection: Selection, op: BulkOp): Promise<FullPlan> {
-  const ids = resolveSelection(d, selection);
+  const ids = await resolveSelectionIn(d, selection);
   return decidePlan(ids, op, await readPlanIn(storeOf(d), ids, op));
 }
 

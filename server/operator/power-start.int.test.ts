@@ -89,7 +89,7 @@ describe("oob.powerStart", () => {
     await expect(h.operator.oob.powerWait({ operationId: "00000000-0000-4000-8000-000000000000", timeoutMs: 0 })).rejects.toThrow(/No power operation/);
     await expect(h.viewer.oob.powerStart({ selection: { ids }, action: "on" })).rejects.toThrow();
     h.db.update(machines).set({ powerPending: "on" }).where(eq(machines.id, ids[0]!)).run();
-    expect(clearStalePowerPending(h.domain)).toBe(1);
+    expect(await clearStalePowerPending(h.domain)).toBe(1);
     expect(pendingOf(ids[0]!)).toBeNull();
   });
 });

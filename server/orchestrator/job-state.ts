@@ -6,7 +6,7 @@
  * the machine's lifecycle transition (the job kind's action from lib/jobs.ts JOB_KIND_ACTION) is taken in the same
  * transaction. The engine (engine.ts) advances running jobs step by step and calls closeJob when one ends.
  */
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, gt, inArray, sql } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import {
   ACTIVE_JOB_STATES,
@@ -23,6 +23,7 @@ import type { LiveEvent } from "../../lib/live-events";
 import type { Actor, Domain } from "../context";
 import { lockMachines, savepoint, storeOf, type Store, type StoreDb, type StoreTx, type Tables } from "../db/store";
 import { recordStoreEvent } from "../events/audit";
+import { processOwner } from "../db/pg/leases";
 import { applyTransition } from "../machines/lifecycle";
 import { JOB_KIND_SPECS, resolveParams } from "./kinds";
 
@@ -79,21 +80,62 @@ export async function withHandHold<T>(
   try {
     return await fn();
   } finally {
-    releaseHandHold(d, machineId);
+    await releaseHandHold(d, machineId);
   }
+}
+
+/** How long a hand hold lasts on PostgreSQL without its process releasing it (the process died mid-action). */
+export const HAND_HOLD_LEASE_MS = 3 * 60_000;
+const holdName = (machineId: number) => `hold:${machineId}`;
+const HOLD_WHAT: Record<string, string> = { power: "power", "boot device": "bootdev" };
+const holdWhat = (holder: string) => (holder.startsWith("bootdev@") ? "boot device" : "power");
+
+/** PostgreSQL: the live hand hold of a machine (a lease `hold:<id>` on the database's clock), if any. */
+async function leasedHold(store: Store, tx: StoreTx, machineId: number): Promise<string | null> {
+  const { leases } = store.t;
+  const [row] = await tx
+    .select({ holder: leases.holder })
+    .from(leases)
+    .where(and(eq(leases.name, holdName(machineId)), gt(leases.expiresAt, sql`clock_timestamp()`)))
+    .limit(1);
+  return row ? holdWhat(row.holder) : null;
 }
 
 /**
  * The two halves of withHandHold, for a hand action that answers at once and finishes in the background
  * (oob.powerStart): take the hold now (refused like withHandHold), release it when the action has ended.
- * The hold is per process (in memory) until it becomes a lease (`hold:<machine>`, docs/ARCHITECTURE.md, "How work
- * resumes on a surviving process"). It is set before the active-job check: a startJob that checked the holds before
- * has its job committed by the time the check reads (SQLite: an awaited read waits for open Store transactions;
- * PostgreSQL: the machine's row lock, which startJob holds until it commits).
+ * SQLite (one process): the hold is in memory, set before the active-job check, so a startJob that checked the holds
+ * before has its job committed by the time the check reads (an awaited read waits for open Store transactions).
+ * PostgreSQL (several processes): the hold is a lease `hold:<machine>` (holder `power@<owner>` or `bootdev@<owner>`,
+ * HAND_HOLD_LEASE_MS on the database's clock), taken in one transaction with the active-job check under the
+ * machine's row lock, which startJob takes too; a process that dies mid-action leaves a hold that lapses.
  * @throws AppError MACHINE_BUSY
  */
-export async function takeHandHold(d: Domain, machineId: number, what: string, busy: (job: { id: number; kind: string; state: string }) => AppError): Promise<void> {
+export async function takeHandHold(
+  d: Domain,
+  machineId: number,
+  what: string,
+  busy: (job: { id: number; kind: string; state: string }) => AppError,
+  owner = processOwner(),
+): Promise<void> {
   const store = storeOf(d);
+  if (store.dialect === "postgres") {
+    // Every process sees the hold: a lease on the machine, taken under its row lock with the active-job check.
+    await store.transaction(async (tx) => {
+      await lockMachines(tx, [machineId]);
+      const hand = await leasedHold(store, tx, machineId);
+      if (hand) throw new AppError("MACHINE_BUSY", `Machine ${machineId}: an operator is changing its ${hand} by hand`);
+      const active = await activeJob(store, tx, machineId);
+      if (active) throw busy(active);
+      const { leases } = store.t;
+      const lease = { name: holdName(machineId), holder: `${HOLD_WHAT[what] ?? "power"}@${owner}`, epoch: 1, expiresAt: sql`clock_timestamp() + ${HAND_HOLD_LEASE_MS} * interval '1 millisecond'` };
+      await tx
+        .insert(leases)
+        .values(lease as unknown as typeof leases.$inferInsert)
+        .onConflictDoUpdate({ target: leases.name, set: { holder: lease.holder, epoch: sql`${leases.epoch} + 1`, expiresAt: lease.expiresAt } });
+    });
+    return;
+  }
   const held = handHeld(store);
   const hand = held.get(machineId);
   if (hand) throw new AppError("MACHINE_BUSY", `Machine ${machineId}: an operator is changing its ${hand} by hand`);
@@ -110,8 +152,16 @@ export async function takeHandHold(d: Domain, machineId: number, what: string, b
   }
 }
 
-export function releaseHandHold(d: Domain, machineId: number): void {
-  handHeld(storeOf(d)).delete(machineId);
+export async function releaseHandHold(d: Domain, machineId: number, owner = processOwner()): Promise<void> {
+  const store = storeOf(d);
+  if (store.dialect === "postgres") {
+    const { leases } = store.t;
+    // Only this process's hold: one that lapsed and was taken by another stays.
+    const mine = Object.values(HOLD_WHAT).map((w) => `${w}@${owner}`);
+    await store.db.delete(leases).where(and(eq(leases.name, holdName(machineId)), inArray(leases.holder, mine)));
+    return;
+  }
+  handHeld(store).delete(machineId);
 }
 
 export interface StartJobInput {
@@ -147,7 +197,7 @@ export async function startJobIn(d: Domain, tx: StoreTx, input: StartJobInput, a
   }
   const active = await activeJob(store, tx, input.machineId);
   if (active) throw new AppError("MACHINE_BUSY", `Machine ${input.machineId} already runs job ${active.id}`);
-  const hand = handHeld(store).get(input.machineId);
+  const hand = store.dialect === "postgres" ? await leasedHold(store, tx, input.machineId) : handHeld(store).get(input.machineId);
   if (hand) throw new AppError("MACHINE_BUSY", `Machine ${input.machineId}: an operator is changing its ${hand} by hand`);
   const now = new Date();
   const action = input.action ?? JOB_KIND_ACTION[input.kind];

@@ -1,4 +1,4 @@
-import os from "node:os";
+import { processOwner } from "../db/pg/leases";
 import type { StepState } from "../../lib/jobs";
 import type { LiveEvent } from "../../lib/live-events";
 import type { MachinePorts } from "./ports";
@@ -19,7 +19,7 @@ export const PASSIVE = new Set<string>(Object.keys(WAIT_EVENTS));
 
 /** A process's default lease owner: host and pid, in the characters lease owners allow. */
 export function defaultOwner(): string {
-  return `${os.hostname().replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 100) || "host"}:${process.pid}`;
+  return processOwner();
 }
 
 /** Run a server step through the machine's ports (boot target, boot device, power). */

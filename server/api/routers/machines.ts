@@ -16,7 +16,7 @@ import {
 import { planInputSchema } from "../../../lib/plan";
 import { bulkEnroll } from "../../machines/bulk-enroll";
 import { importCsv } from "../../machines/csv";
-import { getMachineNetwork, setMachineNetwork } from "../../machines/network";
+import { getMachineNetworkIn, setMachineNetwork } from "../../machines/network";
 import { machineNetworkSchema } from "../../../lib/net-model";
 import { deleteMachine, enrollMachine, setMaintenance, updateMachine } from "../../machines/enroll";
 import { storeOf } from "../../db/store";
@@ -24,7 +24,7 @@ import { fleetSummary, getMachine } from "../../machines/detail";
 import { listMachines, listRows } from "../../machines/queries";
 import { resolveSelection } from "../../machines/selection";
 import { bulkAction, setOsProfile } from "../../operator/bulk-actions";
-import { computePlan, publicPlan } from "../../operator/plan";
+import { computePlanIn, publicPlan } from "../../operator/plan";
 import { operatorAction } from "../../operator/lifecycle-actions";
 import { operatorProcedure, operatorReadProcedure, router, viewerProcedure } from "../trpc";
 
@@ -70,7 +70,7 @@ export const machinesRouter = router({
   plan: operatorReadProcedure
     .input(planInputSchema)
     .output(machinesOut.plan)
-    .mutation(({ ctx, input }) => publicPlan(computePlan(ctx.domain, input.selection, input.op), input.limit)),
+    .mutation(async ({ ctx, input }) => publicPlan(await computePlanIn(ctx.domain, input.selection, input.op), input.limit)),
   bulkAction: operatorProcedure
     .input(bulkActionSchema)
     .output(machinesOut.bulkAction)
@@ -83,7 +83,7 @@ export const machinesRouter = router({
     .output(machinesOut.bulkAction)
     .mutation(({ ctx, input }) => setOsProfile(ctx.domain, input.selection, input.osProfileId, ctx.actor, input.planId)),
   /** The machine's NICs, bonds and VLANs with their addressing, as the installed OS gets them (issue 14). */
-  network: viewerProcedure.input(id).output(machinesOut.network).query(({ ctx, input }) => getMachineNetwork(ctx.domain.db, input.id)),
+  network: viewerProcedure.input(id).output(machinesOut.network).query(({ ctx, input }) => getMachineNetworkIn(storeOf(ctx.domain), input.id)),
   /** Replace the machine's whole network, all or nothing; refused while it is inspecting, deploying or cleaning. */
   setNetwork: operatorProcedure
     .input(id.extend({ network: machineNetworkSchema }))

@@ -4,6 +4,7 @@ import { bootDeviceSchema, powerActionSchema, powerSyncSettingsPatchSchema } fro
 import { checkBmc } from "../../oob/power";
 import { powerSelection, setBootDeviceByHand, startPowerSelection, waitPowerOperation } from "../../operator/hand-power";
 import { sweepPower } from "../../oob/power-sync";
+import { storeOf } from "../../db/store";
 import { getPowerSyncSettings, setPowerSyncSettings } from "../../oob/settings";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
 
@@ -37,7 +38,7 @@ export const oobRouter = router({
       return { ok: true as const };
     }),
   checkBmc: operatorProcedure.input(id).output(oobOut.checkBmc).mutation(({ ctx, input }) => checkBmc(ctx.domain, input.id, ctx.actor)),
-  syncSettings: viewerProcedure.output(oobOut.syncSettings).query(({ ctx }) => getPowerSyncSettings(ctx.domain.db)),
+  syncSettings: viewerProcedure.output(oobOut.syncSettings).query(({ ctx }) => getPowerSyncSettings(storeOf(ctx.domain))),
   /** Run a power-sync sweep now (joins a sweep that is already running) and return its figures. */
   syncNow: operatorProcedure.output(oobOut.sweep).mutation(({ ctx }) => {
     const sync = ctx.domain.oob.sync;

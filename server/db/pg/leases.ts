@@ -1,3 +1,4 @@
+import os from "node:os";
 import { sql, type SQL } from "drizzle-orm";
 import type pg from "pg";
 import type { PgDb } from "./client";
@@ -40,6 +41,11 @@ function positive(what: string, n: number, max = 86_400_000): number {
 }
 
 /** A process's name in leases: printable, short (it is stored and shown in /healthz). */
+/** This process's default name as a lease holder: host and pid, in the characters owners allow. */
+export function processOwner(): string {
+  return `${os.hostname().replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 100) || "host"}:${process.pid}`;
+}
+
 export function checkOwner(owner: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/.test(owner)) throw new Error(`lease owner ${JSON.stringify(owner.slice(0, 40))} must be 1-128 of A-Z a-z 0-9 . _ : @ -`);
   return owner;
@@ -314,4 +320,17 @@ export async function withBmcLock<T>(pool: pg.Pool, bmc: { address: string; port
     client.off("end", onGone);
     client.release(broken);
   }
+}
+
+/**
+ * The cross-process exclusion of a BmcScheduler (server/oob/scheduler.ts `crossProcess`) over `pool`: its keys are
+ * "address:port" (bmcKey), each call runs inside withBmcLock.
+ */
+export function bmcLockOn(pool: pg.Pool, waitMs?: number): <T>(key: string, fn: () => Promise<T>) => Promise<T> {
+  return (key, fn) => {
+    const i = key.lastIndexOf(":");
+    const port = Number(key.slice(i + 1));
+    if (i < 1 || !Number.isInteger(port)) throw new Error(`not a BMC key: ${JSON.stringify(key.slice(0, 80))}`);
+    return withBmcLock(pool, { address: key.slice(0, i), port }, () => fn(), waitMs);
+  };
 }

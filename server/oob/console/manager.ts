@@ -8,7 +8,8 @@
 import { AppError } from "../../../lib/errors";
 import { backoffDelay } from "../../../lib/retry";
 import type { Domain } from "../../context";
-import { recordEvent } from "../../events/audit";
+import { storeOf } from "../../db/store";
+import { recordStoreEvent } from "../../events/audit";
 import { loadBmc } from "../bmc-state";
 import { BmcError } from "../errors";
 import type { ConsoleStream } from "../types";
@@ -87,7 +88,7 @@ export class ConsoleManager {
    * @throws AppError MACHINE_NOT_FOUND, BMC_NOT_CONFIGURED
    */
   async join(machineId: number, viewerId: string, name: string): Promise<{ status: ConsoleStatus; recent: Buffer }> {
-    loadBmc(this.d, machineId); // fail fast for unknown machines / no BMC
+    await loadBmc(this.d, machineId); // fail fast for unknown machines / no BMC
     let s = this.sessions.get(machineId);
     if (!s) {
       const cfg = this.d.oob.config;
@@ -106,7 +107,7 @@ export class ConsoleManager {
     s.state = "opening";
     s.error = undefined;
     try {
-      const { driver, target } = loadBmc(this.d, s.machineId);
+      const { driver, target } = await loadBmc(this.d, s.machineId);
       driver.console.validate(target);
       const stream = await driver.console.open(target);
       s.stream = stream;
@@ -172,9 +173,13 @@ export class ConsoleManager {
     const s = this.sessions.get(machineId);
     if (!s || !s.viewers.has(viewerId)) throw new AppError("CONSOLE_NOT_HELD", "Open the console before taking the keyboard");
     s.holder = { viewerId, name };
-    const ev = recordEvent(this.d.db, { actor: `user:${name}`, machineId, kind: "console.keyboard", message: `${name} took the console keyboard` });
-    this.d.bus.publish({ type: "event.created", event: ev });
     this.publishStatus(machineId);
+    // The audit row is written after the keyboard changed hands; a database error is logged, the keyboard stays taken.
+    const store = storeOf(this.d);
+    void recordStoreEvent(store, store.db, { actor: `user:${name}`, machineId, kind: "console.keyboard", message: `${name} took the console keyboard` }).then(
+      (ev) => this.d.bus.publish({ type: "event.created", event: ev }),
+      (err) => this.d.log.error("console: keyboard event not recorded", { machineId, error: String(err) }),
+    );
   }
 
   release(machineId: number, viewerId: string): void {

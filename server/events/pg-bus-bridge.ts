@@ -1,0 +1,205 @@
+/**
+ * The event bus across processes sharing one PostgreSQL (docs/ARCHITECTURE.md, "Live events across processes"):
+ * every event published on this process's bus is sent with NOTIFY, and every other process's events are published on
+ * this bus. In-process subscribers (the socket gateway, the orchestrator's wake-ups, netboot) then see the whole
+ * site's events, whichever process committed them; each gateway emits them to its own browsers.
+ *
+ * - Order: one publishing connection, sends queued one after the other (PostgreSQL delivers a session's
+ *   notifications in the order they were sent). Each message carries the origin and a sequence number.
+ * - Size: NOTIFY payloads stop at 8,000 bytes; a bigger event (a batch of log lines) goes as numbered chunks and is
+ *   put together again before it is published.
+ * - Loss: while a connection is down, events are not carried (counted in `stats.dropped`; a receiver counts the gaps
+ *   it sees in `stats.gaps`). Both connections reconnect with backoff. Browsers backfill on reconnect (events since
+ *   their last id, log lines since their seq), and the orchestrator's tick does not depend on wake-ups.
+ */
+import pg from "pg";
+import type { LiveEvent } from "../../lib/live-events";
+import { backoffDelay } from "../../lib/retry";
+import type { Logger } from "../log";
+import type { EventBus } from "./bus";
+
+/** Room for the envelope in a NOTIFY payload (8,000 bytes at most). */
+const CHUNK_CHARS = 7000;
+
+interface Envelope {
+  /** Origin process. */
+  o: string;
+  /** Sequence number of the event at its origin. */
+  s: number;
+  /** Chunk i of n (only for events split in chunks). */
+  i?: number;
+  n?: number;
+  /** The event's JSON (or its chunk). */
+  d: string;
+}
+
+export interface BridgeStats {
+  sent: number;
+  received: number;
+  /** Local events not sent because the publishing connection was down. */
+  dropped: number;
+  /** Events of other processes missed (sequence gaps seen). */
+  gaps: number;
+}
+
+export class PgBusBridge {
+  readonly stats: BridgeStats = { sent: 0, received: 0, dropped: 0, gaps: 0 };
+  private readonly remote = new WeakSet<object>();
+  private readonly lastSeq = new Map<string, number>();
+  private readonly partial = new Map<string, { s: number; parts: string[] }>();
+  private listener: pg.Client | undefined;
+  private publisher: pg.Client | undefined;
+  private publishing: Promise<unknown> = Promise.resolve();
+  private unsubscribe: (() => void) | undefined;
+  private seq = 0;
+  private stopped = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    private readonly bus: EventBus,
+    private readonly url: string,
+    private readonly opts: { origin: string; channel?: string; log?: Logger },
+  ) {
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(this.channel)) throw new Error(`bus channel must be a lower-case SQL identifier, not ${JSON.stringify(this.channel.slice(0, 80))}`);
+  }
+
+  private get channel(): string {
+    return this.opts.channel ?? "rackhand_bus";
+  }
+
+  /** Connects both connections (resolves once listening), then carries events until stop(). */
+  async start(): Promise<void> {
+    this.stopped = false;
+    this.unsubscribe = this.bus.subscribe((e) => this.send(e));
+    await Promise.all([this.connectListener(0), this.connectPublisher(0)]);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await this.publishing.catch(() => undefined);
+    await Promise.all([this.listener?.end().catch(() => undefined), this.publisher?.end().catch(() => undefined)]);
+    this.listener = this.publisher = undefined;
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  private client(role: string): pg.Client {
+    const c = new pg.Client({ connectionString: this.url, application_name: `rackhand-bus-${role}` });
+    c.on("error", () => {}); // reported by 'end'
+    return c;
+  }
+
+  private async connectListener(attempt: number): Promise<void> {
+    if (this.stopped) return;
+    const c = this.client("listen");
+    try {
+      await c.connect();
+      c.on("notification", (m) => {
+        if (m.channel === this.channel && m.payload) this.receive(m.payload);
+      });
+      await c.query(`LISTEN ${this.channel}`);
+      c.once("end", () => {
+        if (this.listener !== c || this.stopped) return;
+        this.listener = undefined;
+        this.opts.log?.warn("event bus bridge: lost its LISTEN connection; reconnecting");
+        this.later(backoffDelay(0, { baseMs: 200, maxMs: 5000 }), () => void this.connectListener(1));
+      });
+      this.listener = c;
+    } catch (err) {
+      void c.end().catch(() => undefined);
+      if (attempt === 0) throw err;
+      this.later(backoffDelay(attempt, { baseMs: 200, maxMs: 5000 }), () => void this.connectListener(attempt + 1));
+    }
+  }
+
+  private async connectPublisher(attempt: number): Promise<void> {
+    if (this.stopped) return;
+    const c = this.client("notify");
+    try {
+      await c.connect();
+      c.once("end", () => {
+        if (this.publisher !== c || this.stopped) return;
+        this.publisher = undefined;
+        this.later(backoffDelay(0, { baseMs: 200, maxMs: 5000 }), () => void this.connectPublisher(1));
+      });
+      this.publisher = c;
+    } catch (err) {
+      void c.end().catch(() => undefined);
+      if (attempt === 0) throw err;
+      this.later(backoffDelay(attempt, { baseMs: 200, maxMs: 5000 }), () => void this.connectPublisher(attempt + 1));
+    }
+  }
+
+  /** A local event: sent, in order, unless it came from another process. */
+  private send(e: LiveEvent): void {
+    if (this.remote.has(e)) return;
+    const s = ++this.seq;
+    const json = JSON.stringify(e);
+    const envelopes: Envelope[] = [];
+    if (json.length <= CHUNK_CHARS) envelopes.push({ o: this.opts.origin, s, d: json });
+    else {
+      const n = Math.ceil(json.length / CHUNK_CHARS);
+      for (let i = 0; i < n; i++) envelopes.push({ o: this.opts.origin, s, i, n, d: json.slice(i * CHUNK_CHARS, (i + 1) * CHUNK_CHARS) });
+    }
+    this.publishing = this.publishing.then(async () => {
+      const c = this.publisher;
+      if (!c) {
+        this.stats.dropped++;
+        return;
+      }
+      try {
+        for (const env of envelopes) await c.query("SELECT pg_notify($1, $2)", [this.channel, JSON.stringify(env)]);
+        this.stats.sent++;
+      } catch (err) {
+        this.stats.dropped++;
+        this.opts.log?.warn("event bus bridge: an event was not sent", { type: e.type, error: String(err) });
+      }
+    });
+  }
+
+  private receive(payload: string): void {
+    let env: Envelope;
+    try {
+      env = JSON.parse(payload) as Envelope;
+    } catch {
+      return;
+    }
+    if (typeof env.o !== "string" || typeof env.s !== "number" || typeof env.d !== "string" || env.o === this.opts.origin) return;
+    let json = env.d;
+    if (env.n !== undefined) {
+      const part = this.partial.get(env.o);
+      if (env.i === 0) this.partial.set(env.o, { s: env.s, parts: [env.d] });
+      else if (part && part.s === env.s && part.parts.length === env.i) part.parts.push(env.d);
+      else {
+        this.partial.delete(env.o); // a chunk went missing: the event is lost (counted as a gap below)
+        return;
+      }
+      const cur = this.partial.get(env.o)!;
+      if (cur.parts.length < env.n) return;
+      this.partial.delete(env.o);
+      json = cur.parts.join("");
+    }
+    const last = this.lastSeq.get(env.o);
+    if (last !== undefined && env.s > last + 1) this.stats.gaps += env.s - last - 1;
+    this.lastSeq.set(env.o, Math.max(env.s, last ?? 0));
+    let e: LiveEvent;
+    try {
+      e = JSON.parse(json) as LiveEvent;
+    } catch {
+      return;
+    }
+    this.stats.received++;
+    this.remote.add(e);
+    this.bus.publish(e);
+  }
+}
