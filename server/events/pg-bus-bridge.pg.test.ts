@@ -98,6 +98,23 @@ describe("event bus across processes", () => {
     });
   });
 
+  it("a queue over its cap drops (counted at both ends) instead of growing without end", async () => {
+    const [, b] = procs as [Proc, Proc];
+    const bus = new EventBus();
+    const bridge = new PgBusBridge(bus, url(), { origin: "proc-d:4", channel, maxPending: 50 });
+    await bridge.start();
+    try {
+      for (let i = 1; i <= 200; i++) bus.publish(job(5000 + i)); // all queued at once: 50 go, 150 are dropped
+      await until("the first 50", () => b.seen.length === 50);
+      bus.publish(job(6000));
+      await until("the next one", () => b.seen.length === 51);
+      expect(bridge.stats).toMatchObject({ sent: 51, dropped: 150 });
+      expect(b.bridge.stats.gaps).toBe(150);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
   it("refuses a channel that is not an identifier", () => {
     expect(() => new PgBusBridge(new EventBus(), url(), { origin: "x:1", channel: "bus; DROP TABLE machines" })).toThrow(/SQL identifier/);
   });

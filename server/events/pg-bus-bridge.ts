@@ -8,8 +8,8 @@
  *   notifications in the order they were sent). Each message carries the origin and a sequence number.
  * - Size: NOTIFY payloads stop at 8,000 bytes; a bigger event (a batch of log lines) goes as numbered chunks and is
  *   put together again before it is published.
- * - Loss: while a connection is down, events are not carried (counted in `stats.dropped`; a receiver counts the gaps
- *   it sees in `stats.gaps`). Both connections reconnect with backoff. Browsers backfill on reconnect (events since
+ * - Loss: while a connection is down, or while more than `maxPending` events wait to be sent, events are not carried
+ *   (counted in `stats.dropped`; a receiver counts the gaps it sees in `stats.gaps`). Both connections reconnect with backoff. Browsers backfill on reconnect (events since
  *   their last id, log lines since their seq), and the orchestrator's tick does not depend on wake-ups.
  */
 import pg from "pg";
@@ -52,13 +52,16 @@ export class PgBusBridge {
   private publishing: Promise<unknown> = Promise.resolve();
   private unsubscribe: (() => void) | undefined;
   private seq = 0;
+  private pending = 0;
+  private overflowing = false;
   private stopped = false;
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly bus: EventBus,
     private readonly url: string,
-    private readonly opts: { origin: string; channel?: string; log?: Logger },
+    /** `maxPending`: events waiting to be sent before new ones are dropped (default 10,000). */
+    private readonly opts: { origin: string; channel?: string; log?: Logger; maxPending?: number },
   ) {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(this.channel)) throw new Error(`bus channel must be a lower-case SQL identifier, not ${JSON.stringify(this.channel.slice(0, 80))}`);
   }
@@ -151,7 +154,17 @@ export class PgBusBridge {
       const n = Math.ceil(json.length / CHUNK_CHARS);
       for (let i = 0; i < n; i++) envelopes.push({ o: this.opts.origin, s, i, n, d: json.slice(i * CHUNK_CHARS, (i + 1) * CHUNK_CHARS) });
     }
+    // A database slower than the events (or gone) must not grow the queue without end: beyond the cap, drop.
+    if (this.pending >= (this.opts.maxPending ?? 10_000)) {
+      this.stats.dropped++;
+      if (!this.overflowing) this.opts.log?.warn("event bus bridge: send queue full; events are dropped until it drains", { pending: this.pending });
+      this.overflowing = true;
+      return;
+    }
+    this.overflowing = false;
+    this.pending++;
     this.publishing = this.publishing.then(async () => {
+      this.pending--;
       const c = this.publisher;
       if (!c) {
         this.stats.dropped++;
