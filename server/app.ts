@@ -14,9 +14,10 @@ import { ensureAdmin } from "./auth/users";
 import type { Config } from "./config";
 import type { Domain } from "./context";
 import { startCheckpointer } from "./db/checkpointer";
-import { openDatabase } from "./db/client";
-import { storeOf } from "./db/store";
-import { processOwner } from "./db/pg/leases";
+import { noSqliteOnPostgres } from "./db/client";
+import { openStore, sqliteDbOf } from "./db/store";
+import { createPgPool } from "./db/pg/client";
+import { bmcLockOn, processOwner } from "./db/pg/leases";
 import { health } from "./http/health";
 import { PgBusBridge } from "./events/pg-bus-bridge";
 import { EventBus } from "./events/bus";
@@ -75,18 +76,21 @@ export interface AppOverrides {
  * Resolves when the port is listening.
  */
 export async function startApp(config: Config, log: Logger, overrides: AppOverrides = {}): Promise<App> {
-  if (config.databaseUrl) {
-    // The schema, migrations and coordination primitives exist (server/db/pg), the domain is still synchronous SQLite.
-    throw new Error("RACKHAND_DATABASE_URL is set, but the server cannot run on PostgreSQL yet (docs/ARCHITECTURE.md, PostgreSQL): unset it to use SQLite");
-  }
+  // PostgreSQL when RACKHAND_DATABASE_URL is set (migrations applied under an advisory lock), else SQLite under dataDir.
+  const store = await openStore(config.dataDir, config.databaseUrl, { applicationName: `rackhand ${processOwner()}` });
   const dbFile = path.join(config.dataDir, "rackhand.db");
-  const db = openDatabase(dbFile);
-  const checkpointer = startCheckpointer(db.$client, dbFile, log.child("db"));
+  const db = store.dialect === "sqlite" ? sqliteDbOf(store) : noSqliteOnPostgres();
+  const checkpointer = store.dialect === "sqlite" ? startCheckpointer(db.$client, dbFile, log.child("db")) : undefined;
   const secrets = SecretBox.open(config.dataDir, config.secretKey);
   const bus = new EventBus();
   const oob = createOobRuntime(defaultOobConfig(config.dataDir, config.oob));
-  const domain: Domain = { db, bus, secrets, log, oob };
-  const store = storeOf(domain);
+  const domain: Domain = { db, store, bus, secrets, log, oob };
+  // Several processes on one PostgreSQL: a BMC call holds a per-BMC advisory lock, so two processes never talk to
+  // the same BMC at once (server/db/pg/leases.ts bmcLockOn). Each lock holds a connection for the whole BMC call
+  // (seconds for an unreachable BMC), so the locks get a pool of their own: a sweep cannot starve the API's queries.
+  // Its 16 connections bound this process's BMC calls in flight (the power sync default concurrency is 16).
+  const bmcLockPool = store.dialect === "postgres" && config.databaseUrl ? createPgPool(config.databaseUrl, { max: 16, applicationName: `rackhand ${processOwner()} bmc locks` }) : undefined;
+  if (bmcLockPool) oob.scheduler.crossProcess = bmcLockOn(bmcLockPool);
   /** This process's name among processes sharing a database (leases, /healthz). */
   const owner = processOwner();
   // Several processes on PostgreSQL: each one's bus carries the others' events (LISTEN/NOTIFY).
@@ -110,7 +114,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   });
   await installerLogs.start();
 
-  const metrics = createMetrics(db, store.dialect === "postgres" ? owner : undefined);
+  const metrics = createMetrics(store, store.dialect === "postgres" ? owner : undefined);
   const procedureNames = new Set(Object.keys(appRouter._def.procedures));
   registerProxyMetrics(metrics.registry, () => packageProxy.status());
   bus.subscribe((e) => metrics.liveEvents.inc({ type: e.type }));
@@ -201,9 +205,9 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       res.end(req.method === "HEAD" ? undefined : openApiJson);
       return;
     }
-    if (TRANSCRIPT_PATH.test(p) && req.method === "GET") return serveTranscript(req, res, url, db, oob.config.consoleDir);
-    if (p === MACHINES_CSV_PATH && req.method === "GET") return serveMachinesCsv(req, res, url, db);
-    if (JOB_RECORD_PATH.test(p) && req.method === "GET") return serveJobRecord(req, res, url, db, oob.config.consoleDir);
+    if (TRANSCRIPT_PATH.test(p) && req.method === "GET") return serveTranscript(req, res, url, store, oob.config.consoleDir);
+    if (p === MACHINES_CSV_PATH && req.method === "GET") return serveMachinesCsv(req, res, url, db, store);
+    if (JOB_RECORD_PATH.test(p) && req.method === "GET") return serveJobRecord(req, res, url, db, oob.config.consoleDir, store);
     if (p.startsWith("/api/trpc/")) {
       // Requests carrying an Authorization header are authenticated by it alone (never by the cookie), and a
       // browser cannot attach that header cross-site, so the cookie CSRF guard does not apply to them.
@@ -246,6 +250,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const gateway = attachGateway({
     httpServer: server,
     db,
+    store,
     bus,
     log: log.child("socket"),
     onClientCount: (n) => metrics.socketClients.set(n),
@@ -308,8 +313,9 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       await consoles.closeAll();
       await new Promise<void>((r) => server.close(() => r()));
       await closeNext?.();
-      await checkpointer.stop();
-      db.$client.close();
+      await checkpointer?.stop();
+      await bmcLockPool?.end();
+      await store.close();
     },
   };
 }

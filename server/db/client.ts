@@ -56,3 +56,18 @@ function restrictPermissions(file: string, when: "before" | "after"): void {
     }
   }
 }
+
+/**
+ * `Domain.db` of a process on PostgreSQL: there is no SQLite database, and any code still reading one synchronously
+ * must fail loudly, naming itself in the stack, instead of reading an empty file. Every property access throws.
+ */
+export function noSqliteOnPostgres(): Db {
+  return new Proxy({} as Db, {
+    get(_t, prop) {
+      if (prop === "then" || typeof prop === "symbol") return undefined;
+      // Name the caller in the message: the entry point prints only the message of a start-up error.
+      const caller = new Error().stack?.split("\n").slice(2).find((l) => !l.includes("db/client"))?.trim() ?? "?";
+      throw new Error(`domain.db.${String(prop)}: this code reads SQLite synchronously and cannot run on PostgreSQL (convert it to the Store, server/db/store.ts); ${caller}`);
+    },
+  });
+}

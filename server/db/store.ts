@@ -222,6 +222,12 @@ export function storeOf(d: { db: Db; store?: Store }): Store {
   return d.store ?? sqliteStore(d.db);
 }
 
+/** The node-postgres pool under a PostgreSQL Store (LISTEN/NOTIFY clients, advisory locks). @throws Error on SQLite */
+export function pgPoolOf(store: Store): PgDb["$client"] {
+  if (store.dialect !== "postgres") throw new Error("not a PostgreSQL store");
+  return (store.db as unknown as PgDb).$client;
+}
+
 /** The SQLSTATE of a node-postgres error, also when drizzle wrapped it (DrizzleQueryError.cause). */
 export function pgErrorCode(err: unknown): string | undefined {
   for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {

@@ -78,6 +78,18 @@ describe("event bus across processes", () => {
     expect(b.seen[1]).toEqual(job(8));
   });
 
+  it("an event under the chunk size in characters but over NOTIFY's 8,000 bytes arrives whole (non-ASCII, quotes, backslashes)", async () => {
+    const [a, b] = procs as [Proc, Proc];
+    const texts = ["€".repeat(6800), "\u{1F600}".repeat(3300), '"'.repeat(6800), "\\".repeat(6800), "é\"\\\n".repeat(1700)];
+    const events = texts.map((text, i) => ({ type: "log.lines", jobId: 100 + i, machineId: 1, lines: [{ seq: 1, ts: 1, text }] }) as unknown as LiveEvent);
+    for (const e of events) expect(JSON.stringify(e).length).toBeLessThan(14_000);
+    for (const e of events) a.bus.publish(e);
+    a.bus.publish(job(9));
+    await until("the five events and the next", () => b.seen.length === events.length + 1);
+    expect(b.seen).toEqual([...events, job(9)]);
+    expect(a.bridge.stats.dropped).toBe(0);
+  });
+
   it("a lost LISTEN connection is reopened and events flow again", async () => {
     const [a, b] = procs as [Proc, Proc];
     const admin = new pg.Client({ connectionString: url() });

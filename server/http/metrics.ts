@@ -1,14 +1,14 @@
 import { sql } from "drizzle-orm";
 import client from "prom-client";
-import type { Db } from "../db/client";
-import { machines } from "../db/schema";
+import type { Store } from "../db/store";
 
 /**
  * Prometheus metrics on a registry of our own (no global default registry, so tests can build many apps).
  * `processName`: several processes share one database (PostgreSQL): every series carries `process="<host:pid>"`,
  * the name the process has in leases and /healthz. One process (SQLite): no such label, no series churn at restarts.
  */
-export function createMetrics(db: Db, processName?: string) {
+export function createMetrics(store: Store, processName?: string) {
+  const { machines } = store.t;
   const registry = new client.Registry();
   registry.setDefaultLabels({ app: "rackhand", ...(processName && { process: processName }) });
   client.collectDefaultMetrics({ register: registry });
@@ -25,9 +25,9 @@ export function createMetrics(db: Db, processName?: string) {
     help: "Machines by lifecycle state",
     labelNames: ["state"] as const,
     registers: [registry],
-    collect() {
+    async collect() {
+      const rows = await store.db.select({ state: machines.state, n: sql<number>`count(*)`.mapWith(Number) }).from(machines).groupBy(machines.state);
       this.reset();
-      const rows = db.select({ state: machines.state, n: sql<number>`count(*)` }).from(machines).groupBy(machines.state).all();
       for (const r of rows) this.set({ state: r.state }, r.n);
     },
   });
@@ -36,9 +36,9 @@ export function createMetrics(db: Db, processName?: string) {
     help: "Machines by last known power state",
     labelNames: ["power"] as const,
     registers: [registry],
-    collect() {
+    async collect() {
+      const rows = await store.db.select({ p: machines.powerState, n: sql<number>`count(*)`.mapWith(Number) }).from(machines).groupBy(machines.powerState);
       this.reset();
-      const rows = db.select({ p: machines.powerState, n: sql<number>`count(*)` }).from(machines).groupBy(machines.powerState).all();
       for (const r of rows) this.set({ power: r.p }, r.n);
     },
   });

@@ -6,21 +6,21 @@ import fs from "node:fs";
 import type http from "node:http";
 import { eq } from "drizzle-orm";
 import { parseCookies, SESSION_COOKIE, sessionUser } from "../auth/sessions";
-import type { Db } from "../db/client";
-import { storeOf, type Store } from "../db/store";
-import { machines } from "../db/schema";
+import type { Store } from "../db/store";
 import { transcriptFiles } from "../oob/console/transcript";
 
-export const TRANSCRIPT_PATH = /^\/api\/consoles\/(\d+)\/transcript$/;
+/** Up to 10 digits: every id the machines table can hold (an integer column on PostgreSQL) fits, and no more. */
+export const TRANSCRIPT_PATH = /^\/api\/consoles\/(\d{1,10})\/transcript$/;
 
-export async function serveTranscript(req: http.IncomingMessage, res: http.ServerResponse, url: URL, db: Db, consoleDir: string, store: Store = storeOf({ db })): Promise<void> {
+export async function serveTranscript(req: http.IncomingMessage, res: http.ServerResponse, url: URL, store: Store, consoleDir: string): Promise<void> {
   const id = Number(TRANSCRIPT_PATH.exec(url.pathname)![1]);
   if (!(await sessionUser(store, parseCookies(req.headers.cookie)[SESSION_COOKIE]))) {
     res.writeHead(401, { "content-type": "text/plain" });
     res.end("Sign in first");
     return;
   }
-  const m = db.select({ name: machines.name }).from(machines).where(eq(machines.id, id)).get();
+  const { machines } = store.t;
+  const [m] = id <= 2 ** 31 - 1 ? await store.db.select({ name: machines.name }).from(machines).where(eq(machines.id, id)).limit(1) : [];
   if (!m) {
     res.writeHead(404, { "content-type": "text/plain" });
     res.end("No such machine");

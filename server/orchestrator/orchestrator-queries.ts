@@ -65,6 +65,23 @@ export function prepareQueries(store: Store) {
         .from(steps)
         .where(and(eq(steps.state, "pending"), lte(steps.nextAttemptAt, now))),
     ),
+    /**
+     * Running jobs with no step running or ready: nothing will move them but an advance. A process that completed a
+     * group's last step and died before its advance (SIGKILL between the two transactions) leaves such a job behind,
+     * and no surviving process would otherwise look at it (PostgreSQL; one SQLite process re-reads every running job
+     * at start). A job waiting out a retry's backoff is also here; advancing it early does nothing.
+     */
+    stalledJobs: hot<{ id: number }[]>(store, "all", (db, { jobs, steps }) =>
+      db
+        .select({ id: jobs.id })
+        .from(jobs)
+        .where(
+          and(
+            eq(jobs.state, "running"),
+            sql`not exists (select 1 from ${steps} where ${steps.jobId} = ${jobs.id} and ${steps.state} in ('running', 'ready'))`,
+          ),
+        ),
+    ),
     job: hot<JobRow | undefined>(store, "get", (db, { jobs }) => db.select().from(jobs).where(eq(jobs.id, id))),
     /** The job's row, locked for the rest of the transaction on PostgreSQL (one process advances a job at a time). */
     jobForUpdate: hot<JobRow | undefined>(store, "get", (db, { jobs }) => {

@@ -174,6 +174,8 @@ export class Orchestrator {
     // an event recorded in a window between the two (and what a restart left behind).
     for (const w of await q.satisfiedWaits(db)) await this.complete(w.id, w.attempt, { ok: true, result: waitSatisfied(w, w.name)! });
     for (const r of await q.dueRetries(db, { now: q.at(now) })) this.dirty.add(r.jobId);
+    // Several processes: a job whose group was finished by a process that died before advancing it.
+    if (this.pg) for (const j of await q.stalledJobs(db)) this.dirty.add(j.id);
     await this.drain();
     if (this.pg) this.claimServerSteps();
   }

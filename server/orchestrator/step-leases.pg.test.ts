@@ -79,4 +79,24 @@ describe("several processes on PostgreSQL", () => {
     releaseB();
     await until("job succeeded", async () => (await jobStates([jobId]))[0] === "succeeded", 10_000);
   });
+
+  it("a job whose step a dying process finished, but never advanced, is advanced by a survivor's tick", async () => {
+    const [m] = await machines(1);
+    // A holds the job's only step, its BMC call hanging.
+    const a = engine(countingPorts(new Map(), () => true), "finisher:1", 60_000, 3_600_000);
+    await a.start();
+    const { jobId } = await startJob(f.h.domain, { machineId: m!, kind: "power_cycle" }, "test");
+    const { db, t } = f.h.store;
+    const step = async () => (await db.select().from(t.steps).where(eq(t.steps.jobId, jobId)))[0]!;
+    await until("A runs the step", async () => (await step()).leaseOwner === "finisher:1", 10_000);
+    const b = engine(countingPorts(new Map()), "survivor:2", 60_000);
+    await b.start();
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await jobStates([jobId]))[0]).toBe("running");
+    // A commits the step's success and dies before its advance: nothing of A's will touch the job again.
+    void a.stop();
+    f.forget(a);
+    await db.update(t.steps).set({ state: "succeeded", leaseOwner: null, leaseExpiresAt: null, finishedAt: new Date() }).where(eq(t.steps.jobId, jobId));
+    await until("B's tick finished the job", async () => (await jobStates([jobId]))[0] === "succeeded", 10_000);
+  });
 });

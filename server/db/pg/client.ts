@@ -38,6 +38,13 @@ export function checkDatabaseUrl(url: string): string {
   return url;
 }
 
+/** host:port/database of a checked URL, for messages: no user name, no password. */
+export function whereOf(url: string): string {
+  const u = new URL(url);
+  const host = u.hostname || u.searchParams.get("host") || "?";
+  return `${host}${u.port ? `:${u.port}` : ""}${u.pathname}`;
+}
+
 /**
  * Connect to PostgreSQL through drizzle's node-postgres driver and apply pending migrations (drizzle-pg/). Several
  * processes may start at once: migrations run under an advisory lock, so one applies them and the others find them
@@ -49,7 +56,9 @@ export async function openPgDatabase(url: string, opts: PgOptions = {}): Promise
     await migratePg(pool);
   } catch (err) {
     await pool.end();
-    throw err;
+    const e = err as Error & { code?: string };
+    // The server's start fails here when the database is unreachable or refuses: say where, never with the password.
+    throw Object.assign(new Error(`PostgreSQL at ${whereOf(url)} (RACKHAND_DATABASE_URL): ${e.message.replaceAll(url, "<url>")}`, { cause: err }), { code: e.code });
   }
   return drizzle<typeof schema, pg.Pool>(pool, { schema });
 }
