@@ -468,6 +468,7 @@ export class ConsoleManager {
         s.holder = await c.readKeyboard(s.machineId).catch(() => s.holder);
         if (!s.stream && !s.opening) s.opening = this.open(s);
         this.publishStatus(s);
+        await s.opening;
       } catch (err) {
         this.d.log.warn("console: claiming the console lease failed", { machineId: s.machineId, error: String(err) });
       }
@@ -602,8 +603,12 @@ export class ConsoleManager {
           return;
         }
         if (m.e < s.ownerEpoch) return;
-        if (m.e > s.ownerEpoch) this.sendWatch(s); // a new owner: tell it about this process's viewers at once
-        s.ownerEpoch = m.e;
+        if (m.e > s.ownerEpoch) {
+          // A new owner (a takeover): its output is numbered afresh; tell it about this process's viewers at once.
+          s.ownerEpoch = m.e;
+          s.lastSeq = 0;
+          this.sendWatch(s);
+        }
         s.ownerStatus = m.st;
         s.ownerName = m.o;
         s.heardAt = Date.now();
