@@ -67,6 +67,8 @@ export interface ClusterOptions {
 }
 
 const MACHINE_MAX = 2 ** 31 - 1;
+/** A snapshot (64 KiB of recent output at most, in CHUNK_BYTES pieces, and its status) never needs more messages. */
+const SNAPSHOT_MAX_PARTS = 32;
 const VIEWER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
@@ -366,10 +368,10 @@ function validStatus(v: unknown): ConsoleStatus | null {
   return {
     machineId: s.machineId,
     state: s.state as ConsoleStatus["state"],
-    holder: s.holder as string | null,
+    holder: s.holder,
     viewers: s.viewers,
-    ...(s.error !== undefined ? { error: s.error as string } : {}),
-    ...(s.retryInS !== undefined ? { retryInS: s.retryInS as number } : {}),
+    ...(s.error !== undefined ? { error: s.error } : {}),
+    ...(s.retryInS !== undefined ? { retryInS: s.retryInS } : {}),
   };
 }
 
@@ -392,7 +394,7 @@ export function validMessage(v: unknown): ClusterMessage | null {
     case "q":
       return isInt(m.r, 1) ? (m as ClusterMessage) : null;
     case "r": {
-      if (!(isInt(m.e, 1) && isProc(m.to) && isInt(m.r, 1) && isInt(m.s) && isInt(m.i) && isInt(m.n, 1) && m.i < m.n && isB64(m.b))) return null;
+      if (!(isInt(m.e, 1) && isProc(m.to) && isInt(m.r, 1) && isInt(m.s) && isInt(m.i) && isInt(m.n, 1) && m.n <= SNAPSHOT_MAX_PARTS && m.i < m.n && isB64(m.b))) return null;
       if (m.st === undefined) return m as ClusterMessage;
       const st = validStatus(m.st);
       return st && st.machineId === m.m ? ({ ...m, st } as ClusterMessage) : null;

@@ -158,7 +158,7 @@ export class ConsoleManager {
     const c = this.cluster;
     if (c && s.owned && this.sessions.get(s.machineId) === s) {
       this.flush(s);
-      c.send({ t: "st", m: s.machineId, o: c.owner, e: s.epoch, st: status });
+      c.send({ t: "st", m: s.machineId, o: c.owner, e: s.epoch, st: forMessage(status) });
     }
   }
 
@@ -381,9 +381,10 @@ export class ConsoleManager {
     const c = this.cluster;
     if (!s.owned || !c) return this.stopStream(s, "no viewers");
     await this.stopStream(s, "no viewers");
-    // Nobody watches anywhere: the others learn it, and the lease is free for the next first viewer.
-    c.send({ t: "st", m: machineId, o: c.owner, e: s.epoch, st: { machineId, state: "closed", holder: null, viewers: 0 } });
+    // Nobody watches anywhere: the lease is free for the next first viewer, then the others learn it (a viewer who
+    // came meanwhile on another process makes that process claim the console at once).
     await c.releaseConsole(machineId).catch((err: unknown) => this.d.log.warn("console: releasing the console lease failed", { machineId, error: String(err) }));
+    c.send({ t: "st", m: machineId, o: c.owner, e: s.epoch, st: { machineId, state: "closed", holder: null, viewers: 0 } });
   }
 
   private async stopStream(s: Session, why: string): Promise<void> {
@@ -651,12 +652,11 @@ export class ConsoleManager {
     const c = this.cluster!;
     this.flush(s);
     const all = Buffer.concat(s.recent);
-    const n = Math.max(1, Math.ceil(all.length / CHUNK_BYTES));
+    // The output in chunks, then the status alone (a chunk and a status together could pass the payload limit).
+    const n = Math.ceil(all.length / CHUNK_BYTES) + 1;
     const msgs: ClusterMessage[] = [];
-    for (let i = 0; i < n; i++) {
-      const b = all.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES).toString("base64");
-      msgs.push({ t: "r", m: s.machineId, o: c.owner, e: s.epoch, to, r, s: s.seq, i, n, b, ...(i === n - 1 ? { st: this.status(s.machineId) } : {}) });
-    }
+    for (let i = 0; i < n - 1; i++) msgs.push({ t: "r", m: s.machineId, o: c.owner, e: s.epoch, to, r, s: s.seq, i, n, b: all.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES).toString("base64") });
+    msgs.push({ t: "r", m: s.machineId, o: c.owner, e: s.epoch, to, r, s: s.seq, i: n - 1, n, b: "", st: forMessage(this.status(s.machineId)) });
     c.send(...msgs);
   }
 
@@ -713,6 +713,11 @@ export class ConsoleManager {
       }),
     );
   }
+}
+
+/** A status as sent to the other processes: its error cut short (a message stays under NOTIFY's payload limit). */
+function forMessage(st: ConsoleStatus): ConsoleStatus {
+  return st.error && st.error.length > 500 ? { ...st, error: `${st.error.slice(0, 500)}…` } : st;
 }
 
 /**
