@@ -12,51 +12,10 @@ import { EventBus } from "../../events/bus";
 import { silentLogger } from "../../log";
 import { createHarness, type Harness } from "../../testing/harness";
 import { until } from "../../testing/until";
-import { createFakeDriver } from "../fake";
 import { createOobRuntime, defaultOobConfig } from "../registry";
-import type { ConsoleStream, OobDriver } from "../types";
+import { testConsoleDriver as testDriver, type TestStream } from "../testing/console-driver";
 import { ConsoleCluster, parseKeyboardHolder, validMessage } from "./cluster";
 import { ConsoleManager, createConsoleManager, type ConsoleStatus } from "./manager";
-
-/** A console stream the test drives: `push` is what the machine prints, `written` what was typed into it. */
-interface TestStream {
-  proc: string;
-  machineId: number;
-  written: Buffer[];
-  push(b: Buffer | string): void;
-  closed: boolean;
-}
-
-function testDriver(proc: string, streams: TestStream[]): OobDriver {
-  return {
-    ...createFakeDriver(),
-    console: {
-      validate: () => {},
-      async open(t): Promise<ConsoleStream> {
-        const data: ((b: Buffer) => void)[] = [];
-        const closers: ((r: string) => void)[] = [];
-        const ts: TestStream = {
-          proc,
-          machineId: t.machineId,
-          written: [],
-          closed: false,
-          push: (b) => data.forEach((l) => l(Buffer.from(b))),
-        };
-        streams.push(ts);
-        return {
-          write: (d) => void ts.written.push(Buffer.from(d)),
-          onData: (l) => void data.push(l),
-          onClose: (l) => void closers.push(l),
-          close() {
-            ts.closed = true;
-            closers.forEach((l) => l("closed"));
-            return Promise.resolve();
-          },
-        };
-      },
-    },
-  };
-}
 
 interface Proc {
   name: string;
