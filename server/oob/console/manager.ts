@@ -103,6 +103,7 @@ export class ConsoleManager {
   private ticker: NodeJS.Timeout | undefined;
   private reqId = 0;
   private halted = false;
+  private ticking: Promise<void> | undefined;
 
   /** `cluster`: the PostgreSQL link (several processes); absent, this process is alone (SQLite). */
   constructor(
@@ -676,6 +677,13 @@ export class ConsoleManager {
    * reports its viewers, renews the keyboard lease of its viewer, notices a silent owner and tries to take over.
    */
   async tick(): Promise<void> {
+    // A slow database must not pile renewals up: a tick still running makes the next one wait for it.
+    if (this.ticking) return this.ticking;
+    this.ticking = this.upkeep().finally(() => (this.ticking = undefined));
+    return this.ticking;
+  }
+
+  private async upkeep(): Promise<void> {
     const c = this.cluster;
     if (!c || this.halted) return;
     const now = Date.now();
