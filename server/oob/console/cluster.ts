@@ -21,10 +21,21 @@ import { acquireLease, checkOwner, releaseLease, type LeaseState } from "../../d
 import type { PgDb } from "../../db/pg/client";
 import type { StoreDb } from "../../db/store";
 import type { Logger } from "../../log";
-import type { ConsoleStatus } from "./manager";
 
 /** Raw console bytes per message: base64 makes 6,668 characters of them, leaving room for the envelope. */
 export const CHUNK_BYTES = 5000;
+
+export interface ConsoleStatus {
+  machineId: number;
+  state: "opening" | "open" | "closed" | "error";
+  /** Seconds until the next attempt to reopen a failed or dropped console (while anyone watches). */
+  retryInS?: number;
+  /** User name of the viewer holding the keyboard. */
+  holder: string | null;
+  /** Viewers on every process. */
+  viewers: number;
+  error?: string;
+}
 
 /** A viewer on some process: its id there (a socket id) and its user name. */
 export interface KeyboardHolder {

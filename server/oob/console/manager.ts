@@ -20,20 +20,10 @@ import { recordStoreEvent } from "../../events/audit";
 import { loadBmc } from "../bmc-state";
 import { BmcError } from "../errors";
 import type { ConsoleStream } from "../types";
-import { checkMachineId, checkViewerId, checkViewerName, CHUNK_BYTES, ConsoleCluster, type ClusterMessage, type ClusterOptions, type KeyboardHolder } from "./cluster";
+import { checkMachineId, checkViewerId, checkViewerName, CHUNK_BYTES, ConsoleCluster, type ClusterMessage, type ClusterOptions, type ConsoleStatus, type KeyboardHolder } from "./cluster";
 import { Transcript } from "./transcript";
 
-export interface ConsoleStatus {
-  machineId: number;
-  state: "opening" | "open" | "closed" | "error";
-  /** Seconds until the next attempt to reopen a failed or dropped console (while anyone watches). */
-  retryInS?: number;
-  /** User name of the viewer holding the keyboard. */
-  holder: string | null;
-  /** Viewers on every process. */
-  viewers: number;
-  error?: string;
-}
+export type { ConsoleStatus };
 
 export type ConsoleMessage = { type: "data"; machineId: number; data: Buffer } | { type: "status"; status: ConsoleStatus };
 
