@@ -235,6 +235,33 @@ describe("serial console across processes", () => {
     await until("closed", () => !a.consoles.isOpen(machineId));
   });
 
+  it("lost link connections are reopened: output and keys flow again", async () => {
+    const [a, b] = [await proc("proc-a"), await proc("proc-b")];
+    await a.consoles.join(machineId, "va", "alice");
+    await b.consoles.join(machineId, "vb", "bob");
+    await b.consoles.take(machineId, "vb", "bob");
+    const killed = await h.store.db.execute(
+      sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ('rackhand-console-listen', 'rackhand-console-notify') AND datname = current_database()`,
+    );
+    expect(killed.rows).toHaveLength(4);
+    // Until both are back, output may be missed; once they are, it arrives, and keys reach the stream again.
+    let n = 0;
+    await until("output at B again", () => {
+      streams[0]!.push(`ping ${++n}\r\n`);
+      return b.text().toString().includes("ping");
+    });
+    await until("keys from B again", async () => {
+      await b.consoles.input(machineId, "vb", "k").catch(() => undefined);
+      return streams[0]!.written.length > 0;
+    });
+  });
+
+  it("refuses a channel that is not an identifier", () => {
+    expect(() => new ConsoleCluster(h.store.db, { owner: "x:1", url, channel: "console; DROP TABLE leases" })).toThrow(/SQL identifier/);
+    expect(() => new ConsoleCluster(h.store.db, { owner: "x 1\n", url })).toThrow(/lease owner/);
+    expect(() => new ConsoleCluster(h.store.db, { owner: "x:1", url, leaseMs: 1000, renewMs: 900 })).toThrow(/renewMs/);
+  });
+
   it("refuses hostile machine ids, viewer ids and names; ignores malformed messages on the channel", async () => {
     const [a, b] = [await proc("proc-a"), await proc("proc-b")];
     for (const id of [0, -1, 1.5, 2 ** 31, Number.NaN, Number.POSITIVE_INFINITY, "1" as unknown as number]) {
