@@ -278,6 +278,7 @@ describe("serial console across processes", () => {
     await a.consoles.join(machineId, "va", "alice");
     await b.consoles.join(machineId, "vb", "bob");
     await b.consoles.take(machineId, "vb", "bob");
+    await until("A shows bob holding the keyboard", () => a.consoles.status(machineId).holder === "bob");
     // Anyone with NOTIFY rights could write on the channel: nothing malformed is taken.
     const junk = [
       "not json",
