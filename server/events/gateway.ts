@@ -178,13 +178,14 @@ function attachConsoleHandlers(socket: Socket, currentUser: () => Promise<Sessio
   const inOrder = (fn: () => void | Promise<void>) => {
     queue = queue.then(fn).catch((err: unknown) => log.error("console handler failed", { error: String(err) }));
   };
-  socket.data.releaseKeyboards = () => {
-    for (const id of joined) consoles.release(id, socket.id);
+  const releaseAll = () => {
+    for (const id of joined) void consoles.release(id, socket.id).catch((err: unknown) => log.error("console: releasing the keyboard failed", { error: String(err) }));
   };
+  socket.data.releaseKeyboards = releaseAll;
   const ended = (ack: Ack | undefined) => ack?.({ ok: false, error: "Your session has ended; sign in again" });
-  const reply = (ack: Ack | undefined, fn: () => unknown) => {
+  const reply = async (ack: Ack | undefined, fn: () => unknown) => {
     try {
-      const r = fn();
+      const r = await fn();
       ack?.({ ok: true, ...(r && typeof r === "object" ? r : {}) });
     } catch (err) {
       if (!(err instanceof AppError)) log.error("console handler failed", { error: String(err) });
@@ -213,7 +214,7 @@ function attachConsoleHandlers(socket: Socket, currentUser: () => Promise<Sessio
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
     joined.delete(p.data.machineId);
     void socket.leave(rooms.console(p.data.machineId));
-    reply(ack, () => consoles.leave(p.data.machineId, socket.id));
+    return reply(ack, () => consoles.leave(p.data.machineId, socket.id));
   }));
   /** The current user when their role may type (read from the session now, not from the handshake). */
   const operatorOnly = async (ack: Ack | undefined): Promise<SessionUser | null> => {
@@ -221,7 +222,7 @@ function attachConsoleHandlers(socket: Socket, currentUser: () => Promise<Sessio
     if (!user) return ended(ack), null;
     if (CAN_TYPE.includes(user.role)) return user;
     // Whoever lost the role also loses a keyboard they held.
-    for (const id of joined) consoles.release(id, socket.id);
+    releaseAll();
     ack?.({ ok: false, error: `Typing into a console needs the operator role; you are ${user.role}` });
     return null;
   };
@@ -229,20 +230,20 @@ function attachConsoleHandlers(socket: Socket, currentUser: () => Promise<Sessio
     const p = subscribeSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
     const user = await operatorOnly(ack);
-    if (user) reply(ack, () => consoles.take(p.data.machineId, socket.id, user.name));
+    if (user) await reply(ack, () => consoles.take(p.data.machineId, socket.id, user.name));
   }));
   socket.on("console:release", (raw: unknown, ack?: Ack) => inOrder(() => {
     const p = subscribeSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number }" });
-    reply(ack, () => consoles.release(p.data.machineId, socket.id));
+    return reply(ack, () => consoles.release(p.data.machineId, socket.id));
   }));
   socket.on("console:input", (raw: unknown, ack?: Ack) => inOrder(async () => {
     const p = consoleInputSchema.safeParse(raw);
     if (!p.success) return ack?.({ ok: false, error: "expected { machineId: number, data: string }" });
-    if (await operatorOnly(ack)) reply(ack, () => consoles.input(p.data.machineId, socket.id, p.data.data));
+    if (await operatorOnly(ack)) await reply(ack, () => consoles.input(p.data.machineId, socket.id, p.data.data));
   }));
   // After any message still queued (a join in flight must not outlive the socket).
-  socket.on("disconnect", () => inOrder(() => {
-    for (const id of joined) consoles.leave(id, socket.id);
+  socket.on("disconnect", () => inOrder(async () => {
+    for (const id of joined) await consoles.leave(id, socket.id);
   }));
 }

@@ -21,16 +21,20 @@ describe("health", () => {
       expect(report.roles).toEqual(["all (single process)"]);
       return;
     }
-    expect(report).toMatchObject({ roles: ["api", "orchestrator"], leases: { netboot: [], bmcSweeps: 0, handHolds: 0 }, leasedSteps: 0 });
+    expect(report).toMatchObject({ roles: ["api", "orchestrator"], leases: { netboot: [], bmcSweeps: 0, handHolds: 0, consoles: 0 }, leasedSteps: 0 });
     const { id } = await h.operator.machines.enroll(machineInput(1));
     await takeHandHold(h.domain, id, "power", () => new AppError("MACHINE_BUSY", "busy"), "host-a:1");
     await h.store.db.execute(sql`INSERT INTO leases (name, holder, epoch, expires_at) VALUES
       ('netboot:prov0', 'host-a:1', 1, clock_timestamp() + interval '1 minute'),
       ('sweep:1', 'host-a:1', 1, clock_timestamp() + interval '1 minute'),
       ('sweep:2', 'host-b:2', 1, clock_timestamp() + interval '1 minute'),
+      ('console:1', 'host-b:2', 1, clock_timestamp() + interval '1 minute'),
+      ('keyboard:1', 'host-b:2|v1|bob', 1, clock_timestamp() + interval '1 minute'),
       ('netboot:prov1', 'host-a:1', 1, clock_timestamp() - interval '1 second')`);
     const busy = await health(h.store, "host-a:1");
-    expect(busy).toMatchObject({ roles: ["api", "orchestrator", "netboot leader (prov0)", "power sync"], leases: { netboot: ["prov0"], bmcSweeps: 1, handHolds: 1 } });
-    expect((await health(h.store, "host-b:2")).leases).toEqual({ netboot: [], bmcSweeps: 1, handHolds: 0 });
+    expect(busy).toMatchObject({ roles: ["api", "orchestrator", "netboot leader (prov0)", "power sync"], leases: { netboot: ["prov0"], bmcSweeps: 1, handHolds: 1, consoles: 0 } });
+    const b = await health(h.store, "host-b:2");
+    expect(b.leases).toEqual({ netboot: [], bmcSweeps: 1, handHolds: 0, consoles: 1 });
+    expect(b.roles).toEqual(["api", "orchestrator", "power sync", "serial consoles"]);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * What `/healthz` says about this process: alive, which database, its name among processes, and on PostgreSQL what
- * it holds right now (named leases: netboot leadership, BMC sweeps, hand holds; leased server steps). A load balancer
+ * it holds right now (named leases: netboot leadership, BMC sweeps, hand holds, console streams; leased server steps). A load balancer
  * only needs the status; an operator sees which process does what.
  */
 import { and, count, eq, gt, inArray, or, sql } from "drizzle-orm";
@@ -14,8 +14,8 @@ export interface Health {
   process: string;
   /** SQLite: the one process does all the work. PostgreSQL: what this process leads and holds now. */
   roles: string[];
-  /** PostgreSQL: named leases held, by kind (netboot:<network> in full; sweep and hold leases counted). */
-  leases?: { netboot: string[]; bmcSweeps: number; handHolds: number };
+  /** PostgreSQL: named leases held, by kind (netboot:<network> in full; sweep, hold and console leases counted). */
+  leases?: { netboot: string[]; bmcSweeps: number; handHolds: number; consoles: number };
   /** PostgreSQL: server steps this process runs under its lease. */
   leasedSteps?: number;
 }
@@ -38,7 +38,8 @@ export async function health(store: Store, owner: string): Promise<Health> {
     .from(steps)
     .where(and(eq(steps.leaseOwner, owner), eq(steps.state, "running"), gt(steps.leaseExpiresAt, sql`clock_timestamp()`)));
   const netboot = held.filter((l) => l.name.startsWith("netboot:")).map((l) => l.name.slice("netboot:".length));
-  const leasesHeld = { netboot, bmcSweeps: held.filter((l) => l.name.startsWith("sweep:")).length, handHolds: held.filter((l) => l.name.startsWith("hold:")).length };
-  const roles = ["api", "orchestrator", ...netboot.map((n) => `netboot leader (${n})`), ...(leasesHeld.bmcSweeps ? ["power sync"] : [])];
+  const kind = (prefix: string) => held.filter((l) => l.name.startsWith(prefix)).length;
+  const leasesHeld = { netboot, bmcSweeps: kind("sweep:"), handHolds: kind("hold:"), consoles: kind("console:") };
+  const roles = ["api", "orchestrator", ...netboot.map((n) => `netboot leader (${n})`), ...(leasesHeld.bmcSweeps ? ["power sync"] : []), ...(leasesHeld.consoles ? ["serial consoles"] : [])];
   return { ...base, roles, leases: leasesHeld, leasedSteps: Number(stepCount?.n ?? 0) };
 }

@@ -33,18 +33,18 @@ describe("console reconnects", () => {
     await until("the console to reopen", () => consoles.status(id).state === "open", 5_000);
     expect(consoles.status(id).retryInS).toBeUndefined();
     expect(consoles.status(id).error).toBeUndefined();
-    consoles.leave(id, "v1");
+    await consoles.leave(id, "v1");
   });
 
   it("wrong credentials are not retried; nobody watching stops the retries", async () => {
     const bad = await machine("10.9.9.11", "wrong");
     expect((await consoles.join(bad, "v2", "bob")).status).toMatchObject({ state: "error" });
     expect(consoles.status(bad).retryInS).toBeUndefined();
-    consoles.leave(bad, "v2");
+    await consoles.leave(bad, "v2");
 
     const gone = await machine("10.9.9.254");
     expect((await consoles.join(gone, "v3", "carol")).status.retryInS).toBe(1);
-    consoles.leave(gone, "v3");
+    await consoles.leave(gone, "v3");
     await consoles.close(gone); // grace over: the session and its retry timer are gone
     expect(consoles.status(gone)).toMatchObject({ state: "closed", viewers: 0 });
     expect(consoles.status(gone).retryInS).toBeUndefined();
