@@ -35,7 +35,7 @@ import { BatchRunner, type BatchRunnerOptions } from "./orchestrator/batch-runne
 import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestrator";
 import { createMachinePorts } from "./orchestrator/machine-ports";
 import type { MachinePorts } from "./orchestrator/ports";
-import { ConsoleManager } from "./oob/console/manager";
+import { createConsoleManager, type ConsoleManager } from "./oob/console/manager";
 import { registerPowerSyncMetrics } from "./oob/metrics";
 import { PowerSync } from "./oob/power-sync";
 import { clearStalePowerPending } from "./operator/hand-power";
@@ -246,7 +246,10 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     return nextHandler(req, res);
   }
 
-  const consoles = new ConsoleManager(domain);
+  // Serial consoles; on PostgreSQL each machine's console is owned by one process, seen and typed into from any
+  // (server/oob/console/cluster.ts).
+  const consoles = createConsoleManager(domain, { databaseUrl: config.databaseUrl, owner });
+  await consoles.start();
   const gateway = attachGateway({
     httpServer: server,
     db,
