@@ -463,7 +463,8 @@ async function listRowsPg(store: Store, opts: RowListOptions, cursor: Cursor | u
   }
   const needsNic = Boolean(opts.q);
   const countKey = `machines.count|${JSON.stringify([opts.states, opts.rackId, opts.power, opts.maintenance, opts.q, opts.minMemoryGiB, opts.minDisks, opts.cpuModel])}`;
-  const total = await cachedCountPg(store, countKey, async () => {
+  // The count and the page in parallel, on two of the pool's connections.
+  const counting = cachedCountPg(store, countKey, async () => {
     let q = store.db.select({ n: sql<number>`count(*)::int`, version: sql<string>`pg_current_snapshot()::text` }).from(m).$dynamic();
     if (needsNic) q = q.leftJoin(t.nics, bootNicOf(t));
     const [r] = await q.where(filter);
@@ -472,30 +473,55 @@ async function listRowsPg(store: Store, opts: RowListOptions, cursor: Cursor | u
 
   const all = pgRowColumns(t);
   const fields = opts.fields;
-  const cols: Record<string, unknown> = fields ? { id: all.id } : { ...all };
-  for (const f of fields ?? []) cols[f] = all[f];
-  keys.forEach((k, i) => (cols[`__k${i}`] = sql`${k}`));
   const has = (...f: RowField[]) => !fields || f.some((x) => fields.includes(x));
-  let q = store.db.select(cols as { id: typeof m.id }).from(m).$dynamic();
-  if (has("bootMac", "ip") || opts.q || opts.sort === "ip" || opts.sort === "mac") q = q.leftJoin(t.nics, bootNicOf(t));
-  if (has("rackName") || opts.sort === "rack") q = q.leftJoin(t.racks, eq(t.racks.id, m.rackId));
-  if (has("osProfileName")) q = q.leftJoin(t.osProfiles, eq(t.osProfiles.id, m.osProfileId));
-  if (has("bmcReachable", "bmcLastSeen")) q = q.leftJoin(t.bmcs, eq(t.bmcs.machineId, m.id));
+  /** The row columns (all, or `fields` and id), and the joins they need besides `joined`. */
+  const rowQuery = (extra: Record<string, unknown>, joined: { nics: boolean; racks: boolean }) => {
+    const cols: Record<string, unknown> = fields ? { id: all.id } : { ...all };
+    for (const f of fields ?? []) cols[f] = all[f];
+    Object.assign(cols, extra);
+    let q = store.db.select(cols as { id: typeof m.id }).from(m).$dynamic();
+    if (joined.nics || has("bootMac", "ip")) q = q.leftJoin(t.nics, bootNicOf(t));
+    if (joined.racks || has("rackName")) q = q.leftJoin(t.racks, eq(t.racks.id, m.rackId));
+    if (has("osProfileName")) q = q.leftJoin(t.osProfiles, eq(t.osProfiles.id, m.osProfileId));
+    if (has("bmcReachable", "bmcLastSeen")) q = q.leftJoin(t.bmcs, eq(t.bmcs.machineId, m.id));
+    return q;
+  };
+  const keyCols = Object.fromEntries(keys.map((k, i) => [`__k${i}`, sql`${k}`]));
   const order = [...keys.map((k) => (opts.dir === "desc" ? desc(k) : asc(k))), asc(m.id)];
-  // One row more than the page tells whether another page follows.
-  const raw = (await q
-    .where(and(filter, after))
-    .orderBy(...order)
-    .limit(opts.pageSize + 1)
-    .offset(cursor ? 0 : (opts.page - 1) * opts.pageSize)) as Record<string, unknown>[];
-  const more = raw.length > opts.pageSize;
-  if (more) raw.pop();
-  const last = raw.at(-1);
-  const nextCursor = more && last ? encodeCursor(opts.sort, opts.dir, { k: kinds.map((kind, i) => (kind === "int" ? Number(last[`__k${i}`]) : String(last[`__k${i}`]))), id: last.id as number }) : null;
-  const rows = raw.map((r) => {
+  const where = and(filter, after);
+  const offset = cursor ? 0 : (opts.page - 1) * opts.pageSize;
+  const joins = { nics: Boolean(opts.q) || opts.sort === "ip" || opts.sort === "mac", racks: opts.sort === "rack" };
+  const strip = (r: Record<string, unknown>) => {
     for (let i = 0; i < keys.length; i++) delete r[`__k${i}`];
     if ("bmcLastSeen" in r) r.bmcLastSeen = r.bmcLastSeen instanceof Date ? r.bmcLastSeen.getTime() : null;
     return r as PartialRow;
-  });
+  };
+  const [total, { page, rows }] = await Promise.all([counting, pageOf()]);
+  // The cursor continues after the page's last row as the ids query saw it (its keys, even if it has gone since).
+  const last = page.length > opts.pageSize ? page[opts.pageSize - 1] : undefined;
+  const nextCursor = last ? encodeCursor(opts.sort, opts.dir, { k: kinds.map((kind, i) => (kind === "int" ? Number(last[`__k${i}`]) : String(last[`__k${i}`]))), id: last.id as number }) : null;
   return { rows, total, page: cursor ? 1 : opts.page, pageSize: opts.pageSize, nextCursor };
+
+  /** One row more than the page (it tells whether another page follows) with its sort keys, and the page's rows. */
+  async function pageOf(): Promise<{ page: Record<string, unknown>[]; rows: PartialRow[] }> {
+    let page: Record<string, unknown>[];
+    let rows: PartialRow[];
+    if (opts.pageSize > 1000) {
+      // Most of the table (an export page, "all machines"): one query.
+      page = await rowQuery(keyCols, joins).where(where).orderBy(...order).limit(opts.pageSize + 1).offset(offset);
+      rows = page.slice(0, opts.pageSize).map((r) => ({ ...r })).map(strip);
+    } else {
+      // As on SQLite, the page's ids (and sort keys) first, joining only what the filter and the sort need, then its rows.
+      let idq = store.db.select({ id: m.id, ...keyCols }).from(m).$dynamic();
+      if (joins.nics) idq = idq.leftJoin(t.nics, bootNicOf(t));
+      if (joins.racks) idq = idq.leftJoin(t.racks, eq(t.racks.id, m.rackId));
+      page = await idq.where(where).orderBy(...order).limit(opts.pageSize + 1).offset(offset);
+      const ids = page.slice(0, opts.pageSize).map((r) => r.id as number);
+      const found = ids.length ? ((await rowQuery({}, { nics: false, racks: false }).where(inArray(m.id, ids))) as Record<string, unknown>[]) : [];
+      const byId = new Map(found.map((r) => [r.id as number, r]));
+      // In the ids' order; a machine deleted between the two queries is left out.
+      rows = ids.flatMap((id) => (byId.has(id) ? [strip(byId.get(id)!)] : []));
+    }
+    return { page, rows };
+  }
 }
