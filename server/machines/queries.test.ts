@@ -286,6 +286,11 @@ describe("filters and their values (prepared per shape on SQLite)", () => {
     for (const [page, pageSize] of [[1, 4], [3, 4], [2, 9], [1, 30], [99, 5]] as const) {
       expect((await list({ ...base, page, pageSize })).rows.map((x) => x.id)).toEqual(all.slice((page - 1) * pageSize, page * pageSize));
     }
+    // A page past any table (its offset beyond a 64-bit integer) is empty, with the total.
+    for (const [page, pageSize] of [[2 ** 31, 10_000], [Number.MAX_SAFE_INTEGER, 10_000], [Number.MAX_SAFE_INTEGER, 1]] as const) {
+      const far = await list({ ...base, page, pageSize });
+      expect(far).toEqual({ rows: [], total: all.length, page, pageSize, nextCursor: null });
+    }
   });
 
   it("cursors of one sort continue from their own position", async () => {

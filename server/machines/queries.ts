@@ -4,8 +4,9 @@
  *
  * - SQLite, the main path: statements prepared once per shape (server/db/prepared.ts) on the Store's connection
  *   (`sqliteDbOf`), run synchronously once no Store transaction is open (issue 15 tuned it: two steps, ids then rows).
- * - PostgreSQL: one drizzle query per page through the Store, in the same order (text keys compared byte-wise,
- *   `COLLATE "C"`, as SQLite's BINARY; NULLs ordered as SQLite orders them), the same filter semantics, the same cursors.
+ * - PostgreSQL: drizzle queries through the Store (the page's ids, then its rows; the count beside them), in the same
+ *   order (text keys compared byte-wise, `COLLATE "C"`, as SQLite's BINARY; NULLs placed as SQLite places them; ties
+ *   by id), with the same filter semantics and the same cursors.
  */
 import { and, asc, Column, desc, eq, inArray, is, or, sql, type Placeholder, type SQL, type SQLWrapper } from "drizzle-orm";
 import { preparedFor } from "../db/prepared";
@@ -288,6 +289,14 @@ export async function countMachines(store: Store, f: MachineFilter): Promise<num
   return (await listRows(store, { ...f, sort: "created", dir: "asc", page: 1, pageSize: 1, fields: ["id"] })).total;
 }
 
+/**
+ * The rows a page skips, capped at 2^50: beyond every table, and still an integer both databases take (a page of
+ * 10,000 at page 2^53 would be past SQLite's and PostgreSQL's 64-bit OFFSET, an error rather than an empty page).
+ */
+function offsetOf(o: { page: number; pageSize: number }): number {
+  return Math.min((o.page - 1) * o.pageSize, 2 ** 50);
+}
+
 /** Text no stored value can hold (PostgreSQL's text cannot hold NUL; SQLite's LIKE would stop at it) matches nothing. */
 export function matchesNothing(f: MachineFilter): boolean {
   return [f.q, f.cpuModel].some((t) => t !== undefined && t.includes("\u0000"));
@@ -316,7 +325,7 @@ function listRowsSqlite(db: Db, opts: ListOptions & { fields?: readonly RowField
   const where = after ? and(filter, after) : filter;
   const big = opts.pageSize > 1000;
   const fieldsShape = opts.fields ? opts.fields.join(",") : "*";
-  values.offset = after ? 0 : (opts.page - 1) * opts.pageSize;
+  values.offset = after ? 0 : offsetOf(opts);
   // One row more than the page tells whether another page follows.
   values.limit = opts.pageSize + 1;
   const countKey = `machines.count|${opts.q ? "nics" : ""}|${filterShape}`;
@@ -489,7 +498,7 @@ async function listRowsPg(store: Store, opts: RowListOptions, cursor: Cursor | u
   const keyCols = Object.fromEntries(keys.map((k, i) => [`__k${i}`, sql`${k}`]));
   const order = [...keys.map((k) => (opts.dir === "desc" ? desc(k) : asc(k))), asc(m.id)];
   const where = and(filter, after);
-  const offset = cursor ? 0 : (opts.page - 1) * opts.pageSize;
+  const offset = cursor ? 0 : offsetOf(opts);
   const joins = { nics: Boolean(opts.q) || opts.sort === "ip" || opts.sort === "mac", racks: opts.sort === "rack" };
   const strip = (r: Record<string, unknown>) => {
     for (let i = 0; i < keys.length; i++) delete r[`__k${i}`];
