@@ -91,3 +91,12 @@ export function forUpdate<Q extends Lockable & PromiseLike<unknown>>(d: Dialect,
 export function plusSeconds(d: Dialect, ts: SQLWrapper, seconds: SQLWrapper): SQL {
   return d === "postgres" ? sql`(${ts} + ${seconds} * interval '1 second')` : sql`(${ts} + ${seconds} * 1000)`;
 }
+
+/**
+ * Text ordered and compared byte-wise (UTF-8 byte order is code point order), as SQLite's default BINARY collation
+ * does: `COLLATE "C"` on PostgreSQL, whose database collation (often en_US.UTF-8) would order "B" after "a", ignore
+ * punctuation at first, and differ between installations.
+ */
+export function bytewise(d: Dialect, x: SQLWrapper): SQL {
+  return d === "postgres" ? sql`${x} COLLATE "C"` : sql`${x}`;
+}

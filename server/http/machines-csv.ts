@@ -2,6 +2,7 @@
  * GET /api/machines.csv?<the machine page's query>: the machine list of the current filter and sort as CSV, for any
  * signed-in user (session cookie) or API token (Authorization: Bearer). Streamed in chunks with back-pressure.
  * Query keys are the machine page's: state, rack, power, maintenance, q, mem, disks, cpu, sort, dir.
+ * Reads through the Store (`store`; the one over `db` by default, as server/app.ts calls it on SQLite).
  */
 import type http from "node:http";
 import { machineListSchema } from "../../lib/schemas";
@@ -51,7 +52,7 @@ export async function serveMachinesCsv(req: http.IncomingMessage, res: http.Serv
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
   });
-  for (const chunk of machinesCsv(db, input.data)) {
+  for await (const chunk of machinesCsv(store, input.data)) {
     if (res.destroyed) return;
     if (!res.write(chunk)) await new Promise<void>((resolve) => (res.once("drain", resolve), res.once("close", resolve)));
   }

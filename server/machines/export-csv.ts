@@ -1,12 +1,13 @@
 /**
- * The machine list as CSV (the table's current filter and sort), produced in chunks so a large fleet streams.
+ * The machine list as CSV (the table's current filter and sort), produced in chunks so a large fleet streams: each
+ * chunk is one keyset page of the list (server/machines/queries.ts) through the Store, on either database, so only a
+ * chunk's rows are in memory at once and a machine added or removed during the export neither repeats nor shifts a row.
  * Every cell is neutralised against spreadsheet formula injection: a value starting with = + - @, a tab or a CR
  * gets a leading ' (OWASP's advice), and cells with a comma, quote or line break are quoted ("" doubled).
  */
 import { and, eq, inArray } from "drizzle-orm";
 import { CSV_COLUMNS, type MachineFilter, type SortField } from "../../lib/schemas";
-import type { Db } from "../db/client";
-import { machines, nics, subnets } from "../db/schema";
+import type { Store } from "../db/store";
 import { listMachines } from "./queries";
 
 export const CSV_EXPORT_COLUMNS = [
@@ -50,32 +51,33 @@ interface Inventory {
 }
 
 /** The CSV text of the matching machines, one chunk per `chunk` rows (header first). */
-export function* machinesCsv(
-  db: Db,
+export async function* machinesCsv(
+  store: Store,
   opts: MachineFilter & { sort: SortField; dir: "asc" | "desc" },
   chunk = 1000,
-): Generator<string> {
+): AsyncGenerator<string> {
   yield `${CSV_EXPORT_COLUMNS.join(",")}\r\n`;
+  const { machines, nics, subnets } = store.t;
   let subnetNames: Map<number, string> | null = null;
-  for (let page = 1; ; page++) {
-    const { rows, total } = listMachines(db, { ...opts, page, pageSize: chunk });
+  let cursor: string | undefined;
+  for (;;) {
+    const { rows, nextCursor } = await listMachines(store, { ...opts, page: 1, pageSize: chunk, cursor });
     if (!rows.length) return;
+    const ids = rows.map((r) => r.id);
     const boot = new Map(
-      db
-        .select({ machineId: nics.machineId, subnetId: nics.subnetId, subnet6Id: nics.subnet6Id, addressMode: nics.addressMode, ipv6Mode: nics.ipv6Mode })
-        .from(nics)
-        .where(and(inArray(nics.machineId, rows.map((r) => r.id)), eq(nics.isBoot, true)))
-        .all()
-        .map((n) => [n.machineId, n]),
+      (
+        await store.db
+          .select({ machineId: nics.machineId, subnetId: nics.subnetId, subnet6Id: nics.subnet6Id, addressMode: nics.addressMode, ipv6Mode: nics.ipv6Mode })
+          .from(nics)
+          .where(and(inArray(nics.machineId, ids), eq(nics.isBoot, true)))
+      ).map((n) => [n.machineId, n]),
     );
-    subnetNames ??= new Map(db.select({ id: subnets.id, name: subnets.name }).from(subnets).all().map((s) => [s.id, s.name]));
+    subnetNames ??= new Map((await store.db.select({ id: subnets.id, name: subnets.name }).from(subnets)).map((s) => [s.id, s.name]));
     const inv = new Map(
-      db
-        .select({ id: machines.id, inventory: machines.inventory })
-        .from(machines)
-        .where(inArray(machines.id, rows.map((r) => r.id)))
-        .all()
-        .map((r) => [r.id, (r.inventory ?? {}) as Inventory]),
+      (await store.db.select({ id: machines.id, inventory: machines.inventory }).from(machines).where(inArray(machines.id, ids))).map((r) => [
+        r.id,
+        (r.inventory ?? {}) as Inventory,
+      ]),
     );
     let out = "";
     for (const r of rows) {
@@ -105,7 +107,8 @@ export function* machinesCsv(
       out += `${cells.map(csvCell).join(",")}\r\n`;
     }
     yield out;
-    if (page * chunk >= total) return;
+    if (!nextCursor) return;
+    cursor = nextCursor;
   }
 }
 

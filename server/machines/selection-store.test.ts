@@ -1,7 +1,7 @@
 /**
  * A filter selection resolved through the Store (matchingIdsIn), on both databases (vitest projects sqlite and
- * postgres): every condition of the machines table's filter, hostile search text contained, and on SQLite the same
- * ids as the synchronous matchingIds the list uses.
+ * postgres): every condition of the machines table's filter, hostile search text contained, and the same machines
+ * as the list (listMachines) shows for the filter, in name order.
  */
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +9,7 @@ import type { MachineFilter } from "../../lib/schemas";
 import { machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
 import { transition } from "./lifecycle";
-import { matchingIds } from "./queries";
+import { listMachines } from "./queries";
 import { matchingIdsIn } from "./selection";
 
 let h: Harness;
@@ -58,7 +58,9 @@ describe("matchingIdsIn", () => {
     const filter = rackId === -1 ? { rackId: (await h.store.db.select().from(h.store.t.racks))[0]!.id } : f;
     const got = await matchingIdsIn(h.store, filter);
     expect(names(got)).toEqual(rackId === -1 ? ["a"] : want);
-    if (h.store.dialect === "sqlite") expect(got).toEqual(matchingIds(h.db, filter));
+    const listed = await listMachines(h.store, { ...filter, sort: "name", dir: "asc", page: 1, pageSize: 100 });
+    expect(got).toEqual(listed.rows.map((r) => r.id));
+    expect(listed.total).toBe(got.length);
   });
 
   it("hostile search text is matched literally or matches nothing; never an error", async () => {

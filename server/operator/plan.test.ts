@@ -5,7 +5,7 @@ import { STALE_PLAN_MESSAGE } from "../../lib/plan";
 import { batches, jobs, machines, osProfiles } from "../db/schema";
 import { driveTo, expectTrpcError, machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
-import { computePlan, computePlanIn } from "./plan";
+import { computePlanIn, type FullPlan } from "./plan";
 import type { BulkOp } from "../../lib/plan";
 
 let h: Harness;
@@ -199,12 +199,12 @@ describe("machines.plan", () => {
 });
 
 describe("computePlanIn (reads through the Store)", () => {
-  it("decides every operation exactly as computePlan, on the machines the tests above left (small and wide selections)", async () => {
+  it("plans a filter selection as its ids in name order, and a selection of over 500 ids (IN lists in chunks) row for row", async () => {
     // A failed deploy for the retry plan.
     const { id } = await h.operator.machines.enroll(machineInput(990, { bmc: { driver: "fake", address: "127.0.0.1", username: "u", password: "p" } }));
     await driveTo(h.domain, id, "deploy_failed");
     h.db.insert(jobs).values({ machineId: id, kind: "deploy_image", state: "failed", params: {}, createdBy: "test", createdAt: new Date() }).run();
-    const ids = h.db.select({ id: machines.id }).from(machines).all().map((m) => m.id);
+    const ids = h.db.select({ id: machines.id }).from(machines).orderBy(machines.name).all().map((m) => m.id);
     const profile = h.db.select({ id: osProfiles.id }).from(osProfiles).all()[0]!.id;
     const ops: BulkOp[] = [
       { type: "action", action: "deploy" },
@@ -216,20 +216,31 @@ describe("computePlanIn (reads through the Store)", () => {
       { type: "setProfile", osProfileId: profile },
       { type: "action", action: "deploy", osProfileId: 999_999 },
     ];
-    const outcome = async <T>(f: () => T | Promise<T>) => {
+    const outcome = async (f: () => Promise<FullPlan>) => {
       try {
         return await f();
       } catch (err) {
         return { error: String(err) };
       }
     };
-    for (const selection of [{ ids: [...ids, 123_456] }, { ids: ids.slice(0, 2) }, { filter: {} }]) {
-      for (const op of ops) {
-        const a = await outcome(() => computePlan(h.domain, selection, op));
-        const b = await outcome(() => computePlanIn(h.domain, selection, op));
-        expect(b, `${JSON.stringify(selection).slice(0, 40)} ${JSON.stringify(op)}`).toEqual(a);
+    // 700 ids that name no machine first: the real ones fall in the second and third chunk of 500.
+    const missing = Array.from({ length: 700 }, (_, i) => 500_000 + i);
+    let acting = 0;
+    for (const op of ops) {
+      const byIds = await outcome(() => computePlanIn(h.domain, { ids }, op));
+      expect(await outcome(() => computePlanIn(h.domain, { filter: {} }, op)), JSON.stringify(op)).toEqual(byIds);
+      const wide = await outcome(() => computePlanIn(h.domain, { ids: [...missing, ...ids] }, op));
+      if ("error" in byIds) {
+        expect(wide).toEqual(byIds);
+        continue;
       }
+      if ("error" in wide) throw new Error(wide.error);
+      expect(wide.rows.slice(missing.length)).toEqual(byIds.rows);
+      expect(wide.rows.slice(0, missing.length).every((r) => !r.act && r.reason === "missing")).toBe(true);
+      expect(wide.acting).toBe(byIds.acting);
+      acting += byIds.acting;
     }
     expect(ids.length).toBeGreaterThan(5);
+    expect(acting).toBeGreaterThan(0);
   });
 });

@@ -4,7 +4,7 @@
  * computes the plan again: with the plan id the operator confirmed, a different plan is refused as stale.
  */
 import { createHash } from "node:crypto";
-import { and, desc, eq, inArray, notInArray } from "drizzle-orm";
+import { and, eq, inArray, notInArray } from "drizzle-orm";
 import { BATCH_KIND_LABELS, batchAction, POWER_BATCH_KINDS, type BatchKind } from "../../lib/batches";
 import { AppError, type ErrorCode } from "../../lib/errors";
 import { ACTIVE_JOB_STATES, POWER_JOB_KINDS, type JobKind } from "../../lib/jobs";
@@ -20,17 +20,14 @@ import {
 } from "../../lib/plan";
 import { POWER_ACTION_LABELS, type BootFirmware, type FirmwareSetting, type PowerActionName } from "../../lib/schemas";
 import type { Domain } from "../context";
-import type { Db } from "../db/client";
-import { bmcs, jobs, machines, osProfiles, type OsProfile } from "../db/schema";
+import type { OsProfile } from "../db/schema";
 import { storeOf, type Store } from "../db/store";
-import { resolveSelection, resolveSelectionIn, type Selection } from "../machines/selection";
+import { resolveSelectionIn, type Selection } from "../machines/selection";
 import { deployKind, firmwareMismatch, jobChanges, profileProblem, REPLANNED_ON_RETRY } from "./plan-changes";
 
 /** Actions that run a job on the machine (boot the agent or an installer through its BMC). */
 const JOB_ACTIONS: readonly OperatorAction[] = ["inspect", "deploy", "reinstall", "release", "retry"];
 const PROFILE_ACTIONS: readonly OperatorAction[] = ["deploy", "reinstall"];
-/** Above this many machines a plan scans the tables instead of binding every id (see computePlan). */
-const WIDE_SELECTION = 500;
 
 interface Candidate {
   id: number;
@@ -98,73 +95,15 @@ function actionOf(op: BulkOp): OperatorAction | null {
 /**
  * Plan a bulk operation over a selection: one row per machine (in the selection's order), acting rows decided by
  * the same rules the execution applies, and the plan id (a digest of every decision and of the profiles used).
- * Synchronous on SQLite (callers not on the Store yet); computePlanIn reads through the Store.
+ * Reads through the Store (either database).
  * @throws AppError VALIDATION (profile choice not allowed or not deployable), NOT_FOUND (no such profile)
  */
-export function computePlan(d: Domain, selection: Selection, op: BulkOp): FullPlan {
-  const ids = resolveSelection(d, selection);
-  return decidePlan(ids, op, readPlanSync(d.db, ids, op));
-}
-
-/** computePlan with its reads through the Store (either database). The selection is still resolved by server/machines. */
 export async function computePlanIn(d: Domain, selection: Selection, op: BulkOp): Promise<FullPlan> {
   const ids = await resolveSelectionIn(d, selection);
   return decidePlan(ids, op, await readPlanIn(storeOf(d), ids, op));
 }
 
-function readPlanSync(db: Db, ids: number[], op: BulkOp): PlanReads {
-  const profiles = new Map(db.select().from(osProfiles).all().map((p) => [p.id, p]));
-  // A large selection (all matching) reads the tables whole and keeps the selected machines in JS: an IN list of
-  // 10,000 bound parameters costs more to build (drizzle) and parse (SQLite) than the scan it replaces.
-  const wide = ids.length > WIDE_SELECTION;
-  const selected = wide ? new Set(ids) : null;
-  const byId = new Map<number, Candidate>();
-  if (ids.length) {
-    const q = db
-      .select({
-        id: machines.id,
-        name: machines.name,
-        state: machines.state,
-        maintenance: machines.maintenance,
-        osProfileId: machines.osProfileId,
-        firmware: machines.firmware,
-        bootFirmware: machines.bootFirmware,
-        bmc: bmcs.machineId,
-      })
-      .from(machines)
-      .leftJoin(bmcs, eq(bmcs.machineId, machines.id));
-    for (const r of wide ? q.all() : q.where(inArray(machines.id, ids)).all()) {
-      if (selected && !selected.has(r.id)) continue;
-      byId.set(r.id, { id: r.id, name: r.name, state: r.state, maintenance: r.maintenance, osProfileId: r.osProfileId, firmware: r.firmware, bootFirmware: r.bootFirmware, hasBmc: r.bmc !== null });
-    }
-  }
-  const active = new Map<number, { id: number; kind: string; state: string }>();
-  if (ids.length) {
-    const activeState = inArray(jobs.state, [...ACTIVE_JOB_STATES]);
-    for (const j of db
-      .select({ m: jobs.machineId, id: jobs.id, kind: jobs.kind, state: jobs.state })
-      .from(jobs)
-      .where(wide ? activeState : and(inArray(jobs.machineId, ids), activeState))
-      .all()) {
-      if (!selected || selected.has(j.m)) active.set(j.m, j);
-    }
-  }
-  // What a retry reruns: each machine's last failed or cancelled job that was not a power job.
-  const lastFailed = new Map<number, JobKind>();
-  if (actionOf(op) === "retry" && ids.length) {
-    for (const j of db
-      .select({ m: jobs.machineId, kind: jobs.kind })
-      .from(jobs)
-      .where(and(...(wide ? [] : [inArray(jobs.machineId, ids)]), inArray(jobs.state, ["failed", "cancelled"]), notInArray(jobs.kind, [...POWER_JOB_KINDS])))
-      .orderBy(desc(jobs.id))
-      .all()) {
-      if (!lastFailed.has(j.m) && (!selected || selected.has(j.m))) lastFailed.set(j.m, j.kind as JobKind);
-    }
-  }
-  return { profiles, byId, active, lastFailed };
-}
-
-/** readPlanSync through the Store: the same reads, IN lists in chunks of 500 (PostgreSQL's and SQLite's bound limits). */
+/** What the plan reads, IN lists in chunks of 500 (PostgreSQL's and SQLite's bound limits). */
 async function readPlanIn(store: Store, ids: number[], op: BulkOp): Promise<PlanReads> {
   const { osProfiles: op_, machines: m, bmcs: b, jobs: j } = store.t;
   const profiles = new Map((await store.db.select().from(op_)).map((p) => [p.id, p]));
@@ -375,15 +314,8 @@ export function publicPlan(p: FullPlan, limit: number): BulkPlan {
 
 /**
  * The plan to execute: computed again now, and refused when the operator confirmed a different one.
- * @throws AppError PLAN_STALE, plus computePlan's
+ * @throws AppError PLAN_STALE, plus computePlanIn's
  */
-export function planToExecute(d: Domain, selection: Selection, op: BulkOp, planId: string | undefined): FullPlan {
-  const p = computePlan(d, selection, op);
-  if (planId !== undefined && planId !== p.planId) throw new AppError("PLAN_STALE", STALE_PLAN_MESSAGE);
-  return p;
-}
-
-/** planToExecute through the Store (computePlanIn). @throws AppError PLAN_STALE, plus computePlan's */
 export async function planToExecuteIn(d: Domain, selection: Selection, op: BulkOp, planId: string | undefined): Promise<FullPlan> {
   const p = await computePlanIn(d, selection, op);
   if (planId !== undefined && planId !== p.planId) throw new AppError("PLAN_STALE", STALE_PLAN_MESSAGE);

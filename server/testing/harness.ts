@@ -78,8 +78,8 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
     },
     /**
      * PostgreSQL: copy these machines' rows (and their BMCs) from the store into the SQLite database, for code still
-     * reading `domain.db` (server/operator/plan.ts computePlan: batches and bulk actions; server/machines/network.ts,
-     * the network editor; server/oob). A no-op on SQLite. Goes once those are on the Store.
+     * reading `domain.db` (bulk enrollment, the CSV import, netboot, proxy, installer logs). A no-op on SQLite. Goes
+     * once those are on the Store.
      */
     async mirrorToSqlite(ids: number[]) {
       if (store.dialect !== "postgres" || ids.length === 0) return;

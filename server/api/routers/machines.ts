@@ -21,8 +21,7 @@ import { machineNetworkSchema } from "../../../lib/net-model";
 import { deleteMachine, enrollMachine, setMaintenance, updateMachine } from "../../machines/enroll";
 import { storeOf } from "../../db/store";
 import { fleetSummary, getMachine } from "../../machines/detail";
-import { listMachines, listRows } from "../../machines/queries";
-import { resolveSelection } from "../../machines/selection";
+import { countMachines, listMachines, listRows } from "../../machines/queries";
 import { bulkAction, setOsProfile } from "../../operator/bulk-actions";
 import { computePlanIn, publicPlan } from "../../operator/plan";
 import { operatorAction } from "../../operator/lifecycle-actions";
@@ -31,17 +30,17 @@ import { operatorProcedure, operatorReadProcedure, router, viewerProcedure } fro
 const id = z.object({ id: z.number().int().positive() });
 
 export const machinesRouter = router({
-  list: viewerProcedure.input(machineListSchema).output(machinesOut.list).query(({ ctx, input }) => listMachines(ctx.domain.db, input)),
+  list: viewerProcedure.input(machineListSchema).output(machinesOut.list).query(({ ctx, input }) => listMachines(storeOf(ctx.domain), input)),
   /** machines.list with only the named fields in each row (smaller answers, fewer joins for large pages). */
   listFields: viewerProcedure
     .input(machineListFieldsSchema)
     .output(machinesOut.listFields)
-    .query(({ ctx, input }) => listRows(ctx.domain.db, input)),
+    .query(({ ctx, input }) => listRows(storeOf(ctx.domain), input)),
   /** How many machines a filter matches (for "select all N matching"). */
   count: viewerProcedure
     .input(machineFilterSchema)
     .output(machinesOut.count)
-    .query(({ ctx, input }) => ({ total: resolveSelection(ctx.domain, { filter: input }).length })),
+    .query(async ({ ctx, input }) => ({ total: await countMachines(storeOf(ctx.domain), input) })),
   summary: viewerProcedure.output(machinesOut.summary).query(({ ctx }) => fleetSummary(storeOf(ctx.domain))),
   get: viewerProcedure.input(id).output(machinesOut.get).query(({ ctx, input }) => getMachine(storeOf(ctx.domain), input.id)),
   enroll: operatorProcedure.input(machineEnrollSchema).output(idOut).mutation(({ ctx, input }) => enrollMachine(ctx.domain, input, ctx.actor)),

@@ -98,7 +98,8 @@ function shapeOf(t: AnyTable): TableShape {
   const indexes: Record<string, string> = {};
   for (const idx of cfg.indexes) {
     const ic = idx.config as { name?: string; columns: unknown[]; unique: boolean; where?: SQL; method?: string };
-    const cols = ic.columns.map((c) => (is(c, SQL) ? `(${sqlText(c, dialect, booleans)})` : (c as { name: string }).name));
+    // A PostgreSQL index on `col COLLATE "C"` orders as SQLite's default BINARY collation orders `col`: the same index.
+    const cols = ic.columns.map((c) => (is(c, SQL) ? `(${sqlText(c, dialect, booleans)})`.replace(/^\((\w+) COLLATE C\)$/, dialect === "pg" ? "$1" : "($1 COLLATE C)") : (c as { name: string }).name));
     const method = ic.method && ic.method !== "btree" ? ` using ${ic.method}` : "";
     indexes[ic.name ?? "?"] = `${ic.unique ? "unique " : ""}(${cols.join(", ")})${method}${ic.where ? ` where ${sqlText(ic.where, dialect, booleans)}` : ""}`;
   }

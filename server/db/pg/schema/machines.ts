@@ -31,7 +31,9 @@ export const machines = pgTable(
     updatedAt: ts("updated_at").notNull(),
   },
   (t) => [
-    index("machines_state_name").on(t.state, t.name),
+    // Names byte-wise (COLLATE "C"), as the machine list orders them (server/machines/queries.ts) and as SQLite's
+    // BINARY default does, so the list's filtered name order is an index scan whatever the database's collation.
+    index("machines_state_name").on(t.state, sql`${t.name} COLLATE "C"`),
     index("machines_rack_u").on(t.rackId, t.uPosition),
     index("machines_power").on(t.powerState),
   ],
