@@ -129,11 +129,8 @@ export type BootAddressing = { columns: Partial<typeof nics.$inferInsert> & { ip
  * reservation). @throws AppError VALIDATION, NOT_FOUND, CONFLICT
  */
 export async function bootAddressing(allocator: StoreAllocator, net: MachineEnroll["network"], ip: string | null, holder?: number): Promise<BootAddressing> {
-  const mode = net?.addressMode ?? (net?.subnetId ? "auto" : null);
-  if (!net?.subnetId) {
-    if (mode === "auto") throw new AppError("VALIDATION", "Address mode auto needs a subnet to allocate from", [{ field: "network.subnetId", message: "Choose a subnet for address mode auto" }]);
-    return { columns: { ip, ...(mode && { addressMode: mode }) }, allocated: null, mode: "static" };
-  }
+  if (!net?.subnetId) return typedAddressing(net, ip);
+  const mode = net.addressMode ?? "auto";
   const subnet = await allocator.subnet(net.subnetId, "network.subnetId");
   const v6 = subnet.family === 6;
   let allocated: Allocated | null = null;
@@ -161,6 +158,13 @@ export async function bootAddressing(allocator: StoreAllocator, net: MachineEnro
     allocated,
     mode: mode === "static" ? "static" : "auto",
   };
+}
+
+/** bootAddressing of a boot NIC without a subnet: its typed IP, nothing allocated. @throws AppError VALIDATION for mode auto */
+export function typedAddressing(net: MachineEnroll["network"], ip: string | null): BootAddressing {
+  const mode = net?.addressMode ?? null;
+  if (mode === "auto") throw new AppError("VALIDATION", "Address mode auto needs a subnet to allocate from", [{ field: "network.subnetId", message: "Choose a subnet for address mode auto" }]);
+  return { columns: { ip, ...(mode && { addressMode: mode }) }, allocated: null, mode: "static" };
 }
 
 /**
