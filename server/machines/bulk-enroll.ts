@@ -12,7 +12,7 @@ import { insertMany, insertManyReturning } from "../db/prepared";
 import { sqliteDbOf, storeOf, type Store, type StoreTx } from "../db/store";
 import { recordStoreEvent } from "../events/audit";
 import { StoreAllocator } from "../subnets/allocate";
-import { bmcRow, bootAddressing, bootNicRow, typedAddressing, describe, machineRow, profileMissing, uniqueProblems, type BootAddressing, type UniqueKeys } from "./enroll";
+import { bmcRow, bootAddressing, bootNicRow, loadedAddressing, describe, machineRow, profileMissing, uniqueProblems, type BootAddressing, type UniqueKeys } from "./enroll";
 import { checkPlacementWith, type Occupant } from "./placement";
 import { uniqueGuarded } from "./unique";
 
@@ -370,8 +370,8 @@ export async function checkEnrollRows(d: Domain, store: Store, tx: StoreTx, rows
   for (const [i, input] of inputs.entries()) {
     const row = inputRows[i]!;
     try {
-      // Without a subnet nothing is read or allocated: the columns are the typed IP's (no await per row).
-      boots.push(input.network?.subnetId ? await bootAddressing(allocator, input.network, input.ip ?? null, row) : typedAddressing(input.network, input.ip ?? null));
+      // Without a subnet, or from a subnet loaded above, nothing is read: no await per row (a pin may name its holder).
+      boots.push(loadedAddressing(allocator, input.network, input.ip ?? null) ?? (await bootAddressing(allocator, input.network, input.ip ?? null, row)));
       kept.push(input);
     } catch (err) {
       for (const det of detailsOf(err)) errors.push({ row, field: field(det.field ?? "network.subnetId"), message: det.message });

@@ -10,7 +10,7 @@ import type { PowerState } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
 import { insertOne } from "../db/hot-insert";
-import type { nics } from "../db/schema";
+import type { nics, Subnet } from "../db/schema";
 import { forUpdate } from "../db/sql";
 import { storeOf, type Store, type StoreTx } from "../db/store";
 import { recordEventHot, recordStoreEvent } from "../events/audit";
@@ -132,16 +132,35 @@ export async function bootAddressing(allocator: StoreAllocator, net: MachineEnro
   if (!net?.subnetId) return typedAddressing(net, ip);
   const mode = net.addressMode ?? "auto";
   const subnet = await allocator.subnet(net.subnetId, "network.subnetId");
-  const v6 = subnet.family === 6;
   let allocated: Allocated | null = null;
   if (mode === "auto") allocated = await allocator.auto(net.subnetId, "network.subnetId");
   else if (mode === "static") {
-    if (v6) throw new AppError("VALIDATION", `Subnet ${subnet.name} is IPv6: pin its addresses in the machine's network editor`, [{ field: "network.addressMode", message: "Static IPv6 is set per interface" }]);
+    if (subnet.family === 6) throw new AppError("VALIDATION", `Subnet ${subnet.name} is IPv6: pin its addresses in the machine's network editor`, [{ field: "network.addressMode", message: "Static IPv6 is set per interface" }]);
     if (!ip) throw new AppError("VALIDATION", "Address mode static needs an IP address", [{ field: "ip", message: "Give the address to pin" }]);
     allocated = await allocator.pin(net.subnetId, ip, "ip", holder);
   }
-  const dbMode = mode === "auto" || mode === "static" ? mode : (mode ?? "dhcp");
-  if (v6) {
+  return subnetAddressing(subnet, net, ip, mode, allocated);
+}
+
+type AddressMode = NonNullable<NonNullable<MachineEnroll["network"]>["addressMode"]>;
+
+/**
+ * bootAddressing without awaiting, for a subnet the allocator has already loaded (bulk enrollment loads every subnet
+ * of the batch first): null where it would have to read (a subnet not loaded, a static pin naming its holder).
+ */
+export function loadedAddressing(allocator: StoreAllocator, net: MachineEnroll["network"], ip: string | null): BootAddressing | null {
+  if (!net?.subnetId) return typedAddressing(net, ip);
+  const mode = net.addressMode ?? "auto";
+  const subnet = allocator.loadedSubnet(net.subnetId);
+  if (!subnet || mode === "static") return null;
+  const allocated = mode === "auto" ? allocator.autoLoaded(net.subnetId, "network.subnetId") : null;
+  return subnetAddressing(subnet, net, ip, mode, allocated);
+}
+
+/** The boot NIC's columns in its subnet, with what was allocated for it. */
+function subnetAddressing(subnet: Subnet, net: NonNullable<MachineEnroll["network"]>, ip: string | null, mode: AddressMode, allocated: Allocated | null): BootAddressing {
+  const dbMode = mode;
+  if (subnet.family === 6) {
     return {
       columns: { ip, subnet6Id: subnet.id, ipv6Mode: allocated ? "auto" : dbMode === "none" ? "none" : "dhcp", ip6: allocated?.address ?? null, prefix6: allocated?.prefix ?? null, gateway6: allocated?.gateway ?? null },
       allocated,

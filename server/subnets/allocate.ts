@@ -198,6 +198,18 @@ export class StoreAllocator extends AllocatorCore {
     return (await this.load(subnetId, field)).row;
   }
 
+  /** The subnet's row if it is loaded already (no read), else undefined. */
+  loadedSubnet(subnetId: number): Subnet | undefined {
+    return this.loaded.get(subnetId)?.row;
+  }
+
+  /** auto() on a subnet loaded already, without awaiting (bulk enrollment). @throws Error when it is not loaded */
+  autoLoaded(subnetId: number, field = "subnet"): Allocated {
+    const l = this.loaded.get(subnetId);
+    if (!l) throw new Error(`subnet ${subnetId} is not loaded`);
+    return this.autoIn(l, subnetId, field);
+  }
+
   /** The first free address outside reserved and dynamic ranges. @throws AppError CONFLICT when the subnet is full */
   async auto(subnetId: number, field = "subnet"): Promise<Allocated> {
     return this.autoIn(await this.load(subnetId, field), subnetId, field);
