@@ -11,7 +11,8 @@ import { BMC_DRIVERS, BMC_PRIVILEGES, FIRMWARE_SETTINGS, type MachineEnroll } fr
  * value, the schema accepts the row and returns an equal value.
  */
 export function parseEnrollFast(c: Record<string, unknown>): MachineEnroll | null {
-  if (!isPlain(c)) return null;
+  // A row with a network (subnets, interface settings) is the schema's: checked first, it costs nothing more.
+  if (!isPlain(c) || (c.network !== undefined && c.network !== null)) return null;
   for (const k in c) if (!Object.hasOwn(ENROLL_KEYS, k)) return null;
   const name = c.name;
   if (typeof name !== "string") return null;
@@ -30,7 +31,6 @@ export function parseEnrollFast(c: Record<string, unknown>): MachineEnroll | nul
     else if (ip === "") ip = null;
     else return null;
   } else if (ip !== null && ip !== undefined) return null;
-  if (c.network !== undefined && c.network !== null) return null;
   if (c.firmware !== undefined && !(FIRMWARE_SETTINGS as readonly unknown[]).includes(c.firmware)) return null;
   let bmc: MachineEnroll["bmc"] = c.bmc as null | undefined;
   if (c.bmc !== undefined && c.bmc !== null) {
