@@ -3,8 +3,8 @@ import { dnsmasqNameProblem, isHostname, isIPv4, normalizeMac } from "./net";
 import { BMC_DRIVERS, BMC_PRIVILEGES, FIRMWARE_SETTINGS, type MachineEnroll } from "./schemas";
 
 /**
- * The fast path of `machineEnrollSchema.parse` for bulk enrollment (issue 15: zod cost ~15 µs a row, a third of a
- * 10,000-row batch's budget). It accepts only rows it can check by hand completely — a plain object of known fields,
+ * The fast path of `machineEnrollSchema.parse` for bulk enrollment (issue 15: the schema costs ~5 µs a row, this ~2 µs,
+ * of a budget of 50 µs a row for 20,000 machines/s). It accepts only rows it can check by hand completely — a plain object of known fields,
  * no `network` — and returns exactly what the schema returns for them (trimmed, lower-cased, defaults filled in).
  * Anything else, and any row with a problem, gives null: the caller then runs the schema, so every error message
  * still comes from the schema. enroll-parse.test.ts checks on random and hostile rows that whenever this returns a
