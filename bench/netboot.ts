@@ -57,7 +57,7 @@ async function treeFigures(): Promise<string[]> {
     const d = domainIn(dir);
     saveNetbootSettings(d, { mode: "external", interface: "eth1", serverAddress: "10.0.0.1", netmask: "255.255.0.0", rangeStart: "10.0.250.1", rangeEnd: "10.0.250.200", httpBaseUrl: "http://10.0.0.1:3000" }, "bench");
     const inputs = Array.from({ length: N }, (_, i) => ({ name: `node-${i}`, bootMac: `52:54:01:00:${hex(i >> 8)}:${hex(i)}`, ip: `10.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, uHeight: 1 }));
-    enrollMany(d, inputs, "bench");
+    await enrollMany(d, inputs, "bench");
     const loadBefore = load();
     // The fleet at rest (every machine boots its local disk): one hosts file, no per-MAC boot entries.
     const rest: number[] = [];

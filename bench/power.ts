@@ -167,7 +167,7 @@ async function main() {
 
   // 10,000 machines on the fake driver: the first sweep writes every last-seen time, later ones only changes.
   const hf = createHarness();
-  enrollMany(
+  await enrollMany(
     hf.domain,
     Array.from({ length: 10_000 }, (_, i) => machineEnrollSchema.parse(machineInput(i + 1, { bmc: { driver: "fake", address: `10.${1 + (i % 200)}.${Math.floor(i / 200)}.1`, port: 623, username: "admin", password: "pw" } }))),
     "bench",
@@ -197,7 +197,7 @@ async function main() {
   }
   hf.close();
   const hi = createHarness();
-  enrollMany(hi.domain, Array.from({ length: 10_000 }, (_, i) => machineEnrollSchema.parse(machineInput(i + 1))), "bench");
+  await enrollMany(hi.domain, Array.from({ length: 10_000 }, (_, i) => machineEnrollSchema.parse(machineInput(i + 1))), "bench");
   const idle: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const c0 = process.cpuUsage();

@@ -66,7 +66,7 @@ async function importFigures(figures: Figure[], context: string[]): Promise<void
       const d = domainIn(dir);
       for (let k = 0; k < COUNT; k++) await createSubnet(d, { dns: [], vlanId: null, dynamic: null, provisioning: false, ...subnetInput(k) }, "bench");
       const t0 = performance.now();
-      const res = importCsv(d, texts[kind], "bench", false);
+      const res = await importCsv(d, texts[kind], "bench", false);
       const ms = performance.now() - t0;
       if (res.imported !== ROWS) throw new Error(`imported ${res.imported} of ${ROWS}`);
       if (kind === "with") {

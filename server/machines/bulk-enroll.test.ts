@@ -1,25 +1,25 @@
 import { count, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ErrorDetail } from "../../lib/errors";
-import { bmcs, events, machines, nics } from "../db/schema";
 import { expectTrpcError, trpcError } from "../testing/fixtures";
-import { createHarness, type Harness } from "../testing/harness";
+import { createHarness, testStoreKind, type Harness } from "../testing/harness";
 import { importCsv } from "./csv";
+
+// Bulk enrollment on the Store: runs on SQLite and on PostgreSQL (STORE_SLICE in vitest.config.ts).
 
 let h: Harness;
 let seq = 0;
 let rackId = 0;
 let rackName = "";
 
-function counts() {
-  return {
-    machines: h.db.select({ n: count() }).from(machines).get()!.n,
-    nics: h.db.select({ n: count() }).from(nics).get()!.n,
-    bmcs: h.db.select({ n: count() }).from(bmcs).get()!.n,
-    events: h.db.select({ n: count() }).from(events).get()!.n,
-    published: h.published.length,
-  };
+async function counts() {
+  const { machines, nics, bmcs, events } = h.store.t;
+  const n = async (t: typeof machines | typeof nics | typeof bmcs | typeof events) => (await h.store.db.select({ n: count() }).from(t))[0]!.n;
+  return { machines: await n(machines), nics: await n(nics), bmcs: await n(bmcs), events: await n(events), published: h.published.length };
 }
+
+const nicRow = async (machineId: number) => (await h.store.db.select().from(h.store.t.nics).where(eq(h.store.t.nics.machineId, machineId)))[0];
+const bmcRowOf = async (machineId: number) => (await h.store.db.select().from(h.store.t.bmcs).where(eq(h.store.t.bmcs.machineId, machineId)))[0];
 
 const hex = (n: number) => (n & 0xff).toString(16).padStart(2, "0");
 
@@ -45,15 +45,15 @@ async function fresh(): Promise<void> {
 
 /** bulkEnroll that must be refused: checks that nothing was written or published, returns the details. */
 async function refused(items: unknown[]): Promise<ErrorDetail[]> {
-  const before = counts();
+  const before = await counts();
   const { error, shape } = await trpcError(h.operator.machines.bulkEnroll({ machines: items }));
   expect(shape.data.appCode).toBe("ROWS_INVALID");
   expect(error.code).toBe("BAD_REQUEST");
-  expect(counts()).toEqual(before);
+  expect(await counts()).toEqual(before);
   // The dry run reports exactly the same problems and writes nothing either.
   const dry = await h.operator.machines.bulkEnroll({ machines: items, dryRun: true });
   expect(dry).toMatchObject({ ok: false, dryRun: true, enrolled: 0, ids: [] });
-  expect(counts()).toEqual(before);
+  expect(await counts()).toEqual(before);
   const details = shape.data.details;
   expect(dry.errors).toEqual(details);
   return details;
@@ -64,28 +64,29 @@ beforeAll(() => {
 });
 afterAll(() => h.close());
 
-describe("machines.bulkEnroll", () => {
+describe(`machines.bulkEnroll on ${testStoreKind()}`, () => {
   it("enrolls every machine in one transaction, in order, with one summary event", async () => {
     await fresh();
-    const before = counts();
+    const before = await counts();
     const items = [m(1), m(2), m(3, { uHeight: 2 }), m(5, { rackId: null, uPosition: null, ip: null, bmc: null, firmware: "uefi" })];
     const res = await h.operator.machines.bulkEnroll({ machines: items });
     expect(res).toMatchObject({ ok: true, dryRun: false, enrolled: 4, errors: [] });
-    const rows = h.db.select().from(machines).where(inArray(machines.id, res.ids)).all();
+    const { machines, events } = h.store.t;
+    const rows = await h.store.db.select().from(machines).where(inArray(machines.id, res.ids));
     expect(res.ids.map((id) => rows.find((r) => r.id === id)!.name)).toEqual(items.map((i) => i.name));
-    const after = counts();
+    const after = await counts();
     expect([after.machines - before.machines, after.nics - before.nics, after.bmcs - before.bmcs]).toEqual([4, 4, 3]);
     expect(rows.find((r) => r.name === `bulk-${seq}-3`)).toMatchObject({ rackId, uPosition: 3, uHeight: 2, state: "enrolled", firmware: "auto" });
     expect(rows.find((r) => r.name === `bulk-${seq}-5`)).toMatchObject({ rackId: null, uPosition: null, firmware: "uefi" });
     const m1 = rows.find((r) => r.name === `bulk-${seq}-1`)!;
-    expect(h.db.select().from(nics).where(eq(nics.machineId, m1.id)).get()).toMatchObject({ mac: `52:54:00:b0:${hex(seq)}:01`, ip: `10.91.${seq}.1`, isBoot: true });
-    const bmc = h.db.select().from(bmcs).where(eq(bmcs.machineId, m1.id)).get()!;
+    expect(await nicRow(m1.id)).toMatchObject({ mac: `52:54:00:b0:${hex(seq)}:01`, ip: `10.91.${seq}.1`, isBoot: true });
+    const bmc = (await bmcRowOf(m1.id))!;
     expect(bmc).toMatchObject({ driver: "ipmitool", port: 623, privilege: "ADMINISTRATOR", cipherSuite: 3, username: "root" });
     expect(bmc.passwordEncrypted).not.toContain("pw-1");
     expect(h.domain.secrets.decrypt(bmc.passwordEncrypted)).toBe("pw-1");
     // One audit event for the batch, not one per machine.
     expect(after.events - before.events).toBe(1);
-    const ev = h.db.select().from(events).where(eq(events.kind, "machine.bulk_enrolled")).all().at(-1)!;
+    const ev = (await h.store.db.select().from(events).where(eq(events.kind, "machine.bulk_enrolled")).orderBy(events.id)).at(-1)!;
     expect(ev).toMatchObject({ actor: "user:operator", machineId: null, message: "Enrolled 4 machines (JSON)" });
     expect(ev.payload).toMatchObject({ source: "JSON", count: 4, firstId: res.ids[0], lastId: res.ids[3], rackIds: [rackId] });
     const published = h.published.slice(before.published);
@@ -98,9 +99,9 @@ describe("machines.bulkEnroll", () => {
 
   it("a dry run checks everything and writes nothing", async () => {
     await fresh();
-    const before = counts();
+    const before = await counts();
     expect(await h.operator.machines.bulkEnroll({ machines: [m(1), m(2)], dryRun: true })).toEqual({ ok: true, dryRun: true, enrolled: 0, ids: [], errors: [] });
-    expect(counts()).toEqual(before);
+    expect(await counts()).toEqual(before);
   });
 
   it("refuses the whole batch when one row is bad, naming every problem of every row", async () => {
@@ -171,7 +172,7 @@ describe("machines.bulkEnroll", () => {
       const b = x.bmc as { address: string; username: string; password: string };
       return [x.name, rackName, x.uPosition, x.bootMac, x.ip, b.address, b.username, b.password].join(",");
     };
-    const csv = importCsv(h.domain, [header, ...bad.map(line)].join("\n"), "user:test", true);
+    const csv = await importCsv(h.domain, [header, ...bad.map(line)].join("\n"), "user:test", true);
     expect(csv.ok).toBe(false);
     const column: Record<string, string> = { name: "name", ip: "ip", uPosition: "u_position" };
     expect(json.map((d) => ({ ...d, field: column[d.field!] ?? d.field, message: d.message.replace("this request", "this file") }))).toEqual(csv.errors);
@@ -192,7 +193,7 @@ describe("machines.bulkEnroll", () => {
     // A password is only a password: shell and format characters are kept exactly, and never stored in the clear.
     const password = `$(x);&"'\\..é`;
     const res = await h.operator.machines.bulkEnroll({ machines: [m(3, { bmc: { address: `10.92.${seq}.3`, username: "r;oot", password } })] });
-    const bmc = h.db.select().from(bmcs).where(eq(bmcs.machineId, res.ids[0]!)).get()!;
+    const bmc = (await bmcRowOf(res.ids[0]!))!;
     expect(bmc.username).toBe("r;oot");
     expect(h.domain.secrets.decrypt(bmc.passwordEncrypted)).toBe(password);
     expect(bmc.passwordEncrypted).not.toContain("$(x)");
@@ -216,9 +217,9 @@ describe("machines.bulkEnroll", () => {
 
   it("refuses an empty batch and one over 10,000 before looking at any row", async () => {
     await expectTrpcError(h.operator.machines.bulkEnroll({ machines: [] }), "BAD_REQUEST");
-    const before = counts();
+    const before = await counts();
     await expectTrpcError(h.operator.machines.bulkEnroll({ machines: Array.from({ length: 10_001 }, () => ({})) }), "BAD_REQUEST");
-    expect(counts()).toEqual(before);
+    expect(await counts()).toEqual(before);
   });
 
   it("is for operators: a viewer and a read-only token are refused", async () => {
@@ -238,7 +239,10 @@ describe("machines.bulkEnroll", () => {
     const res = await h.operator.machines.bulkEnroll({ machines: big });
     expect(res.enrolled).toBe(2000);
     expect(new Set(res.ids).size).toBe(2000);
-    expect((await h.operator.machines.list({ q: `bulk-${seq}-big-`, pageSize: 1 })).total).toBe(2000);
+    const { machines, nics } = h.store.t;
+    expect((await h.store.db.select({ n: count() }).from(machines).where(inArray(machines.id, res.ids)))[0]!.n).toBe(2000);
+    expect((await h.store.db.select({ n: count() }).from(nics).where(inArray(nics.machineId, res.ids)))[0]!.n).toBe(2000);
+    expect((await h.store.db.select({ name: machines.name }).from(machines).where(eq(machines.id, res.ids[1999]!)))[0]!.name).toBe(`bulk-${seq}-big-1999`);
   });
 
   it("writes the same NIC and BMC rows as a single enrollment, across insert chunks and mixed row shapes", async () => {
@@ -260,17 +264,17 @@ describe("machines.bulkEnroll", () => {
     const singleIds: number[] = [];
     for (const it of single) singleIds.push((await h.operator.machines.enroll(it as never)).id);
     const strip = <T extends Record<string, unknown>>(r: T | undefined, drop: string[]) => Object.fromEntries(Object.entries(r ?? {}).filter(([k]) => !drop.includes(k)));
-    const nicOf = (id: number) => strip(h.db.select().from(nics).where(eq(nics.machineId, id)).get(), ["id", "machineId", "mac", "ip", "gateway"]);
-    const bmcOf = (id: number) => strip(h.db.select().from(bmcs).where(eq(bmcs.machineId, id)).get(), ["id", "machineId", "address", "passwordEncrypted"]);
+    const nicOf = async (id: number) => strip(await nicRow(id), ["id", "machineId", "mac", "ip", "gateway"]);
+    const bmcOf = async (id: number) => strip(await bmcRowOf(id), ["id", "machineId", "address", "passwordEncrypted"]);
     for (const k of [0, 1]) {
-      expect(nicOf(res.ids[k]!)).toEqual(nicOf(singleIds[k]!));
-      expect(bmcOf(res.ids[k]!)).toEqual(bmcOf(singleIds[k]!));
+      expect(await nicOf(res.ids[k]!)).toEqual(await nicOf(singleIds[k]!));
+      expect(await bmcOf(res.ids[k]!)).toEqual(await bmcOf(singleIds[k]!));
     }
     // Every row landed on its own machine, whatever chunk and group it went in.
     for (const [i, id] of res.ids.entries()) {
-      const nic = h.db.select().from(nics).where(eq(nics.machineId, id)).get()!;
+      const nic = (await nicRow(id))!;
       expect(nic).toMatchObject({ mac: items[i]!.bootMac, ip: `10.95.${seq}.${i}`, isBoot: true, ifname: i % 5 === 0 ? "eth0" : null });
-      const bmc = h.db.select().from(bmcs).where(eq(bmcs.machineId, id)).get();
+      const bmc = await bmcRowOf(id);
       if (i % 3 === 0) expect(bmc).toBeUndefined();
       else {
         expect(bmc).toMatchObject({ address: `10.96.${i >> 8}.${i & 255}`, port: 600 + i, username: `u${i}`, privilege: "OPERATOR", cipherSuite: 17 });

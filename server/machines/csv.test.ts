@@ -1,37 +1,38 @@
 import { count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError, type ErrorDetail } from "../../lib/errors";
-import { bmcs, events, machines, nics, osProfiles } from "../db/schema";
 import { expectTrpcError } from "../testing/fixtures";
-import { createHarness, type Harness } from "../testing/harness";
+import { createHarness, testStoreKind, type Harness } from "../testing/harness";
 import { importCsv } from "./csv";
+
+// The CSV import on the Store: runs on SQLite and on PostgreSQL (STORE_SLICE in vitest.config.ts).
 
 let h: Harness;
 
 const HEADER = "name,rack,u_position,u_height,mac,ip,bmc_address,bmc_user,bmc_password";
 
-function counts() {
-  return {
-    machines: h.db.select({ n: count() }).from(machines).get()!.n,
-    nics: h.db.select({ n: count() }).from(nics).get()!.n,
-    bmcs: h.db.select({ n: count() }).from(bmcs).get()!.n,
-    events: h.db.select({ n: count() }).from(events).get()!.n,
-    published: h.published.length,
-  };
+async function counts() {
+  const { machines, nics, bmcs, events } = h.store.t;
+  const n = async (t: typeof machines | typeof nics | typeof bmcs | typeof events) => (await h.store.db.select({ n: count() }).from(t))[0]!.n;
+  return { machines: await n(machines), nics: await n(nics), bmcs: await n(bmcs), events: await n(events), published: h.published.length };
 }
 
+const machineNamed = async (name: string) => (await h.store.db.select().from(h.store.t.machines).where(eq(h.store.t.machines.name, name)))[0]!;
+const nicOf = async (machineId: number) => (await h.store.db.select().from(h.store.t.nics).where(eq(h.store.t.nics.machineId, machineId)))[0]!;
+const bmcOf = async (machineId: number) => (await h.store.db.select().from(h.store.t.bmcs).where(eq(h.store.t.bmcs.machineId, machineId)))[0]!;
+
 /** Import that must fail: returns the details, and checks that nothing at all was written or published. */
-function importFails(csv: string): { error: AppError; details: ErrorDetail[] } {
-  const before = counts();
+async function importFails(csv: string): Promise<{ error: AppError; details: ErrorDetail[] }> {
+  const before = await counts();
   let error: unknown;
   try {
-    importCsv(h.domain, csv, "user:test", false);
+    await importCsv(h.domain, csv, "user:test", false);
   } catch (err) {
     error = err;
   }
   expect(error).toBeInstanceOf(AppError);
   expect((error as AppError).code).toBe("CSV_INVALID");
-  expect(counts()).toEqual(before);
+  expect(await counts()).toEqual(before);
   return { error: error as AppError, details: (error as AppError).details };
 }
 
@@ -62,7 +63,7 @@ beforeAll(() => {
 });
 afterAll(() => h.close());
 
-describe("CSV import", () => {
+describe(`CSV import on ${testStoreKind()}`, () => {
   // Every test gets its own rack (csv-r<seq>) and address space, so tests stay independent in one database.
   const rack = async () => {
     seq++;
@@ -71,21 +72,21 @@ describe("CSV import", () => {
 
   it("imports every row of a good CSV", async () => {
     await rack();
-    const before = counts();
-    const res = importCsv(h.domain, csv(row(1), row(2), row(3, { u_height: "2" }), row(5, { rack: "", u_position: "", ip: "" })), "user:test", false);
+    const before = await counts();
+    const res = await importCsv(h.domain, csv(row(1), row(2), row(3, { u_height: "2" }), row(5, { rack: "", u_position: "", ip: "" })), "user:test", false);
     expect(res).toMatchObject({ ok: true, dryRun: false, imported: 4, errors: [] });
     expect(res.rows.map((r) => r.row)).toEqual([1, 2, 3, 4]);
-    const after = counts();
+    const after = await counts();
     expect(after.machines - before.machines).toBe(4);
     expect(after.nics - before.nics).toBe(4);
     expect(after.bmcs - before.bmcs).toBe(4);
-    const m3 = h.db.select().from(machines).where(eq(machines.name, `csv-${seq}-3`)).get()!;
+    const m3 = await machineNamed(`csv-${seq}-3`);
     expect(m3).toMatchObject({ uPosition: 3, uHeight: 2, state: "enrolled" });
-    const m5 = h.db.select().from(machines).where(eq(machines.name, `csv-${seq}-5`)).get()!;
+    const m5 = await machineNamed(`csv-${seq}-5`);
     expect(m5).toMatchObject({ rackId: null, uPosition: null });
-    expect(h.db.select().from(nics).where(eq(nics.machineId, m5.id)).get()!.ip).toBeNull();
+    expect((await nicOf(m5.id)).ip).toBeNull();
     // BMC passwords are encrypted at rest.
-    const bmc = h.db.select().from(bmcs).where(eq(bmcs.machineId, m3.id)).get()!;
+    const bmc = await bmcOf(m3.id);
     expect(bmc.passwordEncrypted).not.toContain("pw-3");
     expect(h.domain.secrets.decrypt(bmc.passwordEncrypted)).toBe("pw-3");
     // One fleet-wide notice for the batch.
@@ -99,7 +100,7 @@ describe("CSV import", () => {
       `csv-${seq}-1,csv-r${seq},1,AA-BB-CC-${seq.toString(16).padStart(2, "0")}-00-01,10.79.${seq}.1\r\n` +
       `"csv-${seq}-2",csv-r${seq},2,aabb.cc${seq.toString(16).padStart(2, "0")}.0002,\r\n` +
       "\r\n";
-    const res = importCsv(h.domain, text, "user:test", false);
+    const res = await importCsv(h.domain, text, "user:test", false);
     expect(res.imported).toBe(2);
     expect(res.rows.map((r) => r.mac)).toEqual([
       `aa:bb:cc:${seq.toString(16).padStart(2, "0")}:00:01`,
@@ -117,7 +118,7 @@ describe("CSV import", () => {
     ["a BMC without password", (k: number) => row(k, { bmc_password: "" }), "bmc_password", /password/i],
   ])("imports nothing when row 3 has %s, naming row 3 and column %s", async (_what, bad, column, message) => {
     await rack();
-    const { error, details } = importFails(csv(row(1), row(2), bad(3), row(4)));
+    const { error, details } = await importFails(csv(row(1), row(2), bad(3), row(4)));
     expect(details[0]).toMatchObject({ row: 3, field: column });
     expect(details[0]!.message).toMatch(message);
     expect(details.every((d) => d.row === 3)).toBe(true);
@@ -127,13 +128,13 @@ describe("CSV import", () => {
 
   it("reports an unknown rack once, not again as a placement error", async () => {
     await rack();
-    const { details } = importFails(csv(row(1), row(2, { rack: "no-such-rack", u_position: "5" })));
+    const { details } = await importFails(csv(row(1), row(2, { rack: "no-such-rack", u_position: "5" })));
     expect(details).toEqual([expect.objectContaining({ row: 2, field: "rack" })]);
   });
 
   it("names a name duplicated within the file (the later row)", async () => {
     await rack();
-    const { details } = importFails(csv(row(1), row(2), row(3, { name: `csv-${seq}-1` })));
+    const { details } = await importFails(csv(row(1), row(2), row(3, { name: `csv-${seq}-1` })));
     expect(details).toEqual([expect.objectContaining({ row: 3, field: "name" })]);
     expect(details[0]!.message).toContain(`csv-${seq}-1`);
   });
@@ -141,24 +142,24 @@ describe("CSV import", () => {
   it("names a MAC duplicated within the file, in another spelling", async () => {
     await rack();
     const mac = `52-54-00-C5-${(seq & 0xff).toString(16).padStart(2, "0").toUpperCase()}-01`;
-    const { details } = importFails(csv(row(1), row(2, { mac })));
+    const { details } = await importFails(csv(row(1), row(2, { mac })));
     expect(details).toEqual([expect.objectContaining({ row: 2, field: "mac" })]);
   });
 
   it("names an overlap within the file, including multi-U machines", async () => {
     await rack();
-    const { details } = importFails(csv(row(10, { u_height: "3" }), row(20), row(12)));
+    const { details } = await importFails(csv(row(10, { u_height: "3" }), row(20), row(12)));
     expect(details).toEqual([expect.objectContaining({ row: 3, field: "u_position" })]);
     expect(details[0]!.message).toContain(`csv-${seq}-10`);
   });
 
   it("names rows that clash with machines already in the database", async () => {
     await rack();
-    importCsv(h.domain, csv(row(1)), "user:test", false);
+    await importCsv(h.domain, csv(row(1)), "user:test", false);
     seq++; // new names and addresses, same (previous) rack for the clashing rows below
     await h.operator.racks.create({ name: `csv-r${seq}`, heightU: 42 });
     const prev = seq - 1;
-    const { details } = importFails(
+    const { details } = await importFails(
       csv(
         row(1),
         row(2, { name: `csv-${prev}-1` }),
@@ -177,7 +178,7 @@ describe("CSV import", () => {
 
   it("reports every bad row in one pass, in row order", async () => {
     await rack();
-    const { details } = importFails(csv(row(1, { mac: "nope" }), row(2), row(3, { rack: "ghost" }), row(4, { name: `csv-${seq}-2` })));
+    const { details } = await importFails(csv(row(1, { mac: "nope" }), row(2), row(3, { rack: "ghost" }), row(4, { name: `csv-${seq}-2` })));
     expect([...new Set(details.map((d) => d.row))]).toEqual([1, 3, 4]);
     expect(details.find((d) => d.row === 1)).toMatchObject({ field: "mac" });
     expect(details.find((d) => d.row === 3)).toMatchObject({ field: "rack" });
@@ -186,8 +187,8 @@ describe("CSV import", () => {
 
   it("reports every problem of a row at once: syntax of each field, duplicates in the file, clashes with the database", async () => {
     await rack();
-    importCsv(h.domain, csv(row(1)), "user:test", false);
-    const { details } = importFails(
+    await importCsv(h.domain, csv(row(1)), "user:test", false);
+    const { details } = await importFails(
       csv(
         row(2),
         // Row 2: bad MAC, a 25-byte password, BMC address 10.43.1.999, the name of row 1 (in the file), the IP of a machine in the database.
@@ -210,7 +211,7 @@ describe("CSV import", () => {
 
   it("reports duplicates within the file as such, never as 'already exists'", async () => {
     await rack();
-    const res = importCsv(
+    const res = await importCsv(
       h.domain,
       csv(row(1), row(2, { name: `csv-${seq}-1`, mac: row(1).split(",")[4]!, ip: `10.77.${seq}.1`, bmc_address: `10.78.${seq}.1` })),
       "user:test",
@@ -227,8 +228,8 @@ describe("CSV import", () => {
 
   it("flags an IP used as a machine IP and as a BMC address, within the file and against the database", async () => {
     await rack();
-    importCsv(h.domain, csv(row(1)), "user:test", false);
-    const res = importCsv(
+    await importCsv(h.domain, csv(row(1)), "user:test", false);
+    const res = await importCsv(
       h.domain,
       csv(
         row(2, { bmc_address: `10.77.${seq}.3` }), // the IP of row 2 of this file
@@ -258,7 +259,7 @@ describe("CSV import", () => {
     ["non-ASCII", "bmç"],
   ])("refuses a hostile BMC address (%s) naming the row and column, and writes nothing", async (_what, address) => {
     await rack();
-    const { details } = importFails(csv(row(1, { bmc_address: address.includes(",") ? `"${address}"` : `"${address.replaceAll('"', '""')}"` })));
+    const { details } = await importFails(csv(row(1, { bmc_address: address.includes(",") ? `"${address}"` : `"${address.replaceAll('"', '""')}"` })));
     expect(details).toEqual([expect.objectContaining({ row: 1, field: "bmc_address" })]);
   });
 
@@ -269,64 +270,66 @@ describe("CSV import", () => {
     ["over 20 bytes in UTF-8", "ü".repeat(11)],
   ])("refuses a hostile BMC password (%s)", async (_what, password) => {
     await rack();
-    const { details } = importFails(csv(row(1, { bmc_password: `"${password}"` })));
+    const { details } = await importFails(csv(row(1, { bmc_password: `"${password}"` })));
     expect(details).toEqual([expect.objectContaining({ row: 1, field: "bmc_password" })]);
   });
 
   it("keeps shell and quote characters of a password inside its field", async () => {
     await rack();
-    const res = importCsv(h.domain, csv(row(1, { bmc_password: `"$(x);&'""\\"` })), "user:test", false);
+    const res = await importCsv(h.domain, csv(row(1, { bmc_password: `"$(x);&'""\\"` })), "user:test", false);
     expect(res.imported).toBe(1);
-    const m = h.db.select().from(machines).where(eq(machines.name, `csv-${seq}-1`)).get()!;
-    const b = h.db.select().from(bmcs).where(eq(bmcs.machineId, m.id)).get()!;
+    const m = await machineNamed(`csv-${seq}-1`);
+    const b = await bmcOf(m.id);
     expect(h.domain.secrets.decrypt(b.passwordEncrypted)).toBe(`$(x);&'"\\`);
   });
 
   it("takes the OS profile by name in an os_profile column, and names an unknown one", async () => {
     await rack();
-    const prof = h.db.insert(osProfiles).values({ name: `csv-prof-${seq}`, kind: "image", imageUrl: "http://127.0.0.1/i.raw", createdAt: new Date(), updatedAt: new Date() }).returning().get();
+    const [prof] = await h.store.db
+      .insert(h.store.t.osProfiles)
+      .values({ name: `csv-prof-${seq}`, kind: "image", imageUrl: "http://127.0.0.1/i.raw", createdAt: new Date(), updatedAt: new Date() })
+      .returning();
     const text = [`${HEADER},os_profile`, `${row(1)},csv-prof-${seq}`, `${row(2)},`, `${row(3)},no-such-profile`].join("\n");
-    const dry = importCsv(h.domain, text, "user:test", true);
+    const dry = await importCsv(h.domain, text, "user:test", true);
     expect(dry.errors).toEqual([{ row: 3, field: "os_profile", message: 'No OS profile named "no-such-profile"' }]);
     expect(dry.rows.map((r) => r.osProfile)).toEqual([`csv-prof-${seq}`, null, null]);
-    importCsv(h.domain, text.split("\n").slice(0, 3).join("\n"), "user:test", false);
-    const got = (name: string) => h.db.select().from(machines).where(eq(machines.name, name)).get()!.osProfileId;
-    expect(got(`csv-${seq}-1`)).toBe(prof.id);
-    expect(got(`csv-${seq}-2`)).toBeNull();
+    await importCsv(h.domain, text.split("\n").slice(0, 3).join("\n"), "user:test", false);
+    expect((await machineNamed(`csv-${seq}-1`)).osProfileId).toBe(prof!.id);
+    expect((await machineNamed(`csv-${seq}-2`)).osProfileId).toBeNull();
   });
 
   it("counts data rows, not lines: the header is not row 1", async () => {
     await rack();
-    const { details } = importFails(csv(row(1, { ip: "bad" })));
+    const { details } = await importFails(csv(row(1, { ip: "bad" })));
     expect(details[0]).toMatchObject({ row: 1, field: "ip" });
   });
 
   it("reports a row with too many fields", async () => {
     await rack();
-    const { details } = importFails(csv(row(1), row(2) + ",extra"));
+    const { details } = await importFails(csv(row(1), row(2) + ",extra"));
     expect(details.some((d) => d.row === 2)).toBe(true);
   });
 
   describe("dry run", () => {
     it("previews a good CSV without writing anything", async () => {
       await rack();
-      const before = counts();
-      const res = importCsv(h.domain, csv(row(1), row(2)), "user:test", true);
+      const before = await counts();
+      const res = await importCsv(h.domain, csv(row(1), row(2)), "user:test", true);
       expect(res).toMatchObject({ ok: true, dryRun: true, imported: 0, errors: [] });
       expect(res.rows).toEqual([
         expect.objectContaining({ row: 1, name: `csv-${seq}-1`, rack: `csv-r${seq}`, uPosition: 1, ip: `10.77.${seq}.1`, bmcAddress: `10.78.${seq}.1` }),
         expect.objectContaining({ row: 2, name: `csv-${seq}-2` }),
       ]);
       expect(JSON.stringify(res)).not.toContain("pw-1");
-      expect(counts()).toEqual(before);
+      expect(await counts()).toEqual(before);
       // The same CSV still imports afterwards: the dry run left no trace.
-      expect(importCsv(h.domain, csv(row(1), row(2)), "user:test", false).imported).toBe(2);
+      expect((await importCsv(h.domain, csv(row(1), row(2)), "user:test", false)).imported).toBe(2);
     });
 
     it("returns errors instead of throwing, and writes nothing", async () => {
       await rack();
-      const before = counts();
-      const res = importCsv(h.domain, csv(row(1), row(2, { mac: "bad" }), row(3, { name: `csv-${seq}-1` })), "user:test", true);
+      const before = await counts();
+      const res = await importCsv(h.domain, csv(row(1), row(2, { mac: "bad" }), row(3, { name: `csv-${seq}-1` })), "user:test", true);
       expect(res.ok).toBe(false);
       expect(res.imported).toBe(0);
       expect(res.errors.map((e) => [e.row, e.field])).toEqual([
@@ -334,7 +337,7 @@ describe("CSV import", () => {
         [3, "name"],
       ]);
       expect(res.rows.map((r) => r.row)).toEqual([1, 3]);
-      expect(counts()).toEqual(before);
+      expect(await counts()).toEqual(before);
     });
   });
 
@@ -342,27 +345,27 @@ describe("CSV import", () => {
     it.each([
       ["name", "rack,u_position,mac\nr,1,52:54:00:00:00:01"],
       ["mac", "name,rack\nx,r"],
-    ])("refuses a CSV without the %s column", (column, text) => {
-      const { details } = importFails(text);
+    ])("refuses a CSV without the %s column", async (column, text) => {
+      const { details } = await importFails(text);
       expect(details).toHaveLength(1);
       expect(details[0]).toMatchObject({ row: 0, field: "header" });
       expect(details[0]!.message).toContain(`missing column(s) ${column}`);
     });
 
-    it("refuses unknown columns, naming them", () => {
-      const { details } = importFails("name,mac,colour,serial\nx,52:54:00:00:00:01,red,1");
+    it("refuses unknown columns, naming them", async () => {
+      const { details } = await importFails("name,mac,colour,serial\nx,52:54:00:00:00:01,red,1");
       expect(details[0]).toMatchObject({ row: 0, field: "header" });
       expect(details[0]!.message).toContain("unknown column(s) colour, serial");
     });
 
-    it("in a dry run returns header errors", () => {
-      const res = importCsv(h.domain, "name,colour\nx,red", "user:test", true);
+    it("in a dry run returns header errors", async () => {
+      const res = await importCsv(h.domain, "name,colour\nx,red", "user:test", true);
       expect(res.ok).toBe(false);
       expect(res.errors[0]!.message).toMatch(/missing column\(s\) mac.*unknown column\(s\) colour/);
     });
 
-    it("refuses a CSV with only a header", () => {
-      const { details } = importFails("name,mac\n");
+    it("refuses a CSV with only a header", async () => {
+      const { details } = await importFails("name,mac\n");
       expect(details[0]!.message).toMatch(/no data rows/);
     });
   });

@@ -2,7 +2,7 @@ import Papa from "papaparse";
 import { AppError, type ErrorDetail } from "../../lib/errors";
 import { CSV_COLUMNS } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
-import { osProfiles, racks, subnets } from "../db/schema";
+import { storeOf } from "../db/store";
 import { enrollRows, MAX_BULK_ROWS, type EnrollRow } from "./bulk-enroll";
 import { describe } from "./enroll";
 import { CSV_EXPORT_ONLY_COLUMNS } from "./export-csv";
@@ -55,7 +55,7 @@ const intOrUndefined = (s: string | undefined) => (s === undefined || s === "" ?
  * With dryRun, everything is checked (against the database too) and nothing is written.
  * @throws AppError CSV_INVALID when not a dry run and any row is bad (details name row and field)
  */
-export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean): CsvImportResult {
+export async function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean): Promise<CsvImportResult> {
   const errors: ErrorDetail[] = [];
   const parsed = Papa.parse<Record<string, string>>(csv.replace(/^\uFEFF/, ""), {
     header: true,
@@ -80,9 +80,11 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
   if (parsed.data.length === 0) return fail(dryRun, [{ row: 0, message: "The CSV has no data rows" }]);
   if (parsed.data.length > MAX_ROWS) return fail(dryRun, [{ row: 0, message: `At most ${MAX_ROWS} rows per import` }]);
 
-  const rackIds = new Map(d.db.select({ id: racks.id, name: racks.name }).from(racks).all().map((r) => [r.name, r.id]));
-  const profileIds = new Map(d.db.select({ id: osProfiles.id, name: osProfiles.name }).from(osProfiles).all().map((p) => [p.name, p.id]));
-  const subnetIds = new Map(d.db.select({ id: subnets.id, name: subnets.name }).from(subnets).all().map((p) => [p.name, p.id]));
+  // Names to ids, read before the transaction: a rack, profile or subnet gone meanwhile is refused by its checks.
+  const { db, t } = storeOf(d);
+  const rackIds = new Map((await db.select({ id: t.racks.id, name: t.racks.name }).from(t.racks)).map((r) => [r.name, r.id]));
+  const profileIds = new Map((await db.select({ id: t.osProfiles.id, name: t.osProfiles.name }).from(t.osProfiles)).map((p) => [p.name, p.id]));
+  const subnetIds = new Map((await db.select({ id: t.subnets.id, name: t.subnets.name }).from(t.subnets)).map((p) => [p.name, p.id]));
   const rows: EnrollRow[] = parsed.data.map((raw, i) => {
     const row = i + 1;
     const pre: ErrorDetail[] = [];
@@ -125,7 +127,7 @@ export function importCsv(d: Domain, csv: string, actor: Actor, dryRun: boolean)
   });
 
   // Every problem of every row in one pass (enrollment's shared checks); a file with parse errors is only checked.
-  const r = enrollRows(d, rows, actor, {
+  const r = await enrollRows(d, rows, actor, {
     dryRun: dryRun || errors.length > 0,
     source: "CSV import",
     field: (f) => FIELD_TO_COLUMN[f] ?? f,

@@ -10,14 +10,13 @@ import type { PowerState } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
 import { insertOne } from "../db/hot-insert";
-import { insertRow } from "../db/prepared";
-import { bmcs, nics } from "../db/schema";
+import type { nics, Subnet } from "../db/schema";
 import { forUpdate } from "../db/sql";
-import { sqliteDbOf, storeOf, syncSqlite, type Store, type StoreTx } from "../db/store";
+import { storeOf, type Store, type StoreTx } from "../db/store";
 import { recordEventHot, recordStoreEvent } from "../events/audit";
 import { enrollQueries, storeCheckPlacement, storeUniqueProblems } from "./enroll-queries";
 import { uniqueGuarded } from "./unique";
-import { Allocator, type Allocated } from "../subnets/allocate";
+import { StoreAllocator, type Allocated } from "../subnets/allocate";
 
 /** What must belong to one machine only: its name, boot MAC and IP, and its BMC's address and port. */
 export interface UniqueKeys {
@@ -84,11 +83,11 @@ export function profileMissing(id: number): AppError {
 
 /**
  * Insert one machine inside an open Store transaction (the statements of enroll-queries.ts); returns the id and the
- * events to publish after commit. `allocator` works on SQLite's connection (server/subnets is not on the Store yet).
+ * events to publish after commit. `allocator` reads subnets through the same transaction (StoreAllocator).
  */
-async function insertMachine(d: Domain, store: Store, tx: StoreTx, input: MachineEnroll, actor: Actor, allocator: Allocator): Promise<{ id: number; live: LiveEvent[] }> {
+async function insertMachine(d: Domain, store: Store, tx: StoreTx, input: MachineEnroll, actor: Actor, allocator: StoreAllocator): Promise<{ id: number; live: LiveEvent[] }> {
   const t = store.t;
-  const boot = bootAddressing(allocator, input.network, input.ip ?? null);
+  const boot = await bootAddressing(allocator, input.network, input.ip ?? null);
   // An auto address is free by construction (the allocator excluded every NIC IP and BMC address of its subnet and
   // tracks what this transaction hands out): only typed addresses need the per-row uniqueness queries.
   const auto = boot.allocated && boot.mode === "auto" && boot.columns.ip === boot.allocated.address;
@@ -96,28 +95,16 @@ async function insertMachine(d: Domain, store: Store, tx: StoreTx, input: Machin
   if (clashes.length) throw new AppError("CONFLICT", clashes.map((e) => e.message).join("; "), clashes);
   if (!boot.allocated && boot.columns.ip) allocator.noteTaken(boot.columns.ip);
   if (input.bmc) allocator.noteTaken(input.bmc.address);
+  // The rack's row is locked on PostgreSQL (as updateMachine and bulk enrollment do), so two machines placed into one
+  // rack at once are checked in turn. SQLite's BEGIN IMMEDIATE already serialises them.
+  if (input.rackId != null && store.dialect === "postgres") await forUpdate(store.dialect, tx.select({ id: t.racks.id }).from(t.racks).where(eq(t.racks.id, input.rackId)));
   await storeCheckPlacement(store, tx, input);
   if (input.osProfileId != null && !(await enrollQueries(store).profile(tx, { id: input.osProfileId }))) throw profileMissing(input.osProfileId);
   const values = machineRow(input, new Date());
   // The columns the schema fills in (state, power state), as stored.
   const created = (await insertOne(store, t.machines, Object.keys(values), ["id", "state", "powerState"])(tx, values)) as { id: number; state: MachineState; powerState: PowerState };
   const m = { ...values, ...created };
-  const nic = { machineId: m.id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns };
-  const { id: nicId } = (await insertOne(store, t.nics, Object.keys(nic), ["id"])(tx, nic)) as { id: number };
-  if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: m.id, nicId });
-  if (input.bmc) {
-    const bmc = {
-      machineId: m.id,
-      driver: input.bmc.driver,
-      address: input.bmc.address,
-      port: input.bmc.port,
-      username: input.bmc.username,
-      passwordEncrypted: d.secrets.encrypt(input.bmc.password),
-      privilege: input.bmc.privilege,
-      cipherSuite: input.bmc.cipherSuite,
-    };
-    await insertOne(store, t.bmcs, Object.keys(bmc))(tx, bmc);
-  }
+  await insertBootNicAndBmc(d, store, tx, m.id, input, boot, allocator);
   const ev = await recordEventHot(store, tx, {
     actor,
     machineId: m.id,
@@ -133,34 +120,47 @@ async function insertMachine(d: Domain, store: Store, tx: StoreTx, input: Machin
   return { id: m.id, live };
 }
 
+export type BootAddressing = { columns: Partial<typeof nics.$inferInsert> & { ip: string | null }; allocated: Allocated | null; mode: "auto" | "static" };
+
 /**
  * The boot NIC's address columns from its subnet and address mode (issue 14): auto allocates the first free address,
  * static pins `ip` (in the subnet, not reserved, dynamic or taken), dhcp and none only record the subnet. A subnet
  * without a mode means auto. No subnet: the legacy typed `ip` (static when an interface name is set, else a DHCP
  * reservation). @throws AppError VALIDATION, NOT_FOUND, CONFLICT
  */
-export function bootAddressing(
-  allocator: Allocator,
-  net: MachineEnroll["network"],
-  ip: string | null,
-  holder?: number,
-): { columns: Partial<typeof nics.$inferInsert> & { ip: string | null }; allocated: Allocated | null; mode: "auto" | "static" } {
-  const mode = net?.addressMode ?? (net?.subnetId ? "auto" : null);
-  if (!net?.subnetId) {
-    if (mode === "auto") throw new AppError("VALIDATION", "Address mode auto needs a subnet to allocate from", [{ field: "network.subnetId", message: "Choose a subnet for address mode auto" }]);
-    return { columns: { ip, ...(mode && { addressMode: mode }) }, allocated: null, mode: "static" };
-  }
-  const subnet = allocator.subnet(net.subnetId, "network.subnetId");
-  const v6 = subnet.family === 6;
+export async function bootAddressing(allocator: StoreAllocator, net: MachineEnroll["network"], ip: string | null, holder?: number): Promise<BootAddressing> {
+  if (!net?.subnetId) return typedAddressing(net, ip);
+  const mode = net.addressMode ?? "auto";
+  const subnet = await allocator.subnet(net.subnetId, "network.subnetId");
   let allocated: Allocated | null = null;
-  if (mode === "auto") allocated = allocator.auto(net.subnetId, "network.subnetId");
+  if (mode === "auto") allocated = await allocator.auto(net.subnetId, "network.subnetId");
   else if (mode === "static") {
-    if (v6) throw new AppError("VALIDATION", `Subnet ${subnet.name} is IPv6: pin its addresses in the machine's network editor`, [{ field: "network.addressMode", message: "Static IPv6 is set per interface" }]);
+    if (subnet.family === 6) throw new AppError("VALIDATION", `Subnet ${subnet.name} is IPv6: pin its addresses in the machine's network editor`, [{ field: "network.addressMode", message: "Static IPv6 is set per interface" }]);
     if (!ip) throw new AppError("VALIDATION", "Address mode static needs an IP address", [{ field: "ip", message: "Give the address to pin" }]);
-    allocated = allocator.pin(net.subnetId, ip, "ip", holder);
+    allocated = await allocator.pin(net.subnetId, ip, "ip", holder);
   }
-  const dbMode = mode === "auto" || mode === "static" ? mode : (mode ?? "dhcp");
-  if (v6) {
+  return subnetAddressing(subnet, net, ip, mode, allocated);
+}
+
+type AddressMode = NonNullable<NonNullable<MachineEnroll["network"]>["addressMode"]>;
+
+/**
+ * bootAddressing without awaiting, for a subnet the allocator has already loaded (bulk enrollment loads every subnet
+ * of the batch first): null where it would have to read (a subnet not loaded, a static pin naming its holder).
+ */
+export function loadedAddressing(allocator: StoreAllocator, net: MachineEnroll["network"], ip: string | null): BootAddressing | null {
+  if (!net?.subnetId) return typedAddressing(net, ip);
+  const mode = net.addressMode ?? "auto";
+  const subnet = allocator.loadedSubnet(net.subnetId);
+  if (!subnet || mode === "static") return null;
+  const allocated = mode === "auto" ? allocator.autoLoaded(net.subnetId, "network.subnetId") : null;
+  return subnetAddressing(subnet, net, ip, mode, allocated);
+}
+
+/** The boot NIC's columns in its subnet, with what was allocated for it. */
+function subnetAddressing(subnet: Subnet, net: NonNullable<MachineEnroll["network"]>, ip: string | null, mode: AddressMode, allocated: Allocated | null): BootAddressing {
+  const dbMode = mode;
+  if (subnet.family === 6) {
     return {
       columns: { ip, subnet6Id: subnet.id, ipv6Mode: allocated ? "auto" : dbMode === "none" ? "none" : "dhcp", ip6: allocated?.address ?? null, prefix6: allocated?.prefix ?? null, gateway6: allocated?.gateway ?? null },
       allocated,
@@ -179,6 +179,13 @@ export function bootAddressing(
   };
 }
 
+/** bootAddressing of a boot NIC without a subnet: its typed IP, nothing allocated. @throws AppError VALIDATION for mode auto */
+export function typedAddressing(net: MachineEnroll["network"], ip: string | null): BootAddressing {
+  const mode = net?.addressMode ?? null;
+  if (mode === "auto") throw new AppError("VALIDATION", "Address mode auto needs a subnet to allocate from", [{ field: "network.subnetId", message: "Choose a subnet for address mode auto" }]);
+  return { columns: { ip, ...(mode && { addressMode: mode }) }, allocated: null, mode: "static" };
+}
+
 /**
  * Enroll one machine: its boot NIC, optional IP and optional BMC (password encrypted at rest).
  * @throws AppError CONFLICT, RACK_NOT_FOUND, U_OUT_OF_RANGE, U_OVERLAP, VALIDATION
@@ -186,27 +193,18 @@ export function bootAddressing(
 export async function enrollMachine(d: Domain, input: MachineEnroll, actor: Actor): Promise<{ id: number }> {
   const store = storeOf(d);
   // SQLite's Store transaction is BEGIN IMMEDIATE: the write lock is taken before the allocator reads what is free,
-  // so two processes never both pick one address. PostgreSQL: a clash found only by a unique index is checked again.
+  // so two processes never both pick one address. PostgreSQL: the allocator locks the subnet's row before it reads
+  // what is free (StoreAllocator); a clash found only by a unique index is checked again (uniqueGuarded).
   const { id, live } = await uniqueGuarded(store, () =>
     store.transaction(async (tx) => {
-      const allocator = new Allocator(subnetTx(store, input));
+      const allocator = new StoreAllocator(store, tx);
       const r = await insertMachine(d, store, tx, input, actor, allocator);
-      allocator.flush();
+      await allocator.flush();
       return r;
     }),
   );
   for (const e of live) d.bus.publish(e);
   return { id };
-}
-
-/**
- * The allocator's handle: SQLite's connection (the open Store transaction). server/subnets is not on the Store yet,
- * so on PostgreSQL an enrollment into a subnet is refused with a clear error; without one the allocator reads nothing.
- */
-function subnetTx(store: Store, input: MachineEnroll): ConstructorParameters<typeof Allocator>[0] {
-  if (store.dialect === "sqlite") return sqliteDbOf(store);
-  if (input.network?.subnetId) syncSqlite(store, "subnet allocation at enrollment (server/subnets Allocator)");
-  return null as unknown as ConstructorParameters<typeof Allocator>[0];
 }
 
 export function describe(e: ErrorDetail): string {
@@ -215,28 +213,37 @@ export function describe(e: ErrorDetail): string {
 
 export type MachineUpdate = z.output<typeof machineUpdateSchema>;
 
-/** The boot NIC's static network columns from the form's `network` (null/omitted: none). */
 /**
  * The boot NIC (with its address from `boot`, its allocation recorded) and the BMC (password encrypted) of a machine
- * just inserted by an enrollment, single or bulk, through the prepared single-row inserts.
+ * just inserted by a single enrollment, inside its Store transaction. Bulk enrollment writes the same rows
+ * (bootNicRow, bmcRow) in multi-row inserts.
  */
-export function insertBootNicAndBmc(d: Domain, id: number, input: MachineEnroll, boot: ReturnType<typeof bootAddressing>, allocator: Allocator): void {
-  const nic = { machineId: id, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns };
-  const nicId = insertRow(d.db, nics, Object.keys(nic))(nic);
+export async function insertBootNicAndBmc(d: Domain, store: Store, tx: StoreTx, id: number, input: MachineEnroll, boot: BootAddressing, allocator: StoreAllocator): Promise<void> {
+  const nic = bootNicRow(id, input, boot);
+  const { id: nicId } = (await insertOne(store, store.t.nics, Object.keys(nic), ["id"])(tx, nic)) as { id: number };
   if (boot.allocated) allocator.record(boot.allocated, boot.mode, { machineId: id, nicId });
-  if (input.bmc) {
-    const bmc = {
-      machineId: id,
-      driver: input.bmc.driver,
-      address: input.bmc.address,
-      port: input.bmc.port,
-      username: input.bmc.username,
-      passwordEncrypted: d.secrets.encrypt(input.bmc.password),
-      privilege: input.bmc.privilege,
-      cipherSuite: input.bmc.cipherSuite,
-    };
-    insertRow(d.db, bmcs, Object.keys(bmc))(bmc);
-  }
+  const bmc = bmcRow(d, id, input);
+  if (bmc) await insertOne(store, store.t.bmcs, Object.keys(bmc))(tx, bmc);
+}
+
+/** The boot NIC's row of an enrolled machine (single or bulk). */
+export function bootNicRow(machineId: number, input: MachineEnroll, boot: BootAddressing): Record<string, unknown> & { machineId: number } {
+  return { machineId, mac: input.bootMac, isBoot: true, ...nicNetwork(input.network), ...boot.columns };
+}
+
+/** The BMC row of an enrolled machine (single or bulk; password encrypted), or null without a BMC. */
+export function bmcRow(d: Pick<Domain, "secrets">, machineId: number, input: MachineEnroll): Record<string, unknown> | null {
+  if (!input.bmc) return null;
+  return {
+    machineId,
+    driver: input.bmc.driver,
+    address: input.bmc.address,
+    port: input.bmc.port,
+    username: input.bmc.username,
+    passwordEncrypted: d.secrets.encrypt(input.bmc.password),
+    privilege: input.bmc.privilege,
+    cipherSuite: input.bmc.cipherSuite,
+  };
 }
 
 /** The machines row of an enrollment (single or bulk), as insertRow writes it. */

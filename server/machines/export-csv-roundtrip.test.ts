@@ -74,7 +74,7 @@ describe("CSV export → import round trip of the boot NIC's network (issue 14)"
       ["node-008", "rt-v4", "auto"],
     ]);
     // The export imports as it is (its state, inventory … columns are ignored) and gives the same network.
-    const r = importCsv(other.domain, csv, "user:test", false);
+    const r = await importCsv(other.domain, csv, "user:test", false);
     expect(r.errors).toEqual([]);
     expect(r.imported).toBe(8);
     const before = network(h);
@@ -89,7 +89,7 @@ describe("CSV export → import round trip of the boot NIC's network (issue 14)"
     const name = "=cmd.x";
     await expect(h.admin.subnets.create({ name, cidr: "10.67.0.0/24" })).rejects.toThrow(); // not a subnet name at all
     const csv = `name,mac,subnet,address_mode,state\r\nnode-x,52:54:00:09:09:09,"'=cmd|' /C calc'!A0",auto,deployed\r\n`;
-    const r = importCsv(other.domain, csv, "user:test", true);
+    const r = await importCsv(other.domain, csv, "user:test", true);
     expect(r.ok).toBe(false);
     expect(r.errors).toEqual([expect.objectContaining({ row: 1, field: "subnet", message: expect.stringContaining("No subnet named") })]);
   });

@@ -8,13 +8,10 @@
 import { and, between, eq, inArray, isNotNull, isNull, or, sql } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import { addrKey, canonicalAddr, firstFree, formatAddr, hostBounds, parseAddr, pinProblem, subnetPlan, type SubnetPlan } from "../../lib/subnets";
-import type { Db } from "../db/client";
-import { insertRow } from "../db/prepared";
-import { bmcs, ipAllocations, machines, nicLinks, nics, subnets, type Subnet } from "../db/schema";
+import { insertMany } from "../db/prepared";
+import { ipAllocations, type Subnet } from "../db/schema";
 import { forUpdate } from "../db/sql";
-import { lockMachines, pgErrorCode, type Store, type StoreDb, type StoreTx } from "../db/store";
-
-type Tx = Pick<Db, "select" | "insert">;
+import { lockMachines, pgErrorCode, sqliteDbOf, type Store, type StoreDb, type StoreTx } from "../db/store";
 
 /** A subnet row as lib/subnets.ts subnetPlan wants it. */
 export function planOf(s: Subnet): SubnetPlan {
@@ -48,9 +45,9 @@ export interface Allocated {
 const ALLOCATION_FIELDS = ["subnetId", "address", "sortKey", "machineId", "nicId", "linkId", "mode", "createdAt"];
 
 /**
- * What both allocators share: the subnets loaded so far and the addresses handed out, in memory. How a subnet is
- * loaded and who holds an address are read by the subclass: synchronously on SQLite's connection (`Allocator`,
- * enrollment and bulk enrollment), or awaited on the Store (`StoreAllocator`, allocation at deploy).
+ * The in-memory part of the allocator: the subnets loaded so far and the addresses handed out. How a subnet is
+ * loaded and who holds an address are read by `StoreAllocator` (enrollment, bulk enrollment, the network editor,
+ * allocation at deploy), awaited on the Store.
  */
 abstract class AllocatorCore {
   protected loaded = new Map<number, Loaded>();
@@ -164,96 +161,6 @@ function fullError(row: Subnet, field: string): AppError {
   return new AppError("CONFLICT", `Subnet ${row.name} (${row.cidr}) has no free address left`, [{ field, message: "Subnet full" }]);
 }
 
-/** The allocator on SQLite's synchronous connection (enrollment, bulk enrollment, the network editor). */
-export class Allocator extends AllocatorCore {
-  constructor(private readonly tx: Tx) {
-    super();
-  }
-
-  private load(subnetId: number, field: string): Loaded {
-    const hit = this.loaded.get(subnetId);
-    if (hit) return hit;
-    const row = this.tx.select().from(subnets).where(eq(subnets.id, subnetId)).get();
-    if (!row) throw AllocatorCore.notFound(subnetId, field);
-    const allocated = this.tx.select({ address: ipAllocations.address }).from(ipAllocations).where(eq(ipAllocations.subnetId, subnetId)).all();
-    const ips: (string | null)[] = [];
-    const r4 = AllocatorCore.range4(row);
-    if (r4) {
-      for (const r of this.tx.select({ ip: nics.ip }).from(nics).where(between(sql`ip_num(${nics.ip})`, r4.lo, r4.hi)).all()) ips.push(r.ip);
-      for (const r of this.tx.select({ ip: bmcs.address }).from(bmcs).where(between(sql`ip_num(${bmcs.address})`, r4.lo, r4.hi)).all()) ips.push(r.ip);
-    }
-    const l = AllocatorCore.build(row, allocated, ips);
-    this.loaded.set(subnetId, l);
-    return l;
-  }
-
-  subnet(subnetId: number, field = "subnet"): Subnet {
-    return this.load(subnetId, field).row;
-  }
-
-  /** The first free address outside reserved and dynamic ranges. @throws AppError CONFLICT when the subnet is full */
-  auto(subnetId: number, field = "subnet"): Allocated {
-    return this.autoIn(this.load(subnetId, field), subnetId, field);
-  }
-
-  /**
-   * Pin `address` in the subnet: inside it, not the gateway, not reserved or dynamic, not held by anyone.
-   * @throws AppError VALIDATION (naming the reason) or CONFLICT (naming the holder)
-   */
-  pin(subnetId: number, address: string, field = "ip", holder?: number): Allocated {
-    const l = this.load(subnetId, "subnet");
-    const r = this.pinIn(l, subnetId, address, field, holder);
-    if ("taken" in r) throw this.takenError(l, r.taken, this.holder(subnetId, r.taken), field);
-    return r;
-  }
-
-  /**
-   * Set a pinned address aside before anything is allocated automatically (a CSV import pins its static rows first,
-   * so an earlier auto row never takes a later row's pinned address). A later pin() with the same holder takes it;
-   * anything wrong with the address is left for that pin() to report.
-   */
-  hold(subnetId: number, address: string, holder: number): void {
-    try {
-      this.holdIn(this.load(subnetId, "subnet"), subnetId, address, holder);
-    } catch (err) {
-      if (!(err instanceof AppError)) throw err;
-    }
-  }
-
-  /** Who holds an address, for messages: "held by web-01 (eno1)", or "taken by an earlier row of this import". */
-  private holder(subnetId: number, address: string): string {
-    if (this.ownHolder(subnetId, address)) return "taken by another row of this change";
-    const a = this.tx
-      .select({ name: machines.name, nic: nics.ifname, mac: nics.mac, link: nicLinks.ifname })
-      .from(ipAllocations)
-      .innerJoin(machines, eq(machines.id, ipAllocations.machineId))
-      .leftJoin(nics, eq(nics.id, ipAllocations.nicId))
-      .leftJoin(nicLinks, eq(nicLinks.id, ipAllocations.linkId))
-      .where(and(eq(ipAllocations.subnetId, subnetId), eq(ipAllocations.address, address)))
-      .get();
-    if (a) return `held by ${a.name}${a.nic || a.link ? ` (${a.nic ?? a.link})` : a.mac ? ` (${a.mac})` : ""}`;
-    const n = this.tx.select({ name: machines.name }).from(nics).innerJoin(machines, eq(machines.id, nics.machineId)).where(eq(nics.ip, address)).get();
-    if (n) return `the IP of ${n.name}`;
-    const b = this.tx.select({ name: machines.name }).from(bmcs).innerJoin(machines, eq(machines.id, bmcs.machineId)).where(eq(bmcs.address, address)).get();
-    if (b) return `the BMC address of ${b.name}`;
-    return "taken";
-  }
-
-  /** Write the recorded rows; UNIQUE (subnet_id, address) refuses a duplicate here, failing the transaction. */
-  flush(): void {
-    if (this.rows.length > 20 && "$client" in this.tx) {
-      // On the database handle (bulk enrollment runs in its own transaction on it): one prepared single-row INSERT
-      // run per row. Drizzle's multi-row builder cost more than the rows (issue 14's import bench: 2.5× → see BENCHMARKS).
-      const insert = insertRow(this.tx as Db, ipAllocations, ALLOCATION_FIELDS);
-      for (const r of this.rows) insert(r);
-    } else {
-      // 9 columns × 100 rows stays far below SQLite's bound-parameter limit.
-      for (let i = 0; i < this.rows.length; i += 100) this.tx.insert(ipAllocations).values(this.rows.slice(i, i + 100)).run();
-    }
-    this.rows = [];
-  }
-}
-
 /**
  * The allocator on the Store (either database), inside `tx`, an open Store transaction. On PostgreSQL each subnet's
  * row is locked (`SELECT … FOR UPDATE`) before its taken addresses are read, so two transactions allocating from the
@@ -289,6 +196,18 @@ export class StoreAllocator extends AllocatorCore {
 
   async subnet(subnetId: number, field = "subnet"): Promise<Subnet> {
     return (await this.load(subnetId, field)).row;
+  }
+
+  /** The subnet's row if it is loaded already (no read), else undefined. */
+  loadedSubnet(subnetId: number): Subnet | undefined {
+    return this.loaded.get(subnetId)?.row;
+  }
+
+  /** auto() on a subnet loaded already, without awaiting (bulk enrollment). @throws Error when it is not loaded */
+  autoLoaded(subnetId: number, field = "subnet"): Allocated {
+    const l = this.loaded.get(subnetId);
+    if (!l) throw new Error(`subnet ${subnetId} is not loaded`);
+    return this.autoIn(l, subnetId, field);
   }
 
   /** The first free address outside reserved and dynamic ranges. @throws AppError CONFLICT when the subnet is full */
@@ -344,9 +263,13 @@ export class StoreAllocator extends AllocatorCore {
     const rows = this.rows;
     this.rows = [];
     const { ipAllocations: a } = this.store.t;
+    // SQLite: one prepared multi-row INSERT per 100 rows on the transaction's connection (drizzle's builder cost more
+    // than the rows: a CSV import of 10,000 machines into a subnet, issue 14's bench).
+    const fast = this.store.dialect === "sqlite" && rows.length > 1 ? insertMany(sqliteDbOf(this.store), ipAllocations, ALLOCATION_FIELDS) : null;
     for (let i = 0; i < rows.length; i += 100) {
       try {
-        await this.tx.insert(a).values(rows.slice(i, i + 100));
+        if (fast) fast(rows.slice(i, i + 100));
+        else await this.tx.insert(a).values(rows.slice(i, i + 100));
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
         const l = this.loaded.get(rows[i]!.subnetId);

@@ -26,7 +26,7 @@ const input = (i: number) =>
 let done = 0;
 if (how === "batch") {
   for (let i = 0; i < n; i += 10) {
-    done += enrollMany(d, Array.from({ length: Math.min(10, n - i) }, (_, k) => input(i + k)), "test").ids.length;
+    done += (await enrollMany(d, Array.from({ length: Math.min(10, n - i) }, (_, k) => input(i + k)), "test")).ids.length;
   }
 } else {
   for (let i = 0; i < n; i++) {
