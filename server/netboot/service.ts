@@ -100,7 +100,7 @@ export class NetbootService {
     this.installerFiles = (this.o.installerReleases ?? INSTALLER_RELEASES).map((r) => syncInstallerFiles(this.httpRoot, r));
     for (const s of this.installerFiles) {
       if (s.error) this.d.log.warn("installer files not placed", { pkg: s.pkg, error: s.error });
-      seedInstallerProfile(this.d, s);
+      await seedInstallerProfile(this.d, s).catch((err: unknown) => this.d.log.warn("installer profile not seeded", { pkg: s.pkg, error: String(err) }));
     }
     this.unsubscribe = this.d.bus.subscribe((e) => this.onEvent(e));
     this.fullPending = true;
@@ -326,11 +326,7 @@ export class NetbootService {
     this.appliedMode = null;
     if (mode === "managed") {
       const firmware = new DhcpFirmwareObserver((s) => {
-        try {
-          recordBootSighting(this.d, s);
-        } catch (err) {
-          this.d.log.warn("could not record a machine's boot firmware", { mac: s.mac, error: String(err) });
-        }
+        recordBootSighting(this.d, s).catch((err: unknown) => this.d.log.warn("could not record a machine's boot firmware", { mac: s.mac, error: String(err) }));
       });
       const onLine = (l: string) => (firmware.line(l), this.o.onDnsmasqLine?.(l));
       const b = new DnsmasqSupervisor({ confFile: this.confFile, log: this.d.log.child("dnsmasq"), command: this.o.dnsmasqCommand, onLine });
