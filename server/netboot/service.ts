@@ -1,9 +1,18 @@
-import fs from "node:fs";
 /**
  * The netboot module's running part: reconciles the boot tree from the database at start-up and after every
  * relevant bus event (debounced; incremental per machine; whole tree for settings/profile/bulk changes),
  * and drives the DHCP backend for the configured mode. Reconciles run one at a time.
+ *
+ * Several processes on one PostgreSQL: one of them owns the tree of the provisioning network, the holder of the
+ * leader lease `netboot:<network>` (server/db/pg/leases.ts LeaderLease). An installation has one provisioning network
+ * (the netboot settings' interface and range, with at most one provisioning subnet), so one lease, named
+ * `netboot:provisioning` unless told otherwise. Only the leader writes the tree and runs the managed dnsmasq: on gaining
+ * the lease it reconciles the whole tree from the database, then starts dnsmasq; on losing it (another took over, or
+ * its own clock says the lease ran out without a renewal) it stops dnsmasq at once. A follower's set_boot_target
+ * (`applyMachine`) asks the leader through the database (tree-requests.ts) and waits for its confirmation.
+ * On SQLite the one process is always the owner.
  */
+import fs from "node:fs";
 import path from "node:path";
 import type { LiveEvent } from "../../lib/live-events";
 import { AGENT_PAYLOAD_FILE as PAYLOAD_FILE, type NetbootMode, type NetbootSettings } from "../../lib/netboot";
@@ -20,6 +29,9 @@ import { loadBootRows } from "./load";
 import { TreeWriter, type TreeChanges } from "./reconciler";
 import { loadEffectiveNetbootSettings } from "./settings";
 import { storeOf } from "../db/store";
+import type { PgDb } from "../db/pg/client";
+import { LeaderLease, processOwner, readLease } from "../db/pg/leases";
+import { confirmApplied, outcomeOf, readRequests, recordFailure, requestApply, type LeaseFence, type RequestOutcome } from "./tree-requests";
 import { CONF_FILE, desiredTree, hostKey, HOSTS_DIR, HOSTS_FILE, machineTree, renderHostsFile, TFTP_DIR, type Tree, type TreeContext } from "./tree";
 
 export interface NetbootOptions {
@@ -35,6 +47,31 @@ export interface NetbootOptions {
   loaderOptions?: import("./loaders").LoaderOptions;
   /** Installer packages whose files are placed under <dataDir>/http/installers (tests point these elsewhere). */
   installerReleases?: readonly InstallerRelease[];
+  /** PostgreSQL only (ignored on SQLite, where this process always owns the tree): the leader lease. */
+  leader?: NetbootLeaderOptions;
+}
+
+export interface NetbootLeaderOptions {
+  /** This process's name among processes, as in step leases and /healthz (default `processOwner()`: host:pid). */
+  owner?: string;
+  /** The provisioning network in the lease name `netboot:<network>` (default "provisioning"). */
+  network?: string;
+  /** Lease length (ms, default 15,000): the longest a dead leader leaves the network without DHCP. */
+  ttlMs?: number;
+  /** Renewal interval (ms, default 5,000; at most half of ttlMs); also how often the leader looks for requests the bus missed. */
+  renewMs?: number;
+  /** How long a follower's set_boot_target waits for the leader (ms, default 20,000; the step's timeout is 30 s). */
+  confirmTimeoutMs?: number;
+  /** How often a waiting follower reads the request row besides the leader's bus event (ms, default 1,000). */
+  pollMs?: number;
+}
+
+/** Leadership as status() reports it (PostgreSQL). */
+export interface NetbootLeadership {
+  lease: string;
+  owner: string;
+  leader: boolean;
+  epoch: number;
 }
 
 export interface NetbootStatus {
@@ -51,6 +88,8 @@ export interface NetbootStatus {
   installerFiles: InstallerFilesStatus[];
   /** The package proxy (server/proxy), added by the app. */
   packageProxy?: ProxyStatus | null;
+  /** PostgreSQL: whether this process owns the tree (the leader lease); absent on SQLite (always the owner). */
+  leadership?: NetbootLeadership;
 }
 
 /** Above this many dirty machines a full reconcile is cheaper than many partial ones. */
@@ -82,6 +121,16 @@ export class NetbootService {
   private lastError: string | null = null;
   private lastReconcile: NetbootStatus["lastReconcile"] = null;
   private installerFiles: InstallerFilesStatus[] = [];
+  /** PostgreSQL: the leader lease (null on SQLite). */
+  private lease: LeaderLease | null = null;
+  /** True on SQLite; on PostgreSQL from gaining the lease until losing it. */
+  private leading = false;
+  private requestTimer: NodeJS.Timeout | null = null;
+  /** The DHCP backend being stopped after a step-down. */
+  private stepping: Promise<void> = Promise.resolve();
+  /** Followers waiting for the leader's confirmation: woken by `netboot.applied`. */
+  private readonly waiters = new Set<() => void>();
+  private readonly network: string;
 
   constructor(
     private readonly d: Domain,
@@ -93,6 +142,21 @@ export class NetbootService {
     this.loaders = new LoaderInstaller(path.join(this.root, TFTP_DIR), o.loaderOptions);
     this.tokens = new InstallTokens(d.secrets.deriveKey("netboot install tokens"));
     this.nonces = AgentNonces.of(d);
+    this.network = o.leader?.network ?? "provisioning";
+  }
+
+  /** Whether this process owns the tree now (SQLite: always; PostgreSQL: the lease's holder, by its own clock). */
+  isLeader(): boolean {
+    return this.lease ? this.leading && this.lease.isLeader() : true;
+  }
+
+  private fence(): LeaseFence {
+    return { name: this.lease!.name, holder: this.lease!.holder, epoch: this.lease!.currentEpoch() };
+  }
+
+  private get pg(): PgDb {
+    // On PostgreSQL the Store's db is drizzle's node-postgres database (store.ts pgStore).
+    return storeOf(this.d).db as unknown as PgDb;
   }
 
   /** Reconcile everything once, start the backend for the mode, then follow the bus. */
@@ -103,12 +167,69 @@ export class NetbootService {
       await seedInstallerProfile(this.d, s).catch((err: unknown) => this.d.log.warn("installer profile not seeded", { pkg: s.pkg, error: String(err) }));
     }
     this.unsubscribe = this.d.bus.subscribe((e) => this.onEvent(e));
+    if (storeOf(this.d).dialect === "postgres") {
+      const l = this.o.leader ?? {};
+      this.lease = new LeaderLease(this.pg, `netboot:${this.network}`, l.owner ?? processOwner(), {
+        ttlMs: l.ttlMs ?? 15_000,
+        renewMs: l.renewMs ?? 5_000,
+        onChange: (leader, epoch) => this.onLeadership(leader, epoch),
+        onError: (err) => this.d.log.warn("netboot leader lease: renewal failed", { lease: this.lease?.name, error: err.message }),
+      });
+      this.lease.start();
+      await this.lease.tick(); // the first attempt: leading (its full reconcile is queued) or following
+      // The leader also looks for requests whose bus event was lost.
+      this.requestTimer = setInterval(() => void this.checkRequests(), l.renewMs ?? 5_000);
+      this.requestTimer.unref?.();
+    } else {
+      this.leading = true;
+    }
     this.fullPending = true;
     await this.flush();
   }
 
+  private onLeadership(leader: boolean, epoch: number): void {
+    this.leading = leader;
+    if (leader) {
+      this.d.log.info("netboot leader: rewriting the tree from the database, then starting the DHCP backend", { lease: this.lease?.name, epoch });
+      this.writer.forget();
+      this.fullPending = true;
+      void this.flush();
+    } else {
+      this.d.log.warn("netboot: no longer the leader; DHCP backend stopped", { lease: this.lease?.name, epoch });
+      this.stepping = this.stepDown();
+    }
+  }
+
+  /** Stop the DHCP backend now, without waiting for a reconcile in flight (it checks leadership before it starts one). */
+  private async stepDown(): Promise<void> {
+    const b = this.backend;
+    this.backend = null;
+    this.appliedMode = null;
+    this.appliedPayload = undefined;
+    await b?.stop().catch((err: unknown) => this.d.log.error("stopping the DHCP backend failed", { error: String(err) }));
+  }
+
+  /** Leader: reconcile when the request row names requests not yet confirmed (their bus event may have been lost). */
+  private async checkRequests(): Promise<void> {
+    if (!this.isLeader()) return;
+    try {
+      const r = await readRequests(this.pg, this.network);
+      if (r.requested > r.applied) await this.flush();
+    } catch (err) {
+      this.d.log.warn("netboot: reading boot-entry requests failed", { error: String(err) });
+    }
+  }
+
   private onEvent(e: LiveEvent): void {
-    if (e.type === "machine.changed" || e.type === "machine.deleted") this.dirty.add(e.machineId);
+    if (e.type === "netboot.applied") {
+      if (e.network === this.network) for (const w of [...this.waiters]) w();
+      return;
+    }
+    if (e.type === "netboot.apply") {
+      // A follower asks for a machine's entries (the request itself is in the database: tree-requests.ts).
+      if (e.network !== this.network || !this.isLeader()) return;
+      this.dirty.add(e.machineId);
+    } else if (e.type === "machine.changed" || e.type === "machine.deleted") this.dirty.add(e.machineId);
     else if (e.type === "machines.bulk" || e.type === "os-profile.changed" || e.type === "netboot.changed") this.fullPending = true;
     else return;
     if (!this.timer) this.timer = setTimeout(() => ((this.timer = null), void this.flush()), this.o.debounceMs ?? 50);
@@ -121,13 +242,49 @@ export class NetbootService {
   }
 
   /**
-   * Bring one machine's boot entries up to date now (the orchestrator's set_boot_target step).
-   * @throws Error with the reconcile's error when the tree could not be written
+   * Bring one machine's boot entries up to date now (the orchestrator's set_boot_target step). On the leader (or on
+   * SQLite) the tree is written here; on a follower the leader is asked through the database and this waits for its
+   * confirmation (tree-requests.ts).
+   * @throws Error with the reconcile's error when the tree could not be written, or when no leader confirmed in time
    */
   async applyMachine(machineId: number): Promise<void> {
-    this.dirty.add(machineId);
-    await this.flush();
-    if (this.lastError) throw new Error(`boot tree not written: ${this.lastError}`);
+    if (this.isLeader()) {
+      this.dirty.add(machineId);
+      await this.flush();
+      if (this.lastError) throw new Error(`boot tree not written: ${this.lastError}`);
+      if (this.isLeader()) return;
+      // Leadership was lost meanwhile: what was written here may never be served; ask the next leader.
+    }
+    if (!this.lease) throw new Error("boot tree not written: this process does not own it");
+    const outcome = await this.requestFromLeader(machineId);
+    if (!outcome.ok) throw new Error(`boot tree not written by the netboot leader: ${outcome.message}`);
+  }
+
+  /** Follower: record the request, wake the leader, wait for its confirmation (or failure, or the timeout). */
+  private async requestFromLeader(machineId: number): Promise<RequestOutcome> {
+    const l = this.o.leader ?? {};
+    const timeoutMs = l.confirmTimeoutMs ?? 20_000;
+    const r = await requestApply(this.pg, this.network, machineId);
+    this.d.bus.publish({ type: "netboot.apply", network: this.network, machineId });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const outcome = outcomeOf(await readRequests(this.pg, this.network), r);
+      if (outcome) return outcome;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.waiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(left, l.pollMs ?? 1_000));
+        this.waiters.add(done);
+      });
+    }
+    const holder = await readLease(this.pg, this.lease!.name).catch(() => null);
+    const who = holder?.held ? `leader ${holder.holder}` : "no process holds the netboot lease";
+    return { ok: false, message: `no confirmation within ${Math.round(timeoutMs / 1000)} s (${who})` };
   }
 
   /** Resolves when no event is waiting for its debounce and no reconcile runs. */
@@ -142,7 +299,9 @@ export class NetbootService {
 
   status(): NetbootStatus {
     const built = (f: string) => fs.existsSync(path.join(this.httpRoot, "ramdisk", f));
+    const lease = this.lease;
     return {
+      ...(lease && { leadership: { lease: lease.name, owner: lease.holder, leader: this.isLeader(), epoch: lease.currentEpoch() } }),
       mode: this.settings?.mode ?? "off",
       backend: this.backend?.status() ?? null,
       lastError: this.lastError,
@@ -197,6 +356,21 @@ export class NetbootService {
 
   private async reconcile(): Promise<void> {
     const t0 = performance.now();
+    const leading = this.isLeader();
+    if (!leading) {
+      // A follower writes nothing: the leader's full reconcile covers what changed meanwhile.
+      this.fullPending = false;
+      this.dirty.clear();
+      try {
+        this.settings = await loadEffectiveNetbootSettings(storeOf(this.d));
+      } catch (err) {
+        this.lastError = err instanceof Error ? err.message : String(err);
+      }
+      return;
+    }
+    // PostgreSQL: the followers' requests, read before the machines, so the rows read below are at least as new as each.
+    const requests = this.lease ? await readRequests(this.pg, this.network).catch(() => null) : null;
+    for (const id of requests?.pending.keys() ?? []) this.dirty.add(id);
     const full = this.fullPending || this.dirty.size > FULL_THRESHOLD;
     const ids = [...this.dirty];
     this.fullPending = false;
@@ -214,20 +388,34 @@ export class NetbootService {
         changes = all ? await this.reconcileAll(ctx) : await this.reconcileSome(ids, ctx);
         this.appliedPayload = payload;
       }
+      if (!this.isLeader()) throw new Error("lost the netboot leader lease during the reconcile");
       if (modeChanged) await this.switchBackend(settings.mode);
       else if (changes && this.backend) await this.backend.apply(changes);
+      if (!this.isLeader()) await this.stepDown(); // stepped down while dnsmasq was being (re)started
       this.lastError = null;
       const ms = performance.now() - t0;
       this.lastReconcile = { at: Date.now(), ms, written: changes?.written.length ?? 0, removed: changes?.removed.length ?? 0, full };
       if (changes && (changes.written.length || changes.removed.length)) {
         this.d.log.debug("boot tree reconciled", { full, written: changes.written.length, removed: changes.removed.length, ms: Math.round(ms) });
       }
+      if (requests && requests.requested > requests.applied) await this.confirm(requests.requested, null);
     } catch (err) {
       // The tree on disk is the previous one; retry the same scope with the next event.
       if (full) this.fullPending = true;
       else for (const id of ids) this.dirty.add(id);
       this.lastError = err instanceof Error ? err.message : String(err);
       this.d.log.error("boot tree reconcile failed; previous tree kept", { error: this.lastError });
+      if (requests && requests.requested > requests.applied) await this.confirm(requests.requested, this.lastError);
+    }
+  }
+
+  /** Leader: tell the followers waiting for requests up to `upTo` that they are done (or failed with `error`). */
+  private async confirm(upTo: number, error: string | null): Promise<void> {
+    try {
+      const ok = error === null ? await confirmApplied(this.pg, this.network, this.fence(), upTo) : await recordFailure(this.pg, this.network, this.fence(), upTo, error);
+      if (ok) this.d.bus.publish({ type: "netboot.applied", network: this.network, applied: upTo, ok: error === null });
+    } catch (err) {
+      this.d.log.warn("netboot: confirming boot-entry requests failed (the followers retry)", { error: String(err) });
     }
   }
 
@@ -332,6 +520,11 @@ export class NetbootService {
       const b = new DnsmasqSupervisor({ confFile: this.confFile, log: this.d.log.child("dnsmasq"), command: this.o.dnsmasqCommand, onLine });
       this.backend = b;
       await b.start();
+      if (this.backend !== b) {
+        // Stepped down while dnsmasq started (stepDown stopped it already, or is stopping it).
+        await b.stop();
+        return;
+      }
     } else if (mode === "external") {
       this.backend = new ExternalBackend(this.d.log.child("netboot"));
     }
@@ -339,11 +532,32 @@ export class NetbootService {
     this.d.log.info(`netboot mode ${mode}`, { tree: this.root });
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stop following the bus and stop the DHCP backend. On PostgreSQL the lease is given up so another process takes
+   * over at once; `{ releaseLease: false }` lets it lapse instead, as when the process dies (tests of the takeover).
+   */
+  async stop(opts: { releaseLease?: boolean } = {}): Promise<void> {
     this.unsubscribe?.();
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
+    }
+    if (this.requestTimer) clearInterval(this.requestTimer);
+    this.requestTimer = null;
+    for (const w of [...this.waiters]) w();
+    // Stop renewing first: a reconcile still running sees it no longer leads and starts nothing.
+    if (opts.releaseLease === false) {
+      await this.lease?.stop(false);
+      await this.stepping;
+    } else {
+      // Release only after the backend is down, so the next leader's dnsmasq never overlaps this one's.
+      const lease = this.lease;
+      this.leading = false;
+      await this.chain;
+      await this.backend?.stop();
+      this.backend = null;
+      await lease?.stop(true);
+      return;
     }
     await this.chain;
     await this.backend?.stop();
