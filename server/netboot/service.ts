@@ -4,13 +4,11 @@
  * and drives the DHCP backend for the configured mode. Reconciles run one at a time.
  *
  * Several processes on one PostgreSQL: one of them owns the tree of the provisioning network, the holder of the
- * leader lease `netboot:<network>` (server/db/pg/leases.ts LeaderLease). An installation has one provisioning network
- * (the netboot settings' interface and range, with at most one provisioning subnet), so one lease, named
- * `netboot:provisioning` unless told otherwise. Only the leader writes the tree and runs the managed dnsmasq: on gaining
- * the lease it reconciles the whole tree from the database, then starts dnsmasq; on losing it (another took over, or
- * its own clock says the lease ran out without a renewal) it stops dnsmasq at once. A follower's set_boot_target
- * (`applyMachine`) asks the leader through the database (tree-requests.ts) and waits for its confirmation.
- * On SQLite the one process is always the owner.
+ * leader lease `netboot:provisioning` (leadership.ts). Only the leader writes the tree and runs the managed dnsmasq:
+ * on gaining the lease it reconciles the whole tree from the database, then starts dnsmasq; on losing it (another took
+ * over, or its own clock says the lease ran out without a renewal) it stops dnsmasq at once. A follower's
+ * set_boot_target (`applyMachine`) asks the leader through the database (tree-requests.ts) and waits for its
+ * confirmation. On SQLite the one process is always the owner.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -30,8 +28,7 @@ import { TreeWriter, type TreeChanges } from "./reconciler";
 import { loadEffectiveNetbootSettings } from "./settings";
 import { storeOf } from "../db/store";
 import type { PgDb } from "../db/pg/client";
-import { LeaderLease, processOwner, readLease } from "../db/pg/leases";
-import { confirmApplied, outcomeOf, readRequests, recordFailure, requestApply, type LeaseFence, type RequestOutcome } from "./tree-requests";
+import { NetbootLeadership, type NetbootLeaderOptions, type NetbootLeadershipStatus } from "./leadership";
 import { CONF_FILE, desiredTree, hostKey, HOSTS_DIR, HOSTS_FILE, machineTree, renderHostsFile, TFTP_DIR, type Tree, type TreeContext } from "./tree";
 
 export interface NetbootOptions {
@@ -51,28 +48,7 @@ export interface NetbootOptions {
   leader?: NetbootLeaderOptions;
 }
 
-export interface NetbootLeaderOptions {
-  /** This process's name among processes, as in step leases and /healthz (default `processOwner()`: host:pid). */
-  owner?: string;
-  /** The provisioning network in the lease name `netboot:<network>` (default "provisioning"). */
-  network?: string;
-  /** Lease length (ms, default 15,000): the longest a dead leader leaves the network without DHCP. */
-  ttlMs?: number;
-  /** Renewal interval (ms, default 5,000; at most half of ttlMs); also how often the leader looks for requests the bus missed. */
-  renewMs?: number;
-  /** How long a follower's set_boot_target waits for the leader (ms, default 20,000; the step's timeout is 30 s). */
-  confirmTimeoutMs?: number;
-  /** How often a waiting follower reads the request row besides the leader's bus event (ms, default 1,000). */
-  pollMs?: number;
-}
-
-/** Leadership as status() reports it (PostgreSQL). */
-export interface NetbootLeadership {
-  lease: string;
-  owner: string;
-  leader: boolean;
-  epoch: number;
-}
+export type { NetbootLeaderOptions };
 
 export interface NetbootStatus {
   mode: NetbootMode;
@@ -89,7 +65,7 @@ export interface NetbootStatus {
   /** The package proxy (server/proxy), added by the app. */
   packageProxy?: ProxyStatus | null;
   /** PostgreSQL: whether this process owns the tree (the leader lease); absent on SQLite (always the owner). */
-  leadership?: NetbootLeadership;
+  leadership?: NetbootLeadershipStatus;
 }
 
 /** Above this many dirty machines a full reconcile is cheaper than many partial ones. */
@@ -121,16 +97,10 @@ export class NetbootService {
   private lastError: string | null = null;
   private lastReconcile: NetbootStatus["lastReconcile"] = null;
   private installerFiles: InstallerFilesStatus[] = [];
-  /** PostgreSQL: the leader lease (null on SQLite). */
-  private lease: LeaderLease | null = null;
-  /** True on SQLite; on PostgreSQL from gaining the lease until losing it. */
-  private leading = false;
-  private requestTimer: NodeJS.Timeout | null = null;
+  /** PostgreSQL: the leader lease and the followers' requests (null on SQLite, where this process always owns the tree). */
+  private leadership: NetbootLeadership | null = null;
   /** The DHCP backend being stopped after a step-down. */
   private stepping: Promise<void> = Promise.resolve();
-  /** Followers waiting for the leader's confirmation: woken by `netboot.applied`. */
-  private readonly waiters = new Set<() => void>();
-  private readonly network: string;
 
   constructor(
     private readonly d: Domain,
@@ -142,21 +112,11 @@ export class NetbootService {
     this.loaders = new LoaderInstaller(path.join(this.root, TFTP_DIR), o.loaderOptions);
     this.tokens = new InstallTokens(d.secrets.deriveKey("netboot install tokens"));
     this.nonces = AgentNonces.of(d);
-    this.network = o.leader?.network ?? "provisioning";
   }
 
   /** Whether this process owns the tree now (SQLite: always; PostgreSQL: the lease's holder, by its own clock). */
   isLeader(): boolean {
-    return this.lease ? this.leading && this.lease.isLeader() : true;
-  }
-
-  private fence(): LeaseFence {
-    return { name: this.lease!.name, holder: this.lease!.holder, epoch: this.lease!.currentEpoch() };
-  }
-
-  private get pg(): PgDb {
-    // On PostgreSQL the Store's db is drizzle's node-postgres database (store.ts pgStore).
-    return storeOf(this.d).db as unknown as PgDb;
+    return this.leadership ? this.leadership.isLeader() : true;
   }
 
   /** Reconcile everything once, start the backend for the mode, then follow the bus. */
@@ -167,37 +127,25 @@ export class NetbootService {
       await seedInstallerProfile(this.d, s).catch((err: unknown) => this.d.log.warn("installer profile not seeded", { pkg: s.pkg, error: String(err) }));
     }
     this.unsubscribe = this.d.bus.subscribe((e) => this.onEvent(e));
-    if (storeOf(this.d).dialect === "postgres") {
-      const l = this.o.leader ?? {};
-      this.lease = new LeaderLease(this.pg, `netboot:${this.network}`, l.owner ?? processOwner(), {
-        ttlMs: l.ttlMs ?? 15_000,
-        renewMs: l.renewMs ?? 5_000,
-        onChange: (leader, epoch) => this.onLeadership(leader, epoch),
-        onError: (err) => this.d.log.warn("netboot leader lease: renewal failed", { lease: this.lease?.name, error: err.message }),
+    const store = storeOf(this.d);
+    if (store.dialect === "postgres") {
+      // On PostgreSQL the Store's db is drizzle's node-postgres database (store.ts pgStore).
+      this.leadership = new NetbootLeadership(store.db as unknown as PgDb, this.d, this.o.leader ?? {}, {
+        gained: () => {
+          this.writer.forget(); // another leader may have written here meanwhile (a shared data directory)
+          this.fullPending = true;
+          void this.flush();
+        },
+        lost: () => void (this.stepping = this.stepDown()),
+        requestsPending: () => void this.flush(),
       });
-      this.lease.start();
-      await this.lease.tick(); // the first attempt: leading (its full reconcile is queued) or following
-      // The leader also looks for requests whose bus event was lost.
-      this.requestTimer = setInterval(() => void this.checkRequests(), l.renewMs ?? 5_000);
-      this.requestTimer.unref?.();
-    } else {
-      this.leading = true;
+      await this.leadership.start();
+      // Leading: the full reconcile gaining the lease asked for; following: the settings (status) only.
+      await (this.isLeader() ? this.chain : this.flush());
+      return;
     }
     this.fullPending = true;
     await this.flush();
-  }
-
-  private onLeadership(leader: boolean, epoch: number): void {
-    this.leading = leader;
-    if (leader) {
-      this.d.log.info("netboot leader: rewriting the tree from the database, then starting the DHCP backend", { lease: this.lease?.name, epoch });
-      this.writer.forget();
-      this.fullPending = true;
-      void this.flush();
-    } else {
-      this.d.log.warn("netboot: no longer the leader; DHCP backend stopped", { lease: this.lease?.name, epoch });
-      this.stepping = this.stepDown();
-    }
   }
 
   /** Stop the DHCP backend now, without waiting for a reconcile in flight (it checks leadership before it starts one). */
@@ -209,27 +157,12 @@ export class NetbootService {
     await b?.stop().catch((err: unknown) => this.d.log.error("stopping the DHCP backend failed", { error: String(err) }));
   }
 
-  /** Leader: reconcile when the request row names requests not yet confirmed (their bus event may have been lost). */
-  private async checkRequests(): Promise<void> {
-    if (!this.isLeader()) return;
-    try {
-      const r = await readRequests(this.pg, this.network);
-      if (r.requested > r.applied) await this.flush();
-    } catch (err) {
-      this.d.log.warn("netboot: reading boot-entry requests failed", { error: String(err) });
-    }
-  }
-
   private onEvent(e: LiveEvent): void {
-    if (e.type === "netboot.applied") {
-      if (e.network === this.network) for (const w of [...this.waiters]) w();
-      return;
-    }
-    if (e.type === "netboot.apply") {
-      // A follower asks for a machine's entries (the request itself is in the database: tree-requests.ts).
-      if (e.network !== this.network || !this.isLeader()) return;
-      this.dirty.add(e.machineId);
-    } else if (e.type === "machine.changed" || e.type === "machine.deleted") this.dirty.add(e.machineId);
+    const protocol = this.leadership?.onEvent(e);
+    if (protocol === "handled") return;
+    // A follower asks for a machine's entries (the request itself is in the database: tree-requests.ts).
+    if (protocol === "request" && e.type === "netboot.apply") this.dirty.add(e.machineId);
+    else if (e.type === "machine.changed" || e.type === "machine.deleted") this.dirty.add(e.machineId);
     else if (e.type === "machines.bulk" || e.type === "os-profile.changed" || e.type === "netboot.changed") this.fullPending = true;
     else return;
     if (!this.timer) this.timer = setTimeout(() => ((this.timer = null), void this.flush()), this.o.debounceMs ?? 50);
@@ -255,36 +188,9 @@ export class NetbootService {
       if (this.isLeader()) return;
       // Leadership was lost meanwhile: what was written here may never be served; ask the next leader.
     }
-    if (!this.lease) throw new Error("boot tree not written: this process does not own it");
-    const outcome = await this.requestFromLeader(machineId);
+    if (!this.leadership) throw new Error("boot tree not written: this process does not own it");
+    const outcome = await this.leadership.request(machineId);
     if (!outcome.ok) throw new Error(`boot tree not written by the netboot leader: ${outcome.message}`);
-  }
-
-  /** Follower: record the request, wake the leader, wait for its confirmation (or failure, or the timeout). */
-  private async requestFromLeader(machineId: number): Promise<RequestOutcome> {
-    const l = this.o.leader ?? {};
-    const timeoutMs = l.confirmTimeoutMs ?? 20_000;
-    const r = await requestApply(this.pg, this.network, machineId);
-    this.d.bus.publish({ type: "netboot.apply", network: this.network, machineId });
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const outcome = outcomeOf(await readRequests(this.pg, this.network), r);
-      if (outcome) return outcome;
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          this.waiters.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, Math.min(left, l.pollMs ?? 1_000));
-        this.waiters.add(done);
-      });
-    }
-    const holder = await readLease(this.pg, this.lease!.name).catch(() => null);
-    const who = holder?.held ? `leader ${holder.holder}` : "no process holds the netboot lease";
-    return { ok: false, message: `no confirmation within ${Math.round(timeoutMs / 1000)} s (${who})` };
   }
 
   /** Resolves when no event is waiting for its debounce and no reconcile runs. */
@@ -299,9 +205,8 @@ export class NetbootService {
 
   status(): NetbootStatus {
     const built = (f: string) => fs.existsSync(path.join(this.httpRoot, "ramdisk", f));
-    const lease = this.lease;
     return {
-      ...(lease && { leadership: { lease: lease.name, owner: lease.holder, leader: this.isLeader(), epoch: lease.currentEpoch() } }),
+      ...(this.leadership && { leadership: this.leadership.status() }),
       mode: this.settings?.mode ?? "off",
       backend: this.backend?.status() ?? null,
       lastError: this.lastError,
@@ -369,7 +274,7 @@ export class NetbootService {
       return;
     }
     // PostgreSQL: the followers' requests, read before the machines, so the rows read below are at least as new as each.
-    const requests = this.lease ? await readRequests(this.pg, this.network).catch(() => null) : null;
+    const requests = (await this.leadership?.pending()) ?? null;
     for (const id of requests?.pending.keys() ?? []) this.dirty.add(id);
     const full = this.fullPending || this.dirty.size > FULL_THRESHOLD;
     const ids = [...this.dirty];
@@ -398,24 +303,14 @@ export class NetbootService {
       if (changes && (changes.written.length || changes.removed.length)) {
         this.d.log.debug("boot tree reconciled", { full, written: changes.written.length, removed: changes.removed.length, ms: Math.round(ms) });
       }
-      if (requests && requests.requested > requests.applied) await this.confirm(requests.requested, null);
+      await this.leadership?.settle(requests, null);
     } catch (err) {
       // The tree on disk is the previous one; retry the same scope with the next event.
       if (full) this.fullPending = true;
       else for (const id of ids) this.dirty.add(id);
       this.lastError = err instanceof Error ? err.message : String(err);
       this.d.log.error("boot tree reconcile failed; previous tree kept", { error: this.lastError });
-      if (requests && requests.requested > requests.applied) await this.confirm(requests.requested, this.lastError);
-    }
-  }
-
-  /** Leader: tell the followers waiting for requests up to `upTo` that they are done (or failed with `error`). */
-  private async confirm(upTo: number, error: string | null): Promise<void> {
-    try {
-      const ok = error === null ? await confirmApplied(this.pg, this.network, this.fence(), upTo) : await recordFailure(this.pg, this.network, this.fence(), upTo, error);
-      if (ok) this.d.bus.publish({ type: "netboot.applied", network: this.network, applied: upTo, ok: error === null });
-    } catch (err) {
-      this.d.log.warn("netboot: confirming boot-entry requests failed (the followers retry)", { error: String(err) });
+      await this.leadership?.settle(requests, this.lastError);
     }
   }
 
@@ -542,21 +437,18 @@ export class NetbootService {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.requestTimer) clearInterval(this.requestTimer);
-    this.requestTimer = null;
-    for (const w of [...this.waiters]) w();
-    // Stop renewing first: a reconcile still running sees it no longer leads and starts nothing.
-    if (opts.releaseLease === false) {
-      await this.lease?.stop(false);
+    const leadership = this.leadership;
+    if (leadership && opts.releaseLease === false) {
+      await leadership.stop(false);
       await this.stepping;
-    } else {
-      // Release only after the backend is down, so the next leader's dnsmasq never overlaps this one's.
-      const lease = this.lease;
-      this.leading = false;
+    } else if (leadership) {
+      // A reconcile still running sees it no longer leads and starts nothing; the lease is given up only once the
+      // backend is down, so the next leader's dnsmasq never overlaps this one's.
+      leadership.resign();
       await this.chain;
       await this.backend?.stop();
       this.backend = null;
-      await lease?.stop(true);
+      await leadership.stop(true);
       return;
     }
     await this.chain;
