@@ -8,7 +8,6 @@ import { storeOf } from "../db/store";
 import http from "node:http";
 import client from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jobs } from "../db/schema";
 import { enrollMachine } from "../machines/enroll";
 import { jobLogs } from "../orchestrator/jobs";
 import { machineInput } from "../testing/fixtures";
@@ -47,7 +46,9 @@ describe("package proxy: managed apt-cacher-ng", () => {
     const base = SERVER.replace(/\.1$/, "");
     await storeNetbootSettings(h.domain, { mode: "off", interface: "lo", serverAddress: SERVER, rangeStart: `${base}.100`, rangeEnd: `${base}.200`, httpBaseUrl: `http://${SERVER}:3000`, proxyMode: "managed", proxyPort: PORT }, "test");
     const { id } = await enrollMachine(h.domain, machineInput(1, { ip: CLIENT }) as never, "test");
-    jobId = h.domain.db.insert(jobs).values({ machineId: id, kind: "deploy_installer", state: "running", createdAt: new Date(), startedAt: new Date() }).returning({ id: jobs.id }).get().id;
+    const { jobs } = h.store.t;
+    const [job] = await h.store.db.insert(jobs).values({ machineId: id, kind: "deploy_installer", state: "running", createdAt: new Date(), startedAt: new Date() }).returning({ id: jobs.id });
+    jobId = job!.id;
     proxy = new ProxyService(h.domain, { dataDir: h.dataDir, pollMs: 100 });
     await proxy.start();
   }, 30_000);
