@@ -69,7 +69,7 @@ async function main() {
     powerCycle: async (id) => {
       await sleep(SERVER_MS);
       // The simulated agent gets the nonce of the machine's agent boot entry, as the real one reads it from /proc/cmdline.
-      if (bootTarget.get(id) === "agent" && simulated.has(id)) child.send({ type: "boot", mac: macs.get(id), nonce: currentAgentNonce(app.domain, id) });
+      if (bootTarget.get(id) === "agent" && simulated.has(id)) child.send({ type: "boot", mac: macs.get(id), nonce: await currentAgentNonce(app.domain, id) });
     },
   };
   const config = loadConfig({ RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: PASSWORD, RACKHAND_POWER_SYNC: "false", NODE_ENV: "production" }, { ui: false });
@@ -183,7 +183,7 @@ async function main() {
         fetch(`${app.url}/api/agent/v1${p}`, { method: "POST", headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) }, body: JSON.stringify(body) }).then(
           async (r) => ({ status: r.status, body: (await r.json()) }),
         );
-      const nonce = currentAgentNonce(d, id);
+      const nonce = await currentAgentNonce(d, id);
       let look = await api("/lookup", { macs: [macs.get(id)], nonce });
       while (look.status === 404) {
         await sleep(20);

@@ -22,7 +22,8 @@ import { enrollMany } from "../server/machines/bulk-enroll";
 import { enrollMachine } from "../server/machines/enroll";
 import { transition } from "../server/machines/lifecycle";
 import { NetbootService } from "../server/netboot/service";
-import { getNetbootSettings, saveNetbootSettings } from "../server/netboot/settings";
+import { loadNetbootSettings, storeNetbootSettings } from "../server/netboot/settings";
+import { storeOf } from "../server/db/store";
 import { median } from "./lib/stats";
 
 const N = Number(process.env.BENCH_MACHINES ?? 10_000);
@@ -45,7 +46,7 @@ const ms = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(" / ");
 /** A full reconcile of every machine into a fresh, empty tree directory (what a first start does). */
 async function fullInto(d: Domain, parent: string, round: number): Promise<{ ms: number; files: number; nb: NetbootService }> {
   const nb = new NetbootService(d, { dataDir: path.join(parent, `round-${round}`) });
-  const ctx = nb.context(getNetbootSettings(d.db));
+  const ctx = nb.context(await loadNetbootSettings(storeOf(d)));
   const t0 = performance.now();
   const c = await nb.reconcileAll(ctx);
   return { ms: performance.now() - t0, files: c.written.length, nb };
@@ -55,7 +56,7 @@ async function treeFigures(): Promise<string[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rh-bench-nb-"));
   try {
     const d = domainIn(dir);
-    saveNetbootSettings(d, { mode: "external", interface: "eth1", serverAddress: "10.0.0.1", netmask: "255.255.0.0", rangeStart: "10.0.250.1", rangeEnd: "10.0.250.200", httpBaseUrl: "http://10.0.0.1:3000" }, "bench");
+    await storeNetbootSettings(d, { mode: "external", interface: "eth1", serverAddress: "10.0.0.1", netmask: "255.255.0.0", rangeStart: "10.0.250.1", rangeEnd: "10.0.250.200", httpBaseUrl: "http://10.0.0.1:3000" }, "bench");
     const inputs = Array.from({ length: N }, (_, i) => ({ name: `node-${i}`, bootMac: `52:54:01:00:${hex(i >> 8)}:${hex(i)}`, ip: `10.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, uHeight: 1 }));
     await enrollMany(d, inputs, "bench");
     const loadBefore = load();
@@ -69,7 +70,7 @@ async function treeFigures(): Promise<string[]> {
       restFiles = x.files;
       nb = x.nb;
     }
-    const ctx = nb.context(getNetbootSettings(d.db));
+    const ctx = nb.context(await loadNetbootSettings(storeOf(d)));
     const t1 = performance.now();
     const again = await nb.reconcileAll(ctx);
     const idemMs = performance.now() - t1;
@@ -142,7 +143,7 @@ async function enrollToLease(): Promise<string[]> {
     ip("-n", nsS, "link", "set", vS, "up");
     ip("-n", nsC, "link", "set", vC, "up");
     const d = domainIn(dir);
-    saveNetbootSettings(d, { mode: "managed", interface: vS, serverAddress: "10.213.78.1", rangeStart: "10.213.78.100", rangeEnd: "10.213.78.150", httpBaseUrl: "http://10.213.78.1:3000" }, "bench");
+    await storeNetbootSettings(d, { mode: "managed", interface: vS, serverAddress: "10.213.78.1", rangeStart: "10.213.78.100", rangeEnd: "10.213.78.150", httpBaseUrl: "http://10.213.78.1:3000" }, "bench");
     const lines: { t: number; l: string }[] = [];
     nb = new NetbootService(d, { dataDir: dir, dnsmasqCommand: ["ip", "netns", "exec", nsS, "dnsmasq"], onDnsmasqLine: (l) => lines.push({ t: performance.now(), l }) });
     await nb.start();

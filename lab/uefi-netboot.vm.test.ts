@@ -24,7 +24,7 @@ import { transition } from "../server/machines/lifecycle";
 import { storeOf } from "../server/db/store";
 import { getMachine } from "../server/machines/detail";
 import { NetbootService } from "../server/netboot/service";
-import { saveNetbootSettings } from "../server/netboot/settings";
+import { storeNetbootSettings } from "../server/netboot/settings";
 import { createHarness, type Harness } from "../server/testing/harness";
 
 const OVMF = "/usr/share/OVMF";
@@ -149,7 +149,7 @@ beforeAll(async () => {
   fs.copyFileSync(path.join(kdir, "boot", vmlinuz), path.join(rd, "vmlinuz"));
   tinyInitrd(path.join(rd, "initrd.img"));
 
-  saveNetbootSettings(h.domain, { mode: "managed", interface: BR, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
+  await storeNetbootSettings(h.domain, { mode: "managed", interface: BR, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
   const m = await enrollMachine(h.domain, { name: "uefi-vm", bootMac: MAC, ip: `${NET}.51`, uHeight: 1 }, "test");
   machineId = m.id;
   for (const act of ["manage", "provide", "deploy"] as const) await transition(h.domain, m.id, act, { actor: "test" });

@@ -38,7 +38,14 @@ export type LiveEvent =
    * Server-internal, never sent to browsers: a user's sessions or role changed (logout, disabled, new password,
    * new role). The socket gateway re-checks that user's open sockets and drops or downgrades them.
    */
-  | { type: "user.access.changed"; userId: number };
+  | { type: "user.access.changed"; userId: number }
+  /**
+   * Server-internal, never sent to browsers (PostgreSQL, several processes): a follower asks the netboot leader for a
+   * machine's boot entries (the request itself is in the database: server/netboot/tree-requests.ts) ...
+   */
+  | { type: "netboot.apply"; network: string; machineId: number }
+  /** ... and the leader wrote the tree for the requests up to `applied` (`ok` false: it failed; the waiters read why). */
+  | { type: "netboot.applied"; network: string; applied: number; ok: boolean };
 
 export interface EventDto {
   id: number;

@@ -6,10 +6,10 @@
  * labels such machines as simulated (inventory.simulated). Machines on real drivers are never touched.
  */
 import http from "node:http";
-import { and, eq } from "drizzle-orm";
+import { asc, eq } from "drizzle-orm";
 import { AGENT_API_PREFIX } from "../../lib/agent-protocol";
 import type { Domain } from "../context";
-import { bmcs, nics, steps } from "../db/schema";
+import { storeOf } from "../db/store";
 import { currentAgentNonce } from "../netboot/agent-nonce";
 import { retryingPost, runSimulatedAgent, type AgentPost } from "./sim-agent";
 
@@ -75,30 +75,37 @@ export function startDemoAgents(d: Domain, baseUrl: string, o: DemoAgentOptions 
   const post = retryingPost(httpPost(baseUrl, agent));
   const running = new Set<number>();
   const stop = new AbortController();
-  const unsubscribe = d.bus.subscribe((e) => {
-    if (e.type !== "step.changed" || e.state !== "running" || running.has(e.jobId)) return;
-    const step = d.db.select({ name: steps.name }).from(steps).where(eq(steps.id, e.stepId)).get();
+  const store = storeOf(d);
+  const { bmcs, nics, steps } = store.t;
+  /** A wait_agent step of a machine on the fake driver: its simulated agent boots a moment later. */
+  const boot = async (jobId: number, stepId: number, machineId: number) => {
+    const [step] = await store.db.select({ name: steps.name }).from(steps).where(eq(steps.id, stepId)).limit(1);
     if (step?.name !== "wait_agent") return;
-    const bmc = d.db.select({ driver: bmcs.driver }).from(bmcs).where(eq(bmcs.machineId, e.machineId)).get();
-    if (bmc?.driver !== "fake") return;
-    running.add(e.jobId);
-    const machineId = e.machineId;
-    setTimeout(() => {
+    const [bmc] = await store.db.select({ driver: bmcs.driver }).from(bmcs).where(eq(bmcs.machineId, machineId)).limit(1);
+    if (bmc?.driver !== "fake" || running.has(jobId) || stop.signal.aborted) return;
+    running.add(jobId);
+    await new Promise((r) => setTimeout(r, o.bootDelayMs ?? 3000).unref());
+    try {
       if (stop.signal.aborted) return;
-      const macs = d.db.select({ mac: nics.mac }).from(nics).where(and(eq(nics.machineId, machineId))).all().map((n) => n.mac);
-      d.log.info("demo: a simulated agent boots", { machineId, jobId: e.jobId });
-      runSimulatedAgent(post, {
+      const macs = (await store.db.select({ mac: nics.mac }).from(nics).where(eq(nics.machineId, machineId)).orderBy(asc(nics.id))).map((n) => n.mac);
+      d.log.info("demo: a simulated agent boots", { machineId, jobId });
+      await runSimulatedAgent(post, {
         macs,
-        nonce: currentAgentNonce(d, machineId),
+        nonce: await currentAgentNonce(d, machineId),
         inventory: simulatedInventory(machineId, macs),
         stepMs: o.stepMs ?? 1500,
         linesPerStep: o.linesPerStep ?? 3,
         lookupTries: 40,
         signal: stop.signal,
-      })
-        .catch((err: unknown) => d.log.warn("demo: the simulated agent stopped", { machineId, error: String(err) }))
-        .finally(() => running.delete(e.jobId));
-    }, o.bootDelayMs ?? 3000).unref();
+      });
+    } finally {
+      running.delete(jobId);
+    }
+  };
+  const unsubscribe = d.bus.subscribe((e) => {
+    if (e.type !== "step.changed" || e.state !== "running" || running.has(e.jobId)) return;
+    const { jobId, machineId } = e;
+    boot(jobId, e.stepId, machineId).catch((err: unknown) => d.log.warn("demo: the simulated agent stopped", { machineId, jobId, error: String(err) }));
   });
   return () => {
     stop.abort();

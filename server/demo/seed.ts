@@ -5,7 +5,7 @@ import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { createRack } from "../racks/racks";
 import { osProfileCreateSchema } from "../../lib/netboot";
-import { createProfileSync } from "../netboot/profiles";
+import { createProfile } from "../netboot/profiles";
 
 // Paths through the lifecycle that leave a demo machine in a realistic state. None ends in a busy state
 // (deploying, inspecting, cleaning): without a job behind it such a machine would never progress.
@@ -31,7 +31,7 @@ export async function seedDemoLab(d: Domain): Promise<void> {
   if ((await store.db.select({ id: store.t.racks.id }).from(store.t.racks).limit(1)).length > 0) return;
   const actor = "system:demo";
   // Deploys in the demo are run by simulated agents (./demo-agents.ts): the image is never downloaded.
-  const { id: osProfileId } = createProfileSync(
+  const { id: osProfileId } = await createProfile(
     d,
     osProfileCreateSchema.parse({
       name: "Demo image (simulated)",

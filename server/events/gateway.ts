@@ -129,6 +129,9 @@ export function attachGateway(opts: {
           });
         }
         break;
+      case "netboot.apply":
+      case "netboot.applied":
+        break; // server-internal: between the netboot services of the processes
       case "machine.changed":
       case "machine.deleted":
         io.to(rooms.fleet).to(rooms.machine(e.machineId)).emit("live", e);

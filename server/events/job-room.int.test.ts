@@ -105,7 +105,7 @@ describe("job rooms", () => {
     expect(await other.emitWithAck("subscribe", { jobId })).toEqual({ ok: true });
     expect(await watcher.emitWithAck("subscribe", { jobId: "x" })).toMatchObject({ ok: false });
 
-    const { token } = await agent("/lookup", { macs: [mac], nonce: currentAgentNonceForMac(d, mac) });
+    const { token } = await agent("/lookup", { macs: [mac], nonce: await currentAgentNonceForMac(d, mac) });
     const step = await until("an agent step", async () => (await agent("/heartbeat", { waitS: 2 }, token)).steps[0]);
     expect(step.name).toBe("inventory");
     // Step changes reach the job room (the timeline follows them), not the fleet.
@@ -158,7 +158,7 @@ describe("batch rooms", () => {
     expect(await otherBatch.emitWithAck("subscribe", { batchId: batchId + 1000 })).toEqual({ ok: true });
     // The agent of the first machine shows up: wait_agent ends and inventory is handed out, all live on the batch page.
     const { token, jobId } = await until("lookup", async () => {
-      const nonce = currentAgentNonceForMac(app.domain, macs[0]!);
+      const nonce = await currentAgentNonceForMac(app.domain, macs[0]!);
       if (!nonce) return null;
       const r = await agent("/lookup", { macs: [macs[0]], nonce });
       return r.token ? r : null;

@@ -20,7 +20,7 @@ export interface BootRoutes {
   /** The installer finished: let the machine's job go on (its wait_install step). False when no job waits. */
   installDone?: (machineId: number) => Promise<boolean>;
   /** An installer's reporting webhook event (subiquity), POSTed to .../events. False: not taken. */
-  installerEvent?: (machineId: number, body: unknown) => boolean;
+  installerEvent?: (machineId: number, body: unknown) => boolean | Promise<boolean>;
   /** Static roots, searched in order. */
   roots: string[];
 }
@@ -79,7 +79,7 @@ export async function serveBoot(req: http.IncomingMessage, res: http.ServerRespo
       } catch {
         return send(res, 400, "Bad event\n");
       }
-      return r.installerEvent?.(id, body) ? send(res, 200, "ok\n") : send(res, 400, "Event not taken\n");
+      return (await r.installerEvent?.(id, body)) ? send(res, 200, "ok\n") : send(res, 400, "Event not taken\n");
     }
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "Method not allowed\n");
     const file = renderInstallFile(ctx, await profileTemplate(r.domain, id), name);

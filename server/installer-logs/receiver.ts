@@ -13,8 +13,8 @@ import net from "node:net";
 import { and, eq } from "drizzle-orm";
 import { rackhandAddress } from "../../lib/netboot";
 import type { Domain } from "../context";
-import { steps } from "../db/schema";
-import { getNetbootSettings } from "../netboot/settings";
+import { storeOf } from "../db/store";
+import { loadNetbootSettings } from "../netboot/settings";
 import { appendJobLines, runningJobByAddress, runningJobOf } from "../proxy/job-lines";
 import { DiProgress, diFatal, type DiPhase } from "./di-phases";
 import { subiquityEventSchema, subiquityFatal, subiquityLine, subiquityPhase } from "./subiquity";
@@ -52,6 +52,8 @@ export class InstallerLogReceiver {
   private unsubscribe: (() => void) | null = null;
   private chain: Promise<void> = Promise.resolve();
   private readonly observers = new Set<(raw: Buffer | string, from: string, at: number) => void>();
+  /** Per source address (and per webhook machine), the messages being stored, in arrival order. */
+  private readonly queues = new Map<string, Promise<void>>();
   error: string | null = null;
   received = 0;
 
@@ -72,7 +74,7 @@ export class InstallerLogReceiver {
     this.chain = this.chain.then(async () => {
       let want: string | null = null;
       try {
-        const s = getNetbootSettings(this.d.db);
+        const s = await loadNetbootSettings(storeOf(this.d));
         want = s.mode !== "off" && s.installerLogPort ? `${rackhandAddress(s)}:${s.installerLogPort}` : null;
       } catch (err) {
         this.error = String(err);
@@ -82,7 +84,7 @@ export class InstallerLogReceiver {
       if (!want) return;
       const [host, port] = [want.slice(0, want.lastIndexOf(":")), Number(want.slice(want.lastIndexOf(":") + 1))];
       const sock = dgram.createSocket("udp4");
-      sock.on("message", (buf, r) => this.handle(buf, r.address, Date.now()));
+      sock.on("message", (buf, r) => void this.handle(buf, r.address, Date.now()));
       try {
         await new Promise<void>((resolve, reject) => {
           sock.once("error", reject);
@@ -119,13 +121,13 @@ export class InstallerLogReceiver {
           if (counted) {
             const n = Number(counted[1]);
             if (buf.length < counted[0].length + n) break;
-            this.handle(buf.subarray(counted[0].length, counted[0].length + n), from, Date.now());
+            void this.handle(buf.subarray(counted[0].length, counted[0].length + n), from, Date.now());
             buf = buf.subarray(counted[0].length + n);
             continue;
           }
           const lf = buf.indexOf(10);
           if (lf < 0) break;
-          if (lf > 0) this.handle(buf.subarray(0, lf), from, Date.now());
+          if (lf > 0) void this.handle(buf.subarray(0, lf), from, Date.now());
           buf = buf.subarray(lf + 1);
         }
         // A line longer than the parser keeps (8 KiB) is cut: the rest until its newline is dropped, not buffered.
@@ -141,11 +143,36 @@ export class InstallerLogReceiver {
     return server;
   }
 
-  /** One datagram (or TCP frame) from `from` (exposed for tests with recorded payloads). */
-  handle(buf: Buffer | string, from: string, at: number): void {
+  /**
+   * Run `work` after the earlier messages of the same source (`key`): a source's lines keep their order in the job's
+   * log, while different machines' messages are stored concurrently. Never rejects: a failure is logged.
+   */
+  private inOrder<T>(key: string, work: () => Promise<T>, fallback: T): Promise<T> {
+    const prev = this.queues.get(key) ?? Promise.resolve();
+    const result = prev.then(work).catch((err: unknown) => {
+      this.d.log.warn("installer log message not stored", { source: key, error: err instanceof Error ? err.message : String(err) });
+      return fallback;
+    });
+    const done = result.then(() => undefined);
+    this.queues.set(key, done);
+    void done.then(() => {
+      if (this.queues.get(key) === done) this.queues.delete(key);
+    });
+    return result;
+  }
+
+  /**
+   * One datagram (or TCP frame) from `from` (exposed for tests with recorded payloads). Resolves once it is stored
+   * (or found to belong to no running job); never rejects.
+   */
+  handle(buf: Buffer | string, from: string, at: number): Promise<void> {
     this.received++;
     for (const f of this.observers) f(buf, from, at);
-    const job = runningJobByAddress(this.d, from);
+    return this.inOrder(`ip:${from}`, () => this.store(buf, from, at), undefined);
+  }
+
+  private async store(buf: Buffer | string, from: string, at: number): Promise<void> {
+    const job = await runningJobByAddress(this.d, from);
     if (!job) return;
     let t = this.jobs.get(job.machineId);
     if (!t || t.jobId !== job.jobId) this.jobs.set(job.machineId, (t = { jobId: job.jobId, progress: new DiProgress(), last: [], failed: false }));
@@ -156,11 +183,11 @@ export class InstallerLogReceiver {
     if (t.last.length > 8) t.last.shift();
     const phase = t.progress.see(m, at);
     if (phase) lines.push({ ts: at, stream: "phase", text: `phase: ${phase}` });
-    appendJobLines(this.d, job.jobId, job.machineId, lines);
+    await appendJobLines(this.d, job.jobId, job.machineId, lines);
     const fatal = t.failed ? null : diFatal(m);
     if (fatal) {
       t.failed = true;
-      this.fail(job.jobId, job.machineId, from, t, fatal);
+      await this.fail(job.jobId, job.machineId, from, t, fatal);
     }
   }
 
@@ -168,40 +195,48 @@ export class InstallerLogReceiver {
    * One subiquity/curtin reporting event POSTed to the machine's install-token URL (boot.ts checked the token).
    * @returns false when the body is not an event (400) or the machine has no running job
    */
-  webhookEvent(machineId: number, body: unknown, at: number): boolean {
+  webhookEvent(machineId: number, body: unknown, at: number): Promise<boolean> {
     const ev = subiquityEventSchema.safeParse(body);
-    if (!ev.success) return false;
-    const job = runningJobOf(this.d, machineId);
-    if (!job) return false;
-    let t = this.jobs.get(machineId);
-    if (!t || t.jobId !== job.jobId) this.jobs.set(machineId, (t = { jobId: job.jobId, progress: new DiProgress(), last: [], failed: false }));
-    const text = redactInstallTokens(subiquityLine(ev.data));
-    const lines = [{ ts: at, stream: "installer", text }];
-    t.last.push(text);
-    if (t.last.length > 8) t.last.shift();
-    const phase = t.progress.move(subiquityPhase(ev.data), at);
-    if (phase) lines.push({ ts: at, stream: "phase", text: `phase: ${phase}` });
-    appendJobLines(this.d, job.jobId, machineId, lines);
-    const fatal = t.failed ? null : subiquityFatal(ev.data);
-    if (fatal) {
-      t.failed = true;
-      this.fail(job.jobId, machineId, null, t, fatal);
-    }
-    return true;
+    if (!ev.success) return Promise.resolve(false);
+    return this.inOrder(
+      `machine:${machineId}`,
+      async () => {
+        const job = await runningJobOf(this.d, machineId);
+        if (!job) return false;
+        let t = this.jobs.get(machineId);
+        if (!t || t.jobId !== job.jobId) this.jobs.set(machineId, (t = { jobId: job.jobId, progress: new DiProgress(), last: [], failed: false }));
+        const text = redactInstallTokens(subiquityLine(ev.data));
+        const lines = [{ ts: at, stream: "installer", text }];
+        t.last.push(text);
+        if (t.last.length > 8) t.last.shift();
+        const phase = t.progress.move(subiquityPhase(ev.data), at);
+        if (phase) lines.push({ ts: at, stream: "phase", text: `phase: ${phase}` });
+        await appendJobLines(this.d, job.jobId, machineId, lines);
+        const fatal = t.failed ? null : subiquityFatal(ev.data);
+        if (fatal) {
+          t.failed = true;
+          await this.fail(job.jobId, machineId, null, t, fatal);
+        }
+        return true;
+      },
+      false,
+    );
   }
 
-  private fail(jobId: number, machineId: number, from: string | null, t: Tracked, fatal: string): void {
+  private async fail(jobId: number, machineId: number, from: string | null, t: Tracked, fatal: string): Promise<void> {
     const missing = from ? (this.o.missingFor?.(from) ?? []) : [];
     const reason =
       `Installer failed at ${t.progress.phase ?? "start"}: ${fatal}` +
       (missing.length ? `; missing on the mirror: ${[...new Set(missing)].join(", ")}` : "") +
       `. Last lines: ${t.last.join(" | ")}`;
-    appendJobLines(this.d, jobId, machineId, [{ ts: Date.now(), stream: "stderr", text: reason }]);
-    const w = this.d.db
+    await appendJobLines(this.d, jobId, machineId, [{ ts: Date.now(), stream: "stderr", text: reason }]);
+    const { db, t: tables } = storeOf(this.d);
+    const { steps } = tables;
+    const [w] = await db
       .select({ id: steps.id, attempt: steps.attempt })
       .from(steps)
       .where(and(eq(steps.jobId, jobId), eq(steps.name, "wait_install"), eq(steps.state, "running")))
-      .get();
+      .limit(1);
     if (w) this.o.failStep(w.id, w.attempt, reason);
   }
 
@@ -238,5 +273,6 @@ export class InstallerLogReceiver {
     this.unsubscribe?.();
     await this.chain;
     await this.close();
+    await Promise.all([...this.queues.values()]);
   }
 }

@@ -4,7 +4,7 @@ import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
-import { AgentNonces, agentBootSession, currentAgentNonce, currentAgentNonceForMac } from "./agent-nonce";
+import { AgentNonces, agentBootSessionIn, currentAgentNonce, currentAgentNonceForMac } from "./agent-nonce";
 
 describe("agent nonces", () => {
   const nonces = new AgentNonces(Buffer.alloc(32, 7));
@@ -26,23 +26,29 @@ describe("the current agent boot session", () => {
   beforeEach(() => (h = createHarness()));
   afterEach(() => h.close());
 
-  it("exists only while the machine netboots the agent, and changes with every new state", async () => {
+  it("exists only while the machine netboots the agent, and changes with every new state (either database)", async () => {
+    const agentBootSession = (id: number) => agentBootSessionIn(h.store, h.store.db, id);
     const input = machineInput(1) as { bootMac: string };
     const { id } = await enrollMachine(h.domain, input as never, "test");
-    expect(agentBootSession(h.db, id)).toBeNull();
+    expect((await agentBootSession(id))).toBeNull();
     await transition(h.domain, id, "manage", { actor: "test" });
-    expect(currentAgentNonce(h.domain, id)).toBeNull(); // manageable: boots its disk
+    expect((await currentAgentNonce(h.domain, id))).toBeNull(); // manageable: boots its disk
     await transition(h.domain, id, "inspect", { actor: "test" });
-    const first = agentBootSession(h.db, id);
+    const first = await agentBootSession(id);
     expect(first).not.toBeNull();
-    const nonce = currentAgentNonce(h.domain, id)!;
+    const nonce = (await currentAgentNonce(h.domain, id))!;
+    expect(nonce).toMatch(/^[0-9a-f]{64}$/);
     expect(nonce).toBe(AgentNonces.of(h.domain).nonce(id, first!));
-    expect(currentAgentNonceForMac(h.domain, input.bootMac.toUpperCase())).toBe(nonce);
-    expect(currentAgentNonceForMac(h.domain, "52:54:00:ff:ff:fe")).toBeNull();
+    expect(await currentAgentNonceForMac(h.domain, input.bootMac.toUpperCase())).toBe(nonce);
+    expect(await currentAgentNonceForMac(h.domain, "52:54:00:ff:ff:fe")).toBeNull();
+    // A hostile "MAC" is only a value in the lookup: no machine, no error.
+    for (const bad of ["52:54:00:00:00:01' OR '1'='1", "52:54:00:00:00:01\n", "\0", "$(reboot)", "%", "_".repeat(17), "é".repeat(300)]) {
+      expect(await currentAgentNonceForMac(h.domain, bad), JSON.stringify(bad)).toBeNull();
+    }
     await transition(h.domain, id, "succeed", { actor: "test" });
-    expect(currentAgentNonce(h.domain, id)).toBeNull();
+    expect((await currentAgentNonce(h.domain, id))).toBeNull();
     await transition(h.domain, id, "inspect", { actor: "test" });
-    expect(agentBootSession(h.db, id)).toBeGreaterThan(first!);
-    expect(currentAgentNonce(h.domain, id)).not.toBe(nonce);
+    expect((await agentBootSession(id))).toBeGreaterThan(first!);
+    expect((await currentAgentNonce(h.domain, id))).not.toBe(nonce);
   });
 });

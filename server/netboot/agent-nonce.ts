@@ -9,12 +9,9 @@
  */
 import crypto from "node:crypto";
 import type { Domain } from "../context";
-import type { Db } from "../db/client";
-import { machines, nics } from "../db/schema";
 import { and, desc, eq } from "drizzle-orm";
-import type { Store, StoreDb, StoreTx } from "../db/store";
+import { storeOf, type Store, type StoreDb, type StoreTx } from "../db/store";
 import { NETBOOT_STATES } from "../../lib/netboot";
-import { bootSessions } from "./load";
 
 export const AGENT_NONCE_KEY_LABEL = "agent boot nonces";
 
@@ -39,8 +36,8 @@ export class AgentNonces {
 }
 
 /**
- * agentBootSession on the Store (either database; the agent API's lookup): the id of the machine's latest
- * state.changed event while it is in a netboot state, else null.
+ * The session whose agent boot entry is current for this machine (the agent API's lookup, currentAgentNonce): the id
+ * of the machine's latest state.changed event while it is in a netboot state, else null.
  */
 export async function agentBootSessionIn(store: Store, q: StoreDb | StoreTx, machineId: number): Promise<number | null> {
   const { machines: m, events: e } = store.t;
@@ -56,23 +53,22 @@ export async function agentBootSessionIn(store: Store, q: StoreDb | StoreTx, mac
 }
 
 /**
- * The session whose agent boot entry is current for this machine: null when it does not netboot the agent now.
- * Synchronous on SQLite (the netboot tree's view, tests and benches); the agent API reads agentBootSessionIn.
+ * The nonce in this machine's current agent boot entry (what the agent reads from /proc/cmdline; the demo's and the
+ * benches' simulated agents, tests), through the Store; null when it does not netboot the agent now.
  */
-export function agentBootSession(db: Db, machineId: number): number | null {
-  const m = db.select({ state: machines.state }).from(machines).where(eq(machines.id, machineId)).get();
-  if (!m || !(NETBOOT_STATES as readonly string[]).includes(m.state)) return null;
-  return bootSessions(db, [machineId]).get(machineId) ?? null;
-}
-
-/** The nonce in this machine's current agent boot entry (tests, bench: what the agent reads from /proc/cmdline). */
-export function currentAgentNonce(d: Pick<Domain, "db" | "secrets">, machineId: number): string | null {
-  const session = agentBootSession(d.db, machineId);
+export async function currentAgentNonce(d: Pick<Domain, "db" | "store" | "secrets">, machineId: number): Promise<string | null> {
+  const store = storeOf(d);
+  const session = await agentBootSessionIn(store, store.db, machineId);
   return session === null ? null : AgentNonces.of(d).nonce(machineId, session);
 }
 
-/** currentAgentNonce of the machine with this (canonical) MAC; null when none or it does not netboot the agent now. */
-export function currentAgentNonceForMac(d: Pick<Domain, "db" | "secrets">, mac: string): string | null {
-  const nic = d.db.select({ machineId: nics.machineId }).from(nics).where(eq(nics.mac, mac.toLowerCase())).get();
+/** currentAgentNonce of the machine with this MAC (any case); null when none or it does not netboot the agent now. */
+export async function currentAgentNonceForMac(d: Pick<Domain, "db" | "store" | "secrets">, mac: string): Promise<string | null> {
+  const canonical = mac.toLowerCase();
+  // Only a MAC can match (and a NUL, which PostgreSQL refuses in a parameter, never reaches the query).
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(canonical)) return null;
+  const store = storeOf(d);
+  const { nics } = store.t;
+  const [nic] = await store.db.select({ machineId: nics.machineId }).from(nics).where(eq(nics.mac, canonical)).limit(1);
   return nic ? currentAgentNonce(d, nic.machineId) : null;
 }

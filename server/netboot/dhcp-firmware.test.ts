@@ -56,9 +56,9 @@ describe("recorded boot firmware and the per-machine setting", () => {
       const m = await enrollMachine(h.domain, { name: "fw-1", bootMac: "52:54:00:00:0f:01", uHeight: 1 }, "test");
       expect(await getMachine(h.store, m.id)).toMatchObject({ firmware: "auto", bootFirmware: null, bootArch: null });
       const t0 = new Date(1_000_000);
-      expect(recordBootSighting(h.domain, { mac: "52:54:00:00:0f:01", firmware: "uefi", arch: 7, ipxe: false }, t0)).toBe(m.id);
-      expect(recordBootSighting(h.domain, { mac: "52:54:00:00:0f:01", firmware: "uefi", arch: 7, ipxe: false }, new Date(1_010_000))).toBeNull();
-      expect(recordBootSighting(h.domain, { mac: "52:54:00:00:0f:99", firmware: "bios", arch: 0, ipxe: false })).toBeNull();
+      expect(await recordBootSighting(h.domain, { mac: "52:54:00:00:0f:01", firmware: "uefi", arch: 7, ipxe: false }, t0)).toBe(m.id);
+      expect(await recordBootSighting(h.domain, { mac: "52:54:00:00:0f:01", firmware: "uefi", arch: 7, ipxe: false }, new Date(1_010_000))).toBeNull();
+      expect(await recordBootSighting(h.domain, { mac: "52:54:00:00:0f:99", firmware: "bios", arch: 0, ipxe: false })).toBeNull();
       const d = await getMachine(h.store, m.id);
       expect(d).toMatchObject({ bootFirmware: "uefi", bootArch: 7, bootSeenAt: 1_000_000 });
       expect(effectiveFirmware(d.firmware, d.bootFirmware)).toBe("uefi");

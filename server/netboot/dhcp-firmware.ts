@@ -9,7 +9,7 @@
 import { eq } from "drizzle-orm";
 import type { BootFirmware } from "../../lib/schemas";
 import type { Domain } from "../context";
-import { machines, nics } from "../db/schema";
+import { storeOf } from "../db/store";
 
 export interface BootSighting {
   mac: string;
@@ -56,16 +56,19 @@ export class DhcpFirmwareObserver {
  * or the last sighting is older than a minute, so a burst of DISCOVER/REQUEST costs one write.
  * @returns the machine id when it was updated
  */
-export function recordBootSighting(d: Domain, s: BootSighting, now = new Date()): number | null {
-  const row = d.db
+export async function recordBootSighting(d: Domain, s: BootSighting, now = new Date()): Promise<number | null> {
+  const store = storeOf(d);
+  const { machines, nics } = store.t;
+  const [row] = await store.db
     .select({ id: machines.id, fw: machines.bootFirmware, arch: machines.bootArch, at: machines.bootSeenAt })
     .from(nics)
     .innerJoin(machines, eq(machines.id, nics.machineId))
     .where(eq(nics.mac, s.mac))
-    .get();
+    .limit(1);
   if (!row) return null;
   if (row.fw === s.firmware && row.arch === s.arch && row.at && now.getTime() - row.at.getTime() < 60_000) return null;
-  const m = d.db.update(machines).set({ bootFirmware: s.firmware, bootArch: s.arch, bootSeenAt: now }).where(eq(machines.id, row.id)).returning().get();
+  const [m] = await store.db.update(machines).set({ bootFirmware: s.firmware, bootArch: s.arch, bootSeenAt: now }).where(eq(machines.id, row.id)).returning();
+  if (!m) return null; // deleted in between
   if (row.fw !== s.firmware || row.arch !== s.arch) {
     d.log.info(`machine ${row.id} boots ${s.firmware === "uefi" ? "UEFI" : "BIOS"} (client architecture ${s.arch}${s.ipxe ? ", iPXE" : ""})`, { machineId: row.id, mac: s.mac });
   }

@@ -18,7 +18,7 @@ import { deleteMachine, enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { createHarness, type Harness } from "../testing/harness";
 import { NetbootService } from "./service";
-import { saveNetbootSettings } from "./settings";
+import { storeNetbootSettings } from "./settings";
 
 const run = promisify(execFile);
 const P = `rhnb${process.pid}`;
@@ -66,7 +66,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
       `#!/bin/sh\ncase "$1" in\n  bound|renew) echo "LEASE ip=$ip hostname=$hostname siaddr=$siaddr boot_file=$boot_file bootfile=$bootfile" ;;\nesac\n`,
       { mode: 0o755 },
     );
-    saveNetbootSettings(h.domain, { mode: "managed", interface: V_SRV, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
+    await storeNetbootSettings(h.domain, { mode: "managed", interface: V_SRV, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
     const a = await enrollMachine(h.domain, { name: "node-a", bootMac: MAC_A, ip: `${NET}.51`, uHeight: 1 }, "test");
     for (const act of ["manage", "provide", "deploy"] as const) await transition(h.domain, a.id, act, { actor: "test" });
     nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5, dnsmasqCommand: ["ip", "netns", "exec", NS_SRV, "dnsmasq"], onDnsmasqLine: (l) => lines.push(l) });

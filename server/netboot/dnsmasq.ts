@@ -45,6 +45,8 @@ export class DnsmasqSupervisor implements DhcpBackend {
   async start(): Promise<void> {
     this.stopping = false;
     await testConfig(this.o.confFile, this.o.command);
+    // stop() while the configuration was being checked (the netboot leader stepped down): stay stopped.
+    if (this.stopping) return;
     this.spawnChild();
   }
 
@@ -81,6 +83,7 @@ export class DnsmasqSupervisor implements DhcpBackend {
 
   /** Apply a tree change: restart for a new config, SIGHUP for removed or changed hosts, nothing for added ones (inotify). */
   async apply(changes: TreeChanges): Promise<void> {
+    if (this.stopping) return;
     if (changes.configChanged) {
       await this.stopChild();
       await this.start();

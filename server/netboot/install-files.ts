@@ -10,12 +10,10 @@ import { storeOf } from "../db/store";
 import { transition } from "../machines/lifecycle";
 import type { InstallTokens } from "./install-token";
 import { loadBootRows } from "./load";
-import { loadNetModel } from "./load-net";
+import { loadNetModelIn } from "../orchestrator/net-model-read";
 import { loadNetbootSettings } from "./settings";
 import { renderAutoinstallMetaData, renderAutoinstallUserData, renderKickstart, renderPreseed, type InstallContext } from "./templates/install";
 import { NET_RENDERERS } from "./templates/net-config";
-
-export { loadNetModel };
 
 export interface InstallFile {
   contentType: string;
@@ -41,7 +39,7 @@ export async function installContext(d: Domain, tokens: InstallTokens, machineId
     hostname: row.name,
     domain: settings.domain ?? "localdomain",
     options: options.data,
-    net: loadNetModel(d.db, machineId, settings.dnsServers, settings.domain),
+    net: await loadNetModelIn(store, store.db, machineId, settings.dnsServers, settings.domain),
     filesUrl,
     doneUrl: `${filesUrl}/done`,
     proxy: packageProxyUrl(settings),

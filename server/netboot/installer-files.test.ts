@@ -3,7 +3,6 @@ import os from "node:os";
 import path from "node:path";
 import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { machines, osProfiles } from "../db/schema";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { deleteProfile, listProfiles } from "./profiles";
@@ -11,7 +10,7 @@ import { machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
 import { DEBIAN_12_AMD64, packageVersion, seedInstallerProfile, syncInstallerFiles, type InstallerRelease } from "./installer-files";
 import { NetbootService } from "./service";
-import { saveNetbootSettings } from "./settings";
+import { storeNetbootSettings } from "./settings";
 
 function fakeRelease(dir: string): InstallerRelease {
   fs.mkdirSync(path.join(dir, "src"), { recursive: true });
@@ -82,32 +81,33 @@ describe("the seeded Debian 12 (installer) profile", () => {
 
   it("is created once, valid, and not re-created after the operator deletes it", async () => {
     const s = syncInstallerFiles(path.join(tmp, "http"), fakeRelease(tmp));
-    const seeded = seedInstallerProfile(h.domain, s);
+    const seeded = await seedInstallerProfile(h.domain, s);
     expect(seeded).not.toBeNull();
     const p = (await listProfiles(h.domain)).find((x) => x.name === "Debian 12 (installer)");
     expect(p).toMatchObject({ kind: "installer", osFamily: "debian", template: "preseed", kernel: "installers/debian-12-amd64/linux", initrd: "installers/debian-12-amd64/initrd.gz" });
     expect(p!.options.mirror).toBe("http://deb.debian.org/debian");
-    expect(seedInstallerProfile(h.domain, s)).toBeNull();
+    expect(await seedInstallerProfile(h.domain, s)).toBeNull();
     await deleteProfile(h.domain, seeded!.id, "test");
-    expect(seedInstallerProfile(h.domain, s)).toBeNull();
+    expect(await seedInstallerProfile(h.domain, s)).toBeNull();
     expect(await listProfiles(h.domain)).toEqual([]);
   });
 
   it("is not seeded while the files are missing", async () => {
-    expect(seedInstallerProfile(h.domain, { ...syncInstallerFiles(path.join(tmp, "http"), fakeRelease(tmp)), placed: false })).toBeNull();
+    expect(await seedInstallerProfile(h.domain, { ...syncInstallerFiles(path.join(tmp, "http"), fakeRelease(tmp)), placed: false })).toBeNull();
     expect(await listProfiles(h.domain)).toEqual([]);
   });
 
   it("boots a deploying machine into the placed installer on BIOS (pxelinux), UEFI (GRUB) and iPXE entries", async () => {
-    saveNetbootSettings(h.domain, { mode: "external", interface: "rhnb0", serverAddress: "10.0.0.1", rangeStart: "10.0.200.1", rangeEnd: "10.0.200.99", netmask: "255.255.0.0", httpBaseUrl: "http://10.0.0.1:3000" }, "test");
+    await storeNetbootSettings(h.domain, { mode: "external", interface: "rhnb0", serverAddress: "10.0.0.1", rangeStart: "10.0.200.1", rangeEnd: "10.0.200.99", netmask: "255.255.0.0", httpBaseUrl: "http://10.0.0.1:3000" }, "test");
     const nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5, installerReleases: [fakeRelease(tmp)] });
     try {
       await nb.start();
       expect(nb.status().installerFiles).toEqual([expect.objectContaining({ placed: true, version: "20990101", profileName: "Debian 12 (installer)" })]);
       expect(fs.readFileSync(path.join(nb.httpRoot, "installers/debian-12-amd64/linux"), "utf8")).toBe("kernel-v1");
-      const profile = h.domain.db.select().from(osProfiles).where(eq(osProfiles.name, "Debian 12 (installer)")).get()!;
+      const { osProfiles, machines } = h.store.t;
+      const [profile] = await h.store.db.select().from(osProfiles).where(eq(osProfiles.name, "Debian 12 (installer)"));
       const { id } = await enrollMachine(h.domain, machineInput(1) as never, "test");
-      h.domain.db.update(machines).set({ osProfileId: profile.id }).where(eq(machines.id, id)).run();
+      await h.store.db.update(machines).set({ osProfileId: profile!.id }).where(eq(machines.id, id));
       for (const a of ["manage", "provide", "deploy"] as const) await transition(h.domain, id, a, { actor: "test" });
       await nb.whenIdle();
       const entry = (f: string) => fs.readFileSync(path.join(nb.root, "tftp", f), "utf8");

@@ -15,8 +15,8 @@ import path from "node:path";
 import { and, eq } from "drizzle-orm";
 import { osProfileCreateSchema } from "../../lib/netboot";
 import type { Domain } from "../context";
-import { events, osProfiles } from "../db/schema";
-import { recordEvent } from "../events/audit";
+import { storeOf } from "../db/store";
+import { recordStoreEvent } from "../events/audit";
 import { placeFileAtomically } from "./atomic-file";
 
 export interface InstallerRelease {
@@ -137,14 +137,14 @@ export function syncInstallerFiles(httpRoot: string, rel: InstallerRelease = DEB
 
 /**
  * Seed the release's OS profile once (preseed template, Debian mirror), when its files are placed. An operator
- * who edits or deletes it keeps their choice: the seed is recorded as an event and never repeated.
+ * who edits or deletes it keeps their choice: the seed is recorded as an event and never repeated. Through the
+ * Store; several processes starting together seed it once (the check and insert run in one transaction, and the
+ * unique profile name turns a concurrent second insert into "already there").
  */
-export function seedInstallerProfile(d: Domain, s: InstallerFilesStatus, mirror = "http://deb.debian.org/debian"): { id: number } | null {
+export async function seedInstallerProfile(d: Domain, s: InstallerFilesStatus, mirror = "http://deb.debian.org/debian"): Promise<{ id: number } | null> {
   if (!s.placed) return null;
   const kind = "os-profile.seeded";
-  const seeded = d.db.select({ id: events.id }).from(events).where(and(eq(events.kind, kind), eq(events.message, `OS profile ${s.profileName} seeded`))).get();
-  if (seeded) return null;
-  if (d.db.select({ id: osProfiles.id }).from(osProfiles).where(eq(osProfiles.name, s.profileName)).get()) return null;
+  const message = `OS profile ${s.profileName} seeded`;
   const input = osProfileCreateSchema.parse({
     name: s.profileName,
     kind: "installer",
@@ -154,9 +154,13 @@ export function seedInstallerProfile(d: Domain, s: InstallerFilesStatus, mirror 
     template: "preseed",
     options: { mirror },
   });
+  const store = storeOf(d);
+  const { events, osProfiles } = store.t;
   const now = new Date();
-  const id = d.db.transaction((tx) => {
-    const row = tx
+  const id = await store.transaction(async (tx) => {
+    const [seeded] = await tx.select({ id: events.id }).from(events).where(and(eq(events.kind, kind), eq(events.message, message))).limit(1);
+    if (seeded) return null;
+    const [row] = await tx
       .insert(osProfiles)
       .values({
         name: input.name,
@@ -173,11 +177,13 @@ export function seedInstallerProfile(d: Domain, s: InstallerFilesStatus, mirror 
         createdAt: now,
         updatedAt: now,
       })
-      .returning({ id: osProfiles.id })
-      .get();
-    recordEvent(tx, { actor: "system", machineId: null, kind, message: `OS profile ${s.profileName} seeded`, payload: { profileId: row.id, version: s.version } });
+      .onConflictDoNothing({ target: osProfiles.name })
+      .returning({ id: osProfiles.id });
+    if (!row) return null; // a profile of that name exists (the operator's, or another process's seed)
+    await recordStoreEvent(store, tx, { actor: "system", machineId: null, kind, message, payload: { profileId: row.id, version: s.version } });
     return row.id;
   });
+  if (id === null) return null;
   d.bus.publish({ type: "os-profile.changed", profileId: id });
   return { id };
 }

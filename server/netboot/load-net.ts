@@ -1,7 +1,9 @@
 /**
- * Reads a machine's network (its named NICs, bonds and VLANs) from the database and validates it with the one
- * machine network schema (lib/net-model.ts) before anything is rendered: a bad row (a bond mode with spaces, `lo`
- * as an interface name, a newline in an address) is refused with the machine, the row and the field named.
+ * A machine's network (its named NICs, bonds and VLANs) from its rows, validated with the one machine network schema
+ * (lib/net-model.ts) before anything is rendered: a bad row (a bond mode with spaces, `lo` as an interface name, a
+ * newline in an address) is refused with the machine, the row and the field named. `netModelFromRows` is the pure
+ * part, shared by the two readers: the Store's `loadNetModelIn` (server/orchestrator/net-model-read.ts: deploy
+ * planning, install files) and the synchronous `loadNetModel` below (server/machines/network.ts only).
  */
 import { eq, sql } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
@@ -32,65 +34,48 @@ function ipv6Of(mode: string | null, ip6: string | null, prefix6: number | null)
   return { ipv6Mode: (mode ?? "none") as NetInterfaceInput["ipv6Mode"], ipv6: ip6 != null ? `${ip6}/${prefix6 ?? 64}` : null };
 }
 
-/**
- * The machine's network for its installed OS, validated. NICs without an interface name are not configured.
- * `dns` and `domain` are the provisioning network's (netboot settings), used where an interface names no DNS.
- * @throws AppError VALIDATION naming the machine, the table row and the field of the first bad values
- */
-export function loadNetModel(db: Pick<Db, "select">, machineId: number, dns: string[], domain: string | null | undefined): MachineNetwork {
-  const nicRows = db
-    .select({
-      id: nics.id,
-      ifname: nics.ifname,
-      mac: nics.mac,
-      ip: nics.ip,
-      prefix: nics.prefix,
-      gateway: nics.gateway,
-      mtu: nics.mtu,
-      addressMode: nics.addressMode,
-      ipv6Mode: nics.ipv6Mode,
-      ip6: nics.ip6,
-      prefix6: nics.prefix6,
-      gateway6: nics.gateway6,
-      dns: nics.dns,
-      subnetId: nics.subnetId,
-      subnet6Id: nics.subnet6Id,
-    })
-    .from(nics)
-    .where(eq(nics.machineId, machineId))
-    .orderBy(nics.id)
-    .all()
-    .filter((n) => n.ifname != null && n.ifname !== "");
-  const linkRows = db
-    .select({
-      id: nicLinks.id,
-      ifname: nicLinks.ifname,
-      kind: nicLinks.kind,
-      members: sql<unknown>`${nicLinks.members}`,
-      bondMode: nicLinks.bondMode,
-      miimon: nicLinks.miimon,
-      lacpRate: nicLinks.lacpRate,
-      xmitHashPolicy: nicLinks.xmitHashPolicy,
-      parent: nicLinks.parent,
-      vlanId: nicLinks.vlanId,
-      ip: nicLinks.ip,
-      prefix: nicLinks.prefix,
-      gateway: nicLinks.gateway,
-      mtu: nicLinks.mtu,
-      addressMode: nicLinks.addressMode,
-      ipv6Mode: nicLinks.ipv6Mode,
-      ip6: nicLinks.ip6,
-      prefix6: nicLinks.prefix6,
-      gateway6: nicLinks.gateway6,
-      dns: nicLinks.dns,
-      subnetId: nicLinks.subnetId,
-      subnet6Id: nicLinks.subnet6Id,
-    })
-    .from(nicLinks)
-    .where(eq(nicLinks.machineId, machineId))
-    .orderBy(nicLinks.id)
-    .all();
+/** Addressing columns of a `nics` or `nic_links` row, as both readers select them. */
+export interface NetAddrRow {
+  id: number;
+  ifname: string | null;
+  ip: string | null;
+  prefix: number | null;
+  gateway: string | null;
+  mtu: number | null;
+  addressMode: string | null;
+  ipv6Mode: string | null;
+  ip6: string | null;
+  prefix6: number | null;
+  gateway6: string | null;
+  /** JSON: text on SQLite, parsed on PostgreSQL. */
+  dns: unknown;
+  subnetId: number | null;
+  subnet6Id: number | null;
+}
+export type NicNetRow = NetAddrRow & { mac: string };
+export type LinkNetRow = NetAddrRow & {
+  kind: string;
+  members: unknown;
+  bondMode: string | null;
+  miimon: number | null;
+  lacpRate: string | null;
+  xmitHashPolicy: string | null;
+  parent: string | null;
+  vlanId: number | null;
+};
 
+/** What made a machine's rows unrenderable: the schema's issues, each naming its row and field. */
+export interface NetModelIssues {
+  details: { field: string; message: string }[];
+}
+
+/**
+ * The machine's network for its installed OS from its NIC rows (in id order; those without an interface name are not
+ * configured) and link rows, validated. `dns` and `domain` are the provisioning network's (netboot settings), used
+ * where an interface names no DNS. Pure: the caller turns issues into an error with `netModelError`.
+ */
+export function netModelFromRows(nicRows: readonly NicNetRow[], linkRows: readonly LinkNetRow[], dns: string[], domain: string | null | undefined): MachineNetwork | NetModelIssues {
+  const named = nicRows.filter((n) => n.ifname != null && n.ifname !== "");
   const members = new Set<string>();
   for (const l of linkRows) {
     const m = jsonColumn(l.members);
@@ -98,7 +83,7 @@ export function loadNetModel(db: Pick<Db, "select">, machineId: number, dns: str
   }
   const rowNames: string[] = [];
   const interfaces: unknown[] = [];
-  for (const n of nicRows) {
+  for (const n of named) {
     rowNames.push(`nics row ${n.id} (${JSON.stringify(String(n.ifname).slice(0, 40))})`);
     // A bond member's addresses live on the bond; its ip is only the provisioning DHCP reservation.
     const member = members.has(n.ifname!);
@@ -145,15 +130,25 @@ export function loadNetModel(db: Pick<Db, "select">, machineId: number, dns: str
   }
   const parsed = machineNetworkSchema.safeParse({ interfaces, dns, search: domain ? [domain] : [] });
   if (parsed.success) return parsed.data;
-  const machine = db.select({ name: machines.name }).from(machines).where(eq(machines.id, machineId)).get();
-  const who = `machine ${machine ? JSON.stringify(machine.name) : "?"} (#${machineId})`;
-  const details = parsed.error.issues.map((iss) => {
-    const [head, idx, ...rest] = iss.path;
-    const row = head === "interfaces" && typeof idx === "number" ? rowNames[idx] : `netboot settings ${String(idx ?? head ?? "")}`.trim();
-    const field = rest.length ? rest.map(String).join(".") : head === "interfaces" ? "row" : String(head ?? "network");
-    return { field: `${row} ${field}`, message: iss.message };
-  });
-  throw new AppError(
+  return {
+    details: parsed.error.issues.map((iss) => {
+      const [head, idx, ...rest] = iss.path;
+      const row = head === "interfaces" && typeof idx === "number" ? rowNames[idx] : `netboot settings ${String(idx ?? head ?? "")}`.trim();
+      const field = rest.length ? rest.map(String).join(".") : head === "interfaces" ? "row" : String(head ?? "network");
+      return { field: `${row} ${field}`, message: iss.message };
+    }),
+  };
+}
+
+export function isNetModelIssues(r: MachineNetwork | NetModelIssues): r is NetModelIssues {
+  return "details" in r;
+}
+
+/** The VALIDATION error of a machine whose network cannot be rendered (`name` undefined: the machine is gone). */
+export function netModelError(machineId: number, name: string | undefined, issues: NetModelIssues): AppError {
+  const { details } = issues;
+  const who = `machine ${name !== undefined ? JSON.stringify(name) : "?"} (#${machineId})`;
+  return new AppError(
     "VALIDATION",
     `Network of ${who} cannot be rendered: ${details
       .slice(0, 5)
@@ -162,3 +157,60 @@ export function loadNetModel(db: Pick<Db, "select">, machineId: number, dns: str
     details,
   );
 }
+
+/**
+ * netModelFromRows read synchronously from SQLite: only for server/machines/network.ts (`getMachineNetwork`, the
+ * network editor's check before commit), which is not on the Store yet. Everything else reads `loadNetModelIn`.
+ * @throws AppError VALIDATION naming the machine, the table row and the field of the first bad values
+ */
+export function loadNetModel(db: Pick<Db, "select">, machineId: number, dns: string[], domain: string | null | undefined): MachineNetwork {
+  const nicRows = db.select(NIC_COLUMNS).from(nics).where(eq(nics.machineId, machineId)).orderBy(nics.id).all();
+  const linkRows = db.select(LINK_COLUMNS).from(nicLinks).where(eq(nicLinks.machineId, machineId)).orderBy(nicLinks.id).all();
+  const r = netModelFromRows(nicRows, linkRows, dns, domain);
+  if (!isNetModelIssues(r)) return r;
+  const machine = db.select({ name: machines.name }).from(machines).where(eq(machines.id, machineId)).get();
+  throw netModelError(machineId, machine?.name, r);
+}
+
+const NIC_COLUMNS = {
+  id: nics.id,
+  ifname: nics.ifname,
+  mac: nics.mac,
+  ip: nics.ip,
+  prefix: nics.prefix,
+  gateway: nics.gateway,
+  mtu: nics.mtu,
+  addressMode: nics.addressMode,
+  ipv6Mode: nics.ipv6Mode,
+  ip6: nics.ip6,
+  prefix6: nics.prefix6,
+  gateway6: nics.gateway6,
+  dns: nics.dns,
+  subnetId: nics.subnetId,
+  subnet6Id: nics.subnet6Id,
+};
+
+const LINK_COLUMNS = {
+  id: nicLinks.id,
+  ifname: nicLinks.ifname,
+  kind: nicLinks.kind,
+  members: sql<unknown>`${nicLinks.members}`,
+  bondMode: nicLinks.bondMode,
+  miimon: nicLinks.miimon,
+  lacpRate: nicLinks.lacpRate,
+  xmitHashPolicy: nicLinks.xmitHashPolicy,
+  parent: nicLinks.parent,
+  vlanId: nicLinks.vlanId,
+  ip: nicLinks.ip,
+  prefix: nicLinks.prefix,
+  gateway: nicLinks.gateway,
+  mtu: nicLinks.mtu,
+  addressMode: nicLinks.addressMode,
+  ipv6Mode: nicLinks.ipv6Mode,
+  ip6: nicLinks.ip6,
+  prefix6: nicLinks.prefix6,
+  gateway6: nicLinks.gateway6,
+  dns: nicLinks.dns,
+  subnetId: nicLinks.subnetId,
+  subnet6Id: nicLinks.subnet6Id,
+};

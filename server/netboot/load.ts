@@ -1,8 +1,7 @@
 /** Reads what the boot tree depends on from the database: machines, their NICs, profiles, install sessions. */
-import { and, desc, eq, inArray, max, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, max } from "drizzle-orm";
 import { INSTALL_TEMPLATES, NETBOOT_STATES, profileOptionsSchema, type InstallTemplate } from "../../lib/netboot";
-import type { Db } from "../db/client";
-import { events, osProfiles } from "../db/schema";
+import { osProfiles } from "../db/schema";
 import type { Store } from "../db/store";
 import type { MachineBootRow, ProfileBoot } from "./tree";
 
@@ -67,7 +66,7 @@ export async function loadBootRows(store: Store, ids?: number[]): Promise<Machin
   }));
 }
 
-/** bootSessions through the Store. */
+/** machineId → id of its latest state.changed event (its current boot session), for the given machines. */
 export async function bootSessionsIn(store: Store, ids: number[]): Promise<Map<number, number>> {
   const { events } = store.t;
   const sessions = new Map<number, number>();
@@ -78,21 +77,6 @@ export async function bootSessionsIn(store: Store, ids: number[]): Promise<Map<n
       .where(and(inArray(events.machineId, ids.slice(i, i + 500)), eq(events.kind, "state.changed")))
       .groupBy(events.machineId);
     for (const r of rows) if (r.machineId != null && r.id != null) sessions.set(r.machineId, Number(r.id));
-  }
-  return sessions;
-}
-
-/** machineId → id of its latest state.changed event (its current boot session), for the given machines. */
-export function bootSessions(db: Db, ids: number[]): Map<number, number> {
-  const sessions = new Map<number, number>();
-  for (let i = 0; i < ids.length; i += 500) {
-    const rows = db
-      .select({ machineId: events.machineId, id: sql<number>`max(${events.id})` })
-      .from(events)
-      .where(and(inArray(events.machineId, ids.slice(i, i + 500)), eq(events.kind, "state.changed")))
-      .groupBy(events.machineId)
-      .all();
-    for (const r of rows) if (r.machineId != null) sessions.set(r.machineId, r.id);
   }
   return sessions;
 }

@@ -1,14 +1,13 @@
 /**
  * OS profiles: what a machine is deployed with (an image the agent writes, or an installer and its template). On the
- * Store (either database). The netboot tree reads profiles itself (server/netboot/load.ts, synchronous on SQLite).
+ * Store (either database). The netboot tree reads profiles itself (server/netboot/load.ts).
  */
 import { and, asc, count, eq, ne } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import type { OsProfileInput } from "../../lib/netboot";
 import type { Actor, Domain } from "../context";
 import { storeOf, type Store, type StoreTx } from "../db/store";
-import { recordEvent, recordStoreEvent } from "../events/audit";
-import { osProfiles as liteProfiles } from "../db/schema";
+import { recordStoreEvent } from "../events/audit";
 
 export interface OsProfileDto extends OsProfileInput {
   id: number;
@@ -73,24 +72,6 @@ export async function createProfile(d: Domain, input: OsProfileInput, actor: Act
     const [row] = await tx.insert(osProfiles).values({ ...columns(input), createdAt: now, updatedAt: now }).returning({ id: osProfiles.id });
     await recordStoreEvent(store, tx, { actor, machineId: null, kind: "os-profile.created", message: `OS profile ${input.name} created`, payload: { profileId: row!.id } });
     return row!.id;
-  });
-  d.bus.publish({ type: "os-profile.changed", profileId: id });
-  return { id };
-}
-
-/**
- * createProfile synchronously on SQLite (the demo seed, server/demo/seed.ts, which is not on the Store).
- * @throws AppError CONFLICT (name taken)
- */
-export function createProfileSync(d: Domain, input: OsProfileInput, actor: Actor): { id: number } {
-  const now = new Date();
-  const id = d.db.transaction((tx) => {
-    if (tx.select({ id: liteProfiles.id }).from(liteProfiles).where(eq(liteProfiles.name, input.name)).get()) {
-      throw new AppError("CONFLICT", `A profile named ${input.name} already exists`, [{ field: "name", message: "Name taken" }]);
-    }
-    const row = tx.insert(liteProfiles).values({ ...columns(input), createdAt: now, updatedAt: now }).returning({ id: liteProfiles.id }).get();
-    recordEvent(tx, { actor, machineId: null, kind: "os-profile.created", message: `OS profile ${input.name} created`, payload: { profileId: row.id } });
-    return row.id;
   });
   d.bus.publish({ type: "os-profile.changed", profileId: id });
   return { id };

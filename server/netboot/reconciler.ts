@@ -40,6 +40,11 @@ export class TreeWriter {
 
   constructor(readonly root: string) {}
 
+  /** Forget what is known of the disk: the next apply reads it again (a new netboot leader: another may have written). */
+  forget(): void {
+    this.scanned = false;
+  }
+
   /** Read the managed part of the tree from disk (start-up, and after a failed write). */
   scan(): void {
     this.onDisk.clear();

@@ -1,13 +1,13 @@
 import fs from "node:fs";
 import path from "node:path";
-import { sql } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { deleteMachine, enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
 import { NetbootService } from "./service";
-import { getNetbootSettings, saveNetbootSettings } from "./settings";
+import { loadNetbootSettings, storeNetbootSettings } from "./settings";
 
 /** Every file below dir, relative, with contents. */
 function snapshot(dir: string): Record<string, string> {
@@ -29,8 +29,9 @@ describe("netboot reconciler (external mode, real database)", () => {
   let nb: NetbootService;
   beforeEach(async () => {
     h = createHarness();
-    saveNetbootSettings(h.domain, { mode: "external", interface: "rhnb0", serverAddress: "10.0.0.1", rangeStart: "10.0.200.1", rangeEnd: "10.0.200.99", netmask: "255.255.0.0", httpBaseUrl: "http://10.0.0.1:3000" }, "test");
-    nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5 });
+    await storeNetbootSettings(h.domain, { mode: "external", interface: "rhnb0", serverAddress: "10.0.0.1", rangeStart: "10.0.200.1", rangeEnd: "10.0.200.99", netmask: "255.255.0.0", httpBaseUrl: "http://10.0.0.1:3000" }, "test");
+    // Events wait for whenIdle() (no timer fires between the steps of a test: one reconcile per step, on either database).
+    nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 600_000 });
   });
   afterEach(async () => {
     await nb.stop();
@@ -81,7 +82,7 @@ describe("netboot reconciler (external mode, real database)", () => {
   it("adds a new NIC as its own hosts.d file (inotify, no SIGHUP); a changed or removed line goes through the hosts file and a SIGHUP", async () => {
     const a = await enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();
-    const ctx = nb.context(getNetbootSettings(h.db));
+    const ctx = nb.context(await loadNetbootSettings(h.store));
     const hostsFile = () => tree()["hosts"];
     const before = hostsFile();
     // A machine enrolled after the full reconcile: one hosts.d file, the hosts file untouched, no signal needed.
@@ -94,12 +95,12 @@ describe("netboot reconciler (external mode, real database)", () => {
     await transition(h.domain, b.id, "manage", { actor: "test" });
     expect(await nb.reconcileSome([a.id, b.id], ctx)).toMatchObject({ written: [], removed: [], hostsReload: false });
     // b's address changes: dnsmasq would keep the old entry of a rewritten hosts.d file, so the line moves to the hosts file.
-    h.db.run(sql`update nics set ip = '10.0.0.22' where machine_id = ${b.id}`);
+    await h.store.db.update(h.store.t.nics).set({ ip: "10.0.0.22" }).where(eq(h.store.t.nics.machineId, b.id));
     c = await nb.reconcileSome([b.id], ctx);
     expect(c).toMatchObject({ written: ["hosts"], removed: ["hosts.d/52-54-00-00-00-02"], hostsReload: true });
     expect(hostsFile()).toBe(`${before}52:54:00:00:00:02,10.0.0.22,node-002\n`);
     // a's address changes: rewritten in place.
-    h.db.run(sql`update nics set ip = '10.0.0.11' where machine_id = ${a.id}`);
+    await h.store.db.update(h.store.t.nics).set({ ip: "10.0.0.11" }).where(eq(h.store.t.nics.machineId, a.id));
     expect(await nb.reconcileSome([a.id], ctx)).toMatchObject({ written: ["hosts"], hostsReload: true });
     expect(hostsFile()).toBe("52:54:00:00:00:01,10.0.0.11,node-001\n52:54:00:00:00:02,10.0.0.22,node-002\n");
     // Deleted: the line leaves the hosts file.
@@ -171,14 +172,14 @@ describe("netboot reconciler (external mode, real database)", () => {
     await nb.start();
     const before = tree();
     // Rows that bypassed the API (a hand-edited database): a name with a newline, then a traversal MAC.
-    h.db.run(sql`update machines set name = 'evil' || char(10) || 'LABEL x' where id = ${a.id}`);
-    h.db.run(sql`update nics set ip = '10.0.0.77' where machine_id = ${b.id}`);
+    await h.store.db.update(h.store.t.machines).set({ name: "evil\nLABEL x" }).where(eq(h.store.t.machines.id, a.id));
+    await h.store.db.update(h.store.t.nics).set({ ip: "10.0.0.77" }).where(eq(h.store.t.nics.machineId, b.id));
     h.domain.bus.publish({ type: "machines.bulk", count: 2 });
     await nb.whenIdle();
     expect(nb.status().lastError).toMatch(/name/);
     expect(tree()).toEqual(before);
-    h.db.run(sql`update machines set name = 'fixed' where id = ${a.id}`);
-    h.db.run(sql`update nics set mac = '../../etc/x' where machine_id = ${a.id}`);
+    await h.store.db.update(h.store.t.machines).set({ name: "fixed" }).where(eq(h.store.t.machines.id, a.id));
+    await h.store.db.update(h.store.t.nics).set({ mac: "../../etc/x" }).where(eq(h.store.t.nics.machineId, a.id));
     h.domain.bus.publish({ type: "machines.bulk", count: 2 });
     await nb.whenIdle();
     expect(nb.status().lastError).toMatch(/MAC/);
@@ -194,7 +195,7 @@ describe("netboot reconciler (external mode, real database)", () => {
     // A directory where the temp file of the hosts file would go makes that write fail.
     const blocker = path.join(nb.root, `.hosts.${process.pid}.tmp`);
     fs.mkdirSync(blocker);
-    h.db.run(sql`update nics set ip = '10.0.0.88' where machine_id = 2`);
+    await h.store.db.update(h.store.t.nics).set({ ip: "10.0.0.88" }).where(eq(h.store.t.nics.machineId, 2));
     for (const a of ["manage", "inspect"] as const) await transition(h.domain, id, a, { actor: "test" }); // machine 1's entries too
     h.domain.bus.publish({ type: "machine.changed", machineId: 2, name: "node-002", state: "enrolled", powerState: "unknown", maintenance: false, rackId: null });
     await nb.whenIdle();
@@ -211,7 +212,7 @@ describe("netboot reconciler (external mode, real database)", () => {
   });
 
   it("writes nothing in mode off", async () => {
-    saveNetbootSettings(h.domain, { mode: "off" }, "test");
+    await storeNetbootSettings(h.domain, { mode: "off" }, "test");
     await enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();
     expect(tree()).toEqual({});

@@ -7,16 +7,16 @@ import type { Actor, Domain } from "../context";
 import type { Db } from "../db/client";
 import { storeOf, type Store, type StoreDb, type StoreTx } from "../db/store";
 import { settings } from "../db/schema";
-import { recordEvent, recordStoreEvent } from "../events/audit";
+import { recordStoreEvent } from "../events/audit";
 import { parseAddr, parseCidr, inCidr } from "../../lib/subnets";
-import { subnets, type Subnet } from "../db/schema";
+import type { Subnet } from "../db/schema";
 
 const KEY = "netboot";
 
 /**
  * Stored settings, or the defaults (mode off) when none were saved. A stored value that no longer parses is reported.
- * Synchronous on SQLite, for the netboot service, tree and install files (not on the Store); deploy planning reads
- * them with loadNetbootSettings.
+ * Synchronous on SQLite: only for server/machines/network.ts's `getMachineNetwork` (not on the Store yet); everything
+ * else reads loadNetbootSettings.
  */
 export function getNetbootSettings(db: Pick<Db, "select">): NetbootSettings {
   const row = db.select().from(settings).where(eq(settings.key, KEY)).get();
@@ -65,23 +65,6 @@ export async function storeNetbootSettings(d: Domain, input: NetbootSettingsInpu
 }
 
 /**
- * Validate and save, synchronously on SQLite (tests and benches of the netboot service, which is not on the Store);
- * publishes netboot.changed (the netboot service reconciles and switches mode). @throws AppError VALIDATION
- */
-export function saveNetbootSettings(d: Domain, input: NetbootSettingsInput, actor: Actor): NetbootSettings {
-  const value = validSettings(input);
-  d.db.transaction((tx) => {
-    tx.insert(settings)
-      .values({ key: KEY, value, updatedAt: new Date() })
-      .onConflictDoUpdate({ target: settings.key, set: { value, updatedAt: new Date() } })
-      .run();
-    recordEvent(tx, { actor, machineId: null, kind: "netboot.settings", message: `Netboot settings saved (mode ${value.mode})`, payload: { mode: value.mode } });
-  });
-  d.bus.publish({ type: "netboot.changed" });
-  return value;
-}
-
-/**
  * The settings dnsmasq is rendered from: the stored settings, with the DHCP range, netmask, gateway and DNS servers
  * of the provisioning subnet when there is one. The server's own address (serverAddress, httpBaseUrl) is only ever
  * the netboot settings'. @throws AppError VALIDATION when the provisioning subnet does not hold serverAddress
@@ -106,19 +89,9 @@ export function withProvisioningSubnet(s: NetbootSettings, subnet: Subnet | null
   };
 }
 
-/** The provisioning subnet (see server/subnets), or null. */
-export function provisioningSubnet(db: Pick<Db, "select">): Subnet | null {
-  return db.select().from(subnets).where(eq(subnets.provisioning, true)).get() ?? null;
-}
-
-/** effectiveNetbootSettings through the Store (either database): what the netboot service renders and dnsmasq gets. */
+/** The stored settings with the provisioning subnet applied (either database): what the netboot service renders and dnsmasq gets. */
 export async function loadEffectiveNetbootSettings(store: Store): Promise<NetbootSettings> {
   const { subnets: t } = store.t;
   const [subnet] = await store.db.select().from(t).where(eq(t.provisioning, true)).limit(1);
   return withProvisioningSubnet(await loadNetbootSettings(store), (subnet) ?? null);
-}
-
-/** getNetbootSettings with the provisioning subnet applied (what dnsmasq gets). */
-export function effectiveNetbootSettings(db: Db): NetbootSettings {
-  return withProvisioningSubnet(getNetbootSettings(db), provisioningSubnet(db));
 }

@@ -6,7 +6,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobs, osProfiles } from "../db/schema";
 import { transition } from "../machines/lifecycle";
-import { getNetbootSettings, saveNetbootSettings } from "../netboot/settings";
+import { loadNetbootSettings, storeNetbootSettings } from "../netboot/settings";
 import { driveTo, machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
 
@@ -17,7 +17,7 @@ const AGENT_INSTALL_CHANGES = ["Inventory read", "Disks cleared (RAID, LVM, part
 
 beforeAll(async () => {
   h = createHarness();
-  saveNetbootSettings(h.domain, { ...getNetbootSettings(h.db), agentEnvironment: "debian", proxyMode: "external", proxyUrl: "http://10.9.0.2:3142" }, "test");
+  await storeNetbootSettings(h.domain, { ...await loadNetbootSettings(h.store), agentEnvironment: "debian", proxyMode: "external", proxyUrl: "http://10.9.0.2:3142" }, "test");
   ({ id: profileId } = await h.operator.osProfiles.create({ name: "agent-install", kind: "agent_install", osFamily: "debian", options: { username: "ops", initramfsDrivers: "generic" } }));
 });
 afterAll(() => h.close());

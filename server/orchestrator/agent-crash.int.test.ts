@@ -90,7 +90,7 @@ describe("kill -9 of the server during a deploy", () => {
     await transition(d, id, "manage", { actor: "test" });
     await transition(d, id, "provide", { actor: "test" });
     const jobId = (await performAction(d, id, "deploy", "user:test")).jobId!;
-    const nonce = agentNonceArgs(d, id);
+    const nonce = await agentNonceArgs(d, id);
     await seed.close();
 
     const port = await freePort();

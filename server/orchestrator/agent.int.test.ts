@@ -79,12 +79,12 @@ async function machineWithImage(file: string, format: string, sha256 = image.sha
 
 async function deploy(m: { id: number; mac: string; disk: string }, extra: string[] = []) {
   const jobId = (await performAction(app.domain, m.id, "deploy", "user:test")).jobId!;
-  const agent = spawnAgent(bundle, app.url, m.mac, m.disk, [...extra, ...agentNonceArgs(app.domain, m.id)]);
+  const agent = spawnAgent(bundle, app.url, m.mac, m.disk, [...extra, ...(await agentNonceArgs(app.domain, m.id))]);
   agents.push(agent);
   return { jobId, agent };
 }
 
-const nonceOf = (machineId: number) => agentNonceArgs(app.domain, machineId)[1];
+const nonceOf = async (machineId: number) => (await agentNonceArgs(app.domain, machineId))[1];
 const jobOf = (id: number) => app.domain.db.select().from(jobs).where(eq(jobs.id, id)).get()!;
 const stepsOf = (jobId: number) => app.domain.db.select().from(steps).where(eq(steps.jobId, jobId)).orderBy(asc(steps.group), asc(steps.id)).all();
 const linesOf = (jobId: number) => app.domain.db.select().from(logLines).where(eq(logLines.jobId, jobId)).orderBy(asc(logLines.seq)).all();
@@ -181,7 +181,7 @@ describe("an agent that restarts mid-step", () => {
       await agent.exited;
       const before = linesOf(jobId).length;
       images.throttle(0, 0);
-      const second = spawnAgent(bundle, app.url, m.mac, m.disk, agentNonceArgs(app.domain, m.id));
+      const second = spawnAgent(bundle, app.url, m.mac, m.disk, await agentNonceArgs(app.domain, m.id));
       agents.push(second);
       await until("the job to finish", finished(jobId), 12_000);
       expect(jobOf(jobId).state, second.output()).toBe("succeeded");
@@ -207,8 +207,8 @@ describe("agent calls need their own job's token", () => {
     const status = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof ApiError ? e.status : -1));
 
     expect(await status(client.post("/heartbeat", { waitS: 0 }, heartbeatResponse, 5000))).toBe(401);
-    const la = await until("lookup a", () => client.post("/lookup", { macs: [a.mac], nonce: nonceOf(a.id) }, lookupResponse, 5000).catch(() => null));
-    const lb = await until("lookup b", () => client.post("/lookup", { macs: [b.mac], nonce: nonceOf(b.id) }, lookupResponse, 5000).catch(() => null));
+    const la = await until("lookup a", async () => client.post("/lookup", { macs: [a.mac], nonce: await nonceOf(a.id) }, lookupResponse, 5000).catch(() => null));
+    const lb = await until("lookup b", async () => client.post("/lookup", { macs: [b.mac], nonce: await nonceOf(b.id) }, lookupResponse, 5000).catch(() => null));
     expect(la.nextSeq).toBe(0);
     client.token = la.token;
     const stepA = await until("a's first step", async () => (await client.post("/heartbeat", { waitS: 2 }, heartbeatResponse, 5000)).steps[0]);
@@ -224,7 +224,7 @@ describe("agent calls need their own job's token", () => {
 
     // A restarted agent looks up again: a new token (the old one stops working) and the seq to continue from.
     client.token = null;
-    const again = await client.post("/lookup", { macs: [a.mac], nonce: nonceOf(a.id) }, lookupResponse, 5000);
+    const again = await client.post("/lookup", { macs: [a.mac], nonce: await nonceOf(a.id) }, lookupResponse, 5000);
     expect(again).toMatchObject({ jobId: la.jobId, nextSeq: 3 });
     client.token = la.token;
     expect(await status(client.post("/heartbeat", { waitS: 0 }, heartbeatResponse, 5000))).toBe(401);

@@ -109,7 +109,7 @@ async function agent(a: App, p: string, body: unknown, token?: string) {
 async function runAgent(a: App, mac: string): Promise<void> {
   const token = (await until("lookup", async () => {
     // The nonce of the machine's boot entry exists once its queued job started (it entered inspecting).
-    const nonce = currentAgentNonceForMac(a.domain, mac);
+    const nonce = await currentAgentNonceForMac(a.domain, mac);
     if (!nonce) return false;
     const r = await agent(a, "/lookup", { macs: [mac], nonce });
     return r.status === 200 && r.body.token;

@@ -12,7 +12,7 @@ import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { performAction } from "../operator/lifecycle-actions";
 import { currentAgentNonce } from "../netboot/agent-nonce";
-import { saveNetbootSettings } from "../netboot/settings";
+import { storeNetbootSettings } from "../netboot/settings";
 import type { MachinePorts } from "./ports";
 import { until } from "../testing/until";
 
@@ -85,7 +85,7 @@ async function nextStep(token: string): Promise<{ id: number; name: string; atte
 }
 
 /** The nonce in the machine's agent boot entry (rackhand.nonce=), as the agent reads it from /proc/cmdline. */
-const nonceOf = (machineId: number) => currentAgentNonce(app.domain, machineId) ?? undefined;
+const nonceOf = async (machineId: number) => (await currentAgentNonce(app.domain, machineId)) ?? undefined;
 const machineState = (id: number) => app.domain.db.select().from(machines).where(eq(machines.id, id)).get()!;
 const jobOf = (id: number) => app.domain.db.select().from(jobs).where(eq(jobs.id, id)).get()!;
 
@@ -100,7 +100,7 @@ describe("an inspection through the agent protocol", () => {
     expect(rec.calls.slice(0, 3).sort()).toEqual([`powerCycle(${id})`, `setBootDevice(${id},pxe,false)`, `setBootTarget(${id},agent)`].sort());
     expect(rec.calls[2]).toBe(`powerCycle(${id})`);
 
-    const look = await agent("/lookup", { nonce: nonceOf(id), macs: ["00:00:00:00:00:01", mac.toUpperCase().replaceAll(":", "-")], inventory: { cpus: 4 } });
+    const look = await agent("/lookup", { nonce: await nonceOf(id), macs: ["00:00:00:00:00:01", mac.toUpperCase().replaceAll(":", "-")], inventory: { cpus: 4 } });
     expect(look.status).toBe(200);
     expect(look.body).toMatchObject({ machineId: id, jobId });
     const token = look.body.token as string;
@@ -132,12 +132,12 @@ describe("agent API safety", () => {
     const { id, mac } = await availableMachine();
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
     const first = await until("first lookup", async () => {
-      const r = await agent("/lookup", { nonce: nonceOf(id), macs: [mac], inventory: { cpus: 4 } });
+      const r = await agent("/lookup", { nonce: await nonceOf(id), macs: [mac], inventory: { cpus: 4 } });
       return r.status === 200 ? r : null;
     });
     expect(first.body).toMatchObject({ machineId: id, jobId });
     expect(machineState(id).inventory).toEqual({ cpus: 4 });
-    const second = await agent("/lookup", { nonce: nonceOf(id), macs: [mac], inventory: { cpus: 9999, forged: true } });
+    const second = await agent("/lookup", { nonce: await nonceOf(id), macs: [mac], inventory: { cpus: 9999, forged: true } });
     expect(second.status).toBe(200);
     expect(machineState(id).inventory).toEqual({ cpus: 4 });
     // The first token is revoked by the second lookup.
@@ -149,7 +149,7 @@ describe("agent API safety", () => {
 
   it("gives no token to a lookup without the boot entry's nonce or with a wrong one; the rendered nonce works", async () => {
     // Mode external: Rackhand writes the boot tree and runs no DHCP server (nothing on the network is touched).
-    saveNetbootSettings(
+    await storeNetbootSettings(
       app.domain,
       { mode: "external", interface: "rhnonce0", serverAddress: "10.0.0.1", rangeStart: "10.0.200.1", rangeEnd: "10.0.200.99", netmask: "255.255.0.0", httpBaseUrl: "http://10.0.0.1:3000" },
       "test",
@@ -164,7 +164,7 @@ describe("agent API safety", () => {
     expect(bare).toMatchObject({ status: 401, body: { error: expect.stringMatching(/^lookup refused: no nonce/) } });
     expect(bare.body.token).toBeUndefined();
     // Well-formed but not this machine's current one: b's nonce, and one of a's made-up sessions.
-    for (const nonce of [nonceOf(b.id)!, "0".repeat(64)]) {
+    for (const nonce of [(await nonceOf(b.id))!, "0".repeat(64)]) {
       const wrong = await agent("/lookup", { macs: [a.mac], nonce });
       expect(wrong).toMatchObject({ status: 401, body: { error: expect.stringMatching(/not the one of this machine's current boot/) } });
       expect(wrong.body.token).toBeUndefined();
@@ -173,7 +173,7 @@ describe("agent API safety", () => {
     expect(refusals()).toHaveLength(1);
     expect(refusals()[0]!.message).toMatch(/refused: no nonce/);
     // Hostile values are refused by the schema with a clear message, before any lookup.
-    const good = nonceOf(a.id)!;
+    const good = (await nonceOf(a.id))!;
     for (const nonce of [`${good}\n`, `${good.slice(0, 63)}\n`, `${good.slice(0, 63)}\0`, `${good}\r`, good.toUpperCase(), "g".repeat(64), good + good, "f".repeat(100_000), "$(reboot)", "", "é".repeat(64), 42, null, [good]]) {
       const r = await agent("/lookup", { macs: [a.mac], nonce });
       expect(r.status, JSON.stringify(nonce).slice(0, 80)).toBe(r.status === 413 ? 413 : 400);
@@ -207,8 +207,8 @@ describe("agent API safety", () => {
     const b = await availableMachine();
     await performAction(app.domain, a.id, "inspect", "user:test");
     await performAction(app.domain, b.id, "inspect", "user:test");
-    const ta = (await agent("/lookup", { macs: [a.mac], nonce: nonceOf(a.id) })).body.token;
-    const tb = (await agent("/lookup", { macs: [b.mac], nonce: nonceOf(b.id) })).body.token;
+    const ta = (await agent("/lookup", { macs: [a.mac], nonce: await nonceOf(a.id) })).body.token;
+    const tb = (await agent("/lookup", { macs: [b.mac], nonce: await nonceOf(b.id) })).body.token;
     expect((await agent("/heartbeat", { waitS: 0 })).status).toBe(401);
     expect((await agent("/heartbeat", { waitS: 0 }, "not-a-token")).status).toBe(401);
     const stepA = await nextStep(ta);
@@ -225,7 +225,7 @@ describe("agent API safety", () => {
     expect((await agent("/lookup", null, undefined, { body: big })).status).toBe(413);
     const { id, mac } = await availableMachine();
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
-    const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
+    const token = (await agent("/lookup", { nonce: await nonceOf(id), macs: [mac] })).body.token;
     const step = await nextStep(token);
     const bad = await agent(`/steps/${step.id}/logs`, { lines: [{ seq: 0, ts: 1, text: "ok" }, { seq: -1, ts: 1, text: "bad" }] }, token);
     expect(bad).toMatchObject({ status: 400, body: { error: expect.stringMatching(/lines\.1\.seq/) } });
@@ -238,7 +238,7 @@ describe("retries, failures and cancellation", () => {
   it("retries a transient agent failure and succeeds on the next attempt; a stale report is refused", async () => {
     const { id, mac } = await availableMachine();
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
-    const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
+    const token = (await agent("/lookup", { nonce: await nonceOf(id), macs: [mac] })).body.token;
     const first = await nextStep(token);
     expect((await agent(`/steps/${first.id}/result`, { attempt: 1, ok: false, error: { transient: true, message: "disk busy" } }, token)).status).toBe(200);
     expect(app.domain.db.select().from(steps).where(eq(steps.id, first.id)).get()).toMatchObject({ state: "pending", error: "disk busy" });
@@ -263,7 +263,7 @@ describe("retries, failures and cancellation", () => {
   it("fails the job and the machine on a permanent failure, with the message", async () => {
     const { id, mac } = await availableMachine();
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
-    const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
+    const token = (await agent("/lookup", { nonce: await nonceOf(id), macs: [mac] })).body.token;
     const step = await nextStep(token);
     await agent(`/steps/${step.id}/result`, { attempt: 1, ok: false, error: { transient: false, message: "no disks found" } }, token);
     await until("job failed", () => jobOf(jobId).state === "failed");
@@ -279,7 +279,7 @@ describe("retries, failures and cancellation", () => {
   it("cancels a job: the agent's long-poll ends at once and the machine is aborted, nothing powered off", async () => {
     const { id, mac } = await availableMachine();
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
-    const token = (await agent("/lookup", { nonce: nonceOf(id), macs: [mac] })).body.token;
+    const token = (await agent("/lookup", { nonce: await nonceOf(id), macs: [mac] })).body.token;
     const s = await nextStep(token);
     expect(s).toBeTruthy();
     rec.calls.length = 0;

@@ -8,12 +8,11 @@ import { storeOf } from "../db/store";
 import http from "node:http";
 import client from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jobs } from "../db/schema";
 import { enrollMachine } from "../machines/enroll";
 import { jobLogs } from "../orchestrator/jobs";
 import { machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
-import { saveNetbootSettings } from "../netboot/settings";
+import { storeNetbootSettings } from "../netboot/settings";
 import { parseAcngLogLine } from "./acng";
 import { registerProxyMetrics } from "./metrics";
 import { ProxyService } from "./service";
@@ -45,9 +44,11 @@ describe("package proxy: managed apt-cacher-ng", () => {
     expect(fs.existsSync("/usr/sbin/apt-cacher-ng"), "apt-cacher-ng missing: run scripts/install-system-deps.sh test").toBe(true);
     h = createHarness();
     const base = SERVER.replace(/\.1$/, "");
-    saveNetbootSettings(h.domain, { mode: "off", interface: "lo", serverAddress: SERVER, rangeStart: `${base}.100`, rangeEnd: `${base}.200`, httpBaseUrl: `http://${SERVER}:3000`, proxyMode: "managed", proxyPort: PORT }, "test");
+    await storeNetbootSettings(h.domain, { mode: "off", interface: "lo", serverAddress: SERVER, rangeStart: `${base}.100`, rangeEnd: `${base}.200`, httpBaseUrl: `http://${SERVER}:3000`, proxyMode: "managed", proxyPort: PORT }, "test");
     const { id } = await enrollMachine(h.domain, machineInput(1, { ip: CLIENT }) as never, "test");
-    jobId = h.domain.db.insert(jobs).values({ machineId: id, kind: "deploy_installer", state: "running", createdAt: new Date(), startedAt: new Date() }).returning({ id: jobs.id }).get().id;
+    const { jobs } = h.store.t;
+    const [job] = await h.store.db.insert(jobs).values({ machineId: id, kind: "deploy_installer", state: "running", createdAt: new Date(), startedAt: new Date() }).returning({ id: jobs.id });
+    jobId = job!.id;
     proxy = new ProxyService(h.domain, { dataDir: h.dataDir, pollMs: 100 });
     await proxy.start();
   }, 30_000);
@@ -104,7 +105,7 @@ describe("package proxy: managed apt-cacher-ng", () => {
 
   it("stops when the mode goes off", async () => {
     const pid = proxy.status().pid!;
-    saveNetbootSettings(h.domain, { mode: "off", interface: "lo", serverAddress: SERVER, rangeStart: SERVER.replace(/\.1$/, ".100"), rangeEnd: SERVER.replace(/\.1$/, ".200"), proxyMode: "off" }, "test");
+    await storeNetbootSettings(h.domain, { mode: "off", interface: "lo", serverAddress: SERVER, rangeStart: SERVER.replace(/\.1$/, ".100"), rangeEnd: SERVER.replace(/\.1$/, ".200"), proxyMode: "off" }, "test");
     await proxy.reconcile();
     expect(proxy.status()).toMatchObject({ mode: "off", running: false, url: null });
     expect(() => process.kill(pid, 0)).toThrow();

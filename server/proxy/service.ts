@@ -6,7 +6,8 @@
 import path from "node:path";
 import { packageProxyUrl, rackhandAddress, type NetbootSettings, type ProxyMode } from "../../lib/netboot";
 import type { Domain } from "../context";
-import { getNetbootSettings } from "../netboot/settings";
+import { storeOf } from "../db/store";
+import { loadNetbootSettings } from "../netboot/settings";
 import { AcngSupervisor, hostAptProxy, type AcngLogEntry, type AcngStats } from "./acng";
 import { appendJobLines, runningJobByAddress } from "./job-lines";
 
@@ -58,7 +59,7 @@ export class ProxyService {
     this.chain = this.chain.then(async () => {
       let s: NetbootSettings;
       try {
-        s = getNetbootSettings(this.d.db);
+        s = await loadNetbootSettings(storeOf(this.d));
       } catch (err) {
         this.error = err instanceof Error ? err.message : String(err);
         return;
@@ -73,7 +74,7 @@ export class ProxyService {
       this.error = null;
       if (!want) return;
       const acng = new AcngSupervisor({ root: this.root, bindAddress: rackhandAddress(s), port: s.proxyPort, upstreamProxy: this.upstreamProxy, command: this.o.command, log: this.d.log.child("apt-cacher-ng"), pollMs: this.o.pollMs });
-      acng.onEntry((e) => this.onEntry(e));
+      acng.onEntry((e) => void this.onEntry(e).catch((err: unknown) => this.d.log.warn("package proxy error not added to the job log", { client: e.client, error: String(err) })));
       try {
         await acng.start();
         this.acng = acng;
@@ -87,12 +88,12 @@ export class ProxyService {
   }
 
   /** An upstream error for a provisioning client: a line in its machine's running job log. */
-  private onEntry(e: AcngLogEntry): void {
+  private async onEntry(e: AcngLogEntry): Promise<void> {
     if (e.kind !== "error") return;
-    const job = runningJobByAddress(this.d, e.client);
+    const job = await runningJobByAddress(this.d, e.client);
     if (!job) return;
     const file = e.path.split("/").pop() ?? e.path;
-    appendJobLines(this.d, job.jobId, job.machineId, [
+    await appendJobLines(this.d, job.jobId, job.machineId, [
       { ts: e.ts, stream: "stderr", text: `package proxy: upstream ${e.code ? `HTTP ${e.code}` : "error"} for ${file} (${e.path})` },
     ]);
   }

@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ipAllocations, nics } from "../db/schema";
-import { effectiveNetbootSettings } from "../netboot/settings";
+import { loadEffectiveNetbootSettings } from "../netboot/settings";
 import { renderDnsmasqConf } from "../netboot/render-boot";
 import { expectTrpcError, machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
@@ -154,7 +154,7 @@ describe("subnets", () => {
     expect(outside.error.message).toMatch(/must contain the netboot server address 10.66.0.1/);
     await h.admin.subnets.create({ name: "prov", cidr: "10.66.0.0/23", gateway: "10.66.0.254", dns: ["10.66.0.53"], dynamic: { start: "10.66.1.10", end: "10.66.1.99" }, provisioning: true });
     await expectTrpcError(h.admin.subnets.create({ name: "prov2", cidr: "10.68.0.0/24", dynamic: { start: "10.68.0.10", end: "10.68.0.20" }, provisioning: true }), "BAD_REQUEST");
-    const s = effectiveNetbootSettings(h.db);
+    const s = await loadEffectiveNetbootSettings(h.store);
     expect(s).toMatchObject({ serverAddress: "10.66.0.1", rangeStart: "10.66.1.10", rangeEnd: "10.66.1.99", netmask: "255.255.254.0", gateway: "10.66.0.254", dnsServers: ["10.66.0.53"] });
     const conf = renderDnsmasqConf(s, { hostsDir: "/h", tftpRoot: "/t", leaseFile: "/l", pidFile: "/p" }, null);
     expect(conf).toContain("dhcp-range=10.66.1.10,10.66.1.99,255.255.254.0,3600s\n");

@@ -251,6 +251,30 @@ describe("named leases: the netboot leader of a provisioning network", () => {
     await until("leadership to end with the unrenewed lease", () => !l.isLeader(), 5000);
     await l.stop(false);
   });
+
+  it("LeaderLease tells its holder it no longer leads when the lease runs out while a renewal still hangs", async () => {
+    const name = "netboot:prov4";
+    const changes: boolean[] = [];
+    const l = new LeaderLease(dbs[0]!, name, "proc1", { ttlMs: 800, renewMs: 200, onChange: (leader) => changes.push(leader) });
+    await l.tick();
+    expect(changes).toEqual([true]);
+    // Another session holds the lease row: the next renewal waits on it (a database that does not answer).
+    const blocker = new pg.Client({ connectionString: url });
+    await blocker.connect();
+    try {
+      await blocker.query("BEGIN");
+      await blocker.query("SELECT * FROM leases WHERE name = $1 FOR UPDATE", [name]);
+      const hanging = l.tick();
+      await until("onChange(false) while the renewal hangs", () => changes.length === 2, 5000);
+      expect(changes).toEqual([true, false]);
+      expect(l.isLeader()).toBe(false);
+      await blocker.query("ROLLBACK");
+      await hanging;
+    } finally {
+      await blocker.end();
+    }
+    await l.stop(false);
+  });
 });
 
 describe("power sweeps and per-BMC exclusion", () => {

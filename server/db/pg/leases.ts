@@ -176,10 +176,13 @@ export interface LeaderLeaseOptions {
  * One leader among the processes for `name` (the netboot owner of a provisioning network: "netboot:<network>").
  * Each process runs one; `isLeader()` is true only while this process's lease surely runs by its own clock: the
  * lease is counted from before the request was sent, so a slow answer or a lost database ends leadership early
- * rather than late. When the leader stops renewing, a follower takes over within ttlMs + renewMs.
+ * rather than late; onChange(false) fires when that time runs out, also while a renewal still hangs. When the
+ * leader stops renewing, a follower takes over within ttlMs + renewMs.
  */
 export class LeaderLease {
   private timer: NodeJS.Timeout | null = null;
+  /** Fires when the lease runs out by this process's clock without a renewal (a renewal that hangs: onChange(false) then). */
+  private expiry: NodeJS.Timeout | null = null;
   private validUntil = 0;
   private epoch = 0;
   private leader = false;
@@ -211,6 +214,8 @@ export class LeaderLease {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry = null;
     await this.inflight;
     const was = this.leader;
     this.setLeader(false);
@@ -239,12 +244,23 @@ export class LeaderLease {
       if (s.held) {
         this.validUntil = sentAt + this.opts.ttlMs;
         this.epoch = s.epoch;
+        this.armExpiry();
       }
-      if (!this.stopped) this.setLeader(s.held);
+      if (!this.stopped) this.setLeader(s.held && Date.now() < this.validUntil);
     } catch (err) {
       this.opts.onError?.(err as Error);
       if (!this.stopped) this.setLeader(this.isLeader());
     }
+  }
+
+  /** Step down by this process's clock when no renewal came in time, even while a renewal request still hangs. */
+  private armExpiry(): void {
+    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry = setTimeout(() => {
+      this.expiry = null;
+      if (!this.stopped) this.setLeader(this.isLeader());
+    }, Math.max(0, this.validUntil - Date.now()) + 1);
+    this.expiry.unref?.();
   }
 
   private setLeader(leader: boolean): void {

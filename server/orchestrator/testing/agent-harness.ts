@@ -153,8 +153,8 @@ export function spawnAgent(bundle: string, api: string, mac: string, disk: strin
  * `--nonce <hex>`: the per-boot lookup secret of the machine's current agent boot entry (what the real agent reads
  * from rackhand.nonce= on /proc/cmdline). @throws Error when the machine does not netboot the agent now
  */
-export function agentNonceArgs(d: Pick<Domain, "db" | "secrets">, machineId: number): string[] {
-  const nonce = currentAgentNonce(d, machineId);
+export async function agentNonceArgs(d: Pick<Domain, "db" | "store" | "secrets">, machineId: number): Promise<string[]> {
+  const nonce = await currentAgentNonce(d, machineId);
   if (!nonce) throw new Error(`machine ${machineId} has no agent boot entry (not inspecting, deploying or cleaning)`);
   return ["--nonce", nonce];
 }
