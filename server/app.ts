@@ -100,7 +100,8 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   if (config.demo) await seedDemoLab(domain);
 
   // Netboot follows the bus; its mode (off by default) comes from the settings table.
-  const netboot = new NetbootService(domain, { dataDir: config.dataDir, dnsmasqCommand: config.dnsmasqCommand });
+  // On PostgreSQL one process at a time owns the boot tree and dnsmasq (the leader lease `netboot:provisioning`).
+  const netboot = new NetbootService(domain, { dataDir: config.dataDir, dnsmasqCommand: config.dnsmasqCommand, leader: { owner } });
   await netboot.start();
   // The package proxy (apt-cacher-ng) follows the same settings; installers and agent installs use it.
   const packageProxy = new ProxyService(domain, { dataDir: config.dataDir });

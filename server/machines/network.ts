@@ -10,16 +10,13 @@ import { BUSY_STATES, STATE_LABELS } from "../../lib/lifecycle";
 import type { LiveEvent } from "../../lib/live-events";
 import { splitCidr, type MachineNetwork, type NetIface } from "../../lib/net-model";
 import type { Actor, Domain } from "../context";
-import type { Db } from "../db/client";
-import { machines as liteMachines, nics as liteNics } from "../db/schema";
 import { lockMachines, storeOf, type Store } from "../db/store";
 import { recordStoreEvent } from "../events/audit";
-import { loadNetModel } from "../netboot/load-net";
-import { getNetbootSettings, loadNetbootSettings } from "../netboot/settings";
+import { loadNetbootSettings } from "../netboot/settings";
 import { loadNetModelIn } from "../orchestrator/net-model-read";
 import { StoreAllocator, type Allocated } from "../subnets/allocate";
 
-/** getMachineNetwork on the Store (either database). @throws AppError MACHINE_NOT_FOUND */
+/** The machine's network as the editor shows it, and its boot NIC's MAC (kept whatever the edit). @throws AppError MACHINE_NOT_FOUND */
 export async function getMachineNetworkIn(store: Store, machineId: number): Promise<{ bootMac: string | null; network: MachineNetwork }> {
   const { machines, nics } = store.t;
   const [m] = await store.db.select({ id: machines.id }).from(machines).where(eq(machines.id, machineId)).limit(1);
@@ -27,20 +24,6 @@ export async function getMachineNetworkIn(store: Store, machineId: number): Prom
   const [boot] = await store.db.select({ mac: nics.mac }).from(nics).where(and(eq(nics.machineId, machineId), eq(nics.isBoot, true))).limit(1);
   const s = await loadNetbootSettings(store);
   return { bootMac: boot?.mac ?? null, network: await loadNetModelIn(store, store.db, machineId, s.dnsServers, s.domain) };
-}
-
-/**
- * The machine's network as the editor shows it, and its boot NIC's MAC (kept whatever the edit). Synchronous on
- * SQLite, for the machines router until it reads getMachineNetworkIn.
- */
-export function getMachineNetwork(db: Db, machineId: number): { bootMac: string | null; network: MachineNetwork } {
-  const machines = liteMachines;
-  const nics = liteNics;
-  const m = db.select({ id: machines.id }).from(machines).where(eq(machines.id, machineId)).get();
-  if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
-  const boot = db.select({ mac: nics.mac }).from(nics).where(and(eq(nics.machineId, machineId), eq(nics.isBoot, true))).get();
-  const s = getNetbootSettings(db);
-  return { bootMac: boot?.mac ?? null, network: loadNetModel(db, machineId, s.dnsServers, s.domain) };
 }
 
 type Addressing = {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "../../lib/errors";
 import { machines, nicLinks, nics } from "../db/schema";
 import { createHarness, type Harness } from "../testing/harness";
-import { loadNetModel } from "./load-net";
+import { loadNetModelIn } from "../orchestrator/net-model-read";
 import { NET_RENDERERS } from "./templates/net-config";
 
 let h: Harness;
@@ -22,27 +22,27 @@ function machine(): { id: number; boot: number; second: number } {
   return { id: m.id, boot: boot.id, second: second.id };
 }
 
-function refusal(id: number): AppError {
+async function refusal(id: number): Promise<AppError> {
   try {
-    loadNetModel(h.db, id, ["10.30.0.53"], "lab.example");
+    await loadNetModelIn(h.store, h.store.db, id, ["10.30.0.53"], "lab.example");
   } catch (e) {
     expect(e).toBeInstanceOf(AppError);
     return e as AppError;
   }
-  throw new Error("loadNetModel accepted a bad row");
+  throw new Error("loadNetModelIn accepted a bad row");
 }
 
-describe("loadNetModel validates what it reads", () => {
-  it("reads legacy rows as before: an ip means static (prefix 24), none means DHCP; bond members lose their DHCP reservation", () => {
+describe("loadNetModelIn validates what it reads", () => {
+  it("reads legacy rows as before: an ip means static (prefix 24), none means DHCP; bond members lose their DHCP reservation", async () => {
     const m = machine();
-    const net = loadNetModel(h.db, m.id, ["10.30.0.53"], "lab.example");
+    const net = await loadNetModelIn(h.store, h.store.db, m.id, ["10.30.0.53"], "lab.example");
     expect(net.interfaces.map((i) => [i.name, i.mode, i.ipv4 ?? null])).toEqual([
       ["eno1", "static", `10.30.0.${n}/24`],
       ["eno2", "dhcp", null],
     ]);
     h.db.insert(nicLinks).values({ machineId: m.id, ifname: "bond0", kind: "bond", members: ["eno1", "eno2"], bondMode: "active-backup", ip: "10.31.0.5", prefix: 24 }).run();
     h.db.insert(nicLinks).values({ machineId: m.id, ifname: "bond0.7", kind: "vlan", parent: "bond0", vlanId: 7, addressMode: "static", ip: "10.32.0.5", prefix: 24, ipv6Mode: "static", ip6: "2001:db8:7::5", prefix6: 64, gateway6: "2001:db8:7::1", dns: JSON.stringify(["2001:db8::53"]) }).run();
-    const bonded = loadNetModel(h.db, m.id, ["10.30.0.53"], "lab.example");
+    const bonded = await loadNetModelIn(h.store, h.store.db, m.id, ["10.30.0.53"], "lab.example");
     expect(bonded.interfaces.map((i) => [i.name, i.mode, i.ipv4 ?? null, i.master])).toEqual([
       ["eno1", "none", null, "bond0"],
       ["eno2", "none", null, "bond0"],
@@ -53,26 +53,26 @@ describe("loadNetModel validates what it reads", () => {
     // "dhcp" with a reservation: the installed OS asks DHCP (and gets the reserved address).
     h.db.delete(nicLinks).where(eq(nicLinks.machineId, m.id)).run();
     h.db.update(nics).set({ addressMode: "dhcp" }).where(eq(nics.id, m.boot)).run();
-    expect(loadNetModel(h.db, m.id, [], null).interfaces[0]).toMatchObject({ mode: "dhcp", ipv4: null });
+    expect((await loadNetModelIn(h.store, h.store.db, m.id, [], null)).interfaces[0]).toMatchObject({ mode: "dhcp", ipv4: null });
   });
 
-  it("refuses a bond mode with spaces (BONDING_OPTS injection), naming machine, row and field", () => {
+  it("refuses a bond mode with spaces (BONDING_OPTS injection), naming machine, row and field", async () => {
     const m = machine();
     const link = h.db.insert(nicLinks).values({ machineId: m.id, ifname: "bond0", kind: "bond", members: ["eno1", "eno2"], bondMode: "active-backup arp_interval=100 arp_ip_target=10.0.0.1" }).returning().get();
-    const e = refusal(m.id);
+    const e = await refusal(m.id);
     expect(e.code).toBe("VALIDATION");
     expect(e.message).toContain(`Network of machine "ln-${n}" (#${m.id}) cannot be rendered`);
     expect(e.message).toContain(`nic_links row ${link.id} ("bond0") bondMode: Bond mode is one of`);
     expect(e.details[0]).toMatchObject({ field: `nic_links row ${link.id} ("bond0") bondMode` });
   });
 
-  it("refuses lo as an interface name (no second `iface lo` stanza)", () => {
+  it("refuses lo as an interface name (no second `iface lo` stanza)", async () => {
     const m = machine();
     h.db.update(nics).set({ ifname: "lo" }).where(eq(nics.id, m.boot)).run();
-    expect(refusal(m.id).message).toContain(`nics row ${m.boot} ("lo") name: "lo" is reserved`);
+    expect((await refusal(m.id)).message).toContain(`nics row ${m.boot} ("lo") name: "lo" is reserved`);
   });
 
-  it("refuses hostile values in every column that reaches a file, and malformed JSON, naming the column", () => {
+  it("refuses hostile values in every column that reaches a file, and malformed JSON, naming the column", async () => {
     const cases: [string, () => void, RegExp][] = [
       ["ifname newline", () => h.db.update(nics).set({ ifname: "eno1\nauto x" }).where(eq(nics.id, last.boot)).run(), /name: Interface names are/],
       ["ip", () => h.db.update(nics).set({ ip: "10.0.0.1; reboot" }).where(eq(nics.id, last.boot)).run(), /ipv4: .* is not an IPv4 address with a prefix/],
@@ -94,17 +94,17 @@ describe("loadNetModel validates what it reads", () => {
     for (const [what, corrupt, expected] of cases) {
       last = machine();
       corrupt();
-      const e = refusal(last.id);
+      const e = await refusal(last.id);
       expect(e.message, what).toMatch(expected);
       expect(e.message, what).toContain(`machine "ln-${n}"`);
       // Nothing is rendered from a refused network: the renderers never see it.
     }
   });
 
-  it("renders what it loads in every format", () => {
+  it("renders what it loads in every format", async () => {
     const m = machine();
     h.db.update(nics).set({ ipv6Mode: "slaac" }).where(eq(nics.id, m.second)).run();
-    const net = loadNetModel(h.db, m.id, ["10.30.0.53"], "lab.example");
+    const net = await loadNetModelIn(h.store, h.store.db, m.id, ["10.30.0.53"], "lab.example");
     for (const render of Object.values(NET_RENDERERS)) expect(render(net).length).toBeGreaterThan(0);
     expect(NET_RENDERERS.ifupdown(net)[0]!.content).toContain("iface eno2 inet6 auto\n");
   });

@@ -2,14 +2,11 @@
  * A machine's network (its named NICs, bonds and VLANs) from its rows, validated with the one machine network schema
  * (lib/net-model.ts) before anything is rendered: a bad row (a bond mode with spaces, `lo` as an interface name, a
  * newline in an address) is refused with the machine, the row and the field named. `netModelFromRows` is the pure
- * part, shared by the two readers: the Store's `loadNetModelIn` (server/orchestrator/net-model-read.ts: deploy
- * planning, install files) and the synchronous `loadNetModel` below (server/machines/network.ts only).
+ * part; the reader is the Store's `loadNetModelIn` (server/orchestrator/net-model-read.ts: deploy planning, install
+ * files, the network editor).
  */
-import { eq, sql } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import { machineNetworkSchema, type MachineNetwork, type NetInterfaceInput } from "../../lib/net-model";
-import type { Db } from "../db/client";
-import { machines, nicLinks, nics } from "../db/schema";
 
 /** A JSON text column read raw, so a malformed value is a validation error here, not a crash in the driver. */
 function jsonColumn(raw: unknown): unknown {
@@ -157,60 +154,3 @@ export function netModelError(machineId: number, name: string | undefined, issue
     details,
   );
 }
-
-/**
- * netModelFromRows read synchronously from SQLite: only for server/machines/network.ts (`getMachineNetwork`, the
- * network editor's check before commit), which is not on the Store yet. Everything else reads `loadNetModelIn`.
- * @throws AppError VALIDATION naming the machine, the table row and the field of the first bad values
- */
-export function loadNetModel(db: Pick<Db, "select">, machineId: number, dns: string[], domain: string | null | undefined): MachineNetwork {
-  const nicRows = db.select(NIC_COLUMNS).from(nics).where(eq(nics.machineId, machineId)).orderBy(nics.id).all();
-  const linkRows = db.select(LINK_COLUMNS).from(nicLinks).where(eq(nicLinks.machineId, machineId)).orderBy(nicLinks.id).all();
-  const r = netModelFromRows(nicRows, linkRows, dns, domain);
-  if (!isNetModelIssues(r)) return r;
-  const machine = db.select({ name: machines.name }).from(machines).where(eq(machines.id, machineId)).get();
-  throw netModelError(machineId, machine?.name, r);
-}
-
-const NIC_COLUMNS = {
-  id: nics.id,
-  ifname: nics.ifname,
-  mac: nics.mac,
-  ip: nics.ip,
-  prefix: nics.prefix,
-  gateway: nics.gateway,
-  mtu: nics.mtu,
-  addressMode: nics.addressMode,
-  ipv6Mode: nics.ipv6Mode,
-  ip6: nics.ip6,
-  prefix6: nics.prefix6,
-  gateway6: nics.gateway6,
-  dns: nics.dns,
-  subnetId: nics.subnetId,
-  subnet6Id: nics.subnet6Id,
-};
-
-const LINK_COLUMNS = {
-  id: nicLinks.id,
-  ifname: nicLinks.ifname,
-  kind: nicLinks.kind,
-  members: sql<unknown>`${nicLinks.members}`,
-  bondMode: nicLinks.bondMode,
-  miimon: nicLinks.miimon,
-  lacpRate: nicLinks.lacpRate,
-  xmitHashPolicy: nicLinks.xmitHashPolicy,
-  parent: nicLinks.parent,
-  vlanId: nicLinks.vlanId,
-  ip: nicLinks.ip,
-  prefix: nicLinks.prefix,
-  gateway: nicLinks.gateway,
-  mtu: nicLinks.mtu,
-  addressMode: nicLinks.addressMode,
-  ipv6Mode: nicLinks.ipv6Mode,
-  ip6: nicLinks.ip6,
-  prefix6: nicLinks.prefix6,
-  gateway6: nicLinks.gateway6,
-  dns: nicLinks.dns,
-  subnetId: nicLinks.subnetId,
-  subnet6Id: nicLinks.subnet6Id,
-};

@@ -4,9 +4,7 @@ import { AppError } from "../../lib/errors";
 import { formatIssues } from "../../lib/schemas";
 import { netbootSettingsSchema, type NetbootSettings, type NetbootSettingsInput } from "../../lib/netboot";
 import type { Actor, Domain } from "../context";
-import type { Db } from "../db/client";
 import { storeOf, type Store, type StoreDb, type StoreTx } from "../db/store";
-import { settings } from "../db/schema";
 import { recordStoreEvent } from "../events/audit";
 import { parseAddr, parseCidr, inCidr } from "../../lib/subnets";
 import type { Subnet } from "../db/schema";
@@ -14,16 +12,8 @@ import type { Subnet } from "../db/schema";
 const KEY = "netboot";
 
 /**
- * Stored settings, or the defaults (mode off) when none were saved. A stored value that no longer parses is reported.
- * Synchronous on SQLite: only for server/machines/network.ts's `getMachineNetwork` (not on the Store yet); everything
- * else reads loadNetbootSettings.
- */
-export function getNetbootSettings(db: Pick<Db, "select">): NetbootSettings {
-  const row = db.select().from(settings).where(eq(settings.key, KEY)).get();
-  return parseNetbootSettings(row?.value);
-}
-
-/** getNetbootSettings on the Store (either database), through `q`: the Store's db or an open transaction. */
+ * Stored settings, or the defaults (mode off) when none were saved; a stored value that no longer parses is
+ * reported. Either database, through `q`: the Store's db or an open transaction. */
 export async function loadNetbootSettings(store: Store, q: StoreDb | StoreTx = store.db): Promise<NetbootSettings> {
   const { settings: t } = store.t;
   const [row] = await q.select({ value: t.value }).from(t).where(eq(t.key, KEY)).limit(1);
