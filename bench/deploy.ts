@@ -15,7 +15,7 @@ import { and, asc, eq, inArray, ne, sql } from "drizzle-orm";
 import { sleep } from "../lib/retry";
 import { startApp } from "../server/app";
 import { loadConfig } from "../server/config";
-import { jobs, logLines, osProfiles, steps } from "../server/db/schema";
+import { startPgCluster, type PgCluster } from "../server/testing/pg-cluster";
 import { silentLogger } from "../server/log";
 import { enrollMachine } from "../server/machines/enroll";
 import { transition } from "../server/machines/lifecycle";
@@ -38,6 +38,14 @@ const INGEST = { agents: 20, batches: 25, batchLines: 1000 };
 const FANOUT = { subscribers: 50, samples: 200 };
 const PASSWORD = "bench-admin-password";
 const LOOP_RESOLUTION_MS = 5;
+/** `--db postgres`: the same run on a private PostgreSQL this bench starts (initdb into a temp dir, unix socket). */
+const DB = process.argv.includes("--db") ? process.argv[process.argv.indexOf("--db") + 1] : "sqlite";
+if (DB !== "sqlite" && DB !== "postgres") throw new Error(`--db sqlite|postgres, not ${DB}`);
+/** Issue 16's targets on PostgreSQL: p95 ≤ 30 ms (SQLite's: 20 ms). */
+const DISPATCH_TARGET_MS = DB === "postgres" ? 30 : 20;
+if (process.argv.includes("--processes") && process.argv[process.argv.indexOf("--processes") + 1] !== "1") {
+  throw new Error("--processes: only 1 is built (the three-process run is server/scale-out.pg.test.ts, not a benchmark yet)");
+}
 
 const hex2 = (n: number) => (n & 0xff).toString(16).padStart(2, "0");
 const macOf = (n: number) => `52:54:01:${hex2(n >> 16)}:${hex2(n >> 8)}:${hex2(n)}`;
@@ -72,25 +80,29 @@ async function main() {
       if (bootTarget.get(id) === "agent" && simulated.has(id)) child.send({ type: "boot", mac: macs.get(id), nonce: await currentAgentNonce(app.domain, id) });
     },
   };
-  const config = loadConfig({ RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: PASSWORD, RACKHAND_POWER_SYNC: "false", NODE_ENV: "production" }, { ui: false });
+  const cluster: PgCluster | undefined = DB === "postgres" ? await startPgCluster() : undefined;
+  const databaseUrl = cluster ? await cluster.createDatabase("rh_bench") : undefined;
+  const config = loadConfig({ ...(databaseUrl && { RACKHAND_DATABASE_URL: databaseUrl }), RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: PASSWORD, RACKHAND_POWER_SYNC: "false", NODE_ENV: "production" }, { ui: false });
   const app = await startApp(config, silentLogger, { ports });
   const d = app.domain;
+  const store = d.store!;
+  const { jobs, logLines, osProfiles, steps } = store.t;
+  const count = async (q: Promise<{ n: unknown }[]>) => Number((await q)[0]!.n);
   try {
     child.send({ type: "config", api: app.url, stepMs: STEP_MS, linesPerStep: LINES_PER_STEP });
     await fromChild("ready");
 
     // Seed: N deployed machines with an image profile (+ the ingest machines, managed, without simulated agents).
-    const profile = d.db
+    const [profile] = await store.db
       .insert(osProfiles)
       .values({ name: "bench-img", kind: "image", osFamily: "debian", imageUrl: "http://127.0.0.1:1/bench.raw.gz", imageSha256: "ab".repeat(32), imageFormat: "raw.gz", createdAt: new Date(), updatedAt: new Date() })
-      .returning()
-      .get();
+      .returning();
     const ids: number[] = [];
     for (let i = 1; i <= N + INGEST.agents; i++) {
       // A (fake) BMC: the batch is planned as the UI's is, and the plan skips machines without one for job actions.
       // Its calls never happen: the ports above stand in for out-of-band control.
       const bmc = { driver: "fake" as const, address: `10.253.${i >> 8}.${i & 255}`, port: 623, username: "bench", password: "bench", privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
-      const { id } = await enrollMachine(d, { name: `bd-${i}`, bootMac: macOf(i), uHeight: 1, osProfileId: profile.id, bmc }, "bench");
+      const { id } = await enrollMachine(d, { name: `bd-${i}`, bootMac: macOf(i), uHeight: 1, osProfileId: profile!.id, bmc }, "bench");
       macs.set(id, macOf(i));
       await transition(d, id, "manage", { actor: "bench" });
       if (i > N) continue;
@@ -128,7 +140,7 @@ async function main() {
       await done;
       const makespanMs = performance.now() - t0;
       // A machine whose job failed is left deploy_failed, and the next round's batch would not include it.
-      const failedJobs = d.db.select({ n: sql<number>`count(*)` }).from(jobs).where(and(eq(jobs.batchId, batchId), ne(jobs.state, "succeeded"))).get()!.n;
+      const failedJobs = await count(store.db.select({ n: sql<number>`count(*)` }).from(jobs).where(and(eq(jobs.batchId, batchId), ne(jobs.state, "succeeded"))));
       rounds.push({ makespan: makespanMs, createMs, batchId, load, failed: failedJobs });
       if (failedJobs > 0) throw new Error(`round ${r + 1}: ${failedJobs} of ${N} jobs did not succeed; the rounds would not compare`);
     }
@@ -140,15 +152,15 @@ async function main() {
     clearInterval(mem);
     unsubscribe();
     const batchIds = rounds.map((r) => r.batchId);
-    const jobIds = new Set(d.db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.batchId, batchIds)).all().map((j) => j.id));
-    const failed = d.db.select({ n: sql<number>`count(*)` }).from(jobs).where(and(inArray(jobs.batchId, batchIds), ne(jobs.state, "succeeded"))).get()!.n;
+    const jobIds = new Set((await store.db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.batchId, batchIds))).map((j) => j.id));
+    const failed = await count(store.db.select({ n: sql<number>`count(*)` }).from(jobs).where(and(inArray(jobs.batchId, batchIds), ne(jobs.state, "succeeded"))));
     const jobIdeal = 4 * SERVER_MS + 3 * STEP_MS; // [target+device], [power cycle], wait_agent, 3 agent steps, [target+device], [power cycle]
     const ideal = Math.ceil(N / CONCURRENCY) * jobIdeal;
     const overOf = (ms: number) => (ms / ideal - 1) * 100;
     const makespan = median(rounds.map((r) => r.makespan));
 
     // Dispatch latency: a group's first start after the previous group's last finish, per job (server clock).
-    const rows = d.db.select().from(steps).where(inArray(steps.jobId, [...jobIds])).orderBy(asc(steps.jobId), asc(steps.group)).all();
+    const rows = await store.db.select().from(steps).where(inArray(steps.jobId, [...jobIds])).orderBy(asc(steps.jobId), asc(steps.group));
     const byJob = new Map<number, typeof rows>();
     for (const r of rows) byJob.set(r.jobId, [...(byJob.get(r.jobId) ?? []), r]);
     const dispatch: number[] = [];
@@ -168,12 +180,9 @@ async function main() {
         byGroup.set(name, [...(byGroup.get(name) ?? []), start - end]);
       }
     }
-    const jobLatency = d.db
-      .select({ ms: sql<number>`${jobs.finishedAt} - ${jobs.startedAt}` })
-      .from(jobs)
-      .where(inArray(jobs.id, [...jobIds]))
-      .all()
-      .map((r) => r.ms);
+    const jobLatency = (await store.db.select({ started: jobs.startedAt, finished: jobs.finishedAt }).from(jobs).where(inArray(jobs.id, [...jobIds]))).map(
+      (r) => (r.finished?.getTime() ?? NaN) - (r.started?.getTime() ?? NaN),
+    );
 
     // Phase 2: log ingest. Inspect jobs on machines without simulated agents; this process plays their agents.
     const tokens: { token: string; stepId: number; machineId: number }[] = [];
@@ -197,8 +206,8 @@ async function main() {
     child.send({ type: "ingest", tokens, ...INGEST });
     const ing = await fromChild<{ lines: number; ms: number }>("ingest");
     const ingestCpu = process.cpuUsage(ingestCpu0);
-    const ingestJobs = d.db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.machineId, ingestIds)).all().map((j) => j.id);
-    const persisted = d.db.select({ n: sql<number>`count(*)` }).from(logLines).where(inArray(logLines.jobId, ingestJobs)).get()!.n;
+    const ingestJobs = (await store.db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.machineId, ingestIds))).map((j) => j.id);
+    const persisted = await count(store.db.select({ n: sql<number>`count(*)` }).from(logLines).where(inArray(logLines.jobId, ingestJobs)));
 
     // Phase 3: fan-out latency to 50 socket.io subscribers of one machine.
     const trpc = new TrpcClient(app.url);
@@ -214,10 +223,10 @@ async function main() {
     const over = overOf(makespan);
     const overs = rounds.map((r) => overOf(r.makespan));
     const lines = [
-      "## Deploy: bulk reinstall with simulated agents, log ingest, live fan-out",
+      DB === "postgres" ? "## Deploy on PostgreSQL, one process: bulk reinstall with simulated agents, log ingest, live fan-out" : "## Deploy: bulk reinstall with simulated agents, log ingest, live fan-out",
       "",
       `\`npm run bench:deploy\` (bench/deploy.ts; agents in bench/lib/sim-agents.ts, a separate process). Host: ${host}; ${new Date().toISOString().slice(0, 10)}.`,
-      `Server in-process (no UI, default tick 1 s), SQLite in a temp dir. The reinstall is one batch (\`startBatch\`, concurrency ${CONCURRENCY},`,
+      `Server in-process (no UI, default tick 1 s), ${DB === "postgres" ? "PostgreSQL (Debian's server, started by the bench on a unix socket in a temp dir, default settings; `npm run bench:deploy -- --db postgres`)" : "SQLite in a temp dir"}. The reinstall is one batch (\`startBatch\`, concurrency ${CONCURRENCY},`,
       "threshold 100 %): the batch runner starts the next queued job when one finishes.",
       `Each simulated agent boots on the power cycle into the agent, looks up, and like the real agent (agent/runner.ts) keeps a heartbeat`,
       `long-poll open while its steps run; per step it sends ${LINES_PER_STEP} log lines while it works ${STEP_MS} ms (as the real agent ships lines during a step), then reports.`,
@@ -229,9 +238,9 @@ async function main() {
       `| makespan per round (from the batch's creation to its end) | ${rounds.map((r) => `${(r.makespan / 1000).toFixed(2)} s`).join(", ")} (load average at the start ${rounds.map((r) => r.load.toFixed(1)).join(", ")}) | |`,
       `| of which creating the batch (plan ${N.toLocaleString("en")} reinstalls, insert jobs and steps) | ${rounds.map((r) => `${r.createMs.toFixed(0)} ms`).join(", ")} | |`,
       `| ideal (⌈N/C⌉ × (4 × ${SERVER_MS} ms + 3 × ${STEP_MS} ms)) | ${(ideal / 1000).toFixed(2)} s | |`,
-      `| over ideal: median (per round) | **${over.toFixed(1)} %** (${overs.map((o) => `${o.toFixed(1)} %`).join(", ")}) | ≤ 5 % |`,
+      `| over ideal: median (per round) | **${over.toFixed(1)} %** (${overs.map((o) => `${o.toFixed(1)} %`).join(", ")}) | ${DB === "postgres" ? "≤ 10 %" : "≤ 5 %"} |`,
       `| job duration p50 / p95 (ideal ${jobIdeal} ms) | ${percentile(jobLatency, 50)} / ${percentile(jobLatency, 95)} ms | |`,
-      `| step dispatch, all groups: p50 / p95 / p99 (n=${dispatch.length}) | ${percentile(dispatch, 50)} / ${percentile(dispatch, 95)} / ${percentile(dispatch, 99)} ms | p95 ≤ 20 ms |`,
+      `| step dispatch, all groups: p50 / p95 / p99 (n=${dispatch.length}) | ${percentile(dispatch, 50)} / ${percentile(dispatch, 95)} / ${percentile(dispatch, 99)} ms | ${DB === "postgres" ? "p95 ≤ 30 ms" : "p95 ≤ 20 ms"} |`,
       `| step dispatch, agent steps (ready → claimed by the long-poll): p50 / p95 | ${percentile(agentDispatch, 50)} / ${percentile(agentDispatch, 95)} ms | |`,
       `| step dispatch p95 by the group that starts | ${[...byGroup].map(([n, v]) => `${n} ${percentile(v, 95)}`).join(", ")} ms | |`,
       `| server CPU during the reinstalls | ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms = ${(((cpu.user + cpu.system) / 1000 / busyMs) * 100).toFixed(0)} % of one core | |`,
@@ -284,19 +293,20 @@ async function main() {
         `slowest of ${CONCURRENCY} concurrency slots sets the end). Server and ${CONCURRENCY} simulated agents share ${os.cpus().length} cores with whatever`,
         `else runs on the host; this run's rounds spread from ${Math.min(...overs).toFixed(1)} % to ${Math.max(...overs).toFixed(1)} %.`,
       ].join("\n"),
-      percentile(dispatch, 95) <= 20
-        ? "The dispatch target (p95 ≤ 20 ms) is met on this run."
-        : `**The dispatch target (p95 ≤ 20 ms) is missed on this run (${percentile(dispatch, 95)} ms)**: see the row by group; the first agent step after the lookup includes the agent's own round trip (lookup answer → first heartbeat), the others are the host's scheduling delay.`,
+      percentile(dispatch, 95) <= DISPATCH_TARGET_MS
+        ? `The dispatch target (p95 ≤ ${DISPATCH_TARGET_MS} ms) is met on this run.`
+        : `**The dispatch target (p95 ≤ ${DISPATCH_TARGET_MS} ms) is missed on this run (${percentile(dispatch, 95)} ms)**: see the row by group; the first agent step after the lookup includes the agent's own round trip (lookup answer → first heartbeat), the others are the host's scheduling delay.`,
       "",
       "Log ingest uses one prepared row insert per line in one transaction per batch; drizzle's multi-row INSERT … RETURNING",
       "was 7× slower per batch (19 ms vs 2.7 ms for 1,000 lines) and capped ingest near 50,000 lines/s.",
     ];
     const md = lines.join("\n");
     console.log(md);
-    writeSection(path.join(process.cwd(), "docs/BENCHMARKS.md"), "deploy", md);
+    writeSection(path.join(process.cwd(), "docs/BENCHMARKS.md"), DB === "postgres" ? "deploy-postgres" : "deploy", md);
   } finally {
     child.kill();
     await app.close();
+    await cluster?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

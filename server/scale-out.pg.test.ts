@@ -365,6 +365,16 @@ async function expectCompleteBatch(f: Fleet, batchId: number, state: string, age
   return jobIds;
 }
 
+/** After each test: its processes stopped (SIGTERM), its store closed. */
+async function endTest(s: Store): Promise<void> {
+  for (const p of procs) {
+    if (!p.alive) continue;
+    p.child.kill("SIGTERM");
+    p.alive = false;
+  }
+  await s.close();
+}
+
 beforeAll(async () => {
   cluster = await startPgCluster();
 }, 60_000);
@@ -446,12 +456,7 @@ describe("several processes on one PostgreSQL", () => {
       socket.close();
       expect(b.alive && c.alive).toBe(true);
     } finally {
-      for (const p of procs) {
-        if (!p.alive) continue;
-        p.child.kill("SIGTERM");
-        p.alive = false;
-      }
-      await s.close();
+      await endTest(s);
     }
   }, 900_000);
 
@@ -486,12 +491,7 @@ describe("several processes on one PostgreSQL", () => {
       const after = await s.db.select({ n: sql<number>`count(*)` }).from(s.t.jobs).where(and(eq(s.t.jobs.batchId, batchId), sql`${s.t.jobs.finishedAt} > ${new Date(restartedAt)}`));
       expect(Number(after[0]!.n)).toBeGreaterThan(0);
     } finally {
-      for (const p of procs) {
-        if (!p.alive) continue;
-        p.child.kill("SIGTERM");
-        p.alive = false;
-      }
-      await s.close();
+      await endTest(s);
     }
   }, 900_000);
 });

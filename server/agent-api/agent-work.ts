@@ -194,9 +194,10 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
    */
   async function heartbeat(job: AgentJob, waitS: number, gone: () => boolean, token: string | undefined): Promise<HeartbeatResponse> {
     const state = async () => (await stateOfJob(store.db, { id: job.jobId }))!.s;
-    let claimed = await orchestrator.claimAgentSteps(job.jobId);
-    if (!claimed.length && (await state()) === "running" && waitS > 0) {
-      await orchestrator.waitForWork(job.jobId, waitS * 1000);
+    const mark = orchestrator.workMark(job.jobId);
+    let { claimed, jobState } = await orchestrator.claimAgentStepsOf(job.jobId);
+    if (!claimed.length && jobState === "running" && waitS > 0) {
+      await orchestrator.waitForWork(job.jobId, waitS * 1000, mark);
       // The agent retries with backoff; it must not read "no work" into a shutdown.
       if (orchestrator.stopped) throw new AgentApiError("unavailable", "server shutting down");
       // While this poll waited, its agent may have died (the connection closed) or been replaced (a new lookup
@@ -207,12 +208,13 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
       const now = await state();
       if (now !== "running") return { done: true, jobState: now, steps: [] };
       await authenticate(token);
-      claimed = await orchestrator.claimAgentSteps(job.jobId);
+      ({ claimed, jobState } = await orchestrator.claimAgentStepsOf(job.jobId));
     }
-    const jobState = await state();
+    // No query after the claim: its steps are the agent's now, and an error here would hide them from it.
+    const js = jobState ?? (await state());
     return {
-      done: jobState !== "running",
-      jobState,
+      done: js !== "running",
+      jobState: js,
       steps: claimed.map((s) => ({ id: s.id, name: s.name, attempt: s.attempt, timeoutS: s.timeoutS, params: s.params ?? {} })),
     };
   }

@@ -85,6 +85,9 @@ export class Orchestrator {
   /** Resume after a (crash-)restart, then run. Resolves after the first pass. */
   start(): Promise<void> {
     this.unsubscribe = this.d.bus.subscribe((e) => {
+      // A step made ready, here or by another process (the bus bridge carries its event): the agent's long-poll may
+      // be held by this process.
+      if (e.type === "step.changed" && e.state === "ready") return this.wake(e.jobId);
       if (e.type !== "job.changed") return;
       if (e.state === "running") this.markDirty(e.jobId);
       else this.wake(e.jobId); // finished or cancelled: release the agent's long-poll
@@ -347,7 +350,17 @@ export class Orchestrator {
 
   /** Agent side: claim the job's ready steps (leased until their timeout). */
   async claimAgentSteps(jobId: number): Promise<StepRow[]> {
-    if (this.stopping) return [];
+    return (await this.claimAgentStepsOf(jobId)).claimed;
+  }
+
+  /**
+   * claimAgentSteps, with the job's state read in the same transaction: the heartbeat answers from these alone, so no
+   * query runs between the claim's commit and the answer. A query failing there (a database restart) answered 500
+   * for steps already leased to the agent, which then never learned of them and they sat "running" until their
+   * timeout (seen in the restart test).
+   */
+  async claimAgentStepsOf(jobId: number): Promise<{ claimed: StepRow[]; jobState: string | null }> {
+    if (this.stopping) return { claimed: [], jobState: null };
     const now = this.now();
     const q = this.queries;
     const { claimed, job } = await this.store.transaction(async (tx) => {
@@ -361,12 +374,17 @@ export class Orchestrator {
       return { claimed: rows, job };
     });
     if (job) for (const s of claimed) this.d.bus.publish(stepChanged(job, s, "running"));
-    return claimed;
+    return { claimed, jobState: job?.state ?? null };
   }
 
   /** Long-poll helper: resolves when the job gets ready steps or `timeoutMs` passes. */
-  waitForWork(jobId: number, timeoutMs: number): Promise<void> {
-    return this.waiters.wait(jobId, timeoutMs);
+  waitForWork(jobId: number, timeoutMs: number, since?: number): Promise<void> {
+    return this.waiters.wait(jobId, timeoutMs, since);
+  }
+
+  /** Taken before looking for a job's work: `waitForWork(…, since)` then also ends on a wake-up in between. */
+  workMark(jobId: number): number {
+    return this.waiters.mark(jobId);
   }
 
   /** Wake long-polls of a job (new ready steps, or the job ended). */
