@@ -111,7 +111,8 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   // Installer syslog (d-i log_host, anaconda inst.syslog) into the job log; a fatal installer error fails the job.
   const installerLogs = new InstallerLogReceiver(domain, {
     failStep: (id, attempt, message) => void orchestrator.complete(id, attempt, { ok: false, transient: false, message }),
-    missingFor: (ip) => (packageProxy.poll(), packageProxy.status().stats?.recentErrors ?? []).filter((e) => e.client === ip && e.code === 404).map((e) => e.path.split("/").pop() ?? e.path),
+    // The proxy's 404 lines go into the job log first (flush), so the failure's reason stays its last line.
+    missingFor: async (ip) => (await packageProxy.flush(), packageProxy.status().stats?.recentErrors ?? []).filter((e) => e.client === ip && e.code === 404).map((e) => e.path.split("/").pop() ?? e.path),
   });
   await installerLogs.start();
 

@@ -23,8 +23,11 @@ import { formatSyslogLine, parseSyslog } from "./syslog";
 export interface InstallerLogOptions {
   /** Fail the job's running wait_install step (orchestrator.complete). */
   failStep(stepId: number, attempt: number, message: string): void;
-  /** File names the package proxy could not fetch for this client address (most recent last). */
-  missingFor?(clientIp: string): string[];
+  /**
+   * File names the package proxy could not fetch for this client address (most recent last), once its error lines
+   * are in the job log.
+   */
+  missingFor?(clientIp: string): string[] | Promise<string[]>;
 }
 
 interface Tracked {
@@ -224,7 +227,7 @@ export class InstallerLogReceiver {
   }
 
   private async fail(jobId: number, machineId: number, from: string | null, t: Tracked, fatal: string): Promise<void> {
-    const missing = from ? (this.o.missingFor?.(from) ?? []) : [];
+    const missing = from ? ((await this.o.missingFor?.(from)) ?? []) : [];
     const reason =
       `Installer failed at ${t.progress.phase ?? "start"}: ${fatal}` +
       (missing.length ? `; missing on the mirror: ${[...new Set(missing)].join(", ")}` : "") +

@@ -35,6 +35,8 @@ export class ProxyService {
   private url: string | null = null;
   private error: string | null = null;
   private chain: Promise<void> = Promise.resolve();
+  /** The job-log writes of upstream errors, in order. */
+  private entries: Promise<void> = Promise.resolve();
   private unsubscribe: (() => void) | null = null;
   private upstreamProxy = hostAptProxy();
 
@@ -74,7 +76,10 @@ export class ProxyService {
       this.error = null;
       if (!want) return;
       const acng = new AcngSupervisor({ root: this.root, bindAddress: rackhandAddress(s), port: s.proxyPort, upstreamProxy: this.upstreamProxy, command: this.o.command, log: this.d.log.child("apt-cacher-ng"), pollMs: this.o.pollMs });
-      acng.onEntry((e) => void this.onEntry(e).catch((err: unknown) => this.d.log.warn("package proxy error not added to the job log", { client: e.client, error: String(err) })));
+      // One after the other, in the log's order; `flush()` waits for them.
+      acng.onEntry((e) => {
+        this.entries = this.entries.then(() => this.onEntry(e)).catch((err: unknown) => this.d.log.warn("package proxy error not added to the job log", { client: e.client, error: String(err) }));
+      });
       try {
         await acng.start();
         this.acng = acng;
@@ -101,6 +106,15 @@ export class ProxyService {
   /** Read the transfer log now (tests; the supervisor polls by itself). */
   poll(): void {
     this.acng?.poll();
+  }
+
+  /**
+   * Read the transfer log now and wait until its upstream errors are in their jobs' logs: the installer log
+   * receiver calls it before writing a failed install's reason, so the reason stays the log's last line.
+   */
+  async flush(): Promise<void> {
+    this.poll();
+    await this.entries;
   }
 
   status(): ProxyStatus {
