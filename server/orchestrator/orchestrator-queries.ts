@@ -1,10 +1,12 @@
-import { and, asc, eq, isNotNull, isNull, lte, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, isNotNull, isNull, lte, or, sql, type SQL } from "drizzle-orm";
 import { plusSeconds } from "../db/sql";
 import { hot } from "../db/hot";
 import type { Store, Tables } from "../db/store";
 
 export type StepRow = Tables["steps"]["$inferSelect"];
 export type JobRow = Tables["jobs"]["$inferSelect"];
+/** A step leased by `claimAgentReady`, with what the heartbeat and the live event need of its job. */
+export type ClaimedStep = StepRow & { jobMachineId: number; jobBatchId: number | null; jobState: string };
 
 /**
  * A value in `set()` given when the statement runs, as the driver takes it (`at()` for timestamps, `jsonText()` for
@@ -107,6 +109,34 @@ export function prepareQueries(store: Store) {
         .from(steps)
         .where(and(eq(steps.jobId, id), eq(steps.state, "running"), eq(steps.name, sql.placeholder("name")))),
     ),
+    /**
+     * PostgreSQL: lease the job's ready agent steps until their timeouts in one statement, with the job's row locked
+     * first (as every writer of a job's steps does) and its state read in the same snapshot. No rows when nothing is
+     * ready (then `job` says the state). Null on SQLite, where the claim is a transaction of prepared statements.
+     */
+    claimAgentReady: pg
+      ? hot<ClaimedStep[]>(store, "all", (db, { steps, jobs }) => {
+          const locked = db.$with("locked").as(db.select({ id: jobs.id }).from(jobs).where(eq(jobs.id, id)).for("update"));
+          const ofJob = (col: SQL) => sql`(select ${col} from ${jobs} where ${jobs.id} = ${steps.jobId})`;
+          return db
+            .with(locked)
+            .update(steps)
+            .set({
+              state: "running",
+              attempt: sql`${steps.attempt} + 1`,
+              startedAt: sql`${now}::timestamptz`,
+              leaseExpiresAt: plusSeconds(store.dialect, sql`${now}::timestamptz`, steps.timeoutS),
+              nextAttemptAt: null,
+            })
+            .where(and(sql`${steps.jobId} = (select ${locked.id} from ${locked})`, eq(steps.state, "ready"), eq(steps.runner, "agent")))
+            .returning({
+              ...getTableColumns(steps),
+              jobMachineId: sql<number>`${ofJob(sql`${jobs.machineId}`)}`.mapWith(Number),
+              jobBatchId: sql<number | null>`${ofJob(sql`${jobs.batchId}`)}`,
+              jobState: sql<string>`${ofJob(sql`${jobs.state}`)}`,
+            });
+        })
+      : null,
     readyStep: hot<void>(store, "run", (db, { steps }) => db.update(steps).set({ state: "ready" }).where(eq(steps.id, id))),
     /** Lease a step to a runner (an agent, or a passive wait; a server step on SQLite) until its timeout. */
     claimStep: hot<StepRow>(store, "get", (db, { steps }) =>

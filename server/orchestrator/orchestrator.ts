@@ -363,6 +363,14 @@ export class Orchestrator {
     if (this.stopping) return { claimed: [], jobState: null };
     const now = this.now();
     const q = this.queries;
+    if (q.claimAgentReady) {
+      // PostgreSQL: one statement (a transaction here was five round trips, for every heartbeat).
+      const rows = (await q.claimAgentReady(this.store.db, { id: jobId, now: q.at(now) })).sort((a, b) => a.group - b.group || a.id - b.id);
+      if (!rows.length) return { claimed: [], jobState: (await q.job(this.store.db, { id: jobId }))?.state ?? null };
+      const claimed = rows.map(({ jobMachineId: _m, jobBatchId: _b, jobState: _s, ...step }) => step);
+      for (const r of rows) this.d.bus.publish(stepChanged({ machineId: r.jobMachineId, batchId: r.jobBatchId }, r, "running"));
+      return { claimed, jobState: rows[0]!.jobState };
+    }
     const { claimed, job } = await this.store.transaction(async (tx) => {
       const job = await q.jobForUpdate(tx, { id: jobId });
       const ready = job ? await q.readySteps(tx, { id: jobId }) : [];
