@@ -9,30 +9,13 @@
  * The second: two processes, and PostgreSQL itself restarted (`pg_ctl restart -m fast`: every connection cut) in the
  * middle of a batch.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import crypto from "node:crypto";
-import fs from "node:fs";
-import http from "node:http";
-import os from "node:os";
-import path from "node:path";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { io, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENT_API_PREFIX } from "../lib/agent-protocol";
 import type { LiveEvent } from "../lib/live-events";
-import { sleep } from "../lib/retry";
-import { SecretBox } from "./auth/secrets";
-import type { Domain } from "./context";
-import { noSqliteOnPostgres } from "./db/client";
 import { openStore, type Store } from "./db/store";
-import { EventBus } from "./events/bus";
-import { silentLogger } from "./log";
-import { enrollMachine } from "./machines/enroll";
-import { transition } from "./machines/lifecycle";
-import { AgentNonces, agentBootSessionIn } from "./netboot/agent-nonce";
-import { createOobRuntime, defaultOobConfig } from "./oob/registry";
-import { runSimulatedAgent, type AgentPost } from "./demo/sim-agent";
 import { startPgCluster, type PgCluster } from "./testing/pg-cluster";
+import { driveBatch as drive, login as loginTo, ScaleOutLab, seedFleet as seed, startAgents as agentsFor, startProcess as spawnProc, startReinstall as reinstall, type Fleet, type Proc } from "./testing/scale-out-lab";
 
 const N = Number(process.env.RACKHAND_SCALE_OUT_MACHINES ?? 200);
 /** Machines of the PostgreSQL-restart batch. */
@@ -40,279 +23,14 @@ const N_RESTART = Math.ceil(N / 2);
 const CONCURRENCY = 40;
 const STEP_MS = 100;
 const LINES_PER_STEP = 5;
-const PASSWORD = "scale-out-admin-password";
-const SECRET_KEY = crypto.randomBytes(32).toString("hex");
 
 const started = Date.now();
 /** Progress on stderr: a run that hangs says where. */
 const progress = (msg: string) => process.stderr.write(`[scale-out +${((Date.now() - started) / 1000).toFixed(1)} s] ${msg}\n`);
 
-const hex2 = (n: number) => (n & 0xff).toString(16).padStart(2, "0");
-const macOf = (fleet: number, n: number) => `52:54:0${fleet}:${hex2(n >> 16)}:${hex2(n >> 8)}:${hex2(n)}`;
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  url: string;
-  /** Its name in leases (host:pid), as processOwner() makes it. */
-  owner: string;
-  out: string[];
-  alive: boolean;
-}
-
 let cluster: PgCluster;
-const procs: Proc[] = [];
-const dirs: string[] = [];
-
-function startProcess(name: string, url: string): Promise<Proc> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `rh-scale-${name}-`));
-  dirs.push(dir);
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
-    cwd: process.cwd(),
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      NODE_ENV: "production",
-      RACKHAND_DATA_DIR: dir,
-      RACKHAND_DATABASE_URL: url,
-      RACKHAND_SECRET_KEY: SECRET_KEY,
-      RACKHAND_ADMIN_PASSWORD: PASSWORD,
-      RACKHAND_HOST: "127.0.0.1",
-      PORT: "0",
-      RACKHAND_UI: "false",
-      RACKHAND_POWER_SYNC: "false",
-      RACKHAND_BMC_SPACING_MS: "0",
-      RACKHAND_LOG_LEVEL: "info",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const p: Proc = { name, child, url: "", owner: `${os.hostname()}:${child.pid}`, out: [], alive: true };
-  procs.push(p);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start in 90 s:\n${p.out.join("")}`)), 90_000);
-    const onData = (b: Buffer) => {
-      const s = b.toString("utf8");
-      p.out.push(s);
-      if (p.out.length > 400) p.out.splice(0, p.out.length - 400);
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(s);
-      if (m && !p.url) {
-        p.url = m[1]!;
-        clearTimeout(timer);
-        resolve(p);
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.on("exit", (code, signal) => {
-      p.alive = false;
-      if (!p.url) {
-        clearTimeout(timer);
-        reject(new Error(`${name} exited (${code ?? signal}) before listening:\n${p.out.join("")}`));
-      }
-    });
-  });
-}
-
-const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 256 });
-
-function rawPost(base: string, p: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown; headers: http.IncomingHttpHeaders }> {
-  const payload = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${base}${p}`,
-      { method: "POST", agent: keepAlive, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload), ...headers } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            // a plain-text answer (an error page) stays text
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers });
-        });
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(payload);
-  });
-}
-
-/** Who accepted which log lines (the agent's POST answered 200), and when. */
-const accepted: { proc: string; stepId: number; seqs: number[]; at: number }[] = [];
-
-/**
- * The agents' load balancer over `group`: each agent starts on "its" process and moves to the next live one when a
- * request cannot be sent or the process answers 5xx, as a balancer with health checks would. A long-poll cut by a
- * dying process (or a database restart) is sent again, for up to about 15 s.
- */
-function balancedPost(group: Proc[], start: number): AgentPost {
-  let i = start;
-  return async (p, body, token) => {
-    for (let tries = 0; ; tries++) {
-      const proc = group[i % group.length]!;
-      try {
-        if (!proc.alive) throw new Error("down");
-        const r = await rawPost(`${proc.url}${AGENT_API_PREFIX}`, p, body, token ? { authorization: `Bearer ${token}` } : {});
-        if (r.status >= 500) throw new Error(`HTTP ${r.status}`);
-        if (p.endsWith("/logs") && r.status === 200) {
-          const lines = (body as { lines: { seq: number }[] }).lines;
-          accepted.push({ proc: proc.name, stepId: Number(/^\/steps\/(\d+)\/logs$/.exec(p)?.[1]), seqs: lines.map((l) => l.seq), at: Date.now() });
-        }
-        return { status: r.status, body: r.body };
-      } catch (err) {
-        if (tries >= 300) throw err;
-        i++;
-        await sleep(50);
-      }
-    }
-  };
-}
-
-async function login(base: string): Promise<string> {
-  const r = await rawPost(base, "/api/trpc/auth.login", { name: "admin", password: PASSWORD });
-  if (r.status !== 200) throw new Error(`login: ${r.status} ${JSON.stringify(r.body)}`);
-  const cookie = [r.headers["set-cookie"] ?? []].flat().map((c) => c.split(";")[0]!).find((c) => c.startsWith("rh_session="));
-  if (!cookie) throw new Error("login answered without a session cookie");
-  return cookie;
-}
-
-interface Fleet {
-  store: Store;
-  d: Domain;
-  ids: number[];
-  macById: Map<number, string>;
-}
-
-/** `n` deployed machines with an image profile and a (fake) BMC, written through the Store as an enrollment would. */
-async function seedFleet(s: Store, fleet: number, n: number): Promise<Fleet> {
-  const d: Domain = { db: noSqliteOnPostgres(), store: s, bus: new EventBus(), secrets: SecretBox.open("/nonexistent", SECRET_KEY), log: silentLogger, oob: createOobRuntime(defaultOobConfig(os.tmpdir())) };
-  const now = new Date();
-  const [profile] = await s.db
-    .insert(s.t.osProfiles)
-    .values({ name: `scale-img-${fleet}`, kind: "image", osFamily: "debian", imageUrl: "http://127.0.0.1:1/scale.raw.gz", imageSha256: "ab".repeat(32), imageFormat: "raw.gz", createdAt: now, updatedAt: now })
-    .returning();
-  const ids: number[] = [];
-  const macById = new Map<number, string>();
-  for (let i = 1; i <= n; i++) {
-    const bmc = { driver: "fake" as const, address: `10.25${fleet}.${i >> 8}.${i & 255}`, port: 623, username: "scale", password: "scale", privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
-    const { id } = await enrollMachine(d, { name: `so${fleet}-${i}`, bootMac: macOf(fleet, i), uHeight: 1, osProfileId: profile!.id, bmc }, "test");
-    for (const act of ["manage", "provide", "deploy", "succeed"] as const) await transition(d, id, act, { actor: "test" });
-    ids.push(id);
-    macById.set(id, macOf(fleet, i));
-  }
-  progress(`${n} machines enrolled and deployed`);
-  return { store: s, d, ids, macById };
-}
-
-/**
- * The simulated agents: a machine whose job waits for its agent (wait_agent running) boots one, with the nonce its
- * agent boot entry carries, talking to `group` through the balancer. Also samples which process holds which step.
- * A query that fails (the database restarting) is tried again at the next sample.
- */
-function startAgents(f: Fleet, group: Proc[]) {
-  const { store: s, d, macById } = f;
-  const nonces = AgentNonces.of(d);
-  const booted = new Set<number>();
-  const errors: string[] = [];
-  const abort = new AbortController();
-  const runs: Promise<void>[] = [];
-  /** Steps seen running under each process's lease (sampled), and when. */
-  const claimedBy = new Map<string, Map<number, number>>();
-  let watching = true;
-  const { jobs, steps } = s.t;
-  const sample = async () => {
-    const running = await s.db
-      .select({ stepId: steps.id, name: steps.name, owner: steps.leaseOwner, jobId: jobs.id, machineId: jobs.machineId })
-      .from(steps)
-      .innerJoin(jobs, eq(jobs.id, steps.jobId))
-      .where(and(eq(steps.state, "running"), inArray(jobs.machineId, f.ids)));
-    for (const r of running) {
-      if (r.owner) {
-        let m = claimedBy.get(r.owner);
-        if (!m) claimedBy.set(r.owner, (m = new Map()));
-        if (!m.has(r.stepId)) m.set(r.stepId, Date.now());
-      }
-      if (r.name !== "wait_agent" || booted.has(r.jobId)) continue;
-      const session = await agentBootSessionIn(s, s.db, r.machineId);
-      booted.add(r.jobId);
-      const nonce = session === null ? null : nonces.nonce(r.machineId, session);
-      runs.push(
-        runSimulatedAgent(balancedPost(group, r.machineId), { macs: [macById.get(r.machineId)!], nonce, stepMs: STEP_MS, linesPerStep: LINES_PER_STEP, lookupTries: 2000, signal: abort.signal }).catch((err: Error) => {
-          errors.push(`machine ${r.machineId}: ${err.message}`);
-        }),
-      );
-    }
-  };
-  const watcher = (async () => {
-    while (watching) {
-      await sample().catch(() => undefined);
-      await sleep(100);
-    }
-  })();
-  return {
-    booted,
-    claimedBy,
-    errors,
-    /** Stop booting agents; with `abort`, stop those running too. Resolves when all have ended. */
-    async stop(abortRunning: boolean) {
-      watching = false;
-      await watcher;
-      if (abortRunning) abort.abort();
-      await Promise.all(runs);
-    },
-  };
-}
-
-/** Start a reinstall of the fleet on `proc` as an operator would (tRPC batches.create). */
-async function startReinstall(proc: Proc, ids: number[]): Promise<number> {
-  const cookie = await login(proc.url);
-  const created = await rawPost(proc.url, "/api/trpc/batches.create", { selection: { ids }, kind: "reinstall", concurrency: CONCURRENCY, failureThresholdPct: 100, confirmCount: ids.length }, { cookie });
-  expect(created.status, JSON.stringify(created.body)).toBe(200);
-  const batchId = (created.body as { result: { data: { batchId: number } } }).result.data.batchId;
-  progress(`batch ${batchId} created on ${proc.name}`);
-  return batchId;
-}
-
-async function countJobs(s: Store, batchId: number, state: string): Promise<number> {
-  const { jobs } = s.t;
-  return Number((await s.db.select({ n: sql<number>`count(*)` }).from(jobs).where(and(eq(jobs.batchId, batchId), eq(jobs.state, state))))[0]!.n);
-}
-
-/**
- * Wait until `act` returns true (polled every 100 ms with the number of jobs done), then until the batch finishes or
- * no job finished for 90 s (a step lease lapses in 15 s: stuck). Queries that fail (a restart) are polled again.
- */
-async function driveBatch(s: Store, batchId: number, act: (done: number) => Promise<boolean>): Promise<{ state: string; acted: boolean }> {
-  const t0 = Date.now();
-  let acted = false;
-  while (!acted && Date.now() - t0 < 240_000) {
-    const done = await countJobs(s, batchId, "succeeded").catch(() => -1);
-    if (done >= 0) acted = await act(done);
-    if (!acted) await sleep(100);
-  }
-  let state = "";
-  let last = { done: -1, at: Date.now() };
-  while (Date.now() - t0 < 600_000) {
-    try {
-      const [bt] = await s.db.select({ state: s.t.batches.state }).from(s.t.batches).where(eq(s.t.batches.id, batchId));
-      state = bt!.state;
-      if (state === "finished") break;
-      const doneNow = (await countJobs(s, batchId, "succeeded")) + (await countJobs(s, batchId, "failed"));
-      if (doneNow !== last.done) last = { done: doneNow, at: Date.now() };
-      else if (Date.now() - last.at > 90_000) break;
-      if (Date.now() % 5000 < 250) progress(`batch ${state}: ${doneNow} done`);
-    } catch {
-      // the database is restarting
-    }
-    await sleep(250);
-  }
-  return { state, acted };
-}
+const lab = new ScaleOutLab(STEP_MS, LINES_PER_STEP, progress);
+const { accepted } = lab;
 
 /**
  * What both tests demand of a finished batch: every job succeeded, no machine stuck, every job's log sequence
@@ -365,13 +83,16 @@ async function expectCompleteBatch(f: Fleet, batchId: number, state: string, age
   return jobIds;
 }
 
+const startProcess = (name: string, url: string) => spawnProc(lab, name, url);
+const login = (base: string) => loginTo(lab, base);
+const seedFleet = (s: Store, fleet: number, n: number) => seed(lab, s, fleet, n);
+const startAgents = (f: Fleet, group: Proc[]) => agentsFor(lab, f, group);
+const startReinstall = (proc: Proc, ids: number[]) => reinstall(lab, proc, ids, CONCURRENCY);
+const driveBatch = (s: Store, batchId: number, act: (done: number) => Promise<boolean>) => drive(lab, s, batchId, act);
+
 /** After each test: its processes stopped (SIGTERM), its store closed. */
 async function endTest(s: Store): Promise<void> {
-  for (const p of procs) {
-    if (!p.alive) continue;
-    p.child.kill("SIGTERM");
-    p.alive = false;
-  }
+  lab.stopAll();
   await s.close();
 }
 
@@ -380,10 +101,8 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const p of procs) if (p.alive) p.child.kill("SIGKILL");
-  keepAlive.destroy();
+  lab.close();
   await cluster?.stop();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 }, 60_000);
 
 describe("several processes on one PostgreSQL", () => {

@@ -1,0 +1,166 @@
+/**
+ * `npm run bench:deploy -- --db postgres --processes 3` (issue 16): the bulk reinstall on one PostgreSQL this bench
+ * starts, served by separate `server/main.ts` processes, three ways on the same database and fleet:
+ *   1. one process;
+ *   2. three processes;
+ *   3. three processes, one killed with SIGKILL when half of the jobs are done.
+ * The simulated agents (server/demo/sim-agent.ts, the real agent HTTP protocol) run in this process and reach the
+ * servers through a round-robin balancer that moves an agent to the next live process on a refused or failed request
+ * (server/testing/scale-out-lab.ts, shared with server/scale-out.pg.test.ts). Each run: one batch of every machine,
+ * BENCH_CONCURRENCY jobs at a time. Reports makespan against the ideal, and CPU per job of the Rackhand processes and of
+ * PostgreSQL (from /proc, so a killed process counts up to its last sample).
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { and, eq, sql } from "drizzle-orm";
+import { openStore, type Store } from "../server/db/store";
+import { startPgCluster } from "../server/testing/pg-cluster";
+import { driveBatch, ScaleOutLab, seedFleet, startAgents, startProcess, startReinstall, type Fleet, type Proc } from "../server/testing/scale-out-lab";
+import { writeSection } from "./lib/sections";
+import { median } from "./lib/stats";
+
+const N = Number(process.env.BENCH_MACHINES ?? 1000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 100);
+const STEP_MS = Number(process.env.BENCH_STEP_MS ?? 1000);
+const LINES_PER_STEP = 5;
+/** USER_HZ: the unit of /proc/<pid>/stat times on Linux. */
+const TICKS = 100;
+const started = Date.now();
+const progress = (msg: string) => process.stderr.write(`[deploy-scale +${((Date.now() - started) / 1000).toFixed(1)} s] ${msg}\n`);
+
+/** utime+stime (and, with `children`, cutime+cstime) of a process, in ms; null once it is gone. */
+function cpuMs(pid: number, children = false): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields after the command: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+    const t = Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0);
+    return (t * 1000) / TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** PostgreSQL's CPU so far: the postmaster with its reaped children, plus its live children. */
+function pgCpuMs(postmaster: number): number {
+  let total = cpuMs(postmaster, true) ?? 0;
+  for (const e of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === postmaster) total += cpuMs(Number(e)) ?? 0;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+interface RunResult {
+  label: string;
+  processes: number;
+  makespanMs: number;
+  createMs: number;
+  rackhandCpuMs: number;
+  pgCpuMs: number;
+  failed: number;
+  killedAtDone: number | null;
+  load: [number, number];
+}
+
+async function runOnce(lab: ScaleOutLab, s: Store, f: Fleet, dbUrl: string, postmaster: number, label: string, count: number, kill: boolean): Promise<RunResult> {
+  const group: Proc[] = await Promise.all(Array.from({ length: count }, (_, i) => startProcess(lab, `${label}${i + 1}`, dbUrl)));
+  progress(`${label}: ${count} process(es) listening`);
+  const cpu = new Map<number, number>();
+  const sampleCpu = () => {
+    for (const p of group) {
+      const c = p.child.pid ? cpuMs(p.child.pid) : null;
+      if (c !== null && p.alive) cpu.set(p.child.pid!, c);
+    }
+  };
+  sampleCpu();
+  const cpu0 = new Map(cpu);
+  const pg0 = pgCpuMs(postmaster);
+  const sampler = setInterval(sampleCpu, 250);
+  const load0 = os.loadavg()[0]!;
+  const agents = startAgents(lab, f, group);
+  const t0 = performance.now();
+  // The batch is created on the process that will be killed, as an operator's browser could be on any.
+  const batchId = await startReinstall(lab, group[0]!, f.ids, CONCURRENCY);
+  const createMs = performance.now() - t0;
+  let killedAtDone: number | null = null;
+  const { state } = await driveBatch(lab, s, batchId, async (done) => {
+    if (!kill) return true;
+    if (done < N / 2) return false;
+    sampleCpu();
+    group[0]!.child.kill("SIGKILL");
+    group[0]!.alive = false;
+    killedAtDone = done;
+    progress(`${label}: ${group[0]!.name} killed with ${done} jobs done`);
+    return true;
+  });
+  const makespanMs = performance.now() - t0;
+  clearInterval(sampler);
+  sampleCpu();
+  const rackhandCpuMs = [...cpu].reduce((a, [pid, c]) => a + c - (cpu0.get(pid) ?? 0), 0);
+  const pgCpu = pgCpuMs(postmaster) - pg0;
+  await agents.stop(state !== "finished");
+  const { jobs } = s.t;
+  const failed = Number((await s.db.select({ n: sql<number>`count(*)` }).from(jobs).where(and(eq(jobs.batchId, batchId), sql`${jobs.state} <> 'succeeded'`)))[0]!.n);
+  lab.stopAll();
+  await new Promise((r) => setTimeout(r, 1500)); // SIGTERM'd processes release their leases
+  if (state !== "finished" || failed > 0 || agents.errors.length) {
+    throw new Error(`${label}: batch ${state}, ${failed} of ${N} jobs not succeeded; agent errors: ${agents.errors.slice(0, 5).join("; ")}`);
+  }
+  const r: RunResult = { label, processes: count, makespanMs, createMs, rackhandCpuMs, pgCpuMs: pgCpu, failed, killedAtDone, load: [load0, os.loadavg()[0]!] };
+  progress(`${label}: makespan ${(makespanMs / 1000).toFixed(2)} s, Rackhand CPU ${Math.round(rackhandCpuMs)} ms, PostgreSQL CPU ${Math.round(pgCpu)} ms`);
+  return r;
+}
+
+export async function runScaleBench(): Promise<void> {
+  const cluster = await startPgCluster();
+  const lab = new ScaleOutLab(STEP_MS, LINES_PER_STEP, progress);
+  const postmaster = Number(fs.readFileSync(path.join(cluster.dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
+  const dbUrl = await cluster.createDatabase("rh_scale");
+  // openStore applies the migrations (under their advisory lock) before the fleet is seeded.
+  const s = await openStore("/nonexistent", dbUrl, { max: 4 });
+  const results: RunResult[] = [];
+  try {
+    const f = await seedFleet(lab, s, 4, N);
+    results.push(await runOnce(lab, s, f, dbUrl, postmaster, "one", 1, false));
+    results.push(await runOnce(lab, s, f, dbUrl, postmaster, "three", 3, false));
+    results.push(await runOnce(lab, s, f, dbUrl, postmaster, "kill", 3, true));
+  } finally {
+    lab.close();
+    await s.close();
+    await cluster.stop();
+  }
+  // Every job: wait_agent and three agent steps of STEP_MS; the server steps (fake BMC driver) take ~0.
+  const ideal = Math.ceil(N / CONCURRENCY) * 3 * STEP_MS;
+  const [one, three, killed] = results as [RunResult, RunResult, RunResult];
+  const pct = (ms: number) => `${((ms / ideal - 1) * 100).toFixed(1)} %`;
+  const perJob = (ms: number) => `${(ms / N).toFixed(1)} ms`;
+  const row = (r: RunResult) =>
+    `| ${r.label === "one" ? "one process" : r.label === "three" ? "three processes" : `three, one killed (SIGKILL) at ${r.killedAtDone} of ${N} jobs done`} | ${(r.makespanMs / 1000).toFixed(2)} s | ${pct(r.makespanMs)} | ${perJob(r.rackhandCpuMs)} | ${perJob(r.pgCpuMs)} | ${perJob(r.rackhandCpuMs + r.pgCpuMs)} | ${r.load[0].toFixed(1)} / ${r.load[1].toFixed(1)} |`;
+  const md = [
+    "## Deploy on PostgreSQL with one and three processes, and one of three killed (npm run bench:deploy -- --db postgres --processes 3)",
+    "",
+    `bench/deploy-scale.ts, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC. Host: ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}.`,
+    `${N} machines, one reinstall batch each run (concurrency ${CONCURRENCY}), on one PostgreSQL (Debian's, default settings, unix socket) and one database; each run starts its own \`server/main.ts\` processes (no UI, fake BMC driver, power sync off).`,
+    `Simulated agents in the bench process (${STEP_MS} ms per agent step, ${LINES_PER_STEP} log lines each) reach the processes through a round-robin balancer that moves to the next live process on failure. Ideal: ⌈N/C⌉ × 3 × ${STEP_MS} ms = ${(ideal / 1000).toFixed(0)} s (agent work only).`,
+    "",
+    "| run | makespan | over ideal | Rackhand CPU per job | PostgreSQL CPU per job | total CPU per job | load before / after |",
+    "|---|---|---|---|---|---|---|",
+    ...results.map(row),
+    "",
+    `- Three processes against one: makespan ${(three.makespanMs / one.makespanMs).toFixed(2)}× (target: no worse than one, ≤ 1.00×; ${three.makespanMs <= one.makespanMs ? "met" : "**missed**"}).`,
+    `- One of three killed against three undisturbed: makespan ${(killed.makespanMs / three.makespanMs).toFixed(2)}× (target ≤ 1.2×; ${killed.makespanMs <= 1.2 * three.makespanMs ? "met" : "**missed**"}).`,
+    `- Creating the batch (tRPC batches.create, ${N} machines): ${results.map((r) => `${Math.round(r.createMs)} ms`).join(", ")}.`,
+    "- Every job of every run succeeded (checked; a run with a failed job aborts the bench). CPU is utime+stime from /proc; PostgreSQL's includes its exited backends (the postmaster's reaped children).",
+    `- The bench's own CPU (agents, balancer, the watcher that boots an agent when its job's wait_agent starts, polled every 100 ms): not in the table. Median makespan of the three: ${(median(results.map((r) => r.makespanMs)) / 1000).toFixed(2)} s.`,
+  ].join("\n");
+  process.stdout.write(`${md}\n`);
+  writeSection(path.join(process.cwd(), "docs/BENCHMARKS.md"), "deploy-scale", md);
+}
