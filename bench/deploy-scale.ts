@@ -61,6 +61,9 @@ function pgCpuMs(postmaster: number): number {
 interface RunResult {
   label: string;
   processes: number;
+  jobP50Ms: number;
+  /** Per step: median gap since the previous group ended / median run time. */
+  breakdown: string;
   makespanMs: number;
   createMs: number;
   rackhandCpuMs: number;
@@ -107,14 +110,40 @@ async function runOnce(lab: ScaleOutLab, s: Store, f: Fleet, dbUrl: string, post
   const rackhandCpuMs = [...cpu].reduce((a, [pid, c]) => a + c - (cpu0.get(pid) ?? 0), 0);
   const pgCpu = pgCpuMs(postmaster) - pg0;
   await agents.stop(state !== "finished");
-  const { jobs } = s.t;
+  const { jobs, steps } = s.t;
+  // Where a job's time goes: per step name, the median gap since the previous group ended and the median run time.
+  const rows = await s.db
+    .select({ jobId: steps.jobId, group: steps.group, name: steps.name, startedAt: steps.startedAt, finishedAt: steps.finishedAt })
+    .from(steps)
+    .innerJoin(jobs, eq(jobs.id, steps.jobId))
+    .where(eq(jobs.batchId, batchId));
+  const byJob = new Map<number, typeof rows>();
+  for (const x of rows) byJob.set(x.jobId, [...(byJob.get(x.jobId) ?? []), x]);
+  const gaps = new Map<string, number[]>();
+  const runs = new Map<string, number[]>();
+  const jobMs: number[] = [];
+  for (const list of byJob.values()) {
+    list.sort((a, b) => a.group - b.group);
+    const t = (d: Date | null) => d?.getTime() ?? NaN;
+    jobMs.push(t(list.at(-1)!.finishedAt) - t(list[0]!.startedAt));
+    for (let i = 0; i < list.length; i++) {
+      const x = list[i]!;
+      const key = `${x.group}:${x.name}`;
+      (runs.get(key) ?? runs.set(key, []).get(key)!).push(t(x.finishedAt) - t(x.startedAt));
+      const prev = list.filter((y) => y.group === x.group - 1);
+      if (prev.length) (gaps.get(key) ?? gaps.set(key, []).get(key)!).push(t(x.startedAt) - Math.max(...prev.map((y) => t(y.finishedAt))));
+    }
+  }
+  const steps_ = [...runs.keys()].sort((a, b) => Number(a.split(":")[0]) - Number(b.split(":")[0]));
+  const breakdown = steps_.map((k) => `${k.split(":")[1]} +${Math.round(median(gaps.get(k) ?? [0]))}/${Math.round(median(runs.get(k)!))}`).join(", ");
+  progress(`${label}: job p50 ${Math.round(median(jobMs))} ms; per step (gap before / run, ms medians): ${breakdown}`);
   const failed = Number((await s.db.select({ n: sql<number>`count(*)` }).from(jobs).where(and(eq(jobs.batchId, batchId), sql`${jobs.state} <> 'succeeded'`)))[0]!.n);
   lab.stopAll();
   await new Promise((r) => setTimeout(r, 1500)); // SIGTERM'd processes release their leases
   if (state !== "finished" || failed > 0 || agents.errors.length) {
     throw new Error(`${label}: batch ${state}, ${failed} of ${N} jobs not succeeded; agent errors: ${agents.errors.slice(0, 5).join("; ")}`);
   }
-  const r: RunResult = { label, processes: count, makespanMs, createMs, rackhandCpuMs, pgCpuMs: pgCpu, failed, killedAtDone, load: [load0, os.loadavg()[0]!] };
+  const r: RunResult = { label, processes: count, jobP50Ms: median(jobMs), breakdown, makespanMs, createMs, rackhandCpuMs, pgCpuMs: pgCpu, failed, killedAtDone, load: [load0, os.loadavg()[0]!] };
   progress(`${label}: makespan ${(makespanMs / 1000).toFixed(2)} s, Rackhand CPU ${Math.round(rackhandCpuMs)} ms, PostgreSQL CPU ${Math.round(pgCpu)} ms`);
   return r;
 }
@@ -143,7 +172,7 @@ export async function runScaleBench(): Promise<void> {
   const pct = (ms: number) => `${((ms / ideal - 1) * 100).toFixed(1)} %`;
   const perJob = (ms: number) => `${(ms / N).toFixed(1)} ms`;
   const row = (r: RunResult) =>
-    `| ${r.label === "one" ? "one process" : r.label === "three" ? "three processes" : `three, one killed (SIGKILL) at ${r.killedAtDone} of ${N} jobs done`} | ${(r.makespanMs / 1000).toFixed(2)} s | ${pct(r.makespanMs)} | ${perJob(r.rackhandCpuMs)} | ${perJob(r.pgCpuMs)} | ${perJob(r.rackhandCpuMs + r.pgCpuMs)} | ${r.load[0].toFixed(1)} / ${r.load[1].toFixed(1)} |`;
+    `| ${r.label === "one" ? "one process" : r.label === "three" ? "three processes" : `three, one killed (SIGKILL) at ${r.killedAtDone} of ${N} jobs done`} | ${(r.makespanMs / 1000).toFixed(2)} s | ${pct(r.makespanMs)} | ${(r.jobP50Ms / 1000).toFixed(2)} s | ${perJob(r.rackhandCpuMs)} | ${perJob(r.pgCpuMs)} | ${perJob(r.rackhandCpuMs + r.pgCpuMs)} | ${r.load[0].toFixed(1)} / ${r.load[1].toFixed(1)} |`;
   const md = [
     "## Deploy on PostgreSQL with one and three processes, and one of three killed (npm run bench:deploy -- --db postgres --processes 3)",
     "",
@@ -151,12 +180,13 @@ export async function runScaleBench(): Promise<void> {
     `${N} machines, one reinstall batch each run (concurrency ${CONCURRENCY}), on one PostgreSQL (Debian's, default settings, unix socket) and one database; each run starts its own \`server/main.ts\` processes (no UI, fake BMC driver, power sync off).`,
     `Simulated agents in the bench process (${STEP_MS} ms per agent step, ${LINES_PER_STEP} log lines each) reach the processes through a round-robin balancer that moves to the next live process on failure. Ideal: ⌈N/C⌉ × 3 × ${STEP_MS} ms = ${(ideal / 1000).toFixed(0)} s (agent work only).`,
     "",
-    "| run | makespan | over ideal | Rackhand CPU per job | PostgreSQL CPU per job | total CPU per job | load before / after |",
-    "|---|---|---|---|---|---|---|",
+    "| run | makespan | over ideal | job p50 | Rackhand CPU per job | PostgreSQL CPU per job | total CPU per job | load before / after |",
+    "|---|---|---|---|---|---|---|---|",
     ...results.map(row),
     "",
     `- Three processes against one: makespan ${(three.makespanMs / one.makespanMs).toFixed(2)}× (target: no worse than one, ≤ 1.00×; ${three.makespanMs <= one.makespanMs ? "met" : "**missed**"}).`,
     `- One of three killed against three undisturbed: makespan ${(killed.makespanMs / three.makespanMs).toFixed(2)}× (target ≤ 1.2×; ${killed.makespanMs <= 1.2 * three.makespanMs ? "met" : "**missed**"}).`,
+    ...results.map((r) => `- Where a job's time went (${r.label}; per step, median ms: gap since the previous group ended / run time): ${r.breakdown}.`),
     `- Creating the batch (tRPC batches.create, ${N} machines): ${results.map((r) => `${Math.round(r.createMs)} ms`).join(", ")}.`,
     "- Every job of every run succeeded (checked; a run with a failed job aborts the bench). CPU is utime+stime from /proc; PostgreSQL's includes its exited backends (the postmaster's reaped children).",
     `- The bench's own CPU (agents, balancer, the watcher that boots an agent when its job's wait_agent starts, polled every 100 ms): not in the table. Median makespan of the three: ${(median(results.map((r) => r.makespanMs)) / 1000).toFixed(2)} s.`,

@@ -92,10 +92,17 @@ export function prepareQueries(store: Store) {
     }),
     stepsOfJob: hot<StepRow[]>(store, "all", (db, { steps }) => db.select().from(steps).where(eq(steps.jobId, id)).orderBy(asc(steps.group), asc(steps.id))),
     step: hot<StepRow | undefined>(store, "get", (db, { steps }) => db.select().from(steps).where(eq(steps.id, id))),
-    /** A step's row, locked for the rest of the transaction on PostgreSQL (outcomes of one step are taken one at a time). */
-    stepForUpdate: hot<StepRow | undefined>(store, "get", (db, { steps }) => {
-      const q = db.select().from(steps).where(eq(steps.id, id));
-      return pg ? q.for("update") : q;
+    /**
+     * A step's row with its job's machine and batch (for the live event), the step locked for the rest of the
+     * transaction on PostgreSQL (outcomes of one step are taken one at a time).
+     */
+    stepWithJobForUpdate: hot<(StepRow & { jobMachineId: number; jobBatchId: number | null }) | undefined>(store, "get", (db, { steps, jobs }) => {
+      const q = db
+        .select({ ...getTableColumns(steps), jobMachineId: jobs.machineId, jobBatchId: jobs.batchId })
+        .from(steps)
+        .innerJoin(jobs, eq(jobs.id, steps.jobId))
+        .where(eq(steps.id, id));
+      return pg ? q.for("update", { of: steps }) : q;
     }),
     readySteps: hot<StepRow[]>(store, "all", (db, { steps }) =>
       db

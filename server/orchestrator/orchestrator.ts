@@ -285,12 +285,11 @@ export class Orchestrator {
     let retryAt: number | null = null;
     const q = this.queries;
     const taken = await this.store.transaction(async (tx) => {
-      const s = await q.stepForUpdate(tx, { id: stepId });
+      const s = await q.stepWithJobForUpdate(tx, { id: stepId });
       if (!s || s.state !== "running" || s.attempt !== attempt) return null;
       if (s.leaseOwner !== null && s.leaseOwner !== this.owner && !opts.anyOwner) return null;
       const next = decide(outcome, s, now, this.opts.random);
-      const job = await q.job(tx, { id: s.jobId });
-      if (job) changed = stepChanged(job, s, next.state);
+      changed = stepChanged({ machineId: s.jobMachineId, batchId: s.jobBatchId }, s, next.state);
       if (next.state === "pending") retryAt = next.nextAttemptAt;
       await q.finishStep(tx, {
         id: stepId,
