@@ -208,10 +208,11 @@ export class Orchestrator {
     const at = q.at(now);
     await this.store.transaction(async (tx) => {
       // On PostgreSQL the job's row is locked: one process advances a job at a time.
-      const job = await q.jobForUpdate(tx, { id: jobId });
+      const rows = await q.jobWithStepsForUpdate(tx, { id: jobId });
+      const job = rows[0]?.job;
       if (!job || job.state !== "running") return;
-      for (;;) {
-        const all = await q.stepsOfJob(tx, { id: jobId });
+      for (let pass = 0; ; pass++) {
+        const all = pass === 0 ? rows.flatMap((r) => (r.step ? [r.step] : [])) : await q.stepsOfJob(tx, { id: jobId });
         const open = all.filter((s) => s.state !== "succeeded");
         if (open.length === 0) return void live.push(...(await this.finish(tx, job, null)));
         const group = open[0]!.group;
