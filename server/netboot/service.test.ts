@@ -79,6 +79,22 @@ describe("netboot reconciler (external mode, real database)", () => {
     expect(Object.keys(tree()).filter((k) => k.includes("52-54-00-00-00-01"))).toEqual([]);
   });
 
+  it("concurrent set_boot_target calls share the reconcile queued behind the running one, and each sees its machine written", async () => {
+    const ids: number[] = [];
+    for (let i = 1; i <= 20; i++) ids.push((await enrollMachine(h.domain, machineInput(i) as never, "test")).id);
+    await nb.start();
+    for (const id of ids) for (const a of ["manage", "provide", "deploy"] as const) await transition(h.domain, id, a, { actor: "test" });
+    const before = nb.status().reconciles;
+    // As 20 set_boot_target steps of a batch wave: each marks its machine and waits for a reconcile that read it.
+    await Promise.all(ids.map((id) => nb.applyMachine(id)));
+    for (let n = 1; n <= 20; n++) expect(ipxe(n), `machine ${n}`).toContain("kernel http://10.0.0.1:3000/boot/ramdisk/vmlinuz");
+    // One reconcile for the first caller, one shared by the 19 that came while it ran (one per call: 20).
+    expect(nb.status().reconciles - before).toBeLessThanOrEqual(2);
+    // A call made after those finished gets a reconcile of its own.
+    await nb.applyMachine(ids[0]!);
+    expect(nb.status().reconciles - before).toBeLessThanOrEqual(3);
+  });
+
   it("adds a new NIC as its own hosts.d file (inotify, no SIGHUP); a changed or removed line goes through the hosts file and a SIGHUP", async () => {
     const a = await enrollMachine(h.domain, machineInput(1) as never, "test");
     await nb.start();
