@@ -20,7 +20,8 @@ import { recordStoreEvent } from "../../events/audit";
 import { loadBmc } from "../bmc-state";
 import { BmcError } from "../errors";
 import type { ConsoleStream } from "../types";
-import { checkMachineId, checkViewerId, checkViewerName, CHUNK_BYTES, ConsoleCluster, type ClusterMessage, type ClusterOptions, type ConsoleStatus, type KeyboardHolder } from "./cluster";
+import { ConsoleCluster, type ClusterOptions } from "./cluster";
+import { checkMachineId, checkViewerId, checkViewerName, CHUNK_BYTES, type ClusterMessage, type ConsoleStatus, type KeyboardHolder } from "./messages";
 import { Transcript } from "./transcript";
 
 export type { ConsoleStatus };
