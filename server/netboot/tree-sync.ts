@@ -11,7 +11,7 @@ import { storeOf } from "../db/store";
 import { loadBootRows } from "./load";
 import { LoaderInstaller, type LoaderOptions } from "./loaders";
 import { TreeWriter, type TreeChanges } from "./reconciler";
-import { desiredTree, hostKey, HOSTS_DIR, HOSTS_FILE, machineTree, renderHostsFile, TFTP_DIR, type Tree, type TreeContext } from "./tree";
+import { addMachines, desiredTree, hostKey, HOSTS_DIR, HOSTS_FILE, renderHostsFile, TFTP_DIR, type Tree, type TreeContext } from "./tree";
 
 export class TreeSync {
   readonly loaders: LoaderInstaller;
@@ -87,17 +87,7 @@ export class TreeSync {
   async some(ids: number[], ctx: TreeContext): Promise<TreeChanges> {
     const rows = await loadBootRows(storeOf(this.d), ids);
     const desired: Tree = new Map();
-    const newOwners = new Map<number, string[]>();
-    const hosts = new Map<string, string>();
-    for (const m of rows) {
-      const mt = machineTree(m, ctx);
-      newOwners.set(m.id, [...mt.keys()]);
-      for (const [k, v] of mt) {
-        const hy = hostKey(k);
-        if (hy) hosts.set(hy, v);
-        else desired.set(k, v);
-      }
-    }
+    const { owners: newOwners, hosts } = addMachines(desired, rows, ctx);
     const previous = ids.flatMap((id) => this.owners.get(id) ?? []);
     // Host lines: a MAC dnsmasq has never seen gets its own hosts.d file, which dnsmasq reads on inotify without a
     // signal (enroll → lease stays fast). A changed or removed line is rewritten in the hosts file and dnsmasq is
