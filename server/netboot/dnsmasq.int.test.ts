@@ -3,73 +3,42 @@
  * namespaces joined by a veth pair, dnsmasq in the server namespace on the generated configuration,
  * busybox udhcpc/tftp in the client namespace. Needs root, iproute2, dnsmasq and busybox-static: missing
  * tools fail the test (scripts/install-system-deps.sh test installs them). Everything it creates is named
- * rhnb<pid>* and removed in afterAll, even when a test fails.
+ * rhnb<pid>* and removed in afterAll, even when a test fails (server/testing/netns-dnsmasq.ts).
  */
 import { eq } from "drizzle-orm";
 import { machines } from "../db/schema";
-import { execFile, spawnSync } from "node:child_process";
 import { sql } from "drizzle-orm";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deleteMachine, enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { createHarness, type Harness } from "../testing/harness";
+import { DhcpNetns } from "../testing/netns-dnsmasq";
 import { NetbootService } from "./service";
 import { storeNetbootSettings } from "./settings";
 
-const run = promisify(execFile);
-const P = `rhnb${process.pid}`;
-const NS_SRV = `${P}s`;
-const NS_CLI = `${P}c`;
-const V_SRV = `${P}a`;
-const V_CLI = `${P}b`;
 const NET = "10.213.77";
+const net = new DhcpNetns(`rhnb${process.pid}`, NET);
 const MAC_A = "52:54:00:7b:00:01";
 const MAC_B = "52:54:00:7b:00:02";
 const MAC_C = "52:54:00:7b:00:03";
 const MAC_D = "52:54:00:7b:00:04";
 const MAC_UNKNOWN = "52:54:00:7b:00:99";
 
-function ip(...args: string[]) {
-  const r = spawnSync("ip", args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`ip ${args.join(" ")}: ${r.error ?? r.stderr}`);
-}
-
 describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () => {
   let h: Harness;
   let nb: NetbootService;
   const lines: string[] = [];
-  let script: string;
 
   beforeAll(async () => {
-    for (const [tool, args] of [["ip", ["-V"]], ["dnsmasq", ["--version"]], ["busybox", ["udhcpc", "--help"]]] as const) {
-      const r = spawnSync(tool, args as unknown as string[]);
-      if (r.error) throw new Error(`${tool} is required for this test (bash scripts/install-system-deps.sh test): ${r.error.message}`);
-    }
-    ip("netns", "add", NS_SRV);
-    ip("netns", "add", NS_CLI);
-    ip("link", "add", V_SRV, "netns", NS_SRV, "type", "veth", "peer", "name", V_CLI, "netns", NS_CLI);
-    ip("-n", NS_SRV, "addr", "add", `${NET}.1/24`, "dev", V_SRV);
-    // A fixed client address (outside the range) for TFTP; udhcpc uses raw sockets and needs none.
-    ip("-n", NS_CLI, "addr", "add", `${NET}.9/24`, "dev", V_CLI);
-    for (const [ns, dev] of [[NS_SRV, V_SRV], [NS_CLI, V_CLI]]) {
-      ip("-n", ns!, "link", "set", "lo", "up");
-      ip("-n", ns!, "link", "set", dev!, "up");
-    }
     h = createHarness();
-    script = path.join(h.dataDir, "udhcpc.script");
-    fs.writeFileSync(
-      script,
-      `#!/bin/sh\ncase "$1" in\n  bound|renew) echo "LEASE ip=$ip hostname=$hostname siaddr=$siaddr boot_file=$boot_file bootfile=$bootfile" ;;\nesac\n`,
-      { mode: 0o755 },
-    );
-    await storeNetbootSettings(h.domain, { mode: "managed", interface: V_SRV, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
+    net.setup(h.dataDir, { clientHost: 9 }); // a fixed client address (outside the range) for TFTP
+    await storeNetbootSettings(h.domain, { mode: "managed", interface: net.devSrv, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
     const a = await enrollMachine(h.domain, { name: "node-a", bootMac: MAC_A, ip: `${NET}.51`, uHeight: 1 }, "test");
     for (const act of ["manage", "provide", "deploy"] as const) await transition(h.domain, a.id, act, { actor: "test" });
-    nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5, dnsmasqCommand: ["ip", "netns", "exec", NS_SRV, "dnsmasq"], onDnsmasqLine: (l) => lines.push(l) });
+    nb = new NetbootService(h.domain, { dataDir: h.dataDir, debounceMs: 5, dnsmasqCommand: net.dnsmasqCommand, onDnsmasqLine: (l) => lines.push(l) });
     await nb.start();
     expect(nb.status().lastError).toBeNull();
     await waitFor(() => lines.some((l) => l.includes("TFTP root is")), "dnsmasq start");
@@ -79,8 +48,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     try {
       await nb?.stop();
     } finally {
-      spawnSync("ip", ["netns", "del", NS_SRV]);
-      spawnSync("ip", ["netns", "del", NS_CLI]);
+      net.teardown();
       h?.close();
     }
   });
@@ -88,17 +56,12 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
   /** dnsmasq's "read <netboot>/hosts" lines: at start and on every SIGHUP. */
   const hostsReads = () => lines.filter((l) => l.endsWith(` ${path.join(nb.root, "hosts")}`) || l.includes(` ${path.join(nb.root, "hosts")} `)).length;
 
-  async function dhcp(mac: string, extra: string[] = []): Promise<string> {
-    ip("-n", NS_CLI, "link", "set", V_CLI, "address", mac);
-    // -R releases the lease on exit, so a later run of the same MAC starts afresh.
-    const { stdout } = await run("ip", ["netns", "exec", NS_CLI, "busybox", "udhcpc", "-i", V_CLI, "-s", script, "-q", "-n", "-R", "-t", "5", "-T", "1", "-O", "hostname", "-O", "bootfile", ...extra], { timeout: 15_000 });
-    return stdout.split("\n").find((l) => l.startsWith("LEASE")) ?? `no lease: ${stdout}`;
-  }
+  const dhcp = (mac: string, extra: string[] = []) => net.dhcp(mac, extra);
 
   async function tftp(file: string): Promise<string | null> {
     const local = path.join(h.dataDir, `tftp-${Math.random().toString(36).slice(2)}`);
     try {
-      await run("ip", ["netns", "exec", NS_CLI, "busybox", "tftp", "-g", "-r", file, "-l", local, `${NET}.1`], { timeout: 10_000 });
+      await net.inClient(["busybox", "tftp", "-g", "-r", file, "-l", local, net.serverAddress], 10_000);
       return fs.readFileSync(local, "utf8");
     } catch {
       return null; // busybox tftp exits 1 for a missing file
@@ -110,7 +73,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
   async function tftpBytes(file: string): Promise<Buffer | null> {
     const local = path.join(h.dataDir, `tftp-${Math.random().toString(36).slice(2)}`);
     try {
-      await run("ip", ["netns", "exec", NS_CLI, "busybox", "tftp", "-b", "1468", "-g", "-r", file, "-l", local, `${NET}.1`], { timeout: 30_000 });
+      await net.inClient(["busybox", "tftp", "-b", "1468", "-g", "-r", file, "-l", local, net.serverAddress], 30_000);
       return fs.readFileSync(local);
     } catch {
       return null;

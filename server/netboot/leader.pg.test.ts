@@ -1,16 +1,14 @@
 /**
  * The netboot leader lease with two Rackhand "processes" on one PostgreSQL (vitest project postgres only): two
  * NetbootService instances, each with its own pool, bus (joined by the real bus bridge), data directory and managed
- * dnsmasq, in network namespaces with a real DHCP client (as dnsmasq.int.test.ts; root, iproute2, dnsmasq and
- * busybox-static are required: missing tools fail the test). Only the leader writes its tree and runs dnsmasq; a
+ * dnsmasq, in network namespaces with a real DHCP client (server/testing/netns-dnsmasq.ts, as dnsmasq.int.test.ts;
+ * root, iproute2, dnsmasq and busybox-static are required: missing tools fail the test). Only the leader writes its tree and runs dnsmasq; a
  * follower's set_boot_target is written by the leader and confirmed through the database; a leader whose renewal
  * hangs stops dnsmasq by its own clock; a killed leader is replaced, and the new leader's tree has what was enrolled
  * while nobody led.
  */
-import { execFile, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { promisify } from "node:util";
 import { eq, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import pg from "pg";
@@ -26,24 +24,15 @@ import { health } from "../http/health";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { createHarness, type Harness } from "../testing/harness";
+import { DhcpNetns } from "../testing/netns-dnsmasq";
 import { until } from "../testing/until";
 import { NetbootService } from "./service";
 import { storeNetbootSettings } from "./settings";
 import { readRequests, requestApply } from "./tree-requests";
 
-const run = promisify(execFile);
-const P = `rhld${process.pid}`;
-const NS_SRV = `${P}s`;
-const NS_CLI = `${P}c`;
-const V_SRV = `${P}a`;
-const V_CLI = `${P}b`;
 const NET = "10.213.79";
+const net = new DhcpNetns(`rhld${process.pid}`, NET);
 const LEASE = "netboot:provisioning";
-
-function ip(...args: string[]) {
-  const r = spawnSync("ip", args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`ip ${args.join(" ")}: ${r.error ?? r.stderr}`);
-}
 
 interface Proc {
   name: string;
@@ -57,7 +46,6 @@ interface Proc {
 
 let h: Harness;
 let url: string;
-let script: string;
 const procs: Proc[] = [];
 const extraPools: pg.Pool[] = [];
 
@@ -76,7 +64,7 @@ async function startProc(name: string): Promise<Proc> {
   const nb = new NetbootService(domain, {
     dataDir,
     debounceMs: 5,
-    dnsmasqCommand: ["ip", "netns", "exec", NS_SRV, "dnsmasq"],
+    dnsmasqCommand: net.dnsmasqCommand,
     onDnsmasqLine: (l) => lines.push(l),
     leader: { owner: name, ttlMs: 3_000, renewMs: 500, confirmTimeoutMs: 15_000, pollMs: 200 },
   });
@@ -104,11 +92,7 @@ const alive = (pid: number | null | undefined) => {
   }
 };
 
-async function dhcp(mac: string): Promise<string> {
-  ip("-n", NS_CLI, "link", "set", V_CLI, "address", mac);
-  const { stdout } = await run("ip", ["netns", "exec", NS_CLI, "busybox", "udhcpc", "-i", V_CLI, "-s", script, "-q", "-n", "-R", "-t", "5", "-T", "1", "-O", "hostname"], { timeout: 20_000 });
-  return stdout.split("\n").find((l) => l.startsWith("LEASE")) ?? `no lease: ${stdout}`;
-}
+const dhcp = (mac: string) => net.dhcp(mac);
 
 async function deploying(d: Domain, name: string, mac: string, host: number): Promise<number> {
   const m = await enrollMachine(d, { name, bootMac: mac, ip: `${NET}.${host}`, uHeight: 1 }, "test");
@@ -117,24 +101,11 @@ async function deploying(d: Domain, name: string, mac: string, host: number): Pr
 }
 
 beforeAll(async () => {
-  for (const [tool, args] of [["ip", ["-V"]], ["dnsmasq", ["--version"]], ["busybox", ["udhcpc", "--help"]]] as const) {
-    const r = spawnSync(tool, args as unknown as string[]);
-    if (r.error) throw new Error(`${tool} is required for this test (bash scripts/install-system-deps.sh test): ${r.error.message}`);
-  }
-  ip("netns", "add", NS_SRV);
-  ip("netns", "add", NS_CLI);
-  ip("link", "add", V_SRV, "netns", NS_SRV, "type", "veth", "peer", "name", V_CLI, "netns", NS_CLI);
-  ip("-n", NS_SRV, "addr", "add", `${NET}.1/24`, "dev", V_SRV);
-  for (const [ns, dev] of [[NS_SRV, V_SRV], [NS_CLI, V_CLI]]) {
-    ip("-n", ns!, "link", "set", "lo", "up");
-    ip("-n", ns!, "link", "set", dev!, "up");
-  }
   h = createHarness();
   await h.store.db.execute(sql`SELECT 1`); // the test database exists from here on
   url = (h.store.db as unknown as PgDb).$client.options.connectionString!;
-  script = path.join(h.dataDir, "udhcpc.script");
-  fs.writeFileSync(script, `#!/bin/sh\ncase "$1" in\n  bound|renew) echo "LEASE ip=$ip hostname=$hostname" ;;\nesac\n`, { mode: 0o755 });
-  await storeNetbootSettings(h.domain, { mode: "managed", interface: V_SRV, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
+  net.setup(h.dataDir);
+  await storeNetbootSettings(h.domain, { mode: "managed", interface: net.devSrv, serverAddress: `${NET}.1`, rangeStart: `${NET}.100`, rangeEnd: `${NET}.150`, httpBaseUrl: `http://${NET}.1:3000` }, "test");
 }, 60_000);
 
 afterAll(async () => {
@@ -145,8 +116,7 @@ afterAll(async () => {
     }
     await Promise.all(extraPools.map((p) => p.end().catch(() => {})));
   } finally {
-    spawnSync("ip", ["netns", "del", NS_SRV]);
-    spawnSync("ip", ["netns", "del", NS_CLI]);
+    net.teardown();
     h?.close();
   }
 });

@@ -21,15 +21,15 @@ import { DnsmasqSupervisor } from "./dnsmasq";
 import { AgentNonces } from "./agent-nonce";
 import { InstallTokens } from "./install-token";
 import { DhcpFirmwareObserver, recordBootSighting } from "./dhcp-firmware";
-import { LoaderInstaller, type LoaderStatus } from "./loaders";
+import type { LoaderInstaller, LoaderStatus } from "./loaders";
 import { INSTALLER_RELEASES, seedInstallerProfile, syncInstallerFiles, type InstallerFilesStatus, type InstallerRelease } from "./installer-files";
-import { loadBootRows } from "./load";
-import { TreeWriter, type TreeChanges } from "./reconciler";
+import type { TreeChanges } from "./reconciler";
 import { loadEffectiveNetbootSettings } from "./settings";
 import { storeOf } from "../db/store";
 import type { PgDb } from "../db/pg/client";
 import { NetbootLeadership, type NetbootLeaderOptions, type NetbootLeadershipStatus } from "./leadership";
-import { CONF_FILE, desiredTree, hostKey, HOSTS_DIR, HOSTS_FILE, machineTree, renderHostsFile, TFTP_DIR, type Tree, type TreeContext } from "./tree";
+import { CONF_FILE, HOSTS_DIR, HOSTS_FILE, TFTP_DIR, type TreeContext } from "./tree";
+import { TreeSync } from "./tree-sync";
 
 export interface NetbootOptions {
   /** The tree goes to <dataDir>/netboot; HTTP boot files live in <dataDir>/http. */
@@ -78,13 +78,8 @@ export class NetbootService {
   readonly httpRoot: string;
   readonly tokens: InstallTokens;
   private readonly nonces: AgentNonces;
-  private readonly writer: TreeWriter;
+  private readonly tree: TreeSync;
   readonly loaders: LoaderInstaller;
-  /** Loader names whose error was logged already (logged again only after they were fine once). */
-  private loggedMissing = new Set<string>();
-  private owners = new Map<number, string[]>();
-  /** The dhcp-hostsfile as written: MAC (hyphen spelling) → its dhcp-host line. */
-  private hostLines = new Map<string, string>();
   /** The agent payload checksum the tree's agent entries carry (undefined: no tree written yet). */
   private appliedPayload: string | null | undefined = undefined;
   private settings!: NetbootSettings;
@@ -113,8 +108,8 @@ export class NetbootService {
   ) {
     this.root = path.resolve(o.dataDir, "netboot");
     this.httpRoot = path.resolve(o.dataDir, "http");
-    this.writer = new TreeWriter(this.root);
-    this.loaders = new LoaderInstaller(path.join(this.root, TFTP_DIR), o.loaderOptions);
+    this.tree = new TreeSync(d, this.root, this.httpRoot, o.loaderOptions);
+    this.loaders = this.tree.loaders;
     this.tokens = new InstallTokens(d.secrets.deriveKey("netboot install tokens"));
     this.nonces = AgentNonces.of(d);
   }
@@ -137,7 +132,7 @@ export class NetbootService {
       // On PostgreSQL the Store's db is drizzle's node-postgres database (store.ts pgStore).
       this.leadership = new NetbootLeadership(store.db as unknown as PgDb, this.d, this.o.leader ?? {}, {
         gained: () => {
-          this.writer.forget(); // another leader may have written here meanwhile (a shared data directory)
+          this.tree.forget(); // another leader may have written here meanwhile (a shared data directory)
           this.fullPending = true;
           void this.flush();
         },
@@ -333,92 +328,13 @@ export class NetbootService {
   }
 
   /** Whole tree from all rows. @throws AppError VALIDATION before anything is written */
-  async reconcileAll(ctx: TreeContext): Promise<TreeChanges> {
-    const rows = await loadBootRows(storeOf(this.d));
-    const { tree, owners, hosts } = desiredTree(rows, { ...ctx, loaders: this.installLoaders() });
-    // Writes `hosts` (all NICs) before removing the hosts.d files it replaces; either changed → SIGHUP.
-    const changes = this.writer.applyFull(tree);
-    this.owners = owners;
-    this.hostLines = hosts;
-    return changes;
-  }
-
-  /**
-   * Boot loaders from the packages into the TFTP root, and tftp/boot → the HTTP tree (network GRUB reads
-   * kernels over TFTP). Returns the names in place; each missing one is logged once.
-   */
-  private installLoaders(): Set<string> {
-    const link = path.join(this.root, TFTP_DIR, "boot");
-    fs.mkdirSync(this.httpRoot, { recursive: true });
-    fs.mkdirSync(path.dirname(link), { recursive: true });
-    let current: string | null = null;
-    try {
-      current = fs.readlinkSync(link);
-    } catch {
-      /* absent */
-    }
-    if (current !== this.httpRoot) {
-      const tmp = path.join(path.dirname(link), `.boot.${process.pid}.tmp`);
-      fs.rmSync(tmp, { force: true });
-      fs.symlinkSync(this.httpRoot, tmp);
-      fs.renameSync(tmp, link);
-    }
-    const ok = new Set<string>();
-    for (const l of this.loaders.install()) {
-      if (!l.error) {
-        ok.add(l.name);
-        this.loggedMissing.delete(l.name);
-      } else if (!this.loggedMissing.has(l.name)) {
-        this.loggedMissing.add(l.name);
-        this.d.log.error(`boot loader ${l.name} missing: ${l.error}`, { loader: l.name, package: l.package });
-      }
-    }
-    return ok;
+  reconcileAll(ctx: TreeContext): Promise<TreeChanges> {
+    return this.tree.all(ctx);
   }
 
   /** Only the given machines' files (a deleted machine has none left). @throws AppError VALIDATION */
-  async reconcileSome(ids: number[], ctx: TreeContext): Promise<TreeChanges> {
-    const rows = await loadBootRows(storeOf(this.d), ids);
-    const desired: Tree = new Map();
-    const newOwners = new Map<number, string[]>();
-    const hosts = new Map<string, string>();
-    for (const m of rows) {
-      const mt = machineTree(m, ctx);
-      newOwners.set(m.id, [...mt.keys()]);
-      for (const [k, v] of mt) {
-        const hy = hostKey(k);
-        if (hy) hosts.set(hy, v);
-        else desired.set(k, v);
-      }
-    }
-    const previous = ids.flatMap((id) => this.owners.get(id) ?? []);
-    // Host lines: a MAC dnsmasq has never seen gets its own hosts.d file, which dnsmasq reads on inotify without a
-    // signal (enroll → lease stays fast). A changed or removed line is rewritten in the hosts file and dnsmasq is
-    // SIGHUP'd: it only ever adds entries on inotify, so a changed hosts.d file would leave the replaced entry behind,
-    // holding the old address against the next machine given it.
-    // The hosts file's lines after this change: a copy, made only when a line changes, kept only once written.
-    let next: Map<string, string> | null = null;
-    const edit = () => (next ??= new Map(this.hostLines));
-    for (const [hy, line] of hosts) {
-      const inDir = this.writer.get(`${HOSTS_DIR}/${hy}`);
-      if (this.hostLines.has(hy)) {
-        if (this.hostLines.get(hy) !== line) edit().set(hy, line);
-      } else if (inDir === undefined || inDir === line) desired.set(`${HOSTS_DIR}/${hy}`, line);
-      else edit().set(hy, line); // the hosts.d file is stale: removed below (it is in `previous`, not desired)
-    }
-    for (const rel of previous) {
-      const hy = hostKey(rel);
-      if (hy && !hosts.has(hy) && this.hostLines.has(hy)) edit().delete(hy);
-    }
-    if (next) desired.set(HOSTS_FILE, renderHostsFile(next));
-    const changes = this.writer.applyPartial(desired, previous);
-    if (next) this.hostLines = next;
-    for (const id of ids) {
-      const o = newOwners.get(id);
-      if (o) this.owners.set(id, o);
-      else this.owners.delete(id);
-    }
-    return changes;
+  reconcileSome(ids: number[], ctx: TreeContext): Promise<TreeChanges> {
+    return this.tree.some(ids, ctx);
   }
 
   private async switchBackend(mode: NetbootMode): Promise<void> {

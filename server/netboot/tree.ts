@@ -234,6 +234,16 @@ export function renderHostsFile(lines: ReadonlyMap<string, string>): string {
  */
 export function desiredTree(machines: MachineBootRow[], ctx: TreeContext): { tree: Tree; owners: Map<number, string[]>; hosts: Map<string, string> } {
   const tree = baseTree(ctx);
+  const { owners, hosts } = addMachines(tree, machines, ctx);
+  tree.set(HOSTS_FILE, renderHostsFile(hosts));
+  return { tree, owners, hosts };
+}
+
+/**
+ * Add these machines' files to `tree`, except their host lines: those come back in `hosts` (MAC, hyphen spelling →
+ * line), for the caller to place. `owners`: each machine's keys, host lines as `hosts.d/<mac>`. @throws AppError VALIDATION
+ */
+export function addMachines(tree: Tree, machines: MachineBootRow[], ctx: TreeContext): { owners: Map<number, string[]>; hosts: Map<string, string> } {
   const owners = new Map<number, string[]>();
   const hosts = new Map<string, string>();
   for (const m of machines) {
@@ -245,6 +255,5 @@ export function desiredTree(machines: MachineBootRow[], ctx: TreeContext): { tre
       else tree.set(k, v);
     }
   }
-  tree.set(HOSTS_FILE, renderHostsFile(hosts));
-  return { tree, owners, hosts };
+  return { owners, hosts };
 }

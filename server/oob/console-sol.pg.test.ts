@@ -4,7 +4,6 @@
  * `ipmitool sol activate` for both; keys typed on the viewer process reach the machine; when the owner dies, the
  * other process opens SOL itself.
  */
-import fs from "node:fs";
 import type pg from "pg";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,19 +21,6 @@ let sim: IpmiSim;
 let machineId: number;
 const managers: ConsoleManager[] = [];
 
-function solChildren(port: number): number[] {
-  return fs
-    .readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .flatMap((pid) => {
-      try {
-        const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
-        return cmd.startsWith("ipmitool\0") && cmd.includes(`\0${port}\0`) && cmd.includes("\0sol\0activate") ? [Number(pid)] : [];
-      } catch {
-        return [];
-      }
-    });
-}
 
 async function proc(name: string) {
   const url = (h.store.db as unknown as { $client: pg.Pool }).$client.options.connectionString!;
@@ -68,7 +54,7 @@ describe("SOL console across processes", () => {
     expect((await a.consoles.join(machineId, "va", "alice")).status).toMatchObject({ state: "open" });
     await b.consoles.join(machineId, "vb", "bob");
     await until("console output at B", () => b.text().includes("console-line"));
-    const kids = solChildren(sim.port);
+    const kids = sim.solChildren().map((k) => k.pid);
     expect(kids).toHaveLength(1);
 
     await b.consoles.take(machineId, "vb", "bob");
@@ -82,7 +68,7 @@ describe("SOL console across processes", () => {
     await h.store.db.execute(sql`UPDATE leases SET expires_at = clock_timestamp() - interval '1 second' WHERE name = ${`console:${machineId}`}`);
     await b.consoles.tick();
     expect(b.consoles.status(machineId)).toMatchObject({ state: "open", holder: "bob", viewers: 1 });
-    expect(solChildren(sim.port)).toHaveLength(1);
+    expect(sim.solChildren()).toHaveLength(1);
     await b.consoles.input(machineId, "vb", "after-takeover\r");
     await until("the echo after the takeover", () => b.text().includes("ECHO:after-takeover"));
   }, 60_000);

@@ -48,19 +48,6 @@ async function until(what: string, fn: () => boolean, ms = 10_000) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-function solChildren(port: number): { pid: number; cmd: string }[] {
-  return fs
-    .readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .flatMap((pid) => {
-      try {
-        const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
-        return cmd.startsWith("ipmitool\0") && cmd.includes(`\0${port}\0`) && cmd.includes("\0sol\0activate") ? [{ pid: Number(pid), cmd }] : [];
-      } catch {
-        return [];
-      }
-    });
-}
 
 beforeAll(async () => {
   sim = await new IpmiSim("sol", { console: true, power: "on" }).start();
@@ -104,7 +91,7 @@ describe("serial console over socket.io", () => {
     await staleGone;
 
     // Exactly one ipmitool for this console, without the password in its command line.
-    const kids = solChildren(sim.port);
+    const kids = sim.solChildren();
     expect(kids).toHaveLength(1);
     expect(kids[0]!.cmd).not.toContain(sim.password);
     expect(kids[0]!.cmd.split("\0")).not.toContain("-P");
@@ -113,7 +100,7 @@ describe("serial console over socket.io", () => {
     const joinV = await v.s.emitWithAck("console:join", { machineId });
     expect(joinV).toMatchObject({ ok: true, status: { viewers: 2 }, canType: false });
     v.add(Buffer.from(joinV.recent as ArrayBuffer).toString("latin1"));
-    expect(solChildren(sim.port)).toHaveLength(1);
+    expect(sim.solChildren()).toHaveLength(1);
 
     // Viewers watch but cannot type or take the keyboard; an operator without the keyboard cannot type either.
     expect(await v.s.emitWithAck("console:take", { machineId })).toMatchObject({ ok: false, error: expect.stringMatching(/operator role/) });

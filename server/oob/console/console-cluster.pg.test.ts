@@ -14,7 +14,8 @@ import { createHarness, type Harness } from "../../testing/harness";
 import { until } from "../../testing/until";
 import { createOobRuntime, defaultOobConfig } from "../registry";
 import { testConsoleDriver as testDriver, type TestStream } from "../testing/console-driver";
-import { ConsoleCluster, parseKeyboardHolder, validMessage } from "./cluster";
+import { ConsoleCluster } from "./cluster";
+import { parseKeyboardHolder, validMessage } from "./messages";
 import { ConsoleManager, createConsoleManager, type ConsoleStatus } from "./manager";
 
 interface Proc {

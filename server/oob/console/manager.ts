@@ -19,71 +19,14 @@ import { storeOf } from "../../db/store";
 import { recordStoreEvent } from "../../events/audit";
 import { loadBmc } from "../bmc-state";
 import { BmcError } from "../errors";
-import type { ConsoleStream } from "../types";
-import { checkMachineId, checkViewerId, checkViewerName, CHUNK_BYTES, ConsoleCluster, type ClusterMessage, type ClusterOptions, type ConsoleStatus, type KeyboardHolder } from "./cluster";
+import { ConsoleCluster, type ClusterOptions } from "./cluster";
+import { checkMachineId, checkViewerId, checkViewerName, type ConsoleStatus, type KeyboardHolder } from "./messages";
+import { ConsoleRelay } from "./relay";
+import { forMessage, keepRecent, newSession, viewersOf, type ConsoleMessage, type Session } from "./session";
 import { Transcript } from "./transcript";
 
-export type { ConsoleStatus };
+export type { ConsoleMessage, ConsoleStatus };
 
-export type ConsoleMessage = { type: "data"; machineId: number; data: Buffer } | { type: "status"; status: ConsoleStatus };
-
-interface Session {
-  machineId: number;
-  stream?: ConsoleStream;
-  opening?: Promise<void>;
-  /** This process's viewers: id → user name. */
-  viewers: Map<string, string>;
-  /** The keyboard holder (on a cluster: as the owner last read the lease, or as this process set it). */
-  holder: KeyboardHolder | null;
-  state: ConsoleStatus["state"];
-  error?: string;
-  grace?: NodeJS.Timeout;
-  retry?: NodeJS.Timeout;
-  retryInS?: number;
-  /** Failed opens in a row (the backoff exponent). */
-  failures: number;
-  /** Recent output, so a viewer who joins late sees the screen so far (a viewer process: the owner's, mirrored). */
-  recent: Buffer[];
-  recentBytes: number;
-  transcript?: Transcript;
-  // --- on a cluster ---
-  /** This process holds the stream (always true without a cluster). */
-  owned: boolean;
-  /** Owner: the console lease's epoch, and the number of the last output message sent in it. */
-  epoch: number;
-  seq: number;
-  /** Owner: until when its lease surely runs, by this process's clock (counted from before the renewal was sent). */
-  validUntil: number;
-  /** Owner: viewers on other processes, by process, with when they last said so. */
-  remote: Map<string, { n: number; at: number }>;
-  /** Owner: output waiting to be sent. */
-  batch: Buffer[];
-  batchBytes: number;
-  batchTimer?: NodeJS.Timeout;
-  /** Viewer process: the owner's last status, epoch, output message number, and when it was last heard. */
-  ownerStatus?: ConsoleStatus;
-  ownerName?: string;
-  ownerEpoch: number;
-  lastSeq: number;
-  heardAt: number;
-  /** Viewer process: `recent` mirrors the owner's output (its recent output arrived, or was waited for). */
-  synced: boolean;
-  snapshot?: Snapshot;
-  claiming?: Promise<void>;
-  /** The keyboard holder when it is one of this process's viewers (this process renews its lease). */
-  mine: KeyboardHolder | null;
-}
-
-/** A late joiner's request for the owner's recent output, with the output that arrived meanwhile. */
-interface Snapshot {
-  r: number;
-  parts: string[];
-  held: Extract<ClusterMessage, { t: "d" }>[];
-  done: Promise<void>;
-  resolve: () => void;
-}
-
-const RECENT_MAX = 64 * 1024;
 const RETRY_BASE_MS = 1000;
 const RETRY_MAX_MS = 15_000;
 
@@ -91,7 +34,7 @@ export class ConsoleManager {
   private readonly sessions = new Map<number, Session>();
   private readonly listeners = new Set<(m: ConsoleMessage) => void>();
   private ticker: NodeJS.Timeout | undefined;
-  private reqId = 0;
+  private readonly relay: ConsoleRelay | undefined;
   private halted = false;
   private ticking: Promise<void> | undefined;
 
@@ -99,16 +42,31 @@ export class ConsoleManager {
   constructor(
     private readonly d: Domain,
     readonly cluster?: ConsoleCluster,
-  ) {}
+  ) {
+    this.relay = cluster
+      ? new ConsoleRelay(cluster, {
+          sessions: this.sessions,
+          log: d.log,
+          halted: () => this.halted,
+          emit: (m) => this.emit(m),
+          status: (id) => this.status(id),
+          open: (s) => this.open(s),
+          publishStatus: (s) => this.publishStatus(s),
+          stopStream: (s, why) => this.stopStream(s, why),
+          graceIfUnwatched: (s) => this.graceIfUnwatched(s),
+        })
+      : undefined;
+  }
 
   /** On a cluster: connect its link (resolves once listening) and start renewing; alone: nothing to do. */
   async start(): Promise<void> {
     const c = this.cluster;
-    if (!c || this.ticker) return;
+    const relay = this.relay;
+    if (!c || !relay || this.ticker) return;
     c.onReconnect = () => {
-      for (const s of this.sessions.values()) if (!s.owned) this.sendWatch(s);
+      for (const s of this.sessions.values()) if (!s.owned) relay.sendWatch(s);
     };
-    await c.start((m) => this.receive(m));
+    await c.start((m) => relay.receive(m));
     this.ticker = setInterval(() => void this.tick(), c.renewMs);
     this.ticker.unref();
   }
@@ -130,17 +88,10 @@ export class ConsoleManager {
       machineId,
       state: s.state,
       holder: s.holder?.name ?? null,
-      viewers: this.viewersOf(s),
+      viewers: viewersOf(s),
       ...(s.error ? { error: s.error } : {}),
       ...(s.retry && s.retryInS !== undefined ? { retryInS: s.retryInS } : {}),
     };
-  }
-
-  /** Viewers of a session on every process (owner: its own and those other processes reported lately). */
-  private viewersOf(s: Session): number {
-    let n = s.viewers.size;
-    for (const r of s.remote.values()) n += r.n;
-    return n;
   }
 
   private publishStatus(s: Session) {
@@ -148,33 +99,9 @@ export class ConsoleManager {
     this.emit({ type: "status", status });
     const c = this.cluster;
     if (c && s.owned && this.sessions.get(s.machineId) === s) {
-      this.flush(s);
+      this.relay?.flush(s);
       c.send({ t: "st", m: s.machineId, o: c.owner, e: s.epoch, st: forMessage(status) });
     }
-  }
-
-  private newSession(machineId: number): Session {
-    return {
-      machineId,
-      viewers: new Map(),
-      holder: null,
-      state: "closed",
-      failures: 0,
-      recent: [],
-      recentBytes: 0,
-      owned: !this.cluster,
-      epoch: 0,
-      seq: 0,
-      validUntil: 0,
-      remote: new Map(),
-      batch: [],
-      batchBytes: 0,
-      ownerEpoch: 0,
-      lastSeq: 0,
-      heardAt: 0,
-      synced: false,
-      mine: null,
-    };
   }
 
   /**
@@ -188,21 +115,21 @@ export class ConsoleManager {
     await loadBmc(this.d, machineId); // fail fast for unknown machines / no BMC
     let s = this.sessions.get(machineId);
     if (!s) {
-      s = this.newSession(machineId);
+      s = newSession(machineId, !this.cluster);
       this.sessions.set(machineId, s);
     }
     clearTimeout(s.grace);
     s.grace = undefined;
     s.viewers.set(viewerId, name);
-    if (!s.owned) await this.claim(s);
+    if (!s.owned) await this.relay?.claim(s);
     if (s.owned) {
       if (!s.stream && !s.opening) s.opening = this.open(s);
       this.publishStatus(s);
       await s.opening;
     } else {
-      this.sendWatch(s);
+      this.relay?.sendWatch(s);
       this.emit({ type: "status", status: this.status(machineId) });
-      if (!s.synced) await this.requestSnapshot(s);
+      if (!s.synced) await this.relay?.requestSnapshot(s);
     }
     return { status: this.status(machineId), recent: Buffer.concat(s.recent) };
   }
@@ -228,9 +155,9 @@ export class ConsoleManager {
       stream.onData((chunk) => {
         if (s.stream !== stream) return;
         s.transcript?.append(chunk);
-        this.keepRecent(s, chunk);
+        keepRecent(s, chunk);
         this.emit({ type: "data", machineId: s.machineId, data: chunk });
-        if (this.cluster) this.queueOutput(s, chunk);
+        this.relay?.queueOutput(s, chunk);
       });
       stream.onClose((reason) => {
         if (s.stream !== stream) return;
@@ -253,22 +180,16 @@ export class ConsoleManager {
     }
   }
 
-  private keepRecent(s: Session, chunk: Buffer) {
-    s.recent.push(chunk);
-    s.recentBytes += chunk.length;
-    while (s.recentBytes > RECENT_MAX && s.recent.length > 1) s.recentBytes -= s.recent.shift()!.length;
-  }
-
   /** Reopen later while anyone still watches this session (backoff doubles per failure, capped). */
   private scheduleReopen(s: Session): void {
-    if (this.viewersOf(s) === 0 || s.retry || !s.owned || this.sessions.get(s.machineId) !== s) return;
+    if (viewersOf(s) === 0 || s.retry || !s.owned || this.sessions.get(s.machineId) !== s) return;
     const delay = backoffDelay(s.failures, { baseMs: RETRY_BASE_MS, maxMs: RETRY_MAX_MS });
     s.failures++;
     s.retryInS = Math.round(delay / 1000);
     s.retry = setTimeout(() => {
       s.retry = undefined;
       s.retryInS = undefined;
-      if (this.viewersOf(s) > 0 && s.owned && !s.stream && !s.opening && this.sessions.get(s.machineId) === s) s.opening = this.open(s);
+      if (viewersOf(s) > 0 && s.owned && !s.stream && !s.opening && this.sessions.get(s.machineId) === s) s.opening = this.open(s);
     }, delay);
     s.retry.unref();
   }
@@ -279,7 +200,7 @@ export class ConsoleManager {
     if (!s || !s.viewers.has(viewerId)) return;
     if ((this.cluster ? s.mine?.viewerId : s.holder?.viewerId) === viewerId) await this.release(machineId, viewerId);
     s.viewers.delete(viewerId);
-    if (!s.owned) this.sendWatch(s);
+    if (!s.owned) this.relay?.sendWatch(s);
     this.graceIfUnwatched(s);
     if (s.owned) this.publishStatus(s);
     else this.emit({ type: "status", status: this.status(machineId) });
@@ -287,7 +208,7 @@ export class ConsoleManager {
 
   /** Start the grace period when nobody watches any more (owner: on any process; viewer process: here). */
   private graceIfUnwatched(s: Session) {
-    const watched = s.owned ? this.viewersOf(s) : s.viewers.size;
+    const watched = s.owned ? viewersOf(s) : s.viewers.size;
     if (watched > 0) {
       clearTimeout(s.grace);
       s.grace = undefined;
@@ -363,7 +284,7 @@ export class ConsoleManager {
 
   async close(machineId: number): Promise<void> {
     const s = this.sessions.get(machineId);
-    if (!s || s.viewers.size > 0 || (s.owned && this.viewersOf(s) > 0)) return;
+    if (!s || s.viewers.size > 0 || (s.owned && viewersOf(s) > 0)) return;
     this.sessions.delete(machineId);
     clearTimeout(s.grace);
     clearTimeout(s.retry);
@@ -380,7 +301,7 @@ export class ConsoleManager {
 
   private async stopStream(s: Session, why: string): Promise<void> {
     await s.opening;
-    this.flush(s);
+    this.relay?.flush(s);
     const stream = s.stream;
     s.stream = undefined;
     if (stream) {
@@ -398,7 +319,7 @@ export class ConsoleManager {
       s.mine = null;
       s.viewers.clear();
       s.remote.clear();
-      if (this.cluster && !s.owned) this.sendWatch(s);
+      if (!s.owned) this.relay?.sendWatch(s);
     }
     await Promise.all([...this.sessions.keys()].map((id) => this.close(id)));
     await this.cluster?.stop();
@@ -424,298 +345,23 @@ export class ConsoleManager {
     this.sessions.clear();
   }
 
-  /** Is a console child running for this machine? (tests, metrics) */
-  isOpen(machineId: number): boolean {
-    return !!this.sessions.get(machineId)?.stream;
-  }
-
-  // --- across processes ---
-
-  /** Try to become the owner of a session's stream (one attempt at a time per session). */
-  private claim(s: Session): Promise<void> {
-    const c = this.cluster;
-    if (!c || s.owned) return Promise.resolve();
-    s.claiming ??= (async () => {
-      const sentAt = Date.now();
-      try {
-        const lease = await c.claimConsole(s.machineId);
-        if (!lease.held) {
-          s.ownerName = lease.holder ?? undefined;
-          return;
-        }
-        if (this.sessions.get(s.machineId) !== s || s.viewers.size === 0 || this.halted) {
-          await c.releaseConsole(s.machineId); // nobody here watches any more
-          return;
-        }
-        s.owned = true;
-        s.epoch = lease.epoch;
-        s.seq = 0;
-        s.validUntil = sentAt + c.leaseMs;
-        s.remote.clear();
-        s.ownerStatus = undefined;
-        s.ownerName = c.owner;
-        // What this process mirrored stays the recent output; a late joiner waiting for it has it now.
-        s.synced = true;
-        this.finishSnapshot(s);
-        s.holder = await c.readKeyboard(s.machineId).catch(() => s.holder);
-        if (!s.stream && !s.opening) s.opening = this.open(s);
-        this.publishStatus(s);
-        await s.opening;
-      } catch (err) {
-        this.d.log.warn("console: claiming the console lease failed", { machineId: s.machineId, error: String(err) });
-      }
-    })().finally(() => (s.claiming = undefined));
-    return s.claiming;
-  }
-
-  /** The owner lost its lease (another process has it, or the database did not confirm it in time): stop the stream. */
-  private async demote(s: Session, why: string): Promise<void> {
-    if (!s.owned) return;
-    this.d.log.warn("console: no longer the owner of this console", { machineId: s.machineId, why });
-    s.owned = false;
-    clearTimeout(s.retry);
-    s.retry = undefined;
-    s.remote.clear();
-    s.ownerEpoch = s.epoch;
-    s.lastSeq = s.seq;
-    s.synced = true;
-    s.heardAt = Date.now();
-    s.ownerStatus = { machineId: s.machineId, state: "opening", holder: s.holder?.name ?? null, viewers: s.viewers.size, error: `This process lost the console (${why}); it is reopened elsewhere` };
-    this.emit({ type: "status", status: this.status(s.machineId) });
-    await this.stopStream(s, why);
-  }
-
-  private sendWatch(s: Session) {
-    const c = this.cluster;
-    if (c && !s.owned) c.send({ t: "w", m: s.machineId, o: c.owner, n: s.viewers.size });
-  }
-
-  /** Owner: output waits up to batchMs (and at most CHUNK_BYTES) before it is sent to the other processes. */
-  private queueOutput(s: Session, chunk: Buffer) {
-    const c = this.cluster!;
-    s.batch.push(chunk);
-    s.batchBytes += chunk.length;
-    if (c.batchMs === 0 || s.batchBytes >= CHUNK_BYTES) return this.flush(s);
-    if (!s.batchTimer) {
-      s.batchTimer = setTimeout(() => this.flush(s), c.batchMs);
-      s.batchTimer.unref();
-    }
-  }
-
-  private flush(s: Session) {
-    clearTimeout(s.batchTimer);
-    s.batchTimer = undefined;
-    const c = this.cluster;
-    if (!c || s.batchBytes === 0) return;
-    const all = Buffer.concat(s.batch);
-    s.batch = [];
-    s.batchBytes = 0;
-    if (!s.owned) return;
-    const msgs: ClusterMessage[] = [];
-    for (let i = 0; i < all.length; i += CHUNK_BYTES) msgs.push({ t: "d", m: s.machineId, o: c.owner, e: s.epoch, s: ++s.seq, b: all.subarray(i, i + CHUNK_BYTES).toString("base64") });
-    c.send(...msgs);
-  }
-
-  /** Viewer process: ask the owner for its recent output; wait for it (at most snapshotTimeoutMs). */
-  private async requestSnapshot(s: Session): Promise<void> {
-    const c = this.cluster!;
-    if (!s.snapshot) {
-      let resolve!: () => void;
-      const done = new Promise<void>((r) => (resolve = r));
-      s.snapshot = { r: ++this.reqId, parts: [], held: [], done, resolve };
-      c.send({ t: "q", m: s.machineId, o: c.owner, r: s.snapshot.r });
-    }
-    const snap = s.snapshot;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), c.snapshotTimeoutMs)));
-    const late = await Promise.race([snap.done.then(() => false), timedOut]);
-    clearTimeout(timer);
-    if (late && s.snapshot === snap) {
-      // The owner does not answer (dead, or its lease about to lapse): show what arrived; a takeover follows.
-      s.synced = true;
-      this.finishSnapshot(s);
-      if (!s.ownerStatus || s.ownerStatus.state !== "open")
-        s.ownerStatus = { machineId: s.machineId, state: "opening", holder: s.holder?.name ?? null, viewers: s.viewers.size, error: this.unansweredMessage(s) };
-    }
-  }
-
-  private unansweredMessage(s: Session): string {
-    return `The process holding this console (${s.ownerName ?? "unknown"}) does not answer; another process takes it over when its lease lapses`;
-  }
-
-  /** End a pending snapshot: the output held back meanwhile joins the recent output (a joiner gets it in its answer). */
-  private finishSnapshot(s: Session, upTo?: { e: number; s: number }) {
-    const snap = s.snapshot;
-    if (!snap) return;
-    s.snapshot = undefined;
-    for (const d of snap.held) {
-      if (upTo && (d.e < upTo.e || (d.e === upTo.e && d.s <= upTo.s))) continue;
-      this.takeOutput(s, d, false);
-    }
-    snap.resolve();
-  }
-
-  /** Viewer process: output of the owner; `show`: to this process's viewers too (not when it goes into a joiner's answer). */
-  private takeOutput(s: Session, d: Extract<ClusterMessage, { t: "d" }>, show: boolean) {
-    if (d.e < s.ownerEpoch) return; // a former owner's late output
-    if (d.e > s.ownerEpoch) {
-      s.ownerEpoch = d.e;
-      s.lastSeq = 0;
-    }
-    if (d.s <= s.lastSeq) return;
-    if (s.lastSeq > 0 && d.s > s.lastSeq + 1) this.cluster!.stats.gaps += d.s - s.lastSeq - 1;
-    s.lastSeq = d.s;
-    const data = Buffer.from(d.b, "base64");
-    this.keepRecent(s, data);
-    if (show) this.emit({ type: "data", machineId: s.machineId, data });
-  }
-
-  /** A message on the channel (another process's, or this one's own). */
-  private receive(m: ClusterMessage): void {
-    const c = this.cluster!;
-    if (this.halted) return;
-    const s = this.sessions.get(m.m);
-    if (m.t === "i") {
-      // Keys: sent only while their viewer held the keyboard; written by whoever holds the stream.
-      if (s?.owned && s.stream) s.stream.write(Buffer.from(m.b, "base64"));
-      return;
-    }
-    if (m.o === c.owner || !s) return;
-    switch (m.t) {
-      case "d":
-        if (s.owned) return;
-        s.heardAt = Date.now();
-        if (s.snapshot) s.snapshot.held.push(m);
-        else this.takeOutput(s, m, true);
-        return;
-      case "st":
-        if (s.owned) {
-          // Another process publishes a newer epoch of this console: it holds the lease now.
-          if (m.e > s.epoch) void this.demote(s, `${m.o} took the console over`);
-          return;
-        }
-        if (m.e < s.ownerEpoch) return;
-        if (m.e > s.ownerEpoch) {
-          // A new owner (a takeover): its output is numbered afresh; tell it about this process's viewers at once.
-          s.ownerEpoch = m.e;
-          s.lastSeq = 0;
-          this.sendWatch(s);
-        }
-        s.ownerStatus = m.st;
-        s.ownerName = m.o;
-        s.heardAt = Date.now();
-        this.emit({ type: "status", status: m.st });
-        // The owner closed (it saw nobody) while someone here watches: open it again from here.
-        if (m.st.state === "closed" && s.viewers.size > 0) void this.claim(s);
-        return;
-      case "w":
-        if (!s.owned) return;
-        if (m.n > 0) s.remote.set(m.o, { n: m.n, at: Date.now() });
-        else s.remote.delete(m.o);
-        this.graceIfUnwatched(s);
-        this.publishStatus(s);
-        return;
-      case "k":
-        if (s.owned || s.mine) void this.rereadKeyboard(s);
-        return;
-      case "q":
-        if (s.owned) this.sendSnapshot(s, m.o, m.r);
-        return;
-      case "r":
-        if (m.to !== c.owner || s.owned || s.snapshot?.r !== m.r) return;
-        s.snapshot.parts[m.i] = m.b;
-        if (s.snapshot.parts.filter((p) => p !== undefined).length < m.n) return;
-        s.recent = [Buffer.concat(s.snapshot.parts.map((p) => Buffer.from(p, "base64")))];
-        s.recentBytes = s.recent[0]!.length;
-        s.ownerEpoch = m.e;
-        s.lastSeq = m.s;
-        s.synced = true;
-        s.heardAt = Date.now();
-        if (m.st) s.ownerStatus = m.st;
-        s.ownerName = m.o;
-        this.finishSnapshot(s, { e: m.e, s: m.s });
-        return;
-    }
-  }
-
-  /** Owner: the recent output for a late joiner on another process, placed in the output stream (everything sent so far is in it). */
-  private sendSnapshot(s: Session, to: string, r: number) {
-    const c = this.cluster!;
-    this.flush(s);
-    const all = Buffer.concat(s.recent);
-    // The output in chunks, then the status alone (a chunk and a status together could pass the payload limit).
-    const n = Math.ceil(all.length / CHUNK_BYTES) + 1;
-    const msgs: ClusterMessage[] = [];
-    for (let i = 0; i < n - 1; i++) msgs.push({ t: "r", m: s.machineId, o: c.owner, e: s.epoch, to, r, s: s.seq, i, n, b: all.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES).toString("base64") });
-    msgs.push({ t: "r", m: s.machineId, o: c.owner, e: s.epoch, to, r, s: s.seq, i: n - 1, n, b: "", st: forMessage(this.status(s.machineId)) });
-    c.send(...msgs);
-  }
-
-  private async rereadKeyboard(s: Session): Promise<void> {
-    const c = this.cluster!;
-    const holder = await c.readKeyboard(s.machineId).catch(() => undefined);
-    if (holder === undefined || this.sessions.get(s.machineId) !== s) return;
-    if (s.mine && !(holder && holder.process === c.owner && holder.viewerId === s.mine.viewerId)) s.mine = null;
-    const changed = holder?.name !== s.holder?.name || holder?.viewerId !== s.holder?.viewerId || holder?.process !== s.holder?.process;
-    s.holder = holder;
-    if (changed && s.owned) this.publishStatus(s);
-  }
-
   /**
-   * One round of the cluster's upkeep (every renewMs; tests call it): the owner renews its lease, forgets viewers
+   * One round of the cluster's upkeep (every renewMs; tests call it; relay.ts): the owner renews its lease, forgets viewers
    * not reported lately, re-reads the keyboard and publishes its status (the others' sign of life); a viewer process
    * reports its viewers, renews the keyboard lease of its viewer, notices a silent owner and tries to take over.
    */
   async tick(): Promise<void> {
     // A slow database must not pile renewals up: a tick still running makes the next one wait for it.
     if (this.ticking) return this.ticking;
-    this.ticking = this.upkeep().finally(() => (this.ticking = undefined));
+    this.ticking = (this.relay?.upkeep() ?? Promise.resolve()).finally(() => (this.ticking = undefined));
     return this.ticking;
   }
 
-  private async upkeep(): Promise<void> {
-    const c = this.cluster;
-    if (!c || this.halted) return;
-    const now = Date.now();
-    const mine = [...this.sessions.values()].filter((s) => s.mine).map((s) => ({ machineId: s.machineId, holder: s.mine! }));
-    if (mine.length) {
-      const still = await c.renewKeyboards(mine).catch(() => undefined);
-      if (still) for (const k of mine) if (!still.has(k.machineId)) this.sessions.get(k.machineId)!.mine = null;
-    }
-    await Promise.all(
-      [...this.sessions.values()].map(async (s) => {
-        if (s.owned) {
-          const sentAt = Date.now();
-          try {
-            const lease = await c.claimConsole(s.machineId);
-            if (!lease.held) return void (await this.demote(s, `${lease.holder ?? "another process"} holds its lease`));
-            s.validUntil = sentAt + c.leaseMs;
-          } catch (err) {
-            this.d.log.warn("console: renewing the console lease failed", { machineId: s.machineId, error: String(err) });
-            if (Date.now() >= s.validUntil) return void (await this.demote(s, "its lease could not be renewed"));
-          }
-          for (const [p, r] of s.remote) if (now - r.at > c.leaseMs) s.remote.delete(p);
-          const holder = await c.readKeyboard(s.machineId).catch(() => undefined);
-          if (holder !== undefined) s.holder = holder;
-          this.graceIfUnwatched(s);
-          this.publishStatus(s);
-          return;
-        }
-        if (s.viewers.size === 0) return;
-        this.sendWatch(s);
-        if (s.ownerStatus && s.ownerStatus.state !== "closed" && now - s.heardAt > c.leaseMs && !s.ownerStatus.error) {
-          s.ownerStatus = { ...s.ownerStatus, state: "opening", error: this.unansweredMessage(s) };
-          this.emit({ type: "status", status: this.status(s.machineId) });
-        }
-        await this.claim(s);
-      }),
-    );
+  /** Is a console child running for this machine? (tests, metrics) */
+  isOpen(machineId: number): boolean {
+    return !!this.sessions.get(machineId)?.stream;
   }
-}
 
-/** A status as sent to the other processes: its error cut short (a message stays under NOTIFY's payload limit). */
-function forMessage(st: ConsoleStatus): ConsoleStatus {
-  return st.error && st.error.length > 500 ? { ...st, error: `${st.error.slice(0, 500)}…` } : st;
 }
 
 /**

@@ -143,6 +143,21 @@ export class IpmiSim {
     return simIpmitool(this.port, this.password, args);
   }
 
+  /** The `ipmitool … sol activate` processes talking to this simulator (anyone's: read from /proc), with their command lines. */
+  solChildren(): { pid: number; cmd: string }[] {
+    return fs
+      .readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .flatMap((pid) => {
+        try {
+          const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+          return cmd.startsWith("ipmitool\0") && cmd.includes(`\0${this.port}\0`) && cmd.includes("\0sol\0activate") ? [{ pid: Number(pid), cmd }] : [];
+        } catch {
+          return []; // gone meanwhile
+        }
+      });
+  }
+
   /** The chassis power as the simulator holds it. */
   power(): "on" | "off" {
     return fs.readFileSync(path.join(this.chassisDir, "power"), "utf8").trim() === "1" ? "on" : "off";

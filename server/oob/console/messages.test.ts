@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkMachineId, checkViewerId, checkViewerName, keyboardHolder, parseKeyboardHolder, validMessage } from "./cluster";
+import { checkMachineId, checkViewerId, checkViewerName, keyboardHolder, parseKeyboardHolder, validMessage } from "./messages";
 
 const HOSTILE = ["", "a\nb", "a\rb", "a\u0000b", "a\\b", "a'b", 'a"b', "$(reboot)", "a;b", "a&b", "../x", "a|b", "a b", "x".repeat(65), "\u00e9", "a\u2028b"];
 
