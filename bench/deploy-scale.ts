@@ -141,7 +141,17 @@ async function runOnce(lab: ScaleOutLab, s: Store, f: Fleet, dbUrl: string, post
   lab.stopAll();
   await new Promise((r) => setTimeout(r, 1500)); // SIGTERM'd processes release their leases
   if (state !== "finished" || failed > 0 || agents.errors.length) {
-    throw new Error(`${label}: batch ${state}, ${failed} of ${N} jobs not succeeded; agent errors: ${agents.errors.slice(0, 5).join("; ")}`);
+    const open = await s.db
+      .select({ job: jobs.id, jobState: jobs.state, machine: jobs.machineId, agentSeen: jobs.agentSeenAt, step: steps.id, group: steps.group, name: steps.name, runner: steps.runner, state: steps.state, attempt: steps.attempt, owner: steps.leaseOwner, expires: steps.leaseExpiresAt, next: steps.nextAttemptAt, started: steps.startedAt, finished: steps.finishedAt, error: steps.error })
+      .from(steps)
+      .innerJoin(jobs, eq(jobs.id, steps.jobId))
+      .where(and(eq(jobs.batchId, batchId), sql`${jobs.state} <> 'succeeded'`))
+      .orderBy(steps.id);
+    const activity = await s.db.execute(sql`select pid, application_name, state, wait_event_type, wait_event, now() - xact_start as xact_age, left(query, 160) as query from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() order by xact_start nulls last`);
+    const blocked = await s.db.execute(sql`select l.pid, l.locktype, l.relation::regclass::text as rel, l.mode, pg_blocking_pids(l.pid) as blockers from pg_locks l where not l.granted`);
+    progress(`activity:\n${JSON.stringify(activity.rows, null, 1)}\nwaiting locks:\n${JSON.stringify(blocked.rows, null, 1)}`);
+    const logs = group.map((p) => `--- ${p.name} (${p.owner}${p.alive ? "" : ", dead"})\n${p.out.slice(-30).join("")}`).join("\n");
+    throw new Error(`${label}: batch ${state}, ${failed} of ${N} jobs not succeeded; agent errors: ${agents.errors.slice(0, 5).join("; ")}\n${open.map((o) => JSON.stringify(o)).join("\n")}\n${logs}`);
   }
   const r: RunResult = { label, processes: count, jobP50Ms: median(jobMs), breakdown, makespanMs, createMs, rackhandCpuMs, pgCpuMs: pgCpu, failed, killedAtDone, load: [load0, os.loadavg()[0]!] };
   progress(`${label}: makespan ${(makespanMs / 1000).toFixed(2)} s, Rackhand CPU ${Math.round(rackhandCpuMs)} ms, PostgreSQL CPU ${Math.round(pgCpu)} ms`);
@@ -158,6 +168,11 @@ export async function runScaleBench(): Promise<void> {
   const results: RunResult[] = [];
   try {
     const f = await seedFleet(lab, s, 4, N);
+    if (process.env.BENCH_SCALE_KILL_ONLY) {
+      // Diagnosis: the killed run alone, repeated (no report written).
+      for (let i = 0; i < Number(process.env.BENCH_SCALE_KILL_ONLY); i++) await runOnce(lab, s, f, dbUrl, postmaster, "kill", 3, true);
+      return;
+    }
     results.push(await runOnce(lab, s, f, dbUrl, postmaster, "one", 1, false));
     results.push(await runOnce(lab, s, f, dbUrl, postmaster, "three", 3, false));
     results.push(await runOnce(lab, s, f, dbUrl, postmaster, "kill", 3, true));
