@@ -10,7 +10,7 @@ import { loadConfig, type Config } from "../config";
 import type { Domain } from "../context";
 import { noSqliteOnPostgres, openDatabase, type Db } from "../db/client";
 import { sqliteStore, type Store } from "../db/store";
-import { testPgStore } from "./test-store";
+import { testPgStore, testStoreKind } from "./test-store";
 import { EventBus } from "../events/bus";
 import type { LiveEvent } from "../../lib/live-events";
 import type { Role } from "../../lib/schemas";
@@ -85,9 +85,4 @@ export function createHarness(opts: { config?: Partial<Config>; oob?: Partial<Oo
 }
 export type Harness = ReturnType<typeof createHarness>;
 
-/** The store the slice tests run on: RACKHAND_TEST_STORE (sqlite, the default, or postgres). */
-export function testStoreKind(): "sqlite" | "postgres" {
-  const k = process.env.RACKHAND_TEST_STORE ?? "sqlite";
-  if (k !== "sqlite" && k !== "postgres") throw new Error(`RACKHAND_TEST_STORE must be sqlite or postgres, not ${JSON.stringify(k)}`);
-  return k;
-}
+export { testStoreKind };
