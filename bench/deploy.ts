@@ -88,7 +88,7 @@ async function main() {
   const config = loadConfig({ ...(databaseUrl && { RACKHAND_DATABASE_URL: databaseUrl }), RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: PASSWORD, RACKHAND_POWER_SYNC: "false", NODE_ENV: "production" }, { ui: false });
   const app = await startApp(config, silentLogger, { ports });
   const d = app.domain;
-  const store = d.store!;
+  const store = d.store;
   const { jobs, logLines, osProfiles, steps } = store.t;
   const count = async (q: Promise<{ n: unknown }[]>) => Number((await q)[0]!.n);
   try {

@@ -7,6 +7,7 @@ import { afterAll, expect, it } from "vitest";
 import { startApp, type App } from "./app";
 import { loadConfig } from "./config";
 import { silentLogger } from "./log";
+import { testDatabaseEnv } from "./testing/test-store";
 
 let dataDir: string | undefined;
 let app: App | undefined;
@@ -16,7 +17,7 @@ afterAll(() => {
 
 it("closes while a client holds a request whose body it never finished sending", async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-close-"));
-  const config = loadConfig({ NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "close-test-pw-1" }, { ui: false });
+  const config = loadConfig({ ...(await testDatabaseEnv()), NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "close-test-pw-1" }, { ui: false });
   app = await startApp(config, silentLogger);
   const { port } = new URL(app.url);
   const sock = net.connect(Number(port), "127.0.0.1");

@@ -11,6 +11,7 @@ import { startApp, type App } from "./app";
 import { loadConfig } from "./config";
 import { silentLogger } from "./log";
 import { until } from "./testing/until";
+import { testDatabaseEnv, testStoreKind } from "./testing/test-store";
 
 const ADMIN_PASSWORD = "int-test-admin-pw";
 let dataDir: string;
@@ -59,7 +60,7 @@ beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-int-"));
   const config = loadConfig(
     {
-      NODE_ENV: "test",
+      ...(await testDatabaseEnv()), NODE_ENV: "test",
       RACKHAND_DATA_DIR: dataDir,
       PORT: "0",
       RACKHAND_HOST: "127.0.0.1",
@@ -112,7 +113,9 @@ describe("plain HTTP endpoints", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
     const body = await res.json();
-    expect(body).toMatchObject({ status: "ok", store: "sqlite", roles: ["all (single process)"] });
+    // On PostgreSQL the process names its roles among processes sharing the database (server/http/health.ts).
+    if (testStoreKind() === "sqlite") expect(body).toMatchObject({ status: "ok", store: "sqlite", roles: ["all (single process)"] });
+    else expect(body).toMatchObject({ status: "ok", store: "postgres", roles: expect.arrayContaining(["api", "orchestrator"]) });
     expect(body.process).toMatch(/^[A-Za-z0-9._-]+:\d+$/);
     expect(typeof body.uptimeS).toBe("number");
   });
@@ -196,8 +199,13 @@ describe("tRPC over HTTP", () => {
     expect((await illegal.json()).error.data.appCode).toBe("INVALID_TRANSITION");
   });
 
-  it("stores the database in WAL mode", () => {
+  it("stores the database in WAL mode (on PostgreSQL: there is no SQLite file)", () => {
     const file = path.join(dataDir, "rackhand.db");
+    if (testStoreKind() === "postgres") {
+      expect(fs.existsSync(file)).toBe(false);
+      expect(() => app.domain.db.$client).toThrow(/cannot run on PostgreSQL/);
+      return;
+    }
     expect(app.domain.db.$client.pragma("journal_mode", { simple: true })).toBe("wal");
     // WAL is a property of the file: a separate connection sees it too.
     const other = new Database(file, { readonly: true });

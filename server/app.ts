@@ -15,7 +15,7 @@ import type { Config } from "./config";
 import type { Domain } from "./context";
 import { startCheckpointer } from "./db/checkpointer";
 import { noSqliteOnPostgres } from "./db/client";
-import { openStore, sqliteDbOf } from "./db/store";
+import { openStore, sqliteDbOf, type Store } from "./db/store";
 import { createPgPool } from "./db/pg/client";
 import { bmcLockOn, processOwner } from "./db/pg/leases";
 import { health } from "./http/health";
@@ -50,7 +50,8 @@ import { NetbootService } from "./netboot/service";
 
 export interface App {
   server: http.Server;
-  domain: Domain;
+  /** Its store is always set (SQLite or PostgreSQL). */
+  domain: Domain & { store: Store };
   orchestrator: Orchestrator;
   batches: BatchRunner;
   consoles: ConsoleManager;
@@ -84,7 +85,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   const secrets = SecretBox.open(config.dataDir, config.secretKey);
   const bus = new EventBus();
   const oob = createOobRuntime(defaultOobConfig(config.dataDir, config.oob));
-  const domain: Domain = { db, store, bus, secrets, log, oob };
+  const domain: Domain & { store: Store } = { db, store, bus, secrets, log, oob };
   // Several processes on one PostgreSQL: a BMC call holds a per-BMC advisory lock, so two processes never talk to
   // the same BMC at once (server/db/pg/leases.ts bmcLockOn). Each lock holds a connection for the whole BMC call
   // (seconds for an unreachable BMC), so the locks get a pool of their own: a sweep cannot starve the API's queries.

@@ -15,6 +15,7 @@ import { silentLogger } from "../log";
 import { machineInput } from "../testing/fixtures";
 import { ACCESS, READ_ONLY_MUTATIONS } from "./access";
 import { appRouter } from "./root";
+import { testDatabaseEnv } from "../testing/test-store";
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 const PROCS = Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { type: string; inputs: unknown[] } }>).map(
@@ -47,7 +48,7 @@ async function login(name: string, password: string) {
 
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-matrix-"));
-  const config = loadConfig({ NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "matrix-admin-pw" }, { ui: false });
+  const config = loadConfig({ ...(await testDatabaseEnv()), NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "matrix-admin-pw" }, { ui: false });
   app = await startApp(config, silentLogger);
   const admin = await login("admin", "matrix-admin-pw");
   const cookies: Record<Role, string> = { admin, operator: "", viewer: "" };

@@ -16,6 +16,8 @@ import { loadConfig } from "../config";
 import { silentLogger } from "../log";
 import { machineInput } from "../testing/fixtures";
 import { appRouter } from "./root";
+import { testDatabaseEnv } from "../testing/test-store";
+import { pgPoolOf } from "../db/store";
 
 const MS = Number(process.env.FUZZ_HTTP_MS ?? 6000);
 let dataDir: string;
@@ -27,15 +29,20 @@ const tables: string[] = [];
  * `agent.lookup_refused` event per machine per minute (server/agent-api/agent-work.ts): those rows are counted apart
  * (refusedLookupEvents) and bounded after the run; every other refused request must write nothing.
  */
-const counts = () =>
-  Object.fromEntries(
-    tables.map((t) => [
-      t,
-      (app.domain.db.$client.prepare(t === "events" ? `SELECT count(*) AS n FROM events WHERE kind <> 'agent.lookup_refused'` : `SELECT count(*) AS n FROM "${t}"`).get() as { n: number }).n,
-    ]),
-  );
-const refusedLookupEvents = () => (app.domain.db.$client.prepare(`SELECT count(*) AS n FROM events WHERE kind = 'agent.lookup_refused'`).get() as { n: number }).n;
-const integrity = () => app.domain.db.$client.pragma("integrity_check", { simple: true });
+const counts = async () => {
+  const cols = tables.map((t) => `(SELECT count(*) FROM "${t}"${t === "events" ? ` WHERE kind <> 'agent.lookup_refused'` : ""}) AS "${t}"`);
+  const row = await sqlRow(`SELECT ${cols.join(", ")}`);
+  return Object.fromEntries(tables.map((t) => [t, Number(row[t])]));
+};
+const refusedLookupEvents = async () => Number((await sqlRow(`SELECT count(*) AS n FROM events WHERE kind = 'agent.lookup_refused'`)).n);
+/** SQLite's integrity check; PostgreSQL has none to ask for, so there: the database still answers a query. */
+const integrity = async () => (app.domain.store.dialect === "sqlite" ? app.domain.db.$client.pragma("integrity_check", { simple: true }) : (await sqlRow("SELECT 'ok' AS r")).r);
+
+/** One row of raw SQL, on either database (the test's own counting queries). */
+async function sqlRow(q: string): Promise<Record<string, unknown>> {
+  if (app.domain.store.dialect === "sqlite") return app.domain.db.$client.prepare(q).get() as Record<string, unknown>;
+  return (await pgPoolOf(app.domain.store).query(q)).rows[0] as Record<string, unknown>;
+}
 
 const HOSTILE = ["", "\u0000", "\r\n", "\\", "'\"", "$(reboot)", "; reboot", "a&b", "../..", "ignore", "ünï🚀", "x".repeat(5000), "52:54:00:aa:00:01", "52-54-00-AA-00-02"];
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
@@ -75,14 +82,14 @@ async function property(makeRequest: fc.Arbitrary<{ url: string; init: RequestIn
   const bad: string[] = [];
   await fc.assert(
     fc.asyncProperty(makeRequest, async ({ url, init }) => {
-      const before = counts();
+      const before = await counts();
       const status = await send(url, init);
       if (status >= 500) {
         bad.push(`${init.method} ${url.slice(0, 200)} ${String(init.body as string | undefined).slice(0, 200)} → ${status}`);
         return false;
       }
       if (status >= 400) {
-        expect(counts(), `${init.method} ${url} refused with ${status} but wrote rows`).toEqual(before);
+        expect(await counts(), `${init.method} ${url} refused with ${status} but wrote rows`).toEqual(before);
       }
       return true;
     }),
@@ -90,9 +97,9 @@ async function property(makeRequest: fc.Arbitrary<{ url: string; init: RequestIn
   ).catch((err) => {
     throw new Error(`${bad.join("\n")}\n${String(err).slice(0, 1500)}`);
   });
-  expect(integrity()).toBe("ok");
+  expect(await integrity()).toBe("ok");
   // Two enrolled machines, one refusal event each per minute at most, over a run shorter than two minutes.
-  expect(refusedLookupEvents()).toBeLessThanOrEqual(4);
+  expect(await refusedLookupEvents()).toBeLessThanOrEqual(4);
   const health = await fetch(`${app.url}/healthz`);
   expect(health.status).toBe(200);
 }
@@ -100,11 +107,14 @@ async function property(makeRequest: fc.Arbitrary<{ url: string; init: RequestIn
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-fuzz-http-"));
   const config = loadConfig(
-    { NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "fuzz-admin-pw", RACKHAND_IPMITOOL: "/bin/false" },
+    { ...(await testDatabaseEnv()), NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "fuzz-admin-pw", RACKHAND_IPMITOOL: "/bin/false" },
     { ui: false },
   );
   app = await startApp(config, silentLogger);
-  for (const r of app.domain.db.$client.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as { name: string }[]) tables.push(r.name);
+  const tableQuery = app.domain.store.dialect === "sqlite" ? "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'" : "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'";
+  const names = app.domain.store.dialect === "sqlite" ? (app.domain.db.$client.prepare(tableQuery).all() as { name: string }[]) : (await pgPoolOf(app.domain.store).query<{ name: string }>(tableQuery)).rows;
+  for (const r of names) tables.push(r.name);
+  expect(tables).toContain("machines");
   // Machines whose MACs the lookup bodies name (no job runs, so a lookup is refused and must not write).
   const login = await fetch(`${app.url}/api/trpc/auth.login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "admin", password: "fuzz-admin-pw" }) });
   const cookie = login.headers.getSetCookie()[0]!.split(";")[0]!;

@@ -7,8 +7,9 @@ import { io as connectSocket, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp, type App } from "../app";
 import { loadConfig } from "../config";
-import { apiTokens } from "../db/schema";
 import { silentLogger } from "../log";
+import { testDatabaseEnv, testStoreKind } from "../testing/test-store";
+import { pgPoolOf } from "../db/store";
 
 const ADMIN_PASSWORD = "tokens-int-admin-pw";
 let dataDir: string;
@@ -58,7 +59,7 @@ let operatorCookie: string;
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-tokens-"));
   const config = loadConfig(
-    { NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    { ...(await testDatabaseEnv()), NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD },
     { ui: false },
   );
   app = await startApp(config, silentLogger);
@@ -79,15 +80,24 @@ async function newToken(cookie: string, scope: "read" | "role", name = `t-${scop
   return r.data as { token: string; info: { id: number; prefix: string } };
 }
 
+/** Everything the database holds, as text: SQLite's file and WAL, or every PostgreSQL table's rows. */
+async function databaseText(): Promise<string> {
+  if (testStoreKind() === "sqlite") return ["rackhand.db", "rackhand.db-wal"].map((f) => fs.readFileSync(path.join(dataDir, f)).toString("latin1")).join("");
+  const pool = pgPoolOf(app.domain.store);
+  const tables = (await pool.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public'")).rows.map((r) => r.t);
+  expect(tables).toContain("api_tokens");
+  const parts = await Promise.all(tables.map(async (t) => (await pool.query<{ r: string }>(`SELECT r::text AS r FROM "${t}" r`)).rows.map((x) => x.r).join("\n")));
+  return parts.join("\n");
+}
+
 describe("API tokens over HTTP", () => {
   it("shows the secret once and stores only its hash", async () => {
     const { token, info } = await newToken(operatorCookie, "role");
     expect(token).toMatch(/^rh_[A-Za-z0-9_-]{43}$/);
-    const row = app.domain.db.select().from(apiTokens).where(eq(apiTokens.id, info.id)).get()!;
+    const row = (await app.domain.store.db.select().from(app.domain.store.t.apiTokens).where(eq(app.domain.store.t.apiTokens.id, info.id)))[0]!;
     expect(row.tokenHash).toMatch(/^[0-9a-f]{64}$/);
     expect(row.tokenHash).not.toContain(token);
-    const dbBytes = fs.readFileSync(path.join(dataDir, "rackhand.db")).toString("latin1") + fs.readFileSync(path.join(dataDir, "rackhand.db-wal")).toString("latin1");
-    expect(dbBytes).not.toContain(token.slice(3));
+    expect(await databaseText()).not.toContain(token.slice(3));
     const list = await call("tokens.list", undefined, { cookie: operatorCookie }, "GET");
     expect(JSON.stringify(list.body)).not.toContain(token.slice(10));
     expect(list.data.map((t: { id: number }) => t.id)).toContain(info.id);
@@ -101,7 +111,7 @@ describe("API tokens over HTTP", () => {
     expect(rack.status).toBe(200);
     // Operator token: admin procedures are refused exactly as for an operator session.
     expect((await call("users.list", undefined, auth, "GET")).status).toBe(403);
-    const row = app.domain.db.select().from(apiTokens).where(eq(apiTokens.id, info.id)).get()!;
+    const row = (await app.domain.store.db.select().from(app.domain.store.t.apiTokens).where(eq(app.domain.store.t.apiTokens.id, info.id)))[0]!;
     expect(row.lastUsedAt).not.toBeNull();
     // A token cannot mint tokens.
     expect((await call("tokens.create", { name: "x", scope: "role", expiresInDays: 1 }, auth)).status).toBe(403);
@@ -122,7 +132,7 @@ describe("API tokens over HTTP", () => {
   it("refuses expired, revoked, unknown and malformed tokens, and a disabled owner's", async () => {
     const bad = async (t: string) => (await call("machines.summary", undefined, { authorization: `Bearer ${t}` }, "GET")).status;
     const exp = await newToken(operatorCookie, "role", "exp");
-    app.domain.db.update(apiTokens).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(apiTokens.id, exp.info.id)).run();
+    await app.domain.store.db.update(app.domain.store.t.apiTokens).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(app.domain.store.t.apiTokens.id, exp.info.id));
     expect(await bad(exp.token)).toBe(401);
 
     const rev = await newToken(operatorCookie, "role", "rev");

@@ -9,9 +9,9 @@ import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp, type App } from "../app";
 import { loadConfig } from "../config";
-import { jobs, logLines, machines } from "../db/schema";
 import { silentLogger } from "../log";
 import { until } from "../testing/until";
+import { testDatabaseEnv } from "../testing/test-store";
 
 const ADMIN_PASSWORD = "demo-agents-admin-pw";
 let dataDir: string;
@@ -28,7 +28,7 @@ async function trpc(proc: string, input: unknown) {
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-demo-"));
   const config = loadConfig(
-    { NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD, RACKHAND_POWER_SYNC: "false", RACKHAND_DEMO: "true" },
+    { ...(await testDatabaseEnv()), NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD, RACKHAND_POWER_SYNC: "false", RACKHAND_DEMO: "true" },
     { ui: false },
   );
   app = await startApp(config, silentLogger);
@@ -43,16 +43,16 @@ afterAll(async () => {
 
 describe("demo lab with simulated agents", () => {
   it("deploys an Available machine to Deployed; its inventory and lines say simulated", async () => {
-    const db = app.domain.db;
-    const m = db.select().from(machines).where(and(eq(machines.state, "available"), eq(machines.maintenance, false))).all()[0]!;
+    const { db, t } = app.domain.store;
+    const m = (await db.select().from(t.machines).where(and(eq(t.machines.state, "available"), eq(t.machines.maintenance, false))).orderBy(t.machines.id))[0]!;
     expect(m.osProfileId).not.toBeNull();
     await trpc("machines.action", { id: m.id, action: "deploy" });
-    await until("deployed", () => db.select({ s: machines.state }).from(machines).where(eq(machines.id, m.id)).get()!.s === "deployed", 90_000);
-    const job = db.select().from(jobs).where(eq(jobs.machineId, m.id)).all().at(-1)!;
+    await until("deployed", async () => (await db.select({ s: t.machines.state }).from(t.machines).where(eq(t.machines.id, m.id)))[0]!.s === "deployed", 90_000);
+    const job = (await db.select().from(t.jobs).where(eq(t.jobs.machineId, m.id)).orderBy(t.jobs.id)).at(-1)!;
     expect(job.state).toBe("succeeded");
-    const inv = db.select({ inventory: machines.inventory }).from(machines).where(eq(machines.id, m.id)).get()!.inventory!;
+    const inv = (await db.select({ inventory: t.machines.inventory }).from(t.machines).where(eq(t.machines.id, m.id)))[0]!.inventory!;
     expect(inv.simulated).toBe(true);
-    const lines = db.select({ text: logLines.text }).from(logLines).where(eq(logLines.jobId, job.id)).all();
+    const lines = await db.select({ text: t.logLines.text }).from(t.logLines).where(eq(t.logLines.jobId, job.id));
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.filter((l) => /simulated/.test(l.text)).length).toBeGreaterThan(0);
   }, 120_000);

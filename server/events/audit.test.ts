@@ -1,9 +1,8 @@
-import { eq, inArray } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { events, machines } from "../db/schema";
 import { machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
-import { eventFacets, listEvents, recordEvent, recordEventRow, recordStoreEvent, storedText } from "./audit";
+import { eventFacets, listEvents, recordStoreEvent, storedText } from "./audit";
 
 describe("Events filters (listEvents)", () => {
   let h: Harness;
@@ -91,53 +90,6 @@ describe("Events filters (listEvents)", () => {
     await expect(h.viewer.events.list({ q: "x".repeat(201) })).rejects.toThrow(/200/);
     await expect(h.viewer.events.list({ kind: "k".repeat(65) })).rejects.toThrow(/64/);
     expect((await h.viewer.events.list({ q: "message number 1", limit: 500 })).items.length).toBe(10); // 10…19
-  });
-});
-
-describe("recordEventRow", () => {
-  let h: Harness;
-  let m = 0;
-  beforeAll(async () => {
-    h = createHarness();
-    // recordEventRow is SQLite's (bulk enrollment): its machine is written on h.db, whichever store the project runs.
-    const now = new Date();
-    m = h.db.insert(machines).values({ name: "audit-row", uHeight: 1, createdAt: now, updatedAt: now }).returning().get().id;
-  });
-  afterAll(() => h.close());
-
-  const cases: { name: string; e: Parameters<typeof recordEvent>[1] }[] = [
-    { name: "no payload, no machine", e: { actor: "system", kind: "k.a", message: "plain" } },
-    {
-      name: "payload with nested values, null, undefined and a date",
-      e: { actor: "user:ann", machineId: 0, kind: "k.b", message: "m", payload: { a: 1, b: null, c: undefined, d: { e: [1, "x"] }, when: new Date(5) } },
-    },
-    { name: "hostile text", e: { actor: "user:\u00fc\n'\"", kind: "k.c;\0", message: "$(reboot); rm -rf / & ..\r\\ SELECT", payload: { s: "\u0000\u2028'\"" } } },
-  ];
-
-  it.each(cases)("$name: the same row and the same DTO as recordEvent (returning)", ({ e }) => {
-    const input = { ...e, ...(e.machineId === 0 && { machineId: m }) };
-    const a = recordEvent(h.db, input);
-    const b = recordEventRow(h.db, input);
-    expect(b.id).toBe(a.id + 1);
-    expect({ ...b, id: 0, ts: 0 }).toEqual({ ...a, id: 0, ts: 0 });
-    expect(Math.abs(b.ts - a.ts)).toBeLessThan(1000);
-    const rows = h.db.select().from(events).where(inArray(events.id, [a.id, b.id])).all();
-    expect(rows).toHaveLength(2);
-    expect({ ...rows[1], id: 0, ts: 0 }).toEqual({ ...rows[0], id: 0, ts: 0 });
-    // What it returned is what a reader gets back.
-    expect(b.payload).toEqual(rows[1]!.payload ?? null);
-    expect(b.ts).toBe(rows[1]!.ts.getTime());
-  });
-
-  it("inside a transaction that rolls back, the event is gone too", () => {
-    const before = h.db.select().from(events).all().length;
-    expect(() =>
-      h.db.transaction(() => {
-        recordEventRow(h.db, { actor: "system", kind: "k.d", message: "rolled back" });
-        throw new Error("abort");
-      }),
-    ).toThrow("abort");
-    expect(h.db.select().from(events).all().length).toBe(before);
   });
 });
 

@@ -1,9 +1,7 @@
 import { and, desc, eq, gte, lt, lte, type SQL } from "drizzle-orm";
 import type { EventFilter } from "../../lib/schemas";
 import type { EventDto } from "../../lib/live-events";
-import type { Db } from "../db/client";
 import { insertOne } from "../db/hot-insert";
-import { insertRow } from "../db/prepared";
 import { escapeLike, likeCi } from "../db/sql";
 import type { Store, StoreDb, StoreTx } from "../db/store";
 import { events } from "../db/schema";
@@ -15,41 +13,6 @@ export interface NewEvent {
   message: string;
   payload?: Record<string, unknown> | null;
 }
-
-/**
- * Insert an event row through SQLite's synchronous connection; call inside the transaction of the change it records.
- * Only for callers not yet on the Store (server/oob, server/subnets, server/netboot settings and profiles, bulk
- * enrollment, the network editor): everything else uses `recordStoreEvent`.
- */
-export function recordEvent(db: Pick<Db, "insert">, e: NewEvent): EventDto {
-  const row = db
-    .insert(events)
-    .values({
-      ts: new Date(),
-      actor: e.actor,
-      machineId: e.machineId ?? null,
-      kind: e.kind,
-      message: e.message,
-      payload: e.payload ?? null,
-    })
-    .returning()
-    .get();
-  return toDto(row);
-}
-
-/**
- * recordEvent() through a prepared single-row insert (server/db/prepared.ts) on `db`'s connection, for hot paths
- * (single enrollment): drizzle's insert builder and `returning()` cost more than the insert. Call inside the open
- * transaction of the change (better-sqlite3 runs it on that connection). Returns what recordEvent returns: the
- * payload as read back (a JSON round trip), the time as stored (whole milliseconds).
- */
-export function recordEventRow(db: Db, e: NewEvent): EventDto {
-  const values = { ts: new Date(), actor: e.actor, machineId: e.machineId ?? null, kind: e.kind, message: e.message, payload: e.payload ?? null };
-  const id = insertRow(db, events, EVENT_FIELDS)(values);
-  const payload = values.payload === null ? null : (JSON.parse(JSON.stringify(values.payload)) as Record<string, unknown>);
-  return toDto({ ...values, id, payload });
-}
-const EVENT_FIELDS = ["ts", "actor", "machineId", "kind", "message", "payload"];
 
 /**
  * Record an event on the Store (either database); call with the transaction of the change it records. A NUL in its
@@ -74,6 +37,7 @@ export async function recordEventHot(store: Store, db: StoreDb | StoreTx, e: New
   const payload = values.payload === null ? null : (JSON.parse(JSON.stringify(values.payload)) as Record<string, unknown>);
   return toDto({ ...values, id, payload });
 }
+const EVENT_FIELDS = ["ts", "actor", "machineId", "kind", "message", "payload"];
 
 /** Text as events store it: a NUL becomes U+2400 "␀". */
 export function storedText(s: string): string {

@@ -13,7 +13,6 @@ import { EMPTY_LOG, mergeLines } from "../../lib/log-buffer";
 import { startApp, type App } from "../app";
 import { createUser } from "../auth/users";
 import { loadConfig } from "../config";
-import { osProfiles } from "../db/schema";
 import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
@@ -23,6 +22,7 @@ import { abortBatch } from "../orchestrator/batches";
 import { currentAgentNonceForMac } from "../netboot/agent-nonce";
 import type { MachinePorts } from "../orchestrator/ports";
 import { until } from "../testing/until";
+import { testDatabaseEnv } from "../testing/test-store";
 
 const noop = async () => {};
 const ports: MachinePorts = { setBootTarget: noop, setBootDevice: noop, powerOn: noop, powerCycle: noop, powerOff: noop };
@@ -33,7 +33,7 @@ const sockets: Socket[] = [];
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-jobroom-"));
-  const config = loadConfig({ RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "admin-password-1", NODE_ENV: "test" }, { ui: false });
+  const config = loadConfig({ ...(await testDatabaseEnv()), RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "admin-password-1", NODE_ENV: "test" }, { ui: false });
   app = await startApp(config, silentLogger, { ports, orchestrator: { tickMs: 50 } });
   await createUser(app.domain, { name: "vera", role: "viewer", password: "vera-password-1" }, "test");
   const res = await fetch(`${app.url}/api/trpc/auth.login`, {
@@ -87,11 +87,10 @@ async function backfill(jobId: number, afterSeq: number): Promise<LogLineDto[]> 
 describe("job rooms", () => {
   it("a viewer follows a job's lines and steps live; a reconnect backfills after its last seq without gaps or duplicates", async () => {
     const d = app.domain;
-    const profile = d.db
-      .insert(osProfiles)
+    const profile = (await d.store.db
+      .insert(d.store.t.osProfiles)
       .values({ name: "room-img", kind: "image", osFamily: "debian", imageUrl: "http://127.0.0.1/x.raw.gz", imageSha256: "ab".repeat(32), createdAt: new Date(), updatedAt: new Date() })
-      .returning()
-      .get();
+      .returning())[0]!;
     const mac = "52:54:00:88:00:01";
     const { id } = await enrollMachine(d, { name: "room-1", bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
     await transition(d, id, "manage", { actor: "test" });

@@ -8,6 +8,7 @@ import { loadConfig } from "../config";
 import { silentLogger } from "../log";
 import { createCaller } from "../api/root";
 import { LoginThrottle } from "../auth/throttle";
+import { testDatabaseEnv } from "../testing/test-store";
 
 let dataDir: string;
 let app: App;
@@ -20,7 +21,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(dataDir, "http/ramdisk/vmlinuz"), kernel);
   fs.writeFileSync(path.join(dataDir, "http/debian/initrd.gz"), "gz");
   fs.symlinkSync("/etc/passwd", path.join(dataDir, "http/debian/escape"));
-  const config = loadConfig({ NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "boot-test-admin" }, { ui: false });
+  const config = loadConfig({ ...(await testDatabaseEnv()), NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "boot-test-admin" }, { ui: false });
   app = await startApp(config, silentLogger);
 });
 

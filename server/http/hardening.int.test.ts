@@ -13,6 +13,7 @@ import { startApp, type App } from "../app";
 import { loadConfig } from "../config";
 import { silentLogger } from "../log";
 import { IpmiSim, SIM_USER } from "../oob/testing/ipmi-sim";
+import { testDatabaseEnv, testStoreKind } from "../testing/test-store";
 
 const ADMIN_PASSWORD = "hardening-admin-pw";
 let dataDir: string;
@@ -75,7 +76,7 @@ async function createUser(name: string, role: string, password: string): Promise
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-hardening-"));
   const config = loadConfig(
-    { NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD, RACKHAND_POWER_SYNC: "false" },
+    { ...(await testDatabaseEnv()), NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD, RACKHAND_POWER_SYNC: "false" },
     { ui: false },
   );
   app = await startApp(config, silentLogger);
@@ -199,10 +200,11 @@ describe("small ones (defect 7)", () => {
     expect(JSON.parse(r.body).result.data).toMatchObject({ intervalS: 30, concurrency: 7, failureThreshold: 9 });
   });
 
-  it("the database, its WAL and SHM are 0600 in a 0700 data directory", () => {
+  it("the database, its WAL and SHM are 0600 in a 0700 data directory (on PostgreSQL: no SQLite file at all)", () => {
     expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
     for (const f of ["rackhand.db", "rackhand.db-wal", "rackhand.db-shm"]) {
-      expect((fs.statSync(path.join(dataDir, f)).mode & 0o777).toString(8), f).toBe("600");
+      if (testStoreKind() === "sqlite") expect((fs.statSync(path.join(dataDir, f)).mode & 0o777).toString(8), f).toBe("600");
+      else expect(fs.existsSync(path.join(dataDir, f)), f).toBe(false);
     }
   });
 });

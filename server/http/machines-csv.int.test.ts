@@ -8,6 +8,7 @@ import { startApp, type App } from "../app";
 import { loadConfig } from "../config";
 import { silentLogger } from "../log";
 import { machineInput } from "../testing/fixtures";
+import { testDatabaseEnv } from "../testing/test-store";
 
 const ADMIN_PASSWORD = "csv-export-admin-pw";
 let dataDir: string;
@@ -24,7 +25,7 @@ async function trpc(proc: string, input: unknown, headers: Record<string, string
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-csv-"));
   const config = loadConfig(
-    { NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD, RACKHAND_POWER_SYNC: "false" },
+    { ...(await testDatabaseEnv()), NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD, RACKHAND_POWER_SYNC: "false" },
     { ui: false },
   );
   app = await startApp(config, silentLogger);

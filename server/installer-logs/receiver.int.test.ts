@@ -14,6 +14,7 @@ import { createCaller } from "../api/root";
 import { LoginThrottle } from "../auth/throttle";
 import { loadConfig } from "../config";
 import { silentLogger } from "../log";
+import { testDatabaseEnv } from "../testing/test-store";
 
 const oct = () => 2 + Math.floor(Math.random() * 250);
 const NET = `127.${oct()}.${oct()}`;
@@ -25,7 +26,7 @@ let dataDir: string;
 let app: App;
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-dilog-"));
-  const config = loadConfig({ NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "dilog-test-admin" }, { ui: false });
+  const config = loadConfig({ ...(await testDatabaseEnv()), NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "dilog-test-admin" }, { ui: false });
   app = await startApp(config, silentLogger);
 });
 afterAll(async () => {

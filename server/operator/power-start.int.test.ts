@@ -5,7 +5,6 @@
  */
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { machines } from "../db/schema";
 import type { IpmitoolCall } from "../oob/exec";
 import { IpmiSim, SIM_USER } from "../oob/testing/ipmi-sim";
 import { machineInput } from "../testing/fixtures";
@@ -28,7 +27,7 @@ afterAll(async () => {
   await Promise.all(sims.map((s) => s.stop()));
 });
 
-const pendingOf = (id: number) => h.db.select({ p: machines.powerPending }).from(machines).where(eq(machines.id, id)).get()!.p;
+const pendingOf = async (id: number) => (await h.store.db.select({ p: h.store.t.machines.powerPending }).from(h.store.t.machines).where(eq(h.store.t.machines.id, id)))[0]!.p;
 
 describe("oob.powerStart", () => {
   it("answers before any BMC command, shows the pending state, then confirms in the background", async () => {
@@ -44,7 +43,7 @@ describe("oob.powerStart", () => {
     ]);
     // Nothing was asked of a BMC before the answer (ipmitool runs are recorded when they end, so count none ended yet).
     expect(calls.slice(before).filter((c) => c.startedAt < t + answeredIn)).toEqual([]);
-    expect(pendingOf(ids[0]!)).toBe("on");
+    expect(await pendingOf(ids[0]!)).toBe("on");
     expect((await h.viewer.machines.get({ id: ids[0]! })).powerPending).toBe("on");
     expect((await h.viewer.machines.list({})).rows.find((r) => r.id === ids[1])!.powerPending).toBe("on");
 
@@ -56,7 +55,7 @@ describe("oob.powerStart", () => {
       { id: ids[2], name: "node-003", ok: false, error: "has no BMC to switch its power", code: "BMC_NOT_CONFIGURED", skipped: true },
     ]);
     expect(sims.map((s) => s.power())).toEqual(["on", "on"]);
-    expect(pendingOf(ids[0]!)).toBeNull();
+    expect(await pendingOf(ids[0]!)).toBeNull();
     expect((await h.viewer.machines.get({ id: ids[0]! })).powerState).toBe("on");
     expect(h.published).toContainEqual(expect.objectContaining({ type: "machine.changed", machineId: ids[0], powerState: "on" }));
   });
@@ -80,7 +79,7 @@ describe("oob.powerStart", () => {
     const r = await h.operator.oob.powerWait({ operationId: start.operationId, timeoutMs: 30_000 });
     expect(r.done).toBe(true);
     expect(r.results![0]).toMatchObject({ ok: false, code: expect.stringMatching(/BMC_/) });
-    expect(pendingOf(ids[1]!)).toBeNull();
+    expect(await pendingOf(ids[1]!)).toBeNull();
     expect((await h.viewer.machines.get({ id: ids[1]! })).powerState).toBe("on"); // the last state read, not the one asked for
     await sims[1]!.start();
   });
@@ -88,8 +87,8 @@ describe("oob.powerStart", () => {
   it("powerWait: unknown operations are refused; viewers cannot start or wait; a restart clears stale pending marks", async () => {
     await expect(h.operator.oob.powerWait({ operationId: "00000000-0000-4000-8000-000000000000", timeoutMs: 0 })).rejects.toThrow(/No power operation/);
     await expect(h.viewer.oob.powerStart({ selection: { ids }, action: "on" })).rejects.toThrow();
-    h.db.update(machines).set({ powerPending: "on" }).where(eq(machines.id, ids[0]!)).run();
+    await h.store.db.update(h.store.t.machines).set({ powerPending: "on" }).where(eq(h.store.t.machines.id, ids[0]!));
     expect(await clearStalePowerPending(h.domain)).toBe(1);
-    expect(pendingOf(ids[0]!)).toBeNull();
+    expect(await pendingOf(ids[0]!)).toBeNull();
   });
 });

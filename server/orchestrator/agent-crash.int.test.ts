@@ -7,13 +7,13 @@ import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp } from "../app";
 import { loadConfig } from "../config";
-import { openDatabase, type Db } from "../db/client";
-import { jobs, logLines, osProfiles, steps } from "../db/schema";
+import { openStore, type Store } from "../db/store";
 import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
 import { performAction } from "../operator/lifecycle-actions";
 import { agentNonceArgs, buildAgentBundle, makeDisk, makeImage, serveImages, sha256OfPrefix, spawnAgent, until, type AgentProcess, type ImageServer } from "./testing/agent-harness";
+import { testDatabaseEnv } from "../testing/test-store";
 
 // kill -9 of the server in the middle of a deploy: the server runs as a real process (tsx), the agent keeps
 // writing, buffers its log lines and retries; a new server process on the same port and data directory
@@ -22,7 +22,9 @@ let dir: string;
 let images: ImageServer;
 let server: ChildProcess | null = null;
 let agent: AgentProcess | null = null;
-let db: Db | null = null;
+let store: Store | null = null;
+/** The database of the run (server/testing/test-store.ts): the in-process seed and both server processes share it. */
+let dbEnv: { RACKHAND_DATABASE_URL?: string } = {};
 let serverLog = "";
 const ADMIN_PASSWORD = "admin-password-1";
 
@@ -38,6 +40,7 @@ async function startServer(port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
     env: {
       ...process.env,
+      ...dbEnv,
       RACKHAND_DATA_DIR: dir,
       PORT: String(port),
       RACKHAND_HOST: "127.0.0.1",
@@ -55,13 +58,14 @@ async function startServer(port: number): Promise<ChildProcess> {
   return child;
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-crash-"));
+  dbEnv = await testDatabaseEnv();
 });
 afterAll(async () => {
   agent?.child.kill("SIGKILL");
   server?.kill("SIGKILL");
-  db?.$client.close();
+  await store?.close();
   await images?.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -77,14 +81,13 @@ describe("kill -9 of the server during a deploy", () => {
     const mac = "52:54:00:cc:00:01";
 
     // Seed with the app in-process (a fake BMC so power and boot-device steps work), start the deploy, stop.
-    const config = loadConfig({ RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD, RACKHAND_POWER_SYNC: "false", NODE_ENV: "test" }, { ui: false });
+    const config = loadConfig({ ...dbEnv, RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD, RACKHAND_POWER_SYNC: "false", NODE_ENV: "test" }, { ui: false });
     const seed = await startApp(config, silentLogger);
     const d = seed.domain;
-    const profile = d.db
-      .insert(osProfiles)
+    const profile = (await d.store.db
+      .insert(d.store.t.osProfiles)
       .values({ name: "crash-img", kind: "image", osFamily: "debian", imageUrl: `${images.url}/disk.raw.gz`, imageSha256: image.sha256, imageFormat: "raw.gz", createdAt: new Date(), updatedAt: new Date() })
-      .returning()
-      .get();
+      .returning())[0]!;
     const bmc = { driver: "fake" as const, address: "10.0.0.1", port: 623, username: "admin", password: "bmc-password", privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
     const { id } = await enrollMachine(d, { name: "crash-1", bootMac: mac, uHeight: 1, osProfileId: profile.id, bmc }, "test");
     await transition(d, id, "manage", { actor: "test" });
@@ -95,29 +98,29 @@ describe("kill -9 of the server during a deploy", () => {
 
     const port = await freePort();
     server = await startServer(port);
-    db = openDatabase(path.join(dir, "rackhand.db"));
-    const job = () => db!.select().from(jobs).where(eq(jobs.id, jobId)).get()!;
-    const write = () => db!.select().from(steps).where(eq(steps.jobId, jobId)).all().find((s) => s.name === "write_image")!;
-    const lines = () => db!.select().from(logLines).where(eq(logLines.jobId, jobId)).orderBy(asc(logLines.seq)).all();
+    const { db, t } = (store = await openStore(dir, dbEnv.RACKHAND_DATABASE_URL));
+    const job = async () => (await db.select().from(t.jobs).where(eq(t.jobs.id, jobId)))[0]!;
+    const write = async () => (await db.select().from(t.steps).where(eq(t.steps.jobId, jobId))).find((s) => s.name === "write_image")!;
+    const lines = async () => db.select().from(t.logLines).where(eq(t.logLines.jobId, jobId)).orderBy(asc(t.logLines.seq));
 
     agent = spawnAgent(bundle, `http://127.0.0.1:${port}`, mac, disk, ["--progress-ms", "20", ...nonce]);
     // Mid-write: the step is running and some progress lines already reached the database.
-    await until("progress lines of write_image", () => write().state === "running" && lines().filter((l) => l.text.startsWith("written ")).length >= 5, 20_000);
+    await until("progress lines of write_image", async () => (await write()).state === "running" && (await lines()).filter((l) => l.text.startsWith("written ")).length >= 5, 20_000);
     server.kill("SIGKILL");
     await new Promise((r) => server!.once("exit", r));
     const killedAt = Date.now();
-    const storedBefore = lines().length;
+    const storedBefore = (await lines()).length;
     await new Promise((r) => setTimeout(r, 700)); // the agent keeps writing and logging meanwhile
     server = await startServer(port);
     const restartedAt = Date.now();
 
-    await until("the job to finish", () => ["succeeded", "failed", "cancelled"].includes(job().state), 30_000);
+    await until("the job to finish", async () => ["succeeded", "failed", "cancelled"].includes((await job()).state), 30_000);
     expect(await agent.exited, agent.output()).toBe(0);
-    expect(job(), `${agent.output()}\n${serverLog}`).toMatchObject({ state: "succeeded", error: null });
-    expect(write()).toMatchObject({ state: "succeeded", attempt: 1 });
+    expect(await job(), `${agent.output()}\n${serverLog}`).toMatchObject({ state: "succeeded", error: null });
+    expect(await write()).toMatchObject({ state: "succeeded", attempt: 1 });
     expect(sha256OfPrefix(disk, image.sizeBytes)).toBe(image.sha256);
 
-    const all = lines();
+    const all = await lines();
     // Every seq exactly once, none missing: 0..N-1.
     expect(all.map((l) => l.seq)).toEqual(all.map((_, i) => i));
     expect(all.length).toBeGreaterThan(storedBefore);

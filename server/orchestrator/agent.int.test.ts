@@ -7,7 +7,6 @@ import { z } from "zod";
 import { ApiClient, ApiError, heartbeatResponse, lookupResponse } from "../../agent/client";
 import { startApp, type App } from "../app";
 import { loadConfig } from "../config";
-import { jobs, logLines, machines, osProfiles, steps } from "../db/schema";
 import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
@@ -26,6 +25,7 @@ import {
   type ImageServer,
   type TestImage,
 } from "./testing/agent-harness";
+import { testDatabaseEnv } from "../testing/test-store";
 
 // The agent as a real process (the bundle that ships), over real HTTP, against the app in-process with
 // recording out-of-band ports; images from a tiny HTTP server; disks are sparse files.
@@ -50,7 +50,7 @@ beforeAll(async () => {
   bundle = await buildAgentBundle(dir);
   image = makeImage(dir, 4);
   images = await serveImages(image.files);
-  const config = loadConfig({ RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "admin-password-1", NODE_ENV: "test" }, { ui: false });
+  const config = loadConfig({ ...(await testDatabaseEnv()), RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "admin-password-1", NODE_ENV: "test" }, { ui: false });
   // random 0: a transient failure is retried after exactly half the first backoff (1 s).
   app = await startApp(config, silentLogger, { ports: noopPorts, orchestrator: { tickMs: 50, random: () => 0 } });
 });
@@ -66,11 +66,10 @@ async function machineWithImage(file: string, format: string, sha256 = image.sha
   const i = ++n;
   const mac = `52:54:00:aa:00:${i.toString(16).padStart(2, "0")}`;
   const d = app.domain;
-  const profile = d.db
-    .insert(osProfiles)
+  const profile = (await d.store.db
+    .insert(d.store.t.osProfiles)
     .values({ name: `agent-img-${i}`, kind: "image", osFamily: "debian", imageUrl: `${images.url}/${file}`, imageSha256: sha256, imageFormat: format, createdAt: new Date(), updatedAt: new Date() })
-    .returning()
-    .get();
+    .returning())[0]!;
   const { id } = await enrollMachine(d, { name: `agent-${i}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
   await transition(d, id, "manage", { actor: "test" });
   await transition(d, id, "provide", { actor: "test" });
@@ -85,10 +84,10 @@ async function deploy(m: { id: number; mac: string; disk: string }, extra: strin
 }
 
 const nonceOf = async (machineId: number) => (await agentNonceArgs(app.domain, machineId))[1];
-const jobOf = (id: number) => app.domain.db.select().from(jobs).where(eq(jobs.id, id)).get()!;
-const stepsOf = (jobId: number) => app.domain.db.select().from(steps).where(eq(steps.jobId, jobId)).orderBy(asc(steps.group), asc(steps.id)).all();
-const linesOf = (jobId: number) => app.domain.db.select().from(logLines).where(eq(logLines.jobId, jobId)).orderBy(asc(logLines.seq)).all();
-const finished = (jobId: number) => () => ["succeeded", "failed", "cancelled"].includes(jobOf(jobId).state);
+const jobOf = async (id: number) => (await app.domain.store.db.select().from(app.domain.store.t.jobs).where(eq(app.domain.store.t.jobs.id, id)))[0]!;
+const stepsOf = async (jobId: number) => (await app.domain.store.db.select().from(app.domain.store.t.steps).where(eq(app.domain.store.t.steps.jobId, jobId)).orderBy(asc(app.domain.store.t.steps.group), asc(app.domain.store.t.steps.id)));
+const linesOf = async (jobId: number) => (await app.domain.store.db.select().from(app.domain.store.t.logLines).where(eq(app.domain.store.t.logLines.jobId, jobId)).orderBy(asc(app.domain.store.t.logLines.seq)));
+const finished = (jobId: number) => async () => ["succeeded", "failed", "cancelled"].includes((await jobOf(jobId)).state);
 
 describe("the agent deploys an image onto a file-backed disk", () => {
   for (const [file, format] of [["disk.raw.gz", "raw.gz"], ["disk.raw.xz", "raw.xz"]] as const) {
@@ -97,10 +96,10 @@ describe("the agent deploys an image onto a file-backed disk", () => {
       const { jobId, agent } = await deploy(m);
       await until("the job to finish", finished(jobId), 20_000);
       expect(await agent.exited, agent.output()).toBe(0);
-      expect(jobOf(jobId), agent.output()).toMatchObject({ state: "succeeded", error: null });
-      expect(app.domain.db.select().from(machines).where(eq(machines.id, m.id)).get()!.state).toBe("deployed");
+      expect((await jobOf(jobId)), agent.output()).toMatchObject({ state: "succeeded", error: null });
+      expect((await app.domain.store.db.select().from(app.domain.store.t.machines).where(eq(app.domain.store.t.machines.id, m.id)))[0]!.state).toBe("deployed");
       // Every step ran once and succeeded, server and agent ones alike.
-      const all = stepsOf(jobId);
+      const all = (await stepsOf(jobId));
       expect(all.map((s) => [s.name, s.state, s.attempt])).toEqual(all.map((s) => [s.name, "succeeded", 1]));
       expect(all.filter((s) => s.runner === "agent").map((s) => s.name)).toEqual(["inventory", "wipe", "write_image", "configure_network"]);
       // The bytes on the disk are the image; the file was not truncated; wipe zeroed its last MiB.
@@ -110,7 +109,7 @@ describe("the agent deploys an image onto a file-backed disk", () => {
       expect(write.result).toMatchObject({ sha256: image.sha256, bytes: image.sizeBytes, format, verified: true });
       expect(all.find((s) => s.name === "configure_network")!.result).toMatchObject({ skipped: expect.any(String) });
       expect(all.find((s) => s.name === "inventory")!.result).toMatchObject({ cpus: expect.any(Number), disks: expect.any(Array) });
-      const lines = linesOf(jobId);
+      const lines = (await linesOf(jobId));
       expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i));
       expect(lines.some((l) => l.stepId === write.id && /^verified: \d+ bytes, sha256 [0-9a-f]{64} \(as expected\)/.test(l.text))).toBe(true);
       expect(new Set(lines.map((l) => l.stepId))).toEqual(new Set(all.filter((s) => s.runner === "agent").map((s) => s.id)));
@@ -124,12 +123,12 @@ describe("the agent deploys an image onto a file-backed disk", () => {
     images.failNext("disk.raw.gz", 503);
     const { jobId, agent } = await deploy(m);
     await until("the job to finish", finished(jobId), 20_000);
-    expect(jobOf(jobId).state, agent.output()).toBe("succeeded");
-    const wipe = stepsOf(jobId).find((s) => s.name === "wipe")!;
+    expect((await jobOf(jobId)).state, agent.output()).toBe("succeeded");
+    const wipe = (await stepsOf(jobId)).find((s) => s.name === "wipe")!;
     expect(wipe).toMatchObject({ state: "succeeded", attempt: 2, error: null });
-    expect(linesOf(jobId).some((l) => l.stepId === wipe.id && /failed \(transient\): GET .*HTTP 503/.test(l.text))).toBe(true);
-    expect(linesOf(jobId).some((l) => l.stepId === wipe.id && /^image check: MBR, 1 partition, no EFI System Partition, BIOS boot code in the MBR; this machine booted with BIOS firmware/.test(l.text))).toBe(true);
-    expect(stepsOf(jobId).find((s) => s.name === "write_image")).toMatchObject({ state: "succeeded", attempt: 1 });
+    expect((await linesOf(jobId)).some((l) => l.stepId === wipe.id && /failed \(transient\): GET .*HTTP 503/.test(l.text))).toBe(true);
+    expect((await linesOf(jobId)).some((l) => l.stepId === wipe.id && /^image check: MBR, 1 partition, no EFI System Partition, BIOS boot code in the MBR; this machine booted with BIOS firmware/.test(l.text))).toBe(true);
+    expect((await stepsOf(jobId)).find((s) => s.name === "write_image")).toMatchObject({ state: "succeeded", attempt: 1 });
     expect(sha256OfPrefix(m.disk, image.sizeBytes)).toBe(image.sha256);
   });
 
@@ -139,12 +138,12 @@ describe("the agent deploys an image onto a file-backed disk", () => {
     const { jobId, agent } = await deploy(m);
     await until("the job to finish", finished(jobId), 20_000);
     expect(await agent.exited).toBe(0);
-    const job = jobOf(jobId);
+    const job = (await jobOf(jobId));
     expect(job.state).toBe("failed");
     expect(job.error).toBe(`write_image: sha256 mismatch: the image is ${image.sha256}, expected ${wrong}`);
-    expect(app.domain.db.select().from(machines).where(eq(machines.id, m.id)).get()).toMatchObject({ state: "deploy_failed", lastError: job.error });
-    expect(stepsOf(jobId).find((s) => s.name === "write_image")).toMatchObject({ state: "failed", attempt: 1 });
-    const lines = linesOf(jobId);
+    expect((await app.domain.store.db.select().from(app.domain.store.t.machines).where(eq(app.domain.store.t.machines.id, m.id)))[0]).toMatchObject({ state: "deploy_failed", lastError: job.error });
+    expect((await stepsOf(jobId)).find((s) => s.name === "write_image")).toMatchObject({ state: "failed", attempt: 1 });
+    const lines = (await linesOf(jobId));
     expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i));
   });
 
@@ -156,13 +155,13 @@ describe("the agent deploys an image onto a file-backed disk", () => {
     const { jobId, agent } = await deploy(m, ["--efi-dir", efiDir]);
     await until("the job to finish", finished(jobId), 20_000);
     expect(await agent.exited).toBe(0);
-    const job = jobOf(jobId);
+    const job = (await jobOf(jobId));
     expect(job.state).toBe("failed");
     expect(job.error).toBe(
       `wipe: the image ${images.url}/disk.raw.gz cannot boot on this machine: it booted with UEFI firmware and the image has no EFI System Partition (MBR, 1 partition, no EFI System Partition, BIOS boot code in the MBR); nothing was written`,
     );
-    expect(stepsOf(jobId).find((s) => s.name === "wipe")).toMatchObject({ state: "failed", attempt: 1 });
-    expect(stepsOf(jobId).find((s) => s.name === "write_image")).toMatchObject({ state: "cancelled" });
+    expect((await stepsOf(jobId)).find((s) => s.name === "wipe")).toMatchObject({ state: "failed", attempt: 1 });
+    expect((await stepsOf(jobId)).find((s) => s.name === "write_image")).toMatchObject({ state: "cancelled" });
     // Not a byte of the disk changed: no wipe, no image.
     expect(fs.readFileSync(m.disk).equals(before)).toBe(true);
   });
@@ -176,17 +175,17 @@ describe("an agent that restarts mid-step", () => {
       // A long heartbeat: the dead agent's long-poll is surely still open on the server when the step is retried.
       const { jobId, agent } = await deploy(m, ["--wait-s", "20", "--progress-ms", "50"]);
       // Mid-write, with the heartbeat that followed the claim surely sent: progress lines have arrived.
-      await until("write_image progress", () => linesOf(jobId).some((l) => l.text.startsWith("written ")), 10_000);
+      await until("write_image progress", async () => (await linesOf(jobId)).some((l) => l.text.startsWith("written ")), 10_000);
       agent.child.kill("SIGKILL");
       await agent.exited;
-      const before = linesOf(jobId).length;
+      const before = (await linesOf(jobId)).length;
       images.throttle(0, 0);
       const second = spawnAgent(bundle, app.url, m.mac, m.disk, await agentNonceArgs(app.domain, m.id));
       agents.push(second);
       await until("the job to finish", finished(jobId), 12_000);
-      expect(jobOf(jobId).state, second.output()).toBe("succeeded");
-      expect(stepsOf(jobId).find((s) => s.name === "write_image")).toMatchObject({ state: "succeeded", attempt: 2 });
-      const lines = linesOf(jobId);
+      expect((await jobOf(jobId)).state, second.output()).toBe("succeeded");
+      expect((await stepsOf(jobId)).find((s) => s.name === "write_image")).toMatchObject({ state: "succeeded", attempt: 2 });
+      const lines = (await linesOf(jobId));
       expect(lines.length).toBeGreaterThan(before);
       expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i));
       expect(second.output()).toMatch(new RegExp(`log seq from ${before}\\b`));

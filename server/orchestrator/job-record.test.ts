@@ -4,7 +4,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobs, logLines, steps } from "../db/schema";
 import { Transcript } from "../oob/console/transcript";
-import { recordEvent } from "../events/audit";
+import { recordStoreEvent } from "../events/audit";
 import { transition } from "../machines/lifecycle";
 import { machineInput } from "../testing/fixtures";
 import { createHarness, type Harness } from "../testing/harness";
@@ -34,7 +34,7 @@ describe("jobRecord", () => {
         { jobId, stepId: b.id, seq: 2, ts: new Date(T + 13_000), stream: "stderr", text: "oops" },
       ])
       .run();
-    recordEvent(h.db, { actor: "system", machineId, kind: "test.mark", message: "an event in the window" });
+    await recordStoreEvent(h.store, h.store.db, { actor: "system", machineId, kind: "test.mark", message: "an event in the window" });
     consoleDir = path.join(h.dataDir, "consoles-test");
     fs.mkdirSync(consoleDir, { recursive: true });
     fs.writeFileSync(path.join(consoleDir, `${machineId}.log`), "console: booting\r\nconsole: login:");

@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "../../lib/errors";
 import { startApp, type App } from "../app";
 import { loadConfig } from "../config";
-import { events, jobs, logLines, machines, osProfiles, steps } from "../db/schema";
 import { silentLogger } from "../log";
 import { enrollMachine } from "../machines/enroll";
 import { transition } from "../machines/lifecycle";
@@ -15,6 +14,7 @@ import { currentAgentNonce } from "../netboot/agent-nonce";
 import { storeNetbootSettings } from "../netboot/settings";
 import type { MachinePorts } from "./ports";
 import { until } from "../testing/until";
+import { testDatabaseEnv } from "../testing/test-store";
 
 /** Ports that record every call; failures can be queued per method. */
 function recordingPorts() {
@@ -44,7 +44,7 @@ let seq = 0;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-orch-"));
-  const config = loadConfig({ RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "admin-password-1", NODE_ENV: "test" }, { ui: false });
+  const config = loadConfig({ ...(await testDatabaseEnv()), RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: "admin-password-1", NODE_ENV: "test" }, { ui: false });
   // random 0: backoff is exactly half its ceiling (1 s for a first retry), so tests wait a known time.
   app = await startApp(config, silentLogger, { ports: rec.ports, orchestrator: { tickMs: 50, random: () => 0 } });
 });
@@ -68,11 +68,10 @@ async function availableMachine() {
   const n = ++seq;
   const mac = `52:54:00:77:00:${n.toString(16).padStart(2, "0")}`;
   const d = app.domain;
-  const profile = d.db
-    .insert(osProfiles)
+  const profile = (await d.store.db
+    .insert(d.store.t.osProfiles)
     .values({ name: `img-${n}`, kind: "image", osFamily: "debian", imageUrl: "http://127.0.0.1/x.raw.gz", imageSha256: "ab".repeat(32), createdAt: new Date(), updatedAt: new Date() })
-    .returning()
-    .get();
+    .returning())[0]!;
   const { id } = await enrollMachine(d, { name: `orch-${n}`, bootMac: mac, uHeight: 1, osProfileId: profile.id }, "test");
   await transition(d, id, "manage", { actor: "test" });
   await transition(d, id, "provide", { actor: "test" });
@@ -86,15 +85,15 @@ async function nextStep(token: string): Promise<{ id: number; name: string; atte
 
 /** The nonce in the machine's agent boot entry (rackhand.nonce=), as the agent reads it from /proc/cmdline. */
 const nonceOf = async (machineId: number) => (await currentAgentNonce(app.domain, machineId)) ?? undefined;
-const machineState = (id: number) => app.domain.db.select().from(machines).where(eq(machines.id, id)).get()!;
-const jobOf = (id: number) => app.domain.db.select().from(jobs).where(eq(jobs.id, id)).get()!;
+const machineState = async (id: number) => (await app.domain.store.db.select().from(app.domain.store.t.machines).where(eq(app.domain.store.t.machines.id, id)))[0]!;
+const jobOf = async (id: number) => (await app.domain.store.db.select().from(app.domain.store.t.jobs).where(eq(app.domain.store.t.jobs.id, id)))[0]!;
 
 describe("an inspection through the agent protocol", () => {
   it("runs server steps, hands the agent its step, ingests logs idempotently and finishes the lifecycle", async () => {
     const { id, mac } = await availableMachine();
     rec.calls.length = 0;
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
-    expect(machineState(id).state).toBe("inspecting");
+    expect((await machineState(id)).state).toBe("inspecting");
     await until("power cycle", () => rec.calls.includes(`powerCycle(${id})`));
     // Group 0 ran both of its steps (in parallel) before group 1's power cycle.
     expect(rec.calls.slice(0, 3).sort()).toEqual([`powerCycle(${id})`, `setBootDevice(${id},pxe,false)`, `setBootTarget(${id},agent)`].sort());
@@ -114,13 +113,13 @@ describe("an inspection through the agent protocol", () => {
     expect((await agent(`/steps/${stepId}/logs`, lines(0, 2), token)).body).toEqual({ accepted: 3 });
     // A resend after a lost answer: only the new line is taken.
     expect((await agent(`/steps/${stepId}/logs`, lines(1, 3), token)).body).toEqual({ accepted: 1 });
-    const stored = app.domain.db.select().from(logLines).where(eq(logLines.jobId, jobId)).all();
+    const stored = (await app.domain.store.db.select().from(app.domain.store.t.logLines).where(eq(app.domain.store.t.logLines.jobId, jobId)));
     expect(stored.map((l) => l.seq)).toEqual([0, 1, 2, 3]);
 
     const done = await agent(`/steps/${stepId}/result`, { attempt: 1, ok: true, result: { cpus: 8, memoryMiB: 2048 } }, token);
     expect(done.status).toBe(200);
-    await until("job succeeded", () => jobOf(jobId).state === "succeeded");
-    expect(machineState(id)).toMatchObject({ state: "available", inventory: { cpus: 8, memoryMiB: 2048 } });
+    await until("job succeeded", async () => (await jobOf(jobId)).state === "succeeded");
+    expect((await machineState(id))).toMatchObject({ state: "available", inventory: { cpus: 8, memoryMiB: 2048 } });
     expect(rec.calls).toEqual(expect.arrayContaining([`setBootTarget(${id},disk)`, `setBootDevice(${id},disk,true)`, `powerOff(${id})`]));
     // The job is over: its token no longer works.
     expect((await agent("/heartbeat", { waitS: 0 }, token)).status).toBe(401);
@@ -136,13 +135,13 @@ describe("agent API safety", () => {
       return r.status === 200 ? r : null;
     });
     expect(first.body).toMatchObject({ machineId: id, jobId });
-    expect(machineState(id).inventory).toEqual({ cpus: 4 });
+    expect((await machineState(id)).inventory).toEqual({ cpus: 4 });
     const second = await agent("/lookup", { nonce: await nonceOf(id), macs: [mac], inventory: { cpus: 9999, forged: true } });
     expect(second.status).toBe(200);
-    expect(machineState(id).inventory).toEqual({ cpus: 4 });
+    expect((await machineState(id)).inventory).toEqual({ cpus: 4 });
     // The first token is revoked by the second lookup.
     expect((await agent("/heartbeat", { waitS: 0 }, first.body.token)).status).toBe(401);
-    const flagged = app.domain.db.select().from(events).where(and(eq(events.machineId, id), eq(events.kind, "agent.relookup"))).all();
+    const flagged = (await app.domain.store.db.select().from(app.domain.store.t.events).where(and(eq(app.domain.store.t.events.machineId, id), eq(app.domain.store.t.events.kind, "agent.relookup"))));
     expect(flagged).toHaveLength(1);
     expect(flagged[0]!.payload).toMatchObject({ jobId, inventoryIgnored: true });
   });
@@ -158,7 +157,7 @@ describe("agent API safety", () => {
     const b = await availableMachine();
     await performAction(app.domain, a.id, "inspect", "user:test");
     await performAction(app.domain, b.id, "inspect", "user:test");
-    const refusals = () => app.domain.db.select().from(events).where(and(eq(events.machineId, a.id), eq(events.kind, "agent.lookup_refused"))).all();
+    const refusals = async () => (await app.domain.store.db.select().from(app.domain.store.t.events).where(and(eq(app.domain.store.t.events.machineId, a.id), eq(app.domain.store.t.events.kind, "agent.lookup_refused"))));
     // The MAC alone (every viewer sees it) is no credential.
     const bare = await agent("/lookup", { macs: [a.mac], inventory: { forged: true } });
     expect(bare).toMatchObject({ status: 401, body: { error: expect.stringMatching(/^lookup refused: no nonce/) } });
@@ -170,8 +169,8 @@ describe("agent API safety", () => {
       expect(wrong.body.token).toBeUndefined();
     }
     // Recorded as an event (once per machine per minute: the endpoint is unauthenticated).
-    expect(refusals()).toHaveLength(1);
-    expect(refusals()[0]!.message).toMatch(/refused: no nonce/);
+    expect((await refusals())).toHaveLength(1);
+    expect((await refusals())[0]!.message).toMatch(/refused: no nonce/);
     // Hostile values are refused by the schema with a clear message, before any lookup.
     const good = (await nonceOf(a.id))!;
     for (const nonce of [`${good}\n`, `${good.slice(0, 63)}\n`, `${good.slice(0, 63)}\0`, `${good}\r`, good.toUpperCase(), "g".repeat(64), good + good, "f".repeat(100_000), "$(reboot)", "", "é".repeat(64), 42, null, [good]]) {
@@ -180,7 +179,7 @@ describe("agent API safety", () => {
       if (r.status === 400) expect(r.body.error).toMatch(/^nonce: /);
       expect(r.body.token).toBeUndefined();
     }
-    expect(machineState(a.id).inventory).toBeNull();
+    expect((await machineState(a.id)).inventory).toBeNull();
     // The nonce the agent reads from its kernel command line: the one rendered in this machine's boot entries.
     const hy = a.mac.replaceAll(":", "-");
     const tftp = path.join(dir, "netboot", "tftp");
@@ -192,10 +191,10 @@ describe("agent API safety", () => {
     expect(rendered).toBe(good);
     const ok = await agent("/lookup", { macs: [a.mac], nonce: rendered, inventory: { cpus: 2 } });
     expect(ok).toMatchObject({ status: 200, body: { machineId: a.id, token: expect.any(String) } });
-    expect(machineState(a.id).inventory).toEqual({ cpus: 2 });
+    expect((await machineState(a.id)).inventory).toEqual({ cpus: 2 });
     // A second lookup for the same boot still works (the agent restarted) and is flagged, as before.
     expect((await agent("/lookup", { macs: [a.mac], nonce: rendered })).status).toBe(200);
-    expect(app.domain.db.select().from(events).where(and(eq(events.machineId, a.id), eq(events.kind, "agent.relookup"))).all()).toHaveLength(1);
+    expect((await app.domain.store.db.select().from(app.domain.store.t.events).where(and(eq(app.domain.store.t.events.machineId, a.id), eq(app.domain.store.t.events.kind, "agent.relookup"))))).toHaveLength(1);
     // Once the machine leaves its netboot state, that boot's nonce is worth nothing.
     await performAction(app.domain, a.id, "abort", "user:test");
     await performAction(app.domain, b.id, "abort", "user:test");
@@ -229,7 +228,7 @@ describe("agent API safety", () => {
     const step = await nextStep(token);
     const bad = await agent(`/steps/${step.id}/logs`, { lines: [{ seq: 0, ts: 1, text: "ok" }, { seq: -1, ts: 1, text: "bad" }] }, token);
     expect(bad).toMatchObject({ status: 400, body: { error: expect.stringMatching(/lines\.1\.seq/) } });
-    expect(app.domain.db.select().from(logLines).where(eq(logLines.jobId, jobId)).all()).toEqual([]);
+    expect((await app.domain.store.db.select().from(app.domain.store.t.logLines).where(eq(app.domain.store.t.logLines.jobId, jobId)))).toEqual([]);
     expect((await agent("/nope", {})).status).toBe(404);
   });
 });
@@ -241,22 +240,22 @@ describe("retries, failures and cancellation", () => {
     const token = (await agent("/lookup", { nonce: await nonceOf(id), macs: [mac] })).body.token;
     const first = await nextStep(token);
     expect((await agent(`/steps/${first.id}/result`, { attempt: 1, ok: false, error: { transient: true, message: "disk busy" } }, token)).status).toBe(200);
-    expect(app.domain.db.select().from(steps).where(eq(steps.id, first.id)).get()).toMatchObject({ state: "pending", error: "disk busy" });
+    expect((await app.domain.store.db.select().from(app.domain.store.t.steps).where(eq(app.domain.store.t.steps.id, first.id)))[0]).toMatchObject({ state: "pending", error: "disk busy" });
     const again = await agent("/heartbeat", { waitS: 5 }, token);
     expect(again.body.steps).toEqual([expect.objectContaining({ id: first.id, attempt: 2 })]);
     expect((await agent(`/steps/${first.id}/result`, { attempt: 1, ok: true }, token)).status).toBe(409);
     expect((await agent(`/steps/${first.id}/result`, { attempt: 2, ok: true }, token)).status).toBe(200);
-    await until("job succeeded", () => jobOf(jobId).state === "succeeded");
+    await until("job succeeded", async () => (await jobOf(jobId)).state === "succeeded");
   });
 
   it("retries a transient server-step failure (BMC unreachable) by itself", async () => {
     const { id } = await availableMachine();
     rec.failNext("setBootDevice", new AppError("BMC_UNREACHABLE", "BMC 10.0.0.1 does not answer"));
     const jobId = (await performAction(app.domain, id, "inspect", "user:test")).jobId!;
-    await until("second attempt", () =>
-      app.domain.db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, "set_boot_device"))).get()?.state === "succeeded",
+    await until("second attempt", async () =>
+      (await app.domain.store.db.select().from(app.domain.store.t.steps).where(and(eq(app.domain.store.t.steps.jobId, jobId), eq(app.domain.store.t.steps.name, "set_boot_device"))))[0]?.state === "succeeded",
     );
-    expect(app.domain.db.select().from(steps).where(and(eq(steps.jobId, jobId), eq(steps.name, "set_boot_device"))).get()!.attempt).toBe(2);
+    expect((await app.domain.store.db.select().from(app.domain.store.t.steps).where(and(eq(app.domain.store.t.steps.jobId, jobId), eq(app.domain.store.t.steps.name, "set_boot_device"))))[0]!.attempt).toBe(2);
     await performAction(app.domain, id, "abort", "user:test");
   });
 
@@ -266,13 +265,13 @@ describe("retries, failures and cancellation", () => {
     const token = (await agent("/lookup", { nonce: await nonceOf(id), macs: [mac] })).body.token;
     const step = await nextStep(token);
     await agent(`/steps/${step.id}/result`, { attempt: 1, ok: false, error: { transient: false, message: "no disks found" } }, token);
-    await until("job failed", () => jobOf(jobId).state === "failed");
-    expect(jobOf(jobId).error).toBe("inventory: no disks found");
-    expect(machineState(id)).toMatchObject({ state: "inspect_failed", lastError: "inventory: no disks found" });
+    await until("job failed", async () => (await jobOf(jobId)).state === "failed");
+    expect((await jobOf(jobId)).error).toBe("inventory: no disks found");
+    expect((await machineState(id))).toMatchObject({ state: "inspect_failed", lastError: "inventory: no disks found" });
     // Retry starts a new job of the same kind.
     const retry = await performAction(app.domain, id, "retry", "user:test");
     expect(retry).toMatchObject({ from: "inspect_failed", to: "inspecting" });
-    expect(jobOf(retry.jobId!).kind).toBe("inspect");
+    expect((await jobOf(retry.jobId!)).kind).toBe("inspect");
     await performAction(app.domain, id, "abort", "user:test");
   });
 
@@ -292,8 +291,8 @@ describe("retries, failures and cancellation", () => {
     expect(r.body).toMatchObject({ done: true, jobState: "cancelled", steps: [] });
     // The job's token died with it.
     expect((await agent("/heartbeat", { waitS: 0 }, token)).status).toBe(401);
-    expect(jobOf(jobId).state).toBe("cancelled");
-    expect(machineState(id).state).toBe("inspect_failed");
+    expect((await jobOf(jobId)).state).toBe("cancelled");
+    expect((await machineState(id)).state).toBe("inspect_failed");
     expect(rec.calls.filter((c) => c.startsWith("power"))).toEqual([]);
   });
 
@@ -304,6 +303,6 @@ describe("retries, failures and cancellation", () => {
     const jobId = (await performAction(app.domain, id, "retry", "user:test")).jobId!;
     await expect(performAction(app.domain, id, "inspect", "user:test")).rejects.toThrow(/not allowed|already runs/);
     await performAction(app.domain, id, "abort", "user:test");
-    expect(jobOf(jobId).state).toBe("cancelled");
+    expect((await jobOf(jobId)).state).toBe("cancelled");
   });
 });

@@ -40,7 +40,6 @@ describe(`a power batch on ${testStoreKind()}`, () => {
     for (let i = 1; i <= 9; i++) {
       ids.push((await f.h.operator.machines.enroll(machineInput(i, { bmc: { driver: "fake", address: `10.9.11.${i}`, username: "u", password: "p" } }))).id);
     }
-    await f.h.mirrorToSqlite(ids);
     let running = 0;
     let most = 0;
     const cycled: number[] = [];

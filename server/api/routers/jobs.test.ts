@@ -1,6 +1,5 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jobs, logLines, machines, osProfiles, steps } from "../../db/schema";
 import { transition } from "../../machines/lifecycle";
 import { startJob } from "../../orchestrator/job-state";
 import { expectTrpcError, machineInput } from "../../testing/fixtures";
@@ -16,12 +15,12 @@ async function machineWithJob(n: number): Promise<{ machineId: number; jobId: nu
   return { machineId: id, jobId };
 }
 
-function insertLines(jobId: number, from: number, to: number, stream = "stdout") {
-  const stepId = h.db.select({ id: steps.id }).from(steps).where(eq(steps.jobId, jobId)).get()!.id;
+async function insertLines(jobId: number, from: number, to: number, stream = "stdout") {
+  const stepId = (await h.store.db.select({ id: h.store.t.steps.id }).from(h.store.t.steps).where(eq(h.store.t.steps.jobId, jobId)))[0]!.id;
   const rows = Array.from({ length: to - from + 1 }, (_, i) => ({ jobId, stepId, seq: from + i, ts: new Date(1_700_000_000_000 + from + i), stream, text: `line ${from + i}` }));
   // In chunks: SQLite limits the variables of one statement.
-  h.db.transaction((tx) => {
-    for (let i = 0; i < rows.length; i += 1000) tx.insert(logLines).values(rows.slice(i, i + 1000)).run();
+  await h.store.transaction(async (tx) => {
+    for (let i = 0; i < rows.length; i += 1000) await tx.insert(h.store.t.logLines).values(rows.slice(i, i + 1000));
   });
 }
 
@@ -33,8 +32,8 @@ afterAll(() => h.close());
 describe("jobs.forMachine", () => {
   it("lists a machine's jobs newest first with their steps in group order", async () => {
     const { machineId, jobId } = await machineWithJob(1);
-    h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, jobId)).run();
-    h.db.update(machines).set({ state: "manageable" }).where(eq(machines.id, machineId)).run();
+    await h.store.db.update(h.store.t.jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(h.store.t.jobs.id, jobId));
+    await h.store.db.update(h.store.t.machines).set({ state: "manageable" }).where(eq(h.store.t.machines.id, machineId));
     const second = (await startJob(h.domain, { machineId, kind: "inspect" }, "user:test")).jobId;
     const list = await h.viewer.jobs.forMachine({ machineId });
     expect(list.map((j) => j.id)).toEqual([second, jobId]);
@@ -51,8 +50,8 @@ describe("jobs.forMachine", () => {
 describe("jobs.logs", () => {
   it("pages through a job's lines with afterSeq, in seq order, with stream and step", async () => {
     const { jobId } = await machineWithJob(2);
-    insertLines(jobId, 0, 11_999);
-    insertLines(jobId, 12_000, 12_000, "stderr");
+    await insertLines(jobId, 0, 11_999);
+    await insertLines(jobId, 12_000, 12_000, "stderr");
     const first = await h.viewer.jobs.logs({ jobId });
     expect(first).toHaveLength(1000);
     expect(first[0]).toMatchObject({ seq: 0, stream: "stdout", text: "line 0", ts: 1_700_000_000_000, stepId: expect.any(Number) });
@@ -85,7 +84,7 @@ describe("jobs.cancel", () => {
     const [job] = await h.viewer.jobs.forMachine({ machineId });
     expect(job).toMatchObject({ id: jobId, state: "cancelled", error: "cancelled by operator" });
     expect(job!.steps.every((s) => s.state === "cancelled")).toBe(true);
-    expect(h.db.select().from(machines).where(eq(machines.id, machineId)).get()!.state).toBe("inspect_failed");
+    expect((await h.store.db.select().from(h.store.t.machines).where(eq(h.store.t.machines.id, machineId)))[0]!.state).toBe("inspect_failed");
     expect(h.published).toContainEqual(expect.objectContaining({ type: "job.changed", jobId, machineId, state: "cancelled" }));
   });
 
@@ -102,7 +101,7 @@ describe("jobs.cancel", () => {
     await expectTrpcError(h.anonymous.jobs.cancel({ jobId }), "UNAUTHORIZED");
     await expectTrpcError(h.anonymous.jobs.logs({ jobId }), "UNAUTHORIZED");
     await expectTrpcError(h.anonymous.jobs.forMachine({ machineId: 1 }), "UNAUTHORIZED");
-    expect(h.db.select().from(jobs).where(eq(jobs.id, jobId)).get()!.state).toBe("running");
+    expect((await h.store.db.select().from(h.store.t.jobs).where(eq(h.store.t.jobs.id, jobId)))[0]!.state).toBe("running");
   });
 });
 
@@ -120,40 +119,39 @@ describe("power and boot device by hand on a machine that runs a job", () => {
     expect(refused.error.message).toBe(`power cycle job #${jobId} is running; cancel it before changing the boot device by hand`);
     await h.operator.oob.bootDevice({ id: idle, device: "disk" });
     // Once the job ended, the machine is the operator's again.
-    h.db.update(jobs).set({ state: "succeeded", finishedAt: new Date() }).where(eq(jobs.id, jobId)).run();
+    await h.store.db.update(h.store.t.jobs).set({ state: "succeeded", finishedAt: new Date() }).where(eq(h.store.t.jobs.id, jobId));
     expect((await h.operator.oob.power({ selection: { ids: [busy] }, action: "on" }))[0]).toMatchObject({ ok: true, powerState: "on" });
   });
 });
 
 describe("retry of a failed deploy", () => {
   it("plans the deploy again from the current OS profile (the operator fixed the checksum); other kinds keep their params", async () => {
-    const profile = h.db
-      .insert(osProfiles)
+    const profile = (await h.store.db
+      .insert(h.store.t.osProfiles)
       .values({ name: "retry-img", kind: "image", osFamily: "debian", imageUrl: "http://10.0.0.1/a.raw.gz", imageSha256: "aa".repeat(32), imageFormat: "raw.gz", createdAt: new Date(), updatedAt: new Date() })
-      .returning()
-      .get();
+      .returning())[0]!;
     const { id } = await h.operator.machines.enroll(machineInput(50, { osProfileId: profile.id }));
     for (const a of ["manage", "provide"] as const) await transition(h.domain, id, a, { actor: "test" });
     const first = await h.operator.machines.action({ id, action: "deploy" });
-    const failed = h.db.select().from(jobs).where(eq(jobs.id, first.jobId!)).get()!;
+    const failed = (await h.store.db.select().from(h.store.t.jobs).where(eq(h.store.t.jobs.id, first.jobId!)))[0]!;
     expect(failed.params).toMatchObject({ imageSha256: "aa".repeat(32) });
-    h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, failed.id)).run();
+    await h.store.db.update(h.store.t.jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(h.store.t.jobs.id, failed.id));
     await transition(h.domain, id, "fail", { actor: "system", reason: "write_image: sha256 mismatch" });
-    h.db.update(osProfiles).set({ imageSha256: "bb".repeat(32), imageUrl: "http://10.0.0.1/b.raw.gz" }).where(eq(osProfiles.id, profile.id)).run();
+    await h.store.db.update(h.store.t.osProfiles).set({ imageSha256: "bb".repeat(32), imageUrl: "http://10.0.0.1/b.raw.gz" }).where(eq(h.store.t.osProfiles.id, profile.id));
 
     const retry = await h.operator.machines.action({ id, action: "retry" });
     expect(retry).toMatchObject({ from: "deploy_failed", to: "deploying" });
-    const again = h.db.select().from(jobs).where(eq(jobs.id, retry.jobId!)).get()!;
+    const again = (await h.store.db.select().from(h.store.t.jobs).where(eq(h.store.t.jobs.id, retry.jobId!)))[0]!;
     expect(again.kind).toBe("deploy_image");
     expect(again.params).toMatchObject({ imageSha256: "bb".repeat(32), imageUrl: "http://10.0.0.1/b.raw.gz" });
 
     // A failed release (clean) is retried with the wipe it was started with.
-    h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, again.id)).run();
-    h.db.update(machines).set({ state: "deployed" }).where(eq(machines.id, id)).run();
+    await h.store.db.update(h.store.t.jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(h.store.t.jobs.id, again.id));
+    await h.store.db.update(h.store.t.machines).set({ state: "deployed" }).where(eq(h.store.t.machines.id, id));
     const clean = await startJob(h.domain, { machineId: id, kind: "clean", params: { wipeMode: "discard" } }, "user:test");
-    h.db.update(jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(jobs.id, clean.jobId)).run();
-    h.db.update(machines).set({ state: "clean_failed" }).where(eq(machines.id, id)).run();
+    await h.store.db.update(h.store.t.jobs).set({ state: "failed", finishedAt: new Date() }).where(eq(h.store.t.jobs.id, clean.jobId));
+    await h.store.db.update(h.store.t.machines).set({ state: "clean_failed" }).where(eq(h.store.t.machines.id, id));
     const cleanRetry = await h.operator.machines.action({ id, action: "retry" });
-    expect(h.db.select().from(jobs).where(eq(jobs.id, cleanRetry.jobId!)).get()).toMatchObject({ kind: "clean", params: { wipeMode: "discard" } });
+    expect((await h.store.db.select().from(h.store.t.jobs).where(eq(h.store.t.jobs.id, cleanRetry.jobId!)))[0]).toMatchObject({ kind: "clean", params: { wipeMode: "discard" } });
   });
 });

@@ -2,7 +2,6 @@ import { count, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MACHINE_STATES, type MachineState } from "../../../lib/lifecycle";
 import { SORT_FIELDS } from "../../../lib/schemas";
-import { machines } from "../../db/schema";
 import { driveTo } from "../../testing/fixtures";
 import { createHarness, type Harness } from "../../testing/harness";
 
@@ -47,8 +46,8 @@ describe("machines.list, count and summary", () => {
     }
     await h.operator.machines.setMaintenance({ id: fleet[0]!.id, on: true, reason: "fan" });
     // No power sync exists yet to set power states, so set two directly for the power filter and sort.
-    h.db.update(machines).set({ powerState: "on" }).where(inArray(machines.id, [fleet[1]!.id, fleet[4]!.id])).run();
-    h.db.update(machines).set({ powerState: "off" }).where(eq(machines.id, fleet[3]!.id)).run();
+    await h.store.db.update(h.store.t.machines).set({ powerState: "on" }).where(inArray(h.store.t.machines.id, [fleet[1]!.id, fleet[4]!.id]));
+    await h.store.db.update(h.store.t.machines).set({ powerState: "off" }).where(eq(h.store.t.machines.id, fleet[3]!.id));
   });
 
   const list = (input: Parameters<Harness["viewer"]["machines"]["list"]>[0] = {}) =>
@@ -162,11 +161,11 @@ describe("machines.list, count and summary", () => {
 
   it("summarises the fleet by state, power and maintenance", async () => {
     const s = await h.viewer.machines.summary();
-    const total = h.db.select({ n: count() }).from(machines).get()!.n;
+    const total = (await h.store.db.select({ n: count() }).from(h.store.t.machines))[0]!.n;
     expect(s.total).toBe(total);
     const byState = Object.fromEntries(s.byState.map((r) => [r.state, r.n]));
     for (const state of MACHINE_STATES) {
-      const n = h.db.select({ n: count() }).from(machines).where(eq(machines.state, state)).get()!.n;
+      const n = (await h.store.db.select({ n: count() }).from(h.store.t.machines).where(eq(h.store.t.machines.state, state)))[0]!.n;
       expect(byState[state] ?? 0).toBe(n);
     }
     expect(byState.deploy_failed).toBeGreaterThanOrEqual(1);

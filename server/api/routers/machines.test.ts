@@ -1,7 +1,6 @@
 import { count, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { STATE_LABELS, type MachineState } from "../../../lib/lifecycle";
-import { events, jobs, machines, nics, osProfiles } from "../../db/schema";
 import { driveTo, expectTrpcError, machineInput } from "../../testing/fixtures";
 import { createHarness, type Harness } from "../../testing/harness";
 
@@ -36,7 +35,7 @@ describe("machines.enroll", () => {
     const { id } = await enroll({ bootMac: spelling });
     const m = await h.viewer.machines.get({ id });
     expect(m.bootMac).toBe(canonical);
-    expect(h.db.select().from(nics).where(eq(nics.machineId, id)).get()!.mac).toBe(canonical);
+    expect((await h.store.db.select().from(h.store.t.nics).where(eq(h.store.t.nics.machineId, id)))[0]!.mac).toBe(canonical);
   });
 
   it("flags a BMC address:port already used, and an IP that is another machine's BMC address (the fake driver has no address)", async () => {
@@ -58,7 +57,7 @@ describe("machines.enroll", () => {
     const m = await h.viewer.machines.get({ id });
     expect(m.name).toBe("web-01.example.com");
     expect(m.state).toBe("enrolled");
-    const ev = h.db.select().from(events).where(eq(events.machineId, id)).all();
+    const ev = await h.store.db.select().from(h.store.t.events).where(eq(h.store.t.events.machineId, id)).orderBy(h.store.t.events.id);
     expect(ev.map((e) => e.kind)).toEqual(["machine.enrolled"]);
     expect(ev[0]!.actor).toBe("user:operator");
   });
@@ -76,12 +75,12 @@ describe("machines.enroll", () => {
     ["name", { name: "a".repeat(64) }, /not a valid host name/],
     ["uPosition", { uPosition: 0 }, /U position starts at 1/],
   ] as const)("rejects a bad %s (%j) with BAD_REQUEST naming the field", async (field, bad, text) => {
-    const before = h.db.select({ n: count() }).from(machines).get()!.n;
+    const before = (await h.store.db.select({ n: count() }).from(h.store.t.machines))[0]!.n;
     const { shape } = await expectTrpcError(h.operator.machines.enroll(machineInput(next(), bad)), "BAD_REQUEST", "VALIDATION");
     expect(shape.message).toMatch(new RegExp(`^${field}: `));
     expect(shape.message).toMatch(text);
     expect(shape.data.details).toContainEqual(expect.objectContaining({ field }));
-    expect(h.db.select({ n: count() }).from(machines).get()!.n).toBe(before);
+    expect((await h.store.db.select({ n: count() }).from(h.store.t.machines))[0]!.n).toBe(before);
   });
 
   it("rejects a bad BMC address naming bmc.address", async () => {
@@ -157,11 +156,11 @@ describe("machines.enroll", () => {
       ["bootMac", { bootMac: "5254.00aa.0001" }],
       ["ip", { ip: "192.168.50.1" }],
     ] as const)("refuses a duplicate %s (%j) with CONFLICT", async (field, dup) => {
-      const before = h.db.select({ n: count() }).from(machines).get()!.n;
+      const before = (await h.store.db.select({ n: count() }).from(h.store.t.machines))[0]!.n;
       const { shape } = await expectTrpcError(h.operator.machines.enroll(machineInput(next(), dup)), "CONFLICT", "CONFLICT");
       expect(shape.data.details).toContainEqual(expect.objectContaining({ field }));
       expect(shape.message).toContain("unique-1");
-      expect(h.db.select({ n: count() }).from(machines).get()!.n).toBe(before);
+      expect((await h.store.db.select({ n: count() }).from(h.store.t.machines))[0]!.n).toBe(before);
     });
 
     it("names every clashing field at once", async () => {
@@ -192,10 +191,10 @@ describe("machines.delete", () => {
     const published = h.published.length;
     await h.operator.machines.delete({ id });
     await expectTrpcError(h.viewer.machines.get({ id }), "NOT_FOUND");
-    expect(h.db.select().from(nics).where(eq(nics.mac, input.bootMac)).all()).toEqual([]);
+    expect((await h.store.db.select().from(h.store.t.nics).where(eq(h.store.t.nics.mac, input.bootMac)))).toEqual([]);
     expect(h.published.slice(published)).toContainEqual({ type: "machine.deleted", machineId: id, rackId });
     expect(h.published.slice(published)).toContainEqual({ type: "rack.changed", rackId });
-    const ev = h.db.select().from(events).where(eq(events.kind, "machine.deleted")).all().at(-1)!;
+    const ev = (await h.store.db.select().from(h.store.t.events).where(eq(h.store.t.events.kind, "machine.deleted")).orderBy(h.store.t.events.id)).at(-1)!;
     expect(ev.payload).toMatchObject({ machineId: id });
     // Same MAC, IP and U slot can be enrolled again.
     await h.operator.machines.enroll({ ...input, name: "reborn" });
@@ -213,7 +212,7 @@ describe("machines.delete", () => {
     const { id } = await enroll();
     await drive(id, state);
     await h.operator.machines.delete({ id });
-    expect(h.db.select().from(machines).where(eq(machines.id, id)).get()).toBeUndefined();
+    expect((await h.store.db.select().from(h.store.t.machines).where(eq(h.store.t.machines.id, id)))[0]).toBeUndefined();
   });
 
   it("gives NOT_FOUND for an unknown machine", async () => {
@@ -226,7 +225,7 @@ describe("machines.action", () => {
     const { id } = await enroll();
     expect(await h.operator.machines.action({ id, action: "manage" })).toEqual({ machineId: id, from: "enrolled", to: "manageable" });
     expect(await h.operator.machines.action({ id, action: "provide" })).toMatchObject({ to: "available" });
-    const ev = h.db.select().from(events).where(eq(events.machineId, id)).all().at(-1)!;
+    const ev = (await h.store.db.select().from(h.store.t.events).where(eq(h.store.t.events.machineId, id)).orderBy(h.store.t.events.id)).at(-1)!;
     expect(ev).toMatchObject({ kind: "state.changed", actor: "user:operator" });
   });
 
@@ -287,11 +286,10 @@ describe("machines.bulkAction", () => {
     const outside = await enroll();
     await drive(outside.id, "available");
     // Deploying needs an OS profile: the image the job writes.
-    const profile = h.db
-      .insert(osProfiles)
+    const profile = (await h.store.db
+      .insert(h.store.t.osProfiles)
       .values({ name: `img-${rackId}`, kind: "image", imageUrl: "http://127.0.0.1/img.raw.gz", createdAt: new Date(), updatedAt: new Date() })
-      .returning()
-      .get();
+      .returning())[0]!;
     for (const m of [ms[0]!, ms[1]!, ms[2]!, outside]) await h.operator.machines.update({ id: m.id, osProfileId: profile.id });
     // A deploy boots the machine through its BMC: machines without one are skipped by the plan.
     for (const m of [ms[0]!, ms[1]!]) {
@@ -304,7 +302,7 @@ describe("machines.bulkAction", () => {
     expect(res.find((r) => r.id === ms[2]!.id)).toMatchObject({ ok: false, skipped: true, error: "Deploy is not allowed in state Deployed" });
     expect((await h.viewer.machines.get({ id: ms[0]!.id })).state).toBe("deploying");
     // Each deploying machine got a job of its own.
-    expect(h.db.select().from(jobs).where(inArray(jobs.machineId, [ms[0]!.id, ms[1]!.id])).all().map((j) => j.kind)).toEqual(["deploy_image", "deploy_image"]);
+    expect((await h.store.db.select().from(h.store.t.jobs).where(inArray(h.store.t.jobs.machineId, [ms[0]!.id, ms[1]!.id]))).map((j) => j.kind)).toEqual(["deploy_image", "deploy_image"]);
     expect((await h.viewer.machines.get({ id: ms[3]!.id })).state).toBe("enrolled");
     expect((await h.viewer.machines.get({ id: outside.id })).state).toBe("available");
   });
@@ -322,7 +320,7 @@ describe("machines.setMaintenance", () => {
     expect(h.published.at(-2)).toMatchObject({ type: "machine.changed", machineId: id, maintenance: true });
     await h.operator.machines.setMaintenance({ id, on: false });
     expect(await h.viewer.machines.get({ id })).toMatchObject({ maintenance: false, maintenanceReason: null });
-    const kinds = h.db.select().from(events).where(eq(events.machineId, id)).all().map((e) => e.kind);
+    const kinds = (await h.store.db.select().from(h.store.t.events).where(eq(h.store.t.events.machineId, id)).orderBy(h.store.t.events.id)).map((e) => e.kind);
     expect(kinds).toEqual(["machine.enrolled", "maintenance.on", "maintenance.off"]);
     await expectTrpcError(h.operator.machines.setMaintenance({ id: 565656, on: true }), "NOT_FOUND");
   });

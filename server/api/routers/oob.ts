@@ -42,7 +42,9 @@ export const oobRouter = router({
   /** Run a power-sync sweep now (joins a sweep that is already running) and return its figures. */
   syncNow: operatorProcedure.output(oobOut.sweep).mutation(({ ctx }) => {
     const sync = ctx.domain.oob.sync;
-    return sync.now ? sync.now() : sweepPower(ctx.domain);
+    // Asked by an operator: every BMC, also on PostgreSQL where the periodic sweeps lease BMCs per interval (a plain
+    // sweep right after one of another process's would find every BMC leased and read none).
+    return sync.now ? sync.now() : sweepPower(ctx.domain, { all: true });
   }),
   /** The last sweep of this process and how status reads reached the BMCs (native probe, fallbacks). */
   syncStatus: viewerProcedure.output(oobOut.syncStatus).query(({ ctx }) => {

@@ -121,15 +121,12 @@ describe("roles on every procedure", () => {
     fx.rackDel = (await h.operator.racks.create({ name: "auth-del" })).id;
     fx.profA = (await h.operator.osProfiles.create(imageProfile("auth-prof-a"))).id;
     fx.profDel = (await h.operator.osProfiles.create(imageProfile("auth-prof-del"))).id;
-    // Profiles are on the Store; server/machines (setOsProfile) still reads them from SQLite.
-    await h.mirrorProfilesToSqlite([fx.profA, fx.profDel]);
     fx.m1 = (await h.operator.machines.enroll(machineInput(1))).id;
     fx.m2 = (await h.operator.machines.enroll(machineInput(2))).id;
     fx.m3 = (await h.operator.machines.enroll(machineInput(3))).id;
     fx.mDel = (await h.operator.machines.enroll(machineInput(4))).id;
     const bmc = { driver: "fake" as const, address: "10.9.9.9", username: "u", password: "p" };
     fx.mBmc = (await h.operator.machines.enroll(machineInput(5, { bmc }))).id;
-    await h.mirrorToSqlite([fx.m1, fx.m3, fx.mBmc]); // the network editor, machines.bulkAction, server/oob
     // A running job (no orchestrator in router tests, so it stays running until cancelled).
     fx.mJob = (await h.operator.machines.enroll(machineInput(6))).id;
     await transition(h.domain, fx.mJob, "manage", { actor: "test" });
@@ -142,7 +139,6 @@ describe("roles on every procedure", () => {
     const manageable = async (n: number) => {
       const { id } = await h.operator.machines.enroll(machineInput(n, { bmc: { driver: "fake", address: `10.9.10.${n}`, username: "u", password: "p" } }));
       await h.operator.machines.action({ id, action: "manage" });
-      await h.mirrorToSqlite([id]);
       return id;
     };
     fx.mBatch = await manageable(16);

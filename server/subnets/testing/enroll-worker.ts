@@ -1,19 +1,21 @@
 /**
- * One of several processes enrolling machines with auto addresses into the same SQLite file at once
- * (allocate.int.test.ts). argv: dbFile dataDir workerIndex count subnetId(s, comma-separated) batch|single
+ * One of several processes enrolling machines with auto addresses into the same database at once
+ * (allocate.int.test.ts). argv: dataDir workerIndex count subnetId(s, comma-separated) batch|single [databaseUrl]:
+ * the SQLite file rackhand.db in dataDir, or the PostgreSQL database at databaseUrl.
  */
 import { EventBus } from "../../events/bus";
 import { SecretBox } from "../../auth/secrets";
-import { openDatabase } from "../../db/client";
+import { noSqliteOnPostgres } from "../../db/client";
+import { openStore, sqliteDbOf } from "../../db/store";
 import { enrollMany } from "../../machines/bulk-enroll";
 import { enrollMachine } from "../../machines/enroll";
 import { silentLogger } from "../../log";
 import type { Domain } from "../../context";
 import { machineEnrollSchema } from "../../../lib/schemas";
 
-const [dbFile, dataDir, w, count, subnetList, how] = process.argv.slice(2);
-const db = openDatabase(dbFile!);
-const d = { db, bus: new EventBus(), secrets: SecretBox.open(dataDir!), log: silentLogger, oob: undefined as never } satisfies Domain;
+const [dataDir, w, count, subnetList, how, databaseUrl] = process.argv.slice(2);
+const store = await openStore(dataDir!, databaseUrl);
+const d = { db: store.dialect === "sqlite" ? sqliteDbOf(store) : noSqliteOnPostgres(), store, bus: new EventBus(), secrets: SecretBox.open(dataDir!), log: silentLogger, oob: undefined as never } satisfies Domain;
 const subnetIds = subnetList!.split(",").map(Number);
 const worker = Number(w);
 const n = Number(count);
@@ -35,4 +37,4 @@ if (how === "batch") {
   }
 }
 process.stdout.write(JSON.stringify({ worker, done }) + "\n");
-db.$client.close();
+await store.close();
