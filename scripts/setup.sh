@@ -26,7 +26,7 @@ stamp=.next/BUILD_ID
 if [ "${RACKHAND_SKIP_BUILD:-}" = "1" ]; then
   :
 elif [ "${RACKHAND_FORCE_BUILD:-}" = "1" ] || [ ! -f "$stamp" ] || [ ! -f dist/server.mjs ] ||
-  [ -n "$(find app components lib server agent public drizzle package.json next.config.ts -newer "$stamp" -type f -print -quit 2>/dev/null)" ]; then
+  [ -n "$(find app components lib server agent public drizzle package.json next.config.mjs -newer "$stamp" -type f -print -quit 2>/dev/null)" ]; then
   echo "rackhand: building"
   npm run --silent build
 fi

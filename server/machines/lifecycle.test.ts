@@ -131,6 +131,18 @@ describe("every illegal (state, action) pair", () => {
 });
 
 describe("transition()", () => {
+  it("stamps updated_at with the time of the change, as a timestamp of either store, and returns from and to", async () => {
+    const id = await newMachine();
+    const before = Date.now();
+    const r = await transition(h.domain, id, "manage", { actor: "user:test" });
+    const row = await machineRow(id);
+    expect(r).toEqual({ machineId: id, from: "enrolled", to: "manageable" });
+    expect(row.updatedAt).toBeInstanceOf(Date);
+    expect(row.updatedAt.getTime()).toBeGreaterThanOrEqual(before);
+    expect(row.updatedAt.getTime()).toBeLessThanOrEqual(Date.now());
+    expect(row.lastError).toBeNull();
+  });
+
   it("throws MACHINE_NOT_FOUND for an unknown machine", async () => {
     await rejectsAppError(transition(h.domain, 999_999, "manage", { actor: "user:test" }), "MACHINE_NOT_FOUND");
   });

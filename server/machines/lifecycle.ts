@@ -1,11 +1,13 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { AppError } from "../../lib/errors";
 import { ACTION_LABELS, nextState, STATE_LABELS, type LifecycleAction, type MachineState } from "../../lib/lifecycle";
 import type { EventDto, LiveEvent } from "../../lib/live-events";
+import type { PowerState } from "../../lib/schemas";
 import type { Actor, Domain } from "../context";
-import { storeOf, type Store, type StoreTx } from "../db/store";
+import { hot } from "../db/hot";
+import { storeOf, type Store, type StoreDb, type StoreTx } from "../db/store";
 import { forUpdate } from "../db/sql";
-import { recordStoreEvent } from "../events/audit";
+import { recordEventHot } from "../events/audit";
 
 export interface TransitionOptions {
   actor: Actor;
@@ -45,9 +47,9 @@ export async function applyTransition(
   action: LifecycleAction,
   opts: TransitionOptions,
 ): Promise<{ result: TransitionResult; live: LiveEvent[] }> {
-  const { machines } = store.t;
+  const q = statementsOf(store);
   const live: LiveEvent[] = [];
-  const [m] = await forUpdate(store.dialect, tx.select().from(machines).where(eq(machines.id, machineId)).limit(1));
+  const m = await q.machine(tx, { id: machineId });
   if (!m) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
   if (opts.automatic && m.maintenance) {
     throw new AppError("MACHINE_IN_MAINTENANCE", `${m.name} is in maintenance: automatic action "${action}" refused`);
@@ -62,9 +64,10 @@ export async function applyTransition(
       : action === "succeed" || action === "retry"
         ? null
         : m.lastError;
-  const [updated] = await tx.update(machines).set({ state: to, lastError, updatedAt: new Date() }).where(eq(machines.id, machineId)).returning();
+  const now = Date.now();
+  const updated = await q.update(tx, { id: machineId, to, lastError, now: store.dialect === "postgres" ? new Date(now) : now });
   if (!updated) throw new AppError("MACHINE_NOT_FOUND", `Machine ${machineId} does not exist`);
-  const ev: EventDto = await recordStoreEvent(store, tx, {
+  const ev: EventDto = await recordEventHot(store, tx, {
     actor: opts.actor,
     machineId,
     kind: "state.changed",
@@ -84,4 +87,45 @@ export async function applyTransition(
     { type: "event.created", event: { ...ev, machineName: updated.name } },
   );
   return { result: { machineId, from: m.state, to }, live };
+}
+
+interface Statements {
+  machine: (db: StoreDb | StoreTx, p: { id: number }) => Promise<{ name: string; state: MachineState; maintenance: boolean; lastError: string | null } | undefined>;
+  update: (
+    db: StoreDb | StoreTx,
+    p: { id: number; to: MachineState; lastError: string | null; now: number | Date },
+  ) => Promise<{ name: string; state: MachineState; powerState: PowerState; maintenance: boolean; rackId: number | null } | undefined>;
+}
+const statements = new WeakMap<Store, Statements>();
+
+/**
+ * The transition's two statements, prepared once per Store on SQLite (`hot`): building drizzle's SQL for every machine
+ * cost more than running it (a bulk action over 10,000 machines: ~2 ms of CPU per machine, most in the query builder).
+ * The machine's row is locked on PostgreSQL. `now` is the driver's timestamp value (epoch ms on SQLite, a Date on PostgreSQL).
+ */
+function statementsOf(store: Store): Statements {
+  let s = statements.get(store);
+  if (!s) {
+    s = {
+      machine: hot(store, "get", (db, { machines }) =>
+        forUpdate(
+          store.dialect,
+          db
+            .select({ name: machines.name, state: machines.state, maintenance: machines.maintenance, lastError: machines.lastError })
+            .from(machines)
+            .where(eq(machines.id, sql.placeholder("id")))
+            .limit(1),
+        ),
+      ),
+      update: hot(store, "get", (db, { machines }) =>
+        db
+          .update(machines)
+          .set({ state: sql`${sql.placeholder("to")}`, lastError: sql`${sql.placeholder("lastError")}`, updatedAt: sql`${sql.placeholder("now")}` })
+          .where(eq(machines.id, sql.placeholder("id")))
+          .returning({ name: machines.name, state: machines.state, powerState: machines.powerState, maintenance: machines.maintenance, rackId: machines.rackId }),
+      ),
+    };
+    statements.set(store, s);
+  }
+  return s;
 }

@@ -8,7 +8,7 @@
  *   order (text keys compared byte-wise, `COLLATE "C"`, as SQLite's BINARY; NULLs placed as SQLite places them; ties
  *   by id), with the same filter semantics and the same cursors.
  */
-import { and, asc, Column, desc, eq, inArray, is, or, sql, type Placeholder, type SQL, type SQLWrapper } from "drizzle-orm";
+import { and, asc, Column, desc, eq, inArray, is, noopDecoder, or, sql, type Placeholder, type SQL, type SQLWrapper } from "drizzle-orm";
 import { preparedFor } from "../db/prepared";
 import { AppError } from "../../lib/errors";
 import type { MachineRow } from "../../lib/dto";
@@ -134,14 +134,18 @@ function rowMapper(cols: Record<string, unknown>): (rows: unknown[][]) => Partia
   const decoders = keys.map((k) => {
     const f = cols[k];
     // A sql`` field keeps its decoder (mapWith's, else one that passes the value through) on an internal property.
-    return is(f, Column) ? f : (f as { decoder: { mapFromDriverValue(v: unknown): unknown } }).decoder;
+    const d = is(f, Column) ? f : (f as { decoder: { mapFromDriverValue(v: unknown): unknown } }).decoder;
+    // Text and plain integer columns (and sql`` without mapWith) pass the value through: no call per cell for them.
+    const identity = d.mapFromDriverValue === Column.prototype.mapFromDriverValue || d.mapFromDriverValue === noopDecoder.mapFromDriverValue;
+    return identity ? null : d;
   });
   return (rows) =>
     rows.map((row) => {
       const o: Record<string, unknown> = {};
       for (let i = 0; i < keys.length; i++) {
         const v = row[i];
-        o[keys[i]!] = v === null ? null : decoders[i]!.mapFromDriverValue(v);
+        const d = decoders[i];
+        o[keys[i]!] = v === null ? null : d ? d.mapFromDriverValue(v) : v;
       }
       return o as PartialRow;
     });
@@ -365,8 +369,19 @@ function listRowsSqlite(db: Db, opts: ListOptions & { fields?: readonly RowField
   }
   const more = rows.length > opts.pageSize;
   if (more) rows.pop();
-  const nextCursor = more ? cursorAfter(db, opts.sort, opts.dir, rows.at(-1)!.id) : null;
+  const last = rows.at(-1);
+  const nextCursor = more && last ? (cursorFromRow(opts.sort, opts.dir, last) ?? cursorAfter(db, opts.sort, opts.dir, last.id)) : null;
   return { rows, total, page: after ? 1 : opts.page, pageSize: opts.pageSize, nextCursor };
+}
+
+/**
+ * The cursor after `row` from the row itself, when the sort's keys are plain columns the row holds (name, created):
+ * one query less per page. Other sorts, or rows without those fields (listRows' `fields`), return undefined.
+ */
+function cursorFromRow(sort: SortField, dir: "asc" | "desc", row: PartialRow): string | undefined {
+  if (sort === "name" && typeof row.name === "string") return encodeCursor(sort, dir, { k: [row.name], id: row.id });
+  if (sort === "created") return encodeCursor(sort, dir, { k: [row.id], id: row.id });
+  return undefined;
 }
 
 
