@@ -109,7 +109,8 @@ export class Agent {
     for (let failures = 0; ; ) {
       let hb: z.infer<typeof heartbeatResponse>;
       try {
-        hb = await this.client.call("/heartbeat", { waitS: this.config.waitS }, heartbeatResponse, (this.config.waitS + 30) * 1000);
+        // `running`: what this agent runs or still reports, so a step whose claim's answer was lost is handed out again.
+        hb = await this.client.call("/heartbeat", { waitS: this.config.waitS, running: [...running.keys()] }, heartbeatResponse, (this.config.waitS + 30) * 1000);
         failures = 0;
       } catch (err) {
         if (err instanceof ApiError && err.status === 401) {

@@ -26,6 +26,13 @@ export interface LookupResponse {
 export const heartbeatRequest = z.object({
   /** Long-poll: wait up to this many seconds for work. */
   waitS: z.number().min(0).max(30).default(20),
+  /**
+   * The ids of the steps this agent is running or still reporting. With it, the server hands out again every step of
+   * the job leased to the agent and running that is not in the list: a claim whose answer never arrived (the process
+   * that claimed it died after its commit, or the connection was cut). Without it (an older agent), nothing is
+   * handed out twice.
+   */
+  running: z.array(z.number().int().positive().max(2 ** 31 - 1)).max(64).optional(),
 });
 export interface AgentStep {
   id: number;

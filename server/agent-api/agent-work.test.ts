@@ -93,4 +93,23 @@ describe(`agent tokens and log lines on ${testStoreKind()}`, () => {
     await expect(work.ingestLogs(job, stepId, lines(0, 1))).rejects.toBeInstanceOf(AgentApiError);
     expect(await stored()).toEqual([]);
   });
+
+  it("hands a step whose claim's answer was lost out again, to an agent that says it does not run it", async () => {
+    const { db, t } = h.store;
+    // The job's step as an agent step made ready by the engine.
+    await db.update(t.steps).set({ runner: "agent", name: "wipe", state: "ready" }).where(eq(t.steps.id, stepId));
+    const job = await work.authenticate(token);
+    // The claim commits, and its answer never reaches the agent (the process dies, the connection is cut).
+    const first = await work.heartbeat(job, 0, () => false, token, []);
+    expect(first.steps.map((s) => s.id)).toEqual([stepId]);
+    const attempt = first.steps[0]!.attempt;
+    // An older agent (no `running`): nothing is handed out twice.
+    expect((await work.heartbeat(job, 0, () => false, token)).steps).toEqual([]);
+    // The agent runs it: not again.
+    expect((await work.heartbeat(job, 0, () => false, token, [stepId])).steps).toEqual([]);
+    // The agent does not run it: the same step, the same attempt (its result is taken as the lease's).
+    const again = await work.heartbeat(job, 0, () => false, token, [stepId + 1000]);
+    expect(again.steps).toEqual([expect.objectContaining({ id: stepId, name: "wipe", attempt })]);
+    expect((await db.select({ state: t.steps.state, attempt: t.steps.attempt }).from(t.steps).where(eq(t.steps.id, stepId)))[0]).toEqual({ state: "running", attempt });
+  });
 });

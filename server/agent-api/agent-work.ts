@@ -3,7 +3,7 @@
  * inventory, long-poll for steps, ingest log lines, take step results. `routes.ts` parses requests, authenticates
  * the bearer token through `authenticate` and maps `AgentApiError` kinds to HTTP statuses.
  */
-import { and, eq, inArray, max, sql } from "drizzle-orm";
+import { and, eq, isNull, inArray, max, sql } from "drizzle-orm";
 import type { AgentLogLine, HeartbeatResponse, LookupRequest, LookupResponse, ResultRequest } from "../../lib/agent-protocol";
 import type { LogLineDto } from "../../lib/jobs";
 import { normalizeMac } from "../../lib/net";
@@ -59,6 +59,14 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
       .select({ id: steps.id, attempt: steps.attempt })
       .from(steps)
       .where(and(eq(steps.jobId, sql.placeholder("id")), eq(steps.runner, "agent"), eq(steps.state, "running"))),
+  );
+
+  /** The job's agent steps running under the agent's lease (lease_owner null), for re-delivery (heartbeat). */
+  const leasedAgentSteps = hot<StepRow[]>(store, "all", (db, { steps }) =>
+    db
+      .select()
+      .from(steps)
+      .where(and(eq(steps.jobId, sql.placeholder("id")), eq(steps.runner, "agent"), eq(steps.state, "running"), isNull(steps.leaseOwner))),
   );
 
   const nonces = AgentNonces.of(d);
@@ -192,10 +200,14 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
    * Claim the job's runnable agent steps, waiting up to `waitS` for some. `gone()` says the caller went away
    * meanwhile; `token` is re-checked after the wait (a new lookup may have replaced it). @throws AgentApiError
    */
-  async function heartbeat(job: AgentJob, waitS: number, gone: () => boolean, token: string | undefined): Promise<HeartbeatResponse> {
+  async function heartbeat(job: AgentJob, waitS: number, gone: () => boolean, token: string | undefined, running?: number[]): Promise<HeartbeatResponse> {
     const state = async () => (await stateOfJob(store.db, { id: job.jobId }))!.s;
     const mark = orchestrator.workMark(job.jobId);
+    // Steps leased to the agent that it says it is not running: their claim's answer was lost (the claiming process
+    // died after its commit, a cut connection). Read before the claim: no query runs between a claim and its answer.
+    const lost = running ? (await leasedAgentSteps(store.db, { id: job.jobId })).filter((s) => !running.includes(s.id)) : [];
     let { claimed, jobState } = await orchestrator.claimAgentStepsOf(job.jobId);
+    if (lost.length) claimed = [...lost.filter((s) => !claimed.some((c) => c.id === s.id)), ...claimed];
     if (!claimed.length && jobState === "running" && waitS > 0) {
       await orchestrator.waitForWork(job.jobId, waitS * 1000, mark);
       // The agent retries with backoff; it must not read "no work" into a shutdown.

@@ -32,10 +32,10 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
 
   async function heartbeat(req: http.IncomingMessage, res: http.ServerResponse) {
     const job = await work.authenticate(bearer(req));
-    const { waitS } = parse(heartbeatRequest, await readJson(req, SMALL_BODY));
+    const { waitS, running } = parse(heartbeatRequest, await readJson(req, SMALL_BODY));
     let gone = false;
     res.once("close", () => (gone = true));
-    return work.heartbeat(job, waitS, () => gone, bearer(req));
+    return work.heartbeat(job, waitS, () => gone, bearer(req), running);
   }
 
   async function logs(req: http.IncomingMessage, stepId: number) {

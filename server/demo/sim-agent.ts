@@ -65,7 +65,8 @@ export async function runSimulatedAgent(post: AgentPost, o: SimAgentOptions): Pr
     await post(`/steps/${s.id}/result`, { attempt: s.attempt, ok: true, result }, token);
   };
   while (!o.signal?.aborted) {
-    const hb = await post("/heartbeat", { waitS: 20 }, token);
+    // As the real agent: the steps it runs or still reports (a lost claim's answer is handed out again).
+    const hb = await post("/heartbeat", { waitS: 20, running: [...running.keys()] }, token);
     const beat = hb.body as { done?: boolean; steps?: { id: number; attempt: number; name: string }[] };
     if (hb.status === 401 || beat.done) break;
     for (const s of beat.steps ?? []) {
