@@ -6,8 +6,6 @@
  * rhnb<pid>* and removed in afterAll, even when a test fails (server/testing/netns-dnsmasq.ts).
  */
 import { eq } from "drizzle-orm";
-import { machines } from "../db/schema";
-import { sql } from "drizzle-orm";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -123,7 +121,7 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
     const pid = nb.status().backend?.pid;
     const setIp = async (id: number, addr: string) => {
       const before = hostsReads();
-      h.db.run(sql`update nics set ip = ${addr} where machine_id = ${id}`);
+      await h.store.db.update(h.store.t.nics).set({ ip: addr }).where(eq(h.store.t.nics.machineId, id));
       h.domain.bus.publish({ type: "machine.changed", machineId: id, name: "x", state: "enrolled", powerState: "unknown", maintenance: false, rackId: null });
       await nb.whenIdle();
       await waitFor(() => hostsReads() > before, "SIGHUP re-read of the hosts file");
@@ -175,19 +173,20 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
   });
 
   it("answers per client architecture: BIOS lpxelinux.0, UEFI PXE shim, UEFI HTTP Boot a URL; the loaders are Debian's files", async () => {
-    const fw = () => h.db.select({ firmware: machines.firmware, bootFirmware: machines.bootFirmware, bootArch: machines.bootArch }).from(machines).where(eq(machines.id, 1)).get()!;
+    const { machines } = h.store.t;
+    const fw = async () => (await h.store.db.select({ firmware: machines.firmware, bootFirmware: machines.bootFirmware, bootArch: machines.bootArch }).from(machines).where(eq(machines.id, 1)))[0]!;
     expect(await dhcp(MAC_A, ["-x", "0x5d:0000"])).toMatch(/boot_?file=lpxelinux\.0/);
-    await waitFor(() => fw().bootFirmware === "bios" && fw().bootArch === 0, "BIOS learned from option 93");
+    await waitFor(async () => { const f = await fw(); return f.bootFirmware === "bios" && f.bootArch === 0; }, "BIOS learned from option 93");
     expect(await dhcp(MAC_A, ["-x", "0x5d:0007"])).toMatch(/boot_?file=shimx64\.efi/);
     expect(await dhcp(MAC_A, ["-x", "0x5d:0009"])).toMatch(/boot_?file=shimx64\.efi/);
-    await waitFor(() => fw().bootFirmware === "uefi" && fw().bootArch === 9, "UEFI learned from option 93");
+    await waitFor(async () => { const f = await fw(); return f.bootFirmware === "uefi" && f.bootArch === 9; }, "UEFI learned from option 93");
     // A request without option 93 (the RAM disk's own DHCP client) leaves what was learned alone.
     await dhcp(MAC_A);
     await new Promise((r) => setTimeout(r, 300));
-    expect(fw()).toMatchObject({ bootFirmware: "uefi", bootArch: 9, firmware: "auto" });
+    expect(await fw()).toMatchObject({ bootFirmware: "uefi", bootArch: 9, firmware: "auto" });
     const http = await dhcp(MAC_A, ["-x", "0x5d:0010", "-V", "HTTPClient:Arch:00016:UNDI:003000"]);
     expect(http).toContain(`bootfile=http://${NET}.1:3000/boot/snponly.efi`);
-    await waitFor(() => fw().bootArch === 16, "HTTP Boot learned");
+    await waitFor(async () => (await fw()).bootArch === 16, "HTTP Boot learned");
     // Every loader arrives over TFTP byte for byte as its package ships it, with the provenance the status shows.
     const loaders = nb.status().loaders;
     expect(loaders.map((l) => l.name)).toEqual(["lpxelinux.0", "pxelinux.0", "ldlinux.c32", "undionly.kpxe", "ipxe.efi", "snponly.efi", "shimx64.efi", "grubx64.efi"]);
@@ -225,9 +224,9 @@ describe("managed dnsmasq serves the boot tree to real DHCP/TFTP clients", () =>
   });
 });
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
   const t0 = Date.now();
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -9,6 +9,7 @@ import path from "node:path";
 import { io as connectSocket, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp, type App } from "../app";
+import { testDatabaseEnv } from "../testing/test-store";
 import { loadConfig } from "../config";
 import { silentLogger } from "../log";
 import { alive, IpmiSim, SIM_USER } from "./testing/ipmi-sim";
@@ -53,7 +54,7 @@ beforeAll(async () => {
   sim = await new IpmiSim("sol", { console: true, power: "on" }).start();
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-console-"));
   const config = loadConfig(
-    { NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD, RACKHAND_POWER_SYNC: "false" },
+    { NODE_ENV: "test", RACKHAND_DATA_DIR: dataDir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: ADMIN_PASSWORD, RACKHAND_POWER_SYNC: "false", ...(await testDatabaseEnv()) },
     { ui: false },
   );
   config.oob = { ...config.oob, consoleGraceMs: 300, callTimeoutMs: 5000 };
