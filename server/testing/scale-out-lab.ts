@@ -192,7 +192,10 @@ export interface Fleet {
   macById: Map<number, string>;
 }
 
-/** `n` deployed machines with an image profile and a (fake) BMC, written through the Store as an enrollment would. */
+/**
+ * `n` deployed machines with an image profile and a (fake) BMC, written through the Store as an enrollment would. BMC
+ * addresses end in .1 to .250: the fake driver plays an address ending in .254 as an unreachable BMC.
+ */
 export async function seedFleet(lab: ScaleOutLab, s: Store, fleet: number, n: number): Promise<Fleet> {
   const d: Domain = { db: noSqliteOnPostgres(), store: s, bus: new EventBus(), secrets: SecretBox.open("/nonexistent", lab.secretKey), log: silentLogger, oob: createOobRuntime(defaultOobConfig(os.tmpdir())) };
   const now = new Date();
@@ -203,7 +206,7 @@ export async function seedFleet(lab: ScaleOutLab, s: Store, fleet: number, n: nu
   const ids: number[] = [];
   const macById = new Map<number, string>();
   for (let i = 1; i <= n; i++) {
-    const bmc = { driver: "fake" as const, address: `10.25${fleet}.${i >> 8}.${i & 255}`, port: 623, username: "scale", password: "scale", privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
+    const bmc = { driver: "fake" as const, address: `10.25${fleet}.${Math.floor(i / 250)}.${(i % 250) + 1}`, port: 623, username: "scale", password: "scale", privilege: "ADMINISTRATOR" as const, cipherSuite: 3 };
     const { id } = await enrollMachine(d, { name: `so${fleet}-${i}`, bootMac: macOf(fleet, i), uHeight: 1, osProfileId: profile!.id, bmc }, "test");
     for (const act of ["manage", "provide", "deploy", "succeed"] as const) await transition(d, id, act, { actor: "test" });
     ids.push(id);
