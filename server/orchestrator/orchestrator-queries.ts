@@ -90,14 +90,6 @@ export function prepareQueries(store: Store) {
       const q = db.select().from(jobs).where(eq(jobs.id, id));
       return pg ? q.for("update") : q;
     }),
-    /**
-     * The job's row (locked for the rest of the transaction on PostgreSQL) with each of its steps, in order: one row
-     * per step, or one with `step` null for a job without steps.
-     */
-    jobWithStepsForUpdate: hot<{ job: JobRow; step: StepRow | null }[]>(store, "all", (db, { jobs, steps }) => {
-      const q = db.select({ job: jobs, step: steps }).from(jobs).leftJoin(steps, eq(steps.jobId, jobs.id)).where(eq(jobs.id, id)).orderBy(asc(steps.group), asc(steps.id));
-      return pg ? q.for("update", { of: jobs }) : q;
-    }),
     stepsOfJob: hot<StepRow[]>(store, "all", (db, { steps }) => db.select().from(steps).where(eq(steps.jobId, id)).orderBy(asc(steps.group), asc(steps.id))),
     step: hot<StepRow | undefined>(store, "get", (db, { steps }) => db.select().from(steps).where(eq(steps.id, id))),
     /**

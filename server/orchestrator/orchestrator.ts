@@ -208,11 +208,13 @@ export class Orchestrator {
     const at = q.at(now);
     await this.store.transaction(async (tx) => {
       // On PostgreSQL the job's row is locked: one process advances a job at a time.
-      const rows = await q.jobWithStepsForUpdate(tx, { id: jobId });
-      const job = rows[0]?.job;
+      // Two statements on purpose: under READ COMMITTED a statement that waited for the job's lock re-reads only the
+      // locked row, and rows it joined (the steps) would be those of its snapshot from before the wait: steps another
+      // advance had readied and run since would look pending, and run twice (seen in step-leases.test.ts).
+      const job = await q.jobForUpdate(tx, { id: jobId });
       if (!job || job.state !== "running") return;
-      for (let pass = 0; ; pass++) {
-        const all = pass === 0 ? rows.flatMap((r) => (r.step ? [r.step] : [])) : await q.stepsOfJob(tx, { id: jobId });
+      for (;;) {
+        const all = await q.stepsOfJob(tx, { id: jobId });
         const open = all.filter((s) => s.state !== "succeeded");
         if (open.length === 0) return void live.push(...(await this.finish(tx, job, null)));
         const group = open[0]!.group;
