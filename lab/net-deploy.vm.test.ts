@@ -43,7 +43,9 @@ const tag = crypto.randomBytes(3);
 const VID = 100 + (tag[2]! % 900);
 // The VLAN's subnets, unique to this run: 172.16-31.x.0/24 and fdxx:xxxx:xxxx::/64.
 const NET4 = `172.${16 + (tag[0]! % 16)}.${tag[1]}`;
-const NET6 = `fd${tag.toString("hex").slice(0, 2)}:${tag.toString("hex").slice(2)}:${VID.toString(16)}`;
+// Written as the server writes addresses (RFC 5952: no leading zeros in a group), so "0ac4" is "ac4": with the padded
+// form the address check failed whenever the random group began with 0 (1 run in 16).
+const NET6 = `fd${tag.toString("hex").slice(0, 2)}:${tag.readUInt16BE(1).toString(16)}:${VID.toString(16)}`;
 
 let rack: RackState;
 let rh: LabRackhand;
