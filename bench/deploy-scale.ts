@@ -17,6 +17,7 @@ import { and, eq, sql } from "drizzle-orm";
 import { openStore, type Store } from "../server/db/store";
 import { startPgCluster } from "../server/testing/pg-cluster";
 import { driveBatch, ScaleOutLab, seedFleet, startAgents, startProcess, startReinstall, type Fleet, type Proc } from "../server/testing/scale-out-lab";
+import { processCpuMs } from "./lib/report";
 import { writeSection } from "./lib/sections";
 import { median } from "./lib/stats";
 
@@ -24,33 +25,18 @@ const N = Number(process.env.BENCH_MACHINES ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 100);
 const STEP_MS = Number(process.env.BENCH_STEP_MS ?? 1000);
 const LINES_PER_STEP = 5;
-/** USER_HZ: the unit of /proc/<pid>/stat times on Linux. */
-const TICKS = 100;
 const started = Date.now();
 const progress = (msg: string) => process.stderr.write(`[deploy-scale +${((Date.now() - started) / 1000).toFixed(1)} s] ${msg}\n`);
 
-/** utime+stime (and, with `children`, cutime+cstime) of a process, in ms; null once it is gone. */
-function cpuMs(pid: number, children = false): number | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // Fields after the command: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
-    const t = Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0);
-    return (t * 1000) / TICKS;
-  } catch {
-    return null;
-  }
-}
-
 /** PostgreSQL's CPU so far: the postmaster with its reaped children, plus its live children. */
 function pgCpuMs(postmaster: number): number {
-  let total = cpuMs(postmaster, true) ?? 0;
+  let total = processCpuMs(postmaster, { children: true }) ?? 0;
   for (const e of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;
     try {
       const stat = fs.readFileSync(`/proc/${e}/stat`, "utf8");
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === postmaster) total += cpuMs(Number(e)) ?? 0;
+      if (ppid === postmaster) total += processCpuMs(Number(e)) ?? 0;
     } catch {
       // gone meanwhile
     }
@@ -79,7 +65,7 @@ async function runOnce(lab: ScaleOutLab, s: Store, f: Fleet, dbUrl: string, post
   const cpu = new Map<number, number>();
   const sampleCpu = () => {
     for (const p of group) {
-      const c = p.child.pid ? cpuMs(p.child.pid) : null;
+      const c = p.child.pid ? processCpuMs(p.child.pid) : null;
       if (c !== null && p.alive) cpu.set(p.child.pid!, c);
     }
   };

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { createRacks, enrollOne, fillRacks, MACHINES_PER_RACK } from "./lib/fleet";
 import { TrpcClient } from "./lib/http-trpc";
+import { processCpuMs } from "./lib/report";
 import { readMemory, startServer } from "./lib/server";
 import { percentile, runConcurrent, sampleSequential } from "./lib/stats";
 
@@ -20,13 +21,8 @@ const N = Number(process.env.N ?? 10000);
 const UI = process.env.UI !== "false";
 const PHASES = (process.env.PHASES ?? "bulk,filtered,all,enroll,rest").split(",");
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-/** USER_HZ: /proc/<pid>/stat counts CPU time in ticks of 1/100 s on Linux. */
-const CLK = 100;
 const STATE = process.env.STATE ?? "available";
-const cpuMs = (pid: number) => {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK;
-};
+const cpuMs = (pid: number) => processCpuMs(pid) ?? 0;
 function smaps(pid: number) {
   const txt = fs.readFileSync(`/proc/${pid}/smaps`, "utf8");
   const by = new Map<string, number>();

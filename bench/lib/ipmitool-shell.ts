@@ -6,9 +6,9 @@
  * the environment (-E), never argv.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import fs from "node:fs";
 import { baseArgs, childEnv } from "../../server/oob/exec";
 import type { BmcTarget } from "../../server/oob/types";
+import { processCpuMs } from "./report";
 
 const PROMPT = "ipmitool> ";
 
@@ -85,13 +85,7 @@ export class IpmitoolShell {
   /** CPU (user + system, ms) the current shell process has used, from /proc. */
   cpuMs(): number {
     const pid = this.child?.pid;
-    if (!pid) return 0;
-    try {
-      const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-    } catch {
-      return 0;
-    }
+    return pid ? (processCpuMs(pid) ?? 0) : 0;
   }
 
   kill(): void {

@@ -125,6 +125,23 @@ export function cpuSnapshot(): CpuSnapshot {
   return { machineBusy: m.busy, machineTotal: m.total, own };
 }
 
+/**
+ * CPU time (user + system, ms) a process has used, from /proc/<pid>/stat (USER_HZ 100 on Linux); with `children`,
+ * also that of its reaped children. Null once the process is gone.
+ */
+export function processCpuMs(pid: number, opts: { children?: boolean } = {}): number | null {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null;
+  }
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  // After "pid (comm) ": state is field 0, ppid 1, utime..cstime are fields 11..14.
+  const ticks = (f[11] ?? 0) + (f[12] ?? 0) + (opts.children ? (f[13] ?? 0) + (f[14] ?? 0) : 0);
+  return (ticks * 1000) / 100;
+}
+
 /** Share of the machine's CPU capacity used by processes other than the bench, the server and Chromium. */
 export function othersPercent(a: CpuSnapshot, b: CpuSnapshot): number {
   const total = b.machineTotal - a.machineTotal;
