@@ -3,7 +3,7 @@
  * inventory, long-poll for steps, ingest log lines, take step results. `routes.ts` parses requests, authenticates
  * the bearer token through `authenticate` and maps `AgentApiError` kinds to HTTP statuses.
  */
-import { and, eq, isNull, inArray, max, sql } from "drizzle-orm";
+import { and, eq, inArray, max, sql } from "drizzle-orm";
 import type { AgentLogLine, HeartbeatResponse, LookupRequest, LookupResponse, ResultRequest } from "../../lib/agent-protocol";
 import type { LogLineDto } from "../../lib/jobs";
 import { normalizeMac } from "../../lib/net";
@@ -54,19 +54,16 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
       .from(logLines)
       .where(eq(logLines.jobId, sql.placeholder("id"))),
   );
-  const runningAgentSteps = hot<{ id: number; attempt: number }[]>(store, "all", (db, { steps }) =>
-    db
-      .select({ id: steps.id, attempt: steps.attempt })
-      .from(steps)
-      .where(and(eq(steps.jobId, sql.placeholder("id")), eq(steps.runner, "agent"), eq(steps.state, "running"))),
-  );
-
-  /** The job's agent steps running under the agent's lease (lease_owner null), for re-delivery (heartbeat). */
-  const leasedAgentSteps = hot<StepRow[]>(store, "all", (db, { steps }) =>
+  /**
+   * The job's agent steps that are running: under the agent's lease (agent steps never have a process's
+   * `lease_owner`). At a lookup they are the attempts of an agent that restarted; at a heartbeat, those the agent does
+   * not list are re-delivered.
+   */
+  const runningAgentSteps = hot<StepRow[]>(store, "all", (db, { steps }) =>
     db
       .select()
       .from(steps)
-      .where(and(eq(steps.jobId, sql.placeholder("id")), eq(steps.runner, "agent"), eq(steps.state, "running"), isNull(steps.leaseOwner))),
+      .where(and(eq(steps.jobId, sql.placeholder("id")), eq(steps.runner, "agent"), eq(steps.state, "running"))),
   );
 
   const nonces = AgentNonces.of(d);
@@ -205,7 +202,7 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
     const mark = orchestrator.workMark(job.jobId);
     // Steps leased to the agent that it says it is not running: their claim's answer was lost (the claiming process
     // died after its commit, a cut connection). Read before the claim: no query runs between a claim and its answer.
-    const lost = running ? (await leasedAgentSteps(store.db, { id: job.jobId })).filter((s) => !running.includes(s.id)) : [];
+    const lost = running ? (await runningAgentSteps(store.db, { id: job.jobId })).filter((s) => !running.includes(s.id)) : [];
     let { claimed, jobState } = await orchestrator.claimAgentStepsOf(job.jobId);
     if (lost.length) claimed = [...lost.filter((s) => !claimed.some((c) => c.id === s.id)), ...claimed];
     if (!claimed.length && jobState === "running" && waitS > 0) {
