@@ -271,8 +271,9 @@ async function main() {
             "  parsed per call;",
             "- an agent heartbeat claims its job's ready steps in one statement (it was BEGIN, lock the job, read the ready steps,",
             "  claim each, COMMIT);",
-            "- a step's outcome reads the step with its job's machine and batch, and an advance reads the locked job with its",
-            "  steps, one statement each instead of two.",
+            "- a step's outcome reads the step with its job's machine and batch in one statement instead of two. An advance",
+            "  still locks the job, then reads its steps: one statement for both read the steps as they were before the lock",
+            "  wait (READ COMMITTED) and ran a step twice.",
             "Left: each step still costs two transactions (its outcome, then its job's advance), ~26 per job with their",
             "BEGIN/COMMIT round trips, and the agent API authenticates each request with a query.",
           ]
