@@ -51,7 +51,9 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe("rackhand CLI with a token", () => {
+// Each CLI run is a Node start with tsx's loader (~0.8 s): a test of several runs takes ~10 s on an idle 2-core host,
+// half the default timeout, so a loaded CI host gets three times the room.
+describe("rackhand CLI with a token", { timeout: 60_000 }, () => {
   it("whoami; refuses a bad token and a missing URL", async () => {
     expect(await run(["whoami", "--json"])).toMatchObject({ code: 0 });
     expect(JSON.parse((await run(["whoami", "--json"])).stdout)).toMatchObject({ name: "admin", role: "admin" });
