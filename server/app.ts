@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import path from "node:path";
 import type { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import { AGENT_API_PREFIX } from "../lib/agent-protocol";
 import { buildOpenApi } from "./api/openapi";
 import { appRouter } from "./api/root";
 import type { TrpcContext } from "./api/trpc";
@@ -180,9 +181,15 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   // Collects the garbage of a burst (all machines, a bulk enrollment) once requests stop: server/http/idle-gc.ts.
   const idleGc = startIdleGc();
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    idleGc.activity();
     const url = new URL(req.url ?? "/", "http://localhost");
     const p = url.pathname;
+    // A request is in flight for the idle collector until it is answered. Agents' heartbeat long-polls wait without
+    // allocating and boot files stream for minutes: for those only the start counts, or it would never run.
+    if (p.startsWith(`${AGENT_API_PREFIX}/`) || p.startsWith("/boot/")) idleGc.collector.activity();
+    else {
+      idleGc.collector.begin();
+      res.once("close", () => idleGc.collector.end());
+    }
     if (p === "/healthz") {
       let body: string;
       try {

@@ -5,15 +5,16 @@ import { compactingGc, exposeGc, IdleGc } from "./idle-gc";
 const MB = 2 ** 20;
 
 function fixture() {
-  const s = { now: 0, heap: 20 * MB, gcs: 0 };
+  const s = { now: 0, heap: 20 * MB, held: 24 * MB, gcs: 0 };
   const c = new IdleGc(
     { intervalMs: 5_000, quietMs: 2_000, growthBytes: 32 * MB },
     {
       now: () => s.now,
-      heapUsed: () => s.heap,
+      heap: () => ({ used: s.heap, total: Math.max(s.held, s.heap) }),
       gc: () => {
         s.gcs++;
         s.heap = 22 * MB;
+        s.held = 26 * MB;
       },
     },
   );
@@ -44,6 +45,52 @@ describe("IdleGc", () => {
     expect(c.tick()).toBe(false);
     s.heap = 53 * MB;
     expect(c.tick()).toBe(true);
+  });
+
+  it("never collects while a long request is still being answered, and collects once it ends and the server is quiet", () => {
+    const { s, c } = fixture();
+    s.now = 1_000;
+    c.begin(); // e.g. a bulk action on 10,000 machines
+    s.heap = 300 * MB;
+    for (let t = 5_000; t <= 30_000; t += 5_000) {
+      s.now = t;
+      expect(c.tick()).toBe(false);
+    }
+    c.end();
+    s.now = 31_000;
+    expect(c.tick()).toBe(false); // answered 1 s ago
+    s.now = 33_000;
+    expect(c.tick()).toBe(true);
+    expect(s.gcs).toBe(1);
+  });
+
+  it("counts overlapping requests, and an extra end does not go below zero", () => {
+    const { s, c } = fixture();
+    s.heap = 300 * MB;
+    c.begin();
+    c.begin();
+    c.end();
+    s.now = 10_000;
+    expect(c.tick()).toBe(false); // one still in flight
+    c.end();
+    c.end(); // a second close of the same response must not go below zero
+    c.begin();
+    s.now = 20_000;
+    expect(c.tick()).toBe(false);
+    c.end();
+    s.now = 23_000;
+    expect(c.tick()).toBe(true);
+  });
+
+  it("collects when V8 holds far more heap than before although its own collections brought the used heap down", () => {
+    const { s, c } = fixture();
+    s.heap = 45 * MB; // 25 MB above the baseline: under the threshold
+    s.held = 79 * MB; // 55 MB more held than at the start
+    s.now = 60_000;
+    expect(c.tick()).toBe(true);
+    expect(s.gcs).toBe(1);
+    s.now = 70_000;
+    expect(c.tick()).toBe(false); // the baseline is the heap after it, used and held
   });
 
   it("never collects while requests keep coming", () => {
