@@ -8,5 +8,8 @@ export NODE_ENV=production NEXT_TELEMETRY_DISABLED=1
 export RACKHAND_DEMO="${RACKHAND_DEMO:-true}"
 # A 1 MiB young generation: the heap shrinks back after a burst (a 10,000-row list) instead of keeping its
 # high-water mark; one V8 worker thread instead of four: ~5 MiB less at rest, the same list latency on 2 cores
-# (docs/BENCHMARKS.md, memory). The same flags as `npm run serve` (server/runtime-flags.test.ts).
+# (docs/BENCHMARKS.md, memory). glibc's malloc: two arenas, and memory above 128 KiB returned to the system at once
+# (no dynamic thresholds that grow after a large burst): ~6 MiB less at rest. The same flags and environment as
+# `npm run serve` and the benches (server/runtime-flags.test.ts).
+export MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=131072
 exec node --max-semi-space-size=1 --v8-pool-size=1 dist/server.mjs

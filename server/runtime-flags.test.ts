@@ -17,4 +17,16 @@ describe("the production server's node flags", () => {
     expect(start).toEqual(serve);
     expect(bench).toEqual(serve);
   });
+
+  it("set the same glibc malloc environment in npm run serve, scripts/start.sh and the benches' default", async () => {
+    const serve = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts.serve ?? "";
+    const fromServe = Object.fromEntries([...serve.matchAll(/\b(MALLOC_\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+    const exportLine = read("scripts/start.sh").split("\n").find((l) => l.startsWith("export MALLOC_")) ?? "";
+    const fromStart = Object.fromEntries([...exportLine.matchAll(/\b(MALLOC_\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+    const { SERVER_MALLOC_ENV } = await import("../bench/lib/server");
+    // Two arenas, and trimming and mmap at 128 KiB (fixed, so glibc does not raise them after a large burst).
+    expect(fromServe).toEqual({ MALLOC_ARENA_MAX: "2", MALLOC_TRIM_THRESHOLD_: "131072", MALLOC_MMAP_THRESHOLD_: "131072" });
+    expect(fromStart).toEqual(fromServe);
+    expect(SERVER_MALLOC_ENV).toEqual(fromServe);
+  });
 });

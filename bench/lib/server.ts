@@ -69,12 +69,16 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
+/** glibc malloc's settings, as scripts/start.sh and `npm run serve` set them (the caller's environment overrides them). */
+export const SERVER_MALLOC_ENV = { MALLOC_ARENA_MAX: "2", MALLOC_TRIM_THRESHOLD_: "131072", MALLOC_MMAP_THRESHOLD_: "131072" };
+
 /** Start `node --max-semi-space-size=1 --v8-pool-size=1 dist/server.mjs` with a fresh data directory and wait until /healthz answers. `extraEnv`: e.g. RACKHAND_UI. */
 export async function startServer(root: string, adminPassword: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rackhand-bench-"));
   const port = await freePort();
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("RACKHAND_")));
   const env: NodeJS.ProcessEnv = {
+    ...SERVER_MALLOC_ENV,
     ...inherited,
     NODE_ENV: "production",
     NEXT_TELEMETRY_DISABLED: "1",
