@@ -129,10 +129,13 @@ export function createDirectTrpc<TContext>(opts: DirectTrpcOptions<TContext>) {
     }
 
     function send(): true {
-      const json = JSON.stringify(transformTRPCResponse(config, body));
+      // As bytes with their length: Node joins a string body to the header text and converts the whole to bytes
+      // again on write (two copies of a 30 KB page on the V8 heap per answer); a Buffer is written after the header.
+      const json = Buffer.from(JSON.stringify(transformTRPCResponse(config, body)));
       if (res.statusCode === 200) res.statusCode = getHTTPStatusCode(body);
       res.setHeader("vary", VARY);
       res.setHeader("content-type", "application/json");
+      res.setHeader("content-length", json.length);
       res.end(json);
       return true;
     }
