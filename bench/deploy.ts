@@ -24,6 +24,8 @@ import { startBatch } from "../server/operator/bulk-actions";
 import { currentAgentNonce } from "../server/netboot/agent-nonce";
 import type { MachinePorts } from "../server/orchestrator/ports";
 import { TrpcClient } from "./lib/http-trpc";
+import { countPgStatements } from "./lib/pg-statements";
+import { pgCpuMs } from "./lib/report";
 import { writeSection } from "./lib/sections";
 import { median, percentile } from "./lib/stats";
 
@@ -85,6 +87,9 @@ async function main() {
   };
   const cluster: PgCluster | undefined = DB === "postgres" ? await startPgCluster() : undefined;
   const databaseUrl = cluster ? await cluster.createDatabase("rh_bench") : undefined;
+  const postmaster = cluster ? Number(fs.readFileSync(path.join(cluster.dir, "data", "postmaster.pid"), "utf8").split("\n")[0]) : 0;
+  // Every statement sent to PostgreSQL is a round trip (counted per job of the reinstalls; BENCH_PG_STATEMENTS=1 lists them).
+  const statements = cluster ? countPgStatements() : null;
   const config = loadConfig({ ...(databaseUrl && { RACKHAND_DATABASE_URL: databaseUrl }), RACKHAND_DATA_DIR: dir, PORT: "0", RACKHAND_HOST: "127.0.0.1", RACKHAND_ADMIN_PASSWORD: PASSWORD, RACKHAND_POWER_SYNC: "false", NODE_ENV: "production" }, { ui: false });
   const app = await startApp(config, silentLogger, { ports });
   const d = app.domain;
@@ -133,6 +138,8 @@ async function main() {
     const mem = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 200);
     const rss0 = process.memoryUsage().rss;
     const cpu0 = process.cpuUsage();
+    const pgCpu0 = cluster ? pgCpuMs(postmaster) : 0;
+    statements?.take();
     const rounds: { makespan: number; createMs: number; batchId: number; load: number; failed: number }[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const done = new Promise<void>((res) => (allDone = res));
@@ -149,6 +156,8 @@ async function main() {
     }
     const busyMs = rounds.reduce((a, r) => a + r.makespan, 0);
     const cpu = process.cpuUsage(cpu0);
+    const pgCpu = cluster ? pgCpuMs(postmaster) - pgCpu0 : 0;
+    const sent = statements?.take();
     loopDelay.disable();
     if (profiler) await profiler.stop(process.env.BENCH_CPU_PROFILE!);
     const agentCpuMs = (await agentCpu()) - agentCpu0;
@@ -206,9 +215,11 @@ async function main() {
       tokens.push({ token: look.body.token, stepId, machineId: id });
     }
     const ingestCpu0 = process.cpuUsage();
+    const ingestPgCpu0 = cluster ? pgCpuMs(postmaster) : 0;
     child.send({ type: "ingest", tokens, ...INGEST });
     const ing = await fromChild<{ lines: number; ms: number }>("ingest");
     const ingestCpu = process.cpuUsage(ingestCpu0);
+    const ingestPgCpu = cluster ? pgCpuMs(postmaster) - ingestPgCpu0 : 0;
     const ingestJobs = (await store.db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.machineId, ingestIds))).map((j) => j.id);
     const persisted = await count(store.db.select({ n: sql<number>`count(*)` }).from(logLines).where(inArray(logLines.jobId, ingestJobs)));
 
@@ -247,10 +258,17 @@ async function main() {
       `| step dispatch, agent steps (ready → claimed by the long-poll): p50 / p95 | ${percentile(agentDispatch, 50)} / ${percentile(agentDispatch, 95)} ms | |`,
       `| step dispatch p95 by the group that starts | ${[...byGroup].map(([n, v]) => `${n} ${percentile(v, 95)}`).join(", ")} ms | |`,
       `| server CPU during the reinstalls | ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms = ${(((cpu.user + cpu.system) / 1000 / busyMs) * 100).toFixed(0)} % of one core | |`,
+      ...(cluster
+        ? [
+            `| PostgreSQL's CPU during the reinstalls (postmaster and backends) | ${pgCpu.toFixed(0)} ms = ${((pgCpu / busyMs) * 100).toFixed(0)} % of one core | |`,
+            `| CPU per job: server / PostgreSQL | ${((cpu.user + cpu.system) / 1000 / jobIds.size).toFixed(1)} / ${(pgCpu / jobIds.size).toFixed(1)} ms | |`,
+            `| statements sent to PostgreSQL per job (each a round trip) | ${(sent!.total / jobIds.size).toFixed(1)} | |`,
+          ]
+        : []),
       `| simulated agents' CPU (other process, same cores) | ${agentCpuMs.toFixed(0)} ms = ${((agentCpuMs / busyMs) * 100).toFixed(0)} % of one core | |`,
       `| server event-loop delay p50 / p99 / max | ${lag(loopDelay.percentile(50))} / ${lag(loopDelay.percentile(99))} / ${lag(loopDelay.max)} ms | |`,
       `| server RSS before / peak | ${(rss0 / 2 ** 20).toFixed(0)} / ${(peakRss / 2 ** 20).toFixed(0)} MiB | |`,
-      `| log ingest: ${INGEST.agents} agents × ${INGEST.batches} batches × ${INGEST.batchLines} lines | ${Math.round(ing.lines / (ing.ms / 1000)).toLocaleString("en")} lines/s accepted (${ing.lines.toLocaleString("en")} in ${(ing.ms / 1000).toFixed(2)} s; ${persisted.toLocaleString("en")} persisted; server CPU ${((ingestCpu.user + ingestCpu.system) / 1000).toFixed(0)} ms) | ≥ 100,000/s |`,
+      `| log ingest: ${INGEST.agents} agents × ${INGEST.batches} batches × ${INGEST.batchLines} lines | ${Math.round(ing.lines / (ing.ms / 1000)).toLocaleString("en")} lines/s accepted (${ing.lines.toLocaleString("en")} in ${(ing.ms / 1000).toFixed(2)} s; ${persisted.toLocaleString("en")} persisted; server CPU ${((ingestCpu.user + ingestCpu.system) / 1000).toFixed(0)} ms${cluster ? `, PostgreSQL CPU ${ingestPgCpu.toFixed(0)} ms` : ""}) | ≥ 100,000/s |`,
       `| agent POST → line at ${FANOUT.subscribers} socket.io subscribers: p50 / p99 / max (${fan.latencies.length} of ${fan.expected} deliveries) | ${fmt(percentile(fan.latencies, 50))} / ${fmt(percentile(fan.latencies, 99))} / ${fmt(Math.max(...fan.latencies))} | p99 ≤ 250 ms |`,
       "",
       "Dispatch latency is measured on the server's clock: from the last step of a group finishing (its result committed) to the",
@@ -323,6 +341,10 @@ async function main() {
       "was 7× slower per batch (19 ms vs 2.7 ms for 1,000 lines) and capped ingest near 50,000 lines/s.",
     ];
     const md = lines.join("\n");
+    if (sent && process.env.BENCH_PG_STATEMENTS) {
+      console.log(`statements per job during the reinstalls (${sent.total} for ${jobIds.size} jobs):`);
+      for (const [text, n] of [...sent.byText].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${(n / jobIds.size).toFixed(2).padStart(7)}  ${text}`);
+    }
     console.log(md);
     writeSection(path.join(process.cwd(), "docs/BENCHMARKS.md"), DB === "postgres" ? "deploy-postgres" : "deploy", md);
   } finally {

@@ -39,16 +39,15 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
   }
 
   async function logs(req: http.IncomingMessage, stepId: number) {
-    const job = await work.authenticate(bearer(req));
-    await work.authorizeStep(job, stepId);
+    // Token and step checked before the body is read.
+    const { job, step } = await work.authenticateStep(bearer(req), stepId);
     const { lines } = parse(logsRequest, await readJson(req, LOG_BODY));
-    return work.ingestLogs(job, stepId, lines);
+    return work.ingestLogs(job, step, lines);
   }
 
   async function result(req: http.IncomingMessage, stepId: number) {
-    const job = await work.authenticate(bearer(req));
-    await work.authorizeStep(job, stepId);
-    return work.reportResult(job, stepId, parse(resultRequest, await readJson(req, SMALL_BODY)));
+    const { job, step } = await work.authenticateStep(bearer(req), stepId);
+    return work.reportResult(job, step, parse(resultRequest, await readJson(req, SMALL_BODY)));
   }
 
   return async function handle(req: http.IncomingMessage, res: http.ServerResponse, pathname: string): Promise<boolean> {
