@@ -90,6 +90,19 @@ export function prepareQueries(store: Store) {
       const q = db.select().from(jobs).where(eq(jobs.id, id));
       return pg ? q.for("update") : q;
     }),
+    /**
+     * PostgreSQL: the row of a step's job, locked for the rest of the transaction (a step's outcome and its job's
+     * advance in one transaction); null on SQLite, which advances in a pass of its own.
+     */
+    jobOfStepForUpdate: pg
+      ? hot<JobRow | undefined>(store, "get", (db, { jobs, steps }) =>
+          db
+            .select()
+            .from(jobs)
+            .where(eq(jobs.id, sql`(select ${steps.jobId} from ${steps} where ${steps.id} = ${id})`))
+            .for("update"),
+        )
+      : null,
     stepsOfJob: hot<StepRow[]>(store, "all", (db, { steps }) => db.select().from(steps).where(eq(steps.jobId, id)).orderBy(asc(steps.group), asc(steps.id))),
     step: hot<StepRow | undefined>(store, "get", (db, { steps }) => db.select().from(steps).where(eq(steps.id, id))),
     /**

@@ -13,6 +13,17 @@ import { WorkWaiters } from "./work-waiters";
 import { jsonText, prepareQueries, type HotQueries, type JobRow, type StepRow } from "./orchestrator-queries";
 import { decide, type StepOutcome } from "./retry";
 
+/** What an advance does after its commit (afterAdvance). */
+interface AdvanceOut {
+  live: LiveEvent[];
+  toRun: { step: StepRow; machineId: number }[];
+  /** Agent steps were made ready: wake the job's long-poll. */
+  readied: boolean;
+  /** PostgreSQL: server steps were made ready, to be claimed. */
+  serverReady: boolean;
+}
+const advanceOut = (): AdvanceOut => ({ live: [], toRun: [], readied: false, serverReady: false });
+
 export interface OrchestratorOptions {
   /** How often leases, retries and passive waits are checked (ms). */
   tickMs?: number;
@@ -200,58 +211,71 @@ export class Orchestrator {
   private async advance(jobId: number): Promise<boolean> {
     if (this.stopping) return false;
     const now = this.now();
-    const live: LiveEvent[] = [];
-    const toRun: { step: StepRow; machineId: number }[] = [];
-    let readied = false;
-    let serverReady = false;
+    let out = advanceOut();
+    await this.store.transaction(async (tx) => {
+      out = advanceOut();
+      // On PostgreSQL the job's row is locked: one process advances a job at a time.
+      const job = await this.queries.jobForUpdate(tx, { id: jobId });
+      if (!job || job.state !== "running") return;
+      await this.advanceIn(tx, job, now, out);
+    });
+    return this.afterAdvance(jobId, out);
+  }
+
+  /**
+   * The advance of a running job whose row this transaction has locked (advance, or complete on PostgreSQL), its
+   * effects collected in `out` for after the commit (afterAdvance).
+   * The steps are read in a statement of their own, after the lock: under READ COMMITTED a statement that waited for
+   * the job's lock re-reads only the locked row, and rows it joined (the steps) would be those of its snapshot from
+   * before the wait: steps another advance had readied and run since would look pending, and run twice (seen in
+   * step-leases.test.ts).
+   */
+  private async advanceIn(tx: StoreTx, job: JobRow, now: number, out: AdvanceOut): Promise<void> {
     const q = this.queries;
     const at = q.at(now);
-    await this.store.transaction(async (tx) => {
-      // On PostgreSQL the job's row is locked: one process advances a job at a time.
-      // Two statements on purpose: under READ COMMITTED a statement that waited for the job's lock re-reads only the
-      // locked row, and rows it joined (the steps) would be those of its snapshot from before the wait: steps another
-      // advance had readied and run since would look pending, and run twice (seen in step-leases.test.ts).
-      const job = await q.jobForUpdate(tx, { id: jobId });
-      if (!job || job.state !== "running") return;
-      for (;;) {
-        const all = await q.stepsOfJob(tx, { id: jobId });
-        const open = all.filter((s) => s.state !== "succeeded");
-        if (open.length === 0) return void live.push(...(await this.finish(tx, job, null)));
-        const group = open[0]!.group;
-        const current = all.filter((s) => s.group === group);
-        const failed = current.find((s) => s.state === "failed");
-        if (failed) return void live.push(...(await this.finish(tx, job, `${failed.name}: ${failed.error ?? "failed"}`)));
-        const satisfied = new Set<number>();
-        for (const s of current) {
-          if (s.state !== "pending" || (s.nextAttemptAt && s.nextAttemptAt.getTime() > now)) continue;
-          const passive = PASSIVE.has(s.name);
-          if (s.runner === "agent" || (this.pg && !passive)) {
-            // Agent steps wait for the agent's long-poll; on PostgreSQL server steps wait for a process's claim.
-            await q.readyStep(tx, { id: s.id });
-            if (s.runner === "agent") readied = true;
-            else serverReady = true;
-            live.push(stepChanged(job, s, "ready"));
-            continue;
-          }
-          const claimed = await q.claimStep(tx, { id: s.id, attempt: s.attempt + 1, at, lease: q.at(now + s.timeoutS * 1000) });
-          const result = passive ? waitSatisfied(job, s.name) : null;
-          if (result) {
-            await q.succeedStep(tx, { id: s.id, at, result: jsonText(result) });
-            live.push(stepChanged(job, claimed, "succeeded"));
-            satisfied.add(s.id);
-          } else {
-            live.push(stepChanged(job, claimed, "running"));
-            if (!passive) toRun.push({ step: claimed, machineId: job.machineId });
-          }
+    const { live } = out;
+    for (;;) {
+      const all = await q.stepsOfJob(tx, { id: job.id });
+      const open = all.filter((s) => s.state !== "succeeded");
+      if (open.length === 0) return void live.push(...(await this.finish(tx, job, null)));
+      const group = open[0]!.group;
+      const current = all.filter((s) => s.group === group);
+      const failed = current.find((s) => s.state === "failed");
+      if (failed) return void live.push(...(await this.finish(tx, job, `${failed.name}: ${failed.error ?? "failed"}`)));
+      const satisfied = new Set<number>();
+      for (const s of current) {
+        if (s.state !== "pending" || (s.nextAttemptAt && s.nextAttemptAt.getTime() > now)) continue;
+        const passive = PASSIVE.has(s.name);
+        if (s.runner === "agent" || (this.pg && !passive)) {
+          // Agent steps wait for the agent's long-poll; on PostgreSQL server steps wait for a process's claim.
+          await q.readyStep(tx, { id: s.id });
+          if (s.runner === "agent") out.readied = true;
+          else out.serverReady = true;
+          live.push(stepChanged(job, s, "ready"));
+          continue;
         }
-        // Go on to the next group only when this pass finished the current one by itself (passive steps satisfied).
-        if (!satisfied.size || !current.every((s) => s.state === "succeeded" || satisfied.has(s.id))) return;
+        const claimed = await q.claimStep(tx, { id: s.id, attempt: s.attempt + 1, at, lease: q.at(now + s.timeoutS * 1000) });
+        const result = passive ? waitSatisfied(job, s.name) : null;
+        if (result) {
+          await q.succeedStep(tx, { id: s.id, at, result: jsonText(result) });
+          live.push(stepChanged(job, claimed, "succeeded"));
+          satisfied.add(s.id);
+        } else {
+          live.push(stepChanged(job, claimed, "running"));
+          if (!passive) out.toRun.push({ step: claimed, machineId: job.machineId });
+        }
       }
-    });
-    for (const e of live) this.d.bus.publish(e);
-    if (readied) this.wake(jobId);
-    for (const r of toRun) this.runServerStep(r.step, r.machineId);
-    return serverReady;
+      // Go on to the next group only when this pass finished the current one by itself (passive steps satisfied).
+      if (!satisfied.size || !current.every((s) => s.state === "succeeded" || satisfied.has(s.id))) return;
+    }
+  }
+
+  /** After an advance's commit: its live events, the agent's long-poll woken, server steps run. Returns `serverReady`. */
+  private afterAdvance(jobId: number, out: AdvanceOut): boolean {
+    for (const e of out.live) this.d.bus.publish(e);
+    if (out.readied) this.wake(jobId);
+    for (const r of out.toRun) this.runServerStep(r.step, r.machineId);
+    return out.serverReady;
   }
 
   /** Close a job (error null = success) through the job state's owner (job-state.ts closeJob). */
@@ -286,8 +310,17 @@ export class Orchestrator {
     const now = this.now();
     let changed = null as LiveEvent | null;
     let retryAt: number | null = null;
+    let advanced = null as AdvanceOut | null;
     const q = this.queries;
     const taken = await this.store.transaction(async (tx) => {
+      changed = null;
+      retryAt = null;
+      advanced = null;
+      // PostgreSQL: the job's row first, as every writer of a job's steps takes it, so that the outcome and the job's
+      // advance are one transaction (two were BEGIN, four statements and COMMIT more per step, and a turn of the
+      // event loop before the next group started). SQLite advances in the next pass (markDirty): advancing inside
+      // each result made its makespan longer (see nudge).
+      const job = q.jobOfStepForUpdate ? await q.jobOfStepForUpdate(tx, { id: stepId }) : undefined;
       const s = await q.stepWithJobForUpdate(tx, { id: stepId });
       if (!s || s.state !== "running" || s.attempt !== attempt) return null;
       if (s.leaseOwner !== null && s.leaseOwner !== this.owner && !opts.anyOwner) return null;
@@ -302,12 +335,14 @@ export class Orchestrator {
         error: next.state === "failed" ? next.error : outcome.ok ? null : outcome.message,
         result: jsonText(outcome.ok ? (outcome.result ?? null) : s.result),
       });
+      if (job?.state === "running" && !this.stopping) await this.advanceIn(tx, job, now, (advanced = advanceOut()));
       return s.jobId;
     });
     if (taken === null) return false;
     if (changed) this.d.bus.publish(changed);
     if (retryAt !== null) this.wakeForRetry(taken, retryAt - now);
-    this.markDirty(taken);
+    if (advanced === null) this.markDirty(taken);
+    else if (this.afterAdvance(taken, advanced)) this.claimServerSteps();
     return true;
   }
 
