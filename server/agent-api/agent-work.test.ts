@@ -20,6 +20,7 @@ let jobId: number;
 let stepId: number;
 let token: string;
 let work: ReturnType<typeof createAgentWork>;
+let orchestrator: Orchestrator;
 /** The token's job and the step, as the log route has them before it reads the body. */
 const authed = () => work.authenticateStep(token, stepId);
 const ingest = async (batch: AgentLogLine[]) => {
@@ -36,7 +37,8 @@ beforeEach(async () => {
   stepId = (await db.select({ id: t.steps.id }).from(t.steps).where(eq(t.steps.jobId, jobId)))[0]!.id;
   token = await h.store.transaction((tx) => issueToken(h.store, tx, jobId, machineId));
   // Not started: the log path only publishes through it.
-  work = createAgentWork(h.domain, new Orchestrator(h.domain, idle));
+  orchestrator = new Orchestrator(h.domain, idle);
+  work = createAgentWork(h.domain, orchestrator);
 });
 afterEach(() => h.close());
 
@@ -171,5 +173,42 @@ describe(`agent tokens and log lines on ${testStoreKind()}`, () => {
     const again = await work.heartbeat(job, 0, () => false, token, [stepId + 1000]);
     expect(again.steps).toEqual([expect.objectContaining({ id: stepId, name: "wipe", attempt })]);
     expect((await db.select({ state: t.steps.state, attempt: t.steps.attempt }).from(t.steps).where(eq(t.steps.id, stepId)))[0]).toEqual({ state: "running", attempt });
+  });
+
+  describe("a heartbeat that waited for work", () => {
+    /** The job's step as a pending agent step; a heartbeat starts waiting; `meanwhile` runs; the poll is woken. */
+    async function waitedPoll(meanwhile: () => Promise<void>) {
+      const { db, t } = h.store;
+      await db.update(t.steps).set({ runner: "agent", name: "wipe", state: "pending" }).where(eq(t.steps.id, stepId));
+      const job = await work.authenticate(token);
+      const poll = work.heartbeat(job, 5, () => false, token, []);
+      await new Promise((r) => setTimeout(r, 50));
+      await meanwhile();
+      orchestrator.wake(jobId);
+      return poll;
+    }
+    const makeReady = async () => void (await h.store.db.update(h.store.t.steps).set({ state: "ready" }).where(eq(h.store.t.steps.id, stepId)));
+    const stepState = async () => (await h.store.db.select({ state: h.store.t.steps.state }).from(h.store.t.steps).where(eq(h.store.t.steps.id, stepId)))[0]!.state;
+
+    it("claims the step made ready meanwhile", async () => {
+      const r = await waitedPoll(makeReady);
+      expect(r.steps.map((s) => s.id)).toEqual([stepId]);
+      expect(await stepState()).toBe("running");
+    });
+
+    it("claims nothing and answers 401 when a new lookup replaced its token meanwhile", async () => {
+      const { machineId } = await work.authenticate(token);
+      const poll = waitedPoll(async () => {
+        await makeReady();
+        await h.store.transaction(async (tx) => void (await issueToken(h.store, tx, jobId, machineId)));
+      });
+      await expect(poll).rejects.toThrow(/revoked agent token/);
+      expect(await stepState()).toBe("ready");
+    });
+
+    it("says done when the job ended meanwhile", async () => {
+      const r = await waitedPoll(() => cancelJob(h.domain, jobId, "test"));
+      expect(r).toEqual({ done: true, jobState: "cancelled", steps: [] });
+    });
   });
 });

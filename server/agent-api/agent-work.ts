@@ -15,7 +15,7 @@ import type { Orchestrator } from "../orchestrator/orchestrator";
 import { hot } from "../db/hot";
 import type { StepRow } from "../orchestrator/orchestrator-queries";
 import { pgLineInserter } from "./log-lines-pg";
-import { issueToken, tokenLookup, tokenStepLookup } from "./tokens";
+import { issueToken, tokenHash, tokenLookup, tokenStepLookup } from "./tokens";
 
 export type AgentApiErrorKind = "invalid" | "unauthenticated" | "not_found" | "conflict" | "unavailable";
 
@@ -212,10 +212,15 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
       if (gone()) return { done: false, jobState: await state(), steps: [] };
       // The job ended while this (authenticated) poll waited — cancelled, failed or done: say so; its token is
       // revoked now, and the next call would only get a 401.
-      const now = await state();
-      if (now !== "running") return { done: true, jobState: now, steps: [] };
-      await authenticate(token);
-      ({ claimed, jobState } = await orchestrator.claimAgentStepsOf(job.jobId));
+      // One statement when work is there: the claim checks that the token is still the job's live one (a new lookup
+      // may have replaced it). Without work: the job ended meanwhile (say so: its token is revoked now, and the next
+      // call would only get a 401), or the token was replaced (401), or nothing yet.
+      ({ claimed, jobState } = await orchestrator.claimAgentStepsOf(job.jobId, token ? tokenHash(token) : null));
+      if (!claimed.length) {
+        const now = jobState ?? (await state());
+        if (now !== "running") return { done: true, jobState: now, steps: [] };
+        await authenticate(token);
+      }
     }
     // No query after the claim: its steps are the agent's now, and an error here would hide them from it.
     const js = jobState ?? (await state());

@@ -5,6 +5,8 @@ import { hot } from "../db/hot";
 import type { StepRow } from "../orchestrator/orchestrator-queries";
 
 const sha256 = (s: string) => crypto.createHash("sha256").update(s).digest("hex");
+/** How a token is stored (and looked up): its SHA-256, hex. */
+export const tokenHash = sha256;
 
 /**
  * Issue the token of a job. One live token per job: a new lookup (the agent restarted and lost its token)

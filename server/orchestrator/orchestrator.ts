@@ -385,7 +385,7 @@ export class Orchestrator {
     return true;
   }
 
-  /** Agent side: claim the job's ready steps (leased until their timeout). */
+  /** Agent side: claim the job's ready steps (leased until their timeouts). */
   async claimAgentSteps(jobId: number): Promise<StepRow[]> {
     return (await this.claimAgentStepsOf(jobId)).claimed;
   }
@@ -394,15 +394,16 @@ export class Orchestrator {
    * claimAgentSteps, with the job's state read in the same transaction: the heartbeat answers from these alone, so no
    * query runs between the claim's commit and the answer. A query failing there (a database restart) answered 500
    * for steps already leased to the agent, which then never learned of them and they sat "running" until their
-   * timeout (seen in the restart test).
+   * timeout (seen in the restart test). With `tokenHash`, nothing is claimed unless that token is still the job's
+   * live one (a heartbeat after its long wait checks its token this way, in the claim's statement on PostgreSQL).
    */
-  async claimAgentStepsOf(jobId: number): Promise<{ claimed: StepRow[]; jobState: string | null }> {
+  async claimAgentStepsOf(jobId: number, tokenHash: string | null = null): Promise<{ claimed: StepRow[]; jobState: string | null }> {
     if (this.stopping) return { claimed: [], jobState: null };
     const now = this.now();
     const q = this.queries;
     if (q.claimAgentReady) {
       // PostgreSQL: one statement (a transaction here was five round trips, for every heartbeat).
-      const rows = (await q.claimAgentReady(this.store.db, { id: jobId, now: q.at(now) })).sort((a, b) => a.group - b.group || a.id - b.id);
+      const rows = (await q.claimAgentReady(this.store.db, { id: jobId, now: q.at(now), hash: tokenHash })).sort((a, b) => a.group - b.group || a.id - b.id);
       if (!rows.length) return { claimed: [], jobState: (await q.job(this.store.db, { id: jobId }))?.state ?? null };
       const claimed = rows.map(({ jobMachineId: _m, jobBatchId: _b, jobState: _s, ...step }) => step);
       for (const r of rows) this.d.bus.publish(stepChanged({ machineId: r.jobMachineId, batchId: r.jobBatchId }, r, "running"));
@@ -410,7 +411,8 @@ export class Orchestrator {
     }
     const { claimed, job } = await this.store.transaction(async (tx) => {
       const job = await q.jobForUpdate(tx, { id: jobId });
-      const ready = job ? await q.readySteps(tx, { id: jobId }) : [];
+      const live = job && (tokenHash === null || (await q.liveToken(tx, { id: jobId, hash: tokenHash })) !== undefined);
+      const ready = live ? await q.readySteps(tx, { id: jobId }) : [];
       const rows: StepRow[] = [];
       for (const s of ready) {
         if (s.runner !== "agent") continue;
