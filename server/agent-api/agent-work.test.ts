@@ -138,6 +138,7 @@ describe(`agent tokens and log lines on ${testStoreKind()}`, () => {
     await cancelJob(h.domain, jobId, "test");
     await expect(work.authenticate(token)).rejects.toBeInstanceOf(AgentApiError);
     await expect(work.authenticateStep(token, stepId)).rejects.toThrow(/revoked agent token/);
+    await expect(work.authenticateHeartbeat(token)).rejects.toThrow(/revoked agent token/);
   });
 
   it("another job's token is no credential for this step", async () => {
@@ -172,6 +173,12 @@ describe(`agent tokens and log lines on ${testStoreKind()}`, () => {
     // The agent does not run it: the same step, the same attempt (its result is taken as the lease's).
     const again = await work.heartbeat(job, 0, () => false, token, [stepId + 1000]);
     expect(again.steps).toEqual([expect.objectContaining({ id: stepId, name: "wipe", attempt })]);
+    // The route's way: the running steps read with the token, in one statement.
+    const hb = await work.authenticateHeartbeat(token);
+    expect(hb.leased.map((s) => s.id)).toEqual([stepId]);
+    expect((await work.heartbeat(hb.job, 0, () => false, token, [stepId], hb.leased)).steps).toEqual([]);
+    const viaRoute = await work.heartbeat(hb.job, 0, () => false, token, [], hb.leased);
+    expect(viaRoute.steps).toEqual([expect.objectContaining({ id: stepId, name: "wipe", attempt })]);
     expect((await db.select({ state: t.steps.state, attempt: t.steps.attempt }).from(t.steps).where(eq(t.steps.id, stepId)))[0]).toEqual({ state: "running", attempt });
   });
 

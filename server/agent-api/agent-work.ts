@@ -15,7 +15,7 @@ import type { Orchestrator } from "../orchestrator/orchestrator";
 import { hot } from "../db/hot";
 import type { StepRow } from "../orchestrator/orchestrator-queries";
 import { pgLineInserter } from "./log-lines-pg";
-import { issueToken, tokenHash, tokenLookup, tokenStepLookup } from "./tokens";
+import { issueToken, tokenHash, tokenLookup, tokenRunningLookup, tokenStepLookup } from "./tokens";
 
 export type AgentApiErrorKind = "invalid" | "unauthenticated" | "not_found" | "conflict" | "unavailable";
 
@@ -42,6 +42,7 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
   // The per-call reads, prepared once on SQLite (building drizzle's SQL text per request showed in bench:deploy's profile).
   const jobForToken = tokenLookup(store);
   const jobAndStepForToken = tokenStepLookup(store);
+  const jobAndRunningForToken = tokenRunningLookup(store);
   const stateOfJob = hot<{ s: string } | undefined>(store, "get", (db, { jobs }) => db.select({ s: jobs.state }).from(jobs).where(eq(jobs.id, sql.placeholder("id"))));
   const runningJobOf = hot<{ id: number } | undefined>(store, "get", (db, { jobs }) =>
     db
@@ -91,6 +92,15 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
     const job = await jobForToken(token);
     if (!job) throw new AgentApiError("unauthenticated", "missing, unknown or revoked agent token");
     return job;
+  }
+  /**
+   * A heartbeat's authentication: the token's job, and its agent steps that are running, in one statement (each query
+   * is a round trip on PostgreSQL). @throws AgentApiError unauthenticated
+   */
+  async function authenticateHeartbeat(token: string | undefined): Promise<{ job: AgentJob; leased: StepRow[] }> {
+    const found = await jobAndRunningForToken(token);
+    if (!found) throw new AgentApiError("unauthenticated", "missing, unknown or revoked agent token");
+    return { job: found.job, leased: found.running };
   }
   /**
    * The token's job and one of its steps, read in one statement (each is a round trip on PostgreSQL): a step of
@@ -193,14 +203,15 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
 
   /**
    * Claim the job's runnable agent steps, waiting up to `waitS` for some. `gone()` says the caller went away
-   * meanwhile; `token` is re-checked after the wait (a new lookup may have replaced it). @throws AgentApiError
+   * meanwhile; `token` is re-checked after the wait (a new lookup may have replaced it). `leased`: the job's running
+   * agent steps as authenticateHeartbeat read them (read here when not given). @throws AgentApiError
    */
-  async function heartbeat(job: AgentJob, waitS: number, gone: () => boolean, token: string | undefined, running?: number[]): Promise<HeartbeatResponse> {
+  async function heartbeat(job: AgentJob, waitS: number, gone: () => boolean, token: string | undefined, running?: number[], leased?: StepRow[]): Promise<HeartbeatResponse> {
     const state = async () => (await stateOfJob(store.db, { id: job.jobId }))!.s;
     const mark = orchestrator.workMark(job.jobId);
     // Steps leased to the agent that it says it is not running: their claim's answer was lost (the claiming process
     // died after its commit, a cut connection). Read before the claim: no query runs between a claim and its answer.
-    const lost = running ? (await runningAgentSteps(store.db, { id: job.jobId })).filter((s) => !running.includes(s.id)) : [];
+    const lost = running ? (leased ?? (await runningAgentSteps(store.db, { id: job.jobId }))).filter((s) => !running.includes(s.id)) : [];
     let { claimed, jobState } = await orchestrator.claimAgentStepsOf(job.jobId);
     if (lost.length) claimed = [...lost.filter((s) => !claimed.some((c) => c.id === s.id)), ...claimed];
     if (!claimed.length && jobState === "running" && waitS > 0) {
@@ -255,6 +266,6 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
     return { ok: true };
   }
 
-  return { authenticate, authenticateStep, lookup, heartbeat, ingestLogs, reportResult };
+  return { authenticate, authenticateHeartbeat, authenticateStep, lookup, heartbeat, ingestLogs, reportResult };
 }
 export type AgentWork = ReturnType<typeof createAgentWork>;

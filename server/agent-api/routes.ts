@@ -31,11 +31,11 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
   const work = createAgentWork(d, orchestrator);
 
   async function heartbeat(req: http.IncomingMessage, res: http.ServerResponse) {
-    const job = await work.authenticate(bearer(req));
+    const { job, leased } = await work.authenticateHeartbeat(bearer(req));
     const { waitS, running } = parse(heartbeatRequest, await readJson(req, SMALL_BODY));
     let gone = false;
     res.once("close", () => (gone = true));
-    return work.heartbeat(job, waitS, () => gone, bearer(req), running);
+    return work.heartbeat(job, waitS, () => gone, bearer(req), running, leased);
   }
 
   async function logs(req: http.IncomingMessage, stepId: number) {

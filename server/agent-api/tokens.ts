@@ -60,3 +60,25 @@ export function tokenStepLookup(store: Store): (token: string | undefined, stepI
     return row ? { job: { jobId: row.jobId, machineId: row.machineId, state: row.state }, step: row.step } : null;
   };
 }
+
+/**
+ * The job a bearer token belongs to, with the job's agent steps that are running (leased to its agent), in one
+ * statement: a heartbeat needs both (agent-work.ts heartbeat). Null when the token is unknown or revoked.
+ */
+export function tokenRunningLookup(store: Store): (token: string | undefined) => Promise<{ job: TokenJob; running: StepRow[] } | null> {
+  const q = hot<{ jobId: number; machineId: number; state: string; step: StepRow | null }[]>(store, "all", (db, { agentTokens, jobs, steps }) =>
+    db
+      .select({ jobId: jobs.id, machineId: jobs.machineId, state: jobs.state, step: steps })
+      .from(agentTokens)
+      .innerJoin(jobs, eq(jobs.id, agentTokens.jobId))
+      .leftJoin(steps, and(eq(steps.jobId, jobs.id), eq(steps.runner, "agent"), eq(steps.state, "running")))
+      .where(and(eq(agentTokens.tokenHash, sql.placeholder("hash")), isNull(agentTokens.revokedAt))),
+  );
+  return async (token) => {
+    if (!token || token.length > 100) return null;
+    const rows = await q(store.db, { hash: sha256(token) });
+    const first = rows[0];
+    if (!first) return null;
+    return { job: { jobId: first.jobId, machineId: first.machineId, state: first.state }, running: rows.flatMap((r) => (r.step ? [r.step] : [])) };
+  };
+}
