@@ -280,20 +280,29 @@ async function main() {
       "",
       ...(DB === "postgres"
         ? [
-            "Where the time goes on PostgreSQL (2026-12-07, `BENCH_CPU_PROFILE` and a count of the statements sent): every statement is a",
-            "round trip to another process on the same 2 cores, so a round trip costs CPU on both sides and wakes PostgreSQL.",
-            "A CPU profile under load showed the server thread inside `writev` to PostgreSQL's socket for ~28 % of its samples",
-            "(preempted by the backend it woke) and drizzle building SQL text for ~20 %. Changes (statements per job in a",
-            "100-machine run: 240 → 189):",
-            "- the engine's hot statements are named prepared statements built once (`server/db/hot.ts`): no SQL text built or",
-            "  parsed per call;",
-            "- an agent heartbeat claims its job's ready steps in one statement (it was BEGIN, lock the job, read the ready steps,",
-            "  claim each, COMMIT);",
-            "- a step's outcome reads the step with its job's machine and batch in one statement instead of two. An advance",
-            "  still locks the job, then reads its steps: one statement for both read the steps as they were before the lock",
-            "  wait (READ COMMITTED) and ran a step twice.",
-            "Left: each step still costs two transactions (its outcome, then its job's advance), ~26 per job with their",
-            "BEGIN/COMMIT round trips, and the agent API authenticates each request with a query.",
+            "Where the time goes on PostgreSQL (`BENCH_CPU_PROFILE`, and the statements sent, counted per job by wrapping node-postgres's",
+            "`Client.query` in this process: `BENCH_PG_STATEMENTS=1` lists them): every statement is a round trip to another process on",
+            "the same 2 cores. A CPU profile under load (2026-12-08, 300 machines) showed the server inside `writev` to PostgreSQL's",
+            "socket for ~31 % of its samples, ~0.13 ms per statement: the write wakes the backend, which takes the core. So the",
+            "changes cut statements:",
+            "- 2026-12-07 (240 → 189 per job in a 100-machine run): named prepared statements built once (`server/db/hot.ts`); an",
+            "  agent heartbeat claims its job's ready steps in one statement; a step's outcome reads the step with its job.",
+            "- 2026-12-08 (204 → ~150 per job; `git checkout main -- server agent` for the run before, back to back, same load):",
+            "  a step's outcome and its job's advance are one transaction (the job's row locked first, then the step; the steps",
+            "  still read after the lock in a statement of their own: a joined read that waited for the lock saw them as they",
+            "  were before the wait, under READ COMMITTED, and ran a step twice); the agent API reads the token with the step",
+            "  (logs, result: they read the step twice after the token) or with the job's running agent steps (heartbeat); a",
+            "  heartbeat woken after its wait claims in one statement that checks its token (it was job state, token, claim);",
+            "  the event bus bridge's NOTIFY waits 5 ms for others to share its statement (13 → ~6 per job).",
+            "- Log ingest: one named prepared `INSERT … SELECT FROM unnest($3::int[], $4::text[], $5::text[], $6::text[])` per batch",
+            "  (by seq, `ON CONFLICT (job_id, seq) DO NOTHING`) instead of a transaction around drizzle's multi-row INSERT with",
+            "  6,000 parameters whose SQL text was built and parsed per batch. What is left is mostly PostgreSQL's: the two",
+            "  foreign keys of `log_lines` (job, step) are checked row by row. The same statement into a copy of the table",
+            "  without them took 3.1 s of PostgreSQL CPU per 500,000 lines instead of 8.1 s (146,000 vs 82,000 lines/s, alone).",
+            "Left: each step still costs a transaction (BEGIN, the job's lock, the step's lock, its outcome, the job's steps,",
+            "the next group's steps made ready one by one, COMMIT) and an agent step 2–3 heartbeat statements besides.",
+            "Before the 2026-12-08 changes, back to back on this host (load 1.3–3.6): 86.8 % over ideal, dispatch p50 / p95 / p99",
+            "132 / 289 / 375 ms, CPU per job: server 35.9 ms, PostgreSQL 35.3 ms, 203.6 statements per job, log ingest 19,556 lines/s.",
           ]
         : [
           "Where the server's time went, and what changed (CPU profiles of the reinstall phase: `BENCH_CPU_PROFILE=file npm run bench:deploy`):",
@@ -337,8 +346,12 @@ async function main() {
         ? `The dispatch target (p95 ≤ ${DISPATCH_TARGET_MS} ms) is met on this run.`
         : `**The dispatch target (p95 ≤ ${DISPATCH_TARGET_MS} ms) is missed on this run (${percentile(dispatch, 95)} ms)**: see the row by group; the first agent step after the lookup includes the agent's own round trip (lookup answer → first heartbeat), the others are the host's scheduling delay.`,
       "",
-      "Log ingest uses one prepared row insert per line in one transaction per batch; drizzle's multi-row INSERT … RETURNING",
-      "was 7× slower per batch (19 ms vs 2.7 ms for 1,000 lines) and capped ingest near 50,000 lines/s.",
+      ...(DB === "postgres"
+        ? ["Log ingest on PostgreSQL is one statement per batch (above); on SQLite one prepared row insert per line in one transaction."]
+        : [
+            "Log ingest uses one prepared row insert per line in one transaction per batch; drizzle's multi-row INSERT … RETURNING",
+            "was 7× slower per batch (19 ms vs 2.7 ms for 1,000 lines) and capped ingest near 50,000 lines/s.",
+          ]),
     ];
     const md = lines.join("\n");
     if (sent && process.env.BENCH_PG_STATEMENTS) {
