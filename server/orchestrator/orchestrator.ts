@@ -6,23 +6,13 @@ import { greatest } from "../db/sql";
 import { storeOf, type Store, type StoreTx } from "../db/store";
 import { closeJob } from "./job-state";
 import { classify, type MachinePorts } from "./ports";
-import { defaultOwner, PASSIVE, runServerPort, stepChanged, waitSatisfied } from "./step-kinds";
+import { defaultOwner, runServerPort, stepChanged, waitSatisfied } from "./step-kinds";
+import { advanceJob, advanceOut, type AdvanceOut } from "./advance";
 import { InFlight } from "./in-flight";
 import { ServerStepClaims } from "./step-claims";
 import { WorkWaiters } from "./work-waiters";
 import { jsonText, prepareQueries, type HotQueries, type JobRow, type StepRow } from "./orchestrator-queries";
 import { decide, type StepOutcome } from "./retry";
-
-/** What an advance does after its commit (afterAdvance). */
-interface AdvanceOut {
-  live: LiveEvent[];
-  toRun: { step: StepRow; machineId: number }[];
-  /** Agent steps were made ready: wake the job's long-poll. */
-  readied: boolean;
-  /** PostgreSQL: server steps were made ready, to be claimed. */
-  serverReady: boolean;
-}
-const advanceOut = (): AdvanceOut => ({ live: [], toRun: [], readied: false, serverReady: false });
 
 export interface OrchestratorOptions {
   /** How often leases, retries and passive waits are checked (ms). */
@@ -222,52 +212,9 @@ export class Orchestrator {
     return this.afterAdvance(jobId, out);
   }
 
-  /**
-   * The advance of a running job whose row this transaction has locked (advance, or complete on PostgreSQL), its
-   * effects collected in `out` for after the commit (afterAdvance).
-   * The steps are read in a statement of their own, after the lock: under READ COMMITTED a statement that waited for
-   * the job's lock re-reads only the locked row, and rows it joined (the steps) would be those of its snapshot from
-   * before the wait: steps another advance had readied and run since would look pending, and run twice (seen in
-   * step-leases.test.ts).
-   */
-  private async advanceIn(tx: StoreTx, job: JobRow, now: number, out: AdvanceOut): Promise<void> {
-    const q = this.queries;
-    const at = q.at(now);
-    const { live } = out;
-    for (;;) {
-      const all = await q.stepsOfJob(tx, { id: job.id });
-      const open = all.filter((s) => s.state !== "succeeded");
-      if (open.length === 0) return void live.push(...(await this.finish(tx, job, null)));
-      const group = open[0]!.group;
-      const current = all.filter((s) => s.group === group);
-      const failed = current.find((s) => s.state === "failed");
-      if (failed) return void live.push(...(await this.finish(tx, job, `${failed.name}: ${failed.error ?? "failed"}`)));
-      const satisfied = new Set<number>();
-      for (const s of current) {
-        if (s.state !== "pending" || (s.nextAttemptAt && s.nextAttemptAt.getTime() > now)) continue;
-        const passive = PASSIVE.has(s.name);
-        if (s.runner === "agent" || (this.pg && !passive)) {
-          // Agent steps wait for the agent's long-poll; on PostgreSQL server steps wait for a process's claim.
-          await q.readyStep(tx, { id: s.id });
-          if (s.runner === "agent") out.readied = true;
-          else out.serverReady = true;
-          live.push(stepChanged(job, s, "ready"));
-          continue;
-        }
-        const claimed = await q.claimStep(tx, { id: s.id, attempt: s.attempt + 1, at, lease: q.at(now + s.timeoutS * 1000) });
-        const result = passive ? waitSatisfied(job, s.name) : null;
-        if (result) {
-          await q.succeedStep(tx, { id: s.id, at, result: jsonText(result) });
-          live.push(stepChanged(job, claimed, "succeeded"));
-          satisfied.add(s.id);
-        } else {
-          live.push(stepChanged(job, claimed, "running"));
-          if (!passive) out.toRun.push({ step: claimed, machineId: job.machineId });
-        }
-      }
-      // Go on to the next group only when this pass finished the current one by itself (passive steps satisfied).
-      if (!satisfied.size || !current.every((s) => s.state === "succeeded" || satisfied.has(s.id))) return;
-    }
+  /** advanceJob (advance.ts) with this engine's statements and close. */
+  private advanceIn(tx: StoreTx, job: JobRow, now: number, out: AdvanceOut): Promise<void> {
+    return advanceJob({ queries: this.queries, pg: this.pg, finish: (t, j, error) => this.finish(t, j, error) }, tx, job, now, out);
   }
 
   /** After an advance's commit: its live events, the agent's long-poll woken, server steps run. Returns `serverReady`. */
