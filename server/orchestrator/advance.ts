@@ -28,14 +28,15 @@ export interface AdvanceEngine {
  * The steps are read in a statement of their own, after the lock: under READ COMMITTED a statement that waited for
  * the job's lock re-reads only the locked row, and rows it joined (the steps) would be those of its snapshot from
  * before the wait: steps another advance had readied and run since would look pending, and run twice (seen in
- * step-leases.test.ts).
+ * step-leases.test.ts). `steps`: the job's steps as the caller read them under this lock (read here when not given).
  */
-export async function advanceJob(e: AdvanceEngine, tx: StoreTx, job: JobRow, now: number, out: AdvanceOut): Promise<void> {
+export async function advanceJob(e: AdvanceEngine, tx: StoreTx, job: JobRow, now: number, out: AdvanceOut, steps?: StepRow[]): Promise<void> {
   const q = e.queries;
   const at = q.at(now);
   const { live } = out;
   for (;;) {
-    const all = await q.stepsOfJob(tx, { id: job.id });
+    const all = steps ?? (await q.stepsOfJob(tx, { id: job.id }));
+    steps = undefined;
     const open = all.filter((s) => s.state !== "succeeded");
     if (open.length === 0) return void live.push(...(await e.finish(tx, job, null)));
     const group = open[0]!.group;

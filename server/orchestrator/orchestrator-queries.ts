@@ -117,7 +117,35 @@ export function prepareQueries(store: Store) {
         .where(eq(steps.id, id));
       return pg ? q.for("update", { of: steps }) : q;
     }),
-    readySteps: hot<StepRow[]>(store, "all", (db, { steps }) =>
+    /**
+     * PostgreSQL: a step's outcome, written only while the step still runs this attempt under this holder (`owner`,
+     * null for an agent's lease); the row as written, or none. Null on SQLite (one process; finishStep).
+     */
+    finishHeldStep: pg
+      ? hot<StepRow | undefined>(store, "get", (db, { steps }) =>
+          db
+            .update(steps)
+            .set({
+              state: ph("state"),
+              leaseOwner: null,
+              leaseExpiresAt: null,
+              nextAttemptAt: ph("nextAttemptAt"),
+              finishedAt: ph("finishedAt"),
+              error: ph("error"),
+              result: ph("result"),
+            })
+            .where(
+              and(
+                eq(steps.id, id),
+                eq(steps.state, "running"),
+                eq(steps.attempt, sql.placeholder("attempt")),
+                sql`${steps.leaseOwner} is not distinct from ${sql.placeholder("owner")}::text`,
+              ),
+            )
+            .returning(),
+        )
+      : null,
+        readySteps: hot<StepRow[]>(store, "all", (db, { steps }) =>
       db
         .select()
         .from(steps)

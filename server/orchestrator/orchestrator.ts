@@ -213,8 +213,8 @@ export class Orchestrator {
   }
 
   /** advanceJob (advance.ts) with this engine's statements and close. */
-  private advanceIn(tx: StoreTx, job: JobRow, now: number, out: AdvanceOut): Promise<void> {
-    return advanceJob({ queries: this.queries, pg: this.pg, finish: (t, j, error) => this.finish(t, j, error) }, tx, job, now, out);
+  private advanceIn(tx: StoreTx, job: JobRow, now: number, out: AdvanceOut, steps?: StepRow[]): Promise<void> {
+    return advanceJob({ queries: this.queries, pg: this.pg, finish: (t, j, error) => this.finish(t, j, error) }, tx, job, now, out, steps);
   }
 
   /** After an advance's commit: its live events, the agent's long-poll woken, server steps run. Returns `serverReady`. */
@@ -268,21 +268,32 @@ export class Orchestrator {
       // event loop before the next group started). SQLite advances in the next pass (markDirty): advancing inside
       // each result made its makespan longer (see nudge).
       const job = q.jobOfStepForUpdate ? await q.jobOfStepForUpdate(tx, { id: stepId }) : undefined;
-      const s = await q.stepWithJobForUpdate(tx, { id: stepId });
+      if (q.jobOfStepForUpdate && !job) return null;
+      // PostgreSQL, under the job's lock: the job's steps in one read, the advance's too. The step itself is not locked,
+      // so its outcome is written only while it is still the attempt and holder read here (finishHeldStep): a lease
+      // that lapsed and was taken over meanwhile (claimSteps does not take the job's lock) is not overwritten.
+      let steps = job ? await q.stepsOfJob(tx, { id: job.id }) : undefined;
+      const seen = steps?.find((x) => x.id === stepId);
+      const s = job ? seen && { ...seen, jobMachineId: job.machineId, jobBatchId: job.batchId } : await q.stepWithJobForUpdate(tx, { id: stepId });
       if (!s || s.state !== "running" || s.attempt !== attempt) return null;
       if (s.leaseOwner !== null && s.leaseOwner !== this.owner && !opts.anyOwner) return null;
       const next = decide(outcome, s, now, this.opts.random);
-      changed = stepChanged({ machineId: s.jobMachineId, batchId: s.jobBatchId }, s, next.state);
-      if (next.state === "pending") retryAt = next.nextAttemptAt;
-      await q.finishStep(tx, {
+      const values = {
         id: stepId,
         state: next.state,
         nextAttemptAt: next.state === "pending" ? q.at(next.nextAttemptAt) : null,
         finishedAt: next.state === "pending" ? null : q.at(now),
         error: next.state === "failed" ? next.error : outcome.ok ? null : outcome.message,
         result: jsonText(outcome.ok ? (outcome.result ?? null) : s.result),
-      });
-      if (job?.state === "running" && !this.stopping) await this.advanceIn(tx, job, now, (advanced = advanceOut()));
+      };
+      if (steps && q.finishHeldStep) {
+        const written = await q.finishHeldStep(tx, { ...values, attempt, owner: s.leaseOwner });
+        if (!written) return null;
+        steps = steps.map((x) => (x.id === stepId ? written : x));
+      } else await q.finishStep(tx, values);
+      changed = stepChanged({ machineId: s.jobMachineId, batchId: s.jobBatchId }, s, next.state);
+      if (next.state === "pending") retryAt = next.nextAttemptAt;
+      if (job?.state === "running" && !this.stopping) await this.advanceIn(tx, job, now, (advanced = advanceOut()), steps);
       return s.jobId;
     });
     if (taken === null) return false;

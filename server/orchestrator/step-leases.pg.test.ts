@@ -4,6 +4,7 @@ import { stepLeaseFixture } from "../testing/step-lease-fixture";
 import { until } from "../testing/until";
 import { startJob } from "./job-state";
 import { Orchestrator } from "./orchestrator";
+import { prepareQueries } from "./orchestrator-queries";
 import type { MachinePorts } from "./ports";
 
 /**
@@ -153,5 +154,25 @@ describe("several processes on PostgreSQL", () => {
     expect(readied).toHaveLength(1);
     expect((await db.select({ state: t.steps.state }).from(t.steps).where(eq(t.steps.id, next!.id)))[0]!.state).toBe("ready");
     await o.stop();
+  });
+
+  it("an outcome is written only while the step runs the same attempt under the same holder (the guard of an unlocked read)", async () => {
+    const [m] = await machines(1);
+    const { jobId } = await startJob(f.h.domain, { machineId: m!, kind: "power_cycle" }, "test");
+    const { db, t } = f.h.store;
+    const q = prepareQueries(f.h.store);
+    const [step] = await db.update(t.steps).set({ state: "running", attempt: 1, leaseOwner: "holder:1", startedAt: new Date() }).where(eq(t.steps.jobId, jobId)).returning();
+    const outcome = { id: step!.id, state: "succeeded", nextAttemptAt: null, finishedAt: new Date(), error: null, result: JSON.stringify({ ok: "yes" }) };
+    // Taken over by another holder, another attempt, or an agent's lease (no holder): nothing written.
+    expect(await q.finishHeldStep!(db, { ...outcome, attempt: 1, owner: "other:2" })).toBeUndefined();
+    expect(await q.finishHeldStep!(db, { ...outcome, attempt: 2, owner: "holder:1" })).toBeUndefined();
+    expect(await q.finishHeldStep!(db, { ...outcome, attempt: 1, owner: null })).toBeUndefined();
+    expect((await db.select().from(t.steps).where(eq(t.steps.id, step!.id)))[0]).toMatchObject({ state: "running", leaseOwner: "holder:1" });
+    expect(await q.finishHeldStep!(db, { ...outcome, attempt: 1, owner: "holder:1" })).toMatchObject({ id: step!.id, state: "succeeded", leaseOwner: null, result: { ok: "yes" } });
+    // Written once: a second outcome of the same attempt finds it no longer running.
+    expect(await q.finishHeldStep!(db, { ...outcome, attempt: 1, owner: null })).toBeUndefined();
+    // An agent's lease (no holder) is matched by a null owner.
+    await db.update(t.steps).set({ state: "running", attempt: 2, leaseOwner: null }).where(eq(t.steps.id, step!.id));
+    expect(await q.finishHeldStep!(db, { ...outcome, attempt: 2, owner: null })).toMatchObject({ state: "succeeded", attempt: 2 });
   });
 });
