@@ -84,14 +84,18 @@ export class Agent {
     return this.relogging;
   }
 
-  /** One lookup, retried only on network errors and 5xx; null when the server has no job for us (404). */
+  /**
+   * One lookup, retried only on network errors and 5xx; null when the server has no job for us (404), or refuses our
+   * nonce (401): the boot it belongs to is over, so is its job. A call refused with 401 right after the job's last
+   * result (the job closed and revoked the token meanwhile) ends the job here, not the agent.
+   */
   private async lookupOnceRetrying(): Promise<Lookup | null> {
     const saved = this.client.token;
     this.client.token = null;
     try {
       return await this.client.call("/lookup", { macs: this.config.macs, nonce: this.config.nonce ?? undefined, inventory: this.inventory }, lookupResponse);
     } catch (err) {
-      if (err instanceof ApiError && err.status === 404) return null;
+      if (err instanceof ApiError && (err.status === 404 || err.status === 401)) return null;
       throw err;
     } finally {
       this.client.token = saved;

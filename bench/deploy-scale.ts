@@ -17,7 +17,7 @@ import { and, eq, sql } from "drizzle-orm";
 import { openStore, type Store } from "../server/db/store";
 import { startPgCluster } from "../server/testing/pg-cluster";
 import { driveBatch, ScaleOutLab, seedFleet, startAgents, startProcess, startReinstall, type Fleet, type Proc } from "../server/testing/scale-out-lab";
-import { processCpuMs } from "./lib/report";
+import { pgCpuMs, processCpuMs } from "./lib/report";
 import { writeSection } from "./lib/sections";
 import { median } from "./lib/stats";
 
@@ -28,21 +28,6 @@ const LINES_PER_STEP = 5;
 const started = Date.now();
 const progress = (msg: string) => process.stderr.write(`[deploy-scale +${((Date.now() - started) / 1000).toFixed(1)} s] ${msg}\n`);
 
-/** PostgreSQL's CPU so far: the postmaster with its reaped children, plus its live children. */
-function pgCpuMs(postmaster: number): number {
-  let total = processCpuMs(postmaster, { children: true }) ?? 0;
-  for (const e of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === postmaster) total += processCpuMs(Number(e)) ?? 0;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return total;
-}
 
 interface RunResult {
   label: string;

@@ -142,6 +142,22 @@ export function processCpuMs(pid: number, opts: { children?: boolean } = {}): nu
   return (ticks * 1000) / 100;
 }
 
+/** PostgreSQL's CPU so far (ms): the postmaster with its reaped children, plus its live children (the backends). */
+export function pgCpuMs(postmaster: number): number {
+  let total = processCpuMs(postmaster, { children: true }) ?? 0;
+  for (const e of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === postmaster) total += processCpuMs(Number(e)) ?? 0;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
 /** Share of the machine's CPU capacity used by processes other than the bench, the server and Chromium. */
 export function othersPercent(a: CpuSnapshot, b: CpuSnapshot): number {
   const total = b.machineTotal - a.machineTotal;

@@ -8,13 +8,14 @@ import type { AgentLogLine, HeartbeatResponse, LookupRequest, LookupResponse, Re
 import type { LogLineDto } from "../../lib/jobs";
 import { normalizeMac } from "../../lib/net";
 import type { Domain } from "../context";
-import { sqliteDbOf, storeOf } from "../db/store";
+import { pgPoolOf, sqliteDbOf, storeOf } from "../db/store";
 import { recordStoreEvent } from "../events/audit";
 import { AgentNonces, agentBootSessionIn } from "../netboot/agent-nonce";
 import type { Orchestrator } from "../orchestrator/orchestrator";
 import { hot } from "../db/hot";
 import type { StepRow } from "../orchestrator/orchestrator-queries";
-import { issueToken, tokenLookup } from "./tokens";
+import { pgLineInserter } from "./log-lines-pg";
+import { issueToken, tokenHash, tokenLookup, tokenRunningLookup, tokenStepLookup } from "./tokens";
 
 export type AgentApiErrorKind = "invalid" | "unauthenticated" | "not_found" | "conflict" | "unavailable";
 
@@ -37,10 +38,11 @@ export interface AgentJob {
 
 export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
   const store = storeOf(d);
-  const { agentTokens, jobs, logLines, machines, nics } = store.t;
+  const { agentTokens, jobs, machines, nics } = store.t;
   // The per-call reads, prepared once on SQLite (building drizzle's SQL text per request showed in bench:deploy's profile).
   const jobForToken = tokenLookup(store);
-  const stepById = hot<StepRow | undefined>(store, "get", (db, { steps }) => db.select().from(steps).where(eq(steps.id, sql.placeholder("id"))));
+  const jobAndStepForToken = tokenStepLookup(store);
+  const jobAndRunningForToken = tokenRunningLookup(store);
   const stateOfJob = hot<{ s: string } | undefined>(store, "get", (db, { jobs }) => db.select({ s: jobs.state }).from(jobs).where(eq(jobs.id, sql.placeholder("id"))));
   const runningJobOf = hot<{ id: number } | undefined>(store, "get", (db, { jobs }) =>
     db
@@ -91,48 +93,54 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
     if (!job) throw new AgentApiError("unauthenticated", "missing, unknown or revoked agent token");
     return job;
   }
-  /** The step, when it belongs to the token's job. @throws AgentApiError unauthenticated */
-  async function stepOfJob(stepId: number, jobId: number) {
-    const s = await stepById(store.db, { id: stepId });
+  /**
+   * A heartbeat's authentication: the token's job, and its agent steps that are running, in one statement (each query
+   * is a round trip on PostgreSQL). @throws AgentApiError unauthenticated
+   */
+  async function authenticateHeartbeat(token: string | undefined): Promise<{ job: AgentJob; leased: StepRow[] }> {
+    const found = await jobAndRunningForToken(token);
+    if (!found) throw new AgentApiError("unauthenticated", "missing, unknown or revoked agent token");
+    return { job: found.job, leased: found.running };
+  }
+  /**
+   * The token's job and one of its steps, read in one statement (each is a round trip on PostgreSQL): a step of
+   * another job is refused as a wrong token is. @throws AgentApiError unauthenticated
+   */
+  async function authenticateStep(token: string | undefined, stepId: number): Promise<{ job: AgentJob; step: StepRow }> {
+    const found = await jobAndStepForToken(token, stepId);
+    if (!found) throw new AgentApiError("unauthenticated", "missing, unknown or revoked agent token");
     // Another job's token is no credential for this step: the same answer as a wrong token.
-    if (!s || s.jobId !== jobId) throw new AgentApiError("unauthenticated", `this token does not belong to step ${stepId}'s job`);
-    return s;
+    if (!found.step) throw new AgentApiError("unauthenticated", `this token does not belong to step ${stepId}'s job`);
+    return { job: found.job, step: found.step };
+  }
+  /** A step from authenticateStep, checked again against the job it was read with. @throws AgentApiError unauthenticated */
+  function ownStep(job: AgentJob, step: StepRow): StepRow {
+    if (step.jobId !== job.jobId) throw new AgentApiError("unauthenticated", `this token does not belong to step ${step.id}'s job`);
+    return step;
   }
 
   // The hot path of log ingest. SQLite: one prepared statement per row inside the transaction: drizzle's multi-row
   // INSERT ... RETURNING cost ~19 ms per 1,000 lines here, this ~3 ms (bench:deploy measures the whole route).
-  // Columns as in server/db/schema/jobs.ts logLines; ts in ms (timestamp_ms). PostgreSQL: one multi-row insert.
+  // Columns as in server/db/schema/jobs.ts logLines; ts in ms (timestamp_ms). PostgreSQL: one statement per batch.
   const insertLine =
     store.dialect === "sqlite"
       ? sqliteDbOf(store).$client.prepare("INSERT INTO log_lines (job_id, step_id, seq, ts, stream, text) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, seq) DO NOTHING")
       : null;
+  const insertPgLines = store.dialect === "postgres" ? pgLineInserter(pgPoolOf(store)) : null;
   /**
-   * One transaction per batch; a line already stored (same job and seq) is a resend and is skipped. A NUL in a line
-   * (a program's binary output) is stored as U+2400 "␀" on both databases: PostgreSQL's text cannot hold it.
+   * A batch in one transaction (SQLite) or one statement (PostgreSQL); a line already stored (same job and seq) is a
+   * resend and is skipped, and of two lines with one seq in a batch the first is kept. A NUL in a line (a program's
+   * binary output) is stored as U+2400 "␀" on both databases: PostgreSQL's text cannot hold it.
    */
-  function insertLines(jobId: number, stepId: number, sent: AgentLogLine[]): Promise<LogLineDto[]> {
+  async function insertLines(jobId: number, stepId: number, sent: AgentLogLine[]): Promise<LogLineDto[]> {
     const lines = sent.map((l) => (l.text.includes("\0") ? { ...l, text: l.text.replaceAll("\0", "\u2400") } : l));
-    return store.transaction(async (tx) => {
+    if (insertPgLines) return insertPgLines(jobId, stepId, lines);
+    return store.transaction(() => {
       const taken: LogLineDto[] = [];
-      if (insertLine) {
-        for (const l of lines) {
-          if (insertLine.run(jobId, stepId, l.seq, l.ts, l.stream, l.text).changes === 1) taken.push({ seq: l.seq, ts: l.ts, stream: l.stream, text: l.text, stepId });
-        }
-        return taken;
+      for (const l of lines) {
+        if (insertLine!.run(jobId, stepId, l.seq, l.ts, l.stream, l.text).changes === 1) taken.push({ seq: l.seq, ts: l.ts, stream: l.stream, text: l.text, stepId });
       }
-      const bySeq = new Map(lines.map((l) => [l.seq, l]));
-      for (let i = 0; i < lines.length; i += 1000) {
-        const rows = await tx
-          .insert(logLines)
-          .values(lines.slice(i, i + 1000).map((l) => ({ jobId, stepId, seq: l.seq, ts: new Date(l.ts), stream: l.stream, text: l.text })))
-          .onConflictDoNothing({ target: [logLines.jobId, logLines.seq] })
-          .returning({ seq: logLines.seq });
-        for (const r of rows) {
-          const l = bySeq.get(r.seq)!;
-          taken.push({ seq: l.seq, ts: l.ts, stream: l.stream, text: l.text, stepId });
-        }
-      }
-      return taken.sort((a, b) => a.seq - b.seq);
+      return Promise.resolve(taken);
     });
   }
 
@@ -195,14 +203,15 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
 
   /**
    * Claim the job's runnable agent steps, waiting up to `waitS` for some. `gone()` says the caller went away
-   * meanwhile; `token` is re-checked after the wait (a new lookup may have replaced it). @throws AgentApiError
+   * meanwhile; `token` is re-checked after the wait (a new lookup may have replaced it). `leased`: the job's running
+   * agent steps as authenticateHeartbeat read them (read here when not given). @throws AgentApiError
    */
-  async function heartbeat(job: AgentJob, waitS: number, gone: () => boolean, token: string | undefined, running?: number[]): Promise<HeartbeatResponse> {
+  async function heartbeat(job: AgentJob, waitS: number, gone: () => boolean, token: string | undefined, running?: number[], leased?: StepRow[]): Promise<HeartbeatResponse> {
     const state = async () => (await stateOfJob(store.db, { id: job.jobId }))!.s;
     const mark = orchestrator.workMark(job.jobId);
     // Steps leased to the agent that it says it is not running: their claim's answer was lost (the claiming process
     // died after its commit, a cut connection). Read before the claim: no query runs between a claim and its answer.
-    const lost = running ? (await runningAgentSteps(store.db, { id: job.jobId })).filter((s) => !running.includes(s.id)) : [];
+    const lost = running ? (leased ?? (await runningAgentSteps(store.db, { id: job.jobId }))).filter((s) => !running.includes(s.id)) : [];
     let { claimed, jobState } = await orchestrator.claimAgentStepsOf(job.jobId);
     if (lost.length) claimed = [...lost.filter((s) => !claimed.some((c) => c.id === s.id)), ...claimed];
     if (!claimed.length && jobState === "running" && waitS > 0) {
@@ -214,10 +223,15 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
       if (gone()) return { done: false, jobState: await state(), steps: [] };
       // The job ended while this (authenticated) poll waited — cancelled, failed or done: say so; its token is
       // revoked now, and the next call would only get a 401.
-      const now = await state();
-      if (now !== "running") return { done: true, jobState: now, steps: [] };
-      await authenticate(token);
-      ({ claimed, jobState } = await orchestrator.claimAgentStepsOf(job.jobId));
+      // One statement when work is there: the claim checks that the token is still the job's live one (a new lookup
+      // may have replaced it). Without work: the job ended meanwhile (say so: its token is revoked now, and the next
+      // call would only get a 401), or the token was replaced (401), or nothing yet.
+      ({ claimed, jobState } = await orchestrator.claimAgentStepsOf(job.jobId, token ? tokenHash(token) : null));
+      if (!claimed.length) {
+        const now = jobState ?? (await state());
+        if (now !== "running") return { done: true, jobState: now, steps: [] };
+        await authenticate(token);
+      }
     }
     // No query after the claim: its steps are the agent's now, and an error here would hide them from it.
     const js = jobState ?? (await state());
@@ -228,17 +242,20 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
     };
   }
 
-  /** Store a batch of a step's log lines (a resent line is skipped) and publish the new ones. @throws AgentApiError */
-  async function ingestLogs(job: AgentJob, stepId: number, lines: AgentLogLine[]): Promise<{ accepted: number }> {
-    await stepOfJob(stepId, job.jobId);
-    const inserted = await insertLines(job.jobId, stepId, lines);
+  /**
+   * Store a batch of a step's log lines (a resent line is skipped) and publish the new ones. `step` is the one
+   * authenticateStep returned. @throws AgentApiError
+   */
+  async function ingestLogs(job: AgentJob, step: StepRow, lines: AgentLogLine[]): Promise<{ accepted: number }> {
+    const inserted = await insertLines(job.jobId, ownStep(job, step).id, lines);
     orchestrator.publishLogs(job.jobId, job.machineId, inserted);
     return { accepted: inserted.length };
   }
 
   /** The outcome of a step attempt (the inventory step's result becomes the machine's inventory). @throws AgentApiError */
-  async function reportResult(job: AgentJob, stepId: number, body: ResultRequest): Promise<{ ok: true }> {
-    const step = await stepOfJob(stepId, job.jobId);
+  async function reportResult(job: AgentJob, checked: StepRow, body: ResultRequest): Promise<{ ok: true }> {
+    const step = ownStep(job, checked);
+    const stepId = step.id;
     const outcome = body.ok ? { ok: true as const, result: body.result } : { ok: false as const, ...body.error };
     if (body.ok && step.name === "inventory" && body.result) {
       await store.db.update(machines).set({ inventory: body.result }).where(eq(machines.id, job.machineId));
@@ -249,9 +266,6 @@ export function createAgentWork(d: Domain, orchestrator: Orchestrator) {
     return { ok: true };
   }
 
-  /** A token is a credential for its own job's steps only. @throws AgentApiError unauthenticated */
-  const authorizeStep = async (job: AgentJob, stepId: number): Promise<void> => void (await stepOfJob(stepId, job.jobId));
-
-  return { authenticate, authorizeStep, lookup, heartbeat, ingestLogs, reportResult };
+  return { authenticate, authenticateHeartbeat, authenticateStep, lookup, heartbeat, ingestLogs, reportResult };
 }
 export type AgentWork = ReturnType<typeof createAgentWork>;

@@ -31,24 +31,23 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
   const work = createAgentWork(d, orchestrator);
 
   async function heartbeat(req: http.IncomingMessage, res: http.ServerResponse) {
-    const job = await work.authenticate(bearer(req));
+    const { job, leased } = await work.authenticateHeartbeat(bearer(req));
     const { waitS, running } = parse(heartbeatRequest, await readJson(req, SMALL_BODY));
     let gone = false;
     res.once("close", () => (gone = true));
-    return work.heartbeat(job, waitS, () => gone, bearer(req), running);
+    return work.heartbeat(job, waitS, () => gone, bearer(req), running, leased);
   }
 
   async function logs(req: http.IncomingMessage, stepId: number) {
-    const job = await work.authenticate(bearer(req));
-    await work.authorizeStep(job, stepId);
+    // Token and step checked before the body is read.
+    const { job, step } = await work.authenticateStep(bearer(req), stepId);
     const { lines } = parse(logsRequest, await readJson(req, LOG_BODY));
-    return work.ingestLogs(job, stepId, lines);
+    return work.ingestLogs(job, step, lines);
   }
 
   async function result(req: http.IncomingMessage, stepId: number) {
-    const job = await work.authenticate(bearer(req));
-    await work.authorizeStep(job, stepId);
-    return work.reportResult(job, stepId, parse(resultRequest, await readJson(req, SMALL_BODY)));
+    const { job, step } = await work.authenticateStep(bearer(req), stepId);
+    return work.reportResult(job, step, parse(resultRequest, await readJson(req, SMALL_BODY)));
   }
 
   return async function handle(req: http.IncomingMessage, res: http.ServerResponse, pathname: string): Promise<boolean> {

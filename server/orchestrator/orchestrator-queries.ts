@@ -90,6 +90,19 @@ export function prepareQueries(store: Store) {
       const q = db.select().from(jobs).where(eq(jobs.id, id));
       return pg ? q.for("update") : q;
     }),
+    /**
+     * PostgreSQL: the row of a step's job, locked for the rest of the transaction (a step's outcome and its job's
+     * advance in one transaction); null on SQLite, which advances in a pass of its own.
+     */
+    jobOfStepForUpdate: pg
+      ? hot<JobRow | undefined>(store, "get", (db, { jobs, steps }) =>
+          db
+            .select()
+            .from(jobs)
+            .where(eq(jobs.id, sql`(select ${steps.jobId} from ${steps} where ${steps.id} = ${id})`))
+            .for("update"),
+        )
+      : null,
     stepsOfJob: hot<StepRow[]>(store, "all", (db, { steps }) => db.select().from(steps).where(eq(steps.jobId, id)).orderBy(asc(steps.group), asc(steps.id))),
     step: hot<StepRow | undefined>(store, "get", (db, { steps }) => db.select().from(steps).where(eq(steps.id, id))),
     /**
@@ -104,7 +117,35 @@ export function prepareQueries(store: Store) {
         .where(eq(steps.id, id));
       return pg ? q.for("update", { of: steps }) : q;
     }),
-    readySteps: hot<StepRow[]>(store, "all", (db, { steps }) =>
+    /**
+     * PostgreSQL: a step's outcome, written only while the step still runs this attempt under this holder (`owner`,
+     * null for an agent's lease); the row as written, or none. Null on SQLite (one process; finishStep).
+     */
+    finishHeldStep: pg
+      ? hot<StepRow | undefined>(store, "get", (db, { steps }) =>
+          db
+            .update(steps)
+            .set({
+              state: ph("state"),
+              leaseOwner: null,
+              leaseExpiresAt: null,
+              nextAttemptAt: ph("nextAttemptAt"),
+              finishedAt: ph("finishedAt"),
+              error: ph("error"),
+              result: ph("result"),
+            })
+            .where(
+              and(
+                eq(steps.id, id),
+                eq(steps.state, "running"),
+                eq(steps.attempt, sql.placeholder("attempt")),
+                sql`${steps.leaseOwner} is not distinct from ${sql.placeholder("owner")}::text`,
+              ),
+            )
+            .returning(),
+        )
+      : null,
+        readySteps: hot<StepRow[]>(store, "all", (db, { steps }) =>
       db
         .select()
         .from(steps)
@@ -118,11 +159,12 @@ export function prepareQueries(store: Store) {
     ),
     /**
      * PostgreSQL: lease the job's ready agent steps until their timeouts in one statement, with the job's row locked
-     * first (as every writer of a job's steps does) and its state read in the same snapshot. No rows when nothing is
-     * ready (then `job` says the state). Null on SQLite, where the claim is a transaction of prepared statements.
+     * first (as every writer of a job's steps does) and its state read in the same snapshot; with `hash` (else null),
+     * only while that token is the job's live one. No rows when nothing is ready (then `job` says the state). Null on
+     * SQLite, where the claim is a transaction of prepared statements.
      */
     claimAgentReady: pg
-      ? hot<ClaimedStep[]>(store, "all", (db, { steps, jobs }) => {
+      ? hot<ClaimedStep[]>(store, "all", (db, { agentTokens, steps, jobs }) => {
           const locked = db.$with("locked").as(db.select({ id: jobs.id }).from(jobs).where(eq(jobs.id, id)).for("update"));
           const ofJob = (col: SQL) => sql`(select ${col} from ${jobs} where ${jobs.id} = ${steps.jobId})`;
           return db
@@ -135,7 +177,15 @@ export function prepareQueries(store: Store) {
               leaseExpiresAt: plusSeconds(store.dialect, sql`${now}::timestamptz`, steps.timeoutS),
               nextAttemptAt: null,
             })
-            .where(and(sql`${steps.jobId} = (select ${locked.id} from ${locked})`, eq(steps.state, "ready"), eq(steps.runner, "agent")))
+            .where(
+              and(
+                sql`${steps.jobId} = (select ${locked.id} from ${locked})`,
+                eq(steps.state, "ready"),
+                eq(steps.runner, "agent"),
+                // With a token hash: only while it is the job's live token (a new lookup replaced it, the job closed).
+                sql`(${sql.placeholder("hash")}::text is null or exists (select 1 from ${agentTokens} where ${agentTokens.jobId} = ${steps.jobId} and ${agentTokens.tokenHash} = ${sql.placeholder("hash")}::text and ${agentTokens.revokedAt} is null))`,
+              ),
+            )
             .returning({
               ...getTableColumns(steps),
               jobMachineId: sql<number>`${ofJob(sql`${jobs.machineId}`)}`.mapWith(Number),
@@ -144,6 +194,13 @@ export function prepareQueries(store: Store) {
             });
         })
       : null,
+    /** The job's token with this hash, if it is live (not revoked). */
+    liveToken: hot<{ id: number } | undefined>(store, "get", (db, { agentTokens }) =>
+      db
+        .select({ id: agentTokens.id })
+        .from(agentTokens)
+        .where(and(eq(agentTokens.jobId, id), eq(agentTokens.tokenHash, sql.placeholder("hash")), isNull(agentTokens.revokedAt))),
+    ),
     readyStep: hot<void>(store, "run", (db, { steps }) => db.update(steps).set({ state: "ready" }).where(eq(steps.id, id))),
     /** Lease a step to a runner (an agent, or a passive wait; a server step on SQLite) until its timeout. */
     claimStep: hot<StepRow>(store, "get", (db, { steps }) =>

@@ -6,7 +6,8 @@ import { greatest } from "../db/sql";
 import { storeOf, type Store, type StoreTx } from "../db/store";
 import { closeJob } from "./job-state";
 import { classify, type MachinePorts } from "./ports";
-import { defaultOwner, PASSIVE, runServerPort, stepChanged, waitSatisfied } from "./step-kinds";
+import { defaultOwner, runServerPort, stepChanged, waitSatisfied } from "./step-kinds";
+import { advanceJob, advanceOut, type AdvanceOut } from "./advance";
 import { InFlight } from "./in-flight";
 import { ServerStepClaims } from "./step-claims";
 import { WorkWaiters } from "./work-waiters";
@@ -200,58 +201,28 @@ export class Orchestrator {
   private async advance(jobId: number): Promise<boolean> {
     if (this.stopping) return false;
     const now = this.now();
-    const live: LiveEvent[] = [];
-    const toRun: { step: StepRow; machineId: number }[] = [];
-    let readied = false;
-    let serverReady = false;
-    const q = this.queries;
-    const at = q.at(now);
+    let out = advanceOut();
     await this.store.transaction(async (tx) => {
+      out = advanceOut();
       // On PostgreSQL the job's row is locked: one process advances a job at a time.
-      // Two statements on purpose: under READ COMMITTED a statement that waited for the job's lock re-reads only the
-      // locked row, and rows it joined (the steps) would be those of its snapshot from before the wait: steps another
-      // advance had readied and run since would look pending, and run twice (seen in step-leases.test.ts).
-      const job = await q.jobForUpdate(tx, { id: jobId });
+      const job = await this.queries.jobForUpdate(tx, { id: jobId });
       if (!job || job.state !== "running") return;
-      for (;;) {
-        const all = await q.stepsOfJob(tx, { id: jobId });
-        const open = all.filter((s) => s.state !== "succeeded");
-        if (open.length === 0) return void live.push(...(await this.finish(tx, job, null)));
-        const group = open[0]!.group;
-        const current = all.filter((s) => s.group === group);
-        const failed = current.find((s) => s.state === "failed");
-        if (failed) return void live.push(...(await this.finish(tx, job, `${failed.name}: ${failed.error ?? "failed"}`)));
-        const satisfied = new Set<number>();
-        for (const s of current) {
-          if (s.state !== "pending" || (s.nextAttemptAt && s.nextAttemptAt.getTime() > now)) continue;
-          const passive = PASSIVE.has(s.name);
-          if (s.runner === "agent" || (this.pg && !passive)) {
-            // Agent steps wait for the agent's long-poll; on PostgreSQL server steps wait for a process's claim.
-            await q.readyStep(tx, { id: s.id });
-            if (s.runner === "agent") readied = true;
-            else serverReady = true;
-            live.push(stepChanged(job, s, "ready"));
-            continue;
-          }
-          const claimed = await q.claimStep(tx, { id: s.id, attempt: s.attempt + 1, at, lease: q.at(now + s.timeoutS * 1000) });
-          const result = passive ? waitSatisfied(job, s.name) : null;
-          if (result) {
-            await q.succeedStep(tx, { id: s.id, at, result: jsonText(result) });
-            live.push(stepChanged(job, claimed, "succeeded"));
-            satisfied.add(s.id);
-          } else {
-            live.push(stepChanged(job, claimed, "running"));
-            if (!passive) toRun.push({ step: claimed, machineId: job.machineId });
-          }
-        }
-        // Go on to the next group only when this pass finished the current one by itself (passive steps satisfied).
-        if (!satisfied.size || !current.every((s) => s.state === "succeeded" || satisfied.has(s.id))) return;
-      }
+      await this.advanceIn(tx, job, now, out);
     });
-    for (const e of live) this.d.bus.publish(e);
-    if (readied) this.wake(jobId);
-    for (const r of toRun) this.runServerStep(r.step, r.machineId);
-    return serverReady;
+    return this.afterAdvance(jobId, out);
+  }
+
+  /** advanceJob (advance.ts) with this engine's statements and close. */
+  private advanceIn(tx: StoreTx, job: JobRow, now: number, out: AdvanceOut, steps?: StepRow[]): Promise<void> {
+    return advanceJob({ queries: this.queries, pg: this.pg, finish: (t, j, error) => this.finish(t, j, error) }, tx, job, now, out, steps);
+  }
+
+  /** After an advance's commit: its live events, the agent's long-poll woken, server steps run. Returns `serverReady`. */
+  private afterAdvance(jobId: number, out: AdvanceOut): boolean {
+    for (const e of out.live) this.d.bus.publish(e);
+    if (out.readied) this.wake(jobId);
+    for (const r of out.toRun) this.runServerStep(r.step, r.machineId);
+    return out.serverReady;
   }
 
   /** Close a job (error null = success) through the job state's owner (job-state.ts closeJob). */
@@ -286,28 +257,50 @@ export class Orchestrator {
     const now = this.now();
     let changed = null as LiveEvent | null;
     let retryAt: number | null = null;
+    let advanced = null as AdvanceOut | null;
     const q = this.queries;
     const taken = await this.store.transaction(async (tx) => {
-      const s = await q.stepWithJobForUpdate(tx, { id: stepId });
+      changed = null;
+      retryAt = null;
+      advanced = null;
+      // PostgreSQL: the job's row first, as every writer of a job's steps takes it, so that the outcome and the job's
+      // advance are one transaction (two were BEGIN, four statements and COMMIT more per step, and a turn of the
+      // event loop before the next group started). SQLite advances in the next pass (markDirty): advancing inside
+      // each result made its makespan longer (see nudge).
+      const job = q.jobOfStepForUpdate ? await q.jobOfStepForUpdate(tx, { id: stepId }) : undefined;
+      if (q.jobOfStepForUpdate && !job) return null;
+      // PostgreSQL, under the job's lock: the job's steps in one read, the advance's too. The step itself is not locked,
+      // so its outcome is written only while it is still the attempt and holder read here (finishHeldStep): a lease
+      // that lapsed and was taken over meanwhile (claimSteps does not take the job's lock) is not overwritten.
+      let steps = job ? await q.stepsOfJob(tx, { id: job.id }) : undefined;
+      const seen = steps?.find((x) => x.id === stepId);
+      const s = job ? seen && { ...seen, jobMachineId: job.machineId, jobBatchId: job.batchId } : await q.stepWithJobForUpdate(tx, { id: stepId });
       if (!s || s.state !== "running" || s.attempt !== attempt) return null;
       if (s.leaseOwner !== null && s.leaseOwner !== this.owner && !opts.anyOwner) return null;
       const next = decide(outcome, s, now, this.opts.random);
-      changed = stepChanged({ machineId: s.jobMachineId, batchId: s.jobBatchId }, s, next.state);
-      if (next.state === "pending") retryAt = next.nextAttemptAt;
-      await q.finishStep(tx, {
+      const values = {
         id: stepId,
         state: next.state,
         nextAttemptAt: next.state === "pending" ? q.at(next.nextAttemptAt) : null,
         finishedAt: next.state === "pending" ? null : q.at(now),
         error: next.state === "failed" ? next.error : outcome.ok ? null : outcome.message,
         result: jsonText(outcome.ok ? (outcome.result ?? null) : s.result),
-      });
+      };
+      if (steps && q.finishHeldStep) {
+        const written = await q.finishHeldStep(tx, { ...values, attempt, owner: s.leaseOwner });
+        if (!written) return null;
+        steps = steps.map((x) => (x.id === stepId ? written : x));
+      } else await q.finishStep(tx, values);
+      changed = stepChanged({ machineId: s.jobMachineId, batchId: s.jobBatchId }, s, next.state);
+      if (next.state === "pending") retryAt = next.nextAttemptAt;
+      if (job?.state === "running" && !this.stopping) await this.advanceIn(tx, job, now, (advanced = advanceOut()), steps);
       return s.jobId;
     });
     if (taken === null) return false;
     if (changed) this.d.bus.publish(changed);
     if (retryAt !== null) this.wakeForRetry(taken, retryAt - now);
-    this.markDirty(taken);
+    if (advanced === null) this.markDirty(taken);
+    else if (this.afterAdvance(taken, advanced)) this.claimServerSteps();
     return true;
   }
 
@@ -350,7 +343,7 @@ export class Orchestrator {
     return true;
   }
 
-  /** Agent side: claim the job's ready steps (leased until their timeout). */
+  /** Agent side: claim the job's ready steps (leased until their timeouts). */
   async claimAgentSteps(jobId: number): Promise<StepRow[]> {
     return (await this.claimAgentStepsOf(jobId)).claimed;
   }
@@ -359,15 +352,16 @@ export class Orchestrator {
    * claimAgentSteps, with the job's state read in the same transaction: the heartbeat answers from these alone, so no
    * query runs between the claim's commit and the answer. A query failing there (a database restart) answered 500
    * for steps already leased to the agent, which then never learned of them and they sat "running" until their
-   * timeout (seen in the restart test).
+   * timeout (seen in the restart test). With `tokenHash`, nothing is claimed unless that token is still the job's
+   * live one (a heartbeat after its long wait checks its token this way, in the claim's statement on PostgreSQL).
    */
-  async claimAgentStepsOf(jobId: number): Promise<{ claimed: StepRow[]; jobState: string | null }> {
+  async claimAgentStepsOf(jobId: number, tokenHash: string | null = null): Promise<{ claimed: StepRow[]; jobState: string | null }> {
     if (this.stopping) return { claimed: [], jobState: null };
     const now = this.now();
     const q = this.queries;
     if (q.claimAgentReady) {
       // PostgreSQL: one statement (a transaction here was five round trips, for every heartbeat).
-      const rows = (await q.claimAgentReady(this.store.db, { id: jobId, now: q.at(now) })).sort((a, b) => a.group - b.group || a.id - b.id);
+      const rows = (await q.claimAgentReady(this.store.db, { id: jobId, now: q.at(now), hash: tokenHash })).sort((a, b) => a.group - b.group || a.id - b.id);
       if (!rows.length) return { claimed: [], jobState: (await q.job(this.store.db, { id: jobId }))?.state ?? null };
       const claimed = rows.map(({ jobMachineId: _m, jobBatchId: _b, jobState: _s, ...step }) => step);
       for (const r of rows) this.d.bus.publish(stepChanged({ machineId: r.jobMachineId, batchId: r.jobBatchId }, r, "running"));
@@ -375,7 +369,8 @@ export class Orchestrator {
     }
     const { claimed, job } = await this.store.transaction(async (tx) => {
       const job = await q.jobForUpdate(tx, { id: jobId });
-      const ready = job ? await q.readySteps(tx, { id: jobId }) : [];
+      const live = job && (tokenHash === null || (await q.liveToken(tx, { id: jobId, hash: tokenHash })) !== undefined);
+      const ready = live ? await q.readySteps(tx, { id: jobId }) : [];
       const rows: StepRow[] = [];
       for (const s of ready) {
         if (s.runner !== "agent") continue;
