@@ -302,7 +302,7 @@ async function main() {
             "  without them took 3.1 s of PostgreSQL CPU per 500,000 lines instead of 8.1 s (146,000 vs 82,000 lines/s, alone).",
             "Left: each step still costs a transaction (BEGIN, the job's lock, the job's steps, the outcome, the next group's",
             "steps made ready one by one, COMMIT) and an agent step 2–3 heartbeat statements besides.",
-            "Before the 2026-12-08 changes, run just before this one on this host (load 2.8–5.0): 75.2 % over ideal, dispatch p50 / p95 /",
+            "Before the 2026-12-08 changes, on this host under other load (2.8–5.0; the same code after them, just after: 58.6 %, p95 172 ms): 75.2 % over ideal, dispatch p50 / p95 /",
             "p99 96 / 306 / 470 ms, CPU per job: server 33.0 ms, PostgreSQL 31.5 ms, 204.7 statements per job, log ingest 19,898 lines/s.",
           ]
         : [
