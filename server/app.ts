@@ -183,9 +183,10 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const p = url.pathname;
-    // A request is in flight for the idle collector until it is answered. Agents' heartbeat long-polls wait without
-    // allocating and boot files stream for minutes: for those only the start counts, or it would never run.
-    if (p.startsWith(`${AGENT_API_PREFIX}/`) || p.startsWith("/boot/")) idleGc.collector.activity();
+    // A request is in flight for the idle collector until it is answered. Agents' heartbeat long-polls and socket.io's
+    // polling transport (a browser behind a proxy without WebSockets) wait without allocating, and boot files stream
+    // for minutes: for those only the start counts, or it would never run.
+    if (p.startsWith(`${AGENT_API_PREFIX}/`) || p.startsWith("/boot/") || p.startsWith("/socket.io/")) idleGc.collector.activity();
     else {
       idleGc.collector.begin();
       res.once("close", () => idleGc.collector.end());
