@@ -17,6 +17,14 @@ function parse<T>(schema: ZodType<T>, body: unknown): T {
   return r.data;
 }
 
+/** Step ids are int4 on PostgreSQL: a larger one is no step (and would be a database error there, a 500). */
+const STEP_ID_MAX = 2 ** 31 - 1;
+function stepIdOf(digits: string): number {
+  const id = Number(digits);
+  if (id > STEP_ID_MAX) throw new HttpError(404, `no step ${digits}`);
+  return id;
+}
+
 function bearer(req: http.IncomingMessage): string | undefined {
   const h = req.headers.authorization;
   return h?.startsWith("Bearer ") ? h.slice(7).trim() : undefined;
@@ -58,8 +66,8 @@ export function createAgentApi(d: Domain, orchestrator: Orchestrator) {
       let m: RegExpMatchArray | null;
       if (path === "/lookup") sendJson(res, 200, await work.lookup(parse(lookupRequest, await readJson(req, SMALL_BODY))));
       else if (path === "/heartbeat") sendJson(res, 200, await heartbeat(req, res));
-      else if ((m = path.match(/^\/steps\/(\d{1,12})\/logs$/))) sendJson(res, 200, await logs(req, Number(m[1])));
-      else if ((m = path.match(/^\/steps\/(\d{1,12})\/result$/))) sendJson(res, 200, await result(req, Number(m[1])));
+      else if ((m = path.match(/^\/steps\/(\d{1,12})\/logs$/))) sendJson(res, 200, await logs(req, stepIdOf(m[1]!)));
+      else if ((m = path.match(/^\/steps\/(\d{1,12})\/result$/))) sendJson(res, 200, await result(req, stepIdOf(m[1]!)));
       else throw new HttpError(404, `no agent API at ${path}`);
     } catch (err) {
       if (err instanceof HttpError) sendJson(res, err.status, { error: err.message });

@@ -147,6 +147,26 @@ describe("HTTP fuzz (fast-check)", () => {
     );
   }, 60_000);
 
+  it("agent API: a step id past int4 (PostgreSQL's integer) is no step: 404 with any token, and nothing written", async () => {
+    const before = await counts();
+    for (const id of ["2147483648", "999999999999"]) {
+      for (const authorization of ["", "Bearer nope", "Bearer rh_" + "A".repeat(43)]) {
+        for (const what of ["logs", "result"]) {
+          const r = await fetch(`${app.url}${AGENT_API_PREFIX}/steps/${id}/${what}`, {
+            method: "POST",
+            headers: { "content-type": "application/json", ...(authorization && { authorization }) },
+            body: JSON.stringify(what === "logs" ? { lines: [{ seq: 1, ts: 1, stream: "stdout", text: "x" }] } : { attempt: 1, ok: true }),
+          });
+          expect(r.status, `${id} ${what} ${authorization}`).toBe(404);
+        }
+      }
+    }
+    // The largest int4 is a step id like any other (unknown here): refused as not this token's step, never a 5xx.
+    const edge = await fetch(`${app.url}${AGENT_API_PREFIX}/steps/2147483647/result`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer nope" }, body: "{}" });
+    expect(edge.status).toBe(401);
+    expect(await counts()).toEqual(before);
+  });
+
   it("tRPC endpoint: real and made-up procedures, any method, query and body, never a 5xx", async () => {
     const names = [...Object.keys(appRouter._def.procedures), "nope", "machines.nope", "__proto__", "constructor", "machines.list,machines.get", "a/b", "%00"];
     await property(
