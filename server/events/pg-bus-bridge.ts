@@ -19,6 +19,12 @@ import type { EventBus } from "./bus";
 
 /** Room for the envelope in a NOTIFY payload (8,000 bytes at most). */
 const CHUNK_CHARS = 7000;
+/**
+ * Domain events wait 5 ms for others to share their NOTIFY (13 → ~6 statements per deploy job). The console link
+ * does not: with the same wait, gateway-console.pg.test.ts failed once in a clean-clone CI (a viewer on the other
+ * process held bytes other than those sent); the cause was not found, so the console link keeps its earlier timing.
+ */
+const BUS_FLUSH_DELAY_MS = 5;
 
 interface Envelope {
   /** Origin process. */
@@ -56,7 +62,7 @@ export class PgBusBridge {
     /** `maxPending`: events waiting to be sent before new ones are dropped (default 10,000). */
     private readonly opts: { origin: string; channel?: string; log?: Logger; maxPending?: number },
   ) {
-    this.link = new NotifyLink({ url, channel: opts.channel ?? "rackhand_bus", appName: "rackhand-bus", label: "event bus bridge", log: opts.log, maxPending: opts.maxPending, stats: this.stats });
+    this.link = new NotifyLink({ url, channel: opts.channel ?? "rackhand_bus", appName: "rackhand-bus", label: "event bus bridge", log: opts.log, maxPending: opts.maxPending, stats: this.stats, flushDelayMs: BUS_FLUSH_DELAY_MS });
   }
 
   /** Connects both connections (resolves once listening), then carries events until stop(). */

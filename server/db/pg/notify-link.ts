@@ -23,8 +23,6 @@ export const NOTIFY_MAX_BYTES = 7999;
 /** Items sent in one statement at most (a few MB of payloads at the worst). */
 const SEND_BATCH = 500;
 const BACKOFF = { baseMs: 200, maxMs: 5000 };
-/** How long the first item queued waits for others to share its statement (ms): what other processes see later. */
-const FLUSH_DELAY_MS = 5;
 
 export interface NotifyLinkOptions {
   url: string;
@@ -39,6 +37,11 @@ export interface NotifyLinkOptions {
   maxPending?: number;
   /** Counters to add to (the owner's stats): items sent, items dropped. */
   stats?: { sent: number; dropped: number };
+  /**
+   * How long the first item queued waits for others to share its statement (ms); 0 (the default): until the current
+   * turn of the event loop's I/O callbacks is done. What other processes see comes that much later.
+   */
+  flushDelayMs?: number;
 }
 
 type Entry = { payloads: string[]; tag: string } | { run: (c: pg.Client | undefined) => Promise<void> };
@@ -122,10 +125,12 @@ export class NotifyLink {
 
   private enqueue(e: Entry): void {
     this.queue.push(e);
-    // Started FLUSH_DELAY_MS later: what is queued meanwhile goes in the same statement. Started after the current
-    // task only, a busy process sent a statement for nearly every step's change (~13 per deploy job in bench:deploy
-    // --db postgres, each a round trip whose write cost ~0.1 ms of CPU on a loaded 2-core host).
-    if (!this.flushing) this.flushing = new Promise<void>((r) => setTimeout(r, FLUSH_DELAY_MS)).then(() => this.flush());
+    // Started flushDelayMs later (the bus bridge: 5 ms), or after this turn of the event loop's I/O callbacks: what is
+    // queued meanwhile goes in the same statement. Started after the current task only, a busy process sent a
+    // statement for nearly every step's change (~13 per deploy job in bench:deploy --db postgres, each a round trip
+    // whose write cost ~0.1 ms of CPU on a loaded 2-core host).
+    const delay = this.opts.flushDelayMs ?? 0;
+    if (!this.flushing) this.flushing = new Promise<void>((r) => (delay > 0 ? setTimeout(r, delay) : setImmediate(r))).then(() => this.flush());
   }
 
   private async flush(): Promise<void> {
