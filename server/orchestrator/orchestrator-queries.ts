@@ -13,6 +13,16 @@ export type ClaimedStep = StepRow & { jobMachineId: number; jobBatchId: number |
  * JSON columns, or null): the columns' encoders are not applied to placeholders.
  */
 const ph = (name: string): SQL => sql`${sql.placeholder(name)}`;
+/** A step's outcome as finishStep and finishHeldStep write it (lease released). */
+const finishedValues = {
+  state: ph("state"),
+  leaseOwner: null,
+  leaseExpiresAt: null,
+  nextAttemptAt: ph("nextAttemptAt"),
+  finishedAt: ph("finishedAt"),
+  error: ph("error"),
+  result: ph("result"),
+};
 
 /** A JSON column's value for a `ph()` placeholder (SQLite's JSON text; PostgreSQL casts the text to jsonb). */
 export const jsonText = (v: Record<string, unknown> | null | undefined): string | null => (v == null ? null : JSON.stringify(v));
@@ -125,15 +135,7 @@ export function prepareQueries(store: Store) {
       ? hot<StepRow | undefined>(store, "get", (db, { steps }) =>
           db
             .update(steps)
-            .set({
-              state: ph("state"),
-              leaseOwner: null,
-              leaseExpiresAt: null,
-              nextAttemptAt: ph("nextAttemptAt"),
-              finishedAt: ph("finishedAt"),
-              error: ph("error"),
-              result: ph("result"),
-            })
+            .set(finishedValues)
             .where(
               and(
                 eq(steps.id, id),
@@ -219,15 +221,7 @@ export function prepareQueries(store: Store) {
     finishStep: hot<void>(store, "run", (db, { steps }) =>
       db
         .update(steps)
-        .set({
-          state: ph("state"),
-          leaseOwner: null,
-          leaseExpiresAt: null,
-          nextAttemptAt: ph("nextAttemptAt"),
-          finishedAt: ph("finishedAt"),
-          error: ph("error"),
-          result: ph("result"),
-        })
+        .set(finishedValues)
         .where(eq(steps.id, id)),
     ),
   };
